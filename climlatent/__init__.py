@@ -1,0 +1,15 @@
+"""climlatent: climate downscaling and emulation with physics-guided latent models.
+
+Examples
+--------
+>>> import climlatent as cl
+>>> ds = cl.datasets.synthetic_circulation(n_years=2)
+>>> emulated = cl.EOFRegression(n_proxy_eofs=3).fit(ds, "pr", "psl").emulate(ds)
+"""
+
+from climlatent import datasets, io, transforms
+from climlatent._version import __version__
+from climlatent.estimators import EOFRegression, Estimator
+from climlatent.persistence import load
+
+__all__ = ["EOFRegression", "Estimator", "__version__", "datasets", "io", "load", "transforms"]

@@ -1,0 +1,29 @@
+"""Exceptions raised by climlatent.
+
+Every error raised at a boundary (bad input data, bad file) names the variable,
+dimension or file at fault, so that a user in Jupyter sees what to fix.
+"""
+
+
+class ClimlatentError(Exception):
+    """Base class of every exception raised by climlatent."""
+
+
+class InputDataError(ClimlatentError, ValueError):
+    """An input Dataset is unusable: missing coordinate, bad units, NaNs, bad grid.
+
+    Examples
+    --------
+    >>> raise InputDataError("variable 'psl' has no 'units' attribute")
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: variable 'psl' has no 'units' attribute
+    """
+
+
+class CheckpointError(ClimlatentError, OSError):
+    """A saved model or training checkpoint is missing, truncated or tampered with."""
+
+
+class NotFittedError(ClimlatentError, RuntimeError):
+    """An estimator method that needs a fitted model was called before ``fit``."""

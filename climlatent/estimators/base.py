@@ -1,0 +1,283 @@
+"""The base of every climlatent estimator: boundary checks, metadata, history, I/O.
+
+An estimator learns to produce a *target* field (e.g. precipitation) from a *proxy*
+field (e.g. sea-level pressure). The public methods here take and return
+``xr.Dataset``s; they do every check once (variables present, grids, units,
+calendars, NaNs, time axes), apply the fitted transforms, stack fields into sample
+matrices through :mod:`climlatent.batching`, and hand plain arrays to the model's
+``_fit`` / ``_predict`` / ``_encode`` / ``_decode``. Outputs keep the input's sample
+coordinates and global attributes, take the target's CF attributes from training,
+and gain a ``history`` line naming the estimator and the call.
+
+A subclass is a dataclass whose fields are its configuration (JSON-serialisable
+numbers and strings), and implements:
+
+- ``_fit(X, Y)``: ``X`` (n, n_proxy_cells) and ``Y`` (n, n_target_cells), float32;
+- ``_predict(X) -> Y``; ``_encode(Y) -> Z``; ``_decode(Z) -> Y``;
+- ``_state() -> dict[str, np.ndarray]`` and ``_load_state(dict)``: the fitted numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+import xarray as xr
+
+from climlatent import transforms
+from climlatent.batching import FieldLayout, check_finite, from_matrix, map_samples, to_matrix
+from climlatent.checks import check_field, check_same_samples, get_variable
+from climlatent.errors import InputDataError, NotFittedError
+from climlatent.grid import check_same_grid, find_grid
+from climlatent.io import add_history
+from climlatent.units import convert_units, parse_units
+
+LATENT_DIM = "latent"
+REGISTRY: dict[str, type[Estimator]] = {}
+
+
+def _make_transform(kind: str, sample_dims: tuple[str, ...]) -> transforms.Transform | None:
+    """Build the preprocessing named by an estimator's configuration."""
+    if kind == "none":
+        return None
+    if kind == "standardize":
+        return transforms.Standardize(dims=sample_dims)
+    if kind == "log1p":
+        return transforms.Log1p()
+    raise ValueError(f"unknown transform {kind!r}: use 'none', 'standardize' or 'log1p'")
+
+
+@dataclasses.dataclass
+class Estimator:
+    """Base class of climlatent estimators (not used directly).
+
+    Examples
+    --------
+    >>> import climlatent as cl
+    >>> ds = cl.datasets.synthetic_circulation(n_years=2)
+    >>> est = cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=3).fit(ds, "pr", "psl")
+    >>> est.emulate(ds)["pr"].dims
+    ('member', 'time', 'lat', 'lon')
+    """
+
+    target_transform: str = "none"
+    proxy_transform: str = "standardize"
+
+    kind: ClassVar[str] = "estimator"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        REGISTRY[cls.__name__] = cls
+
+    # -- configuration -------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """The estimator's configuration as a JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether :meth:`fit` has run."""
+        return hasattr(self, "target_")
+
+    def _require_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
+
+    # -- the public xarray face ----------------------------------------------------
+
+    def fit(self, ds: xr.Dataset, target: str, proxy: str) -> Estimator:
+        """Fit the estimator to produce ``ds[target]`` from ``ds[proxy]``.
+
+        Parameters
+        ----------
+        ds : xr.Dataset
+            Training data holding both fields on their grids, with the same sample
+            dims (time, and member or others when present).
+        target : str
+            Name of the field to emulate (e.g. ``"pr"``).
+        proxy : str
+            Name of the predictor field (e.g. ``"psl"``).
+
+        Returns
+        -------
+        Estimator
+            ``self``, fitted.
+
+        Raises
+        ------
+        InputDataError
+            A variable is missing, a field lacks latitude/longitude or units, has a
+            non-monotonic coordinate or an unknown calendar, is empty or all NaN, the
+            proxy holds NaNs, or target and proxy are on different time axes.
+        """
+        y = get_variable(ds, target, "target")
+        x = get_variable(ds, proxy, "proxy")
+        time, calendar = check_field(y, "target")
+        check_field(x, "proxy")
+        parse_units(y, target)
+        parse_units(x, proxy)
+        check_same_samples(y, x, time)
+        sample_dims = tuple(d for d in y.dims if d in x.dims and d not in _spatial(y))
+        self._check_proxy_finite(x)
+
+        x_tf = _make_transform(self.proxy_transform, sample_dims)
+        y_tf = _make_transform(self.target_transform, sample_dims)
+        x_in = x_tf.fit(x).forward(x) if x_tf else x
+        y_in = y_tf.fit(y).forward(y) if y_tf else y
+        proxy_layout, target_layout = FieldLayout.from_data(x_in), FieldLayout.from_data(y_in)
+        x_mat = to_matrix(x_in, proxy_layout)
+        y_mat = to_matrix(y_in, target_layout)
+
+        self._fit_arrays(x_mat, y_mat, proxy_layout, target_layout)
+        self.target_, self.proxy_ = target, proxy
+        self.target_attrs_ = dict(y.attrs)
+        self.proxy_units_ = str(x.attrs["units"])
+        self.calendar_ = calendar
+        self.sample_dims_ = sample_dims
+        self.proxy_layout_, self.target_layout_ = proxy_layout, target_layout
+        self.proxy_transform_, self.target_transform_ = x_tf, y_tf
+        return self
+
+    def _fit_arrays(
+        self, x: np.ndarray, y: np.ndarray, proxy: FieldLayout, target: FieldLayout
+    ) -> None:
+        """Hand the sample matrices to the model (subclasses may need the layouts)."""
+        self._fit(x, y)
+
+    def emulate(self, ds: xr.Dataset) -> xr.Dataset:
+        """Emulate the target field from the proxy field of ``ds``.
+
+        Parameters
+        ----------
+        ds : xr.Dataset
+            Holds the proxy variable on the grid the estimator was fitted on, with any
+            sample dims (time, member, ...); units are converted to the fitted ones.
+
+        Returns
+        -------
+        xr.Dataset
+            The emulated target on the target grid, with ``ds``'s sample coordinates
+            and global attributes, the target's CF attributes, and a history line.
+            Lazy when ``ds`` is dask-backed.
+        """
+        self._require_fitted()
+        x = self._prepare_proxy(ds)
+        x_in = self.proxy_transform_.forward(x) if self.proxy_transform_ else x
+        name = self.proxy_
+
+        def predict(matrix: np.ndarray) -> np.ndarray:
+            check_finite(matrix, name)
+            return self._predict(matrix)
+
+        out = map_samples(x_in, predict, self.proxy_layout_, self.target_layout_)
+        return self._wrap(out.rename(self.target_), ds, "emulate")
+
+    def encode(self, ds: xr.Dataset) -> xr.DataArray:
+        """Latent representation of the target field of ``ds``.
+
+        Returns
+        -------
+        xr.DataArray
+            Dims: the sample dims of the target, then ``latent``.
+        """
+        self._require_fitted()
+        y = self._prepare_target(ds)
+        z = self._encode(to_matrix(y, self.target_layout_))
+        sample = self.target_layout_.sample_dims(y)
+        shape = tuple(y.sizes[d] for d in sample) + (z.shape[1],)
+        coords = {d: y[d] for d in sample if d in y.coords}
+        coords[LATENT_DIM] = np.arange(z.shape[1])
+        return xr.DataArray(
+            z.reshape(shape),
+            dims=sample + (LATENT_DIM,),
+            coords=coords,
+            name=f"{self.target_}_latent",
+            attrs={"long_name": f"latent representation of {self.target_}", "units": "1"},
+        )
+
+    def reconstruct(self, ds: xr.Dataset) -> xr.Dataset:
+        """Encode then decode the target field of ``ds`` (its reconstruction)."""
+        self._require_fitted()
+        y = self._prepare_target(ds)
+        rec = self._decode(self._encode(to_matrix(y, self.target_layout_)))
+        out = from_matrix(rec.astype(np.float32), self.target_layout_, y)
+        return self._wrap(out.rename(self.target_), ds, "reconstruct")
+
+    def save(self, path: str) -> None:
+        """Save the fitted estimator to the folder ``path`` (see :func:`climlatent.load`)."""
+        from climlatent.persistence import save_estimator
+
+        save_estimator(self, path)
+
+    # -- boundary helpers ----------------------------------------------------------
+
+    def _prepare_proxy(self, ds: xr.Dataset) -> xr.DataArray:
+        x = get_variable(ds, self.proxy_, "proxy")
+        self._check_new_field(x, "proxy", self.proxy_layout_)
+        return convert_units(x, self.proxy_units_, self.proxy_)
+
+    def _prepare_target(self, ds: xr.Dataset) -> xr.DataArray:
+        y = get_variable(ds, self.target_, "target")
+        self._check_new_field(y, "target", self.target_layout_)
+        y = convert_units(y, self.target_attrs_["units"], self.target_)
+        return self.target_transform_.forward(y) if self.target_transform_ else y
+
+    def _check_new_field(self, da: xr.DataArray, role: str, layout: FieldLayout) -> None:
+        _, calendar = check_field(da, role)
+        check_same_grid(layout.grid, da, str(da.name))
+        if calendar is not None and self.calendar_ is not None and calendar != self.calendar_:
+            if {calendar, self.calendar_} - {"standard", "gregorian", "proleptic_gregorian"}:
+                raise InputDataError(
+                    f"{role} variable {da.name!r} is on the {calendar!r} calendar, but the "
+                    f"model was fitted on {self.calendar_!r}"
+                )
+
+    @staticmethod
+    def _check_proxy_finite(x: xr.DataArray) -> None:
+        n_bad = int((~np.isfinite(x)).sum())
+        if n_bad:
+            raise InputDataError(
+                f"proxy variable {x.name!r} has {n_bad} NaN/inf value(s); a proxy must be "
+                f"complete (fill or mask it before fitting)"
+            )
+
+    def _wrap(self, out: xr.DataArray, ds: xr.Dataset, method: str) -> xr.Dataset:
+        """Inverse-transform, add CF attributes and history, keep ``ds``'s metadata."""
+        if self.target_transform_ is not None:
+            out = self.target_transform_.inverse(out)
+        out = out.astype(np.float32)
+        out.attrs = dict(self.target_attrs_)
+        for dim in out.dims:
+            if dim in ds.coords:
+                out[dim].attrs = dict(ds[dim].attrs)
+        result = out.to_dataset(name=self.target_).assign_attrs(ds.attrs)
+        return add_history(result, f"{type(self).__name__}({self._config_text()}).{method}(ds)")
+
+    def _config_text(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+
+    # -- what a model supplies -----------------------------------------------------
+
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _encode(self, y: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _decode(self, z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+
+def _spatial(da: xr.DataArray) -> tuple[str, ...]:
+    return find_grid(da, da.name).spatial_dims

@@ -1,0 +1,424 @@
+"""Grid discovery and geometry: axes through cf-xarray, cell areas, masks, grid checks.
+
+Axes are found from CF metadata (``standard_name``, ``axis``, ``units``) through
+cf-xarray, never from hard-coded names. Only when a dataset carries no CF metadata at
+all does :func:`find_grid` fall back to cf-xarray's name heuristics
+(``guess_coord_axis``), so ``lat``/``latitude``/``nav_lat`` are recognised either way.
+
+Three horizontal grid kinds are recognised:
+
+- ``"rectilinear"``: 1-D latitude and longitude coordinates, each its own dimension;
+- ``"rotated_pole"``: 2-D latitude/longitude on ``grid_latitude``/``grid_longitude``
+  dimensions (or with a ``rotated_latitude_longitude`` grid mapping);
+- ``"curvilinear"``: any other 2-D latitude/longitude pair (ocean model grids).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cf_xarray  # noqa: F401  (registers the .cf accessor)
+import cftime
+import numpy as np
+import xarray as xr
+
+from climlatent.errors import InputDataError
+
+EARTH_RADIUS = 6_371_000.0  # m, the mean Earth radius used for cell areas
+MEMBER_DIM_NAMES = ("member", "realization", "member_id", "ensemble", "ens", "number")
+TIME_DIM_NAMES = ("time",)
+
+
+@dataclass(frozen=True)
+class GridInfo:
+    """Names of the horizontal coordinates and dimensions of a gridded dataset.
+
+    Attributes
+    ----------
+    lat, lon : str
+        Names of the latitude and longitude coordinate variables.
+    y_dim, x_dim : str
+        Names of the two horizontal dimensions, in the order they appear in the data.
+    kind : {"rectilinear", "rotated_pole", "curvilinear"}
+        The grid kind.
+
+    Examples
+    --------
+    >>> GridInfo("lat", "lon", "lat", "lon", "rectilinear").spatial_dims
+    ('lat', 'lon')
+    """
+
+    lat: str
+    lon: str
+    y_dim: str
+    x_dim: str
+    kind: str
+
+    @property
+    def spatial_dims(self) -> tuple[str, str]:
+        """The horizontal dimensions ``(y_dim, x_dim)``."""
+        return (self.y_dim, self.x_dim)
+
+
+def _cf_coordinate(obj: xr.Dataset | xr.DataArray, key: str) -> str | None:
+    names = obj.cf.coordinates.get(key, [])
+    if len(names) > 1:
+        # Prefer a coordinate that is also a dimension coordinate or has most dims.
+        names = sorted(names, key=lambda n: -obj[n].ndim)
+    return names[0] if names else None
+
+
+def find_grid(obj: xr.Dataset | xr.DataArray, name: str | None = None) -> GridInfo:
+    """Find the horizontal grid of a Dataset or DataArray.
+
+    Parameters
+    ----------
+    obj : xr.Dataset or xr.DataArray
+        Gridded data.
+    name : str, optional
+        Name of the variable, used in error messages.
+
+    Returns
+    -------
+    GridInfo
+        Names of the latitude/longitude coordinates, the horizontal dims and the grid
+        kind.
+
+    Raises
+    ------
+    InputDataError
+        No latitude or longitude is found, the coordinates are out of range, or a
+        1-D coordinate is not strictly monotonic.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("latitude", "longitude"),
+    ...     coords={"latitude": [10.0, 20.0], "longitude": [0.0, 5.0, 10.0]})
+    >>> find_grid(da).kind, find_grid(da).spatial_dims
+    ('rectilinear', ('latitude', 'longitude'))
+    """
+    label = f"variable {name!r}" if name else "the dataset"
+    lat, lon = _cf_coordinate(obj, "latitude"), _cf_coordinate(obj, "longitude")
+    if lat is None or lon is None:
+        guessed = obj.copy(deep=False).cf.guess_coord_axis()
+        lat = lat or _cf_coordinate(guessed, "latitude")
+        lon = lon or _cf_coordinate(guessed, "longitude")
+    if lat is None or lon is None:
+        missing = "latitude" if lat is None else "longitude"
+        raise InputDataError(
+            f"{label} has no {missing} coordinate: give it a coordinate with "
+            f"standard_name '{missing}' (or units 'degrees_{'north' if lat is None else 'east'}')"
+        )
+    lat_da, lon_da = obj[lat], obj[lon]
+    if np.any(np.abs(lat_da.values) > 90):
+        raise InputDataError(f"{label}: latitude coordinate {lat!r} has values outside [-90, 90]")
+    if lat_da.ndim == 1 and lon_da.ndim == 1:
+        for coord in (lat, lon):
+            check_monotonic(obj[coord], name)
+        return GridInfo(lat, lon, lat_da.dims[0], lon_da.dims[0], "rectilinear")
+    if lat_da.ndim == 2 and lat_da.dims == lon_da.dims:
+        y_dim, x_dim = lat_da.dims
+        axes = obj.cf.axes
+        rotated = any(
+            obj[c].attrs.get("standard_name", "").startswith("grid_l")
+            for c in axes.get("X", []) + axes.get("Y", [])
+        ) or "rotated_latitude_longitude" in _grid_mappings(obj)
+        return GridInfo(lat, lon, y_dim, x_dim, "rotated_pole" if rotated else "curvilinear")
+    raise InputDataError(
+        f"{label}: latitude {lat!r} has dims {lat_da.dims} and longitude {lon!r} has dims "
+        f"{lon_da.dims}; expected both 1-D (rectilinear) or both 2-D on the same dims"
+    )
+
+
+def _grid_mappings(obj: xr.Dataset | xr.DataArray) -> set[str]:
+    variables = obj.variables if isinstance(obj, xr.Dataset) else obj.coords.variables
+    return {str(v.attrs.get("grid_mapping_name", "")) for v in variables.values()}
+
+
+def check_monotonic(coord: xr.DataArray, name: str | None = None) -> None:
+    """Raise if a 1-D coordinate is not strictly increasing or strictly decreasing.
+
+    Parameters
+    ----------
+    coord : xr.DataArray
+        A 1-D coordinate.
+    name : str, optional
+        Variable the coordinate belongs to, for the error message.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> check_monotonic(xr.DataArray([3.0, 2.0, 1.0], dims="lat", name="lat"))
+    >>> check_monotonic(xr.DataArray([1.0, 3.0, 2.0], dims="lat", name="lat"))
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: coordinate 'lat' is not strictly monotonic ...
+    """
+    if coord.size < 2:
+        return
+    values = coord.values
+    if np.issubdtype(values.dtype, np.number):
+        step = np.diff(values)
+        ok = np.all(step > 0) or np.all(step < 0)
+    else:  # datetime-like and cftime objects compare elementwise
+        ok = all(a < b for a, b in zip(values[:-1], values[1:], strict=True))
+    if not ok:
+        owner = f" of variable {name!r}" if name else ""
+        raise InputDataError(
+            f"coordinate {coord.name!r}{owner} is not strictly monotonic "
+            f"(sort it with .sortby({coord.name!r}) and drop duplicates first)"
+        )
+
+
+def find_time(obj: xr.Dataset | xr.DataArray) -> str | None:
+    """Name of the time dimension, found through CF metadata, or ``None``.
+
+    Examples
+    --------
+    >>> import xarray as xr, pandas as pd
+    >>> find_time(xr.DataArray([1, 2], dims="t", coords={"t": pd.date_range("2000", periods=2)}))
+    't'
+    """
+    for key in ("time", "T"):
+        names = obj.cf.coordinates.get(key, []) if key == "time" else obj.cf.axes.get(key, [])
+        for coord in names:
+            if obj[coord].ndim == 1 and obj[coord].dims[0] in obj.dims:
+                return obj[coord].dims[0]
+    for dim in obj.dims:
+        if dim in obj.coords and _is_datetime_like(obj[dim]):
+            return str(dim)
+    return next((d for d in TIME_DIM_NAMES if d in obj.dims), None)
+
+
+def _is_datetime_like(coord: xr.DataArray) -> bool:
+    if coord.dtype.kind == "M":
+        return True
+    return coord.size > 0 and isinstance(coord.values.flat[0], cftime.datetime)
+
+
+def find_member(obj: xr.Dataset | xr.DataArray) -> str | None:
+    """Name of the ensemble-member dimension, or ``None``.
+
+    A dimension whose coordinate has CF ``standard_name: realization`` wins; otherwise
+    the usual dimension names (``member``, ``realization``, ``member_id``, ...).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> find_member(xr.DataArray([[1, 2]], dims=("realization", "time")))
+    'realization'
+    """
+    for dim in obj.dims:
+        if dim in obj.coords and obj[dim].attrs.get("standard_name") == "realization":
+            return str(dim)
+    return next((d for d in MEMBER_DIM_NAMES if d in obj.dims), None)
+
+
+def find_vertical(obj: xr.Dataset | xr.DataArray) -> str | None:
+    """Name of the vertical dimension (CF axis ``Z``), or ``None``.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> da = xr.DataArray([1.0, 2.0], dims="plev",
+    ...     coords={"plev": ("plev", [1e5, 5e4], {"axis": "Z", "units": "Pa"})})
+    >>> find_vertical(da)
+    'plev'
+    """
+    names = obj.cf.axes.get("Z", []) + obj.cf.coordinates.get("vertical", [])
+    for coord in names:
+        if obj[coord].ndim == 1 and obj[coord].dims[0] in obj.dims:
+            return obj[coord].dims[0]
+    return None
+
+
+def _bounds_1d(coord: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndarray:
+    """Cell edges (n + 1) of a 1-D coordinate, from its CF bounds or midpoints."""
+    bounds_name = coord.attrs.get("bounds")
+    if isinstance(obj, xr.Dataset) and bounds_name in obj.variables:
+        bnds = np.asarray(obj[bounds_name].values, dtype=float)
+        return np.concatenate([bnds[:, 0], bnds[-1:, 1]])
+    centres = np.asarray(coord.values, dtype=float)
+    if centres.size < 2:
+        raise InputDataError(
+            f"coordinate {coord.name!r} has one point and no bounds: cell edges cannot be inferred"
+        )
+    mid = 0.5 * (centres[1:] + centres[:-1])
+    return np.concatenate([[2 * centres[0] - mid[0]], mid, [2 * centres[-1] - mid[-1]]])
+
+
+def cell_area(obj: xr.Dataset | xr.DataArray, radius: float = EARTH_RADIUS) -> xr.DataArray:
+    """Spherical cell areas in m2 on the horizontal grid of ``obj``.
+
+    Rectilinear grids use the exact area of a latitude-longitude cell,
+    ``R**2 * (sin(lat_north) - sin(lat_south)) * (lon_east - lon_west)``, with the edges
+    taken from the CF ``bounds`` variables when present and inferred from midpoints
+    otherwise (latitude edges clipped to the poles). Curvilinear and rotated grids use
+    the area spanned by the local tangent vectors of the grid on the sphere (finite
+    differences of the cell centres), a second-order estimate.
+
+    Parameters
+    ----------
+    obj : xr.Dataset or xr.DataArray
+        Gridded data.
+    radius : float
+        Sphere radius in m.
+
+    Returns
+    -------
+    xr.DataArray
+        ``cell_area`` on the horizontal dims, CF ``standard_name: cell_area``, units m2.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray(np.zeros((180, 360)), dims=("lat", "lon"), coords={
+    ...     "lat": np.arange(-89.5, 90), "lon": np.arange(0.5, 360)})
+    >>> bool(np.isclose(cell_area(da).sum(), 4 * np.pi * EARTH_RADIUS**2))
+    True
+    """
+    grid = find_grid(obj)
+    lat, lon = obj[grid.lat], obj[grid.lon]
+    if grid.kind == "rectilinear":
+        lat_edges = np.clip(np.deg2rad(_bounds_1d(lat, obj)), -np.pi / 2, np.pi / 2)
+        lon_edges = np.deg2rad(_bounds_1d(lon, obj))
+        band = np.abs(np.diff(np.sin(lat_edges)))
+        width = np.abs(np.diff(lon_edges))
+        area = radius**2 * band[:, None] * width[None, :]
+        dims = (lat.dims[0], lon.dims[0])
+        coords = {grid.lat: lat, grid.lon: lon}
+    else:
+        phi, lam = np.deg2rad(lat.values), np.deg2rad(lon.values)
+        xyz = np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
+        d_y = np.gradient(xyz, axis=1)
+        d_x = np.gradient(xyz, axis=2)
+        area = radius**2 * np.linalg.norm(np.cross(d_y, d_x, axis=0), axis=0)
+        dims = lat.dims
+        coords = {grid.lat: lat, grid.lon: lon}
+    return xr.DataArray(
+        area,
+        dims=dims,
+        coords=coords,
+        name="cell_area",
+        attrs={"standard_name": "cell_area", "units": "m2", "long_name": "grid cell area"},
+    )
+
+
+def valid_mask(da: xr.DataArray, sample_dims: tuple[str, ...]) -> xr.DataArray:
+    """Cells that hold a finite value in every sample (the NaN mask of a field).
+
+    Parameters
+    ----------
+    da : xr.DataArray
+        Field with the sample dims and horizontal dims.
+    sample_dims : tuple of str
+        Dims along which a cell must be finite everywhere to count as valid.
+
+    Returns
+    -------
+    xr.DataArray
+        Boolean mask on the remaining dims.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray([[1.0, np.nan], [2.0, 3.0]], dims=("time", "x"))
+    >>> valid_mask(da, ("time",)).values.tolist()
+    [True, False]
+    """
+    return np.isfinite(da).all(dim=list(sample_dims)).rename("valid_mask")
+
+
+def land_mask(ds: xr.Dataset, threshold: float = 50.0) -> xr.DataArray:
+    """Boolean land mask from the CF ``land_area_fraction`` variable of a Dataset.
+
+    Parameters
+    ----------
+    ds : xr.Dataset
+        Dataset holding a variable with ``standard_name: land_area_fraction`` (units
+        ``%`` or ``1``).
+    threshold : float
+        Land fraction in percent above which a cell counts as land.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset({"sftlf": ("x", [0.0, 80.0],
+    ...     {"standard_name": "land_area_fraction", "units": "%"})})
+    >>> land_mask(ds).values.tolist()
+    [False, True]
+    """
+    names = ds.cf.standard_names.get("land_area_fraction", [])
+    if not names:
+        raise InputDataError("the dataset has no variable with standard_name 'land_area_fraction'")
+    fraction = ds[names[0]]
+    units = fraction.attrs.get("units", "%")
+    scale = 1.0 if units == "%" else 100.0
+    return (fraction * scale > threshold).rename("land_mask")
+
+
+def check_same_grid(
+    reference: xr.Dataset | xr.DataArray,
+    other: xr.Dataset | xr.DataArray,
+    name: str,
+    atol: float = 1e-6,
+) -> None:
+    """Raise if ``other`` is not on the same horizontal grid as ``reference``.
+
+    Parameters
+    ----------
+    reference, other : xr.Dataset or xr.DataArray
+        The grid a model was fitted on, and the data it is now given.
+    name : str
+        Variable being checked, named in the message.
+    atol : float
+        Tolerance on coordinate values, in degrees.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> a = xr.DataArray(np.zeros((2, 2)), dims=("lat", "lon"),
+    ...     coords={"lat": [0.0, 1.0], "lon": [0.0, 1.0]})
+    >>> check_same_grid(a, a, "psl")
+    >>> check_same_grid(a, a.assign_coords(lon=[0.0, 2.0]), "psl")
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: variable 'psl' is on a different grid ...
+    """
+    ref, new = find_grid(reference, name), find_grid(other, name)
+    for ref_coord, new_coord in ((ref.lat, new.lat), (ref.lon, new.lon)):
+        a, b = reference[ref_coord], other[new_coord]
+        if a.shape != b.shape:
+            raise InputDataError(
+                f"variable {name!r} is on a different grid than the model was fitted on: "
+                f"{new_coord!r} has shape {b.shape}, expected {a.shape}"
+            )
+        diff = float(np.max(np.abs(np.asarray(a.values, float) - np.asarray(b.values, float))))
+        if diff > atol:
+            raise InputDataError(
+                f"variable {name!r} is on a different grid than the model was fitted on: "
+                f"{new_coord!r} differs by up to {diff:g} degrees (regrid it first)"
+            )
+
+
+def grid_dataset(obj: xr.Dataset | xr.DataArray) -> xr.Dataset:
+    """The horizontal grid of ``obj`` as a small Dataset: coordinates, bounds and areas.
+
+    This is what a fitted model stores to check, later, that new data is on its grid,
+    and to lay predictions back onto it.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("lat", "lon"),
+    ...     coords={"lat": [10.0, 20.0], "lon": [0.0, 5.0, 10.0]})
+    >>> sorted(grid_dataset(da).variables)
+    ['cell_area', 'lat', 'lon']
+    """
+    grid = find_grid(obj)
+    area = cell_area(obj)
+    out = area.to_dataset()
+    for coord in (grid.lat, grid.lon):
+        out = out.assign_coords({coord: obj[coord]})
+    return out.reset_coords(drop=False).set_coords([grid.lat, grid.lon])

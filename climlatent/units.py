@@ -1,0 +1,140 @@
+"""Units of climate fields: parse CF ``units`` strings, check them, convert between them.
+
+Units are parsed with pint through cf-xarray's CF-aware registry (``degC``,
+``kg m-2 s-1``, ``hPa``, ``%``...). A field whose CF ``standard_name`` is known must
+carry units of the matching physical dimension (a sea-level pressure in ``K`` is
+refused). Precipitation given as a water depth rate (``mm/day``) converts to and from
+a mass flux (``kg m-2 s-1``) through the density of liquid water, as climate tools do.
+"""
+
+from __future__ import annotations
+
+import pint
+import xarray as xr
+from cf_xarray.units import units as ureg
+
+from climlatent.errors import InputDataError
+
+WATER_DENSITY = 1000.0  # kg m-3, converts a precipitation depth rate to a mass flux
+
+# Canonical units of the CF standard names climlatent meets most often.
+STANDARD_UNITS = {
+    "air_pressure_at_mean_sea_level": "Pa",
+    "air_pressure": "Pa",
+    "surface_air_pressure": "Pa",
+    "air_temperature": "K",
+    "sea_surface_temperature": "K",
+    "sea_water_potential_temperature": "K",
+    "precipitation_flux": "kg m-2 s-1",
+    "precipitation_amount": "kg m-2",
+    "surface_downwelling_shortwave_flux_in_air": "W m-2",
+    "mass_concentration_of_chlorophyll_a_in_sea_water": "kg m-3",
+    "land_area_fraction": "%",
+}
+
+
+def parse_units(da: xr.DataArray, name: str | None = None) -> pint.Unit:
+    """Parse the ``units`` attribute of ``da``, checking it against its standard_name.
+
+    Parameters
+    ----------
+    da : xr.DataArray
+        A field with a CF ``units`` attribute.
+    name : str, optional
+        Variable name for messages (defaults to ``da.name``).
+
+    Returns
+    -------
+    pint.Unit
+
+    Raises
+    ------
+    InputDataError
+        The attribute is missing, cannot be parsed, or has the wrong physical
+        dimension for the variable's ``standard_name``.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> da = xr.DataArray([1.0], attrs={"units": "hPa",
+    ...     "standard_name": "air_pressure_at_mean_sea_level"})
+    >>> str(parse_units(da, "psl"))
+    'hectopascal'
+    """
+    label = name or da.name
+    text = da.attrs.get("units")
+    if text is None or str(text).strip() == "":
+        raise InputDataError(f"variable {label!r} has no 'units' attribute")
+    try:
+        unit = ureg.Unit(str(text))
+    except (pint.errors.PintError, ValueError, AttributeError, TypeError) as err:
+        raise InputDataError(f"variable {label!r} has unknown units {text!r}") from err
+    standard_name = da.attrs.get("standard_name")
+    expected = STANDARD_UNITS.get(standard_name)
+    if expected is not None and not _compatible(unit, ureg.Unit(expected)):
+        raise InputDataError(
+            f"variable {label!r} has units {text!r}, which do not fit its standard_name "
+            f"{standard_name!r} (expected units convertible to {expected!r})"
+        )
+    return unit
+
+
+def _compatible(a: pint.Unit, b: pint.Unit) -> bool:
+    return a.dimensionality == b.dimensionality or _water_factor(a, b) is not None
+
+
+def _water_factor(source: pint.Unit, target: pint.Unit) -> float | None:
+    """Factor turning a depth rate into a mass flux (or back), else None."""
+    depth = ureg.Unit("m").dimensionality
+    mass = ureg.Unit("kg m-2").dimensionality
+    if source.dimensionality / target.dimensionality == depth / mass:
+        return WATER_DENSITY
+    if source.dimensionality / target.dimensionality == mass / depth:
+        return 1.0 / WATER_DENSITY
+    return None
+
+
+def convert_units(da: xr.DataArray, units: str, name: str | None = None) -> xr.DataArray:
+    """Convert ``da`` to ``units``; the result's ``units`` attribute is ``units``.
+
+    Parameters
+    ----------
+    da : xr.DataArray
+        Field with a ``units`` attribute.
+    units : str
+        Target units (CF string).
+    name : str, optional
+        Variable name for messages.
+
+    Raises
+    ------
+    InputDataError
+        Missing or unknown units, or units that cannot be converted to ``units``.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> da = xr.DataArray([0.0, 10.0], attrs={"units": "degC"})
+    >>> convert_units(da, "K").values.tolist()
+    [273.15, 283.15]
+    >>> pr = xr.DataArray([86.4], attrs={"units": "mm/day"})
+    >>> float(convert_units(pr, "kg m-2 s-1")[0])
+    0.001
+    """
+    label = name or da.name
+    source = parse_units(da, label)
+    target = ureg.Unit(units)
+    if source == target:
+        return da.assign_attrs(units=units)
+    factor = 1.0
+    if source.dimensionality != target.dimensionality:
+        water = _water_factor(source, target)
+        if water is None:
+            raise InputDataError(
+                f"variable {label!r} is in {da.attrs['units']!r}, which cannot be converted "
+                f"to the {units!r} the model was fitted with"
+            )
+        factor = water
+        source = source * (ureg.Unit("kg m-3") if water > 1 else ureg.Unit("m3 kg-1"))
+    magnitude = ureg.Quantity(da.data * factor, source).to(target).magnitude
+    return da.copy(data=magnitude).assign_attrs(units=units)
