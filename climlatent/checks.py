@@ -142,8 +142,12 @@ def check_same_samples(target: xr.DataArray, proxy: xr.DataArray, time: str | No
     """
     if time is None:
         return
-    if time not in proxy.dims:
-        raise InputDataError(f"proxy variable {proxy.name!r} has no time dimension {time!r}")
+    proxy_time = find_time(proxy)
+    if proxy_time != time:
+        raise InputDataError(
+            f"target {target.name!r} and proxy {proxy.name!r} are on different time axes "
+            f"({time!r} vs {proxy_time!r}); put them on one time coordinate first"
+        )
     a, b = target[time].values, proxy[time].values
     if a.shape != b.shape or not np.all(a == b):
         raise InputDataError(

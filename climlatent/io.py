@@ -23,6 +23,7 @@ from pathlib import Path
 import xarray as xr
 
 from climlatent._version import __version__
+from climlatent.errors import InputDataError
 from climlatent.grid import find_grid, find_member, find_time
 
 CONVENTIONS = "CF-1.8"
@@ -86,13 +87,19 @@ def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | Non
     for path in paths:
         if not Path(path).is_file():
             raise FileNotFoundError(f"netCDF file {path!r} does not exist")
-    if len(paths) == 1:
-        return xr.open_dataset(
-            paths[0], engine="netcdf4", chunks=chunks, decode_times=_time_coder()
+    try:
+        if len(paths) == 1:
+            return xr.open_dataset(
+                paths[0], engine="netcdf4", chunks=chunks, decode_times=_time_coder()
+            )
+        return xr.open_mfdataset(
+            paths, engine="netcdf4", chunks=chunks, decode_times=_time_coder(),
+            combine="by_coords", data_vars="minimal", coords="minimal", compat="override",
         )
-    return xr.open_mfdataset(
-        paths, engine="netcdf4", chunks=chunks, decode_times=_time_coder(), combine="by_coords"
-    )
+    except ValueError as err:
+        if "decode time" not in str(err):
+            raise
+        raise InputDataError(f"cannot decode the time axis of {', '.join(paths)}: {err}") from err
 
 
 def history_line(call: str) -> str:

@@ -1,0 +1,126 @@
+"""The bad-input table: each case names the culprit and leaves no output file."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import climlatent as cl
+from climlatent.errors import InputDataError
+from climlatent.io import to_netcdf
+
+
+def _drop_lat(ds):
+    return ds.drop_vars(["lat", "lat_bnds"]).rename_dims(lat="y")
+
+
+def _non_monotonic(ds):
+    return ds.isel(lon=[1, 0, *range(2, ds.sizes["lon"])])
+
+
+def _wrong_units(ds):
+    return ds.assign(psl=ds["psl"].assign_attrs(units="K"))
+
+
+def _missing_units(ds):
+    psl = ds["psl"].copy()
+    psl.attrs.pop("units")
+    return ds.assign(psl=psl)
+
+
+def _nan_proxy(ds):
+    return ds.assign(psl=ds["psl"].where(ds.time != ds.time[3]))
+
+
+def _other_grid(ds):
+    return ds.assign_coords(lon=ds.lon + 0.5)
+
+
+def _bad_calendar(ds):
+    return ds.assign_coords(time=ds.time.copy(data=np.arange(ds.sizes["time"], dtype=float)))
+
+
+def _empty_time(ds):
+    return ds.sel(time=slice("2500-01-01", "2501-01-01"))
+
+
+def _all_nan_target(ds):
+    return ds.assign(pr=ds["pr"] * np.nan)
+
+
+# (label, how to break the data, where it is caught, message pattern)
+CASES = [
+    ("missing latitude", _drop_lat, "emulate", "'psl' has no latitude"),
+    ("non-monotonic lon", _non_monotonic, "emulate", "'lon' of variable 'psl' is not strictly"),
+    ("wrong units", _wrong_units, "emulate", "'psl' has units 'K'"),
+    ("missing units", _missing_units, "emulate", "'psl' has no 'units'"),
+    ("NaNs in proxy", _nan_proxy, "emulate", "'psl' has .* non-finite"),
+    ("mismatched grid", _other_grid, "emulate", "'psl' is on a different grid.*'lon'"),
+    ("undecoded calendar", _bad_calendar, "emulate", "time coordinate 'time' of variable 'psl'"),
+    ("empty time selection", _empty_time, "emulate", "'psl' is empty along dimension 'time'"),
+    ("all-NaN target", _all_nan_target, "fit", "target variable 'pr' is all NaN"),
+    ("NaNs in proxy at fit", _nan_proxy, "fit", "proxy variable 'psl' has 192 NaN"),
+    ("missing latitude at fit", _drop_lat, "fit", "'pr' has no latitude"),
+]
+
+
+@pytest.mark.parametrize(("label", "breaker", "stage", "pattern"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("lazy", [False, True], ids=["numpy", "dask"])
+def test_bad_input_named_and_no_output(label, breaker, stage, pattern, lazy, fitted_eof, split,
+                                       tmp_path):
+    train, test = split
+    out = tmp_path / "out.nc"
+    source = train if stage == "fit" else test
+    bad = breaker(source.chunk(time=200) if lazy else source)
+    with pytest.raises(InputDataError, match=pattern):
+        if stage == "fit":
+            est = cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=3).fit(bad, "pr", "psl")
+            to_netcdf(est.emulate(test), out)
+        else:
+            to_netcdf(fitted_eof.emulate(bad), out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_target_not_in_dataset(split):
+    with pytest.raises(InputDataError, match="target variable 'precip' is not in the Dataset"):
+        cl.EOFRegression().fit(split[0], "precip", "psl")
+
+
+def test_proxy_missing_at_emulate(fitted_eof, split):
+    with pytest.raises(InputDataError, match="proxy variable 'psl' is not in the Dataset"):
+        fitted_eof.emulate(split[1].drop_vars("psl"))
+
+
+def test_target_and_proxy_on_different_time_axes(split):
+    train, _ = split
+    psl = train["psl"].isel(time=slice(1, None)).rename(time="time_psl")
+    bad = xr.Dataset({"pr": train["pr"], "psl": psl})
+    with pytest.raises(InputDataError, match="different time axes"):
+        cl.EOFRegression().fit(bad, "pr", "psl")
+
+
+def test_unknown_cftime_calendar_refused(fitted_eof, split):
+    _, test = split
+    bad = test.convert_calendar("360_day", align_on="year")
+    with pytest.raises(InputDataError, match="'360_day' calendar.*fitted on 'noleap'"):
+        fitted_eof.emulate(bad)
+
+
+def test_partial_nan_target_named(split):
+    train, _ = split
+    land = np.isfinite(train["pr"].isel(member=0, time=0))
+    cell = {"lat": int(land.lat.size - 1), "lon": int(np.flatnonzero(land.values[-1])[0])}
+    pr = train["pr"].copy()
+    pr[dict(member=0, time=5, **cell)] = np.nan
+    with pytest.raises(InputDataError, match="'pr' has 1 non-finite"):
+        cl.EOFRegression().fit(train.assign(pr=pr), "pr", "psl")
+
+
+def test_not_a_dataset(split):
+    with pytest.raises(TypeError, match="xarray.Dataset"):
+        cl.EOFRegression().fit(split[0]["pr"], "pr", "psl")
+
+
+def test_grid_dims_may_be_transposed(fitted_eof, split):
+    _, test = split
+    swapped = test.transpose("member", "time", "lon", "lat", ...)
+    xr.testing.assert_allclose(fitted_eof.emulate(swapped)["pr"], fitted_eof.emulate(test)["pr"])

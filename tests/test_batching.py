@@ -1,0 +1,83 @@
+import dask
+import dask.array
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import rectilinear
+
+from climlatent.batching import FieldLayout, from_matrix, map_samples, to_matrix
+
+
+@pytest.fixture
+def masked_ensemble():
+    """member x time x lat x lon with a fixed NaN mask and an extra attribute."""
+    base = rectilinear(n_time=4)
+    da = xr.concat([base, base * 2], dim=xr.DataArray(["a", "b"], dims="member", name="member"))
+    da = da.where(da.lat > -30)  # southern rows masked
+    da.attrs = {"units": "K", "long_name": "x"}
+    return da.transpose("lat", "member", "time", "lon")  # unusual dimension order
+
+
+def test_layout_counts_valid_cells(masked_ensemble):
+    layout = FieldLayout.from_data(masked_ensemble)
+    n_valid_rows = int((masked_ensemble.lat > -30).sum())
+    assert layout.n_features == n_valid_rows * masked_ensemble.sizes["lon"]
+    assert layout.sample_dims(masked_ensemble) == ("member", "time")
+
+
+def test_matrix_round_trip_keeps_coords_mask_and_values(masked_ensemble):
+    layout = FieldLayout.from_data(masked_ensemble)
+    matrix = to_matrix(masked_ensemble, layout, dtype=np.float64)
+    assert matrix.shape == (2 * 4, layout.n_features)
+    assert np.isfinite(matrix).all()
+    back = from_matrix(matrix, layout, masked_ensemble)
+    expected = masked_ensemble.transpose("member", "time", "lat", "lon")
+    xr.testing.assert_identical(back.assign_attrs(expected.attrs).rename(expected.name), expected)
+
+
+def test_rows_follow_c_order_of_sample_dims(masked_ensemble):
+    layout = FieldLayout.from_data(masked_ensemble)
+    matrix = to_matrix(masked_ensemble, layout, dtype=np.float64)
+    cell = masked_ensemble.isel(lat=-1, lon=0)
+    column = int(layout.mask[: (masked_ensemble.sizes["lat"] - 1) * masked_ensemble.sizes["lon"]].sum())
+    np.testing.assert_array_equal(matrix[:, column], cell.transpose("member", "time").values.ravel())
+
+
+def test_layout_survives_netcdf(tmp_path, masked_ensemble):
+    layout = FieldLayout.from_data(masked_ensemble)
+    layout.to_dataset().to_netcdf(tmp_path / "g.nc")
+    again = FieldLayout.from_dataset(xr.open_dataset(tmp_path / "g.nc").load())
+    np.testing.assert_array_equal(again.mask, layout.mask)
+    assert again.spatial_dims == layout.spatial_dims and again.name == layout.name
+
+
+def test_map_samples_is_lazy_and_matches_eager(masked_ensemble):
+    layout = FieldLayout.from_data(masked_ensemble)
+    calls = []
+
+    def model(m):
+        calls.append(m.shape[0])
+        return 3 * m + 1
+
+    eager = map_samples(masked_ensemble, model, layout, layout)
+    n_eager_calls = len(calls)
+    lazy = map_samples(masked_ensemble.chunk(member=1, time=2), model, layout, layout)
+    assert isinstance(lazy.data, dask.array.Array)
+    assert len(calls) == n_eager_calls  # nothing computed yet
+    with dask.config.set(scheduler="synchronous"):
+        result = lazy.compute()
+    assert sorted(calls[n_eager_calls:]) == [2, 2, 2, 2]  # one call per chunk of 1 x 2 samples
+    xr.testing.assert_allclose(result, eager)
+    expected = 3 * masked_ensemble.transpose("member", "time", "lat", "lon") + 1
+    np.testing.assert_allclose(eager.values, expected.values, rtol=1e-6)
+
+
+def test_map_samples_to_another_grid(masked_ensemble):
+    source = FieldLayout.from_data(masked_ensemble)
+    fine = rectilinear(n_lat=12, n_lon=16)
+    target = FieldLayout.from_data(fine)
+    out = map_samples(masked_ensemble, lambda m: np.ones((m.shape[0], target.n_features)),
+                      source, target)
+    assert out.sizes == {"member": 2, "time": 4, "lat": 12, "lon": 16}
+    np.testing.assert_array_equal(out.lat.values, fine.lat.values)
+    assert out.lat.attrs["standard_name"] == "latitude"

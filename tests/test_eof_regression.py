@@ -1,0 +1,113 @@
+import dask.array
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+
+import climlatent as cl
+from climlatent.estimators._eof import fit_eofs, fit_ridge
+from climlatent.io import to_netcdf
+
+
+def _mse(a, b):
+    return float(((a - b) ** 2).mean())
+
+
+def test_emulation_keeps_coords_attrs_members_and_mask(fitted_eof, split):
+    _, test = split
+    out = fitted_eof.emulate(test)
+    pr = out["pr"]
+    assert pr.dims == test["pr"].dims
+    for dim in pr.dims:
+        np.testing.assert_array_equal(pr[dim].values, test[dim].values)
+        assert pr[dim].attrs == test[dim].attrs
+    assert pr.attrs == test["pr"].attrs
+    assert {k: v for k, v in out.attrs.items() if k != "history"} == {
+        k: v for k, v in test.attrs.items() if k != "history"}
+    assert out.attrs["history"].splitlines()[-1].split(": ", 1)[1].startswith(
+        "EOFRegression(target_transform='none'")
+    np.testing.assert_array_equal(np.isnan(pr.isel(member=0, time=0)),
+                                  np.isnan(test["pr"].isel(member=0, time=0)))
+
+
+def test_emulation_beats_climatology_on_held_out_years(fitted_eof, split):
+    train, test = split
+    emulated = fitted_eof.emulate(test)["pr"]
+    climatology = train["pr"].mean(("member", "time"))
+    skill = 1 - _mse(emulated, test["pr"]) / _mse(climatology, test["pr"])
+    best = 1 - _mse(test["pr_noise_free"], test["pr"]) / _mse(climatology, test["pr"])
+    print(f"EOFRegression MSE skill vs climatology on held-out years: {skill:.3f} "
+          f"(noise-free truth reaches {best:.3f})")
+    assert skill > 0.5 * best > 0
+
+
+def test_exact_on_linear_known_answer():
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=2, n_lat=6, n_lon=8)
+    # a target that is an exact linear function of the circulation factors
+    pattern = ds["slp_mode"] / ds["slp_mode"].std(("lat", "lon"))
+    linear = (ds["circulation_factor"] * pattern).sum("mode") + 5.0
+    ds = ds.assign(lin=linear.transpose("member", "time", "lat", "lon").assign_attrs(units="K"))
+    est = cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=3).fit(ds, "lin", "psl")
+    out = est.emulate(ds)["lin"]
+    assert _mse(out, ds["lin"]) / float(ds["lin"].var()) < 0.02  # only psl noise is missed
+
+
+def test_eofs_match_eigenvectors_of_weighted_covariance():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 6)) @ rng.normal(size=(6, 6))
+    w = rng.uniform(0.5, 2.0, size=6)
+    basis = fit_eofs(x, w, n_modes=3)
+    xw = (x - x.mean(0)) * np.sqrt(w)
+    evals, evecs = np.linalg.eigh(xw.T @ xw)
+    order = np.argsort(evals)[::-1][:3]
+    np.testing.assert_allclose(np.abs(basis.eofs @ evecs[:, order]), np.eye(3), atol=1e-8)
+    np.testing.assert_allclose(basis.explained_variance_ratio, evals[order] / evals.sum(),
+                               rtol=1e-10)
+
+
+def test_ridge_matches_closed_form():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(50, 3)), rng.normal(size=(50, 2))
+    coef = fit_ridge(x, y, ridge=2.5)
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    np.testing.assert_allclose(coef[1:], np.linalg.inv(xc.T @ xc + 2.5 * np.eye(3)) @ xc.T @ yc)
+
+
+def test_lazy_input_gives_lazy_identical_output(fitted_eof, split):
+    _, test = split
+    lazy = fitted_eof.emulate(test.chunk(time=100))
+    assert isinstance(lazy["pr"].data, dask.array.Array)
+    xr.testing.assert_identical(lazy.compute(), fitted_eof.emulate(test))
+
+
+def test_encode_and_reconstruct(fitted_eof, split):
+    _, test = split
+    z = fitted_eof.encode(test)
+    assert z.dims == ("member", "time", "latent") and z.sizes["latent"] == 12
+    rec = fitted_eof.reconstruct(test)["pr"]
+    emu = fitted_eof.emulate(test)["pr"]
+    # projection onto 12 EOFs is closer to the truth than the emulation from psl
+    assert _mse(rec, test["pr"]) < _mse(emu, test["pr"])
+
+
+def test_units_of_proxy_converted(fitted_eof, split):
+    _, test = split
+    hpa = test.assign(psl=(test["psl"] / 100).assign_attrs(units="hPa"))
+    np.testing.assert_allclose(fitted_eof.emulate(hpa)["pr"], fitted_eof.emulate(test)["pr"],
+                               rtol=1e-4, atol=1e-9)
+
+
+def test_output_written_as_cf_netcdf(fitted_eof, split, tmp_path):
+    _, test = split
+    path = to_netcdf(fitted_eof.emulate(test), tmp_path / "pr.nc")
+    with netCDF4.Dataset(path) as nc:
+        assert nc["pr"].standard_name == "precipitation_flux"
+        assert nc["pr"].units == "kg m-2 s-1"
+        assert "EOFRegression" in nc.history
+        assert nc["member"].standard_name == "realization"
+
+
+@pytest.mark.parametrize("bad", [{"n_proxy_eofs": 0}, {"ridge": -1.0}])
+def test_bad_configuration(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        cl.EOFRegression(**bad)

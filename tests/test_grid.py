@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import rectilinear
+
+from climlatent.errors import InputDataError
+from climlatent.grid import (
+    EARTH_RADIUS,
+    cell_area,
+    check_same_grid,
+    find_grid,
+    find_member,
+    find_time,
+    find_vertical,
+    land_mask,
+)
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon", "attrs"),
+    [
+        ("lat", "lon", True),
+        ("latitude", "longitude", True),
+        ("y_centres", "x_centres", True),  # unusual names, found by CF attributes
+        ("lat", "lon", False),  # no attributes: cf-xarray's name heuristics
+        ("latitude", "longitude", False),
+    ],
+)
+def test_rectilinear_axes_found_from_cf_metadata(lat, lon, attrs):
+    lat_attrs = {"standard_name": "latitude", "units": "degrees_north"} if attrs else {}
+    lon_attrs = {"units": "degrees_east"} if attrs else {}
+    da = xr.DataArray(
+        np.zeros((3, 4)),
+        dims=(lat, lon),
+        coords={lat: (lat, [10.0, 20.0, 30.0], lat_attrs), lon: (lon, [0.0, 1, 2, 3], lon_attrs)},
+    )
+    grid = find_grid(da)
+    assert (grid.lat, grid.lon, grid.kind) == (lat, lon, "rectilinear")
+
+
+def _two_d(lat_name="nav_lat", lon_name="nav_lon", rotated=False):
+    y, x = np.meshgrid(np.linspace(40, 50, 5), np.linspace(-10, 10, 6), indexing="ij")
+    coords = {
+        lat_name: (("y", "x"), y, {"units": "degrees_north"}),
+        lon_name: (("y", "x"), x, {"units": "degrees_east"}),
+    }
+    dims = ("y", "x")
+    if rotated:
+        dims = ("rlat", "rlon")
+        coords = {k: (dims, v[1], v[2]) for k, v in coords.items()}
+        coords["rlat"] = ("rlat", np.arange(5.0), {"standard_name": "grid_latitude"})
+        coords["rlon"] = ("rlon", np.arange(6.0), {"standard_name": "grid_longitude"})
+    return xr.DataArray(np.zeros((5, 6)), dims=dims, coords=coords)
+
+
+def test_curvilinear_nemo_grid_recognised():
+    grid = find_grid(_two_d())
+    assert (grid.lat, grid.lon, grid.spatial_dims, grid.kind) == (
+        "nav_lat", "nav_lon", ("y", "x"), "curvilinear")
+
+
+def test_rotated_pole_recognised():
+    grid = find_grid(_two_d("lat", "lon", rotated=True))
+    assert grid.kind == "rotated_pole"
+    assert grid.spatial_dims == ("rlat", "rlon")
+
+
+def test_missing_latitude_is_refused_by_name():
+    da = xr.DataArray(np.zeros((2, 3)), dims=("a", "b"), name="psl")
+    with pytest.raises(InputDataError, match="'psl' has no latitude"):
+        find_grid(da, "psl")
+
+
+def test_non_monotonic_coordinate_is_refused():
+    da = rectilinear().isel(lat=[0, 2, 1, 3])
+    with pytest.raises(InputDataError, match="'lat' of variable 'tas' is not strictly monotonic"):
+        find_grid(da, "tas")
+
+
+def test_descending_latitude_is_fine():
+    assert find_grid(rectilinear().isel(lat=slice(None, None, -1))).kind == "rectilinear"
+
+
+def test_global_cell_areas_sum_to_sphere():
+    da = xr.DataArray(np.zeros((90, 144)), dims=("lat", "lon"),
+                      coords={"lat": np.linspace(-89, 89, 90), "lon": np.arange(0, 360, 2.5)})
+    total = float(cell_area(da).sum())
+    assert total == pytest.approx(4 * np.pi * EARTH_RADIUS**2, rel=1e-12)
+
+
+def test_band_area_matches_analytic_from_bounds():
+    lat = xr.DataArray([15.0], dims="lat", attrs={"bounds": "lat_bnds"})
+    ds = xr.Dataset(
+        {"f": (("lat", "lon"), np.zeros((1, 2)))},
+        coords={"lat": lat, "lon": ("lon", [5.0, 15.0], {"bounds": "lon_bnds"})},
+    ).assign(lat_bnds=(("lat", "bnds"), [[10.0, 20.0]]), lon_bnds=(("lon", "bnds"), [[0, 10], [10, 20.0]]))
+    expected = EARTH_RADIUS**2 * (np.sin(np.deg2rad(20)) - np.sin(np.deg2rad(10))) * np.deg2rad(10)
+    np.testing.assert_allclose(cell_area(ds).values, expected, rtol=1e-12)
+
+
+def test_curvilinear_area_agrees_with_exact_rectilinear_area():
+    lat1, lon1 = np.linspace(30, 60, 31), np.linspace(-20, 20, 41)
+    rect = xr.DataArray(np.zeros((31, 41)), dims=("lat", "lon"), coords={"lat": lat1, "lon": lon1})
+    y, x = np.meshgrid(lat1, lon1, indexing="ij")
+    curv = xr.DataArray(np.zeros((31, 41)), dims=("j", "i"), coords={
+        "nav_lat": (("j", "i"), y, {"units": "degrees_north"}),
+        "nav_lon": (("j", "i"), x, {"units": "degrees_east"})})
+    interior = (slice(1, -1), slice(1, -1))
+    np.testing.assert_allclose(cell_area(curv).values[interior], cell_area(rect).values[interior],
+                               rtol=2e-3)
+
+
+def test_sample_axes_found():
+    time = xr.date_range("2000", periods=2, calendar="360_day", use_cftime=True)
+    da = xr.DataArray(np.zeros((2, 2, 3)), dims=("ens", "t", "plev"), coords={
+        "t": ("t", time, {"axis": "T"}), "plev": ("plev", [1e5, 8e4, 5e4], {"axis": "Z"}),
+        "ens": ("ens", [0, 1], {"standard_name": "realization"})})
+    assert (find_time(da), find_member(da), find_vertical(da)) == ("t", "ens", "plev")
+
+
+def test_land_mask_percent_and_fraction():
+    for units, scale in (("%", 1.0), ("1", 0.01)):
+        ds = xr.Dataset({"sftlf": ("x", np.array([10.0, 60.0, 90.0]) * scale,
+                                   {"standard_name": "land_area_fraction", "units": units})})
+        assert land_mask(ds).values.tolist() == [False, True, True]
+
+
+def test_check_same_grid_names_variable_and_coordinate():
+    a = rectilinear()
+    check_same_grid(a, a + 1, "tas")
+    with pytest.raises(InputDataError, match="'tas'.*'lon' differs"):
+        check_same_grid(a, a.assign_coords(lon=a.lon + 1), "tas")
+    with pytest.raises(InputDataError, match="'lat' has shape"):
+        check_same_grid(a, a.isel(lat=slice(1, None)), "tas")

@@ -1,0 +1,91 @@
+import shutil
+import subprocess
+
+import dask.array
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import rectilinear
+
+import climlatent as cl
+from climlatent.errors import InputDataError
+from climlatent.io import open_dataset, to_netcdf
+
+
+def test_written_file_is_cf_in_netcdf4(tmp_path):
+    da = rectilinear().where(rectilinear().lat > 0)
+    path = to_netcdf(da.to_dataset(), tmp_path / "tas.nc", call="test_written_file")
+    with netCDF4.Dataset(path) as nc:
+        assert nc.Conventions == "CF-1.8"
+        assert "climlatent" in nc.history and "test_written_file" in nc.history
+        assert nc["tas"]._FillValue == 1e20
+        assert nc["tas"].units == "K"
+        assert nc["lat"].standard_name == "latitude" and nc["lat"].axis == "Y"
+        assert nc["lon"].units == "degrees_east"
+        assert nc["time"].calendar == "noleap"
+        assert "_FillValue" not in nc["lat"].ncattrs()
+    back = open_dataset(path, chunks=None)
+    xr.testing.assert_allclose(back["tas"], da)  # NaN mask survives
+    if shutil.which("ncdump"):
+        header = subprocess.run(["ncdump", "-h", str(path)], capture_output=True, text=True).stdout
+        assert 'tas:units = "K"' in header
+
+
+def test_history_lines_accumulate(tmp_path):
+    ds = xr.Dataset({"a": ("x", [1.0])}, attrs={"history": "made by hand"})
+    path = to_netcdf(ds, tmp_path / "a.nc", call="step two")
+    lines = xr.open_dataset(path).attrs["history"].splitlines()
+    assert lines[0] == "made by hand" and lines[1].endswith("climlatent 0.1.0: step two")
+
+
+def test_failure_during_write_leaves_no_file(tmp_path):
+    def explode(block):
+        raise RuntimeError("disk on fire")
+
+    lazy = dask.array.ones((4, 3), chunks=(2, 3)).map_blocks(explode, dtype=float)
+    ds = xr.Dataset({"a": (("x", "y"), lazy)})
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        to_netcdf(ds, tmp_path / "a.nc")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_file_survives_failed_overwrite(tmp_path):
+    path = to_netcdf(xr.Dataset({"a": ("x", [1.0])}), tmp_path / "a.nc")
+    bad = xr.Dataset({"a": ("x", dask.array.from_array(np.ones(2)).map_blocks(
+        lambda b: 1 / 0, dtype=float))})
+    with pytest.raises(ZeroDivisionError):
+        to_netcdf(bad, path)
+    assert xr.open_dataset(path)["a"].values.tolist() == [1.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nc"]
+
+
+def test_open_netcdf_glob_and_zarr(tmp_path):
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=2, n_lat=4, n_lon=5)
+    first, second = ds.isel(time=slice(0, 365)), ds.isel(time=slice(365, None))
+    to_netcdf(first, tmp_path / "part1.nc")
+    to_netcdf(second, tmp_path / "part2.nc")
+    single = open_dataset(tmp_path / "part1.nc")
+    assert isinstance(single["pr"].data, dask.array.Array)  # lazy
+    assert single.time.values[0].calendar == "noleap"
+    both = open_dataset(str(tmp_path / "part*.nc"))
+    xr.testing.assert_allclose(both["psl"].load(), ds["psl"])
+    ds.to_zarr(tmp_path / "store.zarr")
+    xr.testing.assert_allclose(open_dataset(tmp_path / "store.zarr")["psl"].load(), ds["psl"])
+
+
+def test_missing_paths_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.nc"):
+        open_dataset(tmp_path / "nothere.nc")
+    with pytest.raises(FileNotFoundError, match=r"no file matches .*\*\.nc"):
+        open_dataset(str(tmp_path / "*.nc"))
+    with pytest.raises(FileNotFoundError, match="output folder"):
+        to_netcdf(xr.Dataset(), tmp_path / "missing" / "out.nc")
+
+
+def test_unknown_calendar_file_named(tmp_path):
+    time = xr.Variable("time", np.arange(3.0), {"units": "days since 2000-01-01",
+                                                 "calendar": "bogus"})
+    xr.Dataset({"a": ("time", np.ones(3))}, coords={"time": time}).to_netcdf(tmp_path / "b.nc")
+    with pytest.raises(InputDataError, match="b.nc.*bogus"):
+        open_dataset(tmp_path / "b.nc")
