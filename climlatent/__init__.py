@@ -7,9 +7,21 @@ Examples
 >>> emulated = cl.EOFRegression(n_proxy_eofs=3).fit(ds, "pr", "psl").emulate(ds)
 """
 
-from climlatent import datasets, io, transforms
+from climlatent import datasets, io, metrics, transforms
 from climlatent._version import __version__
 from climlatent.estimators import EOFRegression, Estimator
+from climlatent.catalog import open_catalog, open_entry
 from climlatent.persistence import load
 
-__all__ = ["EOFRegression", "Estimator", "__version__", "datasets", "io", "load", "transforms"]
+__all__ = [
+    "EOFRegression",
+    "Estimator",
+    "__version__",
+    "datasets",
+    "io",
+    "load",
+    "metrics",
+    "open_catalog",
+    "open_entry",
+    "transforms",
+]

@@ -1,0 +1,5 @@
+"""``python -m climlatent``: the command line."""
+
+from climlatent.cli import main
+
+main()

@@ -1,0 +1,97 @@
+"""Area-weighted skill of a predicted field against the truth.
+
+Every spatial average is weighted by the spherical cell area of the grid
+(:func:`climlatent.grid.cell_area`) and skips NaN cells (masked land or ocean), so a
+score on a lat/lon grid is not dominated by the many small high-latitude cells.
+"""
+
+from __future__ import annotations
+
+import xarray as xr
+
+from climlatent.grid import cell_area, find_grid
+
+
+def area_mean(da: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:
+    """Area-weighted mean over the horizontal grid (and ``dims``), skipping NaNs.
+
+    Parameters
+    ----------
+    da : xr.DataArray
+        Field on a latitude/longitude grid.
+    dims : tuple of str
+        Further dims to average over (e.g. ``("time", "member")``).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray([[1.0, 1.0], [3.0, np.nan]], dims=("lat", "lon"),
+    ...     coords={"lat": [0.0, 60.0], "lon": [0.0, 10.0]})
+    >>> round(float(area_mean(da)), 12)  # the 60N cell has half the area of a 0N cell
+    1.4
+    """
+    grid = find_grid(da, da.name)
+    weights = cell_area(da).where(da.notnull(), 0.0)
+    return da.weighted(weights.fillna(0.0)).mean((*grid.spatial_dims, *dims))
+
+
+def mse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:
+    """Area-weighted mean squared error over the grid and ``dims``.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> a = xr.DataArray([[0.0, 2.0], [2.0, 0.0]], dims=("lat", "lon"),
+    ...     coords={"lat": [-1.0, 1.0], "lon": [0.0, 1.0]})
+    >>> float(mse(a, a * 0))
+    2.0
+    """
+    return area_mean((prediction - truth) ** 2, dims)
+
+
+def rmse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:
+    """Area-weighted root mean squared error over the grid and ``dims``.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> a = xr.DataArray([[0.0, 2.0], [2.0, 0.0]], dims=("lat", "lon"),
+    ...     coords={"lat": [-1.0, 1.0], "lon": [0.0, 1.0]})
+    >>> float(rmse(a, a * 0))
+    1.4142135623730951
+    """
+    return mse(prediction, truth, dims) ** 0.5
+
+
+def mse_skill_score(
+    prediction: xr.DataArray,
+    truth: xr.DataArray,
+    reference: xr.DataArray,
+    dims: tuple[str, ...] = (),
+) -> xr.DataArray:
+    """MSE skill score ``1 - MSE(prediction) / MSE(reference)``: 1 is perfect, 0 no better.
+
+    The reference is typically the training-period climatology.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> truth = xr.DataArray([[1.0, 3.0], [3.0, 1.0]], dims=("lat", "lon"),
+    ...     coords={"lat": [-1.0, 1.0], "lon": [0.0, 1.0]})
+    >>> float(mse_skill_score(truth, truth, truth * 0 + 2))
+    1.0
+    """
+    return 1 - mse(prediction, truth, dims) / mse(reference, truth, dims)
+
+
+def correlation(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time") -> xr.DataArray:
+    """Pearson correlation along ``dim`` in every grid cell (a correlation map).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> a = xr.DataArray([1.0, 2.0, 3.0], dims="time")
+    >>> float(correlation(a, 2 * a + 1))
+    1.0
+    """
+    return xr.corr(prediction, truth, dim=dim)

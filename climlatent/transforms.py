@@ -1,0 +1,717 @@
+"""Fitted, invertible, serialisable preprocessing of climate fields.
+
+Each transform learns its parameters with ``fit(da)``, maps data with ``forward`` and
+back with ``inverse``, and keeps what it learnt in ``state``, an :class:`xarray.Dataset`:
+fitted parameters are data variables with coordinates; the transform's kind, its
+hyper-parameters (JSON) and the fitted units are attributes. ``to_netcdf`` writes it
+and :func:`transform_from_dataset` rebuilds the transform, without pickle or eval.
+Outputs keep the input's name, coordinates and attributes, with ``units`` updated
+where the transform changes them. Dask input stays lazy; ``fit`` computes statistics.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import json
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import cf_xarray  # noqa: F401  (registers the ``.cf`` accessor that finds the T axis)
+import numpy as np
+import xarray as xr
+
+from climlatent.errors import InputDataError, NotFittedError
+
+__all__ = [
+    "Anomalies",
+    "Log1p",
+    "Pipeline",
+    "PowerTransform",
+    "Standardize",
+    "Transform",
+    "transform_from_dataset",
+]
+
+_REGISTRY: dict[str, type[Transform]] = {}
+
+# Days in the day-of-year table of each calendar. Calendars with leap years use the
+# table of a leap year, so a calendar date always has the same slot: 1 March is 61
+# every year and slot 60 (29 February) holds leap days only.
+_DAYS_IN_TABLE = {"360_day": 360, "noleap": 365, "365_day": 365} | dict.fromkeys(
+    ("all_leap", "366_day", "standard", "gregorian", "proleptic_gregorian", "julian"), 366
+)
+_NOLEAP_MONTHS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_MONTH_LENGTHS = {360: (30,) * 12, 365: _NOLEAP_MONTHS, 366: (31, 29, *_NOLEAP_MONTHS[2:])}
+_LEAP_DAY_SLOT = 60
+
+
+class Transform(abc.ABC):
+    """Base class: a fitted, invertible, serialisable map of a DataArray.
+
+    Subclasses register under a ``kind`` (``class X(Transform, kind="x")``) and
+    supply ``params``, ``_fit`` (data -> state Dataset), ``_forward`` and
+    ``_inverse``; the public methods here do the checks and the metadata once.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> da = xr.DataArray([1.0, 2.0, 3.0], dims="time", name="tas", attrs={"units": "K"})
+    >>> t = Standardize().fit(da)
+    >>> t.inverse(t.forward(da)).values
+    array([1., 2., 3.])
+    """
+
+    kind: ClassVar[str]
+    _state_variables: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls.kind = kind
+            _REGISTRY[kind] = cls
+
+    def __init__(self) -> None:
+        self._state: xr.Dataset | None = None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{key}={value!r}" for key, value in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    @property
+    @abc.abstractmethod
+    def params(self) -> dict[str, Any]:
+        """Hyper-parameters: JSON-serialisable keyword arguments of the constructor.
+
+        Examples
+        --------
+        >>> Log1p(scale=2.0).params
+        {'scale': 2.0, 'tolerance': 1e-09}
+        """
+
+    @property
+    def state(self) -> xr.Dataset:
+        """Fitted parameters; raises :class:`~climlatent.errors.NotFittedError` before fit.
+
+        Examples
+        --------
+        >>> Standardize().fit(xr.DataArray([1.0, 3.0], dims="time")).state["mean"].item()
+        2.0
+        """
+        if self._state is None:
+            raise NotFittedError(
+                f"{type(self).__name__} is not fitted: call fit(da) first, "
+                "or rebuild it from its Dataset with transform_from_dataset"
+            )
+        return self._state
+
+    def fit(self, da: xr.DataArray) -> Transform:
+        """Learn the parameters from ``da``; return ``self``.
+
+        Examples
+        --------
+        >>> da = xr.DataArray([0.0, 2.0], dims="time", attrs={"units": "K"})
+        >>> Standardize().fit(da).state.attrs["input_units"]
+        'K'
+        """
+        _check_dataarray(da)
+        state = self._fit(da)
+        for variable in state.variables.values():
+            variable.encoding = {}
+        state.attrs.update(transform=self.kind, params=json.dumps(self.params, sort_keys=True))
+        if "units" in da.attrs:
+            state.attrs["input_units"] = da.attrs["units"]
+        self._state = state
+        return self
+
+    def forward(self, da: xr.DataArray) -> xr.DataArray:
+        """Map ``da`` to the transformed space, keeping its coordinates and attributes.
+
+        Examples
+        --------
+        >>> da = xr.DataArray([0.0, 2.0], dims="time", attrs={"units": "K"})
+        >>> out = Standardize().fit(da).forward(da)
+        >>> out.values, out.attrs["units"]
+        (array([-1.,  1.]), '1')
+        """
+        state = self.state
+        _check_dataarray(da)
+        fitted_units = state.attrs.get("input_units")
+        units = da.attrs.get("units", fitted_units)
+        if fitted_units is not None and units != fitted_units:
+            raise InputDataError(
+                f"variable {_label(da)} has units {units!r} but {type(self).__name__} "
+                f"was fitted on units {fitted_units!r}"
+            )
+        new_units = None if units is None else self._forward_units(units)
+        return _like(da, self._forward(da, state), new_units)
+
+    def inverse(self, da: xr.DataArray) -> xr.DataArray:
+        """Map transformed data back, restoring the fitted ``units``.
+
+        Examples
+        --------
+        >>> da = xr.DataArray([0.0, 2.0], dims="time", attrs={"units": "K"})
+        >>> t = Standardize().fit(da)
+        >>> t.inverse(t.forward(da)).attrs["units"]
+        'K'
+        """
+        state = self.state
+        _check_dataarray(da)
+        return _like(da, self._inverse(da, state), state.attrs.get("input_units"))
+
+    def fit_forward(self, da: xr.DataArray) -> xr.DataArray:
+        """Fit on ``da`` and return ``forward(da)``.
+
+        Examples
+        --------
+        >>> Standardize().fit_forward(xr.DataArray([0.0, 2.0], dims="time")).values
+        array([-1.,  1.])
+        """
+        return self.fit(da).forward(da)
+
+    def to_dataset(self) -> xr.Dataset:
+        """Return a copy of the state, ready for ``to_netcdf``.
+
+        Examples
+        --------
+        >>> Standardize().fit(xr.DataArray([0.0, 2.0], dims="time")).to_dataset().attrs["transform"]
+        'standardize'
+        """
+        return self.state.copy(deep=True)
+
+    def _forward_units(self, units: str) -> str:
+        """Units of the transformed data, given the units of the input."""
+        return units
+
+    @classmethod
+    def _from_state(cls, state: xr.Dataset) -> Transform:
+        missing = sorted(set(cls._state_variables) - set(state.data_vars))
+        if missing:
+            raise InputDataError(f"{cls.__name__} state Dataset lacks variables {missing}")
+        transform = cls(**json.loads(state.attrs["params"]))
+        transform._state = state
+        return transform
+
+    @abc.abstractmethod
+    def _fit(self, da: xr.DataArray) -> xr.Dataset: ...
+
+    @abc.abstractmethod
+    def _forward(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray: ...
+
+    @abc.abstractmethod
+    def _inverse(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray: ...
+
+
+def transform_from_dataset(ds: xr.Dataset) -> Transform:
+    """Rebuild a fitted transform from the Dataset made by ``to_dataset``.
+
+    The ``transform`` attribute names a registered class; no code is executed.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A state, e.g. read back with ``xr.open_dataset``; it is loaded into memory.
+
+    Returns
+    -------
+    Transform
+        The fitted transform, giving the same results as the one saved.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> da = xr.DataArray([0.0, 2.0], dims="time", name="tas")
+    >>> t = transform_from_dataset(Standardize().fit(da).to_dataset())
+    >>> t, t.forward(da).values
+    (Standardize(dims=['time']), array([-1.,  1.]))
+    """
+    kind = ds.attrs.get("transform")
+    cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise InputDataError(
+            f"Dataset attribute 'transform'={kind!r} names no known transform; "
+            f"expected one of {sorted(_REGISTRY)}"
+        )
+    return cls._from_state(ds.compute())
+
+
+class Standardize(Transform, kind="standardize"):
+    """Subtract the mean and divide by the standard deviation, per grid cell.
+
+    Statistics are taken over the sample ``dims``, skipping NaNs, so masked cells stay
+    NaN. Cells with zero variance are divided by 1 rather than 0: they map to 0 and
+    back exactly. Output units are ``"1"``.
+
+    Parameters
+    ----------
+    dims : str or sequence of str
+        Sample dimensions to reduce over, e.g. ``("time", "member")``.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> da = xr.DataArray([[1.0, 5.0], [3.0, 5.0]], dims=("time", "lat"), name="tas")
+    >>> Standardize(dims="time").fit_forward(da).values
+    array([[-1.,  0.],
+           [ 1.,  0.]])
+    """
+
+    _state_variables = ("mean", "std")
+
+    def __init__(self, dims: str | Sequence[str] = ("time",)) -> None:
+        super().__init__()
+        self.dims = _as_dims(dims)
+
+    @property
+    def params(self) -> dict[str, Any]:  # noqa: D102 (documented on Transform)
+        return {"dims": list(self.dims)}
+
+    def _fit(self, da: xr.DataArray) -> xr.Dataset:
+        _check_dims(da, self.dims)
+        std = da.std(self.dims, skipna=True)
+        state = xr.Dataset({"mean": da.mean(self.dims, skipna=True), "std": std.where(std != 0, 1)})
+        return state.compute()
+
+    def _forward(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        _check_aligned(da, state)
+        return (da - state["mean"]) / state["std"]
+
+    def _inverse(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        _check_aligned(da, state)
+        return da * state["std"] + state["mean"]
+
+    def _forward_units(self, units: str) -> str:
+        return "1"
+
+
+class Anomalies(Transform, kind="anomalies"):
+    """Subtract a day-of-year or monthly climatology; ``inverse`` adds it back.
+
+    The climatology is, per grid cell, the mean over ``dims`` (time and e.g. member)
+    of the samples in each day of the year or month, skipping NaNs. The time axis is
+    the ``time`` dimension, else the coordinate cf-xarray identifies as axis ``T``.
+
+    Day-of-year follows the calendar: 360 slots on ``360_day``, 365 on ``noleap``
+    and 366 on calendars with leap years (``standard``/``gregorian``,
+    ``proleptic_gregorian``, ``julian``, ``all_leap``, numpy datetime64). On those,
+    the slot is the calendar date in a leap year: 1 March is always slot 61 and
+    29 February (slot 60) gets leap days only; if the fit period has none, its
+    climatology is the mean of 28 February's and 1 March's. A ``dayofyear``
+    climatology applies only to data with the same number of slots (``360_day`` to
+    ``360_day`` only); a ``month`` climatology applies to any calendar.
+
+    Parameters
+    ----------
+    freq : {"dayofyear", "month"}
+        Grouping of the climatology.
+    dims : str or sequence of str, optional
+        Dimensions averaged over; must include the time dimension (the default alone).
+    window : int, optional
+        Odd width in days (months for ``freq="month"``) of a centred window that
+        smooths the climatology, wrapping around the year: each slot averages all
+        samples whose slot lies in the window. Default: no smoothing.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> time = xr.date_range("2000-01-01", periods=720, calendar="360_day", use_cftime=True)
+    >>> da = xr.DataArray(np.arange(720.0), coords={"time": time}, name="tas")
+    >>> t = Anomalies(freq="month").fit(da)
+    >>> t.state["climatology"].values[:2]
+    array([194.5, 224.5])
+    >>> t.forward(da).values[[0, 360]]
+    array([-194.5,  165.5])
+    """
+
+    _state_variables = ("climatology",)
+
+    def __init__(
+        self,
+        freq: str = "dayofyear",
+        dims: str | Sequence[str] | None = None,
+        window: int | None = None,
+    ) -> None:
+        super().__init__()
+        if freq not in ("dayofyear", "month"):
+            raise ValueError(f"freq must be 'dayofyear' or 'month', got {freq!r}")
+        if window is not None and (window < 1 or window % 2 == 0):
+            raise ValueError(f"window must be a positive odd number, got {window}")
+        self.freq = freq
+        self.dims = None if dims is None else _as_dims(dims)
+        self.window = window
+
+    @property
+    def params(self) -> dict[str, Any]:  # noqa: D102 (documented on Transform)
+        dims = None if self.dims is None else list(self.dims)
+        return {"freq": self.freq, "dims": dims, "window": self.window}
+
+    def _fit(self, da: xr.DataArray) -> xr.Dataset:
+        time, calendar = _time_axis(da)
+        time_dim = time.dims[0]
+        dims = self.dims or (time_dim,)
+        if time_dim not in dims:
+            raise InputDataError(
+                f"variable {_label(da)}: dims {dims} must include the time dimension {time_dim!r}"
+            )
+        _check_dims(da, dims)
+        n_slots = _DAYS_IN_TABLE[calendar] if self.freq == "dayofyear" else 12
+        if self.window is not None and self.window > n_slots:
+            raise ValueError(f"window {self.window} exceeds the {n_slots} {self.freq} slots")
+        table = np.arange(1, n_slots + 1)
+        slots = self._slots(time, calendar)
+        if da.chunks is not None:
+            slots = slots.chunk({time_dim: da.chunksizes[time_dim]})
+        # one-hot (time, slot) matrix: group sums are contractions, lazy and chunk-bounded
+        one_hot = (slots == xr.DataArray(table, coords={self.freq: table})).astype(float)
+        sums = xr.dot(da.fillna(0), one_hot, dim=dims, optimize=True)
+        counts = xr.dot(da.notnull().astype(float), one_hot, dim=dims, optimize=True)
+        samples = one_hot.sum(time_dim)  # time steps per slot, whatever the NaNs
+        if self.window is not None:
+            sums, counts, samples = (
+                _circular_window_sum(x, self.freq, self.window) for x in (sums, counts, samples)
+            )
+        climatology = sums / counts.where(counts > 0)
+        empty = set(table[samples.values == 0].tolist())
+        if self.freq == "dayofyear" and n_slots == 366 and _LEAP_DAY_SLOT in empty:
+            neighbours = climatology.sel(dayofyear=[_LEAP_DAY_SLOT - 1, _LEAP_DAY_SLOT + 1])
+            leap_day = neighbours.mean("dayofyear", skipna=False)
+            climatology = xr.where(climatology.dayofyear == _LEAP_DAY_SLOT, leap_day, climatology)
+            empty.discard(_LEAP_DAY_SLOT)
+        if empty:
+            raise InputDataError(
+                f"variable {_label(da)}: the fit period has no sample for {self.freq} "
+                f"{sorted(empty)}; a {self.freq} climatology needs at least one full year"
+            )
+        dtype = np.result_type(da.dtype, np.float32)  # float32 data: float32 climatology
+        climatology = climatology.transpose(self.freq, ...).astype(dtype).compute()
+        return xr.Dataset({"climatology": climatology}, attrs={"calendar": calendar})
+
+    def _forward(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        return da - self._climatology_along_time(da, state)
+
+    def _inverse(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        return da + self._climatology_along_time(da, state)
+
+    def _climatology_along_time(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        time, calendar = _time_axis(da)
+        fitted = state.attrs["calendar"]
+        if self.freq == "dayofyear" and _DAYS_IN_TABLE[calendar] != _DAYS_IN_TABLE[fitted]:
+            raise InputDataError(
+                f"variable {_label(da)} is on the {calendar!r} calendar but its dayofyear "
+                f"climatology was fitted on the {fitted!r} calendar; convert it first, "
+                f"e.g. da.convert_calendar({fitted!r}, align_on='year')"
+            )
+        climatology = state["climatology"]
+        if da.chunks is not None:
+            climatology = climatology.chunk()
+        along_time = climatology.sel({self.freq: self._slots(time, calendar)})
+        along_time = along_time.drop_vars(self.freq)
+        if da.chunks is not None:
+            along_time = along_time.chunk({dim: da.chunksizes[dim] for dim in along_time.dims})
+        _check_aligned(da, along_time)
+        return along_time
+
+    def _slots(self, time: xr.DataArray, calendar: str) -> xr.DataArray:
+        """Slot (from 1) of each time step: the day in the calendar's table, or the month."""
+        month = time.dt.month.values
+        if self.freq == "month":
+            slots = month
+        else:
+            first_days = np.cumsum((0, *_MONTH_LENGTHS[_DAYS_IN_TABLE[calendar]][:-1]))
+            slots = first_days[month - 1] + time.dt.day.values
+        return xr.DataArray(slots, coords={time.name: time}, name=self.freq)
+
+
+class _NonNegativeTransform(Transform):
+    """Shared face of the precipitation transforms: x >= 0 in, x >= 0 back.
+
+    ``forward`` sets values in ``[-tolerance, 0)`` (round-off from regridding) to 0
+    and raises :class:`InputDataError` on anything more negative (on dask input when
+    computed); ``inverse`` clips negative transformed values, which a model can
+    produce, to 0 before mapping back.
+    """
+
+    def __init__(self, tolerance: float) -> None:
+        super().__init__()
+        if tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+        self.tolerance = float(tolerance)
+
+    def _fit(self, da: xr.DataArray) -> xr.Dataset:
+        return xr.Dataset()
+
+    def _forward(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        clipped = xr.apply_ufunc(
+            _clip_round_off,
+            da,
+            kwargs={"tolerance": self.tolerance, "label": _label(da), "kind": type(self).__name__},
+            dask="parallelized",
+            output_dtypes=[da.dtype],
+        )
+        return self._map(clipped)
+
+    def _inverse(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        return self._unmap(da.clip(min=0))
+
+    @abc.abstractmethod
+    def _map(self, x: xr.DataArray) -> xr.DataArray: ...
+
+    @abc.abstractmethod
+    def _unmap(self, y: xr.DataArray) -> xr.DataArray: ...
+
+
+class Log1p(_NonNegativeTransform, kind="log1p"):
+    """``log1p(x / scale)`` for precipitation; ``inverse`` is ``scale * expm1(y)``.
+
+    Output units are ``"1"``. Values down to ``-tolerance`` are regridding round-off
+    and become 0; more negative ones raise :class:`~climlatent.errors.InputDataError`.
+    ``inverse`` clips negative inputs to 0, so precipitation comes back >= 0.
+
+    Parameters
+    ----------
+    scale : float
+        Positive amount, in the data's units, where the map turns from linear to log.
+    tolerance : float
+        Largest negative round-off, in the data's units, silently set to 0.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> pr = xr.DataArray([0.0, 1.0, -1e-12], dims="time", name="pr", attrs={"units": "mm d-1"})
+    >>> out = Log1p(scale=1.0).fit_forward(pr)
+    >>> out.values.round(4), out.attrs["units"]
+    (array([0.    , 0.6931, 0.    ]), '1')
+    """
+
+    def __init__(self, scale: float = 1.0, tolerance: float = 1e-9) -> None:
+        super().__init__(tolerance)
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        self.scale = float(scale)
+
+    @property
+    def params(self) -> dict[str, Any]:  # noqa: D102 (documented on Transform)
+        return {"scale": self.scale, "tolerance": self.tolerance}
+
+    def _map(self, x: xr.DataArray) -> xr.DataArray:
+        return np.log1p(x / self.scale)
+
+    def _unmap(self, y: xr.DataArray) -> xr.DataArray:
+        return self.scale * np.expm1(y)
+
+    def _forward_units(self, units: str) -> str:
+        return "1"
+
+
+class PowerTransform(_NonNegativeTransform, kind="power"):
+    """``x ** exponent`` for precipitation; ``inverse`` is ``y ** (1 / exponent)``.
+
+    The default exponent 1/3 (cube root) brings gamma-like daily precipitation close
+    to Gaussian (Wilson-Hilferty). Output units read ``"(<units>)^<exponent>"``, a
+    label rather than a UDUNITS string. Negative values are handled as in
+    :class:`Log1p`.
+
+    Parameters
+    ----------
+    exponent : float
+        Positive exponent.
+    tolerance : float
+        Largest negative round-off, in the data's units, silently set to 0.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> pr = xr.DataArray([0.0, 8.0, 27.0], dims="time", name="pr", attrs={"units": "mm d-1"})
+    >>> out = PowerTransform().fit_forward(pr)
+    >>> out.values.round(6), out.attrs["units"]
+    (array([0., 2., 3.]), '(mm d-1)^0.333333')
+    """
+
+    def __init__(self, exponent: float = 1 / 3, tolerance: float = 1e-9) -> None:
+        super().__init__(tolerance)
+        if not exponent > 0:
+            raise ValueError(f"exponent must be > 0, got {exponent}")
+        self.exponent = float(exponent)
+
+    @property
+    def params(self) -> dict[str, Any]:  # noqa: D102 (documented on Transform)
+        return {"exponent": self.exponent, "tolerance": self.tolerance}
+
+    def _map(self, x: xr.DataArray) -> xr.DataArray:
+        return x**self.exponent
+
+    def _unmap(self, y: xr.DataArray) -> xr.DataArray:
+        return y ** (1 / self.exponent)
+
+    def _forward_units(self, units: str) -> str:
+        return f"({units})^{self.exponent:g}"
+
+
+class Pipeline(Transform, kind="pipeline"):
+    """Chain transforms; ``fit`` fits each step on the output of the previous one.
+
+    The state is one flat Dataset: the variables and attributes of step ``i`` carry
+    the prefix ``step{i}_`` and the attribute ``n_steps`` counts the steps, so it
+    survives a netCDF round trip without groups.
+
+    Parameters
+    ----------
+    steps : sequence of Transform
+        Applied in order by ``forward`` and in reverse order by ``inverse``.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> pr = xr.DataArray([0.0, 1.0, 3.0], dims="time", name="pr")
+    >>> pipe = Pipeline([Log1p(), Standardize()]).fit(pr)
+    >>> sorted(pipe.to_dataset().data_vars)
+    ['step1_mean', 'step1_std']
+    >>> pipe.inverse(pipe.forward(pr)).values.round(12)
+    array([0., 1., 3.])
+    """
+
+    def __init__(self, steps: Sequence[Transform]) -> None:
+        super().__init__()
+        if not steps:
+            raise ValueError("a Pipeline needs at least one step")
+        self.steps = list(steps)
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.steps!r})"
+
+    @property
+    def params(self) -> dict[str, Any]:  # noqa: D102 (documented on Transform)
+        return {}  # the steps travel in the state
+
+    def _fit(self, da: xr.DataArray) -> xr.Dataset:
+        for step in self.steps[:-1]:
+            da = step.fit_forward(da)
+        self.steps[-1].fit(da)
+        parts, attrs = [], {"n_steps": len(self.steps)}
+        for i, step in enumerate(self.steps):
+            prefix = f"step{i}_"
+            parts.append(step.state.rename({name: prefix + name for name in step.state.data_vars}))
+            attrs.update({prefix + key: value for key, value in step.state.attrs.items()})
+        state = xr.merge(parts, join="exact", compat="no_conflicts", combine_attrs="override")
+        state.attrs = attrs
+        return state
+
+    def _forward(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        return functools.reduce(lambda x, step: step.forward(x), self.steps, da)
+
+    def _inverse(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        return functools.reduce(lambda x, step: step.inverse(x), reversed(self.steps), da)
+
+    def _forward_units(self, units: str) -> str:
+        return functools.reduce(lambda u, step: step._forward_units(u), self.steps, units)
+
+    @classmethod
+    def _from_state(cls, state: xr.Dataset) -> Pipeline:
+        steps = []
+        for i in range(int(state.attrs["n_steps"])):
+            prefix = f"step{i}_"
+            names = [name for name in state.data_vars if name.startswith(prefix)]
+            step = state[names].rename({name: name.removeprefix(prefix) for name in names})
+            step.attrs = {
+                k.removeprefix(prefix): v for k, v in state.attrs.items() if k.startswith(prefix)
+            }
+            steps.append(transform_from_dataset(step))
+        pipeline = cls(steps)
+        pipeline._state = state
+        return pipeline
+
+
+def _label(da: xr.DataArray) -> str:
+    return repr(da.name) if da.name is not None else "(unnamed)"
+
+
+def _as_dims(dims: str | Sequence[str]) -> tuple[str, ...]:
+    return (dims,) if isinstance(dims, str) else tuple(dims)
+
+
+def _check_dataarray(da: Any) -> None:
+    if not isinstance(da, xr.DataArray):
+        raise TypeError(
+            f"expected an xarray.DataArray, got {type(da).__name__}; select one variable, "
+            "e.g. ds['pr']"
+        )
+
+
+def _check_dims(da: xr.DataArray, dims: Sequence[str]) -> None:
+    missing = [dim for dim in dims if dim not in da.dims]
+    if missing:
+        raise InputDataError(f"variable {_label(da)} has no dimension {missing}; dims {da.dims}")
+
+
+def _check_aligned(da: xr.DataArray, params: xr.DataArray | xr.Dataset) -> None:
+    """Fitted parameters must lie on ``da``'s dimensions, sizes and coordinate values."""
+    for dim, size in params.sizes.items():
+        if dim not in da.dims:
+            raise InputDataError(f"variable {_label(da)} lacks dimension {dim!r} of the fit")
+        both_indexed = dim in params.indexes and dim in da.indexes
+        if (
+            size != da.sizes[dim]
+            or both_indexed
+            and not da.indexes[dim].equals(params.indexes[dim])
+        ):
+            raise InputDataError(
+                f"variable {_label(da)}: coordinate {dim!r} differs from the one seen by fit"
+            )
+
+
+def _like(da: xr.DataArray, result: xr.DataArray, units: str | None) -> xr.DataArray:
+    """``result``'s values with ``da``'s name, coordinates and attributes."""
+    out = da.copy(deep=False, data=result.transpose(*da.dims).data)
+    out.attrs = dict(da.attrs)
+    out.encoding = {}
+    if units is not None:
+        out.attrs["units"] = units
+    return out
+
+
+def _time_axis(da: xr.DataArray) -> tuple[xr.DataArray, str]:
+    """The 1-D time coordinate of ``da`` and its calendar."""
+    if "time" in da.dims:
+        time = da["time"]
+    else:
+        try:
+            time = da.cf["T"]
+        except (KeyError, ValueError):
+            raise InputDataError(
+                f"variable {_label(da)} has no time axis: no 'time' dimension and no "
+                f"coordinate with CF axis 'T' (dims {da.dims})"
+            ) from None
+    if time.ndim != 1 or time.dims[0] not in da.dims:
+        raise InputDataError(f"variable {_label(da)}: time coordinate {time.name!r} is not 1-D")
+    try:
+        calendar = time.dt.calendar
+    except (AttributeError, TypeError):
+        declared = time.attrs.get("calendar", time.encoding.get("calendar"))
+        hint = f" (calendar attribute {declared!r} not decoded)" if declared else ""
+        raise InputDataError(
+            f"variable {_label(da)}: time coordinate {time.name!r} holds {time.dtype} values, "
+            f"not dates{hint}"
+        ) from None
+    if calendar not in _DAYS_IN_TABLE:
+        raise InputDataError(
+            f"variable {_label(da)}: time coordinate {time.name!r} has unsupported calendar "
+            f"{calendar!r}; supported: {sorted(_DAYS_IN_TABLE)}"
+        )
+    return time, calendar
+
+
+def _circular_window_sum(x: xr.DataArray, dim: str, window: int) -> xr.DataArray:
+    """Centred moving sum of ``window`` steps along ``dim``, wrapping around."""
+    half = window // 2
+    return sum(x.roll({dim: shift}, roll_coords=False) for shift in range(-half, half + 1))
+
+
+def _clip_round_off(values: np.ndarray, tolerance: float, label: str, kind: str) -> np.ndarray:
+    """Set round-off negatives to 0, raise on larger ones; NaN passes through."""
+    if np.any(values < -tolerance):
+        raise InputDataError(
+            f"variable {label} has negative values down to {np.nanmin(values):g}; {kind} needs "
+            f"values >= 0 (down to -tolerance={tolerance:g} is taken as round-off)"
+        )
+    return np.maximum(values, 0)

@@ -1,0 +1,34 @@
+import numpy as np
+import xarray as xr
+from conftest import rectilinear
+
+from climlatent.metrics import area_mean, correlation, mse_skill_score, rmse
+
+
+def test_area_mean_matches_cosine_weighted_numpy():
+    da = rectilinear(n_lat=30, n_lon=10, n_time=3)
+    da = da.where(da.lon > 40)  # a NaN mask
+    lat_edges = np.deg2rad(np.concatenate([[-51.724], (da.lat.values[1:] + da.lat.values[:-1]) / 2,
+                                           [51.724]]))
+    band = np.diff(np.sin(lat_edges))
+    w = np.broadcast_to(band[:, None], (30, 10)) * np.isfinite(da.values[0])
+    expected = np.nansum(da.values * w, axis=(1, 2)) / w.sum()
+    np.testing.assert_allclose(area_mean(da).values, expected, rtol=1e-3)
+
+
+def test_rmse_and_skill_known_answers():
+    truth = rectilinear(n_time=50)
+    np.testing.assert_allclose(float(rmse(truth + 0.5, truth, ("time",))), 0.5, rtol=1e-12)
+    assert float(mse_skill_score(truth, truth, truth.mean("time"), ("time",))) == 1.0
+    reference = truth.mean("time")
+    assert abs(float(mse_skill_score(reference, truth, reference, ("time",)))) < 1e-12
+
+
+def test_correlation_map_against_numpy():
+    a, b = rectilinear(n_time=40, seed=1), rectilinear(n_time=40, seed=2)
+    mixed = a + 0.5 * b
+    corr = correlation(mixed, a)
+    expected = [[np.corrcoef(mixed.values[:, i, j], a.values[:, i, j])[0, 1]
+                 for j in range(a.sizes["lon"])] for i in range(a.sizes["lat"])]
+    np.testing.assert_allclose(corr.values, expected, rtol=1e-10)
+    assert isinstance(corr, xr.DataArray)
