@@ -2,5 +2,6 @@
 
 from climlatent.estimators.base import Estimator
 from climlatent.estimators.eof_regression import EOFRegression
+from climlatent.estimators.llaae import LLAAE
 
-__all__ = ["EOFRegression", "Estimator"]
+__all__ = ["LLAAE", "EOFRegression", "Estimator"]

@@ -172,7 +172,7 @@ class Estimator:
             return self._predict(matrix)
 
         out = map_samples(x_in, predict, self.proxy_layout_, self.target_layout_)
-        return self._wrap(out.rename(self.target_), ds, "emulate")
+        return self._wrap(out.rename(self.target_), ds, "emulate(ds)")
 
     def encode(self, ds: xr.Dataset) -> xr.DataArray:
         """Latent representation of the target field of ``ds``.
@@ -203,7 +203,47 @@ class Estimator:
         y = self._prepare_target(ds)
         rec = self._decode(self._encode(to_matrix(y, self.target_layout_)))
         out = from_matrix(rec.astype(np.float32), self.target_layout_, y)
-        return self._wrap(out.rename(self.target_), ds, "reconstruct")
+        return self._wrap(out.rename(self.target_), ds, "reconstruct(ds)")
+
+    def dynamical_adjustment(self, ds: xr.Dataset) -> xr.Dataset:
+        """Split the target of ``ds`` into its proxy-induced part and the residual.
+
+        With sea-level pressure as proxy this is dynamical adjustment: the
+        circulation-induced component ``emulate(ds)`` and the residual
+        ``target - emulate(ds)``, which holds the thermodynamic (forced) signal and
+        internal variability not explained by the circulation.
+
+        Returns
+        -------
+        xr.Dataset
+            ``<target>_circulation`` and ``<target>_residual``, in the target's units.
+
+        Examples
+        --------
+        >>> import climlatent as cl
+        >>> ds = cl.datasets.synthetic_circulation(n_members=1, n_years=2)
+        >>> est = cl.EOFRegression(n_proxy_eofs=3).fit(ds, "tas", "psl")
+        >>> sorted(est.dynamical_adjustment(ds).data_vars)
+        ['tas_circulation', 'tas_residual']
+        """
+        circulation = self.emulate(ds)
+        y = get_variable(ds, self.target_, "target")
+        self._check_new_field(y, "target", self.target_layout_)
+        y = convert_units(y, self.target_attrs_["units"], self.target_)
+        name = self.target_
+        induced = circulation[name]
+        label = self.target_attrs_.get("long_name", name)
+        residual = (y - induced).astype(np.float32).assign_attrs(
+            units=self.target_attrs_["units"],
+            long_name=f"residual of {label} not explained by {self.proxy_}",
+        )
+        induced = induced.assign_attrs(
+            units=self.target_attrs_["units"], long_name=f"{label} induced by {self.proxy_}"
+        )
+        out = xr.Dataset({f"{name}_circulation": induced, f"{name}_residual": residual},
+                         attrs=circulation.attrs)
+        history = out.attrs["history"].rsplit("emulate(ds)", 1)[0]
+        return out.assign_attrs(history=history + "dynamical_adjustment(ds)")
 
     def save(self, path: str) -> None:
         """Save the fitted estimator to the folder ``path`` (see :func:`climlatent.load`)."""
@@ -243,7 +283,7 @@ class Estimator:
                 f"complete (fill or mask it before fitting)"
             )
 
-    def _wrap(self, out: xr.DataArray, ds: xr.Dataset, method: str) -> xr.Dataset:
+    def _wrap(self, out: xr.DataArray, ds: xr.Dataset, call: str) -> xr.Dataset:
         """Inverse-transform, add CF attributes and history, keep ``ds``'s metadata."""
         if self.target_transform_ is not None:
             out = self.target_transform_.inverse(out)
@@ -253,7 +293,7 @@ class Estimator:
             if dim in ds.coords:
                 out[dim].attrs = dict(ds[dim].attrs)
         result = out.to_dataset(name=self.target_).assign_attrs(ds.attrs)
-        return add_history(result, f"{type(self).__name__}({self._config_text()}).{method}(ds)")
+        return add_history(result, f"{type(self).__name__}({self._config_text()}).{call}")
 
     def _config_text(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

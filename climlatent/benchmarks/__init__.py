@@ -1,0 +1,1 @@
+"""Benchmarks: PDE data generators and performance measurements."""

@@ -1,0 +1,190 @@
+"""Training throughput of `climlatent.training.fit` against a bare torch loop.
+
+Both train the same `DenseAutoencoder` (same initial weights) on the same random data
+with the same optimiser and the same batches, without validation, progress bar or
+checkpoints. Runs alternate, after a warm-up, and the best of the repeats is kept.
+The goal is ``fit`` at >= 0.9 of the bare loop's samples per second.
+
+Run ``python -m climlatent.benchmarks.training_throughput --help`` for the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import torch
+from torch import Tensor, nn
+
+from climlatent.models import DenseAutoencoder
+from climlatent.training import TrainingConfig, fit, resolve_device
+
+__all__ = ["bare_loop", "main", "measure"]
+
+
+def bare_loop(module: nn.Module, x: Tensor, config: TrainingConfig) -> None:
+    """Train ``module`` with a hand-written loop on the batches `fit` would draw.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A module with ``training_losses((x,))["loss"]``, already on ``x``'s device.
+    x : torch.Tensor
+        Samples ``(n_samples, n_features)``.
+    config : TrainingConfig
+        Uses ``epochs``, ``batch_size``, ``lr``, ``weight_decay`` and ``seed``; Adam.
+
+    Examples
+    --------
+    >>> model = DenseAutoencoder(8, 2, hidden=(4,))
+    >>> bare_loop(model, torch.randn(32, 8), TrainingConfig(epochs=1, batch_size=8))
+    """
+    optimizer = torch.optim.Adam(
+        module.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    module.train()
+    for _ in range(config.epochs):
+        order = torch.randperm(len(x), generator=generator).to(x.device)
+        for start in range(0, len(x), config.batch_size):
+            batch = x[order[start : start + config.batch_size]]
+            loss = module.training_losses((batch,))["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+
+def measure(
+    n_samples: int = 20000,
+    n_features: int = 1024,
+    latent_dim: int = 32,
+    hidden: Sequence[int] = (512, 128),
+    batch_size: int = 256,
+    epochs: int = 2,
+    repeats: int = 3,
+    device: str = "auto",
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Time `fit` and `bare_loop` side by side, alternating their order.
+
+    Parameters
+    ----------
+    n_samples, n_features : int
+        Size of the random training data.
+    latent_dim : int
+        Latent size of the autoencoder.
+    hidden : sequence of int
+        Hidden widths of the autoencoder.
+    batch_size, epochs : int
+        Training settings shared by both loops.
+    repeats : int
+        Timed runs of each loop, after one warm-up epoch of each.
+    device : str
+        Device name, see `climlatent.training.resolve_device`.
+    seed : int
+        Seed of the data, the initial weights and the batch order.
+
+    Returns
+    -------
+    dict
+        ``{"bare": [...], "fit": [...]}``: samples per second of each timed run.
+
+    Examples
+    --------
+    >>> rates = measure(n_samples=64, n_features=8, latent_dim=2, hidden=(4,),
+    ...                 batch_size=16, epochs=1, repeats=1, device="cpu")
+    >>> sorted(rates)
+    ['bare', 'fit']
+    """
+    torch_device = resolve_device(device)
+    data_generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_samples, n_features, generator=data_generator).to(torch_device)
+    config = TrainingConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_fraction=0.0,
+        seed=seed,
+        device=str(torch_device),
+        progress=False,
+    )
+
+    def new_model() -> DenseAutoencoder:
+        torch.manual_seed(seed)
+        return DenseAutoencoder(n_features, latent_dim, hidden=hidden).to(torch_device)
+
+    loops: dict[str, Callable[[nn.Module, TrainingConfig], object]] = {
+        "bare": lambda model, cfg: bare_loop(model, x, cfg),
+        "fit": lambda model, cfg: fit(model, (x,), cfg),
+    }
+    for run in loops.values():
+        run(new_model(), replace(config, epochs=1))
+    rates: dict[str, list[float]] = {name: [] for name in loops}
+    for repeat in range(repeats):
+        names = list(loops) if repeat % 2 == 0 else list(loops)[::-1]
+        for name in names:
+            model = new_model()
+            _synchronize(torch_device)
+            started = time.perf_counter()
+            loops[name](model, config)
+            _synchronize(torch_device)
+            rates[name].append(n_samples * epochs / (time.perf_counter() - started))
+    return rates
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the command line, run `measure` and print both throughputs and their ratio.
+
+    Examples
+    --------
+    >>> main(["--samples", "64", "--features", "8", "--latent-dim", "2", "--hidden", "4",
+    ...       "--batch-size", "16", "--epochs", "1", "--repeats", "1", "--device", "cpu"])
+    ... # doctest: +ELLIPSIS
+    device: cpu ...
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--features", type=int, default=1024)
+    parser.add_argument("--latent-dim", type=int, default=32)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[512, 128])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    rates = measure(
+        args.samples,
+        args.features,
+        args.latent_dim,
+        args.hidden,
+        args.batch_size,
+        args.epochs,
+        args.repeats,
+        args.device,
+        args.seed,
+    )
+    print(
+        f"device: {resolve_device(args.device)} (torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads)\n"
+        f"data: {args.samples} samples x {args.features} features, batch {args.batch_size}, "
+        f"{args.epochs} epochs, {args.repeats} repeats"
+    )
+    for name, label in (("bare", "bare torch loop"), ("fit", "climlatent fit")):
+        print(
+            f"{label:16s}: {max(rates[name]):10.0f} samples/s best, "
+            f"{statistics.median(rates[name]):10.0f} median"
+        )
+    ratio = max(rates["fit"]) / max(rates["bare"])
+    print(f"ratio fit/bare  : {ratio:.3f} (goal >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,589 @@
+"""The one training loop shared by every torch model in climlatent.
+
+`fit` trains a ``torch.nn.Module`` on sample-major tensors (first dimension = samples)
+with mini-batches, a seeded validation split, early stopping, learning-rate decay,
+mixed precision on CUDA and exact checkpoint/resume. It never sees an ``xr.Dataset``:
+the estimators turn Datasets into tensors before calling it.
+
+Model contract
+--------------
+A trainable module implements
+
+``training_losses(batch: tuple[Tensor, ...]) -> dict[str, Tensor]``
+    Scalar losses for one mini-batch. ``batch`` holds one slice of each tensor given
+    to `fit`, in the same order, already on the training device. The same keys must
+    come back for every batch.
+
+and may implement
+
+``optimizer_groups() -> dict[str, list[torch.nn.Parameter]]``
+    Parameters grouped by the loss that trains them; the default is
+    ``{"loss": list(module.parameters())}``. The trainer keeps one optimiser and one
+    learning-rate schedule per group. For each batch it visits the groups in order;
+    for each group it recomputes ``training_losses``, backpropagates the loss whose
+    key is the group's name into that group's parameters only, and steps that
+    group's optimiser. This is alternating optimisation: for the LLAAE, group
+    ``"autoencoder"`` minimises L1, then group ``"latent"`` minimises L2. With a single
+    group the losses are computed once per batch. Keys naming no group are
+    diagnostics: logged, never minimised.
+
+``on_epoch_start(epoch: int) -> None``
+    Called before each epoch (0-based), e.g. to set a beta warm-up weight. It must
+    depend on ``epoch`` only, so that a resumed run follows the same schedule.
+
+The logged training losses of an epoch are sample-weighted means of the values from
+each batch's first forward pass; validation losses are computed in eval mode without
+gradients. Losses are summed on the device and read back once per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import StepLR
+from tqdm.auto import tqdm
+
+from climlatent.errors import CheckpointError, ClimlatentError, InputDataError
+
+__all__ = ["TrainingConfig", "TrainingResult", "fit", "resolve_device", "validation_split"]
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Settings of one `fit` call.
+
+    Parameters
+    ----------
+    epochs, batch_size : int
+        Passes over the training samples; samples per optimiser step.
+    lr, weight_decay : float
+        Initial learning rate and weight decay of every optimiser group.
+    optimizer : {"adam", "adamw", "sgd"}
+        Optimiser class, one instance per optimiser group.
+    lr_decay, lr_decay_steps : float and int, optional
+        Multiply the learning rate by ``lr_decay`` every ``lr_decay_steps`` optimiser
+        steps of a group (as ``StepLR``). None keeps it constant.
+    validation_fraction : float
+        Fraction of the samples held out for validation, drawn from ``seed``.
+    early_stopping_patience : int, optional
+        Stop once the monitored validation loss has not improved for this many
+        epochs, then restore the weights of the best epoch. None trains all epochs.
+    monitor : str, optional
+        Loss key that defines the best epoch; the first optimiser group by default.
+    seed : int
+        Seeds the validation split, the batch order and the global torch, numpy and
+        python generators, so that two runs give identical weights.
+    device : str
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
+        ``"cuda:1"``...
+    amp : bool
+        Mixed precision (float16 autocast and gradient scaling); only on CUDA.
+    progress : bool
+        Show a progress bar over epochs; False prints nothing.
+    checkpoint_path, checkpoint_every : str or os.PathLike, optional, and int
+        File written every ``checkpoint_every`` epochs and after the last epoch.
+    grad_clip : float, optional
+        Clip the gradient norm of each group to this value before its step.
+
+    Examples
+    --------
+    >>> config = TrainingConfig(epochs=50, batch_size=64, lr_decay=0.5, lr_decay_steps=1000)
+    >>> config.optimizer, config.validation_fraction
+    ('adam', 0.1)
+    >>> TrainingConfig(epochs=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: invalid TrainingConfig: epochs must be >= 1
+    """
+
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    lr_decay: float | None = None
+    lr_decay_steps: int | None = None
+    validation_fraction: float = 0.1
+    early_stopping_patience: int | None = None
+    monitor: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    progress: bool = True
+    checkpoint_path: str | os.PathLike | None = None
+    checkpoint_every: int = 1
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        rules = (
+            ("epochs must be >= 1", self.epochs >= 1),
+            ("batch_size must be >= 1", self.batch_size >= 1),
+            (f"optimizer must be one of {sorted(OPTIMIZERS)}", self.optimizer in OPTIMIZERS),
+            ("validation_fraction must be in [0, 1)", 0 <= self.validation_fraction < 1),
+            (
+                "lr_decay and lr_decay_steps >= 1 go together",
+                (self.lr_decay is None) == (self.lr_decay_steps is None)
+                and (self.lr_decay_steps or 1) >= 1,
+            ),
+            (
+                "early stopping needs patience >= 1 and validation_fraction > 0",
+                self.early_stopping_patience is None
+                or (self.early_stopping_patience >= 1 and self.validation_fraction > 0),
+            ),
+            ("seed must be in [0, 2**32)", 0 <= self.seed < 2**32),
+            ("checkpoint_every must be >= 1", self.checkpoint_every >= 1),
+        )
+        problems = [message for message, ok in rules if not ok]
+        if problems:
+            raise ValueError("invalid TrainingConfig: " + "; ".join(problems))
+
+
+@dataclass
+class TrainingResult:
+    """What `fit` returns; the module itself is trained in place.
+
+    Attributes
+    ----------
+    history : pandas.DataFrame
+        One row per epoch (index ``epoch``, 0-based): ``train_<key>`` and
+        ``valid_<key>`` for every loss key, ``lr`` at the end of the epoch and the
+        epoch's wall-clock ``seconds``.
+    best_epoch : int or None
+        Epoch of the lowest monitored validation loss; None without validation.
+    stopped_early : bool
+        Whether early stopping ended training before ``config.epochs``.
+    train_indices, valid_indices : torch.Tensor
+        Sorted sample indices of the training and validation sets.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from climlatent.models import DenseAutoencoder
+    >>> model = DenseAutoencoder(n_features=8, latent_dim=2, hidden=(16,))
+    >>> result = fit(model, (torch.randn(64, 8),), TrainingConfig(epochs=3, progress=False))
+    >>> list(result.history.columns)
+    ['train_loss', 'valid_loss', 'lr', 'seconds']
+    >>> len(result.train_indices), len(result.valid_indices)
+    (58, 6)
+    """
+
+    history: pd.DataFrame
+    best_epoch: int | None
+    stopped_early: bool
+    train_indices: Tensor
+    valid_indices: Tensor
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Turn a device name into a ``torch.device``, resolving ``"auto"``.
+
+    Parameters
+    ----------
+    name : str
+        ``"auto"`` picks CUDA when available, else the CPU; any other value is
+        passed to ``torch.device``.
+
+    Returns
+    -------
+    torch.device
+        The device; a bare ``"cuda"`` gets the current CUDA device's index.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} was requested but CUDA is not available")
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def validation_split(
+    n_samples: int, fraction: float, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Split sample indices at random into training and validation sets.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of samples.
+    fraction : float
+        Fraction held out for validation, rounded to a whole number of samples (at
+        least one when ``fraction > 0``). Zero draws nothing from ``generator``.
+    generator : torch.Generator
+        Source of the random permutation.
+
+    Returns
+    -------
+    train, valid : torch.Tensor
+        Disjoint sorted int64 indices covering ``range(n_samples)``.
+
+    Examples
+    --------
+    >>> train, valid = validation_split(10, 0.2, torch.Generator().manual_seed(0))
+    >>> len(train), len(valid)
+    (8, 2)
+    """
+    if fraction == 0:
+        return torch.arange(n_samples), torch.arange(0)
+    n_valid = max(round(n_samples * fraction), 1)
+    if n_valid >= n_samples:
+        raise InputDataError(
+            f"{n_samples} samples leave none for training with validation_fraction={fraction}"
+        )
+    permutation = torch.randperm(n_samples, generator=generator)
+    return permutation[n_valid:].sort().values, permutation[:n_valid].sort().values
+
+
+def fit(
+    module: nn.Module,
+    tensors: Sequence[Tensor],
+    config: TrainingConfig | None = None,
+    *,
+    resume: bool = False,
+) -> TrainingResult:
+    """Train ``module`` in place on sample-major tensors.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A module following the contract in this module's docstring.
+    tensors : sequence of torch.Tensor
+        Inputs sharing their first (sample) dimension; each batch passed to
+        ``module.training_losses`` is the tuple of their slices. They are moved to the
+        device once when they fit in half of its free memory, else batch by batch.
+    config : TrainingConfig, optional
+        Training settings; ``TrainingConfig()`` by default.
+    resume : bool
+        Continue from ``config.checkpoint_path``. With the same config (``epochs``
+        aside) the result is exactly that of an uninterrupted run.
+
+    Returns
+    -------
+    TrainingResult
+        History and best epoch. With early stopping the module holds the weights of
+        the best epoch.
+
+    Raises
+    ------
+    InputDataError
+        If the tensors disagree on the number of samples.
+    CheckpointError
+        If ``resume`` and the checkpoint is missing, truncated or does not match.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from climlatent.models import DenseAutoencoder
+    >>> model = DenseAutoencoder(n_features=16, latent_dim=2, hidden=(8,))
+    >>> config = TrainingConfig(epochs=20, batch_size=32, lr=1e-2, progress=False)
+    >>> result = fit(model, (torch.randn(256, 16),), config)
+    >>> bool(result.history["train_loss"].iloc[-1] < result.history["train_loss"].iloc[0])
+    True
+    """
+    config = TrainingConfig() if config is None else config
+    if not hasattr(module, "training_losses"):
+        raise TypeError(f"{type(module).__name__} does not implement training_losses(batch)")
+    n_samples = _count_samples(tensors)
+    device = resolve_device(config.device)
+    module.to(device)
+    generator = torch.Generator().manual_seed(config.seed)
+    train_indices, valid_indices = validation_split(
+        n_samples, config.validation_fraction, generator
+    )
+    data = _place(tuple(tensors), device)
+    trainer = _Trainer(module, config, device, generator)
+    path = config.checkpoint_path
+    if resume:
+        if path is None:
+            raise ValueError("resume=True needs config.checkpoint_path")
+        _resume(trainer, path)
+    else:
+        _seed_everything(config.seed)
+    with tqdm(
+        total=config.epochs, initial=trainer.epoch, unit="epoch", disable=not config.progress
+    ) as bar:
+        while trainer.epoch < config.epochs and not trainer.stopped_early:
+            trainer.run_epoch(data, train_indices, valid_indices)
+            bar.update()
+            bar.set_postfix(trainer.summary())
+            last = trainer.epoch == config.epochs or trainer.stopped_early
+            if path is not None and (trainer.epoch % config.checkpoint_every == 0 or last):
+                _save_checkpoint(trainer.state_dict(), path)
+    trainer.restore_best()
+    history = pd.DataFrame(trainer.history, index=pd.RangeIndex(trainer.epoch, name="epoch"))
+    return TrainingResult(
+        history, trainer.best_epoch, trainer.stopped_early, train_indices, valid_indices
+    )
+
+
+class _Trainer:
+    """Optimisers, schedules, batch order, history and best epoch of one `fit` call."""
+
+    def __init__(
+        self, module: nn.Module, config: TrainingConfig, device: torch.device, generator
+    ) -> None:
+        groups = (
+            module.optimizer_groups()
+            if hasattr(module, "optimizer_groups")
+            else {"loss": list(module.parameters())}
+        )
+        self.groups = {
+            name: [p for p in params if p.requires_grad] for name, params in groups.items()
+        }
+        trainable = {p for p in module.parameters() if p.requires_grad}
+        # backward(inputs=...) costs graph bookkeeping; only pay it when it excludes some
+        self.backward_inputs = {
+            name: None if set(params) == trainable else params
+            for name, params in self.groups.items()
+        }
+        optimizer_class = OPTIMIZERS[config.optimizer]
+        self.optimizers = {
+            name: optimizer_class(params, lr=config.lr, weight_decay=config.weight_decay)
+            for name, params in self.groups.items()
+        }
+        self.schedulers = {
+            name: StepLR(optimizer, config.lr_decay_steps, config.lr_decay)
+            for name, optimizer in self.optimizers.items()
+            if config.lr_decay is not None
+        }
+        self.use_amp = config.amp and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.use_amp)
+        self.module, self.config, self.device, self.generator = module, config, device, generator
+        self.monitor = config.monitor or next(iter(self.groups))
+        self.epoch = 0
+        self.history: dict[str, list[float]] = {}
+        self.best_epoch: int | None = None
+        self.best_loss = math.inf
+        self.best_state: dict[str, Tensor] | None = None
+        self.stopped_early = False
+
+    def run_epoch(self, data: tuple[Tensor, ...], train: Tensor, valid: Tensor) -> None:
+        """Train one epoch, validate, log it and update the best epoch."""
+        started = time.perf_counter()
+        if hasattr(self.module, "on_epoch_start"):
+            self.module.on_epoch_start(self.epoch)
+        order = train[torch.randperm(len(train), generator=self.generator)]
+        self.module.train()
+        train_means = _LossMeans()
+        for batch, size in self._batches(data, order):
+            for position, name in enumerate(self.groups):
+                losses = self._step(name, batch)
+                if position == 0:
+                    train_means.add(losses, size)
+        train_losses = train_means.means()
+        diverged = [key for key in self.groups if not math.isfinite(train_losses[key])]
+        if diverged:
+            raise ClimlatentError(f"training diverged at epoch {self.epoch}: {diverged} not finite")
+        valid_losses = self._evaluate(data, valid) if len(valid) else {}
+        row = {f"train_{key}": value for key, value in train_losses.items()}
+        row.update({f"valid_{key}": value for key, value in valid_losses.items()})
+        row["lr"] = next(iter(self.optimizers.values())).param_groups[0]["lr"]
+        row["seconds"] = time.perf_counter() - started
+        for key, value in row.items():
+            self.history.setdefault(key, []).append(value)
+        self._track_best(valid_losses)
+        self.epoch += 1
+
+    def summary(self) -> dict[str, str]:
+        """Last epoch's monitored losses, for the progress bar."""
+        keys = (f"train_{self.monitor}", f"valid_{self.monitor}")
+        return {key: f"{self.history[key][-1]:.4g}" for key in keys if key in self.history}
+
+    def restore_best(self) -> None:
+        """Load the best epoch's weights when early stopping kept them."""
+        if self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue training exactly, as weights-only types."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": self.epoch,
+            "module": self.module.state_dict(),
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+            "scaler": self.scaler.state_dict(),
+            "rng": _rng_state(self.generator),
+            "history": self.history,
+            "best": {"epoch": self.best_epoch, "loss": self.best_loss, "state": self.best_state},
+            "stopped_early": self.stopped_early,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a `state_dict`; raise on any mismatch."""
+        if state["format"] != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {state['format']}, expected {CHECKPOINT_FORMAT}")
+        self.module.load_state_dict(state["module"])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        for name, scheduler in self.schedulers.items():
+            scheduler.load_state_dict(state["schedulers"][name])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"], self.generator)
+        self.epoch, self.history = state["epoch"], state["history"]
+        best = state["best"]
+        self.best_epoch, self.best_loss = best["epoch"], best["loss"]
+        self.best_state = best["state"]
+        self.stopped_early = state["stopped_early"]
+
+    def _step(self, name: str, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
+        """Compute the losses, then step group ``name`` on the loss of the same name."""
+        with self._autocast():
+            losses = self.module.training_losses(batch)
+        if name not in losses:
+            raise KeyError(f"training_losses() returned {sorted(losses)}, no loss {name!r}")
+        optimizer, params = self.optimizers[name], self.groups[name]
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses[name]).backward(inputs=self.backward_inputs[name])
+        if self.config.grad_clip is not None:
+            self.scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        self.scaler.step(optimizer)
+        self.scaler.update()
+        if name in self.schedulers:
+            self.schedulers[name].step()
+        return losses
+
+    @torch.no_grad()
+    def _evaluate(self, data: tuple[Tensor, ...], indices: Tensor) -> dict[str, float]:
+        self.module.eval()
+        means = _LossMeans()
+        for batch, size in self._batches(data, indices):
+            with self._autocast():
+                means.add(self.module.training_losses(batch), size)
+        return means.means()
+
+    def _track_best(self, valid_losses: Mapping[str, float]) -> None:
+        if not valid_losses:
+            return
+        patience = self.config.early_stopping_patience
+        if valid_losses[self.monitor] < self.best_loss:
+            self.best_epoch, self.best_loss = self.epoch, valid_losses[self.monitor]
+            if patience is not None:
+                self.best_state = {
+                    key: value.detach().clone() for key, value in self.module.state_dict().items()
+                }
+        elif patience is not None:
+            last_good = -1 if self.best_epoch is None else self.best_epoch
+            self.stopped_early = self.epoch - last_good >= patience
+
+    def _batches(
+        self, data: tuple[Tensor, ...], order: Tensor
+    ) -> Iterator[tuple[tuple[Tensor, ...], int]]:
+        order = order.to(data[0].device)
+        for start in range(0, len(order), self.config.batch_size):
+            index = order[start : start + self.config.batch_size]
+            yield tuple(t[index].to(self.device, non_blocking=True) for t in data), len(index)
+
+    def _autocast(self) -> AbstractContextManager:
+        if self.use_amp:
+            return torch.autocast(self.device.type, dtype=torch.float16)
+        return nullcontext()
+
+
+class _LossMeans:
+    """Sample-weighted means of scalar losses, summed on the device, read back once."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor] = {}
+        self.count = 0
+
+    def add(self, losses: Mapping[str, Tensor], size: int) -> None:
+        if not self.sums:
+            self.sums = {key: torch.zeros((), device=loss.device) for key, loss in losses.items()}
+        for key, total in self.sums.items():
+            total.add_(losses[key].detach(), alpha=size)  # one kernel per key and batch
+        self.count += size
+
+    def means(self) -> dict[str, float]:
+        values = (torch.stack(list(self.sums.values())) / self.count).tolist()
+        return dict(zip(self.sums, values, strict=True))
+
+
+def _count_samples(tensors: Sequence[Tensor]) -> int:
+    if not tensors:
+        raise InputDataError("fit needs at least one tensor")
+    n_samples = len(tensors[0])
+    if any(len(t) != n_samples for t in tensors):
+        shapes = [tuple(t.shape) for t in tensors]
+        raise InputDataError(f"tensors must share their first (sample) dimension, got {shapes}")
+    return n_samples
+
+
+def _place(tensors: tuple[Tensor, ...], device: torch.device) -> tuple[Tensor, ...]:
+    """Move the data to a CUDA ``device`` once if it takes under half its free memory."""
+    if device.type != "cuda" or all(t.device == device for t in tensors):
+        return tensors
+    free_bytes, _ = torch.cuda.mem_get_info(device)
+    if sum(t.element_size() * t.nelement() for t in tensors) < free_bytes // 2:
+        return tuple(t.to(device) for t in tensors)
+    return tensors
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (the global state that user code draws from)
+    random.seed(seed)
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    """All random states as tensors and plain types, loadable with ``weights_only``."""
+    name, key, position, has_gauss, gauss = np.random.get_state()  # noqa: NPY002 (global)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": (name, torch.from_numpy(key.astype(np.int64)), position, has_gauss, gauss),
+        "python": random.getstate(),
+        "batches": generator.get_state(),
+    }
+
+
+def _set_rng_state(state: Mapping[str, Any], generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, key, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, key.numpy().astype(np.uint32), position, has_gauss, gauss))  # noqa: NPY002
+    random.setstate(state["python"])
+    generator.set_state(state["batches"])
+
+
+def _save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Write ``state`` atomically: a temporary file, then ``os.replace``."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = f"{path}.tmp"
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def _resume(trainer: _Trainer, path: str | os.PathLike) -> None:
+    """Load a checkpoint into ``trainer`` (weights only); any failure names the file."""
+    try:
+        trainer.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as error:
+        raise CheckpointError(
+            f"cannot resume from checkpoint {os.fspath(path)!r}: {error}"
+        ) from error

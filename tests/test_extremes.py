@@ -1,0 +1,130 @@
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy import stats
+
+from climlatent.errors import InputDataError
+from climlatent.metrics.extremes import GEV_PARAMETERS, annual_maxima, fit_gev, return_level
+
+# per-cell (loc, scale, shape_xi): bounded tail, Gumbel, heavy tail
+TRUE_PARAMS = [(10.0, 2.0, -0.2), (0.0, 1.0, 0.0), (5.0, 0.5, 0.15)]
+
+
+def daily_series(calendar: str, n_years: int = 4, dim: str = "time", seed: int = 0):
+    time = xr.date_range("2001-01-01", periods=n_years * 365, calendar=calendar, use_cftime=True)
+    values = np.random.default_rng(seed).gamma(2.0, size=time.size)
+    values[40:60] = np.nan
+    return xr.DataArray(
+        values, dims=dim, coords={dim: time}, name="pr", attrs={"units": "mm day-1"}
+    )
+
+
+def synthetic_maxima(n_years: int = 200, seed: int = 0) -> xr.DataArray:
+    """Maxima of known GEVs on a (cell, year) grid, with an all-NaN last cell."""
+    rng = np.random.default_rng(seed)
+    draws = [
+        stats.genextreme(c=-xi, loc=mu, scale=s).rvs(n_years, random_state=rng)
+        for mu, s, xi in TRUE_PARAMS
+    ]
+    values = np.vstack([*draws, np.full(n_years, np.nan)])
+    return xr.DataArray(
+        values,
+        dims=("cell", "year"),
+        coords={"cell": np.arange(len(values)), "year": 1801 + np.arange(n_years)},
+        name="pr",
+        attrs={"units": "mm day-1"},
+    )
+
+
+@pytest.fixture(scope="module")
+def maxima() -> xr.DataArray:
+    return synthetic_maxima()
+
+
+@pytest.fixture(scope="module")
+def params(maxima) -> xr.Dataset:
+    return fit_gev(maxima)
+
+
+@pytest.mark.parametrize("calendar", ["noleap", "360_day"])
+def test_annual_maxima_match_a_pandas_groupby(calendar):
+    da = daily_series(calendar)
+    years = [date.year for date in da.time.values]
+    expected = pd.Series(da.values).groupby(years).max()
+    result = annual_maxima(da)
+    assert result.dims == ("year",)
+    np.testing.assert_array_equal(result.year, expected.index)
+    np.testing.assert_allclose(result.values, expected.values)
+    assert result.attrs == {"units": "mm day-1", "cell_methods": "time: maximum"}
+
+
+def test_annual_maxima_find_a_cf_time_axis_and_keep_other_dims():
+    da = daily_series("noleap", dim="t")
+    da["t"].attrs["axis"] = "T"
+    field = da.expand_dims(member=[1, 2]).assign_attrs(cell_methods="area: mean")
+    result = annual_maxima(field)
+    assert result.dims == ("member", "year") and result.sizes == {"member": 2, "year": 4}
+    assert result.attrs["cell_methods"] == "area: mean t: maximum"
+
+
+def test_annual_maxima_without_time_names_the_variable():
+    with pytest.raises(InputDataError, match="'pr' has no time dimension"):
+        annual_maxima(xr.DataArray(np.ones(3), dims="x", name="pr"))
+
+
+def test_fit_gev_recovers_known_parameters(params):
+    for cell, (mu, sigma, xi) in enumerate(TRUE_PARAMS):
+        fitted = params.sel(cell=cell)
+        np.testing.assert_allclose(float(fitted["loc"]), mu, atol=0.2 * sigma)
+        np.testing.assert_allclose(float(fitted["scale"]), sigma, rtol=0.15)
+        np.testing.assert_allclose(float(fitted["shape_xi"]), xi, atol=0.12)
+    assert params["loc"].units == "mm day-1" and params["shape_xi"].units == "1"
+
+
+def test_fit_gev_agrees_with_scipy_called_directly(maxima, params):
+    for cell in range(len(TRUE_PARAMS)):
+        c, loc, scale = stats.genextreme.fit(maxima.isel(cell=cell).values)
+        fitted = params.isel(cell=cell)
+        expected = [loc, scale, -c]  # scipy's c is -shape_xi
+        np.testing.assert_allclose([float(fitted[p]) for p in GEV_PARAMETERS], expected, atol=0.01)
+
+
+def test_lmoments_are_close_to_the_mle(maxima, params):
+    lmoments = fit_gev(maxima, method="lmoments")
+    for name in GEV_PARAMETERS:
+        np.testing.assert_allclose(lmoments[name][:3], params[name][:3], atol=0.1)
+
+
+def test_nan_cells_stay_nan_and_gaps_are_skipped(maxima, params):
+    assert all(np.isnan(float(params[p].isel(cell=-1))) for p in GEV_PARAMETERS)
+    gappy = fit_gev(maxima.where(maxima.year > 1805))  # five missing years
+    np.testing.assert_allclose(gappy.shape_xi[:3], params.shape_xi[:3], atol=0.05)
+    short = fit_gev(maxima.isel(year=slice(0, 5)), min_years=10)
+    assert short["loc"].isnull().all()
+
+
+def test_dask_backed_maxima_give_the_same_fit(maxima, params):
+    lazy = fit_gev(maxima.chunk({"cell": 2, "year": 50}))
+    assert lazy["loc"].chunks is not None
+    xr.testing.assert_allclose(lazy.compute(), params)
+
+
+def test_return_levels_equal_scipy_isf(params):
+    levels = return_level(params, [10, 20, 100])
+    assert levels.dims == ("cell", "return_period") and levels.units == "mm day-1"
+    for cell in range(len(TRUE_PARAMS)):
+        p = params.isel(cell=cell)
+        gev = stats.genextreme(c=-float(p.shape_xi), loc=float(p["loc"]), scale=float(p.scale))
+        np.testing.assert_allclose(levels.isel(cell=cell), gev.isf(1 / np.array([10, 20, 100])))
+    twenty = return_level(params)
+    assert twenty.dims == ("cell",) and float(twenty.return_period) == 20
+    xr.testing.assert_allclose(twenty, levels.sel(return_period=20))
+    assert np.isnan(twenty.isel(cell=-1))
+
+
+def test_return_level_checks_its_inputs(params):
+    with pytest.raises(InputDataError, match="shape_xi"):
+        return_level(params.drop_vars("shape_xi"))
+    with pytest.raises(ValueError, match="exceed 1 year"):
+        return_level(params, 1)

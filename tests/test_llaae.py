@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import climlatent as cl
+from climlatent.errors import InputDataError
+
+FAST = dict(latent_dim=4, epochs=2, filters=(8, 16), batch_size=128, n_proxy_eofs=8,
+            device="cpu")
+
+
+@pytest.fixture(scope="module")
+def small():
+    ds = cl.datasets.synthetic_circulation(n_members=2, n_years=3, n_lat=8, n_lon=12, seed=2)
+    return ds.isel(time=slice(0, 730)), ds.isel(time=slice(730, None))
+
+
+@pytest.fixture(scope="module")
+def fitted_gev(small):
+    return cl.LLAAE(latent="gev", **FAST).fit(small[0], "pr", "psl")
+
+
+@pytest.mark.parametrize("latent", ["none", "gaussian", "gev", "gev_moments"])
+def test_emulation_keeps_coords_members_mask_and_attrs(latent, small):
+    train, test = small
+    est = cl.LLAAE(latent=latent, **FAST).fit(train, "pr", "psl")
+    out = est.emulate(test)["pr"]
+    assert out.dims == test["pr"].dims
+    for dim in out.dims:
+        np.testing.assert_array_equal(out[dim].values, test[dim].values)
+    assert out.attrs == test["pr"].attrs
+    truth_mask = np.isnan(test["pr"].isel(member=0, time=0).values)
+    np.testing.assert_array_equal(np.isnan(out.values).all(axis=(0, 1)), truth_mask)
+    assert np.isfinite(out.values[..., ~truth_mask]).all()
+    assert list(est.history_.index) == [0, 1]
+    assert {"train_autoencoder", "train_latent", "valid_kl"} <= set(est.history_.columns)
+
+
+def test_deterministic_latent_has_zero_kl(small):
+    est = cl.LLAAE(latent="none", **FAST).fit(small[0], "pr", "psl")
+    assert (est.history_["train_kl"] == 0).all()
+
+
+def test_save_load_bit_identical(fitted_gev, small, tmp_path):
+    _, test = small
+    fitted_gev.save(tmp_path / "m.clm")
+    loaded = cl.load(tmp_path / "m.clm")
+    assert loaded.emulate(test)["pr"].values.tobytes() == fitted_gev.emulate(test)["pr"].values.tobytes()
+    assert loaded.encode(test).values.tobytes() == fitted_gev.encode(test).values.tobytes()
+
+
+def test_same_seed_same_model(small):
+    a = cl.LLAAE(latent="gaussian", **FAST).fit(small[0], "pr", "psl")
+    b = cl.LLAAE(latent="gaussian", **FAST).fit(small[0], "pr", "psl")
+    xr.testing.assert_identical(a.emulate(small[1]), b.emulate(small[1]).assign_attrs(
+        history=a.emulate(small[1]).attrs["history"]))
+
+
+def test_closed_form_refit_minimises_latent_loss(small):
+    train, _ = small
+    trained = cl.LLAAE(latent="none", **FAST).fit(train, "pr", "psl")
+    refit = cl.LLAAE(latent="none", refit_proxy_map=True, ridge=0.0, **FAST).fit(train, "pr", "psl")
+    # same seed, same training: only h differs
+    z = trained.encode(train).values.reshape(-1, 4)
+    np.testing.assert_allclose(refit.encode(train).values.reshape(-1, 4), z, rtol=1e-6)
+    x = cl.batching.to_matrix(trained.proxy_transform_.forward(train["psl"]), trained.proxy_layout_)
+    features = trained.proxy_features(x).astype(np.float64)
+
+    def latent_loss(est):
+        w = est.module_.proxy_map.weight.detach().numpy().astype(np.float64)
+        b = est.module_.proxy_map.bias.detach().numpy().astype(np.float64)
+        return float(((z - features @ w.T - b) ** 2).sum(1).mean())
+
+    design = np.hstack([np.ones((len(features), 1)), features])
+    best = np.linalg.lstsq(design, z, rcond=None)[0]
+    optimum = float(((z - design @ best) ** 2).sum(1).mean())
+    assert latent_loss(refit) == pytest.approx(optimum, rel=1e-4)
+    assert latent_loss(refit) <= latent_loss(trained)
+
+
+def test_sample_and_traverse(fitted_gev):
+    samples = fitted_gev.sample(5, seed=1)["pr"]
+    assert samples.dims == ("sample", "lat", "lon") and samples.sizes["sample"] == 5
+    assert samples.attrs["units"] == "kg m-2 s-1"
+    trav = fitted_gev.traverse(latent=1, values=[-2.0, 0.0, 2.0])["pr"]
+    assert trav.dims == ("value", "lat", "lon")
+    zero = fitted_gev._decode(np.zeros((1, 4), np.float32))
+    back = fitted_gev.target_transform_.inverse(
+        cl.batching.from_matrix(zero, fitted_gev.target_layout_, trav.isel(value=[1]).rename("pr")))
+    np.testing.assert_allclose(trav.isel(value=1).values, back.isel(value=0).values, rtol=1e-5)
+    with pytest.raises(ValueError, match="latent must be in"):
+        fitted_gev.traverse(latent=9, values=[0.0])
+
+
+def test_reference_preset():
+    ref = cl.LLAAE.reference()
+    assert (ref.latent_dim, ref.filters, ref.batch_size, ref.epochs, ref.lr) == (
+        400, (16, 32, 64), 64, 100, 1e-3)
+    assert (ref.lr_decay, ref.lr_decay_steps, ref.alpha, ref.weight_l2) == (0.96, 5000, 1.0, 1e-3)
+
+
+def test_bad_inputs_before_training(small):
+    train, _ = small
+    with pytest.raises(InputDataError, match="'psl' has .* NaN"):
+        cl.LLAAE(**FAST).fit(train.assign(psl=train.psl.where(train.lat > 40)), "pr", "psl")
+    with pytest.raises(InputDataError, match="proxy variable 'slp' is not in the Dataset"):
+        cl.LLAAE(**FAST).fit(train, "pr", "slp")
+    with pytest.raises(ValueError, match="latent must be one of"):
+        cl.LLAAE(latent="weibull")
+
+
+def test_cuda_path_selected_only_when_available():
+    est = cl.LLAAE(device="auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    from climlatent.training import resolve_device
+    assert resolve_device(est.device).type == expected

@@ -1,0 +1,435 @@
+import cftime
+import dask.array
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from climlatent.errors import InputDataError, NotFittedError
+from climlatent.transforms import (
+    Anomalies,
+    Log1p,
+    Pipeline,
+    PowerTransform,
+    Standardize,
+    transform_from_dataset,
+)
+
+pytestmark = pytest.mark.filterwarnings(  # numpy's reference statistics on the masked cell
+    "ignore:Mean of empty slice:RuntimeWarning", "ignore:Degrees of freedom:RuntimeWarning"
+)
+CALENDARS = [
+    "360_day",
+    "noleap",
+    "365_day",
+    "all_leap",
+    "gregorian",
+    "standard",
+    "proleptic_gregorian",
+    "julian",
+    "numpy",
+]
+TRANSFORMS = {
+    "standardize": lambda: Standardize(),
+    "standardize_member": lambda: Standardize(dims=("time", "member")),
+    "anomalies_doy": lambda: Anomalies(),
+    "anomalies_window_member": lambda: Anomalies(window=31, dims=("time", "member")),
+    "anomalies_month": lambda: Anomalies(freq="month"),
+    "log1p": lambda: Log1p(scale=2.0),
+    "power": lambda: PowerTransform(),
+    "pipeline": lambda: Pipeline([PowerTransform(0.25), Anomalies(window=15), Standardize()]),
+}
+FORWARD_UNITS = {
+    "standardize": "1",
+    "standardize_member": "1",
+    "anomalies_doy": "mm d-1",
+    "anomalies_window_member": "mm d-1",
+    "anomalies_month": "mm d-1",
+    "log1p": "1",
+    "power": "(mm d-1)^0.333333",
+    "pipeline": "1",
+}
+
+
+def daily_time(calendar, start="2000-01-01", end="2002-12-30"):
+    if calendar == "numpy":
+        return xr.date_range(start, end, freq="D", use_cftime=False)
+    return xr.date_range(start, end, freq="D", calendar=calendar, use_cftime=True)
+
+
+def make_field(calendar="noleap", *, seed=0, name="pr", time=None, dims=("time", "lat", "lon")):
+    """Precipitation-like field with a seasonal cycle, a masked cell, a constant cell."""
+    time = daily_time(calendar) if time is None else time
+    month = xr.DataArray(time, dims="time").dt.month.values
+    rng = np.random.default_rng(seed)
+    shape = (time.size, 2, 3, 4)
+    seasonal = 2.0 + 2.0 * np.sin(2 * np.pi * month / 12)
+    values = rng.gamma(0.8, 3.0, shape) + seasonal[:, None, None, None]
+    values[::7, :, 2, 3] = 0.0  # dry days
+    values[:, :, 0, 0] = np.nan  # masked (ocean) cell
+    values[:, :, 1, 1] = 5.0  # zero-variance cell
+    values[5:40, :, 2, 2] = np.nan  # gap in a land cell
+    coords = {
+        "time": time,
+        "member": ["r1", "r2"],
+        "lat": ("lat", [-10.0, 0.0, 10.0], {"units": "degrees_north"}),
+        "lon": ("lon", [0.0, 5.0, 10.0, 15.0], {"units": "degrees_east"}),
+    }
+    da = xr.DataArray(
+        values,
+        dims=("time", "member", "lat", "lon"),
+        coords=coords,
+        name=name,
+        attrs={"units": "mm d-1", "long_name": "precipitation"},
+    )
+    return da.transpose(*dims, ...) if "member" in dims else da.isel(member=0, drop=True)
+
+
+def field_for(kind, calendar):
+    """The field a transform of TRANSFORMS is tested on: with members where it uses them."""
+    dims = ("time", "member", "lat", "lon") if kind.endswith("member") else ("time", "lat", "lon")
+    return make_field(calendar, dims=dims)
+
+
+def seasonal_signal(time):
+    """Annual sine that depends on the calendar date only (month and day)."""
+    t = xr.DataArray(time, dims="time")
+    phase = (t.dt.month.values - 1) / 12 + (t.dt.day.values - 1) / 372
+    return 3.0 * np.sin(2 * np.pi * phase)
+
+
+@pytest.mark.parametrize("calendar", CALENDARS)
+@pytest.mark.parametrize("kind", TRANSFORMS)
+def test_inverse_undoes_forward(kind, calendar):
+    da = field_for(kind, calendar)
+    transform = TRANSFORMS[kind]().fit(da)
+    out = transform.forward(da)
+    back = transform.inverse(out)
+    xr.testing.assert_allclose(back, da, rtol=1e-12, atol=1e-12)
+    assert back.attrs == da.attrs and back.name == da.name
+    xr.testing.assert_identical(back.coords.to_dataset(), da.coords.to_dataset())
+    assert out.isnull().equals(da.isnull())
+    assert out.dims == da.dims
+    xr.testing.assert_identical(out.coords.to_dataset(), da.coords.to_dataset())
+    assert out.attrs["units"] == FORWARD_UNITS[kind]
+    assert out.attrs["long_name"] == "precipitation"
+
+
+@pytest.mark.parametrize("kind", TRANSFORMS)
+def test_fit_forward_equals_fit_then_forward(kind):
+    da = field_for(kind, "noleap")
+    xr.testing.assert_identical(
+        TRANSFORMS[kind]().fit_forward(da), TRANSFORMS[kind]().fit(da).forward(da)
+    )
+
+
+def test_standardize_statistics_and_zero_variance():
+    da = make_field("noleap")
+    transform = Standardize().fit(da)
+    values = da.values
+    np.testing.assert_allclose(transform.state["mean"], np.nanmean(values, axis=0))
+    std = np.nanstd(values, axis=0)
+    np.testing.assert_allclose(transform.state["std"], np.where(std == 0, 1, std))
+    out = transform.forward(da)
+    assert (out.sel(lat=0.0, lon=5.0) == 0).all()  # constant cell: x - mean, divided by 1
+    assert out.isel(lat=0, lon=0).isnull().all()
+    np.testing.assert_allclose(out.std("time").isel(lat=2, lon=3), 1.0)
+
+
+def _groupby_month_day(da):
+    """Independent climatology: pandas groupby on (month, day) of each time stamp."""
+    keys = pd.MultiIndex.from_tuples([(t.month, t.day) for t in da.indexes["time"]])
+    frame = pd.DataFrame(da.values.reshape(da.sizes["time"], -1), index=keys)
+    return frame.groupby(level=[0, 1]).mean().sort_index().to_numpy()
+
+
+@pytest.mark.parametrize("calendar", CALENDARS)
+def test_dayofyear_climatology_matches_pandas_groupby(calendar):
+    da = make_field(calendar)
+    clim = Anomalies().fit(da).state["climatology"]
+    expected = _groupby_month_day(da)
+    n_days = {"360_day": 360, "noleap": 365, "365_day": 365}.get(calendar, 366)
+    assert clim.sizes["dayofyear"] == n_days == expected.shape[0]
+    np.testing.assert_allclose(clim.values.reshape(n_days, -1), expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("calendar", CALENDARS)
+@pytest.mark.parametrize("freq", ["dayofyear", "month"])
+def test_anomalies_of_seasonal_sine_are_trend_only(calendar, freq):
+    time = daily_time(calendar, end="2005-12-30")
+    sine = seasonal_signal(time)
+    seasonal = xr.DataArray(sine, coords={"time": time}, name="tas", attrs={"units": "K"})
+    trend = xr.DataArray(0.01 * np.arange(time.size), coords={"time": time})
+    transform = Anomalies(freq=freq).fit(seasonal)
+    if freq == "dayofyear":
+        np.testing.assert_allclose(transform.forward(seasonal), 0.0, atol=1e-12)
+        np.testing.assert_allclose(transform.forward(seasonal + trend), trend, atol=1e-12)
+    else:
+        month_means = seasonal.groupby("time.month").mean()
+        expected = seasonal - month_means.sel(month=seasonal["time"].dt.month).drop_vars("month")
+        np.testing.assert_allclose(transform.forward(seasonal), expected, atol=1e-12)
+
+
+def test_monthly_climatology_on_360_day_is_mean_of_30_day_months():
+    da = make_field("360_day")
+    clim = Anomalies(freq="month").fit(da).state["climatology"]
+    by_month = da.values.reshape(3, 12, 30, 3, 4)  # 3 years of twelve 30-day months
+    np.testing.assert_allclose(clim, np.nanmean(by_month, axis=(0, 2)), rtol=1e-13)
+    np.testing.assert_array_equal(clim["month"], np.arange(1, 13))
+
+
+def _month_day_field(time):
+    t = xr.DataArray(time, dims="time", coords={"time": time})
+    return (100.0 * t.dt.month + t.dt.day).rename("tas").assign_attrs(units="K")
+
+
+@pytest.mark.parametrize("calendar", ["gregorian", "numpy", "julian", "proleptic_gregorian"])
+def test_leap_day_with_leap_years_in_fit_period(calendar):
+    da = _month_day_field(daily_time(calendar, "2000-01-01", "2003-12-31"))
+    clim = Anomalies().fit(da).state["climatology"]
+    assert clim.sel(dayofyear=60) == 229  # 29 February, from the leap day alone
+    assert clim.sel(dayofyear=61) == 301  # 1 March in every year, leap or not
+    assert clim.sel(dayofyear=366) == 1231
+    np.testing.assert_array_equal(Anomalies().fit(da).forward(da), 0.0)
+
+
+@pytest.mark.parametrize("calendar", ["gregorian", "numpy"])
+def test_leap_day_missing_from_fit_period_uses_neighbours(calendar):
+    fit = _month_day_field(daily_time(calendar, "2001-01-01", "2003-12-31"))
+    leap_year = _month_day_field(daily_time(calendar, "2004-01-01", "2004-12-31"))
+    transform = Anomalies().fit(fit)
+    assert transform.state["climatology"].sel(dayofyear=60) == (228 + 301) / 2
+    out = transform.forward(leap_year)
+    is_leap_day = (leap_year["time"].dt.month == 2) & (leap_year["time"].dt.day == 29)
+    np.testing.assert_array_equal(out.where(~is_leap_day, 0.0), 0.0)
+    assert out.sel(time=is_leap_day).item() == 229 - (228 + 301) / 2
+
+
+@pytest.mark.parametrize("window", [1, 5, 31])
+def test_smoothing_window_wraps_around_the_year(window):
+    da = make_field(time=daily_time("noleap", end="2002-12-31")).isel(lat=2, lon=3)
+    daily = da.values.reshape(3, 365).mean(axis=0)
+    half = window // 2
+    expected = np.mean([np.roll(daily, -shift) for shift in range(-half, half + 1)], axis=0)
+    clim = Anomalies(window=window).fit(da).state["climatology"]
+    np.testing.assert_allclose(clim, expected, rtol=1e-13)
+    assert np.isclose(clim[0], np.mean(np.concatenate([daily[365 - half :], daily[: half + 1]])))
+
+
+def test_climatology_averages_over_members():
+    da = make_field("360_day", dims=("time", "member", "lat", "lon"))
+    clim = Anomalies(freq="month", dims=("time", "member")).fit(da).state["climatology"]
+    by_month = da.values.reshape(3, 12, 30, 2, 3, 4)
+    np.testing.assert_allclose(clim, np.nanmean(by_month, axis=(0, 2, 3)), rtol=1e-13)
+    assert set(clim.dims) == {"month", "lat", "lon"}
+
+
+def test_time_axis_found_through_cf_axis_attribute():
+    da = make_field("noleap")
+    renamed = da.rename(time="t")
+    renamed["t"].attrs["axis"] = "T"
+    out = Anomalies(dims="t").fit_forward(renamed)
+    expected = Anomalies().fit_forward(da)
+    np.testing.assert_array_equal(out.values, expected.values)
+    assert out.dims == renamed.dims
+
+
+@pytest.mark.parametrize("calendar", ["360_day", "standard", "numpy"])
+@pytest.mark.parametrize("kind", TRANSFORMS)
+def test_netcdf_round_trip_gives_identical_output(kind, calendar, tmp_path):
+    da = field_for(kind, calendar)
+    transform = TRANSFORMS[kind]().fit(da)
+    path = tmp_path / "transform.nc"
+    transform.to_dataset().to_netcdf(path)
+    with xr.open_dataset(path) as ds:
+        restored = transform_from_dataset(ds)
+    assert type(restored) is type(transform)
+    assert restored.params == transform.params
+    out = transform.forward(da)
+    xr.testing.assert_identical(restored.forward(da), out)
+    xr.testing.assert_identical(restored.inverse(out), transform.inverse(out))
+
+
+def test_nested_pipeline_survives_netcdf(tmp_path):
+    da = make_field("julian")
+    inner = Pipeline([PowerTransform(), Anomalies(freq="month")])
+    transform = Pipeline([inner, Standardize()]).fit(da)
+    assert "step0_step1_climatology" in transform.to_dataset()
+    transform.to_dataset().to_netcdf(tmp_path / "nested.nc")
+    with xr.open_dataset(tmp_path / "nested.nc") as ds:
+        restored = transform_from_dataset(ds)
+    xr.testing.assert_identical(restored.forward(da), transform.forward(da))
+
+
+@pytest.mark.parametrize("kind", TRANSFORMS)
+def test_float32_stays_float32(kind):
+    da = field_for(kind, "360_day").astype("float32")
+    out = TRANSFORMS[kind]().fit_forward(da)
+    assert out.dtype == np.float32
+
+
+def test_pipeline_state_is_flat_and_prefixed():
+    da = make_field("noleap")
+    state = Pipeline([Log1p(), Anomalies(freq="month"), Standardize()]).fit(da).to_dataset()
+    assert set(state.data_vars) == {"step1_climatology", "step2_mean", "step2_std"}
+    assert state.attrs["n_steps"] == 3
+    assert state.attrs["step0_transform"] == "log1p"
+    assert state.attrs["step1_calendar"] == "noleap"
+    assert state.attrs["step0_input_units"] == "mm d-1"
+    assert state.attrs["step1_input_units"] == "1"
+
+
+@pytest.mark.parametrize("kind", TRANSFORMS)
+def test_dask_input_stays_lazy_and_matches_numpy(kind):
+    da = field_for(kind, "standard")
+    lazy = da.chunk({"time": 200, "lat": 2})
+    eager_transform = TRANSFORMS[kind]().fit(da)
+    lazy_transform = TRANSFORMS[kind]().fit(lazy)
+    xr.testing.assert_allclose(lazy_transform.state, eager_transform.state, rtol=1e-12)
+    out = lazy_transform.forward(lazy)
+    back = lazy_transform.inverse(out)
+    assert isinstance(out.data, dask.array.Array)
+    assert isinstance(back.data, dask.array.Array)
+    assert out.chunks == lazy.chunks
+    xr.testing.assert_allclose(out.compute(), eager_transform.forward(da), rtol=1e-12)
+    xr.testing.assert_allclose(back.compute(), da, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", TRANSFORMS)
+@pytest.mark.parametrize("method", ["forward", "inverse", "to_dataset"])
+def test_use_before_fit_raises_not_fitted(kind, method):
+    transform = TRANSFORMS[kind]()
+    with pytest.raises(NotFittedError, match="not fitted"):
+        if method == "to_dataset":
+            transform.to_dataset()
+        else:
+            getattr(transform, method)(make_field())
+
+
+@pytest.mark.parametrize("transform", [Log1p(), PowerTransform()], ids=["log1p", "power"])
+def test_round_off_negatives_are_clipped_and_real_negatives_raise(transform):
+    da = make_field("noleap")
+    tiny = da.where(da != 0, -1e-12)
+    out = transform.fit(tiny).forward(tiny)
+    assert (out.where(da == 0) == 0).sum() == (da == 0).sum()
+    bad = da.where(da != 0, -0.5)
+    with pytest.raises(InputDataError, match="'pr'.*negative values down to -0.5"):
+        transform.forward(bad)
+    lazy = transform.forward(bad.chunk({"time": 100}))  # dask: raises when computed
+    with pytest.raises(InputDataError, match="'pr'"):
+        lazy.compute()
+
+
+@pytest.mark.parametrize("transform", [Log1p(), PowerTransform()], ids=["log1p", "power"])
+def test_negative_transformed_values_invert_to_zero(transform):
+    da = make_field("noleap")
+    out = transform.fit(da).forward(da)
+    back = transform.inverse(out - 10.0)
+    assert float(back.min()) == 0.0
+
+
+def _undecoded_time(da):
+    return da.assign_coords(time=("time", np.arange(da.sizes["time"]), {"calendar": "bogus"}))
+
+
+def _cftime_time(da, calendar):
+    times = [cftime.datetime(2000, 1, 1, calendar=calendar) for _ in range(da.sizes["time"])]
+    return da.assign_coords(time=np.array(times, dtype=object))
+
+
+@pytest.mark.parametrize(
+    ("make_bad", "message"),
+    [
+        (lambda da: da.rename(time="step"), "no time axis"),
+        (_undecoded_time, "not dates .*'bogus'"),
+        (lambda da: _cftime_time(da, ""), "unsupported calendar ''"),
+        (lambda da: _cftime_time(da, "tai"), "unsupported calendar 'tai'"),
+        (lambda da: da.isel(time=slice(0, 100)), "no sample for dayofyear"),
+    ],
+    ids=["no-time", "undecoded", "calendar-naive", "tai", "short-period"],
+)
+def test_anomalies_fit_rejects_bad_time_axis(make_bad, message):
+    bad = make_bad(make_field("noleap", name="tas"))
+    with pytest.raises(InputDataError, match=f"'tas'.*{message}"):
+        Anomalies().fit(bad)
+
+
+def test_360_day_climatology_on_other_calendar_names_both():
+    transform = Anomalies().fit(make_field("360_day", name="tas"))
+    with pytest.raises(InputDataError, match="'tas' is on the 'standard' calendar.*'360_day'"):
+        transform.forward(make_field("standard", name="tas"))
+
+
+def test_monthly_climatology_applies_across_calendars():
+    transform = Anomalies(freq="month").fit(make_field("360_day"))
+    da = make_field("standard")
+    clim = transform.state["climatology"].sel(month=da["time"].dt.month).drop_vars("month")
+    xr.testing.assert_allclose(transform.forward(da), da - clim)
+
+
+@pytest.mark.parametrize(
+    ("transform", "message"),
+    [
+        (Standardize(dims=("time", "member")), "no dimension \\['member'\\]"),
+        (Anomalies(dims="member"), "must include the time dimension 'time'"),
+    ],
+    ids=["missing-dim", "time-not-in-dims"],
+)
+def test_fit_on_missing_dims_names_the_variable(transform, message):
+    with pytest.raises(InputDataError, match=f"'tas'.*{message}"):
+        transform.fit(make_field("noleap", name="tas"))
+
+
+@pytest.mark.parametrize(
+    ("transform", "make_bad", "message"),
+    [
+        (
+            Standardize(),
+            lambda da: da.assign_coords(lat=da.lat + 1),
+            "not on the fitted grid.*'lat'",
+        ),
+        (Standardize(), lambda da: da.isel(lon=0), "lacks dimensions \\['lon'\\]"),
+        (Anomalies(), lambda da: da.assign_coords(lon=da.lon + 1), "not on the fitted grid.*'lon'"),
+        (Log1p(), lambda da: da.assign_attrs(units="kg m-2 s-1"), "units 'kg m-2 s-1'"),
+    ],
+    ids=["lat-moved", "lon-dropped", "lon-moved", "units"],
+)
+def test_applying_to_mismatched_data_names_the_variable(transform, make_bad, message):
+    da = make_field("noleap", name="tas")
+    transform.fit(da)
+    with pytest.raises(InputDataError, match=f"'tas'.*{message}"):
+        transform.forward(make_bad(da))
+
+
+def test_transform_from_dataset_rejects_unknown_kind():
+    with pytest.raises(InputDataError, match="'transform'='pickle'"):
+        transform_from_dataset(xr.Dataset(attrs={"transform": "pickle"}))
+    with pytest.raises(InputDataError, match="lacks variables \\['std'\\]"):
+        state = Standardize().fit(make_field()).to_dataset()
+        transform_from_dataset(state.drop_vars("std"))
+
+
+def test_dataset_input_is_a_type_error():
+    with pytest.raises(TypeError, match="select one variable"):
+        Standardize().fit(make_field().to_dataset())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Anomalies(freq="season"),
+        lambda: Anomalies(window=4),
+        lambda: Log1p(scale=0.0),
+        lambda: PowerTransform(exponent=-1.0),
+        lambda: Log1p(tolerance=-1.0),
+        lambda: Pipeline([]),
+    ],
+)
+def test_bad_hyper_parameters_raise(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+def test_repr_shows_hyper_parameters():
+    assert repr(Anomalies(freq="month")) == "Anomalies(freq='month', dims=None, window=None)"
+    assert "PowerTransform(exponent=0.25" in repr(TRANSFORMS["pipeline"]())
