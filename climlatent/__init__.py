@@ -9,8 +9,8 @@ Examples
 
 from climlatent import datasets, io, metrics, transforms
 from climlatent._version import __version__
-from climlatent.estimators import LLAAE, EOFRegression, Estimator
 from climlatent.catalog import open_catalog, open_entry
+from climlatent.estimators import LLAAE, EOFRegression, Estimator
 from climlatent.persistence import load
 
 __all__ = [

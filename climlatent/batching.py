@@ -14,7 +14,7 @@ lazy, and memory is bounded by the chunk, not by the ensemble.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,36 +132,48 @@ def to_matrix(da: xr.DataArray, layout: FieldLayout, dtype=np.float32) -> np.nda
 def from_matrix(
     matrix: np.ndarray,
     layout: FieldLayout,
-    template: xr.DataArray,
+    samples: Mapping[str, xr.DataArray | np.ndarray | int],
 ) -> xr.DataArray:
     """Lay a ``(n_samples, n_valid_cells)`` matrix back onto the layout's grid.
 
     Parameters
     ----------
     matrix : np.ndarray
-        One row per sample of ``template``, one column per valid cell of ``layout``.
+        One row per sample, in C order over ``samples``; one column per valid cell.
     layout : FieldLayout
         The grid the columns belong to; invalid cells come back as NaN.
-    template : xr.DataArray
-        Supplies the sample dims and their coordinates (its own grid may differ).
+    samples : mapping
+        The sample dims in order, each to its coordinate values, or to its size for a
+        dim without coordinate (see :func:`sample_coords`).
 
     Examples
     --------
-    >>> import numpy as np, xarray as xr
     >>> values = np.array([[[1.0, np.nan], [3.0, 4.0]], [[2.0, np.nan], [5.0, 6.0]]])
     >>> da = xr.DataArray(values, dims=("time", "lat", "lon"), name="pr",
     ...     coords={"lat": [0.0, 1.0], "lon": [0.0, 1.0]})
     >>> layout = FieldLayout.from_data(da)
-    >>> from_matrix(to_matrix(da, layout), layout, da).equals(da)
+    >>> back = from_matrix(to_matrix(da, layout), layout, sample_coords(da, layout))
+    >>> back.equals(da)
     True
     """
-    source = find_grid(template, template.name).spatial_dims
-    sample = tuple(d for d in template.dims if d not in source)
-    full = _scatter(matrix, layout)
-    shape = tuple(template.sizes[d] for d in sample) + layout.shape
-    coords = {d: template[d] for d in sample if d in template.coords}
-    out = xr.DataArray(full.reshape(shape), dims=sample + layout.spatial_dims, coords=coords)
+    sizes = tuple(v if isinstance(v, int) else len(v) for v in samples.values())
+    coords = {d: v for d, v in samples.items() if not isinstance(v, int)}
+    full = _scatter(matrix, layout).reshape(sizes + layout.shape)
+    out = xr.DataArray(full, dims=tuple(samples) + layout.spatial_dims, coords=coords)
     return _attach_grid(out, layout)
+
+
+def sample_coords(da: xr.DataArray, layout: FieldLayout) -> dict[str, xr.DataArray | int]:
+    """The sample dims of ``da`` in order, each to its coordinate (or size if it has none).
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((2, 3, 2)), dims=("member", "lat", "lon"),
+    ...     coords={"lat": [0.0, 1.0, 2.0], "lon": [0.0, 1.0]})
+    >>> sample_coords(da, FieldLayout.from_data(da))
+    {'member': 2}
+    """
+    return {d: (da[d] if d in da.coords else da.sizes[d]) for d in layout.sample_dims(da)}
 
 
 def _scatter(matrix: np.ndarray, layout: FieldLayout) -> np.ndarray:

@@ -30,7 +30,9 @@ class DemoResult:
     skill_noise_free: float
 
 
-def run_demo(output: str | Path, n_members: int = 3, n_years: int = 30, seed: int = 0) -> DemoResult:
+def run_demo(
+    output: str | Path, n_members: int = 3, n_years: int = 30, seed: int = 0
+) -> DemoResult:
     """Fit, emulate, score and write the demo's files into the folder ``output``.
 
     Parameters

@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 from conftest import rectilinear
 
-from climlatent.batching import FieldLayout, from_matrix, map_samples, to_matrix
+from climlatent.batching import FieldLayout, from_matrix, map_samples, sample_coords, to_matrix
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_matrix_round_trip_keeps_coords_mask_and_values(masked_ensemble):
     matrix = to_matrix(masked_ensemble, layout, dtype=np.float64)
     assert matrix.shape == (2 * 4, layout.n_features)
     assert np.isfinite(matrix).all()
-    back = from_matrix(matrix, layout, masked_ensemble)
+    back = from_matrix(matrix, layout, sample_coords(masked_ensemble, layout))
     expected = masked_ensemble.transpose("member", "time", "lat", "lon")
     xr.testing.assert_identical(back.assign_attrs(expected.attrs).rename(expected.name), expected)
 

@@ -209,7 +209,7 @@ def test_fit_trains_like_a_bare_torch_loop():
         torch.manual_seed(0)
         models.append(DenseAutoencoder(16, 3, hidden=(8,)))
     fit(models[0], (x,), config)
-    bare_loop(models[1], x, config)
+    bare_loop(models[1], (x,), config)
     assert_same_weights(*models)
 
 

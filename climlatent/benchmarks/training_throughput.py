@@ -22,39 +22,50 @@ from torch import Tensor, nn
 from climlatent.models import DenseAutoencoder
 from climlatent.training import TrainingConfig, fit, resolve_device
 
-__all__ = ["bare_loop", "main", "measure"]
+__all__ = ["bare_loop", "main", "measure", "synchronize"]
 
 
-def bare_loop(module: nn.Module, x: Tensor, config: TrainingConfig) -> None:
+def bare_loop(module: nn.Module, tensors: Sequence[Tensor], config: TrainingConfig) -> None:
     """Train ``module`` with a hand-written loop on the batches `fit` would draw.
+
+    One Adam optimiser per parameter group of ``module.optimizer_groups()`` (or one for
+    all parameters), stepped in order on the loss of the same name, as `fit` does.
 
     Parameters
     ----------
     module : torch.nn.Module
-        A module with ``training_losses((x,))["loss"]``, already on ``x``'s device.
-    x : torch.Tensor
-        Samples ``(n_samples, n_features)``.
+        A module following the `climlatent.training` contract, on the tensors' device.
+    tensors : sequence of torch.Tensor
+        Sample-major training tensors.
     config : TrainingConfig
-        Uses ``epochs``, ``batch_size``, ``lr``, ``weight_decay`` and ``seed``; Adam.
+        Uses ``epochs``, ``batch_size``, ``lr``, ``weight_decay`` and ``seed``.
 
     Examples
     --------
     >>> model = DenseAutoencoder(8, 2, hidden=(4,))
-    >>> bare_loop(model, torch.randn(32, 8), TrainingConfig(epochs=1, batch_size=8))
+    >>> bare_loop(model, (torch.randn(32, 8),), TrainingConfig(epochs=1, batch_size=8))
     """
-    optimizer = torch.optim.Adam(
-        module.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    groups = (
+        module.optimizer_groups()
+        if hasattr(module, "optimizer_groups")
+        else {"loss": list(module.parameters())}
     )
+    optimizers = {
+        name: torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        for name, params in groups.items()
+    }
     generator = torch.Generator().manual_seed(config.seed)
+    n = len(tensors[0])
     module.train()
     for _ in range(config.epochs):
-        order = torch.randperm(len(x), generator=generator).to(x.device)
-        for start in range(0, len(x), config.batch_size):
-            batch = x[order[start : start + config.batch_size]]
-            loss = module.training_losses((batch,))["loss"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        order = torch.randperm(n, generator=generator).to(tensors[0].device)
+        for start in range(0, n, config.batch_size):
+            batch = tuple(t[order[start : start + config.batch_size]] for t in tensors)
+            for name, optimizer in optimizers.items():
+                loss = module.training_losses(batch)[name]
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward(inputs=groups[name])
+                optimizer.step()
 
 
 def measure(
@@ -116,7 +127,7 @@ def measure(
         return DenseAutoencoder(n_features, latent_dim, hidden=hidden).to(torch_device)
 
     loops: dict[str, Callable[[nn.Module, TrainingConfig], object]] = {
-        "bare": lambda model, cfg: bare_loop(model, x, cfg),
+        "bare": lambda model, cfg: bare_loop(model, (x,), cfg),
         "fit": lambda model, cfg: fit(model, (x,), cfg),
     }
     for run in loops.values():
@@ -126,15 +137,16 @@ def measure(
         names = list(loops) if repeat % 2 == 0 else list(loops)[::-1]
         for name in names:
             model = new_model()
-            _synchronize(torch_device)
+            synchronize(torch_device)
             started = time.perf_counter()
             loops[name](model, config)
-            _synchronize(torch_device)
+            synchronize(torch_device)
             rates[name].append(n_samples * epochs / (time.perf_counter() - started))
     return rates
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

@@ -26,7 +26,14 @@ import numpy as np
 import xarray as xr
 
 from climlatent import transforms
-from climlatent.batching import FieldLayout, check_finite, from_matrix, map_samples, to_matrix
+from climlatent.batching import (
+    FieldLayout,
+    check_finite,
+    from_matrix,
+    map_samples,
+    sample_coords,
+    to_matrix,
+)
 from climlatent.checks import check_field, check_same_samples, get_variable
 from climlatent.errors import InputDataError, NotFittedError
 from climlatent.grid import check_same_grid, find_grid
@@ -202,7 +209,8 @@ class Estimator:
         self._require_fitted()
         y = self._prepare_target(ds)
         rec = self._decode(self._encode(to_matrix(y, self.target_layout_)))
-        out = from_matrix(rec.astype(np.float32), self.target_layout_, y)
+        out = from_matrix(rec.astype(np.float32), self.target_layout_,
+                          sample_coords(y, self.target_layout_))
         return self._wrap(out.rename(self.target_), ds, "reconstruct(ds)")
 
     def dynamical_adjustment(self, ds: xr.Dataset) -> xr.Dataset:

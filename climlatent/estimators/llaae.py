@@ -257,9 +257,5 @@ class LLAAE(Estimator):
 
     def _decoded(self, z: np.ndarray, dim: str, labels: np.ndarray, call: str) -> xr.Dataset:
         self._require_fitted()
-        template = xr.DataArray(np.zeros(len(labels)), dims=dim, coords={dim: labels})
-        grid = self.target_layout_.grid
-        template = template.expand_dims({d: grid.sizes[d] for d in self.target_layout_.spatial_dims}
-                                        ).assign_coords(grid.coords).transpose(dim, ...)
-        out = from_matrix(self._decode(z), self.target_layout_, template.rename(self.target_))
+        out = from_matrix(self._decode(z), self.target_layout_, {dim: labels})
         return self._wrap(out.rename(self.target_), xr.Dataset(), call)

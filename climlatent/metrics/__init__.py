@@ -1,5 +1,30 @@
-"""Skill scores of emulated and downscaled fields."""
+"""Skill, extremes and latent-space diagnostics of emulated and downscaled fields."""
 
-from climlatent.metrics.skill import area_mean, correlation, mse, mse_skill_score, rmse
+from climlatent.metrics.extremes import annual_maxima, fit_gev, return_level
+from climlatent.metrics.latent import latent_factor_correlation, linear_probe_r2
+from climlatent.metrics.skill import (
+    area_mean,
+    correlation,
+    mse,
+    mse_skill_score,
+    r2,
+    r2_map,
+    rmse,
+    rmse_map,
+)
 
-__all__ = ["area_mean", "correlation", "mse", "mse_skill_score", "rmse"]
+__all__ = [
+    "annual_maxima",
+    "area_mean",
+    "correlation",
+    "fit_gev",
+    "latent_factor_correlation",
+    "linear_probe_r2",
+    "mse",
+    "mse_skill_score",
+    "r2",
+    "r2_map",
+    "return_level",
+    "rmse",
+    "rmse_map",
+]

@@ -84,6 +84,62 @@ def mse_skill_score(
     return 1 - mse(prediction, truth, dims) / mse(reference, truth, dims)
 
 
+def r2(
+    prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = ("time",)
+) -> xr.DataArray:
+    """Area-weighted coefficient of determination ``1 - SSE / SST`` over grid and ``dims``.
+
+    ``SST`` is taken around the truth's own mean over ``dims`` in each cell, so R2
+    measures how much of the variability along ``dims`` the prediction explains.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> truth = xr.DataArray(np.arange(8.0).reshape(2, 2, 2), dims=("time", "lat", "lon"),
+    ...     coords={"lat": [-1.0, 1.0], "lon": [0.0, 1.0]})
+    >>> float(r2(truth, truth)), float(r2(truth.mean("time") + 0 * truth, truth))
+    (1.0, 0.0)
+    """
+    return mse_skill_score(prediction, truth, truth.mean(dims), dims)
+
+
+def r2_map(
+    prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = ("time",)
+) -> xr.DataArray:
+    """Coefficient of determination ``1 - SSE / SST`` along ``dims`` in every cell.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> truth = xr.DataArray([1.0, 2.0, 3.0], dims="time")
+    >>> float(r2_map(truth + 0.1, truth))
+    0.985
+    """
+    sse = ((prediction - truth) ** 2).sum(dims)
+    sst = ((truth - truth.mean(dims)) ** 2).sum(dims)
+    return (
+        (1 - sse / sst)
+        .rename("r2")
+        .assign_attrs(long_name="coefficient of determination", units="1")
+    )
+
+
+def rmse_map(
+    prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = ("time",)
+) -> xr.DataArray:
+    """Root mean squared error along ``dims`` in every cell, in the truth's units.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> zeros = xr.DataArray([0.0, 0.0], dims="time")
+    >>> float(rmse_map(xr.DataArray([1.0, 3.0], dims="time"), zeros))
+    2.23606797749979
+    """
+    out = (((prediction - truth) ** 2).mean(dims) ** 0.5).rename("rmse")
+    return out.assign_attrs(long_name="root mean squared error", units=truth.attrs.get("units", ""))
+
+
 def correlation(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time") -> xr.DataArray:
     """Pearson correlation along ``dim`` in every grid cell (a correlation map).
 

@@ -1,4 +1,4 @@
-"""The latent linear adjustment autoencoder (LLAAE) as a torch module.
+r"""The latent linear adjustment autoencoder (LLAAE) as a torch module.
 
 Heinze-Deml et al. (2021, GMD 14, 4977), with the variational and GEV-latent
 extensions of seed 000: an autoencoder ``d(e(Y))`` on the target field ``Y`` and a
@@ -7,9 +7,9 @@ alternating two losses,
 
 .. math::
 
-    L_1 = \\|Y - d(e(Y))\\|^2 + \\alpha \\|Y - d(h(X))\\|^2 + \\beta\\,KL
-          + \\lambda \\sum_{w \\in AE} w^2, \\qquad
-    L_2 = \\|e(Y) - h(X)\\|^2,
+    L_1 = \|Y - d(e(Y))\|^2 + \alpha \|Y - d(h(X))\|^2 + \beta\,KL
+          + \lambda \sum_{w \in AE} w^2, \qquad
+    L_2 = \|e(Y) - h(X)\|^2,
 
 ``L1`` over the encoder, latent head and decoder; ``L2`` over ``h`` only. Squared
 errors are summed over the valid grid cells of a sample and averaged over the batch;
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from climlatent.models.conv import ConvDecoder, ConvEncoder, GridScatter

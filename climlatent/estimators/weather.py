@@ -1,0 +1,135 @@
+"""A weather generator on top of a fitted proxy -> target estimator.
+
+New realisations of the target come from new proxy series: the proxy's leading
+principal components (PCs) are either block-bootstrapped from the given data or
+simulated by a vector autoregression VAR(p) fitted to them; each simulated PC series
+is mapped back to a proxy field and through the estimator. The target variability the
+proxy does not explain is added back by resampling the residuals
+``target - emulate(proxy)`` of the given data: jointly with the proxy blocks for the
+bootstrap (so each realisation is a block bootstrap of the true target), in
+independent blocks for the VAR.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from climlatent.batching import from_matrix, to_matrix
+from climlatent.checks import get_variable
+from climlatent.errors import InputDataError
+from climlatent.estimators._weather import block_bootstrap, fit_var
+from climlatent.estimators.base import Estimator
+from climlatent.grid import find_member, find_time
+from climlatent.units import convert_units
+
+REALIZATION_DIM = "realization"
+PC_DIM = "pc"
+
+
+def weather_generator(
+    estimator: Estimator,
+    ds: xr.Dataset,
+    n_realizations: int,
+    method: str = "var",
+    order: int = 1,
+    block_length: int = 30,
+    add_residuals: bool = True,
+    seed: int = 0,
+) -> xr.Dataset:
+    """New realisations of the target from resampled or simulated proxy series.
+
+    Parameters
+    ----------
+    estimator : Estimator
+        A fitted estimator with a proxy EOF basis (``EOFRegression``, or ``LLAAE``
+        with ``proxy_input="eofs"``).
+    ds : xr.Dataset
+        Proxy and target on the estimator's grids, with a time axis and optionally a
+        member dim; the series to resample or to fit the VAR to.
+    n_realizations : int
+        Realisations to generate, each as long as ``ds``'s time axis.
+    method : {"var", "bootstrap"}
+        Simulate the proxy PCs with a VAR(``order``) or block-bootstrap them.
+    order, block_length : int
+        VAR order; bootstrap block length in time steps (also used for residuals).
+    add_residuals : bool
+        Add resampled residuals ``target - emulate(proxy)`` so that realisations carry
+        the target's full variability, not only its proxy-induced part.
+    seed : int
+        Seed of the random generator.
+
+    Returns
+    -------
+    xr.Dataset
+        The target with dims ``(realization, time, <grid>)`` on ``ds``'s time axis,
+        and the proxy PCs used, ``<proxy>_pc`` with dims ``(realization, time, pc)``.
+
+    Examples
+    --------
+    >>> import climlatent as cl
+    >>> ds = cl.datasets.synthetic_circulation(n_members=1, n_years=3, n_lat=8, n_lon=8)
+    >>> est = cl.EOFRegression(n_proxy_eofs=3).fit(ds, "pr", "psl")
+    >>> gen = weather_generator(est, ds, n_realizations=2)
+    >>> gen["pr"].dims, gen["psl_pc"].sizes["pc"]
+    (('realization', 'time', 'lat', 'lon'), 3)
+    """
+    estimator._require_fitted()
+    basis = getattr(estimator, "proxy_basis_", None)
+    if basis is None:
+        raise ValueError(f"{type(estimator).__name__} has no proxy EOF basis: fit it with "
+                         f"proxy EOFs (proxy_input='eofs') to use the weather generator")
+    if method not in ("var", "bootstrap"):
+        raise ValueError(f"method must be 'var' or 'bootstrap', got {method!r}")
+    x = estimator._prepare_proxy(ds)
+    time, member = find_time(x), find_member(x)
+    if time is None:
+        raise InputDataError(f"proxy variable {estimator.proxy_!r} has no time axis")
+    extra = set(estimator.proxy_layout_.sample_dims(x)) - {time, member}
+    if extra:
+        raise InputDataError(f"proxy variable {estimator.proxy_!r} has extra dims {sorted(extra)}; "
+                             f"select them away first")
+    x = x.transpose(*[d for d in (member, time) if d], ...)
+    x_in = estimator.proxy_transform_.forward(x) if estimator.proxy_transform_ else x
+    n_members, n_time = (x.sizes[member] if member else 1), x.sizes[time]
+    pcs = basis.project(to_matrix(x_in, estimator.proxy_layout_)).reshape(n_members, n_time, -1)
+
+    rng = np.random.default_rng(seed)
+    index = np.arange(n_members * n_time, dtype=np.float64).reshape(n_members, n_time, 1)
+    if method == "bootstrap":
+        drawn = block_bootstrap(np.concatenate([pcs, index], -1), n_realizations, block_length, rng)
+        sim_pcs, picks = drawn[..., :-1], drawn[..., -1]
+    else:
+        sim_pcs = fit_var(pcs, order=order).simulate(n_realizations, n_time, rng)
+        picks = block_bootstrap(index, n_realizations, block_length, rng)[..., 0]
+
+    x_sim = basis.reconstruct(sim_pcs.reshape(-1, sim_pcs.shape[-1])).astype(np.float32)
+    y_sim = estimator._predict(x_sim)
+    samples = {REALIZATION_DIM: np.arange(n_realizations), time: x[time]}
+    target = from_matrix(y_sim, estimator.target_layout_, samples)
+    if estimator.target_transform_ is not None:
+        target = estimator.target_transform_.inverse(target)
+    if add_residuals:
+        residual = _residuals(estimator, ds, member, time)
+        target = target + residual[picks.astype(np.int64).ravel()].reshape(target.shape)
+    call = (f"weather_generator(ds, n_realizations={n_realizations}, method={method!r}, "
+            f"order={order}, block_length={block_length}, add_residuals={add_residuals}, "
+            f"seed={seed})")
+    result = estimator._wrap(target.rename(estimator.target_), ds, call)
+    result[f"{estimator.proxy_}_pc"] = xr.DataArray(
+        sim_pcs.astype(np.float32), dims=(REALIZATION_DIM, time, PC_DIM),
+        coords={time: x[time]},
+        attrs={"long_name": f"principal components of {estimator.proxy_} driving the realisation",
+               "units": "1"},
+    )
+    return result
+
+
+def _residuals(estimator: Estimator, ds: xr.Dataset, member: str | None, time: str) -> np.ndarray:
+    """Residual fields ``target - emulate(proxy)`` as (samples, *grid), member-major."""
+    y = get_variable(ds, estimator.target_, "target")
+    y = convert_units(y, estimator.target_attrs_["units"], estimator.target_)
+    emulated = estimator.emulate(ds)[estimator.target_]
+    order = [d for d in (member, time) if d] + list(estimator.target_layout_.spatial_dims)
+    residual = (y - emulated).transpose(*order).values
+    return residual.reshape(-1, *residual.shape[len(order) - 2 :])

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+
+import climlatent as cl
+from climlatent.estimators.weather import weather_generator
+
+
+@pytest.fixture(scope="module")
+def world():
+    ds = cl.datasets.synthetic_circulation(n_members=2, n_years=10, n_lat=8, n_lon=12, seed=4)
+    est = cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=10).fit(ds, "pr", "psl")
+    return ds, est
+
+
+def _lag1(series):
+    """Lag-1 autocorrelation of each PC, pooled over the leading dims."""
+    a, b = series[..., :-1, :], series[..., 1:, :]
+    a = a - a.mean(axis=-2, keepdims=True)
+    b = b - b.mean(axis=-2, keepdims=True)
+    return (a * b).sum(axis=(0, 1)) / np.sqrt((a**2).sum(axis=(0, 1)) * (b**2).sum(axis=(0, 1)))
+
+
+def test_var_realisations_keep_proxy_lag1_autocorrelation(world):
+    ds, est = world
+    gen = weather_generator(est, ds, n_realizations=4, method="var", seed=1)
+    x = est.proxy_transform_.forward(ds["psl"])
+    pcs = est.proxy_basis_.project(cl.batching.to_matrix(x, est.proxy_layout_)).reshape(2, -1, 3)
+    observed, simulated = _lag1(pcs), _lag1(gen["psl_pc"].values)
+    print("lag-1 autocorrelation of proxy PCs: data", observed.round(3), "VAR", simulated.round(3))
+    np.testing.assert_allclose(simulated, observed, atol=0.03)
+    # the AR(1) truth of the synthetic factors (phi_k = 0.8**k) shows through the leading PC
+    assert observed[0] > 0.5
+
+
+@pytest.mark.parametrize("method", ["var", "bootstrap"])
+def test_realisations_keep_target_climatology(world, method):
+    ds, est = world
+    gen = weather_generator(est, ds, n_realizations=3, method=method, block_length=60, seed=2)
+    pr = gen["pr"]
+    assert pr.dims == ("realization", "time", "lat", "lon")
+    assert pr.attrs["units"] == "kg m-2 s-1"
+    land = np.isfinite(ds["pr"].isel(member=0, time=0))
+    truth_mean = float(ds["pr"].where(land).mean())
+    gen_mean = float(pr.where(land).mean())
+    truth_std = float(ds["pr"].std(("member", "time")).where(land).mean())
+    gen_std = float(pr.std(("realization", "time")).where(land).mean())
+    print(f"{method}: mean {gen_mean:.3e} vs {truth_mean:.3e}; std {gen_std:.3e} vs {truth_std:.3e}")
+    assert gen_mean == pytest.approx(truth_mean, rel=0.05)
+    assert gen_std == pytest.approx(truth_std, rel=0.10)
+    np.testing.assert_array_equal(np.isnan(pr.isel(realization=0, time=0)), ~land)
+
+
+def test_bootstrap_realisation_is_resampled_truth(world):
+    ds, est = world
+    gen = weather_generator(est, ds, n_realizations=1, method="bootstrap", block_length=30, seed=3)
+    first_block = gen["pr"].isel(realization=0, time=slice(0, 30)).values
+    truth = ds["pr"].transpose("member", "time", "lat", "lon").values.reshape(-1, 8, 12)
+    diffs = [np.nanmax(np.abs(truth[i : i + 30] - first_block)) for i in range(len(truth) - 30)]
+    assert min(diffs) < 1e-9  # a contiguous block of one member's true precipitation
+
+
+def test_without_eofs_refused(world):
+    ds, _ = world
+    est = cl.LLAAE(proxy_input="field", latent_dim=2, epochs=1, filters=(8,), device="cpu")
+    est.fit(ds.isel(time=slice(0, 365)), "pr", "psl")
+    with pytest.raises(ValueError, match="no proxy EOF basis"):
+        weather_generator(est, ds, 1)
+
+
+def test_dynamical_adjustment_residual_recovers_forced_trend():
+    ds = cl.datasets.synthetic_circulation(n_members=3, n_years=30, n_lat=8, n_lon=12, seed=5)
+    est = cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=10).fit(ds, "tas", "psl")
+    adj = est.dynamical_adjustment(ds)
+    assert adj["tas_residual"].attrs["units"] == "K"
+    annual = adj["tas_residual"].mean(("member", "lat", "lon")).groupby("time.year").mean()
+    slope = np.polyfit(annual.year.values, annual.values, 1)[0] * 10
+    truth = ds.attrs["synthetic_parameters"]
+    expected = 0.3  # K per decade: synthetic_circulation's warming_per_decade default
+    assert '"warming_per_decade": 0.3' in truth
+    print(f"forced trend from the residual: {slope:.4f} K/decade (truth {expected})")
+    assert slope == pytest.approx(expected, abs=0.02)
+    # per cell and member, the residual's trend is closer to the truth than the raw trend,
+    # because the circulation-induced variability has been removed
+    def cell_slopes(da):
+        yearly = da.groupby("time.year").mean().stack(series=("member", "lat", "lon"))
+        return np.polyfit(yearly.year.values, yearly.values, 1)[0] * 10
+
+    resid_err = np.abs(cell_slopes(adj["tas_residual"]) - expected).mean()
+    raw_err = np.abs(cell_slopes(ds["tas"]) - expected).mean()
+    print(f"mean per-cell trend error: residual {resid_err:.4f}, raw {raw_err:.4f} K/decade")
+    assert resid_err < raw_err
