@@ -185,7 +185,8 @@ def _scatter(matrix: np.ndarray, layout: FieldLayout) -> np.ndarray:
 
 def _attach_grid(out: xr.DataArray, layout: FieldLayout) -> xr.DataArray:
     coords = {
-        name: coord for name, coord in layout.grid.coords.items()
+        name: coord
+        for name, coord in layout.grid.coords.items()
         if set(coord.dims) <= set(layout.spatial_dims)
     }
     return out.assign_coords(coords)

@@ -16,8 +16,13 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--output", "-o", default="demo-output", show_default=True,
-              help="Folder for the netCDF file, the figure and the saved model.")
+@click.option(
+    "--output",
+    "-o",
+    default="demo-output",
+    show_default=True,
+    help="Folder for the netCDF file, the figure and the saved model.",
+)
 @click.option("--members", default=3, show_default=True, help="Ensemble members.")
 @click.option("--years", default=30, show_default=True, help="Years (the last third held out).")
 def demo(output: str, members: int, years: int) -> None:
@@ -25,8 +30,10 @@ def demo(output: str, members: int, years: int) -> None:
     from climlatent.demo import run_demo
 
     result = run_demo(output, n_members=members, n_years=years)
-    click.echo(f"EOFRegression MSE skill vs climatology (held-out years): {result.skill:.3f} "
-               f"(noise-free truth: {result.skill_noise_free:.3f})")
+    click.echo(
+        f"EOFRegression MSE skill vs climatology (held-out years): {result.skill:.3f} "
+        f"(noise-free truth: {result.skill_noise_free:.3f})"
+    )
     click.echo(f"wrote CF netCDF: {result.netcdf}")
     click.echo(f"wrote figure:    {result.figure}")
     click.echo(f"wrote model:     {result.model}")

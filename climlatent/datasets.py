@@ -62,21 +62,40 @@ _PR_CIRCULATION = 0.3  # log-rate per unit factor
 _PR_QUADRATIC = 0.1  # log-rate per unit (f_1**2 - 1)
 
 _VARIABLE_ATTRS = {
-    "sftlf": {"units": "%", "standard_name": "land_area_fraction",
-              "long_name": "percentage of the grid cell occupied by land"},
+    "sftlf": {
+        "units": "%",
+        "standard_name": "land_area_fraction",
+        "long_name": "percentage of the grid cell occupied by land",
+    },
     "circulation_factor": {"units": "1", "long_name": "circulation factor (AR(1), unit variance)"},
     "slp_mode": {"units": "Pa", "long_name": "sea-level pressure pattern of a circulation mode"},
     "forced_trend": {"units": "K", "long_name": "forced near-surface warming since the start"},
-    "psl": {"units": "Pa", "standard_name": "air_pressure_at_mean_sea_level",
-            "long_name": "sea-level pressure", "cell_methods": "time: mean"},
-    "tas": {"units": "K", "standard_name": "air_temperature",
-            "long_name": "near-surface air temperature", "cell_methods": "time: mean"},
-    "tas_circulation": {"units": "K",
-                        "long_name": "circulation-induced part of near-surface air temperature"},
-    "pr": {"units": "kg m-2 s-1", "standard_name": "precipitation_flux",
-           "long_name": "precipitation", "cell_methods": "time: mean"},
-    "pr_noise_free": {"units": "kg m-2 s-1",
-                      "long_name": "expected precipitation given circulation and forcing"},
+    "psl": {
+        "units": "Pa",
+        "standard_name": "air_pressure_at_mean_sea_level",
+        "long_name": "sea-level pressure",
+        "cell_methods": "time: mean",
+    },
+    "tas": {
+        "units": "K",
+        "standard_name": "air_temperature",
+        "long_name": "near-surface air temperature",
+        "cell_methods": "time: mean",
+    },
+    "tas_circulation": {
+        "units": "K",
+        "long_name": "circulation-induced part of near-surface air temperature",
+    },
+    "pr": {
+        "units": "kg m-2 s-1",
+        "standard_name": "precipitation_flux",
+        "long_name": "precipitation",
+        "cell_methods": "time: mean",
+    },
+    "pr_noise_free": {
+        "units": "kg m-2 s-1",
+        "long_name": "expected precipitation given circulation and forcing",
+    },
 }
 
 
@@ -235,20 +254,29 @@ def synthetic_circulation(
         return np.stack([getattr(rng, distribution)(*args, size=shape) for rng in rngs])
 
     circulation = np.einsum("mtk,kyx->mtyx", factor, patterns)
-    noise = gaussian_filter(draw("standard_normal"), mode="nearest",
-                            sigma=(0, 0, _PSL_NOISE_SMOOTHING, _PSL_NOISE_SMOOTHING))
+    noise = gaussian_filter(
+        draw("standard_normal"),
+        mode="nearest",
+        sigma=(0, 0, _PSL_NOISE_SMOOTHING, _PSL_NOISE_SMOOTHING),
+    )
     noise /= noise.std(axis=(1, 2, 3), keepdims=True)
     psl = _P0 + np.einsum("mtk,kyx->mtyx", factor * amplitude, patterns) + psl_noise * noise
     tas_circulation = _TAS_CIRCULATION * circulation
-    tas = (tas_base + trend[:, None, None] + tas_circulation
-           + _TAS_NOISE * draw("standard_normal"))
-    log_rate = (-_PR_CIRCULATION * circulation
-                + _PR_QUADRATIC * u * (factor[..., :1, None] ** 2 - 1.0)
-                + cc_scaling * trend[:, None, None])
+    tas = tas_base + trend[:, None, None] + tas_circulation + _TAS_NOISE * draw("standard_normal")
+    log_rate = (
+        -_PR_CIRCULATION * circulation
+        + _PR_QUADRATIC * u * (factor[..., :1, None] ** 2 - 1.0)
+        + cc_scaling * trend[:, None, None]
+    )
     pr_noise_free = base_rate * np.exp(log_rate)
     pr = pr_noise_free * draw("gamma", pr_noise_shape, 1.0 / pr_noise_shape)
-    fields = {"psl": psl, "tas_circulation": tas_circulation, "tas": tas,
-              "pr_noise_free": pr_noise_free, "pr": pr}
+    fields = {
+        "psl": psl,
+        "tas_circulation": tas_circulation,
+        "tas": tas,
+        "pr_noise_free": pr_noise_free,
+        "pr": pr,
+    }
     fields = {name: field.astype(np.float32) for name, field in fields.items()}
     if mask_ocean:
         for name in ("pr_noise_free", "pr"):
@@ -264,8 +292,11 @@ def synthetic_circulation(
             **{name: (space, field) for name, field in fields.items()},
         },
         coords={
-            "member": ("member", [f"r{m + 1}i1p1f1" for m in range(n_members)],
-                       {"long_name": "ensemble member"}),
+            "member": (
+                "member",
+                [f"r{m + 1}i1p1f1" for m in range(n_members)],
+                {"long_name": "ensemble member"},
+            ),
             "time": time,
             "lat": grid.lat,
             "lon": grid.lon,
@@ -296,19 +327,24 @@ def _validated_parameters(arguments: dict) -> dict:
             raise InputDataError(f"{name} must be a positive integer, got {value!r}")
         params[name] = int(value)
     if params["n_lat"] < 2 or params["n_lon"] < 2:
-        raise InputDataError(f"n_lat and n_lon must be >= 2, got {params['n_lat']}, "
-                             f"{params['n_lon']}")
+        raise InputDataError(
+            f"n_lat and n_lon must be >= 2, got {params['n_lat']}, {params['n_lon']}"
+        )
     if params["n_modes"] >= params["n_lat"] * params["n_lon"]:
-        raise InputDataError(f"n_modes={params['n_modes']} must be smaller than the number of "
-                             "grid cells n_lat * n_lon")
+        raise InputDataError(
+            f"n_modes={params['n_modes']} must be smaller than the number of "
+            "grid cells n_lat * n_lon"
+        )
     if params["calendar"] not in CALENDARS:
         raise InputDataError(f"unknown calendar {params['calendar']!r}; use one of {CALENDARS}")
     if params["ar_coefficients"] is None:
         params["ar_coefficients"] = (0.8 ** np.arange(1, params["n_modes"] + 1)).tolist()
     phi = [float(value) for value in np.atleast_1d(params["ar_coefficients"])]
     if len(phi) != params["n_modes"] or not all(-1.0 < value < 1.0 for value in phi):
-        raise InputDataError(f"ar_coefficients must hold n_modes={params['n_modes']} values in "
-                             f"(-1, 1), got {params['ar_coefficients']!r}")
+        raise InputDataError(
+            f"ar_coefficients must hold n_modes={params['n_modes']} values in "
+            f"(-1, 1), got {params['ar_coefficients']!r}"
+        )
     params["ar_coefficients"] = phi
     for name in ("pr_mean", "pr_noise_shape"):
         if not params[name] > 0:
@@ -326,13 +362,24 @@ def _time_axis(calendar: str, start: str, freq: str, n_years: int) -> xr.DataArr
     """CF time coordinate covering ``n_years`` whole years from ``start``."""
     try:
         first = xr.date_range(start, periods=1, calendar=calendar, use_cftime=True)[0]
-        index = xr.date_range(first, first.replace(year=first.year + n_years), freq=freq,
-                              calendar=calendar, use_cftime=True, inclusive="left")
+        index = xr.date_range(
+            first,
+            first.replace(year=first.year + n_years),
+            freq=freq,
+            calendar=calendar,
+            use_cftime=True,
+            inclusive="left",
+        )
     except (TypeError, ValueError) as error:
-        raise InputDataError(f"cannot build a {calendar!r} time axis from start={start!r}, "
-                             f"freq={freq!r}: {error}") from error
-    time = xr.DataArray(index, dims="time", name="time",
-                        attrs={"standard_name": "time", "long_name": "time", "axis": "T"})
+        raise InputDataError(
+            f"cannot build a {calendar!r} time axis from start={start!r}, freq={freq!r}: {error}"
+        ) from error
+    time = xr.DataArray(
+        index,
+        dims="time",
+        name="time",
+        attrs={"standard_name": "time", "long_name": "time", "axis": "T"},
+    )
     time.encoding.update(units=f"days since {first.isoformat(sep=' ')}", calendar=calendar)
     return time
 
@@ -346,11 +393,22 @@ def _grid(n_lat: int, n_lon: int) -> xr.Dataset:
     ):
         edges = np.linspace(low, high, n + 1)
         standard_name = "latitude" if axis == "Y" else "longitude"
-        coords[name] = (name, 0.5 * (edges[1:] + edges[:-1]),
-                        {"units": units, "standard_name": standard_name,
-                         "long_name": standard_name, "axis": axis, "bounds": f"{name}_bnds"})
-        coords[f"{name}_bnds"] = ((name, "bnds"), np.stack([edges[:-1], edges[1:]], axis=1),
-                                  {"units": units})
+        coords[name] = (
+            name,
+            0.5 * (edges[1:] + edges[:-1]),
+            {
+                "units": units,
+                "standard_name": standard_name,
+                "long_name": standard_name,
+                "axis": axis,
+                "bounds": f"{name}_bnds",
+            },
+        )
+        coords[f"{name}_bnds"] = (
+            (name, "bnds"),
+            np.stack([edges[:-1], edges[1:]], axis=1),
+            {"units": units},
+        )
     grid = xr.Dataset(coords=coords)
     grid["u"] = ("lat", (np.arange(n_lat) + 0.5) / n_lat)
     grid["v"] = ("lon", (np.arange(n_lon) + 0.5) / n_lon)
@@ -369,11 +427,13 @@ def _orthonormal_patterns(u: np.ndarray, v: np.ndarray, n_modes: int) -> np.ndar
         ((p, q) for p in range(u.size) for q in range(v.size) if p + q > 0),
         key=lambda pq: (pq[0] + pq[1], pq[1]),
     )[:n_modes]
-    return np.stack([
-        np.sqrt((2.0 if p else 1.0) * (2.0 if q else 1.0))
-        * np.outer(np.cos(np.pi * p * u), np.cos(np.pi * q * v))
-        for p, q in wavenumbers
-    ])
+    return np.stack(
+        [
+            np.sqrt((2.0 if p else 1.0) * (2.0 if q else 1.0))
+            * np.outer(np.cos(np.pi * p * u), np.cos(np.pi * q * v))
+            for p, q in wavenumbers
+        ]
+    )
 
 
 def _ar1(rng: np.random.Generator, phi: np.ndarray, n_time: int) -> np.ndarray:
@@ -382,8 +442,12 @@ def _ar1(rng: np.random.Generator, phi: np.ndarray, n_time: int) -> np.ndarray:
     factor[0] = rng.standard_normal(phi.size)
     innovations = rng.standard_normal((n_time - 1, phi.size))
     for k, coefficient in enumerate(phi):
-        factor[1:, k], _ = lfilter([np.sqrt(1.0 - coefficient**2)], [1.0, -coefficient],
-                                   innovations[:, k], zi=[coefficient * factor[0, k]])
+        factor[1:, k], _ = lfilter(
+            [np.sqrt(1.0 - coefficient**2)],
+            [1.0, -coefficient],
+            innovations[:, k],
+            zi=[coefficient * factor[0, k]],
+        )
     return factor
 
 
@@ -419,8 +483,10 @@ def sample_data_path(filename: str) -> Path:
     try:
         import iris_sample_data
     except ImportError as error:
-        raise ImportError("the real sample datasets need the PyPI package 'iris-sample-data': "
-                          "pip install iris-sample-data") from error
+        raise ImportError(
+            "the real sample datasets need the PyPI package 'iris-sample-data': "
+            "pip install iris-sample-data"
+        ) from error
     path = Path(iris_sample_data.path) / filename
     if not path.is_file():
         raise FileNotFoundError(f"iris-sample-data has no file {filename!r} (looked for {path})")

@@ -86,8 +86,9 @@ def _figure(emulated: xr.DataArray, truth: xr.DataArray, path: Path) -> Path:
 
     per_day = 86400.0  # kg m-2 s-1 -> mm/day
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
-    (truth.mean(("member", "time")) * per_day).plot(ax=axes[0], cmap="YlGnBu",
-                                                    cbar_kwargs={"label": "mm/day"})
+    (truth.mean(("member", "time")) * per_day).plot(
+        ax=axes[0], cmap="YlGnBu", cbar_kwargs={"label": "mm/day"}
+    )
     axes[0].set_title("mean precipitation, held-out years")
     corr = correlation(emulated.isel(member=0), truth.isel(member=0))
     corr.plot(ax=axes[1], cmap="RdBu_r", vmin=-1, vmax=1, cbar_kwargs={"label": "correlation"})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import glob
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,9 +76,11 @@ def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | Non
 
             catalog, entry = text.split("#", 1)
             return open_entry(entry, path=catalog)
-        if text.rstrip("/").endswith(".zarr") or (Path(text) / ".zgroup").exists() or (
-            Path(text) / "zarr.json"
-        ).exists():
+        if (
+            text.rstrip("/").endswith(".zarr")
+            or (Path(text) / ".zgroup").exists()
+            or (Path(text) / "zarr.json").exists()
+        ):
             if not Path(text).exists():
                 raise FileNotFoundError(f"zarr store {text!r} does not exist")
             return xr.open_zarr(text, chunks=chunks, decode_times=_time_coder())
@@ -93,8 +96,14 @@ def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | Non
                 paths[0], engine="netcdf4", chunks=chunks, decode_times=_time_coder()
             )
         return xr.open_mfdataset(
-            paths, engine="netcdf4", chunks=chunks, decode_times=_time_coder(),
-            combine="by_coords", data_vars="minimal", coords="minimal", compat="override",
+            paths,
+            engine="netcdf4",
+            chunks=chunks,
+            decode_times=_time_coder(),
+            combine="by_coords",
+            data_vars="minimal",
+            coords="minimal",
+            compat="override",
         )
     except ValueError as err:
         if "decode time" not in str(err):
@@ -208,12 +217,13 @@ def to_netcdf(ds: xr.Dataset, path: PathLike, call: str | None = None) -> Path:
     if not target.parent.is_dir():
         raise FileNotFoundError(f"output folder {str(target.parent)!r} does not exist")
     encoded = cf_encode(add_history(ds, call) if call else ds)
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
+    # A private folder beside the target: should a dask worker thread still be writing
+    # when an error propagates, removing the folder keeps it from re-creating the file.
+    workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        tmp = workdir / target.name
         encoded.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
         os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     return target

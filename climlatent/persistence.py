@@ -71,8 +71,10 @@ def save_estimator(estimator: Estimator, path: str | Path) -> Path:
         save_file(state, str(tmp / WEIGHTS))
         estimator.proxy_layout_.to_dataset().to_netcdf(tmp / "proxy_grid.nc")
         estimator.target_layout_.to_dataset().to_netcdf(tmp / "target_grid.nc")
-        for role, tf in (("proxy", estimator.proxy_transform_),
-                         ("target", estimator.target_transform_)):
+        for role, tf in (
+            ("proxy", estimator.proxy_transform_),
+            ("target", estimator.target_transform_),
+        ):
             if tf is not None:
                 tf.to_dataset().to_netcdf(tmp / f"{role}_transform.nc")
         manifest = {
@@ -102,8 +104,9 @@ def save_estimator(estimator: Estimator, path: str | Path) -> Path:
 
 
 def _jsonable(attrs: dict) -> dict:
-    return {k: (v.tolist() if isinstance(v, np.ndarray | np.generic) else v)
-            for k, v in attrs.items()}
+    return {
+        k: (v.tolist() if isinstance(v, np.ndarray | np.generic) else v) for k, v in attrs.items()
+    }
 
 
 def _read_manifest(folder: Path) -> dict:

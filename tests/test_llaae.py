@@ -53,8 +53,8 @@ def test_save_load_bit_identical(fitted_gev, small, tmp_path):
 def test_same_seed_same_model(small):
     a = cl.LLAAE(latent="gaussian", **FAST).fit(small[0], "pr", "psl")
     b = cl.LLAAE(latent="gaussian", **FAST).fit(small[0], "pr", "psl")
-    xr.testing.assert_identical(a.emulate(small[1]), b.emulate(small[1]).assign_attrs(
-        history=a.emulate(small[1]).attrs["history"]))
+    out_a, out_b = a.emulate(small[1])["pr"], b.emulate(small[1])["pr"]
+    assert out_a.values.tobytes() == out_b.values.tobytes()
 
 
 def test_closed_form_refit_minimises_latent_loss(small):

@@ -45,8 +45,9 @@ def inference(
     with torch.inference_mode():
         for start in range(0, max(n, 1), batch_size):
             batch = [
-                torch.from_numpy(np.ascontiguousarray(a[start : start + batch_size], np.float32))
-                .to(device, non_blocking=True)
+                torch.from_numpy(
+                    np.ascontiguousarray(a[start : start + batch_size], np.float32)
+                ).to(device, non_blocking=True)
                 for a in arrays
             ]
             pieces.append(func(*batch).float().cpu().numpy())
@@ -64,8 +65,9 @@ def state_to_numpy(module: torch.nn.Module, prefix: str = "module.") -> dict[str
     return {prefix + k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
 
 
-def load_numpy_state(module: torch.nn.Module, state: dict[str, np.ndarray],
-                     prefix: str = "module.") -> None:
+def load_numpy_state(
+    module: torch.nn.Module, state: dict[str, np.ndarray], prefix: str = "module."
+) -> None:
     """Load arrays saved by :func:`state_to_numpy` into ``module`` (strict).
 
     Examples
@@ -75,6 +77,9 @@ def load_numpy_state(module: torch.nn.Module, state: dict[str, np.ndarray],
     >>> bool(torch.equal(a.weight, b.weight))
     True
     """
-    tensors = {k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in state.items()
-               if k.startswith(prefix)}
+    tensors = {
+        k[len(prefix) :]: torch.from_numpy(np.array(v))
+        for k, v in state.items()
+        if k.startswith(prefix)
+    }
     module.load_state_dict(tensors, strict=True)

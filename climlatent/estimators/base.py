@@ -209,8 +209,9 @@ class Estimator:
         self._require_fitted()
         y = self._prepare_target(ds)
         rec = self._decode(self._encode(to_matrix(y, self.target_layout_)))
-        out = from_matrix(rec.astype(np.float32), self.target_layout_,
-                          sample_coords(y, self.target_layout_))
+        out = from_matrix(
+            rec.astype(np.float32), self.target_layout_, sample_coords(y, self.target_layout_)
+        )
         return self._wrap(out.rename(self.target_), ds, "reconstruct(ds)")
 
     def dynamical_adjustment(self, ds: xr.Dataset) -> xr.Dataset:
@@ -241,15 +242,20 @@ class Estimator:
         name = self.target_
         induced = circulation[name]
         label = self.target_attrs_.get("long_name", name)
-        residual = (y - induced).astype(np.float32).assign_attrs(
-            units=self.target_attrs_["units"],
-            long_name=f"residual of {label} not explained by {self.proxy_}",
+        residual = (
+            (y - induced)
+            .astype(np.float32)
+            .assign_attrs(
+                units=self.target_attrs_["units"],
+                long_name=f"residual of {label} not explained by {self.proxy_}",
+            )
         )
         induced = induced.assign_attrs(
             units=self.target_attrs_["units"], long_name=f"{label} induced by {self.proxy_}"
         )
-        out = xr.Dataset({f"{name}_circulation": induced, f"{name}_residual": residual},
-                         attrs=circulation.attrs)
+        out = xr.Dataset(
+            {f"{name}_circulation": induced, f"{name}_residual": residual}, attrs=circulation.attrs
+        )
         history = out.attrs["history"].rsplit("emulate(ds)", 1)[0]
         return out.assign_attrs(history=history + "dynamical_adjustment(ds)")
 

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 import xarray as xr
 
-from climlatent.batching import FieldLayout, from_matrix
+from climlatent.batching import FieldLayout, from_matrix, to_matrix
 from climlatent.estimators._eof import EOFBasis, fit_eofs, fit_ridge
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators.base import Estimator
 from climlatent.models.llaae import LLAAE as LLAAEModule
+from climlatent.models.llaae import LOSS_NAMES
 from climlatent.training import TrainingConfig, fit, resolve_device
 
 LATENT_KINDS = ("none", "gaussian", "gev", "gev_moments")
@@ -124,9 +125,19 @@ class LLAAE(Estimator):
         (400, 5)
         """
         config = dict(
-            latent_dim=400, latent="gaussian", alpha=1.0, filters=(16, 32, 64),
-            residual_blocks=1, negative_slope=0.2, batch_size=64, epochs=100, lr=1e-3,
-            lr_decay=0.96, lr_decay_steps=5000, weight_l2=1e-3, proxy_input="eofs",
+            latent_dim=400,
+            latent="gaussian",
+            alpha=1.0,
+            filters=(16, 32, 64),
+            residual_blocks=1,
+            negative_slope=0.2,
+            batch_size=64,
+            epochs=100,
+            lr=1e-3,
+            lr_decay=0.96,
+            lr_decay_steps=5000,
+            weight_l2=1e-3,
+            proxy_input="eofs",
             n_proxy_eofs=750,
         )
         return cls(**{**config, **overrides})
@@ -136,46 +147,78 @@ class LLAAE(Estimator):
     def _build(self, mask: np.ndarray, n_features: int) -> LLAAEModule:
         options = {"xi": self.xi, "learn_xi": self.learn_xi} if "gev" in self.latent else {}
         return LLAAEModule(
-            torch.from_numpy(mask), n_features, self.latent_dim, self.latent, self.alpha,
-            self.beta if self.latent != "none" else 0.0, self.weight_l2, self.filters,
-            self.residual_blocks, self.negative_slope, options, self.beta_warmup_epochs,
+            torch.from_numpy(mask),
+            n_features,
+            self.latent_dim,
+            self.latent,
+            self.alpha,
+            self.beta if self.latent != "none" else 0.0,
+            self.weight_l2,
+            self.filters,
+            self.residual_blocks,
+            self.negative_slope,
+            options,
+            self.beta_warmup_epochs,
         )
 
     def _fit_arrays(
         self, x: np.ndarray, y: np.ndarray, proxy: FieldLayout, target: FieldLayout
     ) -> None:
         self.proxy_basis_ = (
-            fit_eofs(x, proxy.area_weights, self.n_proxy_eofs) if self.proxy_input == "eofs"
+            fit_eofs(x, proxy.area_weights, self.n_proxy_eofs)
+            if self.proxy_input == "eofs"
             else None
         )
-        features = self._features(x)
-        self.feature_scale_ = features.std(axis=0) + 1e-12
-        features = features / self.feature_scale_
+        self.feature_scale_ = self._features(x).std(axis=0) + 1e-12
         mask = np.asarray(target.grid["valid_mask"].values, dtype=bool)
         torch.manual_seed(self.seed)
-        self.module_ = self._build(mask, features.shape[1])
+        self.module_ = self._build(mask, self.feature_scale_.size)
         self.device_ = resolve_device(self.device)
-        weight = np.isfinite(y).astype(np.float32)
-        tensors = tuple(torch.from_numpy(a) for a in (np.nan_to_num(y), weight,
-                                                      features.astype(np.float32)))
+        tensors = self._tensors(x, y)
         result = fit(self.module_, tensors, self._training_config())
         self.history_ = result.history
         if self.refit_proxy_map:
-            self._refit_proxy_map(y, features)
+            self._refit_proxy_map(tensors[0].numpy(), tensors[2].numpy())
         self.module_.eval()
 
     def _training_config(self) -> TrainingConfig:
         return TrainingConfig(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_decay=self.lr_decay,
-            lr_decay_steps=self.lr_decay_steps, validation_fraction=self.validation_fraction,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            lr_decay=self.lr_decay,
+            lr_decay_steps=self.lr_decay_steps,
+            validation_fraction=self.validation_fraction,
             early_stopping_patience=self.early_stopping_patience,
             monitor="reconstruction_proxy" if self.early_stopping_patience else None,
-            seed=self.seed, device=self.device, amp=self.amp, progress=self.progress,
+            seed=self.seed,
+            device=self.device,
+            amp=self.amp,
+            progress=self.progress,
         )
+
+    def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """The model's batch tensors ``(y, weight, features)`` from sample matrices."""
+        weight = np.isfinite(y).astype(np.float32)
+        return tuple(torch.from_numpy(a) for a in (np.nan_to_num(y), weight,
+                                                   self.proxy_features(x)))
+
+    def training_tensors(self, ds: xr.Dataset) -> tuple[torch.Tensor, ...]:
+        """The tensors ``(y, weight, proxy features)`` the fitted model trains on.
+
+        Target cells (NaN set to 0), their data mask, and the standardised proxy
+        features, after the fitted transforms: what :meth:`fit` hands the training loop,
+        for benchmarks and custom training.
+        """
+        self._require_fitted()
+        x = self._prepare_proxy(ds)
+        x_in = self.proxy_transform_.forward(x) if self.proxy_transform_ else x
+        return self._tensors(to_matrix(x_in, self.proxy_layout_),
+                             to_matrix(self._prepare_target(ds), self.target_layout_))
 
     def _refit_proxy_map(self, y: np.ndarray, features: np.ndarray) -> None:
         """Closed-form ``h``: ridge regression of the latent codes on the features."""
-        codes = inference(self.module_.encode, np.nan_to_num(y), device=self.device_)
+        codes = inference(self.module_.encode, y, device=self.device_)
         coef = fit_ridge(features, codes, self.ridge)
         with torch.no_grad():
             self.module_.proxy_map.bias.copy_(torch.from_numpy(coef[0]).float())
@@ -210,13 +253,40 @@ class LLAAE(Estimator):
         self.feature_scale_ = state["feature_scale"]
         self.proxy_basis_ = (
             EOFBasis(**{f: state[f"proxy.{f}"] for f in _BASIS_FIELDS})
-            if self.proxy_input == "eofs" else None
+            if self.proxy_input == "eofs"
+            else None
         )
         mask = np.asarray(self.target_layout_.grid["valid_mask"].values, dtype=bool)
         self.module_ = self._build(mask, int(state["module.proxy_map.weight"].shape[1]))
         load_numpy_state(self.module_, state)
         self.device_ = resolve_device(self.device)
         self.module_.to(self.device_).eval()
+
+    def evaluate(self, ds: xr.Dataset) -> dict[str, float]:
+        """Mean training losses of the fitted model on ``ds`` (eval mode, no sampling).
+
+        Returns
+        -------
+        dict
+            ``autoencoder`` (L1), ``latent`` (L2), ``reconstruction`` (from the input),
+            ``reconstruction_proxy`` (from the proxy) and ``kl``, per sample.
+
+        Examples
+        --------
+        >>> import climlatent as cl
+        >>> ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1, n_lat=8, n_lon=8)
+        >>> est = cl.LLAAE(latent_dim=2, epochs=1, filters=(8,)).fit(ds, "tas", "psl")
+        >>> sorted(est.evaluate(ds))
+        ['autoencoder', 'kl', 'latent', 'reconstruction', 'reconstruction_proxy']
+        """
+        tensors = [t.numpy() for t in self.training_tensors(ds)]
+
+        def batch_sums(yb: torch.Tensor, wb: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+            losses = self.module_.training_losses((yb, wb, xb))
+            return torch.stack([losses[k] for k in LOSS_NAMES])[None] * len(yb)
+
+        sums = inference(batch_sums, *tensors, device=self.device_).sum(axis=0)
+        return dict(zip(LOSS_NAMES, (sums / len(tensors[0])).tolist(), strict=True))
 
     # -- generative use --------------------------------------------------------------
 

@@ -77,8 +77,10 @@ def weather_generator(
     estimator._require_fitted()
     basis = getattr(estimator, "proxy_basis_", None)
     if basis is None:
-        raise ValueError(f"{type(estimator).__name__} has no proxy EOF basis: fit it with "
-                         f"proxy EOFs (proxy_input='eofs') to use the weather generator")
+        raise ValueError(
+            f"{type(estimator).__name__} has no proxy EOF basis: fit it with "
+            f"proxy EOFs (proxy_input='eofs') to use the weather generator"
+        )
     if method not in ("var", "bootstrap"):
         raise ValueError(f"method must be 'var' or 'bootstrap', got {method!r}")
     x = estimator._prepare_proxy(ds)
@@ -87,8 +89,10 @@ def weather_generator(
         raise InputDataError(f"proxy variable {estimator.proxy_!r} has no time axis")
     extra = set(estimator.proxy_layout_.sample_dims(x)) - {time, member}
     if extra:
-        raise InputDataError(f"proxy variable {estimator.proxy_!r} has extra dims {sorted(extra)}; "
-                             f"select them away first")
+        raise InputDataError(
+            f"proxy variable {estimator.proxy_!r} has extra dims {sorted(extra)}; "
+            f"select them away first"
+        )
     x = x.transpose(*[d for d in (member, time) if d], ...)
     x_in = estimator.proxy_transform_.forward(x) if estimator.proxy_transform_ else x
     n_members, n_time = (x.sizes[member] if member else 1), x.sizes[time]
@@ -112,15 +116,20 @@ def weather_generator(
     if add_residuals:
         residual = _residuals(estimator, ds, member, time)
         target = target + residual[picks.astype(np.int64).ravel()].reshape(target.shape)
-    call = (f"weather_generator(ds, n_realizations={n_realizations}, method={method!r}, "
-            f"order={order}, block_length={block_length}, add_residuals={add_residuals}, "
-            f"seed={seed})")
+    call = (
+        f"weather_generator(ds, n_realizations={n_realizations}, method={method!r}, "
+        f"order={order}, block_length={block_length}, add_residuals={add_residuals}, "
+        f"seed={seed})"
+    )
     result = estimator._wrap(target.rename(estimator.target_), ds, call)
     result[f"{estimator.proxy_}_pc"] = xr.DataArray(
-        sim_pcs.astype(np.float32), dims=(REALIZATION_DIM, time, PC_DIM),
+        sim_pcs.astype(np.float32),
+        dims=(REALIZATION_DIM, time, PC_DIM),
         coords={time: x[time]},
-        attrs={"long_name": f"principal components of {estimator.proxy_} driving the realisation",
-               "units": "1"},
+        attrs={
+            "long_name": f"principal components of {estimator.proxy_} driving the realisation",
+            "units": "1",
+        },
     )
     return result
 

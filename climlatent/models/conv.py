@@ -117,8 +117,10 @@ class ConvEncoder(nn.Module):
         layers: list[nn.Module] = []
         channels = 1
         for width in filters:
-            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1),
-                       nn.LeakyReLU(negative_slope)]
+            layers += [
+                nn.Conv2d(channels, width, 3, stride=2, padding=1),
+                nn.LeakyReLU(negative_slope),
+            ]
             channels = width
         layers += [ResidualBlock(channels, negative_slope) for _ in range(residual_blocks)]
         self.net = nn.Sequential(*layers, nn.Flatten())
@@ -160,8 +162,10 @@ class ConvDecoder(nn.Module):
         widths = [*reversed(filters[:-1]), filters[0]]
         channels = coarse_shape[0]
         for width in widths:
-            layers += [nn.ConvTranspose2d(channels, width, 4, stride=2, padding=1),
-                       nn.LeakyReLU(negative_slope)]
+            layers += [
+                nn.ConvTranspose2d(channels, width, 4, stride=2, padding=1),
+                nn.LeakyReLU(negative_slope),
+            ]
             channels = width
         layers.append(nn.Conv2d(channels, 1, 3, padding=1))
         self.net = nn.Sequential(*layers)

@@ -30,6 +30,8 @@ from torch import Tensor, nn
 from climlatent.models.conv import ConvDecoder, ConvEncoder, GridScatter
 from climlatent.models.latents import LatentSample, make_latent
 
+LOSS_NAMES = ("autoencoder", "latent", "reconstruction", "reconstruction_proxy", "kl")
+
 
 class LLAAE(nn.Module):
     """Latent linear adjustment autoencoder on a masked grid.
@@ -62,6 +64,7 @@ class LLAAE(nn.Module):
 
     Examples
     --------
+    >>> import torch
     >>> model = LLAAE(torch.ones(6, 8, dtype=torch.bool), n_proxy_features=5, latent_dim=3,
     ...               latent="gaussian", filters=(4, 8))
     >>> y, x = torch.randn(10, 48), torch.randn(10, 5)
@@ -94,7 +97,9 @@ class LLAAE(nn.Module):
         self.grid = GridScatter(mask, multiple=2 ** len(filters))
         self.encoder = ConvEncoder(self.grid.padded, filters, residual_blocks, negative_slope)
         self.latent = make_latent(
-            latent, in_features=self.encoder.out_features, latent_dim=latent_dim,
+            latent,
+            in_features=self.encoder.out_features,
+            latent_dim=latent_dim,
             **(latent_options or {}),
         )
         self.decoder = ConvDecoder(
@@ -124,8 +129,10 @@ class LLAAE(nn.Module):
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         """``L1`` trains the autoencoder, then ``L2`` trains the proxy map ``h``."""
-        return {"autoencoder": self.autoencoder_parameters(),
-                "latent": list(self.proxy_map.parameters())}
+        return {
+            "autoencoder": self.autoencoder_parameters(),
+            "latent": list(self.proxy_map.parameters()),
+        }
 
     def on_epoch_start(self, epoch: int) -> None:
         """Set the KL weight of this epoch (linear warm-up)."""

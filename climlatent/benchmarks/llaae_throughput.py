@@ -1,0 +1,85 @@
+"""LLAAE training throughput through the estimator against a bare torch loop.
+
+``LLAAE.fit`` on an ``xr.Dataset`` (boundary checks, transforms, EOFs, stacking, the
+shared training loop with alternating L1/L2 updates) against a hand-written loop over
+the same tensors with the same model initialisation, optimisers and batches.
+Runs alternate after a warm-up; the best of the repeats is kept. Goal: >= 0.9.
+
+Run ``python -m climlatent.benchmarks.llaae_throughput --help`` for the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from climlatent.benchmarks.training_throughput import bare_loop, synchronize
+from climlatent.datasets import synthetic_circulation
+from climlatent.estimators import LLAAE
+
+
+def measure(n_members: int = 2, n_years: int = 10, epochs: int = 3, repeats: int = 2,
+            device: str = "auto", latent: str = "gaussian") -> dict[str, list[float]]:
+    """Samples per second of ``LLAAE.fit`` and of the bare loop, per timed run.
+
+    Examples
+    --------
+    >>> rates = measure(n_members=1, n_years=1, epochs=1, repeats=1, device="cpu")
+    >>> sorted(rates)
+    ['bare', 'estimator']
+    """
+    ds = synthetic_circulation(n_members=n_members, n_years=n_years)
+    options = dict(latent=latent, latent_dim=16, epochs=epochs, validation_fraction=0.0,
+                   device=device, n_proxy_eofs=20)
+    reference = LLAAE(**{**options, "epochs": 1}).fit(ds, "pr", "psl")  # also the warm-up
+    tensors = tuple(t.to(reference.device_) for t in reference.training_tensors(ds))
+    config = reference._training_config()
+    n_samples = len(tensors[0])
+    mask = np.asarray(reference.target_layout_.grid["valid_mask"].values, dtype=bool)
+
+    def run_estimator() -> None:
+        LLAAE(**options).fit(ds, "pr", "psl")
+
+    def run_bare() -> None:
+        torch.manual_seed(reference.seed)
+        module = reference._build(mask, tensors[2].shape[1]).to(reference.device_)
+        bare_loop(module, tensors, dataclasses.replace(config, epochs=epochs))
+
+    runs = {"estimator": run_estimator, "bare": run_bare}
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for repeat in range(repeats):
+        for name in list(runs) if repeat % 2 == 0 else list(runs)[::-1]:
+            synchronize(reference.device_)
+            started = time.perf_counter()
+            runs[name]()
+            synchronize(reference.device_)
+            rates[name].append(n_samples * epochs / (time.perf_counter() - started))
+    return rates
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run :func:`measure` and print both throughputs and their ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=2)
+    parser.add_argument("--years", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--latent", default="gaussian")
+    args = parser.parse_args(argv)
+    rates = measure(args.members, args.years, args.epochs, args.repeats, args.device, args.latent)
+    print(f"LLAAE[{args.latent}] on {args.members} members x {args.years} years, "
+          f"{args.epochs} epochs, device {args.device}")
+    for name in ("bare", "estimator"):
+        print(f"{name:>10s}: {max(rates[name]):9.0f} samples/s (best of {args.repeats})")
+    print(f"ratio estimator/bare: {max(rates['estimator']) / max(rates['bare']):.3f} "
+          f"(goal >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()
