@@ -65,8 +65,9 @@ CASES = [
 
 @pytest.mark.parametrize(("label", "breaker", "stage", "pattern"), CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("lazy", [False, True], ids=["numpy", "dask"])
-def test_bad_input_named_and_no_output(label, breaker, stage, pattern, lazy, fitted_eof, split,
-                                       tmp_path):
+def test_bad_input_named_and_no_output(
+    label, breaker, stage, pattern, lazy, fitted_eof, split, tmp_path
+):
     train, test = split
     out = tmp_path / "out.nc"
     source = train if stage == "fit" else test

@@ -3,9 +3,9 @@ import dask.array
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import rectilinear
 
 from climlatent.batching import FieldLayout, from_matrix, map_samples, sample_coords, to_matrix
+from conftest import rectilinear
 
 
 @pytest.fixture
@@ -39,8 +39,12 @@ def test_rows_follow_c_order_of_sample_dims(masked_ensemble):
     layout = FieldLayout.from_data(masked_ensemble)
     matrix = to_matrix(masked_ensemble, layout, dtype=np.float64)
     cell = masked_ensemble.isel(lat=-1, lon=0)
-    column = int(layout.mask[: (masked_ensemble.sizes["lat"] - 1) * masked_ensemble.sizes["lon"]].sum())
-    np.testing.assert_array_equal(matrix[:, column], cell.transpose("member", "time").values.ravel())
+    column = int(
+        layout.mask[: (masked_ensemble.sizes["lat"] - 1) * masked_ensemble.sizes["lon"]].sum()
+    )
+    np.testing.assert_array_equal(
+        matrix[:, column], cell.transpose("member", "time").values.ravel()
+    )
 
 
 def test_layout_survives_netcdf(tmp_path, masked_ensemble):
@@ -76,8 +80,9 @@ def test_map_samples_to_another_grid(masked_ensemble):
     source = FieldLayout.from_data(masked_ensemble)
     fine = rectilinear(n_lat=12, n_lon=16)
     target = FieldLayout.from_data(fine)
-    out = map_samples(masked_ensemble, lambda m: np.ones((m.shape[0], target.n_features)),
-                      source, target)
+    out = map_samples(
+        masked_ensemble, lambda m: np.ones((m.shape[0], target.n_features)), source, target
+    )
     assert out.sizes == {"member": 2, "time": 4, "lat": 12, "lon": 16}
     np.testing.assert_array_equal(out.lat.values, fine.lat.values)
     assert out.lat.attrs["standard_name"] == "latitude"

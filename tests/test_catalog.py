@@ -23,7 +23,6 @@ SAMPLE_LOADERS = {
 }
 
 
-
 def generator_defaults():
     signature = inspect.signature(datasets.synthetic_circulation)
     return {name: parameter.default for name, parameter in signature.parameters.items()}

@@ -21,8 +21,9 @@ def ds():
 
 
 def test_deterministic_under_seed():
-    xr.testing.assert_identical(synthetic_circulation(**SMALL, seed=5),
-                                synthetic_circulation(**SMALL, seed=5))
+    xr.testing.assert_identical(
+        synthetic_circulation(**SMALL, seed=5), synthetic_circulation(**SMALL, seed=5)
+    )
 
 
 def test_different_seeds_differ():
@@ -109,8 +110,9 @@ def test_parameters_attribute_regenerates_dataset():
 def test_netcdf_round_trip(tmp_path):
     out = synthetic_circulation(**SMALL)
     out.to_netcdf(tmp_path / "synthetic.nc")
-    back = xr.open_dataset(tmp_path / "synthetic.nc",
-                           decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+    back = xr.open_dataset(
+        tmp_path / "synthetic.nc", decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)
+    )
     xr.testing.assert_allclose(back.pr, out.pr)
     assert back.time.dt.calendar == "noleap"
 
@@ -143,8 +145,9 @@ def test_patterns_orthonormal_with_documented_amplitudes(ds):
 def test_psl_factors_recovered_by_least_squares(ds):
     anomaly = (ds.psl - 101325.0).values.reshape(ds.sizes["member"], ds.sizes["time"], -1)
     patterns = ds.slp_mode.values.reshape(ds.sizes["mode"], -1)
-    recovered, *_ = np.linalg.lstsq(patterns.T, anomaly.reshape(-1, patterns.shape[1]).T,
-                                    rcond=None)
+    recovered, *_ = np.linalg.lstsq(
+        patterns.T, anomaly.reshape(-1, patterns.shape[1]).T, rcond=None
+    )
     truth = ds.circulation_factor.values.reshape(-1, ds.sizes["mode"]).T
     for k in range(ds.sizes["mode"]):
         assert np.corrcoef(recovered[k], truth[k])[0, 1] > 0.95
@@ -171,8 +174,11 @@ def test_documented_circulation_equations(ds):
     v = (np.arange(ds.sizes["lon"]) + 0.5) / ds.sizes["lon"]
     base = xr.DataArray(2.9e-5 * (1.3 - 0.6 * v), dims="lon")
     f1 = ds.circulation_factor.sel(mode=1)
-    expected = base * np.exp(-0.3 * circulation + 0.1 * xr.DataArray(u, dims="lat") * (f1**2 - 1)
-                             + 0.07 * ds.forced_trend)
+    expected = base * np.exp(
+        -0.3 * circulation
+        + 0.1 * xr.DataArray(u, dims="lat") * (f1**2 - 1)
+        + 0.07 * ds.forced_trend
+    )
     expected = expected.where(ds.sftlf >= 50).transpose(*ds.pr_noise_free.dims)
     np.testing.assert_allclose(ds.pr_noise_free, expected, rtol=1e-5)
     psl = 101325.0 + xr.dot(ds.circulation_factor, ds.slp_mode, dim="mode")
@@ -184,8 +190,13 @@ def test_documented_land_and_temperature_equations(ds):
     np.testing.assert_allclose(ds.sftlf, 100.0 / (1.0 + np.exp((radius - 1.0) / 0.1)))
     day = ds.time.dt.dayofyear
     season = np.cos(2 * np.pi * (day - 1) / ds.time.dt.days_in_year)
-    expected = (293.15 - 0.5 * (ds.lat - 30.0) - (4.0 + 8.0 * ds.sftlf / 100.0) * season
-                + ds.forced_trend + ds.tas_circulation)
+    expected = (
+        293.15
+        - 0.5 * (ds.lat - 30.0)
+        - (4.0 + 8.0 * ds.sftlf / 100.0) * season
+        + ds.forced_trend
+        + ds.tas_circulation
+    )
     residual = ds.tas - expected
     assert float(abs(residual.mean())) < 0.01
     assert float(residual.std()) == pytest.approx(1.0, abs=0.01)
@@ -238,12 +249,36 @@ def test_invalid_parameters(kwargs, match):
 
 SAMPLES = [
     # loader, variable, sizes, calendar, first and last time, value at [0, 0, 0], mean
-    (datasets.a1b_north_america, "air_temperature", {"time": 240, "latitude": 37, "longitude": 49},
-     "360_day", "1860-06-01", "2099-06-01", 296.07858, 286.47763),
-    (datasets.e1_north_america, "air_temperature", {"time": 240, "latitude": 37, "longitude": 49},
-     "360_day", "1860-06-01", "2099-06-01", 296.07858, 286.03580),
-    (datasets.ostia_sst, "surface_temperature", {"time": 54, "latitude": 18, "longitude": 432},
-     "gregorian", "2006-04-16", "2010-09-16", 301.65927, 300.80844),
+    (
+        datasets.a1b_north_america,
+        "air_temperature",
+        {"time": 240, "latitude": 37, "longitude": 49},
+        "360_day",
+        "1860-06-01",
+        "2099-06-01",
+        296.07858,
+        286.47763,
+    ),
+    (
+        datasets.e1_north_america,
+        "air_temperature",
+        {"time": 240, "latitude": 37, "longitude": 49},
+        "360_day",
+        "1860-06-01",
+        "2099-06-01",
+        296.07858,
+        286.03580,
+    ),
+    (
+        datasets.ostia_sst,
+        "surface_temperature",
+        {"time": 54, "latitude": 18, "longitude": 432},
+        "gregorian",
+        "2006-04-16",
+        "2010-09-16",
+        301.65927,
+        300.80844,
+    ),
 ]
 
 

@@ -23,11 +23,17 @@ def test_emulation_keeps_coords_attrs_members_and_mask(fitted_eof, split):
         assert pr[dim].attrs == test[dim].attrs
     assert pr.attrs == test["pr"].attrs
     assert {k: v for k, v in out.attrs.items() if k != "history"} == {
-        k: v for k, v in test.attrs.items() if k != "history"}
-    assert out.attrs["history"].splitlines()[-1].split(": ", 1)[1].startswith(
-        "EOFRegression(target_transform='none'")
-    np.testing.assert_array_equal(np.isnan(pr.isel(member=0, time=0)),
-                                  np.isnan(test["pr"].isel(member=0, time=0)))
+        k: v for k, v in test.attrs.items() if k != "history"
+    }
+    assert (
+        out.attrs["history"]
+        .splitlines()[-1]
+        .split(": ", 1)[1]
+        .startswith("EOFRegression(target_transform='none'")
+    )
+    np.testing.assert_array_equal(
+        np.isnan(pr.isel(member=0, time=0)), np.isnan(test["pr"].isel(member=0, time=0))
+    )
 
 
 def test_emulation_beats_climatology_on_held_out_years(fitted_eof, split):
@@ -36,8 +42,10 @@ def test_emulation_beats_climatology_on_held_out_years(fitted_eof, split):
     climatology = train["pr"].mean(("member", "time"))
     skill = 1 - _mse(emulated, test["pr"]) / _mse(climatology, test["pr"])
     best = 1 - _mse(test["pr_noise_free"], test["pr"]) / _mse(climatology, test["pr"])
-    print(f"EOFRegression MSE skill vs climatology on held-out years: {skill:.3f} "
-          f"(noise-free truth reaches {best:.3f})")
+    print(
+        f"EOFRegression MSE skill vs climatology on held-out years: {skill:.3f} "
+        f"(noise-free truth reaches {best:.3f})"
+    )
     assert skill > 0.5 * best > 0
 
 
@@ -61,8 +69,9 @@ def test_eofs_match_eigenvectors_of_weighted_covariance():
     evals, evecs = np.linalg.eigh(xw.T @ xw)
     order = np.argsort(evals)[::-1][:3]
     np.testing.assert_allclose(np.abs(basis.eofs @ evecs[:, order]), np.eye(3), atol=1e-8)
-    np.testing.assert_allclose(basis.explained_variance_ratio, evals[order] / evals.sum(),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        basis.explained_variance_ratio, evals[order] / evals.sum(), rtol=1e-10
+    )
 
 
 def test_ridge_matches_closed_form():
@@ -93,8 +102,9 @@ def test_encode_and_reconstruct(fitted_eof, split):
 def test_units_of_proxy_converted(fitted_eof, split):
     _, test = split
     hpa = test.assign(psl=(test["psl"] / 100).assign_attrs(units="hPa"))
-    np.testing.assert_allclose(fitted_eof.emulate(hpa)["pr"], fitted_eof.emulate(test)["pr"],
-                               rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(
+        fitted_eof.emulate(hpa)["pr"], fitted_eof.emulate(test)["pr"], rtol=1e-4, atol=1e-9
+    )
 
 
 def test_output_written_as_cf_netcdf(fitted_eof, split, tmp_path):

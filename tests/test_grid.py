@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import rectilinear
 
 from climlatent.errors import InputDataError
 from climlatent.grid import (
@@ -14,6 +13,7 @@ from climlatent.grid import (
     find_vertical,
     land_mask,
 )
+from conftest import rectilinear
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,11 @@ def _two_d(lat_name="nav_lat", lon_name="nav_lon", rotated=False):
 def test_curvilinear_nemo_grid_recognised():
     grid = find_grid(_two_d())
     assert (grid.lat, grid.lon, grid.spatial_dims, grid.kind) == (
-        "nav_lat", "nav_lon", ("y", "x"), "curvilinear")
+        "nav_lat",
+        "nav_lon",
+        ("y", "x"),
+        "curvilinear",
+    )
 
 
 def test_rotated_pole_recognised():
@@ -82,8 +86,11 @@ def test_descending_latitude_is_fine():
 
 
 def test_global_cell_areas_sum_to_sphere():
-    da = xr.DataArray(np.zeros((90, 144)), dims=("lat", "lon"),
-                      coords={"lat": np.linspace(-89, 89, 90), "lon": np.arange(0, 360, 2.5)})
+    da = xr.DataArray(
+        np.zeros((90, 144)),
+        dims=("lat", "lon"),
+        coords={"lat": np.linspace(-89, 89, 90), "lon": np.arange(0, 360, 2.5)},
+    )
     total = float(cell_area(da).sum())
     assert total == pytest.approx(4 * np.pi * EARTH_RADIUS**2, rel=1e-12)
 
@@ -93,7 +100,10 @@ def test_band_area_matches_analytic_from_bounds():
     ds = xr.Dataset(
         {"f": (("lat", "lon"), np.zeros((1, 2)))},
         coords={"lat": lat, "lon": ("lon", [5.0, 15.0], {"bounds": "lon_bnds"})},
-    ).assign(lat_bnds=(("lat", "bnds"), [[10.0, 20.0]]), lon_bnds=(("lon", "bnds"), [[0, 10], [10, 20.0]]))
+    ).assign(
+        lat_bnds=(("lat", "bnds"), [[10.0, 20.0]]),
+        lon_bnds=(("lon", "bnds"), [[0, 10], [10, 20.0]]),
+    )
     expected = EARTH_RADIUS**2 * (np.sin(np.deg2rad(20)) - np.sin(np.deg2rad(10))) * np.deg2rad(10)
     np.testing.assert_allclose(cell_area(ds).values, expected, rtol=1e-12)
 
@@ -102,26 +112,45 @@ def test_curvilinear_area_agrees_with_exact_rectilinear_area():
     lat1, lon1 = np.linspace(30, 60, 31), np.linspace(-20, 20, 41)
     rect = xr.DataArray(np.zeros((31, 41)), dims=("lat", "lon"), coords={"lat": lat1, "lon": lon1})
     y, x = np.meshgrid(lat1, lon1, indexing="ij")
-    curv = xr.DataArray(np.zeros((31, 41)), dims=("j", "i"), coords={
-        "nav_lat": (("j", "i"), y, {"units": "degrees_north"}),
-        "nav_lon": (("j", "i"), x, {"units": "degrees_east"})})
+    curv = xr.DataArray(
+        np.zeros((31, 41)),
+        dims=("j", "i"),
+        coords={
+            "nav_lat": (("j", "i"), y, {"units": "degrees_north"}),
+            "nav_lon": (("j", "i"), x, {"units": "degrees_east"}),
+        },
+    )
     interior = (slice(1, -1), slice(1, -1))
-    np.testing.assert_allclose(cell_area(curv).values[interior], cell_area(rect).values[interior],
-                               rtol=2e-3)
+    np.testing.assert_allclose(
+        cell_area(curv).values[interior], cell_area(rect).values[interior], rtol=2e-3
+    )
 
 
 def test_sample_axes_found():
     time = xr.date_range("2000", periods=2, calendar="360_day", use_cftime=True)
-    da = xr.DataArray(np.zeros((2, 2, 3)), dims=("ens", "t", "plev"), coords={
-        "t": ("t", time, {"axis": "T"}), "plev": ("plev", [1e5, 8e4, 5e4], {"axis": "Z"}),
-        "ens": ("ens", [0, 1], {"standard_name": "realization"})})
+    da = xr.DataArray(
+        np.zeros((2, 2, 3)),
+        dims=("ens", "t", "plev"),
+        coords={
+            "t": ("t", time, {"axis": "T"}),
+            "plev": ("plev", [1e5, 8e4, 5e4], {"axis": "Z"}),
+            "ens": ("ens", [0, 1], {"standard_name": "realization"}),
+        },
+    )
     assert (find_time(da), find_member(da), find_vertical(da)) == ("t", "ens", "plev")
 
 
 def test_land_mask_percent_and_fraction():
     for units, scale in (("%", 1.0), ("1", 0.01)):
-        ds = xr.Dataset({"sftlf": ("x", np.array([10.0, 60.0, 90.0]) * scale,
-                                   {"standard_name": "land_area_fraction", "units": units})})
+        ds = xr.Dataset(
+            {
+                "sftlf": (
+                    "x",
+                    np.array([10.0, 60.0, 90.0]) * scale,
+                    {"standard_name": "land_area_fraction", "units": units},
+                )
+            }
+        )
         assert land_mask(ds).values.tolist() == [False, True, True]
 
 

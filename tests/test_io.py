@@ -6,11 +6,11 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import rectilinear
 
 import climlatent as cl
 from climlatent.errors import InputDataError
 from climlatent.io import open_dataset, to_netcdf
+from conftest import rectilinear
 
 
 def test_written_file_is_cf_in_netcdf4(tmp_path):
@@ -52,8 +52,9 @@ def test_failure_during_write_leaves_no_file(tmp_path):
 
 def test_existing_file_survives_failed_overwrite(tmp_path):
     path = to_netcdf(xr.Dataset({"a": ("x", [1.0])}), tmp_path / "a.nc")
-    bad = xr.Dataset({"a": ("x", dask.array.from_array(np.ones(2)).map_blocks(
-        lambda b: 1 / 0, dtype=float))})
+    bad = xr.Dataset(
+        {"a": ("x", dask.array.from_array(np.ones(2)).map_blocks(lambda b: 1 / 0, dtype=float))}
+    )
     with pytest.raises(ZeroDivisionError):
         to_netcdf(bad, path)
     assert xr.open_dataset(path)["a"].values.tolist() == [1.0]
@@ -84,8 +85,9 @@ def test_missing_paths_named(tmp_path):
 
 
 def test_unknown_calendar_file_named(tmp_path):
-    time = xr.Variable("time", np.arange(3.0), {"units": "days since 2000-01-01",
-                                                 "calendar": "bogus"})
+    time = xr.Variable(
+        "time", np.arange(3.0), {"units": "days since 2000-01-01", "calendar": "bogus"}
+    )
     xr.Dataset({"a": ("time", np.ones(3))}, coords={"time": time}).to_netcdf(tmp_path / "b.nc")
     with pytest.raises(InputDataError, match="b.nc.*bogus"):
         open_dataset(tmp_path / "b.nc")

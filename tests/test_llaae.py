@@ -1,13 +1,11 @@
 import numpy as np
 import pytest
 import torch
-import xarray as xr
 
 import climlatent as cl
 from climlatent.errors import InputDataError
 
-FAST = dict(latent_dim=4, epochs=2, filters=(8, 16), batch_size=128, n_proxy_eofs=8,
-            device="cpu")
+FAST = dict(latent_dim=4, epochs=2, filters=(8, 16), batch_size=128, n_proxy_eofs=8, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +44,10 @@ def test_save_load_bit_identical(fitted_gev, small, tmp_path):
     _, test = small
     fitted_gev.save(tmp_path / "m.clm")
     loaded = cl.load(tmp_path / "m.clm")
-    assert loaded.emulate(test)["pr"].values.tobytes() == fitted_gev.emulate(test)["pr"].values.tobytes()
+    assert (
+        loaded.emulate(test)["pr"].values.tobytes()
+        == fitted_gev.emulate(test)["pr"].values.tobytes()
+    )
     assert loaded.encode(test).values.tobytes() == fitted_gev.encode(test).values.tobytes()
 
 
@@ -87,7 +88,8 @@ def test_sample_and_traverse(fitted_gev):
     assert trav.dims == ("value", "lat", "lon")
     zero = fitted_gev._decode(np.zeros((1, 4), np.float32))
     back = fitted_gev.target_transform_.inverse(
-        cl.batching.from_matrix(zero, fitted_gev.target_layout_, {"value": [0.0]}))
+        cl.batching.from_matrix(zero, fitted_gev.target_layout_, {"value": [0.0]})
+    )
     np.testing.assert_allclose(trav.isel(value=1).values, back.isel(value=0).values, rtol=1e-5)
     with pytest.raises(ValueError, match="latent must be in"):
         fitted_gev.traverse(latent=9, values=[0.0])
@@ -96,7 +98,12 @@ def test_sample_and_traverse(fitted_gev):
 def test_reference_preset():
     ref = cl.LLAAE.reference()
     assert (ref.latent_dim, ref.filters, ref.batch_size, ref.epochs, ref.lr) == (
-        400, (16, 32, 64), 64, 100, 1e-3)
+        400,
+        (16, 32, 64),
+        64,
+        100,
+        1e-3,
+    )
     assert (ref.lr_decay, ref.lr_decay_steps, ref.alpha, ref.weight_l2) == (0.96, 5000, 1.0, 1e-3)
 
 
@@ -114,4 +121,5 @@ def test_cuda_path_selected_only_when_available():
     est = cl.LLAAE(device="auto")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     from climlatent.training import resolve_device
+
     assert resolve_device(est.device).type == expected

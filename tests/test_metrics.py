@@ -1,15 +1,16 @@
 import numpy as np
 import xarray as xr
-from conftest import rectilinear
 
 from climlatent.metrics import area_mean, correlation, mse_skill_score, rmse
+from conftest import rectilinear
 
 
 def test_area_mean_matches_cosine_weighted_numpy():
     da = rectilinear(n_lat=30, n_lon=10, n_time=3)
     da = da.where(da.lon > 40)  # a NaN mask
-    lat_edges = np.deg2rad(np.concatenate([[-51.724], (da.lat.values[1:] + da.lat.values[:-1]) / 2,
-                                           [51.724]]))
+    lat_edges = np.deg2rad(
+        np.concatenate([[-51.724], (da.lat.values[1:] + da.lat.values[:-1]) / 2, [51.724]])
+    )
     band = np.diff(np.sin(lat_edges))
     w = np.broadcast_to(band[:, None], (30, 10)) * np.isfinite(da.values[0])
     expected = np.nansum(da.values * w, axis=(1, 2)) / w.sum()
@@ -28,7 +29,9 @@ def test_correlation_map_against_numpy():
     a, b = rectilinear(n_time=40, seed=1), rectilinear(n_time=40, seed=2)
     mixed = a + 0.5 * b
     corr = correlation(mixed, a)
-    expected = [[np.corrcoef(mixed.values[:, i, j], a.values[:, i, j])[0, 1]
-                 for j in range(a.sizes["lon"])] for i in range(a.sizes["lat"])]
+    expected = [
+        [np.corrcoef(mixed.values[:, i, j], a.values[:, i, j])[0, 1] for j in range(a.sizes["lon"])]
+        for i in range(a.sizes["lat"])
+    ]
     np.testing.assert_allclose(corr.values, expected, rtol=1e-10)
     assert isinstance(corr, xr.DataArray)

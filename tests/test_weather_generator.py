@@ -44,7 +44,9 @@ def test_realisations_keep_target_climatology(world, method):
     gen_mean = float(pr.where(land).mean())
     truth_std = float(ds["pr"].std(("member", "time")).where(land).mean())
     gen_std = float(pr.std(("realization", "time")).where(land).mean())
-    print(f"{method}: mean {gen_mean:.3e} vs {truth_mean:.3e}; std {gen_std:.3e} vs {truth_std:.3e}")
+    print(
+        f"{method}: mean {gen_mean:.3e} vs {truth_mean:.3e}; std {gen_std:.3e} vs {truth_std:.3e}"
+    )
     assert gen_mean == pytest.approx(truth_mean, rel=0.05)
     assert gen_std == pytest.approx(truth_std, rel=0.10)
     np.testing.assert_array_equal(np.isnan(pr.isel(realization=0, time=0)), ~land)
@@ -79,6 +81,7 @@ def test_dynamical_adjustment_residual_recovers_forced_trend():
     assert '"warming_per_decade": 0.3' in truth
     print(f"forced trend from the residual: {slope:.4f} K/decade (truth {expected})")
     assert slope == pytest.approx(expected, abs=0.02)
+
     # per cell and member, the residual's trend is closer to the truth than the raw trend,
     # because the circulation-induced variability has been removed
     def cell_slopes(da):

@@ -51,12 +51,20 @@ def alpha_beta_table(
     train, test = split_years(ds, n_test_years)
     columns = {}
     for alpha, beta in settings:
-        model = LLAAE(latent="gaussian", alpha=alpha, beta=beta, latent_dim=latent_dim,
-                      epochs=epochs, device=device, n_proxy_eofs=20).fit(train, "pr", "psl")
+        model = LLAAE(
+            latent="gaussian",
+            alpha=alpha,
+            beta=beta,
+            latent_dim=latent_dim,
+            epochs=epochs,
+            device=device,
+            n_proxy_eofs=20,
+        ).fit(train, "pr", "psl")
         scores = {"training": model.evaluate(train), "testing": model.evaluate(test)}
         columns[f"alpha={alpha:g}, beta={beta:g}"] = {
             f"{label} ({part})": scores[part][key]
-            for key, label in ROWS.items() for part in ("training", "testing")
+            for key, label in ROWS.items()
+            for part in ("training", "testing")
         }
     return pd.DataFrame(columns)
 
@@ -72,8 +80,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--latent-dim", type=int, default=8)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    table = alpha_beta_table(TABLE_1, args.members, args.years, args.test_years, args.epochs,
-                             args.latent_dim, args.device)
+    table = alpha_beta_table(
+        TABLE_1,
+        args.members,
+        args.years,
+        args.test_years,
+        args.epochs,
+        args.latent_dim,
+        args.device,
+    )
     with pd.option_context("display.width", 200, "display.precision", 2):
         print(table)
     table.to_csv(args.output)

@@ -68,19 +68,29 @@ def emulation_table(train: xr.Dataset, test: xr.Dataset, llaae_options: dict) ->
         factors = test["circulation_factor"]
         probe = linear_probe_r2(latents, factors)
         corr = np.abs(latent_factor_correlation(latents, factors)).max("latent")
-        rows.append({
-            "model": name,
-            "R2 vs pr": float(r2(emulated, test["pr"], SAMPLE_DIMS)),
-            "R2 vs noise-free": float(r2(emulated, test["pr_noise_free"], SAMPLE_DIMS)),
-            "RL20 mm/d": _return_level(emulated),
-            "probe R2": " ".join(f"{v:.2f}" for v in probe.values),
-            "max|corr|": " ".join(f"{v:.2f}" for v in corr.values),
-            "fit s": seconds,
-        })
+        rows.append(
+            {
+                "model": name,
+                "R2 vs pr": float(r2(emulated, test["pr"], SAMPLE_DIMS)),
+                "R2 vs noise-free": float(r2(emulated, test["pr_noise_free"], SAMPLE_DIMS)),
+                "RL20 mm/d": _return_level(emulated),
+                "probe R2": " ".join(f"{v:.2f}" for v in probe.values),
+                "max|corr|": " ".join(f"{v:.2f}" for v in corr.values),
+                "fit s": seconds,
+            }
+        )
     truth_rl = _return_level(test["pr"])
-    rows.append({"model": "truth", "R2 vs pr": 1.0, "R2 vs noise-free": float(
-        r2(test["pr"], test["pr_noise_free"], SAMPLE_DIMS)), "RL20 mm/d": truth_rl,
-        "probe R2": "", "max|corr|": "", "fit s": 0.0})
+    rows.append(
+        {
+            "model": "truth",
+            "R2 vs pr": 1.0,
+            "R2 vs noise-free": float(r2(test["pr"], test["pr_noise_free"], SAMPLE_DIMS)),
+            "RL20 mm/d": truth_rl,
+            "probe R2": "",
+            "max|corr|": "",
+            "fit s": 0.0,
+        }
+    )
     return rows
 
 
@@ -104,17 +114,24 @@ def gev_versus_moments(n: int = 200_000, xi: float = -0.5) -> dict[str, float]:
     def skew(z: np.ndarray) -> float:
         return float(((z - z.mean()) ** 3).mean() / z.std() ** 3)
 
-    return {"gev skewness": skew(z_gev), "gev_moments skewness": skew(z_mom),
-            "gev max": float(z_gev.max()), "gev_moments max": float(z_mom.max()),
-            "upper bound mu - sigma/xi": -1.0 / xi}
+    return {
+        "gev skewness": skew(z_gev),
+        "gev_moments skewness": skew(z_mom),
+        "gev max": float(z_gev.max()),
+        "gev_moments max": float(z_mom.max()),
+        "upper bound mu - sigma/xi": -1.0 / xi,
+    }
 
 
 def _print_table(rows: list[dict]) -> None:
     keys = list(rows[0])
     print(" | ".join(f"{k:>16s}" for k in keys))
     for row in rows:
-        print(" | ".join(f"{v:16.3f}" if isinstance(v, float) else f"{v!s:>16s}"
-                         for v in row.values()))
+        print(
+            " | ".join(
+                f"{v:16.3f}" if isinstance(v, float) else f"{v!s:>16s}" for v in row.values()
+            )
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -127,16 +144,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--latent-dim", type=int, default=8)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    options = dict(latent_dim=args.latent_dim, epochs=args.epochs, beta=0.1, n_proxy_eofs=20,
-                   device=args.device)
+    options = dict(
+        latent_dim=args.latent_dim,
+        epochs=args.epochs,
+        beta=0.1,
+        n_proxy_eofs=20,
+        device=args.device,
+    )
     ds = synthetic_circulation(n_members=args.members, n_years=args.years)
     train, test = split_years(ds, args.test_years)
-    print(f"synthetic_circulation: {args.members} members x {args.years} years, "
-          f"{ds.sizes['lat']}x{ds.sizes['lon']} grid; held out: last {args.test_years} years")
+    print(
+        f"synthetic_circulation: {args.members} members x {args.years} years, "
+        f"{ds.sizes['lat']}x{ds.sizes['lon']} grid; held out: last {args.test_years} years"
+    )
     _print_table(emulation_table(train, test, options))
     slope, truth = dynamical_adjustment_error(ds, options)
-    print(f"dynamical adjustment of tas: residual trend {slope:.4f} K/decade, "
-          f"forced truth {truth:.4f}, error {slope - truth:+.4f}")
+    print(
+        f"dynamical adjustment of tas: residual trend {slope:.4f} K/decade, "
+        f"forced truth {truth:.4f}, error {slope - truth:+.4f}"
+    )
     for key, value in gev_versus_moments().items():
         print(f"{key:>28s}: {value:.3f}")
 

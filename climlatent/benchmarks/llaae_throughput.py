@@ -23,8 +23,14 @@ from climlatent.datasets import synthetic_circulation
 from climlatent.estimators import LLAAE
 
 
-def measure(n_members: int = 2, n_years: int = 10, epochs: int = 3, repeats: int = 2,
-            device: str = "auto", latent: str = "gaussian") -> dict[str, list[float]]:
+def measure(
+    n_members: int = 2,
+    n_years: int = 10,
+    epochs: int = 3,
+    repeats: int = 2,
+    device: str = "auto",
+    latent: str = "gaussian",
+) -> dict[str, list[float]]:
     """Samples per second of ``LLAAE.fit`` and of the bare loop, per timed run.
 
     Examples
@@ -34,8 +40,14 @@ def measure(n_members: int = 2, n_years: int = 10, epochs: int = 3, repeats: int
     ['bare', 'estimator']
     """
     ds = synthetic_circulation(n_members=n_members, n_years=n_years)
-    options = dict(latent=latent, latent_dim=16, epochs=epochs, validation_fraction=0.0,
-                   device=device, n_proxy_eofs=20)
+    options = dict(
+        latent=latent,
+        latent_dim=16,
+        epochs=epochs,
+        validation_fraction=0.0,
+        device=device,
+        n_proxy_eofs=20,
+    )
     reference = LLAAE(**{**options, "epochs": 1}).fit(ds, "pr", "psl")  # also the warm-up
     tensors = tuple(t.to(reference.device_) for t in reference.training_tensors(ds))
     config = reference._training_config()
@@ -73,12 +85,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--latent", default="gaussian")
     args = parser.parse_args(argv)
     rates = measure(args.members, args.years, args.epochs, args.repeats, args.device, args.latent)
-    print(f"LLAAE[{args.latent}] on {args.members} members x {args.years} years, "
-          f"{args.epochs} epochs, device {args.device}")
+    print(
+        f"LLAAE[{args.latent}] on {args.members} members x {args.years} years, "
+        f"{args.epochs} epochs, device {args.device}"
+    )
     for name in ("bare", "estimator"):
         print(f"{name:>10s}: {max(rates[name]):9.0f} samples/s (best of {args.repeats})")
-    print(f"ratio estimator/bare: {max(rates['estimator']) / max(rates['bare']):.3f} "
-          f"(goal >= 0.9)")
+    print(f"ratio estimator/bare: {max(rates['estimator']) / max(rates['bare']):.3f} (goal >= 0.9)")
 
 
 if __name__ == "__main__":

@@ -200,8 +200,9 @@ class LLAAE(Estimator):
     def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, ...]:
         """The model's batch tensors ``(y, weight, features)`` from sample matrices."""
         weight = np.isfinite(y).astype(np.float32)
-        return tuple(torch.from_numpy(a) for a in (np.nan_to_num(y), weight,
-                                                   self.proxy_features(x)))
+        return tuple(
+            torch.from_numpy(a) for a in (np.nan_to_num(y), weight, self.proxy_features(x))
+        )
 
     def training_tensors(self, ds: xr.Dataset) -> tuple[torch.Tensor, ...]:
         """The tensors ``(y, weight, proxy features)`` the fitted model trains on.
@@ -213,8 +214,10 @@ class LLAAE(Estimator):
         self._require_fitted()
         x = self._prepare_proxy(ds)
         x_in = self.proxy_transform_.forward(x) if self.proxy_transform_ else x
-        return self._tensors(to_matrix(x_in, self.proxy_layout_),
-                             to_matrix(self._prepare_target(ds), self.target_layout_))
+        return self._tensors(
+            to_matrix(x_in, self.proxy_layout_),
+            to_matrix(self._prepare_target(ds), self.target_layout_),
+        )
 
     def _refit_proxy_map(self, y: np.ndarray, features: np.ndarray) -> None:
         """Closed-form ``h``: ridge regression of the latent codes on the features."""
