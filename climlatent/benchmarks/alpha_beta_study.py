@@ -89,7 +89,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.latent_dim,
         args.device,
     )
-    with pd.option_context("display.width", 200, "display.precision", 2):
+    with pd.option_context(
+        "display.width", 250, "display.max_columns", None, "display.precision", 2
+    ):
         print(table)
     table.to_csv(args.output)
     print(f"wrote {args.output}")
