@@ -6,10 +6,8 @@ A saved model is a folder::
         manifest.json          format, climlatent version, estimator, config, fitted
                                metadata, and the SHA-256 of every other file
         weights.safetensors    the fitted numbers (safetensors: no code runs on load)
-        proxy_grid.nc          grids and NaN masks of the proxy and the target
-        target_grid.nc
-        proxy_transform.nc     fitted preprocessing, when configured
-        target_transform.nc
+        *.nc                   the estimator's fitted grids (with NaN masks) and
+                               transforms, one Dataset per file
 
 Loading checks every checksum before reading anything else, so a truncated or
 modified file is refused with a :class:`~climlatent.errors.CheckpointError` naming it.
@@ -28,9 +26,7 @@ import xarray as xr
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from climlatent import transforms
 from climlatent._version import __version__
-from climlatent.batching import FieldLayout
 from climlatent.errors import CheckpointError
 from climlatent.estimators.base import REGISTRY, Estimator
 
@@ -69,28 +65,15 @@ def save_estimator(estimator: Estimator, path: str | Path) -> Path:
     try:
         state = {k: np.ascontiguousarray(v) for k, v in estimator._state().items()}
         save_file(state, str(tmp / WEIGHTS))
-        estimator.proxy_layout_.to_dataset().to_netcdf(tmp / "proxy_grid.nc")
-        estimator.target_layout_.to_dataset().to_netcdf(tmp / "target_grid.nc")
-        for role, tf in (
-            ("proxy", estimator.proxy_transform_),
-            ("target", estimator.target_transform_),
-        ):
-            if tf is not None:
-                tf.to_dataset().to_netcdf(tmp / f"{role}_transform.nc")
+        for name, dataset in estimator._fitted_datasets().items():
+            dataset.to_netcdf(tmp / f"{name}.nc")
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "climlatent_version": __version__,
             "estimator": type(estimator).__name__,
             "config": estimator.get_config(),
-            "fitted": {
-                "target": estimator.target_,
-                "proxy": estimator.proxy_,
-                "target_attrs": _jsonable(estimator.target_attrs_),
-                "proxy_units": estimator.proxy_units_,
-                "calendar": estimator.calendar_,
-                "sample_dims": list(estimator.sample_dims_),
-            },
+            "fitted": _jsonable(estimator._fitted_metadata()),
             "files": {p.name: _sha256(p) for p in sorted(tmp.iterdir())},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -171,21 +154,12 @@ def load(path: str | Path) -> Estimator:
         raise CheckpointError(f"{str(folder)!r} holds an unknown estimator {name!r}")
     try:
         estimator = REGISTRY[name](**manifest["config"])
-        fitted = manifest["fitted"]
-        estimator.target_, estimator.proxy_ = fitted["target"], fitted["proxy"]
-        estimator.target_attrs_ = fitted["target_attrs"]
-        estimator.proxy_units_ = fitted["proxy_units"]
-        estimator.calendar_ = fitted["calendar"]
-        estimator.sample_dims_ = tuple(fitted["sample_dims"])
-        for role in ("proxy", "target"):
-            with xr.open_dataset(folder / f"{role}_grid.nc") as grid:
-                setattr(estimator, f"{role}_layout_", FieldLayout.from_dataset(grid.load()))
-            tf_file = folder / f"{role}_transform.nc"
-            tf = None
-            if tf_file.is_file():
-                with xr.open_dataset(tf_file) as state:
-                    tf = transforms.transform_from_dataset(state.load())
-            setattr(estimator, f"{role}_transform_", tf)
+        datasets = {}
+        for name in manifest["files"]:
+            if name.endswith(".nc"):
+                with xr.open_dataset(folder / name) as dataset:
+                    datasets[name[:-3]] = dataset.load()
+        estimator._restore(manifest["fitted"], datasets)
         estimator._load_state(load_file(str(folder / WEIGHTS)))
     except (KeyError, TypeError, ValueError, OSError, SafetensorError) as err:
         raise CheckpointError(f"model {str(folder)!r} cannot be restored: {err}") from err

@@ -265,6 +265,41 @@ class Estimator:
 
         save_estimator(self, path)
 
+    # -- what persistence stores ----------------------------------------------------
+
+    def _fitted_metadata(self) -> dict[str, Any]:
+        """JSON-serialisable fitted metadata (see :mod:`climlatent.persistence`)."""
+        return {
+            "target": self.target_,
+            "proxy": self.proxy_,
+            "target_attrs": self.target_attrs_,
+            "proxy_units": self.proxy_units_,
+            "calendar": self.calendar_,
+            "sample_dims": list(self.sample_dims_),
+        }
+
+    def _fitted_datasets(self) -> dict[str, xr.Dataset]:
+        """Fitted grids and transforms as netCDF-writable Datasets, by file stem."""
+        out = {"proxy_grid": self.proxy_layout_.to_dataset(),
+               "target_grid": self.target_layout_.to_dataset()}
+        for role, tf in (("proxy", self.proxy_transform_), ("target", self.target_transform_)):
+            if tf is not None:
+                out[f"{role}_transform"] = tf.to_dataset()
+        return out
+
+    def _restore(self, fitted: dict[str, Any], datasets: dict[str, xr.Dataset]) -> None:
+        """Set the fitted attributes from what :meth:`_fitted_metadata`/`_datasets` gave."""
+        self.target_, self.proxy_ = fitted["target"], fitted["proxy"]
+        self.target_attrs_ = fitted["target_attrs"]
+        self.proxy_units_ = fitted["proxy_units"]
+        self.calendar_ = fitted["calendar"]
+        self.sample_dims_ = tuple(fitted["sample_dims"])
+        for role in ("proxy", "target"):
+            setattr(self, f"{role}_layout_", FieldLayout.from_dataset(datasets[f"{role}_grid"]))
+            state = datasets.get(f"{role}_transform")
+            tf = transforms.transform_from_dataset(state) if state is not None else None
+            setattr(self, f"{role}_transform_", tf)
+
     # -- boundary helpers ----------------------------------------------------------
 
     def _prepare_proxy(self, ds: xr.Dataset) -> xr.DataArray:
