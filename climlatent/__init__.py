@@ -7,17 +7,21 @@ Examples
 >>> emulated = cl.EOFRegression(n_proxy_eofs=3).fit(ds, "pr", "psl").emulate(ds)
 """
 
-from climlatent import datasets, io, metrics, transforms
+from climlatent import baselines, datasets, io, metrics, transforms
 from climlatent._version import __version__
 from climlatent.catalog import open_catalog, open_entry
-from climlatent.estimators import LLAAE, EOFRegression, Estimator
+from climlatent.estimators import LLAAE, EOFRegression, Estimator, ProxyDownscaler
 from climlatent.persistence import load
+from climlatent.regrid import Regridder
 
 __all__ = [
     "LLAAE",
     "EOFRegression",
     "Estimator",
+    "ProxyDownscaler",
+    "Regridder",
     "__version__",
+    "baselines",
     "datasets",
     "io",
     "load",

@@ -28,7 +28,7 @@ from safetensors.numpy import load_file, save_file
 
 from climlatent._version import __version__
 from climlatent.errors import CheckpointError
-from climlatent.estimators.base import REGISTRY, Estimator
+from climlatent.estimators.base import REGISTRY, BaseEstimator
 
 FORMAT = "climlatent-model"
 FORMAT_VERSION = 1
@@ -44,7 +44,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_estimator(estimator: Estimator, path: str | Path) -> Path:
+def save_estimator(estimator: BaseEstimator, path: str | Path) -> Path:
     """Write a fitted estimator to the folder ``path``, atomically.
 
     The folder is assembled under a temporary name beside ``path`` and renamed into
@@ -118,7 +118,7 @@ def _read_manifest(folder: Path) -> dict:
     return manifest
 
 
-def load(path: str | Path) -> Estimator:
+def load(path: str | Path) -> BaseEstimator:
     """Load an estimator saved with ``save``; no code from the file is executed.
 
     Parameters

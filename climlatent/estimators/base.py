@@ -20,7 +20,7 @@ numbers and strings), and implements:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -41,7 +41,7 @@ from climlatent.io import add_history
 from climlatent.units import convert_units, parse_units
 
 LATENT_DIM = "latent"
-REGISTRY: dict[str, type[Estimator]] = {}
+REGISTRY: dict[str, type[BaseEstimator]] = {}
 
 
 def _make_transform(kind: str, sample_dims: tuple[str, ...]) -> transforms.Transform | None:
@@ -56,22 +56,14 @@ def _make_transform(kind: str, sample_dims: tuple[str, ...]) -> transforms.Trans
 
 
 @dataclasses.dataclass
-class Estimator:
-    """Base class of climlatent estimators (not used directly).
+class BaseEstimator:
+    """What every climlatent estimator shares: configuration, fitted state, output, I/O.
 
-    Examples
-    --------
-    >>> import climlatent as cl
-    >>> ds = cl.datasets.synthetic_circulation(n_years=2)
-    >>> est = cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=3).fit(ds, "pr", "psl")
-    >>> est.emulate(ds)["pr"].dims
-    ('member', 'time', 'lat', 'lon')
+    A subclass is a dataclass whose fields are its configuration; it is registered by
+    class name so that :func:`climlatent.load` can rebuild it without running code
+    from the file. Subclasses supply the persistence hooks ``_fitted_metadata``,
+    ``_fitted_datasets``, ``_restore``, ``_state`` and ``_load_state``.
     """
-
-    target_transform: str = "none"
-    proxy_transform: str = "standardize"
-
-    kind: ClassVar[str] = "estimator"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -91,6 +83,50 @@ class Estimator:
     def _require_fitted(self) -> None:
         if not self.is_fitted:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
+
+    def save(self, path: str) -> None:
+        """Save the fitted estimator to the folder ``path`` (see :func:`climlatent.load`)."""
+        from climlatent.persistence import save_estimator
+
+        save_estimator(self, path)
+
+    def _wrap(self, out: xr.DataArray, ds: xr.Dataset, call: str) -> xr.Dataset:
+        """Inverse-transform, add CF attributes and history, keep ``ds``'s metadata."""
+        if self.target_transform_ is not None:
+            out = self.target_transform_.inverse(out)
+        out = out.astype(np.float32)
+        out.attrs = dict(self.target_attrs_)
+        for dim in out.dims:
+            if dim in ds.coords:
+                out[dim].attrs = dict(ds[dim].attrs)
+        result = out.to_dataset(name=self.target_).assign_attrs(ds.attrs)
+        return add_history(result, f"{type(self).__name__}({self._config_text()}).{call}")
+
+    def _config_text(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+
+    def _state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass
+class Estimator(BaseEstimator):
+    """Base class of the emulators: a target field produced from a proxy field.
+
+    Examples
+    --------
+    >>> import climlatent as cl
+    >>> ds = cl.datasets.synthetic_circulation(n_years=2)
+    >>> est = cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=3).fit(ds, "pr", "psl")
+    >>> est.emulate(ds)["pr"].dims
+    ('member', 'time', 'lat', 'lon')
+    """
+
+    target_transform: str = "none"
+    proxy_transform: str = "standardize"
 
     # -- the public xarray face ----------------------------------------------------
 
@@ -259,12 +295,6 @@ class Estimator:
         history = out.attrs["history"].rsplit("emulate(ds)", 1)[0]
         return out.assign_attrs(history=history + "dynamical_adjustment(ds)")
 
-    def save(self, path: str) -> None:
-        """Save the fitted estimator to the folder ``path`` (see :func:`climlatent.load`)."""
-        from climlatent.persistence import save_estimator
-
-        save_estimator(self, path)
-
     # -- what persistence stores ----------------------------------------------------
 
     def _fitted_metadata(self) -> dict[str, Any]:
@@ -280,8 +310,10 @@ class Estimator:
 
     def _fitted_datasets(self) -> dict[str, xr.Dataset]:
         """Fitted grids and transforms as netCDF-writable Datasets, by file stem."""
-        out = {"proxy_grid": self.proxy_layout_.to_dataset(),
-               "target_grid": self.target_layout_.to_dataset()}
+        out = {
+            "proxy_grid": self.proxy_layout_.to_dataset(),
+            "target_grid": self.target_layout_.to_dataset(),
+        }
         for role, tf in (("proxy", self.proxy_transform_), ("target", self.target_transform_)):
             if tf is not None:
                 out[f"{role}_transform"] = tf.to_dataset()
@@ -332,21 +364,6 @@ class Estimator:
                 f"complete (fill or mask it before fitting)"
             )
 
-    def _wrap(self, out: xr.DataArray, ds: xr.Dataset, call: str) -> xr.Dataset:
-        """Inverse-transform, add CF attributes and history, keep ``ds``'s metadata."""
-        if self.target_transform_ is not None:
-            out = self.target_transform_.inverse(out)
-        out = out.astype(np.float32)
-        out.attrs = dict(self.target_attrs_)
-        for dim in out.dims:
-            if dim in ds.coords:
-                out[dim].attrs = dict(ds[dim].attrs)
-        result = out.to_dataset(name=self.target_).assign_attrs(ds.attrs)
-        return add_history(result, f"{type(self).__name__}({self._config_text()}).{call}")
-
-    def _config_text(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-
     # -- what a model supplies -----------------------------------------------------
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -359,12 +376,6 @@ class Estimator:
         raise NotImplementedError
 
     def _decode(self, z: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def _state(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def _load_state(self, state: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
 
 

@@ -1,0 +1,123 @@
+"""Peak memory of regridding a dask-chunked ensemble: flat in the number of members.
+
+Random member x time x lat x lon data on a 0.5 degree global grid, one dask chunk per
+member (``n_time`` fields, 2.07 MB each: 75 MB per member by default), generated
+lazily with ``dask.array.random``, is regridded conservatively to 2 degrees and reduced
+with ``.sum().compute()``. Each member count runs in a fresh Python process that
+reports its own peak resident set size (``ru_maxrss``), before the computation (imports,
+weights) and after it. Goal: the peak for 10 members about that for 2.
+
+Run ``python -m climlatent.benchmarks.regrid_memory --help`` for the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+import dask.array as dsa
+import numpy as np
+import xarray as xr
+
+from climlatent.regrid import Regridder
+
+
+def _global_grid(step: float) -> xr.Dataset:
+    return xr.Dataset(
+        coords={
+            "lat": ("lat", np.arange(-90 + step / 2, 90, step), {"units": "degrees_north"}),
+            "lon": ("lon", np.arange(step / 2, 360, step), {"units": "degrees_east"}),
+        }
+    )
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def regrid_ensemble(n_members: int, n_time: int = 36) -> dict[str, float]:
+    """Regrid and reduce a lazy ensemble in this process; peak RSS before and after.
+
+    Parameters
+    ----------
+    n_members : int
+        Ensemble members, one dask chunk each.
+    n_time : int
+        Time steps per member (each a 0.5 degree global field).
+
+    Returns
+    -------
+    dict
+        ``peak_before_mb`` (imports and weights), ``peak_mb``, ``seconds``, ``total``.
+
+    Examples
+    --------
+    >>> sorted(regrid_ensemble(n_members=1, n_time=1))
+    ['peak_before_mb', 'peak_mb', 'seconds', 'total']
+    """
+    src, dst = _global_grid(0.5), _global_grid(2.0)
+    regridder = Regridder(src, dst, method="conservative", engine="climlatent")
+    shape = (n_members, n_time, src.lat.size, src.lon.size)
+    data = dsa.random.default_rng(0).random(shape, chunks=(1, -1, -1, -1))
+    ensemble = xr.DataArray(
+        data, dims=("member", "time", "lat", "lon"), coords={"lat": src.lat, "lon": src.lon}
+    )
+    before = _peak_rss_mb()
+    started = time.perf_counter()
+    total = float(regridder(ensemble).sum().compute())
+    seconds = time.perf_counter() - started
+    return {"peak_before_mb": before, "peak_mb": _peak_rss_mb(), "seconds": seconds, "total": total}
+
+
+def measure(member_counts: Sequence[int] = (2, 10), n_time: int = 36) -> dict[int, dict]:
+    """Run :func:`regrid_ensemble` in a fresh subprocess for each member count.
+
+    Examples
+    --------
+    >>> result = measure(member_counts=(1,), n_time=1)
+    >>> result[1]["peak_mb"] >= result[1]["peak_before_mb"]
+    True
+    """
+    results = {}
+    for n_members in member_counts:
+        command = [sys.executable, "-m", __spec__.name, "--worker", str(n_members)]
+        done = subprocess.run(
+            [*command, "--time", str(n_time)], capture_output=True, text=True, check=True
+        )
+        results[n_members] = json.loads(done.stdout.splitlines()[-1])
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print the peak RSS per member count and the ratio of the extremes."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, nargs="+", default=[2, 10])
+    parser.add_argument("--time", type=int, default=36, help="time steps per member")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker is not None:
+        print(json.dumps(regrid_ensemble(args.worker, args.time)))
+        return
+    member_mb = args.time * 360 * 720 * 8 / 1e6
+    print(f"conservative 0.5 -> 2 degrees, {member_mb:.0f} MB per member (one chunk each)")
+    results = measure(args.members, args.time)
+    for n_members, result in results.items():
+        print(
+            f"{n_members:3d} members ({n_members * member_mb:5.0f} MB): "
+            f"peak RSS {result['peak_mb']:6.0f} MB "
+            f"(imports + weights {result['peak_before_mb']:4.0f} MB), {result['seconds']:.1f} s"
+        )
+    low, high = results[min(results)], results[max(results)]
+    print(
+        f"ratio peak RSS {max(results)}/{min(results)} members: "
+        f"{high['peak_mb'] / low['peak_mb']:.2f} (goal: about 1)"
+    )
+
+
+if __name__ == "__main__":
+    main()
