@@ -155,7 +155,7 @@ class ProxyDownscaler(BaseEstimator):
         proxies : dict, optional
             Driver variable -> proxy function (``"exponential"``, ``"quadratic"``,
             ``"saturating"``, ``"linear"``, ``"identity"``). Default: the target's own
-            coarse field through a linear proxy.
+            coarse field (identity proxy).
 
         Returns
         -------
@@ -165,7 +165,7 @@ class ProxyDownscaler(BaseEstimator):
         y = get_variable(fine, target, "target")
         time, calendar = check_field(y, "target")
         parse_units(y, target)
-        laws = dict(proxies) if proxies else {target: "linear"}
+        laws = dict(proxies) if proxies else {target: "identity"}
         mode = self.mode if self.mode != "auto" else ("multiplicative" if proxies else "additive")
         modules = [make_proxy(law) for law in laws.values()]
         units = {}
@@ -224,8 +224,15 @@ class ProxyDownscaler(BaseEstimator):
         )
 
     def _initialise_structure(self, y: np.ndarray, x: np.ndarray) -> None:
-        """Start ``s(x)`` at the per-cell mean misfit of the initial proxies (closed form)."""
+        """Start ``s(x)`` at the per-cell mean misfit of the initial proxies (closed form).
+
+        In the additive form the interpolated field is also centred on its training
+        mean, so that gain and offset are separate and well scaled.
+        """
         with torch.no_grad():
+            if self.mode_ == "additive":
+                interpolated = self.module_.predictor(torch.from_numpy(x)).numpy()
+                self.module_.centre.copy_(torch.from_numpy(interpolated.mean(axis=0)))
             predictor = self.module_.predictor(torch.from_numpy(x)).numpy()
             target = (
                 np.log(np.maximum(y, self.module_.floor)) if self.mode_ == "multiplicative" else y

@@ -11,8 +11,9 @@ followed by a learned per-cell fine-scale structure, in one of two forms:
   :math:`\hat y = e^{s(x)} \prod_k g_k` interpolated: growth laws multiply. The loss
   is the squared error of :math:`\log y` (the likelihood of lognormal noise).
 - ``"additive"`` (a variable downscaled by itself, e.g. temperature):
-  :math:`\hat y = w(x)\, U \sum_k g_k(d_k) + s(x)`, a per-cell gain and offset; the
-  loss is the squared error of :math:`y`.
+  :math:`\hat y = w(x)\,(U \sum_k g_k(d_k) - c(x)) + s(x)`, a per-cell gain on the
+  interpolated anomaly from its training mean :math:`c(x)`, and an offset; the loss is
+  the squared error of :math:`y`.
 
 With ``noise=True`` the module also learns a per-cell residual standard deviation
 :math:`\sigma(x)` (in log space for the multiplicative form) by Gaussian negative
@@ -77,6 +78,7 @@ class ProxyDownscaler(nn.Module):
         self.proxies = nn.ModuleList(proxies)
         self.structure = nn.Parameter(structure.clone().float())
         self.gain = nn.Parameter(torch.ones_like(self.structure))
+        self.register_buffer("centre", torch.zeros_like(self.structure))
         self.log_sigma = nn.Parameter(torch.zeros_like(self.structure), requires_grad=noise)
 
     def latent(self, drivers: Tensor) -> Tensor:
@@ -91,7 +93,7 @@ class ProxyDownscaler(nn.Module):
         fine = torch.sparse.mm(self.upsample, self.latent(drivers).T).T
         if self.mode == "multiplicative":
             return self.structure + fine
-        return self.gain * fine + self.structure
+        return self.gain * (fine - self.centre) + self.structure
 
     def forward(self, drivers: Tensor) -> Tensor:
         """The downscaled field ``(batch, n_fine)`` (its median if multiplicative)."""

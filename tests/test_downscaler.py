@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+import xarray as xr
+
+import climlatent as cl
+from climlatent.baselines import BilinearBaseline, ClimatologyCorrectedBilinear
+from climlatent.errors import InputDataError
+
+LAWS = {"tos": "exponential", "rsds": "quadratic"}
+
+
+@pytest.fixture(scope="module")
+def world():
+    w = cl.datasets.synthetic_biogeochem(n_years=10, seed=3)
+    cut = int(w.fine.time.dt.year[0]) + 7
+
+    def split(ds):
+        years = ds.time.dt.year
+        return ds.sel(time=years < cut), ds.sel(time=years >= cut)
+
+    return w, split(w.coarse), split(w.fine)
+
+
+@pytest.fixture(scope="module")
+def fitted(world):
+    _, (coarse, _), (fine, _) = world
+    return cl.ProxyDownscaler(epochs=300).fit(coarse, fine, "chl", proxies=LAWS)
+
+
+def test_growth_law_parameters_recovered(world, fitted):
+    w = world[0]
+    params = fitted.proxy_parameters()
+    b = float(params["tos_b"])
+    ratio, true_ratio = float(params["rsds_d"] / params["rsds_c"]), w.truth["d"] / w.truth["c"]
+    print(f"b: fitted {b:.4f} true {float(w.truth['b']):.4f}; d/c: fitted {ratio:.3e} "
+          f"true {float(true_ratio):.3e}")
+    assert b == pytest.approx(float(w.truth["b"]), rel=0.05)
+    assert ratio == pytest.approx(float(true_ratio), rel=0.25)
+    assert params["tos_b"].attrs["units"] == "degC-1"
+
+
+def test_beats_both_baselines_on_held_out_years(world, fitted):
+    _, (coarse, coarse_test), (fine, fine_test) = world
+    dims = ("member", "time")
+    truth = fine_test["chl"]
+    model = float(cl.metrics.rmse(fitted.downscale(coarse_test)["chl"], truth, dims))
+    scores = {"model": model}
+    for base in (BilinearBaseline(), ClimatologyCorrectedBilinear("multiplicative")):
+        out = base.fit(coarse, fine, "chl").downscale(coarse_test)["chl"]
+        scores[type(base).__name__] = float(cl.metrics.rmse(out, truth, dims))
+    print({k: f"{v:.3e}" for k, v in scores.items()})
+    assert model < scores["ClimatologyCorrectedBilinear"] < scores["BilinearBaseline"]
+
+
+def test_output_on_fine_grid_with_coords_and_attrs(world, fitted):
+    _, (_, coarse_test), (_, fine_test) = world
+    out = fitted.downscale(coarse_test)
+    chl = out["chl"]
+    assert chl.dims == fine_test["chl"].dims
+    for dim in chl.dims:
+        np.testing.assert_array_equal(chl[dim].values, fine_test[dim].values)
+    assert chl.attrs["units"] == fine_test["chl"].attrs["units"]
+    np.testing.assert_array_equal(np.isnan(chl.isel(member=0, time=0)),
+                                  np.isnan(fine_test["chl"].isel(member=0, time=0)))
+    assert "ProxyDownscaler" in out.attrs["history"]
+
+
+def test_save_load_bit_identical(world, fitted, tmp_path):
+    _, (_, coarse_test), _ = world
+    fitted.save(tmp_path / "d.clm")
+    again = cl.load(tmp_path / "d.clm")
+    assert (again.downscale(coarse_test)["chl"].values.tobytes()
+            == fitted.downscale(coarse_test)["chl"].values.tobytes())
+
+
+def test_kelvin_converted_and_wrong_units_refused(world, fitted):
+    _, (_, coarse_test), _ = world
+    in_celsius = coarse_test.assign(tos=(coarse_test["tos"] - 273.15).assign_attrs(units="degC"))
+    xr.testing.assert_allclose(fitted.downscale(in_celsius)["chl"],
+                               fitted.downscale(coarse_test)["chl"], rtol=1e-5)
+    wrong = coarse_test.assign(tos=coarse_test["tos"].assign_attrs(units="W m-2"))
+    with pytest.raises(InputDataError, match="'tos'"):
+        fitted.downscale(wrong)
+
+
+def test_stochastic_samples(world):
+    _, (coarse, coarse_test), (fine, _) = world
+    est = cl.ProxyDownscaler(epochs=200, noise=True).fit(coarse, fine, "chl", proxies=LAWS)
+    draws = est.downscale(coarse_test.isel(time=slice(0, 6)), n_samples=20, seed=1)["chl"]
+    assert draws.dims[0] == "sample" and draws.sizes["sample"] == 20
+    log_spread = float(np.log(draws).std("sample").mean())
+    print(f"learned log-space spread {log_spread:.3f} (true lognormal noise 0.3)")
+    assert log_spread == pytest.approx(0.3, abs=0.05)
+    with pytest.raises(ValueError, match="noise=True"):
+        cl.ProxyDownscaler(epochs=1).fit(coarse, fine, "chl", proxies=LAWS).downscale(
+            coarse_test, n_samples=2)
+
+
+def test_self_downscaling_of_temperature(world):
+    _, (coarse, coarse_test), (fine, fine_test) = world
+    est = cl.ProxyDownscaler(epochs=100).fit(coarse, fine, "tos")
+    assert est.mode_ == "additive"
+    out = est.downscale(coarse_test)["tos"]
+    bilinear = BilinearBaseline().fit(coarse, fine, "tos").downscale(coarse_test)["tos"]
+    dims = ("member", "time")
+    common = bilinear.notnull()  # bilinear leaves fine cells beyond the coarse centres NaN
+    model = float(cl.metrics.rmse(out.where(common), fine_test["tos"], dims))
+    base = float(cl.metrics.rmse(bilinear, fine_test["tos"], dims))
+    print(f"tos self-downscaling RMSE: model {model:.4f} K, bilinear {base:.4f} K")
+    assert model < base
+    assert int(out.isnull().sum()) == int(fine_test["tos"].isnull().sum())  # fills the edges
+
+
+def test_bad_inputs(world):
+    _, (coarse, _), (fine, _) = world
+    with pytest.raises(InputDataError, match="different time axes"):
+        cl.ProxyDownscaler(epochs=1).fit(coarse.isel(time=slice(1, None)), fine, "chl", LAWS)
+    far = coarse.assign_coords(lon=coarse.lon + 150)
+    with pytest.raises(InputDataError, match="do not overlap"):
+        cl.ProxyDownscaler(epochs=1).fit(far, fine, "chl", LAWS)
+    with pytest.raises(InputDataError, match="proxy variable 'sst' is not in the Dataset"):
+        cl.ProxyDownscaler(epochs=1).fit(coarse, fine, "chl", {"sst": "exponential"})
+    negative = fine.assign(chl=fine["chl"] - float(fine["chl"].max()))
+    with pytest.raises(InputDataError, match="values <= 0"):
+        cl.ProxyDownscaler(epochs=1).fit(coarse, negative, "chl", LAWS)
