@@ -53,12 +53,19 @@ class FieldLayout:
     spatial_dims: tuple[str, ...]
 
     @classmethod
-    def from_data(cls, da: xr.DataArray) -> FieldLayout:
-        """Layout of ``da``: its grid, and as valid cells those finite in any sample."""
+    def from_data(cls, da: xr.DataArray, valid: xr.DataArray | None = None) -> FieldLayout:
+        """Layout of ``da``: its grid and its valid cells.
+
+        ``valid`` is a boolean field on the horizontal dims; by default the cells
+        finite in any sample.
+        """
         spatial = find_grid(da, da.name).spatial_dims
-        sample = tuple(d for d in da.dims if d not in spatial)
-        mask = np.isfinite(da).any(dim=list(sample)) if sample else np.isfinite(da)
-        grid = grid_dataset(da).assign(valid_mask=mask.transpose(*spatial).compute())
+        if valid is None:
+            sample = [d for d in da.dims if d not in spatial]
+            valid = np.isfinite(da).any(dim=sample) if sample else np.isfinite(da)
+        grid = grid_dataset(da)
+        valid = valid.drop_vars([c for c in valid.coords if c not in grid.coords])
+        grid = grid.assign(valid_mask=valid.transpose(*spatial).compute())
         return cls(str(da.name), grid, spatial)
 
     @classmethod

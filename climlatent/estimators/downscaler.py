@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from scipy import sparse
+from scipy.spatial import cKDTree
 
 from climlatent.batching import FieldLayout, from_matrix, sample_coords, to_matrix
 from climlatent.checks import check_field, check_same_samples, get_variable
 from climlatent.errors import InputDataError
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators.base import BaseEstimator
-from climlatent.grid import check_same_grid, find_grid, grid_dataset
+from climlatent.grid import check_same_grid, find_grid
 from climlatent.models.downscaler import ProxyDownscaler as ProxyDownscalerModule
 from climlatent.models.proxies import make_proxy
 from climlatent.regrid import Regridder
@@ -35,11 +35,23 @@ from climlatent.units import convert_units, parse_units
 SAMPLE_DIM = "sample"
 
 
-def upsampling_matrix(coarse: FieldLayout, fine: FieldLayout) -> sparse.csr_array:
-    """Bilinear weights from the valid coarse cells to the valid fine cells.
+N_NEIGHBOURS = 9
 
-    Rows are renormalised over valid coarse cells; a fine cell with no valid bilinear
-    neighbour (e.g. on a coast) takes its nearest valid coarse cell.
+
+def interpolation_kernel(
+    coarse: FieldLayout, fine: FieldLayout, k: int = N_NEIGHBOURS
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest valid coarse cells of each valid fine cell, with bilinear weights.
+
+    Bilinear weights (from :class:`climlatent.Regridder`) are renormalised over the
+    valid coarse cells; a fine cell with no valid bilinear neighbour (e.g. on a coast)
+    takes its nearest valid coarse cell.
+
+    Returns
+    -------
+    neighbours, weights : np.ndarray
+        ``(n_fine_valid, k)`` coarse-cell indices (into the valid coarse cells) and
+        weights summing to one per row.
 
     Examples
     --------
@@ -48,46 +60,36 @@ def upsampling_matrix(coarse: FieldLayout, fine: FieldLayout) -> sparse.csr_arra
     ...     coords={"lat": [0.0, 10.0], "lon": [0.0, 10.0]})
     >>> fine = xr.DataArray(np.ones((3, 3)), dims=("lat", "lon"), name="t",
     ...     coords={"lat": [0.0, 5.0, 10.0], "lon": [0.0, 5.0, 10.0]})
-    >>> u = upsampling_matrix(FieldLayout.from_data(coarse), FieldLayout.from_data(fine))
-    >>> u.shape, np.allclose(u.sum(axis=1), 1)
-    ((9, 4), True)
+    >>> idx, w = interpolation_kernel(FieldLayout.from_data(coarse),
+    ...                               FieldLayout.from_data(fine), k=4)
+    >>> idx.shape, bool(np.allclose(w.sum(axis=1), 1)), float(w[4].max())
+    ((9, 4), True, 0.25)
     """
     src = coarse.grid.drop_vars("valid_mask")
     dst = fine.grid.drop_vars("valid_mask")
-    rows, cols = fine.mask, coarse.mask
-    bilinear = Regridder(src, dst, "bilinear", engine="climlatent").weights[rows][:, cols]
-    nearest = _nearest_valid(coarse, fine)
-    total = np.asarray(bilinear.sum(axis=1)).ravel()
-    keep = total > 1e-9
-    scale = sparse.diags_array(np.where(keep, 1.0 / np.where(keep, total, 1.0), 0.0))
-    fallback = sparse.diags_array((~keep).astype(float)) @ nearest
-    return sparse.csr_array(scale @ bilinear + fallback)
+    regridder = Regridder(src, dst, "bilinear", engine="climlatent")
+    bilinear = regridder.weights[fine.mask][:, coarse.mask].toarray()
+    k = min(k, coarse.n_features)
+    _, neighbours = cKDTree(_unit_vectors(coarse)).query(_unit_vectors(fine), k=k)
+    neighbours = np.asarray(neighbours).reshape(fine.n_features, k)
+    weights = np.take_along_axis(bilinear, neighbours, axis=1)
+    total = weights.sum(axis=1, keepdims=True)
+    nearest = np.zeros_like(weights)
+    nearest[:, 0] = 1.0
+    covered = total > 1e-9
+    weights = np.where(covered, weights / np.where(covered, total, 1.0), nearest)
+    return neighbours, weights
 
 
-def _nearest_valid(coarse: FieldLayout, fine: FieldLayout) -> sparse.csr_array:
-    """For each valid fine cell, weight 1 on the great-circle nearest valid coarse cell."""
-    from scipy.spatial import cKDTree
-
-    def xyz(layout: FieldLayout) -> np.ndarray:
-        info = find_grid(layout.grid)
-        lat, lon = layout.grid[info.lat], layout.grid[info.lon]
-        if lat.ndim == 1:
-            lat, lon = xr.broadcast(lat, lon)
-        phi = np.deg2rad(lat.transpose(*layout.spatial_dims).values.ravel()[layout.mask])
-        lam = np.deg2rad(lon.transpose(*layout.spatial_dims).values.ravel()[layout.mask])
-        return np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], 1)
-
-    _, nearest = cKDTree(xyz(coarse)).query(xyz(fine))
-    n = fine.n_features
-    return sparse.csr_array((np.ones(n), (np.arange(n), nearest)), shape=(n, coarse.n_features))
-
-
-def _to_torch(matrix: sparse.csr_array) -> torch.Tensor:
-    coo = matrix.tocoo()
-    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(
-        indices, torch.from_numpy(coo.data).float(), coo.shape, check_invariants=True
-    )
+def _unit_vectors(layout: FieldLayout) -> np.ndarray:
+    """Unit-sphere positions of the valid cell centres of a layout."""
+    info = find_grid(layout.grid)
+    lat, lon = layout.grid[info.lat], layout.grid[info.lon]
+    if lat.ndim == 1:
+        lat, lon = xr.broadcast(lat, lon)
+    phi = np.deg2rad(lat.transpose(*layout.spatial_dims).values.ravel()[layout.mask])
+    lam = np.deg2rad(lon.transpose(*layout.spatial_dims).values.ravel()[layout.mask])
+    return np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], 1)
 
 
 @dataclasses.dataclass
@@ -102,6 +104,11 @@ class ProxyDownscaler(BaseEstimator):
         downscaled from itself.
     noise : bool
         Learn a per-cell residual spread, enabling ``downscale(..., n_samples=k)``.
+    interpolation : {"auto", "bilinear", "learned"}
+        Keep the bilinear coarse-to-fine weights fixed, or learn a local kernel over
+        the 9 nearest coarse cells (initialised bilinear). ``"auto"``: learned in the
+        additive form, bilinear in the multiplicative form (where fixed weights keep the
+        growth-law parameters identifiable).
     epochs, batch_size, lr, validation_fraction, early_stopping_patience, seed,
     device, progress :
         Passed to :class:`climlatent.training.TrainingConfig`.
@@ -118,6 +125,7 @@ class ProxyDownscaler(BaseEstimator):
 
     mode: str = "auto"
     noise: bool = False
+    interpolation: str = "auto"
     epochs: int = 300
     batch_size: int = 64
     lr: float = 1e-2
@@ -128,6 +136,10 @@ class ProxyDownscaler(BaseEstimator):
     progress: bool = False
 
     def __post_init__(self) -> None:
+        if self.interpolation not in ("auto", "bilinear", "learned"):
+            raise ValueError(
+                f"interpolation must be 'auto', 'bilinear' or 'learned', got {self.interpolation!r}"
+            )
         if self.mode not in ("auto", "multiplicative", "additive"):
             raise ValueError(
                 f"mode must be 'auto', 'multiplicative' or 'additive', got {self.mode!r}"
@@ -187,16 +199,11 @@ class ProxyDownscaler(BaseEstimator):
         self.coarse_layout_ = _common_layout(drivers)
         self.fine_layout_ = FieldLayout.from_data(y)
         y_mat = to_matrix(y, self.fine_layout_)
-        upsample = _to_torch(upsampling_matrix(self.coarse_layout_, self.fine_layout_))
+        neighbours, weights = interpolation_kernel(self.coarse_layout_, self.fine_layout_)
         x_mat = self._driver_matrix(drivers)
         torch.manual_seed(self.seed)
-        self.module_ = ProxyDownscalerModule(
-            upsample,
-            modules,
-            mode,
-            torch.zeros(self.fine_layout_.n_features),
-            floor=_floor(y_mat),
-            noise=self.noise,
+        self.module_ = self._build(
+            torch.from_numpy(neighbours), torch.from_numpy(weights), modules, _floor(y_mat)
         )
         self._initialise_structure(y_mat, x_mat)
         self.device_ = resolve_device(self.device)
@@ -226,13 +233,13 @@ class ProxyDownscaler(BaseEstimator):
     def _initialise_structure(self, y: np.ndarray, x: np.ndarray) -> None:
         """Start ``s(x)`` at the per-cell mean misfit of the initial proxies (closed form).
 
-        In the additive form the interpolated field is also centred on its training
-        mean, so that gain and offset are separate and well scaled.
+        In the additive form the coarse latent is first centred on its training mean,
+        so that the interpolation acts on anomalies and ``s(x)`` holds the mean state.
         """
         with torch.no_grad():
             if self.mode_ == "additive":
-                interpolated = self.module_.predictor(torch.from_numpy(x)).numpy()
-                self.module_.centre.copy_(torch.from_numpy(interpolated.mean(axis=0)))
+                latent = self.module_.latent(torch.from_numpy(x))
+                self.module_.latent_centre.copy_(latent.mean(dim=0))
             predictor = self.module_.predictor(torch.from_numpy(x)).numpy()
             target = (
                 np.log(np.maximum(y, self.module_.floor)) if self.mode_ == "multiplicative" else y
@@ -363,42 +370,45 @@ class ProxyDownscaler(BaseEstimator):
         self.fine_layout_ = FieldLayout.from_dataset(datasets["fine_grid"])
 
     def _state(self) -> dict[str, np.ndarray]:
-        state = state_to_numpy(self.module_)
-        upsample = self.module_.upsample.coalesce()
-        state["upsample.indices"] = upsample.indices().numpy()
-        state["upsample.values"] = upsample.values().numpy()
-        state["upsample.shape"] = np.asarray(upsample.shape)
-        return state
+        return state_to_numpy(self.module_)
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
-        upsample = torch.sparse_coo_tensor(
-            torch.from_numpy(np.array(state.pop("upsample.indices"))),
-            torch.from_numpy(np.array(state.pop("upsample.values"))),
-            tuple(int(n) for n in state.pop("upsample.shape")),
-            check_invariants=True,
-        )
+        neighbours = torch.from_numpy(np.array(state["module.neighbours"]))
         modules = [make_proxy(law) for law in self.laws_.values()]
-        self.module_ = ProxyDownscalerModule(
-            upsample,
-            modules,
-            self.mode_,
-            torch.zeros(self.fine_layout_.n_features),
-            noise=self.noise,
-        )
+        self.module_ = self._build(neighbours, torch.zeros(neighbours.shape), modules)
         load_numpy_state(self.module_, state)
         self.device_ = resolve_device(self.device)
         self.module_.to(self.device_).eval()
 
+    def _build(
+        self, neighbours: torch.Tensor, weights: torch.Tensor, modules: list, floor: float = 1e-12
+    ) -> ProxyDownscalerModule:
+        learn = self.interpolation == "learned" or (
+            self.interpolation == "auto" and self.mode_ == "additive"
+        )
+        return ProxyDownscalerModule(
+            neighbours,
+            weights,
+            self.coarse_layout_.n_features,
+            modules,
+            self.mode_,
+            torch.zeros(len(neighbours)),
+            floor=floor,
+            noise=self.noise,
+            learn_interpolation=learn,
+        )
+
 
 def _common_layout(drivers: list[xr.DataArray]) -> FieldLayout:
     """Coarse layout whose valid cells are finite in every sample of every driver."""
-    first = FieldLayout.from_data(drivers[0])
+    spatial = find_grid(drivers[0], drivers[0].name).spatial_dims
     valid = xr.concat(
-        [np.isfinite(x).all([d for d in x.dims if d not in first.spatial_dims]) for x in drivers],
+        [np.isfinite(x).all([d for d in x.dims if d not in spatial]) for x in drivers],
         dim="driver",
+        coords="minimal",
+        compat="override",
     ).all("driver")
-    grid = grid_dataset(drivers[0]).assign(valid_mask=valid.transpose(*first.spatial_dims))
-    return FieldLayout(first.name, grid, first.spatial_dims)
+    return FieldLayout.from_data(drivers[0], valid=valid)
 
 
 def _floor(y: np.ndarray) -> float:

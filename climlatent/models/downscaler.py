@@ -11,9 +11,10 @@ followed by a learned per-cell fine-scale structure, in one of two forms:
   :math:`\hat y = e^{s(x)} \prod_k g_k` interpolated: growth laws multiply. The loss
   is the squared error of :math:`\log y` (the likelihood of lognormal noise).
 - ``"additive"`` (a variable downscaled by itself, e.g. temperature):
-  :math:`\hat y = w(x)\,(U \sum_k g_k(d_k) - c(x)) + s(x)`, a per-cell gain on the
-  interpolated anomaly from its training mean :math:`c(x)`, and an offset; the loss is
-  the squared error of :math:`y`.
+  :math:`\hat y = w(x)\, U (\sum_k g_k(d_k) - c) + s(x)`: the coarse latent's
+  anomaly from its training mean :math:`c` is interpolated, scaled by a per-cell gain
+  and added to the fine-scale mean state :math:`s(x)`; the loss is the squared error
+  of :math:`y`.
 
 With ``noise=True`` the module also learns a per-cell residual standard deviation
 :math:`\sigma(x)` (in log space for the multiplicative form) by Gaussian negative
@@ -38,8 +39,12 @@ class ProxyDownscaler(nn.Module):
 
     Parameters
     ----------
-    upsample : torch.Tensor
-        Sparse ``(n_fine_cells, n_coarse_cells)`` interpolation matrix.
+    neighbours : torch.Tensor
+        ``(n_fine_cells, k)`` indices of the coarse cells each fine cell draws on.
+    weights : torch.Tensor
+        ``(n_fine_cells, k)`` initial interpolation weights (e.g. bilinear).
+    n_coarse : int
+        Number of coarse cells (length of a driver field).
     proxies : sequence of nn.Module
         One elementwise proxy function per driver.
     mode : {"multiplicative", "additive"}
@@ -50,35 +55,44 @@ class ProxyDownscaler(nn.Module):
         Smallest target value taken into the log (multiplicative form).
     noise : bool
         Learn a per-cell residual standard deviation for stochastic downscaling.
+    learn_interpolation : bool
+        Train the interpolation weights (then the additive gain stays at 1).
 
     Examples
     --------
     >>> from climlatent.models.proxies import ExponentialGrowth
-    >>> upsample = torch.eye(3).to_sparse()
-    >>> model = ProxyDownscaler(upsample, [ExponentialGrowth()], "multiplicative",
-    ...                         torch.zeros(3))
+    >>> nearest = torch.arange(3)[:, None]
+    >>> model = ProxyDownscaler(nearest, torch.ones(3, 1), 3, [ExponentialGrowth()],
+    ...                         "multiplicative", torch.zeros(3))
     >>> model(torch.full((2, 1, 3), 20.0)).shape
     torch.Size([2, 3])
     """
 
     def __init__(
         self,
-        upsample: Tensor,
+        neighbours: Tensor,
+        weights: Tensor,
+        n_coarse: int,
         proxies: Sequence[nn.Module],
         mode: str,
         structure: Tensor,
         floor: float = 1e-12,
         noise: bool = False,
+        learn_interpolation: bool = False,
     ) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode, self.floor, self.noise = mode, float(floor), bool(noise)
-        self.register_buffer("upsample", upsample.coalesce(), persistent=False)
+        self.register_buffer("neighbours", neighbours.long())
+        self.weights = nn.Parameter(weights.clone().float(), requires_grad=learn_interpolation)
         self.proxies = nn.ModuleList(proxies)
         self.structure = nn.Parameter(structure.clone().float())
-        self.gain = nn.Parameter(torch.ones_like(self.structure))
-        self.register_buffer("centre", torch.zeros_like(self.structure))
+        self.gain = nn.Parameter(
+            torch.ones_like(self.structure),
+            requires_grad=mode == "additive" and not learn_interpolation,
+        )
+        self.register_buffer("latent_centre", torch.zeros(n_coarse))
         self.log_sigma = nn.Parameter(torch.zeros_like(self.structure), requires_grad=noise)
 
     def latent(self, drivers: Tensor) -> Tensor:
@@ -90,10 +104,11 @@ class ProxyDownscaler(nn.Module):
 
     def predictor(self, drivers: Tensor) -> Tensor:
         """The linear predictor on the fine grid (log of the field if multiplicative)."""
-        fine = torch.sparse.mm(self.upsample, self.latent(drivers).T).T
+        latent = self.latent(drivers)
         if self.mode == "multiplicative":
-            return self.structure + fine
-        return self.gain * (fine - self.centre) + self.structure
+            return self.structure + (latent[:, self.neighbours] * self.weights).sum(-1)
+        anomaly = latent - self.latent_centre
+        return self.gain * (anomaly[:, self.neighbours] * self.weights).sum(-1) + self.structure
 
     def forward(self, drivers: Tensor) -> Tensor:
         """The downscaled field ``(batch, n_fine)`` (its median if multiplicative)."""
