@@ -32,8 +32,10 @@ def test_growth_law_parameters_recovered(world, fitted):
     params = fitted.proxy_parameters()
     b = float(params["tos_b"])
     ratio, true_ratio = float(params["rsds_d"] / params["rsds_c"]), w.truth["d"] / w.truth["c"]
-    print(f"b: fitted {b:.4f} true {float(w.truth['b']):.4f}; d/c: fitted {ratio:.3e} "
-          f"true {float(true_ratio):.3e}")
+    print(
+        f"b: fitted {b:.4f} true {float(w.truth['b']):.4f}; d/c: fitted {ratio:.3e} "
+        f"true {float(true_ratio):.3e}"
+    )
     assert b == pytest.approx(float(w.truth["b"]), rel=0.05)
     assert ratio == pytest.approx(float(true_ratio), rel=0.25)
     assert params["tos_b"].attrs["units"] == "degC-1"
@@ -60,8 +62,9 @@ def test_output_on_fine_grid_with_coords_and_attrs(world, fitted):
     for dim in chl.dims:
         np.testing.assert_array_equal(chl[dim].values, fine_test[dim].values)
     assert chl.attrs["units"] == fine_test["chl"].attrs["units"]
-    np.testing.assert_array_equal(np.isnan(chl.isel(member=0, time=0)),
-                                  np.isnan(fine_test["chl"].isel(member=0, time=0)))
+    np.testing.assert_array_equal(
+        np.isnan(chl.isel(member=0, time=0)), np.isnan(fine_test["chl"].isel(member=0, time=0))
+    )
     assert "ProxyDownscaler" in out.attrs["history"]
 
 
@@ -69,15 +72,18 @@ def test_save_load_bit_identical(world, fitted, tmp_path):
     _, (_, coarse_test), _ = world
     fitted.save(tmp_path / "d.clm")
     again = cl.load(tmp_path / "d.clm")
-    assert (again.downscale(coarse_test)["chl"].values.tobytes()
-            == fitted.downscale(coarse_test)["chl"].values.tobytes())
+    assert (
+        again.downscale(coarse_test)["chl"].values.tobytes()
+        == fitted.downscale(coarse_test)["chl"].values.tobytes()
+    )
 
 
 def test_kelvin_converted_and_wrong_units_refused(world, fitted):
     _, (_, coarse_test), _ = world
     in_celsius = coarse_test.assign(tos=(coarse_test["tos"] - 273.15).assign_attrs(units="degC"))
-    xr.testing.assert_allclose(fitted.downscale(in_celsius)["chl"],
-                               fitted.downscale(coarse_test)["chl"], rtol=1e-5)
+    xr.testing.assert_allclose(
+        fitted.downscale(in_celsius)["chl"], fitted.downscale(coarse_test)["chl"], rtol=1e-5
+    )
     wrong = coarse_test.assign(tos=coarse_test["tos"].assign_attrs(units="W m-2"))
     with pytest.raises(InputDataError, match="'tos'"):
         fitted.downscale(wrong)
@@ -93,7 +99,8 @@ def test_stochastic_samples(world):
     assert log_spread == pytest.approx(0.3, abs=0.05)
     with pytest.raises(ValueError, match="noise=True"):
         cl.ProxyDownscaler(epochs=1).fit(coarse, fine, "chl", proxies=LAWS).downscale(
-            coarse_test, n_samples=2)
+            coarse_test, n_samples=2
+        )
 
 
 def test_self_downscaling_of_temperature(world):
