@@ -38,6 +38,7 @@ from climlatent.checks import check_field, check_same_samples, get_variable
 from climlatent.errors import InputDataError, NotFittedError
 from climlatent.grid import check_same_grid, find_grid
 from climlatent.io import add_history
+from climlatent.training import TrainingConfig
 from climlatent.units import convert_units, parse_units
 
 LATENT_DIM = "latent"
@@ -101,6 +102,12 @@ class BaseEstimator:
                 out[dim].attrs = dict(ds[dim].attrs)
         result = out.to_dataset(name=self.target_).assign_attrs(ds.attrs)
         return add_history(result, f"{type(self).__name__}({self._config_text()}).{call}")
+
+    def _training_config(self, **overrides: Any) -> TrainingConfig:
+        """The training-loop settings: the config fields named as in `TrainingConfig`."""
+        names = {field.name for field in dataclasses.fields(TrainingConfig)}
+        values = {k: v for k, v in self.get_config().items() if k in names}
+        return TrainingConfig(**{**values, **overrides})
 
     def _config_text(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

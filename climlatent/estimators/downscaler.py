@@ -29,7 +29,7 @@ from climlatent.grid import check_same_grid, find_grid
 from climlatent.models.downscaler import ProxyDownscaler as ProxyDownscalerModule
 from climlatent.models.proxies import make_proxy
 from climlatent.regrid import Regridder
-from climlatent.training import TrainingConfig, fit, resolve_device
+from climlatent.training import fit, resolve_device
 from climlatent.units import convert_units, parse_units
 
 SAMPLE_DIM = "sample"
@@ -217,18 +217,6 @@ class ProxyDownscaler(BaseEstimator):
         self.history_ = fit(self.module_, tensors, self._training_config()).history
         self.module_.eval()
         return self
-
-    def _training_config(self) -> TrainingConfig:
-        return TrainingConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            validation_fraction=self.validation_fraction,
-            early_stopping_patience=self.early_stopping_patience,
-            seed=self.seed,
-            device=self.device,
-            progress=self.progress,
-        )
 
     def _initialise_structure(self, y: np.ndarray, x: np.ndarray) -> None:
         """Start ``s(x)`` at the per-cell mean misfit of the initial proxies (closed form).

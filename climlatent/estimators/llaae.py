@@ -11,6 +11,7 @@ fitted on the training data only.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import torch
@@ -181,21 +182,9 @@ class LLAAE(Estimator):
             self._refit_proxy_map(tensors[0].numpy(), tensors[2].numpy())
         self.module_.eval()
 
-    def _training_config(self) -> TrainingConfig:
-        return TrainingConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            lr_decay=self.lr_decay,
-            lr_decay_steps=self.lr_decay_steps,
-            validation_fraction=self.validation_fraction,
-            early_stopping_patience=self.early_stopping_patience,
-            monitor="reconstruction_proxy" if self.early_stopping_patience else None,
-            seed=self.seed,
-            device=self.device,
-            amp=self.amp,
-            progress=self.progress,
-        )
+    def _training_config(self, **overrides: Any) -> TrainingConfig:
+        monitor = "reconstruction_proxy" if self.early_stopping_patience else None
+        return super()._training_config(monitor=monitor, **overrides)
 
     def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, ...]:
         """The model's batch tensors ``(y, weight, features)`` from sample matrices."""
