@@ -30,3 +30,12 @@ __all__ = [
     "open_entry",
     "transforms",
 ]
+
+
+def __getattr__(name: str):
+    """Import the optional ``climlatent.plot`` (cartopy) on first use of ``cl.plot``."""
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module("climlatent.plot")
+    raise AttributeError(f"module 'climlatent' has no attribute {name!r}")

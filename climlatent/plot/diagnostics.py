@@ -1,0 +1,272 @@
+"""Figures that judge a fitted model: skill maps, latent diagnostics, training curves.
+
+- `skill_maps`: RMSE, bias and R2 of a prediction in every grid cell;
+- `latent_traversal`: decoded maps along one latent dimension (``est.traverse``);
+- `aggregate_posterior`: encoded samples against the latent prior;
+- `latent_factor_heatmap`: correlation of every latent with every known factor;
+- `training_history`: train and validation losses per epoch (``est.history_``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from scipy import stats
+
+from climlatent.errors import InputDataError
+from climlatent.grid import find_grid
+from climlatent.metrics import latent_factor_correlation, r2_map, rmse_map
+from climlatent.plot.maps import colourbar_label, map, map_panels, panel_figure
+
+MAX_PANEL_COLUMNS = 4
+
+
+def skill_maps(
+    prediction: xr.DataArray, truth: xr.DataArray, dims: Sequence[str] | None = None
+) -> Figure:
+    """Maps of the RMSE, mean bias and R2 of ``prediction`` against ``truth``.
+
+    Parameters
+    ----------
+    prediction, truth : xr.DataArray
+        Fields on the same grid and samples.
+    dims : sequence of str, optional
+        Dims the scores are computed over; by default every non-spatial dim of
+        ``truth`` (time, member).
+
+    Returns
+    -------
+    Figure
+        Three maps: RMSE (sequential from 0), bias and R2 (diverging, R2 in [-1, 1]),
+        each with its colourbar.
+
+    Examples
+    --------
+    >>> import climlatent as cl
+    >>> ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1, n_lat=8, n_lon=12)
+    >>> fig = cl.plot.skill_maps(ds["tas"] + 0.5, ds["tas"])
+    >>> [ax.get_title() for ax in fig.axes[:3]]
+    ['RMSE', 'bias', 'R$^2$']
+    """
+    grid = find_grid(truth, truth.name)
+    dims = tuple(d for d in truth.dims if d not in grid.spatial_dims) if dims is None else dims
+    bias = (prediction - truth).mean(dims)
+    bias = bias.rename("bias").assign_attrs(long_name="mean bias", units=truth.attrs.get("units"))
+    panels = [
+        ("RMSE", rmse_map(prediction, truth, tuple(dims)), {"diverging": False, "vmin": 0.0}),
+        ("bias", bias, {"diverging": True}),
+        (
+            "R$^2$",
+            r2_map(prediction, truth, tuple(dims)),
+            {"diverging": True, "vmin": -1.0, "vmax": 1.0},
+        ),
+    ]
+    fig, axes = panel_figure(truth, 1, len(panels))
+    for (title, field, scale), ax in zip(panels, axes[0], strict=True):
+        map(field, ax, title=title, **scale)
+    return fig
+
+
+def latent_traversal(
+    traversal: xr.Dataset, variable: str | None = None, anomaly: bool = False
+) -> Figure:
+    """Maps of the fields decoded along one latent dimension, on one colour scale.
+
+    Parameters
+    ----------
+    traversal : xr.Dataset
+        From ``estimator.traverse(latent, values)``: the target with a ``value`` dim.
+    variable : str, optional
+        The variable to map; by default the first one.
+    anomaly : bool
+        Map each decoded field minus their mean over the values, on a diverging scale,
+        so that the latent's effect shows even on a large mean (temperature in K).
+
+    Returns
+    -------
+    Figure
+        One map per value, titled ``z[k] = value``, at most four to a row.
+
+    Examples
+    --------
+    >>> import climlatent as cl
+    >>> ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1, n_lat=8, n_lon=12)
+    >>> est = cl.LLAAE(latent_dim=2, epochs=1, filters=(8,)).fit(ds, "tas", "psl")
+    >>> fig = cl.plot.latent_traversal(est.traverse(0, [-2, 0, 2]), anomaly=True)
+    >>> [ax.get_title() for ax in fig.axes[:3]]
+    ['z[0] = -2', 'z[0] = +0', 'z[0] = +2']
+    """
+    da = traversal[variable or next(iter(traversal.data_vars))]
+    if anomaly:
+        long_name = da.attrs.get("long_name") or da.name
+        da = (da - da.mean("value")).assign_attrs(
+            long_name=f"{long_name} anomaly", units=da.attrs.get("units")
+        )
+    n = da.sizes["value"]
+    n_cols = min(n, MAX_PANEL_COLUMNS)
+    fig, axes = panel_figure(da, -(-n // n_cols), n_cols)
+    for ax in axes.ravel()[n:]:
+        ax.remove()
+    latent = traversal.attrs.get("traversed_latent", "k")
+    titles = [f"z[{latent}] = {float(v):+.3g}" for v in da["value"].values]
+    map_panels([da.isel(value=i) for i in range(n)], titles, axes.ravel()[:n])
+    return fig
+
+
+def aggregate_posterior(
+    latents: xr.DataArray,
+    pair: tuple[int, int] = (0, 1),
+    latent_dim: str = "latent",
+    prior: stats.rv_continuous | None = None,
+    seed: int = 0,
+) -> Figure:
+    """The aggregate posterior (all encoded samples) against the latent prior.
+
+    Parameters
+    ----------
+    latents : xr.DataArray
+        Latent codes, e.g. ``estimator.encode(ds)``: sample dims and ``latent_dim``.
+    pair : tuple of int
+        The two latent dimensions of the scatter plot.
+    latent_dim : str
+        The latent dimension.
+    prior : scipy.stats frozen distribution, optional
+        Each latent's prior; standard normal by default.
+    seed : int
+        Seed of the prior draws.
+
+    Returns
+    -------
+    Figure
+        Left: encoded samples over as many prior draws (grey) in the ``pair`` plane.
+        Right: a kernel density estimate of each latent's marginal over the prior
+        density (dashed).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> z = xr.DataArray(np.random.default_rng(0).normal(size=(200, 3)), dims=("time", "latent"))
+    >>> fig = aggregate_posterior(z)
+    >>> fig.axes[0].get_xlabel(), len(fig.axes[1].lines)
+    ('z[0]', 4)
+    """
+    if latent_dim not in latents.dims:
+        raise InputDataError(f"latents have no dimension {latent_dim!r} (dims: {latents.dims})")
+    prior = prior or stats.norm()
+    z = latents.transpose(..., latent_dim).values.reshape(-1, latents.sizes[latent_dim])
+    z = z[np.isfinite(z).all(axis=1)]
+    drawn = prior.rvs(size=(len(z), 2), random_state=np.random.default_rng(seed))
+    fig, (scatter, marginal) = plt.subplots(1, 2, figsize=(10, 4.5), layout="constrained")
+    scatter.scatter(*drawn.T, s=6, color="0.7", label="prior")
+    scatter.scatter(z[:, pair[0]], z[:, pair[1]], s=6, alpha=0.6, label="aggregate posterior")
+    scatter.set(xlabel=f"z[{pair[0]}]", ylabel=f"z[{pair[1]}]", aspect="equal")
+    scatter.legend(loc="upper right")
+    grid = np.linspace(min(z.min(), drawn.min()), max(z.max(), drawn.max()), 200)
+    for k in range(z.shape[1]):
+        marginal.plot(grid, stats.gaussian_kde(z[:, k])(grid), label=f"z[{k}]")
+    marginal.plot(grid, prior.pdf(grid), "k--", label="prior")
+    marginal.set(xlabel="latent value", ylabel="density")
+    marginal.legend(loc="upper right")
+    return fig
+
+
+def latent_factor_heatmap(
+    latents: xr.DataArray,
+    factors: xr.DataArray,
+    latent_dim: str = "latent",
+    factor_dim: str = "mode",
+) -> Figure:
+    """Heatmap of the correlation of every latent with every known factor.
+
+    Parameters
+    ----------
+    latents, factors, latent_dim, factor_dim
+        As for `climlatent.metrics.latent_factor_correlation`.
+
+    Returns
+    -------
+    Figure
+        Correlations in [-1, 1] on a diverging scale, each cell annotated.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> f = xr.DataArray(np.random.default_rng(0).normal(size=(100, 2)), dims=("time", "mode"))
+    >>> z = xr.DataArray(f.values @ [[0.0, 2.0], [1.0, 0.0]], dims=("time", "latent"))
+    >>> fig = latent_factor_heatmap(z, f)
+    >>> fig.axes[1].get_ylabel()
+    'correlation of latent with factor [1]'
+    """
+    corr = latent_factor_correlation(latents, factors, latent_dim, factor_dim)
+    fig, ax = plt.subplots(
+        figsize=(1.2 * corr.sizes[factor_dim] + 2.5, 0.6 * corr.sizes[latent_dim] + 1.5),
+        layout="constrained",
+    )
+    image = ax.imshow(corr.values, cmap="RdBu_r", vmin=-1, vmax=1)
+    for (i, j), value in np.ndenumerate(corr.values):
+        ax.text(
+            j, i, f"{value:.2f}", ha="center", va="center", color="k" if abs(value) < 0.6 else "w"
+        )
+    labels = [
+        np.arange(corr.sizes[d]) if d not in corr.coords else corr[d].values
+        for d in (latent_dim, factor_dim)
+    ]
+    ax.set_yticks(range(len(labels[0])), labels[0])
+    ax.set_xticks(range(len(labels[1])), labels[1])
+    ax.set(ylabel=latent_dim, xlabel=factor_dim)
+    fig.colorbar(image, ax=ax, label=colourbar_label(corr))
+    return fig
+
+
+def training_history(history: pd.DataFrame, best_epoch: int | None = None) -> Figure:
+    """Train (solid) and validation (dashed) losses per epoch, one panel per loss term.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        ``estimator.history_``: one row per epoch, ``train_<key>``/``valid_<key>``
+        columns.
+    best_epoch : int, optional
+        Marked with a vertical line (the epoch early stopping kept).
+
+    Returns
+    -------
+    Figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> history = pd.DataFrame({"train_loss": [3.0, 2.0, 1.5], "valid_loss": [3.5, 2.5, 2.4]})
+    >>> fig = training_history(history, best_epoch=2)
+    >>> [line.get_label() for line in fig.axes[0].lines][:2]
+    ['train', 'valid']
+    """
+    keys = [c.removeprefix("train_") for c in history.columns if c.startswith("train_")]
+    if not keys:
+        raise InputDataError(f"history has no train_<loss> columns: {list(history.columns)}")
+    n_cols = min(len(keys), MAX_PANEL_COLUMNS)
+    n_rows = -(-len(keys) // n_cols)
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(4 * n_cols, 3.2 * n_rows), layout="constrained", squeeze=False
+    )
+    for ax in axes.ravel()[len(keys) :]:
+        ax.remove()
+    epochs = np.asarray(history.index)
+    for key, ax in zip(keys, axes.ravel()[: len(keys)], strict=True):
+        columns = [c for c in (f"train_{key}", f"valid_{key}") if c in history]
+        for column, style in zip(columns, ("-", "--")[: len(columns)], strict=True):
+            ax.plot(epochs, history[column], style, color="C0", label=column.split("_")[0])
+        if (history[columns].to_numpy() > 0).all():
+            ax.set_yscale("log")
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="0.5", linewidth=0.8, label="best epoch")
+        ax.set(title=key, xlabel="epoch", ylabel="loss")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend()
+    return fig

@@ -1,0 +1,333 @@
+"""climlatent.plot: every figure rendered to PNG and checked for what it must show."""
+
+import shutil
+import subprocess
+import sys
+import textwrap
+import urllib.request
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import cartopy  # noqa: E402
+import cartopy.crs as ccrs  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import xarray as xr  # noqa: E402
+from cartopy.mpl.feature_artist import FeatureArtist  # noqa: E402
+from matplotlib.collections import QuadMesh  # noqa: E402
+
+import climlatent as cl  # noqa: E402
+import climlatent.plot  # noqa: E402
+from climlatent.errors import InputDataError  # noqa: E402
+from climlatent.plot import _cartopy  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No download can happen: urlopen raises and cartopy's download dir is empty."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setitem(cartopy.config, "data_dir", tmp_path / "downloads")
+
+
+def field(lat, lon, values=None, **attrs) -> xr.DataArray:
+    """A 2-D field on a CF lat/lon grid (named ``y``/``x``: found from CF metadata)."""
+    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+    if values is None:
+        values = np.cos(np.deg2rad(lat))[:, None] * np.sin(np.deg2rad(lon))[None, :]
+    return xr.DataArray(
+        values,
+        dims=("y", "x"),
+        coords={
+            "y": ("y", lat, {"standard_name": "latitude", "units": "degrees_north"}),
+            "x": ("x", lon, {"standard_name": "longitude", "units": "degrees_east"}),
+        },
+        name="ts",
+        attrs={"long_name": "surface temperature anomaly", "units": "K", **attrs},
+    )
+
+
+GLOBAL_0_360 = field(np.arange(-87.5, 90, 5.0), np.arange(0, 360, 5.0))
+
+
+@pytest.fixture(scope="module")
+def europe():
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=3, n_lat=8, n_lon=12, seed=2)
+    return ds.isel(member=0)
+
+
+def render(fig, path: Path) -> np.ndarray:
+    """Save ``fig`` as PNG and return its pixels."""
+    fig.savefig(path, dpi=60)
+    return plt.imread(path)
+
+
+def coastline_paths(ax) -> int:
+    artists = [a for a in [*ax.collections, *ax.artists] if isinstance(a, FeatureArtist)]
+    assert artists, "no coastline artist on the axes"
+    return sum(len(a.get_paths()) for a in artists)
+
+
+def mesh(ax) -> QuadMesh:
+    return next(c for c in ax.collections if isinstance(c, QuadMesh))
+
+
+def colourbar_labels(fig) -> list[str]:
+    return [ax.get_ylabel() for ax in fig.axes if ax.get_label() == "<colorbar>"]
+
+
+def test_map_draws_vendored_coastlines_with_downloads_refused(offline, tmp_path):
+    ax = cl.plot.map(GLOBAL_0_360)
+    ax.figure.canvas.draw()
+    assert coastline_paths(ax) > 50
+    assert _cartopy.coastline_path().is_relative_to(_cartopy.VENDORED_DATA_DIR)
+    assert render(ax.figure, tmp_path / "map.png").std() > 0
+
+
+def test_cartopy_own_coastlines_work_offline_after_import(offline, monkeypatch):
+    monkeypatch.setitem(cartopy.config, "pre_existing_data_dir", Path(""))
+    assert cl.plot.use_vendored_data() == _cartopy.VENDORED_DATA_DIR
+    ax = plt.axes(projection=ccrs.Robinson())
+    ax.coastlines("110m")
+    ax.figure.canvas.draw()
+    assert coastline_paths(ax) > 50
+
+
+OFFLINE_SCRIPT = """
+import socket, tempfile
+import matplotlib; matplotlib.use("Agg")
+import numpy as np, xarray as xr, cartopy
+try:
+    socket.create_connection(("198.51.100.1", 80), timeout=2)
+    raise SystemExit("the network is reachable")
+except OSError:
+    pass
+cartopy.config["data_dir"] = tempfile.mkdtemp()
+import climlatent.plot
+from cartopy.mpl.feature_artist import FeatureArtist
+lat, lon = np.arange(-80, 90, 10.0), np.arange(0, 360, 10.0)
+da = xr.DataArray(
+    np.random.default_rng(0).normal(size=(lat.size, lon.size)),
+    dims=("lat", "lon"),
+    coords={"lat": ("lat", lat, {"units": "degrees_north"}),
+            "lon": ("lon", lon, {"units": "degrees_east"})},
+    name="tas",
+    attrs={"units": "K"},
+)
+ax = climlatent.plot.map(da)
+ax.figure.savefig(tempfile.mktemp(suffix=".png"))
+print(sum(len(a.get_paths()) for a in ax.collections if isinstance(a, FeatureArtist)))
+"""
+
+
+def test_map_renders_coastlines_in_a_network_namespace_without_network():
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-n", "true"]).returncode != 0:
+        pytest.skip("unshare -n is unavailable here (needs util-linux and CAP_SYS_ADMIN)")
+    result = subprocess.run(
+        [unshare, "-n", sys.executable, "-c", textwrap.dedent(OFFLINE_SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) > 50
+
+
+def test_use_vendored_data_keeps_a_directory_the_user_set(monkeypatch, tmp_path):
+    monkeypatch.setitem(cartopy.config, "pre_existing_data_dir", tmp_path)
+    assert cl.plot.use_vendored_data() == tmp_path
+    # ... and maps still find the vendored coastline, which the user's folder lacks
+    assert _cartopy.coastline_path().is_relative_to(_cartopy.VENDORED_DATA_DIR)
+
+
+def test_coastline_falls_back_to_gshhs_then_warns(monkeypatch, tmp_path):
+    gshhs = tmp_path / _cartopy.GSHHS_COASTLINE
+    gshhs.parent.mkdir(parents=True)
+    vendored = _cartopy.VENDORED_DATA_DIR / _cartopy.NE_COASTLINE
+    for suffix in (".shp", ".shx", ".dbf"):
+        shutil.copy(vendored.with_suffix(suffix), gshhs.with_suffix(suffix))
+    monkeypatch.setitem(cartopy.config, "pre_existing_data_dir", Path(""))
+    monkeypatch.setattr(_cartopy, "VENDORED_DATA_DIR", tmp_path / "missing")
+    monkeypatch.setattr(_cartopy, "SYSTEM_DATA_DIR", tmp_path)
+    assert _cartopy.coastline_path() == gshhs
+    monkeypatch.setattr(_cartopy, "SYSTEM_DATA_DIR", tmp_path / "missing")
+    with pytest.warns(UserWarning, match="no coastline shapefile"):
+        ax = cl.plot.map(GLOBAL_0_360)
+    assert not [a for a in ax.collections if isinstance(a, FeatureArtist)]
+
+
+def test_diverging_map_is_centred_with_units_in_the_colourbar(offline, tmp_path):
+    ax = cl.plot.map(GLOBAL_0_360, title="anomaly")
+    vmin, vmax = mesh(ax).get_clim()
+    assert vmin == -vmax == pytest.approx(-np.abs(GLOBAL_0_360).max())
+    assert mesh(ax).get_cmap().name == "RdBu_r"
+    assert colourbar_labels(ax.figure) == ["surface temperature anomaly [K]"]
+    assert ax.get_title() == "anomaly"
+    assert render(ax.figure, tmp_path / "diverging.png").std() > 0
+
+
+def test_sequential_maps_precipitation_and_others(europe, offline):
+    pr = cl.plot.map(europe["pr"].mean("time"))
+    assert mesh(pr).get_cmap().name == "YlGnBu"
+    assert colourbar_labels(pr.figure) == ["precipitation [kg m-2 s-1]"]
+    tas = cl.plot.map(europe["tas"].mean("time"))
+    assert mesh(tas).get_cmap().name == "viridis"
+    assert mesh(tas).get_clim()[0] > 0
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon", "projection"),
+    [
+        (np.arange(-87.5, 90, 5.0), np.arange(0, 360, 5.0), ccrs.PlateCarree),
+        (np.arange(32.5, 70, 5.0), np.arange(-17.5, 40, 5.0), ccrs.LambertConformal),
+        (np.arange(-60, -20, 2.0), np.arange(280, 330, 2.0), ccrs.LambertConformal),
+        (np.arange(-20, 21, 2.0), np.arange(100, 290, 2.0), ccrs.PlateCarree),
+    ],
+    ids=["global-0-360", "europe", "south-america", "tropical-pacific"],
+)
+def test_projection_follows_the_grid(lat, lon, projection, offline):
+    ax = cl.plot.map(field(lat, lon))
+    assert type(ax.projection) is projection
+    x0, x1, y0, y1 = ax.get_extent(ccrs.PlateCarree(central_longitude=float(np.mean(lon))))
+    assert x1 - x0 >= np.ptp(lon) and y1 - y0 >= np.ptp(lat)
+    ax.figure.canvas.draw()
+    assert coastline_paths(ax) > 0
+
+
+def test_0_360_longitudes_land_where_minus_180_180_ones_do(offline):
+    lat, lon = np.arange(-87.5, 90, 5.0), np.arange(-177.5, 180, 5.0)
+    shifted = field(lat, lon).assign_coords(x=("x", lon % 360, {"units": "degrees_east"}))
+    shifted = shifted.sortby("x")
+    ax = plt.axes(projection=ccrs.PlateCarree())
+    cl.plot.map(shifted, ax)
+    np.testing.assert_allclose(mesh(ax).get_array().reshape(lat.size, lon.size), field(lat, lon))
+
+
+def test_map_refuses_a_field_with_extra_dims(europe):
+    with pytest.raises(InputDataError, match=r"also has dims \['time'\]"):
+        cl.plot.map(europe["tas"])
+
+
+def test_compare_maps_share_scales_and_centre_differences(europe, offline, tmp_path):
+    truth = europe["tas"].mean("time")
+    fig = cl.plot.compare_maps(truth, truth + 0.3, baseline=truth - 1.0)
+    maps = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert [ax.get_title() for ax in maps] == [
+        "truth",
+        "model",
+        "baseline",
+        "model - truth",
+        "baseline - truth",
+    ]
+    fields = {mesh(ax).get_clim() for ax in maps[:3]}
+    differences = {mesh(ax).get_clim() for ax in maps[3:]}
+    assert len(fields) == 1 and len(differences) == 1
+    assert differences.pop() == pytest.approx((-1.0, 1.0))
+    assert colourbar_labels(fig) == [
+        "near-surface air temperature [K]",
+        "difference from truth [K]",
+    ]
+    assert render(fig, tmp_path / "compare.png").std() > 0
+
+
+def test_skill_maps(europe, offline, tmp_path):
+    noise = np.random.default_rng(0).normal(scale=0.5, size=europe["tas"].shape)
+    fig = cl.plot.skill_maps(europe["tas"] + noise + 0.2, europe["tas"])
+    maps = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    rmse, bias, r2 = (mesh(ax).get_clim() for ax in maps)
+    assert rmse[0] == 0 and rmse[1] == pytest.approx(np.sqrt(0.25 + 0.04), rel=0.2)
+    assert bias[0] == -bias[1]
+    assert r2 == (-1.0, 1.0)
+    assert colourbar_labels(fig) == [
+        "root mean squared error [K]",
+        "mean bias [K]",
+        "coefficient of determination [1]",
+    ]
+    assert render(fig, tmp_path / "skill.png").std() > 0
+
+
+def test_return_level_maps(europe, offline, tmp_path):
+    params = cl.metrics.fit_gev(cl.metrics.annual_maxima(europe["tas"]), method="lmoments")
+    levels = cl.metrics.return_level(params, [10, 100])
+    fig = cl.plot.return_level_maps(levels)
+    maps = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert [ax.get_title() for ax in maps] == ["10-year return level", "100-year return level"]
+    assert mesh(maps[0]).get_clim() == mesh(maps[1]).get_clim()
+    assert colourbar_labels(fig) == ["GEV return level [K]"]
+    assert render(fig, tmp_path / "return_levels.png").std() > 0
+
+
+def test_latent_traversal(europe, offline, tmp_path):
+    values = np.linspace(-2, 2, 5)
+    decoded = europe["tas"].isel(time=0) + xr.DataArray(values, dims="value") * europe["sftlf"]
+    decoded = decoded.assign_attrs(europe["tas"].attrs)  # as estimator.traverse returns it
+    traversal = xr.Dataset(
+        {"tas": decoded.assign_coords(value=values)}, attrs={"traversed_latent": 1}
+    )
+    fig = cl.plot.latent_traversal(traversal, anomaly=True)
+    maps = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert [ax.get_title() for ax in maps] == [f"z[1] = {v:+.3g}" for v in values]
+    assert len({mesh(ax).get_clim() for ax in maps}) == 1
+    assert mesh(maps[0]).get_clim()[0] == -mesh(maps[0]).get_clim()[1]
+    assert colourbar_labels(fig) == ["near-surface air temperature anomaly [K]"]
+    assert render(fig, tmp_path / "traversal.png").std() > 0
+
+
+def test_aggregate_posterior(tmp_path):
+    z = xr.DataArray(np.random.default_rng(0).normal(size=(300, 3)), dims=("time", "latent"))
+    fig = cl.plot.aggregate_posterior(z, pair=(0, 2))
+    scatter, marginal = fig.axes
+    assert (scatter.get_xlabel(), scatter.get_ylabel()) == ("z[0]", "z[2]")
+    assert len(scatter.collections) == 2
+    assert [line.get_label() for line in marginal.lines] == ["z[0]", "z[1]", "z[2]", "prior"]
+    assert render(fig, tmp_path / "posterior.png").std() > 0
+    with pytest.raises(InputDataError, match="no dimension 'code'"):
+        cl.plot.aggregate_posterior(z, latent_dim="code")
+
+
+def test_latent_factor_heatmap(tmp_path):
+    factors = xr.DataArray(np.random.default_rng(1).normal(size=(200, 2)), dims=("time", "mode"))
+    latents = xr.DataArray(
+        factors.values @ [[0.0, 1.0, 0.5], [1.0, 0.0, 0.5]], dims=("time", "latent")
+    )
+    fig = cl.plot.latent_factor_heatmap(latents, factors)
+    heat = fig.axes[0]
+    assert heat.images[0].get_clim() == (-1, 1)
+    assert len(heat.texts) == 6 and "1.00" in {t.get_text() for t in heat.texts}
+    assert colourbar_labels(fig) == ["correlation of latent with factor [1]"]
+    assert render(fig, tmp_path / "heatmap.png").std() > 0
+
+
+def test_training_history(tmp_path):
+    history = pd.DataFrame(
+        {
+            "train_loss": [3.0, 2.0, 1.5],
+            "valid_loss": [3.5, 2.5, 2.4],
+            "train_kl": [0.0, -0.5, 0.1],
+            "lr": [1e-3] * 3,
+        },
+        index=pd.RangeIndex(3, name="epoch"),
+    )
+    fig = cl.plot.training_history(history, best_epoch=2)
+    loss, kl = fig.axes
+    assert (loss.get_title(), kl.get_title()) == ("loss", "kl")
+    assert [line.get_label() for line in loss.lines] == ["train", "valid", "best epoch"]
+    assert loss.get_yscale() == "log" and kl.get_yscale() == "linear"
+    assert render(fig, tmp_path / "history.png").std() > 0
+    with pytest.raises(InputDataError, match="no train_<loss> columns"):
+        cl.plot.training_history(history[["lr"]])

@@ -1,0 +1,313 @@
+"""Resumable region-by-region zarr writing: round trip, crash and kill -9 resume,
+corruption detection, and the stores and locations it must refuse."""
+
+import errno
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+
+import climlatent as cl
+from climlatent.errors import ClimlatentError
+from climlatent.zarr_store import MANIFEST, StoreMismatchError, StoreWriteError, write_zarr
+
+FINGERPRINT = {"model": "LLAAE", "config_sha256": "0f3a9c", "input": "synthetic r1-r2 2000"}
+N_TIME, TIME_CHUNK = 60, 20
+N_REGIONS = 2 * (N_TIME // TIME_CHUNK)  # one per member and time chunk, member-major
+
+
+def ensemble(log: Path | None = None, fail: str | None = None, delay: float = 0.0):
+    """Lazy member x time x lat x lon precipitation, float32 with a NaN mask, noleap time.
+
+    With ``log``, computing a precipitation block appends its key (see ``block_key``) to
+    that file, sleeps ``delay`` seconds, and raises once for the block keyed ``fail``.
+    """
+    rng = np.random.default_rng(42)
+    values = rng.gamma(2.0, 1e-5, size=(2, N_TIME, 5, 6)).astype("float32")
+    values[:, :, 0, :2] = np.nan  # masked cells, as over the ocean for a land-only field
+    ds = xr.Dataset(
+        {
+            "pr": (
+                ("member", "time", "lat", "lon"),
+                values,
+                {"units": "kg m-2 s-1", "standard_name": "precipitation_flux"},
+            ),
+            "sftlf": (("lat", "lon"), rng.uniform(0, 100, (5, 6)), {"units": "%"}),
+        },
+        coords={
+            "member": ["r1i1p1f1", "r2i1p1f1"],
+            "time": xr.date_range("2000-01-01", periods=N_TIME, calendar="noleap", use_cftime=True),
+            "lat": ("lat", np.linspace(-40.0, 40.0, 5), {"units": "degrees_north"}),
+            "lon": ("lon", np.arange(0.0, 360.0, 60.0), {"units": "degrees_east"}),
+        },
+        attrs={"title": "test ensemble"},
+    ).chunk({"member": 1, "time": TIME_CHUNK})
+    if log is not None:
+        kwargs = {"log": str(log), "fail": fail, "delay": delay}
+        ds["pr"] = ds["pr"].map_blocks(_logged_block, kwargs=kwargs, template=ds["pr"])
+    return ds
+
+
+def block_key(block: xr.DataArray) -> str:
+    return f"{block['member'].values[0]} {block['time'].values[0]}"
+
+
+def region_key(ds: xr.Dataset, index: int) -> str:
+    """Key of the block written as region ``index`` (member-major order)."""
+    member, chunk = divmod(index, N_TIME // TIME_CHUNK)
+    return block_key(ds["pr"].isel(member=[member], time=[chunk * TIME_CHUNK]))
+
+
+def _logged_block(block: xr.DataArray, log: str, fail: str | None, delay: float):
+    key = block_key(block)
+    with open(log, "a") as file:
+        file.write(key + "\n")
+    flag = Path(f"{log}.failed")
+    if key == fail and not flag.exists():
+        flag.touch()
+        raise RuntimeError(f"simulated crash while computing block {key}")
+    time.sleep(delay)
+    return block
+
+
+def computed_keys(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def statuses(store: Path) -> list[str]:
+    try:
+        manifest = json.loads((store / MANIFEST).read_text())
+    except FileNotFoundError:
+        return []
+    return [entry["status"] for entry in manifest["regions"]]
+
+
+def stored_bytes(store: Path) -> dict[str, bytes]:
+    """Every file but the manifest and the root attributes (their history is timestamped)."""
+    skip = {MANIFEST, ".zattrs", ".zmetadata"}
+    files = (path for path in sorted(store.rglob("*")) if path.is_file())
+    return {
+        str(path.relative_to(store)): path.read_bytes()
+        for path in files
+        if str(path.relative_to(store)) not in skip
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The store of an uninterrupted run."""
+    return write_zarr(
+        ensemble(), tmp_path_factory.mktemp("reference") / "pr.zarr", fingerprint=FINGERPRINT
+    )
+
+
+def test_round_trip_equals_dataset(reference):
+    ds = ensemble()
+    for opened in (cl.io.open_dataset(reference), xr.open_zarr(reference)):
+        xr.testing.assert_equal(opened, ds)  # values, NaN mask and cftime dates
+        assert opened["pr"].dtype == np.float32 and opened["pr"].attrs == ds["pr"].attrs
+        assert opened["pr"].encoding["_FillValue"] == np.float32(1e20)
+        assert opened["pr"].encoding["chunks"] == (1, TIME_CHUNK, 5, 6)
+        assert opened["time"].encoding["calendar"] == "noleap"
+        assert opened["lat"].attrs["standard_name"] == "latitude"
+        assert opened.attrs["Conventions"] == "CF-1.8" and opened.attrs["title"] == "test ensemble"
+        assert "write_zarr" in opened.attrs["history"]
+    manifest = json.loads((reference / MANIFEST).read_text())
+    assert manifest["fingerprint"] == FINGERPRINT
+    assert manifest["regions_dims"] == ["member", "time"] and manifest["region_variables"] == ["pr"]
+    assert manifest["regions"][1]["region"] == {"member": [0, 1], "time": [20, 40]}
+    assert statuses(reference) == ["complete"] * N_REGIONS
+    assert all(entry["checksum"].startswith("sha256:") for entry in manifest["regions"])
+
+
+def test_store_exports_to_netcdf_with_cf_attributes(reference, tmp_path):
+    plain = tmp_path / "plain.nc"
+    xr.open_zarr(reference).to_netcdf(plain)
+    path = cl.io.to_netcdf(cl.io.open_dataset(reference), tmp_path / "pr.nc", call="export")
+    with netCDF4.Dataset(path) as nc:
+        assert nc.Conventions == "CF-1.8" and "export" in nc.history
+        assert nc["pr"]._FillValue == np.float32(1e20) and nc["pr"].units == "kg m-2 s-1"
+        assert nc["time"].calendar == "noleap" and nc["lat"].axis == "Y"
+    for exported in (path, plain):
+        xr.testing.assert_equal(cl.io.open_dataset(exported, chunks=None), ensemble())
+
+
+def test_in_memory_dataset_split_by_chunks(reference, tmp_path):
+    store = write_zarr(
+        ensemble().compute(),
+        tmp_path / "pr.zarr",
+        regions_dims=("member", "time", "realization"),  # absent dims are ignored
+        chunks={"member": 1, "time": TIME_CHUNK},
+        fingerprint=FINGERPRINT,
+    )
+    assert json.loads((store / MANIFEST).read_text())["regions_dims"] == ["member", "time"]
+    assert stored_bytes(store) == stored_bytes(reference)
+
+
+def test_resume_after_crash_recomputes_only_missing_regions(reference, tmp_path, capsys):
+    store, log = tmp_path / "pr.zarr", tmp_path / "blocks.log"
+    crashing = 3
+    ds = ensemble(log=log, fail=region_key(ensemble(), crashing))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        write_zarr(ds, store, fingerprint=FINGERPRINT)
+    assert statuses(store) == ["complete"] * crashing + ["pending"] * (N_REGIONS - crashing)
+
+    write_zarr(ds, store, fingerprint=FINGERPRINT, progress=True)
+    assert f"{N_REGIONS}/{N_REGIONS}" in capsys.readouterr().err
+    keys = [region_key(ds, index) for index in range(N_REGIONS)]
+    assert computed_keys(log) == keys[: crashing + 1] + keys[crashing:]  # done ones once
+    assert stored_bytes(store) == stored_bytes(reference)
+
+
+def test_resume_after_kill_9(reference, tmp_path):
+    store, log = tmp_path / "pr.zarr", tmp_path / "blocks.log"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path[:0] = [{str(Path(cl.__file__).parents[1])!r}, {str(Path(__file__).parent)!r}]
+        from test_zarr_store import FINGERPRINT, ensemble
+        from climlatent.zarr_store import write_zarr
+        ds = ensemble(log={str(log)!r}, delay=0.4)
+        write_zarr(ds, {str(store)!r}, fingerprint=FINGERPRINT)
+        """
+    )
+    writer = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while statuses(store).count("complete") < 2:
+            assert writer.poll() is None, "the writer ended before it was killed"
+            assert time.monotonic() < deadline, "the writer made no progress"
+            time.sleep(0.02)
+        os.kill(writer.pid, signal.SIGKILL)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert writer.returncode == -signal.SIGKILL
+    assert 2 <= statuses(store).count("complete") < N_REGIONS
+
+    write_zarr(ensemble(), store, fingerprint=FINGERPRINT)
+    assert statuses(store) == ["complete"] * N_REGIONS
+    assert stored_bytes(store) == stored_bytes(reference)
+
+
+@pytest.mark.parametrize("corruption", ["garbled", "swapped", "deleted"])
+def test_corrupt_completed_region_is_rewritten(reference, tmp_path, corruption):
+    store, log = tmp_path / "pr.zarr", tmp_path / "blocks.log"
+    shutil.copytree(reference, store)
+    chunk = store / "pr" / "0.1.0.0"  # region 1: member 0, time 20-40
+    if corruption == "garbled":
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 2 :] = bytes(len(data) - len(data) // 2)
+        chunk.write_bytes(bytes(data))
+    elif corruption == "swapped":
+        shutil.copyfile(store / "pr" / "0.0.0.0", chunk)
+    else:
+        chunk.unlink()
+    ds = ensemble(log=log)
+    with pytest.warns(RuntimeWarning, match="no longer match their checksum"):
+        write_zarr(ds, store, fingerprint=FINGERPRINT)
+    assert computed_keys(log) == [region_key(ds, 1)]
+    assert stored_bytes(store) == stored_bytes(reference)
+
+
+def test_verification_can_be_skipped(reference, tmp_path):
+    store, log = tmp_path / "pr.zarr", tmp_path / "blocks.log"
+    shutil.copytree(reference, store)
+    (store / "pr" / "0.1.0.0").unlink()
+    write_zarr(ensemble(log=log), store, fingerprint=FINGERPRINT, verify=False)
+    assert computed_keys(log) == [] and not (store / "pr" / "0.1.0.0").exists()
+
+
+def test_refuses_store_of_another_fingerprint(reference, tmp_path):
+    store = tmp_path / "pr.zarr"
+    shutil.copytree(reference, store)
+    before = {path: path.read_bytes() for path in store.rglob("*") if path.is_file()}
+    other = {**FINGERPRINT, "config_sha256": "77e1d2"}
+    with pytest.raises(StoreMismatchError, match=re.escape(str(store))) as info:
+        write_zarr(ensemble(), store, fingerprint=other)
+    assert "fingerprint" in str(info.value) and isinstance(info.value, ClimlatentError)
+    assert {path: path.read_bytes() for path in store.rglob("*") if path.is_file()} == before
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda ds: ds.rename({"pr": "tas"}), "variables pr, tas"),
+        (lambda ds: ds.isel(member=[0]), "dims member"),
+        (lambda ds: ds.assign_coords(lat=ds["lat"] + 1.0), "coords lat"),
+    ],
+)
+def test_refuses_store_of_other_data(reference, tmp_path, change, named):
+    store = tmp_path / "pr.zarr"
+    shutil.copytree(reference, store)
+    with pytest.raises(StoreMismatchError, match=named):
+        write_zarr(change(ensemble()), store, fingerprint=FINGERPRINT)
+    assert statuses(store) == statuses(reference)
+
+
+@pytest.mark.parametrize("kind", ["xarray store", "folder", "file"])
+def test_refuses_what_it_did_not_write(tmp_path, kind):
+    target = tmp_path / "pr.zarr"
+    if kind == "xarray store":
+        ensemble().to_zarr(target, zarr_format=2)
+    elif kind == "folder":
+        target.mkdir()
+        (target / "notes.txt").write_text("field campaign notes")
+    else:
+        target.write_text("not a store")
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    with pytest.raises(StoreMismatchError, match="not written by write_zarr"):
+        write_zarr(ensemble(), target, fingerprint=FINGERPRINT)
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def test_unwritable_location_is_named_and_nothing_marked(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        parent = locked
+        if os.access(locked, os.W_OK):  # root ignores permission bits: use a file instead
+            parent = tmp_path / "afile"
+            parent.write_text("a regular file, not a folder")
+        store = parent / "pr.zarr"
+        with pytest.raises(StoreWriteError, match=re.escape(str(store))) as info:
+            write_zarr(ensemble(), store, fingerprint=FINGERPRINT)
+        assert isinstance(info.value, OSError) and not store.exists()
+        assert list(tmp_path.rglob(MANIFEST)) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_full_disk_marks_only_written_regions(reference, tmp_path, monkeypatch):
+    store = tmp_path / "pr.zarr"
+    to_zarr = xr.Dataset.to_zarr
+    region_writes = []
+
+    def disk_fills_up(self, *args, **kwargs):
+        if kwargs.get("region") is not None:
+            region_writes.append(kwargs["region"])
+            if len(region_writes) == 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return to_zarr(self, *args, **kwargs)
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", disk_fills_up)
+    with pytest.raises(StoreWriteError, match="No space left on device") as info:
+        write_zarr(ensemble(), store, fingerprint=FINGERPRINT)
+    assert str(store) in str(info.value)
+    assert statuses(store) == ["complete"] * 2 + ["pending"] * (N_REGIONS - 2)
+
+    monkeypatch.undo()
+    write_zarr(ensemble(), store, fingerprint=FINGERPRINT)
+    assert stored_bytes(store) == stored_bytes(reference)
