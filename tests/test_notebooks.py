@@ -18,7 +18,11 @@ def test_notebook_executes(path, tmp_path):
         f"{path.name} is committed with outputs; strip them"
     )
     started = time.perf_counter()
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
     RUNTIMES[path.stem] = time.perf_counter() - started
     print(f"{path.name}: {RUNTIMES[path.stem]:.1f} s (all so far: {sum(RUNTIMES.values()):.1f} s)")
