@@ -40,6 +40,16 @@ def demo(output: str, members: int, years: int) -> None:
 
 
 @main.command()
+@click.option("--output", "-o", default="docs/gallery", show_default=True)
+def gallery(output: str) -> None:
+    """Regenerate the README's figures."""
+    from climlatent.gallery import make_gallery
+
+    for path in make_gallery(output):
+        click.echo(f"wrote {path}")
+
+
+@main.command()
 @click.argument("model", type=click.Path(exists=True))
 def info(model: str) -> None:
     """Describe a saved model."""

@@ -89,7 +89,7 @@ def experiment(epochs: int = 300) -> tuple[dict[str, float], dict[str, xr.DataAr
     return figures, maps
 
 
-def _figure(maps: dict[str, xr.DataArray], path: str) -> None:
+def rmse_maps_figure(maps: dict[str, xr.DataArray], path: str) -> None:
     """Cartopy maps (coastlines drawn offline) of each method's RMSE, on one scale."""
     from climlatent.plot import map_panels, panel_figure
 
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     for key, value in figures.items():
         print(f"{key:>36s}: {value:.4f}")
-    _figure(maps, args.output)
+    rmse_maps_figure(maps, args.output)
     print(f"wrote {args.output}")
 
 
