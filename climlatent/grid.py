@@ -305,6 +305,34 @@ def cell_area(obj: xr.Dataset | xr.DataArray, radius: float = EARTH_RADIUS) -> x
     )
 
 
+def regular_grid(lat_edges: np.ndarray, lon_edges: np.ndarray) -> xr.Dataset:
+    """A cell-centred latitude/longitude grid with CF attributes and bounds, from edges.
+
+    The bounds variables carry no ``units`` (CF lets them inherit them from their
+    coordinate), so that cf-xarray never mistakes them for latitude or longitude.
+
+    Examples
+    --------
+    >>> grid = regular_grid(np.linspace(30, 70, 5), np.linspace(-20, 40, 4))
+    >>> grid.lat.values.tolist(), grid.lon.attrs["bounds"]
+    ([35.0, 45.0, 55.0, 65.0], 'lon_bnds')
+    """
+    coords = {}
+    for name, edges, units, axis, standard_name in (
+        ("lat", lat_edges, "degrees_north", "Y", "latitude"),
+        ("lon", lon_edges, "degrees_east", "X", "longitude"),
+    ):
+        edges = np.asarray(edges, dtype=float)
+        attrs = {"units": units, "standard_name": standard_name, "long_name": standard_name}
+        coords[name] = (
+            name,
+            0.5 * (edges[1:] + edges[:-1]),
+            {**attrs, "axis": axis, "bounds": f"{name}_bnds"},
+        )
+        coords[f"{name}_bnds"] = ((name, "bnds"), np.stack([edges[:-1], edges[1:]], axis=1))
+    return xr.Dataset(coords=coords)
+
+
 def valid_mask(da: xr.DataArray, sample_dims: tuple[str, ...]) -> xr.DataArray:
     """Cells that hold a finite value in every sample (the NaN mask of a field).
 

@@ -12,7 +12,7 @@ from scipy.ndimage import gaussian_filter
 from climlatent._version import __version__
 from climlatent.datasets.circulation import CALENDARS, _ar1, _time_axis
 from climlatent.errors import InputDataError
-from climlatent.grid import cell_area
+from climlatent.grid import cell_area, regular_grid
 
 # Fixed constants of the generative model; their roles are documented in
 # ``synthetic_biogeochem``'s docstring, which is the reference.
@@ -233,7 +233,7 @@ def synthetic_biogeochem(
     time = _time_axis(calendar, start, freq, n_years)
     lat_edges = np.linspace(*_LAT_RANGE, n_fine_lat + 1)
     lon_edges = np.linspace(*_LON_RANGE, n_fine_lon + 1)
-    fine_grid = _grid(lat_edges, lon_edges)
+    fine_grid = regular_grid(lat_edges, lon_edges)
     lat, lon = fine_grid.lat.values, fine_grid.lon.values
     land = _land(lat, lon)
     season = (time.dt.dayofyear.values - 1) / time.dt.days_in_year.values
@@ -285,7 +285,7 @@ def synthetic_biogeochem(
     coarse = _dataset(
         {name: _block_mean(field, area, factor) for name, field in fields.items()},
         _block_mean(sftof, area, factor),
-        _grid(lat_edges[::factor], lon_edges[::factor]),
+        regular_grid(lat_edges[::factor], lon_edges[::factor]),
         member,
         time,
     )
@@ -332,28 +332,6 @@ def _validated_parameters(arguments: dict) -> dict:
                 raise InputDataError(f"{name} must be {rule}, got {value!r}")
             params[name] = float(value)
     return params
-
-
-def _grid(lat_edges: np.ndarray, lon_edges: np.ndarray) -> xr.Dataset:
-    """Regular cell-centred lat/lon grid with CF attributes and bounds, from cell edges.
-
-    The bounds carry no ``units`` (CF lets them inherit): with units, cf-xarray would
-    take them for latitude/longitude coordinates and `find_grid` would reject the grid.
-    """
-    coords = {}
-    for name, edges, units, axis, standard_name in (
-        ("lat", lat_edges, "degrees_north", "Y", "latitude"),
-        ("lon", lon_edges, "degrees_east", "X", "longitude"),
-    ):
-        edges = np.asarray(edges, dtype=float)
-        attrs = {"units": units, "standard_name": standard_name, "long_name": standard_name}
-        coords[name] = (
-            name,
-            0.5 * (edges[1:] + edges[:-1]),
-            {**attrs, "axis": axis, "bounds": f"{name}_bnds"},
-        )
-        coords[f"{name}_bnds"] = ((name, "bnds"), np.stack([edges[:-1], edges[1:]], axis=1))
-    return xr.Dataset(coords=coords)
 
 
 def _land(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:

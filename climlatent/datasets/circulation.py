@@ -13,6 +13,7 @@ from scipy.signal import lfilter
 from climlatent._version import __version__
 from climlatent.checks import KNOWN_CALENDARS
 from climlatent.errors import InputDataError
+from climlatent.grid import regular_grid
 
 CALENDARS = tuple(sorted(KNOWN_CALENDARS))
 
@@ -354,30 +355,7 @@ def _time_axis(calendar: str, start: str, freq: str, n_years: int) -> xr.DataArr
 
 def _grid(n_lat: int, n_lon: int) -> xr.Dataset:
     """Regular cell-centred lat/lon grid of the domain, with CF bounds and fractions u, v."""
-    coords = {}
-    for name, n, (low, high), units, axis in (
-        ("lat", n_lat, _LAT_RANGE, "degrees_north", "Y"),
-        ("lon", n_lon, _LON_RANGE, "degrees_east", "X"),
-    ):
-        edges = np.linspace(low, high, n + 1)
-        standard_name = "latitude" if axis == "Y" else "longitude"
-        coords[name] = (
-            name,
-            0.5 * (edges[1:] + edges[:-1]),
-            {
-                "units": units,
-                "standard_name": standard_name,
-                "long_name": standard_name,
-                "axis": axis,
-                "bounds": f"{name}_bnds",
-            },
-        )
-        coords[f"{name}_bnds"] = (
-            (name, "bnds"),
-            np.stack([edges[:-1], edges[1:]], axis=1),
-            {"units": units},
-        )
-    grid = xr.Dataset(coords=coords)
+    grid = regular_grid(np.linspace(*_LAT_RANGE, n_lat + 1), np.linspace(*_LON_RANGE, n_lon + 1))
     grid["u"] = ("lat", (np.arange(n_lat) + 0.5) / n_lat)
     grid["v"] = ("lon", (np.arange(n_lon) + 0.5) / n_lon)
     return grid
