@@ -5,14 +5,15 @@ field (e.g. sea-level pressure). The public methods here take and return
 ``xr.Dataset``s; they do every check once (variables present, grids, units,
 calendars, NaNs, time axes), apply the fitted transforms, stack fields into sample
 matrices through :mod:`climlatent.batching`, and hand plain arrays to the model's
-``_fit`` / ``_predict`` / ``_encode`` / ``_decode``. Outputs keep the input's sample
+``_fit_arrays`` / ``_predict`` / ``_encode`` / ``_decode``. Outputs keep the input's sample
 coordinates and global attributes, take the target's CF attributes from training,
 and gain a ``history`` line naming the estimator and the call.
 
 A subclass is a dataclass whose fields are its configuration (JSON-serialisable
 numbers and strings), and implements:
 
-- ``_fit(X, Y)``: ``X`` (n, n_proxy_cells) and ``Y`` (n, n_target_cells), float32;
+- ``_fit_arrays(X, Y, proxy_layout, target_layout)``: ``X`` (n, n_proxy_cells) and
+  ``Y`` (n, n_target_cells), float32, with the grids and masks they come from;
 - ``_predict(X) -> Y``; ``_encode(Y) -> Z``; ``_decode(Z) -> Y``;
 - ``_state() -> dict[str, np.ndarray]`` and ``_load_state(dict)``: the fitted numbers.
 """
@@ -193,8 +194,8 @@ class Estimator(BaseEstimator):
     def _fit_arrays(
         self, x: np.ndarray, y: np.ndarray, proxy: FieldLayout, target: FieldLayout
     ) -> None:
-        """Hand the sample matrices to the model (subclasses may need the layouts)."""
-        self._fit(x, y)
+        """Fit the model to the sample matrices of proxy and target, on their layouts."""
+        raise NotImplementedError
 
     def emulate(self, ds: xr.Dataset) -> xr.Dataset:
         """Emulate the target field from the proxy field of ``ds``.
@@ -372,9 +373,6 @@ class Estimator(BaseEstimator):
             )
 
     # -- what a model supplies -----------------------------------------------------
-
-    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
-        raise NotImplementedError
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
