@@ -1,12 +1,32 @@
-"""The ``climlatent`` command line."""
+"""The ``climlatent`` command line.
+
+Every command exits with status 1 and one line ``error: <reason>`` on stderr when its
+input, model, configuration, output path or scheduler is at fault; ``--quiet``
+silences progress bars and messages for batch jobs.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 import click
 
 from climlatent._version import __version__
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Report an expected error as one ``error:`` line on stderr and exit with status 1."""
+    from climlatent.errors import ClimlatentError
+
+    try:
+        yield
+    except (ClimlatentError, OSError, ValueError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        click.echo(f"error: {reason}", err=True)
+        sys.exit(1)
 
 
 @click.group()
@@ -29,7 +49,8 @@ def demo(output: str, members: int, years: int) -> None:
     """Emulate precipitation from sea-level pressure and write CF netCDF + PNG."""
     from climlatent.demo import run_demo
 
-    result = run_demo(output, n_members=members, n_years=years)
+    with _one_line_errors():
+        result = run_demo(output, n_members=members, n_years=years)
     click.echo(
         f"EOFRegression MSE skill vs climatology (held-out years): {result.skill:.3f} "
         f"(noise-free truth: {result.skill_noise_free:.3f})"
@@ -45,7 +66,9 @@ def gallery(output: str) -> None:
     """Regenerate the README's figures."""
     from climlatent.gallery import make_gallery
 
-    for path in make_gallery(output):
+    with _one_line_errors():
+        paths = make_gallery(output)
+    for path in paths:
         click.echo(f"wrote {path}")
 
 
@@ -53,14 +76,116 @@ def gallery(output: str) -> None:
 @click.argument("model", type=click.Path(exists=True))
 def info(model: str) -> None:
     """Describe a saved model."""
-    from climlatent.errors import ClimlatentError
+    from climlatent.batch import model_inputs
     from climlatent.persistence import load
 
-    try:
+    with _one_line_errors():
         est = load(model)
-    except ClimlatentError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(1)
-    click.echo(f"{type(est).__name__}: {est.proxy_} -> {est.target_}")
+    click.echo(f"{type(est).__name__}: {', '.join(model_inputs(est))} -> {est.target_}")
     for key, value in est.get_config().items():
         click.echo(f"  {key} = {value!r}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or messages.")
+def fit(config: str, quiet: bool) -> None:
+    """Fit the model described by the YAML file CONFIG and save it.
+
+    CONFIG names the estimator (EOFRegression, LLAAE or ProxyDownscaler), its
+    options, the data (paths, globs or catalog.yaml#entry), the target and proxy
+    variables, and the output model path; see climlatent.fit_config.
+    """
+    from climlatent.fit_config import fit_from_config, load_fit_config
+
+    with _one_line_errors():
+        path = fit_from_config(load_fit_config(config), progress=not quiet)
+    if not quiet:
+        click.echo(f"wrote model: {path}")
+
+
+def _batch_command(method: str, summary: str) -> click.Command:
+    """The ``emulate`` or ``downscale`` command: a saved model over member files to zarr."""
+
+    @click.argument("model", type=click.Path())
+    @click.argument("inputs", nargs=-1, required=True)
+    @click.option("--output", "-o", required=True, help="zarr store (an interrupted run resumes).")
+    @click.option("--members", help="Comma-separated member labels to process [default: all].")
+    @click.option(
+        "--scheduler",
+        "address",
+        default="threads",
+        show_default=True,
+        help="'threads', 'local' (a dask LocalCluster) or a scheduler address tcp://host:port.",
+    )
+    @click.option("--workers", type=int, help="Threads or local workers [default: dask's].")
+    @click.option(
+        "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+    )
+    @click.option("--time-chunk", default=365, show_default=True, help="Time steps per model call.")
+    @click.option(
+        "--time-per-region", type=int, help="Time steps per zarr chunk [default: 4 time chunks]."
+    )
+    @click.option(
+        "--connect-timeout",
+        default=10.0,
+        show_default=True,
+        help="Seconds to wait for a scheduler address.",
+    )
+    @click.option("--quiet", "-q", is_flag=True, help="No progress bar or messages.")
+    def command(
+        model: str,
+        inputs: tuple[str, ...],
+        output: str,
+        members: str | None,
+        address: str,
+        workers: int | None,
+        device: str,
+        time_chunk: int,
+        time_per_region: int | None,
+        connect_timeout: float,
+        quiet: bool,
+    ) -> None:
+        from climlatent import batch
+
+        run = batch.emulate_to_zarr if method == "emulate" else batch.downscale_to_zarr
+        with (
+            _one_line_errors(),
+            batch.scheduler(address, n_workers=workers, timeout=connect_timeout) as client,
+        ):
+            if client is not None and not quiet:
+                n_workers = len(client.scheduler_info()["workers"])
+                click.echo(f"dask scheduler {client.scheduler.address}, {n_workers} workers")
+            store = run(
+                model,
+                list(inputs),
+                output,
+                members=members.split(",") if members else None,
+                time_chunk=time_chunk,
+                time_per_region=time_per_region,
+                device=device,
+                progress=not quiet,
+            )
+        if not quiet:
+            click.echo(f"wrote {store}")
+
+    command.__doc__ = summary
+    return main.command(method)(command)
+
+
+emulate = _batch_command(
+    "emulate",
+    """Emulate the members in INPUTS with the saved emulator MODEL into a zarr store.
+
+    INPUTS are member files, globs ('members/*.nc') or catalog entries
+    (catalog.yaml#entry); each file is one member unless it holds a member dimension.
+    """,
+)
+downscale = _batch_command(
+    "downscale",
+    """Downscale the coarse members in INPUTS with the saved ProxyDownscaler MODEL to zarr.
+
+    INPUTS are member files, globs ('coarse/*.nc') or catalog entries
+    (catalog.yaml#entry) holding the model's driver variables.
+    """,
+)

@@ -1,0 +1,219 @@
+"""The YAML file of ``climlatent fit CONFIG``: schema, validation, and the fit it describes.
+
+An emulator (sea-level pressure -> precipitation)::
+
+    estimator: LLAAE                  # EOFRegression | LLAAE | ProxyDownscaler
+    options: {latent_dim: 16, epochs: 30}   # the estimator's parameters
+    data: members/r[12]i1p1f1.nc      # path, glob, list of them, or catalog.yaml#entry
+    target: pr
+    proxy: psl
+    output: model.clm
+
+A ``ProxyDownscaler`` reads its drivers from ``data`` (the coarse grid) and its target
+from ``fine``, and takes ``proxies`` (driver -> growth law) instead of ``proxy``::
+
+    estimator: ProxyDownscaler
+    data: coarse/*.nc
+    fine: fine/*.nc
+    target: chl
+    proxies: {tos: exponential, rsds: quadratic}
+    output: downscaler.clm
+
+Relative paths are taken from the folder of the YAML file. Every mistake (an unknown
+key or option, a missing key, a key that the estimator does not take, an invalid
+option value) is reported by :class:`ConfigError` with what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from climlatent.batch import open_members
+from climlatent.errors import ClimlatentError
+from climlatent.estimators import LLAAE, BaseEstimator, EOFRegression, ProxyDownscaler
+
+ESTIMATORS = {cls.__name__: cls for cls in (EOFRegression, LLAAE, ProxyDownscaler)}
+REQUIRED = ("estimator", "data", "target", "output")
+KEYS = (*REQUIRED, "options", "proxy", "proxies", "fine")
+
+
+class ConfigError(ClimlatentError, ValueError):
+    """A ``climlatent fit`` configuration file is invalid; the message says how."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+    """A validated ``climlatent fit`` configuration (see the module docstring).
+
+    Examples
+    --------
+    >>> config = FitConfig("EOFRegression", {"n_proxy_eofs": 5}, ["m.nc"], "pr", Path("e.clm"),
+    ...                    proxy="psl")
+    >>> config.build()  # doctest: +ELLIPSIS
+    EOFRegression(target_transform='none', proxy_transform='standardize', n_proxy_eofs=5, ...)
+    """
+
+    estimator: str
+    options: dict[str, Any]
+    data: list[str]
+    target: str
+    output: Path
+    proxy: str | None = None
+    proxies: dict[str, str] | None = None
+    fine: list[str] | None = None
+
+    def build(self, progress: bool | None = None) -> BaseEstimator:
+        """The unfitted estimator; ``progress`` is used unless the options set it."""
+        cls = ESTIMATORS[self.estimator]
+        options = dict(self.options)
+        if progress is not None and "progress" in _option_names(cls):
+            options.setdefault("progress", progress)
+        return cls(**options)
+
+
+def load_fit_config(path: str | Path) -> FitConfig:
+    """Read and validate a ``climlatent fit`` YAML file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The YAML file.
+
+    Returns
+    -------
+    FitConfig
+        The configuration, with paths made absolute from the file's folder.
+
+    Raises
+    ------
+    ConfigError
+        The file is not YAML or not a mapping; a key, an estimator or an option is
+        unknown (the message lists the allowed ones); a required key is missing; or
+        an option value is invalid.
+    FileNotFoundError
+        The file does not exist.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "fit.yaml")
+    >>> keys = {"estimator": "EOFRegression", "data": "m.nc", "target": "pr", "proxy": "psl",
+    ...         "output": "m.clm", "epochs": 3}
+    >>> _ = open(path, "w").write(yaml.safe_dump(keys))
+    >>> load_fit_config(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    climlatent.fit_config.ConfigError: ...: unknown key 'epochs'; allowed keys: estimator, ...
+    """
+    file = Path(path)
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{str(file)!r} is not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{str(file)!r} must hold a mapping of the keys {', '.join(KEYS)}")
+    where = f"{str(file)!r}"
+    _check_names(where, "key", raw, KEYS)
+    missing = [key for key in REQUIRED if key not in raw]
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}")
+    name = raw["estimator"]
+    if name not in ESTIMATORS:
+        raise ConfigError(f"{where}: unknown estimator {name!r}; one of {', '.join(ESTIMATORS)}")
+    options = raw.get("options") or {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where}: 'options' must be a mapping of {name} parameters")
+    _check_names(where, f"{name} option", options, _option_names(ESTIMATORS[name]))
+    downscaler = ESTIMATORS[name] is ProxyDownscaler
+    needed, refused = (("fine",), ("proxy",)) if downscaler else (("proxy",), ("proxies", "fine"))
+    for key in needed:
+        if key not in raw:
+            raise ConfigError(f"{where}: {name} needs the key {key!r}")
+    for key in refused:
+        if key in raw:
+            raise ConfigError(f"{where}: {name} does not take the key {key!r}")
+    if not isinstance(raw.get("proxies") or {}, dict):
+        raise ConfigError(f"{where}: 'proxies' must map driver variables to proxy laws")
+    base = file.parent
+    config = FitConfig(
+        estimator=name,
+        options=options,
+        data=_sources(where, base, raw["data"]),
+        target=str(raw["target"]),
+        output=base / str(raw["output"]),
+        proxy=raw.get("proxy"),
+        proxies=raw.get("proxies"),
+        fine=_sources(where, base, raw["fine"]) if "fine" in raw else None,
+    )
+    try:
+        config.build()
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: invalid {name} options: {err}") from err
+    return config
+
+
+def fit_from_config(config: FitConfig, progress: bool = False) -> Path:
+    """Open the data a configuration names, fit its estimator and save it.
+
+    Parameters
+    ----------
+    config : FitConfig
+        From :func:`load_fit_config`.
+    progress : bool
+        Show training progress bars (unless the options set ``progress``).
+
+    Returns
+    -------
+    pathlib.Path
+        The saved model (``config.output``).
+
+    Examples
+    --------
+    >>> import climlatent as cl, tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> data = cl.io.to_netcdf(cl.datasets.synthetic_circulation(n_years=2, n_lat=4, n_lon=6),
+    ...                        os.path.join(folder, "train.nc"))
+    >>> config = FitConfig("EOFRegression", {"n_proxy_eofs": 3, "n_target_eofs": 3},
+    ...                    [str(data)], "pr", Path(folder) / "eof.clm", proxy="psl")
+    >>> fit_from_config(config).name
+    'eof.clm'
+    """
+    estimator = config.build(progress)
+    if isinstance(estimator, ProxyDownscaler):
+        drivers = list(config.proxies or [config.target])
+        with (
+            open_members(config.data, drivers) as coarse,
+            open_members(config.fine, [config.target]) as fine,
+        ):
+            estimator.fit(coarse.load(), fine.load(), config.target, proxies=config.proxies)
+    else:
+        with open_members(config.data, [config.target, config.proxy]) as ds:
+            estimator.fit(ds.load(), config.target, config.proxy)
+    estimator.save(config.output)
+    return config.output
+
+
+def _option_names(cls: type) -> list[str]:
+    return [field.name for field in dataclasses.fields(cls)]
+
+
+def _check_names(where: str, kind: str, given: dict, allowed: Any) -> None:
+    unknown = [str(key) for key in given if key not in allowed]
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        raise ConfigError(
+            f"{where}: unknown {kind}{plural} {', '.join(map(repr, unknown))}; "
+            f"allowed {kind}s: {', '.join(allowed)}"
+        )
+
+
+def _sources(where: str, base: Path, value: Any) -> list[str]:
+    """Data sources (paths, globs, catalog entries) relative to ``base``, as strings."""
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(item, str) for item in items):
+        raise ConfigError(f"{where}: data must be a path, glob or list of them, got {value!r}")
+    return [str(base / item) for item in items]

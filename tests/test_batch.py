@@ -1,0 +1,221 @@
+"""Batch inference: lazy emulation/downscaling over member files, the model shipped once,
+schedulers, and the checks on member files."""
+
+import pickle
+import time
+from pathlib import Path
+
+import dask
+import pytest
+import torch
+import xarray as xr
+
+import climlatent as cl
+from climlatent import batch
+from climlatent.errors import InputDataError
+
+TIME_CHUNK = 365
+
+
+def circulation_members(n_members: int = 3) -> xr.Dataset:
+    """Two years of daily psl/pr for ``n_members`` members on a small grid."""
+    return cl.datasets.synthetic_circulation(n_members=n_members, n_years=2, n_lat=6, n_lon=8)
+
+
+def write_members(ds: xr.Dataset, folder: Path) -> list[Path]:
+    """One netCDF file per member, named after it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        cl.io.to_netcdf(ds.sel(member=[label]), folder / f"{label}.nc")
+        for label in ds.member.values
+    ]
+
+
+def save_eof(ds: xr.Dataset, path: Path, n_eofs: int = 3) -> Path:
+    est = cl.EOFRegression(n_proxy_eofs=n_eofs, n_target_eofs=n_eofs).fit(ds, "pr", "psl")
+    est.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ensemble() -> xr.Dataset:
+    return circulation_members()
+
+
+@pytest.fixture(scope="module")
+def member_files(ensemble, tmp_path_factory) -> list[Path]:
+    return write_members(ensemble, tmp_path_factory.mktemp("batch") / "members")
+
+
+@pytest.fixture(scope="module")
+def model_path(ensemble, member_files) -> Path:
+    return save_eof(ensemble, member_files[0].parent.parent / "eof.clm")
+
+
+@pytest.fixture(scope="module")
+def biogeochem():
+    world = cl.datasets.synthetic_biogeochem(n_members=2, n_years=2, n_fine_lat=16, n_fine_lon=16)
+    est = cl.ProxyDownscaler(epochs=2).fit(
+        world.coarse, world.fine, "chl", proxies={"tos": "exponential", "rsds": "quadratic"}
+    )
+    return world, est
+
+
+def patch_predict(monkeypatch, fail_at: int | None = None) -> list[int]:
+    """Count the blocks the model computes; the ``fail_at``-th one fails like a bad read."""
+    calls, original = [], batch._ShippedModel.predict
+
+    def predict(model, *blocks):
+        calls.append(len(calls) + 1)
+        if calls[-1] == fail_at:
+            raise OSError(f"simulated read error in block {fail_at}")
+        return original(model, *blocks)
+
+    monkeypatch.setattr(batch._ShippedModel, "predict", predict)
+    return calls
+
+
+def test_emulate_is_lazy_until_computed_and_equals_eager(
+    ensemble, member_files, model_path, monkeypatch
+):
+    calls = patch_predict(monkeypatch)
+    est = cl.load(model_path)
+    with batch.open_members(member_files, ["psl"], time_chunk=TIME_CHUNK) as lazy:
+        out = batch.emulate(est, lazy)
+        assert out["pr"].chunks == ((1, 1, 1), (365, 365), (6,), (8,))
+        assert len(calls) == 0
+        expected = est.emulate(ensemble)
+        xr.testing.assert_allclose(out.compute(), expected, rtol=1e-6)
+        assert len(calls) == 6
+    assert out["pr"].attrs == expected["pr"].attrs
+    assert "EOFRegression(" in out.attrs["history"].splitlines()[-1]
+
+
+def test_downscale_is_lazy_and_equals_eager(biogeochem, monkeypatch):
+    world, est = biogeochem
+    calls = patch_predict(monkeypatch)
+    out = batch.downscale(est, world.coarse.chunk(member=1, time=12))
+    assert out["chl"].chunks == ((1, 1), (12, 12), (16,), (16,)) and len(calls) == 0
+    xr.testing.assert_allclose(out.compute(), est.downscale(world.coarse), rtol=1e-5)
+    assert len(calls) == 4
+
+
+def test_emulator_cannot_downscale(ensemble, model_path):
+    with pytest.raises(cl.errors.ClimlatentError, match="EOFRegression cannot downscale"):
+        batch.downscale(cl.load(model_path), ensemble.chunk(time=365))
+
+
+def test_model_is_one_graph_node_that_every_task_depends_on(member_files, model_path):
+    est = cl.load(model_path)
+    with batch.open_members(member_files, ["psl"], time_chunk=TIME_CHUNK) as lazy:
+        (optimized,) = dask.optimize(batch.emulate(est, lazy)["pr"].data)
+    graph = dict(optimized.__dask_graph__())
+    models = [key for key in graph if str(key).startswith("climlatent-model-")]
+    assert len(models) == 1
+    _, dependents = dask.core.get_deps(graph)
+    assert len(dependents[models[0]]) == 6  # every (member, time) block
+    model_bytes = len(pickle.dumps(graph[models[0]]))
+    assert model_bytes > len(pickle.dumps(est))
+    others = [len(pickle.dumps(task)) for key, task in graph.items() if key != models[0]]
+    assert max(others) < model_bytes / 5  # no task carries its own copy of the model
+
+
+def test_distributed_workers_hold_the_model_once(ensemble, member_files, model_path):
+    est = cl.load(model_path)
+    with (
+        batch.scheduler("local", n_workers=2, processes=False) as client,
+        batch.open_members(member_files, ["psl"], time_chunk=TIME_CHUNK) as lazy,
+    ):
+        out = batch.emulate(est, lazy)
+        first = out.isel(member=[0]).compute()  # two computations, as two zarr regions
+        second = out.isel(member=slice(1, None)).compute()
+        held = client.run(
+            lambda dask_worker: sum("_ShippedModel" in str(key) for key in dask_worker.data)
+        )
+        threads = client.run(torch.get_num_threads)
+    assert list(held.values()) == [1, 1]
+    assert set(threads.values()) == {1}
+    expected = est.emulate(ensemble)["pr"]
+    xr.testing.assert_allclose(xr.concat([first, second], "member")["pr"], expected, rtol=1e-6)
+
+
+def test_threaded_scheduler_fixes_torch_threads_then_restores():
+    before = torch.get_num_threads()
+    with batch.scheduler("threads", n_workers=2, torch_threads=2) as client:
+        assert client is None and torch.get_num_threads() == 2
+        assert dask.config.get("scheduler") == "threads"
+    assert torch.get_num_threads() == before
+
+
+def test_unreachable_scheduler_fails_fast_with_a_clear_error():
+    started = time.perf_counter()
+    with pytest.raises(batch.SchedulerError, match="cannot reach the dask scheduler at 'tcp://"):
+        with batch.scheduler("tcp://127.0.0.1:1", timeout=2):
+            pass
+    assert time.perf_counter() - started < 10
+
+
+def test_emulate_to_zarr_equals_in_memory_emulation(ensemble, member_files, model_path, tmp_path):
+    store = batch.emulate_to_zarr(
+        model_path, str(member_files[0].parent / "*.nc"), tmp_path / "pr.zarr", time_chunk=100
+    )
+    written = xr.open_zarr(store)
+    assert written["pr"].encoding["chunks"] == (1, 400, 6, 8)
+    expected = cl.load(model_path).emulate(ensemble)
+    xr.testing.assert_allclose(written["pr"].load(), expected["pr"], rtol=1e-6)
+    assert list(written.member.values) == list(ensemble.member.values)
+
+
+def test_store_of_another_model_is_refused(ensemble, member_files, model_path, tmp_path):
+    store = tmp_path / "pr.zarr"
+    batch.emulate_to_zarr(model_path, member_files, store)
+    other = save_eof(ensemble, tmp_path / "other.clm", n_eofs=2)
+    with pytest.raises(cl.zarr_store.StoreMismatchError, match="fingerprint"):
+        batch.emulate_to_zarr(other, member_files, store)
+
+
+def test_members_are_selected_and_named_from_files(ensemble, tmp_path):
+    # files without a member dimension: one member each, labelled by the file name
+    for label in ("a", "b", "c"):
+        cl.io.to_netcdf(ensemble.isel(member=0)[["psl"]], tmp_path / f"psl_{label}.nc")
+    with batch.open_members(tmp_path / "psl_*.nc", ["psl"], members=["psl_c", "psl_a"]) as ds:
+        assert list(ds.member.values) == ["psl_c", "psl_a"]
+    with pytest.raises(InputDataError, match=r"member\(s\) \['r9'\] not found"):
+        batch.open_members(str(tmp_path / "psl_*.nc"), ["psl"], members=["r9"])
+
+
+def test_member_on_another_grid_is_refused_naming_the_file(member_files, tmp_path):
+    with xr.open_dataset(member_files[1]) as ds:
+        shifted = ds.load()
+    moved = cl.io.to_netcdf(shifted.assign_coords(lon=shifted.lon + 2.5), tmp_path / "moved.nc")
+    with pytest.raises(InputDataError, match=rf"member file '{moved}' is on a different grid"):
+        batch.open_members([member_files[0], moved], ["psl"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("missing", "does not exist"),
+        ("glob", "no file matches"),
+        ("variable", "has no variable 'psl'"),
+        ("duplicate", "is in both"),
+        ("time", "different time axis"),
+    ],
+)
+def test_bad_member_inputs_are_named(member_files, tmp_path, change, message):
+    first = member_files[0]
+    if change == "missing":
+        bad = tmp_path / "r9i1p1f1.nc"
+    elif change == "glob":
+        bad = tmp_path / "nothing*.nc"
+    elif change == "duplicate":
+        bad = first
+    else:
+        with xr.open_dataset(first) as ds:
+            ds = ds.load().rename(member="realization")
+        ds = ds.drop_vars("psl") if change == "variable" else ds.isel(time=slice(1, None))
+        bad = cl.io.to_netcdf(ds.assign_coords(realization=["r8"]), tmp_path / "bad.nc")
+    with pytest.raises((InputDataError, FileNotFoundError), match=message) as info:
+        batch.open_members([first, bad], ["psl"])
+    if change != "duplicate":
+        assert str(bad) in str(info.value)

@@ -1,0 +1,210 @@
+"""The batch commands: ``fit`` from YAML, ``emulate``/``downscale`` to zarr, resumption,
+schedulers, and every failure reported as one line with a non-zero exit status."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+from click.testing import CliRunner
+from test_batch import circulation_members, patch_predict, save_eof, write_members
+
+import climlatent as cl
+from climlatent.cli import main
+from climlatent.zarr_store import MANIFEST
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Member files of an emulation ensemble and of a downscaling world, and a model."""
+    folder = tmp_path_factory.mktemp("cli")
+    ensemble = circulation_members()
+    write_members(ensemble, folder / "members")
+    save_eof(ensemble, folder / "eof.clm")
+    world = cl.datasets.synthetic_biogeochem(n_members=2, n_years=2, n_fine_lat=16, n_fine_lon=16)
+    write_members(world.coarse, folder / "coarse")
+    write_members(world.fine, folder / "fine")
+    return folder
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def write_config(folder, **keys):
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(keys, sort_keys=False))
+    return path
+
+
+EOF_CONFIG = {
+    "estimator": "EOFRegression",
+    "options": {"n_proxy_eofs": 3, "n_target_eofs": 4},
+    "data": "members/r[12]i1p1f1.nc",
+    "target": "pr",
+    "proxy": "psl",
+    "output": "fitted.clm",
+}
+DOWNSCALER_CONFIG = {
+    "estimator": "ProxyDownscaler",
+    "options": {"epochs": 2},
+    "data": "coarse/*.nc",
+    "fine": "fine/*.nc",
+    "target": "chl",
+    "proxies": {"tos": "exponential", "rsds": "quadratic"},
+    "output": "downscaler.clm",
+}
+
+
+@pytest.mark.parametrize(
+    ("config", "described"),
+    [
+        (EOF_CONFIG, "EOFRegression: psl -> pr"),
+        (DOWNSCALER_CONFIG, "ProxyDownscaler: tos, rsds -> chl"),
+    ],
+)
+def test_fit_writes_a_model_that_info_describes(workspace, config, described):
+    result = invoke("fit", write_config(workspace, **config))
+    assert result.exit_code == 0, result.output
+    assert f"wrote model: {workspace / config['output']}" in result.stdout
+    info = invoke("info", workspace / config["output"])
+    assert info.exit_code == 0 and info.stdout.startswith(described)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"epochs": 3}, "unknown key 'epochs'; allowed keys: estimator, data, target, output"),
+        (
+            {"options": {"latent_dim": 4}},
+            "unknown EOFRegression option 'latent_dim'; allowed EOFRegression options: "
+            "target_transform, proxy_transform, n_proxy_eofs, n_target_eofs, ridge",
+        ),
+        ({"estimator": "GAN"}, "unknown estimator 'GAN'; one of EOFRegression, LLAAE"),
+        ({"proxies": {"psl": "linear"}}, "EOFRegression does not take the key 'proxies'"),
+        ({"options": {"ridge": -1}}, "invalid EOFRegression options: ridge must be >= 0"),
+        ({"data": "members/none*.nc"}, "no file matches"),
+    ],
+)
+def test_fit_config_errors_say_what_is_allowed(workspace, change, message):
+    assert_one_line_error(
+        invoke("fit", write_config(workspace, **{**EOF_CONFIG, **change})), message
+    )
+
+
+def test_missing_config_key_is_named(workspace):
+    config = {key: value for key, value in EOF_CONFIG.items() if key != "target"}
+    assert_one_line_error(invoke("fit", write_config(workspace, **config)), "missing key(s) target")
+
+
+def test_emulate_resumes_after_a_failing_chunk(workspace, tmp_path, monkeypatch):
+    args = ["emulate", workspace / "eof.clm", workspace / "members" / "*.nc", "--quiet"]
+    args += ["--time-chunk", 365, "--time-per-region", 365]  # one block per region
+    reference = invoke(*args, "--output", tmp_path / "reference.zarr")
+    assert reference.exit_code == 0 and reference.output == ""
+
+    patch_predict(monkeypatch, fail_at=4)
+    failed = invoke(*args, "--output", tmp_path / "resumed.zarr")
+    assert_one_line_error(failed, "simulated read error in block 4")
+    manifest = json.loads((tmp_path / "resumed.zarr" / MANIFEST).read_text())
+    assert [entry["status"] for entry in manifest["regions"]] == 3 * ["complete"] + 3 * ["pending"]
+
+    monkeypatch.undo()
+    calls = patch_predict(monkeypatch)
+    resumed = invoke(*args, "--output", tmp_path / "resumed.zarr")
+    assert resumed.exit_code == 0, resumed.output
+    assert len(calls) == 3  # only the regions left pending
+    assert_same_store(tmp_path / "resumed.zarr", tmp_path / "reference.zarr")
+
+
+def assert_same_store(store, reference):
+    np.testing.assert_array_equal(
+        xr.open_zarr(store)["pr"].values, xr.open_zarr(reference)["pr"].values
+    )
+    checksums = [
+        [entry["checksum"] for entry in json.loads((path / MANIFEST).read_text())["regions"]]
+        for path in (store, reference)
+    ]
+    assert checksums[0] == checksums[1]
+
+
+def test_local_cluster_writes_the_same_store_as_threads(workspace, tmp_path):
+    args = ["emulate", workspace / "eof.clm", workspace / "members" / "*.nc", "--time-chunk", 200]
+    threads = invoke(*args, "--output", tmp_path / "threads.zarr", "--quiet")
+    local = invoke(
+        *args, "--output", tmp_path / "local.zarr", "--scheduler", "local", "--workers", 2
+    )
+    assert threads.exit_code == 0 and local.exit_code == 0, local.output
+    assert "2 workers" in local.stdout and f"wrote {tmp_path / 'local.zarr'}" in local.stdout
+    assert_same_store(tmp_path / "local.zarr", tmp_path / "threads.zarr")
+
+
+def test_downscale_writes_the_selected_members(workspace, tmp_path):
+    model = workspace / "downscaler.clm"
+    if not model.exists():
+        assert invoke("fit", write_config(workspace, **DOWNSCALER_CONFIG)).exit_code == 0
+    store = tmp_path / "chl.zarr"
+    coarse = workspace / "coarse" / "*.nc"
+    result = invoke("downscale", model, coarse, "-o", store, "--members", "r2i1p1f1", "-q")
+    assert result.exit_code == 0 and result.output == ""
+    with cl.batch.open_members(coarse, ["tos", "rsds"], members=["r2i1p1f1"]) as drivers:
+        expected = cl.load(model).downscale(drivers.load())
+    xr.testing.assert_allclose(xr.open_zarr(store)["chl"].load(), expected["chl"], rtol=1e-5)
+
+
+def test_store_of_another_model_is_refused(workspace, tmp_path):
+    inputs = workspace / "members" / "*.nc"
+    store = tmp_path / "pr.zarr"
+    assert invoke("emulate", workspace / "eof.clm", inputs, "-o", store, "-q").exit_code == 0
+    other = save_eof(circulation_members(), tmp_path / "other.clm", n_eofs=2)
+    assert_one_line_error(invoke("emulate", other, inputs, "-o", store, "-q"), "fingerprint")
+
+
+def test_a_downscaler_cannot_emulate(workspace, tmp_path):
+    model = workspace / "downscaler.clm"
+    if not model.exists():
+        assert invoke("fit", write_config(workspace, **DOWNSCALER_CONFIG)).exit_code == 0
+    result = invoke("emulate", model, workspace / "coarse" / "*.nc", "-o", tmp_path / "x.zarr")
+    assert_one_line_error(result, "cannot emulate (use 'climlatent downscale')")
+
+
+@pytest.mark.parametrize("where", ["missing folder", "under a file"])
+def test_unwritable_output_fails_with_nothing_left(workspace, tmp_path, where):
+    parent = tmp_path / "missing"
+    if where == "under a file":
+        parent = tmp_path / "file.txt"
+        parent.write_text("not a folder")
+    store = parent / "pr.zarr"
+    result = invoke("emulate", workspace / "eof.clm", workspace / "members" / "*.nc", "-o", store)
+    assert_one_line_error(result, "cannot write zarr store", str(store))
+    assert sorted(path.name for path in tmp_path.rglob("*")) == (
+        ["file.txt"] if where == "under a file" else []
+    )
+
+
+@pytest.mark.parametrize("problem", ["missing", "other grid"])
+def test_bad_member_file_is_named(workspace, tmp_path, problem):
+    bad = tmp_path / "r9i1p1f1.nc"
+    if problem == "other grid":
+        member = circulation_members(1).assign_coords(member=["r9i1p1f1"])
+        cl.io.to_netcdf(member.assign_coords(lat=member.lat + 1.0), bad)
+    first = workspace / "members" / "r1i1p1f1.nc"
+    result = invoke("emulate", workspace / "eof.clm", first, bad, "-o", tmp_path / "pr.zarr")
+    assert_one_line_error(result, str(bad))
+    assert not (tmp_path / "pr.zarr").exists()
+
+
+def test_unreachable_scheduler_fails_with_one_line(workspace, tmp_path):
+    args = ["emulate", workspace / "eof.clm", workspace / "members" / "*.nc"]
+    args += ["-o", tmp_path / "pr.zarr", "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", 2]
+    assert_one_line_error(invoke(*args), "cannot reach the dask scheduler at 'tcp://127.0.0.1:1'")
+    assert not (tmp_path / "pr.zarr").exists()
