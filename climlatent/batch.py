@@ -24,15 +24,13 @@ import os
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
 import dask.array as dsa
 import numpy as np
 import torch
 import xarray as xr
-from distributed import Client, get_client
-from distributed.diagnostics.plugin import WorkerPlugin
 
 from climlatent.errors import ClimlatentError, InputDataError
 from climlatent.estimators import BaseEstimator, Estimator, ProxyDownscaler
@@ -40,7 +38,9 @@ from climlatent.grid import check_same_grid, find_grid, find_member, find_time
 from climlatent.io import PathLike, open_dataset
 from climlatent.persistence import MANIFEST, WEIGHTS, load
 from climlatent.training import resolve_device
-from climlatent.zarr_store import write_zarr
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 METHODS = {"emulate": Estimator, "downscale": ProxyDownscaler}
 
@@ -99,6 +99,8 @@ def scheduler(
             torch.set_num_threads(torch_threads)
             yield None
             return
+        from distributed import Client
+
         if address == "local":
             client = Client(
                 n_workers=n_workers,
@@ -115,21 +117,21 @@ def scheduler(
                     f"cannot reach the dask scheduler at {address!r} within {timeout:g} s: {reason}"
                 ) from err
         stack.enter_context(client)
-        client.register_plugin(TorchThreads(torch_threads))
+        client.register_plugin(_torch_threads_plugin(torch_threads))
         yield client
 
 
-class TorchThreads(WorkerPlugin):
-    """Worker plugin fixing the number of torch threads of each worker as it starts."""
+def _torch_threads_plugin(n_threads: int) -> Any:
+    """A worker plugin setting the torch thread count of each worker as it starts."""
+    from distributed.diagnostics.plugin import WorkerPlugin
 
-    name = "climlatent-torch-threads"
+    class TorchThreads(WorkerPlugin):
+        name = "climlatent-torch-threads"
 
-    def __init__(self, n_threads: int) -> None:
-        self.n_threads = n_threads
+        def setup(self, worker: Any) -> None:
+            torch.set_num_threads(n_threads)
 
-    def setup(self, worker: Any) -> None:
-        """Set the torch thread count in the worker's process."""
-        torch.set_num_threads(self.n_threads)
+    return TorchThreads()
 
 
 def open_members(
@@ -397,8 +399,10 @@ def _ship(model: _ShippedModel) -> Any:
 def _active_client() -> Any:
     """The distributed client that dask computes on now, or None."""
     try:
+        from distributed import get_client
+
         client = get_client()
-    except ValueError:  # no client
+    except (ImportError, ValueError):  # distributed not installed, or no client
         return None
     return client if dask.base.get_scheduler() == client.get else None
 
@@ -493,9 +497,12 @@ def _to_zarr(
             f"{str(model)!r} holds a {type(estimator).__name__}, which cannot {method} "
             f"(use 'climlatent {'downscale' if method == 'emulate' else 'emulate'}')"
         )
+    from climlatent.zarr_store import write_zarr
+
+    placed = resolve_device(device)  # refuses "cuda" without a GPU, whatever the model
     if getattr(estimator, "module_", None) is not None:
-        estimator.device_ = resolve_device(device)
-        estimator.module_.to(estimator.device_)
+        estimator.device_ = placed
+        estimator.module_.to(placed)
     with open_members(inputs, model_inputs(estimator), members, time_chunk) as ds:
         out = _lazy_predict(estimator, ds, method)
         time, member = find_time(out), find_member(out)

@@ -192,6 +192,13 @@ def test_member_on_another_grid_is_refused_naming_the_file(member_files, tmp_pat
         batch.open_members([member_files[0], moved], ["psl"])
 
 
+def test_catalog_entry_keeps_its_member_labels():
+    source = f"{cl.catalog.default_catalog_path()}#synthetic_circulation"
+    with batch.open_members(source, ["psl", "pr"], time_chunk=TIME_CHUNK) as ds:
+        assert list(ds.member.values) == ["r1i1p1f1", "r2i1p1f1"]
+        assert ds["pr"].chunks[:2] == ((1, 1), (365,) * 20)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

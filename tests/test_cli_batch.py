@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 import yaml
 from click.testing import CliRunner
@@ -200,6 +201,14 @@ def test_bad_member_file_is_named(workspace, tmp_path, problem):
     first = workspace / "members" / "r1i1p1f1.nc"
     result = invoke("emulate", workspace / "eof.clm", first, bad, "-o", tmp_path / "pr.zarr")
     assert_one_line_error(result, str(bad))
+    assert not (tmp_path / "pr.zarr").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_fails_with_one_line(workspace, tmp_path):
+    args = ["emulate", workspace / "eof.clm", workspace / "members" / "*.nc"]
+    result = invoke(*args, "-o", tmp_path / "pr.zarr", "--device", "cuda")
+    assert_one_line_error(result, "CUDA is not available")
     assert not (tmp_path / "pr.zarr").exists()
 
 
