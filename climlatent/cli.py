@@ -96,11 +96,12 @@ def fit(config: str, quiet: bool) -> None:
     options, the data (paths, globs or catalog.yaml#entry), the target and proxy
     variables, and the output model path; see climlatent.fit_config.
     """
+    from climlatent import distributed
     from climlatent.fit_config import fit_from_config, load_fit_config
 
     with _one_line_errors():
         path = fit_from_config(load_fit_config(config), progress=not quiet)
-    if not quiet:
+    if not quiet and distributed.is_main_process():
         click.echo(f"wrote model: {path}")
 
 

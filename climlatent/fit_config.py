@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from climlatent import distributed
 from climlatent.batch import open_members
 from climlatent.errors import ClimlatentError
 from climlatent.estimators import LLAAE, BaseEstimator, EOFRegression, ProxyDownscaler
@@ -166,6 +167,12 @@ def fit_from_config(config: FitConfig, progress: bool = False) -> Path:
     progress : bool
         Show training progress bars (unless the options set ``progress``).
 
+    Notes
+    -----
+    Under ``torchrun`` (``torchrun --nproc_per_node 4 -m climlatent fit CONFIG``) every
+    rank trains on its shard of each epoch (see `climlatent.distributed`) and rank 0
+    writes the model.
+
     Returns
     -------
     pathlib.Path
@@ -193,7 +200,9 @@ def fit_from_config(config: FitConfig, progress: bool = False) -> Path:
     else:
         with open_members(config.data, [config.target, config.proxy]) as ds:
             estimator.fit(ds.load(), config.target, config.proxy)
-    estimator.save(config.output)
+    if distributed.is_main_process():  # under torchrun, rank 0 alone writes the model
+        estimator.save(config.output)
+    distributed.barrier()
     return config.output
 
 

@@ -40,26 +40,33 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import StepLR
+from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
+from climlatent import distributed
+from climlatent.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
 from climlatent.errors import CheckpointError, ClimlatentError, InputDataError
 
 __all__ = ["TrainingConfig", "TrainingResult", "fit", "resolve_device", "validation_split"]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -305,31 +312,31 @@ def fit(
     if not hasattr(module, "training_losses"):
         raise TypeError(f"{type(module).__name__} does not implement training_losses(batch)")
     n_samples = _count_samples(tensors)
-    device = resolve_device(config.device)
+    distributed.setup()
+    device = resolve_device(distributed.training_device(config.device))
     module.to(device)
-    generator = torch.Generator().manual_seed(config.seed)
+    distributed.broadcast_module(module)
     train_indices, valid_indices = validation_split(
-        n_samples, config.validation_fraction, generator
+        n_samples, config.validation_fraction, torch.Generator().manual_seed(config.seed)
     )
     data = _place(tuple(tensors), device)
-    trainer = _Trainer(module, config, device, generator)
+    trainer = _Trainer(module, config, device)
     path = config.checkpoint_path
     if resume:
         if path is None:
             raise ValueError("resume=True needs config.checkpoint_path")
-        _resume(trainer, path)
+        trainer.resume(path)
     else:
-        _seed_everything(config.seed)
-    with tqdm(
-        total=config.epochs, initial=trainer.epoch, unit="epoch", disable=not config.progress
-    ) as bar:
+        seed_everything(config.seed + distributed.rank())
+    show = config.progress and distributed.is_main_process()
+    with tqdm(total=config.epochs, initial=trainer.epoch, unit="epoch", disable=not show) as bar:
         while trainer.epoch < config.epochs and not trainer.stopped_early:
             trainer.run_epoch(data, train_indices, valid_indices)
             bar.update()
             bar.set_postfix(trainer.summary())
             last = trainer.epoch == config.epochs or trainer.stopped_early
             if path is not None and (trainer.epoch % config.checkpoint_every == 0 or last):
-                _save_checkpoint(trainer.state_dict(), path)
+                trainer.save(path)
     trainer.restore_best()
     history = pd.DataFrame(trainer.history, index=pd.RangeIndex(trainer.epoch, name="epoch"))
     return TrainingResult(
@@ -340,9 +347,7 @@ def fit(
 class _Trainer:
     """Optimisers, schedules, batch order, history and best epoch of one `fit` call."""
 
-    def __init__(
-        self, module: nn.Module, config: TrainingConfig, device: torch.device, generator
-    ) -> None:
+    def __init__(self, module: nn.Module, config: TrainingConfig, device: torch.device) -> None:
         groups = (
             module.optimizer_groups()
             if hasattr(module, "optimizer_groups")
@@ -369,7 +374,7 @@ class _Trainer:
         }
         self.use_amp = config.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.use_amp)
-        self.module, self.config, self.device, self.generator = module, config, device, generator
+        self.module, self.config, self.device = module, config, device
         self.monitor = config.monitor or next(iter(self.groups))
         self.epoch = 0
         self.history: dict[str, list[float]] = {}
@@ -383,10 +388,9 @@ class _Trainer:
         started = time.perf_counter()
         if hasattr(self.module, "on_epoch_start"):
             self.module.on_epoch_start(self.epoch)
-        order = train[torch.randperm(len(train), generator=self.generator)]
         self.module.train()
         train_means = _LossMeans()
-        for batch, size in self._batches(data, order):
+        for batch, size in self._batches(data, self._shard(train)):
             for position, name in enumerate(self.groups):
                 losses = self._step(name, batch)
                 if position == 0:
@@ -419,12 +423,13 @@ class _Trainer:
         """Everything needed to continue training exactly, as weights-only types."""
         return {
             "format": CHECKPOINT_FORMAT,
+            "world_size": distributed.world_size(),
             "epoch": self.epoch,
             "module": self.module.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
             "scaler": self.scaler.state_dict(),
-            "rng": _rng_state(self.generator),
+            "rng": rng_state(),
             "history": self.history,
             "best": {"epoch": self.best_epoch, "loss": self.best_loss, "state": self.best_state},
             "stopped_early": self.stopped_early,
@@ -434,6 +439,11 @@ class _Trainer:
         """Restore a `state_dict`; raise on any mismatch."""
         if state["format"] != CHECKPOINT_FORMAT:
             raise ValueError(f"checkpoint format {state['format']}, expected {CHECKPOINT_FORMAT}")
+        if state["world_size"] != distributed.world_size():
+            raise ValueError(
+                f"checkpoint written by {state['world_size']} processes, "
+                f"resumed by {distributed.world_size()}"
+            )
         self.module.load_state_dict(state["module"])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
@@ -441,7 +451,7 @@ class _Trainer:
             scheduler.load_state_dict(state["schedulers"][name])
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"], self.generator)
+        set_rng_state(state["rng"][distributed.rank()])
         self.epoch, self.history = state["epoch"], state["history"]
         best = state["best"]
         self.best_epoch, self.best_loss = best["epoch"], best["loss"]
@@ -457,6 +467,7 @@ class _Trainer:
         optimizer, params = self.optimizers[name], self.groups[name]
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(losses[name]).backward(inputs=self.backward_inputs[name])
+        distributed.all_reduce_gradients(params)
         if self.config.grad_clip is not None:
             self.scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(params, self.config.grad_clip)
@@ -470,7 +481,9 @@ class _Trainer:
     def _evaluate(self, data: tuple[Tensor, ...], indices: Tensor) -> dict[str, float]:
         self.module.eval()
         means = _LossMeans()
-        for batch, size in self._batches(data, indices):
+        for batch, size in self._batches(
+            data, indices[distributed.rank() :: distributed.world_size()]
+        ):
             with self._autocast():
                 means.add(self.module.training_losses(batch), size)
         return means.means()
@@ -488,6 +501,38 @@ class _Trainer:
         elif patience is not None:
             last_good = -1 if self.best_epoch is None else self.best_epoch
             self.stopped_early = self.epoch - last_good >= patience
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write a checkpoint from rank 0 holding every rank's random state."""
+        state = self.state_dict()
+        states = [state["rng"]]
+        if distributed.is_distributed():
+            states = [None] * distributed.world_size()
+            torch.distributed.all_gather_object(states, state["rng"])
+        if distributed.is_main_process():
+            save_checkpoint({**state, "rng": states}, path)
+        distributed.barrier()
+
+    def resume(self, path: str | os.PathLike) -> None:
+        """Load a checkpoint (weights only); any failure names the file."""
+        state = load_checkpoint(path)
+        try:
+            self.load_state_dict(state)
+        except Exception as error:
+            raise CheckpointError(
+                f"cannot resume from checkpoint {os.fspath(path)!r}: {error}"
+            ) from error
+
+    def _shard(self, train: Tensor) -> Tensor:
+        """Part of the epoch's shuffled training order for this rank (seeded by epoch)."""
+        sampler = DistributedSampler(
+            range(len(train)),
+            num_replicas=distributed.world_size(),
+            rank=distributed.rank(),
+            seed=self.config.seed,
+        )
+        sampler.set_epoch(self.epoch)
+        return train[torch.tensor(list(sampler), dtype=torch.long)]
 
     def _batches(
         self, data: tuple[Tensor, ...], order: Tensor
@@ -518,7 +563,10 @@ class _LossMeans:
         self.count += size
 
     def means(self) -> dict[str, float]:
-        values = (torch.stack(list(self.sums.values())) / self.count).tolist()
+        """Means over the samples of every rank."""
+        sums = torch.stack(list(self.sums.values()))
+        totals = distributed.all_reduce_sum(torch.cat([sums, sums.new_tensor([self.count])]))
+        values = (totals[:-1] / totals[-1]).tolist()
         return dict(zip(self.sums, values, strict=True))
 
 
@@ -540,50 +588,3 @@ def _place(tensors: tuple[Tensor, ...], device: torch.device) -> tuple[Tensor, .
     if sum(t.element_size() * t.nelement() for t in tensors) < free_bytes // 2:
         return tuple(t.to(device) for t in tensors)
     return tensors
-
-
-def _seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 (the global state that user code draws from)
-    random.seed(seed)
-
-
-def _rng_state(generator: torch.Generator) -> dict[str, Any]:
-    """All random states as tensors and plain types, loadable with ``weights_only``."""
-    name, key, position, has_gauss, gauss = np.random.get_state()  # noqa: NPY002 (global)
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": (name, torch.from_numpy(key.astype(np.int64)), position, has_gauss, gauss),
-        "python": random.getstate(),
-        "batches": generator.get_state(),
-    }
-
-
-def _set_rng_state(state: Mapping[str, Any], generator: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    name, key, position, has_gauss, gauss = state["numpy"]
-    np.random.set_state((name, key.numpy().astype(np.uint32), position, has_gauss, gauss))  # noqa: NPY002
-    random.setstate(state["python"])
-    generator.set_state(state["batches"])
-
-
-def _save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:
-    """Write ``state`` atomically: a temporary file, then ``os.replace``."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp"
-    torch.save(state, temporary)
-    os.replace(temporary, path)
-
-
-def _resume(trainer: _Trainer, path: str | os.PathLike) -> None:
-    """Load a checkpoint into ``trainer`` (weights only); any failure names the file."""
-    try:
-        trainer.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except Exception as error:
-        raise CheckpointError(
-            f"cannot resume from checkpoint {os.fspath(path)!r}: {error}"
-        ) from error

@@ -54,10 +54,10 @@ def bare_loop(module: nn.Module, tensors: Sequence[Tensor], config: TrainingConf
         name: torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
         for name, params in groups.items()
     }
-    generator = torch.Generator().manual_seed(config.seed)
     n = len(tensors[0])
     module.train()
-    for _ in range(config.epochs):
+    for epoch in range(config.epochs):
+        generator = torch.Generator().manual_seed(config.seed + epoch)  # as DistributedSampler
         order = torch.randperm(n, generator=generator).to(tensors[0].device)
         for start in range(0, n, config.batch_size):
             batch = tuple(t[order[start : start + config.batch_size]] for t in tensors)

@@ -1,0 +1,143 @@
+"""Training checkpoints: random states and atomic, weights-only files.
+
+A checkpoint holds tensors and plain Python types only, so that it loads with
+``torch.load(..., weights_only=True)`` and never executes code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from climlatent.errors import CheckpointError
+
+__all__ = ["load_checkpoint", "rng_state", "save_checkpoint", "seed_everything", "set_rng_state"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed the global torch, numpy and python generators.
+
+    Parameters
+    ----------
+    seed : int
+        Seed in ``[0, 2**32)``.
+
+    Examples
+    --------
+    >>> seed_everything(3)
+    >>> first = torch.rand(2)
+    >>> seed_everything(3)
+    >>> bool(torch.equal(first, torch.rand(2)))
+    True
+    """
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (the global state that user code draws from)
+    random.seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """All global random states as tensors and plain types, loadable with ``weights_only``.
+
+    Returns
+    -------
+    dict
+        Torch CPU and CUDA, numpy and python states; `set_rng_state` restores them.
+
+    Examples
+    --------
+    >>> state = rng_state()
+    >>> first = torch.rand(2)
+    >>> set_rng_state(state)
+    >>> bool(torch.equal(first, torch.rand(2)))
+    True
+    """
+    name, key, position, has_gauss, gauss = np.random.get_state()  # noqa: NPY002 (global)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": (name, torch.from_numpy(key.astype(np.int64)), position, has_gauss, gauss),
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore the global random states saved by `rng_state`.
+
+    Parameters
+    ----------
+    state : mapping
+        A `rng_state` result, possibly after a save/load round trip.
+
+    Examples
+    --------
+    >>> state = rng_state()
+    >>> set_rng_state(state)
+    """
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, key, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, key.numpy().astype(np.uint32), position, has_gauss, gauss))  # noqa: NPY002
+    random.setstate(state["python"])
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Write ``state`` atomically: a temporary file, then ``os.replace``.
+
+    Parameters
+    ----------
+    state : mapping
+        Tensors and plain Python types only.
+    path : str or os.PathLike
+        Destination file; its folder is created.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.pt")
+    >>> save_checkpoint({"epoch": 3, "weights": torch.ones(2)}, path)
+    >>> load_checkpoint(path)["epoch"]
+    3
+    """
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = f"{path}.tmp"
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint on the CPU with ``weights_only=True``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by `save_checkpoint`.
+
+    Returns
+    -------
+    dict
+        The saved state.
+
+    Raises
+    ------
+    CheckpointError
+        If the file is missing, truncated or holds anything but weights-only types;
+        the message names the file.
+
+    Examples
+    --------
+    >>> load_checkpoint("missing.pt")
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.CheckpointError: cannot read checkpoint 'missing.pt': ...
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"cannot read checkpoint {os.fspath(path)!r}: {error}") from error

@@ -1,0 +1,207 @@
+"""Data-parallel training over ``torch.distributed``, as launched by ``torchrun``.
+
+`climlatent.training.fit` calls `setup` first: under ``torchrun`` (the ``RANK``,
+``WORLD_SIZE`` and ``MASTER_ADDR`` variables are set) it joins the process group with
+the NCCL backend on CUDA and gloo on the CPU; a group the caller initialised already
+is used as it is. Then each rank trains on its shard of every epoch's permutation
+(a ``DistributedSampler``), gradients are averaged across ranks after each backward
+pass (one bucketed all-reduce per optimiser group), logged losses are reduced to
+the global sample-weighted means, and rank 0 alone writes checkpoints.
+
+Gradients are all-reduced here rather than by wrapping the module in
+``DistributedDataParallel``: the training contract computes losses with
+``training_losses`` (not ``forward``) and steps several optimiser groups on one batch
+with ``backward(inputs=...)``, which DDP's reducer does not support. The arithmetic is
+DDP's: rank r of R takes samples ``r, r + R, ...`` of the shuffled order, so R ranks
+with batch size B see the same batches, split, as one process with batch size R * B,
+and the averaged gradient is that batch's gradient.
+
+A training script needs no change to run on several processes::
+
+    torchrun --nproc_per_node 4 train.py
+
+It should write its outputs from rank 0 only (``if is_main_process(): model.save(...)``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+__all__ = [
+    "all_reduce_gradients",
+    "all_reduce_sum",
+    "barrier",
+    "broadcast_module",
+    "is_distributed",
+    "is_main_process",
+    "rank",
+    "setup",
+    "training_device",
+    "world_size",
+]
+
+TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def setup() -> bool:
+    """Join the ``torchrun`` process group when launched by it.
+
+    Returns
+    -------
+    bool
+        Whether training is distributed: a process group is initialised now.
+
+    Examples
+    --------
+    >>> setup()  # a plain python process
+    False
+    """
+    if not dist.is_available():
+        return False
+    if not dist.is_initialized() and all(key in os.environ for key in TORCHRUN_VARIABLES):
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.is_initialized()
+
+
+def is_distributed() -> bool:
+    """Whether a ``torch.distributed`` process group is initialised.
+
+    Examples
+    --------
+    >>> is_distributed()
+    False
+    """
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    """Rank of this process; 0 without a process group.
+
+    Examples
+    --------
+    >>> rank()
+    0
+    """
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """Number of processes training together; 1 without a process group.
+
+    Examples
+    --------
+    >>> world_size()
+    1
+    """
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main_process() -> bool:
+    """Whether this process writes outputs (rank 0).
+
+    Examples
+    --------
+    >>> is_main_process()
+    True
+    """
+    return rank() == 0
+
+
+def barrier() -> None:
+    """Wait for every rank; nothing without a process group.
+
+    Examples
+    --------
+    >>> barrier()
+    """
+    if is_distributed():
+        dist.barrier()
+
+
+def training_device(name: str) -> str:
+    """The device name a rank trains on: its own GPU (``LOCAL_RANK``) under ``torchrun``.
+
+    Parameters
+    ----------
+    name : str
+        The configured device; ``"auto"`` and bare ``"cuda"`` become ``"cuda:LOCAL_RANK"``
+        in a distributed run with CUDA. Anything else is returned unchanged.
+
+    Examples
+    --------
+    >>> training_device("cpu")
+    'cpu'
+    """
+    if is_distributed() and name in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return name
+
+
+def broadcast_module(module: nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every rank, as DDP does at wrap time.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The module, already on its training device.
+
+    Examples
+    --------
+    >>> broadcast_module(nn.Linear(2, 1))  # no process group: nothing to do
+    """
+    if is_distributed():
+        for tensor in module.state_dict().values():
+            dist.broadcast(tensor, src=0)
+
+
+def all_reduce_gradients(parameters: Sequence[nn.Parameter]) -> None:
+    """Average the gradients of ``parameters`` across ranks in one bucketed all-reduce.
+
+    Parameters
+    ----------
+    parameters : sequence of torch.nn.Parameter
+        Parameters whose ``.grad`` is set on every rank (the same ones everywhere).
+
+    Examples
+    --------
+    >>> layer = nn.Linear(2, 1)
+    >>> layer(torch.ones(1, 2)).sum().backward()
+    >>> all_reduce_gradients(list(layer.parameters()))  # world size 1: unchanged
+    >>> layer.bias.grad
+    tensor([1.])
+    """
+    if not is_distributed():
+        return
+    gradients = [p.grad for p in parameters if p.grad is not None]
+    if not gradients:
+        return
+    flat = torch.cat([g.reshape(-1) for g in gradients])
+    dist.all_reduce(flat)
+    flat /= world_size()
+    for gradient, reduced in zip(
+        gradients, flat.split([g.numel() for g in gradients]), strict=True
+    ):
+        gradient.copy_(reduced.view_as(gradient))
+
+
+def all_reduce_sum(tensor: Tensor) -> Tensor:
+    """Sum ``tensor`` over ranks in place and return it.
+
+    Parameters
+    ----------
+    tensor : torch.Tensor
+        Same shape on every rank; on the CPU for gloo, on the rank's GPU for NCCL.
+
+    Examples
+    --------
+    >>> all_reduce_sum(torch.tensor([1.0, 2.0]))
+    tensor([1., 2.])
+    """
+    if is_distributed():
+        dist.all_reduce(tensor)
+    return tensor

@@ -1,0 +1,125 @@
+"""Data-parallel training: 1-process gloo equals a plain run; 2 torchrun ranks equal batch 2B."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+
+from climlatent import distributed
+from climlatent.models import DenseAutoencoder
+from climlatent.training import TrainingConfig, fit
+
+CONFIG = TrainingConfig(epochs=4, batch_size=32, lr=1e-2, validation_fraction=0.125, progress=False)
+
+
+def _data():
+    return (torch.randn(256, 12, generator=torch.Generator().manual_seed(1)),)
+
+
+def _model():
+    torch.manual_seed(0)
+    return DenseAutoencoder(12, 3, hidden=(16,))
+
+
+def test_one_process_gloo_group_gives_the_plain_loss_curve(tmp_path):
+    plain = _model()
+    expected = fit(plain, _data(), CONFIG).history
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1
+    )
+    try:
+        assert distributed.is_distributed() and distributed.world_size() == 1
+        parallel = _model()
+        history = fit(parallel, _data(), CONFIG).history
+    finally:
+        dist.destroy_process_group()
+    columns = ["train_loss", "valid_loss"]
+    np.testing.assert_array_equal(history[columns].to_numpy(), expected[columns].to_numpy())
+    for a, b in zip(plain.state_dict().values(), parallel.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import dataclasses, json, sys
+    import torch
+    from climlatent import distributed
+    from climlatent.models import DenseAutoencoder
+    from climlatent.training import TrainingConfig, fit
+
+    out = sys.argv[1]
+    torch.set_num_threads(1)
+    data = (torch.randn(256, 12, generator=torch.Generator().manual_seed(1)),)
+    config = TrainingConfig(
+        epochs=4, batch_size=16, lr=1e-2, validation_fraction=0.125, progress=False,
+        checkpoint_path=f"{out}/straight.pt",
+    )
+
+    def model():
+        torch.manual_seed(0)
+        return DenseAutoencoder(12, 3, hidden=(16,))
+
+    straight = model()
+    history = fit(straight, data, config).history
+    halves = dataclasses.replace(config, checkpoint_path=f"{out}/halves.pt")
+    fit(model(), data, dataclasses.replace(halves, epochs=2))
+    resumed = model()
+    resumed_history = fit(resumed, data, halves, resume=True).history
+    same = all(
+        torch.equal(a, b)
+        for a, b in zip(straight.state_dict().values(), resumed.state_dict().values())
+    )
+    if distributed.is_main_process():
+        json.dump(
+            {
+                "world_size": distributed.world_size(),
+                "train_loss": history["train_loss"].tolist(),
+                "valid_loss": history["valid_loss"].tolist(),
+                "resumed_train_loss": resumed_history["train_loss"].tolist(),
+                "resume_identical": same,
+                "weights": {k: v.tolist() for k, v in straight.state_dict().items()},
+            },
+            open(f"{out}/result.json", "w"),
+        )
+    """
+)
+
+
+@pytest.mark.skipif(not dist.is_gloo_available(), reason="torch built without gloo")
+def test_two_torchrun_ranks_train_like_one_process_with_twice_the_batch(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", "2", str(script), str(tmp_path)]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["world_size"] == 2
+    reference = _model()
+    expected = fit(reference, _data(), CONFIG).history
+    np.testing.assert_allclose(result["train_loss"], expected["train_loss"], rtol=1e-5)
+    np.testing.assert_allclose(result["valid_loss"], expected["valid_loss"], rtol=1e-5)
+    for key, value in reference.state_dict().items():
+        np.testing.assert_allclose(result["weights"][key], value.numpy(), atol=1e-5)
+    # resume under DDP continues exactly; rank 0 alone wrote whole checkpoints
+    assert result["resume_identical"]
+    assert result["resumed_train_loss"] == result["train_loss"]
+    assert sorted(p.name for p in tmp_path.glob("*.pt*")) == ["halves.pt", "straight.pt"]
+
+
+def test_resuming_with_another_world_size_is_refused(tmp_path):
+    path = tmp_path / "run.pt"
+    config = dataclasses.replace(CONFIG, epochs=1, checkpoint_path=path)
+    fit(_model(), _data(), config)
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, "world_size": 2}, path)
+    with pytest.raises(Exception, match="written by 2 processes, resumed by 1"):
+        fit(_model(), _data(), dataclasses.replace(config, epochs=2), resume=True)
