@@ -12,6 +12,7 @@ import xarray as xr
 
 import climlatent as cl
 from climlatent import batch
+from climlatent.batch.lazy import _ShippedModel as ShippedModel
 from climlatent.errors import InputDataError
 
 TIME_CHUNK = 365
@@ -63,7 +64,7 @@ def biogeochem():
 
 def patch_predict(monkeypatch, fail_at: int | None = None) -> list[int]:
     """Count the blocks the model computes; the ``fail_at``-th one fails like a bad read."""
-    calls, original = [], batch._ShippedModel.predict
+    calls, original = [], ShippedModel.predict
 
     def predict(model, *blocks):
         calls.append(len(calls) + 1)
@@ -71,7 +72,7 @@ def patch_predict(monkeypatch, fail_at: int | None = None) -> list[int]:
             raise OSError(f"simulated read error in block {fail_at}")
         return original(model, *blocks)
 
-    monkeypatch.setattr(batch._ShippedModel, "predict", predict)
+    monkeypatch.setattr(ShippedModel, "predict", predict)
     return calls
 
 

@@ -1,0 +1,147 @@
+"""Member files opened lazily as one ensemble Dataset, checked to share one grid."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import xarray as xr
+
+from climlatent.errors import InputDataError
+from climlatent.grid import check_same_grid, find_grid, find_member, find_time
+from climlatent.io import PathLike, open_dataset
+
+
+def open_members(
+    inputs: PathLike | Sequence[PathLike],
+    variables: Sequence[str],
+    members: Sequence[str] | None = None,
+    time_chunk: int = 365,
+) -> xr.Dataset:
+    """Open ensemble members lazily, combined along a member dimension.
+
+    Parameters
+    ----------
+    inputs : path, glob, ``"catalog.yaml#entry"``, or a sequence of them
+        Sources of one or more members each. A source with a member dimension (found
+        through CF metadata) keeps its labels; any other is one member named after
+        its file.
+    variables : sequence of str
+        Variables to keep (the model's inputs).
+    members : sequence of str, optional
+        Labels of the members to keep, in this order (default: all).
+    time_chunk : int
+        Time steps per dask chunk; a chunk holds one member and the whole grid.
+
+    Returns
+    -------
+    xr.Dataset
+        ``variables``, dask-backed, with the member dimension first.
+
+    Raises
+    ------
+    FileNotFoundError
+        A file, glob or catalog does not exist (the message names it).
+    InputDataError
+        A source lacks a variable, has another grid or time axis than the first,
+        repeats a member, or a requested member is absent (the message names it).
+
+    Examples
+    --------
+    >>> import climlatent as cl, tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> ds = cl.datasets.synthetic_circulation(n_members=3, n_years=1, n_lat=4, n_lon=4)
+    >>> for m in ds.member.values:
+    ...     _ = cl.io.to_netcdf(ds.sel(member=[m]), os.path.join(folder, f"{m}.nc"))
+    >>> ens = open_members(os.path.join(folder, "*.nc"), ["psl"], time_chunk=100)
+    >>> ens["psl"].sizes["member"], ens["psl"].data.chunksize
+    (3, (1, 100, 4, 4))
+    >>> ens.close()  # or: with open_members(...) as ens:
+    """
+    sources = _expand(inputs)
+    with contextlib.ExitStack() as files:
+        opened = [files.enter_context(open_dataset(source, chunks=None)) for source in sources]
+        member_dim = next((m for ds in opened if (m := find_member(ds))), "member")
+        parts, seen = [], {}
+        for source, ds in zip(sources, opened, strict=True):
+            part = _member_part(source, ds, variables, member_dim, time_chunk)
+            if parts:
+                _check_like(sources[0], parts[0], source, part, variables[0])
+            for label in part[member_dim].values.tolist():
+                if label in seen:
+                    raise InputDataError(
+                        f"member {label!r} is in both {seen[label]!r} and {source!r}"
+                    )
+                seen[label] = source
+            parts.append(part)
+        combined = xr.concat(
+            parts, member_dim, data_vars="all", coords="minimal", compat="override", join="override"
+        )
+        if members is not None:
+            missing = [label for label in members if label not in seen]
+            if missing:
+                raise InputDataError(f"member(s) {missing} not found; the inputs hold {list(seen)}")
+            combined = combined.sel({member_dim: list(members)})
+        combined = combined.chunk({member_dim: 1})
+        # The files close with the result, not at a garbage collection that may run
+        # while netCDF-C opens the same file (which crashes it).
+        combined.set_close(files.pop_all().close)
+    return combined
+
+
+def _expand(inputs: PathLike | Sequence[PathLike]) -> list[str]:
+    """Sources as strings, globs replaced by their sorted matches."""
+    sources = []
+    for item in map(str, [inputs] if isinstance(inputs, str | os.PathLike) else inputs):
+        matches = sorted(glob.glob(item)) if glob.has_magic(item) and "#" not in item else [item]
+        if not matches:
+            raise FileNotFoundError(f"no file matches {item!r}")
+        sources.extend(matches)
+    return sources
+
+
+def _member_part(
+    source: str, ds: xr.Dataset, variables: Sequence[str], member_dim: str, time_chunk: int
+) -> xr.Dataset:
+    """The source's ``variables``, chunked, with ``member_dim`` (added or renamed)."""
+    missing = [name for name in variables if name not in ds.data_vars]
+    if missing:
+        raise InputDataError(
+            f"{source!r} has no variable {', '.join(map(repr, missing))} (data variables: "
+            f"{', '.join(map(str, ds.data_vars)) or 'none'})"
+        )
+    part = ds[list(variables)]
+    chunks = dict.fromkeys(find_grid(part[variables[0]], variables[0]).spatial_dims, -1)
+    time = find_time(part)
+    if time is not None:
+        chunks[time] = time_chunk
+    part = part.chunk(chunks)
+    found = find_member(part)
+    if found is None:
+        label = source.rsplit("#", 1)[-1] if "#" in source else Path(source.rstrip("/")).stem
+        return part.expand_dims({member_dim: [label]})
+    return part.rename({found: member_dim}) if found != member_dim else part
+
+
+def _check_like(
+    first: str, reference: xr.Dataset, source: str, part: xr.Dataset, name: str
+) -> None:
+    """Raise naming ``source`` unless it has the grid and time axis of ``first``."""
+    try:
+        check_same_grid(reference[name], part[name], name)
+    except InputDataError as err:
+        detail = str(err).rsplit(": ", 1)[-1]
+        raise InputDataError(
+            f"member file {source!r} is on a different grid than {first!r}: {detail}"
+        ) from err
+    time = find_time(reference)
+    if time is not None and not (
+        time in part.indexes and reference.indexes[time].equals(part.indexes[time])
+    ):
+        raise InputDataError(
+            f"member file {source!r} is on a different time axis than {first!r}; "
+            "members must share one time axis"
+        )

@@ -1,0 +1,115 @@
+"""Where batch work runs: the threaded scheduler, a LocalCluster or a cluster by address."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import dask
+import torch
+
+from climlatent.errors import ClimlatentError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+
+class SchedulerError(ClimlatentError, ConnectionError):
+    """The dask scheduler named for a batch run cannot be reached."""
+
+
+@contextlib.contextmanager
+def scheduler(
+    address: str = "threads",
+    *,
+    n_workers: int | None = None,
+    torch_threads: int = 1,
+    processes: bool = True,
+    timeout: float = 10.0,
+) -> Iterator[Client | None]:
+    """Run the dask computations of the block on threads, a local cluster or a scheduler.
+
+    Parameters
+    ----------
+    address : str
+        ``"threads"`` (dask's threaded scheduler), ``"local"`` (a
+        ``dask.distributed.LocalCluster`` of single-threaded workers) or the address
+        of a running scheduler (``"tcp://host:8786"``).
+    n_workers : int, optional
+        Threads, or workers of the local cluster (default: dask's, from the cores).
+    torch_threads : int
+        Torch threads per worker, set on every worker by a worker plugin (and in this
+        process on threads), so that workers do not oversubscribe the cores.
+    processes : bool
+        Local-cluster workers in separate processes (else in threads of this one).
+    timeout : float
+        Seconds to wait for the scheduler at ``address`` to answer.
+
+    Yields
+    ------
+    distributed.Client or None
+        The client; None on the threaded scheduler.
+
+    Raises
+    ------
+    SchedulerError
+        The scheduler at ``address`` does not answer within ``timeout`` seconds.
+
+    Examples
+    --------
+    >>> with scheduler("threads", n_workers=2) as client:
+    ...     print(client, dask.array.ones(4, chunks=2).sum().compute())
+    None 4.0
+    """
+    with contextlib.ExitStack() as stack:
+        stack.callback(torch.set_num_threads, torch.get_num_threads())
+        if address == "threads":
+            stack.enter_context(dask.config.set(scheduler="threads", num_workers=n_workers))
+            torch.set_num_threads(torch_threads)
+            yield None
+            return
+        from distributed import Client
+
+        if address == "local":
+            client = Client(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=processes,
+                dashboard_address=":0",
+            )
+        else:
+            try:
+                client = Client(address, timeout=timeout)
+            except (OSError, ValueError) as err:
+                reason = " ".join(str(err).split())
+                raise SchedulerError(
+                    f"cannot reach the dask scheduler at {address!r} within {timeout:g} s: {reason}"
+                ) from err
+        stack.enter_context(client)
+        client.register_plugin(_torch_threads_plugin(torch_threads))
+        yield client
+
+
+def _torch_threads_plugin(n_threads: int) -> Any:
+    """A worker plugin setting the torch thread count of each worker as it starts."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class TorchThreads(WorkerPlugin):
+        name = "climlatent-torch-threads"
+
+        def setup(self, worker: Any) -> None:
+            torch.set_num_threads(n_threads)
+
+    return TorchThreads()
+
+
+def _active_client() -> Any:
+    """The distributed client that dask computes on now, or None."""
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):  # distributed not installed, or no client
+        return None
+    return client if dask.base.get_scheduler() == client.get else None
