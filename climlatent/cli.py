@@ -190,3 +190,42 @@ downscale = _batch_command(
     (catalog.yaml#entry) holding the model's driver variables.
     """,
 )
+
+
+def _benchmark_names() -> list[str]:
+    """Runnable benchmark modules, relative to ``climlatent.benchmarks``."""
+    import pkgutil
+
+    import climlatent.benchmarks as benchmarks
+
+    return sorted(
+        info.name for info in pkgutil.walk_packages(benchmarks.__path__, "") if not info.ispkg
+    )
+
+
+@main.command(
+    add_help_option=False,
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+@click.argument("name", required=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(name: str | None, args: tuple[str, ...]) -> None:
+    """Run the benchmark NAME with its own ARGS (``climlatent bench NAME --help``).
+
+    Without NAME, list the benchmarks. Each prints the figures it measures, ratios
+    taken side by side in one run.
+    """
+    import importlib
+
+    names = _benchmark_names()
+    if name in (None, "--help", "-h"):
+        click.echo(click.get_current_context().get_help())
+        click.echo("\nBenchmarks:\n  " + "\n  ".join(names))
+        return
+    with _one_line_errors():
+        if name not in names:
+            raise ValueError(f"no benchmark {name!r}; choose one of: {', '.join(names)}")
+        module = importlib.import_module(f"climlatent.benchmarks.{name}")
+        if not hasattr(module, "main"):
+            raise ValueError(f"benchmark {name!r} has no main(); run it with python -m")
+        module.main(list(args))
