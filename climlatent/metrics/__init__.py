@@ -1,5 +1,16 @@
-"""Skill, extremes and latent-space diagnostics of emulated and downscaled fields."""
+"""Skill, extremes, latent-space diagnostics and disentanglement scores."""
 
+from climlatent.metrics.disentanglement import (
+    DCIScores,
+    KLDisentanglement,
+    dci,
+    disentanglement_score,
+    kl_disentanglement_score,
+    knn_kl_divergence,
+    mutual_information_gap,
+    sap_score,
+    total_correlation,
+)
 from climlatent.metrics.extremes import annual_maxima, fit_gev, return_level
 from climlatent.metrics.latent import latent_factor_correlation, linear_probe_r2
 from climlatent.metrics.skill import (
@@ -14,6 +25,15 @@ from climlatent.metrics.skill import (
 )
 
 __all__ = [
+    "DCIScores",
+    "KLDisentanglement",
+    "dci",
+    "disentanglement_score",
+    "kl_disentanglement_score",
+    "knn_kl_divergence",
+    "mutual_information_gap",
+    "sap_score",
+    "total_correlation",
     "annual_maxima",
     "area_mean",
     "correlation",
