@@ -20,6 +20,8 @@ XARRAY_SIDE = [
     "metrics",
     "regrid",
     "baselines.py",
+    "benchmarks/darcy",
+    "benchmarks/burgers",
 ]
 
 
