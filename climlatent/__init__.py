@@ -10,7 +10,7 @@ Examples
 from climlatent import baselines, datasets, io, metrics, transforms
 from climlatent._version import __version__
 from climlatent.catalog import open_catalog, open_entry
-from climlatent.estimators import LLAAE, EOFRegression, Estimator, ProxyDownscaler
+from climlatent.estimators import LLAAE, VAE, EOFRegression, Estimator, ProxyDownscaler
 from climlatent.persistence import load
 from climlatent.regrid import Regridder
 
@@ -20,6 +20,7 @@ __all__ = [
     "Estimator",
     "ProxyDownscaler",
     "Regridder",
+    "VAE",
     "__version__",
     "baselines",
     "datasets",

@@ -31,6 +31,10 @@ and may implement
     Called before each epoch (0-based), e.g. to set a beta warm-up weight. It must
     depend on ``epoch`` only, so that a resumed run follows the same schedule.
 
+``lr_scale(epoch: int) -> float``
+    Learning rate of the epoch as a multiple of ``config.lr`` (e.g. a drop after
+    a warm-up, `climlatent.schedules.BetaSchedule`); not combinable with ``lr_decay``.
+
 The logged training losses of an epoch are sample-weighted means of the values from
 each batch's first forward pass; validation losses are computed in eval mode without
 gradients. Losses are summed on the device and read back once per epoch.
@@ -372,6 +376,8 @@ class _Trainer:
             for name, optimizer in self.optimizers.items()
             if config.lr_decay is not None
         }
+        if hasattr(module, "lr_scale") and self.schedulers:
+            raise ValueError("a module with lr_scale() cannot train with config.lr_decay")
         self.use_amp = config.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.use_amp)
         self.module, self.config, self.device = module, config, device
@@ -388,6 +394,10 @@ class _Trainer:
         started = time.perf_counter()
         if hasattr(self.module, "on_epoch_start"):
             self.module.on_epoch_start(self.epoch)
+        if hasattr(self.module, "lr_scale"):
+            for optimizer in self.optimizers.values():
+                for group in optimizer.param_groups:
+                    group["lr"] = self.config.lr * self.module.lr_scale(self.epoch)
         self.module.train()
         train_means = _LossMeans()
         for batch, size in self._batches(data, self._shard(train)):

@@ -4,5 +4,6 @@ from climlatent.estimators.base import BaseEstimator, Estimator
 from climlatent.estimators.downscaler import ProxyDownscaler
 from climlatent.estimators.eof_regression import EOFRegression
 from climlatent.estimators.llaae import LLAAE
+from climlatent.estimators.vae import VAE
 
-__all__ = ["LLAAE", "BaseEstimator", "EOFRegression", "Estimator", "ProxyDownscaler"]
+__all__ = ["LLAAE", "VAE", "BaseEstimator", "EOFRegression", "Estimator", "ProxyDownscaler"]

@@ -1,0 +1,332 @@
+"""`VAE`: a Gaussian VAE on gridded fields, the xarray face of :mod:`climlatent.models.vae`.
+
+Several variables on one 2-D grid (pressure and velocities of a Darcy flow, or
+climate fields on latitude x longitude) become the channels of one image per
+sample. Every dimension other than the grid's two (its last two) is a sample
+dimension. Each variable is standardised with its mean and standard deviation over
+the training set; outputs are returned in the original units.
+
+The DenseVAE architecture (dense blocks, no dense layers), the hierarchical prior,
+the beta schedule against over-regularisation and the semi-supervised labels of
+Jacobsen & Duraisamy (2022) are options of one estimator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from climlatent.checks import get_variable
+from climlatent.errors import InputDataError
+from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
+from climlatent.estimators.base import LATENT_DIM, BaseEstimator
+from climlatent.io import add_history
+from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
+from climlatent.models.vae import GaussianVAE
+from climlatent.schedules import BetaSchedule
+from climlatent.training import fit as train
+from climlatent.training import resolve_device
+
+__all__ = ["VAE"]
+
+SAMPLE = "sample"
+
+
+@dataclasses.dataclass
+class VAE(BaseEstimator):
+    """Gaussian VAE (DenseVAE architecture) on the variables of a gridded Dataset.
+
+    Parameters
+    ----------
+    latent_dim : int
+        Size of the latent vector.
+    prior : {"standard", "hierarchical"}
+        ``N(0, I)``, or the learned hierarchical prior (VAE+HP).
+    n_scales, base_channels, layers, growth : int
+        DenseVAE architecture: grid halvings, channels after the first convolution,
+        layers per dense block and channels each layer adds.
+    beta_0, warmup_epochs, ramp_epochs, beta_final, lr_drop_epoch, lr_factor
+        The `~climlatent.schedules.BetaSchedule`; the defaults train the plain ELBO.
+    supervision_weight : float
+        Weight of the semi-supervised term when ``fit`` gets labels (1 in Eq. 28).
+    epochs, batch_size, lr, validation_fraction, seed, device, progress, checkpoint_path
+        Training settings (`~climlatent.training.TrainingConfig`).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> rng = np.random.default_rng(0)
+    >>> ds = xr.Dataset({"p": (("sample", "y", "x"), rng.normal(size=(32, 17, 17)),
+    ...                        {"units": "1"})})
+    >>> vae = VAE(latent_dim=2, n_scales=2, epochs=2, progress=False).fit(ds, "p")
+    >>> vae.encode(ds).dims
+    ('sample', 'latent')
+    >>> vae.reconstruct(ds)["p"].shape
+    (32, 17, 17)
+    """
+
+    latent_dim: int = 2
+    prior: str = "standard"
+    n_scales: int = 3
+    base_channels: int = 16
+    layers: int = 3
+    growth: int = 8
+    beta_0: float = 1.0
+    warmup_epochs: int = 0
+    ramp_epochs: int = 0
+    beta_final: float = 1.0
+    lr_drop_epoch: int | None = None
+    lr_factor: float = 0.1
+    supervision_weight: float = 1.0
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-3
+    validation_fraction: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    checkpoint_path: str | None = None
+
+    def schedule(self) -> BetaSchedule:
+        """The beta and learning-rate schedule of this configuration."""
+        return BetaSchedule(
+            self.beta_0,
+            self.warmup_epochs,
+            self.ramp_epochs,
+            self.beta_final,
+            self.lr_drop_epoch,
+            self.lr_factor,
+        )
+
+    def fit(
+        self,
+        ds: xr.Dataset,
+        variables: str | Sequence[str],
+        labels: str | None = None,
+        labelled: Any = None,
+    ) -> VAE:
+        """Train on the fields ``variables`` of ``ds``.
+
+        Parameters
+        ----------
+        ds : xr.Dataset
+            Fields sharing their dims; the last two are the grid.
+        variables : str or sequence of str
+            The variables, one channel each.
+        labels : str, optional
+            Variable of ``ds`` with the sample dims and one more dim of length
+            ``latent_dim``: known generative parameters, pulled on by the
+            semi-supervised term (Eq. 28 of the seed) for the labelled samples.
+        labelled : array-like of bool, optional
+            Which samples have labels (over the sample dims, flattened in order);
+            all of them by default.
+
+        Returns
+        -------
+        VAE
+            ``self``, fitted.
+
+        Raises
+        ------
+        InputDataError
+            A variable is missing, the variables' dims differ, a field holds NaN or
+            infinite values, a variable is constant, or the labels do not fit.
+        """
+        names = [variables] if isinstance(variables, str) else list(variables)
+        for attribute in ("target_", "module_"):  # refitting starts afresh
+            self.__dict__.pop(attribute, None)
+        fields = self._fields(ds, names)
+        self.grid_size_ = list(fields[0].shape[-2:])
+        self.spatial_dims_ = fields[0].dims[-2:]
+        self.sample_dims_ = fields[0].dims[:-2]
+        if not self.sample_dims_:
+            raise InputDataError(f"variable {names[0]!r} has no sample dimension besides its grid")
+        raw = self._stack(fields)
+        self.mean_ = raw.mean(axis=(0, 2, 3)).astype(np.float64)
+        self.std_ = raw.std(axis=(0, 2, 3)).astype(np.float64)
+        constant = [name for name, s in zip(names, self.std_, strict=True) if not s > 0]
+        if constant:
+            raise InputDataError(f"variable(s) {constant} are constant: nothing to learn")
+        self.variables_ = names
+        self.attrs_ = {name: dict(ds[name].attrs) for name in names}
+        self.grid_ = xr.Dataset(coords={d: ds[d] for d in self.spatial_dims_ if d in ds.coords})
+        self.target_ = names[0]
+        tensors = [torch.from_numpy(self._standardise(raw))]
+        if labels is not None:
+            tensors += self._labels(ds, labels, labelled, len(raw))
+        torch.manual_seed(self.seed)  # the initial weights
+        self.module_ = self._build()
+        config = self._training_config()
+        result = train(self.module_, tensors, config)
+        self.history_: pd.DataFrame = result.history
+        self.device_ = resolve_device(config.device)
+        self.module_.eval()
+        return self
+
+    def encode(self, ds: xr.Dataset) -> xr.DataArray:
+        """Posterior means of the fields of ``ds``: dims = sample dims + ``latent``."""
+        self._require_fitted()
+        fields = self._fields(ds, self.variables_)
+        x = self._standardise(self._stack(fields))
+        z = inference(self.module_.encode, x, device=self.device_)
+        sample = fields[0].dims[:-2]
+        shape = tuple(fields[0].sizes[d] for d in sample) + (self.latent_dim,)
+        coords = {d: fields[0][d] for d in sample if d in fields[0].coords}
+        return xr.DataArray(
+            z.reshape(shape),
+            dims=sample + (LATENT_DIM,),
+            coords={**coords, LATENT_DIM: np.arange(self.latent_dim)},
+            name="latent",
+            attrs={"long_name": "posterior mean of the VAE latent", "units": "1"},
+        )
+
+    def decode(self, z: xr.DataArray) -> xr.Dataset:
+        """Fields decoded from latent vectors ``z`` (last dim ``latent``)."""
+        self._require_fitted()
+        if z.dims[-1] != LATENT_DIM or z.sizes[LATENT_DIM] != self.latent_dim:
+            raise InputDataError(
+                f"latents need a last dim {LATENT_DIM!r} of length {self.latent_dim}, got "
+                f"{dict(z.sizes)}"
+            )
+        sample = z.dims[:-1]
+        flat = np.asarray(z.values, np.float32).reshape(-1, self.latent_dim)
+        fields = inference(self.module_.decode, flat, device=self.device_)
+        coords = {d: z[d] for d in sample if d in z.coords}
+        return self._to_dataset(fields, sample, tuple(z.sizes[d] for d in sample), coords, "decode")
+
+    def reconstruct(self, ds: xr.Dataset) -> xr.Dataset:
+        """Decode the posterior means of the fields of ``ds``."""
+        out = self.decode(self.encode(ds))
+        return out.assign_attrs({**ds.attrs, "history": out.attrs["history"]})
+
+    def sample(self, n: int, seed: int = 0) -> xr.Dataset:
+        """``n`` fields generated from latent draws of the prior (dim ``sample``)."""
+        self._require_fitted()
+        generator = torch.Generator(device=self.device_).manual_seed(seed)
+        with torch.inference_mode():
+            fields = self.module_.sample(n, generator).float().cpu().numpy()
+        return self._to_dataset(fields, (SAMPLE,), (n,), {}, f"sample({n}, seed={seed})")
+
+    # -- internals -------------------------------------------------------------------
+
+    def _build(self) -> GaussianVAE:
+        size = tuple(int(self.grid_size_[d]) for d in range(2))
+        options = {"layers": self.layers, "growth": self.growth, "n_scales": self.n_scales}
+        channels = len(self.variables_)
+        return GaussianVAE(
+            DenseEncoder(channels, size, 2 * self.latent_dim, base_channels=self.base_channels,
+                         **options),
+            DenseDecoder(self.latent_dim, channels, size, base_channels=2 * self.base_channels,
+                         **options),
+            self.latent_dim,
+            channels,
+            prior=self.prior,
+            schedule=self.schedule(),
+            supervision_weight=self.supervision_weight,
+        )  # fmt: skip
+
+    def _fields(self, ds: xr.Dataset, names: list[str]) -> list[xr.DataArray]:
+        fields = [get_variable(ds, name, "field") for name in names]
+        dims = fields[0].dims
+        for da in fields:
+            if da.dims != dims:
+                raise InputDataError(
+                    f"variable {da.name!r} has dims {da.dims}, but {names[0]!r} has {dims}"
+                )
+            if da.ndim < 3:
+                raise InputDataError(f"variable {da.name!r} needs sample dims and 2 grid dims")
+        if self.is_fitted:
+            grid = {d: fields[0].sizes[d] for d in dims[-2:]}
+            if dims[-2:] != tuple(self.spatial_dims_) or list(grid.values()) != self.grid_size_:
+                raise InputDataError(
+                    f"fields are on grid {grid}, the model on "
+                    f"{dict(zip(self.spatial_dims_, self.grid_size_, strict=True))}"
+                )
+        return fields
+
+    def _stack(self, fields: list[xr.DataArray]) -> np.ndarray:
+        """``(n, channels, ny, nx)`` float32, refusing NaN/inf with the variable named."""
+        ny, nx = fields[0].shape[-2:]
+        arrays = []
+        for da in fields:
+            values = np.asarray(da.values, dtype=np.float32).reshape(-1, ny, nx)
+            n_bad = int((~np.isfinite(values)).sum())
+            if n_bad:
+                raise InputDataError(f"variable {da.name!r} has {n_bad} NaN/inf value(s)")
+            arrays.append(values)
+        if not len(arrays[0]):
+            raise InputDataError(f"variable {fields[0].name!r} has no samples")
+        return np.stack(arrays, axis=1)
+
+    def _standardise(self, x: np.ndarray) -> np.ndarray:
+        shape = (1, -1, 1, 1)
+        return ((x - self.mean_.reshape(shape)) / self.std_.reshape(shape)).astype(np.float32)
+
+    def _labels(self, ds: xr.Dataset, name: str, labelled: Any, n: int) -> list[torch.Tensor]:
+        theta = get_variable(ds, name, "labels")
+        extra = [d for d in theta.dims if d not in self.sample_dims_]
+        if len(extra) != 1 or theta.sizes[extra[0]] != self.latent_dim:
+            raise InputDataError(
+                f"labels {name!r} need the sample dims and one dim of length "
+                f"{self.latent_dim} (latent_dim), got {dict(theta.sizes)}"
+            )
+        values = theta.transpose(*self.sample_dims_, extra[0]).values.reshape(n, -1)
+        flags = np.ones(n, bool) if labelled is None else np.asarray(labelled, bool).reshape(-1)
+        if flags.shape != (n,):
+            raise InputDataError(f"labelled has {flags.size} flags for {n} samples")
+        if not np.isfinite(values[flags]).all():
+            raise InputDataError(f"labels {name!r} hold NaN/inf values on labelled samples")
+        values = np.where(flags[:, None], values, 0.0).astype(np.float32)
+        return [torch.from_numpy(values), torch.from_numpy(flags)]
+
+    def _to_dataset(
+        self, fields: np.ndarray, sample: tuple, shape: tuple, coords: dict, call: str
+    ) -> xr.Dataset:
+        fields = fields * self.std_.reshape(1, -1, 1, 1) + self.mean_.reshape(1, -1, 1, 1)
+        dims = tuple(sample) + tuple(self.spatial_dims_)
+        data = {
+            name: (dims, fields[:, i].reshape(shape + fields.shape[2:]).astype(np.float32),
+                   self.attrs_[name])
+            for i, name in enumerate(self.variables_)
+        }  # fmt: skip
+        out = xr.Dataset(data, coords={**coords, **self.grid_.coords})
+        config = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return add_history(out, f"VAE({config}).{call}")
+
+    # -- persistence -------------------------------------------------------------------
+
+    def _fitted_metadata(self) -> dict[str, Any]:
+        return {
+            "variables": self.variables_,
+            "attrs": self.attrs_,
+            "spatial_dims": list(self.spatial_dims_),
+            "sample_dims": list(self.sample_dims_),
+            "grid_size": self.grid_size_,
+        }
+
+    def _fitted_datasets(self) -> dict[str, xr.Dataset]:
+        return {"grid": self.grid_}
+
+    def _restore(self, fitted: dict[str, Any], datasets: dict[str, xr.Dataset]) -> None:
+        self.variables_, self.attrs_ = fitted["variables"], fitted["attrs"]
+        self.target_ = self.variables_[0]
+        self.spatial_dims_ = tuple(fitted["spatial_dims"])
+        self.sample_dims_ = tuple(fitted["sample_dims"])
+        self.grid_size_ = list(fitted["grid_size"])
+        self.grid_ = datasets["grid"]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {**state_to_numpy(self.module_), "mean": self.mean_, "std": self.std_}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.mean_, self.std_ = state["mean"], state["std"]
+        self.module_ = self._build()
+        load_numpy_state(self.module_, state)
+        self.device_ = resolve_device(self.device)
+        self.module_.to(self.device_).eval()
