@@ -331,3 +331,16 @@ def test_training_history(tmp_path):
     assert render(fig, tmp_path / "history.png").std() > 0
     with pytest.raises(InputDataError, match="no train_<loss> columns"):
         cl.plot.training_history(history[["lr"]])
+
+
+def test_latent_factor_scatter(tmp_path):
+    rng = np.random.default_rng(2)
+    factors = xr.DataArray(rng.normal(size=(300, 2)), dims=("sample", "kle_term"))
+    latents = xr.DataArray(-factors.values[:, ::-1], dims=("sample", "latent"))
+    fig = cl.plot.latent_factor_scatter(latents, factors, factor_dim="kle_term")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(fig.axes) == 4 and titles[1] == titles[2] == "r = -1.00"
+    x, y = fig.axes[1].collections[0].get_offsets().T  # latent 0 against factor 1
+    np.testing.assert_array_equal(y, -x)
+    assert fig.axes[2].get_xlabel() == "kle_term 0" and fig.axes[2].get_ylabel() == "latent 1"
+    assert render(fig, tmp_path / "scatter.png").std() > 0

@@ -20,6 +20,7 @@ from climlatent.plot._cartopy import coastline_feature, use_vendored_data
 from climlatent.plot.diagnostics import (
     aggregate_posterior,
     latent_factor_heatmap,
+    latent_factor_scatter,
     latent_traversal,
     skill_maps,
     training_history,
@@ -45,6 +46,7 @@ __all__ = [
     "colourbar_label",
     "compare_maps",
     "latent_factor_heatmap",
+    "latent_factor_scatter",
     "latent_traversal",
     "map",
     "map_panels",

@@ -4,6 +4,7 @@
 - `latent_traversal`: decoded maps along one latent dimension (``est.traverse``);
 - `aggregate_posterior`: encoded samples against the latent prior;
 - `latent_factor_heatmap`: correlation of every latent with every known factor;
+- `latent_factor_scatter`: every latent against every factor, sample by sample;
 - `training_history`: train and validation losses per epoch (``est.history_``).
 """
 
@@ -221,6 +222,55 @@ def latent_factor_heatmap(
     ax.set_xticks(range(len(labels[1])), labels[1])
     ax.set(ylabel=latent_dim, xlabel=factor_dim)
     fig.colorbar(image, ax=ax, label=colourbar_label(corr))
+    return fig
+
+
+def latent_factor_scatter(
+    latents: xr.DataArray,
+    factors: xr.DataArray,
+    latent_dim: str = "latent",
+    factor_dim: str = "mode",
+) -> Figure:
+    """Every latent against every known factor: the qualitative disentanglement plot.
+
+    A disentangled latent shows one tight curve in its row (one factor) and a
+    shapeless cloud against every other factor (Jacobsen & Duraisamy 2022, Fig. 12).
+
+    Parameters
+    ----------
+    latents, factors, latent_dim, factor_dim
+        As for `climlatent.metrics.latent_factor_correlation`.
+
+    Returns
+    -------
+    Figure
+        One panel per (latent, factor), titled with their correlation.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> f = xr.DataArray(np.random.default_rng(0).normal(size=(200, 2)), dims=("time", "mode"))
+    >>> z = xr.DataArray(np.tanh(f.values[:, ::-1]), dims=("time", "latent"))
+    >>> fig = latent_factor_scatter(z, f)
+    >>> [ax.get_title() for ax in fig.axes[:2]]
+    ['r = 0.08', 'r = 0.96']
+    """
+    corr = latent_factor_correlation(latents, factors, latent_dim, factor_dim)
+    n_latent, n_factor = corr.sizes[latent_dim], corr.sizes[factor_dim]
+    sample = [d for d in latents.dims if d != latent_dim]
+    z = latents.transpose(*sample, latent_dim).values.reshape(-1, n_latent)
+    theta = factors.transpose(*sample, factor_dim).values.reshape(-1, n_factor)
+    fig, axes = plt.subplots(
+        n_latent, n_factor, figsize=(2.4 * n_factor, 2.2 * n_latent), squeeze=False,
+        sharex="col", sharey="row", layout="constrained",
+    )  # fmt: skip
+    for (i, j), ax in np.ndenumerate(axes):
+        ax.scatter(theta[:, j], z[:, i], s=4, alpha=0.5, color=f"C{i}")
+        ax.set_title(f"r = {float(corr.values[i, j]):.2f}")
+        if j == 0:
+            ax.set_ylabel(f"{latent_dim} {i}")
+        if i == n_latent - 1:
+            ax.set_xlabel(f"{factor_dim} {j}")
     return fig
 
 
