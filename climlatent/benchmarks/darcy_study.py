@@ -20,6 +20,8 @@ posterior means against theta, and two flags: over-regularised (``L_REG`` below
 
 Run ``python -m climlatent.benchmarks.darcy_study --help`` (or ``climlatent bench
 darcy_study``); runs are spread over ``--workers`` processes of one torch thread each.
+Each finished run is appended to ``runs.partial.csv``; the same command after an
+interruption runs only the missing ones.
 """
 
 from __future__ import annotations
@@ -98,7 +100,13 @@ def run_case(job: dict) -> dict:
     }
 
 
-def jobs(seeds: int, epochs: int, n_train: int, weights: Sequence[float]) -> list[dict]:
+def jobs(
+    seeds: int,
+    epochs: int,
+    n_train: int,
+    weights: Sequence[float],
+    fractions: Sequence[float] = LABEL_FRACTIONS,
+) -> list[dict]:
     """Every run: priors x p(theta) x seeds, then label fractions x weights x seeds."""
     out = [
         {"study": "prior", "distribution": d, "prior": p, "labelled": 0, "seed": s,
@@ -117,10 +125,16 @@ def jobs(seeds: int, epochs: int, n_train: int, weights: Sequence[float]) -> lis
             "supervision_weight": float(w),
         }
         for w in weights
-        for f in LABEL_FRACTIONS
+        for f in fractions
         for s in range(seeds)
     ]
     return [{**job, "epochs": epochs} for job in out]
+
+
+def _key(job: dict) -> tuple:
+    fields = ("study", "distribution", "prior", "labelled", "seed", "supervision_weight")
+    return tuple(str(job[f]) if f in ("study", "distribution", "prior") else float(job[f])
+                 for f in fields)  # fmt: skip
 
 
 def summarise(runs: pd.DataFrame, over: float, disentangled: float) -> pd.DataFrame:
@@ -184,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--over-regularised", type=float, default=0.1)
     parser.add_argument("--disentangled", type=float, default=0.9)
     parser.add_argument("--supervision-weights", type=float, nargs="+", default=[1.0, 100.0])
+    parser.add_argument("--label-fractions", type=float, nargs="+", default=LABEL_FRACTIONS)
     parser.add_argument("--output", type=Path, default=Path("darcy-study"))
     args = parser.parse_args(argv)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -193,13 +208,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             generate(args.n_train, kle_terms=2, theta=dist, seed=0),
             generate(args.n_test, kle_terms=2, theta=dist, seed=1),
         )
-    todo = jobs(args.seeds, args.epochs, args.n_train, args.supervision_weights)
-    print(f"{len(todo)} runs of {args.epochs} epochs on {args.workers} processes", flush=True)
+    todo = jobs(
+        args.seeds, args.epochs, args.n_train, args.supervision_weights, args.label_fractions
+    )
+    partial = args.output / "runs.partial.csv"  # one row per finished run: resumable
+    rows = pd.read_csv(partial).to_dict("records") if partial.exists() else []
+    done = {_key(row) for row in rows}
+    todo = [job for job in todo if _key(job) not in done]
+    print(f"{len(todo)} runs of {args.epochs} epochs on {args.workers} processes "
+          f"({len(done)} done before)", flush=True)  # fmt: skip
     context = multiprocessing.get_context("fork")
-    rows = []
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
         for row in pool.map(run_case, todo):
             rows.append(row)
+            pd.DataFrame(rows).to_csv(partial, index=False)
             print(
                 f"  {row['study']:6s} {row['distribution']:8s} {row['prior']:12s} "
                 f"labels={row['labelled']:3d} seed={row['seed']}: S_D={row['S_D']:.3f} "
@@ -208,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 flush=True,
             )
     runs = pd.DataFrame(rows)
+    partial.unlink()
     prior_study = runs[runs["study"] == "prior"]
     unlabelled = prior_study[
         (prior_study["distribution"] == "standard") & (prior_study["prior"] == "standard")
