@@ -10,12 +10,13 @@ Examples
 from climlatent import baselines, datasets, io, metrics, transforms
 from climlatent._version import __version__
 from climlatent.catalog import open_catalog, open_entry
-from climlatent.estimators import LLAAE, VAE, EOFRegression, Estimator, ProxyDownscaler
+from climlatent.estimators import LLAAE, VAE, AuxVAE, EOFRegression, Estimator, ProxyDownscaler
 from climlatent.persistence import load
 from climlatent.regrid import Regridder
 
 __all__ = [
     "LLAAE",
+    "AuxVAE",
     "EOFRegression",
     "Estimator",
     "ProxyDownscaler",

@@ -1,9 +1,18 @@
 """The public xarray-native estimators."""
 
+from climlatent.estimators.aux_vae import AuxVAE
 from climlatent.estimators.base import BaseEstimator, Estimator
 from climlatent.estimators.downscaler import ProxyDownscaler
 from climlatent.estimators.eof_regression import EOFRegression
 from climlatent.estimators.llaae import LLAAE
 from climlatent.estimators.vae import VAE
 
-__all__ = ["LLAAE", "VAE", "BaseEstimator", "EOFRegression", "Estimator", "ProxyDownscaler"]
+__all__ = [
+    "LLAAE",
+    "VAE",
+    "AuxVAE",
+    "BaseEstimator",
+    "EOFRegression",
+    "Estimator",
+    "ProxyDownscaler",
+]

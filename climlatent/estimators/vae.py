@@ -138,6 +138,14 @@ class VAE(BaseEstimator):
             A variable is missing, the variables' dims differ, a field holds NaN or
             infinite values, a variable is constant, or the labels do not fit.
         """
+        x = self._prepare(ds, variables)
+        tensors = [torch.from_numpy(x)]
+        if labels is not None:
+            tensors += self._labels(ds, labels, labelled, len(x))
+        return self._train(tensors)
+
+    def _prepare(self, ds: xr.Dataset, variables: str | Sequence[str]) -> np.ndarray:
+        """Check the training fields, fit the standardisation; the standardised images."""
         names = [variables] if isinstance(variables, str) else list(variables)
         for attribute in ("target_", "module_"):  # refitting starts afresh
             self.__dict__.pop(attribute, None)
@@ -157,9 +165,10 @@ class VAE(BaseEstimator):
         self.attrs_ = {name: dict(ds[name].attrs) for name in names}
         self.grid_ = xr.Dataset(coords={d: ds[d] for d in self.spatial_dims_ if d in ds.coords})
         self.target_ = names[0]
-        tensors = [torch.from_numpy(self._standardise(raw))]
-        if labels is not None:
-            tensors += self._labels(ds, labels, labelled, len(raw))
+        return self._standardise(raw)
+
+    def _train(self, tensors: list[torch.Tensor]) -> VAE:
+        """Build the module from the seed and train it on ``tensors``."""
         torch.manual_seed(self.seed)  # the initial weights
         self.module_ = self._build()
         config = self._training_config()
@@ -215,21 +224,28 @@ class VAE(BaseEstimator):
 
     # -- internals -------------------------------------------------------------------
 
-    def _build(self) -> GaussianVAE:
-        size = tuple(int(self.grid_size_[d]) for d in range(2))
+    def _networks(self) -> tuple[DenseEncoder, DenseDecoder]:
+        """The DenseVAE encoder (to mean and log-variance) and decoder of this config."""
+        size = tuple(int(n) for n in self.grid_size_)
         options = {"layers": self.layers, "growth": self.growth, "n_scales": self.n_scales}
         channels = len(self.variables_)
+        encoder = DenseEncoder(
+            channels, size, 2 * self.latent_dim, base_channels=self.base_channels, **options
+        )
+        decoder = DenseDecoder(
+            self.latent_dim, channels, size, base_channels=2 * self.base_channels, **options
+        )
+        return encoder, decoder
+
+    def _build(self) -> GaussianVAE:
         return GaussianVAE(
-            DenseEncoder(channels, size, 2 * self.latent_dim, base_channels=self.base_channels,
-                         **options),
-            DenseDecoder(self.latent_dim, channels, size, base_channels=2 * self.base_channels,
-                         **options),
+            *self._networks(),
             self.latent_dim,
-            channels,
+            len(self.variables_),
             prior=self.prior,
             schedule=self.schedule(),
             supervision_weight=self.supervision_weight,
-        )  # fmt: skip
+        )
 
     def _fields(self, ds: xr.Dataset, names: list[str]) -> list[xr.DataArray]:
         fields = [get_variable(ds, name, "field") for name in names]

@@ -1,0 +1,213 @@
+"""`AuxVAE`: guided latents for named drivers, residual latents for the rest.
+
+The xarray face of :class:`climlatent.models.aux_vae.AuxiliaryVAE`. ``fit`` takes the
+fields and the names of auxiliary variables (time series such as a circulation index,
+or per-sample scalars) with the fields' sample dims; the first latents are tethered to
+them and the remaining ones capture internal variability. Guided latents come back in
+the auxiliaries' own units, so a traversal along a guided coordinate reads as "this
+field at this value of the driver, all else fixed".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from scipy import stats
+
+from climlatent.checks import get_variable
+from climlatent.errors import InputDataError
+from climlatent.estimators.vae import VAE
+from climlatent.models.aux_vae import AuxiliaryVAE
+
+__all__ = ["AuxVAE"]
+
+AUXILIARY = "auxiliary"
+
+
+@dataclasses.dataclass
+class AuxVAE(VAE):
+    """Aux-VAE on gridded fields: guided latents (one per auxiliary) + residual latents.
+
+    Parameters
+    ----------
+    latent_dim : int
+        Total latent size: the guided block (one latent per auxiliary) plus the
+        residual block.
+    tau : float
+        Spread of the guided prior ``N(u, tau^2)`` in standardised units.
+    alignment_weight, decorrelation_weight : float
+        Weights of the alignment and decorrelation penalties.
+    **options
+        Architecture, schedule and training options of `VAE` (``prior`` is unused).
+
+    Examples
+    --------
+    >>> import climlatent as cl
+    >>> ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1)
+    >>> aux = cl.AuxVAE(latent_dim=5, n_scales=2, epochs=1, progress=False)
+    >>> aux = aux.fit(ds, "psl", auxiliary=["circulation_factor"])
+    >>> aux.guided(ds).dims
+    ('member', 'time', 'auxiliary')
+    >>> aux.guided(ds)["auxiliary"].values.tolist()
+    ['circulation_factor[1]', 'circulation_factor[2]', 'circulation_factor[3]']
+    """
+
+    latent_dim: int = 8
+    tau: float = 0.1
+    alignment_weight: float = 1.0
+    decorrelation_weight: float = 100.0
+
+    def fit(
+        self, ds: xr.Dataset, variables: str | Sequence[str], auxiliary: Sequence[str]
+    ) -> AuxVAE:  # type: ignore[override]
+        """Train on ``variables`` of ``ds`` with the guided block tied to ``auxiliary``.
+
+        Parameters
+        ----------
+        ds : xr.Dataset
+            Fields (last two dims: the grid) and the auxiliary variables.
+        variables : str or sequence of str
+            The fields, one channel each.
+        auxiliary : sequence of str
+            Variables or coordinates of ``ds`` over the fields' sample dims, each with
+            at most one more dim (e.g. ``mode``), which adds one guided latent per entry.
+
+        Returns
+        -------
+        AuxVAE
+            ``self``, fitted.
+
+        Raises
+        ------
+        InputDataError
+            As for `VAE.fit`; an auxiliary is missing, has other dims, holds NaN or is
+            constant; or the guided block leaves no residual latent.
+        """
+        x = self._prepare(ds, variables)
+        u, names = self._auxiliaries(ds, list(auxiliary))
+        if len(names) >= self.latent_dim:
+            raise InputDataError(
+                f"{len(names)} auxiliaries leave no residual latent in latent_dim="
+                f"{self.latent_dim}; increase latent_dim"
+            )
+        self.auxiliary_, self.guided_names_ = list(auxiliary), names
+        self.aux_mean_, self.aux_std_ = u.mean(0), u.std(0)
+        constant = [n for n, s in zip(names, self.aux_std_, strict=True) if not s > 0]
+        if constant:
+            raise InputDataError(f"auxiliary {constant} constant: nothing to guide with")
+        standard = ((u - self.aux_mean_) / self.aux_std_).astype(np.float32)
+        return self._train([torch.from_numpy(x), torch.from_numpy(standard)])
+
+    def guided(self, ds: xr.Dataset) -> xr.DataArray:
+        """Guided posterior means of the fields of ``ds``, in the auxiliaries' units."""
+        z = self.encode(ds)
+        k = len(self.guided_names_)
+        values = z.isel(latent=slice(0, k)).values * self.aux_std_ + self.aux_mean_
+        return xr.DataArray(
+            values,
+            dims=z.dims[:-1] + (AUXILIARY,),
+            coords={**{d: z[d] for d in z.dims[:-1] if d in z.coords},
+                    AUXILIARY: self.guided_names_},
+            name="guided_latent",
+            attrs={"long_name": "guided latents in the units of their auxiliaries"},
+        )  # fmt: skip
+
+    def traverse(self, reference: xr.Dataset, name: str, values: Sequence[float]) -> xr.Dataset:
+        """Decode ``reference`` (one sample) with guided coordinate ``name`` set to ``values``.
+
+        The other guided coordinates and the residual block stay at the reference's
+        encoding; the output has a dim ``name`` holding ``values`` (auxiliary units).
+        """
+        if name not in self.guided_names_:
+            raise InputDataError(f"no guided coordinate {name!r}; have {self.guided_names_}")
+        z = self.encode(reference)
+        if int(np.prod([z.sizes[d] for d in z.dims[:-1]])) != 1:
+            raise InputDataError("traverse needs a reference Dataset holding one sample")
+        index = self.guided_names_.index(name)
+        latents = np.repeat(z.values.reshape(1, -1), len(values), axis=0)
+        standard = (np.asarray(values, float) - self.aux_mean_[index]) / self.aux_std_[index]
+        latents[:, index] = standard
+        traversal = xr.DataArray(latents, dims=(name, "latent"), coords={name: list(values)})
+        return self.decode(traversal)
+
+    def residual_tail_samples(
+        self, reference: xr.Dataset, n: int, quantile: float = 0.99, seed: int = 0
+    ) -> xr.Dataset:
+        """Decode ``n`` residual draws from the prior's tail, the guided block fixed.
+
+        Residual vectors are drawn isotropically with a norm beyond the ``quantile`` of
+        its chi distribution: unusual internal variability at the reference's driver
+        values, for anomaly-style diagnostics.
+        """
+        z = self.encode(reference).values.reshape(-1, self.latent_dim)[:1]
+        k, rng = len(self.guided_names_), np.random.default_rng(seed)
+        free = self.latent_dim - k
+        direction = rng.standard_normal((n, free))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        chi = stats.chi(free)
+        radius = chi.ppf(rng.uniform(quantile, 1.0, size=(n, 1)))
+        latents = np.concatenate([np.repeat(z[:, :k], n, axis=0), direction * radius], axis=1)
+        return self.decode(xr.DataArray(latents, dims=("sample", "latent")))
+
+    # -- internals -------------------------------------------------------------------
+
+    def _auxiliaries(self, ds: xr.Dataset, names: list[str]) -> tuple[np.ndarray, list[str]]:
+        columns, labels = [], []
+        n = int(np.prod([ds.sizes[d] for d in self.sample_dims_]))
+        for name in names:
+            if name in ds.coords and name not in ds.data_vars:
+                da = ds.coords[name]
+            else:
+                da = get_variable(ds, name, "auxiliary")
+            extra = [d for d in da.dims if d not in self.sample_dims_]
+            missing = [d for d in self.sample_dims_ if d not in da.dims]
+            if len(extra) > 1 or missing:
+                raise InputDataError(
+                    f"auxiliary {name!r} has dims {da.dims}; it needs the fields' sample dims "
+                    f"{self.sample_dims_} and at most one more"
+                )
+            values = np.asarray(da.transpose(*self.sample_dims_, *extra).values, float)
+            values = values.reshape(n, -1)
+            if not np.isfinite(values).all():
+                raise InputDataError(f"auxiliary {name!r} holds NaN/inf values")
+            columns.append(values)
+            if extra:
+                labels += [f"{name}[{v}]" for v in da[extra[0]].values]
+            else:
+                labels.append(name)
+        return np.concatenate(columns, axis=1), labels
+
+    def _build(self) -> AuxiliaryVAE:
+        return AuxiliaryVAE(
+            *self._networks(),
+            self.latent_dim,
+            len(self.variables_),
+            n_guided=len(self.guided_names_),
+            tau=self.tau,
+            alignment_weight=self.alignment_weight,
+            decorrelation_weight=self.decorrelation_weight,
+            schedule=self.schedule(),
+        )
+
+    def _fitted_metadata(self) -> dict[str, Any]:
+        return {
+            **super()._fitted_metadata(),
+            "auxiliary": self.auxiliary_,
+            "guided_names": self.guided_names_,
+        }
+
+    def _restore(self, fitted: dict[str, Any], datasets: dict[str, xr.Dataset]) -> None:
+        super()._restore(fitted, datasets)
+        self.auxiliary_, self.guided_names_ = fitted["auxiliary"], fitted["guided_names"]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {**super()._state(), "aux_mean": self.aux_mean_, "aux_std": self.aux_std_}
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.aux_mean_, self.aux_std_ = state["aux_mean"], state["aux_std"]
+        super()._load_state(state)

@@ -1,0 +1,106 @@
+"""Aux-VAE: guided latents follow the named drivers, residual latents stay clear of them."""
+
+import numpy as np
+import pytest
+import torch
+
+import climlatent as cl
+from climlatent.errors import InputDataError
+from climlatent.models.aux_vae import cross_correlation, gaussian_kl
+
+OPTIONS = dict(latent_dim=6, n_scales=2, epochs=10, lr=2e-3, batch_size=64, progress=False)
+
+
+@pytest.fixture(scope="module")
+def circulation():
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=3)
+    return ds.isel(time=slice(0, 730)), ds.isel(time=slice(730, None))
+
+
+@pytest.fixture(scope="module")
+def fitted(circulation):
+    train, _ = circulation
+    guided = cl.AuxVAE(**OPTIONS).fit(train, "psl", auxiliary=["circulation_factor"])
+    plain = cl.VAE(**OPTIONS).fit(train, "psl")
+    return guided, plain
+
+
+def test_gaussian_kl_and_cross_correlation_match_references():
+    rng = np.random.default_rng(0)
+    mean, log_var, centre = (torch.tensor(rng.normal(size=(4, 3))) for _ in range(3))
+    q = torch.distributions.Normal(mean, (0.5 * log_var).exp())
+    p = torch.distributions.Normal(centre, 0.3)
+    expected = torch.distributions.kl_divergence(q, p).sum(-1)
+    np.testing.assert_allclose(gaussian_kl(mean, log_var, centre, 0.09), expected, rtol=1e-10)
+    a, b = rng.normal(size=(200, 2)), rng.normal(size=(200, 3))
+    reference = np.corrcoef(np.c_[a, b].T)[:2, 2:]
+    result = cross_correlation(torch.tensor(a), torch.tensor(b), eps=0)
+    np.testing.assert_allclose(result, reference, rtol=1e-10)
+
+
+def test_guided_latents_track_the_factors_and_residuals_do_not(circulation, fitted):
+    _, test = circulation
+    guided, plain = fitted
+    factors = test["circulation_factor"].values.reshape(-1, 3)
+    z = guided.encode(test).values.reshape(-1, 6)
+    corr = np.corrcoef(np.c_[z, factors].T)[:6, 6:]
+    print("guided |r| with their factor:", np.round(np.abs(np.diag(corr[:3])), 3))
+    print("largest residual |r| with any factor:", np.round(np.abs(corr[3:]).max(), 3))
+    assert np.all(np.abs(np.diag(corr[:3])) > 0.95)  # measured 0.99-1.00
+    assert np.abs(corr[3:]).max() < 0.3  # measured 0.14
+    in_units = guided.guided(test)
+    scale = np.abs(in_units.values.reshape(-1, 3) - factors).mean() / np.abs(factors).mean()
+    assert scale < 0.2  # guided latents come back in the factors' own units
+
+
+def test_reconstruction_within_a_stated_ratio_of_an_unguided_vae(circulation, fitted):
+    _, test = circulation
+    errors = []
+    for est in fitted:
+        rec = est.reconstruct(test)["psl"]
+        errors.append(float(((rec - test["psl"]) ** 2).mean() / test["psl"].var()))
+    print("relative MSE AuxVAE, VAE:", np.round(errors, 4), "ratio", errors[0] / errors[1])
+    assert errors[0] < 0.05 and errors[0] < 2.0 * errors[1]  # measured ratio 1.6
+
+
+def test_traversal_moves_the_field_along_its_driver_mode(circulation, fitted):
+    _, test = circulation
+    guided, _ = fitted
+    reference = test.isel(time=[0])
+    name = "circulation_factor[1]"
+    out = guided.traverse(reference, name, [-2.0, 0.0, 2.0])["psl"]
+    assert out.dims == (name, "lat", "lon")
+    change = (out.isel({name: 2}) - out.isel({name: 0})).values.ravel()
+    mode = test["slp_mode"].sel(mode=1).values.ravel()
+    assert np.corrcoef(change, mode)[0, 1] > 0.9  # the decoded change is that mode's pattern
+    with pytest.raises(InputDataError, match="no guided coordinate 'nao'"):
+        guided.traverse(reference, "nao", [0.0])
+
+
+def test_residual_tail_samples_and_save_load(circulation, fitted, tmp_path):
+    _, test = circulation
+    guided, _ = fitted
+    reference = test.isel(time=[0])
+    tails = guided.residual_tail_samples(reference, 20, quantile=0.99)
+    assert tails["psl"].shape == (20, 16, 24)
+    centre = guided.reconstruct(reference)["psl"].values[0]
+    typical = guided.residual_tail_samples(reference, 20, quantile=0.0)["psl"].values
+    far = np.abs(tails["psl"].values - centre).mean()
+    assert far > np.abs(typical - centre).mean()
+    guided.save(tmp_path / "aux.clm")
+    loaded = cl.load(tmp_path / "aux.clm")
+    assert loaded.guided(test).equals(guided.guided(test))
+
+
+def test_bad_auxiliaries_are_named(circulation):
+    train, _ = circulation
+    small = train.isel(time=slice(0, 64))
+    with pytest.raises(InputDataError, match="auxiliary variable 'nao' is not in the Dataset"):
+        cl.AuxVAE(**OPTIONS).fit(small, "psl", auxiliary=["nao"])
+    with pytest.raises(InputDataError, match="auxiliary 'slp_mode' has dims"):
+        cl.AuxVAE(**OPTIONS).fit(small, "psl", auxiliary=["slp_mode"])
+    with pytest.raises(InputDataError, match="leave no residual latent"):
+        cl.AuxVAE(**{**OPTIONS, "latent_dim": 3}).fit(small, "psl", ["circulation_factor"])
+    bad = small.assign(circulation_factor=small["circulation_factor"].where(small.time.dt.day > 1))
+    with pytest.raises(InputDataError, match="NaN"):
+        cl.AuxVAE(**OPTIONS).fit(bad, "psl", auxiliary=["circulation_factor"])
