@@ -10,18 +10,31 @@ Examples
 from climlatent import baselines, datasets, io, metrics, transforms
 from climlatent._version import __version__
 from climlatent.catalog import open_catalog, open_entry
-from climlatent.estimators import LLAAE, VAE, AuxVAE, EOFRegression, Estimator, ProxyDownscaler
+from climlatent.cca import CCARegression
+from climlatent.estimators import (
+    LLAAE,
+    VAE,
+    VAEDLM,
+    VED,
+    AuxVAE,
+    EOFRegression,
+    Estimator,
+    ProxyDownscaler,
+)
 from climlatent.persistence import load
 from climlatent.regrid import Regridder
 
 __all__ = [
     "LLAAE",
     "AuxVAE",
+    "CCARegression",
     "EOFRegression",
     "Estimator",
     "ProxyDownscaler",
     "Regridder",
     "VAE",
+    "VAEDLM",
+    "VED",
     "__version__",
     "baselines",
     "datasets",

@@ -193,14 +193,19 @@ downscale = _batch_command(
 
 
 def _benchmark_names() -> list[str]:
-    """Runnable benchmark modules, relative to ``climlatent.benchmarks``."""
+    """Benchmark modules with a ``main`` (runnable), relative to ``climlatent.benchmarks``."""
     import pkgutil
+    from pathlib import Path
 
     import climlatent.benchmarks as benchmarks
 
-    return sorted(
-        info.name for info in pkgutil.walk_packages(benchmarks.__path__, "") if not info.ispkg
-    )
+    prefix = "climlatent.benchmarks."
+    names = []
+    for info in pkgutil.walk_packages(benchmarks.__path__, prefix):
+        origin = Path(info.module_finder.path) / f"{info.name.rsplit('.', 1)[-1]}.py"
+        if not info.ispkg and "\ndef main(" in origin.read_text():
+            names.append(info.name.removeprefix(prefix))
+    return sorted(names)
 
 
 @main.command(

@@ -6,11 +6,15 @@ from climlatent.estimators.downscaler import ProxyDownscaler
 from climlatent.estimators.eof_regression import EOFRegression
 from climlatent.estimators.llaae import LLAAE
 from climlatent.estimators.vae import VAE
+from climlatent.estimators.vae_dlm import VAEDLM
+from climlatent.estimators.ved import VED
 
 __all__ = [
     "LLAAE",
     "VAE",
     "AuxVAE",
+    "VAEDLM",
+    "VED",
     "BaseEstimator",
     "EOFRegression",
     "Estimator",

@@ -25,7 +25,7 @@ import xarray as xr
 from climlatent.checks import get_variable
 from climlatent.errors import InputDataError
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
-from climlatent.estimators.base import LATENT_DIM, BaseEstimator
+from climlatent.estimators.base import LATENT_DIM, BaseEstimator, latent_rows
 from climlatent.io import add_history
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.vae import GaussianVAE
@@ -198,16 +198,9 @@ class VAE(BaseEstimator):
     def decode(self, z: xr.DataArray) -> xr.Dataset:
         """Fields decoded from latent vectors ``z`` (last dim ``latent``)."""
         self._require_fitted()
-        if z.dims[-1] != LATENT_DIM or z.sizes[LATENT_DIM] != self.latent_dim:
-            raise InputDataError(
-                f"latents need a last dim {LATENT_DIM!r} of length {self.latent_dim}, got "
-                f"{dict(z.sizes)}"
-            )
-        sample = z.dims[:-1]
-        flat = np.asarray(z.values, np.float32).reshape(-1, self.latent_dim)
-        fields = inference(self.module_.decode, flat, device=self.device_)
-        coords = {d: z[d] for d in sample if d in z.coords}
-        return self._to_dataset(fields, sample, tuple(z.sizes[d] for d in sample), coords, "decode")
+        rows, sample, shape, coords = latent_rows(z, self.latent_dim)
+        fields = inference(self.module_.decode, rows, device=self.device_)
+        return self._to_dataset(fields, sample, shape, coords, "decode")
 
     def reconstruct(self, ds: xr.Dataset) -> xr.Dataset:
         """Decode the posterior means of the fields of ``ds``."""

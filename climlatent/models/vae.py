@@ -27,12 +27,51 @@ from torch import Tensor, nn
 from climlatent.models.priors import LOG_2PI, gaussian_log_prob, make_prior
 from climlatent.schedules import BetaSchedule
 
-__all__ = ["GaussianVAE"]
+__all__ = ["GaussianEncoderDecoder", "GaussianVAE"]
 
 LOG_VAR_RANGE = (-12.0, 8.0)
 
 
-class GaussianVAE(nn.Module):
+class GaussianEncoderDecoder(nn.Module):
+    """Encoder to ``q(z|.) = N(mean, diag(exp(log_var)))``, decoder to a Gaussian output.
+
+    The part shared by `GaussianVAE` and the variational encoder-decoder: the output
+    ``p(y|z) = N(decoder(z), diag(sigma^2))`` has one learned log-variance per channel.
+
+    Examples
+    --------
+    >>> model = GaussianEncoderDecoder(nn.Linear(3, 4), nn.Linear(2, 3), 2, channels=3)
+    >>> model.encode(torch.zeros(5, 3)).shape
+    torch.Size([5, 2])
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, channels: int):
+        super().__init__()
+        self.encoder, self.decoder, self.latent_dim = encoder, decoder, latent_dim
+        self.output_log_var = nn.Parameter(torch.zeros(channels))
+
+    def posterior(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of ``q(z|y)``."""
+        mean, log_var = self.encoder(y).chunk(2, dim=-1)
+        return mean, log_var.clamp(*LOG_VAR_RANGE)
+
+    def encode(self, y: Tensor) -> Tensor:
+        """Posterior means (the deterministic code of ``y``)."""
+        return self.posterior(y)[0]
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Output means ``E[y | z]``."""
+        return self.decoder(z)
+
+    def negative_log_likelihood(self, y: Tensor, mean: Tensor) -> Tensor:
+        """Per-sample ``-log p(y | z)`` of the Gaussian output, summed over values."""
+        shape = (1, -1) + (1,) * (y.dim() - 2)
+        log_var = self.output_log_var.view(shape)
+        values = 0.5 * (LOG_2PI + log_var + (y - mean) ** 2 * torch.exp(-log_var))
+        return values.flatten(1).sum(1)
+
+
+class GaussianVAE(GaussianEncoderDecoder):
     """Encoder + Gaussian latent + decoder + prior, trained by `climlatent.training.fit`.
 
     Parameters
@@ -75,10 +114,8 @@ class GaussianVAE(nn.Module):
         schedule: BetaSchedule | None = None,
         supervision_weight: float = 1.0,
     ) -> None:
-        super().__init__()
-        self.encoder, self.decoder, self.latent_dim = encoder, decoder, latent_dim
+        super().__init__(encoder, decoder, latent_dim, channels)
         self.prior = make_prior(prior, latent_dim)
-        self.output_log_var = nn.Parameter(torch.zeros(channels))
         self.schedule = schedule or BetaSchedule.constant(1.0)
         self.beta = self.schedule.beta(0)
         self.supervision_weight = supervision_weight
@@ -90,19 +127,6 @@ class GaussianVAE(nn.Module):
     def lr_scale(self, epoch: int) -> float:
         """Learning-rate factor from the schedule."""
         return self.schedule.lr_scale(epoch)
-
-    def posterior(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and log-variance of ``q(z|y)``."""
-        mean, log_var = self.encoder(y).chunk(2, dim=-1)
-        return mean, log_var.clamp(*LOG_VAR_RANGE)
-
-    def encode(self, y: Tensor) -> Tensor:
-        """Posterior means (the deterministic code of ``y``)."""
-        return self.posterior(y)[0]
-
-    def decode(self, z: Tensor) -> Tensor:
-        """Output means ``E[y | z]``."""
-        return self.decoder(z)
 
     def reconstruct(self, y: Tensor) -> Tensor:
         """Decode the posterior mean of ``y``."""
@@ -116,13 +140,6 @@ class GaussianVAE(nn.Module):
         else:
             z = torch.randn(n, self.latent_dim, generator=generator, device=device)
         return self.decode(z)
-
-    def negative_log_likelihood(self, y: Tensor, mean: Tensor) -> Tensor:
-        """Per-sample ``-log p(y | z)`` of the Gaussian output, summed over values."""
-        shape = (1, -1) + (1,) * (y.dim() - 2)
-        log_var = self.output_log_var.view(shape)
-        values = 0.5 * (LOG_2PI + log_var + (y - mean) ** 2 * torch.exp(-log_var))
-        return values.flatten(1).sum(1)
 
     def training_losses(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
         """Negative ELBO (``beta``-weighted) and, with labels, the Eq. 28 term.

@@ -1,0 +1,389 @@
+"""`VED`: a variational encoder-decoder between gridded fields (:mod:`climlatent.models.ved`).
+
+Input fields ``x`` (a Darcy log-permeability, coarse predictors) are mapped to output
+fields ``y`` (the pressure, fine fields) through a latent code ``z`` of size
+``latent_dim`` (Venkatasubramanian & Barajas-Solano 2024): ``q(z|x)`` from the
+encoder, ``p(y|z)`` from the decoder, trained on the ELBO of ``log p(y|x)`` with a
+``beta``-weighted KL and the covariance penalty ``lambda ||Cov_q(z)[z] - I||_F^2``
+(``covariance_weight``).
+
+Several input variables on one 2-D grid are the channels of the input image, several
+output variables on one (possibly other) 2-D grid those of the output image; every
+dimension before a field's last two is a sample dimension, and inputs and outputs
+share them. Each variable is standardised with its mean and standard deviation over
+the training set; outputs come back in the original units and attributes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from climlatent.checks import get_variable
+from climlatent.errors import InputDataError
+from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
+from climlatent.estimators.base import LATENT_DIM, BaseEstimator, latent_rows
+from climlatent.io import add_history
+from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
+from climlatent.models.ved import FieldMLPDecoder, FieldMLPEncoder, VariationalEncoderDecoder
+from climlatent.training import fit as train
+from climlatent.training import resolve_device
+
+__all__ = ["VED"]
+
+DRAW = "draw"
+ARCHITECTURES = ("mlp", "dense")
+
+
+@dataclasses.dataclass
+class VED(BaseEstimator):
+    """Variational encoder-decoder from input fields to output fields of a Dataset.
+
+    Parameters
+    ----------
+    latent_dim : int
+        Size ``r`` of the latent code.
+    beta : float
+        Weight of ``KL(q(z|x) || N(0, I))`` in the loss.
+    covariance_weight : float
+        ``lambda``, weight of the penalty ``||Cov_q(z)[z] - I||_F^2`` on the aggregate
+        encoding distribution.
+    architecture : {"mlp", "dense"}
+        Fully connected encoder and decoder (``hidden``, ``hidden_layers``), or the
+        convolutional dense-block ones of :mod:`climlatent.models.dense_blocks`
+        (``n_scales``, ``base_channels``, ``layers``, ``growth``).
+    hidden, hidden_layers : int
+        Width and number of hidden layers of the ``"mlp"`` encoder and decoder.
+    n_scales, base_channels, layers, growth : int
+        The ``"dense"`` architecture: grid halvings, channels after the first
+        convolution, layers per dense block and channels each layer adds.
+    epochs, batch_size, lr, weight_decay, lr_decay, lr_decay_steps, validation_fraction,
+    early_stopping_patience, seed, device, progress, checkpoint_path
+        Training settings (`~climlatent.training.TrainingConfig`).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.normal(size=(64, 6, 6))
+    >>> ds = xr.Dataset({"k": (("sample", "y", "x"), a, {"units": "1"}),
+    ...                  "p": (("sample", "y", "x"), 2 * a + 1, {"units": "m"})})
+    >>> ved = VED(latent_dim=3, hidden=16, epochs=2, progress=False).fit(ds, "k", "p")
+    >>> ved.encode(ds).dims
+    ('sample', 'latent')
+    >>> ved.predict(ds)["p"].attrs["units"], ved.predict(ds)["p"].shape
+    ('m', (64, 6, 6))
+    >>> ved.sample(ds, 5)["p"].dims
+    ('draw', 'sample', 'y', 'x')
+    """
+
+    latent_dim: int = 8
+    beta: float = 1.0
+    covariance_weight: float = 1.0
+    architecture: str = "mlp"
+    hidden: int = 256
+    hidden_layers: int = 2
+    n_scales: int = 3
+    base_channels: int = 16
+    layers: int = 3
+    growth: int = 8
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_decay: float | None = None
+    lr_decay_steps: int | None = None
+    validation_fraction: float = 0.0
+    early_stopping_patience: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    checkpoint_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}"
+            )
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+        if self.beta < 0 or self.covariance_weight < 0:
+            raise ValueError("beta and covariance_weight must be >= 0")
+
+    def fit(self, ds: xr.Dataset, inputs: str | Sequence[str], outputs: str | Sequence[str]) -> VED:
+        """Train to predict the fields ``outputs`` of ``ds`` from its fields ``inputs``.
+
+        Parameters
+        ----------
+        ds : xr.Dataset
+            Input and output fields; a field's last two dims are its grid, the others
+            sample dims shared by every field.
+        inputs, outputs : str or sequence of str
+            Input variables (one channel each, on one grid) and output variables.
+
+        Returns
+        -------
+        VED
+            ``self``, fitted.
+
+        Raises
+        ------
+        InputDataError
+            A variable is missing, lacks a grid or sample dims, its dims differ from the
+            others of its role, inputs and outputs have different samples, a field
+            holds NaN or infinite values, or a variable is constant.
+        """
+        names_in, names_out = _names(inputs), _names(outputs)
+        for attribute in ("target_", "module_"):  # refitting starts afresh
+            self.__dict__.pop(attribute, None)
+        fields_in = _fields(ds, names_in, "input")
+        fields_out = _fields(ds, names_out, "output")
+        sample_dims = fields_in[0].dims[:-2]
+        shape_in = {d: fields_in[0].sizes[d] for d in sample_dims}
+        shape_out = {d: fields_out[0].sizes[d] for d in fields_out[0].dims[:-2]}
+        if shape_in != shape_out:
+            raise InputDataError(
+                f"input {names_in[0]!r} has samples {shape_in} but output {names_out[0]!r} "
+                f"has {shape_out}: they must share their sample dims"
+            )
+        x_raw, y_raw = _stack(fields_in), _stack(fields_out)
+        self.x_mean_, self.x_std_ = _moments(x_raw, names_in)
+        self.y_mean_, self.y_std_ = _moments(y_raw, names_out)
+        self.inputs_, self.outputs_ = names_in, names_out
+        self.sample_dims_ = sample_dims
+        self.input_dims_, self.output_dims_ = fields_in[0].dims[-2:], fields_out[0].dims[-2:]
+        self.input_size_ = list(fields_in[0].shape[-2:])
+        self.output_size_ = list(fields_out[0].shape[-2:])
+        self.attrs_ = {name: dict(ds[name].attrs) for name in names_out}
+        self.input_grid_ = _grid(ds, self.input_dims_)
+        self.output_grid_ = _grid(ds, self.output_dims_)
+        x = torch.from_numpy(_scale(x_raw, self.x_mean_, self.x_std_))
+        y = torch.from_numpy(_scale(y_raw, self.y_mean_, self.y_std_))
+        torch.manual_seed(self.seed)  # the initial weights
+        self.module_ = self._build()
+        config = self._training_config()
+        result = train(self.module_, (x, y), config)
+        self.history_: pd.DataFrame = result.history
+        self.device_ = resolve_device(config.device)
+        self.module_.eval()
+        self.target_ = names_out[0]
+        return self
+
+    def posterior(self, ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray]:
+        """Mean and standard deviation of ``q(z|x)`` for the input fields of ``ds``.
+
+        Returns
+        -------
+        mean, std : xr.DataArray
+            Dims: the sample dims of the inputs, then ``latent``.
+        """
+        x, sample, shape, coords = self._inputs(ds)
+        out = inference(lambda t: torch.cat(self.module_.posterior(t), -1), x, device=self.device_)
+        mean, log_var = np.split(out, 2, axis=-1)
+        coords = {**coords, LATENT_DIM: np.arange(self.latent_dim)}
+
+        def wrap(values: np.ndarray, what: str) -> xr.DataArray:
+            return xr.DataArray(
+                values.reshape(shape + (self.latent_dim,)),
+                dims=sample + (LATENT_DIM,),
+                coords=coords,
+                name=f"latent_{what}",
+                attrs={"long_name": f"posterior {what} of the VED latent", "units": "1"},
+            )
+
+        return wrap(mean, "mean"), wrap(np.exp(0.5 * log_var), "std")
+
+    def encode(self, ds: xr.Dataset) -> xr.DataArray:
+        """Posterior means of the latent code of the input fields of ``ds``."""
+        return self.posterior(ds)[0]
+
+    def decode(self, z: xr.DataArray) -> xr.Dataset:
+        """Output fields decoded from latent vectors ``z`` (last dim ``latent``)."""
+        self._require_fitted()
+        rows, sample, shape, coords = latent_rows(z, self.latent_dim)
+        fields = inference(self.module_.decode, rows, device=self.device_)
+        return self._to_dataset(fields, sample, shape, coords, {}, "decode(z)")
+
+    def predict(self, ds: xr.Dataset) -> xr.Dataset:
+        """Point prediction of the outputs: the decoded posterior mean of ``q(z|x)``.
+
+        Returns
+        -------
+        xr.Dataset
+            The output variables with the inputs' sample coordinates, the outputs'
+            grid coordinates and attributes, ``ds``'s global attributes and a
+            history line.
+        """
+        x, sample, shape, coords = self._inputs(ds)
+        fields = inference(self.module_.predict, x, device=self.device_)
+        return self._to_dataset(fields, sample, shape, coords, ds.attrs, "predict(ds)")
+
+    def sample(self, ds: xr.Dataset, n: int, seed: int = 0, noise: bool = False) -> xr.Dataset:
+        """``n`` predictive draws of the outputs for each input sample of ``ds``.
+
+        Each draw decodes ``z ~ q(z|x)``; with ``noise`` the decoder's output noise
+        ``N(0, sigma^2)`` is added. The draws stack along a new first dim ``draw``.
+        """
+        x, sample, shape, coords = self._inputs(ds)
+        generator = torch.Generator(device=self.device_).manual_seed(seed)
+        draws = [
+            inference(lambda t: self.module_.sample(t, generator, noise), x, device=self.device_)
+            for _ in range(n)
+        ]
+        fields = np.concatenate(draws, axis=0)
+        call = f"sample(ds, {n}, seed={seed}, noise={noise})"
+        return self._to_dataset(fields, (DRAW, *sample), (n, *shape), coords, ds.attrs, call)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _build(self) -> VariationalEncoderDecoder:
+        c_in, c_out = len(self.inputs_), len(self.outputs_)
+        size_in, size_out = tuple(self.input_size_), tuple(self.output_size_)
+        r = self.latent_dim
+        if self.architecture == "mlp":
+            width = {"hidden": self.hidden, "layers": self.hidden_layers}
+            encoder = FieldMLPEncoder((c_in, *size_in), 2 * r, **width)
+            decoder = FieldMLPDecoder(r, (c_out, *size_out), **width)
+        else:
+            options = {"layers": self.layers, "growth": self.growth, "n_scales": self.n_scales}
+            encoder = DenseEncoder(
+                c_in, size_in, 2 * r, base_channels=self.base_channels, **options
+            )
+            decoder = DenseDecoder(
+                r, c_out, size_out, base_channels=2 * self.base_channels, **options
+            )
+        return VariationalEncoderDecoder(
+            encoder, decoder, r, c_out, beta=self.beta, covariance_weight=self.covariance_weight
+        )
+
+    def _inputs(self, ds: xr.Dataset) -> tuple[np.ndarray, tuple, tuple, dict]:
+        """Standardised inputs, sample dims, their sizes and coords of a new Dataset."""
+        self._require_fitted()
+        fields = _fields(ds, self.inputs_, "input")
+        grid = {d: fields[0].sizes[d] for d in fields[0].dims[-2:]}
+        if tuple(grid) != tuple(self.input_dims_) or list(grid.values()) != self.input_size_:
+            fitted = dict(zip(self.input_dims_, self.input_size_, strict=True))
+            raise InputDataError(
+                f"input {self.inputs_[0]!r} is on grid {grid}, the model on {fitted}"
+            )
+        sample = fields[0].dims[:-2]
+        coords = {d: fields[0][d] for d in sample if d in fields[0].coords}
+        shape = tuple(fields[0].sizes[d] for d in sample)
+        return _scale(_stack(fields), self.x_mean_, self.x_std_), sample, shape, coords
+
+    def _to_dataset(
+        self, fields: np.ndarray, sample: tuple, shape: tuple, coords: dict, attrs: dict,
+        call: str,
+    ) -> xr.Dataset:  # fmt: skip
+        fields = fields * self.y_std_.reshape(1, -1, 1, 1) + self.y_mean_.reshape(1, -1, 1, 1)
+        dims = tuple(sample) + tuple(self.output_dims_)
+        data = {
+            name: (dims, fields[:, i].reshape(shape + fields.shape[2:]).astype(np.float32),
+                   self.attrs_[name])
+            for i, name in enumerate(self.outputs_)
+        }  # fmt: skip
+        out = xr.Dataset(data, coords={**coords, **self.output_grid_.coords}, attrs=dict(attrs))
+        return add_history(out, f"VED({self._config_text()}).{call}")
+
+    # -- persistence -------------------------------------------------------------------
+
+    def _fitted_metadata(self) -> dict[str, Any]:
+        return {
+            "inputs": self.inputs_,
+            "outputs": self.outputs_,
+            "attrs": self.attrs_,
+            "sample_dims": list(self.sample_dims_),
+            "input_dims": list(self.input_dims_),
+            "output_dims": list(self.output_dims_),
+            "input_size": self.input_size_,
+            "output_size": self.output_size_,
+        }
+
+    def _fitted_datasets(self) -> dict[str, xr.Dataset]:
+        return {"input_grid": self.input_grid_, "output_grid": self.output_grid_}
+
+    def _restore(self, fitted: dict[str, Any], datasets: dict[str, xr.Dataset]) -> None:
+        self.inputs_, self.outputs_ = fitted["inputs"], fitted["outputs"]
+        self.attrs_ = fitted["attrs"]
+        self.sample_dims_ = tuple(fitted["sample_dims"])
+        self.input_dims_ = tuple(fitted["input_dims"])
+        self.output_dims_ = tuple(fitted["output_dims"])
+        self.input_size_ = list(fitted["input_size"])
+        self.output_size_ = list(fitted["output_size"])
+        self.input_grid_, self.output_grid_ = datasets["input_grid"], datasets["output_grid"]
+        self.target_ = self.outputs_[0]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        moments = {"x_mean": self.x_mean_, "x_std": self.x_std_}
+        return {**state_to_numpy(self.module_), **moments, "y_mean": self.y_mean_,
+                "y_std": self.y_std_}  # fmt: skip
+
+    def _load_state(self, state: dict[str, np.ndarray]) -> None:
+        self.x_mean_, self.x_std_ = state["x_mean"], state["x_std"]
+        self.y_mean_, self.y_std_ = state["y_mean"], state["y_std"]
+        self.module_ = self._build()
+        load_numpy_state(self.module_, state)
+        self.device_ = resolve_device(self.device)
+        self.module_.to(self.device_).eval()
+
+
+def _names(names: str | Sequence[str]) -> list[str]:
+    return [names] if isinstance(names, str) else list(names)
+
+
+def _fields(ds: xr.Dataset, names: list[str], role: str) -> list[xr.DataArray]:
+    """The variables ``names`` of ``ds``, checked to share dims with a 2-D grid last."""
+    if not names:
+        raise InputDataError(f"no {role} variables given")
+    fields = [get_variable(ds, name, role) for name in names]
+    dims = fields[0].dims
+    for da in fields:
+        if da.ndim < 3:
+            raise InputDataError(
+                f"{role} variable {da.name!r} has dims {da.dims}; it needs sample dims and "
+                f"2 grid dims"
+            )
+        if da.dims != dims:
+            raise InputDataError(
+                f"{role} variable {da.name!r} has dims {da.dims}, but {names[0]!r} has {dims}"
+            )
+    return fields
+
+
+def _stack(fields: list[xr.DataArray]) -> np.ndarray:
+    """``(n, channels, ny, nx)`` float32, refusing NaN/inf with the variable named."""
+    ny, nx = fields[0].shape[-2:]
+    arrays = []
+    for da in fields:
+        values = np.asarray(da.values, dtype=np.float32).reshape(-1, ny, nx)
+        n_bad = int((~np.isfinite(values)).sum())
+        if n_bad:
+            raise InputDataError(f"variable {da.name!r} has {n_bad} NaN/inf value(s)")
+        if not len(values):
+            raise InputDataError(f"variable {da.name!r} has no samples")
+        arrays.append(values)
+    return np.stack(arrays, axis=1)
+
+
+def _moments(raw: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    mean = raw.mean(axis=(0, 2, 3), dtype=np.float64)
+    std = raw.std(axis=(0, 2, 3), dtype=np.float64)
+    constant = [name for name, s in zip(names, std, strict=True) if not s > 0]
+    if constant:
+        raise InputDataError(f"variable(s) {constant} are constant: nothing to learn")
+    return mean, std
+
+
+def _scale(raw: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    shape = (1, -1, 1, 1)
+    return ((raw - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
+
+
+def _grid(ds: xr.Dataset, dims: tuple) -> xr.Dataset:
+    return xr.Dataset(coords={d: ds[d] for d in dims if d in ds.coords})

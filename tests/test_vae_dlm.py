@@ -1,0 +1,231 @@
+"""VAE-DLM: geometric terms against finite differences and exact flows, training, estimator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import climlatent as cl
+from climlatent.benchmarks.burgers import generate
+from climlatent.errors import InputDataError
+from climlatent.estimators.vae_dlm import VAEDLM
+from climlatent.models.vae_dlm import (
+    GeometricFlowVAE,
+    flow_residual,
+    induced_metric,
+    sphere_metric,
+    time_derivative,
+)
+from climlatent.training import TrainingConfig, fit
+
+SMALL = {"intrinsic_dim": 3, "extrinsic_dim": 5, "hidden": 16, "geometry_hidden": 8}
+
+
+@pytest.fixture(scope="module")
+def burgers():
+    return generate(24, nx=32, nt=10, seed=3)
+
+
+@pytest.fixture(scope="module")
+def fitted(burgers):
+    return VAEDLM(**SMALL, epochs=3, batch_size=8, progress=False, device="cpu").fit(burgers)
+
+
+def _model(flow: bool = True, **kwargs) -> GeometricFlowVAE:
+    torch.manual_seed(0)
+    return GeometricFlowVAE(n_space=12, flow=flow, **{**SMALL, **kwargs})
+
+
+def _trajectories(n: int = 6, n_times: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(n, n_times, 12, generator=generator)
+    return x, torch.linspace(0, 1, n_times).expand(n, n_times).contiguous()
+
+
+# -- the geometric terms ---------------------------------------------------------------
+
+
+def test_induced_metric_matches_central_differences():
+    model = _model().double()
+    u = torch.randn(4, 3, dtype=torch.float64)
+    t = torch.rand(4, dtype=torch.float64)
+    metric = induced_metric(model.manifold_point, u, t)
+    h = 1e-6
+    columns = [
+        (model.manifold_point(u + h * e, t) - model.manifold_point(u - h * e, t)) / (2 * h)
+        for e in torch.eye(3, dtype=torch.float64)
+    ]
+    jacobian = torch.stack(columns, dim=-1)  # (batch, D, d)
+    expected = jacobian.transpose(-1, -2) @ jacobian
+    assert metric.shape == (4, 3, 3)
+    torch.testing.assert_close(metric, expected, rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(metric, metric.transpose(-1, -2))
+
+
+def test_induced_metric_gradients_pass_gradcheck():
+    """Second derivatives of the chart (what training backpropagates) vs finite differences."""
+    model = _model().double()
+    t = torch.rand(2, dtype=torch.float64)
+    u = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: induced_metric(model.manifold_point, v, t), (u,))
+    weight = model.chart[0].weight
+
+    def term(w: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            weight.copy_(w)
+        return induced_metric(model.manifold_point, u.detach(), t).pow(2).sum()
+
+    loss = induced_metric(model.manifold_point, u.detach(), t).pow(2).sum()
+    (grad,) = torch.autograd.grad(loss, weight)
+    direction = torch.randn_like(weight)
+    base, h = weight.detach().clone(), 1e-6
+    numeric = (term(base + h * direction) - term(base - h * direction)) / (2 * h)
+    torch.testing.assert_close((grad * direction).sum(), numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_time_derivative_matches_central_differences():
+    model = _model().double()
+    u, t = torch.randn(5, 3, dtype=torch.float64), torch.rand(5, dtype=torch.float64)
+    value, rate = time_derivative(model.metric, u, t)
+    h = 1e-6
+    numeric = (model.metric(u, t + h) - model.metric(u, t - h)) / (2 * h)
+    torch.testing.assert_close(value, model.metric(u, t))
+    torch.testing.assert_close(rate, numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.7])
+def test_flow_residual_vanishes_on_exact_solution(alpha):
+    """g(t) = g* + expm(-(Lambda + alpha I) t) (g0 - g*), g* = alpha (Lambda + alpha I)^-1 Sigma."""
+    d = 3
+    generator = torch.Generator().manual_seed(2)
+    a = torch.randn(d, d, generator=generator, dtype=torch.float64)
+    lam = a.T @ a
+    b = torch.randn(d, d, generator=generator, dtype=torch.float64)
+    g0 = b @ b.T + torch.eye(d, dtype=torch.float64)
+    shifted = lam + alpha * torch.eye(d, dtype=torch.float64)
+
+    def exact(u: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        steady = alpha * torch.linalg.solve(shifted, sphere_metric(u))
+        decay = torch.linalg.matrix_exp(-shifted * t[:, None, None])
+        return steady + decay @ (g0 - steady)
+
+    def constant(u: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return lam.expand(len(t), d, d)
+
+    u = torch.randn(6, d, generator=generator, dtype=torch.float64)
+    t = torch.rand(6, generator=generator, dtype=torch.float64)
+    residual = flow_residual(exact, constant, u, t, alpha)
+    assert residual.abs().max() < 1e-10
+    stale = flow_residual(lambda u, t: exact(u, 0 * t), constant, u, t, alpha)
+    assert stale.abs().max() > 1e-2  # a non-solution does not vanish
+
+
+def test_sphere_metric_is_the_round_sphere():
+    u = torch.tensor([[1.0, 0.0]])
+    torch.testing.assert_close(sphere_metric(u), torch.eye(2)[None])
+
+
+# -- the training loss -----------------------------------------------------------------
+
+
+def test_vanilla_baseline_has_flow_terms_zero_weighted():
+    vanilla, dlm = _model(flow=False, gamma_geo=5.0, gamma_metric=7.0), _model()
+    dlm.load_state_dict(vanilla.state_dict())
+    assert (vanilla.gamma_geo, vanilla.gamma_metric) == (0.0, 0.0)
+    batch = _trajectories()
+    torch.manual_seed(4)
+    plain = vanilla.training_losses(batch)
+    torch.manual_seed(4)
+    full = dlm.training_losses(batch)
+    assert sorted(plain) == ["kl", "loss", "reconstruction"]
+    assert torch.equal(plain["reconstruction"], full["reconstruction"])
+    assert torch.equal(plain["kl"], full["kl"])
+    n = vanilla.n_space
+    torch.testing.assert_close(plain["loss"], (n * plain["reconstruction"] + plain["kl"]) / n)
+    extra = (full["geometric_flow"] + full["metric"]) / n
+    torch.testing.assert_close(full["loss"] - plain["loss"], extra)
+    plain["loss"].backward()
+    for net in (vanilla.metric_net, vanilla.generator_net):
+        assert all(p.grad is None for p in net.parameters())
+    estimator = VAEDLM(flow=False, **SMALL)
+    estimator.n_space_ = 12
+    built = estimator._build()  # the estimator's switch reaches the module
+    assert not built.flow and (built.gamma_geo, built.gamma_metric) == (0.0, 0.0)
+
+
+def test_losses_decrease_on_tiny_burgers(burgers):
+    x = burgers.u.values.astype(np.float32)
+    x = (x - x.mean()) / x.std()
+    t = np.broadcast_to(burgers.t.values.astype(np.float32), x.shape[:2]).copy()
+    torch.manual_seed(0)
+    model = GeometricFlowVAE(n_space=32, **SMALL)
+    config = TrainingConfig(
+        epochs=40, batch_size=8, lr=3e-3, progress=False, validation_fraction=0, device="cpu"
+    )
+    history = fit(model, (torch.from_numpy(x), torch.from_numpy(t)), config).history
+    first, last = history.iloc[:3].mean(), history.iloc[-3:].mean()
+    for key in ("loss", "reconstruction", "geometric_flow"):
+        assert last[f"train_{key}"] < first[f"train_{key}"], key
+
+
+# -- the estimator -----------------------------------------------------------------------
+
+
+def test_estimator_outputs_keep_the_input_layout(fitted, burgers):
+    rec = fitted.reconstruct(burgers)
+    assert rec["u"].dims == burgers["u"].dims
+    assert rec["u"].shape == burgers["u"].shape
+    for dim in burgers["u"].dims:
+        np.testing.assert_array_equal(rec[dim].values, burgers[dim].values)
+        assert rec[dim].attrs == burgers[dim].attrs
+    assert rec["u"].attrs == burgers["u"].attrs
+    assert rec.attrs["title"] == burgers.attrs["title"]
+    assert rec.attrs["history"].endswith("reconstruct(ds)")
+    latent = fitted.encode(burgers)
+    assert latent.dims == ("sample", "latent") and latent.shape == (24, 3)
+    decoded = fitted.decode(latent, burgers.t.values)["u"]
+    np.testing.assert_allclose(decoded.values, rec["u"].values, rtol=1e-5, atol=1e-6)
+    half = fitted.predict(burgers, [0.5])["u"]
+    np.testing.assert_allclose(half.values[:, 0], rec["u"].sel(t=0.5).values, atol=1e-5)
+    assert list(fitted.history_.columns[:4]) == [
+        "train_reconstruction",
+        "train_kl",
+        "train_geometric_flow",
+        "train_metric",
+    ]
+
+
+def test_fit_is_reproducible_from_the_seed(fitted, burgers):
+    torch.manual_seed(123)  # the global state must not matter
+    again = VAEDLM(**SMALL, epochs=3, batch_size=8, progress=False, device="cpu").fit(burgers)
+    np.testing.assert_array_equal(again.encode(burgers).values, fitted.encode(burgers).values)
+
+
+def test_save_load_encode_is_bit_identical(fitted, burgers, tmp_path):
+    fitted.save(tmp_path / "dlm.clm")
+    loaded = cl.load(tmp_path / "dlm.clm")
+    assert isinstance(loaded, VAEDLM) and loaded.get_config() == fitted.get_config()
+    np.testing.assert_array_equal(loaded.encode(burgers).values, fitted.encode(burgers).values)
+    assert loaded.reconstruct(burgers).equals(fitted.reconstruct(burgers))
+
+
+def test_bad_inputs_name_the_variable(fitted, burgers):
+    with pytest.raises(InputDataError, match="'v'"):
+        VAEDLM(epochs=1, progress=False).fit(burgers, "v")
+    with pytest.raises(InputDataError, match="'viscosity'"):
+        VAEDLM(epochs=1, progress=False).fit(burgers, "viscosity")
+    broken = burgers.copy(deep=True)
+    broken["u"][0, 2, 5] = np.nan
+    with pytest.raises(InputDataError, match="'u' has 1 NaN"):
+        VAEDLM(epochs=1, progress=False).fit(broken, "u")
+    with pytest.raises(InputDataError, match="'u' has 1 NaN"):
+        fitted.encode(broken)
+    with pytest.raises(InputDataError, match="'u'"):
+        fitted.encode(burgers.drop_vars("u"))
+    with pytest.raises(InputDataError, match="starts at t=0.1"):
+        fitted.predict(burgers.isel(t=slice(1, None)))
+    with pytest.raises(InputDataError, match="space dim 'x' of length 32"):
+        fitted.encode(burgers.isel(x=slice(0, 16)))
+    with pytest.raises(InputDataError, match="no coordinate for its time dim"):
+        fitted.encode(burgers.drop_vars("t"))

@@ -1,0 +1,300 @@
+"""VED (model, estimator, study) and regularised CCA against independent answers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from scipy import stats
+from sklearn.cross_decomposition import CCA
+from sklearn.linear_model import Ridge
+
+import climlatent as cl
+from climlatent.benchmarks import ved_study
+from climlatent.cca import CCARegression
+from climlatent.errors import InputDataError, NotFittedError
+from climlatent.estimators.ved import VED
+from climlatent.models.ved import (
+    FieldMLPDecoder,
+    FieldMLPEncoder,
+    VariationalEncoderDecoder,
+    aggregate_covariance,
+    covariance_penalty,
+)
+from climlatent.training import TrainingConfig, fit
+
+# -- the covariance penalty ----------------------------------------------------------
+
+
+def test_aggregate_covariance_and_penalty_match_numpy():
+    rng = np.random.default_rng(0)
+    mean, log_var = rng.normal(size=(50, 4)), rng.normal(size=(50, 4))
+    expected = np.cov(mean.T, bias=True) + np.diag(np.exp(log_var).mean(0))
+    got = aggregate_covariance(torch.tensor(mean), torch.tensor(log_var))
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    penalty = covariance_penalty(torch.tensor(mean), torch.tensor(log_var))
+    np.testing.assert_allclose(float(penalty), ((expected - np.eye(4)) ** 2).sum(), rtol=1e-12)
+
+
+def _whitened(rng, n, r, variance):
+    """Rows whose mean is 0 and whose (1/n) covariance is exactly variance * I."""
+    a = rng.normal(size=(n, r)) @ rng.normal(size=(r, r))
+    a -= a.mean(0)
+    values, vectors = np.linalg.eigh(a.T @ a / n)
+    return a @ vectors @ np.diag(values**-0.5) @ vectors.T * math.sqrt(variance)
+
+
+def test_covariance_penalty_vanishes_on_exactly_whitened_codes():
+    rng = np.random.default_rng(1)
+    # means with covariance 0.75 I and posterior variances 0.25: the mixture is whitened
+    mean = torch.tensor(_whitened(rng, 64, 5, 0.75))
+    log_var = torch.full((64, 5), math.log(0.25), dtype=torch.float64)
+    assert float(covariance_penalty(mean, log_var)) < 1e-24
+    # deterministic codes whitened to I
+    mean = torch.tensor(_whitened(rng, 64, 5, 1.0))
+    assert float(covariance_penalty(mean, torch.full((64, 5), -80.0, dtype=torch.float64))) < 1e-24
+    # and it sees a correlation: 2 * rho^2 for one off-diagonal pair
+    mixed = mean.clone()
+    mixed[:, 1] = 0.6 * mean[:, 0] + 0.8 * mean[:, 1]
+    got = float(covariance_penalty(mixed, torch.full((64, 5), -80.0, dtype=torch.float64)))
+    assert got == pytest.approx(2 * 0.6**2, rel=1e-9)
+
+
+# -- the VED loss against scipy ------------------------------------------------------
+
+
+def _tiny_ved(beta=1.0, lam=0.0, r=2, n_in=10, n_out=6, hidden=32):
+    torch.manual_seed(0)
+    encoder = FieldMLPEncoder((n_in,), 2 * r, hidden=hidden)
+    decoder = FieldMLPDecoder(r, (n_out,), hidden=hidden)
+    return VariationalEncoderDecoder(encoder, decoder, r, n_out, beta=beta, covariance_weight=lam)
+
+
+def test_ved_loss_terms_match_scipy():
+    ved = _tiny_ved(beta=0.7, lam=2.5).double()
+    with torch.no_grad():
+        ved.output_log_var.copy_(torch.linspace(-1.0, 0.5, 6, dtype=torch.float64))
+    x, y = torch.randn(16, 10, dtype=torch.float64), torch.randn(16, 6, dtype=torch.float64)
+    torch.manual_seed(5)
+    losses = {k: v.item() for k, v in ved.training_losses((x, y)).items()}
+    with torch.no_grad():
+        mean, log_var = ved.posterior(x)
+        torch.manual_seed(5)
+        z = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
+        decoded = ved.decode(z).numpy()
+    mu, sd = mean.numpy(), np.exp(0.5 * log_var.numpy())
+    out_sd = np.exp(0.5 * np.linspace(-1.0, 0.5, 6))
+    nll = -stats.norm.logpdf(y.numpy(), decoded, out_sd).sum(1)
+    # KL(q || N(0, 1)) = cross-entropy - entropy, per dimension
+    kl = (0.5 * np.log(2 * np.pi) + 0.5 * (mu**2 + sd**2) - stats.norm(mu, sd).entropy()).sum(1)
+    cov = np.cov(mu.T, bias=True) + np.diag((sd**2).mean(0))
+    penalty = ((cov - np.eye(2)) ** 2).sum()
+    assert losses["reconstruction"] == pytest.approx(nll.mean() / 6, rel=1e-10)
+    assert losses["kl"] == pytest.approx(kl.mean(), rel=1e-10)
+    assert losses["covariance"] == pytest.approx(penalty, rel=1e-10)
+    expected = (nll.mean() + 0.7 * kl.mean() + 2.5 * penalty) / 6
+    assert losses["loss"] == pytest.approx(expected, rel=1e-10)
+
+
+def test_ved_learns_a_linear_gaussian_map():
+    """x (10-D) -> 2 latent factors -> y (6-D) + noise of variance 0.01."""
+    rng = np.random.default_rng(0)
+    w, c = rng.normal(size=(10, 2)) / np.sqrt(10), rng.normal(size=(2, 6))
+
+    def draw(n):
+        x = rng.normal(size=(n, 10))
+        clean = x @ w @ c
+        return x, clean, clean + 0.1 * rng.normal(size=clean.shape)
+
+    x, _, y = draw(2000)
+    ved = _tiny_ved(beta=1.0, lam=1.0)
+    tensors = (torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
+    config = TrainingConfig(epochs=25, batch_size=64, lr=3e-3, progress=False, device="cpu")
+    fit(ved, tensors, config)
+    x_test, clean_test, _ = draw(500)
+    with torch.no_grad():
+        prediction = ved.predict(torch.tensor(x_test, dtype=torch.float32)).numpy()
+    mse = ((prediction - clean_test) ** 2).mean()
+    print(f"linear-Gaussian VED: test MSE / variance = {mse / clean_test.var():.4f}")
+    assert mse < 0.08 * clean_test.var(), (mse, clean_test.var())
+
+
+# -- CCA -----------------------------------------------------------------------------
+
+
+def test_cca_recovers_known_canonical_correlations():
+    """Pairs (s_k, t_k) with correlation rho_k, mixed by invertible maps on each side."""
+    rng = np.random.default_rng(2)
+    n, rho = 20000, np.array([0.9, 0.6, 0.3])
+    s = rng.normal(size=(n, 4))  # the 4th column has no partner
+    t = rho * s[:, :3] + np.sqrt(1 - rho**2) * rng.normal(size=(n, 3))
+    x, y = s @ rng.normal(size=(4, 4)) + 3.0, t @ rng.normal(size=(3, 3)) - 1.0
+    cca = CCARegression(3, regularisation=0.0).fit(x, y)
+    np.testing.assert_allclose(cca.canonical_correlations_, rho, atol=0.015)
+    u, v = cca.transform(x), cca.transform_y(y)
+    np.testing.assert_allclose(np.cov(u.T), np.eye(3), atol=1e-10)  # whitened exactly
+    np.testing.assert_allclose(np.cov(v.T), np.eye(3), atol=1e-10)
+    cross = (u - u.mean(0)).T @ (v - v.mean(0)) / (n - 1)
+    np.testing.assert_allclose(cross, np.diag(cca.canonical_correlations_), atol=1e-10)
+
+
+def test_cca_matches_sklearn_and_least_squares():
+    rng = np.random.default_rng(3)
+    n = 300
+    x = rng.normal(size=(n, 5)) @ rng.normal(size=(5, 5))
+    y = x[:, :4] @ rng.normal(size=(4, 4)) + 2 * rng.normal(size=(n, 4))
+    cca = CCARegression(4, regularisation=0.0).fit(x, y)
+    reference = CCA(n_components=4, max_iter=5000, tol=1e-12).fit(x, y)
+    xs, ys = reference.transform(x, y)
+    correlations = [np.corrcoef(xs[:, k], ys[:, k])[0, 1] for k in range(4)]
+    np.testing.assert_allclose(cca.canonical_correlations_, correlations, rtol=1e-6)
+    # every pair kept: ordinary least squares; with a ridge: ridge regression
+    design = np.column_stack([np.ones(n), x])
+    ols = design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    np.testing.assert_allclose(cca.predict(x), ols, atol=1e-10)
+    ridged = CCARegression(4, regularisation=0.3).fit(x, y)
+    ridge = Ridge(alpha=ridged.x_ridge_ * (n - 1)).fit(x, y).predict(x)
+    np.testing.assert_allclose(ridged.predict(x), ridge, atol=1e-10)
+    # the pairs are nested: a rank-2 fit is the first two pairs of the rank-4 one
+    np.testing.assert_allclose(
+        CCARegression(2, 0.3).fit(x, y).predict(x), ridged.predict(x, 2), atol=1e-10
+    )
+
+
+def test_cca_handles_more_columns_than_samples_and_refuses_bad_input():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(40, 300)), rng.normal(size=(40, 200))
+    cca = CCARegression(10, regularisation=0.1).fit(x, y)
+    assert cca.x_weights_.shape == (300, 10) and cca.predict(x).shape == (40, 200)
+    assert np.all(np.diff(cca.canonical_correlations_) <= 0)
+    with pytest.raises(ValueError, match="n_components=50"):
+        CCARegression(50).fit(x, y)
+    with pytest.raises(ValueError, match="Y holds NaN"):
+        CCARegression(2).fit(x, np.where(y > 2, np.nan, y))
+    with pytest.raises(ValueError, match="samples"):
+        CCARegression(2).fit(x, y[:10])
+
+
+# -- the estimator -------------------------------------------------------------------
+
+
+def _fields(n=96, seed=0):
+    """Input k on an 8 x 8 grid from 3 factors; output p = tanh of them on a 5 x 7 grid."""
+    rng = np.random.default_rng(seed)
+    basis_in = np.random.default_rng(10).normal(size=(3, 8, 8))
+    basis_out = np.random.default_rng(11).normal(size=(3, 5, 7))
+    theta = rng.normal(size=(n, 3))
+    k = np.einsum("nf,fyx->nyx", theta, basis_in)
+    p = np.tanh(np.einsum("nf,fyx->nyx", theta, basis_out)) * 50.0 + 1000.0
+    return xr.Dataset(
+        {
+            "k": (("sample", "y", "x"), k, {"units": "1", "long_name": "log-permeability"}),
+            "p": (("sample", "yc", "xc"), p, {"units": "Pa", "long_name": "pressure"}),
+        },
+        coords={"sample": np.arange(n) + 100, "y": np.linspace(0, 1, 8),
+                "x": np.linspace(0, 1, 8), "yc": np.arange(5.0), "xc": np.arange(7.0)},
+        attrs={"title": "toy"},
+    )  # fmt: skip
+
+
+SMALL = dict(latent_dim=3, hidden=32, epochs=40, batch_size=32, lr=3e-3, progress=False)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    train = _fields(400)
+    return VED(**SMALL, device="cpu").fit(train, "k", "p"), _fields(64, seed=1)
+
+
+def test_estimator_predicts_on_another_grid_with_metadata(fitted):
+    ved, test = fitted
+    out = ved.predict(test)
+    assert out["p"].dims == ("sample", "yc", "xc")
+    assert out["p"].attrs == {"units": "Pa", "long_name": "pressure"}
+    assert out.attrs["title"] == "toy" and "VED(" in out.attrs["history"]
+    np.testing.assert_array_equal(out["sample"], test["sample"])
+    error = float(((out["p"] - test["p"]) ** 2).mean() / test["p"].var())
+    assert error < 0.1, error
+    mean, std = ved.posterior(test)
+    assert mean.dims == ("sample", "latent") and bool((std > 0).all())
+    assert ved.encode(test).equals(mean)
+    draws = ved.sample(test, 4, seed=1)
+    assert draws["p"].dims == ("draw", "sample", "yc", "xc")
+    assert draws.equals(ved.sample(test, 4, seed=1))
+    assert float(draws["p"].std("draw").mean()) > 0
+    decoded = ved.decode(mean)
+    np.testing.assert_allclose(decoded["p"], out["p"], rtol=1e-6)
+
+
+def test_estimator_save_load_is_bit_identical(fitted, tmp_path):
+    ved, test = fitted
+    ved.save(tmp_path / "ved.clm")
+    loaded = cl.load(tmp_path / "ved.clm")
+    assert isinstance(loaded, VED) and loaded.get_config() == ved.get_config()
+    assert loaded.predict(test).equals(ved.predict(test))
+    assert loaded.encode(test).equals(ved.encode(test))
+    assert loaded.sample(test, 2, seed=3).equals(ved.sample(test, 2, seed=3))
+
+
+def test_estimator_names_bad_inputs(fitted):
+    ved, test = fitted
+    with pytest.raises(InputDataError, match="'perm'"):
+        VED(**SMALL).fit(test, "perm", "p")
+    with pytest.raises(InputDataError, match="'p'.*NaN"):
+        VED(**SMALL).fit(test.assign(p=test["p"].where(test["p"] < 1030)), "k", "p")
+    with pytest.raises(InputDataError, match=r"\['k'\] are constant"):
+        VED(**SMALL).fit(test.assign(k=test["k"] * 0 + 1), "k", "p")
+    other = xr.Dataset({"k": test["k"], "p": test["p"][:10].rename(sample="member")})
+    with pytest.raises(InputDataError, match="'k'.*'p'.*share their sample dims"):
+        VED(**SMALL).fit(other, "k", "p")
+    with pytest.raises(InputDataError, match="'k'.*2 grid dims"):
+        VED(**SMALL).fit(test.assign(k=test["k"].isel(x=0)), "k", "p")
+    with pytest.raises(InputDataError, match="input 'k' is on grid"):
+        ved.predict(test.isel(x=slice(6)))
+    with pytest.raises(InputDataError, match="input variable 'k'"):
+        ved.predict(test.drop_vars("k"))
+    with pytest.raises(InputDataError, match="latent"):
+        ved.decode(xr.DataArray(np.zeros((2, 5)), dims=("sample", "latent")))
+    with pytest.raises(NotFittedError):
+        VED(**SMALL).predict(test)
+    with pytest.raises(ValueError, match="architecture"):
+        VED(architecture="transformer")
+
+
+def test_dense_architecture_runs():
+    ds = _fields(16)
+    ved = VED(latent_dim=2, architecture="dense", n_scales=2, base_channels=4, layers=1,
+              growth=4, epochs=1, progress=False, device="cpu").fit(ds, "k", "p")  # fmt: skip
+    assert ved.predict(ds)["p"].shape == (16, 5, 7)
+
+
+# -- the study -----------------------------------------------------------------------
+
+
+def test_needed_latent_size_is_the_smallest_reaching_each_level():
+    results = ved_study.pd.DataFrame(
+        {
+            "model": ["CCA"] * 3 + ["VED"] * 2 + ["CCA"],
+            "study": ["latent"] * 5 + ["cca_regularisation"],
+            "latent_dim": [1, 4, 16, 2, 8, 1],
+            "relative_error": [0.8, 0.5, 0.41, 0.45, 0.39, 0.1],
+        }
+    )
+    table = ved_study.needed(results, [0.5, 0.42, 0.3])
+    assert table["CCA"].tolist() == [4, 16, ved_study.pd.NA]
+    assert table["VED"].tolist() == [2, 8, ved_study.pd.NA]
+
+
+def test_study_runs_end_to_end(tmp_path):
+    ved_study.main(
+        ["--n-train", "60", "--n-test", "20", "--kle-terms", "8", "--n-grid", "9",
+         "--epochs", "2", "--latent-sizes", "2", "--betas", "1", "--covariance-weights",
+         "0", "1", "--grid-latent", "2", "--hidden", "16", "--workers", "1",
+         "--cca-regularisations", "0.01", "1", "--output", str(tmp_path)]
+    )  # fmt: skip
+    results = ved_study.pd.read_csv(tmp_path / "results.csv")
+    assert set(results["method"]) == {"CCA", "VED"}
+    assert len(results.query("method == 'VED' and study == 'beta_lambda'")) == 2
+    assert (tmp_path / "study.png").stat().st_size > 0
+    assert (tmp_path / "needed.csv").exists()
