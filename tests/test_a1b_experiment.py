@@ -6,7 +6,9 @@ from climlatent.benchmarks.a1b_downscaling import coarse_grid, experiment
 
 
 def test_model_beats_corrected_bilinear_on_held_out_60_years():
-    figures, maps = experiment(epochs=300)
+    # 300 epochs is not converged: seeds 0-3 gave 0.22-0.30 K against the baseline's 0.29 K;
+    # at 600 every seed wins (0.21-0.25 K)
+    figures, maps = experiment(epochs=600)
     print({k: round(v, 4) for k, v in figures.items()})
     assert figures["ProxyDownscaler RMSE (K)"] < figures["bilinear + climatology RMSE (K)"]
     assert figures["bilinear + climatology RMSE (K)"] < figures["bilinear RMSE (K)"]

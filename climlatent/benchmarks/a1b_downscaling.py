@@ -51,7 +51,7 @@ def coarse_grid(fine: xr.Dataset, factor: int = FACTOR) -> xr.Dataset:
     )
 
 
-def experiment(epochs: int = 300) -> tuple[dict[str, float], dict[str, xr.DataArray]]:
+def experiment(epochs: int = 600) -> tuple[dict[str, float], dict[str, xr.DataArray]]:
     """Run the experiment; RMSE/bias figures and per-cell RMSE maps of every method."""
     fine = a1b_north_america().rename(air_temperature="tas").load()
     fine = fine[["tas"]].isel(
@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the experiment, print the figures and write the RMSE maps."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="a1b_downscaling.png")
-    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=600)
     args = parser.parse_args(argv)
     figures, maps = experiment(args.epochs)
     print(
