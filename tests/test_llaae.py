@@ -19,7 +19,7 @@ def fitted_gev(small):
     return cl.LLAAE(latent="gev", **FAST).fit(small[0], "pr", "psl")
 
 
-@pytest.mark.parametrize("latent", ["none", "gaussian", "gev", "gev_moments"])
+@pytest.mark.parametrize("latent", ["none", "gaussian", "gaussian_hp", "gev", "gev_moments"])
 def test_emulation_keeps_coords_members_mask_and_attrs(latent, small):
     train, test = small
     est = cl.LLAAE(latent=latent, **FAST).fit(train, "pr", "psl")

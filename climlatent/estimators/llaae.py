@@ -25,7 +25,7 @@ from climlatent.models.llaae import LLAAE as LLAAEModule
 from climlatent.models.llaae import LOSS_NAMES
 from climlatent.training import TrainingConfig, fit, resolve_device
 
-LATENT_KINDS = ("none", "gaussian", "gev", "gev_moments")
+LATENT_KINDS = ("none", "gaussian", "gaussian_hp", "gev", "gev_moments")
 _BASIS_FIELDS = ("mean", "sqrt_weights", "eofs", "explained_variance_ratio")
 
 
@@ -37,8 +37,9 @@ class LLAAE(Estimator):
     ----------
     latent_dim : int
         Size of the latent space (reference: 400).
-    latent : {"gaussian", "gev", "gev_moments", "none"}
-        Posterior family: Gaussian (beta-VAE), true GEV reparameterisation, the seed's
+    latent : {"gaussian", "gaussian_hp", "gev", "gev_moments", "none"}
+        Posterior family: Gaussian (beta-VAE), Gaussian under the learned hierarchical
+        prior of `climlatent.models.priors`, true GEV reparameterisation, the seed's
         Gaussian with GEV moments, or deterministic (``beta`` is then ignored).
     alpha, beta : float
         Weights of the reconstruction from the proxy and of the KL term in ``L1``.

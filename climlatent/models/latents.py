@@ -7,7 +7,8 @@ encoder's feature vector ``h`` of shape ``(batch, in_features)`` and returns a
 ``(batch,)`` (summed over latent dims) to the prior. The prior is the standard normal
 N(0, I) for every kind. Build one with `make_latent`. In training mode ``z`` is
 (in eval mode ``z = mean``): ``"none"``: ``Linear(h)``, ``kl = 0``; ``"gaussian"``:
-``mu + exp(logvar / 2) * eps``, analytic KL; ``"gev"``: a true GEV draw by its inverse
+``mu + exp(logvar / 2) * eps``, analytic KL; ``"gaussian_hp"``: the same draw under a
+learned hierarchical prior (its KL bound); ``"gev"``: a true GEV draw by its inverse
 CDF, Monte Carlo KL; ``"gev_moments"``: a Gaussian draw with the GEV's mean and
 variance (the seed paper's Section 2 rule), analytic KL.
 
@@ -53,6 +54,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from climlatent.models.priors import HierarchicalPrior
 
 __all__ = [
     "DeterministicLatent",
@@ -274,6 +277,33 @@ class GaussianLatent(nn.Module):
         return _gaussian_latent(self.loc(h), self.log_var(h), self.training)
 
 
+class HierarchicalGaussianLatent(GaussianLatent):
+    """`GaussianLatent` under a learned hierarchical prior (Klushyn et al. 2019).
+
+    ``kl`` is the Jacobsen & Duraisamy (2022) Eq. 12-14 bound of
+    `climlatent.models.priors.HierarchicalPrior` at the draw ``z`` (at ``z = mean`` in
+    eval mode) instead of the analytic KL to N(0, I); the prior's networks train with
+    the encoder.
+
+    Examples
+    --------
+    >>> out = HierarchicalGaussianLatent(8, 2)(torch.zeros(4, 8))
+    >>> out.z.shape, out.kl.shape
+    (torch.Size([4, 2]), torch.Size([4]))
+    """
+
+    def __init__(self, in_features: int, latent_dim: int) -> None:
+        super().__init__(in_features, latent_dim)
+        self.prior = HierarchicalPrior(latent_dim)
+
+    def forward(self, h: Tensor) -> LatentSample:
+        """Encode ``h`` of shape ``(batch, in_features)``."""
+        mean, log_var = self.loc(h), self.log_var(h)
+        sample = _gaussian_latent(mean, log_var, self.training)
+        kl = self.prior.regularisation(sample.z, mean, log_var)
+        return LatentSample(z=sample.z, mean=mean, kl=kl)
+
+
 class _GEVHeads(nn.Module):
     """Location and scale heads and the shape ``xi`` (fixed, or learned in a range)."""
 
@@ -408,6 +438,7 @@ class GEVMomentsLatent(_GEVHeads):
 LATENT_KINDS: dict[str, type[nn.Module]] = {
     "none": DeterministicLatent,
     "gaussian": GaussianLatent,
+    "gaussian_hp": HierarchicalGaussianLatent,
     "gev": GEVLatent,
     "gev_moments": GEVMomentsLatent,
 }
@@ -427,7 +458,7 @@ def make_latent(kind: str, latent_dim: int, in_features: int, **options) -> nn.M
     >>> make_latent("student", 3, 16)
     Traceback (most recent call last):
     ...
-    ValueError: latent kind must be one of ['gaussian', 'gev', 'gev_moments', 'none'], ...
+    ValueError: latent kind must be one of ['gaussian', 'gaussian_hp', ...], not 'student'
     """
     if kind not in LATENT_KINDS:
         raise ValueError(f"latent kind must be one of {sorted(LATENT_KINDS)}, not {kind!r}")
