@@ -37,6 +37,7 @@ __all__ = [
     "all_reduce_sum",
     "barrier",
     "broadcast_module",
+    "gather",
     "is_distributed",
     "is_main_process",
     "rank",
@@ -187,6 +188,21 @@ def all_reduce_gradients(parameters: Sequence[nn.Parameter]) -> None:
         gradients, flat.split([g.numel() for g in gradients]), strict=True
     ):
         gradient.copy_(reduced.view_as(gradient))
+
+
+def gather(value: object) -> list:
+    """Every rank's ``value``, in rank order (``[value]`` without a process group).
+
+    Examples
+    --------
+    >>> gather({"epoch": 3})
+    [{'epoch': 3}]
+    """
+    if not is_distributed():
+        return [value]
+    values = [None] * world_size()
+    dist.all_gather_object(values, value)
+    return values
 
 
 def all_reduce_sum(tensor: Tensor) -> Tensor:

@@ -439,7 +439,7 @@ class _Trainer:
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
             "scaler": self.scaler.state_dict(),
-            "rng": rng_state(),
+            "rng": distributed.gather(rng_state()),  # one per rank
             "history": self.history,
             "best": {"epoch": self.best_epoch, "loss": self.best_loss, "state": self.best_state},
             "stopped_early": self.stopped_early,
@@ -513,14 +513,10 @@ class _Trainer:
             self.stopped_early = self.epoch - last_good >= patience
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write a checkpoint from rank 0 holding every rank's random state."""
+        """Write a checkpoint from rank 0 (every rank takes part in `state_dict`)."""
         state = self.state_dict()
-        states = [state["rng"]]
-        if distributed.is_distributed():
-            states = [None] * distributed.world_size()
-            torch.distributed.all_gather_object(states, state["rng"])
         if distributed.is_main_process():
-            save_checkpoint({**state, "rng": states}, path)
+            save_checkpoint(state, path)
         distributed.barrier()
 
     def resume(self, path: str | os.PathLike) -> None:

@@ -24,6 +24,14 @@ import xarray as xr
 
 from climlatent.checks import get_variable
 from climlatent.errors import InputDataError
+from climlatent.estimators._fields import (
+    field_moments,
+    grid_coords,
+    gridded_fields,
+    stack_fields,
+    standardise,
+    variable_names,
+)
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators.base import LATENT_DIM, BaseEstimator, latent_rows
 from climlatent.io import add_history
@@ -146,7 +154,7 @@ class VAE(BaseEstimator):
 
     def _prepare(self, ds: xr.Dataset, variables: str | Sequence[str]) -> np.ndarray:
         """Check the training fields, fit the standardisation; the standardised images."""
-        names = [variables] if isinstance(variables, str) else list(variables)
+        names = variable_names(variables)
         for attribute in ("target_", "module_"):  # refitting starts afresh
             self.__dict__.pop(attribute, None)
         fields = self._fields(ds, names)
@@ -155,17 +163,13 @@ class VAE(BaseEstimator):
         self.sample_dims_ = fields[0].dims[:-2]
         if not self.sample_dims_:
             raise InputDataError(f"variable {names[0]!r} has no sample dimension besides its grid")
-        raw = self._stack(fields)
-        self.mean_ = raw.mean(axis=(0, 2, 3)).astype(np.float64)
-        self.std_ = raw.std(axis=(0, 2, 3)).astype(np.float64)
-        constant = [name for name, s in zip(names, self.std_, strict=True) if not s > 0]
-        if constant:
-            raise InputDataError(f"variable(s) {constant} are constant: nothing to learn")
+        raw = stack_fields(fields)
+        self.mean_, self.std_ = field_moments(raw, names)
         self.variables_ = names
         self.attrs_ = {name: dict(ds[name].attrs) for name in names}
-        self.grid_ = xr.Dataset(coords={d: ds[d] for d in self.spatial_dims_ if d in ds.coords})
+        self.grid_ = grid_coords(ds, self.spatial_dims_)
         self.target_ = names[0]
-        return self._standardise(raw)
+        return standardise(raw, self.mean_, self.std_)
 
     def _train(self, tensors: list[torch.Tensor]) -> VAE:
         """Build the module from the seed and train it on ``tensors``."""
@@ -182,7 +186,7 @@ class VAE(BaseEstimator):
         """Posterior means of the fields of ``ds``: dims = sample dims + ``latent``."""
         self._require_fitted()
         fields = self._fields(ds, self.variables_)
-        x = self._standardise(self._stack(fields))
+        x = standardise(stack_fields(fields), self.mean_, self.std_)
         z = inference(self.module_.encode, x, device=self.device_)
         sample = fields[0].dims[:-2]
         shape = tuple(fields[0].sizes[d] for d in sample) + (self.latent_dim,)
@@ -241,15 +245,8 @@ class VAE(BaseEstimator):
         )
 
     def _fields(self, ds: xr.Dataset, names: list[str]) -> list[xr.DataArray]:
-        fields = [get_variable(ds, name, "field") for name in names]
+        fields = gridded_fields(ds, names, "field")
         dims = fields[0].dims
-        for da in fields:
-            if da.dims != dims:
-                raise InputDataError(
-                    f"variable {da.name!r} has dims {da.dims}, but {names[0]!r} has {dims}"
-                )
-            if da.ndim < 3:
-                raise InputDataError(f"variable {da.name!r} needs sample dims and 2 grid dims")
         if self.is_fitted:
             grid = {d: fields[0].sizes[d] for d in dims[-2:]}
             if dims[-2:] != tuple(self.spatial_dims_) or list(grid.values()) != self.grid_size_:
@@ -258,24 +255,6 @@ class VAE(BaseEstimator):
                     f"{dict(zip(self.spatial_dims_, self.grid_size_, strict=True))}"
                 )
         return fields
-
-    def _stack(self, fields: list[xr.DataArray]) -> np.ndarray:
-        """``(n, channels, ny, nx)`` float32, refusing NaN/inf with the variable named."""
-        ny, nx = fields[0].shape[-2:]
-        arrays = []
-        for da in fields:
-            values = np.asarray(da.values, dtype=np.float32).reshape(-1, ny, nx)
-            n_bad = int((~np.isfinite(values)).sum())
-            if n_bad:
-                raise InputDataError(f"variable {da.name!r} has {n_bad} NaN/inf value(s)")
-            arrays.append(values)
-        if not len(arrays[0]):
-            raise InputDataError(f"variable {fields[0].name!r} has no samples")
-        return np.stack(arrays, axis=1)
-
-    def _standardise(self, x: np.ndarray) -> np.ndarray:
-        shape = (1, -1, 1, 1)
-        return ((x - self.mean_.reshape(shape)) / self.std_.reshape(shape)).astype(np.float32)
 
     def _labels(self, ds: xr.Dataset, name: str, labelled: Any, n: int) -> list[torch.Tensor]:
         theta = get_variable(ds, name, "labels")

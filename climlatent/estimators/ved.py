@@ -25,8 +25,15 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from climlatent.checks import get_variable
 from climlatent.errors import InputDataError
+from climlatent.estimators._fields import (
+    field_moments,
+    grid_coords,
+    gridded_fields,
+    stack_fields,
+    standardise,
+    variable_names,
+)
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators.base import LATENT_DIM, BaseEstimator, latent_rows
 from climlatent.io import add_history
@@ -139,11 +146,11 @@ class VED(BaseEstimator):
             others of its role, inputs and outputs have different samples, a field
             holds NaN or infinite values, or a variable is constant.
         """
-        names_in, names_out = _names(inputs), _names(outputs)
+        names_in, names_out = variable_names(inputs), variable_names(outputs)
         for attribute in ("target_", "module_"):  # refitting starts afresh
             self.__dict__.pop(attribute, None)
-        fields_in = _fields(ds, names_in, "input")
-        fields_out = _fields(ds, names_out, "output")
+        fields_in = gridded_fields(ds, names_in, "input")
+        fields_out = gridded_fields(ds, names_out, "output")
         sample_dims = fields_in[0].dims[:-2]
         shape_in = {d: fields_in[0].sizes[d] for d in sample_dims}
         shape_out = {d: fields_out[0].sizes[d] for d in fields_out[0].dims[:-2]}
@@ -152,19 +159,19 @@ class VED(BaseEstimator):
                 f"input {names_in[0]!r} has samples {shape_in} but output {names_out[0]!r} "
                 f"has {shape_out}: they must share their sample dims"
             )
-        x_raw, y_raw = _stack(fields_in), _stack(fields_out)
-        self.x_mean_, self.x_std_ = _moments(x_raw, names_in)
-        self.y_mean_, self.y_std_ = _moments(y_raw, names_out)
+        x_raw, y_raw = stack_fields(fields_in), stack_fields(fields_out)
+        self.x_mean_, self.x_std_ = field_moments(x_raw, names_in)
+        self.y_mean_, self.y_std_ = field_moments(y_raw, names_out)
         self.inputs_, self.outputs_ = names_in, names_out
         self.sample_dims_ = sample_dims
         self.input_dims_, self.output_dims_ = fields_in[0].dims[-2:], fields_out[0].dims[-2:]
         self.input_size_ = list(fields_in[0].shape[-2:])
         self.output_size_ = list(fields_out[0].shape[-2:])
         self.attrs_ = {name: dict(ds[name].attrs) for name in names_out}
-        self.input_grid_ = _grid(ds, self.input_dims_)
-        self.output_grid_ = _grid(ds, self.output_dims_)
-        x = torch.from_numpy(_scale(x_raw, self.x_mean_, self.x_std_))
-        y = torch.from_numpy(_scale(y_raw, self.y_mean_, self.y_std_))
+        self.input_grid_ = grid_coords(ds, self.input_dims_)
+        self.output_grid_ = grid_coords(ds, self.output_dims_)
+        x = torch.from_numpy(standardise(x_raw, self.x_mean_, self.x_std_))
+        y = torch.from_numpy(standardise(y_raw, self.y_mean_, self.y_std_))
         torch.manual_seed(self.seed)  # the initial weights
         self.module_ = self._build()
         config = self._training_config()
@@ -265,7 +272,7 @@ class VED(BaseEstimator):
     def _inputs(self, ds: xr.Dataset) -> tuple[np.ndarray, tuple, tuple, dict]:
         """Standardised inputs, sample dims, their sizes and coords of a new Dataset."""
         self._require_fitted()
-        fields = _fields(ds, self.inputs_, "input")
+        fields = gridded_fields(ds, self.inputs_, "input")
         grid = {d: fields[0].sizes[d] for d in fields[0].dims[-2:]}
         if tuple(grid) != tuple(self.input_dims_) or list(grid.values()) != self.input_size_:
             fitted = dict(zip(self.input_dims_, self.input_size_, strict=True))
@@ -275,7 +282,7 @@ class VED(BaseEstimator):
         sample = fields[0].dims[:-2]
         coords = {d: fields[0][d] for d in sample if d in fields[0].coords}
         shape = tuple(fields[0].sizes[d] for d in sample)
-        return _scale(_stack(fields), self.x_mean_, self.x_std_), sample, shape, coords
+        return standardise(stack_fields(fields), self.x_mean_, self.x_std_), sample, shape, coords
 
     def _to_dataset(
         self, fields: np.ndarray, sample: tuple, shape: tuple, coords: dict, attrs: dict,
@@ -331,59 +338,3 @@ class VED(BaseEstimator):
         load_numpy_state(self.module_, state)
         self.device_ = resolve_device(self.device)
         self.module_.to(self.device_).eval()
-
-
-def _names(names: str | Sequence[str]) -> list[str]:
-    return [names] if isinstance(names, str) else list(names)
-
-
-def _fields(ds: xr.Dataset, names: list[str], role: str) -> list[xr.DataArray]:
-    """The variables ``names`` of ``ds``, checked to share dims with a 2-D grid last."""
-    if not names:
-        raise InputDataError(f"no {role} variables given")
-    fields = [get_variable(ds, name, role) for name in names]
-    dims = fields[0].dims
-    for da in fields:
-        if da.ndim < 3:
-            raise InputDataError(
-                f"{role} variable {da.name!r} has dims {da.dims}; it needs sample dims and "
-                f"2 grid dims"
-            )
-        if da.dims != dims:
-            raise InputDataError(
-                f"{role} variable {da.name!r} has dims {da.dims}, but {names[0]!r} has {dims}"
-            )
-    return fields
-
-
-def _stack(fields: list[xr.DataArray]) -> np.ndarray:
-    """``(n, channels, ny, nx)`` float32, refusing NaN/inf with the variable named."""
-    ny, nx = fields[0].shape[-2:]
-    arrays = []
-    for da in fields:
-        values = np.asarray(da.values, dtype=np.float32).reshape(-1, ny, nx)
-        n_bad = int((~np.isfinite(values)).sum())
-        if n_bad:
-            raise InputDataError(f"variable {da.name!r} has {n_bad} NaN/inf value(s)")
-        if not len(values):
-            raise InputDataError(f"variable {da.name!r} has no samples")
-        arrays.append(values)
-    return np.stack(arrays, axis=1)
-
-
-def _moments(raw: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    mean = raw.mean(axis=(0, 2, 3), dtype=np.float64)
-    std = raw.std(axis=(0, 2, 3), dtype=np.float64)
-    constant = [name for name, s in zip(names, std, strict=True) if not s > 0]
-    if constant:
-        raise InputDataError(f"variable(s) {constant} are constant: nothing to learn")
-    return mean, std
-
-
-def _scale(raw: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    shape = (1, -1, 1, 1)
-    return ((raw - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
-
-
-def _grid(ds: xr.Dataset, dims: tuple) -> xr.Dataset:
-    return xr.Dataset(coords={d: ds[d] for d in dims if d in ds.coords})
