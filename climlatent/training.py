@@ -70,7 +70,7 @@ from climlatent.errors import CheckpointError, ClimlatentError, InputDataError
 __all__ = ["TrainingConfig", "TrainingResult", "fit", "resolve_device", "validation_split"]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,13 @@ class TrainingConfig:
     early_stopping_patience : int, optional
         Stop once the monitored validation loss has not improved for this many
         epochs, then restore the weights of the best epoch. None trains all epochs.
+    early_stopping_start : int
+        Epochs before this one neither count as best nor use up patience (a loss whose
+        weights still change with the epoch, as under a beta ramp, is not comparable).
+    plateau_lr_drops, plateau_lr_factor : int and float
+        On a plateau (patience used up) multiply the learning rate by
+        ``plateau_lr_factor`` and go on, up to ``plateau_lr_drops`` times; the next
+        plateau stops. 0 stops at the first plateau.
     monitor : str, optional
         Loss key that defines the best epoch; the first optimiser group by default.
     seed : int
@@ -130,6 +137,9 @@ class TrainingConfig:
     lr_decay_steps: int | None = None
     validation_fraction: float = 0.1
     early_stopping_patience: int | None = None
+    early_stopping_start: int = 0
+    plateau_lr_drops: int = 0
+    plateau_lr_factor: float = 0.1
     monitor: str | None = None
     seed: int = 0
     device: str = "auto"
@@ -154,6 +164,11 @@ class TrainingConfig:
                 "early stopping needs patience >= 1 and validation_fraction > 0",
                 self.early_stopping_patience is None
                 or (self.early_stopping_patience >= 1 and self.validation_fraction > 0),
+            ),
+            ("early_stopping_start must be >= 0", self.early_stopping_start >= 0),
+            (
+                "plateau_lr_drops must be >= 0 and plateau_lr_factor > 0",
+                self.plateau_lr_drops >= 0 and self.plateau_lr_factor > 0,
             ),
             ("seed must be in [0, 2**32)", 0 <= self.seed < 2**32),
             ("checkpoint_every must be >= 1", self.checkpoint_every >= 1),
@@ -388,6 +403,8 @@ class _Trainer:
         self.best_loss = math.inf
         self.best_state: dict[str, Tensor] | None = None
         self.stopped_early = False
+        self.lr_drops = 0  # learning-rate drops at plateaus so far
+        self.plateau_since = config.early_stopping_start - 1  # patience counts after it
 
     def run_epoch(self, data: tuple[Tensor, ...], train: Tensor, valid: Tensor) -> None:
         """Train one epoch, validate, log it and update the best epoch."""
@@ -397,7 +414,10 @@ class _Trainer:
         if hasattr(self.module, "lr_scale"):
             for optimizer in self.optimizers.values():
                 for group in optimizer.param_groups:
-                    group["lr"] = self.config.lr * self.module.lr_scale(self.epoch)
+                    group["lr"] = (
+                        self.config.lr * self.module.lr_scale(self.epoch)
+                        * self.config.plateau_lr_factor**self.lr_drops
+                    )
         self.module.train()
         train_means = _LossMeans()
         for batch, size in self._batches(data, self._shard(train)):
@@ -443,6 +463,7 @@ class _Trainer:
             "history": self.history,
             "best": {"epoch": self.best_epoch, "loss": self.best_loss, "state": self.best_state},
             "stopped_early": self.stopped_early,
+            "plateau": {"lr_drops": self.lr_drops, "since": self.plateau_since},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -467,6 +488,8 @@ class _Trainer:
         self.best_epoch, self.best_loss = best["epoch"], best["loss"]
         self.best_state = best["state"]
         self.stopped_early = state["stopped_early"]
+        plateau = state["plateau"]
+        self.lr_drops, self.plateau_since = plateau["lr_drops"], plateau["since"]
 
     def _step(self, name: str, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
         """Compute the losses, then step group ``name`` on the loss of the same name."""
@@ -499,7 +522,7 @@ class _Trainer:
         return means.means()
 
     def _track_best(self, valid_losses: Mapping[str, float]) -> None:
-        if not valid_losses:
+        if not valid_losses or self.epoch < self.config.early_stopping_start:
             return
         patience = self.config.early_stopping_patience
         if valid_losses[self.monitor] < self.best_loss:
@@ -508,9 +531,21 @@ class _Trainer:
                 self.best_state = {
                     key: value.detach().clone() for key, value in self.module.state_dict().items()
                 }
-        elif patience is not None:
-            last_good = -1 if self.best_epoch is None else self.best_epoch
-            self.stopped_early = self.epoch - last_good >= patience
+            return
+        if patience is None:
+            return
+        last_good = max(self.plateau_since, -1 if self.best_epoch is None else self.best_epoch)
+        if self.epoch - last_good < patience:
+            return
+        factor = self.config.plateau_lr_factor
+        if self.lr_drops < self.config.plateau_lr_drops:
+            self.lr_drops += 1  # a plateau: a lower learning rate, fresh patience
+            self.plateau_since = self.epoch
+            for optimizer in self.optimizers.values():
+                for group in optimizer.param_groups:
+                    group["lr"] *= factor
+        else:
+            self.stopped_early = True
 
     def save(self, path: str | os.PathLike) -> None:
         """Write a checkpoint from rank 0 (every rank takes part in `state_dict`)."""

@@ -153,6 +153,29 @@ def test_early_stopping_restores_best_weights():
     assert restored < valid.iloc[-1]
 
 
+def test_plateaus_drop_the_learning_rate_then_stop_after_the_start_epoch():
+    generator = torch.Generator().manual_seed(1)
+    x, y = torch.randn(48, 4, generator=generator), torch.randn(48, generator=generator)
+    patience, start = 4, 6
+    config = dataclasses.replace(
+        QUIET, epochs=400, validation_fraction=0.25, early_stopping_patience=patience,
+        early_stopping_start=start, plateau_lr_drops=2, plateau_lr_factor=0.5,
+    )  # fmt: skip
+    result = fit(new_regressor(width=256, dropout=0.0), (x, y), config)
+
+    history = result.history
+    valid = history["valid_loss"]
+    assert result.stopped_early
+    assert result.best_epoch == valid.iloc[start:].idxmin() >= start
+    lrs = history["lr"].to_numpy()
+    drops = np.flatnonzero(np.diff(lrs)) + 1  # first epoch at each lower rate
+    np.testing.assert_allclose(lrs[drops], [5e-3, 2.5e-3])
+    for first in drops:  # each drop came after `patience` epochs without a new best
+        before = valid.iloc[start : first - 1]
+        assert valid.iloc[first - 1 - patience + 1 : first].min() >= before.min()
+    assert len(valid) - 1 - max(result.best_epoch, drops[-1] - 1) == patience
+
+
 @pytest.mark.parametrize(("n_samples", "fraction"), [(100, 0.1), (7, 0.5), (10, 0.01)])
 def test_validation_split_is_disjoint_and_reproducible(n_samples, fraction):
     def split(seed):

@@ -1,19 +1,25 @@
 """The Darcy-flow disentanglement study of Jacobsen & Duraisamy (2022), reproduced.
 
-KLE2 Darcy flow (pressure and both velocity components on the 65 x 65 grid), 512
-training and 512 test samples for each generative-parameter distribution p(theta)
-(standard normal, shifted ``N([1, 1], 0.5 I)``, four-component mixture). For each, the
-DenseVAE is trained with a standard-normal prior (VAE) and with the hierarchical prior
-(VAE+HP) over several seeds, with the seed's schedule against over-regularisation
-(``beta_0 = 1e-7`` for a warm-up, a geometric ramp to ``beta = 1``, then a lower
-learning rate). Then semi-supervised runs (standard p(theta)) label 0, ~1, 5 and 20 % of
-the training samples (Eq. 28), with the labels' term weighted 1 (Eq. 28 as written)
-and, by default, also 100 (see `climlatent.models.vae` on why the weight matters).
+KLE2 Darcy flow (pressure and both velocity components on the seed's 65 x 65 grid), 512
+training samples (plus 64 for validation) and 512 test samples for each
+generative-parameter distribution p(theta) (standard normal, shifted
+``N([1, 1], 0.5 I)``, four-component mixture). For each, the DenseVAE is trained with
+a standard-normal prior (VAE) and with the hierarchical prior (VAE+HP), 16 seeds on the
+mixture (the seed's headline: about half of the HP runs disentangle, none without) and
+8 on the others, with the seed's schedule against over-regularisation (``beta_0 =
+1e-7`` for 10 epochs, a 20-epoch geometric ramp to ``beta = 1``) and then to
+convergence: on the ELBO until the validation loss has not improved for ``--patience``
+epochs, a tenfold lower learning rate (the seed's ``c``), and again until a plateau,
+keeping the best epoch (``--max-epochs`` caps it). Then semi-supervised runs on the
+mixture add ~1, 5 and 20 % of 512 labelled samples to the 512 unlabelled ones, as the
+seed does, with the labels' term weighted 1 (Eq. 28 as written) and 100 (see
+`climlatent.models.vae` on why the weight matters). The validation samples are drawn
+at random from all training samples, labelled ones included.
 
 Every run reports, on the test set: relative reconstruction error of the three fields
-(mean squared error over variance, averaged), the training regularisation loss of the
-last epoch, S_D (Eq. 6, higher is better) and S_KL (Eq. 7, lower is better) of the
-posterior means against theta, and two flags: over-regularised (``L_REG`` below
+(mean squared error over variance, averaged), the epochs run and the best one, the
+training regularisation loss of the best epoch, S_D (Eq. 6, higher is better) and S_KL
+(Eq. 7, lower is better) of the posterior means against theta, and two flags: over-regularised (``L_REG`` below
 ``--over-regularised`` nats: the decoder ignores z) and disentangled (``S_D`` at least
 ``--disentangled``). Outputs in ``--output``: ``runs.csv`` (one row per run),
 ``summary.csv`` (means, standard deviations and shares per case) and ``study.png``.
@@ -21,7 +27,8 @@ posterior means against theta, and two flags: over-regularised (``L_REG`` below
 Run ``python -m climlatent.benchmarks.darcy_study --help`` (or ``climlatent bench
 darcy_study``); runs are spread over ``--workers`` processes of one torch thread each.
 Each finished run is appended to ``runs.partial.csv``; the same command after an
-interruption runs only the missing ones.
+interruption runs only the missing ones, ``--only prior/mixture`` runs one case first
+and ``--status`` says how many runs of each case are done.
 """
 
 from __future__ import annotations
@@ -45,55 +52,67 @@ from climlatent.metrics.disentanglement import disentanglement_score, kl_disenta
 FIELDS = ["pressure", "u_x", "u_y"]
 DISTRIBUTIONS = ("standard", "shifted", "mixture")
 LABEL_FRACTIONS = (0.01, 0.05, 0.2)  # 0 %: the VAE runs of the prior study
+N_TRAIN, N_VALID = 512, 64  # the seed's 512 training samples, and a validation set
+WARMUP, RAMP = 10, 20  # epochs at beta_0, and of the ramp to beta = 1
 
-_DATA: dict[str, tuple[xr.Dataset, xr.Dataset]] = {}  # inherited by forked workers
+# p(theta) -> (training + validation, test, labelled extras); inherited by forked workers
+_DATA: dict[str, tuple[xr.Dataset, xr.Dataset, xr.Dataset]] = {}
 
 
-def _options(epochs: int) -> dict:
-    """The seed's three-phase schedule scaled to ``epochs``."""
-    warmup = max(epochs // 4, 1)
+def _options(max_epochs: int, patience: int) -> dict:
+    """The seed's three phases, converged: beta_0, a ramp to 1, then lr drops at plateaus.
+
+    10 epochs at ``beta_0 = 1e-7``, a 20-epoch geometric ramp to ``beta = 1``, then
+    training on the ELBO until the validation loss has not improved for ``patience``
+    epochs, one learning-rate drop (x 0.1, the seed's ``c``), and the same again.
+    """
     return dict(
         latent_dim=2,
-        epochs=epochs,
+        epochs=max_epochs,
         batch_size=64,
         lr=1e-3,
         beta_0=1e-7,
-        warmup_epochs=warmup,
-        ramp_epochs=max(epochs // 3, 1),
-        lr_drop_epoch=epochs - max(epochs // 5, 1),
+        warmup_epochs=WARMUP,
+        ramp_epochs=RAMP,
         lr_factor=0.1,
+        early_stopping_patience=patience,
+        plateau_lr_drops=1,
+        validation_fraction=N_VALID / (N_TRAIN + N_VALID),
         progress=False,
     )
 
 
 def run_case(job: dict) -> dict:
-    """Train one VAE and score it on the test set (one row of ``runs.csv``)."""
+    """Train one VAE to convergence and score it on the test set (a row of ``runs.csv``)."""
     torch.set_num_threads(1)
-    train, test = _DATA[job["distribution"]]
+    train, test, extra = _DATA[job["distribution"]]
     started = time.perf_counter()
     vae = VAE(
         prior=job["prior"],
         seed=job["seed"],
         supervision_weight=job["supervision_weight"],
-        **_options(job["epochs"]),
+        **_options(job["max_epochs"], job["patience"]),
     )
-    labels = None
-    flags = None
-    if job["labelled"]:
+    labels = flags = None
+    if job["labelled"]:  # labelled samples added to the unlabelled ones, as in the seed
+        extras = extra.isel(sample=slice(job["labelled"]))
+        train = xr.concat([train, extras], "sample", data_vars="minimal", compat="override")
         labels = "theta"
-        rng = np.random.default_rng(1000 + job["seed"])
-        flags = np.zeros(train.sizes["sample"], bool)
-        flags[rng.choice(len(flags), job["labelled"], replace=False)] = True
+        flags = np.arange(train.sizes["sample"]) >= train.sizes["sample"] - job["labelled"]
     vae.fit(train, FIELDS, labels=labels, labelled=flags)
     z = vae.encode(test).values
     theta = test["theta"].values
     rec = vae.reconstruct(test)
     error = np.mean([float(((rec[f] - test[f]) ** 2).mean() / test[f].var()) for f in FIELDS])
-    last = vae.history_.iloc[-1]
+    history = vae.history_
+    best = int(history["valid_loss"].iloc[WARMUP + RAMP :].idxmin())  # after the ramp, as trained
     return {
-        **{k: v for k, v in job.items() if k != "epochs"},
+        **job,
+        "epochs_run": len(history),
+        "best_epoch": best,
+        "lr_drops": int((history["lr"].diff() < 0).sum()),
         "reconstruction_error": error,
-        "regularisation": float(last["train_regularisation"]),
+        "regularisation": float(history["train_regularisation"].iloc[best]),
         "S_D": disentanglement_score(z, theta),
         "S_KL": float(kl_disentanglement_score(z, theta)),
         "seconds": time.perf_counter() - started,
@@ -102,39 +121,54 @@ def run_case(job: dict) -> dict:
 
 def jobs(
     seeds: int,
-    epochs: int,
-    n_train: int,
+    mixture_seeds: int,
     weights: Sequence[float],
     fractions: Sequence[float] = LABEL_FRACTIONS,
 ) -> list[dict]:
-    """Every run: priors x p(theta) x seeds, then label fractions x weights x seeds."""
+    """Every run, the seed's headline first: prior study on the mixture, then the rest.
+
+    Priors x p(theta) x seeds (``mixture_seeds`` on the mixture), then on the mixture
+    label shares x supervision weights x seeds; seeds interleave so that a partial
+    study is balanced.
+    """
+    counts = {"mixture": mixture_seeds, "standard": seeds, "shifted": seeds}
     out = [
         {"study": "prior", "distribution": d, "prior": p, "labelled": 0, "seed": s,
          "supervision_weight": 1.0}
-        for d in DISTRIBUTIONS
+        for d in ("mixture", "standard", "shifted")
+        for s in range(counts[d])
         for p in ("standard", "hierarchical")
-        for s in range(seeds)
     ]  # fmt: skip
     out += [
         {
             "study": "labels",
-            "distribution": "standard",
+            "distribution": "mixture",
             "prior": "standard",
-            "labelled": max(round(f * n_train), 1),
+            "labelled": max(round(f * N_TRAIN), 1),
             "seed": s,
             "supervision_weight": float(w),
         }
+        for s in range(seeds)
         for w in weights
         for f in fractions
-        for s in range(seeds)
     ]
-    return [{**job, "epochs": epochs} for job in out]
+    return out
 
 
 def _key(job: dict) -> tuple:
-    fields = ("study", "distribution", "prior", "labelled", "seed", "supervision_weight")
+    fields = ("study", "distribution", "prior", "labelled", "seed", "supervision_weight",
+              "max_epochs", "patience")  # fmt: skip
     return tuple(str(job[f]) if f in ("study", "distribution", "prior") else float(job[f])
                  for f in fields)  # fmt: skip
+
+
+def status(todo: Sequence[dict], done: set[tuple]) -> pd.DataFrame:
+    """Runs done and planned per case (study, p(theta), prior, labels, weight)."""
+    table = pd.DataFrame(todo)
+    table["done"] = [_key(job) in done for job in todo]
+    keys = ["study", "distribution", "prior", "labelled", "supervision_weight"]
+    grouped = table.groupby(keys, sort=False)["done"]
+    return pd.DataFrame({"done": grouped.sum(), "planned": grouped.size()}).reset_index()
 
 
 def summarise(runs: pd.DataFrame, over: float, disentangled: float) -> pd.DataFrame:
@@ -188,57 +222,67 @@ def plot(runs: pd.DataFrame, path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the study and write runs.csv, summary.csv and study.png."""
+    """Run the study (or report its progress) and write runs.csv, summary.csv, study.png."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--n-train", type=int, default=512)
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--mixture-seeds", type=int, default=16)
+    parser.add_argument("--max-epochs", type=int, default=300)
+    parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--n-test", type=int, default=512)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--over-regularised", type=float, default=0.1)
     parser.add_argument("--disentangled", type=float, default=0.9)
     parser.add_argument("--supervision-weights", type=float, nargs="+", default=[1.0, 100.0])
     parser.add_argument("--label-fractions", type=float, nargs="+", default=LABEL_FRACTIONS)
+    parser.add_argument("--only", nargs="+", metavar="STUDY/P_THETA",
+                        help="run only these cases, e.g. prior/mixture labels/mixture")  # fmt: skip
+    parser.add_argument("--status", action="store_true", help="print runs done per case")
     parser.add_argument("--output", type=Path, default=Path("darcy-study"))
     args = parser.parse_args(argv)
     args.output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    for dist in DISTRIBUTIONS:
-        _DATA[dist] = (
-            generate(args.n_train, kle_terms=2, theta=dist, seed=0),
-            generate(args.n_test, kle_terms=2, theta=dist, seed=1),
+    budget = {"max_epochs": args.max_epochs, "patience": args.patience}
+    todo = [
+        {**job, **budget}
+        for job in jobs(
+            args.seeds, args.mixture_seeds, args.supervision_weights, args.label_fractions
         )
-    todo = jobs(
-        args.seeds, args.epochs, args.n_train, args.supervision_weights, args.label_fractions
-    )
+    ]
     partial = args.output / "runs.partial.csv"  # one row per finished run: resumable
     rows = pd.read_csv(partial).to_dict("records") if partial.exists() else []
     done = {_key(row) for row in rows}
-    todo = [job for job in todo if _key(job) not in done]
-    print(f"{len(todo)} runs of {args.epochs} epochs on {args.workers} processes "
-          f"({len(done)} done before)", flush=True)  # fmt: skip
+    if args.status:
+        print(status(todo, done).to_string(index=False))
+        return
+    missing = [job for job in todo if _key(job) not in done]
+    if args.only:
+        missing = [j for j in missing if f"{j['study']}/{j['distribution']}" in args.only]
+    for dist in DISTRIBUTIONS:
+        _DATA[dist] = (
+            generate(N_TRAIN + N_VALID, kle_terms=2, theta=dist, seed=0),
+            generate(args.n_test, kle_terms=2, theta=dist, seed=1),
+            generate(max(round(f * N_TRAIN) for f in args.label_fractions), kle_terms=2,
+                     theta=dist, seed=2),
+        )  # fmt: skip
+    print(f"{len(missing)} runs (at most {args.max_epochs} epochs, patience {args.patience}) "
+          f"on {args.workers} processes ({len(done)} done before)", flush=True)  # fmt: skip
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-        for row in pool.map(run_case, todo):
+        for row in pool.map(run_case, missing):
             rows.append(row)
             pd.DataFrame(rows).to_csv(partial, index=False)
             print(
                 f"  {row['study']:6s} {row['distribution']:8s} {row['prior']:12s} "
-                f"labels={row['labelled']:3d} seed={row['seed']}: S_D={row['S_D']:.3f} "
-                f"S_KL={row['S_KL']:.3f} rec={row['reconstruction_error']:.4f} "
-                f"reg={row['regularisation']:.2f} ({row['seconds']:.0f} s)",
+                f"labels={row['labelled']:3d} w={row['supervision_weight']:g} "
+                f"seed={row['seed']}: S_D={row['S_D']:.3f} S_KL={row['S_KL']:.3f} "
+                f"rec={row['reconstruction_error']:.4f} reg={row['regularisation']:.2f} "
+                f"epochs={row['epochs_run']} ({row['seconds']:.0f} s)",
                 flush=True,
             )
     runs = pd.DataFrame(rows)
-    partial.unlink()
-    prior_study = runs[runs["study"] == "prior"]
-    unlabelled = prior_study[
-        (prior_study["distribution"] == "standard") & (prior_study["prior"] == "standard")
-    ]
-    extra = [
-        unlabelled.assign(study="labels", supervision_weight=w) for w in args.supervision_weights
-    ]
-    runs = pd.concat([runs, *extra], ignore_index=True)
+    if len(done | {_key(r) for r in rows}) < len(todo):
+        print(f"{len(rows)} of {len(todo)} runs done; rerun to continue ({partial})")
+        return
     runs.to_csv(args.output / "runs.csv", index=False)
     summary = summarise(runs, args.over_regularised, args.disentangled)
     summary.to_csv(args.output / "summary.csv", index=False)

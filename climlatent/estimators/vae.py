@@ -38,8 +38,8 @@ from climlatent.io import add_history
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.vae import GaussianVAE
 from climlatent.schedules import BetaSchedule
+from climlatent.training import TrainingConfig, resolve_device
 from climlatent.training import fit as train
-from climlatent.training import resolve_device
 
 __all__ = ["VAE"]
 
@@ -65,6 +65,12 @@ class VAE(BaseEstimator):
         Weight of the semi-supervised term when ``fit`` gets labels (1 in Eq. 28).
     epochs, batch_size, lr, validation_fraction, seed, device, progress, checkpoint_path
         Training settings (`~climlatent.training.TrainingConfig`).
+    early_stopping_patience, plateau_lr_drops : int, optional, and int
+        Train to convergence: once the beta ramp is over (the loss is the ELBO from
+        then on), a validation loss that has not improved for
+        ``early_stopping_patience`` epochs drops the learning rate by ``lr_factor``,
+        up to ``plateau_lr_drops`` times, and the next plateau stops training at the
+        best epoch; ``epochs`` is then a cap. Needs ``validation_fraction > 0``.
 
     Examples
     --------
@@ -96,6 +102,8 @@ class VAE(BaseEstimator):
     batch_size: int = 64
     lr: float = 1e-3
     validation_fraction: float = 0.0
+    early_stopping_patience: int | None = None
+    plateau_lr_drops: int = 0
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -110,6 +118,13 @@ class VAE(BaseEstimator):
             self.beta_final,
             self.lr_drop_epoch,
             self.lr_factor,
+        )
+
+    def _training_config(self, **overrides: Any) -> TrainingConfig:
+        return super()._training_config(
+            early_stopping_start=self.warmup_epochs + self.ramp_epochs,
+            plateau_lr_factor=self.lr_factor,
+            **overrides,
         )
 
     def fit(
