@@ -415,7 +415,8 @@ class _Trainer:
             for optimizer in self.optimizers.values():
                 for group in optimizer.param_groups:
                     group["lr"] = (
-                        self.config.lr * self.module.lr_scale(self.epoch)
+                        self.config.lr
+                        * self.module.lr_scale(self.epoch)
                         * self.config.plateau_lr_factor**self.lr_drops
                     )
         self.module.train()

@@ -19,10 +19,11 @@ at random from all training samples, labelled ones included.
 Every run reports, on the test set: relative reconstruction error of the three fields
 (mean squared error over variance, averaged), the epochs run and the best one, the
 training regularisation loss of the best epoch, S_D (Eq. 6, higher is better) and S_KL
-(Eq. 7, lower is better) of the posterior means against theta, and two flags: over-regularised (``L_REG`` below
-``--over-regularised`` nats: the decoder ignores z) and disentangled (``S_D`` at least
-``--disentangled``). Outputs in ``--output``: ``runs.csv`` (one row per run),
-``summary.csv`` (means, standard deviations and shares per case) and ``study.png``.
+(Eq. 7, lower is better) of the posterior means against theta, and two flags:
+over-regularised (``L_REG`` below ``--over-regularised`` nats: the decoder ignores z)
+and disentangled (``S_D`` at least ``--disentangled``). Outputs in ``--output``:
+``runs.csv`` (one row per run), ``summary.csv`` (means, standard deviations and shares
+per case) and ``study.png``.
 
 Run ``python -m climlatent.benchmarks.darcy_study --help`` (or ``climlatent bench
 darcy_study``); runs are spread over ``--workers`` processes of one torch thread each.
