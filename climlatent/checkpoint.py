@@ -1,14 +1,16 @@
-"""Training checkpoints: random states and atomic, weights-only files.
+"""Training checkpoints: random states, run fingerprints and atomic, weights-only files.
 
 A checkpoint holds tensors and plain Python types only, so that it loads with
-``torch.load(..., weights_only=True)`` and never executes code.
+``torch.load(..., weights_only=True)`` and never executes code. Its fingerprint
+records what determines the run (settings, data shapes, model configuration), so that
+a resumed run can refuse a checkpoint of another one.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,15 @@ import torch
 
 from climlatent.errors import CheckpointError
 
-__all__ = ["load_checkpoint", "rng_state", "save_checkpoint", "seed_everything", "set_rng_state"]
+__all__ = [
+    "fingerprint_changes",
+    "load_checkpoint",
+    "rng_state",
+    "run_fingerprint",
+    "save_checkpoint",
+    "seed_everything",
+    "set_rng_state",
+]
 
 
 def seed_everything(seed: int) -> None:
@@ -141,3 +151,77 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise CheckpointError(f"cannot read checkpoint {os.fspath(path)!r}: {error}") from error
+
+
+def run_fingerprint(settings: Mapping[str, Any], tensors: Sequence[torch.Tensor]) -> dict[str, Any]:
+    """What determines a training run, as plain types for a weights-only checkpoint.
+
+    Parameters
+    ----------
+    settings : mapping
+        Settings that change the result (training settings, model configuration);
+        tuples become lists and path-like values strings, so that a configuration
+        read from YAML compares equal to the same one written in Python.
+    tensors : sequence of torch.Tensor
+        The sample-major training data: their number of samples is kept as
+        ``"samples"`` and each tensor's dtype and per-sample shape in ``"tensors"``.
+
+    Returns
+    -------
+    dict
+        ``settings`` plus ``"samples"`` and ``"tensors"``; compare two with
+        `fingerprint_changes`.
+
+    Examples
+    --------
+    >>> run_fingerprint({"batch_size": 64, "filters": (8, 16)}, [torch.zeros(512, 3)])
+    {'batch_size': 64, 'filters': [8, 16], 'samples': 512, 'tensors': ['float32[3]']}
+    """
+    data = {
+        "samples": len(tensors[0]),
+        "tensors": [f"{str(t.dtype).removeprefix('torch.')}{list(t.shape[1:])}" for t in tensors],
+    }
+    return {key: _plain(value) for key, value in {**settings, **data}.items()}
+
+
+def fingerprint_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """The entries in which two `run_fingerprint` results differ.
+
+    Parameters
+    ----------
+    saved, current : mapping
+        The fingerprint of the checkpoint and that of the run resuming from it.
+
+    Returns
+    -------
+    list of str
+        ``"key: saved -> current"`` for every differing key, in the order of
+        ``current`` (then keys only ``saved`` has); empty when they agree.
+
+    Examples
+    --------
+    >>> fingerprint_changes({"batch_size": 64, "samples": 512},
+    ...                     {"batch_size": 32, "samples": 480, "latent": "gev"})
+    ['batch_size: 64 -> 32', 'samples: 512 -> 480', "latent: (absent) -> 'gev'"]
+    """
+    keys = [*current, *(key for key in saved if key not in current)]
+
+    def shown(fingerprint: Mapping[str, Any], key: str) -> str:
+        return repr(fingerprint[key]) if key in fingerprint else "(absent)"
+
+    return [
+        f"{key}: {shown(saved, key)} -> {shown(current, key)}"
+        for key in keys
+        if key not in saved or key not in current or saved[key] != current[key]
+    ]
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists, mappings as dicts and paths as strings."""
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value

@@ -42,12 +42,12 @@ gradients. Losses are summed on the device and read back once per epoch.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -58,22 +58,27 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from climlatent import distributed
+from climlatent._epoch import LossMeans, count_samples, place, validation_split
 from climlatent.checkpoint import (
+    fingerprint_changes,
     load_checkpoint,
     rng_state,
+    run_fingerprint,
     save_checkpoint,
     seed_everything,
     set_rng_state,
 )
-from climlatent.errors import CheckpointError, ClimlatentError, InputDataError
+from climlatent.errors import CheckpointError, ClimlatentError
 
 __all__ = ["TrainingConfig", "TrainingResult", "fit", "resolve_device", "validation_split"]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-CHECKPOINT_FORMAT = 3
+CHECKPOINT_FORMAT = 4
+# TrainingConfig fields that a resumed run may change; the others must match its checkpoint
+RESUMABLE_CHANGES = ("epochs", "device", "progress", "checkpoint_path", "checkpoint_every")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     """Settings of one `fit` call.
 
@@ -178,7 +183,7 @@ class TrainingConfig:
             raise ValueError("invalid TrainingConfig: " + "; ".join(problems))
 
 
-@dataclass
+@dataclasses.dataclass
 class TrainingResult:
     """What `fit` returns; the module itself is trained in place.
 
@@ -244,49 +249,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def validation_split(
-    n_samples: int, fraction: float, generator: torch.Generator
-) -> tuple[Tensor, Tensor]:
-    """Split sample indices at random into training and validation sets.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number of samples.
-    fraction : float
-        Fraction held out for validation, rounded to a whole number of samples (at
-        least one when ``fraction > 0``). Zero draws nothing from ``generator``.
-    generator : torch.Generator
-        Source of the random permutation.
-
-    Returns
-    -------
-    train, valid : torch.Tensor
-        Disjoint sorted int64 indices covering ``range(n_samples)``.
-
-    Examples
-    --------
-    >>> train, valid = validation_split(10, 0.2, torch.Generator().manual_seed(0))
-    >>> len(train), len(valid)
-    (8, 2)
-    """
-    if fraction == 0:
-        return torch.arange(n_samples), torch.arange(0)
-    n_valid = max(round(n_samples * fraction), 1)
-    if n_valid >= n_samples:
-        raise InputDataError(
-            f"{n_samples} samples leave none for training with validation_fraction={fraction}"
-        )
-    permutation = torch.randperm(n_samples, generator=generator)
-    return permutation[n_valid:].sort().values, permutation[:n_valid].sort().values
-
-
 def fit(
     module: nn.Module,
     tensors: Sequence[Tensor],
     config: TrainingConfig | None = None,
     *,
     resume: bool = False,
+    fingerprint: Mapping[str, Any] | None = None,
 ) -> TrainingResult:
     """Train ``module`` in place on sample-major tensors.
 
@@ -301,8 +270,15 @@ def fit(
     config : TrainingConfig, optional
         Training settings; ``TrainingConfig()`` by default.
     resume : bool
-        Continue from ``config.checkpoint_path``. With the same config (``epochs``
-        aside) the result is exactly that of an uninterrupted run.
+        Continue from ``config.checkpoint_path`` when that file exists, else start
+        afresh (so that a batch job can always pass ``resume=True``). The result is
+        exactly that of an uninterrupted run; a larger ``config.epochs`` trains a
+        finished run further. Only the fields in ``RESUMABLE_CHANGES`` may differ from
+        the checkpoint's run.
+    fingerprint : mapping, optional
+        Further settings that determine the run (an estimator's configuration). With
+        the config and the data shapes they make the checkpoint's
+        `~climlatent.checkpoint.run_fingerprint`; keys must not be config fields.
 
     Returns
     -------
@@ -315,7 +291,9 @@ def fit(
     InputDataError
         If the tensors disagree on the number of samples.
     CheckpointError
-        If ``resume`` and the checkpoint is missing, truncated or does not match.
+        If ``resume`` and the checkpoint is truncated, of another format, past
+        ``config.epochs`` or of another run; the message names the file and each
+        difference, e.g. ``batch_size: 64 -> 32`` or ``samples: 512 -> 480``.
 
     Examples
     --------
@@ -330,7 +308,7 @@ def fit(
     config = TrainingConfig() if config is None else config
     if not hasattr(module, "training_losses"):
         raise TypeError(f"{type(module).__name__} does not implement training_losses(batch)")
-    n_samples = _count_samples(tensors)
+    n_samples = count_samples(tensors)
     distributed.setup()
     device = resolve_device(distributed.training_device(config.device))
     module.to(device)
@@ -338,12 +316,18 @@ def fit(
     train_indices, valid_indices = validation_split(
         n_samples, config.validation_fraction, torch.Generator().manual_seed(config.seed)
     )
-    data = _place(tuple(tensors), device)
-    trainer = _Trainer(module, config, device)
+    data = place(tuple(tensors), device)
+    settings = {
+        name: value
+        for name, value in dataclasses.asdict(config).items()
+        if name not in RESUMABLE_CHANGES
+    }
+    run = run_fingerprint({**settings, **(fingerprint or {})}, tensors)
+    trainer = _Trainer(module, config, device, run)
     path = config.checkpoint_path
-    if resume:
-        if path is None:
-            raise ValueError("resume=True needs config.checkpoint_path")
+    if resume and path is None:
+        raise ValueError("resume=True needs config.checkpoint_path")
+    if resume and os.path.exists(path):
         trainer.resume(path)
     else:
         seed_everything(config.seed + distributed.rank())
@@ -366,7 +350,13 @@ def fit(
 class _Trainer:
     """Optimisers, schedules, batch order, history and best epoch of one `fit` call."""
 
-    def __init__(self, module: nn.Module, config: TrainingConfig, device: torch.device) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        config: TrainingConfig,
+        device: torch.device,
+        fingerprint: dict[str, Any],
+    ) -> None:
         groups = (
             module.optimizer_groups()
             if hasattr(module, "optimizer_groups")
@@ -396,6 +386,7 @@ class _Trainer:
         self.use_amp = config.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.use_amp)
         self.module, self.config, self.device = module, config, device
+        self.fingerprint = fingerprint  # what determines the run, see run_fingerprint
         self.monitor = config.monitor or next(iter(self.groups))
         self.epoch = 0
         self.history: dict[str, list[float]] = {}
@@ -420,7 +411,7 @@ class _Trainer:
                         * self.config.plateau_lr_factor**self.lr_drops
                     )
         self.module.train()
-        train_means = _LossMeans()
+        train_means = LossMeans()
         for batch, size in self._batches(data, self._shard(train)):
             for position, name in enumerate(self.groups):
                 losses = self._step(name, batch)
@@ -455,6 +446,7 @@ class _Trainer:
         return {
             "format": CHECKPOINT_FORMAT,
             "world_size": distributed.world_size(),
+            "fingerprint": self.fingerprint,
             "epoch": self.epoch,
             "module": self.module.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
@@ -475,6 +467,13 @@ class _Trainer:
             raise ValueError(
                 f"checkpoint written by {state['world_size']} processes, "
                 f"resumed by {distributed.world_size()}"
+            )
+        changes = fingerprint_changes(state["fingerprint"], self.fingerprint)
+        if changes:
+            raise ValueError("it is from another run: " + "; ".join(changes))
+        if state["epoch"] > self.config.epochs:
+            raise ValueError(
+                f"it has trained {state['epoch']} epochs, more than {self.config.epochs}"
             )
         self.module.load_state_dict(state["module"])
         for name, optimizer in self.optimizers.items():
@@ -514,7 +513,7 @@ class _Trainer:
     @torch.no_grad()
     def _evaluate(self, data: tuple[Tensor, ...], indices: Tensor) -> dict[str, float]:
         self.module.eval()
-        means = _LossMeans()
+        means = LossMeans()
         for batch, size in self._batches(
             data, indices[distributed.rank() :: distributed.world_size()]
         ):
@@ -588,45 +587,3 @@ class _Trainer:
         if self.use_amp:
             return torch.autocast(self.device.type, dtype=torch.float16)
         return nullcontext()
-
-
-class _LossMeans:
-    """Sample-weighted means of scalar losses, summed on the device, read back once."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, Tensor] = {}
-        self.count = 0
-
-    def add(self, losses: Mapping[str, Tensor], size: int) -> None:
-        if not self.sums:
-            self.sums = {key: torch.zeros((), device=loss.device) for key, loss in losses.items()}
-        for key, total in self.sums.items():
-            total.add_(losses[key].detach(), alpha=size)  # one kernel per key and batch
-        self.count += size
-
-    def means(self) -> dict[str, float]:
-        """Means over the samples of every rank."""
-        sums = torch.stack(list(self.sums.values()))
-        totals = distributed.all_reduce_sum(torch.cat([sums, sums.new_tensor([self.count])]))
-        values = (totals[:-1] / totals[-1]).tolist()
-        return dict(zip(self.sums, values, strict=True))
-
-
-def _count_samples(tensors: Sequence[Tensor]) -> int:
-    if not tensors:
-        raise InputDataError("fit needs at least one tensor")
-    n_samples = len(tensors[0])
-    if any(len(t) != n_samples for t in tensors):
-        shapes = [tuple(t.shape) for t in tensors]
-        raise InputDataError(f"tensors must share their first (sample) dimension, got {shapes}")
-    return n_samples
-
-
-def _place(tensors: tuple[Tensor, ...], device: torch.device) -> tuple[Tensor, ...]:
-    """Move the data to a CUDA ``device`` once if it takes under half its free memory."""
-    if device.type != "cuda" or all(t.device == device for t in tensors):
-        return tensors
-    free_bytes, _ = torch.cuda.mem_get_info(device)
-    if sum(t.element_size() * t.nelement() for t in tensors) < free_bytes // 2:
-        return tuple(t.to(device) for t in tensors)
-    return tensors
