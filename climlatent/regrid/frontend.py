@@ -19,7 +19,8 @@ import xarray as xr
 from scipy import sparse
 
 from climlatent.errors import InputDataError
-from climlatent.grid import GridInfo, _bounds_1d, check_same_grid, find_grid
+from climlatent.grid import GridInfo, _bounds_1d, find_grid
+from climlatent.grid_order import GridOrder, conform
 from climlatent.io import add_history
 from climlatent.regrid import backend, smm
 
@@ -115,6 +116,13 @@ def _unprefixed(ds: xr.Dataset, prefix: str) -> xr.Dataset:
     return part
 
 
+def _caller_cells(order: GridOrder, shape: tuple[int, int]) -> np.ndarray:
+    """Flat (C order) caller index of each canonical cell of a grid."""
+    if not order.rectilinear:
+        return np.arange(shape[0] * shape[1])
+    return (order.lat_index[:, None] * shape[1] + order.lon_index[None, :]).ravel()
+
+
 class Regridder:
     """Regrid fields from one latitude-longitude grid to another with sparse weights.
 
@@ -204,9 +212,19 @@ class Regridder:
                 f"weights have shape {self.weights.shape}, expected {expected} "
                 f"(destination cells, source cells) for these grids"
             )
+        # applied in the canonical layouts, so that input order never changes a sum
+        self._src_order, self._dst_order = (GridOrder.of(g) for g in (src, dst))
+        canonical = self.weights[_caller_cells(self._dst_order, self._dst_shape)][
+            :, _caller_cells(self._src_order, self._src_shape)
+        ]
+        canonical.sort_indices()
+        self._canonical_weights = canonical
 
     def _build(self, src, src_info, dst, dst_info) -> sparse.csr_array:
+        """Weights built on the canonical layouts, indexed in the callers' layouts."""
         _check_supported(src_info, dst_info, self.method, self.engine)
+        src_order, dst_order = GridOrder.of(src), GridOrder.of(dst)
+        src, dst = src_order.canonical(self._src_grid), dst_order.canonical(self._dst_grid)
         src_geo = _geometry(src, src_info, "source", edges=self.method != "nearest")
         dst_geo = _geometry(dst, dst_info, "destination", edges=self.method == "conservative")
         if self.method == "bilinear" and min(src_geo.shape) < 2:
@@ -220,10 +238,12 @@ class Regridder:
         )
         if not backend.domains_overlap(src_geo, dst_geo):
             raise no_overlap
-        weights = backend.ENGINES[self.engine](src_geo, dst_geo, self.method)
+        weights = sparse.coo_array(backend.ENGINES[self.engine](src_geo, dst_geo, self.method))
         if weights.nnz == 0:
             raise no_overlap
-        return weights
+        rows = _caller_cells(dst_order, self._dst_shape)[weights.row]
+        cols = _caller_cells(src_order, self._src_shape)[weights.col]
+        return sparse.csr_array((weights.data, (rows, cols)), shape=weights.shape)
 
     def __repr__(self) -> str:
         return (
@@ -299,12 +319,13 @@ class Regridder:
     def _regrid_array(
         self, da: xr.DataArray, grid: GridInfo, skipna: bool, na_thres: float
     ) -> xr.DataArray:
-        check_same_grid(self._src_grid, da, str(da.name))
+        dims = da.dims
+        da = self._src_order.canonical(conform(da, self._src_grid, str(da.name)))
         y_dim, x_dim = grid.spatial_dims
         dst_y, dst_x = self._dst_info.spatial_dims
         if da.chunks is not None:
             da = da.chunk({y_dim: -1, x_dim: -1})
-        apply = functools.partial(smm.apply_weights, self.weights)
+        apply = functools.partial(smm.apply_weights, self._canonical_weights)
         out = xr.apply_ufunc(
             apply,
             da,
@@ -325,7 +346,7 @@ class Regridder:
             keep_attrs=True,
         )
         renamed = {y_dim: dst_y, x_dim: dst_x}
-        out = out.transpose(*(renamed.get(d, d) for d in da.dims))
+        out = self._dst_order.restore(out).transpose(*(renamed.get(d, d) for d in dims))
         described = f"{self.method} (engine: {self.engine}, skipna: {skipna}"
         described += f", na_thres: {na_thres})" if skipna else ")"
         return out.assign_coords(self._dst_coords).assign_attrs(regrid_method=described)
