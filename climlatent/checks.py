@@ -13,8 +13,10 @@ import numpy as np
 import xarray as xr
 
 from climlatent.errors import InputDataError
-from climlatent.grid import check_monotonic, find_grid, find_time
+from climlatent.grid import check_monotonic, find_grid, find_time, find_vertical
 
+GREGORIAN = frozenset({"standard", "gregorian", "proleptic_gregorian"})
+BOUNDS_DIMS = frozenset({"bnds", "bounds", "nv", "nbnd", "vertices", "nvertex"})
 KNOWN_CALENDARS = frozenset(
     {
         "standard",
@@ -123,8 +125,117 @@ def check_field(da: xr.DataArray, role: str) -> tuple[str | None, str | None]:
         calendar = calendar_of(da, time)
         check_monotonic(da[time], da.name)
     if not bool(np.isfinite(da).any()):
-        raise InputDataError(f"{role} variable {da.name!r} is all NaN")
+        raise InputDataError(f"{role} variable {da.name!r} has no finite value{_why(da)}")
     return time, calendar
+
+
+def _why(da: xr.DataArray) -> str:
+    """What the non-finite values of ``da`` are, naming a float16 overflow."""
+    n_inf = int(np.isinf(da).sum())
+    if not n_inf:
+        return " (all NaN)"
+    overflow = (
+        f": float16 overflows above {float(np.finfo(np.float16).max):g}, store it as float32"
+        if da.dtype == np.float16
+        else ""
+    )
+    return f" ({n_inf} infinite{overflow})"
+
+
+def check_no_inf(da: xr.DataArray, role: str) -> None:
+    """Refuse infinite values (NaN may mark missing cells; inf is always an error).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> check_no_inf(xr.DataArray([1.0, np.nan], dims="x", name="pr"), "target")
+    >>> check_no_inf(xr.DataArray(np.array([7e4, 1.0], "float16"), dims="x", name="psl"),
+    ...              "proxy")
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: proxy variable 'psl' has 1 infinite value(s) (... float16 ...
+    """
+    n_inf = int(np.isinf(da).sum())
+    if n_inf:
+        raise InputDataError(
+            f"{role} variable {da.name!r} has {n_inf} infinite value(s) {_why(da).strip()}".rstrip()
+        )
+
+
+def check_calendar(
+    da: xr.DataArray,
+    role: str,
+    calendar: str | None,
+    fitted: str | None,
+    reference: str = "the model was fitted",
+) -> None:
+    """Refuse a field on another calendar than the one the model was fitted on.
+
+    The three names of the Gregorian calendar are one calendar; ``reference`` says in
+    the message whose calendar ``fitted`` is.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> da = xr.DataArray([1.0], dims="time", name="tos")
+    >>> check_calendar(da, "proxy", "standard", "proleptic_gregorian")
+    >>> check_calendar(da, "proxy", "360_day", "noleap")
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: proxy variable 'tos' is on the '360_day' calendar, ...
+    """
+    if calendar is None or fitted is None or calendar == fitted:
+        return
+    if {calendar, fitted} - GREGORIAN:
+        raise InputDataError(
+            f"{role} variable {da.name!r} is on the {calendar!r} calendar, but {reference} "
+            f"on {fitted!r}; convert it first (xarray's convert_calendar)"
+        )
+
+
+def check_sample_dims(
+    da: xr.DataArray, role: str, spatial: tuple[str, ...], allowed: tuple[str, ...] | None
+) -> tuple[str, ...]:
+    """The sample dims of ``da``, refusing a level, bounds or other dim not among them.
+
+    Parameters
+    ----------
+    da : xr.DataArray
+        The field.
+    role : str
+        Its role, named in messages.
+    spatial : tuple of str
+        Its horizontal dims.
+    allowed : tuple of str, optional
+        The sample dims it may have (the target's at ``fit``; the fitted ones, time and
+        member on apply). None: any dim that is not vertical or a bounds dim.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> da = xr.DataArray(np.zeros((2, 3, 1, 1)), dims=("time", "plev", "lat", "lon"),
+    ...                   name="ua")
+    >>> check_sample_dims(da, "proxy", ("lat", "lon"), ("time",))
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: proxy variable 'ua' has dim 'plev' (3 values), ...
+    """
+    vertical = find_vertical(da)
+    sample = tuple(d for d in da.dims if d not in spatial)
+    for dim in sample:
+        kind = "a vertical dim" if dim == vertical else None
+        if dim in BOUNDS_DIMS:
+            kind = "a cell-bounds dim"
+        if kind is None and (allowed is None or dim in allowed):
+            continue
+        select = f"ds.isel({dim}=0)" if dim in BOUNDS_DIMS else f"ds.sel({dim}=...)"
+        raise InputDataError(
+            f"{role} variable {da.name!r} has dim {dim!r} ({da.sizes[dim]} values)"
+            + (f", {kind}" if kind else "")
+            + f", which is not a sample dim of the model ({', '.join(allowed or ()) or 'none'});"
+            f" select one with {select} or drop it"
+        )
+    return sample
 
 
 def check_same_samples(target: xr.DataArray, proxy: xr.DataArray, time: str | None) -> None:
@@ -149,6 +260,11 @@ def check_same_samples(target: xr.DataArray, proxy: xr.DataArray, time: str | No
             f"({time!r} vs {proxy_time!r}); put them on one time coordinate first"
         )
     a, b = target[time].values, proxy[time].values
+    if a.dtype.kind in "OM" and b.dtype.kind in "OM":  # dates: compare calendars first
+        reference = f"target {target.name!r} is"
+        check_calendar(
+            proxy, "proxy", calendar_of(proxy, time), calendar_of(target, time), reference
+        )
     if a.shape != b.shape or not np.all(a == b):
         raise InputDataError(
             f"target {target.name!r} and proxy {proxy.name!r} are on different time axes "

@@ -24,7 +24,7 @@ import xarray as xr
 from climlatent.errors import InputDataError
 from climlatent.grid import GridInfo, check_same_grid, find_grid
 
-__all__ = ["GridOrder", "conform"]
+__all__ = ["GridOrder", "conform", "grid_layout", "in_layout"]
 
 _LON_DECIMALS = 9  # canonical longitudes are rounded to 1e-9 degrees
 
@@ -124,7 +124,7 @@ class GridOrder:
             obj = _relabel_lon(
                 obj.isel({y: self.lat_index, x: self.lon_index}), self.grid.lon, self.canonical_lon
             )
-        return _horizontal_last(obj, (y, x))
+        return _contiguous(_horizontal_last(obj, (y, x)))
 
     def restore(self, obj: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
         """Canonical ``obj`` back in the caller's layout (coordinates, values, dim order)."""
@@ -145,6 +145,15 @@ def _horizontal_last(
         n: v.transpose(..., *dims) for n, v in obj.data_vars.items() if set(dims) <= set(v.dims)
     }
     return obj.assign(moved) if moved else obj
+
+
+def _contiguous(obj: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
+    """In-memory data in C order, so that reductions sum in the same order as for a copy."""
+    if isinstance(obj, xr.Dataset):
+        return obj.assign({name: _contiguous(var) for name, var in obj.data_vars.items()})
+    if not isinstance(obj.data, np.ndarray) or obj.data.flags.c_contiguous:
+        return obj
+    return obj.copy(data=np.ascontiguousarray(obj.data))
 
 
 def _spatial_order(obj: xr.Dataset | xr.DataArray, grid: GridInfo) -> tuple[str, str]:
@@ -221,3 +230,37 @@ def conform(
         return _horizontal_last(da, theirs.spatial_order)
     check_same_grid(theirs.canonical(reference), mine.canonical(da), name, atol)
     return theirs.restore(mine.canonical(da))
+
+
+def grid_layout(da: xr.DataArray, name: str | None = None) -> xr.Dataset:
+    """The horizontal layout of ``da`` as a small netCDF-writable Dataset.
+
+    Its coordinates in ``da``'s order and an int8 ``layout`` variable on the horizontal
+    dims in ``da``'s order: what `in_layout` needs to put a canonical field back.
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((2, 3, 2)), dims=("time", "lon", "lat"), name="pr",
+    ...     coords={"lat": [5.0, -5.0], "lon": [0.0, 120.0, 240.0]})
+    >>> grid_layout(da)["layout"].dims
+    ('lon', 'lat')
+    """
+    grid = find_grid(da, name)
+    spatial = _spatial_order(da, grid)
+    coords = {c: da[c].variable for c in (grid.lat, grid.lon, *spatial) if c in da.coords}
+    layout = xr.Variable(spatial, np.zeros([da.sizes[d] for d in spatial], np.int8))
+    return xr.Dataset({"layout": layout}, coords=coords)
+
+
+def in_layout(layout: xr.Dataset | None, da: xr.DataArray) -> xr.DataArray:
+    """Canonical ``da`` in the layout saved by `grid_layout` (unchanged for None).
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.arange(6.0).reshape(3, 2), dims=("lon", "lat"), name="pr",
+    ...     coords={"lat": [5.0, -5.0], "lon": [0.0, 120.0, 240.0]})
+    >>> canonical = GridOrder.of(da).canonical(da)
+    >>> in_layout(grid_layout(da), canonical).equals(da)
+    True
+    """
+    return da if layout is None else GridOrder.of(layout).restore(da)

@@ -57,7 +57,12 @@ CASES = [
     ("mismatched grid", _other_grid, "emulate", "'psl' is on a different grid.*'lon'"),
     ("undecoded calendar", _bad_calendar, "emulate", "time coordinate 'time' of variable 'psl'"),
     ("empty time selection", _empty_time, "emulate", "'psl' is empty along dimension 'time'"),
-    ("all-NaN target", _all_nan_target, "fit", "target variable 'pr' is all NaN"),
+    (
+        "all-NaN target",
+        _all_nan_target,
+        "fit",
+        "target variable 'pr' has no finite value \\(all NaN\\)",
+    ),
     ("NaNs in proxy at fit", _nan_proxy, "fit", "proxy variable 'psl' has 192 NaN"),
     ("missing latitude at fit", _drop_lat, "fit", "'pr' has no latitude"),
 ]

@@ -15,7 +15,8 @@ numbers and strings), and implements:
 - ``_fit_arrays(X, Y, proxy_layout, target_layout)``: ``X`` (n, n_proxy_cells) and
   ``Y`` (n, n_target_cells), float32, with the grids and masks they come from;
 - ``_predict(X) -> Y``; ``_encode(Y) -> Z``; ``_decode(Z) -> Y``;
-- ``_state() -> dict[str, np.ndarray]`` and ``_load_state(dict)``: the fitted numbers.
+- ``_state() -> dict[str, np.ndarray]`` and ``_load_state(dict)``: the fitted numbers,
+  and ``_state_spec()``: their shapes and dtypes, checked before loading.
 """
 
 from __future__ import annotations
@@ -35,15 +36,28 @@ from climlatent.batching import (
     sample_coords,
     to_matrix,
 )
-from climlatent.checks import check_field, check_same_samples, get_variable
+from climlatent.checks import (
+    check_calendar,
+    check_field,
+    check_no_inf,
+    check_same_samples,
+    check_sample_dims,
+    get_variable,
+)
 from climlatent.errors import InputDataError, NotFittedError
-from climlatent.grid import check_same_grid, find_grid
+from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
+from climlatent.grid import find_grid, find_member, find_time
+from climlatent.grid_order import GridOrder, conform, grid_layout, in_layout
 from climlatent.io import add_history
 from climlatent.training import TrainingConfig
 from climlatent.units import convert_units, parse_units
 
 LATENT_DIM = "latent"
 REGISTRY: dict[str, type[BaseEstimator]] = {}
+ArraySpec = tuple[tuple[int | str | None, ...], str]
+"""A saved array's expected shape and dtype name. Per axis: an ``int``, that size; a
+``str``, a size shared by every array of the state naming it, optionally plus a constant
+(``"modes+1"``); or ``None``, any size."""
 
 
 def latent_rows(z: xr.DataArray, latent_dim: int) -> tuple[np.ndarray, tuple, tuple, dict]:
@@ -121,6 +135,7 @@ class BaseEstimator:
         """Inverse-transform, add CF attributes and history, keep ``ds``'s metadata."""
         if self.target_transform_ is not None:
             out = self.target_transform_.inverse(out)
+        out = in_layout(getattr(self, "target_order_", None), out)
         out = out.astype(np.float32)
         out.attrs = dict(self.target_attrs_)
         for dim in out.dims:
@@ -144,6 +159,15 @@ class BaseEstimator:
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
 
+    def _state_spec(self) -> dict[str, ArraySpec]:
+        """Shape and dtype of each array `_state` gives that the fitted metadata implies.
+
+        Called on loading, after `_restore` and before `_load_state`; the tensors of a
+        torch module need not be listed: `load_numpy_state` checks them against the
+        module built from the configuration.
+        """
+        raise NotImplementedError
+
 
 @dataclasses.dataclass
 class Estimator(BaseEstimator):
@@ -160,10 +184,11 @@ class Estimator(BaseEstimator):
 
     target_transform: str = "none"
     proxy_transform: str = "standardize"
+    range_tolerance: float = RANGE_TOLERANCE
 
     # -- the public xarray face ----------------------------------------------------
 
-    def fit(self, ds: xr.Dataset, target: str, proxy: str) -> Estimator:
+    def fit(self, ds: xr.Dataset, target: str, proxy: str, **training: Any) -> Estimator:
         """Fit the estimator to produce ``ds[target]`` from ``ds[proxy]``.
 
         Parameters
@@ -175,6 +200,9 @@ class Estimator(BaseEstimator):
             Name of the field to emulate (e.g. ``"pr"``).
         proxy : str
             Name of the predictor field (e.g. ``"psl"``).
+        **training
+            Options of a trained model's training loop, passed on to ``_fit_arrays``
+            (`LLAAE.fit`: ``checkpoint`` and ``resume``).
 
         Returns
         -------
@@ -194,9 +222,12 @@ class Estimator(BaseEstimator):
         check_field(x, "proxy")
         parse_units(y, target)
         parse_units(x, proxy)
+        check_no_inf(y, "target")
+        sample_dims = check_sample_dims(y, "target", _spatial(y), None)
         check_same_samples(y, x, time)
-        sample_dims = tuple(d for d in y.dims if d in x.dims and d not in _spatial(y))
+        check_sample_dims(x, "proxy", _spatial(x), sample_dims)
         self._check_proxy_finite(x)
+        y, x = GridOrder.of(y, target).canonical(y), GridOrder.of(x, proxy).canonical(x)
 
         x_tf = _make_transform(self.proxy_transform, sample_dims)
         y_tf = _make_transform(self.target_transform, sample_dims)
@@ -206,10 +237,12 @@ class Estimator(BaseEstimator):
         x_mat = to_matrix(x_in, proxy_layout)
         y_mat = to_matrix(y_in, target_layout)
 
-        self._fit_arrays(x_mat, y_mat, proxy_layout, target_layout)
+        self._fit_arrays(x_mat, y_mat, proxy_layout, target_layout, **training)
         self.target_, self.proxy_ = target, proxy
         self.target_attrs_ = dict(y.attrs)
         self.proxy_units_ = str(x.attrs["units"])
+        self.proxy_range_ = FittedRange.of(x)
+        self.target_order_ = grid_layout(ds[target], target)
         self.calendar_ = calendar
         self.sample_dims_ = sample_dims
         self.proxy_layout_, self.target_layout_ = proxy_layout, target_layout
@@ -217,29 +250,33 @@ class Estimator(BaseEstimator):
         return self
 
     def _fit_arrays(
-        self, x: np.ndarray, y: np.ndarray, proxy: FieldLayout, target: FieldLayout
+        self, x: np.ndarray, y: np.ndarray, proxy: FieldLayout, target: FieldLayout, **training: Any
     ) -> None:
         """Fit the model to the sample matrices of proxy and target, on their layouts."""
         raise NotImplementedError
 
-    def emulate(self, ds: xr.Dataset) -> xr.Dataset:
+    def emulate(self, ds: xr.Dataset, check_range: bool = True) -> xr.Dataset:
         """Emulate the target field from the proxy field of ``ds``.
 
         Parameters
         ----------
         ds : xr.Dataset
-            Holds the proxy variable on the grid the estimator was fitted on, with any
-            sample dims (time, member, ...); units are converted to the fitted ones.
+            Holds the proxy variable on the grid the estimator was fitted on (in any
+            latitude order, longitude convention or dim order), with its sample dims
+            (time, member, those of ``fit``); units are converted to the fitted ones.
+        check_range : bool
+            Refuse proxy values beyond the fitted range by more than
+            ``range_tolerance`` times its width (fill values, mislabelled units).
 
         Returns
         -------
         xr.Dataset
-            The emulated target on the target grid, with ``ds``'s sample coordinates
-            and global attributes, the target's CF attributes, and a history line.
-            Lazy when ``ds`` is dask-backed.
+            The emulated target on the target grid (in the layout it had at ``fit``),
+            with ``ds``'s sample coordinates and global attributes, the target's CF
+            attributes, and a history line. Lazy when ``ds`` is dask-backed.
         """
         self._require_fitted()
-        x = self._prepare_proxy(ds)
+        x = self._prepare_proxy(ds, check_range)
         x_in = self.proxy_transform_.forward(x) if self.proxy_transform_ else x
         name = self.proxy_
 
@@ -306,8 +343,10 @@ class Estimator(BaseEstimator):
         """
         circulation = self.emulate(ds)
         y = get_variable(ds, self.target_, "target")
-        self._check_new_field(y, "target", self.target_layout_)
-        y = convert_units(y, self.target_attrs_["units"], self.target_)
+        y = self._check_new_field(y, "target", self.target_layout_)
+        y = convert_units(
+            in_layout(self.target_order_, y), self.target_attrs_["units"], self.target_
+        )
         name = self.target_
         induced = circulation[name]
         label = self.target_attrs_.get("long_name", name)
@@ -339,6 +378,7 @@ class Estimator(BaseEstimator):
             "proxy_units": self.proxy_units_,
             "calendar": self.calendar_,
             "sample_dims": list(self.sample_dims_),
+            "proxy_range": [self.proxy_range_.minimum, self.proxy_range_.maximum],
         }
 
     def _fitted_datasets(self) -> dict[str, xr.Dataset]:
@@ -346,6 +386,7 @@ class Estimator(BaseEstimator):
         out = {
             "proxy_grid": self.proxy_layout_.to_dataset(),
             "target_grid": self.target_layout_.to_dataset(),
+            "target_layout": self.target_order_,
         }
         for role, tf in (("proxy", self.proxy_transform_), ("target", self.target_transform_)):
             if tf is not None:
@@ -359,6 +400,9 @@ class Estimator(BaseEstimator):
         self.proxy_units_ = fitted["proxy_units"]
         self.calendar_ = fitted["calendar"]
         self.sample_dims_ = tuple(fitted["sample_dims"])
+        bounds = fitted.get("proxy_range")  # absent from models saved without it: no check
+        self.proxy_range_ = FittedRange(self.proxy_, *bounds) if bounds else None
+        self.target_order_ = datasets.get("target_layout")
         for role in ("proxy", "target"):
             setattr(self, f"{role}_layout_", FieldLayout.from_dataset(datasets[f"{role}_grid"]))
             state = datasets.get(f"{role}_transform")
@@ -367,26 +411,29 @@ class Estimator(BaseEstimator):
 
     # -- boundary helpers ----------------------------------------------------------
 
-    def _prepare_proxy(self, ds: xr.Dataset) -> xr.DataArray:
+    def _prepare_proxy(self, ds: xr.Dataset, check_range: bool = True) -> xr.DataArray:
         x = get_variable(ds, self.proxy_, "proxy")
-        self._check_new_field(x, "proxy", self.proxy_layout_)
-        return convert_units(x, self.proxy_units_, self.proxy_)
+        x = convert_units(
+            self._check_new_field(x, "proxy", self.proxy_layout_), self.proxy_units_, self.proxy_
+        )
+        if check_range and self.proxy_range_ is not None:
+            x = self.proxy_range_.check(x, "proxy", self.range_tolerance)
+        return x
 
     def _prepare_target(self, ds: xr.Dataset) -> xr.DataArray:
         y = get_variable(ds, self.target_, "target")
-        self._check_new_field(y, "target", self.target_layout_)
+        y = self._check_new_field(y, "target", self.target_layout_)
         y = convert_units(y, self.target_attrs_["units"], self.target_)
         return self.target_transform_.forward(y) if self.target_transform_ else y
 
-    def _check_new_field(self, da: xr.DataArray, role: str, layout: FieldLayout) -> None:
+    def _check_new_field(self, da: xr.DataArray, role: str, layout: FieldLayout) -> xr.DataArray:
+        """Check new data against what ``fit`` saw; the data in the fitted layout."""
         _, calendar = check_field(da, role)
-        check_same_grid(layout.grid, da, str(da.name))
-        if calendar is not None and self.calendar_ is not None and calendar != self.calendar_:
-            if {calendar, self.calendar_} - {"standard", "gregorian", "proleptic_gregorian"}:
-                raise InputDataError(
-                    f"{role} variable {da.name!r} is on the {calendar!r} calendar, but the "
-                    f"model was fitted on {self.calendar_!r}"
-                )
+        check_calendar(da, role, calendar, self.calendar_)
+        spatial = find_grid(da, da.name).spatial_dims
+        known = (*self.sample_dims_, find_time(da), find_member(da))
+        check_sample_dims(da, role, spatial, tuple(d for d in known if d))
+        return conform(da, layout.grid, str(da.name))
 
     @staticmethod
     def _check_proxy_finite(x: xr.DataArray) -> None:

@@ -1,0 +1,111 @@
+"""The range an input took at ``fit``, and a check that new inputs are plausible beside it.
+
+A model applied to values far outside what it was trained on extrapolates: one
+unmasked fill value of 1e30 in a proxy gives precipitation of 1e21 kg m-2 s-1, and sea
+level pressure in Pa labelled hPa looks like a 100-fold anomaly. Neither is an error a
+unit check can see. :class:`FittedRange` keeps each input's minimum and maximum at
+``fit`` and refuses new values beyond them by more than ``tolerance`` times the fitted
+width on either side (5 by default: a climate-change signal stays far inside, a unit
+or fill-value mistake lands far outside), naming the variable, how many values and
+where the first one is. Dask-backed inputs are checked block by block as they are
+computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from climlatent.errors import InputDataError
+
+__all__ = ["RANGE_TOLERANCE", "FittedRange"]
+
+RANGE_TOLERANCE = 5.0  # fitted widths allowed beyond the fitted range, each side
+
+
+@dataclass(frozen=True)
+class FittedRange:
+    """Minimum and maximum of one input variable at ``fit``, in the fitted units.
+
+    Examples
+    --------
+    >>> da = xr.DataArray([280.0, 300.0], dims="time", coords={"time": [0, 1]}, name="tas",
+    ...                   attrs={"units": "K"})
+    >>> fitted = FittedRange.of(da)
+    >>> fitted.bounds(5.0)
+    (180.0, 400.0)
+    >>> fitted.check(da.copy(data=[290.0, 1e30]), "proxy", 5.0)
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: proxy variable 'tas' has 1 value(s) outside ...
+    """
+
+    name: str
+    minimum: float
+    maximum: float
+
+    @classmethod
+    def of(cls, da: xr.DataArray) -> FittedRange:
+        """The finite range of ``da``."""
+        finite = da.where(np.isfinite(da))
+        return cls(str(da.name), float(finite.min()), float(finite.max()))
+
+    def bounds(self, tolerance: float) -> tuple[float, float]:
+        """Plausible values: the fitted range widened by ``tolerance`` widths each side."""
+        width = max(self.maximum - self.minimum, 1e-6 * max(abs(self.maximum), 1e-30))
+        return self.minimum - tolerance * width, self.maximum + tolerance * width
+
+    def check(self, da: xr.DataArray, role: str, tolerance: float | None) -> xr.DataArray:
+        """``da`` unchanged, or an `InputDataError` if it holds implausible values.
+
+        Parameters
+        ----------
+        da : xr.DataArray
+            New data in the fitted units.
+        role : str
+            Its role, named in the message.
+        tolerance : float, optional
+            Fitted widths allowed beyond the fitted range; None skips the check.
+
+        Returns
+        -------
+        xr.DataArray
+            ``da``; when dask-backed, with the check run on each block at compute time.
+        """
+        if tolerance is None:
+            return da
+        if da.chunks is None:
+            self._check_block(da, role, tolerance)
+            return da
+        return xr.map_blocks(self._check_block, da, (role, tolerance), template=da)
+
+    def _check_block(self, da: xr.DataArray, role: str, tolerance: float) -> xr.DataArray:
+        low, high = self.bounds(tolerance)
+        values = np.asarray(da.values)
+        bad = np.isinf(values) | (values < low) | (values > high)
+        n_bad = int(bad.sum())
+        if n_bad:
+            first = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            where = ", ".join(
+                f"{dim}={_label(da, dim, i)}" for dim, i in zip(da.dims, first, strict=True)
+            )
+            units = da.attrs.get("units", "")
+            raise InputDataError(
+                f"{role} variable {self.name!r} has {n_bad} value(s) outside the plausible "
+                f"range [{low:.4g}, {high:.4g}] {units} (the fitted range "
+                f"[{self.minimum:.4g}, {self.maximum:.4g}] widened {tolerance:g} times its "
+                f"width each side); the first is {float(values[first]):.4g} at {where}. An "
+                f"unmasked fill value, or units that do not match the data? To apply the "
+                f"model anyway, pass check_range=False"
+            )
+        return da
+
+
+def _label(da: xr.DataArray, dim: str, index: int) -> str:
+    """Coordinate value at ``index`` along ``dim`` (the index if there is none)."""
+    if dim not in da.coords:
+        return str(index)
+    value = da[dim].values[index]
+    return str(value)[:19] if not isinstance(value, float | np.floating) else f"{value:g}"
