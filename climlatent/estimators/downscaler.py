@@ -13,6 +13,7 @@ proxies, the target is downscaled from its own coarse field (additive form).
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import numpy as np
@@ -21,15 +22,25 @@ import xarray as xr
 from scipy.spatial import cKDTree
 
 from climlatent.batching import FieldLayout, from_matrix, sample_coords, to_matrix
-from climlatent.checks import check_field, check_same_samples, get_variable
+from climlatent.checks import (
+    check_calendar,
+    check_field,
+    check_no_inf,
+    check_same_samples,
+    check_sample_dims,
+    get_variable,
+)
 from climlatent.errors import InputDataError
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
-from climlatent.estimators.base import BaseEstimator
-from climlatent.grid import check_same_grid, find_grid
+from climlatent.estimators._train import train_module
+from climlatent.estimators.base import ArraySpec, BaseEstimator
+from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
+from climlatent.grid import find_grid, find_member, find_time
+from climlatent.grid_order import GridOrder, conform, grid_layout
 from climlatent.models.downscaler import ProxyDownscaler as ProxyDownscalerModule
 from climlatent.models.proxies import make_proxy
 from climlatent.regrid import Regridder
-from climlatent.training import fit, resolve_device
+from climlatent.training import resolve_device
 from climlatent.units import convert_units, parse_units
 
 SAMPLE_DIM = "sample"
@@ -134,6 +145,7 @@ class ProxyDownscaler(BaseEstimator):
     seed: int = 0
     device: str = "auto"
     progress: bool = False
+    range_tolerance: float = RANGE_TOLERANCE
 
     def __post_init__(self) -> None:
         if self.interpolation not in ("auto", "bilinear", "learned"):
@@ -153,6 +165,9 @@ class ProxyDownscaler(BaseEstimator):
         fine: xr.Dataset,
         target: str,
         proxies: dict[str, str] | None = None,
+        *,
+        checkpoint: str | os.PathLike | None = None,
+        resume: bool = False,
     ) -> ProxyDownscaler:
         """Fit on coarse drivers and the fine target over the same samples.
 
@@ -168,15 +183,30 @@ class ProxyDownscaler(BaseEstimator):
             Driver variable -> proxy function (``"exponential"``, ``"quadratic"``,
             ``"saturating"``, ``"linear"``, ``"identity"``). Default: the target's own
             coarse field (identity proxy).
+        checkpoint : str or os.PathLike, optional
+            Training checkpoint, rewritten after every epoch.
+        resume : bool
+            Continue from ``checkpoint`` when the file exists, else start afresh. The
+            result equals that of an uninterrupted run; a larger ``epochs`` trains a
+            finished run further.
 
         Returns
         -------
         ProxyDownscaler
             ``self``, fitted.
+
+        Raises
+        ------
+        CheckpointError
+            ``resume`` and the checkpoint is damaged or from another run: other data
+            shapes, options (``epochs``, ``device``, ``progress`` aside) or proxies;
+            the message names the file and each difference.
         """
         y = get_variable(fine, target, "target")
         time, calendar = check_field(y, "target")
         parse_units(y, target)
+        check_no_inf(y, "target")
+        self.sample_dims_ = check_sample_dims(y, "target", find_grid(y).spatial_dims, None)
         laws = dict(proxies) if proxies else {target: "identity"}
         mode = self.mode if self.mode != "auto" else ("multiplicative" if proxies else "additive")
         modules = [make_proxy(law) for law in laws.values()]
@@ -185,6 +215,7 @@ class ProxyDownscaler(BaseEstimator):
             x = get_variable(coarse, name, "proxy")
             check_field(x, "proxy")
             check_same_samples(y, x, time)
+            check_sample_dims(x, "proxy", find_grid(x).spatial_dims, self.sample_dims_)
             parse_units(x, name)
             units[name] = getattr(module, "expected_units", None) or x.attrs["units"]
         if mode == "multiplicative" and bool((y <= 0).any()):
@@ -195,7 +226,10 @@ class ProxyDownscaler(BaseEstimator):
         self.target_, self.drivers_, self.laws_, self.mode_ = target, units, laws, mode
         self.target_attrs_, self.calendar_ = dict(y.attrs), calendar
         self.target_transform_ = None
-        drivers = self._drivers(coarse)
+        drivers = [GridOrder.of(x).canonical(x) for x in self._drivers(coarse)]
+        self.driver_ranges_ = {x.name: FittedRange.of(x) for x in drivers}
+        self.target_order_ = grid_layout(y, target)
+        y = GridOrder.of(y, target).canonical(y)
         self.coarse_layout_ = _common_layout(drivers)
         self.fine_layout_ = FieldLayout.from_data(y)
         y_mat = to_matrix(y, self.fine_layout_)
@@ -214,7 +248,8 @@ class ProxyDownscaler(BaseEstimator):
             torch.from_numpy(weight),
             torch.from_numpy(x_mat),
         )
-        self.history_ = fit(self.module_, tensors, self._training_config()).history
+        result = train_module(self, self.module_, tensors, checkpoint, resume, {"proxies": laws})
+        self.history_ = result.history
         self.module_.eval()
         return self
 
@@ -237,12 +272,26 @@ class ProxyDownscaler(BaseEstimator):
 
     # -- boundary helpers ----------------------------------------------------------
 
-    def _drivers(self, coarse: xr.Dataset) -> list[xr.DataArray]:
+    def _drivers(self, coarse: xr.Dataset, check_range: bool | None = None) -> list[xr.DataArray]:
+        """The drivers in their law's units.
+
+        On apply (``check_range`` given) they are checked against the fit and put in
+        the fitted layout.
+        """
         out = []
         for name, units in self.drivers_.items():
             x = get_variable(coarse, name, "proxy")
-            check_field(x, "proxy")
-            out.append(convert_units(x, units, name))
+            _, calendar = check_field(x, "proxy")
+            if check_range is not None:
+                check_calendar(x, "proxy", calendar, self.calendar_)
+                known = (*self.sample_dims_, find_time(x), find_member(x))
+                spatial = find_grid(x).spatial_dims
+                check_sample_dims(x, "proxy", spatial, tuple(d for d in known if d))
+                x = conform(x, self.coarse_layout_.grid, name)
+            x = convert_units(x, units, name)
+            if check_range and self.driver_ranges_:
+                x = self.driver_ranges_[name].check(x, "proxy", self.range_tolerance)
+            out.append(x)
         return out
 
     def _driver_matrix(self, drivers: list[xr.DataArray]) -> np.ndarray:
@@ -258,7 +307,11 @@ class ProxyDownscaler(BaseEstimator):
     # -- downscaling -----------------------------------------------------------------
 
     def downscale(
-        self, coarse: xr.Dataset, n_samples: int | None = None, seed: int = 0
+        self,
+        coarse: xr.Dataset,
+        n_samples: int | None = None,
+        seed: int = 0,
+        check_range: bool = True,
     ) -> xr.Dataset:
         """The target on the fine grid from the drivers in ``coarse``.
 
@@ -270,17 +323,19 @@ class ProxyDownscaler(BaseEstimator):
             Stochastic realisations (needs ``noise=True``), stacked along ``sample``.
         seed : int
             Seed of the stochastic draws.
+        check_range : bool
+            Refuse driver values beyond the fitted range by more than
+            ``range_tolerance`` times its width (fill values, mislabelled units).
 
         Returns
         -------
         xr.Dataset
-            The target with ``coarse``'s sample dims and coordinates on the fine grid,
-            CF attributes from training and a history line.
+            The target with ``coarse``'s sample dims and coordinates on the fine grid
+            (in the layout it had at ``fit``), CF attributes from training and a
+            history line.
         """
         self._require_fitted()
-        drivers = self._drivers(coarse)
-        for x in drivers:
-            check_same_grid(self.coarse_layout_.grid, x, str(x.name))
+        drivers = self._drivers(coarse, check_range)
         x_mat = self._driver_matrix(drivers)
         samples = sample_coords(drivers[0], self.coarse_layout_)
         if n_samples is None:
@@ -338,12 +393,15 @@ class ProxyDownscaler(BaseEstimator):
             "mode": self.mode_,
             "target_attrs": self.target_attrs_,
             "calendar": self.calendar_,
+            "sample_dims": list(self.sample_dims_),
+            "driver_ranges": {n: [r.minimum, r.maximum] for n, r in self.driver_ranges_.items()},
         }
 
     def _fitted_datasets(self) -> dict[str, xr.Dataset]:
         return {
             "coarse_grid": self.coarse_layout_.to_dataset(),
             "fine_grid": self.fine_layout_.to_dataset(),
+            "target_layout": self.target_order_,
         }
 
     def _restore(self, fitted: dict[str, Any], datasets: dict[str, xr.Dataset]) -> None:
@@ -354,6 +412,10 @@ class ProxyDownscaler(BaseEstimator):
         )
         self.mode_, self.target_attrs_ = fitted["mode"], fitted["target_attrs"]
         self.calendar_, self.target_transform_ = fitted["calendar"], None
+        self.sample_dims_ = tuple(fitted.get("sample_dims", ()))  # absent from older models
+        ranges = fitted.get("driver_ranges", {})
+        self.driver_ranges_ = {n: FittedRange(n, *bounds) for n, bounds in ranges.items()}
+        self.target_order_ = datasets.get("target_layout")
         self.coarse_layout_ = FieldLayout.from_dataset(datasets["coarse_grid"])
         self.fine_layout_ = FieldLayout.from_dataset(datasets["fine_grid"])
 
@@ -367,6 +429,9 @@ class ProxyDownscaler(BaseEstimator):
         load_numpy_state(self.module_, state)
         self.device_ = resolve_device(self.device)
         self.module_.to(self.device_).eval()
+
+    def _state_spec(self) -> dict[str, ArraySpec]:
+        return {"module.neighbours": ((self.fine_layout_.n_features, None), "int64")}
 
     def _build(
         self, neighbours: torch.Tensor, weights: torch.Tensor, modules: list, floor: float = 1e-12
