@@ -19,6 +19,14 @@ from ``fine``, and takes ``proxies`` (driver -> growth law) instead of ``proxy``
     proxies: {tos: exponential, rsds: quadratic}
     output: downscaler.clm
 
+A trained model (``LLAAE``, ``ProxyDownscaler``) takes an optional ``checkpoint``
+file, rewritten after every epoch: rerun the same command after an interruption and
+training continues where it stopped, to the result of an uninterrupted run (a larger
+``epochs`` trains a finished run further); a checkpoint of other data or options is
+refused, naming what differs (delete it to start afresh)::
+
+    checkpoint: llaae.pt
+
 Relative paths are taken from the folder of the YAML file. Every mistake (an unknown
 key or option, a missing key, a key that the estimator does not take, an invalid
 option value) is reported by :class:`ConfigError` with what is allowed.
@@ -39,7 +47,7 @@ from climlatent.estimators import LLAAE, BaseEstimator, EOFRegression, ProxyDown
 
 ESTIMATORS = {cls.__name__: cls for cls in (EOFRegression, LLAAE, ProxyDownscaler)}
 REQUIRED = ("estimator", "data", "target", "output")
-KEYS = (*REQUIRED, "options", "proxy", "proxies", "fine")
+KEYS = (*REQUIRED, "options", "proxy", "proxies", "fine", "checkpoint")
 
 
 class ConfigError(ClimlatentError, ValueError):
@@ -66,6 +74,7 @@ class FitConfig:
     proxy: str | None = None
     proxies: dict[str, str] | None = None
     fine: list[str] | None = None
+    checkpoint: Path | None = None
 
     def build(self, progress: bool | None = None) -> BaseEstimator:
         """The unfitted estimator; ``progress`` is used unless the options set it."""
@@ -134,9 +143,13 @@ def load_fit_config(path: str | Path) -> FitConfig:
     for key in needed:
         if key not in raw:
             raise ConfigError(f"{where}: {name} needs the key {key!r}")
+    if ESTIMATORS[name] is EOFRegression:  # fitted in closed form, nothing to resume
+        refused += ("checkpoint",)
     for key in refused:
         if key in raw:
             raise ConfigError(f"{where}: {name} does not take the key {key!r}")
+    if not isinstance(raw.get("checkpoint", ""), str):
+        raise ConfigError(f"{where}: 'checkpoint' must be a file path")
     if not isinstance(raw.get("proxies") or {}, dict):
         raise ConfigError(f"{where}: 'proxies' must map driver variables to proxy laws")
     base = file.parent
@@ -149,6 +162,7 @@ def load_fit_config(path: str | Path) -> FitConfig:
         proxy=raw.get("proxy"),
         proxies=raw.get("proxies"),
         fine=_sources(where, base, raw["fine"]) if "fine" in raw else None,
+        checkpoint=base / str(raw["checkpoint"]) if "checkpoint" in raw else None,
     )
     try:
         config.build()
@@ -171,7 +185,10 @@ def fit_from_config(config: FitConfig, progress: bool = False) -> Path:
     -----
     Under ``torchrun`` (``torchrun --nproc_per_node 4 -m climlatent fit CONFIG``) every
     rank trains on its shard of each epoch (see `climlatent.distributed`) and rank 0
-    writes the model.
+    writes the model and the checkpoints.
+
+    With ``config.checkpoint`` set, training resumes from that file when it exists
+    (``fit(..., checkpoint=config.checkpoint, resume=True)``).
 
     Returns
     -------
@@ -190,16 +207,21 @@ def fit_from_config(config: FitConfig, progress: bool = False) -> Path:
     'eof.clm'
     """
     estimator = config.build(progress)
+    training = (
+        {} if config.checkpoint is None else {"checkpoint": config.checkpoint, "resume": True}
+    )
     if isinstance(estimator, ProxyDownscaler):
         drivers = list(config.proxies or [config.target])
         with (
             open_members(config.data, drivers) as coarse,
             open_members(config.fine, [config.target]) as fine,
         ):
-            estimator.fit(coarse.load(), fine.load(), config.target, proxies=config.proxies)
+            estimator.fit(
+                coarse.load(), fine.load(), config.target, proxies=config.proxies, **training
+            )
     else:
         with open_members(config.data, [config.target, config.proxy]) as ds:
-            estimator.fit(ds.load(), config.target, config.proxy)
+            estimator.fit(ds.load(), config.target, config.proxy, **training)
     if distributed.is_main_process():  # under torchrun, rank 0 alone writes the model
         estimator.save(config.output)
     distributed.barrier()

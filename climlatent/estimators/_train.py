@@ -1,0 +1,71 @@
+"""Training the module of a torch estimator: its settings, checkpoint and fingerprint."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from climlatent.training import TrainingConfig, TrainingResult, fit
+
+if TYPE_CHECKING:
+    from climlatent.estimators.base import BaseEstimator
+
+
+def train_module(
+    estimator: BaseEstimator,
+    module: torch.nn.Module,
+    tensors: Sequence[torch.Tensor],
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    settings: Mapping[str, Any] | None = None,
+) -> TrainingResult:
+    """Train ``module`` with the estimator's training settings, checkpoint and resume.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        Supplies the `~climlatent.training.TrainingConfig` (its ``_training_config``)
+        and the configuration that, with its class name, joins the checkpoint's run
+        fingerprint (the fields named as in ``TrainingConfig`` are in it already).
+    module : torch.nn.Module
+        The estimator's model, trained in place.
+    tensors : sequence of torch.Tensor
+        The sample-major training data.
+    checkpoint : str or os.PathLike, optional
+        Checkpoint file written every epoch; the estimator's ``checkpoint_path``
+        option, if it has one, by default.
+    resume : bool
+        Continue from the checkpoint when it exists (`climlatent.training.fit`).
+    settings : mapping, optional
+        Arguments of the estimator's ``fit`` that shape the model (e.g. the proxy
+        laws of `ProxyDownscaler`), added to the fingerprint.
+
+    Returns
+    -------
+    TrainingResult
+        As returned by `climlatent.training.fit`.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, xarray as xr
+    >>> from climlatent.estimators import VED
+    >>> ds = xr.Dataset({"k": (("sample", "y", "x"), np.random.rand(32, 4, 4), {"units": "1"})})
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.pt")
+    >>> ved = VED(latent_dim=2, hidden=8, epochs=2, progress=False, device="cpu")
+    >>> _ = ved.fit(ds, "k", "k", checkpoint=path)
+    >>> ved.batch_size = 16
+    >>> ved.fit(ds, "k", "k", checkpoint=path, resume=True)
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.CheckpointError: cannot resume ...: batch_size: 64 -> 16
+    """
+    overrides = {} if checkpoint is None else {"checkpoint_path": checkpoint}
+    config = estimator._training_config(**overrides)
+    training = {field.name for field in dataclasses.fields(TrainingConfig)}
+    options = {k: v for k, v in estimator.get_config().items() if k not in training}
+    fingerprint = {"estimator": type(estimator).__name__, **options, **(settings or {})}
+    return fit(module, tensors, config, resume=resume, fingerprint=fingerprint)
