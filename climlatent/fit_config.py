@@ -63,7 +63,7 @@ class FitConfig:
     >>> config = FitConfig("EOFRegression", {"n_proxy_eofs": 5}, ["m.nc"], "pr", Path("e.clm"),
     ...                    proxy="psl")
     >>> config.build()  # doctest: +ELLIPSIS
-    EOFRegression(target_transform='none', proxy_transform='standardize', n_proxy_eofs=5, ...)
+    EOFRegression(target_transform='none', proxy_transform='standardize', ...n_proxy_eofs=5, ...)
     """
 
     estimator: str
