@@ -81,7 +81,8 @@ def info(model: str) -> None:
 
     with _one_line_errors():
         est = load(model)
-    click.echo(f"{type(est).__name__}: {', '.join(model_inputs(est))} -> {est.target_}")
+        inputs = ", ".join(model_inputs(est))
+    click.echo(f"{type(est).__name__}: {inputs} -> {est.target_}")
     for key, value in est.get_config().items():
         click.echo(f"  {key} = {value!r}")
 

@@ -9,17 +9,41 @@ A saved model is a folder::
         *.nc                   the estimator's fitted grids (with NaN masks) and
                                transforms, one Dataset per file
 
-Loading checks every checksum before reading anything else, so a truncated or
-modified file is refused with a :class:`~climlatent.errors.CheckpointError` naming it.
+A model folder may come from anyone, so loading trusts nothing in it and reads nothing
+outside it. The manifest is validated against the schema below (types of every field,
+the estimator's configuration fields, bounded nesting) before any other file is read;
+file names must be plain names of regular files in the folder (no path, no ``..``, no
+symbolic link); every checksum is checked before a file is read; and every tensor's
+shape and dtype are checked against what the configuration and fitted metadata imply
+before it is loaded. Anything else is refused with a
+:class:`~climlatent.errors.CheckpointError` naming the file and the field or tensor.
+
+The manifest's schema (version 1), every field required and no other allowed:
+
+- ``format``: ``"climlatent-model"``; ``format_version``: the integer 1;
+- ``climlatent_version``: str; ``estimator``: the name of a registered estimator;
+- ``config``: the estimator's configuration fields, each of its declared type;
+- ``fitted``: the estimator's fitted metadata, a dict;
+- ``files``: plain file name -> SHA-256 hex digest, ``weights.safetensors`` included;
+
+and no JSON value nests deeper than ``MAX_DEPTH``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
+import re
+import reprlib
 import shutil
 import tempfile
+import types
+import typing
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -28,15 +52,40 @@ from safetensors.numpy import load_file, save_file
 
 from climlatent._version import __version__
 from climlatent.errors import CheckpointError
-from climlatent.estimators.base import REGISTRY, BaseEstimator
+from climlatent.estimators.base import REGISTRY, ArraySpec, BaseEstimator
 
 FORMAT = "climlatent-model"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
+MAX_DEPTH = 32  # nesting of JSON lists and dicts in a manifest
+_FIELDS = (
+    "format",
+    "format_version",
+    "climlatent_version",
+    "estimator",
+    "config",
+    "fitted",
+    "files",
+)
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# What building an estimator from a (checked) manifest and files can raise when their
+# values are inconsistent: refused as a CheckpointError naming the file.
+_RESTORE_ERRORS = (
+    ArithmeticError,
+    AttributeError,
+    LookupError,
+    OSError,
+    RuntimeError,
+    SafetensorError,
+    TypeError,
+    ValueError,
+)
 
 
 def _sha256(path: Path) -> str:
+    """SHA-256 hex digest of the file ``path``."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -92,23 +141,28 @@ def _jsonable(attrs: dict) -> dict:
     }
 
 
-def _read_manifest(folder: Path) -> dict:
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of the model ``folder``, validated, with every file's checksum checked."""
     file = folder / MANIFEST
+    if file.is_symlink():
+        raise CheckpointError(
+            f"{str(file)!r} is a symbolic link; a model's files lie in its folder"
+        )
     if not folder.is_dir() or not file.is_file():
         raise CheckpointError(f"{str(folder)!r} is not a climlatent model (no {MANIFEST})")
     try:
         manifest = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{str(file)!r} is corrupt: {err}") from err
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{str(file)!r} is not a climlatent model manifest")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{str(folder)!r} was written by climlatent {manifest.get('climlatent_version')} "
-            f"in a newer format ({manifest['format_version']}); upgrade climlatent"
-        )
-    for name, expected in manifest.get("files", {}).items():
+    except RecursionError as err:  # the decoder's own limit, beyond MAX_DEPTH
+        raise _too_deep(file) from err
+    _check_manifest(manifest, file)
+    for name, expected in manifest["files"].items():
         member = folder / name
+        if member.is_symlink():
+            raise CheckpointError(
+                f"model file {str(member)!r} is a symbolic link; a model's files lie in its folder"
+            )
         if not member.is_file():
             raise CheckpointError(f"model file {str(member)!r} is missing")
         if _sha256(member) != expected:
@@ -118,8 +172,192 @@ def _read_manifest(folder: Path) -> dict:
     return manifest
 
 
+def _check_manifest(manifest: Any, file: Path) -> None:
+    """Refuse a parsed manifest that does not follow the schema (module docstring)."""
+
+    def refuse(field: str, problem: str) -> typing.NoReturn:
+        raise CheckpointError(f"{str(file)!r}: field {field!r} {problem}")
+
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{str(file)!r} is not a climlatent model manifest")
+    if _nests_deeper(manifest, MAX_DEPTH):
+        raise _too_deep(file)
+    missing = [field for field in _FIELDS if field not in manifest]
+    if missing:
+        refuse(missing[0], "is missing")
+    unknown = sorted(set(manifest) - set(_FIELDS))
+    if unknown:
+        refuse(unknown[0], "is not a manifest field")
+    if not isinstance(manifest["climlatent_version"], str):
+        refuse(
+            "climlatent_version", f"must be a string, got {_show(manifest['climlatent_version'])}"
+        )
+    version = manifest["format_version"]
+    if type(version) is int and version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{str(file.parent)!r} was written by climlatent {manifest['climlatent_version']} "
+            f"in a newer format ({version}); upgrade climlatent"
+        )
+    if type(version) is not int or version != FORMAT_VERSION:
+        refuse("format_version", f"must be the integer {FORMAT_VERSION}, got {_show(version)}")
+    name = manifest["estimator"]
+    if not isinstance(name, str) or name not in REGISTRY:
+        refuse("estimator", f"names an unknown estimator {_show(name)}")
+    cls = REGISTRY[name]
+    if cls._load_state is BaseEstimator._load_state:
+        refuse("estimator", f"names {name!r}, which is not a loadable estimator")
+    if not isinstance(manifest["config"], dict):
+        refuse("config", f"must be a dict, got {_show(manifest['config'])}")
+    for key, problem in _config_problems(cls, manifest["config"]):
+        refuse(f"config.{key}", problem)
+    if not isinstance(manifest["fitted"], dict):
+        refuse("fitted", f"must be a dict, got {_show(manifest['fitted'])}")
+    files = manifest["files"]
+    if not isinstance(files, dict):
+        refuse("files", f"must be a dict of file name -> SHA-256, got {_show(files)}")
+    for member, digest in files.items():
+        if not _FILE_NAME.fullmatch(member):
+            refuse("files", f"names {member!r}, which is not a plain file name in the folder")
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            refuse(f"files.{member}", f"must be a SHA-256 hex digest, got {_show(digest)}")
+    if WEIGHTS not in files:
+        refuse("files", f"does not list {WEIGHTS}")
+
+
+def _too_deep(file: Path) -> CheckpointError:
+    """The error for a manifest nesting lists or dicts deeper than ``MAX_DEPTH``."""
+    return CheckpointError(f"{str(file)!r} nests lists or dicts deeper than {MAX_DEPTH}")
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    """Whether the JSON ``value`` nests lists and dicts deeper than ``limit``."""
+    if not isinstance(value, dict | list):
+        return False
+    if limit == 0:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return any(_nests_deeper(child, limit - 1) for child in children)
+
+
+def _config_problems(cls: type[BaseEstimator], config: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(key, problem)`` for each key of ``config`` unknown to ``cls`` or of another type."""
+    hints = typing.get_type_hints(cls)
+    fields = {field.name for field in dataclasses.fields(cls) if field.init}
+    for key, value in config.items():
+        if key not in fields:
+            yield key, f"is not an option of {cls.__name__}"
+        elif not _conforms(value, hints[key]):
+            yield key, f"must be of type {_type_name(hints[key])}, got {_show(value)}"
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether the JSON ``value`` is of the configuration field type ``hint``.
+
+    A tuple or list field is a JSON list; an int is no float; a bool is no number.
+
+    Examples
+    --------
+    >>> _conforms([16, 32], tuple[int, ...]), _conforms(None, float | None), _conforms(True, int)
+    (True, True, False)
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in args)
+    if origin in (tuple, list):
+        return isinstance(value, list) and all(_conforms(item, args[0]) for item in value)
+    if isinstance(value, bool):
+        return hint is bool
+    if hint is float:
+        return isinstance(value, int | float)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    """``int`` for a class, the annotation as written otherwise."""
+    return hint.__name__ if isinstance(hint, type) else str(hint)
+
+
+def _show(value: Any) -> str:
+    """A short repr of a manifest value for an error message."""
+    return reprlib.repr(value)
+
+
+class _Tensors(dict):
+    """The tensors of a weights file, recording which ones were read.
+
+    Reading one that is not there raises :class:`CheckpointError` naming it.
+    """
+
+    def __init__(self, tensors: Mapping[str, np.ndarray]) -> None:
+        super().__init__(tensors)
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        value = super().__getitem__(name)
+        self.read.add(name)
+        return value
+
+    def __missing__(self, name: str) -> np.ndarray:
+        raise CheckpointError(f"tensor {name!r} is missing")
+
+
+def _check_arrays(tensors: Mapping[str, np.ndarray], spec: dict[str, ArraySpec]) -> None:
+    """Refuse a tensor of another shape or dtype than ``spec`` says (see `ArraySpec`).
+
+    Examples
+    --------
+    >>> spec = {"a": (("n", 2), "float64"), "b": (("n+1",), "float64")}
+    >>> _check_arrays({"a": np.zeros((3, 2)), "b": np.zeros(4)}, spec)
+    >>> _check_arrays({"a": np.zeros((3, 2)), "b": np.zeros(3)}, spec)
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.CheckpointError: tensor 'b' is float64 (3,), expected float64 (4,)
+    """
+    sizes: dict[str, int] = {}  # each named size, from the first array naming it
+
+    def expected_size(wanted: int | str | None, actual: int) -> int | str | None:
+        if not isinstance(wanted, str):
+            return wanted
+        name, _, offset = wanted.partition("+")
+        extra = int(offset or 0)
+        return sizes.setdefault(name, actual - extra) + extra
+
+    for name, (shape, dtype) in spec.items():
+        array = tensors[name]
+        if not shape and array.shape == (1,):
+            array = array.reshape(())  # a scalar is saved as a one-element vector
+        expected = shape
+        if array.ndim == len(shape):
+            expected = tuple(map(expected_size, shape, array.shape))
+        fits = (
+            array.dtype == np.dtype(dtype)
+            and array.ndim == len(expected)
+            and all(
+                size in (None, actual) for size, actual in zip(expected, array.shape, strict=True)
+            )
+        )
+        if not fits:
+            text = ", ".join("?" if size is None else str(size) for size in expected)
+            text = f"({text},)" if len(expected) == 1 else f"({text})"
+            raise CheckpointError(
+                f"tensor {name!r} is {array.dtype} {array.shape}, expected {dtype} {text}"
+            )
+
+
+@contextlib.contextmanager
+def _refusing(what: str) -> Iterator[None]:
+    """Refuse what restoring from ``what`` (a file and field) raises, naming it."""
+    try:
+        yield
+    except _RESTORE_ERRORS as err:
+        raise CheckpointError(f"{what} is invalid: {err}") from err
+
+
 def load(path: str | Path) -> BaseEstimator:
     """Load an estimator saved with ``save``; no code from the file is executed.
+
+    Nothing outside the folder is read, and nothing in it before the manifest has
+    been validated and the file's checksum checked (see the module docstring).
 
     Parameters
     ----------
@@ -134,8 +372,10 @@ def load(path: str | Path) -> BaseEstimator:
     Raises
     ------
     CheckpointError
-        The folder is not a model, a file is missing, truncated or modified, or it was
-        written in a newer format.
+        The folder is not a model; its manifest breaks the schema; a file is missing,
+        a symbolic link, outside the folder, truncated or modified; a tensor is
+        missing, unexpected, or of another shape or dtype than the model's; or it was
+        written in a newer format. The message names the file and the field or tensor.
 
     Examples
     --------
@@ -149,18 +389,24 @@ def load(path: str | Path) -> BaseEstimator:
     """
     folder = Path(path)
     manifest = _read_manifest(folder)
-    name = manifest["estimator"]
-    if name not in REGISTRY:
-        raise CheckpointError(f"{str(folder)!r} holds an unknown estimator {name!r}")
-    try:
-        estimator = REGISTRY[name](**manifest["config"])
-        datasets = {}
-        for name in manifest["files"]:
-            if name.endswith(".nc"):
+    with _refusing(f"{str(folder / MANIFEST)!r} field 'config'"):
+        estimator = REGISTRY[manifest["estimator"]](**manifest["config"])
+    datasets = {}
+    for name in manifest["files"]:
+        if name.endswith(".nc"):
+            with _refusing(f"model file {str(folder / name)!r}"):
                 with xr.open_dataset(folder / name) as dataset:
                     datasets[name[:-3]] = dataset.load()
+    with _refusing(f"{str(folder / MANIFEST)!r} field 'fitted' (with the model's grids)"):
         estimator._restore(manifest["fitted"], datasets)
-        estimator._load_state(load_file(str(folder / WEIGHTS)))
-    except (KeyError, TypeError, ValueError, OSError, SafetensorError) as err:
-        raise CheckpointError(f"model {str(folder)!r} cannot be restored: {err}") from err
+    weights = folder / WEIGHTS
+    with _refusing(f"model file {str(weights)!r}"):
+        tensors = _Tensors(load_file(str(weights)))
+        _check_arrays(tensors, estimator._state_spec())
+        estimator._load_state(tensors)
+        unread = sorted(set(tensors) - tensors.read)
+        if unread:
+            raise CheckpointError(
+                f"tensor {unread[0]!r} is not part of a {type(estimator).__name__}"
+            )
     return estimator

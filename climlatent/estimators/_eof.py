@@ -8,9 +8,14 @@ dominate. Principal components are the projections of weighted anomalies onto th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from climlatent.estimators.base import ArraySpec
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,49 @@ class EOFBasis:
     def reconstruct(self, pcs: np.ndarray) -> np.ndarray:
         """Fields from principal components (n, n_modes) -> (n, n_cells)."""
         return (np.asarray(pcs, np.float64) @ self.eofs) / self.sqrt_weights + self.mean
+
+
+def basis_state(basis: EOFBasis, prefix: str) -> dict[str, np.ndarray]:
+    """The arrays of ``basis`` named ``<prefix>.<field>``, for an estimator's state.
+
+    Examples
+    --------
+    >>> sorted(basis_state(fit_eofs(np.eye(3), np.ones(3), 1), "proxy"))[:2]
+    ['proxy.eofs', 'proxy.explained_variance_ratio']
+    """
+    return {f"{prefix}.{field.name}": getattr(basis, field.name) for field in fields(EOFBasis)}
+
+
+def basis_from_state(state: Mapping[str, np.ndarray], prefix: str) -> EOFBasis:
+    """The basis that :func:`basis_state` stored under ``prefix``.
+
+    Examples
+    --------
+    >>> basis = fit_eofs(np.eye(3), np.ones(3), 1)
+    >>> basis_from_state(basis_state(basis, "p"), "p").eofs.shape
+    (1, 3)
+    """
+    return EOFBasis(**{field.name: state[f"{prefix}.{field.name}"] for field in fields(EOFBasis)})
+
+
+def basis_spec(prefix: str, n_cells: int) -> dict[str, ArraySpec]:
+    """Shapes and dtypes of the arrays :func:`basis_state` gives for ``n_cells`` cells.
+
+    The number of modes, chosen by the fit, is the shared size ``<prefix>_modes``.
+
+    Examples
+    --------
+    >>> basis_spec("proxy", 4)["proxy.eofs"]
+    (('proxy_modes', 4), 'float64')
+    """
+    modes = f"{prefix}_modes"
+    shapes = {
+        "mean": (n_cells,),
+        "sqrt_weights": (n_cells,),
+        "eofs": (modes, n_cells),
+        "explained_variance_ratio": (modes,),
+    }
+    return {f"{prefix}.{name}": (shape, "float64") for name, shape in shapes.items()}
 
 
 def fit_eofs(x: np.ndarray, weights: np.ndarray, n_modes: int) -> EOFBasis:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
+
+from climlatent.errors import CheckpointError
 
 INFERENCE_BATCH = 4096
 CUDA_MEMORY_SHARE = 0.25  # of free device memory for one batch's inputs and activations
@@ -112,9 +114,18 @@ def state_to_numpy(module: torch.nn.Module, prefix: str = "module.") -> dict[str
 
 
 def load_numpy_state(
-    module: torch.nn.Module, state: dict[str, np.ndarray], prefix: str = "module."
+    module: torch.nn.Module, state: Mapping[str, np.ndarray], prefix: str = "module."
 ) -> None:
-    """Load arrays saved by :func:`state_to_numpy` into ``module`` (strict).
+    """Load arrays saved by :func:`state_to_numpy` into ``module``, checking them first.
+
+    Every tensor of ``module``'s state dict must be in ``state`` (under ``prefix``)
+    with its shape and dtype, and ``state`` may hold no other tensor under ``prefix``;
+    nothing is loaded otherwise.
+
+    Raises
+    ------
+    CheckpointError
+        A tensor is missing, unexpected, or of another shape or dtype; it is named.
 
     Examples
     --------
@@ -122,10 +133,32 @@ def load_numpy_state(
     >>> load_numpy_state(b, state_to_numpy(a))
     >>> bool(torch.equal(a.weight, b.weight))
     True
+    >>> load_numpy_state(b, state_to_numpy(torch.nn.Linear(3, 1)))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.CheckpointError: tensor 'module.weight' is float32 (1, 3), the model ...
     """
-    tensors = {
-        k[len(prefix) :]: torch.from_numpy(np.array(v))
-        for k, v in state.items()
-        if k.startswith(prefix)
-    }
+    expected = module.state_dict()
+    unexpected = sorted({k[len(prefix) :] for k in state if k.startswith(prefix)} - set(expected))
+    if unexpected:
+        name = prefix + unexpected[0]
+        raise CheckpointError(f"unexpected tensor {name!r}: the model has no such tensor")
+    tensors = {}
+    for name, reference in expected.items():
+        key = prefix + name
+        if key not in state:
+            raise CheckpointError(f"tensor {key!r} is missing")
+        tensor = torch.from_numpy(np.array(state[key]))
+        if reference.dim() == 0 and tensor.shape == (1,):
+            tensor = tensor.reshape(())  # a scalar is saved as a one-element vector
+        if tensor.shape != reference.shape or tensor.dtype != reference.dtype:
+            raise CheckpointError(
+                f"tensor {key!r} is {_describe(tensor)}, the model expects {_describe(reference)}"
+            )
+        tensors[name] = tensor
     module.load_state_dict(tensors, strict=True)
+
+
+def _describe(tensor: torch.Tensor) -> str:
+    """A tensor's dtype and shape as ``float32 (3, 4)``."""
+    return f"{str(tensor.dtype).removeprefix('torch.')} {tuple(tensor.shape)}"

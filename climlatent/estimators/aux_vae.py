@@ -21,6 +21,7 @@ from scipy import stats
 
 from climlatent.checks import get_variable
 from climlatent.errors import InputDataError
+from climlatent.estimators.base import ArraySpec
 from climlatent.estimators.vae import VAE
 from climlatent.models.aux_vae import AuxiliaryVAE
 
@@ -211,3 +212,7 @@ class AuxVAE(VAE):
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.aux_mean_, self.aux_std_ = state["aux_mean"], state["aux_std"]
         super()._load_state(state)
+
+    def _state_spec(self) -> dict[str, ArraySpec]:
+        aux = ((len(self.guided_names_),), "float64")
+        return {**super()._state_spec(), "aux_mean": aux, "aux_std": aux}

@@ -15,10 +15,15 @@ import numpy as np
 
 from climlatent.batching import FieldLayout, check_finite
 from climlatent.errors import InputDataError
-from climlatent.estimators._eof import EOFBasis, apply_ridge, fit_eofs, fit_ridge
-from climlatent.estimators.base import Estimator
-
-_BASIS_FIELDS = ("mean", "sqrt_weights", "eofs", "explained_variance_ratio")
+from climlatent.estimators._eof import (
+    apply_ridge,
+    basis_from_state,
+    basis_spec,
+    basis_state,
+    fit_eofs,
+    fit_ridge,
+)
+from climlatent.estimators.base import ArraySpec, Estimator
 
 
 @dataclasses.dataclass
@@ -81,13 +86,20 @@ class EOFRegression(Estimator):
         return self.target_basis_.reconstruct(z).astype(np.float32)
 
     def _state(self) -> dict[str, np.ndarray]:
-        state = {"coef": self.coef_}
-        for prefix, basis in (("proxy", self.proxy_basis_), ("target", self.target_basis_)):
-            state.update({f"{prefix}.{f}": getattr(basis, f) for f in _BASIS_FIELDS})
-        return state
+        return {
+            "coef": self.coef_,
+            **basis_state(self.proxy_basis_, "proxy"),
+            **basis_state(self.target_basis_, "target"),
+        }
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.coef_ = state["coef"]
-        for prefix in ("proxy", "target"):
-            basis = EOFBasis(**{f: state[f"{prefix}.{f}"] for f in _BASIS_FIELDS})
-            setattr(self, f"{prefix}_basis_", basis)
+        self.proxy_basis_ = basis_from_state(state, "proxy")
+        self.target_basis_ = basis_from_state(state, "target")
+
+    def _state_spec(self) -> dict[str, ArraySpec]:
+        return {
+            **basis_spec("proxy", self.proxy_layout_.n_features),
+            **basis_spec("target", self.target_layout_.n_features),
+            "coef": (("proxy_modes+1", "target_modes"), "float64"),  # intercept row first
+        }

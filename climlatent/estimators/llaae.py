@@ -18,15 +18,20 @@ import torch
 import xarray as xr
 
 from climlatent.batching import FieldLayout, from_matrix, to_matrix
-from climlatent.estimators._eof import EOFBasis, fit_eofs, fit_ridge
+from climlatent.estimators._eof import (
+    basis_from_state,
+    basis_spec,
+    basis_state,
+    fit_eofs,
+    fit_ridge,
+)
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
-from climlatent.estimators.base import Estimator
+from climlatent.estimators.base import ArraySpec, Estimator
 from climlatent.models.llaae import LLAAE as LLAAEModule
 from climlatent.models.llaae import LOSS_NAMES
 from climlatent.training import TrainingConfig, fit, resolve_device
 
 LATENT_KINDS = ("none", "gaussian", "gaussian_hp", "gev", "gev_moments")
-_BASIS_FIELDS = ("mean", "sqrt_weights", "eofs", "explained_variance_ratio")
 
 
 @dataclasses.dataclass
@@ -239,21 +244,29 @@ class LLAAE(Estimator):
         state = state_to_numpy(self.module_)
         state["feature_scale"] = self.feature_scale_
         if self.proxy_basis_ is not None:
-            state.update({f"proxy.{f}": getattr(self.proxy_basis_, f) for f in _BASIS_FIELDS})
+            state.update(basis_state(self.proxy_basis_, "proxy"))
         return state
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.feature_scale_ = state["feature_scale"]
-        self.proxy_basis_ = (
-            EOFBasis(**{f: state[f"proxy.{f}"] for f in _BASIS_FIELDS})
-            if self.proxy_input == "eofs"
-            else None
-        )
+        eofs = self.proxy_input == "eofs"
+        self.proxy_basis_ = basis_from_state(state, "proxy") if eofs else None
         mask = np.asarray(self.target_layout_.grid["valid_mask"].values, dtype=bool)
         self.module_ = self._build(mask, int(state["module.proxy_map.weight"].shape[1]))
         load_numpy_state(self.module_, state)
         self.device_ = resolve_device(self.device)
         self.module_.to(self.device_).eval()
+
+    def _state_spec(self) -> dict[str, ArraySpec]:
+        n_cells = self.proxy_layout_.n_features
+        features = "proxy_modes" if self.proxy_input == "eofs" else n_cells
+        spec = {
+            "feature_scale": ((features,), "float64"),
+            "module.proxy_map.weight": ((None, features), "float32"),
+        }
+        if self.proxy_input == "eofs":
+            spec.update(basis_spec("proxy", n_cells))
+        return spec
 
     def evaluate(self, ds: xr.Dataset) -> dict[str, float]:
         """Mean training losses of the fitted model on ``ds`` (eval mode, no sampling).

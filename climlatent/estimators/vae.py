@@ -33,7 +33,7 @@ from climlatent.estimators._fields import (
     variable_names,
 )
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
-from climlatent.estimators.base import LATENT_DIM, BaseEstimator, latent_rows
+from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator, latent_rows
 from climlatent.io import add_history
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.vae import GaussianVAE
@@ -333,3 +333,6 @@ class VAE(BaseEstimator):
         load_numpy_state(self.module_, state)
         self.device_ = resolve_device(self.device)
         self.module_.to(self.device_).eval()
+
+    def _state_spec(self) -> dict[str, ArraySpec]:
+        return {name: ((len(self.variables_),), "float64") for name in ("mean", "std")}

@@ -25,7 +25,7 @@ import xarray as xr
 from climlatent.checks import get_variable
 from climlatent.errors import InputDataError
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
-from climlatent.estimators.base import LATENT_DIM, BaseEstimator
+from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
 from climlatent.io import add_history
 from climlatent.models.vae_dlm import GeometricFlowVAE
 from climlatent.training import fit as train
@@ -405,3 +405,6 @@ class VAEDLM(BaseEstimator):
         load_numpy_state(self.module_, state)
         self.device_ = resolve_device(self.device)
         self.module_.to(self.device_).eval()
+
+    def _state_spec(self) -> dict[str, ArraySpec]:
+        return {"mean": ((), "float64"), "std": ((), "float64")}

@@ -35,7 +35,7 @@ from climlatent.estimators._fields import (
     variable_names,
 )
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
-from climlatent.estimators.base import LATENT_DIM, BaseEstimator, latent_rows
+from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator, latent_rows
 from climlatent.io import add_history
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.ved import FieldMLPDecoder, FieldMLPEncoder, VariationalEncoderDecoder
@@ -338,3 +338,7 @@ class VED(BaseEstimator):
         load_numpy_state(self.module_, state)
         self.device_ = resolve_device(self.device)
         self.module_.to(self.device_).eval()
+
+    def _state_spec(self) -> dict[str, ArraySpec]:
+        x, y = ((len(self.inputs_),), "float64"), ((len(self.outputs_),), "float64")
+        return {"x_mean": x, "x_std": x, "y_mean": y, "y_std": y}
