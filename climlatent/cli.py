@@ -95,7 +95,9 @@ def fit(config: str, quiet: bool) -> None:
 
     CONFIG names the estimator (EOFRegression, LLAAE or ProxyDownscaler), its
     options, the data (paths, globs or catalog.yaml#entry), the target and proxy
-    variables, and the output model path; see climlatent.fit_config.
+    variables, the output model path and, optionally, a training checkpoint file:
+    rerun the command after an interruption and training resumes from it. See
+    climlatent.fit_config.
     """
     from climlatent import distributed
     from climlatent.fit_config import fit_from_config, load_fit_config

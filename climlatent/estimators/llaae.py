@@ -11,6 +11,7 @@ fitted on the training data only.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import numpy as np
@@ -26,10 +27,11 @@ from climlatent.estimators._eof import (
     fit_ridge,
 )
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
+from climlatent.estimators._train import train_module
 from climlatent.estimators.base import ArraySpec, Estimator
 from climlatent.models.llaae import LLAAE as LLAAEModule
 from climlatent.models.llaae import LOSS_NAMES
-from climlatent.training import TrainingConfig, fit, resolve_device
+from climlatent.training import TrainingConfig, resolve_device
 
 LATENT_KINDS = ("none", "gaussian", "gaussian_hp", "gev", "gev_moments")
 
@@ -149,6 +151,47 @@ class LLAAE(Estimator):
         )
         return cls(**{**config, **overrides})
 
+    def fit(
+        self,
+        ds: xr.Dataset,
+        target: str,
+        proxy: str,
+        *,
+        checkpoint: str | os.PathLike | None = None,
+        resume: bool = False,
+    ) -> LLAAE:
+        """Train to produce ``ds[target]`` from ``ds[proxy]``.
+
+        Parameters
+        ----------
+        ds : xr.Dataset
+            Training data holding both fields on their grids, with the same sample
+            dims (time, and member or others when present).
+        target, proxy : str
+            Names of the field to emulate and of the predictor field.
+        checkpoint : str or os.PathLike, optional
+            Training checkpoint, rewritten after every epoch.
+        resume : bool
+            Continue from ``checkpoint`` when the file exists, else start afresh. The
+            result equals that of an uninterrupted run; a larger ``epochs`` trains a
+            finished run further.
+
+        Returns
+        -------
+        LLAAE
+            ``self``, fitted.
+
+        Raises
+        ------
+        InputDataError
+            As for `Estimator.fit`.
+        CheckpointError
+            ``resume`` and the checkpoint is damaged or from another run: other data
+            shapes or options (``epochs``, ``device``, ``progress`` aside); the message
+            names the file and each difference.
+        """
+        return super().fit(ds, target, proxy, checkpoint=checkpoint, resume=resume)
+
     # -- model supplied to the base class -------------------------------------------
 
     def _build(self, mask: np.ndarray, n_features: int) -> LLAAEModule:
@@ -169,7 +212,13 @@ class LLAAE(Estimator):
         )
 
     def _fit_arrays(
-        self, x: np.ndarray, y: np.ndarray, proxy: FieldLayout, target: FieldLayout
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        proxy: FieldLayout,
+        target: FieldLayout,
+        checkpoint: str | os.PathLike | None = None,
+        resume: bool = False,
     ) -> None:
         self.proxy_basis_ = (
             fit_eofs(x, proxy.area_weights, self.n_proxy_eofs)
@@ -182,7 +231,7 @@ class LLAAE(Estimator):
         self.module_ = self._build(mask, self.feature_scale_.size)
         self.device_ = resolve_device(self.device)
         tensors = self._tensors(x, y)
-        result = fit(self.module_, tensors, self._training_config())
+        result = train_module(self, self.module_, tensors, checkpoint, resume)
         self.history_ = result.history
         if self.refit_proxy_map:
             self._refit_proxy_map(tensors[0].numpy(), tensors[2].numpy())
