@@ -8,13 +8,15 @@ dask block along ``regions_dims`` (by default one member chunk by one time chunk
 A manifest inside the store, ``.climlatent_manifest.json``, records what produced the
 data and how far the writing got::
 
-    {"format": "climlatent-zarr-manifest-1", "climlatent_version": "0.1.0",
+    {"format": "climlatent-zarr-manifest-2", "climlatent_version": "0.1.0",
      "fingerprint": {"model": "LLAAE", "config_sha256": "..."},
      "layout": {"dims": {...}, "variables": {name: {"dims": [...], "dtype": ...}},
-                "coords": {name: "sha256:..."}},
+                "coords": {name: "sha256:..."}, "attrs": {name: "sha256:..."}},
+     "inputs": {"dims": ..., "variables": ..., "coords": ..., "attrs": ...},
      "regions_dims": ["member", "time"], "region_variables": ["pr"],
      "regions": [{"region": {"member": [0, 1], "time": [0, 365]},
                   "status": "complete", "checksum": "sha256:...",
+                  "input_checksum": "sha256:...",
                   "completed_at": "2026-01-01T00:00:00Z"}, ...]}
 
 The manifest is replaced atomically, and a region is marked complete only after its
@@ -23,12 +25,24 @@ restarted with the same call computes only the regions not yet stored and ends w
 the same bytes as an uninterrupted run; a completed region whose stored bytes no
 longer match their checksum is rewritten; a store written from other data, by another
 model or by another tool is refused.
+
+Given the ``inputs`` a store is computed from, the manifest also holds their layout
+(sizes, coordinate and attribute hashes) and, per region, a checksum of the input
+values read to compute it. A resume reads and hashes the input of every region it
+skips again, and refuses to mix: an input whose content changed since the store was
+started is named, and the store must be restarted (``overwrite=True``). No path is
+part of the manifest, so a data folder moved together with its store still resumes.
+
+A lock file in the store, ``.climlatent_lock``, holds the process and host writing it;
+a second writer is refused, and the lock of a process that died on this host (a
+``kill -9``) is taken over with a warning.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import itertools
 import json
@@ -39,6 +53,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+import dask
 import numpy as np
 import xarray as xr
 import zarr
@@ -47,19 +62,24 @@ from tqdm.auto import tqdm
 from climlatent._version import __version__
 from climlatent.errors import ClimlatentError
 from climlatent.io import PathLike, add_history, cf_encode
+from climlatent.store_lock import LOCK, StoreLockedError, acquire, new_record, release
 
 MANIFEST = ".climlatent_manifest.json"
-MANIFEST_FORMAT = "climlatent-zarr-manifest-1"
+_FORMAT_PREFIX = "climlatent-zarr-manifest-"
+MANIFEST_FORMAT = f"{_FORMAT_PREFIX}2"
 # Version 2 of the zarr format: consolidated metadata and fixed-width strings are part
 # of its specification, so every zarr reader opens the store.
 ZARR_FORMAT = 2
+_RESTART = "restart it with --overwrite (command line) or overwrite=True (Python)"
+_LAYOUT_SECTIONS = ("dims", "variables", "coords", "attrs")
+_PENDING = {"status": "pending", "checksum": None, "input_checksum": None, "completed_at": None}
 
 
 class StoreMismatchError(ClimlatentError, ValueError):
-    """The target zarr store holds other data: another model, config or layout.
+    """The target zarr store holds other data: another model, config, layout or input.
 
-    A store is only ever resumed by the call that created it; anything else could mix
-    two models' output in one store.
+    A store is only ever resumed by the call that created it, on inputs of unchanged
+    content; anything else could mix two models' output, or two inputs', in one store.
     """
 
 
@@ -74,6 +94,9 @@ def write_zarr(
     chunks: Mapping[str, int] | None = None,
     *,
     fingerprint: str | dict,
+    inputs: xr.Dataset | None = None,
+    sources: Mapping[str, str] | None = None,
+    overwrite: bool = False,
     verify: bool = True,
     progress: bool = False,
 ) -> Path:
@@ -104,8 +127,19 @@ def write_zarr(
         zarr chunks and the regions. Without it the Dataset's own dask chunks are
         used (an in-memory Dataset is then one region: pass e.g. ``{"member": 1}``).
     fingerprint : str or dict
-        What produced ``ds`` (model name, config hash, input description), any
-        JSON-serialisable value. A store is resumed only with an equal fingerprint.
+        What produced ``ds`` (model name, config hash), any JSON-serialisable value.
+        A store is resumed only with an equal fingerprint.
+    inputs : xr.Dataset, optional
+        The data ``ds`` is computed from, with the sizes of ``ds`` along the
+        ``regions_dims`` it has. Its layout is recorded, and the data variables of
+        each region are hashed as they are read; a resume hashes the input of the
+        regions it skips again and refuses to mix an input whose content changed.
+    sources : mapping of str to str, optional
+        File of each label along a region dimension of ``inputs`` (e.g. member ->
+        member file), to name a changed input by its file. Not recorded.
+    overwrite : bool
+        Replace a store written before by this function (another model, config or
+        input) with a new one, instead of refusing it.
     verify : bool
         Before resuming, check the checksum of every completed region and rewrite
         those whose stored bytes differ (corrupt or partially overwritten chunks).
@@ -121,7 +155,11 @@ def write_zarr(
     ------
     StoreMismatchError
         ``store`` exists but was written with another fingerprint, holds other
-        variables, dimensions or coordinates, or was not written by this function.
+        variables, dimensions or coordinates, was started from other inputs or from
+        inputs whose content changed since (the message names only what differs),
+        or was not written by this function.
+    StoreLockedError
+        Another process is writing ``store`` (the message names it).
     StoreWriteError
         The store cannot be written (the message names it); regions written before
         stay complete and the next call resumes after them.
@@ -129,8 +167,7 @@ def write_zarr(
     Notes
     -----
     The metadata is consolidated when the store is created; region writes leave it
-    unchanged. One process writes a store at a time. An empty folder at ``store``
-    counts as a new store.
+    unchanged. An empty folder at ``store`` counts as a new store.
 
     Examples
     --------
@@ -146,17 +183,19 @@ def write_zarr(
     >>> write_zarr(ds, path, fingerprint={"model": "other"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    climlatent.zarr_store.StoreMismatchError: zarr store '...' was written with ...
+    climlatent.zarr_store.StoreMismatchError: zarr store ... (model: demo -> other); refusing ...
+    >>> _ = write_zarr(ds * 2, path, chunks={"member": 1}, fingerprint="doubled", overwrite=True)
+    >>> xr.open_zarr(path)["tas"].values.tolist()
+    [[0.0, 2.0, 4.0], [6.0, 8.0, 10.0]]
     """
     target = Path(store)
     fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True))
     encoded = _prepare(ds, chunks, f"write_zarr(ds, {target.name!r}, fingerprint={fingerprint})")
-    layout = _layout(encoded)
-    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
-        manifest = _create_store(encoded, target, regions_dims, fingerprint, layout)
-    else:
-        manifest = _check_store(target, fingerprint, layout)
-    _fill_regions(encoded, target, manifest, verify, progress)
+    fresh = _new_manifest(encoded, regions_dims, fingerprint, inputs)
+    with _claim(target, encoded, fresh, overwrite) as manifest:
+        if inputs is not None:
+            _check_inputs(target, manifest, inputs, sources or {})
+        _fill_regions(encoded, inputs, target, manifest, verify, progress)
     return target
 
 
@@ -185,7 +224,7 @@ def _digest(arrays: Mapping[str, np.ndarray]) -> str:
 
 
 def _layout(ds: xr.Dataset) -> dict:
-    """Dimensions, variables (dims, dtype) and coordinate values of ``ds``, as JSON."""
+    """Dimensions, variables (dims, dtype), coordinate values and attributes, as JSON."""
     return {
         "dims": {str(dim): int(size) for dim, size in ds.sizes.items()},
         "variables": {
@@ -193,42 +232,39 @@ def _layout(ds: xr.Dataset) -> dict:
             for name, var in ds.variables.items()
         },
         "coords": {str(name): _digest({str(name): ds[name].values}) for name in ds.coords},
+        "attrs": {
+            str(name): _digest({str(name): np.array(json.dumps(var.attrs, default=str))})
+            for name, var in ds.variables.items()
+        },
     }
 
 
-def _check_store(target: Path, fingerprint: object, layout: dict) -> dict:
-    """Read the manifest of an existing store; refuse it unless this call wrote it."""
-    try:
-        manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
-        ours = manifest["format"] == MANIFEST_FORMAT
-    except (OSError, ValueError, KeyError, TypeError):
-        ours = False
-    if not ours:
-        raise StoreMismatchError(
-            f"{str(target)!r} exists and was not written by write_zarr (no readable "
-            f"{MANIFEST}); refusing to write into it"
-        )
-    if manifest["fingerprint"] != fingerprint:
-        raise StoreMismatchError(
-            f"zarr store {str(target)!r} was written with fingerprint "
-            f"{manifest['fingerprint']!r}, not {fingerprint!r}; refusing to append to it "
-            "(write to a new store or delete this one)"
-        )
-    differences = [
-        f"{section} {', '.join(changed)}"
-        for section in ("dims", "variables", "coords")
-        if (changed := _changed_keys(manifest["layout"][section], layout[section]))
-    ]
-    if differences:
-        raise StoreMismatchError(
-            f"zarr store {str(target)!r} holds other data than the Dataset given "
-            f"(differing {'; '.join(differences)}); refusing to append to it"
-        )
-    return manifest
-
-
-def _changed_keys(stored: dict, given: dict) -> list[str]:
-    return sorted(key for key in stored.keys() | given.keys() if stored.get(key) != given.get(key))
+def _new_manifest(
+    encoded: xr.Dataset,
+    regions_dims: Sequence[str],
+    fingerprint: object,
+    inputs: xr.Dataset | None,
+) -> dict:
+    """The manifest of a new store for ``encoded``: every region pending."""
+    dims = [dim for dim in regions_dims if dim in encoded.dims]
+    names = [str(name) for name, var in encoded.data_vars.items() if set(var.dims) & set(dims)]
+    if inputs is not None:
+        differing = [d for d in dims if inputs.sizes.get(d, encoded.sizes[d]) != encoded.sizes[d]]
+        if differing:
+            raise ValueError(f"inputs differ from the Dataset in the size of {differing}")
+    regions = itertools.product(*(_blocks(encoded, dim) for dim in dims)) if names else []
+    return {
+        "format": MANIFEST_FORMAT,
+        "climlatent_version": __version__,
+        "fingerprint": fingerprint,
+        "layout": _layout(encoded),
+        "inputs": None if inputs is None else _layout(inputs),
+        "regions_dims": dims,
+        "region_variables": names,
+        "regions": [
+            {"region": dict(zip(dims, bounds, strict=True)), **_PENDING} for bounds in regions
+        ],
+    }
 
 
 def _blocks(ds: xr.Dataset, dim: str) -> list[list[int]]:
@@ -237,38 +273,154 @@ def _blocks(ds: xr.Dataset, dim: str) -> list[list[int]]:
     return [[start, stop] for start, stop in itertools.pairwise(edges)]
 
 
+@contextlib.contextmanager
+def _claim(target: Path, encoded: xr.Dataset, fresh: dict, overwrite: bool) -> Iterator[dict]:
+    """The manifest to fill (``fresh`` for a new store), the store locked meanwhile."""
+    record = new_record()
+    new = not target.exists() or (target.is_dir() and not any(target.iterdir()))
+    if not new:
+        _read_manifest(target)  # refuse what write_zarr did not write before touching it
+        with _writing(target):
+            acquire(target, record)
+    try:
+        manifest = fresh
+        if new or overwrite:
+            _create_store(encoded, target, fresh, record, replace=not new)
+        else:
+            manifest = _read_manifest(target)  # again: it is ours to change now
+            _check_store(target, manifest, fresh)
+        yield manifest
+    finally:
+        release(target, record)
+
+
+def _read_manifest(target: Path) -> dict:
+    """The manifest of a store written by :func:`write_zarr`; refuse anything else."""
+    try:
+        manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
+        if manifest["format"].startswith(_FORMAT_PREFIX):
+            return manifest
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    raise StoreMismatchError(
+        f"{str(target)!r} exists and was not written by write_zarr (no readable "
+        f"{MANIFEST}); refusing to write into it"
+    )
+
+
+def _check_store(target: Path, manifest: dict, fresh: dict) -> None:
+    """Refuse to resume a store unless this call, on these inputs, started it."""
+    refusal = f"zarr store {str(target)!r}"
+    if manifest["format"] != MANIFEST_FORMAT:
+        refusal += f" was written in the format {manifest['format']}, not {MANIFEST_FORMAT}"
+    elif changes := "; ".join(_changes(manifest["fingerprint"], fresh["fingerprint"])):
+        refusal += f" was written with another fingerprint ({changes})"
+    elif changes := _layout_changes(manifest["layout"], fresh["layout"]):
+        refusal += f" holds other data than the Dataset given (differing {changes})"
+    elif changes := _layout_changes(manifest["inputs"] or {}, fresh["inputs"] or {}):
+        refusal += f" was started from other inputs (differing {changes})"
+    else:
+        return
+    raise StoreMismatchError(
+        f"{refusal}; refusing to append to it (write to a new store, or {_RESTART})"
+    )
+
+
+def _changes(stored: object, given: object, path: str = "") -> list[str]:
+    """``"key.sub: old -> new"`` for each leaf that differs between two JSON values."""
+    if isinstance(stored, dict) and isinstance(given, dict):
+        return [
+            change
+            for key in sorted(stored.keys() | given.keys())
+            for change in _changes(
+                stored.get(key, "(none)"), given.get(key, "(none)"), f"{path}.{key}"
+            )
+        ]
+    if stored == given:
+        return []
+    return [f"{path.lstrip('.') or 'fingerprint'}: {_short(stored)} -> {_short(given)}"]
+
+
+def _short(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 40 else f"{text[:16]}..."
+
+
+def _layout_changes(stored: dict, given: dict) -> str:
+    """``"dims member; coords lat"``: the keys of each layout section that differ."""
+    return "; ".join(
+        f"{section} {', '.join(changed)}"
+        for section in _LAYOUT_SECTIONS
+        if (changed := _changed_keys(stored.get(section, {}), given.get(section, {})))
+    )
+
+
+def _changed_keys(stored: dict, given: dict) -> list[str]:
+    return sorted(key for key in stored.keys() | given.keys() if stored.get(key) != given.get(key))
+
+
+def _input_block(inputs: xr.Dataset, region: dict) -> xr.Dataset:
+    """The data variables of ``inputs`` a region is computed from."""
+    within = {dim: slice(*bounds) for dim, bounds in region.items() if dim in inputs.dims}
+    return inputs.drop_vars(list(inputs.coords)).isel(within)
+
+
+def _input_checksum(block: xr.Dataset) -> str:
+    return _digest({str(name): var.values for name, var in block.data_vars.items()})
+
+
+def _check_inputs(
+    target: Path, manifest: dict, inputs: xr.Dataset, sources: Mapping[str, str]
+) -> None:
+    """Refuse to resume when the input of a completed region reads differently now."""
+    changed: list[str] = []
+    for entry in manifest["regions"]:
+        if entry["status"] != "complete":
+            continue
+        block = _input_block(inputs, entry["region"]).compute()
+        if _input_checksum(block) != entry["input_checksum"]:
+            label = _region_label(inputs, entry["region"], sources)
+            if label not in changed:
+                changed.append(label)
+    if changed:
+        named = "; ".join(f"{label}: content changed" for label in changed[:3])
+        more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+        raise StoreMismatchError(
+            f"zarr store {str(target)!r}: {named}{more} since the store was started; "
+            f"refusing to mix old and new inputs ({_RESTART})"
+        )
+
+
+def _region_label(inputs: xr.Dataset, region: dict, sources: Mapping[str, str]) -> str:
+    """``"member r1 (r1.nc)"`` for labels with a source, else each dim's label range."""
+    labels = {
+        dim: inputs[dim].values[slice(*bounds)].tolist()
+        for dim, bounds in region.items()
+        if dim in inputs.coords
+    }
+    named = [
+        f"{dim} {label} ({sources[str(label)]})"
+        for dim, values in labels.items()
+        for label in values
+        if str(label) in sources
+    ]
+    ranges = [
+        f"{dim} {values[0]}" + (f" to {values[-1]}" if len(values) > 1 else "")
+        for dim, values in labels.items()
+    ]
+    return ", ".join(named or ranges) or f"region {region}"
+
+
 def _create_store(
-    encoded: xr.Dataset,
-    target: Path,
-    regions_dims: Sequence[str],
-    fingerprint: object,
-    layout: dict,
-) -> dict:
-    """Write metadata, coordinates and region-less variables, with a fresh manifest.
+    encoded: xr.Dataset, target: Path, manifest: dict, record: str, replace: bool
+) -> None:
+    """Write metadata, coordinates and region-less variables, with the manifest and lock.
 
     The skeleton is written in a private folder beside the target and renamed into
-    place with its manifest, so that a store never exists without one.
+    place with its manifest and this call's lock, so that a store never exists
+    without them; a store replaced is moved into that folder and deleted with it.
     """
-    dims = [dim for dim in regions_dims if dim in encoded.dims]
-    names = [str(name) for name, var in encoded.data_vars.items() if set(var.dims) & set(dims)]
-    regions = itertools.product(*(_blocks(encoded, dim) for dim in dims)) if names else []
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "climlatent_version": __version__,
-        "fingerprint": fingerprint,
-        "layout": layout,
-        "regions_dims": dims,
-        "region_variables": names,
-        "regions": [
-            {
-                "region": dict(zip(dims, bounds, strict=True)),
-                "status": "pending",
-                "checksum": None,
-                "completed_at": None,
-            }
-            for bounds in regions
-        ],
-    }
+    names = manifest["region_variables"]
     # Everything but the region variables is written now, with the metadata.
     skeleton = encoded.drop_vars(names).compute().assign({name: encoded[name] for name in names})
     with _writing(target):
@@ -279,14 +431,29 @@ def _create_store(
                 tmp, compute=False, consolidated=True, mode="w-", zarr_format=ZARR_FORMAT
             )
             _save_manifest(tmp, manifest)
-            os.replace(tmp, target)
+            (tmp / LOCK).write_text(record, encoding="utf-8")
+            if replace:
+                os.replace(target, workdir / "replaced")
+            try:
+                os.replace(tmp, target)
+            except OSError as err:
+                if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                raise StoreLockedError(
+                    f"zarr store {str(target)!r} was just created by another writer; "
+                    "refusing to write it too"
+                ) from err
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-    return manifest
 
 
 def _fill_regions(
-    encoded: xr.Dataset, target: Path, manifest: dict, verify: bool, progress: bool
+    encoded: xr.Dataset,
+    inputs: xr.Dataset | None,
+    target: Path,
+    manifest: dict,
+    verify: bool,
+    progress: bool,
 ) -> None:
     """Compute, write and mark complete every region not (intact and) complete."""
     variables = manifest["layout"]["variables"]
@@ -310,7 +477,7 @@ def _fill_regions(
             stacklevel=3,
         )
         for entry in todo:
-            entry.update(status="pending", checksum=None, completed_at=None)
+            entry.update(_PENDING)
         with _writing(target):
             _save_manifest(target, manifest)
     total = len(manifest["regions"])
@@ -318,13 +485,16 @@ def _fill_regions(
         for entry in todo:
             region = {dim: slice(*bounds) for dim, bounds in entry["region"].items()}
             block = encoded[list(var_dims)].isel(region)
-            block = block.drop_vars(list(block.coords)).compute()
+            read = None if inputs is None else _input_block(inputs, entry["region"])
+            # One computation: the input is read once, for the model and for its checksum.
+            block, read = dask.compute(block.drop_vars(list(block.coords)), read)
             with _writing(target):
                 # mode "r+" reads the consolidated metadata and leaves all metadata as is.
                 block.to_zarr(target, region=region, mode="r+", consolidated=True)
                 entry.update(
                     status="complete",
                     checksum=_stored_checksum(group, var_dims, entry["region"]),
+                    input_checksum=None if read is None else _input_checksum(read),
                     completed_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 )
                 _save_manifest(target, manifest)

@@ -20,7 +20,13 @@ import xarray as xr
 
 import climlatent as cl
 from climlatent.errors import ClimlatentError
-from climlatent.zarr_store import MANIFEST, StoreMismatchError, StoreWriteError, write_zarr
+from climlatent.zarr_store import (
+    LOCK,
+    MANIFEST,
+    StoreMismatchError,
+    StoreWriteError,
+    write_zarr,
+)
 
 FINGERPRINT = {"model": "LLAAE", "config_sha256": "0f3a9c", "input": "synthetic r1-r2 2000"}
 N_TIME, TIME_CHUNK = 60, 20
@@ -170,8 +176,8 @@ def test_resume_after_crash_recomputes_only_missing_regions(reference, tmp_path,
     assert stored_bytes(store) == stored_bytes(reference)
 
 
-def test_resume_after_kill_9(reference, tmp_path):
-    store, log = tmp_path / "pr.zarr", tmp_path / "blocks.log"
+def start_writer(store: Path, log: Path) -> subprocess.Popen:
+    """Another process writing ``ensemble()`` to ``store``, 0.4 s per block."""
     script = textwrap.dedent(
         f"""
         import sys
@@ -182,23 +188,36 @@ def test_resume_after_kill_9(reference, tmp_path):
         write_zarr(ds, {str(store)!r}, fingerprint=FINGERPRINT)
         """
     )
-    writer = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path)
+    return subprocess.Popen([sys.executable, "-c", script], cwd=store.parent)
+
+
+def wait_for_regions(writer: subprocess.Popen, store: Path, count: int) -> None:
+    """Wait until ``writer`` has completed ``count`` regions of ``store``."""
+    deadline = time.monotonic() + 60
+    while statuses(store).count("complete") < count:
+        assert writer.poll() is None, "the writer ended before it was interrupted"
+        assert time.monotonic() < deadline, "the writer made no progress"
+        time.sleep(0.02)
+
+
+def test_resume_after_kill_9(reference, tmp_path):
+    store = tmp_path / "pr.zarr"
+    writer = start_writer(store, tmp_path / "blocks.log")
     try:
-        deadline = time.monotonic() + 60
-        while statuses(store).count("complete") < 2:
-            assert writer.poll() is None, "the writer ended before it was killed"
-            assert time.monotonic() < deadline, "the writer made no progress"
-            time.sleep(0.02)
+        wait_for_regions(writer, store, 2)
         os.kill(writer.pid, signal.SIGKILL)
     finally:
         writer.kill()
         writer.wait()
     assert writer.returncode == -signal.SIGKILL
     assert 2 <= statuses(store).count("complete") < N_REGIONS
+    assert (store / LOCK).exists()  # left behind by the killed writer
 
-    write_zarr(ensemble(), store, fingerprint=FINGERPRINT)
+    with pytest.warns(RuntimeWarning, match=f"taking over the lock of process {writer.pid}"):
+        write_zarr(ensemble(), store, fingerprint=FINGERPRINT)
     assert statuses(store) == ["complete"] * N_REGIONS
     assert stored_bytes(store) == stored_bytes(reference)
+    assert not (store / LOCK).exists()
 
 
 @pytest.mark.parametrize("corruption", ["garbled", "swapped", "deleted"])
@@ -236,7 +255,8 @@ def test_refuses_store_of_another_fingerprint(reference, tmp_path):
     other = {**FINGERPRINT, "config_sha256": "77e1d2"}
     with pytest.raises(StoreMismatchError, match=re.escape(str(store))) as info:
         write_zarr(ensemble(), store, fingerprint=other)
-    assert "fingerprint" in str(info.value) and isinstance(info.value, ClimlatentError)
+    assert "another fingerprint (config_sha256: 0f3a9c -> 77e1d2);" in str(info.value)
+    assert "LLAAE" not in str(info.value) and isinstance(info.value, ClimlatentError)
     assert {path: path.read_bytes() for path in store.rglob("*") if path.is_file()} == before
 
 
@@ -256,8 +276,9 @@ def test_refuses_store_of_other_data(reference, tmp_path, change, named):
     assert statuses(store) == statuses(reference)
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
 @pytest.mark.parametrize("kind", ["xarray store", "folder", "file"])
-def test_refuses_what_it_did_not_write(tmp_path, kind):
+def test_refuses_what_it_did_not_write(tmp_path, kind, overwrite):
     target = tmp_path / "pr.zarr"
     if kind == "xarray store":
         ensemble().to_zarr(target, zarr_format=2)
@@ -268,7 +289,7 @@ def test_refuses_what_it_did_not_write(tmp_path, kind):
         target.write_text("not a store")
     before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
     with pytest.raises(StoreMismatchError, match="not written by write_zarr"):
-        write_zarr(ensemble(), target, fingerprint=FINGERPRINT)
+        write_zarr(ensemble(), target, fingerprint=FINGERPRINT, overwrite=overwrite)
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
 
 

@@ -61,6 +61,16 @@ def open_members(
     (3, (1, 100, 4, 4))
     >>> ens.close()  # or: with open_members(...) as ens:
     """
+    return _open_members(inputs, variables, members, time_chunk)[0]
+
+
+def _open_members(
+    inputs: PathLike | Sequence[PathLike],
+    variables: Sequence[str],
+    members: Sequence[str] | None,
+    time_chunk: int,
+) -> tuple[xr.Dataset, dict[str, str]]:
+    """As :func:`open_members`, with the source (file or entry) of each member label."""
     sources = _expand(inputs)
     with contextlib.ExitStack() as files:
         opened = [files.enter_context(open_dataset(source, chunks=None)) for source in sources]
@@ -89,7 +99,7 @@ def open_members(
         # The files close with the result, not at a garbage collection that may run
         # while netCDF-C opens the same file (which crashes it).
         combined.set_close(files.pop_all().close)
-    return combined
+    return combined, seen
 
 
 def _expand(inputs: PathLike | Sequence[PathLike]) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from climlatent.batch.lazy import METHODS, _lazy_predict, model_inputs
-from climlatent.batch.members import _expand, open_members
+from climlatent.batch.members import _open_members
 from climlatent.errors import ClimlatentError
 from climlatent.grid import find_member, find_time
 from climlatent.io import PathLike
@@ -31,9 +31,13 @@ def emulate_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: An
     inputs : path, glob, ``"catalog.yaml#entry"``, or a sequence of them
         Member files holding the model's input variables.
     store : str or path-like
-        Target zarr store. One written by another model, config or input is refused
-        (``StoreMismatchError``), and so is a path that cannot be written
-        (``StoreWriteError``), leaving nothing behind.
+        Target zarr store. One written by another model or config, or from inputs
+        whose sizes, coordinates or content differ (every member file is hashed as it
+        is read, and again for the regions a resume skips), is refused
+        (``StoreMismatchError``, naming what differs), and so is a store another
+        process is writing (``StoreLockedError``) or a path that cannot be written
+        (``StoreWriteError``, leaving nothing behind). No path is recorded: a folder of
+        member files moved together with its store resumes.
     **options
         Keywords below.
 
@@ -48,6 +52,9 @@ def emulate_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: An
         ``4 * time_chunk``, so that workers share each region.
     device : {"auto", "cpu", "cuda"}
         Where a torch model runs.
+    overwrite : bool
+        Start the store afresh, replacing one written before by this function (by
+        another model, config or input).
     progress : bool
         Show a progress bar over the regions.
 
@@ -98,6 +105,7 @@ def _to_zarr(
     time_chunk: int = 365,
     time_per_region: int | None = None,
     device: str = "auto",
+    overwrite: bool = False,
     progress: bool = False,
 ) -> Path:
     estimator = load(model)
@@ -112,7 +120,8 @@ def _to_zarr(
     if getattr(estimator, "module_", None) is not None:
         estimator.device_ = placed
         estimator.module_.to(placed)
-    with open_members(inputs, model_inputs(estimator), members, time_chunk) as ds:
+    ds, sources = _open_members(inputs, model_inputs(estimator), members, time_chunk)
+    with ds:
         out = _lazy_predict(estimator, ds, method)
         time, member = find_time(out), find_member(out)
         return write_zarr(
@@ -120,18 +129,20 @@ def _to_zarr(
             store,
             regions_dims=tuple(dim for dim in (member, time) if dim),
             chunks={time: time_per_region or 4 * time_chunk} if time else {},
-            fingerprint=_fingerprint(model, method, _expand(inputs)),
+            fingerprint=_fingerprint(model, method),
+            inputs=ds,
+            sources=sources,
+            overwrite=overwrite,
             progress=progress,
         )
 
 
-def _fingerprint(model: PathLike, method: str, sources: list[str]) -> dict:
-    """What produced a store: the saved model's identity, the method and the inputs."""
+def _fingerprint(model: PathLike, method: str) -> dict:
+    """The saved model's identity and the method; the inputs are hashed by write_zarr."""
     manifest = json.loads((Path(model) / MANIFEST).read_text())
     return {
         "estimator": manifest["estimator"],
         "config": manifest["config"],
         "weights_sha256": manifest["files"][WEIGHTS],
         "method": method,
-        "inputs": [s if "#" in s else str(Path(s).resolve()) for s in sources],
     }
