@@ -52,6 +52,20 @@ class FittedRange:
         finite = da.where(np.isfinite(da))
         return cls(str(da.name), float(finite.min()), float(finite.max()))
 
+    @classmethod
+    def fit(cls, da: xr.DataArray, role: str, tolerance: float | None) -> FittedRange:
+        """The finite range of training data ``da``, after refusing outliers in it.
+
+        Values beyond its 0.1 and 99.9 % quantiles by more than ``tolerance`` times
+        their spread (an unmasked fill value in the training data) are refused as on
+        apply; None skips that check.
+        """
+        values = np.asarray(da.values, float)
+        values = values[np.isfinite(values)]
+        low, high = np.quantile(values, [0.001, 0.999]) if values.size else (0.0, 0.0)
+        cls(str(da.name), float(low), float(high)).check(da, role, tolerance)
+        return cls.of(da)
+
     def bounds(self, tolerance: float) -> tuple[float, float]:
         """Plausible values: the fitted range widened by ``tolerance`` widths each side."""
         width = max(self.maximum - self.minimum, 1e-6 * max(abs(self.maximum), 1e-30))

@@ -48,7 +48,7 @@ from climlatent.errors import InputDataError, NotFittedError
 from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
 from climlatent.grid import find_grid, find_member, find_time
 from climlatent.grid_order import GridOrder, conform, grid_layout, in_layout
-from climlatent.io import add_history
+from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.training import TrainingConfig
 from climlatent.units import convert_units, parse_units
 
@@ -132,16 +132,13 @@ class BaseEstimator:
         save_estimator(self, path)
 
     def _wrap(self, out: xr.DataArray, ds: xr.Dataset, call: str) -> xr.Dataset:
-        """Inverse-transform, add CF attributes and history, keep ``ds``'s metadata."""
+        """Inverse-transform; the target's physical attributes, ``ds``'s provenance, history."""
         if self.target_transform_ is not None:
             out = self.target_transform_.inverse(out)
         out = in_layout(getattr(self, "target_order_", None), out)
         out = out.astype(np.float32)
-        out.attrs = dict(self.target_attrs_)
-        for dim in out.dims:
-            if dim in ds.coords:
-                out[dim].attrs = dict(ds[dim].attrs)
-        result = out.to_dataset(name=self.target_).assign_attrs(ds.attrs)
+        out.attrs = physical_attrs(self.target_attrs_)
+        result = carry_provenance(out.to_dataset(name=self.target_), ds)
         return add_history(result, f"{type(self).__name__}({self._config_text()}).{call}")
 
     def _training_config(self, **overrides: Any) -> TrainingConfig:
@@ -241,7 +238,7 @@ class Estimator(BaseEstimator):
         self.target_, self.proxy_ = target, proxy
         self.target_attrs_ = dict(y.attrs)
         self.proxy_units_ = str(x.attrs["units"])
-        self.proxy_range_ = FittedRange.of(x)
+        self.proxy_range_ = FittedRange.fit(x, "proxy", self.range_tolerance)
         self.target_order_ = grid_layout(ds[target], target)
         self.calendar_ = calendar
         self.sample_dims_ = sample_dims

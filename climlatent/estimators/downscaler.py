@@ -227,7 +227,9 @@ class ProxyDownscaler(BaseEstimator):
         self.target_attrs_, self.calendar_ = dict(y.attrs), calendar
         self.target_transform_ = None
         drivers = [GridOrder.of(x).canonical(x) for x in self._drivers(coarse)]
-        self.driver_ranges_ = {x.name: FittedRange.of(x) for x in drivers}
+        self.driver_ranges_ = {
+            x.name: FittedRange.fit(x, "proxy", self.range_tolerance) for x in drivers
+        }
         self.target_order_ = grid_layout(y, target)
         y = GridOrder.of(y, target).canonical(y)
         self.coarse_layout_ = _common_layout(drivers)
