@@ -4,11 +4,15 @@ Reading: netCDF files (one path, a glob or a list), zarr stores and catalog entr
 (``"catalog.yaml#entry"``) open lazily, times decoded to cftime objects so that every
 CF calendar (360_day, noleap, ...) survives.
 
-Writing: :func:`to_netcdf` fills in the CF attributes a downstream tool expects
-(``Conventions``, coordinate ``axis``/``standard_name``, ``_FillValue`` for masked
-fields), appends a ``history`` line, and writes to a temporary file in the target
-folder that is renamed into place only once complete: an error, whenever it happens,
-leaves no half-written file behind.
+Writing: :func:`to_netcdf` completes the CF-1.8 metadata a checker and a downstream
+tool expect (:func:`cf_encode`), appends a ``history`` line, and writes to a temporary
+file in the target folder that is renamed into place only once complete: an error,
+whenever it happens, leaves no half-written file behind.
+
+Provenance: an output computed from some data keeps that data's own description (its
+global attributes, scalar coordinates, time bounds, grid mapping: see
+:func:`carry_provenance`) and only the physical description of what a model was
+trained on (:func:`physical_attrs`), never the attributes of its training files.
 """
 
 from __future__ import annotations
@@ -18,17 +22,22 @@ import glob
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
+import cftime
+import numpy as np
 import xarray as xr
+from xarray.coding.times import infer_datetime_units
 
 from climlatent._version import __version__
 from climlatent.errors import InputDataError
-from climlatent.grid import find_grid, find_member, find_time
+from climlatent.grid import GridInfo, find_grid, find_member, find_time
 
 CONVENTIONS = "CF-1.8"
 FILL_VALUE = 1.0e20  # the CMIP fill value for floating-point fields
+#: Attributes that describe a physical quantity rather than the data it came from.
+PHYSICAL_ATTRS = ("standard_name", "long_name", "units", "cell_methods")
 
 PathLike = str | os.PathLike
 
@@ -52,7 +61,9 @@ def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | Non
     Returns
     -------
     xr.Dataset
-        The data, with times decoded to cftime objects.
+        The data, with times decoded to cftime objects; CF bounds and grid-mapping
+        variables are coordinates (``decode_coords="all"``), so that they follow the
+        variables selected from it.
 
     Raises
     ------
@@ -83,7 +94,9 @@ def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | Non
         ):
             if not Path(text).exists():
                 raise FileNotFoundError(f"zarr store {text!r} does not exist")
-            return xr.open_zarr(text, chunks=chunks, decode_times=_time_coder())
+            return xr.open_zarr(
+                text, chunks=chunks, decode_times=_time_coder(), decode_coords="all"
+            )
         paths = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
         if not paths:
             raise FileNotFoundError(f"no file matches {text!r}")
@@ -93,13 +106,18 @@ def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | Non
     try:
         if len(paths) == 1:
             return xr.open_dataset(
-                paths[0], engine="netcdf4", chunks=chunks, decode_times=_time_coder()
+                paths[0],
+                engine="netcdf4",
+                chunks=chunks,
+                decode_times=_time_coder(),
+                decode_coords="all",
             )
         return xr.open_mfdataset(
             paths,
             engine="netcdf4",
             chunks=chunks,
             decode_times=_time_coder(),
+            decode_coords="all",
             combine="by_coords",
             data_vars="minimal",
             coords="minimal",
@@ -138,33 +156,173 @@ def add_history(ds: xr.Dataset, call: str) -> xr.Dataset:
     return ds.assign_attrs(history=f"{previous}\n{line}" if previous else line)
 
 
+def physical_attrs(attrs: Mapping[Hashable, object]) -> dict[Hashable, object]:
+    """The attributes in ``attrs`` that describe a physical quantity (`PHYSICAL_ATTRS`).
+
+    What an output keeps of the variable a model was trained on: the provenance of
+    the training files (their source, scenario, model version...) is not the output's.
+
+    Examples
+    --------
+    >>> physical_attrs({"units": "K", "standard_name": "air_temperature", "scenario": "A1B"})
+    {'standard_name': 'air_temperature', 'units': 'K'}
+    """
+    return {key: attrs[key] for key in PHYSICAL_ATTRS if key in attrs}
+
+
+def carry_provenance(out: xr.Dataset, source: xr.Dataset) -> xr.Dataset:
+    """``out`` with the provenance of the data ``source`` that it was computed from.
+
+    ``out`` gets the global attributes of ``source`` (its own win, and ``history``
+    keeps the lines of both, ``source``'s first, once) and the coordinates, CF bounds and
+    grid-mapping variables of ``source`` that fit it: scalars (``height``, a grid
+    mapping, ...) and variables whose every dimension ``out`` has, with the same
+    coordinate values (the time axis and its ``time_bnds``; the grid's bounds when
+    ``out`` is on the input grid). A dimension coordinate of ``out`` equal to that of
+    ``source`` is taken from ``source``, attributes and encoding included.
+
+    Parameters
+    ----------
+    out : xr.Dataset
+        An output computed from ``source``.
+    source : xr.Dataset
+        The data it was computed from.
+
+    Returns
+    -------
+    xr.Dataset
+        ``out`` with the provenance of ``source``.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> source = xr.Dataset(
+    ...     {"x": ("time", [1.0, 2.0]), "time_bnds": (("time", "nv"), [[0, 1], [1, 2]])},
+    ...     coords={"time": ("time", [0.5, 1.5], {"bounds": "time_bnds"}), "height": 2.0},
+    ...     attrs={"source": "run 1"})
+    >>> out = xr.Dataset({"y": ("time", [3.0, 4.0])}, coords={"time": [0.5, 1.5]})
+    >>> out = carry_provenance(out, source)
+    >>> sorted(out.coords), out["time"].attrs, out.attrs
+    (['height', 'time', 'time_bnds'], {'bounds': 'time_bnds'}, {'source': 'run 1'})
+    """
+    bounds = _references(source, "bounds", list(source.coords))
+    mappings = _references(source, "grid_mapping", list(source.data_vars))
+    carried = {}
+    for name in dict.fromkeys([*source.coords, *bounds, *mappings]):
+        var = source.variables[name]
+        free = var.dims[-1:] if name in bounds else ()
+        fits = all(
+            _same_axis(dim, out, source) or (dim in free and dim not in out.dims)
+            for dim in var.dims
+        )
+        if fits and (name not in out.variables or name in out.indexes):
+            carried[name] = var
+    result = out.assign_coords(carried)
+    before, after = source.attrs.get("history", ""), out.attrs.get("history", "")
+    history = after if after.startswith(before) else "\n".join(filter(None, (before, after)))
+    result.attrs = {**source.attrs, **out.attrs, **({"history": history} if history else {})}
+    return result
+
+
+def _references(ds: xr.Dataset, key: str, names: list[Hashable]) -> list[Hashable]:
+    """The variables of ``ds`` that the attribute (or encoding) ``key`` of ``names`` name."""
+    found = []
+    for name in names:
+        var = ds.variables[name]
+        ref = var.attrs.get(key, var.encoding.get(key))
+        if isinstance(ref, str) and ref in ds.variables:
+            found.append(ref)
+    return found
+
+
+def _same_axis(dim: Hashable, out: xr.Dataset, source: xr.Dataset) -> bool:
+    """Whether ``out`` has the dimension ``dim`` of ``source``, with the same coordinates."""
+    if dim not in out.dims or out.sizes[dim] != source.sizes[dim]:
+        return False
+    mine, theirs = out.indexes.get(dim), source.indexes.get(dim)
+    if mine is None or theirs is None:
+        return mine is None and theirs is None
+    return mine.equals(theirs)
+
+
 _COORD_ATTRS = {
     "lat": {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"},
     "lon": {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
 }
 
 
-def cf_encode(ds: xr.Dataset) -> xr.Dataset:
-    """Complete the CF metadata of ``ds`` for writing, without touching its values.
+def cf_encode(ds: xr.Dataset, complete_coords: bool = True) -> xr.Dataset:
+    """Complete the CF-1.8 metadata of ``ds`` for writing, without touching its values.
 
-    Adds ``Conventions``, the latitude/longitude/time axis attributes where missing,
-    ``standard_name: realization`` on a member dimension, and an encoding with
-    ``_FillValue`` on floating-point data variables (none on coordinates, as CF asks).
+    - ``Conventions`` names CF-1.8 (in place of another CF version; other conventions
+      stay); a missing ``title`` is made of the data variables' long names;
+    - with ``complete_coords``, latitude, longitude and time get their axis attributes
+      where missing, a member dimension ``standard_name: realization`` (and
+      ``units: 1`` when numeric);
+    - a ``bounds`` attribute naming a variable not in ``ds`` is dropped; when ``ds``
+      holds one grid-mapping variable, the variables on the horizontal grid name it;
+    - encodings: ``_FillValue`` on floating-point data variables and none on
+      coordinates, bounds and grid mappings (as CF asks); times as float64, bounds in
+      the units of their coordinate; 64-bit integers as int32 where the values fit
+      (CF-1.8 has no 64-bit integers).
+
+    Parameters
+    ----------
+    ds : xr.Dataset
+        Data to write.
+    complete_coords : bool
+        Add the coordinate attributes above; ``False`` leaves every attribute of the
+        variables as it is.
+
+    Returns
+    -------
+    xr.Dataset
+        A shallow copy of ``ds`` with the metadata and encodings to write.
 
     Examples
     --------
     >>> import numpy as np, xarray as xr
     >>> ds = xr.Dataset({"pr": (("lat", "lon"), np.ones((2, 2)), {"units": "kg m-2 s-1"})},
-    ...     coords={"lat": [0.0, 1.0], "lon": [0.0, 1.0]})
-    >>> cf_encode(ds)["pr"].encoding["_FillValue"]
-    1e+20
+    ...     coords={"lat": [0.0, 1.0], "lon": [0.0, 1.0]}, attrs={"Conventions": "CF-1.5"})
+    >>> encoded = cf_encode(ds)
+    >>> encoded.attrs, encoded["pr"].encoding["_FillValue"], encoded["lat"].encoding
+    ({'Conventions': 'CF-1.8', 'title': 'pr'}, 1e+20, {'_FillValue': None})
     """
     out = ds.copy()
-    out.attrs.setdefault("Conventions", CONVENTIONS)
+    out.attrs["Conventions"] = " ".join(
+        [CONVENTIONS, *(c for c in out.attrs.get("Conventions", "").split() if c[:3] != "CF-")]
+    )
     try:
         grid = find_grid(out)
     except ValueError:
         grid = None
+    if complete_coords:
+        _complete_coordinates(out, grid)
+    bounds = _drop_dangling_bounds(out)
+    # bounds as data variables: as coordinates, xarray lists them in a global attribute
+    out = out.reset_coords([name for name in bounds if name in out.coords])
+    mappings = {name for name, var in out.variables.items() if "grid_mapping_name" in var.attrs}
+    if grid is not None and len(mappings) == 1:
+        _name_grid_mapping(out, grid, next(iter(mappings)))
+    plain = [name for name in out.data_vars if name not in bounds | mappings]
+    out.attrs.setdefault(
+        "title",
+        ", ".join(str(out[n].attrs.get("long_name", n)) for n in plain) or "climlatent output",
+    )
+    _encode_times(out, bounds)
+    for name, var in out.variables.items():
+        if var.dtype.kind in "iu" and var.dtype.itemsize == 8 and _fits_int32(var):
+            var.encoding["dtype"] = "int32"
+        if name in plain:
+            if var.dtype.kind == "f":
+                var.encoding["_FillValue"] = FILL_VALUE
+        else:
+            var.encoding["_FillValue"] = None
+    return out
+
+
+def _complete_coordinates(out: xr.Dataset, grid: GridInfo | None) -> None:
+    """CF attributes of the latitude, longitude, time and member coordinates, in place."""
     if grid is not None:
         for key, name in (("lat", grid.lat), ("lon", grid.lon)):
             out[name].attrs = {**_COORD_ATTRS[key], **out[name].attrs}
@@ -173,17 +331,70 @@ def cf_encode(ds: xr.Dataset) -> xr.Dataset:
         out[time].attrs = {"standard_name": "time", "axis": "T", **out[time].attrs}
     member = find_member(out)
     if member is not None and member in out.coords:
-        out[member].attrs = {"standard_name": "realization", **out[member].attrs}
-    for name, var in out.data_vars.items():
-        if var.dtype.kind == "f":
-            out[name].encoding = {**var.encoding, "_FillValue": FILL_VALUE}
-    for name in out.coords:
-        if out[name].dtype.kind == "f":
-            out[name].encoding = {**out[name].encoding, "_FillValue": None}
-    return out
+        units = {"units": "1"} if out[member].dtype.kind in "iuf" else {}
+        out[member].attrs = {"standard_name": "realization", **units, **out[member].attrs}
 
 
-def to_netcdf(ds: xr.Dataset, path: PathLike, call: str | None = None) -> Path:
+def _drop_dangling_bounds(out: xr.Dataset) -> set[Hashable]:
+    """Drop ``bounds`` attributes naming no variable of ``out``; the names of the others."""
+    found = set()
+    for var in out.variables.values():
+        for holder in (var.attrs, var.encoding):
+            if "bounds" in holder:
+                if holder["bounds"] in out.variables:
+                    found.add(holder["bounds"])
+                else:
+                    del holder["bounds"]
+    return found
+
+
+def _name_grid_mapping(out: xr.Dataset, grid: GridInfo, mapping: Hashable) -> None:
+    """Name ``mapping`` in the variables on the horizontal grid that name none."""
+    for name in out.data_vars:
+        var = out.variables[name]
+        on_grid = set(grid.spatial_dims) <= set(var.dims)
+        if on_grid and "grid_mapping" not in var.attrs and "grid_mapping" not in var.encoding:
+            var.encoding["grid_mapping"] = mapping
+
+
+def _encode_times(out: xr.Dataset, bounds: set[Hashable]) -> None:
+    """Times as float64 (not int64), each bounds variable in its coordinate's units."""
+    for name, var in out.variables.items():
+        if not _is_time(var) or name in bounds:
+            continue
+        pair = [var]
+        ref = var.attrs.get("bounds", var.encoding.get("bounds"))
+        if ref is not None:
+            pair.append(out.variables[ref])
+            if "units" not in var.encoding:
+                values = np.concatenate([np.ravel(v.values) for v in pair])
+                var.encoding["units"] = infer_datetime_units(values)
+        for item in pair:
+            item.encoding.update(
+                {key: var.encoding[key] for key in ("units", "calendar") if key in var.encoding}
+            )
+            if np.dtype(item.encoding.get("dtype", "int64")) == np.int64:
+                item.encoding["dtype"] = "float64"
+
+
+def _is_time(var: xr.Variable) -> bool:
+    """Whether ``var`` holds datetimes (numpy or cftime)."""
+    if var.dtype.kind != "O" or not var.size:
+        return var.dtype.kind == "M"
+    return isinstance(var[(0,) * var.ndim].values.item(), cftime.datetime)
+
+
+def _fits_int32(var: xr.Variable) -> bool:
+    """Whether an in-memory integer variable's values fit int32 (a lazy one: no)."""
+    if var.chunks is not None:
+        return False
+    limits = np.iinfo(np.int32)
+    return var.size == 0 or (limits.min <= var.values.min() and var.values.max() <= limits.max)
+
+
+def to_netcdf(
+    ds: xr.Dataset, path: PathLike, call: str | None = None, complete_coords: bool = True
+) -> Path:
     """Write ``ds`` as a CF-1.8 netCDF4 file, atomically.
 
     The Dataset is computed (if lazy) and written to a temporary file in the target
@@ -198,7 +409,11 @@ def to_netcdf(ds: xr.Dataset, path: PathLike, call: str | None = None) -> Path:
     path : str or path-like
         Target file.
     call : str, optional
-        Description of the call that produced ``ds``, appended to ``history``.
+        Description of the call that produced ``ds``, appended to ``history``; by
+        default the write itself, so that every file names the climlatent that wrote it.
+    complete_coords : bool
+        Add the CF attributes that coordinates lack (see :func:`cf_encode`); ``False``
+        for a file whose coordinates must read back with the attributes they have.
 
     Returns
     -------
@@ -216,7 +431,8 @@ def to_netcdf(ds: xr.Dataset, path: PathLike, call: str | None = None) -> Path:
     target = Path(path)
     if not target.parent.is_dir():
         raise FileNotFoundError(f"output folder {str(target.parent)!r} does not exist")
-    encoded = cf_encode(add_history(ds, call) if call else ds)
+    call = call or f"to_netcdf(ds, {target.name!r})"
+    encoded = cf_encode(add_history(ds, call), complete_coords)
     # A private folder beside the target: should a dask worker thread still be writing
     # when an error propagates, removing the folder keeps it from re-creating the file.
     workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))

@@ -15,6 +15,7 @@ from climlatent.batch.scheduler import _active_client
 from climlatent.errors import ClimlatentError
 from climlatent.estimators import BaseEstimator, Estimator, ProxyDownscaler
 from climlatent.grid import find_grid
+from climlatent.io import carry_provenance
 
 METHODS = {"emulate": Estimator, "downscale": ProxyDownscaler}
 
@@ -138,7 +139,8 @@ def _lazy_predict(estimator: BaseEstimator, ds: xr.Dataset, method: str) -> xr.D
         if set(coord.dims) <= set(out_spatial):
             coords.setdefault(name, coord)
     out = xr.DataArray(data, dims=sample + out_spatial, coords=coords, attrs=target.attrs)
-    return out.to_dataset(name=estimator.target_).assign_attrs(template.attrs)
+    out = carry_provenance(out.to_dataset(name=estimator.target_), ds)
+    return out.assign_attrs(template.attrs)
 
 
 def _ship(model: _ShippedModel) -> Any:

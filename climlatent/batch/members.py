@@ -12,7 +12,7 @@ import xarray as xr
 
 from climlatent.errors import InputDataError
 from climlatent.grid import check_same_grid, find_grid, find_member, find_time
-from climlatent.io import PathLike, open_dataset
+from climlatent.io import PathLike, carry_provenance, open_dataset
 
 
 def open_members(
@@ -123,7 +123,7 @@ def _member_part(
             f"{source!r} has no variable {', '.join(map(repr, missing))} (data variables: "
             f"{', '.join(map(str, ds.data_vars)) or 'none'})"
         )
-    part = ds[list(variables)]
+    part = carry_provenance(ds[list(variables)], ds)  # with their time and grid bounds
     chunks = dict.fromkeys(find_grid(part[variables[0]], variables[0]).spatial_dims, -1)
     time = find_time(part)
     if time is not None:

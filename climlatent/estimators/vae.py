@@ -34,7 +34,7 @@ from climlatent.estimators._fields import (
 )
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator, latent_rows
-from climlatent.io import add_history
+from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.vae import GaussianVAE
 from climlatent.schedules import BetaSchedule
@@ -223,8 +223,7 @@ class VAE(BaseEstimator):
 
     def reconstruct(self, ds: xr.Dataset) -> xr.Dataset:
         """Decode the posterior means of the fields of ``ds``."""
-        out = self.decode(self.encode(ds))
-        return out.assign_attrs({**ds.attrs, "history": out.attrs["history"]})
+        return carry_provenance(self.decode(self.encode(ds)), ds)
 
     def sample(self, n: int, seed: int = 0) -> xr.Dataset:
         """``n`` fields generated from latent draws of the prior (dim ``sample``)."""
@@ -295,7 +294,7 @@ class VAE(BaseEstimator):
         dims = tuple(sample) + tuple(self.spatial_dims_)
         data = {
             name: (dims, fields[:, i].reshape(shape + fields.shape[2:]).astype(np.float32),
-                   self.attrs_[name])
+                   physical_attrs(self.attrs_[name]))
             for i, name in enumerate(self.variables_)
         }  # fmt: skip
         out = xr.Dataset(data, coords={**coords, **self.grid_.coords})

@@ -26,7 +26,7 @@ from climlatent.checks import get_variable
 from climlatent.errors import InputDataError
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
-from climlatent.io import add_history
+from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.vae_dlm import GeometricFlowVAE
 from climlatent.training import fit as train
 from climlatent.training import resolve_device
@@ -236,7 +236,7 @@ class VAEDLM(BaseEstimator):
         coords = {d: da[d] for d in sample if d in da.coords}
         shape = tuple(da.sizes[d] for d in sample)
         out = self._to_dataset(fields, sample, shape, coords, times, "predict(ds)")
-        return out.assign_attrs({**ds.attrs, "history": out.attrs["history"]})
+        return carry_provenance(out, ds)
 
     def reconstruct(self, ds: xr.Dataset) -> xr.Dataset:
         """Trajectories at the times of ``ds`` decoded from its initial fields."""
@@ -367,7 +367,7 @@ class VAEDLM(BaseEstimator):
         values = fields.reshape(tuple(shape) + fields.shape[1:]).astype(np.float32)
         time = xr.DataArray(np.asarray(times), dims=time_dim, attrs=self.time_attrs_)
         out = xr.Dataset(
-            {self.variable_: (dims, values, self.attrs_)},
+            {self.variable_: (dims, values, physical_attrs(self.attrs_))},
             coords={**coords, time_dim: time, **self.grid_.coords},
         )
         return add_history(out, f"VAEDLM({self._config_text()}).{call}")

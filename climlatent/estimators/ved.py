@@ -36,7 +36,7 @@ from climlatent.estimators._fields import (
 )
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator, latent_rows
-from climlatent.io import add_history
+from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.ved import FieldMLPDecoder, FieldMLPEncoder, VariationalEncoderDecoder
 from climlatent.training import fit as train
@@ -215,7 +215,7 @@ class VED(BaseEstimator):
         self._require_fitted()
         rows, sample, shape, coords = latent_rows(z, self.latent_dim)
         fields = inference(self.module_.decode, rows, device=self.device_)
-        return self._to_dataset(fields, sample, shape, coords, {}, "decode(z)")
+        return self._to_dataset(fields, sample, shape, coords, xr.Dataset(), "decode(z)")
 
     def predict(self, ds: xr.Dataset) -> xr.Dataset:
         """Point prediction of the outputs: the decoded posterior mean of ``q(z|x)``.
@@ -229,7 +229,7 @@ class VED(BaseEstimator):
         """
         x, sample, shape, coords = self._inputs(ds)
         fields = inference(self.module_.predict, x, device=self.device_)
-        return self._to_dataset(fields, sample, shape, coords, ds.attrs, "predict(ds)")
+        return self._to_dataset(fields, sample, shape, coords, ds, "predict(ds)")
 
     def sample(self, ds: xr.Dataset, n: int, seed: int = 0, noise: bool = False) -> xr.Dataset:
         """``n`` predictive draws of the outputs for each input sample of ``ds``.
@@ -245,7 +245,7 @@ class VED(BaseEstimator):
         ]
         fields = np.concatenate(draws, axis=0)
         call = f"sample(ds, {n}, seed={seed}, noise={noise})"
-        return self._to_dataset(fields, (DRAW, *sample), (n, *shape), coords, ds.attrs, call)
+        return self._to_dataset(fields, (DRAW, *sample), (n, *shape), coords, ds, call)
 
     # -- internals -------------------------------------------------------------------
 
@@ -285,17 +285,19 @@ class VED(BaseEstimator):
         return standardise(stack_fields(fields), self.x_mean_, self.x_std_), sample, shape, coords
 
     def _to_dataset(
-        self, fields: np.ndarray, sample: tuple, shape: tuple, coords: dict, attrs: dict,
-        call: str,
+        self, fields: np.ndarray, sample: tuple, shape: tuple, coords: dict,
+        source: xr.Dataset, call: str,
     ) -> xr.Dataset:  # fmt: skip
         fields = fields * self.y_std_.reshape(1, -1, 1, 1) + self.y_mean_.reshape(1, -1, 1, 1)
         dims = tuple(sample) + tuple(self.output_dims_)
         data = {
             name: (dims, fields[:, i].reshape(shape + fields.shape[2:]).astype(np.float32),
-                   self.attrs_[name])
+                   physical_attrs(self.attrs_[name]))
             for i, name in enumerate(self.outputs_)
         }  # fmt: skip
-        out = xr.Dataset(data, coords={**coords, **self.output_grid_.coords}, attrs=dict(attrs))
+        out = carry_provenance(
+            xr.Dataset(data, coords={**coords, **self.output_grid_.coords}), source
+        )
         return add_history(out, f"VED({self._config_text()}).{call}")
 
     # -- persistence -------------------------------------------------------------------

@@ -63,7 +63,8 @@ def weather_generator(
     -------
     xr.Dataset
         The target with dims ``(realization, time, <grid>)`` on ``ds``'s time axis,
-        and the proxy PCs used, ``<proxy>_pc`` with dims ``(realization, time, pc)``.
+        and the proxy PCs used, ``<proxy>_pc`` with dims ``(realization, pc, time)`` (CF's
+        order: other dims before time).
 
     Examples
     --------
@@ -123,8 +124,8 @@ def weather_generator(
     )
     result = estimator._wrap(target.rename(estimator.target_), ds, call)
     result[f"{estimator.proxy_}_pc"] = xr.DataArray(
-        sim_pcs.astype(np.float32),
-        dims=(REALIZATION_DIM, time, PC_DIM),
+        sim_pcs.transpose(0, 2, 1).astype(np.float32),
+        dims=(REALIZATION_DIM, PC_DIM, time),
         coords={time: x[time]},
         attrs={
             "long_name": f"principal components of {estimator.proxy_} driving the realisation",

@@ -3,6 +3,9 @@
 Every spatial average is weighted by the spherical cell area of the grid
 (:func:`climlatent.grid.cell_area`) and skips NaN cells (masked land or ocean), so a
 score on a lat/lon grid is not dominated by the many small high-latitude cells.
+
+A score is not the field it scores: it gets its own ``long_name`` and ``units``, and
+none of the field's other attributes (``standard_name``, ``cell_methods``, ...).
 """
 
 from __future__ import annotations
@@ -10,6 +13,16 @@ from __future__ import annotations
 import xarray as xr
 
 from climlatent.grid import cell_area, find_grid
+
+
+def _score(da: xr.DataArray, long_name: str, units: str | None) -> xr.DataArray:
+    """``da`` with only the attributes of a score: its long name and units (if known)."""
+    attrs = {"long_name": long_name, **({"units": units} if units is not None else {})}
+    return da.drop_attrs(deep=False).assign_attrs(attrs)
+
+
+def _squared(units: str | None) -> str | None:
+    return units if units in (None, "1") else f"({units})2"
 
 
 def area_mean(da: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:
@@ -46,7 +59,8 @@ def mse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = (
     >>> float(mse(a, a * 0))
     2.0
     """
-    return area_mean((prediction - truth) ** 2, dims)
+    error = area_mean((prediction - truth) ** 2, dims)
+    return _score(error, "mean squared error", _squared(truth.attrs.get("units")))
 
 
 def rmse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:
@@ -60,7 +74,8 @@ def rmse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = 
     >>> float(rmse(a, a * 0))
     1.4142135623730951
     """
-    return mse(prediction, truth, dims) ** 0.5
+    error = mse(prediction, truth, dims) ** 0.5
+    return _score(error, "root mean squared error", truth.attrs.get("units"))
 
 
 def mse_skill_score(
@@ -81,7 +96,8 @@ def mse_skill_score(
     >>> float(mse_skill_score(truth, truth, truth * 0 + 2))
     1.0
     """
-    return 1 - mse(prediction, truth, dims) / mse(reference, truth, dims)
+    skill = 1 - mse(prediction, truth, dims) / mse(reference, truth, dims)
+    return _score(skill, "mean squared error skill score", "1")
 
 
 def r2(
@@ -100,7 +116,8 @@ def r2(
     >>> float(r2(truth, truth)), float(r2(truth.mean("time") + 0 * truth, truth))
     (1.0, 0.0)
     """
-    return mse_skill_score(prediction, truth, truth.mean(dims), dims)
+    skill = mse_skill_score(prediction, truth, truth.mean(dims), dims)
+    return _score(skill, "coefficient of determination", "1")
 
 
 def r2_map(
@@ -117,11 +134,7 @@ def r2_map(
     """
     sse = ((prediction - truth) ** 2).sum(dims)
     sst = ((truth - truth.mean(dims)) ** 2).sum(dims)
-    return (
-        (1 - sse / sst)
-        .rename("r2")
-        .assign_attrs(long_name="coefficient of determination", units="1")
-    )
+    return _score((1 - sse / sst).rename("r2"), "coefficient of determination", "1")
 
 
 def rmse_map(
@@ -137,7 +150,7 @@ def rmse_map(
     2.23606797749979
     """
     out = (((prediction - truth) ** 2).mean(dims) ** 0.5).rename("rmse")
-    return out.assign_attrs(long_name="root mean squared error", units=truth.attrs.get("units", ""))
+    return _score(out, "root mean squared error", truth.attrs.get("units"))
 
 
 def correlation(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time") -> xr.DataArray:
@@ -150,4 +163,4 @@ def correlation(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time"
     >>> float(correlation(a, 2 * a + 1))
     1.0
     """
-    return xr.corr(prediction, truth, dim=dim)
+    return _score(xr.corr(prediction, truth, dim=dim), "Pearson correlation coefficient", "1")

@@ -21,7 +21,7 @@ from scipy import sparse
 from climlatent.errors import InputDataError
 from climlatent.grid import GridInfo, _bounds_1d, find_grid
 from climlatent.grid_order import GridOrder, conform
-from climlatent.io import add_history
+from climlatent.io import add_history, to_netcdf
 from climlatent.regrid import backend, smm
 
 ENGINES = ("auto", "climlatent", "xesmf")
@@ -368,17 +368,21 @@ class Regridder:
         """
         coo = self.weights.tocoo()
         weights = xr.Dataset(
-            {"row": ("n_s", coo.row + 1), "col": ("n_s", coo.col + 1), "S": ("n_s", coo.data)},
-            attrs={"regrid_method": self.method, "regrid_engine": self.engine},
+            {
+                "row": ("n_s", coo.row + 1, {"long_name": "destination cell (1-based)"}),
+                "col": ("n_s", coo.col + 1, {"long_name": "source cell (1-based)"}),
+                "S": ("n_s", coo.data, {"long_name": "regridding weight", "units": "1"}),
+            },
+            attrs={
+                "title": f"{self.method} regridding weights",
+                "regrid_method": self.method,
+                "regrid_engine": self.engine,
+            },
         )
         grids = [_prefixed(self._src_grid, "src_"), _prefixed(self._dst_grid, "dst_")]
-        # Plain xarray rather than climlatent.io.to_netcdf, whose CF completion would
-        # add attributes to the grid coordinates and so change the regridded output.
-        target = Path(path)
-        add_history(xr.merge([weights, *grids], combine_attrs="override"), repr(self)).to_netcdf(
-            target, engine="netcdf4"
-        )
-        return target
+        # CF-1.8 encodings, but no attributes added: the grids must read back unchanged.
+        ds = xr.merge([weights, *grids], combine_attrs="override")
+        return to_netcdf(ds, path, repr(self), complete_coords=False)
 
     @classmethod
     def from_netcdf(cls, path: str | os.PathLike) -> Regridder:
