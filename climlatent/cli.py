@@ -136,6 +136,9 @@ def _batch_command(method: str, summary: str) -> click.Command:
         show_default=True,
         help="Seconds to wait for a scheduler address.",
     )
+    @click.option(
+        "--overwrite", is_flag=True, help="Start the store afresh, replacing one written before."
+    )
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar or messages.")
     def command(
         model: str,
@@ -148,6 +151,7 @@ def _batch_command(method: str, summary: str) -> click.Command:
         time_chunk: int,
         time_per_region: int | None,
         connect_timeout: float,
+        overwrite: bool,
         quiet: bool,
     ) -> None:
         from climlatent import batch
@@ -169,6 +173,7 @@ def _batch_command(method: str, summary: str) -> click.Command:
                 time_per_region=time_per_region,
                 device=device,
                 progress=not quiet,
+                overwrite=overwrite,
             )
         if not quiet:
             click.echo(f"wrote {store}")

@@ -88,7 +88,8 @@ def test_fit_writes_a_model_that_info_describes(workspace, config, described):
         (
             {"options": {"latent_dim": 4}},
             "unknown EOFRegression option 'latent_dim'; allowed EOFRegression options: "
-            "target_transform, proxy_transform, n_proxy_eofs, n_target_eofs, ridge",
+            "target_transform, proxy_transform, range_tolerance, n_proxy_eofs, n_target_eofs, "
+            "ridge",
         ),
         ({"estimator": "GAN"}, "unknown estimator 'GAN'; one of EOFRegression, LLAAE"),
         ({"proxies": {"psl": "linear"}}, "EOFRegression does not take the key 'proxies'"),

@@ -152,6 +152,8 @@ def test_command_line_names_the_changed_file_on_one_line(model, tmp_path, monkey
         f"member r1i1p1f1 ({root / 'members' / 'r1i1p1f1.nc'}): content changed",
         "--overwrite",
     )
+    result = invoke(*args, "--time-chunk", 365, "--time-per-region", 365, "-q", "--overwrite")
+    assert result.exit_code == 0, result.output
 
 
 def test_input_attribute_changed_since_start(model, tmp_path, monkeypatch):
