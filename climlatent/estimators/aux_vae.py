@@ -11,6 +11,7 @@ field at this value of the driver, all else fixed".
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,9 +64,15 @@ class AuxVAE(VAE):
     alignment_weight: float = 1.0
     decorrelation_weight: float = 100.0
 
-    def fit(
-        self, ds: xr.Dataset, variables: str | Sequence[str], auxiliary: Sequence[str]
-    ) -> AuxVAE:  # type: ignore[override]
+    def fit(  # type: ignore[override]
+        self,
+        ds: xr.Dataset,
+        variables: str | Sequence[str],
+        auxiliary: Sequence[str],
+        *,
+        checkpoint: str | os.PathLike | None = None,
+        resume: bool = False,
+    ) -> AuxVAE:
         """Train on ``variables`` of ``ds`` with the guided block tied to ``auxiliary``.
 
         Parameters
@@ -77,6 +84,13 @@ class AuxVAE(VAE):
         auxiliary : sequence of str
             Variables or coordinates of ``ds`` over the fields' sample dims, each with
             at most one more dim (e.g. ``mode``), which adds one guided latent per entry.
+        checkpoint : str or os.PathLike, optional
+            Training checkpoint, rewritten after every epoch; the ``checkpoint_path``
+            option by default.
+        resume : bool
+            Continue from ``checkpoint`` when the file exists, else start afresh. The
+            result equals that of an uninterrupted run; a larger ``epochs`` trains a
+            finished run further.
 
         Returns
         -------
@@ -88,6 +102,8 @@ class AuxVAE(VAE):
         InputDataError
             As for `VAE.fit`; an auxiliary is missing, has other dims, holds NaN or is
             constant; or the guided block leaves no residual latent.
+        CheckpointError
+            As for `VAE.fit`.
         """
         x = self._prepare(ds, variables)
         u, names = self._auxiliaries(ds, list(auxiliary))
@@ -102,7 +118,7 @@ class AuxVAE(VAE):
         if constant:
             raise InputDataError(f"auxiliary {constant} constant: nothing to guide with")
         standard = ((u - self.aux_mean_) / self.aux_std_).astype(np.float32)
-        return self._train([torch.from_numpy(x), torch.from_numpy(standard)])
+        return self._train([torch.from_numpy(x), torch.from_numpy(standard)], checkpoint, resume)
 
     def guided(self, ds: xr.Dataset) -> xr.DataArray:
         """Guided posterior means of the fields of ``ds``, in the auxiliaries' units."""

@@ -14,6 +14,7 @@ Jacobsen & Duraisamy (2022) are options of one estimator.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,13 +34,13 @@ from climlatent.estimators._fields import (
     variable_names,
 )
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
+from climlatent.estimators._train import train_module
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator, latent_rows
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.vae import GaussianVAE
 from climlatent.schedules import BetaSchedule
 from climlatent.training import TrainingConfig, resolve_device
-from climlatent.training import fit as train
 
 __all__ = ["VAE"]
 
@@ -133,6 +134,9 @@ class VAE(BaseEstimator):
         variables: str | Sequence[str],
         labels: str | None = None,
         labelled: Any = None,
+        *,
+        checkpoint: str | os.PathLike | None = None,
+        resume: bool = False,
     ) -> VAE:
         """Train on the fields ``variables`` of ``ds``.
 
@@ -149,6 +153,13 @@ class VAE(BaseEstimator):
         labelled : array-like of bool, optional
             Which samples have labels (over the sample dims, flattened in order);
             all of them by default.
+        checkpoint : str or os.PathLike, optional
+            Training checkpoint, rewritten after every epoch; the ``checkpoint_path``
+            option by default.
+        resume : bool
+            Continue from ``checkpoint`` when the file exists, else start afresh. The
+            result equals that of an uninterrupted run; a larger ``epochs`` trains a
+            finished run further.
 
         Returns
         -------
@@ -160,12 +171,16 @@ class VAE(BaseEstimator):
         InputDataError
             A variable is missing, the variables' dims differ, a field holds NaN or
             infinite values, a variable is constant, or the labels do not fit.
+        CheckpointError
+            ``resume`` and the checkpoint is damaged or from another run: other data
+            shapes or options (``epochs``, ``device``, ``progress`` aside); the message
+            names the file and each difference.
         """
         x = self._prepare(ds, variables)
         tensors = [torch.from_numpy(x)]
         if labels is not None:
             tensors += self._labels(ds, labels, labelled, len(x))
-        return self._train(tensors)
+        return self._train(tensors, checkpoint, resume)
 
     def _prepare(self, ds: xr.Dataset, variables: str | Sequence[str]) -> np.ndarray:
         """Check the training fields, fit the standardisation; the standardised images."""
@@ -186,14 +201,15 @@ class VAE(BaseEstimator):
         self.target_ = names[0]
         return standardise(raw, self.mean_, self.std_)
 
-    def _train(self, tensors: list[torch.Tensor]) -> VAE:
-        """Build the module from the seed and train it on ``tensors``."""
+    def _train(
+        self, tensors: list[torch.Tensor], checkpoint: str | os.PathLike | None, resume: bool
+    ) -> VAE:
+        """Build the module from the seed and train it on ``tensors`` (see `fit`)."""
         torch.manual_seed(self.seed)  # the initial weights
         self.module_ = self._build()
-        config = self._training_config()
-        result = train(self.module_, tensors, config)
+        result = train_module(self, self.module_, tensors, checkpoint, resume)
         self.history_: pd.DataFrame = result.history
-        self.device_ = resolve_device(config.device)
+        self.device_ = resolve_device(self.device)
         self.module_.eval()
         return self
 

@@ -14,6 +14,7 @@ the field is standardised with its training mean and standard deviation.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,10 +26,10 @@ import xarray as xr
 from climlatent.checks import get_variable
 from climlatent.errors import InputDataError
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
+from climlatent.estimators._train import train_module
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.vae_dlm import GeometricFlowVAE
-from climlatent.training import fit as train
 from climlatent.training import resolve_device
 
 __all__ = ["VAEDLM", "set_torch_threads"]
@@ -114,7 +115,14 @@ class VAEDLM(BaseEstimator):
 
     # -- the public xarray face ----------------------------------------------------------
 
-    def fit(self, ds: xr.Dataset, variable: str = "u") -> VAEDLM:
+    def fit(
+        self,
+        ds: xr.Dataset,
+        variable: str = "u",
+        *,
+        checkpoint: str | os.PathLike | None = None,
+        resume: bool = False,
+    ) -> VAEDLM:
         """Train on the trajectories ``ds[variable]`` (dims: sample..., time, space).
 
         Parameters
@@ -123,6 +131,13 @@ class VAEDLM(BaseEstimator):
             Holds the variable, with a numeric, increasing time coordinate.
         variable : str
             Name of the field.
+        checkpoint : str or os.PathLike, optional
+            Training checkpoint, rewritten after every epoch; the ``checkpoint_path``
+            option by default.
+        resume : bool
+            Continue from ``checkpoint`` when the file exists, else start afresh. The
+            result equals that of an uninterrupted run; a larger ``epochs`` trains a
+            finished run further.
 
         Returns
         -------
@@ -134,6 +149,10 @@ class VAEDLM(BaseEstimator):
         InputDataError
             The variable is missing, has fewer than three dims, no usable time
             coordinate, NaN or infinite values, or is constant.
+        CheckpointError
+            ``resume`` and the checkpoint is damaged or from another run: other data
+            shapes or options (``epochs``, ``device``, ``progress`` aside); the message
+            names the file and each difference.
         """
         self.__dict__.pop("target_", None)  # refitting starts afresh
         da = self._field(ds, variable)
@@ -156,10 +175,10 @@ class VAEDLM(BaseEstimator):
         with torch.random.fork_rng(devices=[]):  # initial weights from ``seed`` alone
             torch.manual_seed(self.seed)
             self.module_ = self._build()
-        config = self._training_config()
-        result = train(self.module_, [torch.from_numpy(x), torch.from_numpy(tau.copy())], config)
+        tensors = [torch.from_numpy(x), torch.from_numpy(tau.copy())]
+        result = train_module(self, self.module_, tensors, checkpoint, resume)
         self.history_: pd.DataFrame = result.history
-        self.device_ = resolve_device(config.device)
+        self.device_ = resolve_device(self.device)
         self.module_.eval()
         self.target_ = variable
         return self
