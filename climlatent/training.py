@@ -158,6 +158,9 @@ class TrainingConfig:
         rules = (
             ("epochs must be >= 1", self.epochs >= 1),
             ("batch_size must be >= 1", self.batch_size >= 1),
+            ("lr must be > 0 and finite", 0 < self.lr < math.inf),
+            ("weight_decay must be >= 0", self.weight_decay >= 0),
+            ("grad_clip must be > 0", self.grad_clip is None or self.grad_clip > 0),
             (f"optimizer must be one of {sorted(OPTIMIZERS)}", self.optimizer in OPTIMIZERS),
             ("validation_fraction must be in [0, 1)", 0 <= self.validation_fraction < 1),
             (

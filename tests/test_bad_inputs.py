@@ -1,5 +1,7 @@
 """The bad-input table: each case names the culprit and leaves no output file."""
 
+import re
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -130,3 +132,29 @@ def test_grid_dims_may_be_transposed(fitted_eof, split):
     _, test = split
     swapped = test.transpose("member", "time", "lon", "lat", ...)
     xr.testing.assert_allclose(fitted_eof.emulate(swapped)["pr"], fitted_eof.emulate(test)["pr"])
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: cl.EOFRegression(ridge=float("nan")), "ridge=nan is not a finite float"),
+        (lambda: cl.EOFRegression(n_proxy_eofs=2.5), "n_proxy_eofs=2.5 is not an int"),
+        (lambda: cl.EOFRegression(n_target_eofs=True), "n_target_eofs=True is not an int"),
+        (lambda: cl.LLAAE(alpha=float("inf")), "alpha=inf is not a finite float"),
+        (lambda: cl.LLAAE(epochs=0), "epochs must be >= 1"),
+        (lambda: cl.LLAAE(lr=-1.0), "lr must be > 0"),
+        (lambda: cl.VAE(batch_size=0), "batch_size must be >= 1"),
+        (lambda: cl.VED(latent_dim=3.0), "latent_dim=3.0 is not an int"),
+        (lambda: cl.ProxyDownscaler(range_tolerance=0.0), "range_tolerance=0.0 must be > 0"),
+        (lambda: cl.VAEDLM(device=0), "device=0 is not a str"),
+    ],
+)
+def test_parameters_are_checked_at_construction(make, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make()
+
+
+def test_more_eofs_than_the_data_allow_is_refused_by_name():
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1)
+    with pytest.raises(InputDataError, match=r"n_proxy_eofs=5000 is more than 365 samples"):
+        cl.EOFRegression(n_proxy_eofs=5000).fit(ds, "pr", "psl")

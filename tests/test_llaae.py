@@ -65,7 +65,9 @@ def test_closed_form_refit_minimises_latent_loss(small):
     # same seed, same training: only h differs
     z = trained.encode(train).values.reshape(-1, 4)
     np.testing.assert_allclose(refit.encode(train).values.reshape(-1, 4), z, rtol=1e-6)
-    x = cl.batching.to_matrix(trained.proxy_transform_.forward(train["psl"]), trained.proxy_layout_)
+    x = cl.batching.to_matrix(
+        trained.proxy_transform_.forward(trained._prepare_proxy(train)), trained.proxy_layout_
+    )
     features = trained.proxy_features(x).astype(np.float64)
 
     def latent_loss(est):

@@ -23,7 +23,7 @@ def _lag1(series):
 def test_var_realisations_keep_proxy_lag1_autocorrelation(world):
     ds, est = world
     gen = weather_generator(est, ds, n_realizations=4, method="var", seed=1)
-    x = est.proxy_transform_.forward(ds["psl"])
+    x = est.proxy_transform_.forward(est._prepare_proxy(ds))
     pcs = est.proxy_basis_.project(cl.batching.to_matrix(x, est.proxy_layout_)).reshape(2, -1, 3)
     observed, simulated = _lag1(pcs), _lag1(gen["psl_pc"].transpose(..., "time", "pc").values)
     print("lag-1 autocorrelation of proxy PCs: data", observed.round(3), "VAR", simulated.round(3))

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from climlatent.errors import InputDataError
+
 if TYPE_CHECKING:
     from climlatent.estimators.base import ArraySpec
 
@@ -99,7 +101,7 @@ def basis_spec(prefix: str, n_cells: int) -> dict[str, ArraySpec]:
     return {f"{prefix}.{name}": (shape, "float64") for name, shape in shapes.items()}
 
 
-def fit_eofs(x: np.ndarray, weights: np.ndarray, n_modes: int) -> EOFBasis:
+def fit_eofs(x: np.ndarray, weights: np.ndarray, n_modes: int, name: str = "n_modes") -> EOFBasis:
     """Leading EOFs of samples ``x`` (n, n_cells) under cell weights ``weights``.
 
     Parameters
@@ -109,7 +111,14 @@ def fit_eofs(x: np.ndarray, weights: np.ndarray, n_modes: int) -> EOFBasis:
     weights : np.ndarray
         Non-negative cell weights (e.g. cell areas), shape (n_cells,).
     n_modes : int
-        Number of modes to keep; capped at the rank of the anomaly matrix.
+        Number of modes to keep; capped at the numerical rank of the anomaly matrix.
+    name : str
+        The setting that chose ``n_modes``, named when the data cannot hold that many.
+
+    Raises
+    ------
+    InputDataError
+        ``n_modes`` exceeds ``min(n_samples - 1, n_cells)``, what any such data allow.
 
     Examples
     --------
@@ -119,6 +128,12 @@ def fit_eofs(x: np.ndarray, weights: np.ndarray, n_modes: int) -> EOFBasis:
     ((1, 3), 1.0)
     """
     x = np.asarray(x, np.float64)
+    limit = min(x.shape[0] - 1, x.shape[1])
+    if n_modes > limit:
+        raise InputDataError(
+            f"{name}={n_modes} is more than {x.shape[0]} samples of {x.shape[1]} cells "
+            f"allow (at most {limit} modes); lower it or give more data"
+        )
     mean = x.mean(axis=0)
     sqrt_weights = np.sqrt(np.asarray(weights, np.float64))
     _, singular, vt = np.linalg.svd((x - mean) * sqrt_weights, full_matrices=False)

@@ -45,6 +45,7 @@ from climlatent.checks import (
     get_variable,
 )
 from climlatent.errors import InputDataError, NotFittedError
+from climlatent.estimators._config import check_config
 from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
 from climlatent.grid import find_grid, find_member, find_time
 from climlatent.grid_order import GridOrder, conform, grid_layout, in_layout
@@ -109,6 +110,9 @@ class BaseEstimator:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         REGISTRY[cls.__name__] = cls
+
+    def __post_init__(self) -> None:
+        check_config(self)
 
     # -- configuration -------------------------------------------------------------
 

@@ -148,6 +148,7 @@ class ProxyDownscaler(BaseEstimator):
     range_tolerance: float = RANGE_TOLERANCE
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.interpolation not in ("auto", "bilinear", "learned"):
             raise ValueError(
                 f"interpolation must be 'auto', 'bilinear' or 'learned', got {self.interpolation!r}"

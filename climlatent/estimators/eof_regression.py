@@ -57,6 +57,7 @@ class EOFRegression(Estimator):
     ridge: float = 0.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("n_proxy_eofs", "n_target_eofs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -69,8 +70,8 @@ class EOFRegression(Estimator):
         check_finite(y, target.name)
         if x.shape[0] < 2:
             raise InputDataError(f"EOFRegression needs at least 2 samples, got {x.shape[0]}")
-        self.proxy_basis_ = fit_eofs(x, proxy.area_weights, self.n_proxy_eofs)
-        self.target_basis_ = fit_eofs(y, target.area_weights, self.n_target_eofs)
+        self.proxy_basis_ = fit_eofs(x, proxy.area_weights, self.n_proxy_eofs, "n_proxy_eofs")
+        self.target_basis_ = fit_eofs(y, target.area_weights, self.n_target_eofs, "n_target_eofs")
         self.coef_ = fit_ridge(
             self.proxy_basis_.project(x), self.target_basis_.project(y), self.ridge
         )

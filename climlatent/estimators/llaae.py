@@ -110,6 +110,7 @@ class LLAAE(Estimator):
     progress: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.filters = tuple(int(f) for f in self.filters)
         if self.latent not in LATENT_KINDS:
             raise ValueError(f"latent must be one of {LATENT_KINDS}, got {self.latent!r}")
@@ -221,7 +222,7 @@ class LLAAE(Estimator):
         resume: bool = False,
     ) -> None:
         self.proxy_basis_ = (
-            fit_eofs(x, proxy.area_weights, self.n_proxy_eofs)
+            fit_eofs(x, proxy.area_weights, self.n_proxy_eofs, "n_proxy_eofs")
             if self.proxy_input == "eofs"
             else None
         )

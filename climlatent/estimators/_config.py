@@ -1,0 +1,93 @@
+"""Checks of an estimator's configuration at construction, before any data is seen.
+
+Every configuration field is checked against its declared type (a bool is not a
+number, 2.5 is not an int, NaN and inf are not a float setting), and the fields an
+estimator shares with `~climlatent.training.TrainingConfig` are checked by it, so that
+``LLAAE(epochs=0)`` or ``EOFRegression(ridge=nan)`` fail where they are written, with
+the field named, not minutes later inside a training loop or as a quietly wrong fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from typing import Any
+
+__all__ = ["check_config"]
+
+
+def _matches(value: Any, kind: Any) -> bool:
+    """Whether ``value`` is of the annotated type ``kind`` (the types configs use)."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, option) for option in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if kind is Any:
+        return True
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return number and math.isfinite(value)
+    if kind is str:
+        return isinstance(value, str)
+    if origin in (tuple, list) or kind in (tuple, list):
+        args = [a for a in typing.get_args(kind) if a is not Ellipsis]
+        items = isinstance(value, tuple | list)
+        return items and all(_matches(v, args[0]) for v in value) if args else items
+    if origin is dict or kind is dict:
+        return isinstance(value, dict)
+    return True  # a type configs do not use: nothing to check
+
+
+def check_config(estimator: Any) -> None:
+    """Raise a `ValueError` naming every configuration field of the wrong type or value.
+
+    Examples
+    --------
+    >>> import climlatent as cl
+    >>> cl.EOFRegression(ridge=float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: invalid EOFRegression configuration: ridge=nan is not a finite float
+    >>> cl.LLAAE(epochs=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: invalid LLAAE configuration: epochs must be >= 1
+    """
+    cls = type(estimator)
+    hints = typing.get_type_hints(cls)
+    problems = []
+    for field in dataclasses.fields(estimator):
+        value, kind = getattr(estimator, field.name), hints[field.name]
+        if not _matches(value, kind):
+            described = "a finite float" if kind is float else _describe(kind)
+            problems.append(f"{field.name}={value!r} is not {described}")
+    if getattr(estimator, "range_tolerance", 1.0) <= 0:  # see climlatent.fitted_range
+        problems.append(f"range_tolerance={estimator.range_tolerance!r} must be > 0")
+    if not problems and hasattr(estimator, "_training_config"):
+        try:
+            estimator._training_config()
+        except ValueError as error:
+            problems.append(str(error).removeprefix("invalid TrainingConfig: "))
+    if problems:
+        raise ValueError(f"invalid {cls.__name__} configuration: " + "; ".join(problems))
+
+
+def _describe(kind: Any) -> str:
+    names = {int: "an int", float: "a finite float", bool: "a bool", str: "a str"}
+    if kind in names:
+        return names[kind]
+    if typing.get_origin(kind) in (tuple, list):
+        return "a list"
+    options = typing.get_args(kind)
+    if options:
+        return " or ".join(
+            "None" if option is type(None) else _describe(option) for option in options
+        )
+    return f"a {getattr(kind, '__name__', kind)}"
