@@ -47,6 +47,7 @@ import torch
 import xarray as xr
 
 from climlatent.benchmarks.darcy import generate
+from climlatent.benchmarks.darcy_claims import write_ledger
 from climlatent.estimators.vae import VAE
 from climlatent.metrics.disentanglement import disentanglement_score, kl_disentanglement_score
 
@@ -272,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for row in pool.map(run_case, missing):
             rows.append(row)
             pd.DataFrame(rows).to_csv(partial, index=False)
+            write_ledger(args.output)
             print(
                 f"  {row['study']:6s} {row['distribution']:8s} {row['prior']:12s} "
                 f"labels={row['labelled']:3d} w={row['supervision_weight']:g} "

@@ -1,0 +1,51 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from climlatent.benchmarks import darcy_claims as dc
+
+
+@pytest.mark.parametrize(("p1", "n1", "p0", "n0"), [(0.5, 16, 0.0, 16), (0.5, 8, 0.1, 8)])
+def test_fisher_power_matches_a_simulation(p1, n1, p0, n0):
+    rng = np.random.default_rng(0)
+    k1, k0 = rng.binomial(n1, p1, 4000), rng.binomial(n0, p0, 4000)
+    simulated = np.mean([
+        stats.fisher_exact([[a, n1 - a], [b, n0 - b]], alternative="greater").pvalue < 0.05
+        for a, b in zip(k1, k0, strict=True)
+    ])  # fmt: skip
+    exact = dc.fisher_power(p1, n1, p0, n0)
+    assert abs(exact - simulated) < 4 * np.sqrt(exact * (1 - exact) / 4000) + 1e-3
+
+
+def _runs(hp_sd, vae_sd):
+    rows = [
+        {"study": "prior", "distribution": "mixture", "prior": prior, "labelled": 0,
+         "supervision_weight": 1.0, "S_D": sd, "regularisation": 8.0,
+         "reconstruction_error": 1e-3, "epochs_run": 120, "max_epochs": 300}
+        for prior, values in (("hierarchical", hp_sd), ("standard", vae_sd)) for sd in values
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    ("hp", "vae", "expected"),
+    [
+        ([0.95] * 8 + [0.7] * 8, [0.7] * 16, "reproduced"),  # the paper's half vs none
+        ([0.7] * 16, [0.7] * 16, "not reproduced"),  # power 0.96 against half vs none
+        ([0.7] * 3, [0.7] * 3, "inconclusive (underpowered)"),
+    ],
+)
+def test_share_verdicts(hp, vae, expected):
+    row = dc.share_row(_runs(hp, vae), dc.CLAIMS[0])
+    assert row["verdict"] == expected
+    assert row["ours"] == f"{sum(v >= 0.9 for v in hp)}/{len(hp)} vs 0/{len(vae)}"
+
+
+def test_bootstrap_interval_covers_a_known_difference():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(1.0, 1.0, 400), rng.normal(0.0, 1.0, 400)
+    diff, low, high = dc.bootstrap_difference(a, b)
+    half_width = 1.96 * np.sqrt(a.var() / 400 + b.var() / 400)
+    assert low == pytest.approx(diff - half_width, abs=0.03)
+    assert high == pytest.approx(diff + half_width, abs=0.03)
