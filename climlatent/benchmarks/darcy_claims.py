@@ -82,7 +82,7 @@ def bootstrap_difference(
 
 @dataclass(frozen=True)
 class ShareClaim:
-    """ "Share of runs with ``flag`` is higher in ``case`` than in ``baseline``"."""
+    """A claim that the share of runs with ``flag`` is higher in ``case`` than in ``baseline``."""
 
     claim: str
     section: str
