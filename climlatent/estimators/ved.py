@@ -17,6 +17,7 @@ the training set; outputs come back in the original units and attributes.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,11 +36,11 @@ from climlatent.estimators._fields import (
     variable_names,
 )
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
+from climlatent.estimators._train import train_module
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator, latent_rows
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.ved import FieldMLPDecoder, FieldMLPEncoder, VariationalEncoderDecoder
-from climlatent.training import fit as train
 from climlatent.training import resolve_device
 
 __all__ = ["VED"]
@@ -114,6 +115,7 @@ class VED(BaseEstimator):
     checkpoint_path: str | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.architecture not in ARCHITECTURES:
             raise ValueError(
                 f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}"
@@ -123,7 +125,15 @@ class VED(BaseEstimator):
         if self.beta < 0 or self.covariance_weight < 0:
             raise ValueError("beta and covariance_weight must be >= 0")
 
-    def fit(self, ds: xr.Dataset, inputs: str | Sequence[str], outputs: str | Sequence[str]) -> VED:
+    def fit(
+        self,
+        ds: xr.Dataset,
+        inputs: str | Sequence[str],
+        outputs: str | Sequence[str],
+        *,
+        checkpoint: str | os.PathLike | None = None,
+        resume: bool = False,
+    ) -> VED:
         """Train to predict the fields ``outputs`` of ``ds`` from its fields ``inputs``.
 
         Parameters
@@ -133,6 +143,13 @@ class VED(BaseEstimator):
             sample dims shared by every field.
         inputs, outputs : str or sequence of str
             Input variables (one channel each, on one grid) and output variables.
+        checkpoint : str or os.PathLike, optional
+            Training checkpoint, rewritten after every epoch; the ``checkpoint_path``
+            option by default.
+        resume : bool
+            Continue from ``checkpoint`` when the file exists, else start afresh. The
+            result equals that of an uninterrupted run; a larger ``epochs`` trains a
+            finished run further.
 
         Returns
         -------
@@ -145,6 +162,10 @@ class VED(BaseEstimator):
             A variable is missing, lacks a grid or sample dims, its dims differ from the
             others of its role, inputs and outputs have different samples, a field
             holds NaN or infinite values, or a variable is constant.
+        CheckpointError
+            ``resume`` and the checkpoint is damaged or from another run: other data
+            shapes or options (``epochs``, ``device``, ``progress`` aside); the message
+            names the file and each difference.
         """
         names_in, names_out = variable_names(inputs), variable_names(outputs)
         for attribute in ("target_", "module_"):  # refitting starts afresh
@@ -174,10 +195,9 @@ class VED(BaseEstimator):
         y = torch.from_numpy(standardise(y_raw, self.y_mean_, self.y_std_))
         torch.manual_seed(self.seed)  # the initial weights
         self.module_ = self._build()
-        config = self._training_config()
-        result = train(self.module_, (x, y), config)
+        result = train_module(self, self.module_, (x, y), checkpoint, resume)
         self.history_: pd.DataFrame = result.history
-        self.device_ = resolve_device(config.device)
+        self.device_ = resolve_device(self.device)
         self.module_.eval()
         self.target_ = names_out[0]
         return self
