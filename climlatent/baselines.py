@@ -1,7 +1,9 @@
 """Downscaling baselines every model must beat.
 
 - :class:`BilinearBaseline`: bilinear interpolation of the coarse field to the fine
-  grid (NaN coarse cells skipped and the weights renormalised);
+  grid by :class:`~climlatent.regrid.Regridder` (NaN coarse cells skipped and the
+  weights renormalised; fine cells beyond the coarse centres take the nearest coarse
+  value, ``extrapolate=True``);
 - :class:`ClimatologyCorrectedBilinear`: bilinear interpolation plus a fine-scale
   correction learned on the training period, per calendar month: the mean
   difference (additive) or mean ratio (multiplicative, for positive fields) of the
@@ -27,6 +29,10 @@ from climlatent.regrid import Regridder
 class BilinearBaseline:
     """Bilinear interpolation of the coarse target to the fine grid.
 
+    The same answer as ``Regridder(coarse, fine, "bilinear", engine="climlatent",
+    extrapolate=True)(coarse, skipna=True)``: fine cells beyond the coarse centres
+    (a same-domain fine grid's edges) take the nearest coarse value instead of NaN.
+
     Examples
     --------
     >>> import climlatent as cl
@@ -44,7 +50,7 @@ class BilinearBaseline:
         time, _ = check_field(y, "target")
         check_same_samples(y, x, time)
         self.target_ = target
-        self.regridder_ = Regridder(x, y, method="bilinear", engine="climlatent")
+        self.regridder_ = Regridder(x, y, "bilinear", engine="climlatent", extrapolate=True)
         self._fit_correction(self._interpolate(x), y)
         return self
 

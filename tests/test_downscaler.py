@@ -110,12 +110,22 @@ def test_self_downscaling_of_temperature(world):
     out = est.downscale(coarse_test)["tos"]
     bilinear = BilinearBaseline().fit(coarse, fine, "tos").downscale(coarse_test)["tos"]
     dims = ("member", "time")
-    common = bilinear.notnull()  # bilinear leaves fine cells beyond the coarse centres NaN
+    common = bilinear.notnull()  # cells beyond the coarse centres: nearest coarse value
     model = float(cl.metrics.rmse(out.where(common), fine_test["tos"], dims))
     base = float(cl.metrics.rmse(bilinear, fine_test["tos"], dims))
     print(f"tos self-downscaling RMSE: model {model:.4f} K, bilinear {base:.4f} K")
     assert model < base
     assert int(out.isnull().sum()) == int(fine_test["tos"].isnull().sum())  # fills the edges
+
+
+def test_bilinear_baseline_is_the_extrapolating_bilinear_regridder():
+    w = cl.datasets.synthetic_biogeochem(n_years=1, n_fine_lat=16, n_fine_lon=16)
+    out = BilinearBaseline().fit(w.coarse, w.fine, "chl").downscale(w.coarse)["chl"]
+    regridder = cl.Regridder(w.coarse, w.fine, "bilinear", engine="climlatent", extrapolate=True)
+    expected = regridder(w.coarse["chl"], skipna=True)
+    np.testing.assert_array_equal(out.values, expected.transpose(*out.dims).values)
+    plain = cl.Regridder(w.coarse, w.fine, "bilinear", engine="climlatent")(w.coarse["chl"])
+    assert int(plain.isnull().sum()) > int(out.isnull().sum())  # the edges, now filled
 
 
 def test_bad_inputs(world):

@@ -258,6 +258,62 @@ def _forbid_compute(*args, **kwargs):
     raise AssertionError("the regridding computed a dask graph")
 
 
+def _nearest_source_values(src: xr.Dataset, dst: xr.Dataset) -> np.ndarray:
+    """Brute force: the source value at the great-circle nearest centre of each cell."""
+    lat, lon = np.meshgrid(src.lat, src.lon, indexing="ij")
+    dst_lat, dst_lon = np.meshgrid(dst.lat, dst.lon, indexing="ij")
+    distance = _great_circle(
+        dst_lat.ravel()[:, None], dst_lon.ravel()[:, None], lat.ravel(), lon.ravel()
+    )
+    return src["tas"].values.ravel()[distance.argmin(axis=1)].reshape(dst_lat.shape)
+
+
+def test_extrapolate_fills_empty_cells_with_their_nearest_source_cell():
+    """A same-domain fine grid: bilinear leaves its edge cells (beyond the coarse
+    centres) empty; extrapolate gives them their nearest coarse value, nothing else."""
+    src = with_field(grid(*REGION_COARSE), random_field(grid(*REGION_COARSE)))
+    dst = grid(*REGION_FINE)
+    plain = Regridder(src, dst, "bilinear", engine="climlatent")(src)["tas"].values
+    regridder = Regridder(src, dst, "bilinear", engine="climlatent", extrapolate=True)
+    filled = regridder(src)["tas"]
+    empty = np.isnan(plain)
+    assert 0.05 < empty.mean() < 0.1  # the edges: 8 % of this fine grid
+    assert np.isfinite(filled.values).all()
+    np.testing.assert_array_equal(filled.values[~empty], plain[~empty])
+    np.testing.assert_array_equal(filled.values[empty], _nearest_source_values(src, dst)[empty])
+    assert "extrapolate: nearest_s2d" in filled.attrs["regrid_method"]
+    assert "extrapolate=True" in repr(regridder)
+
+
+def test_extrapolate_fills_only_cells_the_method_leaves_empty():
+    """Conservative: cells wholly outside the source are filled, partly covered cells
+    keep the method's answer (NaN without skipna), covered cells are unchanged."""
+    lat_edges, lon_edges = np.linspace(-30, 30, 31), np.linspace(0, 60, 31)
+    src = with_field(grid(lat_edges, lon_edges), random_field(grid(lat_edges, lon_edges)))
+    dst = grid(np.linspace(-36, 36, 19), np.linspace(0, 60, 21))  # rows 0, 17 outside
+    plain = Regridder(src, dst, engine="climlatent")(src)["tas"].values
+    filled = Regridder(src, dst, engine="climlatent", extrapolate=True)(src)["tas"].values
+    np.testing.assert_array_equal(filled[[0, 17]], _nearest_source_values(src, dst)[[0, 17]])
+    np.testing.assert_array_equal(filled[1:17], plain[1:17])  # rows 1, 16 stay NaN
+    assert np.isnan(filled[[1, 16]]).all()
+
+
+def test_extrapolated_answers_never_depend_on_coordinate_order():
+    """Destination points outside the source, midway between two source longitudes:
+    the nearest-source ties are broken in the canonical layout, whatever the input's."""
+    src = with_field(grid(*REGION_COARSE), random_field(grid(*REGION_COARSE)))
+    src["tas"][0, 0] = np.nan
+    dst = grid(np.linspace(-66, 66, 12), np.arange(11.25, 69.0, 2.5))  # on the midpoints
+    dst = dst.isel(lat=slice(None, None, -1))
+    reference = Regridder(src, dst, "bilinear", engine="climlatent", extrapolate=True)(src)
+    for name, layout in _layouts(src):
+        built = Regridder(layout, dst, "bilinear", engine="climlatent", extrapolate=True)
+        for out in (built(layout)["tas"], built(src)["tas"]):
+            out = out.transpose("lat", "lon")
+            np.testing.assert_array_equal(out.values, reference["tas"].values, err_msg=name)
+    assert np.isfinite(reference["tas"][0]).all()  # the outside row, filled
+
+
 @pytest.mark.parametrize("method", ["conservative", "bilinear"])
 def test_dask_input_stays_lazy_and_equals_the_numpy_result(method):
     lazy = _ensemble(chunked=True)
@@ -288,13 +344,19 @@ def test_dataset_variables_without_horizontal_dims_pass_through():
     assert out.attrs["history"].startswith("created\n") and "Regridder" in out.attrs["history"]
 
 
-@pytest.mark.parametrize("method", ["conservative", "bilinear", "nearest"])
-def test_weights_round_trip_through_netcdf(tmp_path, method):
+@pytest.mark.parametrize(
+    ("method", "extrapolate"),
+    [("conservative", False), ("bilinear", False), ("nearest", False), ("bilinear", True)],
+)
+def test_weights_round_trip_through_netcdf(tmp_path, method, extrapolate):
     src = _ensemble(chunked=False)
-    regridder = Regridder(src, grid(*GLOBAL_2_WEST), method, engine="climlatent")
+    regridder = Regridder(
+        src, grid(*GLOBAL_2_WEST), method, engine="climlatent", extrapolate=extrapolate
+    )
     path = regridder.to_netcdf(tmp_path / "weights.nc")
     loaded = Regridder.from_netcdf(path)
     assert (loaded.method, loaded.engine) == (method, "climlatent")
+    assert loaded.extrapolate is extrapolate and repr(loaded) == repr(regridder)
     assert (loaded.weights != regridder.weights).nnz == 0
     xr.testing.assert_identical(loaded(src), regridder(src))
     ds = src.to_dataset()

@@ -116,6 +116,28 @@ def _unprefixed(ds: xr.Dataset, prefix: str) -> xr.Dataset:
     return part
 
 
+def _with_extrapolation(
+    weights: sparse.coo_array, src: backend.GridGeometry, dst: backend.GridGeometry
+) -> sparse.coo_array:
+    """``weights`` plus weight 1 on the nearest source centre of each empty row.
+
+    As xESMF's ``extrap_method="nearest_s2d"``: a destination cell that the method
+    gives no weight at all takes the value of the great-circle nearest source centre.
+    """
+    nearest = backend.nearest_weights(src, dst).tocoo()
+    empty = np.bincount(weights.row, minlength=weights.shape[0])[nearest.row] == 0
+    return sparse.coo_array(
+        (
+            np.concatenate([weights.data, nearest.data[empty]]),
+            (
+                np.concatenate([weights.row, nearest.row[empty]]),
+                np.concatenate([weights.col, nearest.col[empty]]),
+            ),
+        ),
+        shape=weights.shape,
+    )
+
+
 def _caller_cells(order: GridOrder, shape: tuple[int, int]) -> np.ndarray:
     """Flat (C order) caller index of each canonical cell of a grid."""
     if not order.rectilinear:
@@ -142,7 +164,13 @@ class Regridder:
         Who builds the weights: ``"auto"`` uses xESMF when it is importable and the
         climlatent engine (numpy/scipy) otherwise.
     weights : scipy sparse array, optional
-        Precomputed weights ``(n_dst_cells, n_src_cells)``; nothing is built.
+        Precomputed weights ``(n_dst_cells, n_src_cells)``; nothing is built (and
+        ``extrapolate`` is only recorded: the weights are used as they are).
+    extrapolate : bool
+        Give each destination cell that the method leaves empty (no weight at all,
+        e.g. bilinear points outside the source centres) the value of its great-circle
+        nearest source centre, as xESMF's ``extrap_method="nearest_s2d"``. Cells the
+        method covers, even partly, are unchanged.
 
     Attributes
     ----------
@@ -158,7 +186,7 @@ class Regridder:
     ``skipna=True`` the result is renormalised by the valid covered fraction ``f`` of
     each destination cell and is NaN only where ``1 - f > na_thres`` (default 1.0: NaN
     only where no valid source data overlaps). Nearest-neighbour fills every
-    destination cell.
+    destination cell, and so does ``extrapolate=True`` for empty cells.
 
     Raises
     ------
@@ -175,6 +203,16 @@ class Regridder:
     >>> regridder = Regridder(src, dst, method="conservative", engine="climlatent")
     >>> regridder(src).values.tolist()
     [[0.5, 2.5], [4.5, 6.5]]
+
+    Bilinear leaves the points beyond the source centres empty; ``extrapolate`` fills
+    them from the nearest source centre:
+
+    >>> edge = xr.Dataset(coords={"lat": [-60.0, 0.0, 60.0], "lon": [45.0]})
+    >>> Regridder(src, edge, "bilinear", engine="climlatent")(src).values.ravel().tolist()
+    [nan, 2.0, nan]
+    >>> filled = Regridder(src, edge, "bilinear", engine="climlatent", extrapolate=True)
+    >>> filled(src).values.ravel().tolist()
+    [0.0, 2.0, 4.0]
     """
 
     def __init__(
@@ -184,12 +222,14 @@ class Regridder:
         method: str = "conservative",
         engine: str = "auto",
         weights: sparse.sparray | sparse.spmatrix | None = None,
+        extrapolate: bool = False,
     ) -> None:
         if method not in backend.METHODS:
             raise ValueError(f"method must be one of {backend.METHODS}, not {method!r}")
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
         self.method = method
+        self.extrapolate = extrapolate
         src_info, dst_info = find_grid(src), find_grid(dst)
         self._src_grid = _grid_dataset(src, src_info)
         self._dst_grid = _grid_dataset(dst, dst_info)
@@ -241,13 +281,16 @@ class Regridder:
         weights = sparse.coo_array(backend.ENGINES[self.engine](src_geo, dst_geo, self.method))
         if weights.nnz == 0:
             raise no_overlap
+        if self.extrapolate:  # in the canonical layouts too: ties never depend on order
+            weights = _with_extrapolation(weights, src_geo, dst_geo)
         rows = _caller_cells(dst_order, self._dst_shape)[weights.row]
         cols = _caller_cells(src_order, self._src_shape)[weights.col]
         return sparse.csr_array((weights.data, (rows, cols)), shape=weights.shape)
 
     def __repr__(self) -> str:
+        extrapolate = ", extrapolate=True" if self.extrapolate else ""
         return (
-            f"Regridder(method={self.method!r}, engine={self.engine!r}, "
+            f"Regridder(method={self.method!r}, engine={self.engine!r}{extrapolate}, "
             f"source {self._src_shape} -> destination {self._dst_shape}, "
             f"{self.weights.nnz} weights)"
         )
@@ -348,11 +391,12 @@ class Regridder:
         renamed = {y_dim: dst_y, x_dim: dst_x}
         out = self._dst_order.restore(out).transpose(*(renamed.get(d, d) for d in dims))
         described = f"{self.method} (engine: {self.engine}, skipna: {skipna}"
+        described += ", extrapolate: nearest_s2d" if self.extrapolate else ""
         described += f", na_thres: {na_thres})" if skipna else ")"
         return out.assign_coords(self._dst_coords).assign_attrs(regrid_method=described)
 
     def to_netcdf(self, path: str | os.PathLike) -> Path:
-        """Save the weights, both grids and the method to a netCDF file.
+        """Save the weights, both grids, the method and ``extrapolate`` to a netCDF file.
 
         The weights are 1-based COO triplets ``row``/``col``/``S``, as ESMF and xESMF
         write them; the grids keep their coordinate attributes and bounds. No pickle.
@@ -377,6 +421,7 @@ class Regridder:
                 "title": f"{self.method} regridding weights",
                 "regrid_method": self.method,
                 "regrid_engine": self.engine,
+                "regrid_extrapolate": "nearest_s2d" if self.extrapolate else "none",
             },
         )
         grids = [_prefixed(self._src_grid, "src_"), _prefixed(self._dst_grid, "dst_")]
@@ -407,4 +452,7 @@ class Regridder:
         weights = sparse.coo_array(
             (ds["S"].values, (ds["row"].values - 1, ds["col"].values - 1)), shape=shape
         )
-        return cls(src, dst, ds.attrs["regrid_method"], ds.attrs["regrid_engine"], weights)
+        extrapolate = ds.attrs.get("regrid_extrapolate", "none") == "nearest_s2d"
+        return cls(
+            src, dst, ds.attrs["regrid_method"], ds.attrs["regrid_engine"], weights, extrapolate
+        )
