@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib
 import json
 import re
 import reprlib
@@ -387,6 +388,7 @@ def load(path: str | Path) -> BaseEstimator:
     >>> cl.load(path).emulate(ds)["pr"].equals(est.emulate(ds)["pr"])
     True
     """
+    importlib.import_module("climlatent.estimators")  # registers every estimator
     folder = Path(path)
     manifest = _read_manifest(folder)
     with _refusing(f"{str(folder / MANIFEST)!r} field 'config'"):
