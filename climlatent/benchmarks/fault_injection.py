@@ -20,11 +20,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from climlatent.benchmarks import darcy
 from climlatent.datasets import synthetic_biogeochem, synthetic_circulation
 from climlatent.errors import ClimlatentError
 from climlatent.estimators.downscaler import ProxyDownscaler
 from climlatent.estimators.eof_regression import EOFRegression
 from climlatent.estimators.llaae import LLAAE
+from climlatent.estimators.vae import VAE
+from climlatent.estimators.ved import VED
 from climlatent.regrid import Regridder
 
 Layout = Callable[[xr.Dataset], xr.Dataset]
@@ -129,6 +132,7 @@ class Subject:
     data: Callable[[], xr.Dataset]
     proxy: str
     target: str | None
+    geographic: bool = True  # on a latitude-longitude grid (else a plain image grid)
 
 
 def _circulation() -> xr.Dataset:
@@ -144,6 +148,13 @@ def _world():
         _WORLD["world"] = synthetic_biogeochem(n_members=1, n_years=2, n_fine_lat=12,
                                                n_fine_lon=12)  # fmt: skip
     return _WORLD["world"]
+
+
+def _darcy() -> xr.Dataset:
+    """A small Darcy-flow set (17 x 17, 64 samples), made once."""
+    if "darcy" not in _WORLD:
+        _WORLD["darcy"] = darcy.generate(64, kle_terms=2, n_grid=17, workers=1)
+    return _WORLD["darcy"]
 
 
 def _fit_downscaler(coarse: xr.Dataset) -> ProxyDownscaler:
@@ -179,6 +190,28 @@ SUBJECTS = [
         None,  # the target is in the fine Dataset, which the cases leave clean
     ),
     Subject(
+        "VAE",
+        lambda ds: VAE(latent_dim=2, n_scales=2, epochs=1, progress=False, device="cpu").fit(
+            ds, ["pressure", "u_x"]
+        ),
+        lambda est, ds: est.encode(ds),
+        lambda: _darcy(),
+        "pressure",
+        "u_x",
+        geographic=False,
+    ),
+    Subject(
+        "VED",
+        lambda ds: VED(latent_dim=2, epochs=1, progress=False, device="cpu").fit(
+            ds, ["log_permeability"], ["pressure"]
+        ),
+        lambda est, ds: est.predict(ds)["pressure"],
+        lambda: _darcy(),
+        "log_permeability",
+        "pressure",
+        geographic=False,
+    ),
+    Subject(
         "Regridder",
         lambda ds: Regridder(
             ds, ds.coarsen(lat=2, lon=2).mean(), "conservative", engine="climlatent"
@@ -194,6 +227,12 @@ SUBJECTS = [
 def cases(subject: Subject) -> list[Case]:
     """The fault table for one subject."""
     proxy, target = subject.proxy, subject.target
+    if not subject.geographic:
+        return [
+            Case(f"{proxy} = 1e30 in one cell", "apply", fill_value(proxy), "error"),
+            Case(f"{proxy} at fit: 1e30 in one cell", "fit", fill_value(proxy), "error"),
+            Case(f"{target} at fit: one cell inf", "fit", infinite(target), "error"),
+        ]
     layouts = [("descending latitude", descending_latitude), ("longitude -180..180",
                longitude_180), ("dims transposed", transposed)]  # fmt: skip
     out = [Case(f"{name} at {stage}", stage, change, "equal")

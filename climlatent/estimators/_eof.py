@@ -101,7 +101,7 @@ def basis_spec(prefix: str, n_cells: int) -> dict[str, ArraySpec]:
     return {f"{prefix}.{name}": (shape, "float64") for name, shape in shapes.items()}
 
 
-def fit_eofs(x: np.ndarray, weights: np.ndarray, n_modes: int, name: str = "n_modes") -> EOFBasis:
+def fit_eofs(x: np.ndarray, weights: np.ndarray, n_modes: int, name: str | None = None) -> EOFBasis:
     """Leading EOFs of samples ``x`` (n, n_cells) under cell weights ``weights``.
 
     Parameters
@@ -112,13 +112,15 @@ def fit_eofs(x: np.ndarray, weights: np.ndarray, n_modes: int, name: str = "n_mo
         Non-negative cell weights (e.g. cell areas), shape (n_cells,).
     n_modes : int
         Number of modes to keep; capped at the numerical rank of the anomaly matrix.
-    name : str
-        The setting that chose ``n_modes``, named when the data cannot hold that many.
+    name : str, optional
+        The setting that chose ``n_modes`` as an exact count: then more modes than
+        ``min(n_samples - 1, n_cells)`` are refused, naming it. None: at most
+        ``n_modes``.
 
     Raises
     ------
     InputDataError
-        ``n_modes`` exceeds ``min(n_samples - 1, n_cells)``, what any such data allow.
+        ``name`` is given and ``n_modes`` exceeds what the data allow.
 
     Examples
     --------
@@ -129,7 +131,7 @@ def fit_eofs(x: np.ndarray, weights: np.ndarray, n_modes: int, name: str = "n_mo
     """
     x = np.asarray(x, np.float64)
     limit = min(x.shape[0] - 1, x.shape[1])
-    if n_modes > limit:
+    if name is not None and n_modes > limit:
         raise InputDataError(
             f"{name}={n_modes} is more than {x.shape[0]} samples of {x.shape[1]} cells "
             f"allow (at most {limit} modes); lower it or give more data"

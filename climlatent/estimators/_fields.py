@@ -15,6 +15,7 @@ import xarray as xr
 
 from climlatent.checks import get_variable
 from climlatent.errors import InputDataError
+from climlatent.fitted_range import FittedRange
 
 
 def variable_names(names: str | Sequence[str]) -> list[str]:
@@ -74,6 +75,37 @@ def stack_fields(fields: list[xr.DataArray]) -> np.ndarray:
             raise InputDataError(f"variable {da.name!r} has no samples")
         arrays.append(values)
     return np.stack(arrays, axis=1)
+
+
+def field_ranges(fields: list[xr.DataArray], role: str, tolerance: float) -> dict[str, list[float]]:
+    """Each training field's finite range (outliers refused, see `FittedRange.fit`).
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.arange(8.0).reshape(2, 2, 2), dims=("sample", "y", "x"), name="p")
+    >>> field_ranges([da], "field", 5.0)
+    {'p': [0.0, 7.0]}
+    """
+    ranges = (FittedRange.fit(da, role, tolerance) for da in fields)
+    return {r.name: [r.minimum, r.maximum] for r in ranges}
+
+
+def check_field_ranges(
+    fields: list[xr.DataArray], ranges: dict[str, list[float]], role: str, tolerance: float
+) -> None:
+    """Refuse new fields with values far outside their training range (see `FittedRange`).
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.full((1, 2, 2), 1e30), dims=("sample", "y", "x"), name="p")
+    >>> check_field_ranges([da], {"p": [0.0, 7.0]}, "field", 5.0)
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: field variable 'p' has 4 value(s) outside ...
+    """
+    for da in fields:
+        if da.name in ranges:
+            FittedRange(str(da.name), *ranges[da.name]).check(da, role, tolerance)
 
 
 def field_moments(raw: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -33,7 +33,8 @@ class EOFRegression(Estimator):
     Parameters
     ----------
     n_proxy_eofs : int
-        Proxy EOFs used as predictors (capped at the data's rank).
+        Proxy EOFs used as predictors: more than the training data allow (samples - 1,
+        cells) is refused; a rank-deficient proxy keeps its numerical rank.
     n_target_eofs : int
         Target EOFs predicted; also the latent dimension of :meth:`encode`.
     ridge : float

@@ -55,7 +55,8 @@ class LLAAE(Estimator):
     proxy_input : {"eofs", "field"}
         Feed ``h`` the proxy's leading EOF principal components or its raw cells.
     n_proxy_eofs : int
-        Proxy EOFs kept when ``proxy_input="eofs"`` (reference: ~750).
+        Proxy EOFs kept when ``proxy_input="eofs"`` (reference: ~750); at most what
+        the training data hold (samples - 1, cells).
     refit_proxy_map : bool
         After training, refit ``h`` in closed form: ridge least squares of the encoded
         latents on the proxy features (the reference method's final step).
@@ -222,7 +223,7 @@ class LLAAE(Estimator):
         resume: bool = False,
     ) -> None:
         self.proxy_basis_ = (
-            fit_eofs(x, proxy.area_weights, self.n_proxy_eofs, "n_proxy_eofs")
+            fit_eofs(x, proxy.area_weights, self.n_proxy_eofs)
             if self.proxy_input == "eofs"
             else None
         )

@@ -26,7 +26,9 @@ import xarray as xr
 from climlatent.checks import get_variable
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import (
+    check_field_ranges,
     field_moments,
+    field_ranges,
     grid_coords,
     gridded_fields,
     stack_fields,
@@ -36,6 +38,7 @@ from climlatent.estimators._fields import (
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator, latent_rows
+from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.vae import GaussianVAE
@@ -72,6 +75,9 @@ class VAE(BaseEstimator):
         ``early_stopping_patience`` epochs drops the learning rate by ``lr_factor``,
         up to ``plateau_lr_drops`` times, and the next plateau stops training at the
         best epoch; ``epochs`` is then a cap. Needs ``validation_fraction > 0``.
+    range_tolerance : float
+        New fields with values beyond their training range by more than this many
+        widths of it are refused (`climlatent.fitted_range`).
 
     Examples
     --------
@@ -108,6 +114,7 @@ class VAE(BaseEstimator):
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    range_tolerance: float = RANGE_TOLERANCE
     checkpoint_path: str | None = None
 
     def schedule(self) -> BetaSchedule:
@@ -195,6 +202,7 @@ class VAE(BaseEstimator):
             raise InputDataError(f"variable {names[0]!r} has no sample dimension besides its grid")
         raw = stack_fields(fields)
         self.mean_, self.std_ = field_moments(raw, names)
+        self.ranges_ = field_ranges(fields, "field", self.range_tolerance)
         self.variables_ = names
         self.attrs_ = {name: dict(ds[name].attrs) for name in names}
         self.grid_ = grid_coords(ds, self.spatial_dims_)
@@ -284,6 +292,7 @@ class VAE(BaseEstimator):
                     f"fields are on grid {grid}, the model on "
                     f"{dict(zip(self.spatial_dims_, self.grid_size_, strict=True))}"
                 )
+            check_field_ranges(fields, self.ranges_, "field", self.range_tolerance)
         return fields
 
     def _labels(self, ds: xr.Dataset, name: str, labelled: Any, n: int) -> list[torch.Tensor]:
@@ -326,6 +335,7 @@ class VAE(BaseEstimator):
             "spatial_dims": list(self.spatial_dims_),
             "sample_dims": list(self.sample_dims_),
             "grid_size": self.grid_size_,
+            "ranges": self.ranges_,
         }
 
     def _fitted_datasets(self) -> dict[str, xr.Dataset]:
@@ -338,6 +348,7 @@ class VAE(BaseEstimator):
         self.sample_dims_ = tuple(fitted["sample_dims"])
         self.grid_size_ = list(fitted["grid_size"])
         self.grid_ = datasets["grid"]
+        self.ranges_ = fitted.get("ranges", {})  # absent from older models: no check
 
     def _state(self) -> dict[str, np.ndarray]:
         return {**state_to_numpy(self.module_), "mean": self.mean_, "std": self.std_}

@@ -28,7 +28,9 @@ import xarray as xr
 
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import (
+    check_field_ranges,
     field_moments,
+    field_ranges,
     grid_coords,
     gridded_fields,
     stack_fields,
@@ -38,6 +40,7 @@ from climlatent.estimators._fields import (
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator, latent_rows
+from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.ved import FieldMLPDecoder, FieldMLPEncoder, VariationalEncoderDecoder
@@ -74,6 +77,9 @@ class VED(BaseEstimator):
     epochs, batch_size, lr, weight_decay, lr_decay, lr_decay_steps, validation_fraction,
     early_stopping_patience, seed, device, progress, checkpoint_path
         Training settings (`~climlatent.training.TrainingConfig`).
+    range_tolerance : float
+        New fields with values beyond their training range by more than this many
+        widths of it are refused (`climlatent.fitted_range`).
 
     Examples
     --------
@@ -112,6 +118,7 @@ class VED(BaseEstimator):
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    range_tolerance: float = RANGE_TOLERANCE
     checkpoint_path: str | None = None
 
     def __post_init__(self) -> None:
@@ -182,6 +189,7 @@ class VED(BaseEstimator):
             )
         x_raw, y_raw = stack_fields(fields_in), stack_fields(fields_out)
         self.x_mean_, self.x_std_ = field_moments(x_raw, names_in)
+        self.ranges_ = field_ranges(fields_in, "input", self.range_tolerance)
         self.y_mean_, self.y_std_ = field_moments(y_raw, names_out)
         self.inputs_, self.outputs_ = names_in, names_out
         self.sample_dims_ = sample_dims
@@ -299,6 +307,7 @@ class VED(BaseEstimator):
             raise InputDataError(
                 f"input {self.inputs_[0]!r} is on grid {grid}, the model on {fitted}"
             )
+        check_field_ranges(fields, self.ranges_, "input", self.range_tolerance)
         sample = fields[0].dims[:-2]
         coords = {d: fields[0][d] for d in sample if d in fields[0].coords}
         shape = tuple(fields[0].sizes[d] for d in sample)
@@ -332,6 +341,7 @@ class VED(BaseEstimator):
             "output_dims": list(self.output_dims_),
             "input_size": self.input_size_,
             "output_size": self.output_size_,
+            "ranges": self.ranges_,
         }
 
     def _fitted_datasets(self) -> dict[str, xr.Dataset]:
@@ -346,6 +356,7 @@ class VED(BaseEstimator):
         self.input_size_ = list(fitted["input_size"])
         self.output_size_ = list(fitted["output_size"])
         self.input_grid_, self.output_grid_ = datasets["input_grid"], datasets["output_grid"]
+        self.ranges_ = fitted.get("ranges", {})  # absent from older models: no check
         self.target_ = self.outputs_[0]
 
     def _state(self) -> dict[str, np.ndarray]:
