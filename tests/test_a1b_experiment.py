@@ -5,6 +5,7 @@ import pytest
 from climlatent.benchmarks.a1b_downscaling import coarse_grid, experiment
 
 
+@pytest.mark.slow
 def test_model_beats_corrected_bilinear_on_held_out_60_years():
     # 300 epochs is not converged: seeds 0-3 gave 0.22-0.30 K against the baseline's 0.29 K;
     # at 600 every seed wins (0.21-0.25 K)

@@ -139,6 +139,7 @@ def assert_same_store(store, reference):
     assert checksums[0] == checksums[1]
 
 
+@pytest.mark.slow
 def test_local_cluster_writes_the_same_store_as_threads(workspace, tmp_path):
     args = ["emulate", workspace / "eof.clm", workspace / "members" / "*.nc", "--time-chunk", 200]
     threads = invoke(*args, "--output", tmp_path / "threads.zarr", "--quiet")

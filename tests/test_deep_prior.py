@@ -11,6 +11,7 @@ from climlatent.deep_prior import map_estimate, observation_points, posterior
 from climlatent.errors import InputDataError
 
 pytest.importorskip("pyro")
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -92,6 +92,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not dist.is_gloo_available(), reason="torch built without gloo")
 def test_two_torchrun_ranks_train_like_one_process_with_twice_the_batch(tmp_path):
     script = tmp_path / "train.py"

@@ -1,6 +1,10 @@
 """DL-CFM samples beat the Aux-VAE decoder's at the same guided values (issue 9)."""
 
+import pytest
+
 from climlatent.benchmarks.dl_cfm import experiment
+
+pytestmark = pytest.mark.slow
 
 
 def test_flow_samples_have_the_truths_spectrum_and_variance_where_the_decoder_blurs():

@@ -89,6 +89,7 @@ def test_kelvin_converted_and_wrong_units_refused(world, fitted):
         fitted.downscale(wrong)
 
 
+@pytest.mark.slow
 def test_stochastic_samples(world):
     _, (coarse, coarse_test), (fine, _) = world
     est = cl.ProxyDownscaler(epochs=200, noise=True).fit(coarse, fine, "chl", proxies=LAWS)

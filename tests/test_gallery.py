@@ -1,8 +1,10 @@
+import pytest
 from PIL import Image
 
 from climlatent.gallery import make_gallery
 
 
+@pytest.mark.slow
 def test_gallery_regenerates_readme_figures(tmp_path):
     paths = make_gallery(tmp_path, epochs=20)
     for path in paths:
