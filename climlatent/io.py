@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import glob
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Hashable, Mapping, Sequence
@@ -42,6 +43,38 @@ PHYSICAL_ATTRS = ("standard_name", "long_name", "units", "cell_methods")
 PathLike = str | os.PathLike
 
 
+def natural_key(text: object) -> tuple[str | int, ...]:
+    """Sort key that orders the numbers in a label by value: ``r2`` before ``r10``.
+
+    Parameters
+    ----------
+    text : object
+        A label or path (its ``str``).
+
+    Returns
+    -------
+    tuple
+        Text and integers alternating, starting with text (possibly empty).
+
+    Examples
+    --------
+    >>> sorted(["r10i1p1f1.nc", "r2i1p1f1.nc", "r1i1p1f1.nc"], key=natural_key)
+    ['r1i1p1f1.nc', 'r2i1p1f1.nc', 'r10i1p1f1.nc']
+    """
+    parts = re.split(r"([0-9]+)", str(text))
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(parts))
+
+
+def _in_natural_member_order(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with its members (if any) in natural order: ``r1, r2, ..., r10``."""
+    member = find_member(ds)
+    if member is None or member not in ds.indexes:
+        return ds
+    labels = ds.indexes[member]
+    order = sorted(range(labels.size), key=lambda i: natural_key(labels[i]))
+    return ds if order == list(range(labels.size)) else ds.isel({member: order})
+
+
 def _time_coder() -> xr.coders.CFDatetimeCoder:
     return xr.coders.CFDatetimeCoder(use_cftime=True)
 
@@ -52,8 +85,9 @@ def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | Non
     Parameters
     ----------
     source : path, glob, list of paths, or ``"catalog.yaml#entry"``
-        A netCDF file, a glob or list of netCDF files (combined by coordinates), a zarr
-        store (a folder or a path ending in ``.zarr``), or an entry of an intake catalog.
+        A netCDF file, a glob or list of netCDF files (combined by coordinates, the
+        members in natural order: ``r1, r2, ..., r10``), a zarr store (a folder or a
+        path ending in ``.zarr``), or an entry of an intake catalog.
     chunks : dict, "auto" or None
         Dask chunks; ``None`` opens without dask (still lazy, through xarray's own
         lazy indexing).
@@ -97,7 +131,7 @@ def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | Non
             return xr.open_zarr(
                 text, chunks=chunks, decode_times=_time_coder(), decode_coords="all"
             )
-        paths = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
+        paths = sorted(glob.glob(text), key=natural_key) if glob.has_magic(text) else [text]
         if not paths:
             raise FileNotFoundError(f"no file matches {text!r}")
     for path in paths:
@@ -112,7 +146,7 @@ def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | Non
                 decode_times=_time_coder(),
                 decode_coords="all",
             )
-        return xr.open_mfdataset(
+        combined = xr.open_mfdataset(
             paths,
             engine="netcdf4",
             chunks=chunks,
@@ -123,6 +157,7 @@ def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | Non
             coords="minimal",
             compat="override",
         )
+        return _in_natural_member_order(combined)  # by_coords sorts the labels as text
     except ValueError as err:
         if "decode time" not in str(err):
             raise
@@ -264,7 +299,8 @@ def cf_encode(ds: xr.Dataset, complete_coords: bool = True) -> xr.Dataset:
     - encodings: ``_FillValue`` on floating-point data variables and none on
       coordinates, bounds and grid mappings (as CF asks); times as float64, bounds in
       the units of their coordinate; 64-bit integers as int32 where the values fit
-      (CF-1.8 has no 64-bit integers).
+      (CF-1.8 has no 64-bit integers); no fixed text width narrower than the text
+      (one inherited from the first of several files would cut ``r10`` to ``r1``).
 
     Parameters
     ----------
@@ -313,12 +349,26 @@ def cf_encode(ds: xr.Dataset, complete_coords: bool = True) -> xr.Dataset:
     for name, var in out.variables.items():
         if var.dtype.kind in "iu" and var.dtype.itemsize == 8 and _fits_int32(var):
             var.encoding["dtype"] = "int32"
+        if _cut_by_encoding(var):
+            var.encoding.pop("dtype")
         if name in plain:
             if var.dtype.kind == "f":
                 var.encoding["_FillValue"] = FILL_VALUE
         else:
             var.encoding["_FillValue"] = None
     return out
+
+
+def _characters(dtype: np.dtype) -> int:
+    return dtype.itemsize // (4 if dtype.kind == "U" else 1)
+
+
+def _cut_by_encoding(var: xr.Variable) -> bool:
+    """Whether text would be cut to the fixed width its encoding keeps from a file."""
+    stored = var.encoding.get("dtype")
+    if var.dtype.kind not in "US" or stored is None or np.dtype(stored).kind not in "US":
+        return False
+    return 1 < _characters(np.dtype(stored)) < _characters(var.dtype)  # 1: a char array
 
 
 def _complete_coordinates(out: xr.Dataset, grid: GridInfo | None) -> None:

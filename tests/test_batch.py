@@ -1,6 +1,7 @@
 """Batch inference: lazy emulation/downscaling over member files, the model shipped once,
 schedulers, and the checks on member files."""
 
+import json
 import pickle
 import time
 from pathlib import Path
@@ -183,6 +184,25 @@ def test_members_are_selected_and_named_from_files(ensemble, tmp_path):
         assert list(ds.member.values) == ["psl_c", "psl_a"]
     with pytest.raises(InputDataError, match=r"member\(s\) \['r9'\] not found"):
         batch.open_members(str(tmp_path / "psl_*.nc"), ["psl"], members=["r9"])
+
+
+def test_members_of_a_glob_and_the_store_regions_are_in_natural_order(model_path, tmp_path):
+    """r1, r2, ..., r10, r11: not r1, r10, r11, r2 (the files' text order)."""
+    ensemble = circulation_members(n_members=11).isel(time=slice(0, 100))
+    natural = [f"r{i}i1p1f1" for i in range(1, 12)]
+    assert list(ensemble.member.values) == natural
+    write_members(ensemble, tmp_path / "members")
+    pattern = str(tmp_path / "members" / "r*.nc")
+    with batch.open_members(pattern, ["psl"]) as ds:
+        assert list(ds.member.values) == natural
+    with cl.io.open_dataset(pattern) as ds:
+        assert list(ds.member.values) == natural
+        xr.testing.assert_equal(ds["psl"].load(), ensemble["psl"])
+    store = batch.emulate_to_zarr(model_path, pattern, tmp_path / "pr.zarr", time_chunk=100)
+    assert list(xr.open_zarr(store).member.values) == natural
+    manifest = json.loads((Path(store) / cl.zarr_store.MANIFEST).read_text())
+    first = [entry["region"]["member"][0] for entry in manifest["regions"]]
+    assert first == sorted(first)  # regions written member by member, r1 first
 
 
 def test_member_on_another_grid_is_refused_naming_the_file(member_files, tmp_path):

@@ -75,6 +75,18 @@ def test_open_netcdf_glob_and_zarr(tmp_path):
     xr.testing.assert_allclose(open_dataset(tmp_path / "store.zarr")["psl"].load(), ds["psl"])
 
 
+def test_members_of_several_files_keep_their_whole_labels(tmp_path):
+    """Opened in natural order, r1 first: its 8-character width must not cut r10."""
+    ds = cl.datasets.synthetic_circulation(n_members=10, n_years=1, n_lat=4, n_lon=5)
+    for label in ds.member.values:
+        to_netcdf(ds.sel(member=[label]), tmp_path / f"{label}.nc")
+    both = open_dataset(str(tmp_path / "r*.nc"))
+    assert list(both.member.values) == [f"r{i}i1p1f1" for i in range(1, 11)]
+    written = to_netcdf(both, tmp_path / "ensemble.nc")
+    with xr.open_dataset(written) as again:
+        assert list(again.member.values) == list(both.member.values)
+
+
 def test_missing_paths_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothere.nc"):
         open_dataset(tmp_path / "nothere.nc")

@@ -1,7 +1,16 @@
 import numpy as np
 import xarray as xr
 
-from climlatent.metrics import area_mean, correlation, mse_skill_score, rmse
+from climlatent.metrics import (
+    area_mean,
+    correlation,
+    mse,
+    mse_skill_score,
+    r2,
+    r2_map,
+    rmse,
+    rmse_map,
+)
 from conftest import rectilinear
 
 
@@ -35,3 +44,26 @@ def test_correlation_map_against_numpy():
     ]
     np.testing.assert_allclose(corr.values, expected, rtol=1e-10)
     assert isinstance(corr, xr.DataArray)
+
+
+def test_scores_have_their_own_long_name_and_units_not_the_fields_metadata():
+    attrs = {"standard_name": "air_temperature", "units": "K", "cell_methods": "time: mean"}
+    truth = rectilinear(n_time=20).assign_attrs(attrs)
+    prediction = (truth + 0.1).assign_attrs(attrs)
+    scores = [
+        (mse(prediction, truth, ("time",)), "mean squared error", "(K)2"),
+        (rmse(prediction, truth, ("time",)), "root mean squared error", "K"),
+        (rmse_map(prediction, truth), "root mean squared error", "K"),
+        (
+            mse_skill_score(prediction, truth, truth.mean("time"), ("time",)),
+            "mean squared error skill score",
+            "1",
+        ),
+        (r2(prediction, truth, ("time",)), "coefficient of determination", "1"),
+        (r2_map(prediction, truth), "coefficient of determination", "1"),
+        (correlation(prediction, truth), "Pearson correlation coefficient", "1"),
+    ]
+    for score, long_name, units in scores:
+        assert set(score.attrs) == {"long_name", "units"}, score.attrs
+        assert score.attrs["units"] == units
+        assert score.attrs["long_name"] == long_name

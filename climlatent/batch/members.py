@@ -12,7 +12,7 @@ import xarray as xr
 
 from climlatent.errors import InputDataError
 from climlatent.grid import check_same_grid, find_grid, find_member, find_time
-from climlatent.io import PathLike, carry_provenance, open_dataset
+from climlatent.io import PathLike, carry_provenance, natural_key, open_dataset
 
 
 def open_members(
@@ -28,7 +28,8 @@ def open_members(
     inputs : path, glob, ``"catalog.yaml#entry"``, or a sequence of them
         Sources of one or more members each. A source with a member dimension (found
         through CF metadata) keeps its labels; any other is one member named after
-        its file.
+        its file. The files of a glob are taken in natural order (``r2`` before
+        ``r10``).
     variables : sequence of str
         Variables to keep (the model's inputs).
     members : sequence of str, optional
@@ -103,10 +104,12 @@ def _open_members(
 
 
 def _expand(inputs: PathLike | Sequence[PathLike]) -> list[str]:
-    """Sources as strings, globs replaced by their sorted matches."""
+    """Sources as strings, globs replaced by their matches in natural order (r2, r10)."""
     sources = []
     for item in map(str, [inputs] if isinstance(inputs, str | os.PathLike) else inputs):
-        matches = sorted(glob.glob(item)) if glob.has_magic(item) and "#" not in item else [item]
+        matches = [item]
+        if glob.has_magic(item) and "#" not in item:
+            matches = sorted(glob.glob(item), key=natural_key)
         if not matches:
             raise FileNotFoundError(f"no file matches {item!r}")
         sources.extend(matches)
