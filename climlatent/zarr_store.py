@@ -98,7 +98,7 @@ def write_zarr(
     sources: Mapping[str, str] | None = None,
     overwrite: bool = False,
     verify: bool = True,
-    progress: bool = False,
+    progress: bool = True,
 ) -> Path:
     """Write ``ds`` to a zarr store region by region, resuming an interrupted run.
 
@@ -144,7 +144,7 @@ def write_zarr(
         Before resuming, check the checksum of every completed region and rewrite
         those whose stored bytes differ (corrupt or partially overwritten chunks).
     progress : bool
-        Show a progress bar over regions.
+        Show a progress bar over regions (``tqdm.auto``: a widget in Jupyter).
 
     Returns
     -------

@@ -56,7 +56,7 @@ def emulate_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: An
         Start the store afresh, replacing one written before by this function (by
         another model, config or input).
     progress : bool
-        Show a progress bar over the regions.
+        Show a progress bar over the regions (default ``True``).
 
     Returns
     -------
@@ -106,7 +106,7 @@ def _to_zarr(
     time_per_region: int | None = None,
     device: str = "auto",
     overwrite: bool = False,
-    progress: bool = False,
+    progress: bool = True,
 ) -> Path:
     estimator = load(model)
     if not isinstance(estimator, METHODS[method]):

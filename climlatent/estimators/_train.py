@@ -25,6 +25,10 @@ def train_module(
 ) -> TrainingResult:
     """Train ``module`` with the estimator's training settings, checkpoint and resume.
 
+    Every torch estimator trains through here, so that each records the same
+    ``history_`` (a DataFrame, one row per epoch: ``train_<loss>``, ``valid_<loss>``,
+    ``lr``, ``seconds``) and ``best_epoch_`` (None without validation).
+
     Parameters
     ----------
     estimator : BaseEstimator
@@ -47,7 +51,8 @@ def train_module(
     Returns
     -------
     TrainingResult
-        As returned by `climlatent.training.fit`.
+        As returned by `climlatent.training.fit`; its ``history`` and ``best_epoch``
+        are also set on the estimator as ``history_`` and ``best_epoch_``.
 
     Examples
     --------
@@ -68,4 +73,6 @@ def train_module(
     training = {field.name for field in dataclasses.fields(TrainingConfig)}
     options = {k: v for k, v in estimator.get_config().items() if k not in training}
     fingerprint = {"estimator": type(estimator).__name__, **options, **(settings or {})}
-    return fit(module, tensors, config, resume=resume, fingerprint=fingerprint)
+    result = fit(module, tensors, config, resume=resume, fingerprint=fingerprint)
+    estimator.history_, estimator.best_epoch_ = result.history, result.best_epoch
+    return result

@@ -46,6 +46,7 @@ from climlatent.checks import (
 )
 from climlatent.errors import InputDataError, NotFittedError
 from climlatent.estimators._config import check_config
+from climlatent.estimators._repr import html_repr, text_repr
 from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
 from climlatent.grid import find_grid, find_member, find_time
 from climlatent.grid_order import GridOrder, conform, grid_layout, in_layout
@@ -110,9 +111,19 @@ class BaseEstimator:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         REGISTRY[cls.__name__] = cls
+        # The dataclass decorator, applied after this, keeps a __repr__ the class has.
+        cls.__repr__ = BaseEstimator.__repr__
 
     def __post_init__(self) -> None:
         check_config(self)
+
+    def __repr__(self) -> str:
+        """The class and the options that differ from their defaults (scikit-learn's)."""
+        return text_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: options, fitted or not, variables, grids, training history."""
+        return html_repr(self)
 
     # -- configuration -------------------------------------------------------------
 

@@ -144,7 +144,7 @@ class ProxyDownscaler(BaseEstimator):
     early_stopping_patience: int | None = None
     seed: int = 0
     device: str = "auto"
-    progress: bool = False
+    progress: bool = True
     range_tolerance: float = RANGE_TOLERANCE
 
     def __post_init__(self) -> None:
@@ -251,8 +251,8 @@ class ProxyDownscaler(BaseEstimator):
             torch.from_numpy(weight),
             torch.from_numpy(x_mat),
         )
-        result = train_module(self, self.module_, tensors, checkpoint, resume, {"proxies": laws})
-        self.history_ = result.history
+        # sets history_ and best_epoch_
+        train_module(self, self.module_, tensors, checkpoint, resume, {"proxies": laws})
         self.module_.eval()
         return self
 

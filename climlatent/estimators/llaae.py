@@ -108,7 +108,7 @@ class LLAAE(Estimator):
     seed: int = 0
     device: str = "auto"
     amp: bool = False
-    progress: bool = False
+    progress: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -233,8 +233,8 @@ class LLAAE(Estimator):
         self.module_ = self._build(mask, self.feature_scale_.size)
         self.device_ = resolve_device(self.device)
         tensors = self._tensors(x, y)
-        result = train_module(self, self.module_, tensors, checkpoint, resume)
-        self.history_ = result.history
+        # sets history_ and best_epoch_
+        train_module(self, self.module_, tensors, checkpoint, resume)
         if self.refit_proxy_map:
             self._refit_proxy_map(tensors[0].numpy(), tensors[2].numpy())
         self.module_.eval()

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import xarray as xr
 
@@ -215,8 +214,8 @@ class VAE(BaseEstimator):
         """Build the module from the seed and train it on ``tensors`` (see `fit`)."""
         torch.manual_seed(self.seed)  # the initial weights
         self.module_ = self._build()
-        result = train_module(self, self.module_, tensors, checkpoint, resume)
-        self.history_: pd.DataFrame = result.history
+        # sets history_ and best_epoch_
+        train_module(self, self.module_, tensors, checkpoint, resume)
         self.device_ = resolve_device(self.device)
         self.module_.eval()
         return self

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import xarray as xr
 
@@ -176,8 +175,8 @@ class VAEDLM(BaseEstimator):
             torch.manual_seed(self.seed)
             self.module_ = self._build()
         tensors = [torch.from_numpy(x), torch.from_numpy(tau.copy())]
-        result = train_module(self, self.module_, tensors, checkpoint, resume)
-        self.history_: pd.DataFrame = result.history
+        # sets history_ and best_epoch_
+        train_module(self, self.module_, tensors, checkpoint, resume)
         self.device_ = resolve_device(self.device)
         self.module_.eval()
         self.target_ = variable

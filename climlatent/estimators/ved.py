@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import xarray as xr
 
@@ -203,8 +202,8 @@ class VED(BaseEstimator):
         y = torch.from_numpy(standardise(y_raw, self.y_mean_, self.y_std_))
         torch.manual_seed(self.seed)  # the initial weights
         self.module_ = self._build()
-        result = train_module(self, self.module_, (x, y), checkpoint, resume)
-        self.history_: pd.DataFrame = result.history
+        # sets history_ and best_epoch_
+        train_module(self, self.module_, (x, y), checkpoint, resume)
         self.device_ = resolve_device(self.device)
         self.module_.eval()
         self.target_ = names_out[0]

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -274,16 +275,17 @@ def latent_factor_scatter(
     return fig
 
 
-def training_history(history: pd.DataFrame, best_epoch: int | None = None) -> Figure:
+def training_history(history: pd.DataFrame | Any, best_epoch: int | None = None) -> Figure:
     """Train (solid) and validation (dashed) losses per epoch, one panel per loss term.
 
     Parameters
     ----------
-    history : pandas.DataFrame
-        ``estimator.history_``: one row per epoch, ``train_<key>``/``valid_<key>``
-        columns.
+    history : pandas.DataFrame or a fitted torch estimator
+        ``estimator.history_`` (one row per epoch, ``train_<key>``/``valid_<key>``
+        columns), or the estimator itself: ``training_history(est)``.
     best_epoch : int, optional
-        Marked with a vertical line (the epoch early stopping kept).
+        Marked with a vertical line (the epoch early stopping kept); for an estimator,
+        its ``best_epoch_`` by default.
 
     Returns
     -------
@@ -297,6 +299,16 @@ def training_history(history: pd.DataFrame, best_epoch: int | None = None) -> Fi
     >>> [line.get_label() for line in fig.axes[0].lines][:2]
     ['train', 'valid']
     """
+    if not isinstance(history, pd.DataFrame):
+        estimator = history
+        history = getattr(estimator, "history_", None)
+        if not isinstance(history, pd.DataFrame):
+            raise InputDataError(
+                f"{type(estimator).__name__} has no training history: fit it first (only "
+                "the torch estimators record one, as history_)"
+            )
+        if best_epoch is None:
+            best_epoch = getattr(estimator, "best_epoch_", None)
     keys = [c.removeprefix("train_") for c in history.columns if c.startswith("train_")]
     if not keys:
         raise InputDataError(f"history has no train_<loss> columns: {list(history.columns)}")
