@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from climlatent.benchmarks import darcy
+from climlatent.benchmarks import burgers, darcy
 from climlatent.datasets import synthetic_biogeochem, synthetic_circulation
 from climlatent.errors import ClimlatentError
 from climlatent.estimators.downscaler import ProxyDownscaler
 from climlatent.estimators.eof_regression import EOFRegression
 from climlatent.estimators.llaae import LLAAE
 from climlatent.estimators.vae import VAE
+from climlatent.estimators.vae_dlm import VAEDLM
 from climlatent.estimators.ved import VED
 from climlatent.regrid import Regridder
 
@@ -209,6 +210,15 @@ SUBJECTS = [
         lambda: _darcy(),
         "log_permeability",
         "pressure",
+        geographic=False,
+    ),
+    Subject(
+        "VAEDLM",
+        lambda ds: VAEDLM(epochs=1, progress=False, device="cpu").fit(ds, "u"),
+        lambda est, ds: est.predict(ds)["u"],
+        lambda: burgers.generate(16, nx=32, nt=5),
+        "u",
+        "u",
         geographic=False,
     ),
     Subject(

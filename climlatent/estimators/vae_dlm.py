@@ -24,9 +24,11 @@ import xarray as xr
 
 from climlatent.checks import get_variable
 from climlatent.errors import InputDataError
+from climlatent.estimators._fields import check_field_ranges, field_ranges
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
+from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.vae_dlm import GeometricFlowVAE
 from climlatent.training import resolve_device
@@ -74,6 +76,9 @@ class VAEDLM(BaseEstimator):
         Training settings (`~climlatent.training.TrainingConfig`).
     seed, device, progress, checkpoint_path
         Idem; ``device="auto"`` trains on CUDA when present.
+    range_tolerance : float
+        New fields with values beyond their training range by more than this many
+        widths of it are refused (`climlatent.fitted_range`).
 
     Examples
     --------
@@ -111,6 +116,7 @@ class VAEDLM(BaseEstimator):
     device: str = "auto"
     progress: bool = True
     checkpoint_path: str | None = None
+    range_tolerance: float = RANGE_TOLERANCE
 
     # -- the public xarray face ----------------------------------------------------------
 
@@ -165,6 +171,7 @@ class VAEDLM(BaseEstimator):
         self.t0_ = float(times[0])
         self.span_ = float(times[-1] - times[0])
         self.grid_ = xr.Dataset(coords={self.dims_[-1]: da[self.dims_[-1]]})
+        self.ranges_ = field_ranges([da], "field", self.range_tolerance)
         self.mean_ = np.asarray(values.mean(), np.float64)
         self.std_ = np.asarray(values.std(), np.float64)
         if not self.std_ > 0:
@@ -309,6 +316,7 @@ class VAEDLM(BaseEstimator):
                 f"model encodes initial states at {self.dims_[-2]}={self.t0_:g}"
             )
         self._values(da)  # NaN check
+        check_field_ranges([da], self.ranges_, "field", self.range_tolerance)
         return da
 
     def _time_values(self, da: xr.DataArray) -> np.ndarray:
@@ -401,6 +409,7 @@ class VAEDLM(BaseEstimator):
             "time_attrs": self.time_attrs_,
             "t0": self.t0_,
             "span": self.span_,
+            "ranges": self.ranges_,
         }
 
     def _fitted_datasets(self) -> dict[str, xr.Dataset]:
@@ -413,6 +422,7 @@ class VAEDLM(BaseEstimator):
         self.attrs_, self.time_attrs_ = fitted["attrs"], fitted["time_attrs"]
         self.t0_, self.span_ = float(fitted["t0"]), float(fitted["span"])
         self.grid_ = datasets["grid"]
+        self.ranges_ = fitted.get("ranges", {})  # absent from older models: no check
 
     def _state(self) -> dict[str, np.ndarray]:
         return {**state_to_numpy(self.module_), "mean": self.mean_, "std": self.std_}
