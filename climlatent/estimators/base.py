@@ -165,6 +165,18 @@ class BaseEstimator:
     def _config_text(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
 
+    def _check_new_field(self, da: xr.DataArray, role: str, layout: FieldLayout) -> xr.DataArray:
+        """New data checked against what ``fit`` saw, in the fitted grid layout.
+
+        Checks the calendar, the sample dims and the grid (any order of it).
+        """
+        _, calendar = check_field(da, role)
+        check_calendar(da, role, calendar, self.calendar_)
+        spatial = find_grid(da, da.name).spatial_dims
+        known = (*self.sample_dims_, find_time(da), find_member(da))
+        check_sample_dims(da, role, spatial, tuple(d for d in known if d))
+        return conform(da, layout.grid, str(da.name))
+
     def _state(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
@@ -437,15 +449,6 @@ class Estimator(BaseEstimator):
         y = self._check_new_field(y, "target", self.target_layout_)
         y = convert_units(y, self.target_attrs_["units"], self.target_)
         return self.target_transform_.forward(y) if self.target_transform_ else y
-
-    def _check_new_field(self, da: xr.DataArray, role: str, layout: FieldLayout) -> xr.DataArray:
-        """Check new data against what ``fit`` saw; the data in the fitted layout."""
-        _, calendar = check_field(da, role)
-        check_calendar(da, role, calendar, self.calendar_)
-        spatial = find_grid(da, da.name).spatial_dims
-        known = (*self.sample_dims_, find_time(da), find_member(da))
-        check_sample_dims(da, role, spatial, tuple(d for d in known if d))
-        return conform(da, layout.grid, str(da.name))
 
     @staticmethod
     def _check_proxy_finite(x: xr.DataArray) -> None:

@@ -23,7 +23,6 @@ from scipy.spatial import cKDTree
 
 from climlatent.batching import FieldLayout, from_matrix, sample_coords, to_matrix
 from climlatent.checks import (
-    check_calendar,
     check_field,
     check_no_inf,
     check_same_samples,
@@ -35,8 +34,8 @@ from climlatent.estimators._torch import inference, load_numpy_state, state_to_n
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
-from climlatent.grid import find_grid, find_member, find_time
-from climlatent.grid_order import GridOrder, conform, grid_layout
+from climlatent.grid import find_grid
+from climlatent.grid_order import GridOrder, grid_layout
 from climlatent.models.downscaler import ProxyDownscaler as ProxyDownscalerModule
 from climlatent.models.proxies import make_proxy
 from climlatent.regrid import Regridder
@@ -284,13 +283,10 @@ class ProxyDownscaler(BaseEstimator):
         out = []
         for name, units in self.drivers_.items():
             x = get_variable(coarse, name, "proxy")
-            _, calendar = check_field(x, "proxy")
-            if check_range is not None:
-                check_calendar(x, "proxy", calendar, self.calendar_)
-                known = (*self.sample_dims_, find_time(x), find_member(x))
-                spatial = find_grid(x).spatial_dims
-                check_sample_dims(x, "proxy", spatial, tuple(d for d in known if d))
-                x = conform(x, self.coarse_layout_.grid, name)
+            if check_range is None:
+                check_field(x, "proxy")
+            else:
+                x = self._check_new_field(x, "proxy", self.coarse_layout_)
             x = convert_units(x, units, name)
             if check_range and self.driver_ranges_:
                 x = self.driver_ranges_[name].check(x, "proxy", self.range_tolerance)
