@@ -26,6 +26,7 @@ _ATTRIBUTES = {
     "Estimator": "climlatent.estimators",
     "LLAAE": "climlatent.estimators",
     "ProxyDownscaler": "climlatent.estimators",
+    "ProxyLatentDownscaler": "climlatent.estimators",
     "Regridder": "climlatent.regrid",
     "VAE": "climlatent.estimators",
     "VAEDLM": "climlatent.estimators",

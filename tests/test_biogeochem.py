@@ -191,6 +191,43 @@ def test_chlorophyll_follows_documented_equation(world):
     assert float(abs(residual).max()) < 6 * 0.3
 
 
+MISSPECIFIED = {
+    "light_half_saturation": 100.0,
+    "temperature_optimum": 18.0,
+    "temperature_width": 8.0,
+    "nutrient_half_saturation": 0.8,
+}
+
+
+def test_misspecified_laws_follow_documented_equations():
+    """Each law outside the downscalers' family, recomputed in numpy from the returned fields."""
+    _, fine, truth = synthetic_biogeochem(n_years=2, seed=3, **MISSPECIFIED)
+    temperature = fine.tos.astype(np.float64) - 273.15
+    radiation = fine.rsds.astype(np.float64)
+    envelope = np.exp(-(((temperature - 18.0) / 8.0) ** 2))
+    g_t = truth.a * np.exp(truth.b * temperature) * envelope
+    g_r = truth.c * 100.0 * radiation / (100.0 + radiation)
+    nutrient = truth.nutrient
+    limitation = nutrient / (0.8 + nutrient)
+    noise_free = truth.chl_scale * truth.chl_pattern * g_t * g_r * limitation
+    np.testing.assert_allclose(
+        truth.chl_noise_free, noise_free.transpose(*fine.chl.dims), rtol=1e-5
+    )
+    # the nutrient: exp(-0.1 (T - 15)) times upwelling with log-sd 0.5 the proxies omit
+    log_upwelling = np.log(nutrient) + 0.1 * (temperature - 15.0)
+    assert float(log_upwelling.std()) == pytest.approx(0.5, rel=0.05)
+    assert abs(float(xr.corr(log_upwelling, temperature))) < 0.05
+    for name, value in MISSPECIFIED.items():
+        assert float(truth[name]) == value and truth[name].attrs["units"]
+
+
+def test_misspecification_off_leaves_the_world_unchanged():
+    plain = synthetic_biogeochem(n_years=1, seed=2)
+    again = synthetic_biogeochem(n_years=1, seed=2, temperature_width=3.0)  # no optimum: unused
+    xr.testing.assert_identical(plain.fine.chl, again.fine.chl)
+    assert "nutrient" not in plain.truth and "temperature_optimum" not in plain.truth
+
+
 def test_values_in_a_realistic_range(world):
     _, fine, truth = world
     celsius = fine.tos - 273.15
@@ -307,6 +344,9 @@ def test_netcdf_round_trip(tmp_path):
         ({"d": "small"}, "d must be a finite number"),
         ({"a": "0.5"}, "a must be positive"),
         ({"d": -2e-5}, "the light law c R \\+ d R\\*\\*2 .* peaks at R = 150.0 W m-2"),
+        ({"light_half_saturation": 0.0}, "light_half_saturation must be positive"),
+        ({"nutrient_half_saturation": -1.0}, "nutrient_half_saturation must be positive"),
+        ({"temperature_optimum": float("nan")}, "temperature_optimum must be a finite number"),
     ],
 )
 def test_bad_parameters_raise(options, match):

@@ -94,8 +94,8 @@ def test_stochastic_samples(world):
     _, (coarse, coarse_test), (fine, _) = world
     est = cl.ProxyDownscaler(epochs=200, noise=True).fit(coarse, fine, "chl", proxies=LAWS)
     draws = est.downscale(coarse_test.isel(time=slice(0, 6)), n_samples=20, seed=1)["chl"]
-    assert draws.dims[0] == "sample" and draws.sizes["sample"] == 20
-    log_spread = float(np.log(draws).std("sample").mean())
+    assert draws.dims[0] == "realization" and draws.sizes["realization"] == 20
+    log_spread = float(np.log(draws).std("realization").mean())
     print(f"learned log-space spread {log_spread:.3f} (true lognormal noise 0.3)")
     assert log_spread == pytest.approx(0.3, abs=0.05)
     with pytest.raises(ValueError, match="noise=True"):

@@ -59,14 +59,26 @@ _TRUTH_ATTRS = {  # units, long_name
     "chl_noise": ("1", "standard deviation of log-chlorophyll noise"),
     "chl_pattern": ("1", "fixed fine-scale chlorophyll pattern"),
     "chl_noise_free": ("kg m-3", "chlorophyll-a given the fine drivers, before noise"),
+    "light_half_saturation": ("W m-2", "half-saturation of the light law c k R / (k + R)"),
+    "temperature_optimum": ("degC", "optimum of the thermal envelope exp(-((T - T_opt) / w)2)"),
+    "temperature_width": ("degC", "width of the thermal envelope"),
+    "nutrient_half_saturation": ("1", "half-saturation of the nutrient limitation N / (K + N)"),
+    "nutrient": ("1", "relative nutrient concentration (not among the proxies)"),
 }
+_MISSPECIFICATION = ("light_half_saturation", "temperature_optimum", "nutrient_half_saturation")
+_NUTRIENT_COOLING = 0.1  # degC-1: nutrients fall off exponentially with warmer, stratified water
+_NUTRIENT_REFERENCE = 15.0  # degC
+_NUTRIENT_AMPLITUDE = 0.5  # standard deviation of log-nutrient upwelling anomalies
 _PARAMETER_RULES = {  # rule -> (test, parameters it applies to)
-    "positive": (lambda value: value > 0, ("a", "c", "chl_scale")),
+    "positive": (
+        lambda value: value > 0,
+        ("a", "c", "chl_scale", "temperature_width", *_MISSPECIFICATION[::2]),
+    ),
     "non-negative": (lambda value: value >= 0, ("chl_noise", "tos_anomaly")),
     "in [0, 1)": (lambda value: 0 <= value < 1, ("cloud_amplitude",)),
     "a finite number": (
         lambda value: True,
-        ("b", "d", "warming_per_decade", "brightening_per_decade"),
+        ("b", "d", "warming_per_decade", "brightening_per_decade", "temperature_optimum"),
     ),
 }
 
@@ -115,6 +127,10 @@ def synthetic_biogeochem(
     brightening_per_decade: float = 0.01,
     tos_anomaly: float = 0.6,
     cloud_amplitude: float = 0.25,
+    light_half_saturation: float | None = None,
+    temperature_optimum: float | None = None,
+    temperature_width: float = 10.0,
+    nutrient_half_saturation: float | None = None,
 ) -> BiogeochemWorld:
     r"""Generate fine-scale ocean chlorophyll driven by temperature and light, with known laws.
 
@@ -157,6 +173,19 @@ def synthetic_biogeochem(
         :math:`\sigma_T`, standard deviation of SST anomalies, K, >= 0.
     cloud_amplitude : float
         :math:`\kappa` in [0, 1), relative amplitude of cloud anomalies.
+    light_half_saturation : float, optional
+        Laws outside the growth-law family of the downscalers, to test them on truth
+        they do not contain. *k* in W m-2: the light law becomes the saturating
+        :math:`g_R = c k R / (k + R)` (slope *c* at R = 0), not a quadratic.
+    temperature_optimum, temperature_width : float, optional
+        :math:`T_o`, *w* in degC: the temperature law gains a thermal envelope,
+        :math:`g_T = a e^{b T} e^{-((T - T_o) / w)^2}` (growth falls above an
+        optimum), not an exponential.
+    nutrient_half_saturation : float, optional
+        *K*: chlorophyll is further limited by :math:`N / (K + N)`, with a nutrient
+        the proxies omit, :math:`N = e^{-0.1 (T - 15) + 0.5 \nu}`: poorer in warm
+        water, with upwelling anomalies :math:`\nu` (Gaussian, smoothed over one
+        coarse cell, independent in time) that no proxy sees.
 
     Returns
     -------
@@ -202,8 +231,10 @@ def synthetic_biogeochem(
         NaN only where every fine cell is land; the coarse ``sftof`` is the block's
         sea percentage. ``truth`` holds *a*, *b*, *c*, *d*, ``chl_scale``,
         ``chl_noise`` (scalars with units), ``chl_pattern`` *P* and
-        ``chl_noise_free`` (``chl`` without the noise) on the fine grid. From ``chl``
-        only *b*, *d / c* and the product :math:`\chi a c` are identifiable.
+        ``chl_noise_free`` (``chl`` without the noise) on the fine grid, and the
+        misspecification parameters that were set (with ``nutrient`` *N* when the
+        nutrient limitation is on). From ``chl`` only *b*, *d / c* and the product
+        :math:`\chi a c` are identifiable.
 
         Global attributes hold CF ``Conventions``, ``title``, ``source``,
         ``history`` and ``synthetic_parameters``, the JSON of the arguments
@@ -250,6 +281,11 @@ def synthetic_biogeochem(
     )
     cloud_noise = np.stack([_smooth(rng.standard_normal(shape), factor) for rng in members])
     log_noise = chl_noise * np.stack([rng.standard_normal(shape) for rng in members])
+    upwelling = (
+        np.stack([_smooth(rng.standard_normal(shape), factor) for rng in members])
+        if nutrient_half_saturation is not None
+        else None
+    )
 
     warmest = np.cos(2 * np.pi * (season - _SST_PEAK))[:, None, None]
     tos = (
@@ -270,9 +306,24 @@ def synthetic_biogeochem(
     for field in fields.values():
         field[..., land] = np.nan
     radiation = fields["rsds"].astype(np.float64)
-    _check_light_law_increases(c, d, np.nanmax(radiation))
     temperature = fields["tos"].astype(np.float64) - 273.15
-    noise_free = chl_scale * pattern * a * np.exp(b * temperature) * (c + d * radiation) * radiation
+    if light_half_saturation is None:
+        _check_light_law_increases(c, d, np.nanmax(radiation))
+        light = (c + d * radiation) * radiation
+    else:
+        light = c * light_half_saturation * radiation / (light_half_saturation + radiation)
+    growth = a * np.exp(b * temperature)
+    if temperature_optimum is not None:
+        growth *= np.exp(-(((temperature - temperature_optimum) / temperature_width) ** 2))
+    noise_free = chl_scale * pattern * growth * light
+    extra = {}
+    if upwelling is not None:
+        nutrient = np.exp(
+            -_NUTRIENT_COOLING * (temperature - _NUTRIENT_REFERENCE)
+            + _NUTRIENT_AMPLITUDE * upwelling
+        )
+        noise_free *= nutrient / (nutrient_half_saturation + nutrient)
+        extra["nutrient"] = (("member", "time", "lat", "lon"), nutrient.astype(np.float32))
     fields["chl"] = (noise_free * np.exp(log_noise)).astype(np.float32)
 
     area = cell_area(fine_grid).values
@@ -298,12 +349,20 @@ def synthetic_biogeochem(
             **{name: params[name] for name in ("a", "b", "c", "d", "chl_scale", "chl_noise")},
             "chl_pattern": (("lat", "lon"), pattern),
             "chl_noise_free": (("member", "time", "lat", "lon"), noise_free.astype(np.float32)),
+            **{name: params[name] for name in _MISSPECIFICATION if params[name] is not None},
+            **(
+                {"temperature_width": params["temperature_width"]}
+                if temperature_optimum is not None
+                else {}
+            ),
+            **extra,
         },
         coords={"member": member, "time": time, **fine_grid.coords},
         attrs={**attrs, "title": "Synthetic ocean biogeochemistry: true growth laws"},
     )
     for name, (units, long_name) in _TRUTH_ATTRS.items():
-        truth[name].attrs.update(units=units, long_name=long_name)
+        if name in truth:
+            truth[name].attrs.update(units=units, long_name=long_name)
     return BiogeochemWorld(coarse, fine, truth)
 
 
@@ -327,6 +386,8 @@ def _validated_parameters(arguments: dict) -> dict:
     for rule, (test, names) in _PARAMETER_RULES.items():
         for name in names:
             value = params[name]
+            if value is None and name in _MISSPECIFICATION:
+                continue
             number = isinstance(value, int | float | np.integer | np.floating)
             if isinstance(value, bool) or not (number and np.isfinite(value) and test(value)):
                 raise InputDataError(f"{name} must be {rule}, got {value!r}")

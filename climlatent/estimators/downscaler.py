@@ -42,7 +42,7 @@ from climlatent.regrid import Regridder
 from climlatent.training import resolve_device
 from climlatent.units import convert_units, parse_units
 
-SAMPLE_DIM = "sample"
+REALIZATION_DIM = "realization"  # CF: the axis of an ensemble of realisations
 
 
 N_NEIGHBOURS = 9
@@ -319,7 +319,7 @@ class ProxyDownscaler(BaseEstimator):
         coarse : xr.Dataset
             Drivers on the fitted coarse grid, with any sample dims (member, time...).
         n_samples : int, optional
-            Stochastic realisations (needs ``noise=True``), stacked along ``sample``.
+            Stochastic realisations (needs ``noise=True``), stacked along ``realization``.
         seed : int
             Seed of the stochastic draws.
         check_range : bool
@@ -351,7 +351,7 @@ class ProxyDownscaler(BaseEstimator):
             out = from_matrix(
                 np.concatenate(draws),
                 self.fine_layout_,
-                {SAMPLE_DIM: np.arange(n_samples), **samples},
+                {REALIZATION_DIM: np.arange(n_samples), **samples},
             )
         call = f"downscale(coarse{'' if n_samples is None else f', n_samples={n_samples}'})"
         return self._wrap(out.rename(self.target_), coarse, call)

@@ -11,6 +11,7 @@ from climlatent.metrics.disentanglement import (
     sap_score,
     total_correlation,
 )
+from climlatent.metrics.ensemble import rank_histogram, spread_skill_ratio
 from climlatent.metrics.extremes import annual_maxima, fit_gev, return_level
 from climlatent.metrics.latent import latent_factor_correlation, linear_probe_r2
 from climlatent.metrics.skill import (
@@ -25,6 +26,8 @@ from climlatent.metrics.skill import (
 )
 
 __all__ = [
+    "rank_histogram",
+    "spread_skill_ratio",
     "DCIScores",
     "KLDisentanglement",
     "dci",

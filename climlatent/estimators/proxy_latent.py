@@ -1,0 +1,249 @@
+"""ProxyLatentDownscaler: the physics-proxy latent downscaler of seed 000, Section 4.4.
+
+The xarray face of :class:`climlatent.models.proxy_latent.ProxyLatentModel`: an LLAAE
+whose latent space is a map on the coarse grid of the physics proxies. Training sees
+the fine target and the coarse drivers; the encoder is then dropped, and
+``downscale(coarse)`` runs drivers -> growth laws -> latent map -> decoder.
+``downscale(coarse, n_samples=k)`` draws ``k`` realisations from the latent and fine
+residual spreads measured, per cell, over every fitting sample (the validation
+samples alone, about a tenth, gave per-cell spreads too noisy for a flat rank
+histogram).
+
+It shares :class:`climlatent.ProxyDownscaler`'s boundary (variables, units of each
+driver converted to its law's, grids, calendars, fitted ranges, layouts) and its
+``proxy_parameters``; it differs in the model between drivers and fine field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from climlatent.batching import from_matrix, sample_coords, to_matrix
+from climlatent.checks import get_variable
+from climlatent.estimators.downscaler import ProxyDownscaler
+from climlatent.grid_order import GridOrder, grid_layout, in_layout
+from climlatent.models.proxy_latent import ProxyLatentModel
+from climlatent.regrid import Regridder
+from climlatent.training import TrainingConfig
+
+CHANNEL_DIM = "latent"
+
+
+@dataclasses.dataclass
+class ProxyLatentDownscaler(ProxyDownscaler):
+    """Downscale through a latent map on the coarse grid tied to physics proxies.
+
+    Channel 0 of the latent map is the target's coarse anomaly, predicted by the
+    summed growth terms of the drivers; ``channels - 1`` further channels are learned
+    by a variational encoder of the fine field and predicted linearly from the growth
+    terms; a decoder maps the latent map to the fine grid (bilinear interpolation, a
+    per-cell structure and a convolutional refinement). See
+    :mod:`climlatent.models.proxy_latent` for the equations.
+
+    Parameters
+    ----------
+    channels : int
+        Latent channels per coarse cell (1: the growth latent alone).
+    latent : {"gaussian", "gaussian_hp", "gev", "gev_moments", "none"}
+        Posterior family of the learned channels.
+    alpha, beta : float
+        Weights of the reconstruction from the drivers and of the KL in the LLAAE
+        loss ``L1``.
+    hidden, residual_blocks : int
+        Width and depth of the encoder's and decoder's convolutions.
+    mode : {"auto", "multiplicative", "additive"}
+        ``"auto"``: multiplicative (log target, growth laws multiply) when proxies are
+        given, additive when the target is downscaled from its own coarse field.
+    noise : bool
+        Measure the residual spreads after training, enabling
+        ``downscale(..., n_samples=k)``.
+    interpolation : {"auto", "bilinear"}
+        The decoder's coarse-to-fine interpolation (fixed bilinear weights).
+    epochs, batch_size, lr, validation_fraction, early_stopping_patience, seed,
+    device, progress, range_tolerance :
+        As for :class:`climlatent.ProxyDownscaler`.
+
+    Examples
+    --------
+    >>> import climlatent as cl
+    >>> world = cl.datasets.synthetic_biogeochem(n_years=2, n_fine_lat=20, n_fine_lon=20,
+    ...                                         factor=10)
+    >>> est = cl.ProxyLatentDownscaler(channels=2, hidden=4, epochs=2, progress=False).fit(
+    ...     world.coarse, world.fine, "chl", proxies={"tos": "exponential", "rsds": "quadratic"})
+    >>> est.downscale(world.coarse, n_samples=3)["chl"].sizes["realization"]
+    3
+    >>> est.latent_maps(world.coarse).sizes["latent"]
+    2
+    """
+
+    channels: int = 4
+    latent: str = "gaussian"
+    alpha: float = 1.0
+    beta: float = 0.1
+    hidden: int = 16
+    residual_blocks: int = 1
+    noise: bool = True
+    lr: float = 3e-3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.interpolation == "learned":
+            raise ValueError("ProxyLatentDownscaler interpolates bilinearly: interpolation='auto'")
+        if self.channels < 1:
+            raise ValueError(
+                f"channels must be at least 1 (the growth latent), got {self.channels}"
+            )
+
+    def fit(
+        self,
+        coarse: xr.Dataset,
+        fine: xr.Dataset,
+        target: str,
+        proxies: dict[str, str] | None = None,
+        *,
+        checkpoint: str | os.PathLike | None = None,
+        resume: bool = False,
+    ) -> ProxyLatentDownscaler:
+        """Fit on coarse drivers and the fine target over the same samples.
+
+        Parameters are those of :meth:`climlatent.ProxyDownscaler.fit`. With
+        ``noise=True`` the latent and fine residual spreads are then measured over
+        all the samples.
+
+        Returns
+        -------
+        ProxyLatentDownscaler
+            ``self``, fitted.
+        """
+        super().fit(coarse, fine, target, proxies, checkpoint=checkpoint, resume=resume)
+        if self.noise:
+            y = get_variable(fine, target, "target")
+            y_mat = to_matrix(GridOrder.of(y, target).canonical(y), self.fine_layout_)
+            drivers = [GridOrder.of(x).canonical(x) for x in self._drivers(coarse)]
+            self._measure_spreads(y_mat, self._driver_matrix(drivers))
+        return self
+
+    def _measure_spreads(self, y: np.ndarray, x: np.ndarray) -> None:
+        """Per-cell RMS latent residual ``e(y) - h(X)`` and fine residual ``y - d(e(y))``."""
+        module = self.module_.cpu()
+        weight = torch.from_numpy(np.isfinite(y).astype(np.float32))
+        with torch.no_grad():
+            y_t = module.transform(torch.from_numpy(np.nan_to_num(y, nan=1.0)))
+            _, code, _ = module.encode(y_t, weight)
+            latent_error = code - module.predict_latent(torch.from_numpy(x))
+            fine_error = weight * (y_t - module.decode(code))
+            module.latent_spread.copy_(latent_error.pow(2).mean(0).sqrt())
+            module.fine_spread.copy_((fine_error.pow(2).sum(0) / weight.sum(0).clamp(min=1)).sqrt())
+        module.to(self.device_)
+
+    def latent_maps(self, coarse: xr.Dataset, check_range: bool = True) -> xr.Dataset:
+        """The latent map ``h(X)`` and each driver's growth term on the coarse grid.
+
+        Parameters
+        ----------
+        coarse : xr.Dataset
+            Drivers on the fitted coarse grid, with any sample dims.
+        check_range : bool
+            Refuse driver values far beyond the fitted range.
+
+        Returns
+        -------
+        xr.Dataset
+            ``latent_map`` (sample dims, ``latent``, coarse grid in the layout of
+            ``coarse``; channel 0 the growth latent, in units of the target's scale)
+            and ``<driver>_growth``, the value of each driver's growth law (its
+            units: d-1 for a temperature law, 1 for a light law).
+
+        Examples
+        --------
+        >>> import climlatent as cl
+        >>> world = cl.datasets.synthetic_biogeochem(n_years=1, n_fine_lat=20,
+        ...                                         n_fine_lon=20, factor=10)
+        >>> est = cl.ProxyLatentDownscaler(channels=1, epochs=1, progress=False).fit(
+        ...     world.coarse, world.fine, "chl", proxies={"tos": "exponential"})
+        >>> est.latent_maps(world.coarse)["tos_growth"].attrs["units"]
+        'd-1'
+        """
+        self._require_fitted()
+        drivers = self._drivers(coarse, check_range)
+        layout = grid_layout(get_variable(coarse, next(iter(self.drivers_)), "proxy"))
+        x = torch.from_numpy(self._driver_matrix(drivers)).to(self.device_)
+        samples = sample_coords(drivers[0], self.coarse_layout_)
+        with torch.no_grad():
+            latent = self.module_.predict_latent(x).cpu().numpy()
+            growth = [law(x[:, k]).cpu().numpy() for k, law in enumerate(self.module_.proxies)]
+
+        def on_grid(values: np.ndarray, **attrs: str) -> xr.DataArray:
+            da = from_matrix(values, self.coarse_layout_, samples)
+            return in_layout(layout, da).assign_attrs(attrs)
+
+        out = xr.Dataset()
+        out["latent_map"] = xr.concat(
+            [on_grid(latent[:, c]) for c in range(self.channels)], CHANNEL_DIM
+        ).assign_attrs(
+            long_name="latent map predicted from the drivers (channel 0: growth latent)",
+            units="1",
+        )
+        for (name, law), values, module in zip(
+            self.laws_.items(), growth, self.module_.proxies, strict=True
+        ):
+            units = "d-1" if getattr(module, "expected_units", None) == "degC" else "1"
+            out[f"{name}_growth"] = on_grid(
+                values, long_name=f"growth term of the {law} law of {name}", units=units
+            )
+        return out.transpose(*samples, CHANNEL_DIM, ...)
+
+    # -- the model -------------------------------------------------------------------
+
+    def _training_config(self, **overrides: Any) -> TrainingConfig:
+        """Early stopping and the best epoch follow the downscaling loss ``|y - d(h(X))|^2``."""
+        return super()._training_config(**{"monitor": "reconstruction_proxy", **overrides})
+
+    def _build(
+        self, neighbours: torch.Tensor, weights: torch.Tensor, modules: list, floor: float = 1e-12
+    ) -> ProxyLatentModel:
+        aggregation = torch.zeros(self.coarse_layout_.n_features, self.fine_layout_.n_features)
+        return ProxyLatentModel(
+            torch.from_numpy(self.fine_layout_.mask.reshape(self.fine_layout_.shape)),
+            aggregation,
+            neighbours,
+            weights,
+            modules,
+            log_growth=self.mode_ == "multiplicative",
+            scale=1.0,
+            floor=floor,
+            channels=self.channels,
+            latent=self.latent,
+            alpha=self.alpha,
+            beta=self.beta,
+            hidden=self.hidden,
+            residual_blocks=self.residual_blocks,
+        )
+
+    def _initialise_structure(self, y: np.ndarray, x: np.ndarray) -> None:
+        """Aggregation weights, the target's scale, the centres and ``s(x)`` from the data."""
+        module = self.module_
+        fine = self.fine_layout_.grid.drop_vars("valid_mask")
+        coarse = self.coarse_layout_.grid.drop_vars("valid_mask")
+        weights = Regridder(fine, coarse, "conservative", engine="climlatent").weights
+        weights = weights[self.coarse_layout_.mask][:, self.fine_layout_.mask].toarray()
+        weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+        with torch.no_grad():
+            module.aggregation.copy_(torch.from_numpy(weights))
+            y_t = module.transform(torch.from_numpy(np.nan_to_num(y, nan=1.0))).numpy()
+            y_t = np.where(np.isfinite(y), y_t, np.nan)
+            anomaly = y_t - np.nanmean(y_t, axis=0)
+            module.scale.copy_(torch.tensor(float(np.nanstd(anomaly)) or 1.0))
+            y_t /= float(module.scale)
+            phi = module.growth_terms(torch.from_numpy(x)).sum(1)
+            module.growth_centre.copy_(phi.mean(0))
+            weight = torch.from_numpy(np.isfinite(y_t).astype(np.float32))
+            coarse_mean = module.coarse_anomaly(torch.from_numpy(np.nan_to_num(y_t)), weight)
+            module.coarse_centre.copy_(coarse_mean.mean(0))  # the centre was zero
+            module.structure.copy_(torch.from_numpy(np.nan_to_num(np.nanmean(y_t, axis=0))))

@@ -1,0 +1,115 @@
+"""Calibration of stochastic realisations: rank histograms and the spread-skill ratio.
+
+An ensemble of ``n`` realisations is calibrated when the truth is statistically one
+more member: its rank among the members is uniform on ``0..n`` (a flat rank histogram,
+Hamill 2001, MWR 129:550) and the ensemble's spread matches the error of its mean,
+``sqrt((n + 1) / n * mean(var)) / rmse(mean) = 1`` (Fortin et al. 2014, J. Hydromet.
+15:1708; the factor corrects for the finite ensemble). Cells where the truth or any
+member is missing are left out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from climlatent.errors import InputDataError
+
+REALIZATION_DIM = "realization"
+
+
+def _paired(ensemble: xr.DataArray, truth: xr.DataArray, dim: str) -> tuple[np.ndarray, np.ndarray]:
+    """Members ``(n_points, n)`` and truth ``(n_points,)`` where all are finite."""
+    if dim not in ensemble.dims:
+        raise InputDataError(f"ensemble has no {dim!r} dim (dims: {ensemble.dims})")
+    if dim in truth.dims:
+        raise InputDataError(f"truth must not have the ensemble dim {dim!r}")
+    ensemble, truth = xr.align(ensemble, truth, join="exact")
+    members = ensemble.transpose(..., dim).broadcast_like(truth).transpose(*truth.dims, dim)
+    values = members.values.reshape(-1, ensemble.sizes[dim])
+    target = truth.values.ravel()
+    keep = np.isfinite(target) & np.isfinite(values).all(axis=1)
+    if not keep.any():
+        raise InputDataError("no point where the truth and every member are finite")
+    return values[keep], target[keep]
+
+
+def rank_histogram(
+    ensemble: xr.DataArray, truth: xr.DataArray, dim: str = REALIZATION_DIM
+) -> xr.DataArray:
+    """Frequency of the truth's rank among the members (0: below every member).
+
+    Parameters
+    ----------
+    ensemble : xr.DataArray
+        Realisations along ``dim``, on the truth's coordinates otherwise.
+    truth : xr.DataArray
+        The verifying field.
+    dim : str
+        The ensemble dim.
+
+    Returns
+    -------
+    xr.DataArray
+        ``(rank,)`` frequencies summing to 1; calibrated: each ``1 / (n + 1)``. Ties
+        between the truth and members are split at random (seeded, reproducible).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> truth = xr.DataArray(rng.normal(size=4000), dims="time")
+    >>> members = xr.DataArray(rng.normal(size=(4000, 4)), dims=("time", "realization"))
+    >>> hist = rank_histogram(members, truth)
+    >>> hist.sizes["rank"], bool(np.allclose(hist, 0.2, atol=0.02))
+    (5, True)
+    """
+    values, target = _paired(ensemble, truth, dim)
+    below = (values < target[:, None]).sum(axis=1)
+    ties = (values == target[:, None]).sum(axis=1)
+    rng = np.random.default_rng(0)
+    rank = below + np.floor(rng.random(len(target)) * (ties + 1)).astype(int)
+    n = values.shape[1]
+    counts = np.bincount(rank, minlength=n + 1)
+    return xr.DataArray(
+        counts / counts.sum(),
+        dims="rank",
+        coords={"rank": np.arange(n + 1)},
+        attrs={"long_name": "frequency of the truth's rank among the realisations", "units": "1"},
+    )
+
+
+def spread_skill_ratio(
+    ensemble: xr.DataArray, truth: xr.DataArray, dim: str = REALIZATION_DIM
+) -> float:
+    """``sqrt((n + 1) / n * mean ensemble variance) / rmse of the ensemble mean``.
+
+    Parameters
+    ----------
+    ensemble : xr.DataArray
+        Realisations along ``dim``.
+    truth : xr.DataArray
+        The verifying field.
+    dim : str
+        The ensemble dim.
+
+    Returns
+    -------
+    float
+        1 for a calibrated ensemble; below 1 overconfident, above 1 underconfident.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> centre = rng.normal(size=(20000, 1))
+    >>> truth = xr.DataArray(centre[:, 0] + rng.normal(size=20000), dims="time")
+    >>> members = xr.DataArray(centre + rng.normal(size=(20000, 3)), dims=("time", "realization"))
+    >>> round(spread_skill_ratio(members, truth), 1)
+    1.0
+    """
+    values, target = _paired(ensemble, truth, dim)
+    n = values.shape[1]
+    if n < 2:
+        raise InputDataError(f"the spread needs at least 2 realisations along {dim!r}, got {n}")
+    variance = values.var(axis=1, ddof=1).mean()
+    mse = ((values.mean(axis=1) - target) ** 2).mean()
+    return float(np.sqrt((n + 1) / n * variance / mse))

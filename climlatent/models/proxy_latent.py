@@ -1,0 +1,279 @@
+r"""The physics-proxy latent downscaler of seed 000, Section 4.4, as a torch module.
+
+An LLAAE whose latent space is a map on the coarse grid of the physics proxies. With
+``T`` the target transform (``log`` for a positive field such as chlorophyll, the
+identity otherwise) and ``y = T(Y) / q`` on the fine grid (``q`` a fixed scale):
+
+- encoder ``e``: the latent map has ``C`` channels on the coarse cells, ``z`` of
+  shape ``(batch, C, n_coarse)``. Channel 0, the *growth latent*, is the target's own
+  coarse anomaly, ``e_0(y) = A y - m``: ``A`` the fixed area-weighted fine-to-coarse
+  averaging (conservative weights) and ``m`` its training mean. The other ``C - 1``
+  channels are learned: convolutions on the fine image, averaged over each coarse
+  cell by ``A``, then a latent head per coarse cell (Gaussian, hierarchical-prior
+  Gaussian, GEV or deterministic, as the package's latent kinds) for what the
+  coarse anomaly does not say about the fine field;
+- proxy predictor ``h``: each driver ``d_k`` passes through its growth law ``g_k``
+  (`climlatent.models.proxies`) to ``phi_k = log g_k(d_k)`` (``T = log``: growth laws
+  multiply) or ``g_k(d_k)``; channel 0 is the *growth latent*
+  ``h_0 = (sum_k phi_k - c) / q`` (unit coefficients, ``c`` the per-cell training
+  mean), the other channels a linear map ``h_j = sum_k W_jk phi_k + b_j``;
+- decoder ``d``: the latent map is interpolated to the fine grid by a fixed kernel
+  ``U`` (bilinear), and ``d(z) = s(x) + w(x) U z_0 + r(U z_{1:})``: a per-cell
+  structure ``s``, the growth latent entering linearly (gain ``w = 1`` when
+  ``T = log``, so the growth laws keep their physical scale; learned per cell
+  otherwise) and a small convolutional network ``r`` of the free channels.
+
+Training alternates the LLAAE losses:
+``L1 = |y - d(z)|^2 + alpha |y - d(h(X))|^2 + beta KL`` over encoder, latent head and
+decoder, then ``L2 = |e(y) - h(X)|^2`` over the growth laws and ``W, b``. Because
+``e_0`` is fixed, ``L2`` on channel 0 is a regression of the coarse target anomaly on
+the summed growth terms with unit coefficients (the other channels see the growth
+terms as given, so only channel 0 trains the laws): the growth laws' shape parameters
+(the exponential's ``b``, the quadratic's ``d / c``) keep their physical meaning and
+are identifiable; an overall factor (``a``, ``c``) is not, as it only shifts ``m``. At the end the
+encoder is dropped: drivers -> growth laws -> latent -> decoder downscales.
+
+Batches are ``(Y, weight, drivers)``: fine target cells in physical units (invalid
+cells filled with a valid placeholder), their data mask, and drivers
+``(batch, n_proxies, n_coarse)``; the module applies ``T`` and ``q`` itself, and
+``forward`` / ``sample`` return physical values (the median of ``Y`` when ``T = log``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from climlatent.models.conv import GridScatter, ResidualBlock
+from climlatent.models.latents import make_latent
+
+LOSS_NAMES = ("autoencoder", "latent", "reconstruction", "reconstruction_proxy", "kl")
+
+
+def _conv_net(n_in: int, hidden: int, n_out: int, blocks: int, slope: float) -> nn.Sequential:
+    """3x3 convolution to ``hidden`` channels, residual blocks, 1x1 convolution to ``n_out``."""
+    return nn.Sequential(
+        nn.Conv2d(n_in, hidden, 3, padding=1),
+        nn.LeakyReLU(slope),
+        *[ResidualBlock(hidden, slope) for _ in range(blocks)],
+        nn.Conv2d(hidden, n_out, 1),
+    )
+
+
+class ProxyLatentModel(nn.Module):
+    """Fine field <-> coarse latent map, with the latent predicted by growth laws.
+
+    Parameters
+    ----------
+    fine_mask : torch.Tensor
+        Boolean ``(H, W)`` mask of the valid fine cells.
+    aggregation : torch.Tensor
+        ``(n_coarse, n_fine)`` fine-to-coarse averaging weights (rows sum to 1).
+    neighbours, weights : torch.Tensor
+        ``(n_fine, k)`` coarse-cell indices and weights of the interpolation ``U``.
+    proxies : sequence of nn.Module
+        One growth law per driver.
+    log_growth : bool
+        ``T = log`` and ``phi_k = log g_k`` (a positive target whose growth laws
+        multiply), or ``T`` and ``phi_k = g_k`` the identity (an additive target).
+    scale : float
+        ``q``: the scale of ``T(Y)``; the latent is in units of ``q``.
+    floor : float
+        Smallest target value taken into the log.
+    channels : int
+        Latent channels ``C`` per coarse cell (at least 1: the growth latent).
+    latent : str
+        Latent kind (`climlatent.models.latents.LATENT_KINDS`).
+    alpha, beta : float
+        Weights of the proxy reconstruction and of the KL in ``L1``.
+    hidden : int
+        Channels of the encoder's and decoder's convolutions.
+    residual_blocks : int
+        Residual blocks in each convolutional network.
+    negative_slope : float
+        Leaky ReLU slope.
+    latent_options : dict, optional
+        Passed to the latent head (e.g. ``{"xi": -0.5}``).
+
+    Examples
+    --------
+    >>> from climlatent.models.proxies import ExponentialGrowth
+    >>> mask = torch.ones(4, 4, dtype=torch.bool)
+    >>> aggregation = torch.kron(torch.eye(4), torch.full((1, 4), 0.25))  # toy blocks
+    >>> model = ProxyLatentModel(mask, aggregation, torch.zeros(16, 1, dtype=torch.long),
+    ...     torch.ones(16, 1), [ExponentialGrowth()], log_growth=True, scale=1.0, channels=2,
+    ...     hidden=4)
+    >>> model(torch.full((3, 1, 4), 10.0)).shape
+    torch.Size([3, 16])
+    >>> sorted(model.training_losses((torch.ones(3, 16), torch.ones(3, 16),
+    ...     torch.zeros(3, 1, 4))))
+    ['autoencoder', 'kl', 'latent', 'reconstruction', 'reconstruction_proxy']
+    """
+
+    def __init__(
+        self,
+        fine_mask: Tensor,
+        aggregation: Tensor,
+        neighbours: Tensor,
+        weights: Tensor,
+        proxies: Sequence[nn.Module],
+        log_growth: bool,
+        scale: float,
+        floor: float = 1e-12,
+        channels: int = 4,
+        latent: str = "gaussian",
+        alpha: float = 1.0,
+        beta: float = 0.1,
+        hidden: int = 16,
+        residual_blocks: int = 1,
+        negative_slope: float = 0.2,
+        latent_options: dict | None = None,
+    ) -> None:
+        super().__init__()
+        if channels < 1:
+            raise ValueError(f"channels must be at least 1 (the growth latent), not {channels}")
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.log_growth, self.channels = bool(log_growth), int(channels)
+        n_coarse, n_fine = aggregation.shape
+        self.grid = GridScatter(fine_mask)
+        self.register_buffer("aggregation", aggregation.float())
+        self.register_buffer("neighbours", neighbours.long())
+        self.register_buffer("weights", weights.float())
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.register_buffer("floor", torch.tensor(float(floor)))
+        self.register_buffer("growth_centre", torch.zeros(n_coarse))
+        self.register_buffer("coarse_centre", torch.zeros(n_coarse))
+        self.proxies = nn.ModuleList(proxies)
+        self.structure = nn.Parameter(torch.zeros(n_fine))
+        self.gain = nn.Parameter(torch.ones(n_fine), requires_grad=not log_growth)
+        free = channels - 1
+        self.encoder = self.latent = self.proxy_map = self.refine = None
+        if free:
+            self.encoder = _conv_net(2, hidden, hidden, residual_blocks, negative_slope)
+            self.latent = make_latent(
+                latent, in_features=hidden, latent_dim=free, **(latent_options or {})
+            )
+            self.proxy_map = nn.Conv1d(len(proxies), free, 1)
+            self.refine = _conv_net(free, hidden, 1, residual_blocks, negative_slope)
+        # residual spreads for stochastic downscaling, set after training
+        self.register_buffer("latent_spread", torch.zeros(channels, n_coarse))
+        self.register_buffer("fine_spread", torch.zeros(n_fine))
+
+    def transform(self, y: Tensor) -> Tensor:
+        """``T(Y) / q``: physical target values to the model's scale."""
+        return (torch.log(torch.clamp(y, min=self.floor)) if self.log_growth else y) / self.scale
+
+    def untransform(self, y: Tensor) -> Tensor:
+        """The inverse of `transform`."""
+        y = y * self.scale
+        return torch.exp(y) if self.log_growth else y
+
+    def coarse_anomaly(self, y: Tensor, weight: Tensor) -> Tensor:
+        """``e_0(y) = A y - m``: the target's coarse-cell mean anomaly ``(batch, n_coarse)``."""
+        total = (weight * y) @ self.aggregation.T
+        covered = weight @ self.aggregation.T
+        return total / covered.clamp(min=1e-6) - self.coarse_centre
+
+    # -- the three maps ------------------------------------------------------------
+
+    def growth_terms(self, drivers: Tensor) -> Tensor:
+        """``phi_k`` per driver: ``(batch, n_proxies, n_coarse)``."""
+        terms = [proxy(drivers[:, k]) for k, proxy in enumerate(self.proxies)]
+        if self.log_growth:
+            terms = [torch.log(torch.clamp(term, min=1e-12)) for term in terms]
+        return torch.stack(terms, dim=1)
+
+    def predict_latent(self, drivers: Tensor) -> Tensor:
+        """``h(X)``: the latent map ``(batch, C, n_coarse)`` from the drivers."""
+        phi = self.growth_terms(drivers)
+        growth = (phi.sum(dim=1, keepdim=True) - self.growth_centre) / self.scale
+        if self.proxy_map is None:
+            return growth
+        # the growth laws are fitted to channel 0 alone: W and b see them as given
+        return torch.cat([growth, self.proxy_map(phi.detach())], dim=1)
+
+    def encode(self, y: Tensor, weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Latent map of fine cells ``y``: a draw and the mean ``(batch, C, n_coarse)``, KL."""
+        growth = self.coarse_anomaly(y, weight)[:, None]
+        if self.encoder is None:
+            return growth, growth, y.new_zeros(y.shape[0])
+        image = torch.cat([self.grid.to_image(y), self.grid.to_image(weight)], dim=1)
+        features = self.encoder(image).flatten(2)[:, :, self.grid.index]
+        coarse = features @ self.aggregation.T  # (batch, hidden, n_coarse)
+        batch, hidden, n_coarse = coarse.shape
+        sample = self.latent(coarse.transpose(1, 2).reshape(batch * n_coarse, hidden))
+
+        def as_map(t: Tensor) -> Tensor:
+            return torch.cat([growth, t.reshape(batch, n_coarse, -1).transpose(1, 2)], dim=1)
+
+        return as_map(sample.z), as_map(sample.mean), sample.kl.reshape(batch, -1).sum(1)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """``d(z)``: fine cells ``(batch, n_fine)`` from a latent map ``(batch, C, n_coarse)``."""
+        fine = (z[:, :, self.neighbours] * self.weights).sum(-1)  # (batch, C, n_fine)
+        out = self.structure + self.gain * fine[:, 0]
+        if self.refine is not None:
+            image = fine.new_zeros(fine.shape[0], self.channels - 1, *self.grid.padded)
+            image.flatten(2)[:, :, self.grid.index] = fine[:, 1:]
+            out = out + self.refine(image).flatten(2)[:, 0, self.grid.index]
+        return out
+
+    def emulate(self, drivers: Tensor) -> Tensor:
+        """``d(h(X))``: the fine field from the drivers alone, on the model's scale."""
+        return self.decode(self.predict_latent(drivers))
+
+    def forward(self, drivers: Tensor) -> Tensor:
+        """The downscaled field ``(batch, n_fine)`` in physical units."""
+        return self.untransform(self.emulate(drivers))
+
+    def sample(self, drivers: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """One realisation per row, in physical units.
+
+        The latent map is drawn around ``h(X)`` with the spread of ``e(y) - h(X)``
+        (what the drivers leave unexplained at the coarse scale), decoded, and the
+        fine residual spread of ``y - d(e(y))`` is added.
+        """
+        mean = self.predict_latent(drivers)
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device)
+        fine = self.decode(mean + self.latent_spread * eps)
+        eps_fine = torch.randn(fine.shape, generator=generator, device=fine.device)
+        return self.untransform(fine + self.fine_spread * eps_fine)
+
+    # -- training --------------------------------------------------------------------
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """``L1`` trains encoder, latent head and decoder; ``L2`` the growth laws and ``W``."""
+        predictor = [*self.proxies.parameters()]
+        if self.proxy_map is not None:
+            predictor += list(self.proxy_map.parameters())
+        ids = {id(p) for p in predictor}
+        return {
+            "autoencoder": [p for p in self.parameters() if id(p) not in ids],
+            "latent": predictor,
+        }
+
+    def training_losses(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
+        """``L1``, ``L2`` and their parts for one batch ``(y, weight, drivers)``."""
+        y, weight, drivers = batch
+        y = self.transform(y)
+        z, mean, kl = self.encode(y, weight)
+        z_proxy = self.predict_latent(drivers)
+        reconstruction = _sse(self.decode(z), y, weight)
+        reconstruction_proxy = _sse(self.decode(z_proxy), y, weight)
+        kl = kl.mean()
+        l1 = reconstruction + self.alpha * reconstruction_proxy + self.beta * kl
+        l2 = ((mean.detach() - z_proxy) ** 2).sum(dim=(1, 2)).mean()
+        return {
+            "autoencoder": l1,
+            "latent": l2,
+            "reconstruction": reconstruction,
+            "reconstruction_proxy": reconstruction_proxy,
+            "kl": kl,
+        }
+
+
+def _sse(prediction: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+    """Squared error summed over valid cells, mean over the batch."""
+    return (weight * (prediction - target) ** 2).sum(dim=1).mean()
