@@ -75,16 +75,12 @@ def gallery(output: str) -> None:
 @main.command()
 @click.argument("model", type=click.Path(exists=True))
 def info(model: str) -> None:
-    """Describe a saved model."""
-    from climlatent.batch import model_inputs
+    """Describe a saved model: estimator, variables, options (checked as by loading)."""
+    from climlatent.estimators._repr import describe
     from climlatent.persistence import load
 
     with _one_line_errors():
-        est = load(model)
-        inputs = ", ".join(model_inputs(est))
-    click.echo(f"{type(est).__name__}: {inputs} -> {est.target_}")
-    for key, value in est.get_config().items():
-        click.echo(f"  {key} = {value!r}")
+        click.echo(describe(load(model)))
 
 
 @main.command()

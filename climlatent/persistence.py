@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import importlib
 import json
 import re
 import reprlib
@@ -53,7 +52,8 @@ from safetensors.numpy import load_file, save_file
 
 from climlatent._version import __version__
 from climlatent.errors import CheckpointError
-from climlatent.estimators.base import REGISTRY, ArraySpec, BaseEstimator
+from climlatent.estimators import estimator_class
+from climlatent.estimators.base import ArraySpec, BaseEstimator
 
 FORMAT = "climlatent-model"
 FORMAT_VERSION = 1
@@ -202,9 +202,9 @@ def _check_manifest(manifest: Any, file: Path) -> None:
     if type(version) is not int or version != FORMAT_VERSION:
         refuse("format_version", f"must be the integer {FORMAT_VERSION}, got {_show(version)}")
     name = manifest["estimator"]
-    if not isinstance(name, str) or name not in REGISTRY:
+    cls = estimator_class(name) if isinstance(name, str) else None
+    if cls is None:
         refuse("estimator", f"names an unknown estimator {_show(name)}")
-    cls = REGISTRY[name]
     if cls._load_state is BaseEstimator._load_state:
         refuse("estimator", f"names {name!r}, which is not a loadable estimator")
     if not isinstance(manifest["config"], dict):
@@ -388,11 +388,10 @@ def load(path: str | Path) -> BaseEstimator:
     >>> cl.load(path).emulate(ds)["pr"].equals(est.emulate(ds)["pr"])
     True
     """
-    importlib.import_module("climlatent.estimators")  # registers every estimator
     folder = Path(path)
-    manifest = _read_manifest(folder)
+    manifest = _read_manifest(folder)  # imports the estimator's module, and only that
     with _refusing(f"{str(folder / MANIFEST)!r} field 'config'"):
-        estimator = REGISTRY[manifest["estimator"]](**manifest["config"])
+        estimator = estimator_class(manifest["estimator"])(**manifest["config"])
     datasets = {}
     for name in manifest["files"]:
         if name.endswith(".nc"):

@@ -8,11 +8,13 @@ import inspect
 import matplotlib
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from test_fit_resume import CASES
 
 import climlatent as cl
 from climlatent.batch.store import _to_zarr
-from climlatent.estimators.base import REGISTRY
+from climlatent.cli import main
+from climlatent.estimators import registry
 from climlatent.fit_config import fit_from_config
 from climlatent.zarr_store import write_zarr
 
@@ -24,7 +26,7 @@ ESTIMATORS = pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_progress_is_on_by_default_everywhere_it_can_be_turned_off():
     with_progress = {
         name: field.default
-        for name, cls in REGISTRY.items()
+        for name, cls in registry().items()
         for field in dataclasses.fields(cls)
         if field.name == "progress"
     }
@@ -71,3 +73,26 @@ def test_repr_is_the_changed_options_and_html_shows_what_was_fitted():
 def test_an_estimator_without_history_is_refused_by_the_plot():
     with pytest.raises(cl.errors.InputDataError, match="EOFRegression has no training history"):
         cl.plot.training_history(cl.EOFRegression())
+
+
+@pytest.mark.parametrize(
+    ("name", "described"),
+    [
+        ("LLAAE", "LLAAE: psl -> pr"),
+        ("ProxyDownscaler", "ProxyDownscaler: tos -> chl"),
+        ("VAE", "VAE: psl"),
+        ("AuxVAE", "AuxVAE: psl, circulation_factor[1]"),
+        ("VED", "VED: psl -> tas"),
+        ("VAEDLM", "VAEDLM: u"),
+    ],
+)
+def test_info_describes_every_saved_torch_estimator(name, described, tmp_path):
+    case = CASES[name]
+    est = case.make(epochs=1)
+    case.fit(est, case.data())
+    est.save(tmp_path / "model.clm")
+    result = CliRunner().invoke(main, ["info", str(tmp_path / "model.clm")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(described)
+    assert "  epochs = 1" in lines and "  progress = False" in lines

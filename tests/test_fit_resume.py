@@ -18,7 +18,7 @@ import climlatent as cl
 from climlatent.benchmarks.burgers import generate
 from climlatent.cli import main
 from climlatent.errors import CheckpointError
-from climlatent.estimators.base import REGISTRY
+from climlatent.estimators import registry
 from climlatent.fit_config import ConfigError, fit_from_config, load_fit_config
 from climlatent.persistence import load
 
@@ -124,7 +124,7 @@ def assert_same_fit(a, b) -> None:
 def test_every_torch_estimator_is_covered():
     trained = {
         name
-        for name, cls in REGISTRY.items()
+        for name, cls in registry().items()
         if cls.__module__.startswith("climlatent.")
         and "epochs" in {field.name for field in dataclasses.fields(cls)}
     }

@@ -70,7 +70,7 @@ def check_config(estimator: Any) -> None:
             problems.append(f"{field.name}={value!r} is not {described}")
     if getattr(estimator, "range_tolerance", 1.0) <= 0:  # see climlatent.fitted_range
         problems.append(f"range_tolerance={estimator.range_tolerance!r} must be > 0")
-    if not problems and hasattr(estimator, "_training_config"):
+    if not problems and hasattr(estimator, "epochs"):  # trained (with torch): its loop's settings
         try:
             estimator._training_config()
         except ValueError as error:

@@ -19,8 +19,12 @@ from climlatent.batching import FieldLayout
 if TYPE_CHECKING:
     from climlatent.estimators.base import BaseEstimator
 
+#: Fitted attributes naming the variables an estimator reads from new data ...
+INPUT_ATTRS = ("proxy_", "drivers_", "inputs_")
+#: ... and those it predicts, when it maps one set to another.
+OUTPUT_ATTRS = ("target_", "outputs_")
 #: Fitted attributes naming the variables an estimator learned, in display order.
-VARIABLE_ATTRS = ("proxy_", "target_", "variables_", "variable_", "outputs_", "guided_names_")
+VARIABLE_ATTRS = (*INPUT_ATTRS, *OUTPUT_ATTRS, "variables_", "variable_", "guided_names_")
 
 
 def changed_options(estimator: BaseEstimator) -> dict[str, Any]:
@@ -59,9 +63,10 @@ def text_repr(estimator: BaseEstimator) -> str:
     return f"{type(estimator).__name__}({options})"
 
 
-def _variables(estimator: BaseEstimator) -> list[str]:
+def _variables(estimator: BaseEstimator, attrs: tuple[str, ...] = VARIABLE_ATTRS) -> list[str]:
+    """The variable names the fitted attributes ``attrs`` hold, each once, in order."""
     names = []
-    for attr in VARIABLE_ATTRS:
+    for attr in attrs:
         value = getattr(estimator, attr, None)
         for name in [value] if isinstance(value, str) else list(value or []):
             if name not in names:
@@ -114,6 +119,61 @@ def history_summary(history: pd.DataFrame, best_epoch: int | None = None) -> str
     return "; ".join(parts)
 
 
+def _training(estimator: BaseEstimator) -> str | None:
+    """The training history's one-line summary; None for an estimator without one."""
+    history = getattr(estimator, "history_", None)
+    if not isinstance(history, pd.DataFrame):
+        return None
+    return history_summary(history, getattr(estimator, "best_epoch_", None))
+
+
+def describe(estimator: BaseEstimator) -> str:
+    """Plain text for ``climlatent info``: the class, its variables, training, options.
+
+    The first line is ``Class: inputs -> outputs`` for an estimator mapping some
+    variables to others, ``Class: variables`` for an autoencoder; one line per option
+    follows.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        Fitted or not.
+
+    Returns
+    -------
+    str
+        Lines without a final newline.
+
+    Examples
+    --------
+    >>> import climlatent as cl
+    >>> ds = cl.datasets.synthetic_circulation(n_years=1, n_lat=4, n_lon=6)
+    >>> print(describe(cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(ds, "pr", "psl")))
+    EOFRegression: psl -> pr
+      target_transform = 'none'
+      proxy_transform = 'standardize'
+      range_tolerance = 5.0
+      n_proxy_eofs = 2
+      n_target_eofs = 2
+      ridge = 0.0
+    """
+    if not estimator.is_fitted:
+        head = "not fitted"
+    else:
+        inputs = _variables(estimator, INPUT_ATTRS)
+        outputs = _variables(estimator, OUTPUT_ATTRS)
+        if inputs and outputs:
+            head = f"{', '.join(inputs)} -> {', '.join(outputs)}"
+        else:
+            head = ", ".join(_variables(estimator))
+    lines = [f"{type(estimator).__name__}: {head}"]
+    training = _training(estimator)
+    if training:
+        lines.append(f"  training: {training}")
+    lines += [f"  {key} = {value!r}" for key, value in estimator.get_config().items()]
+    return "\n".join(lines)
+
+
 def html_repr(estimator: BaseEstimator) -> str:
     """An HTML table for Jupyter: options, fitted or not, variables, grids, training.
 
@@ -134,10 +194,9 @@ def html_repr(estimator: BaseEstimator) -> str:
     if estimator.is_fitted:
         rows.append(("variables", html.escape(", ".join(_variables(estimator)))))
         rows += [(name, html.escape(text)) for name, text in _grids(estimator).items()]
-        history = getattr(estimator, "history_", None)
-        if isinstance(history, pd.DataFrame):
-            summary = history_summary(history, getattr(estimator, "best_epoch_", None))
-            rows.append(("training", html.escape(summary)))
+        training = _training(estimator)
+        if training:
+            rows.append(("training", html.escape(training)))
     status = "fitted" if estimator.is_fitted else "not fitted"
     body = "".join(
         f"<tr><th style='text-align:left'>{key}</th><td style='text-align:left'>{value}</td></tr>"

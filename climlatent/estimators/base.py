@@ -22,7 +22,7 @@ numbers and strings), and implements:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -51,8 +51,10 @@ from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
 from climlatent.grid import find_grid, find_member, find_time
 from climlatent.grid_order import GridOrder, conform, grid_layout, in_layout
 from climlatent.io import add_history, carry_provenance, physical_attrs
-from climlatent.training import TrainingConfig
 from climlatent.units import convert_units, parse_units
+
+if TYPE_CHECKING:  # imports torch: only the torch estimators, which train, need it
+    from climlatent.training import TrainingConfig
 
 LATENT_DIM = "latent"
 REGISTRY: dict[str, type[BaseEstimator]] = {}
@@ -158,6 +160,8 @@ class BaseEstimator:
 
     def _training_config(self, **overrides: Any) -> TrainingConfig:
         """The training-loop settings: the config fields named as in `TrainingConfig`."""
+        from climlatent.training import TrainingConfig
+
         names = {field.name for field in dataclasses.fields(TrainingConfig)}
         values = {k: v for k, v in self.get_config().items() if k in names}
         return TrainingConfig(**{**values, **overrides})
