@@ -473,7 +473,13 @@ class _Trainer:
             )
         changes = fingerprint_changes(state["fingerprint"], self.fingerprint)
         if changes:
-            raise ValueError("it is from another run: " + "; ".join(changes))
+            raise ValueError(
+                "it is from another run ("
+                + "; ".join(changes)
+                + "); to resume it, fit with that run's settings and data; to start afresh, "
+                "pass resume=False or another checkpoint file (in a YAML config: another "
+                "checkpoint), or delete this one"
+            )
         if state["epoch"] > self.config.epochs:
             raise ValueError(
                 f"it has trained {state['epoch']} epochs, more than {self.config.epochs}"

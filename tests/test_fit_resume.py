@@ -161,7 +161,8 @@ def test_a_checkpoint_of_another_run_is_refused(case, change, tmp_path):
         expected = f"{key}: {getattr(case.make(), key)!r} -> {value!r}"
     with pytest.raises(CheckpointError, match=re.escape(str(path))) as error:
         case.fit(case.make(**options), data, checkpoint=path, resume=True)
-    assert expected in str(error.value)
+    assert f"it is from another run ({expected}); to resume it" in str(error.value)
+    assert "to start afresh, pass resume=False" in str(error.value) and "{" not in str(error.value)
 
 
 def test_resume_without_a_checkpoint_starts_afresh_and_writes_it(tmp_path):
