@@ -24,7 +24,7 @@ import xarray as xr
 from climlatent.errors import InputDataError
 from climlatent.grid import GridInfo, check_same_grid, find_grid
 
-__all__ = ["GridOrder", "conform", "grid_layout", "in_layout"]
+__all__ = ["GridOrder", "canonical_order", "conform", "grid_layout", "in_layout"]
 
 _LON_DECIMALS = 9  # canonical longitudes are rounded to 1e-9 degrees
 
@@ -117,22 +117,35 @@ class GridOrder:
         """Whether the grid can be reordered (1-D latitude and longitude)."""
         return self.lat_index is not None
 
+    @property
+    def permuted(self) -> bool:
+        """Whether the caller's cells come in another order than the canonical one."""
+        return self.rectilinear and not (
+            _is_identity(self.lat_index) and _is_identity(self.lon_index)
+        )
+
     def canonical(self, obj: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
         """``obj`` in the canonical layout (horizontal dims last, latitude first)."""
         y, x = self.grid.spatial_dims
+        if self.permuted:
+            obj = obj.isel({y: self.lat_index, x: self.lon_index})
         if self.rectilinear:
-            obj = _relabel_lon(
-                obj.isel({y: self.lat_index, x: self.lon_index}), self.grid.lon, self.canonical_lon
-            )
+            obj = _relabel_lon(obj, self.grid.lon, self.canonical_lon)
         return _contiguous(_horizontal_last(obj, (y, x)))
 
     def restore(self, obj: xr.Dataset | xr.DataArray) -> xr.Dataset | xr.DataArray:
         """Canonical ``obj`` back in the caller's layout (coordinates, values, dim order)."""
-        if self.rectilinear:
+        if self.permuted:
             y, x = self.grid.spatial_dims
             inverse = {y: np.argsort(self.lat_index), x: np.argsort(self.lon_index)}
-            obj = _relabel_lon(obj.isel(inverse), self.grid.lon, self.caller_lon)
+            obj = obj.isel(inverse)
+        if self.rectilinear:
+            obj = _relabel_lon(obj, self.grid.lon, self.caller_lon)
         return _horizontal_last(obj, self.spatial_order)
+
+
+def _is_identity(index: np.ndarray) -> bool:
+    return bool(np.array_equal(index, np.arange(index.size)))
 
 
 def _horizontal_last(
@@ -219,6 +232,51 @@ def conform(
     >>> out.dims, out["lon"].values.tolist(), float(out.sel(lat=10.0, lon=270.0))
     (('lat', 'lon'), [0.0, 90.0, 180.0, 270.0], 2.0)
     """
+    order = canonical_order(da, reference, name, atol)
+    return GridOrder.of(reference, name).restore(order.canonical(da))
+
+
+def canonical_order(
+    da: xr.DataArray, reference: xr.Dataset | xr.DataArray, name: str, atol: float = 1e-6
+) -> GridOrder:
+    """The order that puts ``da`` in the canonical layout of ``reference``'s grid.
+
+    Only the coordinates are read: ``da`` is checked to hold the cells of
+    ``reference`` (in any order), and ``order.canonical(da)`` then reorders its data
+    once, lazily for dask or file-backed data; ``order.canonical`` of any block of
+    ``da`` along its other dims puts that block in the same layout.
+
+    Parameters
+    ----------
+    da : xr.DataArray
+        New data.
+    reference : xr.Dataset or xr.DataArray
+        The grid a model was fitted on (or a regridder's source grid).
+    name : str
+        Variable named in messages.
+    atol : float
+        Tolerance on coordinate values, in degrees.
+
+    Returns
+    -------
+    GridOrder
+        The order of ``da`` (of ``reference`` for a curvilinear grid, which is only
+        checked).
+
+    Raises
+    ------
+    InputDataError
+        The grids differ beyond reordering (see `climlatent.grid.check_same_grid`).
+
+    Examples
+    --------
+    >>> ref = xr.Dataset(coords={"lat": [-10.0, 10.0], "lon": [0.0, 90.0, 180.0, 270.0]})
+    >>> da = xr.DataArray(np.arange(8.0).reshape(4, 2), dims=("lon", "lat"), name="tas",
+    ...     coords={"lat": [10.0, -10.0], "lon": [-180.0, -90.0, 0.0, 90.0]})
+    >>> canonical = canonical_order(da, ref, "tas").canonical(da)
+    >>> canonical.dims, canonical["lat"].values.tolist(), canonical.values[1].tolist()
+    (('lat', 'lon'), [-10.0, 10.0], [4.0, 6.0, 0.0, 2.0])
+    """
     mine, theirs = GridOrder.of(da, name), GridOrder.of(reference, name)
     if set(mine.grid.spatial_dims) != set(theirs.grid.spatial_dims):
         raise InputDataError(
@@ -227,9 +285,10 @@ def conform(
         )
     if not (mine.rectilinear and theirs.rectilinear):
         check_same_grid(reference, da, name, atol)
-        return _horizontal_last(da, theirs.spatial_order)
-    check_same_grid(theirs.canonical(reference), mine.canonical(da), name, atol)
-    return theirs.restore(mine.canonical(da))
+        return theirs
+    grid = da.coords.to_dataset()  # the check reads coordinates only, never the data
+    check_same_grid(theirs.canonical(reference), mine.canonical(grid), name, atol)
+    return mine
 
 
 def grid_layout(da: xr.DataArray, name: str | None = None) -> xr.Dataset:

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy.spatial import cKDTree
 
 METHODS = ("conservative", "bilinear", "nearest")
 XESMF_METHODS = {"conservative": "conservative", "bilinear": "bilinear", "nearest": "nearest_s2d"}
@@ -271,6 +270,8 @@ def nearest_weights(src: GridGeometry, dst: GridGeometry) -> sparse.csr_array:
     >>> nearest_weights(src, GridGeometry(np.array([8.0]), np.array([-8.0]))).indices.tolist()
     [3]
     """
+    from scipy.spatial import cKDTree  # here: scipy.spatial takes 0.1-0.3 s to import
+
     _, nearest = cKDTree(_unit_xyz(*src.points())).query(_unit_xyz(*dst.points()))
     n_dst = nearest.size
     return sparse.csr_array((np.ones(n_dst), (np.arange(n_dst), nearest)), shape=(n_dst, src.size))

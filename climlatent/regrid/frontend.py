@@ -10,8 +10,10 @@ metadata.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ from scipy import sparse
 
 from climlatent.errors import InputDataError
 from climlatent.grid import GridInfo, _bounds_1d, find_grid
-from climlatent.grid_order import GridOrder, conform
+from climlatent.grid_order import GridOrder, canonical_order
 from climlatent.io import add_history, to_netcdf
 from climlatent.regrid import backend, smm
 
@@ -143,6 +145,28 @@ def _caller_cells(order: GridOrder, shape: tuple[int, int]) -> np.ndarray:
     if not order.rectilinear:
         return np.arange(shape[0] * shape[1])
     return (order.lat_index[:, None] * shape[1] + order.lon_index[None, :]).ravel()
+
+
+def _apply_in_blocks(
+    apply: Callable[[np.ndarray], np.ndarray],
+    da: xr.DataArray,
+    order: GridOrder,
+    leading: list[str],
+    dst_shape: tuple[int, int],
+) -> np.ndarray:
+    """``apply`` over blocks of ``da`` along its ``leading`` dims, into one numpy array.
+
+    Each block is read (from a file, for file-backed data), put in the canonical
+    layout and regridded before the next is read, so that only the output and one
+    block of the source (at most `smm.BLOCK_BYTES`) are in memory at a time.
+    """
+    sizes = tuple(da.sizes[d] for d in leading)
+    field_bytes = da.dtype.itemsize * (da.size // max(math.prod(sizes), 1))
+    out = np.empty((*sizes, *dst_shape), smm.output_dtype(da.dtype))
+    for block in smm.leading_blocks(sizes, max(1, smm.BLOCK_BYTES // max(field_bytes, 1))):
+        source = order.canonical(da.isel(dict(zip(leading, block, strict=True))).load())
+        out[block] = apply(source.values)
+    return out
 
 
 class Regridder:
@@ -303,8 +327,12 @@ class Regridder:
         Parameters
         ----------
         obj : xr.Dataset or xr.DataArray
-            Data on the source grid, with any other dims (member, time, level, ...);
-            dask-backed data stays lazy (the horizontal dims become one chunk).
+            Data on the source grid, with any other dims (member, time, level, ...).
+            Dask-backed data stays lazy (the horizontal dims become one chunk; each
+            chunk is regridded when computed). Other data, in memory or file-backed
+            (opened without dask), is read and regridded in blocks along the other
+            dims of about ``smm.BLOCK_BYTES`` (16 MiB) each, so that a file is never
+            loaded whole: only the result and one block are held at a time.
         skipna : bool
             Ignore NaN source cells and renormalise by the valid covered fraction.
         na_thres : float
@@ -362,34 +390,39 @@ class Regridder:
     def _regrid_array(
         self, da: xr.DataArray, grid: GridInfo, skipna: bool, na_thres: float
     ) -> xr.DataArray:
-        dims = da.dims
-        da = self._src_order.canonical(conform(da, self._src_grid, str(da.name)))
+        """Regrid one variable: lazily for dask data, block by block otherwise."""
+        order = canonical_order(da, self._src_grid, str(da.name))  # reads no data
         y_dim, x_dim = grid.spatial_dims
         dst_y, dst_x = self._dst_info.spatial_dims
+        leading = [d for d in da.dims if d not in (y_dim, x_dim)]
+        apply = functools.partial(
+            smm.apply_weights,
+            self._canonical_weights,
+            n_src_shape=self._src_shape,
+            n_dst_shape=self._dst_shape,
+            skipna=skipna,
+            na_thres=na_thres,
+        )
         if da.chunks is not None:
-            da = da.chunk({y_dim: -1, x_dim: -1})
-        apply = functools.partial(smm.apply_weights, self._canonical_weights)
-        out = xr.apply_ufunc(
-            apply,
-            da,
-            input_core_dims=[[y_dim, x_dim]],
-            output_core_dims=[[dst_y, dst_x]],
-            exclude_dims={y_dim, x_dim},
-            dask="parallelized",
-            output_dtypes=[smm.output_dtype(da.dtype)],
-            dask_gufunc_kwargs={
-                "output_sizes": dict(zip((dst_y, dst_x), self._dst_shape, strict=True))
-            },
-            kwargs={
-                "n_src_shape": self._src_shape,
-                "n_dst_shape": self._dst_shape,
-                "skipna": skipna,
-                "na_thres": na_thres,
-            },
-            keep_attrs=True,
+            source = order.canonical(da).chunk({y_dim: -1, x_dim: -1}).data
+            values = source.map_blocks(
+                apply,
+                chunks=(*source.chunks[:-2], *((n,) for n in self._dst_shape)),
+                dtype=smm.output_dtype(da.dtype),
+                meta=np.empty((0,) * source.ndim, smm.output_dtype(da.dtype)),
+            )
+        else:
+            values = _apply_in_blocks(apply, da, order, leading, self._dst_shape)
+        kept = {
+            name: coord.variable
+            for name, coord in da.coords.items()
+            if not set(coord.dims) & {y_dim, x_dim}
+        }
+        out = xr.DataArray(
+            values, dims=(*leading, dst_y, dst_x), coords=kept, name=da.name, attrs=dict(da.attrs)
         )
         renamed = {y_dim: dst_y, x_dim: dst_x}
-        out = self._dst_order.restore(out).transpose(*(renamed.get(d, d) for d in dims))
+        out = self._dst_order.restore(out).transpose(*(renamed.get(d, d) for d in da.dims))
         described = f"{self.method} (engine: {self.engine}, skipna: {skipna}"
         described += ", extrapolate: nearest_s2d" if self.extrapolate else ""
         described += f", na_thres: {na_thres})" if skipna else ")"
