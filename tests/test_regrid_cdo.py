@@ -1,0 +1,140 @@
+"""Conservative regridding against CDO's ``remapcon``, the reference tool (needs ``cdo``).
+
+CDO computes in double precision and writes the input's type. Tolerances: float64
+data within 1e-13 relative (CDO's spherical polygon areas and our exact band areas
+differ by round-off: observed <= 1.3e-14); float32 data within one float32 ulp (both
+round the same double sums: observed identical). NaN patterns must match exactly.
+"""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from climlatent.datasets import sample_data_path
+from climlatent.datasets.sample_data import a1b_north_america
+from climlatent.grid import regular_grid
+from climlatent.grid_spec import grid_from_spec
+from climlatent.io import to_netcdf
+from climlatent.regrid import Regridder
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("cdo") is None, reason="cdo is not installed (apt-get install cdo)"
+)
+RTOL_FLOAT64 = 1e-13
+
+
+def cdo(operator: str, source, output) -> None:
+    subprocess.run(
+        ["cdo", "-s", operator, str(source), str(output)], check=True, capture_output=True
+    )
+
+
+def read(path, name: str) -> xr.DataArray:
+    with xr.open_dataset(path) as ds:
+        return ds[name].load()
+
+
+def field(grid: xr.Dataset, n_time: int = 3, dtype=np.float64, seed: int = 0) -> xr.Dataset:
+    """A smooth climate plus noise on ``grid``, with a CF time axis."""
+    lat, lon = np.meshgrid(np.deg2rad(grid.lat), np.deg2rad(grid.lon), indexing="ij")
+    climate = 250.0 + 40.0 * np.cos(lat) ** 2 + 5.0 * np.sin(3 * lon) * np.cos(lat)
+    noise = np.random.default_rng(seed).normal(0.0, 2.0, (n_time, *climate.shape))
+    return grid.assign(
+        tas=(("time", "lat", "lon"), (climate + noise).astype(dtype), {"units": "K"})
+    ).assign_coords(
+        time=("time", np.arange(n_time, dtype=float), {"units": "days since 2000-01-01"})
+    )
+
+
+def grid_file(grid: xr.Dataset, path) -> str:
+    """``grid`` as a netCDF file CDO takes a grid from (it needs a data variable)."""
+    shape = (grid.lat.size, grid.lon.size)
+    to_netcdf(grid.assign(mask=(("lat", "lon"), np.ones(shape))), path)
+    return str(path)
+
+
+def assert_same(ours: xr.DataArray, theirs: xr.DataArray, dims=("time", "lat", "lon")) -> None:
+    ours, theirs = ours.transpose(*dims), theirs.transpose(*dims)
+    for coord in dims[1:]:
+        np.testing.assert_array_equal(ours[coord].values, theirs[coord].values, err_msg=coord)
+    np.testing.assert_array_equal(np.isnan(ours.values), np.isnan(theirs.values))
+    if ours.dtype == np.float32:
+        np.testing.assert_array_max_ulp(ours.values, theirs.values, maxulp=1)
+    else:
+        np.testing.assert_allclose(ours.values, theirs.values, rtol=RTOL_FLOAT64)
+
+
+@pytest.mark.parametrize("spec", ["r180x90", "r144x73", "r7x5", "r1x2", "global_2", "global_0.5"])
+def test_grid_specs_place_the_centres_as_cdo_does(tmp_path, spec):
+    subprocess.run(["cdo", "-s", "-f", "nc", f"const,1,{spec}", str(tmp_path / "g.nc")], check=True)
+    theirs, ours = read(tmp_path / "g.nc", "const"), grid_from_spec(spec)
+    np.testing.assert_array_equal(ours.lat.values, theirs.lat.values)
+    np.testing.assert_array_equal(ours.lon.values, theirs.lon.values)
+
+
+@pytest.mark.parametrize("spec", ["r180x90", "r144x73"])  # even: cell rows; odd: pole rows
+def test_conservative_equals_remapcon_on_a_global_grid(tmp_path, spec):
+    """1.25 x 1.875 degrees (a HadGEM-like grid) to CDO's own global grids."""
+    src = field(regular_grid(np.linspace(-90, 90, 145), np.linspace(0, 360, 193)))
+    to_netcdf(src, tmp_path / "src.nc")
+    cdo(f"remapcon,{spec}", tmp_path / "src.nc", tmp_path / "cdo.nc")
+    ours = Regridder(src, grid_from_spec(spec), "conservative", engine="climlatent")(src)
+    assert_same(ours["tas"], read(tmp_path / "cdo.nc", "tas"))
+
+
+@pytest.mark.parametrize(
+    ("lat_edges", "lon_edges", "skipna"),
+    [
+        (np.arange(16.25, 58.8, 2.5), np.arange(228.75, 311.3, 2.5), False),  # inside
+        (np.arange(10.0, 66.0, 4.0), np.arange(220.0, 321.0, 4.0), True),  # straddling
+    ],
+)
+def test_conservative_equals_remapcon_on_a_regional_grid(tmp_path, lat_edges, lon_edges, skipna):
+    """The A1B North America sample (1.25 x 1.875 degrees, float32, no bounds) onto a
+    grid inside its domain, and onto one straddling its edges: CDO renormalises partly
+    covered cells (its default ``fracarea``), as ``skipna=True`` does."""
+    src = a1b_north_america()
+    dst = regular_grid(lat_edges, lon_edges)
+    path = grid_file(dst, tmp_path / "dst.nc")
+    cdo(f"remapcon,{path}", sample_data_path("A1B_north_america.nc"), tmp_path / "cdo.nc")
+    ours = Regridder(src, dst, "conservative", engine="climlatent")(src, skipna=skipna)
+    theirs = read(tmp_path / "cdo.nc", "air_temperature")
+    assert_same(ours["air_temperature"], theirs)
+    assert np.isnan(theirs).any() == skipna  # the straddling grid has cells outside
+
+
+def test_skipna_equals_remapcon_with_missing_values(tmp_path):
+    """NaN patches (a land mask, a missing band in one step) are left out and the rest
+    renormalised, as CDO does with missing values; all-missing cells stay missing."""
+    src = field(regular_grid(np.arange(20.0, 60.01, 0.5), np.arange(-30.0, 40.01, 0.5)), seed=1)
+    src["tas"][:, 10:30, 40:70] = np.nan
+    src["tas"][1, :, :5] = np.nan
+    to_netcdf(src, tmp_path / "src.nc")
+    dst = regular_grid(np.arange(24.0, 56.1, 2.0), np.arange(-25.5, 35.0, 1.5))
+    cdo(f"remapcon,{grid_file(dst, tmp_path / 'dst.nc')}", tmp_path / "src.nc", tmp_path / "c.nc")
+    ours = Regridder(src, dst, "conservative", engine="climlatent")(src, skipna=True)["tas"]
+    theirs = read(tmp_path / "c.nc", "tas")
+    assert np.isnan(theirs).any()
+    assert_same(ours, theirs)
+
+
+@pytest.mark.parametrize("destination", ["r180x90", "regional file"])
+def test_cli_regrid_equals_cdo_remapcon(tmp_path, destination):
+    """The command in its own process (as a user runs it), in time blocks of 3 steps."""
+    src = field(regular_grid(np.linspace(-90, 90, 181), np.linspace(0, 360, 361)), 10, np.float32)
+    to_netcdf(src, tmp_path / "src.nc")
+    if destination != "r180x90":
+        dst = regular_grid(np.arange(-40.0, 60.1, 2.5), np.arange(-60.0, 30.1, 3.0))
+        destination = grid_file(dst, tmp_path / "dst.nc")
+    command = [sys.executable, "-m", "climlatent", "regrid", str(tmp_path / "src.nc")]
+    command += [destination, "--output", str(tmp_path / "ours.nc"), "--time-chunk", "3"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    cdo(f"remapcon,{destination}", tmp_path / "src.nc", tmp_path / "cdo.nc")
+    ours, theirs = read(tmp_path / "ours.nc", "tas"), read(tmp_path / "cdo.nc", "tas")
+    assert ours.dtype == theirs.dtype == np.float32
+    assert_same(ours, theirs)
