@@ -1,5 +1,8 @@
-"""Every notebook in notebooks/ runs top to bottom (outputs are stripped in git)."""
+"""Every notebook in notebooks/ runs top to bottom (outputs are stripped in git), and
+shows no warning: none from climlatent, none from its dependencies' setup (tqdm's
+``IProgress not found`` without ipywidgets, for one)."""
 
+import re
 import time
 from pathlib import Path
 
@@ -9,6 +12,7 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 RUNTIMES: dict[str, float] = {}
+WARNING = re.compile(r"\b\w*Warning\b")
 pytestmark = pytest.mark.slow
 
 
@@ -26,4 +30,11 @@ def test_notebook_executes(path, tmp_path):
         resources={"metadata": {"path": str(tmp_path)}},
     ).execute()
     RUNTIMES[path.stem] = time.perf_counter() - started
+    warnings = [
+        (index, output.text)
+        for index, cell in enumerate(notebook.cells)
+        for output in cell.get("outputs", [])
+        if output.output_type == "stream" and WARNING.search(output.text)
+    ]
+    assert not warnings, f"{path.name} shows warnings (cell index, text): {warnings}"
     print(f"{path.name}: {RUNTIMES[path.stem]:.1f} s (all so far: {sum(RUNTIMES.values()):.1f} s)")
