@@ -66,7 +66,7 @@ def train_module(
     >>> ved.fit(ds, "k", "k", checkpoint=path, resume=True)
     Traceback (most recent call last):
     ...
-    climlatent.errors.CheckpointError: cannot resume ...: batch_size: 64 -> 16
+    climlatent.errors.CheckpointError: cannot resume ... another run (batch_size: 64 -> 16); ...
     """
     overrides = {} if checkpoint is None else {"checkpoint_path": checkpoint}
     config = estimator._training_config(**overrides)
