@@ -8,12 +8,17 @@ import pytest
 HEAVY = ("torch", "pyro", "matplotlib", "cartopy")
 
 
-def _heavy_modules_after(code: str) -> str:
-    probe = f"{code}; import sys; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+def _output_and_heavy_modules(code: str) -> list[str]:
+    """``code``'s output lines in a fresh interpreter, then the heavy modules it loaded."""
+    probe = f"{code}\nimport sys; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
-    return result.stdout.strip().splitlines()[-1]
+    return result.stdout.strip().splitlines()
+
+
+def _heavy_modules_after(code: str) -> str:
+    return _output_and_heavy_modules(code)[-1]
 
 
 def test_import_climlatent_loads_no_heavy_dependency():
@@ -45,30 +50,20 @@ def test_lazy_names_resolve_and_are_listed():
         cl.nope  # noqa: B018
 
 
-def test_load_and_info_import_only_the_models_estimator(tmp_path):
+def test_info_loads_a_model_importing_only_its_estimator(tmp_path):
+    import climlatent as cl
+
     model = str(tmp_path / "m.clm")
-    code = (
-        "import climlatent as cl\n"
-        "ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1, n_lat=6, n_lon=8)\n"
-        f"cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(ds, 'pr', 'psl').save({model!r})"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-    load = f"from climlatent.persistence import load; print(type(load({model!r})).__name__)"
-    assert "torch" not in _heavy_modules_after(load)
-    result = subprocess.run(
-        [sys.executable, "-c", load], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "EOFRegression"
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1, n_lat=6, n_lon=8)
+    cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(ds, "pr", "psl").save(model)
     info = (
         f"import sys; sys.argv = ['climlatent', 'info', {model!r}]\n"
         "from climlatent.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass"
     )
-    assert "torch" not in _heavy_modules_after(info)
-    result = subprocess.run(
-        [sys.executable, "-m", "climlatent", "info", model], capture_output=True, text=True
-    )
-    assert result.returncode == 0 and result.stdout.startswith("EOFRegression: psl -> pr\n")
+    lines = _output_and_heavy_modules(info)
+    assert lines[:2] == ["EOFRegression: psl -> pr", "  target_transform = 'none'"]
+    assert "torch" not in lines[-1]
 
 
 def test_estimator_names_resolve_lazily_and_registry_lists_them_all():

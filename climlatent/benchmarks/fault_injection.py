@@ -176,7 +176,9 @@ SUBJECTS = [
     ),
     Subject(
         "LLAAE",
-        lambda ds: LLAAE(latent_dim=4, epochs=2, progress=False, device="cpu").fit(ds, "pr", "psl"),
+        lambda ds: LLAAE(latent_dim=4, filters=(4, 8), epochs=1, progress=False, device="cpu").fit(
+            ds, "pr", "psl"
+        ),
         lambda est, ds: est.emulate(ds)["pr"],
         _circulation,
         "psl",
