@@ -5,7 +5,8 @@
   weights renormalised; fine cells beyond the coarse centres take the nearest coarse
   value, ``extrapolate=True``);
 - :class:`ClimatologyCorrectedBilinear`: bilinear interpolation plus a fine-scale
-  correction learned on the training period, per calendar month: the mean
+  correction learned on the training period, per group of the year (calendar month
+  by default, as xsdba's ``group=``; see :mod:`climlatent.grouping`): the mean
   difference (additive) or mean ratio (multiplicative, for positive fields) of the
   fine field to the interpolated coarse field. This is the bias-correction step of
   BCSD, what xsdba users would try first.
@@ -20,7 +21,8 @@ import xarray as xr
 
 from climlatent.checks import check_field, check_same_samples, get_variable
 from climlatent.errors import InputDataError
-from climlatent.grid import find_grid, find_time
+from climlatent.grid import find_grid
+from climlatent.grouping import Grouper, group_mean
 from climlatent.io import add_history
 from climlatent.regrid import Regridder
 
@@ -78,12 +80,20 @@ class BilinearBaseline:
 
 @dataclasses.dataclass
 class ClimatologyCorrectedBilinear(BilinearBaseline):
-    """Bilinear interpolation plus a monthly fine-scale climatological correction.
+    """Bilinear interpolation plus a fine-scale climatological correction per group.
 
     Parameters
     ----------
     kind : {"additive", "multiplicative"}
         Correct by the mean difference, or by the mean ratio (positive fields).
+    group : str or Grouper
+        The groups of the correction, as xsdba's ``group=``: ``"time.month"`` (the
+        default), ``"time.season"``, ``"time.dayofyear"`` with a window of time
+        steps (``"time.dayofyear:31"`` or ``Grouper("time.dayofyear", window=31)``),
+        or ``"time"`` for one correction. Each group's correction is the mean over
+        its time steps (and members) of the misfit: ``fine - bilinear``, or
+        ``log(fine / bilinear)`` when multiplicative. There is one for each group
+        of the training record (annual data grouped by month has one).
 
     Examples
     --------
@@ -92,28 +102,53 @@ class ClimatologyCorrectedBilinear(BilinearBaseline):
     >>> bcsd = ClimatologyCorrectedBilinear("multiplicative")
     >>> bcsd.fit(world.coarse, world.fine, "chl").correction_.dims
     ('month', 'lat', 'lon')
+    >>> seasonal = ClimatologyCorrectedBilinear("multiplicative", group="time.season")
+    >>> seasonal.fit(world.coarse, world.fine, "chl").correction_.season.values.tolist()
+    ['DJF', 'MAM', 'JJA', 'SON']
     """
 
     kind: str = "additive"
+    group: str | Grouper = "time.month"
 
     def __post_init__(self) -> None:
         if self.kind not in ("additive", "multiplicative"):
             raise ValueError(f"kind must be 'additive' or 'multiplicative', got {self.kind!r}")
+        self.group = str(Grouper.parse(self.group))
 
     def _fit_correction(self, interpolated: xr.DataArray, fine: xr.DataArray) -> None:
-        time = find_time(fine)
         if self.kind == "additive":
             misfit = fine - interpolated
         else:
             misfit = np.log(fine.where(fine > 0) / interpolated.where(interpolated > 0))
+        grouper = Grouper.parse(self.group)
         spatial = find_grid(fine, fine.name).spatial_dims
-        sample = [d for d in misfit.dims if d not in (time, *spatial)]
-        monthly = misfit.groupby(f"{time}.month").mean([time, *sample])
-        self.correction_ = monthly.transpose("month", *spatial)
+        sample = tuple(d for d in misfit.dims if d not in spatial)
+        misfit = misfit.transpose(*sample, *spatial)
+        groups = (
+            grouper.groups_of(grouper.time_of(misfit, "target"))
+            if grouper.seasonal
+            else grouper.coordinate()
+        )
+        weights = grouper.row_weights(misfit, sample, "target", groups)
+        rows = misfit.values.reshape(-1, *(misfit.sizes[d] for d in spatial))
+        grid = {name: c for name, c in misfit.coords.items() if set(c.dims) <= set(spatial)}
+        self.correction_ = xr.DataArray(
+            group_mean(rows, weights),
+            dims=(groups.dims[0], *spatial),
+            coords={groups.dims[0]: groups, **grid},
+            name=fine.name,
+            attrs={"group": self.group},
+        )
 
     def _correct(self, interpolated: xr.DataArray) -> xr.DataArray:
-        time = find_time(interpolated)
-        correction = self.correction_.sel(month=interpolated[time].dt.month).drop_vars("month")
+        grouper = Grouper.parse(self.group)
+        dim = self.correction_.dims[0]
+        if grouper.seasonal:
+            time = grouper.time_of(interpolated, "coarse")
+            index = xr.DataArray(grouper.index(time, self.correction_[dim]), dims=time.dims)
+            correction = self.correction_.isel({dim: index}).drop_vars(dim)
+        else:
+            correction = self.correction_.isel({dim: 0}, drop=True)
         if self.kind == "additive":
             return interpolated + correction
         return interpolated * np.exp(correction)

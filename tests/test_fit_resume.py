@@ -71,6 +71,14 @@ CASES = {
         {"noise": True},
         36,
     ),
+    "ProxyLatentDownscaler": Case(
+        cl.ProxyLatentDownscaler,
+        {"channels": 2, "hidden": 4},
+        biogeochem,
+        lambda est, data, **kw: est.fit(*data, "chl", proxies={"tos": "exponential"}, **kw),
+        {"beta": 0.5},
+        36,
+    ),
     "VAE": Case(
         cl.VAE,
         {"latent_dim": 2, "n_scales": 2, "base_channels": 4, "layers": 1, "growth": 2},

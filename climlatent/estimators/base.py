@@ -177,7 +177,7 @@ class BaseEstimator:
         _, calendar = check_field(da, role)
         check_calendar(da, role, calendar, self.calendar_)
         spatial = find_grid(da, da.name).spatial_dims
-        known = (*self.sample_dims_, find_time(da), find_member(da))
+        known = dict.fromkeys((*self.sample_dims_, find_time(da), find_member(da)))
         check_sample_dims(da, role, spatial, tuple(d for d in known if d))
         return conform(da, layout.grid, str(da.name))
 

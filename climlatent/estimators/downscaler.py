@@ -8,6 +8,8 @@ Section 4.4). ``fit(coarse, fine, target, proxies={"tos": "exponential", "rsds":
 units their proxy function expects (sea surface temperature in K becomes degC for
 the exponential growth law); units that cannot be converted are refused. With no
 proxies, the target is downscaled from its own coarse field (additive form).
+``group="time.month"`` (or ``"time.season"``, ``"time.dayofyear:31"``, see
+:mod:`climlatent.grouping`) makes the fit seasonal, as xsdba's ``group=``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from climlatent.estimators.base import ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
 from climlatent.grid import find_grid
 from climlatent.grid_order import GridOrder, grid_layout
+from climlatent.grouping import Grouper, group_mean
 from climlatent.models.downscaler import ProxyDownscaler as ProxyDownscalerModule
 from climlatent.models.proxies import make_proxy
 from climlatent.regrid import Regridder
@@ -119,6 +122,17 @@ class ProxyDownscaler(BaseEstimator):
         the 9 nearest coarse cells (initialised bilinear). ``"auto"``: learned in the
         additive form, bilinear in the multiplicative form (where fixed weights keep the
         growth-law parameters identifiable).
+    group : str or Grouper
+        Seasonality, as xsdba's ``group=``: ``"time"`` (one fit for the whole year),
+        ``"time.month"``, ``"time.season"`` (DJF, MAM, JJA, SON) or
+        ``"time.dayofyear"``, with a centred window of time steps as
+        ``Grouper("time.dayofyear", window=31)`` or ``"time.dayofyear:31"`` (see
+        :mod:`climlatent.grouping`; kept as that string). The physics (proxy laws,
+        interpolation kernel) is shared; the fine-scale structure ``s(x)`` (with the
+        additive form's per-cell gain and, with ``noise``, the residual spread) is
+        one per group, and each sample is downscaled with its date's group. The
+        model has the groups its training record holds (``groups_``), each with at
+        least 2 time steps; it downscales dated data of those groups only.
     epochs, batch_size, lr, validation_fraction, early_stopping_patience, seed,
     device, progress :
         Passed to :class:`climlatent.training.TrainingConfig`.
@@ -131,11 +145,19 @@ class ProxyDownscaler(BaseEstimator):
     ...     proxies={"tos": "exponential", "rsds": "quadratic"})
     >>> est.downscale(world.coarse)["chl"].shape == world.fine["chl"].shape
     True
+
+    A seasonal fit: one fine-scale structure per month.
+
+    >>> monthly = cl.ProxyDownscaler(group="time.month", epochs=2).fit(
+    ...     world.coarse, world.fine, "chl", proxies={"tos": "exponential"})
+    >>> monthly.groups_.values.tolist()
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     """
 
     mode: str = "auto"
     noise: bool = False
     interpolation: str = "auto"
+    group: str | Grouper = "time"
     epochs: int = 300
     batch_size: int = 64
     lr: float = 1e-2
@@ -147,6 +169,7 @@ class ProxyDownscaler(BaseEstimator):
     range_tolerance: float = RANGE_TOLERANCE
 
     def __post_init__(self) -> None:
+        self.group = str(Grouper.parse(self.group))  # a JSON-able configuration
         super().__post_init__()
         if self.interpolation not in ("auto", "bilinear", "learned"):
             raise ValueError(
@@ -201,6 +224,9 @@ class ProxyDownscaler(BaseEstimator):
             ``resume`` and the checkpoint is damaged or from another run: other data
             shapes, options (``epochs``, ``device``, ``progress`` aside) or proxies;
             the message names the file and each difference.
+        InputDataError
+            Bad inputs, named; with a seasonal ``group``, a target without its time
+            coordinate or with fewer than 2 time steps in a group.
         """
         y = get_variable(fine, target, "target")
         time, calendar = check_field(y, "target")
@@ -226,6 +252,12 @@ class ProxyDownscaler(BaseEstimator):
         self.target_, self.drivers_, self.laws_, self.mode_ = target, units, laws, mode
         self.target_attrs_, self.calendar_ = dict(y.attrs), calendar
         self.target_transform_ = None
+        grouper = Grouper.parse(self.group)
+        self.groups_ = (
+            grouper.groups_of(grouper.time_of(y, "target"))
+            if grouper.seasonal
+            else grouper.coordinate()
+        )
         drivers = [GridOrder.of(x).canonical(x) for x in self._drivers(coarse)]
         self.driver_ranges_ = {
             x.name: FittedRange.fit(x, "proxy", self.range_tolerance) for x in drivers
@@ -235,13 +267,18 @@ class ProxyDownscaler(BaseEstimator):
         self.coarse_layout_ = _common_layout(drivers)
         self.fine_layout_ = FieldLayout.from_data(y)
         y_mat = to_matrix(y, self.fine_layout_)
+        memberships = grouper.row_weights(
+            y, self.fine_layout_.sample_dims(y), "target", self.groups_
+        )
         neighbours, weights = interpolation_kernel(self.coarse_layout_, self.fine_layout_)
         x_mat = self._driver_matrix(drivers)
         torch.manual_seed(self.seed)
         self.module_ = self._build(
             torch.from_numpy(neighbours), torch.from_numpy(weights), modules, _floor(y_mat)
         )
-        self._initialise_structure(y_mat, x_mat)
+        # a subclass's own structure need not know groups: passed only when seasonal
+        seasonal = {"memberships": memberships} if grouper.seasonal else {}
+        self._initialise_structure(y_mat, x_mat, **seasonal)
         self.device_ = resolve_device(self.device)
         weight = np.isfinite(y_mat).astype(np.float32)
         filler = 1.0 if mode == "multiplicative" else 0.0
@@ -249,17 +286,22 @@ class ProxyDownscaler(BaseEstimator):
             torch.from_numpy(np.where(weight > 0, y_mat, filler).astype(np.float32)),
             torch.from_numpy(weight),
             torch.from_numpy(x_mat),
+            *(_compact(memberships) if grouper.seasonal else ()),
         )
         # sets history_ and best_epoch_
         train_module(self, self.module_, tensors, checkpoint, resume, {"proxies": laws})
         self.module_.eval()
         return self
 
-    def _initialise_structure(self, y: np.ndarray, x: np.ndarray) -> None:
+    def _initialise_structure(
+        self, y: np.ndarray, x: np.ndarray, memberships: np.ndarray | None = None
+    ) -> None:
         """Start ``s(x)`` at the per-cell mean misfit of the initial proxies (closed form).
 
         In the additive form the coarse latent is first centred on its training mean,
         so that the interpolation acts on anomalies and ``s(x)`` holds the mean state.
+        ``memberships`` (``(n_samples, n_groups)``, seasonal fits): the mean is each
+        group's, weighted by how often a sample enters it.
         """
         with torch.no_grad():
             if self.mode_ == "additive":
@@ -269,7 +311,10 @@ class ProxyDownscaler(BaseEstimator):
             target = (
                 np.log(np.maximum(y, self.module_.floor)) if self.mode_ == "multiplicative" else y
             )
-            offset = np.nanmean(target - predictor, axis=0)
+            if memberships is None:
+                offset = np.nanmean(target - predictor, axis=0)[None]
+            else:
+                offset = group_mean(target - predictor, memberships)
             self.module_.structure.copy_(torch.from_numpy(np.nan_to_num(offset)).float())
 
     # -- boundary helpers ----------------------------------------------------------
@@ -331,21 +376,38 @@ class ProxyDownscaler(BaseEstimator):
         xr.Dataset
             The target with ``coarse``'s sample dims and coordinates on the fine grid
             (in the layout it had at ``fit``), CF attributes from training and a
-            history line.
+            history line. A seasonal model downscales each sample with the structure
+            of its date's group.
+
+        Raises
+        ------
+        InputDataError
+            Bad drivers, named; a seasonal model given drivers without their time
+            coordinate, or of a group it has no training data for.
         """
         self._require_fitted()
         drivers = self._drivers(coarse, check_range)
         x_mat = self._driver_matrix(drivers)
         samples = sample_coords(drivers[0], self.coarse_layout_)
+        grouper = Grouper.parse(self.group)
+        inputs = [x_mat]
+        if grouper.seasonal:
+            sample_dims = self.coarse_layout_.sample_dims(drivers[0])
+            index = grouper.row_index(drivers[0], sample_dims, "proxy", self.groups_)
+            inputs.append(index.astype(np.float32))  # exact below 2**24 groups
         if n_samples is None:
-            y = inference(self.module_, x_mat, device=self.device_)
+            y = inference(self.module_, *inputs, device=self.device_)
             out = from_matrix(y, self.fine_layout_, samples)
         else:
             if not self.noise:
                 raise ValueError("stochastic downscaling needs a model fitted with noise=True")
             generator = torch.Generator(device=self.device_).manual_seed(seed)
             draws = [
-                inference(lambda d: self.module_.sample(d, generator), x_mat, device=self.device_)
+                inference(
+                    lambda d, *g: self.module_.sample(d, generator, *g),
+                    *inputs,
+                    device=self.device_,
+                )
                 for _ in range(n_samples)
             ]
             out = from_matrix(
@@ -394,6 +456,7 @@ class ProxyDownscaler(BaseEstimator):
             "calendar": self.calendar_,
             "sample_dims": list(self.sample_dims_),
             "driver_ranges": {n: [r.minimum, r.maximum] for n, r in self.driver_ranges_.items()},
+            "groups": self.groups_.values.tolist(),
         }
 
     def _fitted_datasets(self) -> dict[str, xr.Dataset]:
@@ -414,6 +477,8 @@ class ProxyDownscaler(BaseEstimator):
         self.sample_dims_ = tuple(fitted.get("sample_dims", ()))  # absent from older models
         ranges = fitted.get("driver_ranges", {})
         self.driver_ranges_ = {n: FittedRange(n, *bounds) for n, bounds in ranges.items()}
+        prop = Grouper.parse(self.group).prop
+        self.groups_ = xr.DataArray(fitted.get("groups", [1]), dims=prop, name=prop)
         self.target_order_ = datasets.get("target_layout")
         self.coarse_layout_ = FieldLayout.from_dataset(datasets["coarse_grid"])
         self.fine_layout_ = FieldLayout.from_dataset(datasets["fine_grid"])
@@ -425,7 +490,7 @@ class ProxyDownscaler(BaseEstimator):
         neighbours = torch.from_numpy(np.array(state["module.neighbours"]))
         modules = [make_proxy(law) for law in self.laws_.values()]
         self.module_ = self._build(neighbours, torch.zeros(neighbours.shape), modules)
-        load_numpy_state(self.module_, state)
+        load_numpy_state(self.module_, _with_group_axis(state, self.module_))
         self.device_ = resolve_device(self.device)
         self.module_.to(self.device_).eval()
 
@@ -435,9 +500,6 @@ class ProxyDownscaler(BaseEstimator):
     def _build(
         self, neighbours: torch.Tensor, weights: torch.Tensor, modules: list, floor: float = 1e-12
     ) -> ProxyDownscalerModule:
-        learn = self.interpolation == "learned" or (
-            self.interpolation == "auto" and self.mode_ == "additive"
-        )
         return ProxyDownscalerModule(
             neighbours,
             weights,
@@ -447,7 +509,14 @@ class ProxyDownscaler(BaseEstimator):
             torch.zeros(len(neighbours)),
             floor=floor,
             noise=self.noise,
-            learn_interpolation=learn,
+            learn_interpolation=self._learns_interpolation(),
+            n_groups=self.groups_.size,
+        )
+
+    def _learns_interpolation(self) -> bool:
+        """Whether the coarse-to-fine weights train: ``interpolation``, resolved by the form."""
+        return self.interpolation == "learned" or (
+            self.interpolation == "auto" and self.mode_ == "additive"
         )
 
 
@@ -461,6 +530,33 @@ def _common_layout(drivers: list[xr.DataArray]) -> FieldLayout:
         compat="override",
     ).all("driver")
     return FieldLayout.from_data(drivers[0], valid=valid)
+
+
+def _with_group_axis(
+    state: dict[str, np.ndarray], module: torch.nn.Module
+) -> dict[str, np.ndarray]:
+    """The module's saved tensors, a ``(n_fine,)`` one where it expects ``(1, n_fine)``.
+
+    Models saved before seasonal fits hold their fine-scale terms without the group
+    axis.
+    """
+    out = {key: state[key] for key in state if key.startswith("module.")}
+    for name, tensor in module.state_dict().items():
+        key = f"module.{name}"
+        if tensor.dim() == 2 and np.ndim(out.get(key)) == 1:
+            out[key] = np.asarray(out[key])[None]
+    return out
+
+
+def _compact(memberships: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n, n_groups)`` counts as the groups each row enters and how often, ``(n, k)``.
+
+    ``k`` is the most groups a row enters; shorter rows are padded with count 0.
+    """
+    k = max(int((memberships > 0).sum(axis=1).max()), 1)
+    groups = np.argsort(memberships <= 0, axis=1, kind="stable")[:, :k]
+    counts = np.take_along_axis(memberships, groups, axis=1)
+    return torch.from_numpy(groups), torch.from_numpy(counts.astype(np.float32))
 
 
 def _floor(y: np.ndarray) -> float:

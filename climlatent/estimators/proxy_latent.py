@@ -33,6 +33,7 @@ from climlatent.regrid import Regridder
 from climlatent.training import TrainingConfig
 
 CHANNEL_DIM = "latent"
+RIDGE = 1e-3  # of the kernel's least-squares start, per sample, on the standardised latent
 
 
 @dataclasses.dataclass
@@ -63,8 +64,14 @@ class ProxyLatentDownscaler(ProxyDownscaler):
     noise : bool
         Measure the residual spreads after training, enabling
         ``downscale(..., n_samples=k)``.
-    interpolation : {"auto", "bilinear"}
-        The decoder's coarse-to-fine interpolation (fixed bilinear weights).
+    interpolation : {"auto", "bilinear", "learned"}
+        The decoder's coarse-to-fine interpolation of the growth latent: fixed
+        bilinear weights, or a kernel over the 9 nearest coarse cells learned from
+        bilinear. ``"auto"``: learned in the additive form, bilinear in the
+        multiplicative form (where fixed weights keep the growth laws identifiable).
+    group : {"time"}
+        One fit for the whole year: seasonal groups are not implemented for the
+        latent model (use :class:`climlatent.ProxyDownscaler` with ``group=``).
     epochs, batch_size, lr, validation_fraction, early_stopping_patience, seed,
     device, progress, range_tolerance :
         As for :class:`climlatent.ProxyDownscaler`.
@@ -93,11 +100,14 @@ class ProxyLatentDownscaler(ProxyDownscaler):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.interpolation == "learned":
-            raise ValueError("ProxyLatentDownscaler interpolates bilinearly: interpolation='auto'")
         if self.channels < 1:
             raise ValueError(
                 f"channels must be at least 1 (the growth latent), got {self.channels}"
+            )
+        if self.group != "time":
+            raise ValueError(
+                f"ProxyLatentDownscaler fits the whole year (group='time'), got group="
+                f"{self.group!r}: for a seasonal fit use ProxyDownscaler(group={self.group!r})"
             )
 
     def fit(
@@ -224,6 +234,7 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             beta=self.beta,
             hidden=self.hidden,
             residual_blocks=self.residual_blocks,
+            learn_interpolation=self._learns_interpolation(),
         )
 
     def _initialise_structure(self, y: np.ndarray, x: np.ndarray) -> None:
@@ -247,3 +258,44 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             coarse_mean = module.coarse_anomaly(torch.from_numpy(np.nan_to_num(y_t)), weight)
             module.coarse_centre.copy_(coarse_mean.mean(0))  # the centre was zero
             module.structure.copy_(torch.from_numpy(np.nan_to_num(np.nanmean(y_t, axis=0))))
+            if module.weights.requires_grad:
+                growth = ((phi - module.growth_centre) / module.scale).numpy()
+                structure, kernel = _least_squares_kernel(
+                    growth, y_t, module.neighbours.numpy(), RIDGE
+                )
+                module.structure.copy_(torch.from_numpy(structure))
+                module.weights.copy_(torch.from_numpy(kernel))
+
+
+def _least_squares_kernel(
+    growth: np.ndarray, y: np.ndarray, neighbours: np.ndarray, ridge: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per fine cell, the ridge least-squares fit ``y ~ s + sum_k w_k growth[neighbour_k]``.
+
+    The linear part of the decoder in closed form, where gradient descent on the
+    interpolation weights would take hundreds of epochs to get there. Samples where a
+    cell has no data are left out of that cell's fit.
+
+    Returns
+    -------
+    structure, kernel : np.ndarray
+        ``(n_fine,)`` intercepts and ``(n_fine, k)`` weights, float32.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> growth = rng.normal(size=(200, 3))
+    >>> y = 1.0 + 0.25 * growth[:, [0]] + 0.75 * growth[:, [2]]
+    >>> s, w = _least_squares_kernel(growth, y, np.array([[0, 2]]), ridge=0.0)
+    >>> np.round(s, 4).tolist(), np.round(w, 4).tolist()
+    ([1.0], [[0.25, 0.75]])
+    """
+    n, k = len(growth), neighbours.shape[1]
+    design = np.concatenate([np.ones((n, len(neighbours), 1)), growth[:, neighbours]], axis=2)
+    valid = np.isfinite(y)
+    design = design * valid[:, :, None]
+    gram = np.einsum("nfi,nfj->fij", design, design) + ridge * n * np.eye(k + 1)
+    gram[:, 0, 0] -= ridge * n  # the intercept is not shrunk
+    moment = np.einsum("nfi,nf->fi", design, np.where(valid, y, 0.0))
+    beta = np.linalg.solve(gram, moment[..., None])[..., 0]
+    return beta[:, 0].astype(np.float32), beta[:, 1:].astype(np.float32)

@@ -20,8 +20,17 @@ With ``noise=True`` the module also learns a per-cell residual standard deviatio
 :math:`\sigma(x)` (in log space for the multiplicative form) by Gaussian negative
 log-likelihood, and :meth:`ProxyDownscaler.sample` draws stochastic fine fields.
 
+Seasonal fits (``n_groups > 1``, see :mod:`climlatent.grouping`): the physics (the
+proxy functions, the interpolation weights, the latent centre) is shared, while the
+fine-scale terms :math:`s(x)`, :math:`w(x)` and :math:`\sigma(x)` are one per group,
+``(n_groups, n_fine)``; each sample is downscaled with those of its group.
+
 Batches are ``(y, weight, drivers)``: fine target cells (NaN set to a valid
-placeholder), their data mask, and drivers ``(batch, n_proxies, n_coarse_cells)``.
+placeholder), their data mask, and drivers ``(batch, n_proxies, n_coarse_cells)``;
+for a seasonal fit also ``(groups, counts)``, both ``(batch, k)``: the groups each
+sample enters and how often (a day-of-year window puts a sample in several; one
+group with count 1 without a window; count 0 pads). The loss then sums a sample's
+misfit over its groups, as if it were repeated once per group.
 """
 
 from __future__ import annotations
@@ -57,6 +66,9 @@ class ProxyDownscaler(nn.Module):
         Learn a per-cell residual standard deviation for stochastic downscaling.
     learn_interpolation : bool
         Train the interpolation weights (then the additive gain stays at 1).
+    n_groups : int
+        Groups of a seasonal fit: ``structure`` is repeated for each, as are the gain
+        and the noise spread.
 
     Examples
     --------
@@ -79,6 +91,7 @@ class ProxyDownscaler(nn.Module):
         floor: float = 1e-12,
         noise: bool = False,
         learn_interpolation: bool = False,
+        n_groups: int = 1,
     ) -> None:
         super().__init__()
         if mode not in MODES:
@@ -87,7 +100,7 @@ class ProxyDownscaler(nn.Module):
         self.register_buffer("neighbours", neighbours.long())
         self.weights = nn.Parameter(weights.clone().float(), requires_grad=learn_interpolation)
         self.proxies = nn.ModuleList(proxies)
-        self.structure = nn.Parameter(structure.clone().float())
+        self.structure = nn.Parameter(structure.float().expand(n_groups, -1).clone())
         self.gain = nn.Parameter(
             torch.ones_like(self.structure),
             requires_grad=mode == "additive" and not learn_interpolation,
@@ -102,34 +115,69 @@ class ProxyDownscaler(nn.Module):
             terms = [torch.log(torch.clamp(term, min=1e-12)) for term in terms]
         return torch.stack(terms).sum(0)
 
-    def predictor(self, drivers: Tensor) -> Tensor:
-        """The linear predictor on the fine grid (log of the field if multiplicative)."""
+    def interpolated(self, drivers: Tensor) -> Tensor:
+        """The coarse latent (its anomaly, additive form) interpolated: ``(batch, n_fine)``."""
         latent = self.latent(drivers)
-        if self.mode == "multiplicative":
-            return self.structure + (latent[:, self.neighbours] * self.weights).sum(-1)
-        anomaly = latent - self.latent_centre
-        return self.gain * (anomaly[:, self.neighbours] * self.weights).sum(-1) + self.structure
+        if self.mode == "additive":
+            latent = latent - self.latent_centre
+        return (latent[:, self.neighbours] * self.weights).sum(-1)
 
-    def forward(self, drivers: Tensor) -> Tensor:
+    def predictor(self, drivers: Tensor, group: Tensor | None = None) -> Tensor:
+        """The linear predictor on the fine grid (log of the field if multiplicative).
+
+        ``group``: each sample's group ``(batch,)`` (integer); group 0 when omitted.
+        """
+        return self._combine(self.interpolated(drivers), _groups(group, drivers))
+
+    def _combine(self, interpolated: Tensor, group: Tensor) -> Tensor:
+        """The fine-scale terms of each row's group applied to its interpolated latent."""
+        if self.mode == "multiplicative":
+            return self.structure[group] + interpolated
+        return self.gain[group] * interpolated + self.structure[group]
+
+    def forward(self, drivers: Tensor, group: Tensor | None = None) -> Tensor:
         """The downscaled field ``(batch, n_fine)`` (its median if multiplicative)."""
-        predictor = self.predictor(drivers)
+        predictor = self.predictor(drivers, group)
         return torch.exp(predictor) if self.mode == "multiplicative" else predictor
 
-    def sample(self, drivers: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self,
+        drivers: Tensor,
+        generator: torch.Generator | None = None,
+        group: Tensor | None = None,
+    ) -> Tensor:
         """One stochastic fine field per batch row, with the learned residual noise."""
-        predictor = self.predictor(drivers)
+        group = _groups(group, drivers)
+        predictor = self.predictor(drivers, group)
         eps = torch.randn(predictor.shape, generator=generator, device=predictor.device)
-        draw = predictor + torch.exp(self.log_sigma) * eps
+        draw = predictor + torch.exp(self.log_sigma[group]) * eps
         return torch.exp(draw) if self.mode == "multiplicative" else draw
 
     def training_losses(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
         """Squared error (or Gaussian NLL with ``noise``) on the fine valid cells."""
-        y, weight, drivers = batch
+        y, weight, drivers = batch[:3]
+        interpolated = self.interpolated(drivers)
+        if len(batch) > 3:  # seasonal: one row per (sample, group) it enters
+            groups, counts = batch[3:]
+            rows, slots = torch.nonzero(counts > 0, as_tuple=True)
+            group = groups[rows, slots].long()
+            y, interpolated = y[rows], interpolated[rows]
+            weight = weight[rows] * counts[rows, slots, None]
+        else:
+            group = torch.zeros(len(y), dtype=torch.long, device=y.device)
         target = torch.log(torch.clamp(y, min=self.floor)) if self.mode == "multiplicative" else y
-        residual = (target - self.predictor(drivers)) ** 2
+        residual = (target - self._combine(interpolated, group)) ** 2
         n_valid = weight.sum().clamp(min=1)
         mse = (weight * residual).sum() / n_valid
         if not self.noise:
             return {"loss": mse, "mse": mse}
-        nll = weight * (self.log_sigma + 0.5 * residual * torch.exp(-2 * self.log_sigma))
+        log_sigma = self.log_sigma[group]
+        nll = weight * (log_sigma + 0.5 * residual * torch.exp(-2 * log_sigma))
         return {"loss": nll.sum() / n_valid, "mse": mse}
+
+
+def _groups(group: Tensor | None, drivers: Tensor) -> Tensor:
+    """Each row's group as int64 indices (0 for every row when ``group`` is None)."""
+    if group is None:
+        return torch.zeros(len(drivers), dtype=torch.long, device=drivers.device)
+    return group.reshape(-1).long()

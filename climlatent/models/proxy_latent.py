@@ -96,6 +96,9 @@ class ProxyLatentModel(nn.Module):
         Leaky ReLU slope.
     latent_options : dict, optional
         Passed to the latent head (e.g. ``{"xi": -0.5}``).
+    learn_interpolation : bool
+        Train the interpolation weights of ``U`` (initialised bilinear); the gain
+        ``w`` then stays at 1.
 
     Examples
     --------
@@ -130,6 +133,7 @@ class ProxyLatentModel(nn.Module):
         residual_blocks: int = 1,
         negative_slope: float = 0.2,
         latent_options: dict | None = None,
+        learn_interpolation: bool = False,
     ) -> None:
         super().__init__()
         if channels < 1:
@@ -140,14 +144,16 @@ class ProxyLatentModel(nn.Module):
         self.grid = GridScatter(fine_mask)
         self.register_buffer("aggregation", aggregation.float())
         self.register_buffer("neighbours", neighbours.long())
-        self.register_buffer("weights", weights.float())
+        self.weights = nn.Parameter(weights.clone().float(), requires_grad=learn_interpolation)
         self.register_buffer("scale", torch.tensor(float(scale)))
         self.register_buffer("floor", torch.tensor(float(floor)))
         self.register_buffer("growth_centre", torch.zeros(n_coarse))
         self.register_buffer("coarse_centre", torch.zeros(n_coarse))
         self.proxies = nn.ModuleList(proxies)
         self.structure = nn.Parameter(torch.zeros(n_fine))
-        self.gain = nn.Parameter(torch.ones(n_fine), requires_grad=not log_growth)
+        self.gain = nn.Parameter(
+            torch.ones(n_fine), requires_grad=not (log_growth or learn_interpolation)
+        )
         free = channels - 1
         self.encoder = self.latent = self.proxy_map = self.refine = None
         if free:
@@ -244,15 +250,19 @@ class ProxyLatentModel(nn.Module):
     # -- training --------------------------------------------------------------------
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        """``L1`` trains encoder, latent head and decoder; ``L2`` the growth laws and ``W``."""
+        """``L1`` trains encoder, latent head and decoder; ``L2`` the growth laws and ``W``.
+
+        Without trainable predictor parameters (identity laws, one channel) ``L2`` is
+        only logged.
+        """
         predictor = [*self.proxies.parameters()]
         if self.proxy_map is not None:
             predictor += list(self.proxy_map.parameters())
         ids = {id(p) for p in predictor}
-        return {
-            "autoencoder": [p for p in self.parameters() if id(p) not in ids],
-            "latent": predictor,
-        }
+        groups = {"autoencoder": [p for p in self.parameters() if id(p) not in ids]}
+        if any(p.requires_grad for p in predictor):
+            groups["latent"] = predictor
+        return groups
 
     def training_losses(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
         """``L1``, ``L2`` and their parts for one batch ``(y, weight, drivers)``."""

@@ -1,0 +1,163 @@
+"""Seasonal fits (``group=``): the Grouper's groups and weights against pandas/xarray
+references, the climatological correction per group against xarray's groupby, and a
+seasonal ProxyDownscaler that recovers a known monthly fine-scale pattern."""
+
+import cftime
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import climlatent as cl
+from climlatent.baselines import ClimatologyCorrectedBilinear
+from climlatent.errors import InputDataError
+from climlatent.grouping import Grouper, group_mean
+
+PANDAS_SEASON = {12: "DJF", 1: "DJF", 2: "DJF", 3: "MAM", 4: "MAM", 5: "MAM",
+                 6: "JJA", 7: "JJA", 8: "JJA", 9: "SON", 10: "SON", 11: "SON"}  # fmt: skip
+
+
+def _daily(n: int, start: str = "2003-11-15") -> xr.DataArray:
+    return xr.DataArray(pd.date_range(start, periods=n, freq="D"), dims="time", name="time")
+
+
+@pytest.mark.parametrize("group", ["time.month", "time.season", "time.dayofyear"])
+def test_group_mean_is_xarray_groupby_mean(group):
+    rng = np.random.default_rng(0)
+    time = _daily(800)
+    values = rng.normal(size=(800, 3))
+    values[rng.random(values.shape) < 0.1] = np.nan
+    da = xr.DataArray(values, dims=("time", "x"), coords={"time": time}, name="tos")
+    grouper = Grouper.parse(group)
+    groups = grouper.groups_of(time, min_steps=1)  # 2004's day 366 has one step
+    ours = group_mean(values, grouper.weights(time, groups))
+    reference = da.groupby(group).mean("time")
+    prop = group.split(".")[1]
+    np.testing.assert_allclose(ours, reference.sel({prop: groups.values}).values, rtol=1e-12)
+
+
+def test_seasons_and_months_index_as_pandas_names_them():
+    time = _daily(400)
+    months = pd.DatetimeIndex(time.values).month
+    seasons = Grouper.parse("time.season")
+    labels = seasons.coordinate().values[seasons.index(time)]
+    assert labels.tolist() == [PANDAS_SEASON[m] for m in months]
+    assert (Grouper.parse("time.month").index(time) + 1).tolist() == months.tolist()
+
+
+def test_dayofyear_window_counts_each_step_in_the_groups_whose_windows_hold_it():
+    time = _daily(50, start="2001-12-20")
+    grouper = Grouper("time.dayofyear", window=5)
+    groups = grouper.groups_of(time, min_steps=1)
+    weights = grouper.weights(time, groups)
+    doy = pd.DatetimeIndex(time.values).day_of_year.to_numpy()
+    expected = np.zeros_like(weights)
+    for centre in range(50):  # the window of each step, truncated at the series' ends
+        for step in range(max(centre - 2, 0), min(centre + 3, 50)):
+            expected[step, list(groups.values).index(doy[centre])] += 1
+    np.testing.assert_array_equal(weights, expected)
+
+
+def test_cftime_360_day_calendar_groups_by_its_own_days():
+    dates = [cftime.Datetime360Day(2000, 1, 1) + pd.Timedelta(days=d) for d in range(720)]
+    time = xr.DataArray(dates, dims="time", name="time")
+    grouper = Grouper.parse("time.dayofyear")
+    assert grouper.coordinate("360_day").size == 360
+    assert grouper.groups_of(time).size == 360
+    assert grouper.index(time)[[0, 359, 360]].tolist() == [0, 359, 0]
+
+
+def test_bad_groups_are_refused_with_the_choices():
+    with pytest.raises(ValueError, match="time.week"):
+        Grouper.parse("time.week")
+    with pytest.raises(ValueError, match="window"):
+        Grouper("time.month", window=3)
+    with pytest.raises(InputDataError, match="month 1 \\(1\\)"):
+        Grouper.parse("time.month").groups_of(_daily(40, start="2000-01-31"))
+
+
+# -- the climatological correction, per group ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world():
+    return cl.datasets.synthetic_biogeochem(n_years=4, n_fine_lat=12, n_fine_lon=12, seed=2)
+
+
+@pytest.mark.parametrize("group", ["time.month", "time.season"])
+def test_correction_is_the_groupby_mean_misfit(world, group):
+    bcsd = ClimatologyCorrectedBilinear("additive", group=group).fit(
+        world.coarse, world.fine, "tos"
+    )
+    bilinear = cl.baselines.BilinearBaseline().fit(world.coarse, world.fine, "tos")
+    misfit = world.fine["tos"] - bilinear.downscale(world.coarse)["tos"]
+    reference = misfit.groupby(group).mean(["time", "member"])
+    prop = group.split(".")[1]
+    np.testing.assert_allclose(
+        bcsd.correction_.values,
+        reference.sel({prop: bcsd.correction_[prop].values}).transpose(prop, "lat", "lon").values,
+        rtol=1e-10,
+        atol=1e-12,
+    )
+    out = bcsd.downscale(world.coarse)["tos"]
+    expected = bilinear.downscale(world.coarse)["tos"].groupby(group) + reference
+    np.testing.assert_allclose(out.values, expected.transpose(*out.dims).values, atol=1e-9)
+
+
+# -- a seasonal ProxyDownscaler --------------------------------------------------------
+
+
+def _with_monthly_pattern(fine: xr.Dataset, amplitude: float) -> xr.Dataset:
+    """The fine ``tos`` plus a fine-scale pattern whose sign turns with the season."""
+    lat, lon = np.meshgrid(np.arange(fine.sizes["lat"]), np.arange(fine.sizes["lon"]),
+                           indexing="ij")  # fmt: skip
+    pattern = xr.DataArray(np.sin(lat * 2.1) * np.cos(lon * 1.7), dims=("lat", "lon"))
+    phase = np.cos(2 * np.pi * (fine.time.dt.month - 1) / 12)
+    return fine.assign(tos=fine["tos"] + amplitude * phase * pattern)
+
+
+def test_seasonal_fit_recovers_a_monthly_fine_scale_pattern(world):
+    cut = world.fine.time[36].values
+    train, test = (
+        lambda ds: ds.sel(time=slice(None, cut)),
+        lambda ds: ds.sel(time=slice(cut, None)),
+    )
+    seasonal_fine = _with_monthly_pattern(world.fine, amplitude=1.0)
+
+    def held_out_rmse(fine: xr.Dataset, group: str) -> float:
+        est = cl.ProxyDownscaler(group=group, epochs=150, progress=False, seed=0)
+        est.fit(train(world.coarse), train(fine), "tos")
+        out = est.downscale(test(world.coarse))["tos"]
+        return float(cl.metrics.rmse(out, test(fine)["tos"], ("member", "time")))
+
+    floor = held_out_rmse(world.fine, "time")  # the world without the pattern
+    annual = held_out_rmse(seasonal_fine, "time")
+    monthly = held_out_rmse(seasonal_fine, "time.month")
+    print(f"RMSE: no pattern {floor:.4f}; with it, annual {annual:.4f}, monthly {monthly:.4f}")
+    assert annual > 2 * floor  # the pattern (RMS 0.5 K) is beyond a single fit
+    assert monthly < 1.15 * floor
+
+
+def test_seasonal_model_saves_loads_and_refuses_unknown_groups(world, tmp_path):
+    summer = world.coarse.time.dt.month.isin([6, 7, 8])
+    coarse, fine = world.coarse.sel(time=summer), world.fine.sel(time=summer)
+    est = cl.ProxyDownscaler(group="time.season", epochs=5, progress=False).fit(
+        coarse, fine, "chl", proxies={"tos": "exponential"}
+    )
+    assert est.groups_.values.tolist() == ["JJA"]
+    est.save(str(tmp_path / "m.clm"))
+    loaded = cl.load(str(tmp_path / "m.clm"))
+    assert loaded.group == "time.season" and loaded.groups_.values.tolist() == ["JJA"]
+    np.testing.assert_array_equal(
+        est.downscale(coarse)["chl"].values, loaded.downscale(coarse)["chl"].values
+    )
+    with pytest.raises(InputDataError, match="season 'DJF'"):
+        loaded.downscale(world.coarse)
+    with pytest.raises(InputDataError, match="has dim 'step' .*model \\(member, time\\)"):
+        loaded.downscale(coarse.isel(time=0, drop=True).expand_dims(step=[0]))
+    with pytest.raises(
+        InputDataError, match="group 'time.season' needs dates on the time axis 'time'"
+    ):
+        loaded.downscale(coarse.drop_vars("time"))
+    with pytest.raises(ValueError, match="ProxyDownscaler\\(group='time.month'\\)"):
+        cl.ProxyLatentDownscaler(group="time.month")
