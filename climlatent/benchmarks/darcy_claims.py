@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from climlatent.benchmarks.markdown import markdown_table
+
 ALPHA, POWER = 0.05, 0.8
 DISENTANGLED, OVER_REGULARISED = 0.9, 0.1  # S_D and L_REG thresholds of the study
 MIN_BOOTSTRAP_RUNS = 8  # fewer runs per arm: a bootstrap interval is not trusted
@@ -243,10 +245,8 @@ def to_markdown(table: pd.DataFrame, source: str) -> str:
         f"the paper's effect). Disentangled: S_D >= {DISENTANGLED}; over-regularised: "
         f"L_REG < {OVER_REGULARISED} nats.",
         "",
-        "| " + " | ".join(table.columns) + " |",
-        "|" + "---|" * len(table.columns),
+        markdown_table(table),
     ]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.to_numpy()]
     return "\n".join(lines) + "\n"
 
 
