@@ -48,6 +48,7 @@ import xarray as xr
 
 from climlatent.benchmarks.darcy import generate
 from climlatent.benchmarks.darcy_claims import write_ledger
+from climlatent.benchmarks.run_ledger import RunLedger
 from climlatent.estimators.vae import VAE
 from climlatent.metrics.disentanglement import disentanglement_score, kl_disentanglement_score
 
@@ -157,20 +158,9 @@ def jobs(
     return out
 
 
-def _key(job: dict) -> tuple:
-    fields = ("study", "distribution", "prior", "labelled", "seed", "supervision_weight",
-              "max_epochs", "patience")  # fmt: skip
-    return tuple(str(job[f]) if f in ("study", "distribution", "prior") else float(job[f])
-                 for f in fields)  # fmt: skip
-
-
-def status(todo: Sequence[dict], done: set[tuple]) -> pd.DataFrame:
-    """Runs done and planned per case (study, p(theta), prior, labels, weight)."""
-    table = pd.DataFrame(todo)
-    table["done"] = [_key(job) in done for job in todo]
-    keys = ["study", "distribution", "prior", "labelled", "supervision_weight"]
-    grouped = table.groupby(keys, sort=False)["done"]
-    return pd.DataFrame({"done": grouped.sum(), "planned": grouped.size()}).reset_index()
+KEY = ("study", "distribution", "prior", "labelled", "seed", "supervision_weight",
+       "max_epochs", "patience")  # fmt: skip
+CASE = ("study", "distribution", "prior", "labelled", "supervision_weight")
 
 
 def summarise(runs: pd.DataFrame, over: float, disentangled: float) -> pd.DataFrame:
@@ -250,13 +240,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.seeds, args.mixture_seeds, args.supervision_weights, args.label_fractions
         )
     ]
-    partial = args.output / "runs.partial.csv"  # one row per finished run: resumable
-    rows = pd.read_csv(partial).to_dict("records") if partial.exists() else []
-    done = {_key(row) for row in rows}
+    ledger = RunLedger(args.output / "runs.partial.csv", KEY)  # one row per run: resumable
     if args.status:
-        print(status(todo, done).to_string(index=False))
+        print(ledger.status(todo, CASE).to_string(index=False))
         return
-    missing = [job for job in todo if _key(job) not in done]
+    missing = ledger.missing(todo)
     if args.only:
         missing = [j for j in missing if f"{j['study']}/{j['distribution']}" in args.only]
     for dist in DISTRIBUTIONS:
@@ -267,12 +255,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                      theta=dist, seed=2),
         )  # fmt: skip
     print(f"{len(missing)} runs (at most {args.max_epochs} epochs, patience {args.patience}) "
-          f"on {args.workers} processes ({len(done)} done before)", flush=True)  # fmt: skip
+          f"on {args.workers} processes ({len(ledger.rows)} done before)", flush=True)  # fmt: skip
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
         for row in pool.map(run_case, missing):
-            rows.append(row)
-            pd.DataFrame(rows).to_csv(partial, index=False)
+            ledger.append(row)
             write_ledger(args.output)
             print(
                 f"  {row['study']:6s} {row['distribution']:8s} {row['prior']:12s} "
@@ -282,9 +269,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"epochs={row['epochs_run']} ({row['seconds']:.0f} s)",
                 flush=True,
             )
-    runs = pd.DataFrame(rows)
-    if len(done | {_key(r) for r in rows}) < len(todo):
-        print(f"{len(rows)} of {len(todo)} runs done; rerun to continue ({partial})")
+    runs = pd.DataFrame(ledger.rows)
+    if ledger.missing(todo):
+        print(f"{len(ledger.missing(todo))} of {len(todo)} runs left; rerun to continue "
+              f"({ledger.path})")  # fmt: skip
         return
     runs.to_csv(args.output / "runs.csv", index=False)
     summary = summarise(runs, args.over_regularised, args.disentangled)

@@ -1,0 +1,84 @@
+"""A study's finished runs, one CSV row each, so that a long study resumes where it stopped.
+
+Each run of a study is a job (a dict of its settings); its row is the job plus its
+results. :class:`RunLedger` keeps the rows in ``runs.partial.csv``, rewritten
+atomically after each run (a crash never leaves half a file), and tells which jobs of
+a plan are done, comparing the settings named by ``key`` (numbers as floats, so ``1``
+and ``1.0`` read back from CSV are one setting).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+
+class RunLedger:
+    """The finished runs of a study in ``path``.
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file (created on the first :meth:`append`).
+    key : sequence of str
+        The settings that identify a run.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> ledger = RunLedger(Path(tempfile.mkdtemp()) / "runs.partial.csv", ["case", "seed"])
+    >>> plan = [{"case": "a", "seed": 0}, {"case": "a", "seed": 1}]
+    >>> ledger.append({"case": "a", "seed": 0, "score": 0.5})
+    >>> [job["seed"] for job in RunLedger(ledger.path, ["case", "seed"]).missing(plan)]
+    [1]
+    """
+
+    def __init__(self, path: Path, key: Sequence[str]) -> None:
+        self.path, self.key = Path(path), tuple(key)
+        self.rows: list[dict] = (
+            pd.read_csv(self.path).to_dict("records") if self.path.exists() else []
+        )
+
+    def _identity(self, job: dict) -> tuple:
+        return tuple(_setting(job[name]) for name in self.key)
+
+    def missing(self, plan: Sequence[dict]) -> list[dict]:
+        """The jobs of ``plan`` without a row, in plan order."""
+        done = {self._identity(row) for row in self.rows}
+        return [job for job in plan if self._identity(job) not in done]
+
+    def append(self, row: dict) -> None:
+        """Add a finished run and rewrite the file atomically."""
+        self.rows.append(row)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".tmp")
+        pd.DataFrame(self.rows).to_csv(partial, index=False)
+        os.replace(partial, self.path)
+
+    def status(self, plan: Sequence[dict], by: Sequence[str]) -> pd.DataFrame:
+        """Runs done and planned per case (the settings ``by``).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> ledger = RunLedger(Path(tempfile.mkdtemp()) / "runs.csv", ["case", "seed"])
+        >>> ledger.status([{"case": "a", "seed": 0}], ["case"]).to_dict("records")
+        [{'case': 'a', 'done': 0, 'planned': 1}]
+        """
+        table = pd.DataFrame(plan)
+        pending = {self._identity(job) for job in self.missing(plan)}
+        table["done"] = [self._identity(job) not in pending for job in plan]
+        grouped = table.groupby(list(by), sort=False)["done"]
+        counts = pd.DataFrame({"done": grouped.sum().astype(int), "planned": grouped.size()})
+        return counts.reset_index()
+
+
+def _setting(value: object) -> object:
+    """A setting as compared: numbers as float, anything else as its text."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value)
