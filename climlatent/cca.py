@@ -21,6 +21,9 @@ Keeping every component gives ridge regression, ``y_hat = mean_y + (x - mean_x)
 components give a reduced-rank regression through the most correlated directions.
 Everything is computed in closed form from thin SVDs of the centred data matrices,
 so inputs with more columns than samples (fields on a grid) cost ``O(n p min(n, p))``.
+
+An emulator on sample matrices (rows are samples; stack a Dataset's fields into them
+first): ``fit(X, Y)`` with the proxy ``X`` and the target ``Y``, then ``emulate(X)``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from climlatent._deprecation import renamed_method
 
 __all__ = ["CCARegression"]
 
@@ -81,7 +86,7 @@ class CCARegression:
     >>> cca = CCARegression(n_components=2, regularisation=0.0).fit(x, y)
     >>> np.round(cca.canonical_correlations_, 1)
     array([0.9, 0. ])
-    >>> cca.transform(x).shape, cca.predict(x).shape
+    >>> cca.transform(x).shape, cca.emulate(x).shape
     ((2000, 2), (2000, 2))
     """
 
@@ -89,7 +94,7 @@ class CCARegression:
     regularisation: float | tuple[float, float] = 1e-3
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> CCARegression:
-        """Fit on samples ``X`` ``(n, p)`` and ``Y`` ``(n, q)`` (rows are samples).
+        """Fit on proxy samples ``X`` ``(n, p)`` and target samples ``Y`` ``(n, q)``.
 
         Returns
         -------
@@ -154,8 +159,8 @@ class CCARegression:
             raise ValueError(f"codes have {k} columns; expected 1 to {self.n_components}")
         return self.y_mean_ + (codes * self.canonical_correlations_[:k]) @ self.y_loadings_[:k]
 
-    def predict(self, X: np.ndarray, n_components: int | None = None) -> np.ndarray:
-        """Rank-``n_components`` prediction of ``Y`` from ``X``.
+    def emulate(self, X: np.ndarray, n_components: int | None = None) -> np.ndarray:
+        """Rank-``n_components`` emulation of the target ``Y`` from the proxy ``X``.
 
         Parameters
         ----------
@@ -168,12 +173,21 @@ class CCARegression:
         Returns
         -------
         np.ndarray
-            ``(n, q)`` predictions.
+            ``(n, q)`` emulated targets.
+
+        Examples
+        --------
+        >>> x = np.random.default_rng(1).normal(size=(50, 3))
+        >>> cca = CCARegression(n_components=2, regularisation=0.0).fit(x, 2 * x[:, :2])
+        >>> np.allclose(cca.emulate(x), 2 * x[:, :2]), cca.emulate(x, 1).shape
+        (True, (50, 2))
         """
         k = self.n_components if n_components is None else n_components
         if not 1 <= k <= self.n_components:
             raise ValueError(f"n_components={k} must be between 1 and {self.n_components}")
         return self.decode(self.transform(X)[:, :k])
+
+    predict = renamed_method("predict", "emulate")
 
     def _require_fitted(self) -> None:
         if not hasattr(self, "x_weights_"):

@@ -27,3 +27,12 @@ class CheckpointError(ClimlatentError, OSError):
 
 class NotFittedError(ClimlatentError, RuntimeError):
     """An estimator method that needs a fitted model was called before ``fit``."""
+
+
+class ClimlatentDeprecationWarning(DeprecationWarning):
+    """A spelling of the API that still works but goes in the next release.
+
+    The message names the spelling to write instead. Being a `DeprecationWarning`,
+    it shows in notebooks and scripts (code run as ``__main__``) and stays silent when
+    raised from inside other libraries.
+    """

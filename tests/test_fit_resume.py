@@ -99,7 +99,7 @@ CASES = {
         cl.VED,
         {"latent_dim": 2, "hidden": 8, "validation_fraction": 0.25},
         circulation,
-        lambda est, ds, **kw: est.fit(ds, "psl", "tas", **kw),
+        lambda est, ds, **kw: est.fit(ds, target="tas", proxy="psl", **kw),
         {"beta": 0.5},
         40,
     ),

@@ -186,7 +186,7 @@ def test_estimator_outputs_keep_the_input_layout(fitted, burgers):
     assert latent.dims == ("sample", "latent") and latent.shape == (24, 3)
     decoded = fitted.decode(latent, burgers.t.values)["u"]
     np.testing.assert_allclose(decoded.values, rec["u"].values, rtol=1e-5, atol=1e-6)
-    half = fitted.predict(burgers, [0.5])["u"]
+    half = fitted.emulate(burgers, [0.5])["u"]
     np.testing.assert_allclose(half.values[:, 0], rec["u"].sel(t=0.5).values, atol=1e-5)
     assert list(fitted.history_.columns[:4]) == [
         "train_reconstruction",
@@ -224,7 +224,7 @@ def test_bad_inputs_name_the_variable(fitted, burgers):
     with pytest.raises(InputDataError, match="'u'"):
         fitted.encode(burgers.drop_vars("u"))
     with pytest.raises(InputDataError, match="starts at t=0.1"):
-        fitted.predict(burgers.isel(t=slice(1, None)))
+        fitted.emulate(burgers.isel(t=slice(1, None)))
     with pytest.raises(InputDataError, match="space dim 'x' of length 32"):
         fitted.encode(burgers.isel(x=slice(0, 16)))
     with pytest.raises(InputDataError, match="no coordinate for its time dim"):

@@ -152,13 +152,13 @@ def test_cca_matches_sklearn_and_least_squares():
     # every pair kept: ordinary least squares; with a ridge: ridge regression
     design = np.column_stack([np.ones(n), x])
     ols = design @ np.linalg.lstsq(design, y, rcond=None)[0]
-    np.testing.assert_allclose(cca.predict(x), ols, atol=1e-10)
+    np.testing.assert_allclose(cca.emulate(x), ols, atol=1e-10)
     ridged = CCARegression(4, regularisation=0.3).fit(x, y)
     ridge = Ridge(alpha=ridged.x_ridge_ * (n - 1)).fit(x, y).predict(x)
-    np.testing.assert_allclose(ridged.predict(x), ridge, atol=1e-10)
+    np.testing.assert_allclose(ridged.emulate(x), ridge, atol=1e-10)
     # the pairs are nested: a rank-2 fit is the first two pairs of the rank-4 one
     np.testing.assert_allclose(
-        CCARegression(2, 0.3).fit(x, y).predict(x), ridged.predict(x, 2), atol=1e-10
+        CCARegression(2, 0.3).fit(x, y).emulate(x), ridged.emulate(x, 2), atol=1e-10
     )
 
 
@@ -166,7 +166,7 @@ def test_cca_handles_more_columns_than_samples_and_refuses_bad_input():
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(40, 300)), rng.normal(size=(40, 200))
     cca = CCARegression(10, regularisation=0.1).fit(x, y)
-    assert cca.x_weights_.shape == (300, 10) and cca.predict(x).shape == (40, 200)
+    assert cca.x_weights_.shape == (300, 10) and cca.emulate(x).shape == (40, 200)
     assert np.all(np.diff(cca.canonical_correlations_) <= 0)
     with pytest.raises(ValueError, match="n_components=50"):
         CCARegression(50).fit(x, y)
@@ -204,12 +204,12 @@ SMALL = dict(latent_dim=3, hidden=32, epochs=40, batch_size=32, lr=3e-3, progres
 @pytest.fixture(scope="module")
 def fitted():
     train = _fields(400)
-    return VED(**SMALL, device="cpu").fit(train, "k", "p"), _fields(64, seed=1)
+    return VED(**SMALL, device="cpu").fit(train, target="p", proxy="k"), _fields(64, seed=1)
 
 
 def test_estimator_predicts_on_another_grid_with_metadata(fitted):
     ved, test = fitted
-    out = ved.predict(test)
+    out = ved.emulate(test)
     assert out["p"].dims == ("sample", "yc", "xc")
     assert out["p"].attrs == {"units": "Pa", "long_name": "pressure"}
     assert out.attrs["title"] == "toy" and "VED(" in out.attrs["history"]
@@ -232,7 +232,7 @@ def test_estimator_save_load_is_bit_identical(fitted, tmp_path):
     ved.save(tmp_path / "ved.clm")
     loaded = cl.load(tmp_path / "ved.clm")
     assert isinstance(loaded, VED) and loaded.get_config() == ved.get_config()
-    assert loaded.predict(test).equals(ved.predict(test))
+    assert loaded.emulate(test).equals(ved.emulate(test))
     assert loaded.encode(test).equals(ved.encode(test))
     assert loaded.sample(test, 2, seed=3).equals(ved.sample(test, 2, seed=3))
 
@@ -240,24 +240,24 @@ def test_estimator_save_load_is_bit_identical(fitted, tmp_path):
 def test_estimator_names_bad_inputs(fitted):
     ved, test = fitted
     with pytest.raises(InputDataError, match="'perm'"):
-        VED(**SMALL).fit(test, "perm", "p")
+        VED(**SMALL).fit(test, target="p", proxy="perm")
     with pytest.raises(InputDataError, match="'p'.*NaN"):
-        VED(**SMALL).fit(test.assign(p=test["p"].where(test["p"] < 1030)), "k", "p")
+        VED(**SMALL).fit(test.assign(p=test["p"].where(test["p"] < 1030)), target="p", proxy="k")
     with pytest.raises(InputDataError, match=r"\['k'\] are constant"):
-        VED(**SMALL).fit(test.assign(k=test["k"] * 0 + 1), "k", "p")
+        VED(**SMALL).fit(test.assign(k=test["k"] * 0 + 1), target="p", proxy="k")
     other = xr.Dataset({"k": test["k"], "p": test["p"][:10].rename(sample="member")})
     with pytest.raises(InputDataError, match="'k'.*'p'.*share their sample dims"):
-        VED(**SMALL).fit(other, "k", "p")
+        VED(**SMALL).fit(other, target="p", proxy="k")
     with pytest.raises(InputDataError, match="'k'.*2 grid dims"):
-        VED(**SMALL).fit(test.assign(k=test["k"].isel(x=0)), "k", "p")
+        VED(**SMALL).fit(test.assign(k=test["k"].isel(x=0)), target="p", proxy="k")
     with pytest.raises(InputDataError, match="input 'k' is on grid"):
-        ved.predict(test.isel(x=slice(6)))
+        ved.emulate(test.isel(x=slice(6)))
     with pytest.raises(InputDataError, match="input variable 'k'"):
-        ved.predict(test.drop_vars("k"))
+        ved.emulate(test.drop_vars("k"))
     with pytest.raises(InputDataError, match="latent"):
         ved.decode(xr.DataArray(np.zeros((2, 5)), dims=("sample", "latent")))
     with pytest.raises(NotFittedError):
-        VED(**SMALL).predict(test)
+        VED(**SMALL).emulate(test)
     with pytest.raises(ValueError, match="architecture"):
         VED(architecture="transformer")
 
@@ -265,8 +265,9 @@ def test_estimator_names_bad_inputs(fitted):
 def test_dense_architecture_runs():
     ds = _fields(16)
     ved = VED(latent_dim=2, architecture="dense", n_scales=2, base_channels=4, layers=1,
-              growth=4, epochs=1, progress=False, device="cpu").fit(ds, "k", "p")  # fmt: skip
-    assert ved.predict(ds)["p"].shape == (16, 5, 7)
+              growth=4, epochs=1, progress=False, device="cpu")  # fmt: skip
+    ved.fit(ds, target="p", proxy="k")
+    assert ved.emulate(ds)["p"].shape == (16, 5, 7)
 
 
 # -- the study -----------------------------------------------------------------------

@@ -206,9 +206,9 @@ SUBJECTS = [
     Subject(
         "VED",
         lambda ds: VED(latent_dim=2, epochs=1, progress=False, device="cpu").fit(
-            ds, ["log_permeability"], ["pressure"]
+            ds, target=["pressure"], proxy=["log_permeability"]
         ),
-        lambda est, ds: est.predict(ds)["pressure"],
+        lambda est, ds: est.emulate(ds)["pressure"],
         lambda: _darcy(),
         "log_permeability",
         "pressure",
@@ -217,7 +217,7 @@ SUBJECTS = [
     Subject(
         "VAEDLM",
         lambda ds: VAEDLM(epochs=1, progress=False, device="cpu").fit(ds, "u"),
-        lambda est, ds: est.predict(ds)["u"],
+        lambda est, ds: est.emulate(ds)["u"],
         lambda: burgers.generate(16, nx=32, nt=5),
         "u",
         "u",

@@ -80,7 +80,7 @@ def cca_rows(
         cca = CCARegression(max(ranks), reg).fit(x[fit], y[fit])
         mean = y[fit].mean(0)
         valid_errors[reg] = [
-            relative_error(cca.predict(x[valid], r), y[valid], mean) for r in ranks
+            relative_error(cca.emulate(x[valid], r), y[valid], mean) for r in ranks
         ]
     rows, mean = [], y.mean(0)
     for reg in regularisations:
@@ -96,7 +96,7 @@ def cca_rows(
                     "study": "latent" if reg == best else "cca_regularisation",
                     "latent_dim": r,
                     "regularisation": reg,
-                    "relative_error": relative_error(cca.predict(x_test, r), y_test, mean),
+                    "relative_error": relative_error(cca.emulate(x_test, r), y_test, mean),
                     "valid_error": valid_errors[reg][i],
                     "canonical_correlation": float(cca.canonical_correlations_[i]),
                     "seconds": seconds,
@@ -112,11 +112,11 @@ def run_ved(job: dict) -> dict:
     train, test = _DATA["train"], _DATA["test"]
     config = job["config"]
     started = time.perf_counter()
-    ved = VED(**config).fit(train, INPUT, OUTPUT)
+    ved = VED(**config).fit(train, target=OUTPUT, proxy=INPUT)
     seconds = time.perf_counter() - started
     truth = test[OUTPUT].values
     mean = train[OUTPUT].values.mean(0)
-    error = relative_error(ved.predict(test)[OUTPUT].values, truth, mean)
+    error = relative_error(ved.emulate(test)[OUTPUT].values, truth, mean)
     mu, std = (a.values.astype(np.float64) for a in ved.posterior(test))
     kl = 0.5 * (mu**2 + std**2 - 1 - 2 * np.log(std)).sum(1).mean()
     centred = mu - mu.mean(0)

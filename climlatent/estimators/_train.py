@@ -61,9 +61,9 @@ def train_module(
     >>> ds = xr.Dataset({"k": (("sample", "y", "x"), np.random.rand(32, 4, 4), {"units": "1"})})
     >>> path = os.path.join(tempfile.mkdtemp(), "run.pt")
     >>> ved = VED(latent_dim=2, hidden=8, epochs=2, progress=False, device="cpu")
-    >>> _ = ved.fit(ds, "k", "k", checkpoint=path)
+    >>> _ = ved.fit(ds, target="k", proxy="k", checkpoint=path)
     >>> ved.batch_size = 16
-    >>> ved.fit(ds, "k", "k", checkpoint=path, resume=True)
+    >>> ved.fit(ds, target="k", proxy="k", checkpoint=path, resume=True)
     Traceback (most recent call last):
     ...
     climlatent.errors.CheckpointError: cannot resume ... another run (batch_size: 64 -> 16); ...

@@ -67,20 +67,21 @@ class AuxVAE(VAE):
     def fit(  # type: ignore[override]
         self,
         ds: xr.Dataset,
-        variables: str | Sequence[str],
-        auxiliary: Sequence[str],
+        target: str | Sequence[str] | None = None,
+        auxiliary: Sequence[str] | None = None,
         *,
         checkpoint: str | os.PathLike | None = None,
         resume: bool = False,
+        **deprecated_names: str | Sequence[str],
     ) -> AuxVAE:
-        """Train on ``variables`` of ``ds`` with the guided block tied to ``auxiliary``.
+        """Train on ``target`` of ``ds`` with the guided block tied to ``auxiliary``.
 
         Parameters
         ----------
         ds : xr.Dataset
             Fields (last two dims: the grid) and the auxiliary variables.
-        variables : str or sequence of str
-            The fields, one channel each.
+        target : str or sequence of str
+            The fields the model generates, one channel each.
         auxiliary : sequence of str
             Variables or coordinates of ``ds`` over the fields' sample dims, each with
             at most one more dim (e.g. ``mode``), which adds one guided latent per entry.
@@ -91,6 +92,9 @@ class AuxVAE(VAE):
             Continue from ``checkpoint`` when the file exists, else start afresh. The
             result equals that of an uninterrupted run; a larger ``epochs`` trains a
             finished run further.
+        **deprecated_names
+            ``variables=``, the previous release's name of ``target``: warns with a
+            `~climlatent.errors.ClimlatentDeprecationWarning`.
 
         Returns
         -------
@@ -104,8 +108,12 @@ class AuxVAE(VAE):
             constant; or the guided block leaves no residual latent.
         CheckpointError
             As for `VAE.fit`.
+        TypeError
+            ``target`` or ``auxiliary`` missing, or ``target`` given twice.
         """
-        x = self._prepare(ds, variables)
+        if auxiliary is None:
+            raise TypeError("AuxVAE.fit() missing the argument 'auxiliary'")
+        x = self._prepare(ds, self._target(target, deprecated_names))
         u, names = self._auxiliaries(ds, list(auxiliary))
         if len(names) >= self.latent_dim:
             raise InputDataError(

@@ -22,7 +22,7 @@ numbers and strings), and implements:
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import xarray as xr
@@ -46,6 +46,7 @@ from climlatent.checks import (
 )
 from climlatent.errors import InputDataError, NotFittedError
 from climlatent.estimators._config import check_config
+from climlatent.estimators._fit_forms import fit_call
 from climlatent.estimators._repr import html_repr, text_repr
 from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
 from climlatent.grid import find_grid, find_member, find_time
@@ -199,7 +200,12 @@ class BaseEstimator:
 
 @dataclasses.dataclass
 class Estimator(BaseEstimator):
-    """Base class of the emulators: a target field produced from a proxy field.
+    """Base class of the field-to-field estimators: a target produced from a proxy.
+
+    Each is an emulator and a downscaler: ``fit(ds, target, proxy)`` then
+    ``emulate(ds)`` with both fields in one Dataset, or ``fit(coarse, fine, target,
+    proxies)`` then ``downscale(coarse)`` with the proxy on a coarse grid and the
+    target on a fine one (Datasets whose grids may share dim names).
 
     Examples
     --------
@@ -216,18 +222,45 @@ class Estimator(BaseEstimator):
 
     # -- the public xarray face ----------------------------------------------------
 
-    def fit(self, ds: xr.Dataset, target: str, proxy: str, **training: Any) -> Estimator:
-        """Fit the estimator to produce ``ds[target]`` from ``ds[proxy]``.
+    @overload
+    def fit(self, ds: xr.Dataset, target: str, proxy: str, **training: Any) -> Estimator: ...
+
+    @overload
+    def fit(
+        self,
+        coarse: xr.Dataset,
+        fine: xr.Dataset,
+        target: str,
+        proxies: str | None = None,
+        **training: Any,
+    ) -> Estimator: ...
+
+    def fit(self, *args: Any, **kwargs: Any) -> Estimator:
+        """Fit the estimator to produce the target field from the proxy field.
+
+        Two forms, one model:
+
+        - emulator, ``fit(ds, target, proxy, **training)``: both fields in ``ds``;
+        - downscaler, ``fit(coarse, fine, target, proxies=None, **training)``: the
+          proxy from ``coarse`` and the target from ``fine``, two Datasets on the
+          same samples whose grids may share dim names (``lat``, ``lon``).
 
         Parameters
         ----------
         ds : xr.Dataset
             Training data holding both fields on their grids, with the same sample
             dims (time, and member or others when present).
+        coarse, fine : xr.Dataset
+            The downscaler form's training data: the proxy on its (coarse) grid, the
+            target on its (fine) grid, with the same sample dims.
         target : str
-            Name of the field to emulate (e.g. ``"pr"``).
+            Name of the field to produce (e.g. ``"pr"``).
         proxy : str
             Name of the predictor field (e.g. ``"psl"``).
+        proxies : str, optional
+            The downscaler form's predictor: the name of one field of ``coarse``,
+            by default the target's own coarse field. (Estimators of this family map
+            one field; growth laws per driver are `ProxyDownscaler`'s.)
         **training
             Options of a trained model's training loop, passed on to ``_fit_arrays``
             (`LLAAE.fit`: ``checkpoint`` and ``resume``).
@@ -243,9 +276,20 @@ class Estimator(BaseEstimator):
             A variable is missing, a field lacks latitude/longitude or units, has a
             non-monotonic coordinate or an unknown calendar, is empty or all NaN, the
             proxy holds NaNs, or target and proxy are on different time axes.
+        TypeError
+            The arguments fit neither form.
+
+        Examples
+        --------
+        >>> import climlatent as cl
+        >>> world = cl.datasets.synthetic_biogeochem(n_years=2, n_fine_lat=16, n_fine_lon=16)
+        >>> eof = cl.EOFRegression(n_proxy_eofs=5, n_target_eofs=5)
+        >>> eof.fit(world.coarse, world.fine, "chl").downscale(world.coarse)["chl"].shape
+        (1, 24, 16, 16)
         """
-        y = get_variable(ds, target, "target")
-        x = get_variable(ds, proxy, "proxy")
+        proxy_data, target_data, target, proxy, training = fit_call(args, kwargs)
+        y = get_variable(target_data, target, "target")
+        x = get_variable(proxy_data, proxy, "proxy")
         time, calendar = check_field(y, "target")
         check_field(x, "proxy")
         parse_units(y, target)
@@ -270,7 +314,7 @@ class Estimator(BaseEstimator):
         self.target_attrs_ = dict(y.attrs)
         self.proxy_units_ = str(x.attrs["units"])
         self.proxy_range_ = FittedRange.fit(x, "proxy", self.range_tolerance)
-        self.target_order_ = grid_layout(ds[target], target)
+        self.target_order_ = grid_layout(target_data[target], target)
         self.calendar_ = calendar
         self.sample_dims_ = sample_dims
         self.proxy_layout_, self.target_layout_ = proxy_layout, target_layout
@@ -285,6 +329,8 @@ class Estimator(BaseEstimator):
 
     def emulate(self, ds: xr.Dataset, check_range: bool = True) -> xr.Dataset:
         """Emulate the target field from the proxy field of ``ds``.
+
+        `downscale` is the same map, for a model fitted as a downscaler.
 
         Parameters
         ----------
@@ -303,6 +349,44 @@ class Estimator(BaseEstimator):
             with ``ds``'s sample coordinates and global attributes, the target's CF
             attributes, and a history line. Lazy when ``ds`` is dask-backed.
         """
+        return self._map(ds, check_range, "emulate(ds)")
+
+    def downscale(self, coarse: xr.Dataset, check_range: bool = True) -> xr.Dataset:
+        """The target on the grid it was fitted on, from the proxy field of ``coarse``.
+
+        The map of `emulate` (the same numbers), for a model fitted in the downscaler
+        form ``fit(coarse, fine, target, proxies)``: the proxy's coarse field in,
+        the target's fine field out.
+
+        Parameters
+        ----------
+        coarse : xr.Dataset
+            Holds the proxy variable on its fitted (coarse) grid, with its sample
+            dims; units are converted to the fitted ones.
+        check_range : bool
+            Refuse proxy values beyond the fitted range by more than
+            ``range_tolerance`` times its width.
+
+        Returns
+        -------
+        xr.Dataset
+            The target on its fitted (fine) grid, with ``coarse``'s sample
+            coordinates and global attributes, the target's CF attributes, and a
+            history line. Lazy when ``coarse`` is dask-backed.
+
+        Examples
+        --------
+        >>> import climlatent as cl
+        >>> world = cl.datasets.synthetic_biogeochem(n_years=2, n_fine_lat=16, n_fine_lon=16)
+        >>> eof = cl.EOFRegression(n_proxy_eofs=5, n_target_eofs=5)
+        >>> eof = eof.fit(world.coarse, world.fine, "chl", proxies="tos")
+        >>> eof.downscale(world.coarse)["chl"].sizes == world.fine["chl"].sizes
+        True
+        """
+        return self._map(coarse, check_range, "downscale(coarse)")
+
+    def _map(self, ds: xr.Dataset, check_range: bool, call: str) -> xr.Dataset:
+        """The target mapped from the proxy of ``ds``, its history line ending ``call``."""
         self._require_fitted()
         x = self._prepare_proxy(ds, check_range)
         x_in = self.proxy_transform_.forward(x) if self.proxy_transform_ else x
@@ -313,7 +397,7 @@ class Estimator(BaseEstimator):
             return self._predict(matrix)
 
         out = map_samples(x_in, predict, self.proxy_layout_, self.target_layout_)
-        return self._wrap(out.rename(self.target_), ds, "emulate(ds)")
+        return self._wrap(out.rename(self.target_), ds, call)
 
     def encode(self, ds: xr.Dataset) -> xr.DataArray:
         """Latent representation of the target field of ``ds``.

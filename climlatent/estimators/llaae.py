@@ -3,7 +3,9 @@
 The xarray face of :class:`climlatent.models.llaae.LLAAE` (Heinze-Deml et al. 2021;
 beta-VAE and GEV latents after seed 000). ``emulate`` returns ``d(h(X))``, the part of
 the target explained by the proxy (for sea-level pressure: the circulation-induced
-part of precipitation); ``dynamical_adjustment`` adds the residual. The proxy enters
+part of precipitation); ``dynamical_adjustment`` adds the residual. With a coarse
+proxy and a fine target it is a downscaler: ``fit(coarse, fine, target, proxies)``
+then ``downscale(coarse)``. The proxy enters
 either as its raw field or as its leading area-weighted EOF principal components,
 fitted on the training data only.
 """
@@ -155,22 +157,35 @@ class LLAAE(Estimator):
 
     def fit(
         self,
-        ds: xr.Dataset,
-        target: str,
-        proxy: str,
-        *,
+        *args: xr.Dataset | str | None,
         checkpoint: str | os.PathLike | None = None,
         resume: bool = False,
+        **kwargs: xr.Dataset | str | None,
     ) -> LLAAE:
-        """Train to produce ``ds[target]`` from ``ds[proxy]``.
+        """Train to produce the target field from the proxy field.
+
+        As an emulator, ``fit(ds, target, proxy)``: both fields in ``ds``, then
+        `emulate`. As a downscaler, ``fit(coarse, fine, target, proxies=None)``: the
+        proxy (one field named by ``proxies``, the target's own coarse field by
+        default) from ``coarse``, the target from ``fine``, then `downscale`. The
+        model is the same: the encoder and decoder work on the target's (fine) grid,
+        the linear map ``h`` takes the proxy's (coarse) EOF principal components (or
+        cells) to the latent, and ``downscale(coarse)`` returns ``d(h(X))`` on the
+        fine grid. The two grids may share dim names only in the downscaler form.
 
         Parameters
         ----------
         ds : xr.Dataset
             Training data holding both fields on their grids, with the same sample
             dims (time, and member or others when present).
+        coarse, fine : xr.Dataset
+            The downscaler form: the proxy on its grid, the target on its grid, with
+            the same sample dims.
         target, proxy : str
-            Names of the field to emulate and of the predictor field.
+            Names of the field to produce and of the predictor field.
+        proxies : str, optional
+            The downscaler form's predictor: a field of ``coarse`` (the target's own
+            coarse field by default).
         checkpoint : str or os.PathLike, optional
             Training checkpoint, rewritten after every epoch.
         resume : bool
@@ -191,8 +206,19 @@ class LLAAE(Estimator):
             ``resume`` and the checkpoint is damaged or from another run: other data
             shapes or options (``epochs``, ``device``, ``progress`` aside); the message
             names the file and each difference.
+        TypeError
+            The arguments fit neither form.
+
+        Examples
+        --------
+        >>> import climlatent as cl
+        >>> world = cl.datasets.synthetic_biogeochem(n_years=2, n_fine_lat=16, n_fine_lon=16)
+        >>> est = cl.LLAAE(latent_dim=2, n_proxy_eofs=4, epochs=1, filters=(4,), progress=False)
+        >>> est = est.fit(world.coarse, world.fine, "chl")  # coarse chl -> fine chl
+        >>> est.downscale(world.coarse)["chl"].shape == world.fine["chl"].shape
+        True
         """
-        return super().fit(ds, target, proxy, checkpoint=checkpoint, resume=resume)
+        return super().fit(*args, checkpoint=checkpoint, resume=resume, **kwargs)
 
     # -- model supplied to the base class -------------------------------------------
 

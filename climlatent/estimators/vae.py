@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from climlatent._deprecation import renamed_arguments
 from climlatent.checks import get_variable
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import (
@@ -137,20 +138,21 @@ class VAE(BaseEstimator):
     def fit(
         self,
         ds: xr.Dataset,
-        variables: str | Sequence[str],
+        target: str | Sequence[str] | None = None,
         labels: str | None = None,
         labelled: Any = None,
         *,
         checkpoint: str | os.PathLike | None = None,
         resume: bool = False,
+        **deprecated_names: str | Sequence[str],
     ) -> VAE:
-        """Train on the fields ``variables`` of ``ds``.
+        """Train on the fields ``target`` of ``ds``: the variables the model generates.
 
         Parameters
         ----------
         ds : xr.Dataset
             Fields sharing their dims; the last two are the grid.
-        variables : str or sequence of str
+        target : str or sequence of str
             The variables, one channel each.
         labels : str, optional
             Variable of ``ds`` with the sample dims and one more dim of length
@@ -166,6 +168,9 @@ class VAE(BaseEstimator):
             Continue from ``checkpoint`` when the file exists, else start afresh. The
             result equals that of an uninterrupted run; a larger ``epochs`` trains a
             finished run further.
+        **deprecated_names
+            ``variables=``, the previous release's name of ``target``: warns with a
+            `~climlatent.errors.ClimlatentDeprecationWarning`.
 
         Returns
         -------
@@ -181,12 +186,27 @@ class VAE(BaseEstimator):
             ``resume`` and the checkpoint is damaged or from another run: other data
             shapes or options (``epochs``, ``device``, ``progress`` aside); the message
             names the file and each difference.
+        TypeError
+            ``target`` missing, or given twice (also as ``variables=``).
         """
-        x = self._prepare(ds, variables)
+        x = self._prepare(ds, self._target(target, deprecated_names))
         tensors = [torch.from_numpy(x)]
         if labels is not None:
             tensors += self._labels(ds, labels, labelled, len(x))
         return self._train(tensors, checkpoint, resume)
+
+    def _target(
+        self, target: str | Sequence[str] | None, deprecated_names: dict[str, Any]
+    ) -> str | Sequence[str]:
+        """The ``target`` of a `fit` call that may name it ``variables=`` (deprecated)."""
+        return renamed_arguments(
+            f"{type(self).__name__}.fit",
+            {"target": target},
+            deprecated_names,
+            {"variables": "target"},
+            required=("target",),
+            stacklevel=3,
+        )["target"]
 
     def _prepare(self, ds: xr.Dataset, variables: str | Sequence[str]) -> np.ndarray:
         """Check the training fields, fit the standardisation; the standardised images."""

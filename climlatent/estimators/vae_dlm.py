@@ -4,9 +4,10 @@ A variable ``u(sample..., time, space)`` holds trajectories of a 1-D field: its 
 dim is space, the one before is time (with increasing numeric coordinates), and every
 dim before those is a sample dim. The model encodes the field at the first time (the
 initial state) into local coordinates ``u`` of the latent manifold and decodes the
-field at any time. ``reconstruct`` and ``predict`` therefore return whole
+field at any time. ``reconstruct`` and ``emulate`` therefore return whole
 trajectories from initial states, which is how the seed evaluates (the L1 error at
-t = 0, 0.25, 0.5, 0.75, 1). Time is rescaled so that the training span is [0, 1];
+t = 0, 0.25, 0.5, 0.75, 1): an emulator of the PDE's evolution, ``fit(ds, target="u")``
+then ``emulate(ds, times)``. Time is rescaled so that the training span is [0, 1];
 the field is standardised with its training mean and standard deviation.
 ``flow=False`` trains the vanilla VAE of the same architecture.
 """
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from climlatent._deprecation import renamed_arguments, renamed_method
 from climlatent.checks import get_variable
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import check_field_ranges, field_ranges
@@ -85,12 +87,12 @@ class VAEDLM(BaseEstimator):
     >>> from climlatent.benchmarks.burgers import generate
     >>> ds = generate(16, nx=32, nt=4, seed=0)
     >>> model = VAEDLM(intrinsic_dim=2, extrinsic_dim=4, hidden=16, geometry_hidden=8,
-    ...                epochs=2, progress=False).fit(ds, "u")
+    ...                epochs=2, progress=False).fit(ds, target="u")
     >>> model.encode(ds).dims
     ('sample', 'latent')
     >>> model.reconstruct(ds)["u"].dims
     ('sample', 't', 'x')
-    >>> model.predict(ds, [0.0, 0.5])["u"].shape
+    >>> model.emulate(ds, [0.0, 0.5])["u"].shape
     (16, 2, 32)
     """
 
@@ -123,19 +125,20 @@ class VAEDLM(BaseEstimator):
     def fit(
         self,
         ds: xr.Dataset,
-        variable: str = "u",
+        target: str | None = None,
         *,
         checkpoint: str | os.PathLike | None = None,
         resume: bool = False,
+        **deprecated_names: str,
     ) -> VAEDLM:
-        """Train on the trajectories ``ds[variable]`` (dims: sample..., time, space).
+        """Train on the trajectories ``ds[target]`` (dims: sample..., time, space).
 
         Parameters
         ----------
         ds : xr.Dataset
             Holds the variable, with a numeric, increasing time coordinate.
-        variable : str
-            Name of the field.
+        target : str
+            Name of the field; ``"u"`` by default.
         checkpoint : str or os.PathLike, optional
             Training checkpoint, rewritten after every epoch; the ``checkpoint_path``
             option by default.
@@ -143,6 +146,9 @@ class VAEDLM(BaseEstimator):
             Continue from ``checkpoint`` when the file exists, else start afresh. The
             result equals that of an uninterrupted run; a larger ``epochs`` trains a
             finished run further.
+        **deprecated_names
+            ``variable=``, the previous release's name of ``target``: warns with a
+            `~climlatent.errors.ClimlatentDeprecationWarning`.
 
         Returns
         -------
@@ -159,6 +165,10 @@ class VAEDLM(BaseEstimator):
             shapes or options (``epochs``, ``device``, ``progress`` aside); the message
             names the file and each difference.
         """
+        target = renamed_arguments(
+            "VAEDLM.fit", {"target": target}, deprecated_names, {"variable": "target"}
+        )["target"]
+        variable = "u" if target is None else target
         self.__dict__.pop("target_", None)  # refitting starts afresh
         da = self._field(ds, variable)
         times = self._time_values(da)
@@ -232,8 +242,11 @@ class VAEDLM(BaseEstimator):
         fields = self._run(flat, times, encode=False)
         return self._to_dataset(fields, sample, u.shape[:-1], coords, times, "decode(u)")
 
-    def predict(
-        self, ds: xr.Dataset, times: Sequence[float] | np.ndarray | None = None
+    def emulate(
+        self,
+        ds: xr.Dataset,
+        times: Sequence[float] | np.ndarray | None = None,
+        check_range: bool = True,
     ) -> xr.Dataset:
         """Trajectories at ``times`` from the initial fields of ``ds``.
 
@@ -245,30 +258,44 @@ class VAEDLM(BaseEstimator):
         times : array-like, optional
             Times in the units of the time coordinate; those of ``ds`` by default.
             Times outside the training span are extrapolations.
+        check_range : bool
+            Refuse fields with values beyond their training range by more than
+            ``range_tolerance`` times its width (fill values, mislabelled units).
 
         Returns
         -------
         xr.Dataset
             The variable at ``times``, with ``ds``'s sample coordinates and global
             attributes, the variable's attributes from training and a history line.
+
+        Examples
+        --------
+        >>> from climlatent.benchmarks.burgers import generate
+        >>> ds = generate(8, nx=16, nt=3, seed=0)
+        >>> model = VAEDLM(intrinsic_dim=2, extrinsic_dim=3, hidden=8, geometry_hidden=4,
+        ...                epochs=1, progress=False).fit(ds, target="u")
+        >>> model.emulate(ds, times=[0.0, 0.25, 0.5])["u"].sizes["t"]
+        3
         """
         self._require_fitted()
-        da = self._checked(ds)
+        da = self._checked(ds, check_range)
         time_dim = self.dims_[-2]
         times = da[time_dim].values if times is None else self._requested_times(times)
         fields = self._run(self._initial(da), np.asarray(times, np.float64), encode=True)
         sample = tuple(da.dims[:-2])
         coords = {d: da[d] for d in sample if d in da.coords}
         shape = tuple(da.sizes[d] for d in sample)
-        out = self._to_dataset(fields, sample, shape, coords, times, "predict(ds)")
+        out = self._to_dataset(fields, sample, shape, coords, times, "emulate(ds)")
         return carry_provenance(out, ds)
+
+    predict = renamed_method("predict", "emulate")
 
     def reconstruct(self, ds: xr.Dataset) -> xr.Dataset:
         """Trajectories at the times of ``ds`` decoded from its initial fields."""
-        out = self.predict(ds)
+        out = self.emulate(ds)
         da = ds[self.variable_]
         out = out.assign_coords({d: da[d] for d in da.dims if d in da.coords})
-        history = out.attrs["history"].rsplit("predict(ds)", 1)[0] + "reconstruct(ds)"
+        history = out.attrs["history"].rsplit("emulate(ds)", 1)[0] + "reconstruct(ds)"
         return out.assign_attrs(history=history)
 
     # -- internals -----------------------------------------------------------------------
@@ -300,7 +327,7 @@ class VAEDLM(BaseEstimator):
             raise InputDataError(f"variable {name!r} is empty: {dict(da.sizes)}")
         return da
 
-    def _checked(self, ds: xr.Dataset) -> xr.DataArray:
+    def _checked(self, ds: xr.Dataset, check_range: bool = True) -> xr.DataArray:
         """The fitted variable of ``ds``, checked against what the model was fitted on."""
         da = self._field(ds, self.variable_)
         if tuple(da.dims[-2:]) != self.dims_[-2:] or da.shape[-1] != self.n_space_:
@@ -316,7 +343,8 @@ class VAEDLM(BaseEstimator):
                 f"model encodes initial states at {self.dims_[-2]}={self.t0_:g}"
             )
         self._values(da)  # NaN check
-        check_field_ranges([da], self.ranges_, "field", self.range_tolerance)
+        if check_range:
+            check_field_ranges([da], self.ranges_, "field", self.range_tolerance)
         return da
 
     def _time_values(self, da: xr.DataArray) -> np.ndarray:

@@ -7,11 +7,13 @@ encoder, ``p(y|z)`` from the decoder, trained on the ELBO of ``log p(y|x)`` with
 ``beta``-weighted KL and the covariance penalty ``lambda ||Cov_q(z)[z] - I||_F^2``
 (``covariance_weight``).
 
-Several input variables on one 2-D grid are the channels of the input image, several
-output variables on one (possibly other) 2-D grid those of the output image; every
-dimension before a field's last two is a sample dimension, and inputs and outputs
-share them. Each variable is standardised with its mean and standard deviation over
-the training set; outputs come back in the original units and attributes.
+An emulator, as every one of the package: ``fit(ds, target=..., proxy=...)`` then
+``emulate(ds)``. Several proxy (input) variables on one 2-D grid are the channels of
+the input image, several target (output) variables on one (possibly other) 2-D grid
+those of the output image; every dimension before a field's last two is a sample
+dimension, and inputs and outputs share them. Each variable is standardised with its
+mean and standard deviation over the training set; outputs come back in the original
+units and attributes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from climlatent._deprecation import renamed_arguments, renamed_method
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import (
     check_field_ranges,
@@ -87,10 +90,11 @@ class VED(BaseEstimator):
     >>> a = rng.normal(size=(64, 6, 6))
     >>> ds = xr.Dataset({"k": (("sample", "y", "x"), a, {"units": "1"}),
     ...                  "p": (("sample", "y", "x"), 2 * a + 1, {"units": "m"})})
-    >>> ved = VED(latent_dim=3, hidden=16, epochs=2, progress=False).fit(ds, "k", "p")
+    >>> ved = VED(latent_dim=3, hidden=16, epochs=2, progress=False)
+    >>> ved = ved.fit(ds, target="p", proxy="k")
     >>> ved.encode(ds).dims
     ('sample', 'latent')
-    >>> ved.predict(ds)["p"].attrs["units"], ved.predict(ds)["p"].shape
+    >>> ved.emulate(ds)["p"].attrs["units"], ved.emulate(ds)["p"].shape
     ('m', (64, 6, 6))
     >>> ved.sample(ds, 5)["p"].dims
     ('draw', 'sample', 'y', 'x')
@@ -134,21 +138,24 @@ class VED(BaseEstimator):
     def fit(
         self,
         ds: xr.Dataset,
-        inputs: str | Sequence[str],
-        outputs: str | Sequence[str],
-        *,
+        *deprecated_order: str | Sequence[str],
+        target: str | Sequence[str] | None = None,
+        proxy: str | Sequence[str] | None = None,
         checkpoint: str | os.PathLike | None = None,
         resume: bool = False,
+        **deprecated_names: str | Sequence[str],
     ) -> VED:
-        """Train to predict the fields ``outputs`` of ``ds`` from its fields ``inputs``.
+        """Train to emulate the fields ``target`` of ``ds`` from its fields ``proxy``.
 
         Parameters
         ----------
         ds : xr.Dataset
-            Input and output fields; a field's last two dims are its grid, the others
+            Proxy and target fields; a field's last two dims are its grid, the others
             sample dims shared by every field.
-        inputs, outputs : str or sequence of str
-            Input variables (one channel each, on one grid) and output variables.
+        target : str or sequence of str
+            The output variables (one channel each, on one grid). Keyword only.
+        proxy : str or sequence of str
+            The input variables (one channel each, on one grid). Keyword only.
         checkpoint : str or os.PathLike, optional
             Training checkpoint, rewritten after every epoch; the ``checkpoint_path``
             option by default.
@@ -156,6 +163,11 @@ class VED(BaseEstimator):
             Continue from ``checkpoint`` when the file exists, else start afresh. The
             result equals that of an uninterrupted run; a larger ``epochs`` trains a
             finished run further.
+        *deprecated_order, **deprecated_names
+            The spelling of the previous release, ``fit(ds, inputs, outputs)``: the
+            proxy first. Positional names keep that meaning (never read as target,
+            proxy) and, like the keywords ``inputs=`` and ``outputs=``, warn with a
+            `~climlatent.errors.ClimlatentDeprecationWarning` naming the call to write.
 
         Returns
         -------
@@ -172,8 +184,18 @@ class VED(BaseEstimator):
             ``resume`` and the checkpoint is damaged or from another run: other data
             shapes or options (``epochs``, ``device``, ``progress`` aside); the message
             names the file and each difference.
+        TypeError
+            ``target`` or ``proxy`` missing, or given twice (also in the old spelling).
         """
-        names_in, names_out = variable_names(inputs), variable_names(outputs)
+        names = renamed_arguments(
+            "VED.fit",
+            {"target": target, "proxy": proxy},
+            deprecated_names,
+            {"inputs": "proxy", "outputs": "target"},
+            deprecated_order,
+            required=("target", "proxy"),
+        )
+        names_in, names_out = variable_names(names["proxy"]), variable_names(names["target"])
         for attribute in ("target_", "module_"):  # refitting starts afresh
             self.__dict__.pop(attribute, None)
         fields_in = gridded_fields(ds, names_in, "input")
@@ -244,19 +266,39 @@ class VED(BaseEstimator):
         fields = inference(self.module_.decode, rows, device=self.device_)
         return self._to_dataset(fields, sample, shape, coords, xr.Dataset(), "decode(z)")
 
-    def predict(self, ds: xr.Dataset) -> xr.Dataset:
-        """Point prediction of the outputs: the decoded posterior mean of ``q(z|x)``.
+    def emulate(self, ds: xr.Dataset, check_range: bool = True) -> xr.Dataset:
+        """Point emulation of the target: the decoded posterior mean of ``q(z|x)``.
+
+        Parameters
+        ----------
+        ds : xr.Dataset
+            Holds the proxy variables on their fitted grid, with any sample dims.
+        check_range : bool
+            Refuse proxy values beyond their training range by more than
+            ``range_tolerance`` times its width (fill values, mislabelled units).
 
         Returns
         -------
         xr.Dataset
-            The output variables with the inputs' sample coordinates, the outputs'
+            The target variables with the proxies' sample coordinates, the target's
             grid coordinates and attributes, ``ds``'s global attributes and a
             history line.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr
+        >>> a = np.random.default_rng(0).normal(size=(32, 4, 4))
+        >>> ds = xr.Dataset({"k": (("sample", "y", "x"), a, {"units": "1"}),
+        ...                  "p": (("sample", "y", "x"), 3 * a, {"units": "m"})})
+        >>> ved = VED(latent_dim=2, hidden=8, epochs=1, progress=False)
+        >>> ved.fit(ds, target="p", proxy="k").emulate(ds)["p"].dims
+        ('sample', 'y', 'x')
         """
-        x, sample, shape, coords = self._inputs(ds)
+        x, sample, shape, coords = self._inputs(ds, check_range)
         fields = inference(self.module_.predict, x, device=self.device_)
-        return self._to_dataset(fields, sample, shape, coords, ds, "predict(ds)")
+        return self._to_dataset(fields, sample, shape, coords, ds, "emulate(ds)")
+
+    predict = renamed_method("predict", "emulate")
 
     def sample(self, ds: xr.Dataset, n: int, seed: int = 0, noise: bool = False) -> xr.Dataset:
         """``n`` predictive draws of the outputs for each input sample of ``ds``.
@@ -296,7 +338,9 @@ class VED(BaseEstimator):
             encoder, decoder, r, c_out, beta=self.beta, covariance_weight=self.covariance_weight
         )
 
-    def _inputs(self, ds: xr.Dataset) -> tuple[np.ndarray, tuple, tuple, dict]:
+    def _inputs(
+        self, ds: xr.Dataset, check_range: bool = True
+    ) -> tuple[np.ndarray, tuple, tuple, dict]:
         """Standardised inputs, sample dims, their sizes and coords of a new Dataset."""
         self._require_fitted()
         fields = gridded_fields(ds, self.inputs_, "input")
@@ -306,7 +350,8 @@ class VED(BaseEstimator):
             raise InputDataError(
                 f"input {self.inputs_[0]!r} is on grid {grid}, the model on {fitted}"
             )
-        check_field_ranges(fields, self.ranges_, "input", self.range_tolerance)
+        if check_range:
+            check_field_ranges(fields, self.ranges_, "input", self.range_tolerance)
         sample = fields[0].dims[:-2]
         coords = {d: fields[0][d] for d in sample if d in fields[0].coords}
         shape = tuple(fields[0].sizes[d] for d in sample)

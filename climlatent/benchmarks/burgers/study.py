@@ -113,7 +113,7 @@ def evaluate(model: VAEDLM, tests: dict[str, xr.Dataset]) -> xr.DataArray:
     """
     errors = []
     for name, ds in tests.items():
-        prediction = model.predict(ds, list(EVAL_TIMES))["u"]
+        prediction = model.emulate(ds, list(EVAL_TIMES))["u"]
         truth = (ds["u_clean"] if "u_clean" in ds else ds["u"]).sel(t=list(EVAL_TIMES))
         errors.append(relative_l1(prediction, truth).expand_dims(set=[name]))
     return xr.concat(errors, "set")

@@ -1,0 +1,388 @@
+"""One vocabulary for every estimator: each answers its kind's calls with the shared
+keywords, the README's table lists them all, and the old spellings still give the new
+spellings' results while warning with the call to write."""
+
+import dataclasses
+import inspect
+import re
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import climlatent as cl
+from climlatent import baselines, cca
+from climlatent.benchmarks.burgers import generate
+from climlatent.errors import ClimlatentDeprecationWarning
+from climlatent.estimators import registry
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+QUIET = {"progress": False, "device": "cpu", "epochs": 1}
+IMAGE = {"n_scales": 2, "base_channels": 4, "layers": 1, "growth": 2}
+
+
+def circulation() -> xr.Dataset:
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1, n_lat=8, n_lon=12)
+    return ds.isel(time=slice(0, 48))
+
+
+def biogeochem() -> tuple[xr.Dataset, xr.Dataset]:
+    world = cl.datasets.synthetic_biogeochem(n_years=2, n_fine_lat=16, n_fine_lon=16)
+    return world.coarse, world.fine
+
+
+def fields(n: int = 48, seed: int = 0) -> xr.Dataset:
+    """A permeability ``k`` and a pressure ``p = 2k + 1`` in other units."""
+    a = np.random.default_rng(seed).normal(size=(n, 4, 5))
+    return xr.Dataset(
+        {
+            "k": (("sample", "y", "x"), a, {"units": "1"}),
+            "p": (("sample", "y", "x"), 2 * a + 1, {"units": "m"}),
+        }
+    )
+
+
+def burgers() -> xr.Dataset:
+    return generate(8, nx=16, nt=3, seed=0)
+
+
+def emulated(est, ds, *args) -> xr.Dataset:
+    return est.emulate(ds, *args)
+
+
+def downscaled(est, data) -> xr.Dataset:
+    return est.downscale(data[0])
+
+
+def generated(est, ds) -> xr.Dataset:
+    sampled = est.sample(2)
+    assert sampled.sizes["sample"] == 2
+    return est.reconstruct(ds)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """An estimator, its kind, data, fit and apply calls spelled with the shared keywords."""
+
+    kind: str
+    make: Callable
+    data: Callable
+    fit: Callable  # fit(estimator, data) -> estimator
+    apply: Callable  # apply(fitted, data) -> xr.Dataset holding the target
+    target: str
+    proxy: str | None = None  # an emulator's input
+
+
+CASES = {
+    "EOFRegression": Case(
+        "emulator",
+        lambda: cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=3),
+        circulation,
+        lambda est, ds: est.fit(ds, target="pr", proxy="psl"),
+        emulated,
+        "pr",
+        "psl",
+    ),
+    "LLAAE": Case(
+        "emulator",
+        lambda: cl.LLAAE(latent_dim=2, filters=(4,), n_proxy_eofs=3, **QUIET),
+        circulation,
+        lambda est, ds: est.fit(ds, target="pr", proxy="psl"),
+        emulated,
+        "pr",
+        "psl",
+    ),
+    "ProxyDownscaler": Case(
+        "downscaler",
+        lambda: cl.ProxyDownscaler(**QUIET),
+        biogeochem,
+        lambda est, data: est.fit(*data, target="chl", proxies={"tos": "exponential"}),
+        downscaled,
+        "chl",
+    ),
+    "ProxyLatentDownscaler": Case(
+        "downscaler",
+        lambda: cl.ProxyLatentDownscaler(channels=2, hidden=4, **QUIET),
+        biogeochem,
+        lambda est, data: est.fit(*data, target="chl", proxies={"tos": "exponential"}),
+        downscaled,
+        "chl",
+    ),
+    "BilinearBaseline": Case(
+        "downscaler",
+        baselines.BilinearBaseline,
+        biogeochem,
+        lambda est, data: est.fit(coarse=data[0], fine=data[1], target="chl"),
+        downscaled,
+        "chl",
+    ),
+    "ClimatologyCorrectedBilinear": Case(
+        "downscaler",
+        baselines.ClimatologyCorrectedBilinear,
+        biogeochem,
+        lambda est, data: est.fit(coarse=data[0], fine=data[1], target="chl"),
+        downscaled,
+        "chl",
+    ),
+    "VED": Case(
+        "emulator",
+        lambda: cl.VED(latent_dim=2, hidden=8, **QUIET),
+        fields,
+        lambda est, ds: est.fit(ds, target="p", proxy="k"),
+        emulated,
+        "p",
+        "k",
+    ),
+    "VAEDLM": Case(
+        "emulator",
+        lambda: cl.VAEDLM(intrinsic_dim=2, extrinsic_dim=3, hidden=8, geometry_hidden=4, **QUIET),
+        burgers,
+        lambda est, ds: est.fit(ds, target="u"),
+        lambda est, ds: est.emulate(ds, times=ds["t"].values),
+        "u",
+        "u",
+    ),
+    "VAE": Case(
+        "generative",
+        lambda: cl.VAE(latent_dim=2, **IMAGE, **QUIET),
+        circulation,
+        lambda est, ds: est.fit(ds, target="psl"),
+        generated,
+        "psl",
+    ),
+    "AuxVAE": Case(
+        "generative",
+        lambda: cl.AuxVAE(latent_dim=4, **IMAGE, **QUIET),
+        circulation,
+        lambda est, ds: est.fit(ds, target="psl", auxiliary=["circulation_factor"]),
+        generated,
+        "psl",
+    ),
+}
+CALLS = {"emulator": "emulate", "downscaler": "downscale", "generative": "sample"}
+
+
+def public_estimators() -> set[str]:
+    """The package's estimator classes: the registry's, the baselines' and CCA."""
+    built_in = {
+        name
+        for name, cls in registry().items()
+        if cls.__module__.startswith("climlatent.") and not inspect.isabstract(cls)
+        and cls.__module__ != "climlatent.estimators.base"
+    }  # fmt: skip
+    others = {
+        name
+        for module in (baselines, cca)
+        for name, cls in vars(module).items()
+        if inspect.isclass(cls) and cls.__module__ == module.__name__ and hasattr(cls, "fit")
+    }
+    return built_in | others
+
+
+def readme_table() -> dict[str, tuple[str, str, str]]:
+    """Estimator -> (kind, fit, then), from the README's vocabulary table."""
+    row = r"^\| `cl\.(?:baselines\.)?(\w+)` \| (.*?) \| (.*?) \| (.*?) \|$"
+    rows = re.findall(row, README, re.M)
+    return {name: (kind, fit, then) for name, kind, fit, then in rows}
+
+
+def test_every_estimator_has_a_case_and_a_readme_row():
+    assert set(CASES) | {"CCARegression"} == public_estimators()
+    assert set(readme_table()) == public_estimators()
+
+
+@pytest.mark.parametrize("name", list(CASES) + ["CCARegression"])
+def test_the_readme_row_names_the_kind_and_calls(name):
+    kind, fit, then = readme_table()[name]
+    expected = CASES[name].kind if name in CASES else "emulator"
+    assert kind.startswith(expected) or f"and {expected}" in kind
+    assert fit.startswith("`fit(") and f"`{CALLS[expected]}(" in then
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_estimator_answers_its_kinds_calls_with_the_shared_keywords(name):
+    case = CASES[name]
+    data = case.data()
+    est = case.fit(case.make(), data)
+    assert hasattr(est, CALLS[case.kind])
+    out = case.apply(est, data)
+    assert isinstance(out, xr.Dataset) and case.target in out.data_vars
+    fine = data[1] if case.kind == "downscaler" else data
+    sample_dims = [d for d in fine[case.target].dims if d not in ("lat", "lon", "y", "x")]
+    for dim in sample_dims:
+        assert out.sizes[dim] == fine.sizes[dim], dim
+    if case.kind == "downscaler":
+        assert out[case.target].sizes == fine[case.target].sizes
+    if case.kind == "emulator":  # the shared check_range of the proxy
+        far = data.assign({case.proxy: data[case.proxy] * 1e6})
+        with pytest.raises(cl.errors.InputDataError, match="outside"):
+            est.emulate(far)
+        assert case.target in est.emulate(far, check_range=False).data_vars
+
+
+def test_cca_is_an_emulator_on_sample_matrices():
+    x = np.random.default_rng(2).normal(size=(60, 4))
+    y = x[:, :2] @ np.array([[1.0, 2.0], [0.5, -1.0]])
+    model = cl.CCARegression(n_components=2, regularisation=0.0).fit(x, y)
+    np.testing.assert_allclose(model.emulate(x), y, atol=1e-10)
+
+
+# -- the old spellings: same results, a warning with the new spelling -------------------
+
+
+def deprecated(call: Callable, new_spelling: str):
+    """Call ``call``; return its result after checking its one deprecation warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call()
+    assert [w.category for w in caught] == [ClimlatentDeprecationWarning]
+    assert issubclass(ClimlatentDeprecationWarning, DeprecationWarning)
+    message = str(caught[0].message)
+    assert "deprecated" in message and message.endswith(f"write {new_spelling}"), message
+    assert caught[0].filename == __file__  # pointed at the user's line
+    return result
+
+
+def same_weights(a, b) -> bool:
+    state_a, state_b = a.module_.state_dict(), b.module_.state_dict()
+    same = all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    return list(state_a) == list(state_b) and same
+
+
+@pytest.fixture(scope="module")
+def ved_new():
+    return CASES["VED"].make().fit(fields(), target="p", proxy="k")
+
+
+def test_ved_positional_old_order_is_read_as_inputs_then_outputs(ved_new):
+    ds = fields()
+    old = deprecated(
+        lambda: CASES["VED"].make().fit(ds, "k", "p"), "VED.fit(ds, target='p', proxy='k')"
+    )
+    assert (old.inputs_, old.outputs_) == (["k"], ["p"])  # not swapped
+    assert same_weights(old, ved_new)
+    out = old.emulate(ds)
+    assert list(out.data_vars) == ["p"] and out["p"].attrs["units"] == "m"
+    assert out.equals(ved_new.emulate(ds))
+    mixed = deprecated(
+        lambda: CASES["VED"].make().fit(ds, "k", target="p"), "VED.fit(ds, target='p', proxy='k')"
+    )
+    assert same_weights(mixed, ved_new)
+
+
+def test_ved_old_keywords_and_predict(ved_new):
+    ds = fields()
+    old = deprecated(
+        lambda: CASES["VED"].make().fit(ds, inputs="k", outputs=["p"]),
+        "VED.fit(ds, target=['p'], proxy='k')",
+    )
+    assert same_weights(old, ved_new)
+    test = fields(8, seed=1)
+    predicted = deprecated(lambda: ved_new.predict(test), "VED.emulate()")
+    assert predicted.equals(ved_new.emulate(test))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda est, ds: est.fit(ds, "k", proxy="k"), "got 'proxy' twice"),
+        (lambda est, ds: est.fit(ds, "k", inputs="k"), "got 'proxy' twice"),
+        (lambda est, ds: est.fit(ds, "k"), "missing the argument.*'target'"),
+        (lambda est, ds: est.fit(ds, target="p"), "missing the argument.*'proxy'"),
+        (lambda est, ds: est.fit(ds, "k", "p", "q"), "at most 2 positional"),
+        (lambda est, ds: est.fit(ds, target="p", proxy="k", input="k"), "unexpected keyword"),
+    ],
+)
+def test_ved_refuses_ambiguous_calls(call, message):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClimlatentDeprecationWarning)
+        with pytest.raises(TypeError, match=message):
+            call(CASES["VED"].make(), fields())
+
+
+def test_vaedlm_old_spellings():
+    ds = burgers()
+    case = CASES["VAEDLM"]
+    new = case.fit(case.make(), ds)
+    old = deprecated(lambda: case.make().fit(ds, variable="u"), "VAEDLM.fit(ds, target='u')")
+    assert same_weights(old, new) and same_weights(case.make().fit(ds), new)
+    predicted = deprecated(lambda: new.predict(ds, [0.0, 0.5]), "VAEDLM.emulate()")
+    assert predicted.equals(new.emulate(ds, [0.0, 0.5]))
+
+
+@pytest.mark.parametrize("name", ["VAE", "AuxVAE"])
+def test_generative_variables_keyword(name):
+    ds = circulation()
+    case = CASES[name]
+    extra = {"auxiliary": ["circulation_factor"]} if name == "AuxVAE" else {}
+    old = deprecated(
+        lambda: case.make().fit(ds, variables="psl", **extra),
+        f"{name}.fit(ds, target='psl')",
+    )
+    new = case.fit(case.make(), ds)
+    assert same_weights(old, new)
+    assert old.sample(3, seed=1).equals(new.sample(3, seed=1))
+    with pytest.raises(TypeError, match="missing the argument.*'target'"):
+        case.make().fit(ds, **extra)
+
+
+def test_cca_predict():
+    x = np.random.default_rng(3).normal(size=(40, 3))
+    model = cl.CCARegression(n_components=2).fit(x, x[:, :2] + 1)
+    old = deprecated(lambda: model.predict(x, 1), "CCARegression.emulate()")
+    np.testing.assert_array_equal(old, model.emulate(x, 1))
+
+
+# -- a field-to-field estimator as a downscaler -------------------------------------------
+
+
+def one_dataset(coarse: xr.Dataset, fine: xr.Dataset) -> xr.Dataset:
+    """The coarse ``chl`` as ``chl_coarse`` on renamed dims, beside the fine ``chl``."""
+    renamed = coarse[["chl"]].rename(chl="chl_coarse", lat="clat", lon="clon")
+    return xr.merge([fine[["chl"]], renamed])
+
+
+def without_bounds(ds: xr.Dataset) -> xr.Dataset:
+    ds = ds.drop_vars(["lat_bnds", "lon_bnds"])
+    for name in ("lat", "lon"):
+        ds[name].attrs.pop("bounds", None)
+    return ds
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: cl.EOFRegression(n_proxy_eofs=4, n_target_eofs=6),
+        lambda: cl.LLAAE(latent_dim=3, filters=(4,), n_proxy_eofs=4, **{**QUIET, "epochs": 2}),
+    ],
+    ids=["EOFRegression", "LLAAE"],
+)
+def test_downscale_is_the_fine_grid_emulation_of_the_same_model(make):
+    """``fit(coarse, fine, target)`` + ``downscale(coarse)`` equals the emulator form
+    fitted on one Dataset holding both grids (coarse dims renamed), bit for bit."""
+    coarse, fine = (without_bounds(ds) for ds in biogeochem())
+    down = make().fit(coarse, fine, "chl")
+    out = down.downscale(coarse)
+    emulator = make().fit(one_dataset(coarse, fine), target="chl", proxy="chl_coarse")
+    reference = emulator.emulate(one_dataset(coarse, fine))
+    np.testing.assert_array_equal(out["chl"].values, reference["chl"].values)
+    assert out["chl"].dims == fine["chl"].dims
+    xr.testing.assert_equal(out["lat"], fine["lat"])
+    assert out["chl"].attrs == {k: fine["chl"].attrs[k] for k in out["chl"].attrs}
+    assert out.attrs["history"].endswith("downscale(coarse)")
+    assert out["chl"].equals(down.emulate(coarse)["chl"])  # the same map
+
+
+def test_downscaler_form_takes_a_named_proxy_and_refuses_laws():
+    coarse, fine = biogeochem()
+    est = cl.EOFRegression(n_proxy_eofs=4, n_target_eofs=4).fit(coarse, fine, "chl", proxies="tos")
+    assert (est.proxy_, est.target_) == ("tos", "chl")
+    assert est.downscale(coarse[["tos"]])["chl"].sizes == fine["chl"].sizes
+    with pytest.raises(TypeError, match="ProxyDownscaler"):
+        cl.EOFRegression().fit(coarse, fine, "chl", proxies={"tos": "exponential"})
+    with pytest.raises(TypeError, match=r"fit\(ds, target, proxy\).*'proxy'"):
+        cl.EOFRegression().fit(coarse, target="chl")
