@@ -1,0 +1,74 @@
+"""Seed 002's claims ledger on runs with known effects; its tests against scipy/simulation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from climlatent.benchmarks.guided_latent_claims import (
+    coverage_test,
+    deep_prior_rows,
+    dl_cfm_rows,
+    mean_above,
+    write_ledger,
+)
+
+
+def _runs(n: int, lsd_gain: float, rng: np.random.Generator) -> pd.DataFrame:
+    lsd_vae = 0.15 + 0.01 * rng.standard_normal(n)
+    return pd.DataFrame({
+        "seed": range(n), "n_years": 3, "vae_epochs": 200, "flow_epochs": 200,
+        "psl_noise": 400.0, "vae_epochs_run": 60,
+        "lsd_vae": lsd_vae, "lsd_cfm": lsd_vae - lsd_gain + 0.005 * rng.standard_normal(n),
+        "variance_ratio_vae": 0.85 + 0.02 * rng.standard_normal(n),
+        "variance_ratio_cfm": 0.95 + 0.02 * rng.standard_normal(n),
+        "guided_r_vae": 0.99 + 0.001 * rng.standard_normal(n),
+        "guided_r_cfm": 0.99 + 0.001 * rng.standard_normal(n),
+        "aligned_r": 0.97 + 0.01 * rng.standard_normal(n),
+        "crossed_r": 0.1 + 0.01 * rng.standard_normal(n),
+    })  # fmt: skip
+
+
+def test_dl_cfm_verdicts_follow_the_effects():
+    rng = np.random.default_rng(0)
+    better = dl_cfm_rows(_runs(8, 0.05, rng))
+    assert [r["verdict"] for r in better] == ["reproduced"] * 3
+    same = dl_cfm_rows(_runs(8, 0.0, rng))
+    assert same[0]["verdict"] == "not reproduced"  # a 20 % gain (0.03) would show
+
+
+def test_mean_above_is_scipys_one_sample_t_test():
+    values = np.random.default_rng(1).normal(0.93, 0.02, 6)
+    p, _ = mean_above(values, 0.9, 0.05)
+    assert p == pytest.approx(stats.ttest_1samp(values, 0.9, alternative="greater").pvalue)
+
+
+def test_coverage_power_matches_simulation():
+    rng = np.random.default_rng(2)
+    _, power = coverage_test(np.ones(40, bool), 0.9, 0.15)
+    draws = rng.binomial(40, 0.75, 4000)
+    rejected = [stats.binomtest(int(k), 40, 0.9).pvalue < 0.05 for k in range(41)]
+    assert power == pytest.approx(np.mean([rejected[k] for k in draws]), abs=0.03)
+
+
+def test_deep_prior_verdicts():
+    def coverage(k, n=40, r_hat=1.005):
+        return pd.DataFrame({"case": np.arange(n) // 2, "covered": np.arange(n) < k,
+                             "r_hat_max": r_hat, "ess_min": 300.0})  # fmt: skip
+
+    assert deep_prior_rows(coverage(72, n=80))[0]["verdict"] == "reproduced"
+    # 40 intervals: power 0.70 against 75 % coverage
+    assert deep_prior_rows(coverage(36))[0]["verdict"] == "inconclusive (underpowered)"
+    assert deep_prior_rows(coverage(25))[0]["verdict"] == "not reproduced"
+    assert deep_prior_rows(coverage(36, r_hat=1.2))[0]["verdict"].startswith("inconclusive")
+
+
+def test_ledger_files(tmp_path):
+    study = tmp_path / "guided_latents"
+    study.mkdir()
+    _runs(4, 0.05, np.random.default_rng(3)).to_csv(study / "runs.partial.csv", index=False)
+    ledger = write_ledger(study)
+    assert len(ledger) == 5 and ledger.verdict.iloc[-1] == "not run yet"
+    lines = (study / "claims.md").read_text().splitlines()
+    table = [line for line in lines if line.startswith("| ")]
+    assert {line.replace("\\|", "").count("|") for line in table} == {8}  # 7 columns
