@@ -2,7 +2,7 @@
 
 An emulator (sea-level pressure -> precipitation)::
 
-    estimator: LLAAE                  # EOFRegression | LLAAE | ProxyDownscaler
+    estimator: LLAAE    # EOFRegression | LLAAE | ProxyDownscaler | ProxyLatentDownscaler
     options: {latent_dim: 16, epochs: 30}   # the estimator's parameters
     data: members/r[12]i1p1f1.nc      # path, glob, list of them, or catalog.yaml#entry
     target: pr
@@ -19,11 +19,22 @@ from ``fine``, and takes ``proxies`` (driver -> growth law) instead of ``proxy``
     proxies: {tos: exponential, rsds: quadratic}
     output: downscaler.clm
 
-A trained model (``LLAAE``, ``ProxyDownscaler``) takes an optional ``checkpoint``
-file, rewritten after every epoch: rerun the same command after an interruption and
-training continues where it stopped, to the result of an uninterrupted run (a larger
-``epochs`` trains a finished run further); a checkpoint of other data or options is
-refused, naming what differs (delete it to start afresh)::
+``ProxyLatentDownscaler`` takes the same keys. ``EOFRegression`` and ``LLAAE`` are
+downscalers too when given ``fine``: the target from ``fine``, the predictor from
+``data`` (``proxy``, by default the target's own coarse field), as their
+``fit(coarse, fine, target, proxies=proxy)``::
+
+    estimator: LLAAE
+    data: coarse/*.nc
+    fine: fine/*.nc
+    target: tas
+    output: llaae-downscaler.clm
+
+A trained model (``LLAAE``, ``ProxyDownscaler``, ``ProxyLatentDownscaler``) takes an
+optional ``checkpoint`` file, rewritten after every epoch: rerun the same command after
+an interruption and training continues where it stopped, to the result of an
+uninterrupted run (a larger ``epochs`` trains a finished run further); a checkpoint of
+other data or options is refused, naming what differs (delete it to start afresh)::
 
     checkpoint: llaae.pt
 
@@ -43,9 +54,17 @@ import yaml
 from climlatent import distributed
 from climlatent.batch import open_members
 from climlatent.errors import ClimlatentError
-from climlatent.estimators import LLAAE, BaseEstimator, EOFRegression, ProxyDownscaler
+from climlatent.estimators import (
+    LLAAE,
+    BaseEstimator,
+    EOFRegression,
+    ProxyDownscaler,
+    ProxyLatentDownscaler,
+)
 
-ESTIMATORS = {cls.__name__: cls for cls in (EOFRegression, LLAAE, ProxyDownscaler)}
+ESTIMATORS = {
+    cls.__name__: cls for cls in (EOFRegression, LLAAE, ProxyDownscaler, ProxyLatentDownscaler)
+}
 REQUIRED = ("estimator", "data", "target", "output")
 KEYS = (*REQUIRED, "options", "proxy", "proxies", "fine", "checkpoint")
 
@@ -138,8 +157,12 @@ def load_fit_config(path: str | Path) -> FitConfig:
     if not isinstance(options, dict):
         raise ConfigError(f"{where}: 'options' must be a mapping of {name} parameters")
     _check_names(where, f"{name} option", options, _option_names(ESTIMATORS[name]))
-    downscaler = ESTIMATORS[name] is ProxyDownscaler
-    needed, refused = (("fine",), ("proxy",)) if downscaler else (("proxy",), ("proxies", "fine"))
+    if issubclass(ESTIMATORS[name], ProxyDownscaler):
+        needed, refused = ("fine",), ("proxy",)
+    elif "fine" in raw:  # an emulator family in its downscaler form
+        needed, refused = ("fine",), ("proxies",)
+    else:
+        needed, refused = ("proxy",), ("proxies",)
     for key in needed:
         if key not in raw:
             raise ConfigError(f"{where}: {name} needs the key {key!r}")
@@ -218,6 +241,14 @@ def fit_from_config(config: FitConfig, progress: bool = True) -> Path:
         ):
             estimator.fit(
                 coarse.load(), fine.load(), config.target, proxies=config.proxies, **training
+            )
+    elif config.fine is not None:
+        with (
+            open_members(config.data, [config.proxy or config.target]) as coarse,
+            open_members(config.fine, [config.target]) as fine,
+        ):
+            estimator.fit(
+                coarse.load(), fine.load(), config.target, proxies=config.proxy, **training
             )
     else:
         with open_members(config.data, [config.target, config.proxy]) as ds:

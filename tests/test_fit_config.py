@@ -1,0 +1,53 @@
+"""``climlatent fit`` YAML in each estimator's downscaler form: the saved model equals the
+one the Python call fits on the same files."""
+
+import numpy as np
+import pytest
+import yaml
+from test_batch import write_members
+
+import climlatent as cl
+from climlatent.fit_config import ConfigError, fit_from_config, load_fit_config
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fit_config")
+    world = cl.datasets.synthetic_biogeochem(n_members=2, n_years=2, n_fine_lat=16, n_fine_lon=16)
+    write_members(world.coarse, folder / "coarse")
+    write_members(world.fine, folder / "fine")
+    return folder, world
+
+
+def _config(folder, **keys):
+    path = folder / "config.yaml"
+    base = {"data": "coarse/*.nc", "fine": "fine/*.nc", "output": "model.clm"}
+    path.write_text(yaml.safe_dump({**base, **keys}, sort_keys=False))
+    return load_fit_config(path)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "options", "keys", "python"),
+    [
+        ("EOFRegression", {"n_proxy_eofs": 3, "n_target_eofs": 3}, {"target": "tos"}, {}),
+        ("EOFRegression", {"n_proxy_eofs": 3, "n_target_eofs": 3},
+         {"target": "chl", "proxy": "tos"}, {"proxies": "tos"}),
+        ("ProxyLatentDownscaler", {"epochs": 2, "channels": 2, "hidden": 4, "progress": False},
+         {"target": "chl", "proxies": {"tos": "exponential"}},
+         {"proxies": {"tos": "exponential"}}),
+    ],
+)  # fmt: skip
+def test_downscaler_form_from_yaml_is_the_python_fit(folder, estimator, options, keys, python):
+    folder, world = folder
+    config = _config(folder, estimator=estimator, options=options, **keys)
+    loaded = cl.load(fit_from_config(config, progress=False))
+    direct = getattr(cl, estimator)(**options)
+    direct.fit(world.coarse, world.fine, keys["target"], **python)
+    ours, theirs = loaded.downscale(world.coarse), direct.downscale(world.coarse)
+    np.testing.assert_array_equal(ours[keys["target"]].values, theirs[keys["target"]].values)
+
+
+def test_downscaler_form_refuses_growth_laws(folder):
+    folder, _ = folder
+    with pytest.raises(ConfigError, match="EOFRegression does not take the key 'proxies'"):
+        _config(folder, estimator="EOFRegression", target="chl", proxies={"tos": "exponential"})
