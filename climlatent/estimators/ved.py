@@ -45,13 +45,18 @@ from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator, lat
 from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
-from climlatent.models.ved import FieldMLPDecoder, FieldMLPEncoder, VariationalEncoderDecoder
+from climlatent.models.ved import (
+    FieldConvEncoder,
+    FieldMLPDecoder,
+    FieldMLPEncoder,
+    VariationalEncoderDecoder,
+)
 from climlatent.training import resolve_device
 
 __all__ = ["VED"]
 
 DRAW = "draw"
-ARCHITECTURES = ("mlp", "dense")
+ARCHITECTURES = ("mlp", "conv", "dense")
 
 
 @dataclasses.dataclass
@@ -67,15 +72,27 @@ class VED(BaseEstimator):
     covariance_weight : float
         ``lambda``, weight of the penalty ``||Cov_q(z)[z] - I||_F^2`` on the aggregate
         encoding distribution.
-    architecture : {"mlp", "dense"}
-        Fully connected encoder and decoder (``hidden``, ``hidden_layers``), or the
-        convolutional dense-block ones of :mod:`climlatent.models.dense_blocks`
-        (``n_scales``, ``base_channels``, ``layers``, ``growth``).
+    architecture : {"mlp", "conv", "dense"}
+        ``"mlp"``: fully connected encoder and decoder (``hidden``, ``hidden_layers``).
+        ``"conv"``: the paper's, a convolutional encoder with residual blocks
+        (:class:`~climlatent.models.ved.FieldConvEncoder`: ``n_scales`` stride-2 3x3
+        convolutions of ``base_channels * 2**i`` channels, leaky ReLU, then
+        ``residual_blocks`` residual blocks and a linear read-out) and the fully
+        connected decoder of ``"mlp"``; the default of the Darcy reference studies
+        (:mod:`climlatent.benchmarks.ved_training_size`). ``"dense"``: the
+        convolutional dense-block encoder and decoder of
+        :mod:`climlatent.models.dense_blocks` (``n_scales``, ``base_channels``,
+        ``layers``, ``growth``).
     hidden, hidden_layers : int
-        Width and number of hidden layers of the ``"mlp"`` encoder and decoder.
-    n_scales, base_channels, layers, growth : int
-        The ``"dense"`` architecture: grid halvings, channels after the first
-        convolution, layers per dense block and channels each layer adds.
+        Width and number of hidden layers of the fully connected decoder (``"mlp"``,
+        ``"conv"``) and encoder (``"mlp"``).
+    n_scales, base_channels : int
+        Grid halvings and channels after the first convolution (``"conv"``,
+        ``"dense"``).
+    residual_blocks : int
+        Residual blocks of the ``"conv"`` encoder.
+    layers, growth : int
+        The ``"dense"`` architecture: layers per dense block and channels each adds.
     epochs, batch_size, lr, weight_decay, lr_decay, lr_decay_steps, validation_fraction,
     early_stopping_patience, seed, device, progress, checkpoint_path
         Training settings (`~climlatent.training.TrainingConfig`).
@@ -108,6 +125,7 @@ class VED(BaseEstimator):
     hidden_layers: int = 2
     n_scales: int = 3
     base_channels: int = 16
+    residual_blocks: int = 1
     layers: int = 3
     growth: int = 8
     epochs: int = 100
@@ -322,9 +340,13 @@ class VED(BaseEstimator):
         c_in, c_out = len(self.inputs_), len(self.outputs_)
         size_in, size_out = tuple(self.input_size_), tuple(self.output_size_)
         r = self.latent_dim
+        width = {"hidden": self.hidden, "layers": self.hidden_layers}
         if self.architecture == "mlp":
-            width = {"hidden": self.hidden, "layers": self.hidden_layers}
             encoder = FieldMLPEncoder((c_in, *size_in), 2 * r, **width)
+            decoder = FieldMLPDecoder(r, (c_out, *size_out), **width)
+        elif self.architecture == "conv":
+            filters = [self.base_channels * 2**i for i in range(self.n_scales)]
+            encoder = FieldConvEncoder((c_in, *size_in), 2 * r, filters, self.residual_blocks)
             decoder = FieldMLPDecoder(r, (c_out, *size_out), **width)
         else:
             options = {"layers": self.layers, "growth": self.growth, "n_scales": self.n_scales}

@@ -91,19 +91,25 @@ class ConvEncoder(nn.Module):
     Parameters
     ----------
     padded_shape : tuple of int
-        ``(H', W')`` of the input images, multiples of ``2**len(filters)``.
+        ``(H', W')`` of the input images. Any size: each stride-2 level (3x3 kernel,
+        padding 1) maps ``n`` cells to ``ceil(n / 2)``; the LLAAE pads to multiples of
+        ``2**len(filters)``.
     filters : sequence of int
         Channels of each stride-2 level (reference: 16, 32, 64).
     residual_blocks : int
         Residual blocks at the coarsest level.
     negative_slope : float
         Slope of the leaky ReLU.
+    in_channels : int
+        Channels of the input images.
 
     Examples
     --------
     >>> encoder = ConvEncoder((8, 8), filters=(4, 8))
     >>> encoder(torch.zeros(3, 1, 8, 8)).shape, encoder.out_features
     (torch.Size([3, 32]), 32)
+    >>> ConvEncoder((9, 5), filters=(4, 8), in_channels=2).coarse_shape
+    (8, 3, 2)
     """
 
     def __init__(
@@ -112,10 +118,11 @@ class ConvEncoder(nn.Module):
         filters: Sequence[int] = (16, 32, 64),
         residual_blocks: int = 1,
         negative_slope: float = 0.2,
+        in_channels: int = 1,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        channels = 1
+        channels = in_channels
         for width in filters:
             layers += [
                 nn.Conv2d(channels, width, 3, stride=2, padding=1),
@@ -124,8 +131,10 @@ class ConvEncoder(nn.Module):
             channels = width
         layers += [ResidualBlock(channels, negative_slope) for _ in range(residual_blocks)]
         self.net = nn.Sequential(*layers, nn.Flatten())
-        scale = 2 ** len(filters)
-        self.coarse_shape = (channels, padded_shape[0] // scale, padded_shape[1] // scale)
+        height, width = padded_shape
+        for _ in filters:
+            height, width = math.ceil(height / 2), math.ceil(width / 2)
+        self.coarse_shape = (channels, height, width)
         self.out_features = math.prod(self.coarse_shape)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -32,10 +32,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from climlatent.models.conv import ConvEncoder
 from climlatent.models.priors import gaussian_kl_standard
 from climlatent.models.vae import GaussianEncoderDecoder
 
 __all__ = [
+    "FieldConvEncoder",
     "FieldMLPDecoder",
     "FieldMLPEncoder",
     "VariationalEncoderDecoder",
@@ -196,6 +198,52 @@ class FieldMLPEncoder(nn.Module):
         super().__init__()
         sizes = [math.prod(in_shape)] + [hidden] * layers + [out_features]
         self.net = nn.Sequential(nn.Flatten(), *_linear_stack(sizes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Encode fields to vectors."""
+        return self.net(x)
+
+
+class FieldConvEncoder(nn.Module):
+    """Fields ``(batch, channels, ny, nx)`` -> ``(batch, out_features)``, convolutional.
+
+    The VED encoder of Venkatasubramanian & Barajas-Solano (2024): a convolutional
+    network with residual blocks, read out by one linear layer. Each level is a stride-2
+    3x3 convolution (padding 1, so ``n`` cells become ``ceil(n / 2)``) and a leaky
+    ReLU; ``residual_blocks`` blocks of two 3x3 convolutions with a skip connection
+    (:class:`~climlatent.models.conv.ResidualBlock`) follow the coarsest level
+    (:class:`~climlatent.models.conv.ConvEncoder`, here on any grid and any number of
+    input channels); the flattened features map linearly to the output.
+
+    Parameters
+    ----------
+    in_shape : sequence of int
+        ``(channels, ny, nx)`` of one input sample.
+    out_features : int
+        Output length (``2 * latent_dim`` for a Gaussian encoder).
+    filters : sequence of int
+        Channels of each stride-2 level.
+    residual_blocks : int
+        Residual blocks after the coarsest level.
+
+    Examples
+    --------
+    >>> encoder = FieldConvEncoder((2, 33, 33), 6, filters=(4, 8), residual_blocks=2)
+    >>> encoder(torch.zeros(3, 2, 33, 33)).shape
+    torch.Size([3, 6])
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        out_features: int,
+        filters: Sequence[int] = (16, 32, 64),
+        residual_blocks: int = 1,
+    ) -> None:
+        super().__init__()
+        channels, ny, nx = in_shape
+        features = ConvEncoder((ny, nx), filters, residual_blocks, in_channels=channels)
+        self.net = nn.Sequential(features, nn.Linear(features.out_features, out_features))
 
     def forward(self, x: Tensor) -> Tensor:
         """Encode fields to vectors."""
