@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 import climlatent as cl
 from climlatent.benchmarks.burgers import generate
@@ -229,3 +230,192 @@ def test_bad_inputs_name_the_variable(fitted, burgers):
         fitted.encode(burgers.isel(x=slice(0, 16)))
     with pytest.raises(InputDataError, match="no coordinate for its time dim"):
         fitted.encode(burgers.drop_vars("t"))
+
+
+# -- the seed's three models and its ablation: each loss term against a hand computation -
+
+WEIGHTS = {"alpha": 0.7, "beta": 1.3, "flow_alpha": 0.6, "gamma_geo": 2.0, "gamma_metric": 3.0}
+VARIANTS = {
+    "VAE-DLM": {"flow": True},
+    "no steady term": {"flow": True, "steady": False},
+    "extended VAE": {"flow": False},
+    "VAE": {"flow": False, "manifold": False},
+}
+
+
+def _hand_metric(model: GeometricFlowVAE, ut: torch.Tensor) -> torch.Tensor:
+    """g = L L^T, L lower triangular filled row by row from the metric network's outputs."""
+    d = model.intrinsic_dim
+    entries, lower, k = model.metric_net(ut), torch.zeros(d, d, dtype=ut.dtype), 0
+    for row in range(d):
+        for col in range(row + 1):
+            lower[row, col] = entries[k]
+            k += 1
+    return lower @ lower.T
+
+
+def _hand_terms(model, x, times, noise, index) -> dict[str, torch.Tensor]:
+    """The seed's loss written out per trajectory and time, derivatives by differences."""
+    d, h = model.intrinsic_dim, 1e-6
+    encoded = model.encoder(x[:, 0])
+    mean, log_var = encoded[:, :d], encoded[:, d:].clamp(-12.0, 8.0)
+    u = mean + noise * torch.exp(0.5 * log_var)
+    kl = 0.5 * (mean**2 + torch.exp(log_var) - 1.0 - log_var).sum(-1)
+    s = model.output_log_var
+    nll, geo, met = torch.zeros(len(x)), torch.zeros(len(x)), torch.zeros(len(x))
+    nll, geo, met = (v.to(x.dtype) for v in (nll, geo, met))
+    for i, row in enumerate(index):
+        for j in row:
+            ut = torch.cat([u[i], times[i, j, None]])
+            z = model.chart(ut) if model.manifold else ut
+            error = x[i, j] - model.decoder(z)
+            nll[i] += 0.5 * (np.log(2 * np.pi) + s + error**2 / torch.exp(s)).sum() / len(row)
+            if not model.flow:
+                continue
+            step = torch.zeros(d + 1, dtype=x.dtype)
+            step[d] = h
+            rate = (_hand_metric(model, ut + step) - _hand_metric(model, ut - step)) / (2 * h)
+            g = _hand_metric(model, ut)
+            a = model.generator_net(ut).view(d, d)
+            residual = rate + a.T @ a @ g
+            if model.steady:
+                sphere = 4.0 / (1.0 + u[i] @ u[i]) ** 2 * torch.eye(d, dtype=x.dtype)
+                residual = residual + model.flow_alpha * (g - sphere)
+            columns = []
+            for e in torch.eye(d, dtype=x.dtype):
+                shift = torch.cat([h * e, torch.zeros(1, dtype=x.dtype)])
+                columns.append((model.chart(ut + shift) - model.chart(ut - shift)) / (2 * h))
+            jacobian = torch.stack(columns, dim=-1)
+            geo[i] += residual.pow(2).sum() / len(row)
+            met[i] += (g - jacobian.T @ jacobian).pow(2).sum() / len(row)
+    objective = model.alpha * nll + model.beta * kl
+    objective = objective + model.gamma_geo * geo + model.gamma_metric * met
+    terms = {"reconstruction": nll.mean() / model.n_space, "kl": kl.mean()}
+    if model.flow:
+        terms["geometric_flow"], terms["metric"] = geo.mean(), met.mean()
+    terms["loss"] = objective.mean() / model.n_space
+    return terms
+
+
+def _draws(n: int = 3, n_times: int = 5, k: int = 2) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator().manual_seed(7)
+    x = torch.randn(n, n_times, 12, generator=generator, dtype=torch.float64)
+    times = torch.linspace(0, 1, n_times, dtype=torch.float64).expand(n, n_times).contiguous()
+    noise = torch.randn(n, SMALL["intrinsic_dim"], generator=generator, dtype=torch.float64)
+    index = torch.randint(0, n_times, (n, k), generator=generator)
+    return x, times, noise, index
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_each_variant_loss_equals_the_hand_computation(variant):
+    model = _model(**VARIANTS[variant], **WEIGHTS).double()
+    draws = _draws()
+    terms = model.loss_terms(*draws)
+    with torch.no_grad():
+        expected = _hand_terms(model, *draws)
+    assert sorted(terms) == sorted(expected)
+    for key, value in expected.items():
+        torch.testing.assert_close(terms[key], value, rtol=1e-6, atol=1e-9, msg=key)
+
+
+def test_each_variant_changes_only_its_own_term():
+    draws = _draws()
+    full = _model(**WEIGHTS).double()
+    terms = {"VAE-DLM": full.loss_terms(*draws)}
+    for variant in ("no steady term", "extended VAE", "VAE"):
+        model = _model(**VARIANTS[variant], **WEIGHTS).double()
+        # the same weights wherever the architectures share a network
+        shared = {k: v for k, v in full.state_dict().items() if k in model.state_dict()}
+        shapes = {k: v.shape for k, v in model.state_dict().items()}
+        shared = {k: v for k, v in shared.items() if shapes[k] == v.shape}
+        model.load_state_dict(shared, strict=False)
+        terms[variant] = model.loss_terms(*draws)
+    dlm, ablation = terms["VAE-DLM"], terms["no steady term"]
+    for key in ("reconstruction", "kl", "metric"):  # the ablation: only the flow residual
+        assert torch.equal(dlm[key], ablation[key]), key
+    assert not torch.isclose(dlm["geometric_flow"], ablation["geometric_flow"])
+    extended = terms["extended VAE"]  # the extended VAE: the geometric terms gone
+    assert torch.equal(extended["reconstruction"], dlm["reconstruction"])
+    assert torch.equal(extended["kl"], dlm["kl"])
+    n, extra = 12, 2.0 * dlm["geometric_flow"] + 3.0 * dlm["metric"]
+    torch.testing.assert_close(dlm["loss"] - extended["loss"], extra / n)
+    vae = terms["VAE"]  # the traditional VAE: same encoder and KL, another decoder
+    assert torch.equal(vae["kl"], dlm["kl"])
+    assert not torch.isclose(vae["reconstruction"], dlm["reconstruction"])
+    torch.testing.assert_close(vae["loss"], (0.7 * n * vae["reconstruction"] + 1.3 * vae["kl"]) / n)
+
+
+def test_traditional_vae_has_no_manifold_and_refuses_the_flow():
+    vae = _model(flow=False, manifold=False)
+    assert not any(hasattr(vae, net) for net in ("chart", "metric_net", "generator_net"))
+    assert vae.decoder[0].in_features == SMALL["intrinsic_dim"] + 1
+    with pytest.raises(ValueError, match="flow=True needs manifold=True"):
+        _model(flow=True, manifold=False)
+    estimator = VAEDLM(flow=True, steady=False, **SMALL)
+    estimator.n_space_ = 12
+    built = estimator._build()  # the estimator's switches reach the module
+    assert built.flow and not built.steady and built.manifold
+    estimator.flow, estimator.manifold = False, False
+    assert not estimator._build().manifold
+
+
+def test_training_losses_are_loss_terms_of_their_draws():
+    model = _model()
+    x, times = _trajectories()
+    torch.manual_seed(5)
+    drawn = model.training_losses((x, times))
+    torch.manual_seed(5)
+    noise = torch.randn(len(x), SMALL["intrinsic_dim"])
+    index = torch.randint(0, x.shape[1], (len(x), model.times_per_sample))
+    again = model.loss_terms(x, times, noise, index)
+    assert all(torch.equal(drawn[key], again[key]) for key in drawn)
+
+
+# -- prior sampling ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(burgers_large):
+    return VAEDLM(**{**SMALL, "hidden": 32}, flow=False, epochs=200, lr=3e-3, batch_size=16,
+                  progress=False, device="cpu").fit(burgers_large)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def burgers_large():
+    return generate(128, nx=32, nt=10, seed=3)
+
+
+def test_sample_layout_and_seeds(fitted, burgers):
+    drawn = fitted.sample(7, seed=3)
+    u = drawn["u"]
+    assert u.dims == ("realization", "t", "x") and u.shape == (7, 11, 32)
+    np.testing.assert_array_equal(u.realization.values, np.arange(7))
+    np.testing.assert_array_equal(u.t.values, burgers.t.values)
+    np.testing.assert_array_equal(u.x.values, burgers.x.values)
+    assert u.attrs == burgers.u.attrs and u.t.attrs == burgers.t.attrs
+    assert drawn.attrs["history"].endswith("sample(7, seed=3)")
+    assert drawn.identical(fitted.sample(7, seed=3))
+    assert not np.allclose(fitted.sample(7, seed=4)["u"], u)
+    assert fitted.sample(2, times=[0.0, 0.5])["u"].sizes["t"] == 2
+    with pytest.raises(ValueError, match="n_samples must be >= 1"):
+        fitted.sample(0)
+
+
+def test_sample_prior_decodes_through_the_decoder(fitted):
+    """The realisations are decode(u) of standard-normal draws from the seed."""
+    drawn = fitted.sample(4, seed=11, times=[0.0, 1.0])["u"]
+    u = np.random.default_rng(11).standard_normal((4, SMALL["intrinsic_dim"]))
+    latent = xr.DataArray(u.astype(np.float32), dims=("realization", "latent"))
+    decoded = fitted.decode(latent, [0.0, 1.0])["u"]
+    np.testing.assert_allclose(drawn.values, decoded.values, rtol=1e-6, atol=1e-6)
+
+
+def test_sampled_trajectories_look_like_the_training_data(trained, burgers_large):
+    drawn, data = trained.sample(256, seed=0)["u"], burgers_large["u"]
+    inside = (drawn >= data.min()) & (drawn <= data.max())
+    assert float(inside.mean()) > 0.99
+    ratio = drawn.std("x").mean("realization") / data.std("x").mean("sample")
+    assert 0.8 < float(ratio.min()) and float(ratio.max()) < 1.25  # energy at every time
+    assert float(abs(drawn.mean("x")).max()) < 0.05  # Burgers conserves mass 0
+    spread = float(drawn.std("realization").mean() / data.std("sample").mean())
+    assert 0.4 < spread < 1.5  # draws differ as trajectories do, not collapsed to one

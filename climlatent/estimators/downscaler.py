@@ -34,7 +34,7 @@ from climlatent.checks import (
 from climlatent.errors import InputDataError
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators._train import train_module
-from climlatent.estimators.base import ArraySpec, BaseEstimator
+from climlatent.estimators.base import REALIZATION_DIM, ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
 from climlatent.grid import find_grid
 from climlatent.grid_order import GridOrder, grid_layout
@@ -44,9 +44,6 @@ from climlatent.models.proxies import make_proxy
 from climlatent.regrid import Regridder
 from climlatent.training import resolve_device
 from climlatent.units import convert_units, parse_units
-
-REALIZATION_DIM = "realization"  # CF: the axis of an ensemble of realisations
-
 
 N_NEIGHBOURS = 9
 

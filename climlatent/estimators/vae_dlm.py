@@ -7,14 +7,18 @@ initial state) into local coordinates ``u`` of the latent manifold and decodes t
 field at any time. ``reconstruct`` and ``emulate`` therefore return whole
 trajectories from initial states, which is how the seed evaluates (the L1 error at
 t = 0, 0.25, 0.5, 0.75, 1): an emulator of the PDE's evolution, ``fit(ds, target="u")``
-then ``emulate(ds, times)``. Time is rescaled so that the training span is [0, 1];
-the field is standardised with its training mean and standard deviation.
-``flow=False`` trains the vanilla VAE of the same architecture.
+then ``emulate(ds, times)``; ``sample(n_samples)`` decodes draws of the prior into new
+trajectories. Time is rescaled so that the training span is [0, 1]; the field is
+standardised with its training mean and standard deviation. The seed's other two
+models are options: ``flow=False`` is its extended VAE (the same architecture without
+the geometric terms), ``flow=False, manifold=False`` its traditional VAE; and
+``steady=False`` its ablation without the flow's steady term.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import operator
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +33,7 @@ from climlatent.errors import InputDataError
 from climlatent.estimators._fields import check_field_ranges, field_ranges
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators._train import train_module
-from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
+from climlatent.estimators.base import LATENT_DIM, REALIZATION_DIM, ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.vae_dlm import GeometricFlowVAE
@@ -65,7 +69,14 @@ class VAEDLM(BaseEstimator):
     hidden, geometry_hidden : int
         Widths of the encoder/decoder MLPs and of the chart/metric/generator MLPs.
     flow : bool
-        Train the geometric-flow and metric terms; False gives the vanilla VAE.
+        Train the geometric-flow and metric terms; False gives the seed's extended VAE
+        (the same architecture without them).
+    manifold : bool
+        Decode through the latent manifold's chart; False (with ``flow=False``) gives
+        the seed's traditional VAE, whose decoder reads the local coordinates and time.
+    steady : bool
+        Keep the flow's steady term ``flow_alpha (g - Sigma)``; False is the seed's
+        ablation without it.
     alpha, beta : float
         Weights of the reconstruction and KL terms.
     flow_alpha : float
@@ -76,6 +87,10 @@ class VAEDLM(BaseEstimator):
         Times drawn per trajectory and batch.
     epochs, batch_size, lr, lr_decay, lr_decay_steps, grad_clip, validation_fraction
         Training settings (`~climlatent.training.TrainingConfig`).
+    early_stopping_patience : int, optional
+        Stop once the validation loss has not improved for this many epochs (needs
+        ``validation_fraction > 0``) and keep the best epoch's weights; ``best_epoch_``
+        and ``len(history_)`` record where it stopped. None trains all ``epochs``.
     seed, device, progress, checkpoint_path
         Idem; ``device="auto"`` trains on CUDA when present.
     range_tolerance : float
@@ -101,6 +116,8 @@ class VAEDLM(BaseEstimator):
     hidden: int = 128
     geometry_hidden: int = 64
     flow: bool = True
+    manifold: bool = True
+    steady: bool = True
     alpha: float = 1.0
     beta: float = 1.0
     flow_alpha: float = 1.0
@@ -114,6 +131,7 @@ class VAEDLM(BaseEstimator):
     lr_decay_steps: int | None = 1000
     grad_clip: float | None = None
     validation_fraction: float = 0.0
+    early_stopping_patience: int | None = None
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -180,6 +198,7 @@ class VAEDLM(BaseEstimator):
         self.time_attrs_ = dict(da[self.dims_[-2]].attrs)
         self.t0_ = float(times[0])
         self.span_ = float(times[-1] - times[0])
+        self.times_ = times
         self.grid_ = xr.Dataset(coords={self.dims_[-1]: da[self.dims_[-1]]})
         self.ranges_ = field_ranges([da], "field", self.range_tolerance)
         self.mean_ = np.asarray(values.mean(), np.float64)
@@ -298,6 +317,58 @@ class VAEDLM(BaseEstimator):
         history = out.attrs["history"].rsplit("emulate(ds)", 1)[0] + "reconstruct(ds)"
         return out.assign_attrs(history=history)
 
+    def sample(
+        self,
+        n_samples: int,
+        seed: int = 0,
+        times: Sequence[float] | np.ndarray | None = None,
+    ) -> xr.Dataset:
+        """Trajectories decoded from ``n_samples`` draws of the prior ``u ~ N(0, I)``.
+
+        The seed's generative use: local coordinates drawn from the prior are mapped to
+        the (time-evolving) latent manifold and decoded.
+
+        Parameters
+        ----------
+        n_samples : int
+            Number of trajectories, stacked along ``realization``.
+        seed : int
+            Seed of the prior draws; the same seed gives the same trajectories.
+        times : array-like, optional
+            Times in the units of the time coordinate; the training times by default
+            (required for models saved before they recorded them).
+
+        Returns
+        -------
+        xr.Dataset
+            The variable with dims ``realization`` (coordinate ``0 .. n_samples - 1``),
+            time and space, with the training attributes and a history line.
+
+        Examples
+        --------
+        >>> from climlatent.benchmarks.burgers import generate
+        >>> ds = generate(8, nx=16, nt=3, seed=0)
+        >>> model = VAEDLM(intrinsic_dim=2, extrinsic_dim=3, hidden=8, geometry_hidden=4,
+        ...                epochs=1, progress=False).fit(ds, target="u")
+        >>> model.sample(5, seed=1)["u"].dims
+        ('realization', 't', 'x')
+        """
+        self._require_fitted()
+        if operator.index(n_samples) < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        if times is None and self.times_ is None:
+            raise InputDataError(
+                "this model was saved by a version that did not record its training "
+                "times: pass times="
+            )
+        times = self.times_ if times is None else self._requested_times(times)
+        rng = np.random.default_rng(seed)
+        u = rng.standard_normal((n_samples, self.intrinsic_dim)).astype(np.float32)
+        fields = self._run(u, times, encode=False)
+        coords = {REALIZATION_DIM: np.arange(n_samples)}
+        call = f"sample({n_samples}, seed={seed})"
+        return self._to_dataset(fields, (REALIZATION_DIM,), (n_samples,), coords, times, call)
+
     # -- internals -----------------------------------------------------------------------
 
     def _build(self) -> GeometricFlowVAE:
@@ -308,6 +379,8 @@ class VAEDLM(BaseEstimator):
             hidden=self.hidden,
             geometry_hidden=self.geometry_hidden,
             flow=self.flow,
+            manifold=self.manifold,
+            steady=self.steady,
             alpha=self.alpha,
             beta=self.beta,
             flow_alpha=self.flow_alpha,
@@ -437,6 +510,7 @@ class VAEDLM(BaseEstimator):
             "time_attrs": self.time_attrs_,
             "t0": self.t0_,
             "span": self.span_,
+            "times": self.times_.tolist(),
             "ranges": self.ranges_,
         }
 
@@ -449,6 +523,8 @@ class VAEDLM(BaseEstimator):
         self.n_space_ = int(fitted["n_space"])
         self.attrs_, self.time_attrs_ = fitted["attrs"], fitted["time_attrs"]
         self.t0_, self.span_ = float(fitted["t0"]), float(fitted["span"])
+        # None: saved before the training times were recorded
+        self.times_ = np.asarray(fitted["times"]) if "times" in fitted else None
         self.grid_ = datasets["grid"]
         self.ranges_ = fitted.get("ranges", {})  # absent from older models: no check
 

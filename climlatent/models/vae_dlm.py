@@ -35,9 +35,19 @@ sphere in stereographic coordinates (the seed's baseline metric). The seed write
 :math:`\alpha` for both the reconstruction weight and the relaxation rate of the
 flow; they are two settings here (``alpha`` and ``flow_alpha``). The minimised
 ``loss`` is the batch mean divided by the number of values per field, as in
-:class:`climlatent.models.vae.GaussianVAE`. With ``flow=False`` the two geometric
-terms are not computed and have weight exactly 0: the vanilla VAE on the same data
-and architecture.
+:class:`climlatent.models.vae.GaussianVAE`.
+
+The seed compares three models, all three options of :class:`GeometricFlowVAE`:
+
+- the **VAE-DLM** (``flow=True``); ``steady=False`` drops the flow's steady term
+  :math:`\alpha_{flow}(g - \Sigma)` (the relaxation towards the baseline metric) from
+  the residual, the seed's ablation ("the Riemannian metric without the steady term
+  is near degenerate");
+- the **extended VAE** (``flow=False``), "a VAE endowed with identical architecture"
+  (the author's README): encoder, chart and decoder as above, the two geometric
+  terms not computed (weight exactly 0);
+- the **VAE** (``flow=False, manifold=False``), the traditional one: no manifold
+  stage, the decoder reads :math:`(u, t)` directly.
 """
 
 from __future__ import annotations
@@ -162,7 +172,8 @@ def flow_residual(
     u, t : torch.Tensor
         Coordinates ``(batch, d)`` and times ``(batch,)``.
     alpha : float
-        Relaxation rate towards the baseline metric.
+        Relaxation rate towards the baseline metric; 0 drops the steady term (the
+        baseline is then not evaluated).
     baseline : callable
         :math:`\Sigma(u)`; the sphere metric by default.
 
@@ -181,7 +192,8 @@ def flow_residual(
     tensor(0.)
     """
     value, rate = time_derivative(metric, u, t)
-    return rate + generator(u, t) @ value + alpha * (value - baseline(u))
+    residual = rate + generator(u, t) @ value
+    return residual + alpha * (value - baseline(u)) if alpha else residual
 
 
 def _mlp(n_in: int, hidden: int, n_out: int, activation: type[nn.Module]) -> nn.Sequential:
@@ -205,7 +217,15 @@ class GeometricFlowVAE(nn.Module):
     geometry_hidden : int
         Width of the chart, metric and generator MLPs (two hidden layers, tanh).
     flow : bool
-        Train with the two geometric terms; False gives the vanilla VAE.
+        Train with the two geometric terms; False gives the extended VAE (the same
+        architecture without them).
+    manifold : bool
+        Decode through the chart ``z_t = phi(u, t)``; False gives the traditional VAE,
+        whose decoder reads ``(u, t)`` (no chart, metric or generator network; needs
+        ``flow=False``).
+    steady : bool
+        Keep the steady term ``flow_alpha (g - Sigma)`` in the flow residual; False is
+        the seed's ablation without it (``flow_alpha`` then unused).
     alpha, beta : float
         Weights of the reconstruction and of the KL term.
     flow_alpha : float
@@ -216,6 +236,11 @@ class GeometricFlowVAE(nn.Module):
     times_per_sample : int
         Times drawn per trajectory and batch for the expectation over ``t``.
 
+    Raises
+    ------
+    ValueError
+        ``flow=True`` with ``manifold=False``: the geometric terms live on the chart.
+
     Examples
     --------
     >>> model = GeometricFlowVAE(n_space=16, intrinsic_dim=2, extrinsic_dim=4, hidden=8,
@@ -225,6 +250,10 @@ class GeometricFlowVAE(nn.Module):
     ['geometric_flow', 'kl', 'loss', 'metric', 'reconstruction']
     >>> model.predict(x[:, 0], torch.tensor([0.0, 0.5])).shape
     torch.Size([3, 2, 16])
+    >>> vae = GeometricFlowVAE(n_space=16, intrinsic_dim=2, hidden=8, flow=False,
+    ...                        manifold=False)
+    >>> sorted(vae.training_losses((x, t))), hasattr(vae, "chart")
+    (['kl', 'loss', 'reconstruction'], False)
     """
 
     def __init__(
@@ -235,6 +264,8 @@ class GeometricFlowVAE(nn.Module):
         hidden: int = 128,
         geometry_hidden: int = 64,
         flow: bool = True,
+        manifold: bool = True,
+        steady: bool = True,
         alpha: float = 1.0,
         beta: float = 1.0,
         flow_alpha: float = 1.0,
@@ -243,18 +274,27 @@ class GeometricFlowVAE(nn.Module):
         times_per_sample: int = 4,
     ) -> None:
         super().__init__()
+        if flow and not manifold:
+            raise ValueError(
+                "flow=True needs manifold=True: the geometric terms are those of the chart; "
+                "the traditional VAE is flow=False, manifold=False"
+            )
         d, dd = intrinsic_dim, extrinsic_dim
         self.n_space, self.intrinsic_dim, self.extrinsic_dim = n_space, d, dd
         self.encoder = _mlp(n_space, hidden, 2 * d, nn.SiLU)
-        self.chart = _mlp(d + 1, geometry_hidden, dd, nn.Tanh)
-        self.decoder = _mlp(dd, hidden, n_space, nn.SiLU)
-        self.metric_net = _mlp(d + 1, geometry_hidden, d * (d + 1) // 2, nn.Tanh)
-        self.generator_net = _mlp(d + 1, geometry_hidden, d * d, nn.Tanh)
+        self.manifold, self.steady = bool(manifold), bool(steady)
+        if self.manifold:
+            self.chart = _mlp(d + 1, geometry_hidden, dd, nn.Tanh)
+            self.decoder = _mlp(dd, hidden, n_space, nn.SiLU)
+            self.metric_net = _mlp(d + 1, geometry_hidden, d * (d + 1) // 2, nn.Tanh)
+            self.generator_net = _mlp(d + 1, geometry_hidden, d * d, nn.Tanh)
+            rows, cols = torch.tril_indices(d, d)
+            placement = torch.zeros(len(rows), d * d)
+            placement[torch.arange(len(rows)), rows * d + cols] = 1.0
+            self.register_buffer("tril_placement", placement, persistent=False)
+        else:
+            self.decoder = _mlp(d + 1, hidden, n_space, nn.SiLU)
         self.output_log_var = nn.Parameter(torch.zeros(()))
-        rows, cols = torch.tril_indices(d, d)
-        placement = torch.zeros(len(rows), d * d)
-        placement[torch.arange(len(rows)), rows * d + cols] = 1.0
-        self.register_buffer("tril_placement", placement, persistent=False)
         self.flow = bool(flow)
         self.alpha, self.beta, self.flow_alpha = float(alpha), float(beta), float(flow_alpha)
         self.gamma_geo = float(gamma_geo) if self.flow else 0.0
@@ -278,7 +318,9 @@ class GeometricFlowVAE(nn.Module):
 
     def decode(self, u: Tensor, t: Tensor) -> Tensor:
         """Fields at times ``t`` ``(batch,)`` of local coordinates ``u`` ``(batch, d)``."""
-        return self.decoder(self.manifold_point(u, t))
+        if self.manifold:
+            return self.decoder(self.manifold_point(u, t))
+        return self.decoder(torch.cat([u, t[:, None].to(u.dtype)], dim=-1))
 
     def metric(self, u: Tensor, t: Tensor) -> Tensor:
         """The learned metric ``g(u, t) = L L^T``, ``(batch, d, d)``."""
@@ -305,25 +347,58 @@ class GeometricFlowVAE(nn.Module):
 
     def geometric_terms(self, u: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """Per-row squared Frobenius norms of the flow residual and of ``g - J^T J``."""
-        residual = flow_residual(self.metric, self.generator, u, t, self.flow_alpha)
+        relaxation = self.flow_alpha if self.steady else 0.0
+        residual = flow_residual(self.metric, self.generator, u, t, relaxation)
         mismatch = self.metric(u, t) - induced_metric(self.manifold_point, u, t)
         return residual.pow(2).sum((-1, -2)), mismatch.pow(2).sum((-1, -2))
 
     def training_losses(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
         """The seed's loss on trajectories ``(batch, n_times, n_space)`` and their times.
 
-        ``times_per_sample`` saved times are drawn per trajectory (uniform over its
-        saved times, the discrete ``t ~ U[0, T]``); the geometric terms are evaluated
-        at the same ``(u, t)``. Keys: ``reconstruction`` (per value), ``kl``,
-        ``geometric_flow`` and ``metric`` (per ``(u, t)``, only with ``flow``), and the
-        minimised ``loss``.
+        Draws the reparameterisation noise and ``times_per_sample`` saved times per
+        trajectory (uniform over its saved times, the discrete ``t ~ U[0, T]``), then
+        returns :meth:`loss_terms` of these draws.
         """
         x, times = batch[0], batch[1]  # (batch, n_times, n_space), (batch, n_times)
         n, n_times = x.shape[:2]
+        noise = torch.randn(n, self.intrinsic_dim, dtype=x.dtype, device=x.device)
+        index = torch.randint(0, n_times, (n, self.times_per_sample), device=x.device)
+        return self.loss_terms(x, times, noise, index)
+
+    def loss_terms(
+        self, x: Tensor, times: Tensor, noise: Tensor, index: Tensor
+    ) -> dict[str, Tensor]:
+        """The loss terms at given draws of ``u`` and ``t``.
+
+        Parameters
+        ----------
+        x, times : torch.Tensor
+            Trajectories ``(batch, n_times, n_space)`` and their times ``(batch, n_times)``.
+        noise : torch.Tensor
+            Standard-normal draws ``(batch, intrinsic_dim)``: ``u = mean + noise * std``.
+        index : torch.Tensor
+            Indices ``(batch, k)`` of the saved times of each trajectory to fit; the
+            geometric terms are evaluated at the same ``(u, t)``.
+
+        Returns
+        -------
+        dict of torch.Tensor
+            ``reconstruction`` (negative log-likelihood per value), ``kl``,
+            ``geometric_flow`` and ``metric`` (per ``(u, t)``, only with ``flow``), and
+            the minimised ``loss`` (per value).
+
+        Examples
+        --------
+        >>> model = GeometricFlowVAE(n_space=4, intrinsic_dim=2, hidden=4, flow=False,
+        ...                          manifold=False)
+        >>> terms = model.loss_terms(torch.zeros(1, 3, 4), torch.zeros(1, 3),
+        ...                          torch.zeros(1, 2), torch.tensor([[0, 2]]))
+        >>> bool(terms["loss"] == (4 * terms["reconstruction"] + terms["kl"]) / 4)
+        True
+        """
+        n, k = index.shape
         mean, log_var = self.posterior(x[:, 0])
-        u = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
-        k = self.times_per_sample
-        index = torch.randint(0, n_times, (n, k), device=x.device)
+        u = mean + noise * (0.5 * log_var).exp()
         t = times.gather(1, index).reshape(-1)
         target = x.gather(1, index[..., None].expand(n, k, x.shape[-1])).reshape(n * k, -1)
         u_rep = u.repeat_interleave(k, dim=0)
