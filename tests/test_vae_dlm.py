@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -419,3 +421,29 @@ def test_sampled_trajectories_look_like_the_training_data(trained, burgers_large
     assert float(abs(drawn.mean("x")).max()) < 0.05  # Burgers conserves mass 0
     spread = float(drawn.std("realization").mean() / data.std("sample").mean())
     assert 0.4 < spread < 1.5  # draws differ as trajectories do, not collapsed to one
+
+
+def test_latent_metric_is_the_chart_metric_at_the_encodings(fitted, burgers):
+    times = [0.0, 0.5]
+    metric = fitted.latent_metric(burgers, times=times)
+    assert metric["induced"].dims == ("sample", "t", "latent_i", "latent_j")
+    np.testing.assert_array_equal(metric.t.values, times)
+    chart = copy.deepcopy(fitted.module_).double()
+    u = torch.from_numpy(fitted.encode(burgers).values.astype(np.float64))
+    h = 1e-6
+    for k, time in enumerate(times):
+        t = torch.full((len(u),), time / float(burgers.t[-1]), dtype=torch.float64)
+        with torch.no_grad():
+            columns = [(chart.manifold_point(u + h * e, t) - chart.manifold_point(u - h * e, t))
+                       / (2 * h) for e in torch.eye(3, dtype=torch.float64)]  # fmt: skip
+            jacobian = torch.stack(columns, dim=-1)
+            learned = chart.metric(u, t)
+        expected = (jacobian.transpose(-1, -2) @ jacobian).numpy()
+        np.testing.assert_allclose(metric["induced"][:, k], expected, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(metric["learned"][:, k], learned.numpy(), rtol=1e-4, atol=1e-6)
+    assert np.linalg.eigvalsh(metric["learned"].values).min() > -1e-6  # g = L L^T
+    vae = VAEDLM(**SMALL, flow=False, manifold=False, epochs=1, progress=False, device="cpu")
+    with pytest.raises(ValueError, match="no latent manifold"):
+        vae.fit(burgers).latent_metric(burgers)
+    assert "learned" not in VAEDLM(**SMALL, flow=False, epochs=1, progress=False,
+                                   device="cpu").fit(burgers).latent_metric(burgers)  # fmt: skip

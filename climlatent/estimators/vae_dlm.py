@@ -36,10 +36,12 @@ from climlatent.estimators._train import train_module
 from climlatent.estimators.base import LATENT_DIM, REALIZATION_DIM, ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
-from climlatent.models.vae_dlm import GeometricFlowVAE
+from climlatent.models.vae_dlm import GeometricFlowVAE, induced_metric
 from climlatent.training import resolve_device
 
 __all__ = ["VAEDLM", "set_torch_threads"]
+
+Times = Sequence[float] | np.ndarray
 
 
 def set_torch_threads(n: int) -> int:
@@ -240,7 +242,7 @@ class VAEDLM(BaseEstimator):
             attrs={"long_name": "posterior mean of the VAE-DLM local coordinates", "units": "1"},
         )
 
-    def decode(self, u: xr.DataArray, times: Sequence[float] | np.ndarray) -> xr.Dataset:
+    def decode(self, u: xr.DataArray, times: Times) -> xr.Dataset:
         """Fields at ``times`` decoded from local coordinates ``u`` (last dim ``latent``).
 
         Returns
@@ -264,7 +266,7 @@ class VAEDLM(BaseEstimator):
     def emulate(
         self,
         ds: xr.Dataset,
-        times: Sequence[float] | np.ndarray | None = None,
+        times: Times | None = None,
         check_range: bool = True,
     ) -> xr.Dataset:
         """Trajectories at ``times`` from the initial fields of ``ds``.
@@ -317,12 +319,7 @@ class VAEDLM(BaseEstimator):
         history = out.attrs["history"].rsplit("emulate(ds)", 1)[0] + "reconstruct(ds)"
         return out.assign_attrs(history=history)
 
-    def sample(
-        self,
-        n_samples: int,
-        seed: int = 0,
-        times: Sequence[float] | np.ndarray | None = None,
-    ) -> xr.Dataset:
+    def sample(self, n_samples: int, seed: int = 0, times: Times | None = None) -> xr.Dataset:
         """Trajectories decoded from ``n_samples`` draws of the prior ``u ~ N(0, I)``.
 
         The seed's generative use: local coordinates drawn from the prior are mapped to
@@ -356,11 +353,8 @@ class VAEDLM(BaseEstimator):
         self._require_fitted()
         if operator.index(n_samples) < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-        if times is None and self.times_ is None:
-            raise InputDataError(
-                "this model was saved by a version that did not record its training "
-                "times: pass times="
-            )
+        if times is None and self.times_ is None:  # saved before times were recorded
+            raise InputDataError("this model did not record its training times: pass times=")
         times = self.times_ if times is None else self._requested_times(times)
         rng = np.random.default_rng(seed)
         u = rng.standard_normal((n_samples, self.intrinsic_dim)).astype(np.float32)
@@ -368,6 +362,69 @@ class VAEDLM(BaseEstimator):
         coords = {REALIZATION_DIM: np.arange(n_samples)}
         call = f"sample({n_samples}, seed={seed})"
         return self._to_dataset(fields, (REALIZATION_DIM,), (n_samples,), coords, times, call)
+
+    def latent_metric(self, ds: xr.Dataset, times: Times | None = None) -> xr.Dataset:
+        """Riemannian metrics of the latent manifold at the encodings of ``ds``.
+
+        At the posterior means ``u`` of the initial fields and at each time: ``J^T J``,
+        induced by the chart (``J`` its Jacobian in ``u``), and with ``flow`` the flow's
+        learned metric ``g(u, t)`` (near-zero diagonals: a degenerate manifold).
+
+        Parameters
+        ----------
+        ds : xr.Dataset
+            Holds the variable; only its initial fields are used.
+        times : array-like, optional
+            Times in the units of the time coordinate; those of ``ds`` by default.
+
+        Returns
+        -------
+        xr.Dataset
+            ``induced`` and (with ``flow``) ``learned``, dims: the sample dims, time,
+            ``latent_i``, ``latent_j``.
+
+        Raises
+        ------
+        ValueError
+            The model has no latent manifold (``manifold=False``).
+
+        Examples
+        --------
+        >>> from climlatent.benchmarks.burgers import generate
+        >>> ds = generate(8, nx=16, nt=3, seed=0)
+        >>> model = VAEDLM(intrinsic_dim=2, extrinsic_dim=3, hidden=8, geometry_hidden=4,
+        ...                epochs=1, progress=False).fit(ds, target="u")
+        >>> metric = model.latent_metric(ds, times=[0.0, 1.0])
+        >>> sorted(metric.data_vars), metric["learned"].dims
+        (['induced', 'learned'], ('sample', 't', 'latent_i', 'latent_j'))
+        """
+        self._require_fitted()
+        if not self.manifold:
+            raise ValueError("the traditional VAE (manifold=False) has no latent manifold")
+        da = self._checked(ds)
+        time_dim, d = self.dims_[-2], self.intrinsic_dim
+        times = da[time_dim].values if times is None else self._requested_times(times)
+        tau, module = torch.from_numpy(self._scaled(times)).to(self.device_), self.module_
+
+        def metrics(rows: torch.Tensor) -> torch.Tensor:
+            u, t = module.encode(rows).repeat_interleave(len(tau), dim=0), tau.repeat(len(rows))
+            parts = [induced_metric(module.manifold_point, u, t)]
+            parts += [module.metric(u, t)] if self.flow else []
+            return torch.stack(parts, dim=1).view(len(rows), len(tau), len(parts), d, d)
+
+        values = inference(metrics, self._initial(da), device=self.device_)
+        sample = tuple(da.dims[:-2])
+        values = values.reshape(tuple(da.sizes[dim] for dim in sample) + values.shape[1:])
+        dims = sample + (time_dim, "latent_i", "latent_j")
+        names = {"induced": "metric J^T J induced by the chart", "learned": "learned metric g"}
+        data = {
+            name: (dims, values[..., k, :, :], {"long_name": names[name], "units": "1"})
+            for k, name in enumerate(("induced", "learned")[: values.shape[-3]])
+        }
+        time = xr.DataArray(np.asarray(times), dims=time_dim, attrs=self.time_attrs_)
+        coords = {dim: da[dim] for dim in sample if dim in da.coords}
+        coords |= {time_dim: time, "latent_i": np.arange(d), "latent_j": np.arange(d)}
+        return xr.Dataset(data, coords=coords)
 
     # -- internals -----------------------------------------------------------------------
 
