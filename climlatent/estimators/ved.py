@@ -94,8 +94,10 @@ class VED(BaseEstimator):
     layers, growth : int
         The ``"dense"`` architecture: layers per dense block and channels each adds.
     epochs, batch_size, lr, weight_decay, lr_decay, lr_decay_steps, validation_fraction,
-    early_stopping_patience, seed, device, progress, checkpoint_path
-        Training settings (`~climlatent.training.TrainingConfig`).
+    early_stopping_patience, plateau_lr_drops, seed, device, progress, checkpoint_path
+        Training settings (`~climlatent.training.TrainingConfig`): with a patience,
+        each plateau of the validation loss divides the learning rate by 10 up to
+        ``plateau_lr_drops`` times, and the next plateau stops training.
     range_tolerance : float
         New fields with values beyond their training range by more than this many
         widths of it are refused (`climlatent.fitted_range`).
@@ -136,6 +138,7 @@ class VED(BaseEstimator):
     lr_decay_steps: int | None = None
     validation_fraction: float = 0.0
     early_stopping_patience: int | None = None
+    plateau_lr_drops: int = 0
     seed: int = 0
     device: str = "auto"
     progress: bool = True
