@@ -190,7 +190,7 @@ def test_ledger_files_and_resuming(tmp_path, capsys):
     assert [job["model"] for job in RunLedger(ledger.path, KEY).missing(todo)] == list(
         model_variants()
     )[2:]
-    study.main(["--status", "--seeds", "2", "--output", str(tmp_path)])
+    study.main(["--status", "--seeds", "2", "--max-epochs", "400", "--output", str(tmp_path)])
     status = capsys.readouterr().out.splitlines()
     assert status[1].split()[-2:] == ["2", "2"] and status[-1].split()[-2:] == ["1", "2"]
     text = study.write_outputs(tmp_path)
@@ -199,3 +199,10 @@ def test_ledger_files_and_resuming(tmp_path, capsys):
         assert (tmp_path / name).exists(), name
     page = (tmp_path / "claims.md").read_text()
     assert page.startswith("# Claims ledger: Gracyk") and "predicting zero everywhere" in page
+
+
+def test_two_budgets_in_one_folder_are_refused():
+    runs = _runs(1, {})
+    other = runs.assign(max_epochs=1500)
+    with pytest.raises(ValueError, match="two budgets"):
+        errors_from_runs(pd.concat([runs, other]))

@@ -37,7 +37,8 @@ tables (``table.txt``, ``table.csv``, ``winners.csv``), ``study.png`` and the cl
 ledger (:mod:`climlatent.benchmarks.burgers_claims`) are rewritten after each.
 
 Run ``python -m climlatent.benchmarks.burgers.study --output docs/studies/burgers``;
-one torch thread; the data take about a minute, a run one to several minutes.
+one torch thread; the data take about a minute, a run one to several minutes. One
+budget per output folder (the tables refuse two runs of one model and seed).
 """
 
 from __future__ import annotations
@@ -260,6 +261,11 @@ def errors_from_runs(runs: pd.DataFrame) -> xr.Dataset:
     trajectories; ``zero`` (``set, t``) the error of predicting zero. The sets and
     times are those with columns in ``runs``.
 
+    Raises
+    ------
+    ValueError
+        Two rows of one model and seed (runs of two budgets in one study folder).
+
     Examples
     --------
     >>> runs = pd.DataFrame([{"model": "VAE", "seed": 0, "err_ood1_t0": 0.5,
@@ -267,6 +273,11 @@ def errors_from_runs(runs: pd.DataFrame) -> xr.Dataset:
     >>> errors_from_runs(runs)["mean"].sel(set="ood1", t=0.0).values.tolist()
     [[0.5]]
     """
+    twice = runs.duplicated(["model", "seed"], keep=False)
+    if twice.any():
+        budgets = runs.loc[twice, list(KEY)].drop_duplicates().to_dict("records")
+        raise ValueError(f"runs of one model and seed under two budgets: {budgets}; "
+                         "give each budget its own --output folder")  # fmt: skip
     sets = [s for s in LABELS if column("err", s, EVAL_TIMES[0]) in runs]
     times = [t for t in EVAL_TIMES if column("err", sets[0], t) in runs]
     long = pd.DataFrame(
@@ -495,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the missing runs (or print progress), rewriting tables and ledger after each."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=8, help="training seeds per model")
-    parser.add_argument("--max-epochs", type=int, default=400)
+    parser.add_argument("--max-epochs", type=int, default=1500)
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--n-train", type=int, default=1000, help="training trajectories")
     parser.add_argument("--n-test", type=int, default=200, help="test trajectories per set")
