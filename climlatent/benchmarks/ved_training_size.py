@@ -70,7 +70,7 @@ DEFAULT_BUDGET = {
     "max_epochs": 1000,
     "patience": 20,
     "lr_drops": 1,
-    "lr": 1e-3,
+    "lr": 3e-3,
     "architecture": "conv",
     "latent_dim": 8,
     "n_grid": 33,
