@@ -42,8 +42,9 @@ def test_a_clear_effect_is_reproduced_and_a_powered_null_is_not():
     assert _verdict(shifted, BEST_INPUT) == "reproduced"
     # no effect, 8 seeds, spread 1: the paper's 25 % gap (~25 units) would show
     assert _verdict(_runs(8, {}), BEST_INPUT) == "not reproduced"
-    # no effect, 2 seeds, spread 40: a 25-unit gap could hide
-    assert _verdict(_runs(2, {}, noise=40.0), BEST_INPUT) == "inconclusive (underpowered)"
+    # no effect, 5 seeds, spread 40: a 25-unit gap could hide
+    assert _verdict(_runs(5, {}, noise=40.0), BEST_INPUT) == "inconclusive (underpowered)"
+    assert _verdict(_runs(3, {}), BEST_INPUT) == "under way (3 of 5 seeds)"
 
 
 def test_the_strongest_rival_is_the_one_tested():
