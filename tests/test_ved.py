@@ -222,9 +222,11 @@ def test_estimator_predicts_on_another_grid_with_metadata(fitted):
     assert mean.dims == ("sample", "latent") and bool((std > 0).all())
     assert ved.encode(test).equals(mean)
     draws = ved.sample(test, 4, seed=1)
-    assert draws["p"].dims == ("draw", "sample", "yc", "xc")
-    assert draws.equals(ved.sample(test, 4, seed=1))
-    assert float(draws["p"].std("draw").mean()) > 0
+    assert draws["p"].dims == ("realization", "sample", "yc", "xc")
+    assert draws.equals(ved.sample(test, n_samples=4, seed=1))
+    assert float(draws["p"].std("realization").mean()) > 0
+    with pytest.warns(DeprecationWarning, match="write VED.sample\\(ds, n_samples=4"):
+        assert draws.equals(ved.sample(test, n=4, seed=1))
     decoded = ved.decode(mean)
     np.testing.assert_allclose(decoded["p"], out["p"], rtol=1e-6)
 

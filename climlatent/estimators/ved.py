@@ -41,7 +41,13 @@ from climlatent.estimators._fields import (
 )
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators._train import train_module
-from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator, latent_rows
+from climlatent.estimators.base import (
+    LATENT_DIM,
+    REALIZATION_DIM,
+    ArraySpec,
+    BaseEstimator,
+    latent_rows,
+)
 from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
@@ -55,7 +61,6 @@ from climlatent.training import resolve_device
 
 __all__ = ["VED"]
 
-DRAW = "draw"
 ARCHITECTURES = ("mlp", "conv", "dense")
 
 
@@ -115,8 +120,8 @@ class VED(BaseEstimator):
     ('sample', 'latent')
     >>> ved.emulate(ds)["p"].attrs["units"], ved.emulate(ds)["p"].shape
     ('m', (64, 6, 6))
-    >>> ved.sample(ds, 5)["p"].dims
-    ('draw', 'sample', 'y', 'x')
+    >>> ved.sample(ds, n_samples=5)["p"].dims
+    ('realization', 'sample', 'y', 'x')
     """
 
     latent_dim: int = 8
@@ -321,21 +326,35 @@ class VED(BaseEstimator):
 
     predict = renamed_method("predict", "emulate")
 
-    def sample(self, ds: xr.Dataset, n: int, seed: int = 0, noise: bool = False) -> xr.Dataset:
-        """``n`` predictive draws of the outputs for each input sample of ``ds``.
+    def sample(
+        self,
+        ds: xr.Dataset,
+        n_samples: int | None = None,
+        seed: int = 0,
+        noise: bool = False,
+        **old: Any,
+    ) -> xr.Dataset:
+        """``n_samples`` predictive draws of the target for each sample of ``ds``.
 
         Each draw decodes ``z ~ q(z|x)``; with ``noise`` the decoder's output noise
-        ``N(0, sigma^2)`` is added. The draws stack along a new first dim ``draw``.
+        ``N(0, sigma^2)`` is added. The draws stack along a new first dim
+        ``realization`` (as the downscalers' ``downscale(coarse, n_samples=k)``);
+        ``n=`` is the old spelling of ``n_samples`` (deprecated).
         """
+        n_samples = renamed_arguments(
+            "VED.sample", {"n_samples": n_samples}, old, {"n": "n_samples"},
+            required=("n_samples",),
+        )["n_samples"]  # fmt: skip
         x, sample, shape, coords = self._inputs(ds)
         generator = torch.Generator(device=self.device_).manual_seed(seed)
         draws = [
             inference(lambda t: self.module_.sample(t, generator, noise), x, device=self.device_)
-            for _ in range(n)
+            for _ in range(n_samples)
         ]
         fields = np.concatenate(draws, axis=0)
-        call = f"sample(ds, {n}, seed={seed}, noise={noise})"
-        return self._to_dataset(fields, (DRAW, *sample), (n, *shape), coords, ds, call)
+        call = f"sample(ds, n_samples={n_samples}, seed={seed}, noise={noise})"
+        dims, sizes = (REALIZATION_DIM, *sample), (n_samples, *shape)
+        return self._to_dataset(fields, dims, sizes, coords, ds, call)
 
     # -- internals -------------------------------------------------------------------
 
