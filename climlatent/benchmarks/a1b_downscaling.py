@@ -51,14 +51,40 @@ def coarse_grid(fine: xr.Dataset, factor: int = FACTOR) -> xr.Dataset:
     )
 
 
-def experiment(epochs: int = 600) -> tuple[dict[str, float], dict[str, xr.DataArray]]:
-    """Run the experiment; RMSE/bias figures and per-cell RMSE maps of every method."""
+def coarsened_a1b(factor: int = FACTOR) -> tuple[xr.Dataset, xr.Dataset]:
+    """The A1B temperatures ``tas`` (K) and their conservative ``factor`` x coarsening.
+
+    The fine grid is trimmed to whole ``factor`` x ``factor`` blocks (from the south
+    and west edges); the coarse grid is :func:`coarse_grid` of it.
+
+    Parameters
+    ----------
+    factor : int
+        Fine cells per coarse cell along each axis.
+
+    Returns
+    -------
+    coarse, fine : xr.Dataset
+        ``tas`` on the coarse and on the trimmed fine grid, the 240 years of the run.
+
+    Examples
+    --------
+    >>> coarse, fine = coarsened_a1b(10)
+    >>> dict(coarse.tas.sizes), dict(fine.tas.sizes)
+    ({'time': 240, 'latitude': 3, 'longitude': 4}, {'time': 240, 'latitude': 30, 'longitude': 40})
+    """
     fine = a1b_north_america().rename(air_temperature="tas").load()
     fine = fine[["tas"]].isel(
-        latitude=slice(0, (fine.sizes["latitude"] // FACTOR) * FACTOR),
-        longitude=slice(0, (fine.sizes["longitude"] // FACTOR) * FACTOR),
+        latitude=slice(0, (fine.sizes["latitude"] // factor) * factor),
+        longitude=slice(0, (fine.sizes["longitude"] // factor) * factor),
     )
-    coarse = Regridder(fine, coarse_grid(fine), method="conservative", engine="climlatent")(fine)
+    grid = coarse_grid(fine, factor)
+    return Regridder(fine, grid, method="conservative", engine="climlatent")(fine), fine
+
+
+def experiment(epochs: int = 600) -> tuple[dict[str, float], dict[str, xr.DataArray]]:
+    """Run the experiment; RMSE/bias figures and per-cell RMSE maps of every method."""
+    coarse, fine = coarsened_a1b(FACTOR)
     train = slice(0, N_TRAIN_YEARS)
     test = slice(N_TRAIN_YEARS, None)
     methods = {

@@ -14,6 +14,7 @@ from climlatent.metrics.disentanglement import (
 from climlatent.metrics.ensemble import rank_histogram, spread_skill_ratio
 from climlatent.metrics.extremes import annual_maxima, fit_gev, return_level
 from climlatent.metrics.latent import latent_factor_correlation, linear_probe_r2
+from climlatent.metrics.quantiles import quantile_error
 from climlatent.metrics.skill import (
     area_mean,
     correlation,
@@ -24,6 +25,7 @@ from climlatent.metrics.skill import (
     rmse,
     rmse_map,
 )
+from climlatent.metrics.trends import linear_trend, trend_error
 
 __all__ = [
     "rank_histogram",
@@ -43,11 +45,14 @@ __all__ = [
     "fit_gev",
     "latent_factor_correlation",
     "linear_probe_r2",
+    "linear_trend",
     "mse",
     "mse_skill_score",
+    "quantile_error",
     "r2",
     "r2_map",
     "return_level",
     "rmse",
     "rmse_map",
+    "trend_error",
 ]

@@ -1,0 +1,91 @@
+"""Linear trends along time, per cell, and the error of a predicted field's trends.
+
+A downscaled scenario should warm (or green) as fast as the truth, cell by cell. The
+trend of a cell is the least-squares slope of its values against the decimal year of
+each time step (``year + (day of year - 1) / days in year``, any CF calendar), in
+units per decade; the trend error is the area-weighted root mean square over the
+grid of the predicted minus the true trends (:func:`climlatent.metrics.rmse`).
+"""
+
+from __future__ import annotations
+
+import xarray as xr
+
+from climlatent.metrics.skill import rmse
+
+__all__ = ["linear_trend", "trend_error"]
+
+YEARS_PER_DECADE = 10.0
+
+
+def linear_trend(da: xr.DataArray, dim: str = "time") -> xr.DataArray:
+    """Least-squares linear trend along the time dim ``dim``, per cell, per decade.
+
+    Parameters
+    ----------
+    da : xr.DataArray
+        Field with a datetime or cftime coordinate ``dim``.
+    dim : str
+        The time dim.
+
+    Returns
+    -------
+    xr.DataArray
+        The slope of ``da`` against decimal years times 10, without ``dim``; NaN
+        where a cell has a missing value along ``dim``. Units ``"<units> decade-1"``
+        when ``da`` has units.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> time = xr.date_range("2000-01-01", periods=3, freq="YS", calendar="noleap",
+    ...     use_cftime=True)
+    >>> warming = xr.DataArray([280.0, 280.1, 280.2], dims="time", coords={"time": time},
+    ...     attrs={"units": "K"})
+    >>> trend = linear_trend(warming)
+    >>> round(float(trend), 12), trend.attrs["units"]
+    (1.0, 'K decade-1')
+    """
+    time = da[dim]
+    years = time.dt.year + (time.dt.dayofyear - 1) / time.dt.days_in_year
+    anomaly = years - years.mean()
+    slope = (anomaly * (da - da.mean(dim))).sum(dim, skipna=False) / (anomaly**2).sum()
+    units = da.attrs.get("units")
+    attrs = {"long_name": f"linear trend along {dim}"}
+    if units is not None:
+        attrs["units"] = f"{units} decade-1"
+    return (YEARS_PER_DECADE * slope).assign_attrs(attrs)
+
+
+def trend_error(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time") -> xr.DataArray:
+    """Area-weighted RMS over the grid of the per-cell trend error along ``dim``.
+
+    Parameters
+    ----------
+    prediction, truth : xr.DataArray
+        Fields on the same latitude/longitude grid and time coordinate ``dim``.
+    dim : str
+        The time dim.
+
+    Returns
+    -------
+    xr.DataArray
+        ``sqrt(area_mean((trend(prediction) - trend(truth)) ** 2))`` per decade, in
+        the truth's units per decade, over the cells where both trends are finite
+        (:func:`linear_trend`); other dims (e.g. ``member``) are kept.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> time = xr.date_range("2000-01-01", periods=20, freq="YS", calendar="360_day",
+    ...     use_cftime=True)
+    >>> truth = xr.DataArray(np.zeros((20, 2, 2)), dims=("time", "lat", "lon"),
+    ...     coords={"time": time, "lat": [0.0, 1.0], "lon": [0.0, 1.0]}, attrs={"units": "K"})
+    >>> warming = truth + 0.03 * np.arange(20.0)[:, None, None]  # 0.3 K per decade
+    >>> error = trend_error(warming, truth)
+    >>> round(float(error), 12), error.attrs["units"]
+    (0.3, 'K decade-1')
+    """
+    return rmse(linear_trend(prediction, dim), linear_trend(truth, dim)).assign_attrs(
+        long_name=f"root mean squared error of the linear trend along {dim}"
+    )

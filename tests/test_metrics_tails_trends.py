@@ -1,0 +1,59 @@
+"""quantile_error, linear_trend and trend_error against numpy computed cell by cell."""
+
+import numpy as np
+import pytest
+import xarray as xr
+from numpy_reference import decimal_years, polyfit_trends, weighted_rms
+
+from climlatent.metrics import linear_trend, quantile_error, trend_error
+from conftest import rectilinear
+
+
+@pytest.mark.parametrize("q", [0.9, 0.1, 0.5])
+def test_quantile_error_equals_numpy_quantiles_and_area_weights(q):
+    truth = rectilinear(n_lat=7, n_lon=5, n_time=40, seed=3)
+    prediction = 0.8 * truth + 0.3 * rectilinear(n_lat=7, n_lon=5, n_time=40, seed=4)
+    prediction = prediction.where(prediction.lon < 300)  # a missing column, left out
+    expected = np.quantile(prediction.values, q, axis=0) - np.quantile(truth.values, q, axis=0)
+    error = quantile_error(prediction, truth, q=q)
+    np.testing.assert_allclose(float(error), weighted_rms(expected, truth.lat.values), rtol=1e-12)
+    assert error.attrs["units"] == "K"
+
+
+def test_quantile_error_refuses_a_probability_outside_0_1():
+    truth = rectilinear()
+    with pytest.raises(ValueError, match="q must be in"):
+        quantile_error(truth, truth, q=90)
+
+
+@pytest.mark.parametrize("calendar", ["noleap", "360_day", "standard"])
+def test_linear_trend_equals_polyfit_per_cell(calendar):
+    rng = np.random.default_rng(0)
+    time = xr.date_range("1999-01-01", periods=30, freq="MS", calendar=calendar, use_cftime=True)
+    field = rectilinear(n_lat=4, n_lon=3, n_time=30).assign_coords(time=time)
+    field = field + 0.05 * np.arange(30.0)[:, None, None] * rng.normal(size=(1, 4, 3))
+    field[5, 1, 2] = np.nan
+    years = decimal_years(field.time.values)
+    expected = np.empty((4, 3))
+    for i in range(4):
+        for j in range(3):
+            expected[i, j] = 10 * np.polyfit(years, field.values[:, i, j], 1)[0]
+    expected[1, 2] = np.nan  # a cell with a missing value has no trend
+    trend = linear_trend(field)
+    np.testing.assert_allclose(trend.values, expected, rtol=1e-10)
+    assert trend.attrs["units"] == "K decade-1"
+
+
+def test_trend_error_equals_area_weighted_rms_of_polyfit_trends():
+    rng = np.random.default_rng(1)
+    time = xr.date_range("2040-01-01", periods=25, freq="YS", calendar="360_day", use_cftime=True)
+    truth = rectilinear(n_lat=6, n_lon=4, n_time=25).assign_coords(time=time)
+    ramp = np.arange(25.0)[:, None, None]
+    prediction = (
+        truth + 0.02 * ramp * rng.normal(size=(1, 6, 4)) + 0.1 * rng.normal(size=truth.shape)
+    )
+    years = decimal_years(truth.time.values)
+    expected = polyfit_trends(prediction.values, years) - polyfit_trends(truth.values, years)
+    error = trend_error(prediction, truth)
+    np.testing.assert_allclose(float(error), weighted_rms(expected, truth.lat.values), rtol=1e-10)
+    assert error.attrs["units"] == "K decade-1"
