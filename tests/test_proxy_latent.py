@@ -67,6 +67,17 @@ def test_mean_downscaling_is_at_the_noise_floor(world, fitted):
     assert rmse < 1.05 * rmse_floor
 
 
+def test_mean_downscaling_is_the_conditional_mean(world, fitted):
+    """Lognormal noise of log spread 0.3: the mean is the median times exp(0.3**2 / 2)."""
+    smearing = float(fitted.module_.log_smearing.mean())
+    assert smearing == pytest.approx(0.3**2 / 2, abs=0.01)
+    mean = fitted.downscale(_test(world.coarse)).chl
+    truth = _test(world.fine).chl
+    assert float(mean.mean() / truth.mean()) == pytest.approx(1.0, abs=0.015)
+    truth_mean = _test(world.truth).chl_noise_free * np.exp(0.3**2 / 2)
+    assert float(mean.mean() / truth_mean.mean()) == pytest.approx(1.0, abs=0.015)
+
+
 def test_realisations_are_calibrated_on_held_out_years(world, fitted):
     truth = np.log(_test(world.fine).chl)
     draws = np.log(fitted.downscale(_test(world.coarse), n_samples=20, seed=1).chl)

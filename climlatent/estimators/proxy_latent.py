@@ -63,7 +63,9 @@ class ProxyLatentDownscaler(ProxyDownscaler):
         given, additive when the target is downscaled from its own coarse field.
     noise : bool
         Measure the residual spreads after training, enabling
-        ``downscale(..., n_samples=k)``.
+        ``downscale(..., n_samples=k)``; in the multiplicative form also the smearing
+        factor that makes ``downscale(coarse)`` the conditional mean (without it, the
+        conditional median, lower by about half the log variance).
     interpolation : {"auto", "bilinear", "learned"}
         The decoder's coarse-to-fine interpolation of the growth latent: fixed
         bilinear weights, or a kernel over the 9 nearest coarse cells learned from
@@ -140,7 +142,12 @@ class ProxyLatentDownscaler(ProxyDownscaler):
         return self
 
     def _measure_spreads(self, y: np.ndarray, x: np.ndarray) -> None:
-        """Per-cell RMS latent residual ``e(y) - h(X)`` and fine residual ``y - d(e(y))``."""
+        """Per-cell RMS latent residual ``e(y) - h(X)`` and fine residual ``y - d(e(y))``.
+
+        In the multiplicative form also the smearing factor that turns the median
+        ``exp(q d(h(X)))`` into the conditional mean: per cell, the log of the mean of
+        ``exp`` of the log residuals ``q (T(y) - d(h(X)))`` (Duan 1983).
+        """
         module = self.module_.cpu()
         weight = torch.from_numpy(np.isfinite(y).astype(np.float32))
         with torch.no_grad():
@@ -149,7 +156,12 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             latent_error = code - module.predict_latent(torch.from_numpy(x))
             fine_error = weight * (y_t - module.decode(code))
             module.latent_spread.copy_(latent_error.pow(2).mean(0).sqrt())
-            module.fine_spread.copy_((fine_error.pow(2).sum(0) / weight.sum(0).clamp(min=1)).sqrt())
+            cells = weight.sum(0).clamp(min=1)
+            module.fine_spread.copy_((fine_error.pow(2).sum(0) / cells).sqrt())
+            if module.log_growth:
+                residual = module.scale * (y_t - module.emulate(torch.from_numpy(x)))
+                smearing = (weight * torch.exp(residual)).sum(0) / cells
+                module.log_smearing.copy_(torch.log(smearing.clamp(min=1e-12)))
         module.to(self.device_)
 
     def latent_maps(self, coarse: xr.Dataset, check_range: bool = True) -> xr.Dataset:
