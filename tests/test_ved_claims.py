@@ -46,7 +46,9 @@ def test_a_gap_that_grows_with_data_is_reproduced():
     growth, largest = _verdict(runs, 0), _verdict(runs, 1)
     assert growth["verdict"] == "reproduced" and largest["verdict"] == "reproduced"
     assert "n = 2000" in growth["ours"] and "n = 125" in growth["ours"]
-    assert "8 seeds" in growth["budget"] and "n_train 125/2000" in growth["budget"]
+    assert "8/8 seeds" in growth["budget"] and "n_train 125/2000" in growth["budget"]
+    uneven = vc.claim_row(runs.drop(index=0), vc.CLAIMS[0])  # seed 0 loses its n=125 kl run
+    assert "8/7 seeds" in uneven["budget"]
     # a constant gap is there at the largest size but does not grow
     constant = _runs(8, lambda arm, n: {"relative_error": 0.05 * (arm == "kl")})
     assert _verdict(constant, 1)["verdict"] == "reproduced"

@@ -120,11 +120,12 @@ def _side(runs: pd.DataFrame, side: SIDE, n_train: int) -> pd.DataFrame:
     return rows.set_index("seed")[side[1]].rename(f"{side[0]}:{side[1]}").to_frame()
 
 
-def _budget(runs: pd.DataFrame, sizes: list[int], arms: set[str]) -> str:
+def _budget(runs: pd.DataFrame, sizes: list[int], arms: set[str], counts: list[int]) -> str:
+    """Runs per tested group, epochs reached and the data of the runs used."""
     used = runs[runs["n_train"].isin(sizes) & runs["arm"].isin(arms)]
     first = used.iloc[0]
     return (
-        f"{used['seed'].nunique()} seeds; epochs {int(used['epochs_run'].min())}-"
+        f"{'/'.join(map(str, counts))} seeds; epochs {int(used['epochs_run'].min())}-"
         f"{int(used['epochs_run'].max())} (cap {int(used['max_epochs'].max())}, "
         f"{int(used['capped'].sum())} at the cap); n_train {'/'.join(map(str, sizes))}, "
         f"{int(first['n_test'])} test; {int(first['n_grid'])}x{int(first['n_grid'])} "
@@ -175,7 +176,7 @@ def claim_row(runs: pd.DataFrame, claim: ArmClaim) -> dict:
             f"{claim.better[1]}: {_label(claim.better)} {_mean_sd(better)} vs "
             f"{_label(claim.worse)} {_mean_sd(worse)} (n = {used[0]})"
         )
-    row = {**row, "ours": ours, "budget": _budget(runs, used, arms)}
+    row = {**row, "ours": ours, "budget": _budget(runs, used, arms, [len(a), len(b)])}
     if min(len(a), len(b)) < 2:
         return {**row, "test": "needs >= 2 seeds per group", "verdict": UNDERPOWERED}
     p_value = float(stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
