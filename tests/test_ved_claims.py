@@ -113,6 +113,11 @@ def test_ledger_files_and_tables(tmp_path):
     assert gaps.loc[2000, "kl - covariance"] == pytest.approx(0.05, abs=0.02)
     assert gaps.loc[2000, "95 % low"] > 0 > gaps.loc[125, "95 % low"]
     assert vc.by_size(runs).loc[(2000, "kl"), "seeds"] == 3
+    other = runs.iloc[:5].assign(lr=1e-4, relative_error=9.0)  # another budget: not pooled
+    for row in other.to_dict("records"):
+        ledger.append(row)
+    assert vc.write_ledger(tmp_path).equals(table)
+    assert "5 runs of other budgets left out" in (tmp_path / "claims.md").read_text()
     (tmp_path / "nothing").mkdir()
     empty = vc.write_ledger(tmp_path / "nothing")
     assert set(empty["verdict"]) == {"not run yet"}

@@ -33,6 +33,8 @@ from climlatent.benchmarks.darcy_claims import bootstrap_difference, verdict
 from climlatent.benchmarks.llaae_claims import welch_power
 from climlatent.benchmarks.markdown import markdown_table
 
+BUDGET = ("pool", "max_epochs", "patience", "lr_drops", "lr", "architecture", "latent_dim",
+          "n_grid", "kle_terms", "n_test")  # fmt: skip
 UNDERPOWERED = "inconclusive (underpowered)"
 VED_CURVE = "VED beta=1 lambda=1"  # the full-loss curve of ved_study's needed.csv
 SIDE = tuple[str, str]  # (arm, column)
@@ -274,10 +276,28 @@ def gaps(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def main_budget(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the budget (the settings :data:`BUDGET`) that has the most runs.
+
+    Runs of other budgets (another learning rate, grid, cap...) are not pooled with it.
+
+    Examples
+    --------
+    >>> runs = pd.DataFrame({name: [1, 1, 2] for name in BUDGET})
+    >>> len(main_budget(runs))
+    2
+    """
+    if runs.empty:
+        return runs
+    budgets = runs[list(BUDGET)].astype(str).agg("|".join, axis=1)
+    return runs[budgets == budgets.value_counts().index[0]]
+
+
 def write_ledger(study: Path) -> pd.DataFrame:
     """Write ``claims.md`` and ``claims.csv`` in ``study`` from its runs; the ledger."""
     source = study / "runs.partial.csv"
-    runs = pd.read_csv(source) if source.exists() else pd.DataFrame()
+    every = pd.read_csv(source) if source.exists() else pd.DataFrame()
+    runs = main_budget(every)
     needed_path = study / "needed.csv"
     needed = pd.read_csv(needed_path) if needed_path.exists() else None
     table = ledger(runs, needed)
@@ -290,7 +310,12 @@ def write_ledger(study: Path) -> pd.DataFrame:
         "as in `climlatent.benchmarks.ved_claims` (alpha 0.05; power 80 % against the "
         "effect named in each row: the seed gives no numbers for its comparative "
         "claims). Test error: relative RMSE of the pressure over held-out samples "
-        "(1 = predicting the training mean).",
+        f"(1 = predicting the training mean). {len(runs)} runs of one budget"
+        + (
+            f" ({len(every) - len(runs)} runs of other budgets left out)."
+            if len(every) > len(runs)
+            else "."
+        ),
         "",
         markdown_table(table),
         "",

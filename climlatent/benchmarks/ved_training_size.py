@@ -50,7 +50,7 @@ from threadpoolctl import threadpool_limits
 
 from climlatent.benchmarks.darcy import generate
 from climlatent.benchmarks.run_ledger import RunLedger
-from climlatent.benchmarks.ved_claims import write_ledger
+from climlatent.benchmarks.ved_claims import BUDGET, write_ledger
 from climlatent.benchmarks.ved_study import INPUT, OUTPUT, cca_rows, relative_error, score_ved
 from climlatent.estimators.ved import VED
 
@@ -60,8 +60,7 @@ ARMS = {  # arm -> (beta, covariance_weight)
     "both": (1.0, 1.0),
     "none": (0.0, 0.0),
 }
-KEY = ("arm", "n_train", "seed", "pool", "max_epochs", "patience", "lr_drops", "lr",
-       "architecture", "latent_dim", "n_grid", "kle_terms", "n_test")  # fmt: skip
+KEY = ("arm", "n_train", "seed", *BUDGET)
 CASE = ("arm", "n_train")
 TEST_SEED, POOL_SEED = 1, 1000
 CCA_REGULARISATIONS = (1e-2, 1e-1, 1.0, 10.0, 100.0)
