@@ -66,10 +66,18 @@ def test_no_effect_is_not_reproduced_when_powered_and_inconclusive_when_not():
     assert "2 seeds" in one_seed["test"]
 
 
-def test_a_reversed_effect_is_not_reproduced():
+def test_a_reversed_effect_is_not_reproduced_whatever_the_power():
     runs = _runs(8, lambda arm, n: {"covariance_deviation": 0.2 * (arm == "covariance")})
     row = _verdict(runs, 2)
-    assert row["verdict"] == "not reproduced" and _p_and_power(row)[0] > 0.9
+    assert row["verdict"] == "not reproduced (reversed)" and _p_and_power(row)[0] > 0.9
+    assert "opposite direction p = " in row["test"]
+    # a clear reversal with a spread that leaves little power against the stated effect
+    noisy = _runs(4, lambda arm, n: {"prior_std_error": 0.3 * (arm == "covariance")}, noise=0.1)
+    row = _verdict(noisy, 3)
+    assert _p_and_power(row)[1] < 0.8 and row["verdict"] == "not reproduced (reversed)"
+    # a small reversal within the noise stays inconclusive or powered-not-reproduced
+    faint = _runs(3, lambda arm, n: {"prior_std_error": 0.01 * (arm == "covariance")}, noise=0.1)
+    assert _verdict(faint, 3)["verdict"] == "inconclusive (underpowered)"
 
 
 def test_cca_comparison_uses_the_cca_column_of_the_same_runs():
@@ -86,7 +94,7 @@ def test_non_inferiority_needs_its_arms_and_uses_its_margin():
     assert _verdict(_runs(8, arms=arms, noise=0.002), 5)["verdict"] == "reproduced"
     # regularisation costs 10 % of the accuracy: outside the margin
     costly = _runs(8, lambda arm, n: {"relative_error": 0.04 * (arm == "both")}, arms=arms)
-    assert _verdict(costly, 5)["verdict"] == "not reproduced"
+    assert _verdict(costly, 5)["verdict"] == "not reproduced (reversed)"  # beyond the margin
 
 
 def test_latent_size_row_reads_the_hardest_level_both_reach():

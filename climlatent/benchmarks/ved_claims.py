@@ -7,7 +7,9 @@ and numbers, ours, the budget (seeds, epochs reached, data size, grid), a test a
 95 % bootstrap interval, and a verdict as in
 :func:`climlatent.benchmarks.darcy_claims.verdict`: reproduced (p < 0.05), not
 reproduced (p >= 0.05 with >= 80 % power against the effect named in the row),
-inconclusive (underpowered), not run yet.
+inconclusive (underpowered), not run yet; and *not reproduced (reversed)* when the
+opposite one-sided test rejects at 0.05 (the runs show the other direction, whatever
+the power; the power is still given).
 
 The seed states its comparative claims without numbers, so each is tested as a
 one-sided Welch t-test between two groups of runs (a column of one arm against a column
@@ -29,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from climlatent.benchmarks.darcy_claims import bootstrap_difference, verdict
+from climlatent.benchmarks.darcy_claims import ALPHA, bootstrap_difference, verdict
 from climlatent.benchmarks.llaae_claims import welch_power
 from climlatent.benchmarks.markdown import markdown_table
 
@@ -181,8 +183,12 @@ def claim_row(runs: pd.DataFrame, claim: ArmClaim) -> dict:
     row = {**row, "ours": ours, "budget": _budget(runs, used, arms, [len(a), len(b)])}
     if min(len(a), len(b)) < 2:
         return {**row, "test": "needs >= 2 seeds per group", "verdict": UNDERPOWERED}
-    p_value = float(stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
+    p_value, reverse_p = (
+        float(stats.ttest_ind(a, b, equal_var=False, alternative=side).pvalue)
+        for side in ("greater", "less")
+    )
     power = welch_power(effect, a, b)
+    reversed_ = p_value >= ALPHA and reverse_p < ALPHA
     diff, low, high = bootstrap_difference(a, b)
     if claim.margin:
         named = f"no true difference, margin {claim.margin:.0%} ({effect:.3g})"
@@ -191,8 +197,11 @@ def claim_row(runs: pd.DataFrame, claim: ArmClaim) -> dict:
     return {
         **row,
         "test": f"Welch one-sided p = {p_value:.3g}; power vs {named} {power:.2f}; "
-        f"difference {diff:.3g}, 95 % bootstrap [{low:.3g}, {high:.3g}]",
-        "verdict": verdict(min(len(a), len(b)), p_value, power),
+        f"difference {diff:.3g}, 95 % bootstrap [{low:.3g}, {high:.3g}]"
+        + (f"; opposite direction p = {reverse_p:.3g}" if reversed_ else ""),
+        "verdict": "not reproduced (reversed)"
+        if reversed_
+        else verdict(min(len(a), len(b)), p_value, power),
     }
 
 
