@@ -148,6 +148,11 @@ def test_steady_term_claims():
     )
     same = _verdicts(_runs(8, {}))
     assert all(same[claim] == "not reproduced" for claim, _ in claims.DEGENERACY.values())
+    meaningless = {(m, "ood2"): 5.0 for m in model_variants()} | {(NO_STEADY, "ood2"): 9.0}
+    row = claims.robustness_row(_runs(8, meaningless))  # OOD 2 would swamp the mean
+    assert row["verdict"] == "not reproduced" and row["vs zero"].startswith(
+        "Out-of-distribution 2 left out"
+    )
     runs = _runs(3, {})
     missing = _verdicts(runs[runs["model"] != NO_STEADY])
     assert missing["A flow without the steady term (small measure) is less robust"] == (

@@ -24,8 +24,8 @@ inconclusive (underpowered); not run yet).
   as its smallest eigenvalue, and its diagonal (the paper's evidence) is near zero
   (each a one-sided Welch test on log10 of the mean over test encodings and times,
   power against one decade, our reading of "near"); and the model is less robust
-  out of distribution (mean error over the four sets, power against 15 %, the lower
-  end of the abstract's 15-35 %).
+  out of distribution (mean error over the OOD sets where both are below predicting
+  zero, power against 15 %, the lower end of the abstract's 15-35 %).
 - **Generative use** ("generative modeling is also possible"): prior draws decode to
   trajectories with the training data's energy (the ratio of their spatial standard
   deviations, 95 % bootstrap interval of the mean within 0.8-1.25, the stated
@@ -228,28 +228,40 @@ def degeneracy_row(runs: pd.DataFrame, metric: str) -> dict:
 
 
 def robustness_row(runs: pd.DataFrame) -> dict:
-    """The steady term lowers the mean out-of-distribution error (by a stated 15 %)."""
+    """The steady term lowers the out-of-distribution error (by a stated 15 %).
+
+    The error is the mean over the OOD sets on which both models are below predicting
+    zero: a set where either is not would swamp the mean with errors that mean nothing.
+    """
     row = {
         "claim": "A flow without the steady term (small measure) is less robust",
-        "set": "Out-of-distribution 1-4 (mean)",
         "paper": "'our flow outperforms a flow of small Lebesgue measure' (figure, no number)",
     }
     steady, ablation = _pair(runs)
     if len(steady) < 2 or len(ablation) < 2:
-        return _not_run({**row, "vs zero": "-"}, f"{len(steady)}/{len(ablation)} runs")
-    a, b = run_errors(ablation, OOD).to_numpy(), run_errors(steady, OOD).to_numpy()
+        row |= {"set": "Out-of-distribution 1-4", "vs zero": "-"}
+        return _not_run(row, f"{len(steady)}/{len(ablation)} runs")
+    below = [s for s in OOD if max(run_errors(g, [s]).mean() for g in (steady, ablation)) < 1]
+    excluded = [LABELS[s] for s in OOD if s not in below]
+    row["set"] = "mean of " + ", ".join(LABELS[s] for s in below) if below else "none"
+    row["vs zero"] = (
+        f"{', '.join(excluded)} left out (not below {ZERO_ERROR:g} {MARK})"
+        if excluded else f"below {ZERO_ERROR:g}"
+    )  # fmt: skip
+    if not below:
+        return {**row, "ours": "-", "budget": _budget(steady, ablation), "test": "-",
+                "verdict": f"no set below predicting zero {MARK}"}  # fmt: skip
+    a, b = run_errors(ablation, below).to_numpy(), run_errors(steady, below).to_numpy()
     p_value, power = _welch(a, b, ROBUSTNESS_GAP * a.mean())
     diff, low, high = bootstrap_difference(a, b)
-    worse = max(a.mean(), b.mean()) >= ZERO_ERROR
     return {
         **row,
         "ours": f"{b.mean():.3g} ± {b.std(ddof=1):.2g} with, {a.mean():.3g} ± "
         f"{a.std(ddof=1):.2g} without",
-        "vs zero": f"not below {ZERO_ERROR:g} {MARK}" if worse else f"below {ZERO_ERROR:g}",
         "budget": _budget(steady, ablation),
         "test": f"Welch one-sided p = {p_value:.3g}; power vs stated 15 % {power:.2f}; "
         f"without - with = {diff:.3g} [{low:.3g}, {high:.3g}] (95 % bootstrap)",
-        "verdict": verdict(len(b), p_value, power) + (f" {MARK}" if worse else ""),
+        "verdict": verdict(len(b), p_value, power),
     }
 
 
