@@ -72,7 +72,7 @@ def test_xsdba_missing_leaves_its_rows_out_with_a_message(monkeypatch, capsys):
     )
     methods = peers.peer_methods()
     assert not [name for name in methods if "xsdba" in name]
-    assert "xsdba is not installed" in capsys.readouterr().out
+    assert "xsdba is not installed" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,7 @@ import argparse
 import dataclasses
 import importlib.util
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -249,7 +250,8 @@ def peer_methods(settings: PeerSettings | None = None) -> dict[str, Method]:
     if importlib.util.find_spec("xsdba") is None:
         print(
             "xsdba is not installed (pip install 'climlatent[bench]'): "
-            "its quantile-mapping rows are left out"
+            "its quantile-mapping rows are left out",
+            file=sys.stderr,
         )
     else:
         for adjustment in XSDBA_METHODS:
