@@ -122,9 +122,15 @@ def _batch_command(method: str, summary: str) -> click.Command:
     @click.option(
         "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
     )
-    @click.option("--time-chunk", default=365, show_default=True, help="Time steps per model call.")
     @click.option(
-        "--time-per-region", type=int, help="Time steps per zarr chunk [default: 4 time chunks]."
+        "--time-chunk",
+        type=int,
+        help="Time steps per model call [default: the model's batch, 4096, or 32 MiB of output].",
+    )
+    @click.option(
+        "--time-per-region",
+        type=int,
+        help="Time steps per zarr chunk [default: the time chunks within one model batch].",
     )
     @click.option(
         "--connect-timeout",
@@ -144,15 +150,17 @@ def _batch_command(method: str, summary: str) -> click.Command:
         address: str,
         workers: int | None,
         device: str,
-        time_chunk: int,
+        time_chunk: int | None,
         time_per_region: int | None,
         connect_timeout: float,
         overwrite: bool,
         quiet: bool,
     ) -> None:
         from climlatent import batch
+        from climlatent.memory import return_freed_memory
 
         run = batch.emulate_to_zarr if method == "emulate" else batch.downscale_to_zarr
+        return_freed_memory()  # resident size flat over thousands of regions
         with (
             _one_line_errors(),
             batch.scheduler(address, n_workers=workers, timeout=connect_timeout) as client,

@@ -15,6 +15,9 @@ Three horizontal grid kinds are recognised:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 
 import cf_xarray  # noqa: F401  (registers the .cf accessor)
@@ -60,8 +63,80 @@ class GridInfo:
         return (self.y_dim, self.x_dim)
 
 
+#: What cf-xarray found, by the names, dims and attributes it looks at; set while a
+#: batch run reuses its discovery for every block (:func:`reused_discovery`).
+_DISCOVERY: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "climlatent_cf_discovery", default=None
+)
+
+
+@contextlib.contextmanager
+def reused_discovery(memo: dict) -> Iterator[None]:
+    """Within the block, cf-xarray discovery is looked up in ``memo`` before it is run.
+
+    cf-xarray's axis and coordinate discovery (a few ms per call, several calls per
+    check of a field) depends only on the variables' names, dims and attributes and
+    on the index names; a batch run applies a model to thousands of blocks that share
+    them, so one ``memo`` kept for the run finds the axes of its first block and
+    reuses them for the others. Nothing is kept outside the block and its ``memo``.
+
+    Parameters
+    ----------
+    memo : dict
+        What was found, by what it depends on; filled as the block runs.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("lat", "lon"), coords={
+    ...     "lat": ("lat", [10.0, 20.0], {"standard_name": "latitude"}),
+    ...     "lon": ("lon", [0.0, 5.0, 10.0], {"standard_name": "longitude"})})
+    >>> memo = {}
+    >>> with reused_discovery(memo):
+    ...     grids = [find_grid(da + step) for step in range(3)]
+    >>> grids[0] == grids[2], len(memo)
+    (True, 1)
+    """
+    token = _DISCOVERY.set(memo)
+    try:
+        yield
+    finally:
+        _DISCOVERY.reset(token)
+
+
+def _cf_names(obj: xr.Dataset | xr.DataArray, kind: str) -> dict[str, list[str]]:
+    """``obj.cf.coordinates`` or ``obj.cf.axes``, from the memo of a batch run when set."""
+    memo = _DISCOVERY.get()
+    if memo is None:
+        return getattr(obj.cf, kind)
+    key = (kind, _discovery_key(obj))
+    if key not in memo:
+        memo[key] = getattr(obj.cf, kind)
+    return memo[key]
+
+
+def _discovery_key(obj: xr.Dataset | xr.DataArray) -> Hashable:
+    """What cf-xarray's discovery reads of ``obj``.
+
+    The names, dims and attributes of its variables (a DataArray's coordinates), its
+    index names, and its own attributes and ``coordinates`` encoding.
+    """
+    variables = obj.variables if isinstance(obj, xr.Dataset) else obj.coords.variables
+    return (
+        type(obj).__name__,
+        _attrs_key(obj.attrs),
+        repr(obj.encoding.get("coordinates")),
+        tuple(obj.xindexes),
+        tuple((name, var.dims, _attrs_key(var.attrs)) for name, var in variables.items()),
+    )
+
+
+def _attrs_key(attrs: dict) -> str:
+    return repr(sorted(attrs.items(), key=str))
+
+
 def _cf_coordinate(obj: xr.Dataset | xr.DataArray, key: str) -> str | None:
-    names = obj.cf.coordinates.get(key, [])
+    names = _cf_names(obj, "coordinates").get(key, [])
     if len(names) > 1:
         # Prefer a coordinate that is also a dimension coordinate or has most dims.
         names = sorted(names, key=lambda n: -obj[n].ndim)
@@ -119,7 +194,7 @@ def find_grid(obj: xr.Dataset | xr.DataArray, name: str | None = None) -> GridIn
         return GridInfo(lat, lon, lat_da.dims[0], lon_da.dims[0], "rectilinear")
     if lat_da.ndim == 2 and lat_da.dims == lon_da.dims:
         y_dim, x_dim = lat_da.dims
-        axes = obj.cf.axes
+        axes = _cf_names(obj, "axes")
         rotated = any(
             obj[c].attrs.get("standard_name", "").startswith("grid_l")
             for c in axes.get("X", []) + axes.get("Y", [])
@@ -181,7 +256,8 @@ def find_time(obj: xr.Dataset | xr.DataArray) -> str | None:
     't'
     """
     for key in ("time", "T"):
-        names = obj.cf.coordinates.get(key, []) if key == "time" else obj.cf.axes.get(key, [])
+        found = _cf_names(obj, "coordinates" if key == "time" else "axes")
+        names = found.get(key, [])
         for coord in names:
             if obj[coord].ndim == 1 and obj[coord].dims[0] in obj.dims:
                 return obj[coord].dims[0]
@@ -226,7 +302,7 @@ def find_vertical(obj: xr.Dataset | xr.DataArray) -> str | None:
     >>> find_vertical(da)
     'plev'
     """
-    names = obj.cf.axes.get("Z", []) + obj.cf.coordinates.get("vertical", [])
+    names = _cf_names(obj, "axes").get("Z", []) + _cf_names(obj, "coordinates").get("vertical", [])
     for coord in names:
         if obj[coord].ndim == 1 and obj[coord].dims[0] in obj.dims:
             return obj[coord].dims[0]

@@ -6,25 +6,30 @@ along the region dimensions), then filled one region at a time, a region being o
 dask block along ``regions_dims`` (by default one member chunk by one time chunk).
 
 A manifest inside the store, ``.climlatent_manifest.json``, records what produced the
-data and how far the writing got::
+data and its regions; it is written once, with the store::
 
-    {"format": "climlatent-zarr-manifest-2", "climlatent_version": "0.1.0",
+    {"format": "climlatent-zarr-manifest-3", "climlatent_version": "0.1.0",
      "fingerprint": {"model": "LLAAE", "config_sha256": "..."},
      "layout": {"dims": {...}, "variables": {name: {"dims": [...], "dtype": ...}},
                 "coords": {name: "sha256:..."}, "attrs": {name: "sha256:..."}},
      "inputs": {"dims": ..., "variables": ..., "coords": ..., "attrs": ...},
      "regions_dims": ["member", "time"], "region_variables": ["pr"],
-     "regions": [{"region": {"member": [0, 1], "time": [0, 365]},
-                  "status": "complete", "checksum": "sha256:...",
-                  "input_checksum": "sha256:...",
-                  "completed_at": "2026-01-01T00:00:00Z"}, ...]}
+     "regions": [{"member": [0, 1], "time": [0, 365]}, ...]}
 
-The manifest is replaced atomically, and a region is marked complete only after its
-data is written and read back for its checksum. A run killed at any point and
-restarted with the same call computes only the regions not yet stored and ends with
-the same bytes as an uninterrupted run; a completed region whose stored bytes no
-longer match their checksum is rewritten; a store written from other data, by another
-model or by another tool is refused.
+How far the writing got is a log beside it, ``.climlatent_regions.jsonl``: one line
+appended (and synced) per region completed, so that the cost of marking a region is
+the same for the first region of a store as for its ten-thousandth::
+
+    {"region": 0, "status": "complete", "checksum": "sha256:...",
+     "input_checksum": "sha256:...", "completed_at": "2026-01-01T00:00:00Z"}
+
+The last line about a region says its state; a line cut short by a crash is ignored
+(that region is computed again). :func:`read_manifest` gives both as one document. A
+region is marked complete only after its data is written and read back for its
+checksum. A run killed at any point and restarted with the same call computes only
+the regions not yet stored and ends with the same bytes as an uninterrupted run; a
+completed region whose stored bytes no longer match their checksum is rewritten; a
+store written from other data, by another model or by another tool is refused.
 
 Given the ``inputs`` a store is computed from, the manifest also holds their layout
 (sizes, coordinate and attribute hashes) and, per region, a checksum of the input
@@ -62,11 +67,13 @@ from tqdm.auto import tqdm
 from climlatent._version import __version__
 from climlatent.errors import ClimlatentError
 from climlatent.io import PathLike, add_history, cf_encode
+from climlatent.memory import release_free_memory
 from climlatent.store_lock import LOCK, StoreLockedError, acquire, new_record, release
 
 MANIFEST = ".climlatent_manifest.json"
+REGIONS_LOG = ".climlatent_regions.jsonl"
 _FORMAT_PREFIX = "climlatent-zarr-manifest-"
-MANIFEST_FORMAT = f"{_FORMAT_PREFIX}2"
+MANIFEST_FORMAT = f"{_FORMAT_PREFIX}3"
 # Version 2 of the zarr format: consolidated metadata and fixed-width strings are part
 # of its specification, so every zarr reader opens the store.
 ZARR_FORMAT = 2
@@ -287,15 +294,77 @@ def _claim(target: Path, encoded: xr.Dataset, fresh: dict, overwrite: bool) -> I
         if new or overwrite:
             _create_store(encoded, target, fresh, record, replace=not new)
         else:
-            manifest = _read_manifest(target)  # again: it is ours to change now
+            manifest = read_manifest(target)  # again: it is ours to change now
             _check_store(target, manifest, fresh)
         yield manifest
     finally:
         release(target, record)
 
 
+def read_manifest(store: PathLike) -> dict:
+    """The manifest of a store written by :func:`write_zarr`, with each region's state.
+
+    The manifest file's document, its ``"regions"`` each given the state its last line
+    in the regions log says (``"pending"`` without one): ``{"region": {dim: [start,
+    stop]}, "status": "complete" | "pending", "checksum", "input_checksum",
+    "completed_at"}``.
+
+    Parameters
+    ----------
+    store : str or path-like
+        A zarr store written by :func:`write_zarr`.
+
+    Returns
+    -------
+    dict
+        The manifest (see the module docstring); a store of an older format as its
+        manifest file holds it.
+
+    Raises
+    ------
+    StoreMismatchError
+        ``store`` has no manifest :func:`write_zarr` wrote.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, tempfile, os
+    >>> ds = xr.Dataset({"tas": (("member", "time"), np.zeros((2, 3)))},
+    ...     coords={"member": ["r1", "r2"], "time": [0, 1, 2]})
+    >>> path = os.path.join(tempfile.mkdtemp(), "tas.zarr")
+    >>> _ = write_zarr(ds, path, chunks={"member": 1}, fingerprint="demo", progress=False)
+    >>> [(e["region"]["member"], e["status"]) for e in read_manifest(path)["regions"]]
+    [([0, 1], 'complete'), ([1, 2], 'complete')]
+    """
+    target = Path(store)
+    manifest = _read_manifest(target)
+    if manifest["format"] != MANIFEST_FORMAT:
+        return manifest
+    regions = [{"region": region, **_PENDING} for region in manifest["regions"]]
+    with contextlib.suppress(FileNotFoundError):
+        for line in (target / REGIONS_LOG).read_text(encoding="utf-8").splitlines():
+            record = _log_record(line, len(regions))
+            if record is not None:
+                regions[record.pop("region")].update({**_PENDING, **record})
+    return {**manifest, "regions": regions}
+
+
+def _log_record(line: str, n_regions: int) -> dict | None:
+    """A line of the regions log as a record, or None for a line cut short by a crash."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    valid = (
+        isinstance(record, dict)
+        and record.get("status") in ("complete", "pending")
+        and type(record.get("region")) is int
+        and 0 <= record["region"] < n_regions
+    )
+    return record if valid else None
+
+
 def _read_manifest(target: Path) -> dict:
-    """The manifest of a store written by :func:`write_zarr`; refuse anything else."""
+    """The manifest file of a store written by :func:`write_zarr`; refuse anything else."""
     try:
         manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
         if manifest["format"].startswith(_FORMAT_PREFIX):
@@ -464,25 +533,24 @@ def _fill_regions(
             leftover.unlink()
     group = zarr.open_group(str(target), mode="r", zarr_format=ZARR_FORMAT)
     todo = [
-        entry
-        for entry in manifest["regions"]
+        (index, entry)
+        for index, entry in enumerate(manifest["regions"])
         if entry["status"] != "complete" or (verify and not _is_intact(group, var_dims, entry))
     ]
-    corrupt = [entry["region"] for entry in todo if entry["status"] == "complete"]
+    corrupt = [index for index, entry in todo if entry["status"] == "complete"]
     if corrupt:
         warnings.warn(
             f"zarr store {str(target)!r}: {len(corrupt)} completed region(s) no longer match "
-            f"their checksum and are rewritten: {corrupt}",
+            f"their checksum and are rewritten: "
+            f"{[manifest['regions'][index]['region'] for index in corrupt]}",
             RuntimeWarning,
             stacklevel=3,
         )
-        for entry in todo:
-            entry.update(_PENDING)
         with _writing(target):
-            _save_manifest(target, manifest)
+            _log_regions(target, [{"region": index, "status": "pending"} for index in corrupt])
     total = len(manifest["regions"])
     with tqdm(total=total, initial=total - len(todo), unit="region", disable=not progress) as bar:
-        for entry in todo:
+        for index, entry in todo:
             region = {dim: slice(*bounds) for dim, bounds in entry["region"].items()}
             block = encoded[list(var_dims)].isel(region)
             read = None if inputs is None else _input_block(inputs, entry["region"])
@@ -491,13 +559,18 @@ def _fill_regions(
             with _writing(target):
                 # mode "r+" reads the consolidated metadata and leaves all metadata as is.
                 block.to_zarr(target, region=region, mode="r+", consolidated=True)
-                entry.update(
-                    status="complete",
-                    checksum=_stored_checksum(group, var_dims, entry["region"]),
-                    input_checksum=None if read is None else _input_checksum(read),
-                    completed_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                )
-                _save_manifest(target, manifest)
+                record = {
+                    "region": index,
+                    "status": "complete",
+                    "checksum": _stored_checksum(group, var_dims, entry["region"]),
+                    "input_checksum": None if read is None else _input_checksum(read),
+                    "completed_at": _dt.datetime.now(_dt.timezone.utc).strftime(
+                        "%Y-%m-%dT%H:%M:%SZ"
+                    ),
+                }
+                _log_regions(target, [record])
+            del block, read
+            release_free_memory()  # what the region freed, back to the system
             bar.update()
 
 
@@ -521,13 +594,25 @@ def _is_intact(group: zarr.Group, var_dims: dict[str, list[str]], entry: dict) -
 
 
 def _save_manifest(store: Path, manifest: dict) -> None:
-    """Replace the manifest atomically: a reader sees the old one or the new one."""
-    tmp = store / f"{MANIFEST}.tmp"
-    with open(tmp, "w", encoding="utf-8") as file:
-        json.dump(manifest, file, indent=1)
+    """Write the manifest file of a new store: its regions without their state."""
+    regions = [entry["region"] for entry in manifest["regions"]]
+    with open(store / MANIFEST, "w", encoding="utf-8") as file:
+        json.dump({**manifest, "regions": regions}, file, indent=1)
         file.flush()
         os.fsync(file.fileno())
-    os.replace(tmp, store / MANIFEST)
+
+
+def _log_regions(store: Path, records: list[dict]) -> None:
+    """Append records of region states to the regions log, synced to the disk."""
+    with open(store / REGIONS_LOG, "a+b") as file:
+        end = file.seek(0, os.SEEK_END)
+        if end:
+            file.seek(end - 1)
+            if file.read(1) != b"\n":
+                file.write(b"\n")  # end a line a crash cut short: it stays unreadable
+        file.write("".join(json.dumps(record) + "\n" for record in records).encode())
+        file.flush()
+        os.fsync(file.fileno())
 
 
 @contextlib.contextmanager

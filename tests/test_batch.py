@@ -1,7 +1,6 @@
 """Batch inference: lazy emulation/downscaling over member files, the model shipped once,
 schedulers, and the checks on member files."""
 
-import json
 import pickle
 import time
 from pathlib import Path
@@ -67,11 +66,11 @@ def patch_predict(monkeypatch, fail_at: int | None = None) -> list[int]:
     """Count the blocks the model computes; the ``fail_at``-th one fails like a bad read."""
     calls, original = [], ShippedModel.predict
 
-    def predict(model, *blocks):
+    def predict(model, *blocks, **where):
         calls.append(len(calls) + 1)
         if calls[-1] == fail_at:
             raise OSError(f"simulated read error in block {fail_at}")
-        return original(model, *blocks)
+        return original(model, *blocks, **where)
 
     monkeypatch.setattr(ShippedModel, "predict", predict)
     return calls
@@ -100,6 +99,15 @@ def test_downscale_is_lazy_and_equals_eager(biogeochem, monkeypatch):
     assert out["chl"].chunks == ((1, 1), (12, 12), (16,), (16,)) and len(calls) == 0
     xr.testing.assert_allclose(out.compute(), est.downscale(world.coarse), rtol=1e-5)
     assert len(calls) == 4
+
+
+def test_seasonal_downscaler_downscales_each_block_with_its_dates(biogeochem):
+    world, _ = biogeochem
+    est = cl.ProxyDownscaler(group="time.month", epochs=2, progress=False).fit(
+        world.coarse, world.fine, "chl", proxies={"tos": "exponential"}
+    )
+    out = batch.downscale(est, world.coarse.chunk(member=1, time=5))  # blocks across years
+    xr.testing.assert_allclose(out.compute(), est.downscale(world.coarse), rtol=1e-5)
 
 
 def test_emulator_cannot_downscale(ensemble, model_path):
@@ -159,10 +167,14 @@ def test_unreachable_scheduler_fails_fast_with_a_clear_error():
 
 def test_emulate_to_zarr_equals_in_memory_emulation(ensemble, member_files, model_path, tmp_path):
     store = batch.emulate_to_zarr(
-        model_path, str(member_files[0].parent / "*.nc"), tmp_path / "pr.zarr", time_chunk=100
+        model_path,
+        str(member_files[0].parent / "*.nc"),
+        tmp_path / "pr.zarr",
+        time_chunk=100,
+        time_per_region=300,
     )
     written = xr.open_zarr(store)
-    assert written["pr"].encoding["chunks"] == (1, 400, 6, 8)
+    assert written["pr"].encoding["chunks"] == (1, 300, 6, 8)
     expected = cl.load(model_path).emulate(ensemble)
     xr.testing.assert_allclose(written["pr"].load(), expected["pr"], rtol=1e-6)
     assert list(written.member.values) == list(ensemble.member.values)
@@ -200,7 +212,7 @@ def test_members_of_a_glob_and_the_store_regions_are_in_natural_order(model_path
         xr.testing.assert_equal(ds["psl"].load(), ensemble["psl"])
     store = batch.emulate_to_zarr(model_path, pattern, tmp_path / "pr.zarr", time_chunk=100)
     assert list(xr.open_zarr(store).member.values) == natural
-    manifest = json.loads((Path(store) / cl.zarr_store.MANIFEST).read_text())
+    manifest = cl.zarr_store.read_manifest(store)
     first = [entry["region"]["member"][0] for entry in manifest["regions"]]
     assert first == sorted(first)  # regions written member by member, r1 first
 
@@ -247,3 +259,61 @@ def test_bad_member_inputs_are_named(member_files, tmp_path, change, message):
         batch.open_members([first, bad], ["psl"])
     if change != "duplicate":
         assert str(bad) in str(info.value)
+
+
+def test_default_model_call_is_the_inference_batch_within_block_bytes(
+    member_files, model_path, tmp_path, monkeypatch
+):
+    est = cl.load(model_path)
+    assert batch.block_steps(est) == 4096  # 6 x 8 cells: 192 bytes a step
+    monkeypatch.setattr(batch.lazy, "BLOCK_BYTES", 6 * 8 * 4 * 100)  # 100 steps of float32
+    assert batch.block_steps(est) == 100
+    calls = patch_predict(monkeypatch)
+    pattern = str(member_files[0].parent / "*.nc")
+    store = batch.emulate_to_zarr(model_path, pattern, tmp_path / "pr.zarr", progress=False)
+    assert xr.open_zarr(store)["pr"].encoding["chunks"] == (1, 100, 6, 8)
+    assert len(calls) == 3 * 8  # 730 days of each member: 7 calls of 100 and one of 30
+    small = batch.emulate_to_zarr(
+        model_path, pattern, tmp_path / "small.zarr", time_chunk=30, progress=False
+    )
+    assert xr.open_zarr(small)["pr"].encoding["chunks"] == (1, 90, 6, 8)  # 3 calls a region
+
+
+def test_member_files_open_at_once_are_a_window(ensemble, model_path, tmp_path, monkeypatch):
+    from xarray.backends.file_manager import FILE_CACHE
+
+    many = circulation_members(n_members=12).isel(time=slice(0, 50))
+    write_members(many, tmp_path / "members")
+    monkeypatch.setattr(batch.store, "OPEN_FILES", 3)
+    open_counts, original = [], ShippedModel.predict
+
+    def predict(model, *blocks, **where):
+        open_counts.append(len(FILE_CACHE))
+        return original(model, *blocks, **where)
+
+    monkeypatch.setattr(ShippedModel, "predict", predict)
+    pattern = str(tmp_path / "members" / "*.nc")
+    store = batch.emulate_to_zarr(model_path, pattern, tmp_path / "pr.zarr", progress=False)
+    assert len(open_counts) == 12 and max(open_counts) <= 3
+    expected = cl.load(model_path).emulate(many)["pr"]
+    xr.testing.assert_allclose(xr.open_zarr(store)["pr"].load(), expected, rtol=1e-6)
+    assert FILE_CACHE.maxsize == 128  # xarray's default again
+
+
+def test_each_block_has_its_dates(ensemble, member_files, model_path, monkeypatch):
+    """A seasonal model needs them: every block is the estimator's call with its dates."""
+    est = cl.load(model_path)
+    seen, emulate = [], est.emulate
+
+    def recording(ds, **options):
+        seen.append((ds["member"].values.tolist(), ds.indexes["time"]))
+        return emulate(ds, **options)
+
+    monkeypatch.setattr(est, "emulate", recording)
+    with batch.open_members(member_files, ["psl"], time_chunk=300) as lazy:
+        batch.emulate(est, lazy).compute(scheduler="sync")
+    blocks = seen[1:]  # the first call is the template, one field
+    assert len(blocks) == 3 * 3  # 730 days of 3 members: 300, 300 and 130
+    for member in ensemble.member.values:
+        dates = sorted((time for labels, time in blocks if labels == [member]), key=min)
+        assert dates[0].append(dates[1:]).equals(ensemble.indexes["time"])

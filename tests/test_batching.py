@@ -86,3 +86,22 @@ def test_map_samples_to_another_grid(masked_ensemble):
     assert out.sizes == {"member": 2, "time": 4, "lat": 12, "lon": 16}
     np.testing.assert_array_equal(out.lat.values, fine.lat.values)
     assert out.lat.attrs["standard_name"] == "latitude"
+
+
+@pytest.mark.parametrize("pattern", ["random", "all valid", "ends invalid", "one cell"])
+def test_matrix_lands_on_the_valid_cells_whatever_their_runs(pattern):
+    rng = np.random.default_rng(3)
+    valid = {
+        "random": rng.random((6, 7)) < 0.6,  # runs of one to a few cells
+        "all valid": np.ones((6, 7), bool),
+        "ends invalid": np.pad(np.ones((4, 7), bool), ((1, 1), (0, 0))),
+        "one cell": np.eye(1, 42, 20, dtype=bool).reshape(6, 7),
+    }[pattern]
+    da = rectilinear(n_time=5).isel(lat=slice(0, 6), lon=slice(0, 7))
+    da = da.transpose("time", "lat", "lon").where(valid)
+    layout = FieldLayout.from_data(da)
+    matrix = rng.normal(size=(5, int(valid.sum())))
+    back = from_matrix(matrix, layout, sample_coords(da, layout)).values
+    expected = np.full((5, 6, 7), np.nan)
+    expected[:, valid] = matrix  # numpy's boolean assignment: the independent truth
+    np.testing.assert_array_equal(back, expected)

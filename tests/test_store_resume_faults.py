@@ -26,7 +26,13 @@ from test_zarr_store import (
 import climlatent as cl
 from climlatent import batch
 from climlatent.store_lock import LOCK, StoreLockedError
-from climlatent.zarr_store import MANIFEST, StoreMismatchError, write_zarr
+from climlatent.zarr_store import (
+    MANIFEST,
+    MANIFEST_FORMAT,
+    StoreMismatchError,
+    read_manifest,
+    write_zarr,
+)
 
 MEMBERS = ["r1i1p1f1", "r2i1p1f1", "r3i1p1f1"]
 # One region per member and year: r1's two and r2's first complete after the failure.
@@ -67,7 +73,7 @@ def interrupted_run(root, monkeypatch):
 
 
 def manifest(store):
-    return json.loads((store / MANIFEST).read_text())
+    return read_manifest(store)
 
 
 def assert_same_store(store, reference):
@@ -228,7 +234,7 @@ def test_store_of_an_older_format_is_refused_then_overwritten(tmp_path):
     with pytest.raises(StoreMismatchError, match="format climlatent-zarr-manifest-1, not"):
         write_zarr(ensemble(), store, fingerprint=FINGERPRINT)
     write_zarr(ensemble(), store, fingerprint=FINGERPRINT, overwrite=True)
-    assert manifest(store)["format"] == "climlatent-zarr-manifest-2"
+    assert manifest(store)["format"] == MANIFEST_FORMAT == "climlatent-zarr-manifest-3"
     assert stored_bytes(store) == expected
     assert [path.name for path in tmp_path.iterdir()] == ["pr.zarr"]
 

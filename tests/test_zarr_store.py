@@ -23,8 +23,10 @@ from climlatent.errors import ClimlatentError
 from climlatent.zarr_store import (
     LOCK,
     MANIFEST,
+    REGIONS_LOG,
     StoreMismatchError,
     StoreWriteError,
+    read_manifest,
     write_zarr,
 )
 
@@ -93,15 +95,15 @@ def computed_keys(log: Path) -> list[str]:
 
 def statuses(store: Path) -> list[str]:
     try:
-        manifest = json.loads((store / MANIFEST).read_text())
-    except FileNotFoundError:
+        manifest = read_manifest(store)
+    except StoreMismatchError:  # no manifest yet
         return []
     return [entry["status"] for entry in manifest["regions"]]
 
 
 def stored_bytes(store: Path) -> dict[str, bytes]:
-    """Every file but the manifest and the root attributes (their history is timestamped)."""
-    skip = {MANIFEST, ".zattrs", ".zmetadata"}
+    """Every file but the manifest, its log and the root attributes (they are timestamped)."""
+    skip = {MANIFEST, REGIONS_LOG, ".zattrs", ".zmetadata"}
     files = (path for path in sorted(store.rglob("*")) if path.is_file())
     return {
         str(path.relative_to(store)): path.read_bytes()
@@ -129,7 +131,7 @@ def test_round_trip_equals_dataset(reference):
         assert opened["lat"].attrs["standard_name"] == "latitude"
         assert opened.attrs["Conventions"] == "CF-1.8" and opened.attrs["title"] == "test ensemble"
         assert "write_zarr" in opened.attrs["history"]
-    manifest = json.loads((reference / MANIFEST).read_text())
+    manifest = read_manifest(reference)
     assert manifest["fingerprint"] == FINGERPRINT
     assert manifest["regions_dims"] == ["member", "time"] and manifest["region_variables"] == ["pr"]
     assert manifest["regions"][1]["region"] == {"member": [0, 1], "time": [20, 40]}
@@ -157,7 +159,7 @@ def test_in_memory_dataset_split_by_chunks(reference, tmp_path):
         chunks={"member": 1, "time": TIME_CHUNK},
         fingerprint=FINGERPRINT,
     )
-    assert json.loads((store / MANIFEST).read_text())["regions_dims"] == ["member", "time"]
+    assert read_manifest(store)["regions_dims"] == ["member", "time"]
     assert stored_bytes(store) == stored_bytes(reference)
 
 
@@ -332,3 +334,41 @@ def test_full_disk_marks_only_written_regions(reference, tmp_path, monkeypatch):
     monkeypatch.undo()
     write_zarr(ensemble(), store, fingerprint=FINGERPRINT)
     assert stored_bytes(store) == stored_bytes(reference)
+
+
+def test_manifest_is_written_once_and_each_region_appends_one_line(tmp_path, monkeypatch):
+    store = tmp_path / "pr.zarr"
+    to_zarr, seen = xr.Dataset.to_zarr, []
+
+    def region_write(self, *args, **kwargs):
+        result = to_zarr(self, *args, **kwargs)
+        if kwargs.get("region") is not None:  # the state before this region is logged
+            lines = (store / REGIONS_LOG).read_text().splitlines() if seen else []
+            seen.append(((store / MANIFEST).read_bytes(), len(lines)))
+        return result
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", region_write)
+    write_zarr(ensemble(), store, fingerprint=FINGERPRINT)
+    assert [count for _, count in seen] == list(range(N_REGIONS))
+    assert len({manifest for manifest, _ in seen}) == 1
+    assert (store / MANIFEST).read_bytes() == seen[0][0]
+    records = [json.loads(line) for line in (store / REGIONS_LOG).read_text().splitlines()]
+    assert [record["region"] for record in records] == list(range(N_REGIONS))
+    assert json.loads(seen[0][0])["regions"][1] == {"member": [0, 1], "time": [20, 40]}
+
+
+def test_log_line_cut_short_by_a_crash_is_ignored(reference, tmp_path):
+    store, log = tmp_path / "pr.zarr", tmp_path / "blocks.log"
+    shutil.copytree(reference, store)
+    lines = (store / REGIONS_LOG).read_text().splitlines(keepends=True)
+    cut = lines[-1][: len(lines[-1]) // 2]  # the last region's line, half written
+    (store / REGIONS_LOG).write_text("".join(lines[:-1]) + cut)
+    assert statuses(store) == ["complete"] * (N_REGIONS - 1) + ["pending"]
+
+    ds = ensemble(log=log)
+    write_zarr(ds, store, fingerprint=FINGERPRINT)
+    assert computed_keys(log) == [region_key(ds, N_REGIONS - 1)]
+    assert statuses(store) == ["complete"] * N_REGIONS
+    assert stored_bytes(store) == stored_bytes(reference)
+    after = (store / REGIONS_LOG).read_text().splitlines()
+    assert after[N_REGIONS - 1] == cut and json.loads(after[-1])["region"] == N_REGIONS - 1

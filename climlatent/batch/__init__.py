@@ -14,13 +14,14 @@ a small Dataset from its block and calls the estimator's own ``emulate`` or
 ``downscale``, so the checks, unit conversions and transforms are the estimator's.
 """
 
-from climlatent.batch.lazy import downscale, emulate, model_inputs
+from climlatent.batch.lazy import block_steps, downscale, emulate, model_inputs
 from climlatent.batch.members import open_members
 from climlatent.batch.scheduler import SchedulerError, scheduler
 from climlatent.batch.store import downscale_to_zarr, emulate_to_zarr
 
 __all__ = [
     "SchedulerError",
+    "block_steps",
     "downscale",
     "downscale_to_zarr",
     "emulate",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import dask
@@ -14,10 +15,13 @@ import xarray as xr
 from climlatent.batch.scheduler import _active_client
 from climlatent.errors import ClimlatentError
 from climlatent.estimators import BaseEstimator, Estimator, ProxyDownscaler
-from climlatent.grid import find_grid
+from climlatent.estimators._torch import INFERENCE_BATCH
+from climlatent.grid import find_grid, reused_discovery
 from climlatent.io import carry_provenance
 
 METHODS = {"emulate": Estimator, "downscale": ProxyDownscaler}
+#: float32 output of one model call at most, by default (:func:`block_steps`).
+BLOCK_BYTES = 32 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,22 +34,35 @@ class _ShippedModel:
     grid: xr.Dataset  # the input grid's coordinates
     dims: tuple[str, ...]  # dims of an input block: sample dims, then the grid's
     out_dims: tuple[str, ...]
+    samples: dict[str, xr.Variable]  # the sample dims' coordinates (time, member)
+    # cf-xarray's findings on the first block, reused for the others (every block has
+    # the same variables, coordinates and attributes); one per worker
+    discovery: dict = dataclasses.field(default_factory=dict, compare=False)
 
-    def predict(self, *blocks: np.ndarray) -> np.ndarray:
-        """The estimator's output for one block of each input variable."""
+    def predict(self, *blocks: np.ndarray, location: Sequence[tuple[int, int]]) -> np.ndarray:
+        """The estimator's output for one block of each input variable.
+
+        ``location`` is the block's ``(start, stop)`` along each of ``dims``: the block
+        has its dates (a seasonal model downscales each with its date's group).
+        """
+        coords = dict(self.grid.coords)
+        for dim, (start, stop) in zip(self.dims, location, strict=False):
+            if dim in self.samples:
+                coords[dim] = self.samples[dim][start:stop]
         ds = xr.Dataset(
             {
                 name: (self.dims, block, attrs)
                 for (name, attrs), block in zip(self.fields.items(), blocks, strict=True)
             },
-            coords=self.grid.coords,
+            coords=coords,
         )
-        out = getattr(self.estimator, self.method)(ds)[self.estimator.target_]
+        with reused_discovery(self.discovery):
+            out = getattr(self.estimator, self.method)(ds)[self.estimator.target_]
         return out.transpose(*self.out_dims).values
 
 
-def _predict_block(*blocks: np.ndarray, model: _ShippedModel) -> np.ndarray:
-    return model.predict(*blocks)
+def _predict_block(*blocks: np.ndarray, model: _ShippedModel, block_info: dict) -> np.ndarray:
+    return model.predict(*blocks, location=block_info[0]["array-location"])
 
 
 def model_inputs(estimator: BaseEstimator) -> list[str]:
@@ -62,6 +79,29 @@ def model_inputs(estimator: BaseEstimator) -> list[str]:
     if isinstance(estimator, ProxyDownscaler):
         return list(estimator.drivers_)
     return [estimator.proxy_]
+
+
+def block_steps(estimator: BaseEstimator) -> int:
+    """Time steps per model call that a batch run chunks its inputs into by default.
+
+    Each call pays a fixed cost besides the model (checks of the block, its Dataset,
+    the output laid on the grid: tens of ms) that a block of 365 steps of a small model
+    does not amortise; a call is therefore the model's inference batch
+    (``INFERENCE_BATCH`` rows, 4096), and fewer steps where their output would exceed
+    ``BLOCK_BYTES`` (a fine grid of 10**5 cells: 83 steps, whose model time dwarfs
+    the fixed cost).
+
+    Examples
+    --------
+    >>> import climlatent as cl
+    >>> ds = cl.datasets.synthetic_circulation(n_years=1, n_lat=6, n_lon=8)
+    >>> block_steps(cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(ds, "pr", "psl"))
+    4096
+    """
+    downscaler = isinstance(estimator, ProxyDownscaler)
+    output = estimator.fine_layout_ if downscaler else estimator.target_layout_
+    step_bytes = np.dtype(np.float32).itemsize * output.mask.size
+    return max(1, min(INFERENCE_BATCH, BLOCK_BYTES // step_bytes))
 
 
 def emulate(estimator: Estimator, ds: xr.Dataset) -> xr.Dataset:
@@ -123,6 +163,7 @@ def _lazy_predict(estimator: BaseEstimator, ds: xr.Dataset, method: str) -> xr.D
         first.drop_dims(sample),
         sample + spatial,
         sample + out_spatial,
+        {dim: fields[0][dim].variable for dim in sample if dim in fields[0].coords},
     )
     arrays = [field.transpose(*sample, *spatial).data for field in fields]
     chunks = arrays[0].chunks[: len(sample)] + tuple((target.sizes[d],) for d in out_spatial)

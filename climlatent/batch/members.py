@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +14,10 @@ import xarray as xr
 from climlatent.errors import InputDataError
 from climlatent.grid import check_same_grid, find_grid, find_member, find_time
 from climlatent.io import PathLike, carry_provenance, natural_key, open_dataset
+
+#: Member files a batch run holds open at once (xarray's file cache): each open netCDF
+#: file keeps about 1 MB, and a region reads one member.
+OPEN_FILES = 8
 
 
 def open_members(
@@ -74,22 +79,40 @@ def _open_members(
     """As :func:`open_members`, with the source (file or entry) of each member label."""
     sources = _expand(inputs)
     with contextlib.ExitStack() as files:
-        opened = [files.enter_context(open_dataset(source, chunks=None)) for source in sources]
-        member_dim = next((m for ds in opened if (m := find_member(ds))), "member")
-        parts, seen = [], {}
-        for source, ds in zip(sources, opened, strict=True):
-            part = _member_part(source, ds, variables, member_dim, time_chunk)
+        parts, found, seen = [], [], {}
+        for source in sources:
+            ds = open_dataset(source, chunks=None)
+            # Only the file's closer is kept, not the Dataset: its decoded time axis
+            # would otherwise stay in memory once per member.
+            if ds._close is not None:
+                files.callback(ds._close)
+            found.append(find_member(ds))
+            dim = found[-1] or "member"
+            part = _member_part(source, ds, variables, dim, time_chunk)
             if parts:
                 _check_like(sources[0], parts[0], source, part, variables[0])
-            for label in part[member_dim].values.tolist():
+                # Equal to the first member's: the first's stand for all.
+                part = part.drop_vars(
+                    [name for name, coord in part.coords.items() if dim not in coord.dims]
+                )
+            for label in part[dim].values.tolist():
                 if label in seen:
                     raise InputDataError(
                         f"member {label!r} is in both {seen[label]!r} and {source!r}"
                     )
                 seen[label] = source
             parts.append(part)
+        member_dim = next((dim for dim in found if dim), "member")
         combined = xr.concat(
-            parts, member_dim, data_vars="all", coords="minimal", compat="override", join="override"
+            [
+                part.rename({dim or "member": member_dim})
+                for part, dim in zip(parts, found, strict=True)
+            ],
+            member_dim,
+            data_vars="all",
+            coords="minimal",
+            compat="override",
+            join="override",
         )
         if members is not None:
             missing = [label for label in members if label not in seen]
@@ -131,7 +154,9 @@ def _member_part(
     time = find_time(part)
     if time is not None:
         chunks[time] = time_chunk
-    part = part.chunk(chunks)
+    # A fresh token names the chunks: dask would otherwise hash the lazily indexed file
+    # arrays by pickling them (0.2 s per member file).
+    part = part.chunk(chunks, token=uuid.uuid4().hex)
     found = find_member(part)
     if found is None:
         label = source.rsplit("#", 1)[-1] if "#" in source else Path(source.rstrip("/")).stem

@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from climlatent.batch.lazy import METHODS, _lazy_predict, model_inputs
-from climlatent.batch.members import _open_members
+import xarray as xr
+
+from climlatent.batch.lazy import METHODS, _lazy_predict, block_steps, model_inputs
+from climlatent.batch.members import OPEN_FILES, _open_members
 from climlatent.errors import ClimlatentError
 from climlatent.grid import find_member, find_time
 from climlatent.io import PathLike
@@ -45,11 +47,13 @@ def emulate_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: An
     ----------------
     members : sequence of str, optional
         Member labels to process (default: all).
-    time_chunk : int
-        Time steps per model call (one dask task).
+    time_chunk : int, optional
+        Time steps per model call (one dask task); default :func:`block_steps`, the
+        model's inference batch (4096 steps, fewer on a large output grid).
     time_per_region : int, optional
-        Time steps per zarr chunk, the unit of resumption and of memory; default
-        ``4 * time_chunk``, so that workers share each region.
+        Time steps per zarr chunk, the unit of resumption and of memory; default the
+        whole model calls that fit in one of :func:`block_steps` (at least one), so
+        that workers share a region of small calls.
     device : {"auto", "cpu", "cuda"}
         Where a torch model runs.
     overwrite : bool
@@ -102,7 +106,7 @@ def _to_zarr(
     store: PathLike,
     *,
     members: Sequence[str] | None = None,
-    time_chunk: int = 365,
+    time_chunk: int | None = None,
     time_per_region: int | None = None,
     device: str = "auto",
     overwrite: bool = False,
@@ -120,21 +124,27 @@ def _to_zarr(
     if getattr(estimator, "module_", None) is not None:
         estimator.device_ = placed
         estimator.module_.to(placed)
-    ds, sources = _open_members(inputs, model_inputs(estimator), members, time_chunk)
-    with ds:
-        out = _lazy_predict(estimator, ds, method)
-        time, member = find_time(out), find_member(out)
-        return write_zarr(
-            out,
-            store,
-            regions_dims=tuple(dim for dim in (member, time) if dim),
-            chunks={time: time_per_region or 4 * time_chunk} if time else {},
-            fingerprint=_fingerprint(model, method),
-            inputs=ds,
-            sources=sources,
-            overwrite=overwrite,
-            progress=progress,
-        )
+    steps = block_steps(estimator)
+    time_chunk = time_chunk or steps
+    time_per_region = time_per_region or time_chunk * max(1, steps // time_chunk)
+    # A window of member files open at once, however many members (each file held
+    # open costs about 1 MB); the others are reopened when their regions come.
+    with xr.set_options(file_cache_maxsize=OPEN_FILES):
+        ds, sources = _open_members(inputs, model_inputs(estimator), members, time_chunk)
+        with ds:
+            out = _lazy_predict(estimator, ds, method)
+            time, member = find_time(out), find_member(out)
+            return write_zarr(
+                out,
+                store,
+                regions_dims=tuple(dim for dim in (member, time) if dim),
+                chunks={time: time_per_region} if time else {},
+                fingerprint=_fingerprint(model, method),
+                inputs=ds,
+                sources=sources,
+                overwrite=overwrite,
+                progress=progress,
+            )
 
 
 def _fingerprint(model: PathLike, method: str) -> dict:
