@@ -68,6 +68,7 @@ from climlatent._version import __version__
 from climlatent.errors import ClimlatentError
 from climlatent.io import PathLike, add_history, cf_encode
 from climlatent.memory import release_free_memory
+from climlatent.store_changes import leaf_changes, section_changes
 from climlatent.store_lock import LOCK, StoreLockedError, acquire, new_record, release
 
 MANIFEST = ".climlatent_manifest.json"
@@ -382,50 +383,19 @@ def _check_store(target: Path, manifest: dict, fresh: dict) -> None:
     refusal = f"zarr store {str(target)!r}"
     if manifest["format"] != MANIFEST_FORMAT:
         refusal += f" was written in the format {manifest['format']}, not {MANIFEST_FORMAT}"
-    elif changes := "; ".join(_changes(manifest["fingerprint"], fresh["fingerprint"])):
+    elif changes := "; ".join(leaf_changes(manifest["fingerprint"], fresh["fingerprint"])):
         refusal += f" was written with another fingerprint ({changes})"
-    elif changes := _layout_changes(manifest["layout"], fresh["layout"]):
+    elif changes := section_changes(manifest["layout"], fresh["layout"], _LAYOUT_SECTIONS):
         refusal += f" holds other data than the Dataset given (differing {changes})"
-    elif changes := _layout_changes(manifest["inputs"] or {}, fresh["inputs"] or {}):
+    elif changes := section_changes(
+        manifest["inputs"] or {}, fresh["inputs"] or {}, _LAYOUT_SECTIONS
+    ):
         refusal += f" was started from other inputs (differing {changes})"
     else:
         return
     raise StoreMismatchError(
         f"{refusal}; refusing to append to it (write to a new store, or {_RESTART})"
     )
-
-
-def _changes(stored: object, given: object, path: str = "") -> list[str]:
-    """``"key.sub: old -> new"`` for each leaf that differs between two JSON values."""
-    if isinstance(stored, dict) and isinstance(given, dict):
-        return [
-            change
-            for key in sorted(stored.keys() | given.keys())
-            for change in _changes(
-                stored.get(key, "(none)"), given.get(key, "(none)"), f"{path}.{key}"
-            )
-        ]
-    if stored == given:
-        return []
-    return [f"{path.lstrip('.') or 'fingerprint'}: {_short(stored)} -> {_short(given)}"]
-
-
-def _short(value: object) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= 40 else f"{text[:16]}..."
-
-
-def _layout_changes(stored: dict, given: dict) -> str:
-    """``"dims member; coords lat"``: the keys of each layout section that differ."""
-    return "; ".join(
-        f"{section} {', '.join(changed)}"
-        for section in _LAYOUT_SECTIONS
-        if (changed := _changed_keys(stored.get(section, {}), given.get(section, {})))
-    )
-
-
-def _changed_keys(stored: dict, given: dict) -> list[str]:
-    return sorted(key for key in stored.keys() | given.keys() if stored.get(key) != given.get(key))
 
 
 def _input_block(inputs: xr.Dataset, region: dict) -> xr.Dataset:
