@@ -505,7 +505,7 @@ def write_outputs(output: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the missing runs (or print progress), rewriting tables and ledger after each."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=8, help="training seeds per model")
+    parser.add_argument("--seeds", type=int, default=16, help="training seeds per model")
     parser.add_argument("--max-epochs", type=int, default=1500)
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--n-train", type=int, default=1000, help="training trajectories")
