@@ -124,11 +124,7 @@ class ClimatologyCorrectedBilinear(BilinearBaseline):
         spatial = find_grid(fine, fine.name).spatial_dims
         sample = tuple(d for d in misfit.dims if d not in spatial)
         misfit = misfit.transpose(*sample, *spatial)
-        groups = (
-            grouper.groups_of(grouper.time_of(misfit, "target"))
-            if grouper.seasonal
-            else grouper.coordinate()
-        )
+        groups = grouper.fitted_groups(misfit, "target")
         weights = grouper.row_weights(misfit, sample, "target", groups)
         rows = misfit.values.reshape(-1, *(misfit.sizes[d] for d in spatial))
         grid = {name: c for name, c in misfit.coords.items() if set(c.dims) <= set(spatial)}

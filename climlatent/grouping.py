@@ -221,6 +221,18 @@ class Grouper:
             )
         return coordinate[present]
 
+    def fitted_groups(self, da: xr.DataArray, role: str) -> xr.DataArray:
+        """The groups a fit on ``da`` has: those of its time axis, or the one of ``"time"``.
+
+        Examples
+        --------
+        >>> Grouper.parse("time").fitted_groups(xr.DataArray([1.0], dims="x"), "target").values
+        array([1])
+        """
+        if not self.seasonal:
+            return self.coordinate()
+        return self.groups_of(self.time_of(da, role))
+
     def index(self, time: xr.DataArray, groups: xr.DataArray | None = None) -> np.ndarray:
         """The group of each time step: its position in ``groups``.
 

@@ -95,7 +95,15 @@ class ShareClaim:
     paper_text: str
 
 
-def _select(runs: pd.DataFrame, where: dict) -> pd.DataFrame:
+def select_runs(runs: pd.DataFrame, where: dict) -> pd.DataFrame:
+    """The runs whose settings equal every value of ``where``.
+
+    Examples
+    --------
+    >>> runs = pd.DataFrame({"prior": ["a", "b"], "seed": [0, 1]})
+    >>> select_runs(runs, {"prior": "b"}).seed.tolist()
+    [1]
+    """
     mask = np.ones(len(runs), bool)
     for key, value in where.items():
         mask &= (runs[key] == value).to_numpy()
@@ -116,7 +124,7 @@ def _budget(*groups: pd.DataFrame) -> str:
 
 def share_row(runs: pd.DataFrame, claim: ShareClaim) -> dict:
     """Test one share claim; a row of the ledger."""
-    case, base = _select(runs, claim.case), _select(runs, claim.baseline)
+    case, base = select_runs(runs, claim.case), select_runs(runs, claim.baseline)
     flag = {
         "disentangled": lambda r: r["S_D"] >= DISENTANGLED,
         "over_regularised": lambda r: r["regularisation"] < OVER_REGULARISED,
@@ -211,8 +219,8 @@ CLAIMS = [
 def reconstruction_row(runs: pd.DataFrame) -> dict:
     """HP reconstructs mixture test samples better (Fig. 11): bootstrap of the difference."""
     where = {"study": "prior", "distribution": "mixture"}
-    hp = _select(runs, {**where, "prior": "hierarchical"})
-    vae = _select(runs, {**where, "prior": "standard"})
+    hp = select_runs(runs, {**where, "prior": "hierarchical"})
+    vae = select_runs(runs, {**where, "prior": "standard"})
     row = {"claim": "HP reconstructs mixture test samples more accurately", "section": "5.3",
            "paper": "Fig. 11 (one example)", "budget": _budget(hp, vae)}  # fmt: skip
     if hp.empty or vae.empty:

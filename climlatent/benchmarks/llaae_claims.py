@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from climlatent.benchmarks.darcy_claims import ALPHA, verdict
+from climlatent.benchmarks.darcy_claims import ALPHA, select_runs, verdict
 from climlatent.benchmarks.markdown import markdown_table
 
 GAUSSIAN_TABLE = {"latent": "gaussian"}
@@ -122,17 +122,10 @@ CLAIMS = [
 ]  # fmt: skip
 
 
-def _select(runs: pd.DataFrame, where: dict) -> np.ndarray:
-    mask = np.ones(len(runs), bool)
-    for key, value in where.items():
-        mask &= (runs[key] == value).to_numpy()
-    return runs[mask]
-
-
 def claim_row(runs: pd.DataFrame, claim: OrderClaim) -> dict:
     """Test one ordering claim against its strongest rival; a row of the ledger."""
-    case = _select(runs, claim.case)
-    rivals = [_select(runs, r) for r in claim.rivals]
+    case = select_runs(runs, claim.case)
+    rivals = [select_runs(runs, r) for r in claim.rivals]
     row = {"claim": claim.claim, "section": claim.section, "paper": claim.paper_text}
     ready = [r for r in rivals if len(r) >= 2]
     if len(case) < 2 or len(ready) < len(rivals):
@@ -171,10 +164,10 @@ def claim_row(runs: pd.DataFrame, claim: OrderClaim) -> dict:
 
 def table_1(runs: pd.DataFrame) -> pd.DataFrame:
     """Our Table 1 (means over seeds) beside the paper's."""
-    gaussian = _select(runs, GAUSSIAN_TABLE)
+    gaussian = select_runs(runs, GAUSSIAN_TABLE)
     out = {}
     for setting, paper in TABLE_1_PAPER.items():
-        ours = _select(gaussian, {"alpha": setting[0], "beta": setting[1]})
+        ours = select_runs(gaussian, {"alpha": setting[0], "beta": setting[1]})
         label = f"alpha={setting[0]:g}, beta={setting[1]:g}"
         out[f"{label}: ours"] = [ours[m].mean() if len(ours) else np.nan for m in TABLE_1_ROWS]
         out[f"{label}: paper"] = paper

@@ -48,6 +48,7 @@ from climlatent.estimators.downscaler import ProxyDownscaler
 from climlatent.estimators.proxy_latent import ProxyLatentDownscaler
 from climlatent.grid import cell_area
 from climlatent.metrics.ensemble import rank_histogram, spread_skill_ratio
+from climlatent.metrics.trends import linear_trend
 
 LAWS = {"tos": "exponential", "rsds": "quadratic"}
 WORLDS = {  # name: synthetic_biogeochem options beyond the shared ones
@@ -171,9 +172,7 @@ def evaluate(
 
 def _trend(log_chl: xr.DataArray) -> float:
     """Least-squares trend of the domain-mean log chlorophyll, per decade."""
-    series = log_chl.mean([d for d in log_chl.dims if d != "time"])
-    years = series.time.dt.year + (series.time.dt.dayofyear - 1) / 365.0
-    return float(np.polyfit(years.values, series.values, 1)[0] * 10)
+    return float(linear_trend(log_chl.mean([d for d in log_chl.dims if d != "time"])))
 
 
 def models(epochs: int) -> dict[str, ProxyDownscaler]:

@@ -250,11 +250,7 @@ class ProxyDownscaler(BaseEstimator):
         self.target_attrs_, self.calendar_ = dict(y.attrs), calendar
         self.target_transform_ = None
         grouper = Grouper.parse(self.group)
-        self.groups_ = (
-            grouper.groups_of(grouper.time_of(y, "target"))
-            if grouper.seasonal
-            else grouper.coordinate()
-        )
+        self.groups_ = grouper.fitted_groups(y, "target")
         drivers = [GridOrder.of(x).canonical(x) for x in self._drivers(coarse)]
         self.driver_ranges_ = {
             x.name: FittedRange.fit(x, "proxy", self.range_tolerance) for x in drivers
