@@ -380,14 +380,8 @@ class ProxyDownscaler(BaseEstimator):
         """
         self._require_fitted()
         drivers = self._drivers(coarse, check_range)
-        x_mat = self._driver_matrix(drivers)
         samples = sample_coords(drivers[0], self.coarse_layout_)
-        grouper = Grouper.parse(self.group)
-        inputs = [x_mat]
-        if grouper.seasonal:
-            sample_dims = self.coarse_layout_.sample_dims(drivers[0])
-            index = grouper.row_index(drivers[0], sample_dims, "proxy", self.groups_)
-            inputs.append(index.astype(np.float32))  # exact below 2**24 groups
+        inputs = self._model_inputs(coarse, drivers, check_range)
         if n_samples is None:
             y = inference(self.module_, *inputs, device=self.device_)
             out = from_matrix(y, self.fine_layout_, samples)
@@ -410,6 +404,18 @@ class ProxyDownscaler(BaseEstimator):
             )
         call = f"downscale(coarse{'' if n_samples is None else f', n_samples={n_samples}'})"
         return self._wrap(out.rename(self.target_), coarse, call)
+
+    def _model_inputs(
+        self, coarse: xr.Dataset, drivers: list[xr.DataArray], check_range: bool
+    ) -> list[np.ndarray]:
+        """The module's inputs: the driver matrix and, when seasonal, each sample's group."""
+        inputs = [self._driver_matrix(drivers)]
+        grouper = Grouper.parse(self.group)
+        if grouper.seasonal:
+            sample_dims = self.coarse_layout_.sample_dims(drivers[0])
+            index = grouper.row_index(drivers[0], sample_dims, "proxy", self.groups_)
+            inputs.append(index.astype(np.float32))  # exact below 2**24 groups
+        return inputs
 
     def proxy_parameters(self) -> xr.Dataset:
         """Fitted proxy-function parameters, one variable per parameter, with units.

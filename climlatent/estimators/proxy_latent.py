@@ -3,7 +3,9 @@
 The xarray face of :class:`climlatent.models.proxy_latent.ProxyLatentModel`: an LLAAE
 whose latent space is a map on the coarse grid of the physics proxies. Training sees
 the fine target and the coarse drivers; the encoder is then dropped, and
-``downscale(coarse)`` runs drivers -> growth laws -> latent map -> decoder.
+``downscale(coarse)`` runs drivers -> growth laws -> latent map -> decoder. With
+``target_input=True`` the coarse target itself, where a climate model gives it, sets
+the growth latent instead of the growth laws' prediction (the laws are still fitted).
 ``downscale(coarse, n_samples=k)`` draws ``k`` realisations from the latent and fine
 residual spreads measured, per cell, over every fitting sample (the validation
 samples alone, about a tenth, gave per-cell spreads too noisy for a flat rank
@@ -25,12 +27,15 @@ import torch
 import xarray as xr
 
 from climlatent.batching import from_matrix, sample_coords, to_matrix
-from climlatent.checks import get_variable
+from climlatent.checks import check_field, check_same_samples, get_variable
+from climlatent.errors import InputDataError
 from climlatent.estimators.downscaler import ProxyDownscaler
+from climlatent.fitted_range import FittedRange
 from climlatent.grid_order import GridOrder, grid_layout, in_layout
 from climlatent.models.proxy_latent import ProxyLatentModel
 from climlatent.regrid import Regridder
 from climlatent.training import TrainingConfig
+from climlatent.units import convert_units, parse_units
 
 CHANNEL_DIM = "latent"
 RIDGE = 1e-3  # of the kernel's least-squares start, per sample, on the standardised latent
@@ -71,6 +76,13 @@ class ProxyLatentDownscaler(ProxyDownscaler):
         bilinear weights, or a kernel over the 9 nearest coarse cells learned from
         bilinear. ``"auto"``: learned in the additive form, bilinear in the
         multiplicative form (where fixed weights keep the growth laws identifiable).
+    target_input : bool
+        Downscale from the coarse target as well as the drivers (``coarse`` then
+        holds the target's own coarse field, e.g. a climate model's chlorophyll): the
+        growth latent is the target's observed coarse anomaly, less its mean offset
+        from the encoder's over the fitting samples, instead of the growth laws'
+        prediction; the free channels still come from the drivers. The growth laws
+        are fitted and reported as without it.
     group : {"time"}
         One fit for the whole year: seasonal groups are not implemented for the
         latent model (use :class:`climlatent.ProxyDownscaler` with ``group=``).
@@ -98,6 +110,7 @@ class ProxyLatentDownscaler(ProxyDownscaler):
     hidden: int = 16
     residual_blocks: int = 1
     noise: bool = True
+    target_input: bool = False
     lr: float = 3e-3
 
     def __post_init__(self) -> None:
@@ -124,44 +137,103 @@ class ProxyLatentDownscaler(ProxyDownscaler):
     ) -> ProxyLatentDownscaler:
         """Fit on coarse drivers and the fine target over the same samples.
 
-        Parameters are those of :meth:`climlatent.ProxyDownscaler.fit`. With
-        ``noise=True`` the latent and fine residual spreads are then measured over
-        all the samples.
+        Parameters are those of :meth:`climlatent.ProxyDownscaler.fit`; with
+        ``target_input`` ``coarse`` also holds the coarse target, named ``target``.
+        After training, with ``target_input`` the offset of the observed growth latent
+        and, with ``noise=True``, the latent and fine residual spreads are measured
+        over all the samples.
 
         Returns
         -------
         ProxyLatentDownscaler
             ``self``, fitted.
         """
+        if self.target_input:  # refused before training, not after
+            observed = get_variable(coarse, target, "coarse target")
+            time, _ = check_field(observed, "coarse target")
+            check_same_samples(get_variable(fine, target, "target"), observed, time)
+            parse_units(observed, target)
         super().fit(coarse, fine, target, proxies, checkpoint=checkpoint, resume=resume)
-        if self.noise:
+        if self.target_input:
+            observed = convert_units(observed, self.target_attrs_["units"], target)
+            self.driver_ranges_[target] = FittedRange.fit(
+                observed, "coarse target", self.range_tolerance
+            )
+        if self.target_input or self.noise:
             y = get_variable(fine, target, "target")
             y_mat = to_matrix(GridOrder.of(y, target).canonical(y), self.fine_layout_)
             drivers = [GridOrder.of(x).canonical(x) for x in self._drivers(coarse)]
-            self._measure_spreads(y_mat, self._driver_matrix(drivers))
+            inputs = [self._driver_matrix(drivers)]
+            if self.target_input:
+                inputs.append(self._coarse_target(coarse))
+            self._measure_residuals(y_mat, *inputs)
         return self
 
-    def _measure_spreads(self, y: np.ndarray, x: np.ndarray) -> None:
-        """Per-cell RMS latent residual ``e(y) - h(X)`` and fine residual ``y - d(e(y))``.
+    def _coarse_target(self, coarse: xr.Dataset, check_range: bool | None = None) -> np.ndarray:
+        """The coarse target in the fine target's units, ``(n_samples, n_coarse)``.
 
-        In the multiplicative form also the smearing factor that turns the median
-        ``exp(q d(h(X)))`` into the conditional mean: per cell, the log of the mean of
-        ``exp`` of the log residuals ``q (T(y) - d(h(X)))`` (Duan 1983).
+        On apply (``check_range`` given) it is checked against the fit and put in the
+        fitted layout, as the drivers are.
+        """
+        x = get_variable(coarse, self.target_, "coarse target")
+        if check_range is None:
+            x = GridOrder.of(x).canonical(x)
+        else:
+            x = self._check_new_field(x, "coarse target", self.coarse_layout_)
+        x = convert_units(x, self.target_attrs_["units"], self.target_)
+        if check_range and self.target_ in self.driver_ranges_:
+            x = self.driver_ranges_[self.target_].check(x, "coarse target", self.range_tolerance)
+        mat = to_matrix(x, self.coarse_layout_)
+        if not np.isfinite(mat).all():
+            raise InputDataError(
+                f"coarse target {self.target_!r} has NaN/inf values in coarse cells "
+                f"where the drivers hold data"
+            )
+        if self.mode_ == "multiplicative" and (mat <= 0).any():
+            raise InputDataError(
+                f"coarse target {self.target_!r} has values <= 0; the multiplicative "
+                f"form takes its log"
+            )
+        return mat
+
+    def _model_inputs(
+        self, coarse: xr.Dataset, drivers: list[xr.DataArray], check_range: bool
+    ) -> list[np.ndarray]:
+        """The driver matrix and, with ``target_input``, the coarse target."""
+        inputs = super()._model_inputs(coarse, drivers, check_range)
+        if self.target_input:
+            inputs.append(self._coarse_target(coarse, check_range))
+        return inputs
+
+    def _measure_residuals(self, y: np.ndarray, x: np.ndarray, *observed: np.ndarray) -> None:
+        """What the latent path from the drivers (and ``observed``) leaves unexplained.
+
+        With an observed coarse target, first its per-cell offset from the encoder's
+        growth latent. With ``noise``, the per-cell RMS latent residual
+        ``e(y) - h(X)`` and fine residual ``y - d(e(y))``; in the multiplicative form
+        also the smearing factor that turns the median ``exp(q d(h(X)))`` into the
+        conditional mean: per cell, the log of the mean of ``exp`` of the log
+        residuals ``q (T(y) - d(h(X)))`` (Duan 1983).
         """
         module = self.module_.cpu()
         weight = torch.from_numpy(np.isfinite(y).astype(np.float32))
+        x_t = torch.from_numpy(x)
+        obs = torch.from_numpy(observed[0]) if observed else None
         with torch.no_grad():
             y_t = module.transform(torch.from_numpy(np.nan_to_num(y, nan=1.0)))
             _, code, _ = module.encode(y_t, weight)
-            latent_error = code - module.predict_latent(torch.from_numpy(x))
-            fine_error = weight * (y_t - module.decode(code))
-            module.latent_spread.copy_(latent_error.pow(2).mean(0).sqrt())
-            cells = weight.sum(0).clamp(min=1)
-            module.fine_spread.copy_((fine_error.pow(2).sum(0) / cells).sqrt())
-            if module.log_growth:
-                residual = module.scale * (y_t - module.emulate(torch.from_numpy(x)))
-                smearing = (weight * torch.exp(residual)).sum(0) / cells
-                module.log_smearing.copy_(torch.log(smearing.clamp(min=1e-12)))
+            if obs is not None:  # the offset is zero until here
+                module.observed_offset.copy_((module.observed_latent(obs) - code[:, 0]).mean(0))
+            if self.noise:
+                latent_error = code - module.predict_latent(x_t, obs)
+                fine_error = weight * (y_t - module.decode(code))
+                module.latent_spread.copy_(latent_error.pow(2).mean(0).sqrt())
+                cells = weight.sum(0).clamp(min=1)
+                module.fine_spread.copy_((fine_error.pow(2).sum(0) / cells).sqrt())
+                if module.log_growth:
+                    residual = module.scale * (y_t - module.emulate(x_t, obs))
+                    smearing = (weight * torch.exp(residual)).sum(0) / cells
+                    module.log_smearing.copy_(torch.log(smearing.clamp(min=1e-12)))
         module.to(self.device_)
 
     def latent_maps(self, coarse: xr.Dataset, check_range: bool = True) -> xr.Dataset:
@@ -178,7 +250,8 @@ class ProxyLatentDownscaler(ProxyDownscaler):
         -------
         xr.Dataset
             ``latent_map`` (sample dims, ``latent``, coarse grid in the layout of
-            ``coarse``; channel 0 the growth latent, in units of the target's scale)
+            ``coarse``; channel 0 the growth latent, in units of the target's scale,
+            observed from the coarse target with ``target_input``)
             and ``<driver>_growth``, the value of each driver's growth law (its
             units: d-1 for a temperature law, 1 for a light law).
 
@@ -195,10 +268,13 @@ class ProxyLatentDownscaler(ProxyDownscaler):
         self._require_fitted()
         drivers = self._drivers(coarse, check_range)
         layout = grid_layout(get_variable(coarse, next(iter(self.drivers_)), "proxy"))
-        x = torch.from_numpy(self._driver_matrix(drivers)).to(self.device_)
+        x, *observed = (
+            torch.from_numpy(a).to(self.device_)
+            for a in self._model_inputs(coarse, drivers, check_range)
+        )
         samples = sample_coords(drivers[0], self.coarse_layout_)
         with torch.no_grad():
-            latent = self.module_.predict_latent(x).cpu().numpy()
+            latent = self.module_.predict_latent(x, *observed).cpu().numpy()
             growth = [law(x[:, k]).cpu().numpy() for k, law in enumerate(self.module_.proxies)]
 
         def on_grid(values: np.ndarray, **attrs: str) -> xr.DataArray:

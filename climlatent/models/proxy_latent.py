@@ -36,7 +36,15 @@ encoder is dropped: drivers -> growth laws -> latent -> decoder downscales.
 Batches are ``(Y, weight, drivers)``: fine target cells in physical units (invalid
 cells filled with a valid placeholder), their data mask, and drivers
 ``(batch, n_proxies, n_coarse)``; the module applies ``T`` and ``q`` itself, and
-``forward`` / ``sample`` return physical values. When ``T = log``, ``forward`` is the
+``forward`` / ``sample`` return physical values.
+
+When the coarse target ``Y_c`` is known at downscaling time (a climate model's own
+coarse field), ``forward`` / ``sample`` take it as ``observed`` ``(batch, n_coarse)``:
+channel 0 is then the *observed* growth latent ``T(Y_c) / q - m - o`` in place of
+``h_0(X)``, with ``o`` the per-cell mean of ``T(Y_c) / q - m - e_0(y)`` over the
+fitting samples (the buffer ``observed_offset``; for ``T = log``, the log of a mean
+exceeds the mean of the logs by about half the variance within the coarse cell). The
+free channels are still predicted from the drivers. When ``T = log``, ``forward`` is the
 conditional mean ``exp(q d(h(X))) * s(x)``, with ``s`` Duan's smearing factor per cell
 (the mean of ``exp`` of the log residuals over the fitting samples, the buffer
 ``log_smearing``; 0, the median, until measured): the median alone is biased low by
@@ -171,6 +179,7 @@ class ProxyLatentModel(nn.Module):
         self.register_buffer("latent_spread", torch.zeros(channels, n_coarse))
         self.register_buffer("fine_spread", torch.zeros(n_fine))
         self.register_buffer("log_smearing", torch.zeros(n_fine))
+        self.register_buffer("observed_offset", torch.zeros(n_coarse))
 
     def transform(self, y: Tensor) -> Tensor:
         """``T(Y) / q``: physical target values to the model's scale."""
@@ -196,10 +205,21 @@ class ProxyLatentModel(nn.Module):
             terms = [torch.log(torch.clamp(term, min=1e-12)) for term in terms]
         return torch.stack(terms, dim=1)
 
-    def predict_latent(self, drivers: Tensor) -> Tensor:
-        """``h(X)``: the latent map ``(batch, C, n_coarse)`` from the drivers."""
+    def observed_latent(self, observed: Tensor) -> Tensor:
+        """Growth latent ``(batch, n_coarse)`` of a known coarse target (physical units)."""
+        return self.transform(observed) - self.coarse_centre - self.observed_offset
+
+    def predict_latent(self, drivers: Tensor, observed: Tensor | None = None) -> Tensor:
+        """``h(X)``: the latent map ``(batch, C, n_coarse)`` from the drivers.
+
+        ``observed``: the coarse target, whose `observed_latent` then replaces the
+        growth laws' prediction in channel 0.
+        """
         phi = self.growth_terms(drivers)
-        growth = (phi.sum(dim=1, keepdim=True) - self.growth_centre) / self.scale
+        if observed is None:
+            growth = (phi.sum(dim=1, keepdim=True) - self.growth_centre) / self.scale
+        else:
+            growth = self.observed_latent(observed)[:, None]
         if self.proxy_map is None:
             return growth
         # the growth laws are fitted to channel 0 alone: W and b see them as given
@@ -231,23 +251,28 @@ class ProxyLatentModel(nn.Module):
             out = out + self.refine(image).flatten(2)[:, 0, self.grid.index]
         return out
 
-    def emulate(self, drivers: Tensor) -> Tensor:
-        """``d(h(X))``: the fine field from the drivers alone, on the model's scale."""
-        return self.decode(self.predict_latent(drivers))
+    def emulate(self, drivers: Tensor, observed: Tensor | None = None) -> Tensor:
+        """``d(h(X))``: the fine field from the drivers (and ``observed``), model scale."""
+        return self.decode(self.predict_latent(drivers, observed))
 
-    def forward(self, drivers: Tensor) -> Tensor:
+    def forward(self, drivers: Tensor, observed: Tensor | None = None) -> Tensor:
         """The downscaled field ``(batch, n_fine)`` in physical units: its conditional mean."""
-        out = self.untransform(self.emulate(drivers))
+        out = self.untransform(self.emulate(drivers, observed))
         return out * torch.exp(self.log_smearing) if self.log_growth else out
 
-    def sample(self, drivers: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self,
+        drivers: Tensor,
+        generator: torch.Generator | None = None,
+        observed: Tensor | None = None,
+    ) -> Tensor:
         """One realisation per row, in physical units.
 
         The latent map is drawn around ``h(X)`` with the spread of ``e(y) - h(X)``
-        (what the drivers leave unexplained at the coarse scale), decoded, and the
-        fine residual spread of ``y - d(e(y))`` is added.
+        (what the drivers, and ``observed``, leave unexplained at the coarse scale),
+        decoded, and the fine residual spread of ``y - d(e(y))`` is added.
         """
-        mean = self.predict_latent(drivers)
+        mean = self.predict_latent(drivers, observed)
         eps = torch.randn(mean.shape, generator=generator, device=mean.device)
         fine = self.decode(mean + self.latent_spread * eps)
         eps_fine = torch.randn(fine.shape, generator=generator, device=fine.device)
