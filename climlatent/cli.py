@@ -276,45 +276,74 @@ def regrid(
         click.echo(f"wrote {path}")
 
 
-def _benchmark_names() -> list[str]:
-    """Benchmark modules with a ``main`` (runnable), relative to ``climlatent.benchmarks``."""
+def _runnable_names(package: str) -> list[str]:
+    """Modules of ``package`` with a ``main`` (runnable), relative to it, without importing."""
+    import importlib
     import pkgutil
     from pathlib import Path
 
-    import climlatent.benchmarks as benchmarks
-
-    prefix = "climlatent.benchmarks."
+    prefix = f"{package}."
     names = []
-    for info in pkgutil.walk_packages(benchmarks.__path__, prefix):
+    for info in pkgutil.walk_packages(importlib.import_module(package).__path__, prefix):
         origin = Path(info.module_finder.path) / f"{info.name.rsplit('.', 1)[-1]}.py"
         if not info.ispkg and "\ndef main(" in origin.read_text():
             names.append(info.name.removeprefix(prefix))
     return sorted(names)
 
 
-@main.command(
-    add_help_option=False,
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-)
+def _run_named_module(package: str, kind: str, name: str | None, args: tuple[str, ...]) -> None:
+    """Run the ``kind`` NAME of ``package`` with its own ARGS, or list them.
+
+    Without NAME (or with ``--help``) the command's help and the list; with ``--list``
+    the names alone, one a line. An unknown NAME, or one without ``main``, exits with one
+    ``error:`` line naming the choices.
+    """
+    import importlib
+
+    names = _runnable_names(package)
+    if name == "--list":
+        click.echo("\n".join(names))
+        return
+    if name in (None, "--help", "-h"):
+        click.echo(click.get_current_context().get_help())
+        heading = package.rsplit(".", 1)[-1].capitalize()
+        click.echo(f"\n{heading}:\n  " + "\n  ".join(names))
+        return
+    with _one_line_errors():
+        if name not in names:
+            raise ValueError(f"no {kind} {name!r}; choose one of: {', '.join(names)}")
+        module = importlib.import_module(f"{package}.{name}")
+        if not hasattr(module, "main"):
+            raise ValueError(f"{kind} {name!r} has no main(); run it with python -m")
+        module.main(list(args))
+
+
+_PASS_THROUGH = {
+    "add_help_option": False,
+    "context_settings": {"ignore_unknown_options": True, "allow_extra_args": True},
+}
+
+
+@main.command(**_PASS_THROUGH)
 @click.argument("name", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench(name: str | None, args: tuple[str, ...]) -> None:
     """Run the benchmark NAME with its own ARGS (``climlatent bench NAME --help``).
 
-    Without NAME, list the benchmarks. Each prints the figures it measures, ratios
-    taken side by side in one run.
+    Without NAME, list the benchmarks (``--list``: the names alone). Each prints the
+    figures it measures, ratios taken side by side in one run.
     """
-    import importlib
+    _run_named_module("climlatent.benchmarks", "benchmark", name, args)
 
-    names = _benchmark_names()
-    if name in (None, "--help", "-h"):
-        click.echo(click.get_current_context().get_help())
-        click.echo("\nBenchmarks:\n  " + "\n  ".join(names))
-        return
-    with _one_line_errors():
-        if name not in names:
-            raise ValueError(f"no benchmark {name!r}; choose one of: {', '.join(names)}")
-        module = importlib.import_module(f"climlatent.benchmarks.{name}")
-        if not hasattr(module, "main"):
-            raise ValueError(f"benchmark {name!r} has no main(); run it with python -m")
-        module.main(list(args))
+
+@main.command(**_PASS_THROUGH)
+@click.argument("name", required=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def study(name: str | None, args: tuple[str, ...]) -> None:
+    """Run the study NAME with its own ARGS (``climlatent study NAME --help``).
+
+    Without NAME, list the studies (``--list``: the names alone). Each reproduces a
+    paper's experiment run by run, resumably, and rewrites its claims table under
+    ``docs/studies/`` (``--output``).
+    """
+    _run_named_module("climlatent.studies", "study", name, args)

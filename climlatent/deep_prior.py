@@ -37,7 +37,7 @@ def observation_points(model: AuxVAE, observations: xr.DataArray) -> tuple[int, 
     Examples
     --------
     >>> import climlatent as cl
-    >>> from climlatent.benchmarks import darcy
+    >>> from climlatent.reference import darcy
     >>> flow = darcy.generate(32, n_grid=17, workers=1)
     >>> aux = cl.AuxVAE(latent_dim=3, n_scales=2, epochs=1, progress=False)
     >>> aux = aux.fit(flow, "pressure", auxiliary=["theta"])
@@ -89,7 +89,7 @@ def map_estimate(
     Examples
     --------
     >>> import climlatent as cl
-    >>> from climlatent.benchmarks import darcy
+    >>> from climlatent.reference import darcy
     >>> flow = darcy.generate(32, n_grid=17, workers=1)
     >>> aux = cl.AuxVAE(latent_dim=3, n_scales=2, epochs=1, progress=False)
     >>> aux = aux.fit(flow, "pressure", auxiliary=["theta"])
@@ -178,7 +178,7 @@ def posterior(
     Examples
     --------
     >>> import climlatent as cl
-    >>> from climlatent.benchmarks import darcy
+    >>> from climlatent.reference import darcy
     >>> flow = darcy.generate(32, n_grid=17, workers=1)
     >>> aux = cl.AuxVAE(latent_dim=3, n_scales=2, epochs=1, progress=False)
     >>> aux = aux.fit(flow, "pressure", auxiliary=["theta"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from climlatent.benchmarks.a1b_downscaling import experiment, rmse_maps_figure
 from climlatent.datasets import synthetic_circulation
 from climlatent.estimators import EOFRegression
+from climlatent.studies.a1b_downscaling import experiment, rmse_maps_figure
 
 PER_DAY = 86400.0  # kg m-2 s-1 -> mm/day
 

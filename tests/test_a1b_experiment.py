@@ -2,7 +2,7 @@
 
 import pytest
 
-from climlatent.benchmarks.a1b_downscaling import coarse_grid, experiment
+from climlatent.studies.a1b_downscaling import coarse_grid, experiment
 
 
 @pytest.mark.slow

@@ -20,8 +20,9 @@ XARRAY_SIDE = [
     "metrics",
     "regrid",
     "baselines.py",
-    "benchmarks/darcy",
-    "benchmarks/burgers",
+    "reference",
+    "benchmarks/darcy_generation.py",
+    "benchmarks/burgers_generation.py",
 ]
 
 

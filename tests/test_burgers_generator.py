@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from climlatent.benchmarks.burgers import (
+from climlatent.errors import InputDataError
+from climlatent.reference.burgers import (
     DATASETS,
     cole_hopf,
     generate,
@@ -15,7 +16,6 @@ from climlatent.benchmarks.burgers import (
     ood_sets,
     solve_burgers,
 )
-from climlatent.errors import InputDataError
 
 NU = 0.01
 

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from climlatent.benchmarks import burgers_claims as claims
-from climlatent.benchmarks.burgers import study
-from climlatent.benchmarks.burgers.study import (
+from climlatent.studies import burgers_claims as claims
+from climlatent.studies import burgers_study as study
+from climlatent.studies.burgers_study import (
     EVAL_TIMES,
     KEY,
     LABELS,
@@ -19,7 +19,7 @@ from climlatent.benchmarks.burgers.study import (
     summary_table,
     winners,
 )
-from climlatent.benchmarks.run_ledger import RunLedger
+from climlatent.studies.run_ledger import RunLedger
 
 SETS = list(LABELS)
 DLM, NO_STEADY = "VAE-DLM (gamma=1)", "VAE-DLM (gamma=1, no steady term)"

@@ -45,3 +45,30 @@ def test_bench_unknown_name_fails_with_one_line():
     result = CliRunner().invoke(main, ["bench", "warp_drive"])
     assert result.exit_code == 1
     assert result.stderr.strip().startswith("error: no benchmark 'warp_drive'; choose one of")
+
+
+def test_study_lists_the_studies_and_only_them():
+    runner = CliRunner()
+    listing = runner.invoke(main, ["study", "--list"])
+    assert listing.exit_code == 0, listing.output
+    names = listing.output.split()
+    assert {"darcy_study", "llaae_study", "burgers_study", "dl_cfm"} <= set(names)
+    assert "training_throughput" not in names and "run_ledger" not in names
+    bare = runner.invoke(main, ["study"])
+    assert bare.exit_code == 0 and "Studies:" in bare.output and "darcy_study" in bare.output
+    benchmarks = runner.invoke(main, ["bench", "--list"]).output.split()
+    assert "training_throughput" in benchmarks and "darcy_study" not in benchmarks
+
+
+def test_study_passes_its_own_options_to_the_study():
+    result = CliRunner().invoke(main, ["study", "darcy_study", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--mixture-seeds" in result.output and "--status" in result.output
+
+
+def test_study_unknown_name_fails_naming_the_choices():
+    result = CliRunner().invoke(main, ["study", "warp_drive"])
+    assert result.exit_code == 1
+    message = result.stderr.strip()
+    assert message.startswith("error: no study 'warp_drive'; choose one of")
+    assert "darcy_study" in message and "llaae_study" in message

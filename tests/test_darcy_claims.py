@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from climlatent.benchmarks import darcy_claims as dc
+from climlatent.studies import darcy_claims as dc
 
 
 @pytest.mark.parametrize(("p1", "n1", "p0", "n0"), [(0.5, 16, 0.0, 16), (0.5, 8, 0.1, 8)])

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from climlatent.benchmarks.darcy import (
+from climlatent.errors import InputDataError
+from climlatent.reference.darcy import (
     generate,
     kle_basis,
     sample_theta,
@@ -20,7 +21,6 @@ from climlatent.benchmarks.darcy import (
     solve_pressure,
     source_term,
 )
-from climlatent.errors import InputDataError
 
 L = 0.1  # correlation length of the seed's KLE datasets
 

@@ -5,10 +5,10 @@ import pytest
 import xarray as xr
 
 import climlatent as cl
-from climlatent.benchmarks import darcy
-from climlatent.benchmarks.deep_prior_coverage import wells
 from climlatent.deep_prior import map_estimate, observation_points, posterior
 from climlatent.errors import InputDataError
+from climlatent.reference import darcy
+from climlatent.studies.deep_prior_coverage import wells
 
 pytest.importorskip("pyro")
 pytestmark = pytest.mark.slow

@@ -2,7 +2,7 @@
 
 import pytest
 
-from climlatent.benchmarks.dl_cfm import experiment
+from climlatent.studies.dl_cfm import experiment
 
 pytestmark = pytest.mark.slow
 

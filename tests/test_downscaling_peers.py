@@ -10,7 +10,7 @@ import pytest
 from numpy_reference import area_weights, decimal_years, polyfit_trends, radial_power, weighted_rms
 
 from climlatent.baselines import BilinearBaseline
-from climlatent.benchmarks import downscaling_peers as peers
+from climlatent.studies import downscaling_peers as peers
 
 METRICS = ["rmse", "bias", "q90_error", "trend_error", "spectrum_error"]
 

@@ -15,12 +15,12 @@ import yaml
 from click.testing import CliRunner
 
 import climlatent as cl
-from climlatent.benchmarks.burgers import generate
 from climlatent.cli import main
 from climlatent.errors import CheckpointError
 from climlatent.estimators import registry
 from climlatent.fit_config import ConfigError, fit_from_config, load_fit_config
 from climlatent.persistence import load
+from climlatent.reference.burgers import generate
 
 QUIET = {"progress": False, "device": "cpu", "batch_size": 8}
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from climlatent.benchmarks.guided_latent_claims import (
+from climlatent.studies.guided_latent_claims import (
     coverage_test,
     deep_prior_rows,
     dl_cfm_rows,

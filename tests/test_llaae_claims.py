@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from climlatent.benchmarks.llaae_claims import CLAIMS, claim_row, welch_power, write_ledger
-from climlatent.benchmarks.llaae_study import KEY, plan
-from climlatent.benchmarks.run_ledger import RunLedger
+from climlatent.studies.llaae_claims import CLAIMS, claim_row, welch_power, write_ledger
+from climlatent.studies.llaae_study import KEY, plan
+from climlatent.studies.run_ledger import RunLedger
 
 METRICS = ("reconstruction_training", "reconstruction_testing", "reconstruction_proxy_training",
            "reconstruction_proxy_testing", "kl_training", "kl_testing", "latent_training",

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from climlatent.benchmarks.misspecified_world import pseudo_truth
 from climlatent.datasets.biogeochem import synthetic_biogeochem
+from climlatent.studies.misspecified_world import pseudo_truth
 
 FACTOR = 4
 

@@ -8,7 +8,6 @@ import torch
 from scipy import stats
 
 import climlatent as cl
-from climlatent.benchmarks.darcy import generate
 from climlatent.errors import InputDataError
 from climlatent.estimators.vae import VAE
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
@@ -18,6 +17,7 @@ from climlatent.models.priors import (
     gaussian_log_prob,
 )
 from climlatent.models.vae import GaussianVAE
+from climlatent.reference.darcy import generate
 from climlatent.schedules import BetaSchedule
 from climlatent.training import TrainingConfig, fit
 

@@ -10,7 +10,6 @@ import torch
 import xarray as xr
 
 import climlatent as cl
-from climlatent.benchmarks.burgers import generate
 from climlatent.errors import InputDataError
 from climlatent.estimators.vae_dlm import VAEDLM
 from climlatent.models.vae_dlm import (
@@ -20,6 +19,7 @@ from climlatent.models.vae_dlm import (
     sphere_metric,
     time_derivative,
 )
+from climlatent.reference.burgers import generate
 from climlatent.training import TrainingConfig, fit
 
 SMALL = {"intrinsic_dim": 3, "extrinsic_dim": 5, "hidden": 16, "geometry_hidden": 8}

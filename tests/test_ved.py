@@ -11,8 +11,6 @@ from sklearn.cross_decomposition import CCA
 from sklearn.linear_model import Ridge
 
 import climlatent as cl
-from climlatent.benchmarks import ved_study
-from climlatent.benchmarks.darcy import generate
 from climlatent.cca import CCARegression
 from climlatent.errors import InputDataError, NotFittedError
 from climlatent.estimators.ved import VED
@@ -24,6 +22,8 @@ from climlatent.models.ved import (
     aggregate_covariance,
     covariance_penalty,
 )
+from climlatent.reference.darcy import generate
+from climlatent.studies import ved_study
 from climlatent.training import TrainingConfig, fit
 
 # -- the covariance penalty ----------------------------------------------------------

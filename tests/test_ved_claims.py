@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from climlatent.benchmarks import ved_claims as vc
-from climlatent.benchmarks import ved_training_size as vts
-from climlatent.benchmarks.run_ledger import RunLedger
+from climlatent.studies import ved_claims as vc
+from climlatent.studies import ved_training_size as vts
+from climlatent.studies.run_ledger import RunLedger
 
 SIZES = (125, 500, 2000)
 SCORES = ("relative_error", "train_error", "cca_error", "covariance_deviation",

@@ -16,9 +16,9 @@ import xarray as xr
 
 import climlatent as cl
 from climlatent import baselines, cca
-from climlatent.benchmarks.burgers import generate
 from climlatent.errors import ClimlatentDeprecationWarning
 from climlatent.estimators import registry
+from climlatent.reference.burgers import generate
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 QUIET = {"progress": False, "device": "cpu", "epochs": 1}

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import torch
 
-from climlatent.benchmarks.darcy import generate
 from climlatent.estimators.vae import VAE
+from climlatent.reference.darcy import generate
 from climlatent.training import resolve_device
 
 

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from climlatent.benchmarks import burgers, darcy
 from climlatent.datasets import synthetic_biogeochem, synthetic_circulation
 from climlatent.errors import ClimlatentError
 from climlatent.estimators.downscaler import ProxyDownscaler
@@ -29,6 +28,7 @@ from climlatent.estimators.llaae import LLAAE
 from climlatent.estimators.vae import VAE
 from climlatent.estimators.vae_dlm import VAEDLM
 from climlatent.estimators.ved import VED
+from climlatent.reference import burgers, darcy
 from climlatent.regrid import Regridder
 
 Layout = Callable[[xr.Dataset], xr.Dataset]

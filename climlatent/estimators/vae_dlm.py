@@ -101,7 +101,7 @@ class VAEDLM(BaseEstimator):
 
     Examples
     --------
-    >>> from climlatent.benchmarks.burgers import generate
+    >>> from climlatent.reference.burgers import generate
     >>> ds = generate(16, nx=32, nt=4, seed=0)
     >>> model = VAEDLM(intrinsic_dim=2, extrinsic_dim=4, hidden=16, geometry_hidden=8,
     ...                epochs=2, progress=False).fit(ds, target="u")
@@ -291,7 +291,7 @@ class VAEDLM(BaseEstimator):
 
         Examples
         --------
-        >>> from climlatent.benchmarks.burgers import generate
+        >>> from climlatent.reference.burgers import generate
         >>> ds = generate(8, nx=16, nt=3, seed=0)
         >>> model = VAEDLM(intrinsic_dim=2, extrinsic_dim=3, hidden=8, geometry_hidden=4,
         ...                epochs=1, progress=False).fit(ds, target="u")
@@ -343,7 +343,7 @@ class VAEDLM(BaseEstimator):
 
         Examples
         --------
-        >>> from climlatent.benchmarks.burgers import generate
+        >>> from climlatent.reference.burgers import generate
         >>> ds = generate(8, nx=16, nt=3, seed=0)
         >>> model = VAEDLM(intrinsic_dim=2, extrinsic_dim=3, hidden=8, geometry_hidden=4,
         ...                epochs=1, progress=False).fit(ds, target="u")
@@ -390,7 +390,7 @@ class VAEDLM(BaseEstimator):
 
         Examples
         --------
-        >>> from climlatent.benchmarks.burgers import generate
+        >>> from climlatent.reference.burgers import generate
         >>> ds = generate(8, nx=16, nt=3, seed=0)
         >>> model = VAEDLM(intrinsic_dim=2, extrinsic_dim=3, hidden=8, geometry_hidden=4,
         ...                epochs=1, progress=False).fit(ds, target="u")

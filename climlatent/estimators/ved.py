@@ -84,7 +84,7 @@ class VED(BaseEstimator):
         convolutions of ``base_channels * 2**i`` channels, leaky ReLU, then
         ``residual_blocks`` residual blocks and a linear read-out) and the fully
         connected decoder of ``"mlp"``; the default of the Darcy reference studies
-        (:mod:`climlatent.benchmarks.ved_training_size`). ``"dense"``: the
+        (:mod:`climlatent.studies.ved_training_size`). ``"dense"``: the
         convolutional dense-block encoder and decoder of
         :mod:`climlatent.models.dense_blocks` (``n_scales``, ``base_channels``,
         ``layers``, ``growth``).

@@ -8,7 +8,7 @@ and the two baselines (bilinear, bilinear plus climatological correction); the l
 and mean bias, and cartopy maps of the RMSE of each method written to a PNG (the
 coastlines come from the Natural Earth files shipped with climlatent: no download).
 
-Run ``python -m climlatent.benchmarks.a1b_downscaling --output a1b.png``.
+Run ``python -m climlatent.studies.a1b_downscaling --output a1b.png``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Two worlds, each coarsened 4x and 10x (when the coarse grid keeps at least
 ``MIN_COARSE_CELLS`` cells along each axis):
 
 - **A1B tas**: the iris-sample-data SRES A1B North America annual temperatures
-  (:func:`climlatent.benchmarks.a1b_downscaling.coarsened_a1b`), the first 180 years
+  (:func:`climlatent.studies.a1b_downscaling.coarsened_a1b`), the first 180 years
   to train, the last 60 to test; every method downscales ``tas`` from its own coarse
   field;
 - **biogeochem chl**: :func:`climlatent.datasets.synthetic_biogeochem` (monthly, 20
@@ -34,8 +34,8 @@ row other than the latent model; the ``*_ratio`` columns hold each row's value (
 the bias its absolute value) over the best peer's: a latent-model ratio below 1 leads
 that column.
 
-Run ``python -m climlatent.benchmarks.downscaling_peers --output
-docs/studies/downscaling_peers`` (or ``climlatent bench downscaling_peers``); it
+Run ``python -m climlatent.studies.downscaling_peers --output
+docs/studies/downscaling_peers`` (or ``climlatent study downscaling_peers``); it
 writes ``downscaling_peers.csv`` and ``downscaling_peers.png`` there.
 """
 
@@ -55,13 +55,13 @@ import pandas as pd
 import xarray as xr
 
 from climlatent.baselines import BilinearBaseline, ClimatologyCorrectedBilinear
-from climlatent.benchmarks.a1b_downscaling import N_TRAIN_YEARS, coarsened_a1b
-from climlatent.benchmarks.peer_downscalers import CoarseProxyLLAAE, QuantileMappedBilinear
 from climlatent.datasets import synthetic_biogeochem
 from climlatent.estimators import LLAAE, ProxyDownscaler, ProxyLatentDownscaler
 from climlatent.grid import find_grid
 from climlatent.metrics import area_mean, quantile_error, rmse, trend_error
 from climlatent.metrics.spectra import log_spectral_distance
+from climlatent.studies.a1b_downscaling import N_TRAIN_YEARS, coarsened_a1b
+from climlatent.studies.peer_downscalers import CoarseProxyLLAAE, QuantileMappedBilinear
 
 FACTORS = (4, 10)
 MIN_COARSE_CELLS = 3

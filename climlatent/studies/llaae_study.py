@@ -21,9 +21,9 @@ Every run trains until its validation loss has not improved for ``--patience``
 epochs (``--max-epochs`` caps it; the epoch reached is recorded), one run per seed.
 Rows land in ``runs.partial.csv`` as they finish (resumable: the same command runs
 only what is missing; ``--status`` counts them per case) and the claims ledger
-(:mod:`climlatent.benchmarks.llaae_claims`) is rewritten after each.
+(:mod:`climlatent.studies.llaae_claims`) is rewritten after each.
 
-Run ``python -m climlatent.benchmarks.llaae_study --output docs/studies/llaae``.
+Run ``python -m climlatent.studies.llaae_study --output docs/studies/llaae``.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ from pathlib import Path
 
 import torch
 
-from climlatent.benchmarks.llaae_claims import write_ledger
-from climlatent.benchmarks.llaae_emulation import split_years
-from climlatent.benchmarks.run_ledger import RunLedger
 from climlatent.datasets import synthetic_circulation
 from climlatent.estimators.llaae import LLAAE
 from climlatent.metrics.disentanglement import dci, disentanglement_score, mutual_information_gap
+from climlatent.studies.llaae_claims import write_ledger
+from climlatent.studies.llaae_emulation import split_years
+from climlatent.studies.run_ledger import RunLedger
 
 TABLE_1 = ((1.0, 1.0), (5.0, 0.2), (5.0, 0.5), (2.0, 0.5))
 KINDS_AT = (2.0, 0.5)  # (alpha, beta) of the latent-kind comparison

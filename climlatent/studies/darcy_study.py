@@ -25,7 +25,7 @@ and disentangled (``S_D`` at least ``--disentangled``). Outputs in ``--output``:
 ``runs.csv`` (one row per run), ``summary.csv`` (means, standard deviations and shares
 per case) and ``study.png``.
 
-Run ``python -m climlatent.benchmarks.darcy_study --help`` (or ``climlatent bench
+Run ``python -m climlatent.studies.darcy_study --help`` (or ``climlatent study
 darcy_study``); runs are spread over ``--workers`` processes of one torch thread each.
 Each finished run is appended to ``runs.partial.csv``; the same command after an
 interruption runs only the missing ones, ``--only prior/mixture`` runs one case first
@@ -46,11 +46,11 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from climlatent.benchmarks.darcy import generate
-from climlatent.benchmarks.darcy_claims import write_ledger
-from climlatent.benchmarks.run_ledger import RunLedger
 from climlatent.estimators.vae import VAE
 from climlatent.metrics.disentanglement import disentanglement_score, kl_disentanglement_score
+from climlatent.reference.darcy import generate
+from climlatent.studies.darcy_claims import write_ledger
+from climlatent.studies.run_ledger import RunLedger
 
 FIELDS = ["pressure", "u_x", "u_y"]
 DISTRIBUTIONS = ("standard", "shifted", "mixture")

@@ -20,7 +20,7 @@ is per trajectory, in nats, its reconstruction summed over the 100 grid values:
 Each model is scored by the relative L1 error ``sum_x |u_pred - u| / sum_x |u|`` of
 the trajectory predicted from the initial state at t = 0, 0.25, 0.5, 0.75, 1, on
 held-out in-distribution trajectories and on the four out-of-distribution sets of
-:data:`climlatent.benchmarks.burgers.DATASETS` (for ``ood4`` the model sees the noisy
+:data:`climlatent.reference.burgers.DATASETS` (for ``ood4`` the model sees the noisy
 field and is scored against the noise-free one). Beside it stands the error of
 predicting zero everywhere, 1 by construction: a model at or above 1 does no better
 than that, and an ordering among such models means nothing; the tables mark those
@@ -34,9 +34,9 @@ sphere metric there, the flow's baseline), and statistics of 200 trajectories de
 from prior draws. Rows land in ``runs.partial.csv`` as runs finish (resumable: the
 same command runs only what is missing; ``--status`` counts them per model); the
 tables (``table.txt``, ``table.csv``, ``winners.csv``), ``study.png`` and the claims
-ledger (:mod:`climlatent.benchmarks.burgers_claims`) are rewritten after each.
+ledger (:mod:`climlatent.studies.burgers_claims`) are rewritten after each.
 
-Run ``python -m climlatent.benchmarks.burgers.study --output docs/studies/burgers``;
+Run ``python -m climlatent.studies.burgers_study --output docs/studies/burgers``;
 one torch thread; the data take about a minute, a run one to several minutes. One
 budget per output folder (the tables refuse two runs of one model and seed).
 """
@@ -52,9 +52,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from climlatent.benchmarks.burgers.generate import DATASETS, generate_set
-from climlatent.benchmarks.run_ledger import RunLedger
 from climlatent.estimators.vae_dlm import VAEDLM, set_torch_threads
+from climlatent.reference.burgers.generate import DATASETS, generate_set
+from climlatent.studies.run_ledger import RunLedger
 
 EVAL_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
 BASELINE = "VAE"
@@ -476,7 +476,7 @@ def plot(results: xr.Dataset, path: Path) -> None:
 
 def write_outputs(output: Path) -> str:
     """Rewrite the tables, the figure and the claims ledger from ``runs.partial.csv``."""
-    from climlatent.benchmarks.burgers_claims import write_ledger  # it imports this module
+    from climlatent.studies.burgers_claims import write_ledger  # it imports this module
 
     runs = pd.read_csv(output / "runs.partial.csv")
     results = errors_from_runs(runs)

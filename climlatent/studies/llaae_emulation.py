@@ -12,7 +12,7 @@ prints on the held-out years:
 - dynamical adjustment of temperature: the forced trend recovered from the residual;
 - how the true GEV latent and the seed's Gaussian-with-GEV-moments latent differ.
 
-Run ``python -m climlatent.benchmarks.llaae_emulation --help`` for the options.
+Run ``python -m climlatent.studies.llaae_emulation --help`` for the options.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ import numpy as np
 import xarray as xr
 
 from climlatent._version import __version__
-from climlatent.benchmarks.darcy.kle import LENGTH_SCALE, N_GRID, grid_coordinates, kle_basis
-from climlatent.benchmarks.darcy.solver import face_velocities, node_velocities, solve_pressures
 from climlatent.errors import InputDataError
+from climlatent.reference.darcy.kle import LENGTH_SCALE, N_GRID, grid_coordinates, kle_basis
+from climlatent.reference.darcy.solver import face_velocities, node_velocities, solve_pressures
 
 SOURCE_STRENGTH = 10.0  # r of the seed's Eq. 17
 SOURCE_WIDTH = 0.125  # w of Eq. 17
@@ -159,7 +159,7 @@ def generate(
     Gaussian field of covariance :math:`\exp(-\lVert x - x' \rVert_2 / l)`,
     :math:`l = 0.1`, whose coefficients :math:`\theta` are drawn from
     :func:`sample_theta`. Each sample is solved on the 65 x 65 node grid by the
-    second-order finite differences of :mod:`climlatent.benchmarks.darcy.solver`.
+    second-order finite differences of :mod:`climlatent.reference.darcy.solver`.
 
     Parameters
     ----------
@@ -269,12 +269,12 @@ def generate(
     ds.attrs.update(
         Conventions="CF-1.8",
         title=f"Darcy flow, KLE{kle_terms} log-permeability",
-        source="climlatent.benchmarks.darcy.generate",
+        source="climlatent.reference.darcy.generate",
         references=(
             "Jacobsen C, Duraisamy K (2022): Disentangling generative factors of physical "
             "fields using variational autoencoders. Front. Phys. 10:890910, Section 3"
         ),
-        history=f"climlatent {__version__}: climlatent.benchmarks.darcy.generate({call})",
+        history=f"climlatent {__version__}: climlatent.reference.darcy.generate({call})",
         kle_terms=int(kle_terms),
         length_scale=float(length_scale),
         covariance="exp(-||x - x'||_2 / length_scale), unit variance",

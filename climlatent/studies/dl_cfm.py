@@ -25,9 +25,9 @@ block is scored on the held-out days as the mean correlation of each guided late
 with its own factor and the largest absolute correlation with another factor.
 ``--seeds N --output DIR`` runs seeds 0 to N-1, one resumable row each in
 ``DIR/runs.partial.csv``, and rewrites the seed-002 claims ledger
-(:mod:`climlatent.benchmarks.guided_latent_claims`) after each.
+(:mod:`climlatent.studies.guided_latent_claims`) after each.
 
-Run ``python -m climlatent.benchmarks.dl_cfm --help`` (or ``climlatent bench dl_cfm``).
+Run ``python -m climlatent.studies.dl_cfm --help`` (or ``climlatent study dl_cfm``).
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ import numpy as np
 import torch
 
 import climlatent as cl
-from climlatent.benchmarks.guided_latent_claims import write_ledger
-from climlatent.benchmarks.run_ledger import RunLedger
 from climlatent.metrics.spectra import log_spectral_distance
 from climlatent.models.flow_matching import ConditionalFlowMatching
+from climlatent.studies.guided_latent_claims import write_ledger
+from climlatent.studies.run_ledger import RunLedger
 from climlatent.training import TrainingConfig, fit
 
 

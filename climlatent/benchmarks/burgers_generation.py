@@ -1,13 +1,13 @@
 """Throughput of the viscous Burgers generator: trajectories per second on a few cores.
 
 Generates ``--n`` (default 1000) trajectories of each requested set of
-:data:`climlatent.benchmarks.burgers.DATASETS` (default: ``in_distribution``) with the
+:data:`climlatent.reference.burgers.DATASETS` (default: ``in_distribution``) with the
 default grid (100 points, 101 saved times on [0, 1]) and ``--workers`` solver threads
 (default 2), prints the wall time and samples per second, the internal resolution
 and step, and the largest relative L1 error against the Cole-Hopf solution of the
 first ``--check`` trajectories at t = 0.25, 0.5, 1.
 
-Run ``python -m climlatent.benchmarks.burgers.generation_benchmark --help`` for the
+Run ``python -m climlatent.benchmarks.burgers_generation --help`` for the
 options.
 """
 
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from climlatent.benchmarks.burgers.exact import cole_hopf
-from climlatent.benchmarks.burgers.generate import DATASETS, generate_set
+from climlatent.reference.burgers.exact import cole_hopf
+from climlatent.reference.burgers.generate import DATASETS, generate_set
 
 CHECK_TIMES = (0.25, 0.5, 1.0)
 
@@ -34,7 +34,7 @@ def relative_l1_error(
     Parameters
     ----------
     ds : xarray.Dataset
-        Output of :func:`~climlatent.benchmarks.burgers.generate`.
+        Output of :func:`~climlatent.reference.burgers.generate`.
     n_check : int
         Trajectories checked (the first ones).
     times : sequence of float
@@ -66,7 +66,7 @@ def measure(name: str, n: int, workers: int, seed: int = 0, n_check: int = 4) ->
     Parameters
     ----------
     name : str
-        A set of :data:`~climlatent.benchmarks.burgers.DATASETS`.
+        A set of :data:`~climlatent.reference.burgers.DATASETS`.
     n : int
         Trajectories.
     workers : int

@@ -24,7 +24,7 @@ three together. For each it prints:
   histogram's largest deviation from flat (relative, 0 is flat) and the spread/skill
   ratio (1 is calibrated).
 
-Run ``python -m climlatent.benchmarks.misspecified_world --output
+Run ``python -m climlatent.studies.misspecified_world --output
 docs/studies/misspecified_world`` (about 10 minutes on one core): it prints the
 table and writes ``misspecified_world.csv`` and ``misspecified_world.md``.
 """
@@ -42,13 +42,13 @@ import pandas as pd
 import xarray as xr
 from scipy.optimize import minimize_scalar
 
-from climlatent.benchmarks.markdown import markdown_table
 from climlatent.datasets.biogeochem import BiogeochemWorld, synthetic_biogeochem
 from climlatent.estimators.downscaler import ProxyDownscaler
 from climlatent.estimators.proxy_latent import ProxyLatentDownscaler
 from climlatent.grid import cell_area
 from climlatent.metrics.ensemble import rank_histogram, spread_skill_ratio
 from climlatent.metrics.trends import linear_trend
+from climlatent.studies.markdown import markdown_table
 
 LAWS = {"tos": "exponential", "rsds": "quadratic"}
 WORLDS = {  # name: synthetic_biogeochem options beyond the shared ones
@@ -253,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     text = markdown_table(shown)
     (args.output / "misspecified_world.md").write_text(
         f"# Growth-law downscalers on worlds outside their family\n\n"
-        f"`python -m climlatent.benchmarks.misspecified_world --epochs {args.epochs}`; "
+        f"`python -m climlatent.studies.misspecified_world --epochs {args.epochs}`; "
         f"worlds {SHARED}, last {TEST_YEARS} years held out, {REALISATIONS} realisations."
         f"\n\n{text}\n"
     )

@@ -2,18 +2,18 @@
 
 :func:`generate` returns pressure and velocity fields for log-permeabilities drawn from a
 truncated Karhunen-Loeve expansion (:func:`kle_basis`), solved by sparse second-order
-finite differences (:mod:`~climlatent.benchmarks.darcy.solver`; :func:`solve_dense` is the
-dense reference of the benchmark ``python -m climlatent.benchmarks.darcy.generation_benchmark``).
+finite differences (:mod:`~climlatent.reference.darcy.solver`; :func:`solve_dense` is the
+dense reference of the benchmark ``python -m climlatent.benchmarks.darcy_generation``).
 
 Examples
 --------
->>> from climlatent.benchmarks import darcy
+>>> from climlatent.reference import darcy
 >>> ds = darcy.generate(2, n_grid=17, workers=1)
 >>> sorted(ds.data_vars)[:4]
 ['kle_eigenvalue', 'kle_mode', 'log_permeability', 'permeability']
 """
 
-from climlatent.benchmarks.darcy.generate import (
+from climlatent.reference.darcy.generate import (
     SOURCE_STRENGTH,
     SOURCE_WIDTH,
     THETA_DISTRIBUTIONS,
@@ -21,7 +21,7 @@ from climlatent.benchmarks.darcy.generate import (
     sample_theta,
     source_term,
 )
-from climlatent.benchmarks.darcy.kle import (
+from climlatent.reference.darcy.kle import (
     LENGTH_SCALE,
     N_GRID,
     KLEBasis,
@@ -29,7 +29,7 @@ from climlatent.benchmarks.darcy.kle import (
     grid_coordinates,
     kle_basis,
 )
-from climlatent.benchmarks.darcy.solver import (
+from climlatent.reference.darcy.solver import (
     available_cpus,
     face_velocities,
     node_velocities,

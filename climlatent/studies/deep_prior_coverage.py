@@ -9,7 +9,7 @@ the ``--credibility`` intervals of the two ``theta`` contain the true values (no
 the credibility), the MAP error, and the worst split R-hat and smallest effective
 sample size over all cases. Results also go to ``--output`` as CSV.
 
-Run ``python -m climlatent.benchmarks.deep_prior_coverage --help``.
+Run ``python -m climlatent.studies.deep_prior_coverage --help``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import torch
 import xarray as xr
 
 import climlatent as cl
-from climlatent.benchmarks import darcy
 from climlatent.deep_prior import map_estimate, posterior
+from climlatent.reference import darcy
 
 
 def wells(ds: xr.Dataset, indices: Sequence[int] = (2, 8, 14)) -> dict[str, xr.DataArray]:

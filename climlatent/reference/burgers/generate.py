@@ -25,11 +25,11 @@ family, box, viscosity or OOD definitions), so the sets below are this module's 
 ==================  ====================================================================
 
 Every initial state has mean zero, so the mass :math:`\int_0^1 u\,dx` is 0 at all
-times and :func:`climlatent.benchmarks.burgers.cole_hopf` gives the exact solution.
+times and :func:`climlatent.reference.burgers.cole_hopf` gives the exact solution.
 With the same ``seed``, ``ood3`` and ``ood4`` share the initial states of
 ``in_distribution``; use different seeds for training and test sets.
 
-The solver (:func:`climlatent.benchmarks.burgers.solve_burgers`) is Fourier
+The solver (:func:`climlatent.reference.burgers.solve_burgers`) is Fourier
 pseudo-spectral (2/3 rule) with ETDRK4 time stepping, on an internal grid of ``N``
 points, a multiple of ``nx``; the saved values are every ``N / nx``-th grid value,
 exact point values of the spectral solution. Against Cole-Hopf the relative L1 error
@@ -47,13 +47,13 @@ import numpy as np
 import xarray as xr
 
 from climlatent._version import __version__
-from climlatent.benchmarks.burgers.solver import (
+from climlatent.errors import InputDataError
+from climlatent.reference.burgers.solver import (
     auto_resolution,
     auto_step,
     solve_burgers,
     time_grid,
 )
-from climlatent.errors import InputDataError
 
 FAMILIES = ("sine_cosine3", "fourier")
 DEFAULT_BOXES = {"sine_cosine3": ((0.5, 1.5), (0.5, 1.5)), "fourier": ((-1.0, 1.0), (-1.0, 1.0))}
@@ -355,7 +355,7 @@ def generate(
     )
     attrs = {
         "title": f"Viscous Burgers trajectories, {family} initial states",
-        "source": "climlatent.benchmarks.burgers.generate",
+        "source": "climlatent.reference.burgers.generate",
         "history": f"climlatent {__version__}: generate(**generator_parameters)",
         "equation": "u_t + u u_x = nu u_xx, x in [0, 1) periodic",
         "family": family,

@@ -1,6 +1,6 @@
 """Downscalers from outside the package's estimators, in its fit/downscale vocabulary.
 
-Rows of :mod:`climlatent.benchmarks.downscaling_peers`:
+Rows of :mod:`climlatent.studies.downscaling_peers`:
 
 - :class:`QuantileMappedBilinear`: xsdba's quantile mappings (the ``bench`` extra)
   applied per fine cell after bilinear interpolation, the habit of bias-correction

@@ -27,7 +27,7 @@ decoded from prior draws ``z ~ N(0, I)`` against that of the test pressures.
 
 Outputs in ``--output``: ``results.csv`` (one row per run or CCA rank), ``needed.csv``
 (smallest evaluated ``r`` reaching each error level, per model) and ``study.png``.
-Run ``python -m climlatent.benchmarks.ved_study`` (or ``climlatent bench ved_study``).
+Run ``python -m climlatent.studies.ved_study`` (or ``climlatent study ved_study``).
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ import torch
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from climlatent.benchmarks.darcy import generate
 from climlatent.cca import CCARegression
 from climlatent.estimators.ved import VED
+from climlatent.reference.darcy import generate
 
 INPUT, OUTPUT = "log_permeability", "pressure"
 CCA_RANKS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
@@ -120,7 +120,7 @@ def score_ved(ved: VED, train: xr.Dataset, test: xr.Dataset) -> dict[str, float]
 
     Examples
     --------
-    >>> from climlatent.benchmarks.darcy import generate
+    >>> from climlatent.reference.darcy import generate
     >>> data = generate(40, kle_terms=4, n_grid=9, workers=1)
     >>> ved = VED(latent_dim=2, hidden=8, epochs=1, progress=False, device="cpu")
     >>> ved = ved.fit(data, target=OUTPUT, proxy=INPUT)

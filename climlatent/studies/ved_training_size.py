@@ -16,23 +16,23 @@ each training size of ``--sizes`` and each of ``--seeds`` seeds. Seed ``s`` draw
 training pool of ``max(--sizes)`` samples (data seed ``1000 + s``) and each size takes
 its first samples, so one seed's training sets are nested. Every run is scored on the
 same ``--n-test`` held-out samples (data seed 1) by
-:func:`~climlatent.benchmarks.ved_study.score_ved` (test relative RMSE, latent KL and
+:func:`~climlatent.studies.ved_study.score_ved` (test relative RMSE, latent KL and
 covariance, prior-sample score); the row also holds the error of rank-``r`` CCA on the
 same data, its ridge chosen on a validation split
-(:func:`~climlatent.benchmarks.ved_study.cca_rows`).
+(:func:`~climlatent.studies.ved_study.cca_rows`).
 
 Each run trains until its validation loss (10 % of its training set) stops improving:
 after ``--patience`` epochs without improvement the learning rate drops tenfold, up to
 ``--lr-drops`` times, and the next plateau stops it (``--max-epochs`` caps it; the
 epochs run, the best epoch and whether the cap was hit are recorded). Rows land in
-``runs.partial.csv`` as they finish (:class:`~climlatent.benchmarks.run_ledger.RunLedger`:
+``runs.partial.csv`` as they finish (:class:`~climlatent.studies.run_ledger.RunLedger`:
 the same command runs only what is missing; ``--status`` counts the runs done per arm
 and size and estimates the time left; ``--max-runs`` stops after that many), seed by
 seed, so that each finished seed is a complete slice; the claims ledger
-(:mod:`climlatent.benchmarks.ved_claims`) is rewritten after each run.
+(:mod:`climlatent.studies.ved_claims`) is rewritten after each run.
 
-Run ``python -m climlatent.benchmarks.ved_training_size --output docs/studies/ved``
-(or ``climlatent bench ved_training_size``).
+Run ``python -m climlatent.studies.ved_training_size --output docs/studies/ved``
+(or ``climlatent study ved_training_size``).
 """
 
 from __future__ import annotations
@@ -48,11 +48,11 @@ import torch
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from climlatent.benchmarks.darcy import generate
-from climlatent.benchmarks.run_ledger import RunLedger
-from climlatent.benchmarks.ved_claims import BUDGET, write_ledger
-from climlatent.benchmarks.ved_study import INPUT, OUTPUT, cca_rows, relative_error, score_ved
 from climlatent.estimators.ved import VED
+from climlatent.reference.darcy import generate
+from climlatent.studies.run_ledger import RunLedger
+from climlatent.studies.ved_claims import BUDGET, write_ledger
+from climlatent.studies.ved_study import INPUT, OUTPUT, cca_rows, relative_error, score_ved
 
 ARMS = {  # arm -> (beta, covariance_weight)
     "kl": (1.0, 0.0),

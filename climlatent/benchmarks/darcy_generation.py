@@ -1,16 +1,16 @@
 """Throughput of the Darcy KLE generator, and its sparse solver against a dense solve.
 
 Generates ``--samples`` KLE2 samples (default 512, the seed paper's training-set size) on
-the 65 x 65 grid with :func:`~climlatent.benchmarks.darcy.generate` on ``--workers``
+the 65 x 65 grid with :func:`~climlatent.reference.darcy.generate` on ``--workers``
 processes (default: the available CPUs) and prints samples per second. The KLE basis is
 computed first, once, and timed apart (it is cached). Then the first ``--dense-samples``
 permeabilities are solved again by the dense LU of the same discrete system
-(:func:`~climlatent.benchmarks.darcy.solve_dense`, LAPACK on all cores) and by the sparse
+(:func:`~climlatent.reference.darcy.solve_dense`, LAPACK on all cores) and by the sparse
 solver alone in this process; the ratio of per-sample times is printed twice: dense
 against the sparse generator's wall time per sample (goal >= 100), and dense against one
 sparse solve. The dense and sparse pressures must agree to round-off.
 
-Run ``python -m climlatent.benchmarks.darcy.generation_benchmark --help`` for the options.
+Run ``python -m climlatent.benchmarks.darcy_generation --help`` for the options.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from climlatent.benchmarks.darcy.generate import generate
-from climlatent.benchmarks.darcy.kle import LENGTH_SCALE, N_GRID, kle_basis
-from climlatent.benchmarks.darcy.solver import available_cpus, solve_dense, solve_pressure
+from climlatent.reference.darcy.generate import generate
+from climlatent.reference.darcy.kle import LENGTH_SCALE, N_GRID, kle_basis
+from climlatent.reference.darcy.solver import available_cpus, solve_dense, solve_pressure
 
 
 def run(

@@ -1,14 +1,15 @@
-r"""Viscous Burgers' equation: data generator, exact solution and generation benchmark.
+r"""Viscous Burgers' equation: data generator and exact solution.
 
 Trajectories of :math:`u_t + u u_x = \nu u_{xx}` on the periodic unit interval for the
 in-distribution and four out-of-distribution sets of the VAE-DLM experiment (see
-:mod:`climlatent.benchmarks.burgers.generate`), solved pseudo-spectrally with ETDRK4
-(:mod:`~climlatent.benchmarks.burgers.solver`) and checked against the Cole-Hopf
-solution (:mod:`~climlatent.benchmarks.burgers.exact`). Numpy, scipy and xarray only.
+:mod:`climlatent.reference.burgers.generate`), solved pseudo-spectrally with ETDRK4
+(:mod:`~climlatent.reference.burgers.solver`) and checked against the Cole-Hopf
+solution (:mod:`~climlatent.reference.burgers.exact`). Numpy, scipy and xarray only. The
+generator's benchmark is ``python -m climlatent.benchmarks.burgers_generation``.
 """
 
-from climlatent.benchmarks.burgers.exact import cole_hopf
-from climlatent.benchmarks.burgers.generate import (
+from climlatent.reference.burgers.exact import cole_hopf
+from climlatent.reference.burgers.generate import (
     DATASETS,
     DEFAULT_BOXES,
     FAMILIES,
@@ -17,7 +18,7 @@ from climlatent.benchmarks.burgers.generate import (
     initial_state,
     ood_sets,
 )
-from climlatent.benchmarks.burgers.solver import (
+from climlatent.reference.burgers.solver import (
     auto_resolution,
     auto_step,
     etdrk4_coefficients,
