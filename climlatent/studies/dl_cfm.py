@@ -24,8 +24,8 @@ The Aux-VAE trains until its validation loss has not improved for 10 epochs
 block is scored on the held-out days as the mean correlation of each guided latent
 with its own factor and the largest absolute correlation with another factor.
 ``--seeds N --output DIR`` runs seeds 0 to N-1, one resumable row each in
-``DIR/runs.partial.csv``, and rewrites the seed-002 claims ledger
-(:mod:`climlatent.studies.guided_latent_claims`) after each.
+``DIR/runs.partial.csv``, then rewrites the seed-002 claims ledger
+(:mod:`climlatent.studies.guided_latent_claims`) (also when every run is done).
 
 Run ``python -m climlatent.studies.dl_cfm --help`` (or ``climlatent study dl_cfm``).
 """
@@ -167,9 +167,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         run_started = time.perf_counter()
         figures = experiment(**settings, seed=job["seed"])
         ledger.append({**job, **figures, "seconds": time.perf_counter() - run_started})
-        write_ledger(args.output)
         print(f"seed {job['seed']}:")
         _print(figures)
+    write_ledger(args.output)
     print(f"{time.perf_counter() - started:.0f} s; wrote {args.output}/")
 
 
