@@ -93,6 +93,12 @@ def test_quick_command_writes_csv_and_png_with_every_row(quick_run):
     assert set(table["world"]) == {"A1B tas", "biogeochem chl"}
     for name in ("bilinear", "ProxyDownscaler", peers.LATENT_MODEL, "LLAAE"):
         assert (table["method"] == name).sum() == 2
+    drivers_only = table[table["method"] == peers.LATENT_DRIVERS_ONLY]
+    assert drivers_only["world"].tolist() == ["biogeochem chl"]  # A1B has no drivers
+    inputs = table.set_index(["world", "method"])["inputs"]
+    assert inputs["biogeochem chl", peers.LATENT_MODEL] == "chl, tos, rsds"
+    assert inputs["biogeochem chl", peers.LATENT_DRIVERS_ONLY] == "tos, rsds"
+    assert inputs["A1B tas", peers.LATENT_MODEL] == "tas"
     assert np.isfinite(table[METRICS].values).all()
     assert printed.count("latent / best peer") == 2
     assert "wall time" in printed
@@ -112,7 +118,7 @@ def test_quick_command_bilinear_rows_equal_numpy(quick_run, tiny_world):
 def test_quick_command_ratios_exclude_the_latent_model(quick_run):
     table = pd.read_csv(quick_run[0] / "downscaling_peers.csv")
     for _, block in table.groupby("world"):
-        peers_only = block[block["method"] != peers.LATENT_MODEL]
+        peers_only = block[~block["method"].isin(peers.LATENT_ROWS)]
         for metric in METRICS:
             best = peers_only[metric].abs().min()
             np.testing.assert_allclose(

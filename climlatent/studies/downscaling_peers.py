@@ -9,10 +9,13 @@ Two worlds, each coarsened 4x and 10x (when the coarse grid keeps at least
   field;
 - **biogeochem chl**: :func:`climlatent.datasets.synthetic_biogeochem` (monthly, 20
   years, 40 x 60 fine cells, seed 0), the last 5 years held out; chlorophyll in
-  mg m-3. The proxy models (:class:`climlatent.ProxyDownscaler`,
-  :class:`climlatent.ProxyLatentDownscaler`) see only the coarse drivers ``tos``
-  (exponential law) and ``rsds`` (quadratic law); the other rows interpolate the
-  coarse chlorophyll itself, which the generator also provides.
+  mg m-3. :class:`climlatent.ProxyDownscaler` sees only the coarse drivers ``tos``
+  (exponential law) and ``rsds`` (quadratic law); the other peers interpolate the
+  coarse chlorophyll itself, which the generator also provides. The latent model
+  takes both, as a downscaling of a climate model's own chlorophyll would
+  (``target_input=True``: the coarse chlorophyll sets its growth latent, the drivers
+  its laws and free channels); a second latent row, ``ProxyLatentDownscaler, drivers
+  only``, shows it from the drivers alone.
 
 Rows: bilinear interpolation, bilinear plus a climatological correction (per month
 on monthly data), xsdba's ``EmpiricalQuantileMapping`` and ``QuantileDeltaMapping``
@@ -30,9 +33,9 @@ per-cell linear trend per decade (:func:`climlatent.metrics.trend_error`), and t
 spatial-spectrum error: the mean absolute log10 ratio of the radially averaged power
 spectra of the test fields (:func:`climlatent.metrics.spectra.log_spectral_distance`,
 on the longitudes where every cell is defined). Each column's best peer is the best
-row other than the latent model; the ``*_ratio`` columns hold each row's value (for
-the bias its absolute value) over the best peer's: a latent-model ratio below 1 leads
-that column.
+row other than the latent model's (both of its rows); the ``*_ratio`` columns hold
+each row's value (for the bias its absolute value) over the best peer's: a
+latent-model ratio below 1 leads that column.
 
 Run ``python -m climlatent.studies.downscaling_peers --output
 docs/studies/downscaling_peers`` (or ``climlatent study downscaling_peers``); it
@@ -66,6 +69,8 @@ from climlatent.studies.peer_downscalers import CoarseProxyLLAAE, QuantileMapped
 FACTORS = (4, 10)
 MIN_COARSE_CELLS = 3
 LATENT_MODEL = "ProxyLatentDownscaler"
+LATENT_DRIVERS_ONLY = "ProxyLatentDownscaler, drivers only"
+LATENT_ROWS = (LATENT_MODEL, LATENT_DRIVERS_ONLY)
 TAIL_QUANTILE = 0.9
 BIOGEOCHEM_LAWS = {"tos": "exponential", "rsds": "quadratic"}
 METRICS = {  # column -> (printed header, units: a format of the field's units)
@@ -75,7 +80,7 @@ METRICS = {  # column -> (printed header, units: a format of the field's units)
     "trend_error": ("trend error", "{} decade-1"),
     "spectrum_error": ("spectrum error", "log10"),
 }
-NAME_WIDTH, WIDTH = 32, 16  # printed columns
+NAME_WIDTH, WIDTH = 37, 16  # printed columns
 XSDBA_METHODS = ("EmpiricalQuantileMapping", "QuantileDeltaMapping")
 
 
@@ -129,10 +134,36 @@ class Downscaler(Protocol):
 
 
 class Method(NamedTuple):
-    """A row of the table: its estimator for a world, and whether it takes the drivers."""
+    """A row of the table: its estimator for a world, and what it downscales from.
+
+    Attributes
+    ----------
+    build : callable
+        The row's estimator for a world.
+    inputs : {"target", "drivers", "target and drivers"}
+        The target's coarse field, the world's drivers (the target's coarse field in a
+        world without drivers), or both.
+    needs_drivers : bool
+        Left out of worlds without drivers, where it would repeat another row.
+    """
 
     build: Callable[[World], Downscaler]
-    takes_proxies: bool = False
+    inputs: str = "target"
+    needs_drivers: bool = False
+
+    def input_names(self, world: World) -> list[str]:
+        """The coarse variables the row reads in ``world``.
+
+        Examples
+        --------
+        >>> world = biogeochem_world(4, n_years=2, n_test_years=1, n_fine_lat=16,
+        ...                          n_fine_lon=16)
+        >>> Method(BilinearBaseline, "target and drivers").input_names(world)
+        ['chl', 'tos', 'rsds']
+        """
+        target = [world.target] if self.inputs != "drivers" else []
+        drivers = list(world.proxies or [world.target]) if self.inputs != "target" else []
+        return list(dict.fromkeys(target + drivers))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,17 +294,23 @@ def peer_methods(settings: PeerSettings | None = None) -> dict[str, Method]:
         lambda world: ProxyDownscaler(
             epochs=settings.proxy_epochs, batch_size=settings.proxy_batch_size, **quiet
         ),
-        takes_proxies=True,
+        "drivers",
     )
-    methods[LATENT_MODEL] = Method(
-        lambda world: ProxyLatentDownscaler(
+
+    def latent(target_input: bool) -> ProxyLatentDownscaler:
+        return ProxyLatentDownscaler(
             channels=settings.latent_channels,
             lr=settings.latent_lr,
             epochs=settings.latent_epochs,
+            target_input=target_input,
             **quiet,
-        ),
-        takes_proxies=True,
+        )
+
+    # where the target is its own driver, the drivers already hold it
+    methods[LATENT_MODEL] = Method(
+        lambda world: latent(world.proxies is not None), "target and drivers"
     )
+    methods[LATENT_DRIVERS_ONLY] = Method(lambda world: latent(False), "drivers", True)
     methods["LLAAE"] = Method(
         lambda world: CoarseProxyLLAAE(
             LLAAE(
@@ -322,9 +359,14 @@ def world_rows(world: World, methods: dict[str, Method]) -> list[dict[str, Any]]
     fine_train, fine_test = world.split(world.fine)
     truth = fine_test[world.target]
     predictions, seconds = {}, {}
+    methods = {
+        name: method
+        for name, method in methods.items()
+        if world.proxies is not None or not method.needs_drivers
+    }
     for name, method in methods.items():
         start = time.perf_counter()
-        options = {"proxies": world.proxies} if method.takes_proxies else {}
+        options = {"proxies": world.proxies} if method.inputs != "target" else {}
         estimator = method.build(world)
         estimator.fit(coarse_train, fine_train, world.target, **options)
         predictions[name] = estimator.downscale(coarse_test)[world.target]
@@ -340,9 +382,7 @@ def world_rows(world: World, methods: dict[str, Method]) -> list[dict[str, Any]]
             "world": world.name,
             "factor": world.factor,
             "method": name,
-            "inputs": ", ".join(world.proxies or [world.target])
-            if methods[name].takes_proxies
-            else world.target,
+            "inputs": ", ".join(methods[name].input_names(world)),
             "units": units,
             **scores(prediction.where(defined), truth),
             "seconds": seconds[name],
@@ -354,8 +394,8 @@ def world_rows(world: World, methods: dict[str, Method]) -> list[dict[str, Any]]
 def add_ratios(table: pd.DataFrame) -> pd.DataFrame:
     """Each metric's ``<metric>_ratio``: ``|value|`` over the best peer's, per world and factor.
 
-    The best peer is the row, other than the latent model, with the smallest
-    ``|value|``.
+    The best peer is the row, other than the latent model's (`LATENT_ROWS`), with
+    the smallest ``|value|``.
 
     Examples
     --------
@@ -366,7 +406,7 @@ def add_ratios(table: pd.DataFrame) -> pd.DataFrame:
     [[2.0, 1.0], [1.0, 2.0], [0.5, 0.5]]
     """
     out = table.copy()
-    peers = out["method"] != LATENT_MODEL
+    peers = ~out["method"].isin(LATENT_ROWS)
     for metric in METRICS:
         size = out[metric].abs()
         best = size.where(peers).groupby([out["world"], out["factor"]]).transform("min")
@@ -414,15 +454,16 @@ def format_table(table: pd.DataFrame) -> str:
         for _, row in block.iterrows():
             values = "".join(f"{row[m]:{WIDTH}.4g}" for m in METRICS)
             lines.append(f"{row['method']:<{NAME_WIDTH}s}{values}")
-        peers = block[block["method"] != LATENT_MODEL]
+        peers = block[~block["method"].isin(LATENT_ROWS)]
         best = [peers.loc[peers[m].abs().idxmin(), "method"] for m in METRICS]
         names = "".join(f"{_short(name):>{WIDTH}s}" for name in best)
         lines.append(f"{'best peer':<{NAME_WIDTH}s}{names}")
-        latent = block[block["method"] == LATENT_MODEL]
-        if len(latent):
-            ratios = latent.iloc[0][[f"{m}_ratio" for m in METRICS]]
-            values = "".join(f"{r:{WIDTH}.3g}" for r in ratios)
-            lines.append(f"{'latent / best peer':<{NAME_WIDTH}s}{values}")
+        for name, label in zip(LATENT_ROWS, ("latent", "latent, drivers only"), strict=True):
+            latent = block[block["method"] == name]
+            if len(latent):
+                ratios = latent.iloc[0][[f"{m}_ratio" for m in METRICS]]
+                values = "".join(f"{r:{WIDTH}.3g}" for r in ratios)
+                lines.append(f"{label + ' / best peer':<{NAME_WIDTH}s}{values}")
     return "\n".join(lines)
 
 
@@ -456,7 +497,7 @@ def table_figure(table: pd.DataFrame, path: str | os.PathLike) -> None:
         sharey=True,
     )
     for row, ((world, factor), block) in zip(axes, blocks, strict=True):
-        colours = ["tab:red" if m == LATENT_MODEL else "tab:grey" for m in block["method"]]
+        colours = ["tab:red" if m in LATENT_ROWS else "tab:grey" for m in block["method"]]
         for ax, (metric, (name, _)) in zip(row, METRICS.items(), strict=True):
             ax.scatter(block[f"{metric}_ratio"], block["method"], c=colours, zorder=2)
             ax.axvline(1.0, color="black", linewidth=0.8)
