@@ -159,5 +159,3 @@ def test_seasonal_model_saves_loads_and_refuses_unknown_groups(world, tmp_path):
         InputDataError, match="group 'time.season' needs dates on the time axis 'time'"
     ):
         loaded.downscale(coarse.drop_vars("time"))
-    with pytest.raises(ValueError, match="ProxyDownscaler\\(group='time.month'\\)"):
-        cl.ProxyLatentDownscaler(group="time.month")

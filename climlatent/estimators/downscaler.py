@@ -408,14 +408,11 @@ class ProxyDownscaler(BaseEstimator):
     def _model_inputs(
         self, coarse: xr.Dataset, drivers: list[xr.DataArray], check_range: bool
     ) -> list[np.ndarray]:
-        """The module's inputs: the driver matrix and, when seasonal, each sample's group."""
-        inputs = [self._driver_matrix(drivers)]
+        """The module's inputs: the driver matrix and each sample's group (0 for a year)."""
+        sample_dims = self.coarse_layout_.sample_dims(drivers[0])
         grouper = Grouper.parse(self.group)
-        if grouper.seasonal:
-            sample_dims = self.coarse_layout_.sample_dims(drivers[0])
-            index = grouper.row_index(drivers[0], sample_dims, "proxy", self.groups_)
-            inputs.append(index.astype(np.float32))  # exact below 2**24 groups
-        return inputs
+        index = grouper.row_index(drivers[0], sample_dims, "proxy", self.groups_)
+        return [self._driver_matrix(drivers), index.astype(np.float32)]  # exact below 2**24
 
     def proxy_parameters(self) -> xr.Dataset:
         """Fitted proxy-function parameters, one variable per parameter, with units.

@@ -32,6 +32,7 @@ from climlatent.errors import InputDataError
 from climlatent.estimators.downscaler import ProxyDownscaler
 from climlatent.fitted_range import FittedRange
 from climlatent.grid_order import GridOrder, grid_layout, in_layout
+from climlatent.grouping import Grouper, group_mean
 from climlatent.models.proxy_latent import ProxyLatentModel
 from climlatent.regrid import Regridder
 from climlatent.training import TrainingConfig
@@ -83,9 +84,11 @@ class ProxyLatentDownscaler(ProxyDownscaler):
         from the encoder's over the fitting samples, instead of the growth laws'
         prediction; the free channels still come from the drivers. The growth laws
         are fitted and reported as without it.
-    group : {"time"}
-        One fit for the whole year: seasonal groups are not implemented for the
-        latent model (use :class:`climlatent.ProxyDownscaler` with ``group=``).
+    group : str or Grouper
+        Seasonality, as for :class:`climlatent.ProxyDownscaler` (``"time.month"``,
+        ``"time.season"``, ``"time.dayofyear:31"``...): the structure ``s(x)``, the
+        residual spreads and the smearing factor are one per group; growth laws,
+        interpolation, encoder and refinement are shared.
     epochs, batch_size, lr, validation_fraction, early_stopping_patience, seed,
     device, progress, range_tolerance :
         As for :class:`climlatent.ProxyDownscaler`.
@@ -118,11 +121,6 @@ class ProxyLatentDownscaler(ProxyDownscaler):
         if self.channels < 1:
             raise ValueError(
                 f"channels must be at least 1 (the growth latent), got {self.channels}"
-            )
-        if self.group != "time":
-            raise ValueError(
-                f"ProxyLatentDownscaler fits the whole year (group='time'), got group="
-                f"{self.group!r}: for a seasonal fit use ProxyDownscaler(group={self.group!r})"
             )
 
     def fit(
@@ -160,13 +158,15 @@ class ProxyLatentDownscaler(ProxyDownscaler):
                 observed, "coarse target", self.range_tolerance
             )
         if self.target_input or self.noise:
-            y = get_variable(fine, target, "target")
-            y_mat = to_matrix(GridOrder.of(y, target).canonical(y), self.fine_layout_)
+            y = GridOrder.of(fine[target], target).canonical(fine[target])
+            memberships = Grouper.parse(self.group).row_weights(
+                y, self.fine_layout_.sample_dims(y), "target", self.groups_
+            )
             drivers = [GridOrder.of(x).canonical(x) for x in self._drivers(coarse)]
             inputs = [self._driver_matrix(drivers)]
             if self.target_input:
                 inputs.append(self._coarse_target(coarse))
-            self._measure_residuals(y_mat, *inputs)
+            self._measure_residuals(to_matrix(y, self.fine_layout_), memberships, *inputs)
         return self
 
     def _coarse_target(self, coarse: xr.Dataset, check_range: bool | None = None) -> np.ndarray:
@@ -199,41 +199,66 @@ class ProxyLatentDownscaler(ProxyDownscaler):
     def _model_inputs(
         self, coarse: xr.Dataset, drivers: list[xr.DataArray], check_range: bool
     ) -> list[np.ndarray]:
-        """The driver matrix and, with ``target_input``, the coarse target."""
+        """Driver matrix, groups and, with ``target_input``, the coarse target."""
         inputs = super()._model_inputs(coarse, drivers, check_range)
         if self.target_input:
             inputs.append(self._coarse_target(coarse, check_range))
         return inputs
 
-    def _measure_residuals(self, y: np.ndarray, x: np.ndarray, *observed: np.ndarray) -> None:
+    def _measure_residuals(
+        self, y: np.ndarray, memberships: np.ndarray, x: np.ndarray, *observed: np.ndarray
+    ) -> None:
         """What the latent path from the drivers (and ``observed``) leaves unexplained.
 
         With an observed coarse target, first its per-cell offset from the encoder's
-        growth latent. With ``noise``, the per-cell RMS latent residual
-        ``e(y) - h(X)`` and fine residual ``y - d(e(y))``; in the multiplicative form
-        also the smearing factor that turns the median ``exp(q d(h(X)))`` into the
-        conditional mean: per cell, the log of the mean of ``exp`` of the log
-        residuals ``q (T(y) - d(h(X)))`` (Duan 1983).
+        growth latent. With ``noise``, per group (rows weighted by ``memberships``,
+        ``(n_samples, n_groups)``) and cell, the RMS latent residual ``e(y) - h(X)``
+        and fine residual ``y - d(e(y))``, the latter widened by ``sqrt((n + 1) /
+        (n - 1))`` to the spread of a new sample (the group's structure is fitted to
+        its ``n`` samples: 1.18 for six years of one month); both pooled as a group
+        factor times a cell pattern (`_separable`). In the multiplicative form also the
+        smearing factor that turns the median ``exp(q d(h(X)))`` into the conditional
+        mean: the log of the mean of ``exp`` of the log residuals ``q (T(y) -
+        d(h(X)))`` (Duan 1983).
         """
         module = self.module_.cpu()
-        weight = torch.from_numpy(np.isfinite(y).astype(np.float32))
+        valid = np.isfinite(y)
         x_t = torch.from_numpy(x)
         obs = torch.from_numpy(observed[0]) if observed else None
         with torch.no_grad():
-            y_t = module.transform(torch.from_numpy(np.nan_to_num(y, nan=1.0)))
-            _, code, _ = module.encode(y_t, weight)
+            y_t = module.transform(torch.from_numpy(np.where(valid, y, 1.0)))
+            _, code, _ = module.encode(y_t, torch.from_numpy(valid.astype(np.float32)))
             if obs is not None:  # the offset is zero until here
                 module.observed_offset.copy_((module.observed_latent(obs) - code[:, 0]).mean(0))
-            if self.noise:
-                latent_error = code - module.predict_latent(x_t, obs)
-                fine_error = weight * (y_t - module.decode(code))
-                module.latent_spread.copy_(latent_error.pow(2).mean(0).sqrt())
-                cells = weight.sum(0).clamp(min=1)
-                module.fine_spread.copy_((fine_error.pow(2).sum(0) / cells).sqrt())
-                if module.log_growth:
-                    residual = module.scale * (y_t - module.emulate(x_t, obs))
-                    smearing = (weight * torch.exp(residual)).sum(0) / cells
-                    module.log_smearing.copy_(torch.log(smearing.clamp(min=1e-12)))
+            predicted = module.predict_latent(x_t, obs)
+            latent_error = (code - predicted).double().numpy().reshape(len(y), -1)
+            # the decoders' residuals before the structure s_g of a group is taken off
+            fine, proxy = (
+                np.where(valid, (y_t - module.anomaly(z)).double().numpy(), np.nan)
+                for z in (code, predicted)
+            )
+        if self.noise:
+            structure = module.structure.detach().double().numpy()
+
+            n = memberships.sum(axis=0)
+
+            def spread(variance: np.ndarray) -> torch.Tensor:
+                separable = _separable(np.maximum(np.nan_to_num(variance), 0), n)
+                return torch.from_numpy(np.sqrt(separable))
+
+            module.latent_spread.copy_(
+                spread(group_mean(latent_error**2, memberships)).reshape(module.latent_spread.shape)
+            )
+            # per group g, the mean of (r - s_g)^2 is mean r^2 - 2 s_g mean r + s_g^2,
+            # widened to a new sample's: s_g is fitted to the group's n samples
+            mean, mean_square = group_mean(fine, memberships), group_mean(fine**2, memberships)
+            widening = ((n + 1) / np.maximum(n - 1, 1))[:, None]
+            variance = mean_square - 2 * structure * mean + structure**2
+            module.fine_spread.copy_(spread(widening * variance))
+            if module.log_growth:  # log of the mean of exp(q (r - s_g))
+                q = float(module.scale)
+                smearing = np.log(group_mean(np.exp(q * proxy), memberships)) - q * structure
+                module.log_smearing.copy_(torch.from_numpy(np.nan_to_num(smearing)))
         module.to(self.device_)
 
     def latent_maps(self, coarse: xr.Dataset, check_range: bool = True) -> xr.Dataset:
@@ -268,7 +293,7 @@ class ProxyLatentDownscaler(ProxyDownscaler):
         self._require_fitted()
         drivers = self._drivers(coarse, check_range)
         layout = grid_layout(get_variable(coarse, next(iter(self.drivers_)), "proxy"))
-        x, *observed = (
+        x, _, *observed = (
             torch.from_numpy(a).to(self.device_)
             for a in self._model_inputs(coarse, drivers, check_range)
         )
@@ -323,10 +348,17 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             hidden=self.hidden,
             residual_blocks=self.residual_blocks,
             learn_interpolation=self._learns_interpolation(),
+            n_groups=self.groups_.size,
         )
 
-    def _initialise_structure(self, y: np.ndarray, x: np.ndarray) -> None:
-        """Aggregation weights, the target's scale, the centres and ``s(x)`` from the data."""
+    def _initialise_structure(
+        self, y: np.ndarray, x: np.ndarray, memberships: np.ndarray | None = None
+    ) -> None:
+        """Aggregation weights, the target's scale, the centres and ``s(x)`` from the data.
+
+        ``s(x)`` starts at the mean, per group (``memberships``, ``(n_samples,
+        n_groups)``, when seasonal), of what the growth latent's linear part leaves.
+        """
         module = self.module_
         fine = self.fine_layout_.grid.drop_vars("valid_mask")
         coarse = self.coarse_layout_.grid.drop_vars("valid_mask")
@@ -345,14 +377,39 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             weight = torch.from_numpy(np.isfinite(y_t).astype(np.float32))
             coarse_mean = module.coarse_anomaly(torch.from_numpy(np.nan_to_num(y_t)), weight)
             module.coarse_centre.copy_(coarse_mean.mean(0))  # the centre was zero
-            module.structure.copy_(torch.from_numpy(np.nan_to_num(np.nanmean(y_t, axis=0))))
+            growth = (phi - module.growth_centre) / module.scale
             if module.weights.requires_grad:
-                growth = ((phi - module.growth_centre) / module.scale).numpy()
-                structure, kernel = _least_squares_kernel(
-                    growth, y_t, module.neighbours.numpy(), RIDGE
+                _, kernel = _least_squares_kernel(
+                    growth.numpy(), y_t, module.neighbours.numpy(), RIDGE
                 )
-                module.structure.copy_(torch.from_numpy(structure))
                 module.weights.copy_(torch.from_numpy(kernel))
+            linear = module.gain * (growth[:, module.neighbours] * module.weights).sum(-1)
+            if memberships is None:
+                memberships = np.ones((len(y_t), 1))
+            structure = group_mean(y_t - linear.numpy(), memberships)
+            module.structure.copy_(torch.from_numpy(np.nan_to_num(structure)))
+
+
+def _separable(variance: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Per-group, per-cell variances as a group factor times a cell pattern.
+
+    A few samples per group leave each cell's own variance too noisy for calibrated
+    draws (too narrow in some cells, too wide in others: a U-shaped rank histogram);
+    the pattern pools every group's samples of a cell (weights ``n``, the samples per
+    group), the factor every cell of a group. One group: ``variance`` unchanged.
+
+    Examples
+    --------
+    >>> variance = np.array([[1.0, 3.0], [2.0, 6.0]])  # group 2 twice as variable
+    >>> _separable(variance, n=np.array([5, 5])).tolist()
+    [[1.0, 3.0], [2.0, 6.0]]
+    >>> _separable(np.array([[1.0, 4.0], [3.0, 0.0]]), n=np.array([1, 1])).tolist()
+    [[2.5, 2.5], [1.5, 1.5]]
+    """
+    flat = variance.reshape(len(variance), -1)
+    pattern = (n[:, None] * flat).sum(axis=0) / max(n.sum(), 1)
+    factor = flat.mean(axis=1) / max(pattern.mean(), 1e-30)
+    return (factor[:, None] * pattern).reshape(variance.shape)
 
 
 def _least_squares_kernel(

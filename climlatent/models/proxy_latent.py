@@ -44,7 +44,16 @@ channel 0 is then the *observed* growth latent ``T(Y_c) / q - m - o`` in place o
 ``h_0(X)``, with ``o`` the per-cell mean of ``T(Y_c) / q - m - e_0(y)`` over the
 fitting samples (the buffer ``observed_offset``; for ``T = log``, the log of a mean
 exceeds the mean of the logs by about half the variance within the coarse cell). The
-free channels are still predicted from the drivers. When ``T = log``, ``forward`` is the
+free channels are still predicted from the drivers.
+
+Seasonal fits (``n_groups > 1``, see :mod:`climlatent.grouping`): the structure
+``s``, the residual spreads and the smearing factor are one per group; the growth
+laws, the interpolation, the encoder and the refinement are shared. ``forward`` and
+``sample`` take each row's group ``(batch,)``; training batches add ``(groups,
+counts)``, both ``(batch, k)``, the groups each sample enters and how often (a
+day-of-year window puts a sample in several), and a sample's misfit is summed over
+its groups as if it were repeated once per group (the shared part of the decoder
+runs once per sample). When ``T = log``, ``forward`` is the
 conditional mean ``exp(q d(h(X))) * s(x)``, with ``s`` Duan's smearing factor per cell
 (the mean of ``exp`` of the log residuals over the fitting samples, the buffer
 ``log_smearing``; 0, the median, until measured): the median alone is biased low by
@@ -111,6 +120,8 @@ class ProxyLatentModel(nn.Module):
     learn_interpolation : bool
         Train the interpolation weights of ``U`` (initialised bilinear); the gain
         ``w`` then stays at 1.
+    n_groups : int
+        Seasonal groups, each with its own structure and spreads.
 
     Examples
     --------
@@ -146,6 +157,7 @@ class ProxyLatentModel(nn.Module):
         negative_slope: float = 0.2,
         latent_options: dict | None = None,
         learn_interpolation: bool = False,
+        n_groups: int = 1,
     ) -> None:
         super().__init__()
         if channels < 1:
@@ -162,7 +174,7 @@ class ProxyLatentModel(nn.Module):
         self.register_buffer("growth_centre", torch.zeros(n_coarse))
         self.register_buffer("coarse_centre", torch.zeros(n_coarse))
         self.proxies = nn.ModuleList(proxies)
-        self.structure = nn.Parameter(torch.zeros(n_fine))
+        self.structure = nn.Parameter(torch.zeros(n_groups, n_fine))
         self.gain = nn.Parameter(
             torch.ones(n_fine), requires_grad=not (log_growth or learn_interpolation)
         )
@@ -176,9 +188,9 @@ class ProxyLatentModel(nn.Module):
             self.proxy_map = nn.Conv1d(len(proxies), free, 1)
             self.refine = _conv_net(free, hidden, 1, residual_blocks, negative_slope)
         # residual spreads for stochastic downscaling, set after training
-        self.register_buffer("latent_spread", torch.zeros(channels, n_coarse))
-        self.register_buffer("fine_spread", torch.zeros(n_fine))
-        self.register_buffer("log_smearing", torch.zeros(n_fine))
+        self.register_buffer("latent_spread", torch.zeros(n_groups, channels, n_coarse))
+        self.register_buffer("fine_spread", torch.zeros(n_groups, n_fine))
+        self.register_buffer("log_smearing", torch.zeros(n_groups, n_fine))
         self.register_buffer("observed_offset", torch.zeros(n_coarse))
 
     def transform(self, y: Tensor) -> Tensor:
@@ -241,42 +253,58 @@ class ProxyLatentModel(nn.Module):
 
         return as_map(sample.z), as_map(sample.mean), sample.kl.reshape(batch, -1).sum(1)
 
-    def decode(self, z: Tensor) -> Tensor:
-        """``d(z)``: fine cells ``(batch, n_fine)`` from a latent map ``(batch, C, n_coarse)``."""
+    def decode(self, z: Tensor, group: Tensor | None = None) -> Tensor:
+        """``d(z)``: fine cells ``(batch, n_fine)`` from a latent map ``(batch, C, n_coarse)``.
+
+        ``group``: each row's group ``(batch,)``; group 0 when omitted.
+        """
+        return self.structure[_groups(group, z)] + self.anomaly(z)
+
+    def anomaly(self, z: Tensor) -> Tensor:
+        """``d(z) - s``: the part of the decoder that every group shares."""
         fine = (z[:, :, self.neighbours] * self.weights).sum(-1)  # (batch, C, n_fine)
-        out = self.structure + self.gain * fine[:, 0]
+        out = self.gain * fine[:, 0]
         if self.refine is not None:
             image = fine.new_zeros(fine.shape[0], self.channels - 1, *self.grid.padded)
             image.flatten(2)[:, :, self.grid.index] = fine[:, 1:]
             out = out + self.refine(image).flatten(2)[:, 0, self.grid.index]
         return out
 
-    def emulate(self, drivers: Tensor, observed: Tensor | None = None) -> Tensor:
+    def emulate(
+        self, drivers: Tensor, group: Tensor | None = None, observed: Tensor | None = None
+    ) -> Tensor:
         """``d(h(X))``: the fine field from the drivers (and ``observed``), model scale."""
-        return self.decode(self.predict_latent(drivers, observed))
+        return self.decode(self.predict_latent(drivers, observed), group)
 
-    def forward(self, drivers: Tensor, observed: Tensor | None = None) -> Tensor:
+    def forward(
+        self, drivers: Tensor, group: Tensor | None = None, observed: Tensor | None = None
+    ) -> Tensor:
         """The downscaled field ``(batch, n_fine)`` in physical units: its conditional mean."""
-        out = self.untransform(self.emulate(drivers, observed))
-        return out * torch.exp(self.log_smearing) if self.log_growth else out
+        out = self.untransform(self.emulate(drivers, group, observed))
+        if not self.log_growth:
+            return out
+        return out * torch.exp(self.log_smearing[_groups(group, drivers)])
 
     def sample(
         self,
         drivers: Tensor,
         generator: torch.Generator | None = None,
+        group: Tensor | None = None,
         observed: Tensor | None = None,
     ) -> Tensor:
         """One realisation per row, in physical units.
 
         The latent map is drawn around ``h(X)`` with the spread of ``e(y) - h(X)``
         (what the drivers, and ``observed``, leave unexplained at the coarse scale),
-        decoded, and the fine residual spread of ``y - d(e(y))`` is added.
+        decoded, and the fine residual spread of ``y - d(e(y))`` is added, both of
+        each row's group.
         """
+        group = _groups(group, drivers)
         mean = self.predict_latent(drivers, observed)
         eps = torch.randn(mean.shape, generator=generator, device=mean.device)
-        fine = self.decode(mean + self.latent_spread * eps)
+        fine = self.decode(mean + self.latent_spread[group] * eps, group)
         eps_fine = torch.randn(fine.shape, generator=generator, device=fine.device)
-        return self.untransform(fine + self.fine_spread * eps_fine)
+        return self.untransform(fine + self.fine_spread[group] * eps_fine)
 
     # -- training --------------------------------------------------------------------
 
@@ -296,13 +324,24 @@ class ProxyLatentModel(nn.Module):
         return groups
 
     def training_losses(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
-        """``L1``, ``L2`` and their parts for one batch ``(y, weight, drivers)``."""
-        y, weight, drivers = batch
+        """``L1``, ``L2`` and their parts for a batch ``(y, weight, drivers[, groups, counts])``."""
+        y, weight, drivers = batch[:3]
         y = self.transform(y)
         z, mean, kl = self.encode(y, weight)
         z_proxy = self.predict_latent(drivers)
-        reconstruction = _sse(self.decode(z), y, weight)
-        reconstruction_proxy = _sse(self.decode(z_proxy), y, weight)
+        anomalies = self.anomaly(torch.cat([z, z_proxy]))
+        if len(batch) > 3:  # seasonal: one row per (sample, group) it enters
+            groups, counts = batch[3:]
+            rows, slots = torch.nonzero(counts > 0, as_tuple=True)
+            group, count = groups[rows, slots].long(), counts[rows, slots, None]
+        else:
+            rows = torch.arange(len(y), device=y.device)
+            group, count = torch.zeros_like(rows), weight.new_ones(len(y), 1)
+        residual = y[rows] - self.structure[group]
+        weight, entries = weight[rows] * count, count.sum()
+        reconstruction, reconstruction_proxy = (
+            (weight * (residual - a[rows]) ** 2).sum() / entries for a in anomalies.chunk(2)
+        )
         kl = kl.mean()
         l1 = reconstruction + self.alpha * reconstruction_proxy + self.beta * kl
         l2 = ((mean.detach() - z_proxy) ** 2).sum(dim=(1, 2)).mean()
@@ -315,6 +354,8 @@ class ProxyLatentModel(nn.Module):
         }
 
 
-def _sse(prediction: Tensor, target: Tensor, weight: Tensor) -> Tensor:
-    """Squared error summed over valid cells, mean over the batch."""
-    return (weight * (prediction - target) ** 2).sum(dim=1).mean()
+def _groups(group: Tensor | None, rows: Tensor) -> Tensor:
+    """Each row's group as int64 indices (0 for every row of ``rows`` when ``group`` is None)."""
+    if group is None:
+        return torch.zeros(len(rows), dtype=torch.long, device=rows.device)
+    return group.reshape(-1).long()
