@@ -10,8 +10,14 @@ import pytest
 
 from climlatent.benchmarks import fault_injection as fi
 
+SLOW = {"LLAAE"}  # its fault table trains for seconds per case
 
-@pytest.mark.parametrize("subject", fi.SUBJECTS, ids=[s.name for s in fi.SUBJECTS])
+
+@pytest.mark.parametrize(
+    "subject",
+    [pytest.param(s, marks=[pytest.mark.slow] if s.name in SLOW else []) for s in fi.SUBJECTS],
+    ids=[s.name for s in fi.SUBJECTS],
+)
 def test_no_fault_is_silently_wrong_or_raw(subject):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # float16 overflow, on purpose

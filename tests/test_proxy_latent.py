@@ -4,12 +4,17 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from provenance import assert_identical_untimed
 
 import climlatent as cl
 from climlatent.batching import to_matrix
 from climlatent.errors import InputDataError, NotFittedError
 from climlatent.grid_order import GridOrder
 from climlatent.metrics import rank_histogram, spread_skill_ratio
+
+# minutes of training on two cores: out of the quick subset (doctests and
+# test_vocabulary, test_cli_batch cover ProxyLatentDownscaler there)
+pytestmark = pytest.mark.slow
 
 LAWS = {"tos": "exponential", "rsds": "quadratic"}
 N_TRAIN = 108  # months: nine years train, three are held out
@@ -100,10 +105,6 @@ def test_latent_maps_and_growth_terms_on_the_coarse_grid(world, fitted):
     assert maps.tos_growth.attrs["units"] == "d-1" and maps.rsds_growth.attrs["units"] == "1"
 
 
-def _untimed(history: str) -> list[str]:
-    return [line.split(" ", 1)[1] for line in history.splitlines()]
-
-
 def test_save_load_is_bit_identical(world, fitted, tmp_path):
     fitted.save(str(tmp_path / "model.clm"))
     loaded = cl.load(str(tmp_path / "model.clm"))
@@ -115,9 +116,8 @@ def test_save_load_is_bit_identical(world, fitted, tmp_path):
             loaded.downscale(coarse, n_samples=3, seed=4),
         ),
     ]
-    for a, b in pairs:  # the history lines' timestamps may be a second apart
-        assert _untimed(a.attrs.pop("history")) == _untimed(b.attrs.pop("history"))
-        xr.testing.assert_identical(a, b)
+    for a, b in pairs:
+        assert_identical_untimed(a, b)
     for name, value in fitted.module_.state_dict().items():
         assert torch.equal(value, loaded.module_.state_dict()[name]), name
 

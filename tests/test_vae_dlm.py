@@ -412,6 +412,7 @@ def test_sample_prior_decodes_through_the_decoder(fitted):
     np.testing.assert_allclose(drawn.values, decoded.values, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_sampled_trajectories_look_like_the_training_data(trained, burgers_large):
     drawn, data = trained.sample(256, seed=0)["u"], burgers_large["u"]
     inside = (drawn >= data.min()) & (drawn <= data.max())

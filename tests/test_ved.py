@@ -302,6 +302,7 @@ def test_conv_ved_round_trips_through_save_and_load(tmp_path):
     assert loaded.posterior(test)[1].equals(ved.posterior(test)[1])
 
 
+@pytest.mark.slow
 def test_conv_ved_beats_the_best_linear_map_on_tiny_darcy():
     """KLE4 Darcy on 17 x 17 nodes, 300 training samples: pressure is a nonlinear function
     of 4 coefficients, so rank-4 CCA (the best linear map through 4 codes; 0.25 relative
