@@ -164,11 +164,14 @@ def test_scheduler_address_writes_the_same_store_as_threads(workspace, tmp_path)
     assert_same_store(tmp_path / "remote.zarr", tmp_path / "threads.zarr")
 
 
-def test_proxy_latent_downscaler_downscales_members_lazily_to_zarr(tmp_path):
+@pytest.mark.parametrize("target_input", [False, True], ids=["drivers", "drivers+chl"])
+def test_proxy_latent_downscaler_downscales_members_lazily_to_zarr(tmp_path, target_input):
     world = cl.datasets.synthetic_biogeochem(
         n_members=3, n_years=2, n_fine_lat=20, n_fine_lon=20, factor=10
     )
-    est = cl.ProxyLatentDownscaler(channels=2, hidden=4, epochs=3, progress=False)
+    est = cl.ProxyLatentDownscaler(
+        channels=2, hidden=4, epochs=3, progress=False, target_input=target_input
+    )
     est.fit(world.coarse, world.fine, "chl", proxies={"tos": "exponential", "rsds": "quadratic"})
     est.save(tmp_path / "latent.clm")
     write_members(world.coarse, tmp_path / "coarse")

@@ -77,7 +77,7 @@ def model_inputs(estimator: BaseEstimator) -> list[str]:
     """
     estimator._require_fitted()
     if isinstance(estimator, ProxyDownscaler):
-        return list(estimator.drivers_)
+        return estimator.input_variables()
     return [estimator.proxy_]
 
 

@@ -405,6 +405,20 @@ class ProxyDownscaler(BaseEstimator):
         call = f"downscale(coarse{'' if n_samples is None else f', n_samples={n_samples}'})"
         return self._wrap(out.rename(self.target_), coarse, call)
 
+    def input_variables(self) -> list[str]:
+        """Names of the coarse variables `downscale` reads.
+
+        Examples
+        --------
+        >>> import climlatent as cl
+        >>> world = cl.datasets.synthetic_biogeochem(n_years=1, n_fine_lat=8, n_fine_lon=8)
+        >>> cl.ProxyDownscaler(epochs=1).fit(world.coarse, world.fine, "chl",
+        ...     proxies={"tos": "exponential"}).input_variables()
+        ['tos']
+        """
+        self._require_fitted()
+        return list(self.drivers_)
+
     def _model_inputs(
         self, coarse: xr.Dataset, drivers: list[xr.DataArray], check_range: bool
     ) -> list[np.ndarray]:

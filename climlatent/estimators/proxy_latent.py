@@ -196,6 +196,11 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             )
         return mat
 
+    def input_variables(self) -> list[str]:
+        """The drivers' names and, with ``target_input``, the target's."""
+        names = super().input_variables()
+        return list(dict.fromkeys(names + [self.target_])) if self.target_input else names
+
     def _model_inputs(
         self, coarse: xr.Dataset, drivers: list[xr.DataArray], check_range: bool
     ) -> list[np.ndarray]:
