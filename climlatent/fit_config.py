@@ -235,6 +235,8 @@ def fit_from_config(config: FitConfig, progress: bool = True) -> Path:
     )
     if isinstance(estimator, ProxyDownscaler):
         drivers = list(config.proxies or [config.target])
+        if getattr(estimator, "target_input", False):  # the coarse target as well
+            drivers = list(dict.fromkeys([*drivers, config.target]))
         with (
             open_members(config.data, drivers) as coarse,
             open_members(config.fine, [config.target]) as fine,

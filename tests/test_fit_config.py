@@ -35,6 +35,10 @@ def _config(folder, **keys):
         ("ProxyLatentDownscaler", {"epochs": 2, "channels": 2, "hidden": 4, "progress": False},
          {"target": "chl", "proxies": {"tos": "exponential"}},
          {"proxies": {"tos": "exponential"}}),
+        ("ProxyLatentDownscaler", {"epochs": 2, "channels": 1, "target_input": True,
+                                   "group": "time.season", "progress": False},
+         {"target": "chl", "proxies": {"tos": "exponential"}},
+         {"proxies": {"tos": "exponential"}}),
     ],
 )  # fmt: skip
 def test_downscaler_form_from_yaml_is_the_python_fit(folder, estimator, options, keys, python):
