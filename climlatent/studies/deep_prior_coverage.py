@@ -9,7 +9,10 @@ the ``--credibility`` intervals of the two ``theta`` contain the true values (no
 the credibility), the MAP error, and the worst split R-hat and smallest effective
 sample size over all cases. Results also go to ``--output`` as CSV.
 
-Run ``python -m climlatent.studies.deep_prior_coverage --help``.
+The defaults are the committed budget (``docs/studies/deep_prior/coverage.csv``, the
+seed-002 ledger's deep-prior row): 60 cases, 600 draws per chain after 400 warm-up
+steps, about 40 minutes on one thread. Run ``python -m
+climlatent.studies.deep_prior_coverage --help``.
 """
 
 from __future__ import annotations
@@ -48,13 +51,13 @@ def wells(ds: xr.Dataset, indices: Sequence[int] = (2, 8, 14)) -> dict[str, xr.D
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the coverage experiment and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", type=int, default=20)
+    parser.add_argument("--cases", type=int, default=60)
     parser.add_argument("--noise", type=float, default=0.1)
     parser.add_argument("--credibility", type=float, default=0.9)
     parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--samples", type=int, default=300)
-    parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--output", type=Path, default=Path("deep-prior-coverage"))
+    parser.add_argument("--samples", type=int, default=600)
+    parser.add_argument("--warmup", type=int, default=400)
+    parser.add_argument("--output", type=Path, default=Path("docs/studies/deep_prior"))
     args = parser.parse_args(argv)
     started = time.perf_counter()
     torch.set_num_threads(1)
@@ -84,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "map": map_theta[k], "lower": interval[k, 0], "upper": interval[k, 1],
                 "covered": bool(interval[k, 0] <= theta[k] <= interval[k, 1]),
                 "r_hat_max": float(post.r_hat.max()), "ess_min": float(post.ess.min()),
+                "draws": args.samples, "warmup": args.warmup,
             })  # fmt: skip
         bounds = np.round(interval, 2).tolist()
         print(f"case {case:2d}: theta {np.round(theta, 2)} interval {bounds}", flush=True)

@@ -84,6 +84,13 @@ def _budget(runs: pd.DataFrame) -> str:
     )
 
 
+def _chain_length(coverage: pd.DataFrame) -> str:
+    """`` (D draws after W warm-up)`` from the coverage table, where it records them."""
+    if not {"draws", "warmup"} <= set(coverage):
+        return ""
+    return f" ({coverage.draws.iloc[0]} draws after {coverage.warmup.iloc[0]} warm-up)"
+
+
 def _row(claim: str, section: str, ours: str, budget: str, test: str, result: str) -> dict:
     return {"claim": claim, "section": section, "paper": "no number (figures)",
             "ours": ours, "budget": budget, "test": test, "verdict": result}  # fmt: skip
@@ -166,7 +173,7 @@ def deep_prior_rows(coverage: pd.DataFrame | None) -> list[dict]:
             "Development 3",
             f"{int(covered.sum())} of {covered.size} {CREDIBILITY:.0%} intervals cover the "
             f"truth; R-hat <= {coverage.r_hat_max.max():.3f}, ESS >= {coverage.ess_min.min():.0f}",
-            f"{n_cases} held-out Darcy fields, 9 wells, NUTS 2 chains",
+            f"{n_cases} held-out Darcy fields, 9 wells, NUTS 2 chains{_chain_length(coverage)}",
             f"exact binomial vs {CREDIBILITY}: p = {p:.3g}; power vs "
             f"{CREDIBILITY - UNDER_COVERAGE:.2f} coverage {power:.2f}",
             result,
