@@ -18,11 +18,12 @@ def test_fisher_power_matches_a_simulation(p1, n1, p0, n0):
     assert abs(exact - simulated) < 4 * np.sqrt(exact * (1 - exact) / 4000) + 1e-3
 
 
-def _runs(hp_sd, vae_sd):
+def _runs(hp_sd, vae_sd, epochs_run=120, best_epoch=105):
     rows = [
         {"study": "prior", "distribution": "mixture", "prior": prior, "labelled": 0,
          "supervision_weight": 1.0, "S_D": sd, "regularisation": 8.0,
-         "reconstruction_error": 1e-3, "epochs_run": 120, "max_epochs": 300}
+         "reconstruction_error": 1e-3, "epochs_run": epochs_run, "max_epochs": 300,
+         "best_epoch": best_epoch, "patience": 10}
         for prior, values in (("hierarchical", hp_sd), ("standard", vae_sd)) for sd in values
     ]  # fmt: skip
     return pd.DataFrame(rows)
@@ -49,3 +50,17 @@ def test_bootstrap_interval_covers_a_known_difference():
     half_width = 1.96 * np.sqrt(a.var() / 400 + b.var() / 400)
     assert low == pytest.approx(diff - half_width, abs=0.03)
     assert high == pytest.approx(diff + half_width, abs=0.03)
+
+
+def test_runs_still_improving_at_the_cap_give_no_verdict():
+    """The paper's effect, but every run stopped at the cap with its loss still falling."""
+    runs = _runs([0.95] * 8 + [0.7] * 8, [0.7] * 16, epochs_run=300, best_epoch=299)
+    for row in (dc.share_row(runs, dc.CLAIMS[0]), dc.reconstruction_row(runs)):
+        assert row["verdict"] == "inconclusive (32 of 32 runs still improving at the epoch cap)"
+    plateaued = _runs([0.95] * 8 + [0.7] * 8, [0.7] * 16, epochs_run=300, best_epoch=280)
+    assert dc.share_row(plateaued, dc.CLAIMS[0])["verdict"] == "reproduced"
+
+
+def test_label_claims_are_the_acceptance_shares():
+    labelled = [c.case["labelled"] for c in dc.CLAIMS if c.case.get("study") == "labels"]
+    assert labelled == [round(f * 512) for f in (0.01, 0.03, 0.08)]
