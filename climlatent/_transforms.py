@@ -8,7 +8,8 @@ puts a result back on its input's coordinates and attributes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cf_xarray  # noqa: F401  (registers the ``.cf`` accessor that finds the T axis)
@@ -59,6 +60,28 @@ def _check_aligned(da: xr.DataArray, params: xr.DataArray | xr.Dataset) -> None:
         xr.align(da, params, join="exact", copy=False)
     except ValueError as error:
         raise InputDataError(f"variable {_label(da)} is not on the fitted grid: {error}") from None
+
+
+def _then(out: xr.DataArray, op: Callable, param: xr.DataArray) -> xr.DataArray:
+    """``op(out, param)`` for a new ``out`` aligned with ``param``, written into ``out``.
+
+    ``op`` is ``operator.add``, ``sub``, ``mul`` or ``truediv``. In place (no second
+    array the size of the field) when ``out`` is in memory and keeps the dtype ``op``
+    would give: the same numbers. ``param``'s dims must be among ``out``'s (as
+    :func:`_check_aligned` ensures).
+
+    Examples
+    --------
+    >>> import operator
+    >>> out = xr.DataArray([[1.0, 2.0]], dims=("time", "lat")) - 1.0
+    >>> _then(out, operator.truediv, xr.DataArray([2.0, 4.0], dims="lat")).values
+    array([[0.  , 0.25]])
+    """
+    if isinstance(out.data, np.ndarray) and np.result_type(out.dtype, param.dtype) == out.dtype:
+        in_place = getattr(operator, f"i{op.__name__}")
+        in_place(out.variable, param.variable)  # xarray broadcasts by dim name
+        return out
+    return op(out, param)
 
 
 def _like(da: xr.DataArray, result: xr.DataArray, units: str | None) -> xr.DataArray:

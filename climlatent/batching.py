@@ -132,6 +132,8 @@ def to_matrix(da: xr.DataArray, layout: FieldLayout, dtype=np.float32) -> np.nda
     sample = layout.sample_dims(da)
     ordered = da.transpose(*sample, *layout.spatial_dims)
     n_samples = int(np.prod([da.sizes[d] for d in sample])) if sample else 1
+    if isinstance(ordered.data, np.ndarray):
+        return _gather(ordered.data.reshape(n_samples, -1), layout.mask, dtype)
     flat = ordered.data.reshape(n_samples, -1)[:, layout.mask]
     return np.asarray(flat, dtype=dtype)
 
@@ -183,19 +185,41 @@ def sample_coords(da: xr.DataArray, layout: FieldLayout) -> dict[str, xr.DataArr
     return {d: (da[d] if d in da.coords else da.sizes[d]) for d in layout.sample_dims(da)}
 
 
-def _scatter(matrix: np.ndarray, layout: FieldLayout) -> np.ndarray:
-    """Columns of valid cells -> full flattened grid with NaN in invalid cells.
+def _runs(mask: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(start, stop, column)`` of each run of adjacent valid cells of a flat ``mask``.
 
-    Copied run by run of adjacent valid cells: slices copy 5-20 times faster than
-    numpy's boolean column assignment, even when the runs are a few cells long.
+    Cells ``start:stop`` of the grid are columns ``column:column + stop - start`` of
+    the sample matrix. Copying run by run is 5-40 times faster than numpy's boolean
+    column indexing, in either direction, even when the runs are a few cells long.
+
+    Examples
+    --------
+    >>> _runs(np.array([True, True, False, True]))
+    [(0, 2, 0), (3, 4, 2)]
     """
+    edges = np.flatnonzero(np.diff(mask.astype(np.int8), prepend=0, append=0)).tolist()
+    starts, stops = edges[::2], edges[1::2]
+    columns = np.cumsum([0] + [b - a for a, b in zip(starts, stops, strict=True)]).tolist()
+    return list(zip(starts, stops, columns, strict=False))
+
+
+def _gather(flat: np.ndarray, mask: np.ndarray, dtype) -> np.ndarray:
+    """Full flattened grids ``(n, mask.size)`` -> columns of the valid cells, as ``dtype``.
+
+    Always a new array (``func`` of :func:`map_samples` may change its input).
+    """
+    matrix = np.empty((flat.shape[0], int(np.count_nonzero(mask))), dtype=dtype)
+    for start, stop, column in _runs(mask):
+        matrix[:, column : column + stop - start] = flat[:, start:stop]
+    return matrix
+
+
+def _scatter(matrix: np.ndarray, layout: FieldLayout) -> np.ndarray:
+    """Columns of valid cells -> full flattened grid with NaN in invalid cells."""
     mask = layout.mask
     full = np.full((matrix.shape[0], mask.size), np.nan, dtype=matrix.dtype)
-    edges = np.flatnonzero(np.diff(mask.astype(np.int8), prepend=0, append=0)).tolist()
-    column = 0
-    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+    for start, stop, column in _runs(mask):
         full[:, start:stop] = matrix[:, column : column + stop - start]
-        column += stop - start
     return full
 
 
@@ -251,9 +275,11 @@ def map_samples(
     sample = source.sample_dims(da)
     out_dims = tuple(f"__out_{d}" for d in target.spatial_dims)
 
+    source_mask = source.mask
+
     def block(values: np.ndarray) -> np.ndarray:
         lead = values.shape[: len(sample)]
-        matrix = values.reshape(-1, source.mask.size)[:, source.mask].astype(dtype, copy=False)
+        matrix = _gather(values.reshape(-1, source_mask.size), source_mask, dtype)
         result = np.asarray(func(matrix), dtype=dtype)
         if result.shape != (matrix.shape[0], target.n_features):
             raise ValueError(

@@ -98,6 +98,11 @@ class FittedRange:
     def _check_block(self, da: xr.DataArray, role: str, tolerance: float) -> xr.DataArray:
         low, high = self.bounds(tolerance)
         values = np.asarray(da.values)
+        # Two NaN-skipping reductions clear a plausible block (the common case) at an
+        # eighth of the cost of the masks below, which find and name the bad values.
+        plausible = values.size and low <= np.fmin.reduce(values, axis=None)
+        if plausible and np.fmax.reduce(values, axis=None) <= high:
+            return da
         bad = np.isinf(values) | (values < low) | (values > high)
         n_bad = int(bad.sum())
         if n_bad:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Hashable, Iterator
+import hashlib
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import cf_xarray  # noqa: F401  (registers the .cf accessor)
 import cftime
@@ -30,6 +32,8 @@ from climlatent.errors import InputDataError
 EARTH_RADIUS = 6_371_000.0  # m, the mean Earth radius used for cell areas
 MEMBER_DIM_NAMES = ("member", "realization", "member_id", "ensemble", "ens", "number")
 TIME_DIM_NAMES = ("time",)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,15 +108,61 @@ def reused_discovery(memo: dict) -> Iterator[None]:
         _DISCOVERY.reset(token)
 
 
-def _cf_names(obj: xr.Dataset | xr.DataArray, kind: str) -> dict[str, list[str]]:
-    """``obj.cf.coordinates`` or ``obj.cf.axes``, from the memo of a batch run when set."""
+def memoized(key: Callable[[], Hashable], compute: Callable[[], T]) -> T:
+    """``compute()``, kept under ``key()`` in the memo of :func:`reused_discovery` if set.
+
+    For what depends only on what ``key()`` describes (names, attributes, coordinate
+    values), computed once per batch run instead of once per block; without a memo,
+    ``compute()`` and nothing else (``key`` is not called). A ``compute()`` that raises
+    leaves nothing in the memo.
+
+    Examples
+    --------
+    >>> calls = []
+    >>> memo = {}
+    >>> with reused_discovery(memo):
+    ...     found = [memoized(lambda: "k", lambda: calls.append(1) or len(calls)) for _ in "ab"]
+    >>> found, len(calls)
+    ([1, 1], 1)
+    """
     memo = _DISCOVERY.get()
     if memo is None:
-        return getattr(obj.cf, kind)
-    key = (kind, _discovery_key(obj))
-    if key not in memo:
-        memo[key] = getattr(obj.cf, kind)
-    return memo[key]
+        return compute()
+    found = key()
+    if found not in memo:
+        memo[found] = compute()
+    return memo[found]
+
+
+def _cf_names(obj: xr.Dataset | xr.DataArray, kind: str) -> dict[str, list[str]]:
+    """``obj.cf.coordinates`` or ``obj.cf.axes``, from the memo of a batch run when set."""
+    return memoized(lambda: (kind, _discovery_key(obj)), lambda: getattr(obj.cf, kind))
+
+
+def grid_key(obj: xr.Dataset | xr.DataArray, name: str | None = None) -> Hashable:
+    """What the horizontal grid and layout of ``obj`` are made of, as a hashable key.
+
+    The names, dims and attributes discovery reads (and a DataArray's dims), and a
+    digest of the values of the latitude and longitude coordinates: two objects with
+    equal keys have the same grid in the same layout, whatever their data. ``name``
+    is the variable named if :func:`find_grid` raises.
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("lat", "lon"),
+    ...     coords={"lat": [10.0, 20.0], "lon": [0.0, 5.0, 10.0]})
+    >>> grid_key(da) == grid_key(da + 1), grid_key(da) == grid_key(da.assign_coords(lat=[0, 1]))
+    (True, False)
+    """
+    grid = find_grid(obj, name)
+    variables = obj.variables if isinstance(obj, xr.Dataset) else obj.coords.variables
+    values = []
+    for name in (grid.lat, grid.lon):
+        array = np.ascontiguousarray(variables[name].values)
+        digest = hashlib.blake2b(array.tobytes(), digest_size=16).digest()
+        values.append((array.dtype.str, array.shape, digest))
+    dims = obj.dims if isinstance(obj, xr.DataArray) else None
+    return ("grid", _discovery_key(obj), dims, *values)
 
 
 def _discovery_key(obj: xr.Dataset | xr.DataArray) -> Hashable:
@@ -236,8 +286,8 @@ def check_monotonic(coord: xr.DataArray, name: str | None = None) -> None:
     if np.issubdtype(values.dtype, np.number):
         step = np.diff(values)
         ok = np.all(step > 0) or np.all(step < 0)
-    else:  # datetime-like and cftime objects compare elementwise
-        ok = all(a < b for a, b in zip(values[:-1], values[1:], strict=True))
+    else:  # datetime-like and cftime objects compare elementwise (increasing only)
+        ok = bool(np.all(values[:-1] < values[1:]))
     if not ok:
         owner = f" of variable {name!r}" if name else ""
         raise InputDataError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import functools
 import json
+import operator
 import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -29,6 +30,7 @@ from climlatent._transforms import (
     _clip_round_off,
     _label,
     _like,
+    _then,
     _time_axis,
 )
 from climlatent.errors import InputDataError, NotFittedError
@@ -259,11 +261,11 @@ class Standardize(Transform, kind="standardize"):
 
     def _forward(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
         _check_aligned(da, state)
-        return (da - state["mean"]) / state["std"]
+        return _then(da - state["mean"], operator.truediv, state["std"])
 
     def _inverse(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
         _check_aligned(da, state)
-        return da * state["std"] + state["mean"]
+        return _then(da * state["std"], operator.add, state["mean"])
 
     def _forward_units(self, units: str) -> str:
         return "1"

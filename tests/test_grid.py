@@ -201,3 +201,28 @@ def test_reused_discovery_finds_what_discovery_finds(objects):
         for _ in range(2):  # the second time from the memo
             assert [found(obj) for obj in objects()] == expected
     assert memo
+
+
+def test_reused_discovery_conforms_as_without_memo():
+    """Grid orders kept for a batch run depend on the coordinate values, not the names."""
+    from climlatent.grid_order import conform
+
+    reference = rectilinear(n_time=1).isel(time=0, drop=True).to_dataset()
+    layouts = [
+        rectilinear(seed=1),
+        rectilinear(seed=2).isel(lat=slice(None, None, -1)),
+        rectilinear(seed=3)
+        .assign_coords(lon=(((rectilinear()["lon"] + 180) % 360) - 180))
+        .sortby("lon"),
+        rectilinear(seed=4).transpose("lon", "time", "lat"),
+    ]
+    expected = [conform(da, reference, "tas") for da in layouts]
+    shifted = rectilinear(seed=5).assign_coords(lon=rectilinear()["lon"] + 1.0)
+    memo = {}
+    with reused_discovery(memo):
+        for _ in range(2):  # the second time from the memo
+            for da, out in zip(layouts, expected, strict=True):
+                assert conform(da, reference, "tas").identical(out)
+            with pytest.raises(InputDataError, match="different grid"):
+                conform(shifted, reference, "tas")
+    assert any(key[0] == "canonical_order" for key in memo)

@@ -151,9 +151,12 @@ def _lazy_predict(estimator: BaseEstimator, ds: xr.Dataset, method: str) -> xr.D
     fields = xr.unify_chunks(*(ds[name] for name in names))
     spatial = find_grid(fields[0], names[0]).spatial_dims
     sample = tuple(dim for dim in fields[0].dims if dim not in spatial)
-    # One field through the eager method: every boundary check, and the output's metadata.
+    # One field through the eager method: every boundary check, and the output's metadata;
+    # what it finds of the grid is kept for the blocks.
     first = ds[names].isel(dict.fromkeys(sample, slice(0, 1))).compute()
-    template = getattr(estimator, method)(first)
+    discovery: dict = {}
+    with reused_discovery(discovery):
+        template = getattr(estimator, method)(first)
     target = template[estimator.target_]
     out_spatial = tuple(dim for dim in target.dims if dim not in sample)
     model = _ShippedModel(
@@ -164,6 +167,7 @@ def _lazy_predict(estimator: BaseEstimator, ds: xr.Dataset, method: str) -> xr.D
         sample + spatial,
         sample + out_spatial,
         {dim: fields[0][dim].variable for dim in sample if dim in fields[0].coords},
+        discovery,
     )
     arrays = [field.transpose(*sample, *spatial).data for field in fields]
     chunks = arrays[0].chunks[: len(sample)] + tuple((target.sizes[d],) for d in out_spatial)

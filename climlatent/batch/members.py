@@ -119,7 +119,9 @@ def _open_members(
             if missing:
                 raise InputDataError(f"member(s) {missing} not found; the inputs hold {list(seen)}")
             combined = combined.sel({member_dim: list(members)})
-        combined = combined.chunk({member_dim: 1})
+        # A fresh token, as in _member_part: dask would hash the (cftime) time index by
+        # pickling it (0.03-0.3 s).
+        combined = combined.chunk({member_dim: 1}, token=uuid.uuid4().hex)
         # The files close with the result, not at a garbage collection that may run
         # while netCDF-C opens the same file (which crashes it).
         combined.set_close(files.pop_all().close)

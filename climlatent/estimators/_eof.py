@@ -51,7 +51,9 @@ class EOFBasis:
 
     def project(self, x: np.ndarray) -> np.ndarray:
         """Principal components of samples ``x`` (n, n_cells) -> (n, n_modes)."""
-        return ((np.asarray(x, np.float64) - self.mean) * self.sqrt_weights) @ self.eofs.T
+        weighted = np.subtract(x, self.mean, dtype=np.float64)  # one float64 copy, reused
+        weighted *= self.sqrt_weights
+        return weighted @ self.eofs.T
 
     def reconstruct(self, pcs: np.ndarray) -> np.ndarray:
         """Fields from principal components (n, n_modes) -> (n, n_cells)."""

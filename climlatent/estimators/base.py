@@ -155,7 +155,7 @@ class BaseEstimator:
         if self.target_transform_ is not None:
             out = self.target_transform_.inverse(out)
         out = in_layout(getattr(self, "target_order_", None), out)
-        out = out.astype(np.float32)
+        out = out.astype(np.float32, copy=False)  # new data already (map_samples)
         out.attrs = physical_attrs(self.target_attrs_)
         result = carry_provenance(out.to_dataset(name=self.target_), ds)
         return add_history(result, f"{type(self).__name__}({self._config_text()}).{call}")
