@@ -1,5 +1,6 @@
 """``climlatent regrid SRC DST_GRID --output X.nc``: answers, options, one-line errors."""
 
+import gc
 import subprocess
 import sys
 
@@ -148,19 +149,23 @@ def test_errors_are_one_line_naming_what_is_wrong(tmp_path, source):
 
 
 def test_regrid_process_loads_neither_torch_nor_the_unused_probes(tmp_path, source):
-    """In its own process the command imports what regridding needs: no torch, and
-    xarray's probes of pint, dask.distributed and scipy's FFT find nothing."""
+    """In its own process the command imports what regridding needs: no torch; xarray's
+    probes of pint, dask.distributed and scipy's FFT and the repr and CPU-affinity
+    helpers find nothing; numpy.f2py (which scipy.sparse touches) is not executed; the
+    garbage collector leaves the objects to the exit."""
     path, _ = source
     argv = ["climlatent", "regrid", str(path), "r18x9", "-o", str(tmp_path / "o.nc"), "-q"]
     code = (
-        f"import sys\nsys.argv = {argv!r}\n"
+        f"import gc, sys\nsys.argv = {argv!r}\n"
         "from climlatent.cli import main\n"
         "try:\n    main()\nexcept SystemExit as done:\n    assert not done.code, done.code\n"
-        "names = ('torch', 'distributed', 'pint', 'scipy.fft', 'scipy.spatial')\n"
-        "print(sorted(n for n in names if sys.modules.get(n) is not None))"
+        "names = ('torch', 'distributed', 'pint', 'scipy.fft', 'scipy.spatial', 'jinja2',"
+        " 'rich', 'psutil')\n"
+        "print(sorted(n for n in names if sys.modules.get(n) is not None))\n"
+        "print(type(sys.modules['numpy.f2py']).__name__, gc.get_freeze_count() > 0)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert done.stdout.strip().splitlines()[-2:] == ["[]", "_LazyModule True"]
     assert (tmp_path / "o.nc").exists()
 
 
@@ -170,4 +175,5 @@ def test_in_another_process_the_probes_are_left_alone(tmp_path, source):
     path, _ = source
     assert run(path, "r18x9", "-o", tmp_path / "out.nc").exit_code == 0
     assert all(sys.modules.get(name, True) is not None for name in ("distributed", "pint"))
+    assert gc.get_freeze_count() == 0  # the host's garbage is still collected
     import distributed  # noqa: F401  (importable, not hidden)
