@@ -64,3 +64,14 @@ def test_runs_still_improving_at_the_cap_give_no_verdict():
 def test_label_claims_are_the_acceptance_shares():
     labelled = [c.case["labelled"] for c in dc.CLAIMS if c.case.get("study") == "labels"]
     assert labelled == [round(f * 512) for f in (0.01, 0.03, 0.08)]
+
+
+def test_ledger_tests_only_the_runs_of_its_budget(tmp_path):
+    """Runs at a 300-epoch cap, still improving, are left out of a 2000-epoch ledger."""
+    old = _runs([0.7] * 16, [0.7] * 16, epochs_run=300, best_epoch=299)
+    new = _runs([0.95] * 8 + [0.7] * 8, [0.7] * 16, epochs_run=1600, best_epoch=1580)
+    new["max_epochs"] = 2000
+    pd.concat([old, new]).to_csv(tmp_path / "runs.partial.csv", index=False)
+    table = dc.write_ledger(tmp_path, {"max_epochs": 2000, "patience": 10})
+    assert table.loc[0, "verdict"] == "reproduced" and table.loc[0, "ours"] == "8/16 vs 0/16"
+    assert "32 runs of other budgets left out" in (tmp_path / "claims.md").read_text()

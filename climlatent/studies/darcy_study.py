@@ -49,7 +49,7 @@ import xarray as xr
 from climlatent.estimators.vae import VAE
 from climlatent.metrics.disentanglement import disentanglement_score, kl_disentanglement_score
 from climlatent.reference.darcy import generate
-from climlatent.studies.darcy_claims import write_ledger
+from climlatent.studies.darcy_claims import BUDGET, select_runs, write_ledger
 from climlatent.studies.run_ledger import RunLedger
 
 FIELDS = ["pressure", "u_x", "u_y"]
@@ -218,8 +218,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--mixture-seeds", type=int, default=16)
-    parser.add_argument("--max-epochs", type=int, default=300)
-    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--max-epochs", type=int, default=BUDGET["max_epochs"])
+    parser.add_argument("--patience", type=int, default=BUDGET["patience"])
     parser.add_argument("--n-test", type=int, default=512)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--over-regularised", type=float, default=0.1)
@@ -260,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
         for row in pool.map(run_case, missing):
             ledger.append(row)
-            write_ledger(args.output)
+            write_ledger(args.output, budget)
             print(
                 f"  {row['study']:6s} {row['distribution']:8s} {row['prior']:12s} "
                 f"labels={row['labelled']:3d} w={row['supervision_weight']:g} "
@@ -269,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"epochs={row['epochs_run']} ({row['seconds']:.0f} s)",
                 flush=True,
             )
-    runs = pd.DataFrame(ledger.rows)
+    runs = select_runs(pd.DataFrame(ledger.rows), budget)  # other budgets' rows stay apart
     if ledger.missing(todo):
         print(f"{len(ledger.missing(todo))} of {len(todo)} runs left; rerun to continue "
               f"({ledger.path})")  # fmt: skip
