@@ -127,7 +127,7 @@ class ProxyDownscaler(nn.Module):
 
         ``group``: each sample's group ``(batch,)`` (integer); group 0 when omitted.
         """
-        return self._combine(self.interpolated(drivers), _groups(group, drivers))
+        return self._combine(self.interpolated(drivers), row_groups(group, drivers))
 
     def _combine(self, interpolated: Tensor, group: Tensor) -> Tensor:
         """The fine-scale terms of each row's group applied to its interpolated latent."""
@@ -147,7 +147,7 @@ class ProxyDownscaler(nn.Module):
         group: Tensor | None = None,
     ) -> Tensor:
         """One stochastic fine field per batch row, with the learned residual noise."""
-        group = _groups(group, drivers)
+        group = row_groups(group, drivers)
         predictor = self.predictor(drivers, group)
         eps = torch.randn(predictor.shape, generator=generator, device=predictor.device)
         draw = predictor + torch.exp(self.log_sigma[group]) * eps
@@ -157,14 +157,8 @@ class ProxyDownscaler(nn.Module):
         """Squared error (or Gaussian NLL with ``noise``) on the fine valid cells."""
         y, weight, drivers = batch[:3]
         interpolated = self.interpolated(drivers)
-        if len(batch) > 3:  # seasonal: one row per (sample, group) it enters
-            groups, counts = batch[3:]
-            rows, slots = torch.nonzero(counts > 0, as_tuple=True)
-            group = groups[rows, slots].long()
-            y, interpolated = y[rows], interpolated[rows]
-            weight = weight[rows] * counts[rows, slots, None]
-        else:
-            group = torch.zeros(len(y), dtype=torch.long, device=y.device)
+        rows, group, count = group_entries(batch)
+        y, interpolated, weight = y[rows], interpolated[rows], weight[rows] * count
         target = torch.log(torch.clamp(y, min=self.floor)) if self.mode == "multiplicative" else y
         residual = (target - self._combine(interpolated, group)) ** 2
         n_valid = weight.sum().clamp(min=1)
@@ -176,8 +170,41 @@ class ProxyDownscaler(nn.Module):
         return {"loss": nll.sum() / n_valid, "mse": mse}
 
 
-def _groups(group: Tensor | None, drivers: Tensor) -> Tensor:
-    """Each row's group as int64 indices (0 for every row when ``group`` is None)."""
+def row_groups(group: Tensor | None, rows: Tensor) -> Tensor:
+    """Each row's group as int64 indices (0 for every row of ``rows`` when ``group`` is None).
+
+    Examples
+    --------
+    >>> row_groups(None, torch.zeros(3, 2)).tolist(), row_groups(torch.tensor([2.0]), None)
+    ([0, 0, 0], tensor([2]))
+    """
     if group is None:
-        return torch.zeros(len(drivers), dtype=torch.long, device=drivers.device)
+        return torch.zeros(len(rows), dtype=torch.long, device=rows.device)
     return group.reshape(-1).long()
+
+
+def group_entries(batch: tuple[Tensor, ...]) -> tuple[Tensor | slice, Tensor, Tensor]:
+    """Each (sample, group) entry of a training batch ``(y, weight, drivers[, groups, counts])``.
+
+    Returns the entries' rows of the batch, their groups and counts ``(entries, 1)``:
+    a seasonal batch has one entry per group a sample enters (a sample's misfit is
+    then summed over its groups, weighted by how often it enters each); otherwise
+    every row (``slice(None)``, a view) in group 0, once.
+
+    Examples
+    --------
+    >>> y = torch.zeros(2, 4)
+    >>> groups, counts = torch.tensor([[0, 1], [1, 0]]), torch.tensor([[1.0, 2.0], [1.0, 0.0]])
+    >>> rows, group, count = group_entries((y, y, y, groups, counts))
+    >>> rows.tolist(), group.tolist(), count.ravel().tolist()
+    ([0, 0, 1], [0, 1, 1], [1.0, 2.0, 1.0])
+    >>> group_entries((y, y, y))[0]
+    slice(None, None, None)
+    """
+    if len(batch) > 3:
+        groups, counts = batch[3:]
+        rows, slots = torch.nonzero(counts > 0, as_tuple=True)
+        return rows, groups[rows, slots].long(), counts[rows, slots, None]
+    y = batch[0]
+    group = torch.zeros(len(y), dtype=torch.long, device=y.device)
+    return slice(None), group, y.new_ones(len(y), 1)

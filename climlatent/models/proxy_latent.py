@@ -68,6 +68,7 @@ import torch
 from torch import Tensor, nn
 
 from climlatent.models.conv import GridScatter, ResidualBlock
+from climlatent.models.downscaler import group_entries, row_groups
 from climlatent.models.latents import make_latent
 
 LOSS_NAMES = ("autoencoder", "latent", "reconstruction", "reconstruction_proxy", "kl")
@@ -258,7 +259,7 @@ class ProxyLatentModel(nn.Module):
 
         ``group``: each row's group ``(batch,)``; group 0 when omitted.
         """
-        return self.structure[_groups(group, z)] + self.anomaly(z)
+        return self.structure[row_groups(group, z)] + self.anomaly(z)
 
     def anomaly(self, z: Tensor) -> Tensor:
         """``d(z) - s``: the part of the decoder that every group shares."""
@@ -283,7 +284,7 @@ class ProxyLatentModel(nn.Module):
         out = self.untransform(self.emulate(drivers, group, observed))
         if not self.log_growth:
             return out
-        return out * torch.exp(self.log_smearing[_groups(group, drivers)])
+        return out * torch.exp(self.log_smearing[row_groups(group, drivers)])
 
     def sample(
         self,
@@ -299,7 +300,7 @@ class ProxyLatentModel(nn.Module):
         decoded, and the fine residual spread of ``y - d(e(y))`` is added, both of
         each row's group.
         """
-        group = _groups(group, drivers)
+        group = row_groups(group, drivers)
         mean = self.predict_latent(drivers, observed)
         eps = torch.randn(mean.shape, generator=generator, device=mean.device)
         fine = self.decode(mean + self.latent_spread[group] * eps, group)
@@ -330,13 +331,7 @@ class ProxyLatentModel(nn.Module):
         z, mean, kl = self.encode(y, weight)
         z_proxy = self.predict_latent(drivers)
         anomalies = self.anomaly(torch.cat([z, z_proxy]))
-        if len(batch) > 3:  # seasonal: one row per (sample, group) it enters
-            groups, counts = batch[3:]
-            rows, slots = torch.nonzero(counts > 0, as_tuple=True)
-            group, count = groups[rows, slots].long(), counts[rows, slots, None]
-        else:
-            rows = torch.arange(len(y), device=y.device)
-            group, count = torch.zeros_like(rows), weight.new_ones(len(y), 1)
+        rows, group, count = group_entries(batch)
         residual = y[rows] - self.structure[group]
         weight, entries = weight[rows] * count, count.sum()
         reconstruction, reconstruction_proxy = (
@@ -352,10 +347,3 @@ class ProxyLatentModel(nn.Module):
             "reconstruction_proxy": reconstruction_proxy,
             "kl": kl,
         }
-
-
-def _groups(group: Tensor | None, rows: Tensor) -> Tensor:
-    """Each row's group as int64 indices (0 for every row of ``rows`` when ``group`` is None)."""
-    if group is None:
-        return torch.zeros(len(rows), dtype=torch.long, device=rows.device)
-    return group.reshape(-1).long()
