@@ -269,9 +269,7 @@ class ProxyDownscaler(BaseEstimator):
         self.module_ = self._build(
             torch.from_numpy(neighbours), torch.from_numpy(weights), modules, _floor(y_mat)
         )
-        # a subclass's own structure need not know groups: passed only when seasonal
-        seasonal = {"memberships": memberships} if grouper.seasonal else {}
-        self._initialise_structure(y_mat, x_mat, **seasonal)
+        self._initialise_structure(y_mat, x_mat, memberships)
         self.device_ = resolve_device(self.device)
         weight = np.isfinite(y_mat).astype(np.float32)
         filler = 1.0 if mode == "multiplicative" else 0.0
@@ -284,17 +282,25 @@ class ProxyDownscaler(BaseEstimator):
         # sets history_ and best_epoch_
         train_module(self, self.module_, tensors, checkpoint, resume, {"proxies": laws})
         self.module_.eval()
+        self._after_training(coarse, y_mat, x_mat, memberships)
         return self
 
-    def _initialise_structure(
-        self, y: np.ndarray, x: np.ndarray, memberships: np.ndarray | None = None
+    def _after_training(
+        self, coarse: xr.Dataset, y: np.ndarray, x: np.ndarray, memberships: np.ndarray
     ) -> None:
+        """What a subclass measures on the fitting samples once trained (nothing here).
+
+        ``y`` and ``x`` are the target and driver matrices the module was trained on,
+        ``memberships`` each sample's weight in each group, and ``coarse`` the inputs.
+        """
+
+    def _initialise_structure(self, y: np.ndarray, x: np.ndarray, memberships: np.ndarray) -> None:
         """Start ``s(x)`` at the per-cell mean misfit of the initial proxies (closed form).
 
         In the additive form the coarse latent is first centred on its training mean,
         so that the interpolation acts on anomalies and ``s(x)`` holds the mean state.
-        ``memberships`` (``(n_samples, n_groups)``, seasonal fits): the mean is each
-        group's, weighted by how often a sample enters it.
+        ``memberships`` (``(n_samples, n_groups)``, one column of ones for a fit of the
+        whole year): the mean is each group's, weighted by how often a sample enters it.
         """
         with torch.no_grad():
             if self.mode_ == "additive":
@@ -304,10 +310,7 @@ class ProxyDownscaler(BaseEstimator):
             target = (
                 np.log(np.maximum(y, self.module_.floor)) if self.mode_ == "multiplicative" else y
             )
-            if memberships is None:
-                offset = np.nanmean(target - predictor, axis=0)[None]
-            else:
-                offset = group_mean(target - predictor, memberships)
+            offset = group_mean(target - predictor, memberships)
             self.module_.structure.copy_(torch.from_numpy(np.nan_to_num(offset)).float())
 
     # -- boundary helpers ----------------------------------------------------------

@@ -32,7 +32,7 @@ from climlatent.errors import InputDataError
 from climlatent.estimators.downscaler import ProxyDownscaler
 from climlatent.fitted_range import FittedRange
 from climlatent.grid_order import GridOrder, grid_layout, in_layout
-from climlatent.grouping import Grouper, group_mean
+from climlatent.grouping import group_mean
 from climlatent.models.proxy_latent import ProxyLatentModel
 from climlatent.regrid import Regridder
 from climlatent.training import TrainingConfig
@@ -151,23 +151,22 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             time, _ = check_field(observed, "coarse target")
             check_same_samples(get_variable(fine, target, "target"), observed, time)
             parse_units(observed, target)
-        super().fit(coarse, fine, target, proxies, checkpoint=checkpoint, resume=resume)
+        return super().fit(coarse, fine, target, proxies, checkpoint=checkpoint, resume=resume)
+
+    def _after_training(
+        self, coarse: xr.Dataset, y: np.ndarray, x: np.ndarray, memberships: np.ndarray
+    ) -> None:
+        """The coarse target's fitted range, then the residuals (`_measure_residuals`)."""
+        inputs = [x]
         if self.target_input:
-            observed = convert_units(observed, self.target_attrs_["units"], target)
-            self.driver_ranges_[target] = FittedRange.fit(
+            observed = get_variable(coarse, self.target_, "coarse target")
+            observed = convert_units(observed, self.target_attrs_["units"], self.target_)
+            self.driver_ranges_[self.target_] = FittedRange.fit(
                 observed, "coarse target", self.range_tolerance
             )
+            inputs.append(self._coarse_target(coarse))
         if self.target_input or self.noise:
-            y = GridOrder.of(fine[target], target).canonical(fine[target])
-            memberships = Grouper.parse(self.group).row_weights(
-                y, self.fine_layout_.sample_dims(y), "target", self.groups_
-            )
-            drivers = [GridOrder.of(x).canonical(x) for x in self._drivers(coarse)]
-            inputs = [self._driver_matrix(drivers)]
-            if self.target_input:
-                inputs.append(self._coarse_target(coarse))
-            self._measure_residuals(to_matrix(y, self.fine_layout_), memberships, *inputs)
-        return self
+            self._measure_residuals(y, memberships, *inputs)
 
     def _coarse_target(self, coarse: xr.Dataset, check_range: bool | None = None) -> np.ndarray:
         """The coarse target in the fine target's units, ``(n_samples, n_coarse)``.
@@ -244,7 +243,6 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             )
         if self.noise:
             structure = module.structure.detach().double().numpy()
-
             n = memberships.sum(axis=0)
 
             def spread(variance: np.ndarray) -> torch.Tensor:
@@ -356,13 +354,11 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             n_groups=self.groups_.size,
         )
 
-    def _initialise_structure(
-        self, y: np.ndarray, x: np.ndarray, memberships: np.ndarray | None = None
-    ) -> None:
+    def _initialise_structure(self, y: np.ndarray, x: np.ndarray, memberships: np.ndarray) -> None:
         """Aggregation weights, the target's scale, the centres and ``s(x)`` from the data.
 
         ``s(x)`` starts at the mean, per group (``memberships``, ``(n_samples,
-        n_groups)``, when seasonal), of what the growth latent's linear part leaves.
+        n_groups)``), of what the growth latent's linear part leaves.
         """
         module = self.module_
         fine = self.fine_layout_.grid.drop_vars("valid_mask")
@@ -389,8 +385,6 @@ class ProxyLatentDownscaler(ProxyDownscaler):
                 )
                 module.weights.copy_(torch.from_numpy(kernel))
             linear = module.gain * (growth[:, module.neighbours] * module.weights).sum(-1)
-            if memberships is None:
-                memberships = np.ones((len(y_t), 1))
             structure = group_mean(y_t - linear.numpy(), memberships)
             module.structure.copy_(torch.from_numpy(np.nan_to_num(structure)))
 
