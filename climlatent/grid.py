@@ -157,8 +157,8 @@ def grid_key(obj: xr.Dataset | xr.DataArray, name: str | None = None) -> Hashabl
     grid = find_grid(obj, name)
     variables = obj.variables if isinstance(obj, xr.Dataset) else obj.coords.variables
     values = []
-    for name in (grid.lat, grid.lon):
-        array = np.ascontiguousarray(variables[name].values)
+    for coord in (grid.lat, grid.lon):
+        array = np.ascontiguousarray(variables[coord].values)
         digest = hashlib.blake2b(array.tobytes(), digest_size=16).digest()
         values.append((array.dtype.str, array.shape, digest))
     dims = obj.dims if isinstance(obj, xr.DataArray) else None
