@@ -47,7 +47,12 @@ import pandas as pd
 from scipy import stats
 
 from climlatent.studies.burgers_study import EVAL_TIMES, LABELS, column
-from climlatent.studies.darcy_claims import MIN_BOOTSTRAP_RUNS, bootstrap_difference, verdict
+from climlatent.studies.darcy_claims import (
+    MIN_BOOTSTRAP_RUNS,
+    bootstrap_difference,
+    epochs_text,
+    verdict,
+)
 from climlatent.studies.llaae_claims import welch_power
 from climlatent.studies.markdown import markdown_table
 
@@ -137,12 +142,9 @@ def _budget(*groups: pd.DataFrame) -> str:
     both = pd.concat(groups)
     if both.empty:
         return "-"
-    capped = int((both["epochs_run"] >= both["max_epochs"]).sum())
     return (
-        f"{'/'.join(str(len(g)) for g in groups)} seeds; epochs {int(both['epochs_run'].min())}"
-        f"-{int(both['epochs_run'].max())} (cap {int(both['max_epochs'].max())}, {capped} at "
-        f"the cap); {int(both['n_train'].max())} training trajectories (10 % validation), "
-        f"{int(both['n_test'].max())} test per set, 100 x 101 grid"
+        f"{epochs_text(groups, 'seeds')}; {int(both['n_train'].max())} training trajectories "
+        f"(10 % validation), {int(both['n_test'].max())} test per set, 100 x 101 grid"
     )
 
 

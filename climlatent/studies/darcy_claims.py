@@ -142,16 +142,28 @@ def _convergence_verdict(*groups: pd.DataFrame) -> str | None:
     return f"inconclusive ({n} of {len(both)} runs still improving at the epoch cap)"
 
 
-def _budget(*groups: pd.DataFrame) -> str:
+def epochs_text(groups: Sequence[pd.DataFrame], unit: str = "runs") -> str:
+    """The compared groups' sizes and the epochs their runs reached, for a budget column.
+
+    Examples
+    --------
+    >>> runs = pd.DataFrame({"epochs_run": [120, 300], "max_epochs": 300})
+    >>> epochs_text([runs.iloc[:1], runs.iloc[1:]])
+    '1/1 runs; epochs 120-300 (cap 300, 1 at the cap)'
+    """
     both = pd.concat(groups)
-    if both.empty:
-        return "-"
     capped = int((both["epochs_run"] >= both["max_epochs"]).sum())
     return (
-        f"{'/'.join(str(len(g)) for g in groups)} runs; epochs {int(both['epochs_run'].min())}-"
-        f"{int(both['epochs_run'].max())} (cap {int(both['max_epochs'].max())}, {capped} "
-        f"at the cap); 512 train / 512 test, 65x65"
+        f"{'/'.join(str(len(g)) for g in groups)} {unit}; epochs "
+        f"{int(both['epochs_run'].min())}-{int(both['epochs_run'].max())} "
+        f"(cap {int(both['max_epochs'].max())}, {capped} at the cap)"
     )
+
+
+def _budget(*groups: pd.DataFrame) -> str:
+    if pd.concat(groups).empty:
+        return "-"
+    return f"{epochs_text(groups)}; 512 train / 512 test, 65x65"
 
 
 def share_row(runs: pd.DataFrame, claim: ShareClaim) -> dict:
