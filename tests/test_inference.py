@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from climlatent.estimators._torch import inference, inference_batch_size
+from climlatent.estimators._torch import (
+    CPU_TENSOR_BYTES,
+    INFERENCE_BATCH,
+    PROBE_ROWS,
+    inference,
+    inference_batch_size,
+)
 
 
 def _model():
@@ -39,3 +45,37 @@ def test_cuda_pinned_path_matches_the_cpu():
     assert 1024 <= inference_batch_size(device, row_bytes=24) <= 2**18
     result = inference(model.to(device), x, device=device, batch_size=4096)
     np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-5)
+
+
+def _recording(func, sizes):
+    def call(t):
+        sizes.append(len(t))
+        return func(t)
+
+    return call
+
+
+def test_cpu_batches_hold_the_largest_intermediate_to_its_byte_budget():
+    torch.manual_seed(0)
+    wide = torch.nn.Linear(6, 2**16)  # 256 KiB of activations per row
+    x = np.random.default_rng(2).normal(size=(100, 6)).astype(np.float32)
+    sizes = []
+    result = inference(
+        _recording(lambda t: wide(t).sum(1, keepdim=True), sizes), x, device=torch.device("cpu")
+    )
+    rows = CPU_TENSOR_BYTES // (2**16 * 4)
+    assert sizes[0] == PROBE_ROWS and set(sizes[1:-1]) == {rows} and sum(sizes) == 100
+    expected = wide(torch.from_numpy(x)).sum(1, keepdim=True).detach().numpy()
+    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_a_small_model_runs_in_the_largest_batches():
+    sizes = []
+    x = np.zeros((5000, 6), np.float32)
+    inference(_recording(_model(), sizes), x, device=torch.device("cpu"))
+    assert sizes == [PROBE_ROWS, INFERENCE_BATCH, 5000 - PROBE_ROWS - INFERENCE_BATCH]
+
+
+def test_no_rows_give_an_empty_result_of_the_output_width():
+    result = inference(_model(), np.zeros((0, 6), np.float32), device=torch.device("cpu"))
+    assert result.shape == (0, 3) and result.dtype == np.float32

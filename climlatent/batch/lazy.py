@@ -86,10 +86,10 @@ def block_steps(estimator: BaseEstimator) -> int:
 
     Each call pays a fixed cost besides the model (checks of the block, its Dataset,
     the output laid on the grid: tens of ms) that a block of 365 steps of a small model
-    does not amortise; a call is therefore the model's inference batch
-    (``INFERENCE_BATCH`` rows, 4096), and fewer steps where their output would exceed
-    ``BLOCK_BYTES`` (a fine grid of 10**5 cells: 83 steps, whose model time dwarfs
-    the fixed cost).
+    does not amortise; a call is therefore ``INFERENCE_BATCH`` steps (4096), which the
+    model runs in batches of its own efficient size (see ``estimators._torch``), and
+    fewer steps where their output would exceed ``BLOCK_BYTES`` (a fine grid of 10**5
+    cells: 83 steps, whose model time dwarfs the fixed cost).
 
     Examples
     --------

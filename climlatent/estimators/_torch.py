@@ -6,40 +6,113 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from climlatent.errors import CheckpointError
 
-INFERENCE_BATCH = 4096
+INFERENCE_BATCH = 4096  # rows per inference call at most
+#: Bytes of the largest tensor one CPU batch may create: a core's share of the last
+#: level cache. Larger batches run slower, not faster: beyond glibc's 32 MiB mmap
+#: threshold every intermediate is a fresh mapping whose pages fault in on first touch
+#: (a 65x65 decoder at 4096 rows runs at a third of its speed at 32 rows).
+CPU_TENSOR_BYTES = 4 * 2**20
+PROBE_ROWS = 16  # rows of the first CPU batch, whose largest tensor sets the others
 CUDA_MEMORY_SHARE = 0.25  # of free device memory for one batch's inputs and activations
 ACTIVATION_FACTOR = 64  # device bytes per input byte assumed for activations
 
 
 def inference_batch_size(device: torch.device, row_bytes: int) -> int:
-    """Rows per inference call: fixed on the CPU, sized to free memory on CUDA.
+    """Rows per CUDA inference call, sized to the free device memory.
 
     Parameters
     ----------
     device : torch.device
-        Where the model runs.
+        A CUDA device.
     row_bytes : int
         Bytes of one sample's inputs (all arrays).
 
     Returns
     -------
     int
-        ``INFERENCE_BATCH`` on the CPU; on CUDA a quarter of the free device memory
-        divided by ``ACTIVATION_FACTOR * row_bytes``, between 1024 and 2**18 rows.
+        A quarter of the free device memory divided by ``ACTIVATION_FACTOR *
+        row_bytes``, between 1024 and 2**18 rows.
 
     Examples
     --------
-    >>> inference_batch_size(torch.device("cpu"), row_bytes=4096)
-    4096
+    >>> if torch.cuda.is_available():
+    ...     assert inference_batch_size(torch.device("cuda"), row_bytes=4096) >= 1024
     """
-    if device.type != "cuda":
-        return INFERENCE_BATCH
     free_bytes, _ = torch.cuda.mem_get_info(device)
     rows = int(CUDA_MEMORY_SHARE * free_bytes) // (ACTIVATION_FACTOR * max(row_bytes, 1))
     return int(np.clip(rows, 1024, 2**18))
+
+
+def cpu_batch_size(largest_tensor_bytes: int, rows: int) -> int:
+    """Rows per CPU inference call from the largest tensor a batch of ``rows`` made.
+
+    Parameters
+    ----------
+    largest_tensor_bytes : int
+        Bytes of the largest tensor (input, intermediate or output) of a call on
+        ``rows`` rows.
+    rows : int
+        Rows of that call.
+
+    Returns
+    -------
+    int
+        The rows whose largest tensor fits ``CPU_TENSOR_BYTES``, between 1 and
+        ``INFERENCE_BATCH``.
+
+    Examples
+    --------
+    >>> cpu_batch_size(largest_tensor_bytes=16 * 98_304, rows=16)  # a 32x48 decoder
+    42
+    >>> cpu_batch_size(largest_tensor_bytes=16 * 24, rows=16)  # a small MLP
+    4096
+    """
+    if largest_tensor_bytes <= 0:
+        return INFERENCE_BATCH
+    return int(np.clip(CPU_TENSOR_BYTES * max(rows, 1) // largest_tensor_bytes, 1, INFERENCE_BATCH))
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the bytes of the largest tensor any torch operation creates inside it.
+
+    Views (a transposed weight, a reshaped batch) allocate nothing and are not counted,
+    nor are the wrappers of ``torch.func`` transforms (``vmap``, ``jacrev``), which
+    have no memory of their own.
+
+    Examples
+    --------
+    >>> weight = torch.ones(1000, 100)
+    >>> with LargestTensor() as probe:
+    ...     _ = torch.ones(8, 100) @ weight.T
+    >>> probe.bytes  # the 8 x 1000 product, not the transposed weight
+    32000
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, D105
+        out = func(*args, **(kwargs or {}))
+        inputs = {_storage(t) for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        inputs.add(None)
+        for leaf in tree_leaves(out):
+            if isinstance(leaf, torch.Tensor) and _storage(leaf) not in inputs:
+                self.bytes = max(self.bytes, leaf.numel() * leaf.element_size())
+        return out
+
+
+def _storage(tensor: torch.Tensor) -> int | None:
+    """The address of a tensor's memory, shared by its views (None: a functorch wrapper)."""
+    try:
+        return tensor.untyped_storage().data_ptr()
+    except RuntimeError:
+        return None
 
 
 def inference(
@@ -50,9 +123,12 @@ def inference(
 ) -> np.ndarray:
     """Apply a torch function to numpy arrays batch by batch, without gradients.
 
-    On CUDA, batches are staged in pinned host memory and copied without blocking
-    in both directions, and the host waits for the device once, at the end, so that
-    transfers and kernels queue back to back.
+    On the CPU, the first batch is ``PROBE_ROWS`` rows, and the largest tensor it
+    creates sets the rows of the others (`cpu_batch_size`): the model's efficient
+    batch, whatever its grid. On CUDA, batches are sized to the free device memory
+    (`inference_batch_size`), staged in pinned host memory and copied without
+    blocking in both directions, and the host waits for the device once, at the end,
+    so that transfers and kernels queue back to back.
 
     Parameters
     ----------
@@ -63,7 +139,7 @@ def inference(
     device : torch.device
         Where ``func``'s module lives; batches move there and results come back.
     batch_size : int, optional
-        Rows per call; `inference_batch_size` by default.
+        Rows per call, instead of the rules above.
 
     Returns
     -------
@@ -77,29 +153,41 @@ def inference(
     np.float32(20.0)
     """
     n = arrays[0].shape[0]
-    if batch_size is None:
-        row_bytes = sum(4 * int(np.prod(a.shape[1:])) for a in arrays)
-        batch_size = inference_batch_size(device, row_bytes)
     cuda = device.type == "cuda"
-    pieces, staged = [], []
+    results: list[np.ndarray] = []  # one array of all rows, allocated with the first batch
+    staged = []
+
+    def run(start: int, stop: int) -> None:
+        host = [torch.from_numpy(np.ascontiguousarray(a[start:stop], np.float32)) for a in arrays]
+        if cuda:
+            host = [t.pin_memory() for t in host]
+            staged.append(host)  # pinned buffers must outlive their asynchronous copies
+        result = func(*(t.to(device, non_blocking=cuda) for t in host)).float()
+        if not results:
+            shape = (n, *result.shape[1:])
+            if cuda:
+                results.append(torch.empty(shape, dtype=torch.float32, pin_memory=True))
+            else:  # numpy's large arrays get transparent huge pages, torch's do not
+                results.append(torch.from_numpy(np.empty(shape, np.float32)))
+        results[0][start:stop].copy_(result, non_blocking=cuda)
+
     with torch.inference_mode():
-        for start in range(0, max(n, 1), batch_size):
-            host = [
-                torch.from_numpy(np.ascontiguousarray(a[start : start + batch_size], np.float32))
-                for a in arrays
-            ]
-            if cuda:
-                host = [t.pin_memory() for t in host]
-                staged.append(host)  # pinned buffers must outlive their asynchronous copies
-            result = func(*(t.to(device, non_blocking=cuda) for t in host)).float()
-            if cuda:
-                out = torch.empty(result.shape, dtype=torch.float32, pin_memory=True)
-                pieces.append(out.copy_(result, non_blocking=True))
-            else:
-                pieces.append(result)
+        done = 0
+        if batch_size is None and cuda:
+            row_bytes = sum(4 * int(np.prod(a.shape[1:])) for a in arrays)
+            batch_size = inference_batch_size(device, row_bytes)
+        elif batch_size is None:
+            done = min(PROBE_ROWS, n)
+            with LargestTensor() as probe:
+                run(0, done)
+            batch_size = cpu_batch_size(probe.bytes, done)
+        for start in range(done, n, batch_size):
+            run(start, start + batch_size)
+        if not results:
+            run(0, 0)
         if cuda:
             torch.cuda.synchronize(device)
-    return np.concatenate([piece.numpy() for piece in pieces], axis=0)
+    return results[0].numpy()
 
 
 def state_to_numpy(module: torch.nn.Module, prefix: str = "module.") -> dict[str, np.ndarray]:
