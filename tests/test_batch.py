@@ -1,6 +1,7 @@
 """Batch inference: lazy emulation/downscaling over member files, the model shipped once,
 schedulers, and the checks on member files."""
 
+import os
 import pickle
 import time
 from pathlib import Path
@@ -147,6 +148,15 @@ def test_distributed_workers_hold_the_model_once(ensemble, member_files, model_p
     assert set(threads.values()) == {1}
     expected = est.emulate(ensemble)["pr"]
     xr.testing.assert_allclose(xr.concat([first, second], "member")["pr"], expected, rtol=1e-6)
+
+
+def test_local_cluster_workers_keep_the_adaptive_mmap_threshold():
+    key = "distributed.nanny.pre-spawn-environ"
+    with batch.scheduler("local", n_workers=1) as client:
+        trim = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        threads = client.run(lambda: os.environ.get("OMP_NUM_THREADS"))
+    assert list(trim.values()) == [None] and list(threads.values()) == ["1"]
+    assert "MALLOC_TRIM_THRESHOLD_" in dask.config.get(key)  # dask's setting, restored
 
 
 def test_threaded_scheduler_fixes_torch_threads_then_restores():

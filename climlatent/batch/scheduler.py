@@ -72,6 +72,7 @@ def scheduler(
         from distributed import Client
 
         if address == "local":
+            stack.enter_context(dask.config.set(_worker_environ()))
             client = Client(
                 n_workers=n_workers,
                 threads_per_worker=1,
@@ -89,6 +90,28 @@ def scheduler(
         stack.enter_context(client)
         client.register_plugin(_torch_threads_plugin(torch_threads))
         yield client
+
+
+def _worker_environ() -> dict[str, dict]:
+    """The environment of new dask worker processes, less ``MALLOC_TRIM_THRESHOLD_``.
+
+    distributed sets it (to 64 KiB) so that workers hand freed memory back to the
+    system; but any trim threshold also pins glibc's mmap threshold at 128 KiB, so
+    every larger tensor of a model call is a fresh mapping whose pages fault in on
+    first touch. Measured on 2 cores: a 50 -> 5000 linear layer ran 2.3 times slower
+    in such a worker than in a thread, and ``emulate_to_zarr`` of 4 members on one
+    worker took 9.4 s with it, 6.4 s without. Peak memory stays bounded by the blocks
+    in flight.
+
+    Examples
+    --------
+    >>> import distributed
+    >>> "MALLOC_TRIM_THRESHOLD_" in _worker_environ()["distributed.nanny.pre-spawn-environ"]
+    False
+    """
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return {"distributed.nanny.pre-spawn-environ": environ}
 
 
 def _torch_threads_plugin(n_threads: int) -> Any:
