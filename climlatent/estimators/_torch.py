@@ -154,7 +154,7 @@ def inference(
     """
     n = arrays[0].shape[0]
     cuda = device.type == "cuda"
-    results: list[np.ndarray] = []  # one array of all rows, allocated with the first batch
+    results: list[torch.Tensor] = []  # one tensor of all rows, allocated with the first batch
     staged = []
 
     def run(start: int, stop: int) -> None:
