@@ -79,3 +79,9 @@ def test_a_small_model_runs_in_the_largest_batches():
 def test_no_rows_give_an_empty_result_of_the_output_width():
     result = inference(_model(), np.zeros((0, 6), np.float32), device=torch.device("cpu"))
     assert result.shape == (0, 3) and result.dtype == np.float32
+
+
+def test_a_function_returning_a_row_per_batch_is_refused():
+    x = np.ones((40, 6), np.float32)
+    with pytest.raises(ValueError, match="returned 1 rows for 16"):
+        inference(lambda t: t.sum(0, keepdim=True), x, device=torch.device("cpu"))

@@ -35,6 +35,24 @@ def test_emulation_keeps_coords_members_mask_and_attrs(latent, small):
     assert {"train_autoencoder", "train_latent", "valid_kl"} <= set(est.history_.columns)
 
 
+def test_evaluate_gives_the_losses_of_one_pass_over_every_sample(small):
+    train, test = small  # 730 x 2 samples: many inference batches
+    est = cl.LLAAE(latent="gaussian", **FAST).fit(train, "pr", "psl")
+    scores = est.evaluate(test)
+    with torch.inference_mode():
+        losses = est.module_.eval().training_losses(tuple(est.training_tensors(test)))
+    for name, value in losses.items():
+        np.testing.assert_allclose(scores[name], float(value), rtol=1e-5, err_msg=name)
+
+
+def test_evaluate_of_gev_latents_is_reproducible_and_leaves_the_global_rng(fitted_gev, small):
+    state = torch.random.get_rng_state()
+    first, second = fitted_gev.evaluate(small[1]), fitted_gev.evaluate(small[1])
+    assert first == second and first["kl"] > 0
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert fitted_gev.evaluate(small[1], seed=1)["kl"] != first["kl"]  # a Monte Carlo term
+
+
 def test_deterministic_latent_has_zero_kl(small):
     est = cl.LLAAE(latent="none", **FAST).fit(small[0], "pr", "psl")
     assert (est.history_["train_kl"] == 0).all()

@@ -133,7 +133,8 @@ def inference(
     Parameters
     ----------
     func : callable
-        Takes one tensor per array (a batch of rows) and returns a tensor.
+        Takes one tensor per array (a batch of rows) and returns a tensor with one
+        row per input row.
     *arrays : np.ndarray
         Sample-major arrays with the same number of rows.
     device : torch.device
@@ -163,6 +164,10 @@ def inference(
             host = [t.pin_memory() for t in host]
             staged.append(host)  # pinned buffers must outlive their asynchronous copies
         result = func(*(t.to(device, non_blocking=cuda) for t in host)).float()
+        if result.shape[0] != len(host[0]):  # a batch summary would be broadcast silently
+            raise ValueError(
+                f"inference: the function returned {result.shape[0]} rows for {len(host[0])}"
+            )
         if not results:
             shape = (n, *result.shape[1:])
             if cuda:
