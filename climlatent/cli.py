@@ -125,7 +125,10 @@ def _batch_command(method: str, summary: str) -> click.Command:
     @click.option(
         "--time-chunk",
         type=int,
-        help="Time steps per model call [default: the model's batch, 4096, or 32 MiB of output].",
+        help=(
+            "Time steps per model call [default: the model's batch, 4096 or 32 MiB of "
+            "output, split among the workers]."
+        ),
     )
     @click.option(
         "--time-per-region",

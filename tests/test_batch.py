@@ -271,8 +271,9 @@ def test_bad_member_inputs_are_named(member_files, tmp_path, change, message):
         assert str(bad) in str(info.value)
 
 
-def test_default_model_call_is_the_inference_batch_within_block_bytes(
-    member_files, model_path, tmp_path, monkeypatch
+@pytest.mark.parametrize(("workers", "calls_per_member"), [(1, 8), (2, 15)])
+def test_default_region_is_the_inference_batch_split_among_the_workers(
+    member_files, model_path, tmp_path, monkeypatch, workers, calls_per_member
 ):
     est = cl.load(model_path)
     assert batch.block_steps(est) == 4096  # 6 x 8 cells: 192 bytes a step
@@ -280,12 +281,15 @@ def test_default_model_call_is_the_inference_batch_within_block_bytes(
     assert batch.block_steps(est) == 100
     calls = patch_predict(monkeypatch)
     pattern = str(member_files[0].parent / "*.nc")
-    store = batch.emulate_to_zarr(model_path, pattern, tmp_path / "pr.zarr", progress=False)
-    assert xr.open_zarr(store)["pr"].encoding["chunks"] == (1, 100, 6, 8)
-    assert len(calls) == 3 * 8  # 730 days of each member: 7 calls of 100 and one of 30
-    small = batch.emulate_to_zarr(
-        model_path, pattern, tmp_path / "small.zarr", time_chunk=30, progress=False
-    )
+    with batch.scheduler("threads", n_workers=workers):
+        store = batch.emulate_to_zarr(model_path, pattern, tmp_path / "pr.zarr", progress=False)
+        # 730 days of each member in regions of 100 steps: a call of 100 (one worker:
+        # 7 and one of 30) or of 50 (two workers: 14 and one of 30)
+        assert xr.open_zarr(store)["pr"].encoding["chunks"] == (1, 100, 6, 8)
+        assert len(calls) == 3 * calls_per_member
+        small = batch.emulate_to_zarr(
+            model_path, pattern, tmp_path / "small.zarr", time_chunk=30, progress=False
+        )
     assert xr.open_zarr(small)["pr"].encoding["chunks"] == (1, 90, 6, 8)  # 3 calls a region
 
 

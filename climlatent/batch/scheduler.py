@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import dask
+import dask.local
 import torch
 
 from climlatent.errors import ClimlatentError
@@ -125,6 +127,26 @@ def _torch_threads_plugin(n_threads: int) -> Any:
             torch.set_num_threads(n_threads)
 
     return TorchThreads()
+
+
+def worker_count() -> int:
+    """The workers dask computes on now: a client's threads, else the threaded pool's.
+
+    Examples
+    --------
+    >>> with scheduler("threads", n_workers=3):
+    ...     worker_count()
+    3
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     worker_count()
+    1
+    """
+    client = _active_client()
+    if client is not None:
+        return max(1, sum(client.nthreads().values()))
+    if dask.base.get_scheduler() is dask.local.get_sync:
+        return 1
+    return max(1, int(dask.config.get("num_workers", None) or os.cpu_count() or 1))
 
 
 def _active_client() -> Any:

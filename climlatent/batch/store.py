@@ -11,6 +11,7 @@ import xarray as xr
 
 from climlatent.batch.lazy import METHODS, _lazy_predict, block_steps, model_inputs
 from climlatent.batch.members import OPEN_FILES, _open_members
+from climlatent.batch.scheduler import worker_count
 from climlatent.errors import ClimlatentError
 from climlatent.grid import find_member, find_time
 from climlatent.io import PathLike
@@ -48,8 +49,9 @@ def emulate_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: An
     members : sequence of str, optional
         Member labels to process (default: all).
     time_chunk : int, optional
-        Time steps per model call (one dask task); default :func:`block_steps`, the
-        model's inference batch (4096 steps, fewer on a large output grid).
+        Time steps per model call (one dask task); default :func:`block_steps` (4096
+        steps, fewer on a large output grid) divided among the scheduler's workers, so
+        that every worker has a block of each region.
     time_per_region : int, optional
         Time steps per zarr chunk, the unit of resumption and of memory; default the
         whole model calls that fit in one of :func:`block_steps` (at least one), so
@@ -125,7 +127,9 @@ def _to_zarr(
         estimator.device_ = placed
         estimator.module_.to(placed)
     steps = block_steps(estimator)
-    time_chunk = time_chunk or steps
+    # A region is one model batch of steps, split among the workers: a member's record
+    # shorter than a region would otherwise be one block, computed by one worker alone.
+    time_chunk = time_chunk or -(-steps // worker_count())
     time_per_region = time_per_region or time_chunk * max(1, steps // time_chunk)
     # A window of member files open at once, however many members (each file held
     # open costs about 1 MB); the others are reopened when their regions come.
