@@ -16,7 +16,7 @@ a small Dataset from its block and calls the estimator's own ``emulate`` or
 
 from climlatent.batch.lazy import block_steps, downscale, emulate, model_inputs
 from climlatent.batch.members import open_members
-from climlatent.batch.scheduler import SchedulerError, scheduler
+from climlatent.batch.scheduler import SchedulerError, scheduler, worker_count
 from climlatent.batch.store import downscale_to_zarr, emulate_to_zarr
 
 __all__ = [
@@ -29,4 +29,5 @@ __all__ = [
     "model_inputs",
     "open_members",
     "scheduler",
+    "worker_count",
 ]
