@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import dask
 import dask.local
+import dask.system
 import torch
 
 from climlatent.errors import ClimlatentError
@@ -146,7 +146,8 @@ def worker_count() -> int:
         return max(1, sum(client.nthreads().values()))
     if dask.base.get_scheduler() is dask.local.get_sync:
         return 1
-    return max(1, int(dask.config.get("num_workers", None) or os.cpu_count() or 1))
+    # the threaded pool's own default: the cores this process may use (affinity, cgroups)
+    return max(1, int(dask.config.get("num_workers", None) or dask.system.CPU_COUNT))
 
 
 def _active_client() -> Any:
