@@ -25,6 +25,7 @@ It should write its outputs from rank 0 only (``if is_main_process(): model.save
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Sequence
 
@@ -66,7 +67,20 @@ def setup() -> bool:
         return False
     if not dist.is_initialized() and all(key in os.environ for key in TORCHRUN_VARIABLES):
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        atexit.register(_leave_group)
     return dist.is_initialized()
+
+
+def _leave_group() -> None:
+    """Destroy the process group `setup` joined, before the interpreter tears down.
+
+    A gloo group left to the interpreter's teardown can destroy its worker threads
+    while they run: the rank then aborts ("terminate called without an active
+    exception", SIGABRT) and torchrun reports a failed run after training succeeded
+    (seen once in the test suite).
+    """
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def is_distributed() -> bool:

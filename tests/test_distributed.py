@@ -124,3 +124,31 @@ def test_resuming_with_another_world_size_is_refused(tmp_path):
     torch.save({**state, "world_size": 2}, path)
     with pytest.raises(Exception, match="written by 2 processes, resumed by 1"):
         fit(_model(), _data(), dataclasses.replace(config, epochs=2), resume=True)
+
+
+EXIT_SCRIPT = textwrap.dedent(
+    """
+    import atexit
+    import torch.distributed as dist
+    from climlatent import distributed
+
+    # registered first, so it runs last: after climlatent's own exit handler
+    atexit.register(lambda: print("group at exit:", dist.is_initialized()))
+    print("group in run:", distributed.setup())
+    """
+)
+
+
+@pytest.mark.skipif(not dist.is_gloo_available(), reason="torch built without gloo")
+def test_a_group_joined_by_setup_is_destroyed_before_interpreter_teardown(tmp_path):
+    script = tmp_path / "leave.py"
+    script.write_text(EXIT_SCRIPT)
+    environment = {
+        **os.environ,
+        **{"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "0"},
+    }
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=environment, timeout=60
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split("\n")[:2] == ["group in run: True", "group at exit: False"]
