@@ -74,6 +74,22 @@ def test_eofs_match_eigenvectors_of_weighted_covariance():
     )
 
 
+@pytest.mark.parametrize("n_cells", [7, 3000])  # one chunk; chunks of 174 rows
+def test_projection_and_reconstruction_in_row_chunks_match_float64_products(n_cells):
+    rng = np.random.default_rng(5)
+    x = (1e5 + 100 * rng.normal(size=(1000, n_cells))).astype(np.float32)  # psl in Pa
+    w = rng.uniform(0.5, 2.0, size=n_cells)
+    basis = fit_eofs(x[:300], w, n_modes=10)
+    reference = ((x.astype(np.float64) - basis.mean) * np.sqrt(w)) @ basis.eofs.T
+    pcs = basis.project(x)
+    assert pcs.dtype == np.float64
+    np.testing.assert_allclose(pcs, reference, rtol=1e-12, atol=1e-9 * np.abs(reference).max())
+    fields = basis.reconstruct(pcs)
+    expected = (pcs @ basis.eofs) / np.sqrt(w) + basis.mean
+    assert fields.dtype == np.float32 and fields.shape == x.shape
+    np.testing.assert_allclose(fields, expected, rtol=1e-7)
+
+
 def test_ridge_matches_closed_form():
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(50, 3)), rng.normal(size=(50, 2))

@@ -79,13 +79,13 @@ class EOFRegression(Estimator):
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         pcs = apply_ridge(self.coef_, self.proxy_basis_.project(x))
-        return self.target_basis_.reconstruct(pcs).astype(np.float32)
+        return self.target_basis_.reconstruct(pcs)
 
     def _encode(self, y: np.ndarray) -> np.ndarray:
         return self.target_basis_.project(y).astype(np.float32)
 
     def _decode(self, z: np.ndarray) -> np.ndarray:
-        return self.target_basis_.reconstruct(z).astype(np.float32)
+        return self.target_basis_.reconstruct(z)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {

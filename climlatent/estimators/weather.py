@@ -107,7 +107,7 @@ def weather_generator(
         sim_pcs = fit_var(pcs, order=order).simulate(n_realizations, n_time, rng)
         picks = block_bootstrap(index, n_realizations, block_length, rng)[..., 0]
 
-    x_sim = basis.reconstruct(sim_pcs.reshape(-1, sim_pcs.shape[-1])).astype(np.float32)
+    x_sim = basis.reconstruct(sim_pcs.reshape(-1, sim_pcs.shape[-1]))
     y_sim = estimator._predict(x_sim)
     samples = {REALIZATION_DIM: np.arange(n_realizations), time: x[time]}
     target = from_matrix(y_sim, estimator.target_layout_, samples)
