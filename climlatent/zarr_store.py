@@ -2,8 +2,9 @@
 
 A batch run over an ensemble can take hours; :func:`write_zarr` makes it restartable.
 The store is created once (metadata, coordinates and the variables that do not vary
-along the region dimensions), then filled one region at a time, a region being one
-dask block along ``regions_dims`` (by default one member chunk by one time chunk).
+along the region dimensions), then filled region by region in order, a region being
+one dask block along ``regions_dims`` (by default one member chunk by one time chunk);
+the next region is computed while one is written.
 
 A manifest inside the store, ``.climlatent_manifest.json``, records what produced the
 data and its regions; it is written once, with the store::
@@ -45,6 +46,7 @@ a second writer is refused, and the lock of a process that died on this host (a
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime as _dt
 import errno
@@ -112,11 +114,11 @@ def write_zarr(
 
     A new store gets its metadata, coordinates, CF attributes (see
     :func:`climlatent.io.cf_encode`) and a manifest first; then each region not yet
-    complete is computed (``ds.isel(region).compute()``, so memory is bounded by one
-    region), written, and marked complete in the manifest with a checksum of the
-    stored bytes. Calling again with the same arguments after a crash, a ``kill -9``
-    or a full disk finishes the store; the result equals an uninterrupted run's byte
-    for byte.
+    complete is computed (``ds.isel(region).compute()``, the next one while a region
+    is written, so memory is bounded by two regions), written, and marked complete in
+    the manifest with a checksum of the stored bytes. Calling again with the same
+    arguments after a crash, a ``kill -9`` or a full disk finishes the store; the
+    result equals an uninterrupted run's byte for byte.
 
     Parameters
     ----------
@@ -519,29 +521,59 @@ def _fill_regions(
         with _writing(target):
             _log_regions(target, [{"region": index, "status": "pending"} for index in corrupt])
     total = len(manifest["regions"])
-    with tqdm(total=total, initial=total - len(todo), unit="region", disable=not progress) as bar:
-        for index, entry in todo:
-            region = {dim: slice(*bounds) for dim, bounds in entry["region"].items()}
-            block = encoded[list(var_dims)].isel(region)
-            read = None if inputs is None else _input_block(inputs, entry["region"])
-            # One computation: the input is read once, for the model and for its checksum.
-            block, read = dask.compute(block.drop_vars(list(block.coords)), read)
-            with _writing(target):
-                # mode "r+" reads the consolidated metadata and leaves all metadata as is.
-                block.to_zarr(target, region=region, mode="r+", consolidated=True)
-                record = {
-                    "region": index,
-                    "status": "complete",
-                    "checksum": _stored_checksum(group, var_dims, entry["region"]),
-                    "input_checksum": None if read is None else _input_checksum(read),
-                    "completed_at": _dt.datetime.now(_dt.timezone.utc).strftime(
-                        "%Y-%m-%dT%H:%M:%SZ"
-                    ),
-                }
-                _log_regions(target, [record])
+
+    def compute(entry: dict) -> tuple[xr.Dataset, xr.Dataset | None]:
+        block = encoded[list(var_dims)].isel(_slices(entry["region"]))
+        read = None if inputs is None else _input_block(inputs, entry["region"])
+        # One computation: the input is read once, for the model and for its checksum.
+        return dask.compute(block.drop_vars(list(block.coords)), read)
+
+    # The next region is computed while this one is written, read back and hashed
+    # (about as long as computing it, for a fine output grid): two regions are held
+    # at a time. Regions still complete in order: one whose computation fails is
+    # raised after the region before it is marked complete, and nothing after it is.
+    # On an error the region being computed is waited for (and dropped): the caller
+    # closes the input files next, which must not happen while they are read.
+    with (
+        concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="climlatent") as ahead,
+        tqdm(total=total, initial=total - len(todo), unit="region", disable=not progress) as bar,
+    ):
+        following = ahead.submit(compute, todo[0][1]) if todo else None
+        for position, (index, entry) in enumerate(todo):
+            block, read = following.result()
+            if position + 1 < len(todo):
+                following = ahead.submit(compute, todo[position + 1][1])
+            _write_region(target, group, var_dims, index, entry, block, read)
             del block, read
             release_free_memory()  # what the region freed, back to the system
             bar.update()
+
+
+def _slices(region: dict) -> dict[str, slice]:
+    return {dim: slice(*bounds) for dim, bounds in region.items()}
+
+
+def _write_region(
+    target: Path,
+    group: zarr.Group,
+    var_dims: dict[str, list[str]],
+    index: int,
+    entry: dict,
+    block: xr.Dataset,
+    read: xr.Dataset | None,
+) -> None:
+    """Write a computed region, read it back for its checksum and mark it complete."""
+    with _writing(target):
+        # mode "r+" reads the consolidated metadata and leaves all metadata as is.
+        block.to_zarr(target, region=_slices(entry["region"]), mode="r+", consolidated=True)
+        record = {
+            "region": index,
+            "status": "complete",
+            "checksum": _stored_checksum(group, var_dims, entry["region"]),
+            "input_checksum": None if read is None else _input_checksum(read),
+            "completed_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        _log_regions(target, [record])
 
 
 def _stored_checksum(group: zarr.Group, var_dims: dict[str, list[str]], region: dict) -> str:

@@ -336,6 +336,28 @@ def test_full_disk_marks_only_written_regions(reference, tmp_path, monkeypatch):
     assert stored_bytes(store) == stored_bytes(reference)
 
 
+def test_next_region_is_computed_while_one_is_written_and_no_further(tmp_path, monkeypatch):
+    store, log = tmp_path / "pr.zarr", tmp_path / "blocks.log"
+    ds = ensemble(log=log)
+    keys = [region_key(ds, index) for index in range(N_REGIONS)]
+    to_zarr, seen = xr.Dataset.to_zarr, []
+
+    def write_once_the_next_is_computed(self, *args, **kwargs):
+        if kwargs.get("region") is not None:
+            index = len(seen)
+            deadline = time.monotonic() + 30
+            while index + 1 < N_REGIONS and keys[index + 1] not in computed_keys(log):
+                assert time.monotonic() < deadline, f"region {index + 1} was not computed"
+                time.sleep(0.01)
+            seen.append(computed_keys(log))
+        return to_zarr(self, *args, **kwargs)
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", write_once_the_next_is_computed)
+    write_zarr(ds, store, fingerprint=FINGERPRINT)
+    assert seen == [keys[: min(index + 2, N_REGIONS)] for index in range(N_REGIONS)]
+    assert statuses(store) == ["complete"] * N_REGIONS
+
+
 def test_manifest_is_written_once_and_each_region_appends_one_line(tmp_path, monkeypatch):
     store = tmp_path / "pr.zarr"
     to_zarr, seen = xr.Dataset.to_zarr, []
