@@ -98,7 +98,15 @@ def save_estimator(estimator: BaseEstimator, path: str | Path) -> Path:
     """Write a fitted estimator to the folder ``path``, atomically.
 
     The folder is assembled under a temporary name beside ``path`` and renamed into
-    place when complete; an existing model at ``path`` is replaced.
+    place when complete. A model saved before at ``path``, or an empty folder, is
+    replaced (moved aside first, deleted once the new one is in place); anything else
+    there is refused.
+
+    Raises
+    ------
+    CheckpointError
+        ``path`` holds something other than a climlatent model (a data folder, a
+        file), or its parent folder does not exist; nothing is written.
 
     Examples
     --------
@@ -108,11 +116,26 @@ def save_estimator(estimator: BaseEstimator, path: str | Path) -> Path:
     >>> out = save_estimator(est, os.path.join(tempfile.mkdtemp(), "m.clm"))
     >>> sorted(p.name for p in out.iterdir())[:2]
     ['manifest.json', 'proxy_grid.nc']
+    >>> save_estimator(est, out.parent)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.CheckpointError: ... is not a climlatent model; refusing to replace it ...
     """
     estimator._require_fitted()
     target = Path(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    if not target.parent.is_dir():
+        raise CheckpointError(
+            f"cannot save a model to {str(target)!r}: folder {str(target.parent)!r} does not exist"
+        )
+    if (target.exists() or target.is_symlink()) and not _replaceable(target):
+        raise CheckpointError(
+            f"{str(target)!r} is not a climlatent model; refusing to replace it "
+            "(choose another path, or remove it first)"
+        )
+    workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        tmp = workdir / target.name
+        tmp.mkdir()
         state = {k: np.ascontiguousarray(v) for k, v in estimator._state().items()}
         save_file(state, str(tmp / WEIGHTS))
         for name, dataset in estimator._fitted_datasets().items():
@@ -128,12 +151,24 @@ def save_estimator(estimator: BaseEstimator, path: str | Path) -> Path:
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if target.exists():
-            shutil.rmtree(target)
+            target.rename(workdir / "replaced")
         tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     return target
+
+
+def _replaceable(path: Path) -> bool:
+    """Whether ``path`` is a folder (not a link), empty or a climlatent model's."""
+    manifest = path / MANIFEST
+    if path.is_symlink() or not path.is_dir() or manifest.is_symlink():
+        return False
+    if not any(path.iterdir()):
+        return True
+    try:
+        return json.loads(manifest.read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _jsonable(attrs: dict) -> dict:

@@ -76,6 +76,37 @@ def test_save_replaces_existing_and_leaves_no_temp(fitted_eof, saved):
     assert sorted(p.name for p in saved.parent.iterdir()) == ["model.clm"]
 
 
+@pytest.mark.parametrize("occupant", ["data folder", "file", "link"])
+def test_save_refuses_to_replace_what_is_not_a_model(fitted_eof, saved, tmp_path, occupant):
+    path = tmp_path / "results"
+    if occupant == "data folder":
+        path.mkdir()
+        (path / "thesis.txt").write_text("precious")
+    elif occupant == "file":
+        path.write_text("precious")
+    else:
+        path.symlink_to(saved)  # a model, but through a link: replacing it would follow it
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(CheckpointError, match="is not a climlatent model; refusing"):
+        fitted_eof.save(path)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    if occupant != "link":
+        assert path.is_file() or not (path / "manifest.json").exists()
+
+
+def test_save_fills_an_empty_folder(fitted_eof, split, tmp_path):
+    (tmp_path / "model.clm").mkdir()
+    fitted_eof.save(tmp_path / "model.clm")
+    out = cl.load(tmp_path / "model.clm").emulate(split[1])
+    assert out.equals(fitted_eof.emulate(split[1]))
+
+
+def test_save_names_a_missing_folder(fitted_eof, tmp_path):
+    with pytest.raises(CheckpointError, match="folder .*absent.* does not exist"):
+        fitted_eof.save(tmp_path / "absent" / "model.clm")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unfitted_estimator(tmp_path, split):
     with pytest.raises(NotFittedError, match="fit"):
         cl.EOFRegression().emulate(split[1])
