@@ -35,6 +35,7 @@ and ``--status`` says how many runs of each case are done.
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import time
 from collections.abc import Sequence
@@ -50,7 +51,7 @@ from climlatent.estimators.vae import VAE
 from climlatent.metrics.disentanglement import disentanglement_score, kl_disentanglement_score
 from climlatent.reference.darcy import generate
 from climlatent.studies.darcy_claims import BUDGET, select_runs, write_ledger
-from climlatent.studies.run_ledger import RunLedger
+from climlatent.studies.run_ledger import RunLedger, setting
 
 FIELDS = ["pressure", "u_x", "u_y"]
 DISTRIBUTIONS = ("standard", "shifted", "mixture")
@@ -85,8 +86,15 @@ def _options(max_epochs: int, patience: int) -> dict:
     )
 
 
-def run_case(job: dict) -> dict:
-    """Train one VAE to convergence and score it on the test set (a row of ``runs.csv``)."""
+def run_case(job: dict, checkpoints: Path | None = None) -> dict:
+    """Train one VAE to convergence and score it on the test set (a row of ``runs.csv``).
+
+    With ``checkpoints``, training is checkpointed there every epoch (`checkpoint_file`)
+    and resumed from a checkpoint found there: a run cut off (the end of a session)
+    goes on where it stopped, and a run stopped by the epoch cap goes on under a larger
+    cap. The checkpoint of a run that converged is deleted (its row stands for any
+    larger cap, see `carry_over`); that of a run at the cap is kept.
+    """
     torch.set_num_threads(1)
     train, test, extra = _DATA[job["distribution"]]
     started = time.perf_counter()
@@ -102,13 +110,17 @@ def run_case(job: dict) -> dict:
         train = xr.concat([train, extras], "sample", data_vars="minimal", compat="override")
         labels = "theta"
         flags = np.arange(train.sizes["sample"]) >= train.sizes["sample"] - job["labelled"]
-    vae.fit(train, FIELDS, labels=labels, labelled=flags)
+    checkpoint = None if checkpoints is None else checkpoints / checkpoint_file(job)
+    resume = checkpoint is not None
+    vae.fit(train, FIELDS, labels=labels, labelled=flags, checkpoint=checkpoint, resume=resume)
     z = vae.encode(test).values
     theta = test["theta"].values
     rec = vae.reconstruct(test)
     error = np.mean([float(((rec[f] - test[f]) ** 2).mean() / test[f].var()) for f in FIELDS])
     history = vae.history_
     best = int(history["valid_loss"].iloc[WARMUP + RAMP :].idxmin())  # after the ramp, as trained
+    if checkpoint is not None and len(history) < job["max_epochs"]:
+        checkpoint.unlink(missing_ok=True)
     return {
         **job,
         "epochs_run": len(history),
@@ -120,6 +132,75 @@ def run_case(job: dict) -> dict:
         "S_KL": float(kl_disentanglement_score(z, theta)),
         "seconds": time.perf_counter() - started,
     }
+
+
+def checkpoint_file(job: dict) -> str:
+    """The name of a run's checkpoint: its settings but the epoch cap.
+
+    Examples
+    --------
+    >>> checkpoint_file({"study": "prior", "distribution": "mixture", "prior": "standard",
+    ...     "labelled": 0, "seed": 3, "supervision_weight": 1.0, "max_epochs": 2000,
+    ...     "patience": 10})
+    'prior-mixture-standard-labelled0-weight1-seed3-patience10.pt'
+    """
+    return (
+        f"{job['study']}-{job['distribution']}-{job['prior']}-labelled{job['labelled']}-"
+        f"weight{job['supervision_weight']:g}-seed{job['seed']}-patience{job['patience']}.pt"
+    )
+
+
+def carry_over(ledger: RunLedger, plan: Sequence[dict]) -> list[dict]:
+    """Record, for the jobs of ``plan``, the runs that converged under a smaller cap.
+
+    A run that early stopping ended before its epoch cap ends at the same epoch under
+    any larger cap (the schedule depends on the epoch only, and training is
+    deterministic): its row, with the larger ``max_epochs`` and ``carried_from_cap``
+    set to its own, is appended for a job of ``plan`` that has none. Runs that reached
+    their cap are not carried over: they are run on (from their checkpoint).
+
+    Returns
+    -------
+    list of dict
+        The rows appended.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> ledger = RunLedger(Path(tempfile.mkdtemp()) / "runs.csv", KEY)
+    >>> job = {"study": "prior", "distribution": "mixture", "prior": "standard",
+    ...        "labelled": 0, "seed": 0, "supervision_weight": 1.0, "patience": 10}
+    >>> ledger.append({**job, "max_epochs": 2000, "epochs_run": 1537, "S_D": 0.66})
+    >>> ledger.append({**job, "seed": 1, "max_epochs": 2000, "epochs_run": 2000, "S_D": 0.7})
+    >>> plan = [{**job, "seed": seed, "max_epochs": 3000} for seed in (0, 1)]
+    >>> [(row["seed"], row["epochs_run"]) for row in carry_over(ledger, plan)]
+    [(0, 1537)]
+    >>> [job["seed"] for job in ledger.missing(plan)]
+    [1]
+    """
+    run = [name for name in KEY if name != "max_epochs"]
+    converged = {}
+    for row in ledger.rows:
+        if row["epochs_run"] < row["max_epochs"]:
+            converged.setdefault(tuple(setting(row[name]) for name in run), []).append(row)
+    carried = []
+    for job in ledger.missing(plan):
+        smaller = [
+            row
+            for row in converged.get(tuple(setting(job[name]) for name in run), [])
+            if row["max_epochs"] < job["max_epochs"]
+        ]
+        if smaller:
+            source = max(smaller, key=lambda row: row["max_epochs"])
+            carried.append(
+                {
+                    **source,
+                    "max_epochs": job["max_epochs"],
+                    "carried_from_cap": source["max_epochs"],
+                }
+            )
+            ledger.append(carried[-1])
+    return carried
 
 
 def jobs(
@@ -229,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", metavar="STUDY/P_THETA",
                         help="run only these cases, e.g. prior/mixture labels/mixture")  # fmt: skip
     parser.add_argument("--status", action="store_true", help="print runs done per case")
+    parser.add_argument("--checkpoints", type=Path, default=None,
+                        help="folder of run checkpoints (default OUTPUT/checkpoints)")  # fmt: skip
     parser.add_argument("--output", type=Path, default=Path("darcy-study"))
     args = parser.parse_args(argv)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -244,6 +327,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.status:
         print(ledger.status(todo, CASE).to_string(index=False))
         return
+    carried = carry_over(ledger, todo)
+    if carried:
+        print(f"{len(carried)} runs converged under a smaller cap stand for this one")
+        write_ledger(args.output, budget)
     missing = ledger.missing(todo)
     if args.only:
         missing = [j for j in missing if f"{j['study']}/{j['distribution']}" in args.only]
@@ -258,7 +345,9 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"on {args.workers} processes ({len(ledger.rows)} done before)", flush=True)  # fmt: skip
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-        for row in pool.map(run_case, missing):
+        checkpoints = args.checkpoints or args.output / "checkpoints"
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        for row in pool.map(functools.partial(run_case, checkpoints=checkpoints), missing):
             ledger.append(row)
             write_ledger(args.output, budget)
             print(

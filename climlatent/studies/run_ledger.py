@@ -43,7 +43,7 @@ class RunLedger:
         )
 
     def _identity(self, job: dict) -> tuple:
-        return tuple(_setting(job[name]) for name in self.key)
+        return tuple(setting(job[name]) for name in self.key)
 
     def missing(self, plan: Sequence[dict]) -> list[dict]:
         """The jobs of ``plan`` without a row, in plan order."""
@@ -76,8 +76,14 @@ class RunLedger:
         return counts.reset_index()
 
 
-def _setting(value: object) -> object:
-    """A setting as compared: numbers as float, anything else as its text."""
+def setting(value: object) -> object:
+    """A setting as compared: numbers as float, anything else as its text.
+
+    Examples
+    --------
+    >>> setting(1), setting("1.0"), setting("mixture")
+    (1.0, 1.0, 'mixture')
+    """
     try:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):

@@ -1,0 +1,49 @@
+"""The Darcy study's runs: checkpointed, resumed under a larger cap, carried over."""
+
+import pytest
+
+from climlatent.errors import CheckpointError
+from climlatent.reference.darcy import generate
+from climlatent.studies import darcy_study
+
+JOB = {"study": "prior", "distribution": "mixture", "prior": "hierarchical", "labelled": 0,
+       "seed": 1, "supervision_weight": 1.0, "patience": 50}  # fmt: skip
+SCORES = ["epochs_run", "best_epoch", "reconstruction_error", "regularisation", "S_D", "S_KL"]
+
+
+@pytest.fixture
+def small_study(monkeypatch):
+    """The study on 48 + 16 samples, a 1-epoch warm-up, a 2-epoch ramp, lr 3e-2."""
+    options = darcy_study._options
+    monkeypatch.setattr(darcy_study, "_options", lambda *a: {**options(*a), "lr": 3e-2})
+    monkeypatch.setattr(darcy_study, "WARMUP", 1)
+    monkeypatch.setattr(darcy_study, "RAMP", 2)
+    monkeypatch.setattr(darcy_study, "N_TRAIN", 48)
+    monkeypatch.setattr(darcy_study, "N_VALID", 16)
+    data = {"mixture": tuple(generate(n, kle_terms=2, theta="mixture", seed=s)
+                             for n, s in ((64, 0), (32, 1), (8, 2)))}  # fmt: skip
+    monkeypatch.setattr(darcy_study, "_DATA", data)
+
+
+def test_a_run_at_the_cap_goes_on_under_a_larger_cap_as_if_run_straight(small_study, tmp_path):
+    straight = darcy_study.run_case({**JOB, "max_epochs": 7})
+    first = darcy_study.run_case({**JOB, "max_epochs": 4}, checkpoints=tmp_path)
+    kept = tmp_path / darcy_study.checkpoint_file(JOB)
+    assert first["epochs_run"] == 4 and kept.exists()  # at the cap: kept to go on
+    resumed = darcy_study.run_case({**JOB, "max_epochs": 7}, checkpoints=tmp_path)
+    assert {k: resumed[k] for k in SCORES} == {k: straight[k] for k in SCORES}
+    assert straight["epochs_run"] == 7 and kept.exists()
+
+
+def test_a_converged_run_leaves_no_checkpoint(small_study, tmp_path):
+    row = darcy_study.run_case({**JOB, "patience": 1, "max_epochs": 300}, checkpoints=tmp_path)
+    assert row["epochs_run"] < 300  # early stopping ended it
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_checkpoint_of_another_run_is_refused(small_study, tmp_path):
+    darcy_study.run_case({**JOB, "seed": 2, "max_epochs": 4}, checkpoints=tmp_path)
+    theirs = tmp_path / darcy_study.checkpoint_file({**JOB, "seed": 2})
+    theirs.rename(tmp_path / darcy_study.checkpoint_file(JOB))  # read on resume, so refused
+    with pytest.raises(CheckpointError, match="seed: 2 -> 1"):
+        darcy_study.run_case({**JOB, "max_epochs": 7}, checkpoints=tmp_path)
