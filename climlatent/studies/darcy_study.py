@@ -28,8 +28,11 @@ per case) and ``study.png``.
 Run ``python -m climlatent.studies.darcy_study --help`` (or ``climlatent study
 darcy_study``); runs are spread over ``--workers`` processes of one torch thread each.
 Each finished run is appended to ``runs.partial.csv``; the same command after an
-interruption runs only the missing ones, ``--only prior/mixture`` runs one case first
-and ``--status`` says how many runs of each case are done.
+interruption runs only the missing ones, each from its checkpoint (``--checkpoints``,
+written every epoch), ``--only prior/mixture`` runs one case first and ``--status``
+says how many runs of each case are done. Under a larger ``--max-epochs``, runs that
+converged under a smaller one count as they are, and runs that reached it go on from
+their checkpoints.
 """
 
 from __future__ import annotations
