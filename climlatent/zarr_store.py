@@ -50,7 +50,6 @@ import concurrent.futures
 import contextlib
 import datetime as _dt
 import errno
-import hashlib
 import itertools
 import json
 import os
@@ -71,6 +70,14 @@ from climlatent.errors import ClimlatentError
 from climlatent.io import PathLike, add_history, cf_encode
 from climlatent.memory import release_free_memory
 from climlatent.store_changes import leaf_changes, section_changes
+from climlatent.store_checksums import (
+    changed_inputs,
+    digest,
+    input_block,
+    input_checksum,
+    is_intact,
+    stored_checksum,
+)
 from climlatent.store_lock import LOCK, StoreLockedError, acquire, new_record, release
 
 MANIFEST = ".climlatent_manifest.json"
@@ -221,18 +228,6 @@ def _prepare(ds: xr.Dataset, chunks: Mapping[str, int] | None, call: str) -> xr.
     return encoded
 
 
-def _digest(arrays: Mapping[str, np.ndarray]) -> str:
-    """SHA-256 of named arrays; object arrays (cftime dates, strings) by their repr."""
-    digest = hashlib.sha256()
-    for name, values in arrays.items():
-        values = np.asarray(values)
-        if values.dtype.kind == "O":
-            values = np.array([repr(value) for value in values.ravel()])
-        digest.update(f"{name}:{values.dtype}:{values.shape}".encode())
-        digest.update(np.ascontiguousarray(values).tobytes())
-    return f"sha256:{digest.hexdigest()}"
-
-
 def _layout(ds: xr.Dataset) -> dict:
     """Dimensions, variables (dims, dtype), coordinate values and attributes, as JSON."""
     return {
@@ -241,9 +236,9 @@ def _layout(ds: xr.Dataset) -> dict:
             str(name): {"dims": [str(dim) for dim in var.dims], "dtype": str(var.dtype)}
             for name, var in ds.variables.items()
         },
-        "coords": {str(name): _digest({str(name): ds[name].values}) for name in ds.coords},
+        "coords": {str(name): digest({str(name): ds[name].values}) for name in ds.coords},
         "attrs": {
-            str(name): _digest({str(name): np.array(json.dumps(var.attrs, default=str))})
+            str(name): digest({str(name): np.array(json.dumps(var.attrs, default=str))})
             for name, var in ds.variables.items()
         },
     }
@@ -400,29 +395,11 @@ def _check_store(target: Path, manifest: dict, fresh: dict) -> None:
     )
 
 
-def _input_block(inputs: xr.Dataset, region: dict) -> xr.Dataset:
-    """The data variables of ``inputs`` a region is computed from."""
-    within = {dim: slice(*bounds) for dim, bounds in region.items() if dim in inputs.dims}
-    return inputs.drop_vars(list(inputs.coords)).isel(within)
-
-
-def _input_checksum(block: xr.Dataset) -> str:
-    return _digest({str(name): var.values for name, var in block.data_vars.items()})
-
-
 def _check_inputs(
     target: Path, manifest: dict, inputs: xr.Dataset, sources: Mapping[str, str]
 ) -> None:
     """Refuse to resume when the input of a completed region reads differently now."""
-    changed: list[str] = []
-    for entry in manifest["regions"]:
-        if entry["status"] != "complete":
-            continue
-        block = _input_block(inputs, entry["region"]).compute()
-        if _input_checksum(block) != entry["input_checksum"]:
-            label = _region_label(inputs, entry["region"], sources)
-            if label not in changed:
-                changed.append(label)
+    changed = changed_inputs(manifest, inputs, sources)
     if changed:
         named = "; ".join(f"{label}: content changed" for label in changed[:3])
         more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
@@ -430,26 +407,6 @@ def _check_inputs(
             f"zarr store {str(target)!r}: {named}{more} since the store was started; "
             f"refusing to mix old and new inputs ({_RESTART})"
         )
-
-
-def _region_label(inputs: xr.Dataset, region: dict, sources: Mapping[str, str]) -> str:
-    """``"member r1 (r1.nc)"`` for labels with a source, else each dim's label range."""
-    labels = {
-        dim: inputs[dim].values[slice(*bounds)].tolist()
-        for dim, bounds in region.items()
-        if dim in inputs.coords
-    }
-    named = [
-        f"{dim} {label} ({sources[str(label)]})"
-        for dim, values in labels.items()
-        for label in values
-        if str(label) in sources
-    ]
-    ranges = [
-        f"{dim} {values[0]}" + (f" to {values[-1]}" if len(values) > 1 else "")
-        for dim, values in labels.items()
-    ]
-    return ", ".join(named or ranges) or f"region {region}"
 
 
 def _create_store(
@@ -507,7 +464,7 @@ def _fill_regions(
     todo = [
         (index, entry)
         for index, entry in enumerate(manifest["regions"])
-        if entry["status"] != "complete" or (verify and not _is_intact(group, var_dims, entry))
+        if entry["status"] != "complete" or (verify and not is_intact(group, var_dims, entry))
     ]
     corrupt = [index for index, entry in todo if entry["status"] == "complete"]
     if corrupt:
@@ -524,7 +481,7 @@ def _fill_regions(
 
     def compute(entry: dict) -> tuple[xr.Dataset, xr.Dataset | None]:
         block = encoded[list(var_dims)].isel(_slices(entry["region"]))
-        read = None if inputs is None else _input_block(inputs, entry["region"])
+        read = None if inputs is None else input_block(inputs, entry["region"])
         # One computation: the input is read once, for the model and for its checksum.
         return dask.compute(block.drop_vars(list(block.coords)), read)
 
@@ -569,30 +526,11 @@ def _write_region(
         record = {
             "region": index,
             "status": "complete",
-            "checksum": _stored_checksum(group, var_dims, entry["region"]),
-            "input_checksum": None if read is None else _input_checksum(read),
+            "checksum": stored_checksum(group, var_dims, entry["region"]),
+            "input_checksum": None if read is None else input_checksum(read),
             "completed_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         _log_regions(target, [record])
-
-
-def _stored_checksum(group: zarr.Group, var_dims: dict[str, list[str]], region: dict) -> str:
-    """Checksum of the values stored for ``region``, read back raw (not decoded)."""
-    return _digest(
-        {
-            name: group[name][
-                tuple(slice(*region[dim]) if dim in region else slice(None) for dim in dims)
-            ]
-            for name, dims in var_dims.items()
-        }
-    )
-
-
-def _is_intact(group: zarr.Group, var_dims: dict[str, list[str]], entry: dict) -> bool:
-    try:
-        return _stored_checksum(group, var_dims, entry["region"]) == entry["checksum"]
-    except Exception:  # a chunk that cannot be decoded is as corrupt as one that differs
-        return False
 
 
 def _save_manifest(store: Path, manifest: dict) -> None:

@@ -3,8 +3,8 @@
 A batch run opens member files lazily (:func:`open_members`), maps the fitted model
 over dask chunks of (member, time) (:func:`emulate`, :func:`downscale`) and writes the
 result to a resumable zarr store (:func:`emulate_to_zarr`, :func:`downscale_to_zarr`,
-through :func:`climlatent.zarr_store.write_zarr`). Memory is bounded by one region of
-the store, not by the ensemble.
+through :func:`climlatent.zarr_store.write_zarr`). Memory is bounded by two regions of
+the store (the next is computed while one is written), not by the ensemble.
 
 The fitted model is one node of the dask graph that every inference task depends on:
 a literal key on the threaded scheduler, a future scattered to every worker when a
