@@ -13,9 +13,11 @@ Two measurements, printed as ratios from one run over member files written once
    alternately, ``--repeats`` times (median printed). Goal >= 0.90. The time the
    pipeline takes beyond the forward is printed beside the time its reading of the
    files alone takes, a floor the forward does not pay.
-2. ``emulate_to_zarr`` on a ``dask.distributed.LocalCluster`` of 2 single-threaded
-   worker processes against dask's threaded scheduler with 2 threads (cluster
-   start-up excluded, and printed).
+2. The store writers on dask's threaded scheduler with 2 threads (``emulate_to_zarr``
+   and ``downscale_to_zarr``: the model, the writing of each region, reading it back
+   and hashing it, the next region computed while one is written), and
+   ``emulate_to_zarr`` on a ``dask.distributed.LocalCluster`` of 2 single-threaded
+   worker processes (cluster start-up excluded, and printed).
 
 Peak memory against the number of members and the length of the record is measured
 by :mod:`climlatent.benchmarks.batch_memory`.
@@ -225,17 +227,16 @@ def _system_seconds() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_stime
 
 
-def _compare_schedulers(model: Path, files: Sequence[Path], folder: Path) -> dict[str, float]:
-    """Seconds of ``emulate_to_zarr`` on 2 threads and on a 2-process LocalCluster."""
-    seconds = {}
-    for address in ("threads", "local"):
+def _store_seconds(
+    method: str, model: Path, files: Sequence[Path], store: Path, address: str
+) -> tuple[float, float]:
+    """Seconds of ``METHOD_to_zarr`` on 2 workers of ``address``, and of their start-up."""
+    started = time.perf_counter()
+    with batch.scheduler(address, n_workers=2):
+        startup = time.perf_counter() - started
         started = time.perf_counter()
-        with batch.scheduler(address, n_workers=2):
-            seconds[f"{address}_startup"] = time.perf_counter() - started
-            started = time.perf_counter()
-            batch.emulate_to_zarr(model, list(files), folder / f"{address}.zarr", progress=False)
-            seconds[address] = time.perf_counter() - started
-    return seconds
+        getattr(batch, f"{method}_to_zarr")(model, list(files), store, progress=False)
+        return time.perf_counter() - started, startup
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -290,15 +291,24 @@ def _report(args: argparse.Namespace, folder: Path) -> None:
             f"   {'':9s} the pipeline's time beyond the raw forward: {gap:.2f} s, of which "
             f"reading its inputs alone takes {statistics.median(rates['read']):.2f} s"
         )
-    seconds = _compare_schedulers(models["emulate"], psl, folder)
     fields = n_members * args.years * 365  # noleap calendar
-    print(f"2) emulate_to_zarr of {n_members} members ({fields} fields):")
-    print(
-        f"   threaded scheduler, 2 threads: {fields / seconds['threads']:8.0f} fields/s; "
-        f"LocalCluster, 2 worker processes: {fields / seconds['local']:8.0f} fields/s "
-        f"(+ {seconds['local_startup']:.1f} s start-up)"
-    )
-    print(f"   ratio LocalCluster / threads: {seconds['threads'] / seconds['local']:.2f}")
+    print(f"2) the store writers, {n_members} members ({fields} fields) each:")
+    for method, files in (("emulate", psl), ("downscale", drivers)):
+        seconds, _ = _store_seconds(
+            method, models[method], files, folder / f"{method}.zarr", "threads"
+        )
+        print(
+            f"   {method}_to_zarr, threaded scheduler, 2 threads: {fields / seconds:8.0f} fields/s"
+        )
+        if method == "emulate":  # and on a LocalCluster
+            local, startup = _store_seconds(
+                method, models[method], files, folder / "local.zarr", "local"
+            )
+            print(
+                f"   {method}_to_zarr, LocalCluster, 2 worker processes: {fields / local:8.0f} "
+                f"fields/s (+ {startup:.1f} s start-up); ratio LocalCluster / threads: "
+                f"{seconds / local:.2f}"
+            )
 
 
 if __name__ == "__main__":
