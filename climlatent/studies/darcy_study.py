@@ -54,7 +54,7 @@ from climlatent.estimators.vae import VAE
 from climlatent.metrics.disentanglement import disentanglement_score, kl_disentanglement_score
 from climlatent.reference.darcy import generate
 from climlatent.studies.darcy_claims import BUDGET, select_runs, write_ledger
-from climlatent.studies.run_ledger import RunLedger, setting
+from climlatent.studies.run_ledger import RunLedger
 
 FIELDS = ["pressure", "u_x", "u_y"]
 DISTRIBUTIONS = ("standard", "shifted", "mixture")
@@ -185,12 +185,12 @@ def carry_over(ledger: RunLedger, plan: Sequence[dict]) -> list[dict]:
     converged = {}
     for row in ledger.rows:
         if row["epochs_run"] < row["max_epochs"]:
-            converged.setdefault(tuple(setting(row[name]) for name in run), []).append(row)
+            converged.setdefault(ledger.identity(row, run), []).append(row)
     carried = []
     for job in ledger.missing(plan):
         smaller = [
             row
-            for row in converged.get(tuple(setting(job[name]) for name in run), [])
+            for row in converged.get(ledger.identity(job, run), [])
             if row["max_epochs"] < job["max_epochs"]
         ]
         if smaller:

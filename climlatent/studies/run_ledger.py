@@ -42,13 +42,22 @@ class RunLedger:
             pd.read_csv(self.path).to_dict("records") if self.path.exists() else []
         )
 
-    def _identity(self, job: dict) -> tuple:
-        return tuple(setting(job[name]) for name in self.key)
+    def identity(self, job: dict, key: Sequence[str] | None = None) -> tuple:
+        """The settings ``key`` (default the ledger's) of a job or row, as compared.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> ledger = RunLedger(Path(tempfile.mkdtemp()) / "runs.csv", ["case", "seed"])
+        >>> ledger.identity({"case": "a", "seed": "1"}), ledger.identity({"case": "a"}, ["case"])
+        (('a', 1.0), ('a',))
+        """
+        return tuple(_setting(job[name]) for name in (self.key if key is None else key))
 
     def missing(self, plan: Sequence[dict]) -> list[dict]:
         """The jobs of ``plan`` without a row, in plan order."""
-        done = {self._identity(row) for row in self.rows}
-        return [job for job in plan if self._identity(job) not in done]
+        done = {self.identity(row) for row in self.rows}
+        return [job for job in plan if self.identity(job) not in done]
 
     def append(self, row: dict) -> None:
         """Add a finished run and rewrite the file atomically."""
@@ -69,21 +78,15 @@ class RunLedger:
         [{'case': 'a', 'done': 0, 'planned': 1}]
         """
         table = pd.DataFrame(plan)
-        pending = {self._identity(job) for job in self.missing(plan)}
-        table["done"] = [self._identity(job) not in pending for job in plan]
+        pending = {self.identity(job) for job in self.missing(plan)}
+        table["done"] = [self.identity(job) not in pending for job in plan]
         grouped = table.groupby(list(by), sort=False)["done"]
         counts = pd.DataFrame({"done": grouped.sum().astype(int), "planned": grouped.size()})
         return counts.reset_index()
 
 
-def setting(value: object) -> object:
-    """A setting as compared: numbers as float, anything else as its text.
-
-    Examples
-    --------
-    >>> setting(1), setting("1.0"), setting("mixture")
-    (1.0, 1.0, 'mixture')
-    """
+def _setting(value: object) -> object:
+    """A setting as compared: numbers as float, anything else as its text."""
     try:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
