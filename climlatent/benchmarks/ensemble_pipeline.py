@@ -9,8 +9,12 @@ Two measurements, printed as ratios from one run over member files written once
    time steps (the command line's default), against the bare torch forward of the
    same model on the same fields, already stacked into tensors, in the batch size
    that runs fastest (scanned over powers of two from 8 to ``INFERENCE_BATCH``, and
-   printed beside the one the pipeline's probe chose); both on one thread,
-   alternately, ``--repeats`` times (median printed). Goal >= 0.90. The time the
+   printed beside the one the pipeline's probe chose), alternately, ``--repeats``
+   times (median printed). Goal >= 0.90. Measured twice: on one core (the pipeline on
+   one dask thread, the forward on one torch thread: the pipeline's overhead per
+   core), and on ``--cores`` (default: all of them; the pipeline as the command line
+   runs it, one dask thread per core of one torch thread each, against the forward on
+   as many torch threads: what a user of the machine gets). The time the
    pipeline takes beyond the forward is printed beside the time its reading of the
    files alone takes, a floor the forward does not pay.
 2. The store writers on dask's threaded scheduler with 2 threads (``emulate_to_zarr``
@@ -28,6 +32,7 @@ Run ``python -m climlatent.benchmarks.ensemble_pipeline --help`` for the options
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import statistics
@@ -153,16 +158,20 @@ def fastest_batch(forward: Callable, tensor: torch.Tensor) -> int:
     return min(seconds, key=seconds.get)
 
 
-def throughput(model: Path, files: Sequence[Path], method: str, repeats: int = 3) -> dict:
+def throughput(
+    model: Path, files: Sequence[Path], method: str, repeats: int = 3, threads: int = 1
+) -> dict:
     """Seconds of the lazy pipeline and of the bare forward, ``repeats`` runs of each.
 
     The pipeline reads the files in blocks of :func:`climlatent.batch.block_steps`
     time steps and computes the output blocks, each dropped once computed (as a zarr
     store writes and frees it); the bare forward runs in :func:`fastest_batch` rows and
     its outputs are discarded; ``read`` is the pipeline's reading of its inputs alone
-    (opening the files, reading and decoding every block). They run alternately on one
-    thread, after one untimed
-    run of each (the scan warms the forward up; the first run of the pipeline in a
+    (opening the files, reading and decoding every block). They run alternately on
+    ``threads`` cores: the pipeline as the command line runs it (dask's threaded
+    scheduler with ``threads`` workers of one torch thread each), the forward with
+    ``threads`` torch threads (its fastest batch found on as many). One untimed run of
+    each comes first (the scan warms the forward up; the first run of the pipeline in a
     process maps its memory afresh, about 0.6 s of system time on 2 members of a 64 x
     96 grid, which later runs reuse). The pipeline's system time is recorded too: its
     blocks are fresh memory, whose pages fault in (and, where numpy asks for
@@ -183,17 +192,20 @@ def throughput(model: Path, files: Sequence[Path], method: str, repeats: int = 3
     with batch.open_members(files, batch.model_inputs(est)) as lazy:
         forward, tensor = _raw_forward(est, lazy.load())
     pipeline, pipeline_system, raw, read = [], [], [], []
-    with batch.scheduler("threads", n_workers=1, torch_threads=1), torch.inference_mode():
-        size = fastest_batch(forward, tensor)
+    with batch.scheduler("threads", n_workers=threads, torch_threads=1), torch.inference_mode():
         with LargestTensor() as probe:
             forward(tensor[:PROBE_ROWS])
+        torch.set_num_threads(threads)
+        size = fastest_batch(forward, tensor)
         for _ in range(repeats + 1):  # the first, untimed, warms the pipeline up
+            torch.set_num_threads(1)
             started, system = time.perf_counter(), _system_seconds()
             with batch.open_members(files, batch.model_inputs(est), time_chunk=steps) as lazy:
                 out = getattr(batch, method)(est, lazy)[est.target_].data
                 dask.array.store(out, _Discard(), lock=False)  # block by block, as a store
             pipeline.append(time.perf_counter() - started)
             pipeline_system.append(_system_seconds() - system)
+            torch.set_num_threads(threads)
             started = time.perf_counter()
             for start in range(0, len(tensor), size):
                 forward(tensor[start : start + size])
@@ -249,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--throughput-members", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3, help="throughput runs (median)")
+    parser.add_argument(
+        "--cores", type=int, default=os.cpu_count(), help="cores of the second throughput row"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     folder = Path(tempfile.mkdtemp(prefix="climlatent-ensemble-"))
@@ -268,29 +283,13 @@ def _report(args: argparse.Namespace, folder: Path) -> None:
         f"{args.years} years of daily fields per member; emulation grid {grid[0]} x {grid[1]}, "
         f"downscaling {fine_grid[0] // 4} x {fine_grid[1] // 4} -> {fine_grid[0]} x {fine_grid[1]}"
     )
-    print(
-        f"1) throughput on one thread, lazy pipeline from files vs bare torch forward "
-        f"(median of {args.repeats}):"
-    )
-    for method, files in (("emulate", psl), ("downscale", drivers)):
-        rates = throughput(models[method], files, method, args.repeats)
-        ratios = [raw / pipe for pipe, raw in zip(rates["pipeline"], rates["raw"], strict=True)]
-        pipeline = rates["fields"] / statistics.median(rates["pipeline"])
-        raw = rates["fields"] / statistics.median(rates["raw"])
+    for threads in sorted({1, args.cores}):
         print(
-            f"   {method:9s} {rates['fields']:6d} fields in blocks of "
-            f"{batch.block_steps(load(models[method]))} steps: pipeline {pipeline:8.0f} "
-            f"fields/s, raw forward {raw:8.0f} fields/s, ratio median "
-            f"{statistics.median(ratios):.2f} (runs {', '.join(f'{r:.2f}' for r in ratios)}; "
-            f"goal >= {GOAL}); raw forward's fastest batch {rates['fastest_batch']} rows, "
-            f"the pipeline's probed batch {rates['probed_batch']} rows; the pipeline's "
-            f"system time median {statistics.median(rates['pipeline_system']):.2f} s"
+            f"1) throughput on {threads} core(s), lazy pipeline from files vs bare torch "
+            f"forward (median of {args.repeats}):"
         )
-        gap = statistics.median(rates["pipeline"]) - statistics.median(rates["raw"])
-        print(
-            f"   {'':9s} the pipeline's time beyond the raw forward: {gap:.2f} s, of which "
-            f"reading its inputs alone takes {statistics.median(rates['read']):.2f} s"
-        )
+        for method, files in (("emulate", psl), ("downscale", drivers)):
+            _print_throughput(method, models[method], files, args.repeats, threads)
     fields = n_members * args.years * 365  # noleap calendar
     print(f"2) the store writers, {n_members} members ({fields} fields) each:")
     for method, files in (("emulate", psl), ("downscale", drivers)):
@@ -309,6 +308,29 @@ def _report(args: argparse.Namespace, folder: Path) -> None:
                 f"fields/s (+ {startup:.1f} s start-up); ratio LocalCluster / threads: "
                 f"{seconds / local:.2f}"
             )
+
+
+def _print_throughput(
+    method: str, model: Path, files: Sequence[Path], repeats: int, threads: int
+) -> None:
+    rates = throughput(model, files, method, repeats, threads)
+    ratios = [raw / pipe for pipe, raw in zip(rates["pipeline"], rates["raw"], strict=True)]
+    pipeline = rates["fields"] / statistics.median(rates["pipeline"])
+    raw = rates["fields"] / statistics.median(rates["raw"])
+    print(
+        f"   {method:9s} {rates['fields']:6d} fields in blocks of "
+        f"{batch.block_steps(load(model))} steps: pipeline {pipeline:8.0f} "
+        f"fields/s, raw forward {raw:8.0f} fields/s, ratio median "
+        f"{statistics.median(ratios):.2f} (runs {', '.join(f'{r:.2f}' for r in ratios)}; "
+        f"goal >= {GOAL}); raw forward's fastest batch {rates['fastest_batch']} rows, "
+        f"the pipeline's probed batch {rates['probed_batch']} rows; the pipeline's "
+        f"system time median {statistics.median(rates['pipeline_system']):.2f} s"
+    )
+    gap = statistics.median(rates["pipeline"]) - statistics.median(rates["raw"])
+    print(
+        f"   {'':9s} the pipeline's time beyond the raw forward: {gap:.2f} s, of which "
+        f"reading its inputs alone takes {statistics.median(rates['read']):.2f} s"
+    )
 
 
 if __name__ == "__main__":
