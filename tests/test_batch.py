@@ -144,8 +144,9 @@ def test_distributed_workers_hold_the_model_once(ensemble, member_files, model_p
             lambda dask_worker: sum("_ShippedModel" in str(key) for key in dask_worker.data)
         )
         threads = client.run(torch.get_num_threads)
+        tasks = _threads_seen_by_tasks()
     assert list(held.values()) == [1, 1]
-    assert set(threads.values()) == {1}
+    assert set(threads.values()) == {1} and tasks == {1}
     expected = est.emulate(ensemble)["pr"]
     xr.testing.assert_allclose(xr.concat([first, second], "member")["pr"], expected, rtol=1e-6)
 
@@ -159,11 +160,26 @@ def test_local_cluster_workers_keep_the_adaptive_mmap_threshold():
     assert "MALLOC_TRIM_THRESHOLD_" in dask.config.get(key)  # dask's setting, restored
 
 
+def _threads_seen_by_tasks(n_tasks: int = 8) -> set[int]:
+    """The torch thread counts that dask tasks run with, after a torch operation each."""
+
+    def task(_: int) -> int:
+        time.sleep(0.01)  # so that every thread of the pool takes some
+        torch.ones(64, 64) @ torch.ones(64, 64)
+        return torch.get_num_threads()
+
+    return set(dask.compute(*[dask.delayed(task, pure=False)(i) for i in range(n_tasks)]))
+
+
 def test_threaded_scheduler_fixes_torch_threads_then_restores():
     before = torch.get_num_threads()
     with batch.scheduler("threads", n_workers=2, torch_threads=2) as client:
         assert client is None and torch.get_num_threads() == 2
         assert dask.config.get("scheduler") == "threads"
+        assert _threads_seen_by_tasks() == {2}
+    # threads that ran torch with 2 threads each keep them: a later run must not reuse them
+    with batch.scheduler("threads", n_workers=2, torch_threads=1):
+        assert _threads_seen_by_tasks() == {1}
     assert torch.get_num_threads() == before
 
 

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import dask
 import dask.local
 import dask.system
+import dask.threaded
 import torch
 
 from climlatent.errors import ClimlatentError
 
 if TYPE_CHECKING:
     from distributed import Client
+
+
+# dask's own pool class (it carries context variables into tasks) where dask has one
+_POOL_CLASS = getattr(dask.threaded, "ContextAwareThreadPoolExecutor", ThreadPoolExecutor)
 
 
 class SchedulerError(ClimlatentError, ConnectionError):
@@ -35,14 +41,16 @@ def scheduler(
     Parameters
     ----------
     address : str
-        ``"threads"`` (dask's threaded scheduler), ``"local"`` (a
+        ``"threads"`` (dask's threaded scheduler, on a pool of its own for the
+        duration), ``"local"`` (a
         ``dask.distributed.LocalCluster`` of single-threaded workers) or the address
         of a running scheduler (``"tcp://host:8786"``).
     n_workers : int, optional
         Threads, or workers of the local cluster (default: dask's, from the cores).
     torch_threads : int
-        Torch threads per worker, set on every worker by a worker plugin (and in this
-        process on threads), so that workers do not oversubscribe the cores.
+        Torch threads per worker, set on every worker by a worker plugin (on threads,
+        by each thread of the pool as it starts, and in this process), so that workers
+        do not oversubscribe the cores.
     processes : bool
         Local-cluster workers in separate processes (else in threads of this one).
     timeout : float
@@ -67,8 +75,11 @@ def scheduler(
     with contextlib.ExitStack() as stack:
         stack.callback(torch.set_num_threads, torch.get_num_threads())
         if address == "threads":
-            stack.enter_context(dask.config.set(scheduler="threads", num_workers=n_workers))
             torch.set_num_threads(torch_threads)
+            workers = n_workers or dask.system.CPU_COUNT
+            pool = stack.enter_context(_torch_thread_pool(workers, torch_threads))
+            settings = {"scheduler": "threads", "pool": pool, "num_workers": workers}
+            stack.enter_context(dask.config.set(settings))
             yield None
             return
         from distributed import Client
@@ -92,6 +103,20 @@ def scheduler(
         stack.enter_context(client)
         client.register_plugin(_torch_threads_plugin(torch_threads))
         yield client
+
+
+def _torch_thread_pool(n_workers: int, torch_threads: int) -> ThreadPoolExecutor:
+    """A fresh pool of ``n_workers`` threads, each set to ``torch_threads`` torch threads.
+
+    dask's threaded scheduler keeps its pools for the life of the process, and a thread
+    that has run a torch operation keeps the torch thread count it had then: a later
+    ``torch.set_num_threads`` in the main thread does not reach it. A pool warmed with
+    several torch threads each (a first ``est.downscale(ds)`` on dask's default pool,
+    with torch's default of one thread per core) would oversubscribe the cores by that
+    factor for the rest of the session. A pool of its own, whose threads set their
+    count as they start, cannot.
+    """
+    return _POOL_CLASS(n_workers, initializer=torch.set_num_threads, initargs=(torch_threads,))
 
 
 def _worker_environ() -> dict[str, dict]:
