@@ -4,6 +4,7 @@ schedulers, and the checks on member files."""
 import os
 import pickle
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dask
@@ -181,6 +182,24 @@ def test_threaded_scheduler_fixes_torch_threads_then_restores():
     with batch.scheduler("threads", n_workers=2, torch_threads=1):
         assert _threads_seen_by_tasks() == {1}
     assert torch.get_num_threads() == before
+
+
+def test_a_lazy_emulation_on_dask_threads_shares_the_cores_among_them():
+    ds = circulation_members(2)
+    est = cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=3).fit(ds, "pr", "psl")
+    cores, previous = dask.system.CPU_COUNT, torch.get_num_threads()
+    torch.set_num_threads(2 * cores)  # what new threads would take: more than their share
+    try:
+        with (
+            ThreadPoolExecutor(2) as pool,  # fresh threads, as dask's own pool starts them
+            dask.config.set(scheduler="threads", pool=pool, num_workers=2),
+        ):
+            lazy = est.emulate(ds.chunk(time=73)).compute()
+            seen = _threads_seen_by_tasks()  # the same threads, as the blocks left them
+    finally:
+        torch.set_num_threads(previous)
+    assert seen == {max(1, cores // 2)}
+    xr.testing.assert_allclose(lazy, est.emulate(ds))
 
 
 def test_unreachable_scheduler_fails_fast_with_a_clear_error():

@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from climlatent.batch.scheduler import _active_client
+from climlatent.dask_threads import share_cores
 from climlatent.errors import ClimlatentError
 from climlatent.estimators import BaseEstimator, Estimator, ProxyDownscaler
 from climlatent.estimators._torch import INFERENCE_BATCH
@@ -62,6 +63,7 @@ class _ShippedModel:
 
 
 def _predict_block(*blocks: np.ndarray, model: _ShippedModel, block_info: dict) -> np.ndarray:
+    share_cores()
     return model.predict(*blocks, location=block_info[0]["array-location"])
 
 

@@ -13,6 +13,7 @@ import dask.system
 import dask.threaded
 import torch
 
+from climlatent.dask_threads import configure_thread
 from climlatent.errors import ClimlatentError
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def _torch_thread_pool(n_workers: int, torch_threads: int) -> ThreadPoolExecutor
     factor for the rest of the session. A pool of its own, whose threads set their
     count as they start, cannot.
     """
-    return _POOL_CLASS(n_workers, initializer=torch.set_num_threads, initargs=(torch_threads,))
+    return _POOL_CLASS(n_workers, initializer=configure_thread, initargs=(torch_threads,))
 
 
 def _worker_environ() -> dict[str, dict]:

@@ -44,6 +44,7 @@ from climlatent.checks import (
     check_sample_dims,
     get_variable,
 )
+from climlatent.dask_threads import share_cores
 from climlatent.errors import InputDataError, NotFittedError
 from climlatent.estimators._config import check_config
 from climlatent.estimators._fit_forms import fit_call
@@ -391,9 +392,11 @@ class Estimator(BaseEstimator):
         self._require_fitted()
         x = self._prepare_proxy(ds, check_range)
         x_in = self.proxy_transform_.forward(x) if self.proxy_transform_ else x
-        name = self.proxy_
+        name, lazy = self.proxy_, x_in.chunks is not None
 
         def predict(matrix: np.ndarray) -> np.ndarray:
+            if lazy:  # a dask task, perhaps in a thread of the threaded scheduler
+                share_cores()
             check_finite(matrix, name)
             return self._predict(matrix)
 

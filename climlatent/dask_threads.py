@@ -1,0 +1,87 @@
+"""Torch threads in the threads of dask's threaded scheduler: the cores shared out.
+
+A thread that runs a torch operation takes the process's torch thread count at that
+moment (one per core by default) and keeps it: on dask's threaded scheduler, with one
+thread per core, every block of a lazy ``est.emulate(ds)`` would then run on as many
+torch threads as there are cores, the square of the cores in all. The blocks that
+climlatent hands to dask call `share_cores` first: a thread of the threaded scheduler
+not configured yet is set to ``cores // dask threads`` torch threads (at least one),
+once. The main thread (dask's synchronous scheduler, eager calls) and the workers of
+``dask.distributed`` (whose processes start with one thread per worker, see
+`climlatent.batch.scheduler`) are left as they are; so are threads configured by
+`configure_thread` (the pool of `climlatent.batch.scheduler`).
+
+``torch.set_num_threads`` also sets the count that threads started later take; the
+main thread, which has its own, keeps it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import dask
+import dask.system
+import torch
+
+__all__ = ["configure_thread", "share_cores"]
+
+_THIS_THREAD = threading.local()
+
+
+def configure_thread(n_threads: int) -> None:
+    """Set the torch thread count of the calling thread, for good.
+
+    Parameters
+    ----------
+    n_threads : int
+        Torch (intra-op) threads of this thread's operations.
+
+    Examples
+    --------
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> with ThreadPoolExecutor(1, initializer=configure_thread, initargs=(1,)) as pool:
+    ...     pool.submit(torch.get_num_threads).result()
+    1
+    """
+    torch.set_num_threads(n_threads)
+    _THIS_THREAD.configured = True
+
+
+def share_cores() -> None:
+    """Give a thread of dask's threaded scheduler its share of the cores, once.
+
+    ``dask.system.CPU_COUNT // num_workers`` torch threads (dask's ``num_workers``
+    setting, by default one per core), at least one. Nothing happens on the main
+    thread, in a ``dask.distributed`` worker or in a thread already configured.
+
+    Examples
+    --------
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> def block():
+    ...     share_cores()
+    ...     return torch.get_num_threads()
+    >>> with dask.config.set(num_workers=dask.system.CPU_COUNT):
+    ...     with ThreadPoolExecutor(1) as pool:
+    ...         pool.submit(block).result()
+    1
+    """
+    if getattr(_THIS_THREAD, "configured", False):
+        return
+    if threading.current_thread() is threading.main_thread() or _in_distributed_worker():
+        _THIS_THREAD.configured = True
+        return
+    workers = dask.config.get("num_workers", None) or dask.system.CPU_COUNT
+    configure_thread(max(1, dask.system.CPU_COUNT // int(workers)))
+
+
+def _in_distributed_worker() -> bool:
+    """Whether the calling thread runs a task of a ``dask.distributed`` worker."""
+    try:
+        from distributed import get_worker
+    except ImportError:
+        return False
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
