@@ -17,11 +17,11 @@ main thread, which has its own, keeps it.
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import dask
 import dask.system
-import torch
 
 __all__ = ["configure_thread", "share_cores"]
 
@@ -38,11 +38,14 @@ def configure_thread(n_threads: int) -> None:
 
     Examples
     --------
+    >>> import torch
     >>> from concurrent.futures import ThreadPoolExecutor
     >>> with ThreadPoolExecutor(1, initializer=configure_thread, initargs=(1,)) as pool:
     ...     pool.submit(torch.get_num_threads).result()
     1
     """
+    import torch  # here: the numpy estimators (EOFRegression) never load torch
+
     torch.set_num_threads(n_threads)
     _THIS_THREAD.configured = True
 
@@ -52,10 +55,12 @@ def share_cores() -> None:
 
     ``dask.system.CPU_COUNT // num_workers`` torch threads (dask's ``num_workers``
     setting, by default one per core), at least one. Nothing happens on the main
-    thread, in a ``dask.distributed`` worker or in a thread already configured.
+    thread, in a ``dask.distributed`` worker, in a thread already configured, or
+    while torch is not loaded.
 
     Examples
     --------
+    >>> import torch
     >>> from concurrent.futures import ThreadPoolExecutor
     >>> def block():
     ...     share_cores()
@@ -65,8 +70,8 @@ def share_cores() -> None:
     ...         pool.submit(block).result()
     1
     """
-    if getattr(_THIS_THREAD, "configured", False):
-        return
+    if getattr(_THIS_THREAD, "configured", False) or "torch" not in sys.modules:
+        return  # configured, or no torch in the process (numpy models): nothing to share
     if threading.current_thread() is threading.main_thread() or _in_distributed_worker():
         _THIS_THREAD.configured = True
         return

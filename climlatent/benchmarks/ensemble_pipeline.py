@@ -195,17 +195,15 @@ def throughput(
     with batch.scheduler("threads", n_workers=threads, torch_threads=1), torch.inference_mode():
         with LargestTensor() as probe:
             forward(tensor[:PROBE_ROWS])
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads)  # this thread's, the forward's: the pool has its own
         size = fastest_batch(forward, tensor)
         for _ in range(repeats + 1):  # the first, untimed, warms the pipeline up
-            torch.set_num_threads(1)
             started, system = time.perf_counter(), _system_seconds()
             with batch.open_members(files, batch.model_inputs(est), time_chunk=steps) as lazy:
                 out = getattr(batch, method)(est, lazy)[est.target_].data
                 dask.array.store(out, _Discard(), lock=False)  # block by block, as a store
             pipeline.append(time.perf_counter() - started)
             pipeline_system.append(_system_seconds() - system)
-            torch.set_num_threads(threads)
             started = time.perf_counter()
             for start in range(0, len(tensor), size):
                 forward(tensor[start : start + size])
