@@ -220,6 +220,7 @@ def throughput(
         "pipeline_system": pipeline_system,
         "raw": raw,
         "read": read,
+        "block_steps": steps,
         "fastest_batch": size,
         "probed_batch": cpu_batch_size(probe.bytes, PROBE_ROWS),
     }
@@ -317,7 +318,7 @@ def _print_throughput(
     raw = rates["fields"] / statistics.median(rates["raw"])
     print(
         f"   {method:9s} {rates['fields']:6d} fields in blocks of "
-        f"{batch.block_steps(load(model))} steps: pipeline {pipeline:8.0f} "
+        f"{rates['block_steps']} steps: pipeline {pipeline:8.0f} "
         f"fields/s, raw forward {raw:8.0f} fields/s, ratio median "
         f"{statistics.median(ratios):.2f} (runs {', '.join(f'{r:.2f}' for r in ratios)}; "
         f"goal >= {GOAL}); raw forward's fastest batch {rates['fastest_batch']} rows, "
