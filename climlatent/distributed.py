@@ -66,6 +66,12 @@ def setup() -> bool:
     if not dist.is_available():
         return False
     if not dist.is_initialized() and all(key in os.environ for key in TORCHRUN_VARIABLES):
+        # Imported after the group exists (the optimisers import it through
+        # torch._dynamo), this module's functions hold the group as the default value of
+        # their ``group`` argument, so destroy_process_group would leave it and its
+        # gloo worker threads alive into the interpreter's teardown (see _leave_group).
+        import torch.distributed.nn.functional  # noqa: F401
+
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         atexit.register(_leave_group)
     return dist.is_initialized()
@@ -74,10 +80,12 @@ def setup() -> bool:
 def _leave_group() -> None:
     """Destroy the process group `setup` joined, before the interpreter tears down.
 
-    A gloo group left to the interpreter's teardown can destroy its worker threads
-    while they run: the rank then aborts ("terminate called without an active
-    exception", SIGABRT) and torchrun reports a failed run after training succeeded
-    (seen once in the test suite).
+    Destroying the group joins its gloo worker threads. A worker still running at the
+    teardown may release the last reference to a tensor that Python dropped (a
+    collective's buffer) after the interpreter began finalising: taking the GIL then
+    ends the thread inside C++ code, and the rank aborts ("terminate called without an
+    active exception", SIGABRT; torchrun reports a failed run after training
+    succeeded, about once in a few hundred runs under load).
     """
     if dist.is_initialized():
         dist.destroy_process_group()
