@@ -7,20 +7,23 @@ observations) become columns. :class:`FieldLayout` remembers that mapping and th
 so a model's output matrix can be laid back onto the grid with every coordinate,
 attribute and dimension order of the input.
 
-:func:`map_samples` applies a matrix-to-matrix function (a model's prediction) to a
-DataArray block by block with :func:`xarray.apply_ufunc`: dask-backed input stays
-lazy, and memory is bounded by the chunk, not by the ensemble.
+:func:`map_model` applies a fitted model (matrices to a matrix) to fields block by
+block: dask-backed input stays lazy, memory is bounded by the chunk, not by the
+ensemble, and a block runs numpy and the model only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import xarray as xr
 
+from climlatent.dask_threads import share_cores
 from climlatent.errors import InputDataError
+from climlatent.graph_node import model_node
 from climlatent.grid import find_grid, grid_dataset
 
 
@@ -206,7 +209,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int, int]]:
 def _gather(flat: np.ndarray, mask: np.ndarray, dtype) -> np.ndarray:
     """Full flattened grids ``(n, mask.size)`` -> columns of the valid cells, as ``dtype``.
 
-    Always a new array (``func`` of :func:`map_samples` may change its input).
+    Always a new array (a model may change its input).
     """
     matrix = np.empty((flat.shape[0], int(np.count_nonzero(mask))), dtype=dtype)
     for start, stop, column in _runs(mask):
@@ -232,77 +235,157 @@ def _attach_grid(out: xr.DataArray, layout: FieldLayout) -> xr.DataArray:
     return out.assign_coords(coords)
 
 
-def map_samples(
-    da: xr.DataArray,
-    func: Callable[[np.ndarray], np.ndarray],
+class RowModel(Protocol):
+    """A fitted model as :func:`map_model` calls it: sample matrices in, one matrix out."""
+
+    def _predict_rows(self, matrices: list[np.ndarray], groups: np.ndarray) -> np.ndarray:
+        """``(n, target cells)`` from one ``(n, source cells)`` matrix per input field.
+
+        ``groups`` holds each row's group (0 without groups); the model checks the
+        values it needs finite, and raises naming the variable.
+        """
+        ...
+
+
+def map_model(
+    model: RowModel,
+    fields: Sequence[xr.DataArray],
     source: FieldLayout,
     target: FieldLayout,
-    dtype=np.float32,
+    groups: xr.DataArray | None = None,
 ) -> xr.DataArray:
-    """Apply a sample-matrix function to ``da`` block by block, lazily for dask input.
+    """A model over the samples of its input fields, lazily block by block for dask.
 
-    ``func`` maps a ``(n, source.n_features)`` matrix to ``(n, target.n_features)``;
-    each block of ``da`` (one dask chunk along the sample dims, or the whole array) is
-    stacked with ``source``, passed through ``func`` and laid onto ``target``'s grid.
+    Each block of the fields (one dask chunk along the sample dims, or the whole
+    fields) is stacked into one matrix per field with ``source``, passed to
+    ``model._predict_rows`` and laid onto ``target``'s grid. The fields are checked
+    and in the fitted layout already (their coordinates were checked once, by the
+    caller): a block runs numpy and the model, nothing else. On dask the model is
+    one node of the graph (:func:`climlatent.graph_node.model_node`), and a block
+    computed by a thread of dask's threaded scheduler shares the cores with the
+    others (:func:`climlatent.dask_threads.share_cores`).
 
     Parameters
     ----------
-    da : xr.DataArray
-        Input field on ``source``'s grid; any sample dims (time, member, ...).
-    func : callable
-        The model's matrix-to-matrix prediction.
+    model : RowModel
+        The fitted model.
+    fields : sequence of xr.DataArray
+        The model's input fields on ``source``'s grid, with the same sample dims
+        (time, member, ...); the first gives the output its sample coordinates.
     source, target : FieldLayout
-        Layouts of the input and of the output field.
-    dtype : numpy dtype
-        Dtype of the output.
+        Layouts of the inputs and of the output.
+    groups : xr.DataArray, optional
+        The group of each sample (e.g. its month), on some of the sample dims (e.g.
+        ``time``); 0 for every sample if None.
 
     Returns
     -------
     xr.DataArray
-        Output on ``target``'s grid, with ``da``'s sample dims and coordinates; lazy
-        when ``da`` is dask-backed.
+        float32 output on ``target``'s grid with the sample dims and coordinates of
+        ``fields[0]``; lazy when a field is dask-backed.
 
     Examples
     --------
-    >>> import numpy as np, xarray as xr
+    >>> class Twice:
+    ...     def _predict_rows(self, matrices, groups):
+    ...         return 2 * matrices[0] + groups[:, None]
     >>> da = xr.DataArray(np.ones((3, 2, 2)), dims=("time", "lat", "lon"), name="psl",
     ...     coords={"lat": [0.0, 1.0], "lon": [0.0, 1.0]})
     >>> layout = FieldLayout.from_data(da)
-    >>> out = map_samples(da.chunk(time=1), lambda m: 2 * m, layout, layout)
-    >>> out.chunks is not None, float(out.sum())
-    (True, 24.0)
+    >>> months = xr.DataArray([0, 1, 2], dims="time")
+    >>> out = map_model(Twice(), [da.chunk(time=1)], layout, layout, months)
+    >>> out.chunks is not None, out.sum(["lat", "lon"]).values.tolist()
+    (True, [8.0, 12.0, 16.0])
     """
-    sample = source.sample_dims(da)
-    out_dims = tuple(f"__out_{d}" for d in target.spatial_dims)
+    sample = source.sample_dims(fields[0])
+    spatial = source.spatial_dims
+    coords = {k: c for k, c in fields[0].coords.items() if set(c.dims) <= set(sample)}
+    mapped = _MappedModel(model, source.mask, len(spatial), target, groups is not None)
+    if all(field.chunks is None for field in fields):
+        template = fields[0].isel(dict.fromkeys(spatial, 0), drop=True)  # the sample dims
+        rows = None if groups is None else groups.broadcast_like(template).transpose(*sample)
+        data = mapped(
+            *(field.transpose(*sample, *spatial).values for field in fields),
+            *(() if rows is None else (rows.values,)),
+        )
+    else:
+        data = _lazy_blocks(mapped, fields, groups, sample, spatial)
+    out = xr.DataArray(data, dims=sample + target.spatial_dims, coords=coords)
+    return _attach_grid(out.rename(None), target)  # not the dask array's name
 
-    source_mask = source.mask
 
-    def block(values: np.ndarray) -> np.ndarray:
-        lead = values.shape[: len(sample)]
-        matrix = _gather(values.reshape(-1, source_mask.size), source_mask, dtype)
-        result = np.asarray(func(matrix), dtype=dtype)
-        if result.shape != (matrix.shape[0], target.n_features):
+@dataclass(frozen=True, eq=False)
+class _MappedModel:
+    """A model and the layouts of its matrices: what every block of a map needs."""
+
+    model: RowModel
+    mask: np.ndarray  # the source's valid cells, flat
+    n_spatial: int  # the source's horizontal dims
+    target: FieldLayout
+    grouped: bool  # the last block holds the groups of the samples
+
+    def __call__(self, *blocks: np.ndarray) -> np.ndarray:
+        """The output for the field blocks ``(samples..., cells...)`` (and the groups)."""
+        lead = blocks[0].shape[: blocks[0].ndim - self.n_spatial]
+        n = int(np.prod(lead))
+        fields = blocks[:-1] if self.grouped else blocks
+        groups = blocks[-1].reshape(n) if self.grouped else np.zeros(n, np.int64)
+        matrices = [_gather(block.reshape(n, -1), self.mask, np.float32) for block in fields]
+        result = np.asarray(self.model._predict_rows(matrices, groups), dtype=np.float32)
+        if result.shape != (n, self.target.n_features):
             raise ValueError(
-                f"model output has shape {result.shape}, expected "
-                f"{(matrix.shape[0], target.n_features)}"
+                f"model output has shape {result.shape}, expected {(n, self.target.n_features)}"
             )
-        return _scatter(result, target).reshape(lead + target.shape)
+        return _scatter(result, self.target).reshape(lead + self.target.shape)
 
-    if da.chunks is not None:
-        da = da.chunk(dict.fromkeys(source.spatial_dims, -1))
-    ordered = da.transpose(*sample, *source.spatial_dims)
-    out = xr.apply_ufunc(
-        block,
-        ordered,
-        input_core_dims=[list(source.spatial_dims)],
-        output_core_dims=[list(out_dims)],
-        dask="parallelized",
-        output_dtypes=[dtype],
-        dask_gufunc_kwargs={"output_sizes": dict(zip(out_dims, target.shape, strict=True))},
-        keep_attrs=False,
+
+def _lazy_blocks(
+    mapped: _MappedModel,
+    fields: Sequence[xr.DataArray],
+    groups: xr.DataArray | None,
+    sample: tuple[str, ...],
+    spatial: tuple[str, ...],
+) -> Any:
+    """``mapped`` over the blocks of the fields (some dask-backed): a dask array."""
+    import dask.array
+
+    fields = [_whole_cells(field, spatial) for field in fields]
+    if len(fields) > 1:
+        fields = list(xr.unify_chunks(*fields))
+    arrays = [field.transpose(*sample, *spatial).data for field in fields]
+    chunks = arrays[0].chunks[: len(sample)]
+    if groups is not None:  # chunked along its own dims first: broadcast lazily
+        own = {dim: fields[0].chunksizes[dim] for dim in groups.dims}
+        samples = fields[0].isel(dict.fromkeys(spatial, 0), drop=True)
+        rows = groups.chunk(own).broadcast_like(samples)
+        rows = rows.transpose(*sample).data.rechunk(chunks)
+        arrays.append(rows.reshape(rows.shape + (1,) * len(spatial)))  # dims as the fields
+    out_chunks = chunks + tuple((size,) for size in mapped.target.shape)
+    return dask.array.map_blocks(
+        _task,
+        *arrays,
+        mapped=model_node(mapped),
+        chunks=out_chunks,
+        dtype=np.float32,
+        meta=np.empty((0,) * len(out_chunks), np.float32),
     )
-    out = out.rename(dict(zip(out_dims, target.spatial_dims, strict=True)))
-    return _attach_grid(out.drop_vars(list(source.spatial_dims), errors="ignore"), target)
+
+
+def _whole_cells(field: xr.DataArray, spatial: tuple[str, ...]) -> xr.DataArray:
+    """``field`` on dask with each horizontal dim in one chunk.
+
+    Rechunked only if it is not (a rechunk of a field with a cftime coordinate costs
+    its tokenising: pickling every date).
+    """
+    if field.chunks is not None and all(len(field.chunksizes[dim]) == 1 for dim in spatial):
+        return field
+    return field.chunk(dict.fromkeys(spatial, -1))
+
+
+def _task(*blocks: np.ndarray, mapped: _MappedModel) -> np.ndarray:
+    """One block as a dask task: the cores shared first on a threaded scheduler."""
+    share_cores()
+    return mapped(*blocks)
 
 
 def check_finite(matrix: np.ndarray, name: str) -> None:

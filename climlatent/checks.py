@@ -89,7 +89,9 @@ def calendar_of(da: xr.DataArray, time: str) -> str:
     return calendar
 
 
-def check_field(da: xr.DataArray, role: str) -> tuple[str | None, str | None]:
+def check_field(
+    da: xr.DataArray, role: str, any_finite: bool = True
+) -> tuple[str | None, str | None]:
     """Check a field at the boundary; return its time dim and calendar.
 
     Checks: latitude/longitude found and monotonic, no empty dimension, the time axis
@@ -102,6 +104,10 @@ def check_field(da: xr.DataArray, role: str) -> tuple[str | None, str | None]:
         The field.
     role : str
         Its role (``"target"``, ``"proxy"``), named in messages.
+    any_finite : bool
+        Check for a finite value, which reads the whole field; False where the
+        caller checks every value of each block it reads (a lazy field is then
+        checked from its coordinates alone).
 
     Examples
     --------
@@ -124,7 +130,7 @@ def check_field(da: xr.DataArray, role: str) -> tuple[str | None, str | None]:
     if time is not None and time in da.coords:
         calendar = calendar_of(da, time)
         check_monotonic(da[time], da.name)
-    if not bool(np.isfinite(da).any()):
+    if any_finite and not bool(np.isfinite(da).any()):
         raise InputDataError(f"{role} variable {da.name!r} has no finite value{_why(da)}")
     return time, calendar
 

@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from climlatent.errors import InputDataError
+from climlatent.graph_node import model_node
 
 __all__ = ["RANGE_TOLERANCE", "FittedRange"]
 
@@ -90,41 +91,81 @@ class FittedRange:
         """
         if tolerance is None:
             return da
+        labels = _Labels.of(da)
         if da.chunks is None:
-            self._check_block(da, role, tolerance)
+            _check_block(np.asarray(da.values), self, role, tolerance, labels)
             return da
-        return xr.map_blocks(self._check_block, da, (role, tolerance), template=da)
+        import dask.array
 
-    def _check_block(self, da: xr.DataArray, role: str, tolerance: float) -> xr.DataArray:
-        low, high = self.bounds(tolerance)
-        values = np.asarray(da.values)
-        # Two NaN-skipping reductions clear a plausible block (the common case) at an
-        # eighth of the cost of the masks below, which find and name the bad values.
-        plausible = values.size and low <= np.fmin.reduce(values, axis=None)
-        if plausible and np.fmax.reduce(values, axis=None) <= high:
-            return da
-        bad = np.isinf(values) | (values < low) | (values > high)
-        n_bad = int(bad.sum())
-        if n_bad:
-            first = np.unravel_index(int(np.argmax(bad)), bad.shape)
-            where = ", ".join(
-                f"{dim}={_label(da, dim, i)}" for dim, i in zip(da.dims, first, strict=True)
-            )
-            units = da.attrs.get("units", "")
-            raise InputDataError(
-                f"{role} variable {self.name!r} has {n_bad} value(s) outside the plausible "
-                f"range [{low:.4g}, {high:.4g}] {units} (the fitted range "
-                f"[{self.minimum:.4g}, {self.maximum:.4g}] widened {tolerance:g} times its "
-                f"width each side); the first is {float(values[first]):.4g} at {where}. An "
-                f"unmasked fill value, or units that do not match the data? To apply the "
-                f"model anyway, pass check_range=False"
-            )
-        return da
+        checked = dask.array.map_blocks(
+            _check_block,
+            da.data,
+            fitted=self,
+            role=role,
+            tolerance=tolerance,
+            labels=model_node(labels, "labels"),
+            dtype=da.dtype,
+            meta=da.data._meta,
+        )
+        return da.copy(data=checked)
 
 
-def _label(da: xr.DataArray, dim: str, index: int) -> str:
-    """Coordinate value at ``index`` along ``dim`` (the index if there is none)."""
-    if dim not in da.coords:
-        return str(index)
-    value = da[dim].values[index]
+@dataclass(frozen=True)
+class _Labels:
+    """What a message names of a field: its name, units, dims and their coordinates."""
+
+    name: str
+    units: str
+    dims: tuple[str, ...]
+    coords: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, da: xr.DataArray) -> _Labels:
+        coords = {dim: da[dim].values for dim in da.dims if dim in da.coords}
+        return cls(str(da.name), da.attrs.get("units", ""), tuple(map(str, da.dims)), coords)
+
+    def at(self, index: tuple[int, ...]) -> str:
+        """``dim=label, ...`` of the value at ``index``: coordinate values, else indices."""
+        return ", ".join(
+            f"{dim}={_label(self.coords[dim][i]) if dim in self.coords else i}"
+            for dim, i in zip(self.dims, index, strict=True)
+        )
+
+
+def _check_block(
+    values: np.ndarray,
+    fitted: FittedRange,
+    role: str,
+    tolerance: float,
+    labels: _Labels,
+    block_info: dict | None = None,
+) -> np.ndarray:
+    """``values`` (a block of a field), or an `InputDataError` naming its first bad value."""
+    low, high = fitted.bounds(tolerance)
+    # Two NaN-skipping reductions clear a plausible block (the common case) at an
+    # eighth of the cost of the masks below, which find and name the bad values.
+    plausible = values.size and low <= np.fmin.reduce(values, axis=None)
+    if plausible and np.fmax.reduce(values, axis=None) <= high:
+        return values
+    bad = np.isinf(values) | (values < low) | (values > high)
+    n_bad = int(bad.sum())
+    if n_bad:
+        first = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        location = block_info[0]["array-location"] if block_info else [(0, 0)] * values.ndim
+        where = labels.at(
+            tuple(int(i) + start for i, (start, _) in zip(first, location, strict=True))
+        )
+        raise InputDataError(
+            f"{role} variable {fitted.name!r} has {n_bad} value(s) outside the plausible "
+            f"range [{low:.4g}, {high:.4g}] {labels.units} (the fitted range "
+            f"[{fitted.minimum:.4g}, {fitted.maximum:.4g}] widened {tolerance:g} times its "
+            f"width each side); the first is {float(values[first]):.4g} at {where}. An "
+            f"unmasked fill value, or units that do not match the data? To apply the "
+            f"model anyway, pass check_range=False"
+        )
+    return values
+
+
+def _label(value: object) -> str:
+    """A coordinate value as a message names it."""
     return str(value)[:19] if not isinstance(value, float | np.floating) else f"{value:g}"

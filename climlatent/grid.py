@@ -15,12 +15,7 @@ Three horizontal grid kinds are recognised:
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import hashlib
-from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 import cf_xarray  # noqa: F401  (registers the .cf accessor)
 import cftime
@@ -32,8 +27,6 @@ from climlatent.errors import InputDataError
 EARTH_RADIUS = 6_371_000.0  # m, the mean Earth radius used for cell areas
 MEMBER_DIM_NAMES = ("member", "realization", "member_id", "ensemble", "ens", "number")
 TIME_DIM_NAMES = ("time",)
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,122 +60,9 @@ class GridInfo:
         return (self.y_dim, self.x_dim)
 
 
-#: What cf-xarray found, by the names, dims and attributes it looks at; set while a
-#: batch run reuses its discovery for every block (:func:`reused_discovery`).
-_DISCOVERY: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
-    "climlatent_cf_discovery", default=None
-)
-
-
-@contextlib.contextmanager
-def reused_discovery(memo: dict) -> Iterator[None]:
-    """Within the block, cf-xarray discovery is looked up in ``memo`` before it is run.
-
-    cf-xarray's axis and coordinate discovery (a few ms per call, several calls per
-    check of a field) depends only on the variables' names, dims and attributes and
-    on the index names; a batch run applies a model to thousands of blocks that share
-    them, so one ``memo`` kept for the run finds the axes of its first block and
-    reuses them for the others. Nothing is kept outside the block and its ``memo``.
-
-    Parameters
-    ----------
-    memo : dict
-        What was found, by what it depends on; filled as the block runs.
-
-    Examples
-    --------
-    >>> import numpy as np, xarray as xr
-    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("lat", "lon"), coords={
-    ...     "lat": ("lat", [10.0, 20.0], {"standard_name": "latitude"}),
-    ...     "lon": ("lon", [0.0, 5.0, 10.0], {"standard_name": "longitude"})})
-    >>> memo = {}
-    >>> with reused_discovery(memo):
-    ...     grids = [find_grid(da + step) for step in range(3)]
-    >>> grids[0] == grids[2], len(memo)
-    (True, 1)
-    """
-    token = _DISCOVERY.set(memo)
-    try:
-        yield
-    finally:
-        _DISCOVERY.reset(token)
-
-
-def memoized(key: Callable[[], Hashable], compute: Callable[[], T]) -> T:
-    """``compute()``, kept under ``key()`` in the memo of :func:`reused_discovery` if set.
-
-    For what depends only on what ``key()`` describes (names, attributes, coordinate
-    values), computed once per batch run instead of once per block; without a memo,
-    ``compute()`` and nothing else (``key`` is not called). A ``compute()`` that raises
-    leaves nothing in the memo.
-
-    Examples
-    --------
-    >>> calls = []
-    >>> memo = {}
-    >>> with reused_discovery(memo):
-    ...     found = [memoized(lambda: "k", lambda: calls.append(1) or len(calls)) for _ in "ab"]
-    >>> found, len(calls)
-    ([1, 1], 1)
-    """
-    memo = _DISCOVERY.get()
-    if memo is None:
-        return compute()
-    found = key()
-    if found not in memo:
-        memo[found] = compute()
-    return memo[found]
-
-
 def _cf_names(obj: xr.Dataset | xr.DataArray, kind: str) -> dict[str, list[str]]:
-    """``obj.cf.coordinates`` or ``obj.cf.axes``, from the memo of a batch run when set."""
-    return memoized(lambda: (kind, _discovery_key(obj)), lambda: getattr(obj.cf, kind))
-
-
-def grid_key(obj: xr.Dataset | xr.DataArray, name: str | None = None) -> Hashable:
-    """What the horizontal grid and layout of ``obj`` are made of, as a hashable key.
-
-    The names, dims and attributes discovery reads (and a DataArray's dims), and a
-    digest of the values of the latitude and longitude coordinates: two objects with
-    equal keys have the same grid in the same layout, whatever their data. ``name``
-    is the variable named if :func:`find_grid` raises.
-
-    Examples
-    --------
-    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("lat", "lon"),
-    ...     coords={"lat": [10.0, 20.0], "lon": [0.0, 5.0, 10.0]})
-    >>> grid_key(da) == grid_key(da + 1), grid_key(da) == grid_key(da.assign_coords(lat=[0, 1]))
-    (True, False)
-    """
-    grid = find_grid(obj, name)
-    variables = obj.variables if isinstance(obj, xr.Dataset) else obj.coords.variables
-    values = []
-    for coord in (grid.lat, grid.lon):
-        array = np.ascontiguousarray(variables[coord].values)
-        digest = hashlib.blake2b(array.tobytes(), digest_size=16).digest()
-        values.append((array.dtype.str, array.shape, digest))
-    dims = obj.dims if isinstance(obj, xr.DataArray) else None
-    return ("grid", _discovery_key(obj), dims, *values)
-
-
-def _discovery_key(obj: xr.Dataset | xr.DataArray) -> Hashable:
-    """What cf-xarray's discovery reads of ``obj``.
-
-    The names, dims and attributes of its variables (a DataArray's coordinates), its
-    index names, and its own attributes and ``coordinates`` encoding.
-    """
-    variables = obj.variables if isinstance(obj, xr.Dataset) else obj.coords.variables
-    return (
-        type(obj).__name__,
-        _attrs_key(obj.attrs),
-        repr(obj.encoding.get("coordinates")),
-        tuple(obj.xindexes),
-        tuple((name, var.dims, _attrs_key(var.attrs)) for name, var in variables.items()),
-    )
-
-
-def _attrs_key(attrs: dict) -> str:
-    return repr(sorted(attrs.items(), key=str))
+    """``obj.cf.coordinates`` or ``obj.cf.axes``."""
+    return getattr(obj.cf, kind)
 
 
 def _cf_coordinate(obj: xr.Dataset | xr.DataArray, key: str) -> str | None:

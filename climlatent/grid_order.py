@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from climlatent.errors import InputDataError
-from climlatent.grid import GridInfo, check_same_grid, find_grid, grid_key, memoized
+from climlatent.grid import GridInfo, check_same_grid, find_grid
 
 __all__ = ["GridOrder", "canonical_order", "conform", "grid_layout", "in_layout"]
 
@@ -94,14 +94,7 @@ class GridOrder:
 
     @classmethod
     def of(cls, obj: xr.Dataset | xr.DataArray, name: str | None = None) -> GridOrder:
-        """The order of ``obj``'s horizontal grid (found through CF metadata).
-
-        Found once per batch run for blocks on one grid (:func:`climlatent.grid.memoized`).
-        """
-        return memoized(lambda: ("order", grid_key(obj, name)), lambda: cls._of(obj, name))
-
-    @classmethod
-    def _of(cls, obj: xr.Dataset | xr.DataArray, name: str | None) -> GridOrder:
+        """The order of ``obj``'s horizontal grid (found through CF metadata)."""
         grid = find_grid(obj, name)
         spatial = _spatial_order(obj, grid)
         if grid.kind != "rectilinear":
@@ -284,15 +277,6 @@ def canonical_order(
     >>> canonical.dims, canonical["lat"].values.tolist(), canonical.values[1].tolist()
     (('lat', 'lon'), [-10.0, 10.0], [4.0, 6.0, 0.0, 2.0])
     """
-    return memoized(
-        lambda: ("canonical_order", grid_key(da, name), grid_key(reference, name), atol),
-        lambda: _canonical_order(da, reference, name, atol),
-    )
-
-
-def _canonical_order(
-    da: xr.DataArray, reference: xr.Dataset | xr.DataArray, name: str, atol: float
-) -> GridOrder:
     mine, theirs = GridOrder.of(da, name), GridOrder.of(reference, name)
     if set(mine.grid.spatial_dims) != set(theirs.grid.spatial_dims):
         raise InputDataError(

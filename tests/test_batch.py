@@ -8,13 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dask
+import numpy as np
 import pytest
 import torch
 import xarray as xr
 
 import climlatent as cl
-from climlatent import batch
-from climlatent.batch.lazy import _ShippedModel as ShippedModel
+from climlatent import batch, batching
 from climlatent.errors import InputDataError
 
 TIME_CHUNK = 365
@@ -65,16 +65,16 @@ def biogeochem():
 
 
 def patch_predict(monkeypatch, fail_at: int | None = None) -> list[int]:
-    """Count the blocks the model computes; the ``fail_at``-th one fails like a bad read."""
-    calls, original = [], ShippedModel.predict
+    """Count the blocks dask computes; the ``fail_at``-th one fails like a bad read."""
+    calls, original = [], batching._task
 
-    def predict(model, *blocks, **where):
+    def task(*blocks, **model):
         calls.append(len(calls) + 1)
         if calls[-1] == fail_at:
             raise OSError(f"simulated read error in block {fail_at}")
-        return original(model, *blocks, **where)
+        return original(*blocks, **model)
 
-    monkeypatch.setattr(ShippedModel, "predict", predict)
+    monkeypatch.setattr(batching, "_task", task)
     return calls
 
 
@@ -128,7 +128,10 @@ def test_model_is_one_graph_node_that_every_task_depends_on(member_files, model_
     assert len(dependents[models[0]]) == 6  # every (member, time) block
     model_bytes = len(pickle.dumps(graph[models[0]]))
     assert model_bytes > len(pickle.dumps(est))
-    others = [len(pickle.dumps(task)) for key, task in graph.items() if key != models[0]]
+    # the model and the coordinates that name a bad value are shared nodes, one each
+    shared = [key for key in graph if str(key).startswith("climlatent-")]
+    assert len(shared) == 2
+    others = [len(pickle.dumps(task)) for key, task in graph.items() if key not in shared]
     assert max(others) < model_bytes / 5  # no task carries its own copy of the model
 
 
@@ -142,7 +145,7 @@ def test_distributed_workers_hold_the_model_once(ensemble, member_files, model_p
         first = out.isel(member=[0]).compute()  # two computations, as two zarr regions
         second = out.isel(member=slice(1, None)).compute()
         held = client.run(
-            lambda dask_worker: sum("_ShippedModel" in str(key) for key in dask_worker.data)
+            lambda dask_worker: sum("_MappedModel" in str(key) for key in dask_worker.data)
         )
         threads = client.run(torch.get_num_threads)
         tasks = _threads_seen_by_tasks()
@@ -334,13 +337,13 @@ def test_member_files_open_at_once_are_a_window(ensemble, model_path, tmp_path, 
     many = circulation_members(n_members=12).isel(time=slice(0, 50))
     write_members(many, tmp_path / "members")
     monkeypatch.setattr(batch.store, "OPEN_FILES", 3)
-    open_counts, original = [], ShippedModel.predict
+    open_counts, original = [], batching._task
 
-    def predict(model, *blocks, **where):
+    def task(*blocks, **model):
         open_counts.append(len(FILE_CACHE))
-        return original(model, *blocks, **where)
+        return original(*blocks, **model)
 
-    monkeypatch.setattr(ShippedModel, "predict", predict)
+    monkeypatch.setattr(batching, "_task", task)
     pattern = str(tmp_path / "members" / "*.nc")
     store = batch.emulate_to_zarr(model_path, pattern, tmp_path / "pr.zarr", progress=False)
     assert len(open_counts) == 12 and max(open_counts) <= 3
@@ -349,20 +352,21 @@ def test_member_files_open_at_once_are_a_window(ensemble, model_path, tmp_path, 
     assert FILE_CACHE.maxsize == 128  # xarray's default again
 
 
-def test_each_block_has_its_dates(ensemble, member_files, model_path, monkeypatch):
-    """A seasonal model needs them: every block is the estimator's call with its dates."""
+def test_each_sample_reaches_the_model_once_in_its_block(ensemble, member_files, model_path):
+    """Every (member, time) sample goes through the model once, in blocks of the chunks."""
     est = cl.load(model_path)
-    seen, emulate = [], est.emulate
+    seen, predict_rows = [], est._predict_rows
 
-    def recording(ds, **options):
-        seen.append((ds["member"].values.tolist(), ds.indexes["time"]))
-        return emulate(ds, **options)
+    def recording(matrices, groups):
+        seen.append(matrices[0].copy())
+        return predict_rows(matrices, groups)
 
-    monkeypatch.setattr(est, "emulate", recording)
+    est._predict_rows = recording  # the shipped model is this object on the sync scheduler
     with batch.open_members(member_files, ["psl"], time_chunk=300) as lazy:
         batch.emulate(est, lazy).compute(scheduler="sync")
-    blocks = seen[1:]  # the first call is the template, one field
-    assert len(blocks) == 3 * 3  # 730 days of 3 members: 300, 300 and 130
-    for member in ensemble.member.values:
-        dates = sorted((time for labels, time in blocks if labels == [member]), key=min)
-        assert dates[0].append(dates[1:]).equals(ensemble.indexes["time"])
+    assert sorted(len(rows) for rows in seen) == [130] * 3 + [300] * 6  # 730 days x 3 members
+    proxy = est.proxy_transform_.forward(est._prepare_proxy(ensemble))  # eager, whole
+    expected = batching.to_matrix(proxy, est.proxy_layout_)
+    np.testing.assert_array_equal(
+        np.sort(np.concatenate(seen).sum(axis=1)), np.sort(expected.sum(axis=1))
+    )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from climlatent.batching import FieldLayout, from_matrix, map_samples, sample_coords, to_matrix
+from climlatent.batching import FieldLayout, from_matrix, map_model, sample_coords, to_matrix
 from conftest import rectilinear
 
 
@@ -55,37 +55,64 @@ def test_layout_survives_netcdf(tmp_path, masked_ensemble):
     assert again.spatial_dims == layout.spatial_dims and again.name == layout.name
 
 
-def test_map_samples_is_lazy_and_matches_eager(masked_ensemble):
+class Affine:
+    """A row model: ``3 x + 1`` of the first field, plus the second and the row's group."""
+
+    def __init__(self, n_out=None):
+        self.calls, self.n_out = [], n_out
+
+    def _predict_rows(self, matrices, groups):
+        self.calls.append(matrices[0].shape[0])
+        if self.n_out is not None:
+            return np.ones((matrices[0].shape[0], self.n_out))
+        return 3 * matrices[0] + 1 + sum(matrices[1:]) + groups[:, None]
+
+
+def test_map_model_is_lazy_and_matches_eager(masked_ensemble):
     layout = FieldLayout.from_data(masked_ensemble)
-    calls = []
-
-    def model(m):
-        calls.append(m.shape[0])
-        return 3 * m + 1
-
-    eager = map_samples(masked_ensemble, model, layout, layout)
-    n_eager_calls = len(calls)
-    lazy = map_samples(masked_ensemble.chunk(member=1, time=2), model, layout, layout)
+    model = Affine()
+    eager = map_model(model, [masked_ensemble], layout, layout)
+    assert model.calls == [8]  # one call for the whole field
+    lazy = map_model(model, [masked_ensemble.chunk(member=1, time=2)], layout, layout)
     assert isinstance(lazy.data, dask.array.Array)
-    assert len(calls) == n_eager_calls  # nothing computed yet
+    assert model.calls == [8]  # nothing computed yet
     with dask.config.set(scheduler="synchronous"):
         result = lazy.compute()
-    assert sorted(calls[n_eager_calls:]) == [2, 2, 2, 2]  # one call per chunk of 1 x 2 samples
-    xr.testing.assert_allclose(result, eager)
+    assert sorted(model.calls[1:]) == [2, 2, 2, 2]  # one call per chunk of 1 x 2 samples
+    xr.testing.assert_identical(result, eager)
     expected = 3 * masked_ensemble.transpose("member", "time", "lat", "lon") + 1
     np.testing.assert_allclose(eager.values, expected.values, rtol=1e-6)
+    np.testing.assert_array_equal(eager.member.values, ["a", "b"])
 
 
-def test_map_samples_to_another_grid(masked_ensemble):
+def test_map_model_gives_each_row_its_group_and_every_field(masked_ensemble):
+    layout = FieldLayout.from_data(masked_ensemble)
+    months = xr.DataArray([10.0, 20.0, 30.0, 40.0], dims="time")
+    second = -masked_ensemble  # cancels 1 x of the first
+    fields = [masked_ensemble, second]
+    expected = (2 * masked_ensemble + 1 + months).transpose("member", "time", "lat", "lon")
+    eager = map_model(Affine(), fields, layout, layout, months)
+    np.testing.assert_allclose(eager.values, expected.values, rtol=1e-6)
+    chunked = [masked_ensemble.chunk(member=1, time=2), second.chunk(member=2, time=(1, 3))]
+    lazy = map_model(Affine(), chunked, layout, layout, months)
+    assert lazy.chunks[:2] == ((1, 1), (1, 1, 2))  # the chunks unified across the fields
+    xr.testing.assert_identical(lazy.compute(scheduler="sync"), eager)
+
+
+def test_map_model_to_another_grid(masked_ensemble):
     source = FieldLayout.from_data(masked_ensemble)
     fine = rectilinear(n_lat=12, n_lon=16)
     target = FieldLayout.from_data(fine)
-    out = map_samples(
-        masked_ensemble, lambda m: np.ones((m.shape[0], target.n_features)), source, target
-    )
+    out = map_model(Affine(n_out=target.n_features), [masked_ensemble], source, target)
     assert out.sizes == {"member": 2, "time": 4, "lat": 12, "lon": 16}
     np.testing.assert_array_equal(out.lat.values, fine.lat.values)
     assert out.lat.attrs["standard_name"] == "latitude"
+
+
+def test_map_model_refuses_output_of_the_wrong_width(masked_ensemble):
+    layout = FieldLayout.from_data(masked_ensemble)
+    with pytest.raises(ValueError, match="model output has shape"):
+        map_model(Affine(n_out=3), [masked_ensemble], layout, layout)
 
 
 @pytest.mark.parametrize("pattern", ["random", "all valid", "ends invalid", "one cell"])

@@ -12,7 +12,6 @@ from climlatent.grid import (
     find_time,
     find_vertical,
     land_mask,
-    reused_discovery,
 )
 from conftest import rectilinear
 
@@ -162,67 +161,3 @@ def test_check_same_grid_names_variable_and_coordinate():
         check_same_grid(a, a.assign_coords(lon=a.lon + 1), "tas")
     with pytest.raises(InputDataError, match="'lat' has shape"):
         check_same_grid(a, a.isel(lat=slice(1, None)), "tas")
-
-
-def _swapped_axes():
-    """Latitude on dim 'a' then on dim 'b': the same names and dims, other attributes."""
-    values = {"a": [10.0, 20.0, 30.0], "b": [0.0, 1.0, 2.0]}
-    for lat, lon in (("a", "b"), ("b", "a")):
-        coords = {
-            lat: (lat, values[lat], {"standard_name": "latitude"}),
-            lon: (lon, values[lon], {"standard_name": "longitude"}),
-        }
-        yield xr.DataArray(np.zeros((3, 3)), dims=("a", "b"), coords=coords)
-
-
-def _with_time(da):
-    time = xr.date_range("2000", periods=2, calendar="noleap", use_cftime=True)
-    return da.expand_dims(t=time).assign_coords(t=("t", time, {"axis": "T"}))
-
-
-@pytest.mark.parametrize(
-    "objects",
-    [
-        lambda: [_two_d(), _two_d("lat", "lon", rotated=True)],
-        lambda: list(_swapped_axes()),
-        lambda: [_with_time(da) for da in _swapped_axes()],
-        lambda: [rectilinear().to_dataset(name="tas"), rectilinear()],
-        lambda: [rectilinear().drop_attrs(deep=True)],  # axes guessed from the names
-    ],
-    ids=["curvilinear and rotated", "swapped attributes", "with time", "dataset", "no attrs"],
-)
-def test_reused_discovery_finds_what_discovery_finds(objects):
-    def found(obj):
-        return find_grid(obj), find_time(obj), find_vertical(obj)
-
-    expected = [found(obj) for obj in objects()]
-    memo = {}
-    with reused_discovery(memo):
-        for _ in range(2):  # the second time from the memo
-            assert [found(obj) for obj in objects()] == expected
-    assert memo
-
-
-def test_reused_discovery_conforms_as_without_memo():
-    """Grid orders kept for a batch run depend on the coordinate values, not the names."""
-    from climlatent.grid_order import conform
-
-    reference = rectilinear(n_time=1).isel(time=0, drop=True).to_dataset()
-    layouts = [
-        rectilinear(seed=1),
-        rectilinear(seed=2).isel(lat=slice(None, None, -1)),
-        rectilinear(seed=3)
-        .assign_coords(lon=(((rectilinear()["lon"] + 180) % 360) - 180))
-        .sortby("lon"),
-        rectilinear(seed=4).transpose("lon", "time", "lat"),
-    ]
-    expected = [conform(da, reference, "tas") for da in layouts]
-    shifted = rectilinear(seed=5).assign_coords(lon=rectilinear()["lon"] + 1.0)
-    memo = {}
-    with reused_discovery(memo):
-        for _ in range(2):  # the second time from the memo
-            for da, out in zip(layouts, expected, strict=True):
-                assert conform(da, reference, "tas").identical(out)
-            with pytest.raises(InputDataError, match="different grid"):
-                conform(shifted, reference, "tas")
-    assert any(key[0] == "canonical_order" for key in memo)

@@ -15,6 +15,7 @@ import torch
 
 from climlatent.dask_threads import configure_thread
 from climlatent.errors import ClimlatentError
+from climlatent.graph_node import active_client
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -167,21 +168,10 @@ def worker_count() -> int:
     ...     worker_count()
     1
     """
-    client = _active_client()
+    client = active_client()
     if client is not None:
         return max(1, sum(client.nthreads().values()))
     if dask.base.get_scheduler() is dask.local.get_sync:
         return 1
     # the threaded pool's own default: the cores this process may use (affinity, cgroups)
     return max(1, int(dask.config.get("num_workers", None) or dask.system.CPU_COUNT))
-
-
-def _active_client() -> Any:
-    """The distributed client that dask computes on now, or None."""
-    try:
-        from distributed import get_client
-
-        client = get_client()
-    except (ImportError, ValueError):  # distributed not installed, or no client
-        return None
-    return client if dask.base.get_scheduler() == client.get else None

@@ -128,8 +128,8 @@ def fit_models(folder: Path, grid: tuple[int, int], fine_grid: tuple[int, int]) 
 def _raw_forward(est: LLAAE | ProxyDownscaler, ds: xr.Dataset) -> tuple[Callable, torch.Tensor]:
     """The model's torch forward and its input tensor for the fields of ``ds``."""
     if isinstance(est, ProxyDownscaler):
-        drivers = est._drivers(ds, check_range=False)
-        return est.module_, torch.from_numpy(est._driver_matrix(drivers))
+        drivers = est._model_inputs(est._input_fields(ds, check_range=False))[0]
+        return est.module_, torch.from_numpy(drivers)
     proxy = to_matrix(est.proxy_transform_.forward(est._prepare_proxy(ds)), est.proxy_layout_)
     return est.module_.emulate, torch.from_numpy(est.proxy_features(proxy))
 

@@ -32,7 +32,7 @@ from climlatent.batching import (
     FieldLayout,
     check_finite,
     from_matrix,
-    map_samples,
+    map_model,
     sample_coords,
     to_matrix,
 )
@@ -44,7 +44,6 @@ from climlatent.checks import (
     check_sample_dims,
     get_variable,
 )
-from climlatent.dask_threads import share_cores
 from climlatent.errors import InputDataError, NotFittedError
 from climlatent.estimators._config import check_config
 from climlatent.estimators._fit_forms import fit_call
@@ -156,7 +155,7 @@ class BaseEstimator:
         if self.target_transform_ is not None:
             out = self.target_transform_.inverse(out)
         out = in_layout(getattr(self, "target_order_", None), out)
-        out = out.astype(np.float32, copy=False)  # new data already (map_samples)
+        out = out.astype(np.float32, copy=False)  # new data already (map_model)
         out.attrs = physical_attrs(self.target_attrs_)
         result = carry_provenance(out.to_dataset(name=self.target_), ds)
         return add_history(result, f"{type(self).__name__}({self._config_text()}).{call}")
@@ -172,12 +171,16 @@ class BaseEstimator:
     def _config_text(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
 
-    def _check_new_field(self, da: xr.DataArray, role: str, layout: FieldLayout) -> xr.DataArray:
+    def _check_new_field(
+        self, da: xr.DataArray, role: str, layout: FieldLayout, blocks_checked: bool = False
+    ) -> xr.DataArray:
         """New data checked against what ``fit`` saw, in the fitted grid layout.
 
-        Checks the calendar, the sample dims and the grid (any order of it).
+        Checks the calendar, the sample dims and the grid (any order of it), from the
+        coordinates; ``blocks_checked``: the model checks every value of each block it
+        computes (a proxy's finiteness), so a dask-backed field is not read here.
         """
-        _, calendar = check_field(da, role)
+        _, calendar = check_field(da, role, any_finite=not (blocks_checked and da.chunks))
         check_calendar(da, role, calendar, self.calendar_)
         spatial = find_grid(da, da.name).spatial_dims
         known = dict.fromkeys((*self.sample_dims_, find_time(da), find_member(da)))
@@ -390,18 +393,16 @@ class Estimator(BaseEstimator):
     def _map(self, ds: xr.Dataset, check_range: bool, call: str) -> xr.Dataset:
         """The target mapped from the proxy of ``ds``, its history line ending ``call``."""
         self._require_fitted()
-        x = self._prepare_proxy(ds, check_range)
+        x = self._prepare_proxy(ds, check_range, blocks_checked=True)  # by _predict_rows
         x_in = self.proxy_transform_.forward(x) if self.proxy_transform_ else x
-        name, lazy = self.proxy_, x_in.chunks is not None
-
-        def predict(matrix: np.ndarray) -> np.ndarray:
-            if lazy:  # a dask task, perhaps in a thread of the threaded scheduler
-                share_cores()
-            check_finite(matrix, name)
-            return self._predict(matrix)
-
-        out = map_samples(x_in, predict, self.proxy_layout_, self.target_layout_)
+        out = map_model(self, [x_in], self.proxy_layout_, self.target_layout_)
         return self._wrap(out.rename(self.target_), ds, call)
+
+    def _predict_rows(self, matrices: list[np.ndarray], groups: np.ndarray) -> np.ndarray:
+        """The target matrix of one block from its proxy matrix, checked finite first."""
+        (x,) = matrices
+        check_finite(x, self.proxy_)
+        return self._predict(x)
 
     def encode(self, ds: xr.Dataset) -> xr.DataArray:
         """Latent representation of the target field of ``ds``.
@@ -527,11 +528,12 @@ class Estimator(BaseEstimator):
 
     # -- boundary helpers ----------------------------------------------------------
 
-    def _prepare_proxy(self, ds: xr.Dataset, check_range: bool = True) -> xr.DataArray:
+    def _prepare_proxy(
+        self, ds: xr.Dataset, check_range: bool = True, blocks_checked: bool = False
+    ) -> xr.DataArray:
         x = get_variable(ds, self.proxy_, "proxy")
-        x = convert_units(
-            self._check_new_field(x, "proxy", self.proxy_layout_), self.proxy_units_, self.proxy_
-        )
+        x = self._check_new_field(x, "proxy", self.proxy_layout_, blocks_checked)
+        x = convert_units(x, self.proxy_units_, self.proxy_)
         if check_range and self.proxy_range_ is not None:
             x = self.proxy_range_.check(x, "proxy", self.range_tolerance)
         return x

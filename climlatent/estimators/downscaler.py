@@ -23,7 +23,7 @@ import torch
 import xarray as xr
 from scipy.spatial import cKDTree
 
-from climlatent.batching import FieldLayout, from_matrix, sample_coords, to_matrix
+from climlatent.batching import FieldLayout, from_matrix, map_model, sample_coords, to_matrix
 from climlatent.checks import (
     check_field,
     check_no_inf,
@@ -264,7 +264,7 @@ class ProxyDownscaler(BaseEstimator):
             y, self.fine_layout_.sample_dims(y), "target", self.groups_
         )
         neighbours, weights = interpolation_kernel(self.coarse_layout_, self.fine_layout_)
-        x_mat = self._driver_matrix(drivers)
+        x_mat = self._driver_matrix([to_matrix(x, self.coarse_layout_) for x in drivers])
         torch.manual_seed(self.seed)
         self.module_ = self._build(
             torch.from_numpy(neighbours), torch.from_numpy(weights), modules, _floor(y_mat)
@@ -319,7 +319,8 @@ class ProxyDownscaler(BaseEstimator):
         """The drivers in their law's units.
 
         On apply (``check_range`` given) they are checked against the fit and put in
-        the fitted layout.
+        the fitted layout; their values are checked finite by `_driver_matrix`, block
+        by block.
         """
         out = []
         for name, units in self.drivers_.items():
@@ -327,22 +328,22 @@ class ProxyDownscaler(BaseEstimator):
             if check_range is None:
                 check_field(x, "proxy")
             else:
-                x = self._check_new_field(x, "proxy", self.coarse_layout_)
+                x = self._check_new_field(x, "proxy", self.coarse_layout_, blocks_checked=True)
             x = convert_units(x, units, name)
             if check_range and self.driver_ranges_:
                 x = self.driver_ranges_[name].check(x, "proxy", self.range_tolerance)
             out.append(x)
         return out
 
-    def _driver_matrix(self, drivers: list[xr.DataArray]) -> np.ndarray:
-        mats = [to_matrix(x, self.coarse_layout_) for x in drivers]
-        for name, mat in zip(self.drivers_, mats, strict=True):
+    def _driver_matrix(self, matrices: list[np.ndarray]) -> np.ndarray:
+        """The drivers' matrices stacked ``(n, n_drivers, n_coarse)``, refused with NaN/inf."""
+        for name, mat in zip(self.drivers_, matrices, strict=True):
             if not np.isfinite(mat).all():
                 raise InputDataError(
                     f"proxy variable {name!r} has NaN/inf values in coarse "
                     f"cells that hold data in the training period"
                 )
-        return np.stack(mats, axis=1)
+        return np.stack(matrices, axis=1)
 
     # -- downscaling -----------------------------------------------------------------
 
@@ -382,15 +383,15 @@ class ProxyDownscaler(BaseEstimator):
             coordinate, or of a group it has no training data for.
         """
         self._require_fitted()
-        drivers = self._drivers(coarse, check_range)
-        samples = sample_coords(drivers[0], self.coarse_layout_)
-        inputs = self._model_inputs(coarse, drivers, check_range)
+        fields = self._input_fields(coarse, check_range)
         if n_samples is None:
-            y = inference(self.module_, *inputs, device=self.device_)
-            out = from_matrix(y, self.fine_layout_, samples)
+            out = map_model(
+                self, fields, self.coarse_layout_, self.fine_layout_, self._step_groups(fields[0])
+            )
         else:
             if not self.noise:
                 raise ValueError("stochastic downscaling needs a model fitted with noise=True")
+            inputs = self._model_inputs(fields)
             generator = torch.Generator(device=self.device_).manual_seed(seed)
             draws = [
                 inference(
@@ -400,6 +401,7 @@ class ProxyDownscaler(BaseEstimator):
                 )
                 for _ in range(n_samples)
             ]
+            samples = sample_coords(fields[0], self.coarse_layout_)
             out = from_matrix(
                 np.concatenate(draws),
                 self.fine_layout_,
@@ -422,14 +424,33 @@ class ProxyDownscaler(BaseEstimator):
         self._require_fitted()
         return list(self.drivers_)
 
-    def _model_inputs(
-        self, coarse: xr.Dataset, drivers: list[xr.DataArray], check_range: bool
-    ) -> list[np.ndarray]:
-        """The module's inputs: the driver matrix and each sample's group (0 for a year)."""
-        sample_dims = self.coarse_layout_.sample_dims(drivers[0])
+    def _input_fields(self, coarse: xr.Dataset, check_range: bool) -> list[xr.DataArray]:
+        """The module's input fields, checked and in the fitted layout (lazy for dask)."""
+        return self._drivers(coarse, check_range)
+
+    def _step_groups(self, field: xr.DataArray) -> xr.DataArray | None:
+        """The group of each time step of ``field`` (None for a fit of the whole year)."""
         grouper = Grouper.parse(self.group)
-        index = grouper.row_index(drivers[0], sample_dims, "proxy", self.groups_)
-        return [self._driver_matrix(drivers), index.astype(np.float32)]  # exact below 2**24
+        if not grouper.seasonal:
+            return None
+        time = grouper.time_of(field, "proxy")
+        return xr.DataArray(grouper.index(time, self.groups_), dims=time.dims)
+
+    def _row_inputs(self, matrices: list[np.ndarray], groups: np.ndarray) -> list[np.ndarray]:
+        """The module's inputs for rows of the input fields: the drivers and the groups."""
+        drivers = self._driver_matrix(matrices[: len(self.drivers_)])
+        return [drivers, groups.astype(np.float32)]  # groups exact below 2**24
+
+    def _predict_rows(self, matrices: list[np.ndarray], groups: np.ndarray) -> np.ndarray:
+        """The fine target of the rows of one block of the input fields."""
+        return inference(self.module_, *self._row_inputs(matrices, groups), device=self.device_)
+
+    def _model_inputs(self, fields: list[xr.DataArray]) -> list[np.ndarray]:
+        """The module's inputs for whole input fields, each sample's group from its date."""
+        sample_dims = self.coarse_layout_.sample_dims(fields[0])
+        grouper = Grouper.parse(self.group)
+        groups = grouper.row_index(fields[0], sample_dims, "proxy", self.groups_)
+        return self._row_inputs([to_matrix(x, self.coarse_layout_) for x in fields], groups)
 
     def proxy_parameters(self) -> xr.Dataset:
         """Fitted proxy-function parameters, one variable per parameter, with units.

@@ -164,25 +164,29 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             self.driver_ranges_[self.target_] = FittedRange.fit(
                 observed, "coarse target", self.range_tolerance
             )
-            inputs.append(self._coarse_target(coarse))
+            observed = to_matrix(self._coarse_target(coarse), self.coarse_layout_)
+            inputs.append(self._coarse_target_matrix(observed))
         if self.target_input or self.noise:
             self._measure_residuals(y, memberships, *inputs)
 
-    def _coarse_target(self, coarse: xr.Dataset, check_range: bool | None = None) -> np.ndarray:
-        """The coarse target in the fine target's units, ``(n_samples, n_coarse)``.
+    def _coarse_target(self, coarse: xr.Dataset, check_range: bool | None = None) -> xr.DataArray:
+        """The coarse target in the fine target's units.
 
         On apply (``check_range`` given) it is checked against the fit and put in the
-        fitted layout, as the drivers are.
+        fitted layout, as the drivers are; its values by `_coarse_target_matrix`.
         """
         x = get_variable(coarse, self.target_, "coarse target")
         if check_range is None:
             x = GridOrder.of(x).canonical(x)
         else:
-            x = self._check_new_field(x, "coarse target", self.coarse_layout_)
+            x = self._check_new_field(x, "coarse target", self.coarse_layout_, blocks_checked=True)
         x = convert_units(x, self.target_attrs_["units"], self.target_)
         if check_range and self.target_ in self.driver_ranges_:
             x = self.driver_ranges_[self.target_].check(x, "coarse target", self.range_tolerance)
-        mat = to_matrix(x, self.coarse_layout_)
+        return x
+
+    def _coarse_target_matrix(self, mat: np.ndarray) -> np.ndarray:
+        """``mat``, the coarse target's ``(n_samples, n_coarse)``, refused if not usable."""
         if not np.isfinite(mat).all():
             raise InputDataError(
                 f"coarse target {self.target_!r} has NaN/inf values in coarse cells "
@@ -200,13 +204,16 @@ class ProxyLatentDownscaler(ProxyDownscaler):
         names = super().input_variables()
         return list(dict.fromkeys(names + [self.target_])) if self.target_input else names
 
-    def _model_inputs(
-        self, coarse: xr.Dataset, drivers: list[xr.DataArray], check_range: bool
-    ) -> list[np.ndarray]:
+    def _input_fields(self, coarse: xr.Dataset, check_range: bool) -> list[xr.DataArray]:
+        """The drivers and, with ``target_input``, the coarse target."""
+        fields = super()._input_fields(coarse, check_range)
+        return fields + [self._coarse_target(coarse, check_range)] if self.target_input else fields
+
+    def _row_inputs(self, matrices: list[np.ndarray], groups: np.ndarray) -> list[np.ndarray]:
         """Driver matrix, groups and, with ``target_input``, the coarse target."""
-        inputs = super()._model_inputs(coarse, drivers, check_range)
+        inputs = super()._row_inputs(matrices, groups)
         if self.target_input:
-            inputs.append(self._coarse_target(coarse, check_range))
+            inputs.append(self._coarse_target_matrix(matrices[-1]))
         return inputs
 
     def _measure_residuals(
@@ -294,13 +301,10 @@ class ProxyLatentDownscaler(ProxyDownscaler):
         'd-1'
         """
         self._require_fitted()
-        drivers = self._drivers(coarse, check_range)
+        fields = self._input_fields(coarse, check_range)
         layout = grid_layout(get_variable(coarse, next(iter(self.drivers_)), "proxy"))
-        x, _, *observed = (
-            torch.from_numpy(a).to(self.device_)
-            for a in self._model_inputs(coarse, drivers, check_range)
-        )
-        samples = sample_coords(drivers[0], self.coarse_layout_)
+        x, _, *observed = (torch.from_numpy(a).to(self.device_) for a in self._model_inputs(fields))
+        samples = sample_coords(fields[0], self.coarse_layout_)
         with torch.no_grad():
             latent = self.module_.predict_latent(x, *observed).cpu().numpy()
             growth = [law(x[:, k]).cpu().numpy() for k, law in enumerate(self.module_.proxies)]
