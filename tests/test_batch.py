@@ -370,3 +370,30 @@ def test_each_sample_reaches_the_model_once_in_its_block(ensemble, member_files,
     np.testing.assert_array_equal(
         np.sort(np.concatenate(seen).sum(axis=1)), np.sort(expected.sum(axis=1))
     )
+
+
+def test_a_bad_value_in_a_later_block_is_named_where_the_eager_call_names_it(ensemble, model_path):
+    """The range check of a lazy proxy runs per block; the message places the value in
+    the whole field (its block's offset added), as the eager check does."""
+    est = cl.load(model_path)
+    psl = ensemble["psl"].copy()
+    psl[dict(member=2, time=400, lat=3, lon=5)] = 1e20  # a fill value, block (2, 1)
+    bad = ensemble.assign(psl=psl)
+    with pytest.raises(InputDataError) as eager:
+        est.emulate(bad)
+    assert "member=r3i1p1f1" in str(eager.value) and "time=1982-02-05" in str(eager.value)
+    lazy = est.emulate(bad.chunk(member=1, time=365))
+    with pytest.raises(InputDataError) as blocks:
+        lazy.compute(scheduler="sync")
+    assert str(blocks.value) == str(eager.value)
+
+
+def test_lazy_fields_in_another_grid_layout_give_the_eager_numbers(ensemble, model_path):
+    est = cl.load(model_path)
+    flipped = ensemble.isel(lat=slice(None, None, -1)).transpose(
+        "time", "lon", "lat", "member", ...
+    )
+    eager = est.emulate(flipped)
+    lazy = est.emulate(flipped.chunk(time=300, member=2))
+    assert lazy["pr"].chunks is not None
+    xr.testing.assert_identical(lazy.compute(), eager)
