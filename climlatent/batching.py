@@ -136,7 +136,7 @@ def to_matrix(da: xr.DataArray, layout: FieldLayout, dtype=np.float32) -> np.nda
     ordered = da.transpose(*sample, *layout.spatial_dims)
     n_samples = int(np.prod([da.sizes[d] for d in sample])) if sample else 1
     if isinstance(ordered.data, np.ndarray):
-        return _gather(ordered.data.reshape(n_samples, -1), layout.mask, dtype)
+        return _ValidCells.of(layout.mask).gather(ordered.data.reshape(n_samples, -1), dtype)
     flat = ordered.data.reshape(n_samples, -1)[:, layout.mask]
     return np.asarray(flat, dtype=dtype)
 
@@ -170,7 +170,7 @@ def from_matrix(
     """
     sizes = tuple(v if isinstance(v, int) else len(v) for v in samples.values())
     coords = {d: v for d, v in samples.items() if not isinstance(v, int)}
-    full = _scatter(matrix, layout).reshape(sizes + layout.shape)
+    full = _ValidCells.of(layout.mask).scatter(matrix).reshape(sizes + layout.shape)
     out = xr.DataArray(full, dims=tuple(samples) + layout.spatial_dims, coords=coords)
     return _attach_grid(out, layout)
 
@@ -206,24 +206,37 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int, int]]:
     return list(zip(starts, stops, columns, strict=False))
 
 
-def _gather(flat: np.ndarray, mask: np.ndarray, dtype) -> np.ndarray:
-    """Full flattened grids ``(n, mask.size)`` -> columns of the valid cells, as ``dtype``.
+@dataclass(frozen=True)
+class _ValidCells:
+    """The valid cells of a flat mask, as the runs that map grid cells to matrix columns.
 
-    Always a new array (a model may change its input).
+    Found once per layout and reused for every block of a map.
     """
-    matrix = np.empty((flat.shape[0], int(np.count_nonzero(mask))), dtype=dtype)
-    for start, stop, column in _runs(mask):
-        matrix[:, column : column + stop - start] = flat[:, start:stop]
-    return matrix
 
+    runs: list[tuple[int, int, int]]
+    size: int  # cells of the grid
+    count: int  # valid ones: the matrix columns
 
-def _scatter(matrix: np.ndarray, layout: FieldLayout) -> np.ndarray:
-    """Columns of valid cells -> full flattened grid with NaN in invalid cells."""
-    mask = layout.mask
-    full = np.full((matrix.shape[0], mask.size), np.nan, dtype=matrix.dtype)
-    for start, stop, column in _runs(mask):
-        full[:, start:stop] = matrix[:, column : column + stop - start]
-    return full
+    @classmethod
+    def of(cls, mask: np.ndarray) -> _ValidCells:
+        return cls(_runs(mask), mask.size, int(np.count_nonzero(mask)))
+
+    def gather(self, flat: np.ndarray, dtype) -> np.ndarray:
+        """Full flattened grids ``(n, size)`` -> columns of the valid cells, as ``dtype``.
+
+        Always a new array (a model may change its input).
+        """
+        matrix = np.empty((flat.shape[0], self.count), dtype=dtype)
+        for start, stop, column in self.runs:
+            matrix[:, column : column + stop - start] = flat[:, start:stop]
+        return matrix
+
+    def scatter(self, matrix: np.ndarray) -> np.ndarray:
+        """Columns of valid cells -> full flattened grids with NaN in invalid cells."""
+        full = np.full((matrix.shape[0], self.size), np.nan, dtype=matrix.dtype)
+        for start, stop, column in self.runs:
+            full[:, start:stop] = matrix[:, column : column + stop - start]
+        return full
 
 
 def _attach_grid(out: xr.DataArray, layout: FieldLayout) -> xr.DataArray:
@@ -300,7 +313,14 @@ def map_model(
     sample = source.sample_dims(fields[0])
     spatial = source.spatial_dims
     coords = {k: c for k, c in fields[0].coords.items() if set(c.dims) <= set(sample)}
-    mapped = _MappedModel(model, source.mask, len(spatial), target, groups is not None)
+    mapped = _MappedModel(
+        model,
+        _ValidCells.of(source.mask),
+        len(spatial),
+        _ValidCells.of(target.mask),
+        target.shape,
+        groups is not None,
+    )
     if all(field.chunks is None for field in fields):
         template = fields[0].isel(dict.fromkeys(spatial, 0), drop=True)  # the sample dims
         rows = None if groups is None else groups.broadcast_like(template).transpose(*sample)
@@ -319,9 +339,10 @@ class _MappedModel:
     """A model and the layouts of its matrices: what every block of a map needs."""
 
     model: RowModel
-    mask: np.ndarray  # the source's valid cells, flat
+    source: _ValidCells
     n_spatial: int  # the source's horizontal dims
-    target: FieldLayout
+    target: _ValidCells
+    target_shape: tuple[int, ...]
     grouped: bool  # the last block holds the groups of the samples
 
     def __call__(self, *blocks: np.ndarray) -> np.ndarray:
@@ -330,13 +351,13 @@ class _MappedModel:
         n = int(np.prod(lead))
         fields = blocks[:-1] if self.grouped else blocks
         groups = blocks[-1].reshape(n) if self.grouped else np.zeros(n, np.int64)
-        matrices = [_gather(block.reshape(n, -1), self.mask, np.float32) for block in fields]
+        matrices = [self.source.gather(block.reshape(n, -1), np.float32) for block in fields]
         result = np.asarray(self.model._predict_rows(matrices, groups), dtype=np.float32)
-        if result.shape != (n, self.target.n_features):
+        if result.shape != (n, self.target.count):
             raise ValueError(
-                f"model output has shape {result.shape}, expected {(n, self.target.n_features)}"
+                f"model output has shape {result.shape}, expected {(n, self.target.count)}"
             )
-        return _scatter(result, self.target).reshape(lead + self.target.shape)
+        return self.target.scatter(result).reshape(lead + self.target_shape)
 
 
 def _lazy_blocks(
@@ -360,7 +381,7 @@ def _lazy_blocks(
         rows = groups.chunk(own).broadcast_like(samples)
         rows = rows.transpose(*sample).data.rechunk(chunks)
         arrays.append(rows.reshape(rows.shape + (1,) * len(spatial)))  # dims as the fields
-    out_chunks = chunks + tuple((size,) for size in mapped.target.shape)
+    out_chunks = chunks + tuple((size,) for size in mapped.target_shape)
     return dask.array.map_blocks(
         _task,
         *arrays,
