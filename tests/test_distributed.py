@@ -144,18 +144,23 @@ EXIT_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(not dist.is_gloo_available(), reason="torch built without gloo")
-def test_a_group_joined_by_setup_is_destroyed_before_interpreter_teardown(tmp_path):
-    script = tmp_path / "leave.py"
-    script.write_text(EXIT_SCRIPT)
+def run_as_one_torchrun_rank(source: str, path) -> subprocess.CompletedProcess:
+    """Run the script ``source`` as rank 0 of 1 under torchrun's environment variables."""
+    path.write_text(source)
     environment = {
         **os.environ,
         **{"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "0"},
     }
     run = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, env=environment, timeout=60
+        [sys.executable, str(path)], capture_output=True, text=True, env=environment, timeout=120
     )
     assert run.returncode == 0, run.stderr[-2000:]
+    return run
+
+
+@pytest.mark.skipif(not dist.is_gloo_available(), reason="torch built without gloo")
+def test_a_group_joined_by_setup_is_destroyed_before_interpreter_teardown(tmp_path):
+    run = run_as_one_torchrun_rank(EXIT_SCRIPT, tmp_path / "leave.py")
     assert run.stdout.split("\n")[:2] == ["group in run: True", "group at exit: False"]
 
 
@@ -183,16 +188,7 @@ THREADS_SCRIPT = textwrap.dedent(
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="thread names from Linux /proc")
 def test_leaving_the_group_after_training_joins_the_gloo_worker_threads(tmp_path):
     """No gloo worker outlives the group into the interpreter's teardown, where it aborts."""
-    script = tmp_path / "threads.py"
-    script.write_text(THREADS_SCRIPT)
-    environment = {
-        **os.environ,
-        **{"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "0"},
-    }
-    run = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, env=environment, timeout=120
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = run_as_one_torchrun_rank(THREADS_SCRIPT, tmp_path / "threads.py")
     in_run, left = run.stdout.splitlines()[-2:]
     assert "pt_gloo_runloop" in in_run
     assert "gloo" not in left, left
