@@ -16,6 +16,7 @@ import xarray as xr
 import climlatent as cl
 from climlatent import batch, batching
 from climlatent.errors import InputDataError
+from climlatent.estimators._torch import inference
 
 TIME_CHUNK = 365
 
@@ -103,13 +104,30 @@ def test_downscale_is_lazy_and_equals_eager(biogeochem, monkeypatch):
     assert len(calls) == 4
 
 
-def test_seasonal_downscaler_downscales_each_block_with_its_dates(biogeochem):
+def test_seasonal_downscaler_downscales_each_block_with_its_dates(biogeochem, tmp_path):
     world, _ = biogeochem
     est = cl.ProxyDownscaler(group="time.month", epochs=2, progress=False).fit(
         world.coarse, world.fine, "chl", proxies={"tos": "exponential"}
     )
+    expected = est.downscale(world.coarse)
+    # the truth: the module on every row with the group `Grouper.row_index` gives its date
+    inputs = est._model_inputs(est._input_fields(world.coarse, check_range=True))
+    rows = inference(est.module_, *inputs, device=est.device_)
+    grid = expected["chl"].transpose("member", "time", "lat", "lon").values.reshape(len(rows), -1)
+    np.testing.assert_allclose(grid[:, est.fine_layout_.mask], rows, rtol=1e-6)
+    assert len(np.unique(inputs[1])) == 12
     out = batch.downscale(est, world.coarse.chunk(member=1, time=5))  # blocks across years
-    xr.testing.assert_allclose(out.compute(), est.downscale(world.coarse), rtol=1e-5)
+    xr.testing.assert_allclose(out.compute(), expected, rtol=1e-5)
+    est.save(tmp_path / "seasonal.clm")  # and through the store, region by region
+    files = [
+        cl.io.to_netcdf(world.coarse.sel(member=[label]), tmp_path / f"{label}.nc")
+        for label in world.coarse.member.values
+    ]
+    store = batch.downscale_to_zarr(
+        tmp_path / "seasonal.clm", files, tmp_path / "chl.zarr", time_chunk=5, progress=False
+    )
+    stored = xr.open_zarr(store)["chl"].load()
+    xr.testing.assert_allclose(stored, expected["chl"].transpose(*stored.dims), rtol=1e-5)
 
 
 def test_emulator_cannot_downscale(ensemble, model_path):
