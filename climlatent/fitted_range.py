@@ -112,9 +112,8 @@ class FittedRange:
 
 @dataclass(frozen=True)
 class _Labels:
-    """What a message names of a field: its name, units, dims and their coordinates."""
+    """What a message names of a field: its units, dims and their coordinates."""
 
-    name: str
     units: str
     dims: tuple[str, ...]
     coords: dict[str, np.ndarray]
@@ -122,7 +121,7 @@ class _Labels:
     @classmethod
     def of(cls, da: xr.DataArray) -> _Labels:
         coords = {dim: da[dim].values for dim in da.dims if dim in da.coords}
-        return cls(str(da.name), da.attrs.get("units", ""), tuple(map(str, da.dims)), coords)
+        return cls(da.attrs.get("units", ""), tuple(map(str, da.dims)), coords)
 
     def at(self, index: tuple[int, ...]) -> str:
         """``dim=label, ...`` of the value at ``index``: coordinate values, else indices."""
