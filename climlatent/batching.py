@@ -313,6 +313,7 @@ def map_model(
     sample = source.sample_dims(fields[0])
     spatial = source.spatial_dims
     coords = {k: c for k, c in fields[0].coords.items() if set(c.dims) <= set(sample)}
+    samples = fields[0].isel(dict.fromkeys(spatial, 0), drop=True)  # the sample dims
     mapped = _MappedModel(
         model,
         _ValidCells.of(source.mask),
@@ -322,14 +323,13 @@ def map_model(
         groups is not None,
     )
     if all(field.chunks is None for field in fields):
-        template = fields[0].isel(dict.fromkeys(spatial, 0), drop=True)  # the sample dims
-        rows = None if groups is None else groups.broadcast_like(template).transpose(*sample)
+        rows = None if groups is None else groups.broadcast_like(samples).transpose(*sample)
         data = mapped(
             *(field.transpose(*sample, *spatial).values for field in fields),
             *(() if rows is None else (rows.values,)),
         )
     else:
-        data = _lazy_blocks(mapped, fields, groups, sample, spatial)
+        data = _lazy_blocks(mapped, fields, groups, samples, spatial)
     out = xr.DataArray(data, dims=sample + target.spatial_dims, coords=coords)
     return _attach_grid(out.rename(None), target)  # not the dask array's name
 
@@ -364,20 +364,23 @@ def _lazy_blocks(
     mapped: _MappedModel,
     fields: Sequence[xr.DataArray],
     groups: xr.DataArray | None,
-    sample: tuple[str, ...],
+    samples: xr.DataArray,
     spatial: tuple[str, ...],
 ) -> Any:
-    """``mapped`` over the blocks of the fields (some dask-backed): a dask array."""
+    """``mapped`` over the blocks of the fields (some dask-backed): a dask array.
+
+    ``samples`` holds the fields' sample dims, which ``groups`` is broadcast to.
+    """
     import dask.array
 
     fields = [_whole_cells(field, spatial) for field in fields]
     if len(fields) > 1:
         fields = list(xr.unify_chunks(*fields))
+    sample = samples.dims
     arrays = [field.transpose(*sample, *spatial).data for field in fields]
     chunks = arrays[0].chunks[: len(sample)]
     if groups is not None:  # chunked along its own dims first: broadcast lazily
         own = {dim: fields[0].chunksizes[dim] for dim in groups.dims}
-        samples = fields[0].isel(dict.fromkeys(spatial, 0), drop=True)
         rows = groups.chunk(own).broadcast_like(samples)
         rows = rows.transpose(*sample).data.rechunk(chunks)
         arrays.append(rows.reshape(rows.shape + (1,) * len(spatial)))  # dims as the fields
