@@ -60,13 +60,8 @@ class GridInfo:
         return (self.y_dim, self.x_dim)
 
 
-def _cf_names(obj: xr.Dataset | xr.DataArray, kind: str) -> dict[str, list[str]]:
-    """``obj.cf.coordinates`` or ``obj.cf.axes``."""
-    return getattr(obj.cf, kind)
-
-
 def _cf_coordinate(obj: xr.Dataset | xr.DataArray, key: str) -> str | None:
-    names = _cf_names(obj, "coordinates").get(key, [])
+    names = obj.cf.coordinates.get(key, [])
     if len(names) > 1:
         # Prefer a coordinate that is also a dimension coordinate or has most dims.
         names = sorted(names, key=lambda n: -obj[n].ndim)
@@ -124,7 +119,7 @@ def find_grid(obj: xr.Dataset | xr.DataArray, name: str | None = None) -> GridIn
         return GridInfo(lat, lon, lat_da.dims[0], lon_da.dims[0], "rectilinear")
     if lat_da.ndim == 2 and lat_da.dims == lon_da.dims:
         y_dim, x_dim = lat_da.dims
-        axes = _cf_names(obj, "axes")
+        axes = obj.cf.axes
         rotated = any(
             obj[c].attrs.get("standard_name", "").startswith("grid_l")
             for c in axes.get("X", []) + axes.get("Y", [])
@@ -186,7 +181,7 @@ def find_time(obj: xr.Dataset | xr.DataArray) -> str | None:
     't'
     """
     for key in ("time", "T"):
-        found = _cf_names(obj, "coordinates" if key == "time" else "axes")
+        found = obj.cf.coordinates if key == "time" else obj.cf.axes
         names = found.get(key, [])
         for coord in names:
             if obj[coord].ndim == 1 and obj[coord].dims[0] in obj.dims:
@@ -232,7 +227,7 @@ def find_vertical(obj: xr.Dataset | xr.DataArray) -> str | None:
     >>> find_vertical(da)
     'plev'
     """
-    names = _cf_names(obj, "axes").get("Z", []) + _cf_names(obj, "coordinates").get("vertical", [])
+    names = obj.cf.axes.get("Z", []) + obj.cf.coordinates.get("vertical", [])
     for coord in names:
         if obj[coord].ndim == 1 and obj[coord].dims[0] in obj.dims:
             return obj[coord].dims[0]
