@@ -60,12 +60,14 @@ class GridInfo:
         return (self.y_dim, self.x_dim)
 
 
-def _cf_coordinate(obj: xr.Dataset | xr.DataArray, key: str) -> str | None:
-    names = obj.cf.coordinates.get(key, [])
-    if len(names) > 1:
-        # Prefer a coordinate that is also a dimension coordinate or has most dims.
-        names = sorted(names, key=lambda n: -obj[n].ndim)
-    return names[0] if names else None
+def _latitude_longitude(obj: xr.Dataset | xr.DataArray) -> tuple[str | None, str | None]:
+    """The latitude and longitude coordinates cf-xarray finds, from one discovery."""
+    found = obj.cf.coordinates
+    # Prefer a coordinate that is also a dimension coordinate or has most dims.
+    lat, lon = (
+        sorted(found.get(key, []), key=lambda n: -obj[n].ndim) for key in ("latitude", "longitude")
+    )
+    return (lat[0] if lat else None), (lon[0] if lon else None)
 
 
 def find_grid(obj: xr.Dataset | xr.DataArray, name: str | None = None) -> GridInfo:
@@ -99,11 +101,10 @@ def find_grid(obj: xr.Dataset | xr.DataArray, name: str | None = None) -> GridIn
     ('rectilinear', ('latitude', 'longitude'))
     """
     label = f"variable {name!r}" if name else "the dataset"
-    lat, lon = _cf_coordinate(obj, "latitude"), _cf_coordinate(obj, "longitude")
+    lat, lon = _latitude_longitude(obj)
     if lat is None or lon is None:
-        guessed = obj.copy(deep=False).cf.guess_coord_axis()
-        lat = lat or _cf_coordinate(guessed, "latitude")
-        lon = lon or _cf_coordinate(guessed, "longitude")
+        guessed = _latitude_longitude(obj.copy(deep=False).cf.guess_coord_axis())
+        lat, lon = lat or guessed[0], lon or guessed[1]
     if lat is None or lon is None:
         missing = "latitude" if lat is None else "longitude"
         raise InputDataError(

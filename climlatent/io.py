@@ -75,11 +75,47 @@ def _in_natural_member_order(ds: xr.Dataset) -> xr.Dataset:
     return ds if order == list(range(labels.size)) else ds.isel({member: order})
 
 
-def _time_coder() -> xr.coders.CFDatetimeCoder:
-    return xr.coders.CFDatetimeCoder(use_cftime=True)
+class SharedTimeAxis(xr.coders.CFDatetimeCoder):
+    """Decodes CF times to cftime dates, each distinct time variable once.
+
+    The member files of an ensemble share their time axis and its bounds, number for
+    number; decoding them is pure Python, about 1 ms per 1000 dates (150 years of days
+    and their bounds: about 0.15 s per file). Given to :func:`open_dataset` for each
+    file, one coder decodes a time variable whose name, attributes and raw numbers it
+    has seen before by handing back the dates it decoded then (shared, not copied).
+
+    Examples
+    --------
+    >>> coder = SharedTimeAxis()
+    >>> raw = xr.Variable("time", [0, 31], {"units": "days since 2000-01-01",
+    ...                                     "calendar": "noleap"})
+    >>> first, second = coder.decode(raw, "time"), coder.decode(raw.copy(), "time")
+    >>> str(first.values[1]), second.data is first.data
+    ('2000-02-01 00:00:00', True)
+    """
+
+    def __init__(self) -> None:
+        super().__init__(use_cftime=True)
+        self._decoded: dict[tuple, xr.Variable] = {}
+
+    def decode(self, variable: xr.Variable, name: Hashable = None) -> xr.Variable:
+        """``variable`` decoded (or as it is if it is not a CF time)."""
+        decoded = super().decode(variable, name)
+        if decoded is variable:
+            return variable
+        numbers = np.asarray(variable.values)
+        key = (name, variable.dims, numbers.dtype.str, numbers.tobytes(), repr(variable.attrs))
+        if key not in self._decoded:
+            self._decoded[key] = decoded.load()
+        return self._decoded[key].copy(deep=False)
 
 
-def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | None = "auto"):
+def open_dataset(
+    source: PathLike | Sequence[PathLike],
+    chunks: dict | str | None = "auto",
+    *,
+    time_coder: xr.coders.CFDatetimeCoder | None = None,
+):
     """Open climate data lazily from netCDF, zarr or a catalog entry.
 
     Parameters
@@ -91,6 +127,10 @@ def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | Non
     chunks : dict, "auto" or None
         Dask chunks; ``None`` opens without dask (still lazy, through xarray's own
         lazy indexing).
+    time_coder : xr.coders.CFDatetimeCoder, optional
+        Decodes the time axes of netCDF files and zarr stores (default: to cftime
+        dates); a :class:`SharedTimeAxis` given for many files decodes their common
+        time axis once.
 
     Returns
     -------
@@ -112,6 +152,7 @@ def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | Non
     >>> cl.io.open_dataset(path)["pr"].dims
     ('member', 'time', 'lat', 'lon')
     """
+    time_coder = time_coder or xr.coders.CFDatetimeCoder(use_cftime=True)
     if isinstance(source, (list, tuple)):
         paths = [str(p) for p in source]
     else:
@@ -128,9 +169,7 @@ def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | Non
         ):
             if not Path(text).exists():
                 raise FileNotFoundError(f"zarr store {text!r} does not exist")
-            return xr.open_zarr(
-                text, chunks=chunks, decode_times=_time_coder(), decode_coords="all"
-            )
+            return xr.open_zarr(text, chunks=chunks, decode_times=time_coder, decode_coords="all")
         paths = sorted(glob.glob(text), key=natural_key) if glob.has_magic(text) else [text]
         if not paths:
             raise FileNotFoundError(f"no file matches {text!r}")
@@ -143,14 +182,14 @@ def open_dataset(source: PathLike | Sequence[PathLike], chunks: dict | str | Non
                 paths[0],
                 engine="netcdf4",
                 chunks=chunks,
-                decode_times=_time_coder(),
+                decode_times=time_coder,
                 decode_coords="all",
             )
         combined = xr.open_mfdataset(
             paths,
             engine="netcdf4",
             chunks=chunks,
-            decode_times=_time_coder(),
+            decode_times=time_coder,
             decode_coords="all",
             combine="by_coords",
             data_vars="minimal",

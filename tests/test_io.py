@@ -9,7 +9,7 @@ import xarray as xr
 
 import climlatent as cl
 from climlatent.errors import InputDataError
-from climlatent.io import open_dataset, to_netcdf
+from climlatent.io import SharedTimeAxis, open_dataset, to_netcdf
 from conftest import rectilinear
 
 
@@ -85,6 +85,34 @@ def test_members_of_several_files_keep_their_whole_labels(tmp_path):
     written = to_netcdf(both, tmp_path / "ensemble.nc")
     with xr.open_dataset(written) as again:
         assert list(again.member.values) == list(both.member.values)
+
+
+def test_a_shared_time_axis_is_decoded_once_each_file_as_xarray_decodes_it(tmp_path):
+    """Two members on one time axis (with bounds) share its dates; a third member a
+    year later gets its own. Each file's dates equal xarray's own decoding of it."""
+    ds = cl.datasets.synthetic_circulation(n_members=3, n_years=1, n_lat=4, n_lon=5)[["psl"]]
+    days = np.arange(ds.sizes["time"], dtype=float)
+    paths = []
+    for i, start in enumerate(["1981-01-01", "1981-01-01", "1982-01-01"]):
+        units = {"units": f"days since {start}", "calendar": "noleap"}
+        member = ds.isel(member=[i]).assign_coords(
+            time=xr.Variable("time", days, {**units, "bounds": "time_bnds"}),
+            time_bnds=xr.Variable(("time", "bnds"), np.stack([days, days + 1], axis=1), units),
+        )
+        paths.append(tmp_path / f"r{i}.nc")
+        member.to_netcdf(paths[-1])
+    coder = SharedTimeAxis()
+    opened = [open_dataset(path, chunks=None, time_coder=coder) for path in paths]
+    for path, got in zip(paths, opened, strict=True):
+        reference = xr.open_dataset(
+            path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True), decode_coords="all"
+        )
+        for name in ("time", "time_bnds"):
+            assert got[name].values.tolist() == reference[name].values.tolist(), (path, name)
+    bounds = [got["time_bnds"].values for got in opened]
+    assert np.shares_memory(bounds[0], bounds[1])
+    assert not np.shares_memory(bounds[0], bounds[2])
+    assert str(bounds[2][0, 0]) == "1982-01-01 00:00:00"
 
 
 def test_missing_paths_named(tmp_path):

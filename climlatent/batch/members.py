@@ -13,7 +13,7 @@ import xarray as xr
 
 from climlatent.errors import InputDataError
 from climlatent.grid import check_same_grid, find_grid, find_member, find_time
-from climlatent.io import PathLike, carry_provenance, natural_key, open_dataset
+from climlatent.io import PathLike, SharedTimeAxis, carry_provenance, natural_key, open_dataset
 
 #: Member files a batch run holds open at once (xarray's file cache): each open netCDF
 #: file keeps about 1 MB, and a region reads one member.
@@ -78,10 +78,11 @@ def _open_members(
 ) -> tuple[xr.Dataset, dict[str, str]]:
     """As :func:`open_members`, with the source (file or entry) of each member label."""
     sources = _expand(inputs)
+    time_coder = SharedTimeAxis()  # the members' common time axis decoded once
     with contextlib.ExitStack() as files:
         parts, found, seen = [], [], {}
         for source in sources:
-            ds = open_dataset(source, chunks=None)
+            ds = open_dataset(source, chunks=None, time_coder=time_coder)
             # Only the file's closer is kept, not the Dataset: its decoded time axis
             # would otherwise stay in memory once per member.
             if ds._close is not None:
