@@ -89,7 +89,8 @@ def test_members_of_several_files_keep_their_whole_labels(tmp_path):
 
 def test_a_shared_time_axis_is_decoded_once_each_file_as_xarray_decodes_it(tmp_path):
     """Two members on one time axis (with bounds) share its dates; a third member a
-    year later gets its own. Each file's dates equal xarray's own decoding of it."""
+    year later gets its own; a field of dates stays lazy. Each file's dates equal
+    xarray's own decoding of it."""
     ds = cl.datasets.synthetic_circulation(n_members=3, n_years=1, n_lat=4, n_lon=5)[["psl"]]
     days = np.arange(ds.sizes["time"], dtype=float)
     paths = []
@@ -99,6 +100,7 @@ def test_a_shared_time_axis_is_decoded_once_each_file_as_xarray_decodes_it(tmp_p
             time=xr.Variable("time", days, {**units, "bounds": "time_bnds"}),
             time_bnds=xr.Variable(("time", "bnds"), np.stack([days, days + 1], axis=1), units),
         )
+        member["onset"] = xr.Variable(member["psl"].dims, np.zeros(member["psl"].shape), units)
         paths.append(tmp_path / f"r{i}.nc")
         member.to_netcdf(paths[-1])
     coder = SharedTimeAxis()
@@ -107,7 +109,8 @@ def test_a_shared_time_axis_is_decoded_once_each_file_as_xarray_decodes_it(tmp_p
         reference = xr.open_dataset(
             path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True), decode_coords="all"
         )
-        for name in ("time", "time_bnds"):
+        assert not got["onset"].variable._in_memory  # a field of dates: decoded lazily
+        for name in ("time", "time_bnds", "onset"):
             assert got[name].values.tolist() == reference[name].values.tolist(), (path, name)
     bounds = [got["time_bnds"].values for got in opened]
     assert np.shares_memory(bounds[0], bounds[1])
