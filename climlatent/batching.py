@@ -9,7 +9,9 @@ attribute and dimension order of the input.
 
 :func:`map_model` applies a fitted model (matrices to a matrix) to fields block by
 block: dask-backed input stays lazy, memory is bounded by the chunk, not by the
-ensemble, and a block runs numpy and the model only.
+ensemble, and a block runs numpy and the model only. Stochastic realisations draw
+their noise from each sample's place in the ensemble (:mod:`climlatent.draws`), so
+that they do not depend on the blocks.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from climlatent.dask_threads import share_cores
+from climlatent.draws import REALIZATION_DIM, BlockNormals, Draws
 from climlatent.errors import InputDataError
 from climlatent.graph_node import model_node
 from climlatent.grid import find_grid, grid_dataset
@@ -259,6 +262,16 @@ class RowModel(Protocol):
         """
         ...
 
+    def _draw_rows(
+        self, matrices: list[np.ndarray], groups: np.ndarray, normals: BlockNormals
+    ) -> np.ndarray:
+        """``(normals.n, n, target cells)`` stochastic realisations of the rows.
+
+        The noise comes from ``normals(realization, stream, n_cells)`` only. Only
+        models that draw (``map_model(..., draws=...)``) need it.
+        """
+        ...
+
 
 def map_model(
     model: RowModel,
@@ -266,6 +279,7 @@ def map_model(
     source: FieldLayout,
     target: FieldLayout,
     groups: xr.DataArray | None = None,
+    draws: Draws | None = None,
 ) -> xr.DataArray:
     """A model over the samples of its input fields, lazily block by block for dask.
 
@@ -290,12 +304,18 @@ def map_model(
     groups : xr.DataArray, optional
         The group of each sample (e.g. its month), on some of the sample dims (e.g.
         ``time``); 0 for every sample if None.
+    draws : Draws, optional
+        Stochastic realisations instead of the model's output: each is
+        ``model._draw_rows``, whose noise comes from the seed, the realisation and
+        each sample's position in the sample dims (the same numbers whatever the
+        blocks).
 
     Returns
     -------
     xr.DataArray
         float32 output on ``target``'s grid with the sample dims and coordinates of
-        ``fields[0]``; lazy when a field is dask-backed.
+        ``fields[0]`` (after a ``realization`` dim, 0 to ``draws.n - 1``, with
+        ``draws``); lazy when a field is dask-backed.
 
     Examples
     --------
@@ -321,6 +341,7 @@ def map_model(
         _ValidCells.of(target.mask),
         target.shape,
         groups is not None,
+        draws,
     )
     if all(field.chunks is None for field in fields):
         rows = None if groups is None else groups.broadcast_like(samples).transpose(*sample)
@@ -330,6 +351,8 @@ def map_model(
         )
     else:
         data = _lazy_blocks(mapped, fields, groups, samples, spatial)
+    if draws is not None:
+        sample, coords = (REALIZATION_DIM, *sample), {REALIZATION_DIM: np.arange(draws.n), **coords}
     out = xr.DataArray(data, dims=sample + target.spatial_dims, coords=coords)
     return _attach_grid(out.rename(None), target)  # not the dask array's name
 
@@ -344,20 +367,66 @@ class _MappedModel:
     target: _ValidCells
     target_shape: tuple[int, ...]
     grouped: bool  # the last block holds the groups of the samples
+    draws: Draws | None = None
 
-    def __call__(self, *blocks: np.ndarray) -> np.ndarray:
-        """The output for the field blocks ``(samples..., cells...)`` (and the groups)."""
+    def __call__(
+        self, *blocks: np.ndarray, offsets: tuple[int, ...] | None = None, shape=None
+    ) -> np.ndarray:
+        """The output for the field blocks ``(samples..., cells...)`` (and the groups).
+
+        ``offsets`` and ``shape``: where the block starts in the whole sample dims,
+        and their sizes (default: the block is the whole).
+        """
         lead = blocks[0].shape[: blocks[0].ndim - self.n_spatial]
         n = int(np.prod(lead))
         fields = blocks[:-1] if self.grouped else blocks
         groups = blocks[-1].reshape(n) if self.grouped else np.zeros(n, np.int64)
         matrices = [self.source.gather(block.reshape(n, -1), np.float32) for block in fields]
-        result = np.asarray(self.model._predict_rows(matrices, groups), dtype=np.float32)
-        if result.shape != (n, self.target.count):
-            raise ValueError(
-                f"model output has shape {result.shape}, expected {(n, self.target.count)}"
-            )
-        return self.target.scatter(result).reshape(lead + self.target_shape)
+        if self.draws is None:
+            result = np.asarray(self.model._predict_rows(matrices, groups), dtype=np.float32)
+            self._check_shape(result, (n, self.target.count))
+            return self.target.scatter(result).reshape(lead + self.target_shape)
+        rows = _global_rows(lead, offsets or (0,) * len(lead), shape or lead)
+        normals = BlockNormals(self.draws, tuple(rows))
+        drawn = np.asarray(self.model._draw_rows(matrices, groups, normals), dtype=np.float32)
+        self._check_shape(drawn, (self.draws.n, n, self.target.count))
+        full = [self.target.scatter(realization) for realization in drawn]
+        return np.stack(full).reshape((self.draws.n, *lead, *self.target_shape))
+
+    @staticmethod
+    def _check_shape(result: np.ndarray, expected: tuple[int, ...]) -> None:
+        if result.shape != expected:
+            raise ValueError(f"model output has shape {result.shape}, expected {expected}")
+
+
+def _global_rows(
+    lead: tuple[int, ...], offsets: tuple[int, ...], shape: tuple[int, ...]
+) -> list[tuple[int, int]]:
+    """The rows of a block of the sample dims as runs ``(first global row, count)``.
+
+    A block ``lead`` at ``offsets`` of the sample dims ``shape`` (C order) is one run
+    per index of its leading dims: its last dim is contiguous.
+
+    Examples
+    --------
+    >>> _global_rows((2, 3), offsets=(1, 4), shape=(4, 10))  # members 1-2, steps 4-6
+    [(14, 3), (24, 3)]
+    >>> _global_rows((), (), ())  # one sample
+    [(0, 1)]
+    """
+    if not lead:
+        return [(0, 1)]
+    return [
+        (
+            int(
+                np.ravel_multi_index(
+                    tuple(o + i for o, i in zip(offsets, index + (0,), strict=True)), shape
+                )
+            ),
+            lead[-1],
+        )
+        for index in np.ndindex(*lead[:-1])
+    ]
 
 
 def _lazy_blocks(
@@ -385,6 +454,8 @@ def _lazy_blocks(
         rows = rows.transpose(*sample).data.rechunk(chunks)
         arrays.append(rows.reshape(rows.shape + (1,) * len(spatial)))  # dims as the fields
     out_chunks = chunks + tuple((size,) for size in mapped.target_shape)
+    if mapped.draws is not None:
+        out_chunks = ((mapped.draws.n,), *out_chunks)
     return dask.array.map_blocks(
         _task,
         *arrays,
@@ -406,10 +477,18 @@ def _whole_cells(field: xr.DataArray, spatial: tuple[str, ...]) -> xr.DataArray:
     return field.chunk(dict.fromkeys(spatial, -1))
 
 
-def _task(*blocks: np.ndarray, mapped: _MappedModel) -> np.ndarray:
-    """One block as a dask task: the cores shared first on a threaded scheduler."""
+def _task(*blocks: np.ndarray, mapped: _MappedModel, block_info: dict | None = None) -> np.ndarray:
+    """One block as a dask task: the cores shared first on a threaded scheduler.
+
+    ``block_info`` (from dask) places the block in the sample dims, for draws.
+    """
     share_cores()
-    return mapped(*blocks)
+    if mapped.draws is None or block_info is None:
+        return mapped(*blocks)
+    output = block_info[None]
+    sample = slice(1, len(output["shape"]) - len(mapped.target_shape))  # after realization
+    offsets = tuple(start for start, _ in output["array-location"][sample])
+    return mapped(*blocks, offsets=offsets, shape=tuple(output["shape"][sample]))
 
 
 def check_finite(matrix: np.ndarray, name: str) -> None:

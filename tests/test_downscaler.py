@@ -4,6 +4,7 @@ import xarray as xr
 
 import climlatent as cl
 from climlatent.baselines import BilinearBaseline, ClimatologyCorrectedBilinear
+from climlatent.draws import standard_normal_rows
 from climlatent.errors import InputDataError
 
 LAWS = {"tos": "exponential", "rsds": "quadratic"}
@@ -102,6 +103,25 @@ def test_stochastic_samples(world):
         cl.ProxyDownscaler(epochs=1).fit(coarse, fine, "chl", proxies=LAWS).downscale(
             coarse_test, n_samples=2
         )
+
+
+def test_stochastic_samples_are_the_median_times_the_addressed_lognormal_noise(world):
+    """Known answer: log(draw / median) / sigma is the standard normal draw of the
+    sample's row and cell (climlatent.draws); lazily in blocks, the same numbers."""
+    _, (coarse, coarse_test), (fine, _) = world
+    est = cl.ProxyDownscaler(epochs=5, noise=True).fit(coarse, fine, "chl", proxies=LAWS)
+    eager = est.downscale(coarse_test, n_samples=2, seed=3)["chl"]
+    lazy = est.downscale(coarse_test.chunk(time=4), n_samples=2, seed=3)["chl"]
+    assert lazy.chunks is not None
+    np.testing.assert_allclose(lazy.values, eager.values, rtol=1e-5)
+    median = est.downscale(coarse_test)["chl"]
+    valid = np.asarray(est.fine_layout_.mask).ravel()
+    sigma = np.exp(est.module_.log_sigma.detach().numpy()[0])
+    n_rows = coarse_test.sizes["member"] * coarse_test.sizes["time"]
+    for realization in range(2):
+        ratio = (eager.isel(realization=realization) / median).values.reshape(n_rows, -1)
+        expected = standard_normal_rows(3, realization, 0, n_rows, int(valid.sum()))
+        np.testing.assert_allclose(np.log(ratio[:, valid]) / sigma, expected, atol=1e-4)
 
 
 def test_self_downscaling_of_temperature(world):

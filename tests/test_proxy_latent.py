@@ -92,6 +92,26 @@ def test_realisations_are_calibrated_on_held_out_years(world, fitted):
     assert spread_skill_ratio(draws, truth) == pytest.approx(1.0, abs=0.1)
 
 
+def test_realisations_are_the_same_eagerly_and_lazily_in_any_blocks(world, fitted):
+    """Each sample's noise comes from its place in the ensemble, not from the blocks.
+
+    Two members with the same drivers: their realisations differ (their rows do);
+    computed eagerly, or lazily in blocks along time and member, they are the same
+    numbers; the first realisation does not depend on how many are drawn."""
+    coarse = _test(world.coarse)
+    twins = xr.concat([coarse, coarse.assign_coords(member=["twin"])], "member")
+    eager = fitted.downscale(twins, n_samples=3, seed=4).chl
+    assert not np.allclose(eager.isel(member=0), eager.isel(member=1), equal_nan=True)
+    for chunks in ({"time": 5}, {"time": 11, "member": 1}):
+        lazy = fitted.downscale(twins.chunk(chunks), n_samples=3, seed=4).chl
+        assert lazy.chunks is not None
+        np.testing.assert_allclose(lazy.values, eager.values, rtol=1e-5)
+    first = fitted.downscale(twins, n_samples=1, seed=4).chl
+    np.testing.assert_allclose(first.values, eager.isel(realization=[0]).values, rtol=1e-6)
+    other_seed = fitted.downscale(twins, n_samples=1, seed=5).chl
+    assert not np.allclose(other_seed.values, first.values, equal_nan=True)
+
+
 def test_latent_maps_and_growth_terms_on_the_coarse_grid(world, fitted):
     maps = fitted.latent_maps(world.coarse)
     assert maps.latent_map.sizes["latent"] == 2
@@ -303,6 +323,8 @@ def test_seasonal_fit_recovers_a_monthly_fine_scale_pattern(seasonal_world):
     assert monthly_fit.module_.structure.shape[0] == 12
     truth = np.log(_seasonal_split(patterned, False).chl)
     draws = np.log(monthly_fit.downscale(coarse_test, n_samples=20, seed=2).chl)
+    lazy = monthly_fit.downscale(coarse_test.chunk(time=7), n_samples=20, seed=2).chl
+    np.testing.assert_allclose(np.log(lazy), draws, rtol=1e-5)  # each month's spread, lazily
     assert float(abs(rank_histogram(draws, truth) * 21 - 1).max()) < 0.25
     assert spread_skill_ratio(draws, truth) == pytest.approx(1.0, abs=0.1)
 

@@ -58,7 +58,6 @@ if TYPE_CHECKING:  # imports torch: only the torch estimators, which train, need
     from climlatent.training import TrainingConfig
 
 LATENT_DIM = "latent"
-REALIZATION_DIM = "realization"  # CF: the axis of an ensemble of realisations
 REGISTRY: dict[str, type[BaseEstimator]] = {}
 ArraySpec = tuple[tuple[int | str | None, ...], str]
 """A saved array's expected shape and dtype name. Per axis: an ``int``, that size; a

@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from scipy.spatial import cKDTree
 
-from climlatent.batching import FieldLayout, from_matrix, map_model, sample_coords, to_matrix
+from climlatent.batching import FieldLayout, map_model, to_matrix
 from climlatent.checks import (
     check_field,
     check_no_inf,
@@ -31,75 +30,20 @@ from climlatent.checks import (
     check_sample_dims,
     get_variable,
 )
+from climlatent.draws import BlockNormals, Draws
 from climlatent.errors import InputDataError
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators._train import train_module
-from climlatent.estimators.base import REALIZATION_DIM, ArraySpec, BaseEstimator
+from climlatent.estimators.base import ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
 from climlatent.grid import find_grid
 from climlatent.grid_order import GridOrder, grid_layout
 from climlatent.grouping import Grouper, group_mean
+from climlatent.interpolation_kernel import interpolation_kernel
 from climlatent.models.downscaler import ProxyDownscaler as ProxyDownscalerModule
 from climlatent.models.proxies import make_proxy
-from climlatent.regrid import Regridder
 from climlatent.training import resolve_device
 from climlatent.units import convert_units, parse_units
-
-N_NEIGHBOURS = 9
-
-
-def interpolation_kernel(
-    coarse: FieldLayout, fine: FieldLayout, k: int = N_NEIGHBOURS
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest valid coarse cells of each valid fine cell, with bilinear weights.
-
-    Bilinear weights (from :class:`climlatent.Regridder`) are renormalised over the
-    valid coarse cells; a fine cell with no valid bilinear neighbour (e.g. on a coast)
-    takes its nearest valid coarse cell.
-
-    Returns
-    -------
-    neighbours, weights : np.ndarray
-        ``(n_fine_valid, k)`` coarse-cell indices (into the valid coarse cells) and
-        weights summing to one per row.
-
-    Examples
-    --------
-    >>> import numpy as np, xarray as xr
-    >>> coarse = xr.DataArray(np.ones((2, 2)), dims=("lat", "lon"), name="t",
-    ...     coords={"lat": [0.0, 10.0], "lon": [0.0, 10.0]})
-    >>> fine = xr.DataArray(np.ones((3, 3)), dims=("lat", "lon"), name="t",
-    ...     coords={"lat": [0.0, 5.0, 10.0], "lon": [0.0, 5.0, 10.0]})
-    >>> idx, w = interpolation_kernel(FieldLayout.from_data(coarse),
-    ...                               FieldLayout.from_data(fine), k=4)
-    >>> idx.shape, bool(np.allclose(w.sum(axis=1), 1)), float(w[4].max())
-    ((9, 4), True, 0.25)
-    """
-    src = coarse.grid.drop_vars("valid_mask")
-    dst = fine.grid.drop_vars("valid_mask")
-    regridder = Regridder(src, dst, "bilinear", engine="climlatent")
-    bilinear = regridder.weights[fine.mask][:, coarse.mask].toarray()
-    k = min(k, coarse.n_features)
-    _, neighbours = cKDTree(_unit_vectors(coarse)).query(_unit_vectors(fine), k=k)
-    neighbours = np.asarray(neighbours).reshape(fine.n_features, k)
-    weights = np.take_along_axis(bilinear, neighbours, axis=1)
-    total = weights.sum(axis=1, keepdims=True)
-    nearest = np.zeros_like(weights)
-    nearest[:, 0] = 1.0
-    covered = total > 1e-9
-    weights = np.where(covered, weights / np.where(covered, total, 1.0), nearest)
-    return neighbours, weights
-
-
-def _unit_vectors(layout: FieldLayout) -> np.ndarray:
-    """Unit-sphere positions of the valid cell centres of a layout."""
-    info = find_grid(layout.grid)
-    lat, lon = layout.grid[info.lat], layout.grid[info.lon]
-    if lat.ndim == 1:
-        lat, lon = xr.broadcast(lat, lon)
-    phi = np.deg2rad(lat.transpose(*layout.spatial_dims).values.ravel()[layout.mask])
-    lam = np.deg2rad(lon.transpose(*layout.spatial_dims).values.ravel()[layout.mask])
-    return np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], 1)
 
 
 @dataclasses.dataclass
@@ -361,9 +305,13 @@ class ProxyDownscaler(BaseEstimator):
         coarse : xr.Dataset
             Drivers on the fitted coarse grid, with any sample dims (member, time...).
         n_samples : int, optional
-            Stochastic realisations (needs ``noise=True``), stacked along ``realization``.
+            Stochastic realisations (needs ``noise=True``), stacked along
+            ``realization``; lazy for dask-backed ``coarse``, block by block.
         seed : int
-            Seed of the stochastic draws.
+            Seed of the stochastic draws. A sample's noise comes from the seed, the
+            realisation and the sample's position in ``coarse`` (`climlatent.draws`):
+            the same numbers eagerly or lazily, in any chunks, and the first ``k``
+            realisations do not depend on how many are drawn.
         check_range : bool
             Refuse driver values beyond the fitted range by more than
             ``range_tolerance`` times its width (fill values, mislabelled units).
@@ -383,30 +331,17 @@ class ProxyDownscaler(BaseEstimator):
             coordinate, or of a group it has no training data for.
         """
         self._require_fitted()
+        if n_samples is not None and not self.noise:
+            raise ValueError("stochastic downscaling needs a model fitted with noise=True")
         fields = self._input_fields(coarse, check_range)
-        if n_samples is None:
-            out = map_model(
-                self, fields, self.coarse_layout_, self.fine_layout_, self._step_groups(fields[0])
-            )
-        else:
-            if not self.noise:
-                raise ValueError("stochastic downscaling needs a model fitted with noise=True")
-            inputs = self._model_inputs(fields)
-            generator = torch.Generator(device=self.device_).manual_seed(seed)
-            draws = [
-                inference(
-                    lambda d, *g: self.module_.sample(d, generator, *g),
-                    *inputs,
-                    device=self.device_,
-                )
-                for _ in range(n_samples)
-            ]
-            samples = sample_coords(fields[0], self.coarse_layout_)
-            out = from_matrix(
-                np.concatenate(draws),
-                self.fine_layout_,
-                {REALIZATION_DIM: np.arange(n_samples), **samples},
-            )
+        out = map_model(
+            self,
+            fields,
+            self.coarse_layout_,
+            self.fine_layout_,
+            self._step_groups(fields[0]),
+            None if n_samples is None else Draws(n_samples, seed),
+        )
         call = f"downscale(coarse{'' if n_samples is None else f', n_samples={n_samples}'})"
         return self._wrap(out.rename(self.target_), coarse, call)
 
@@ -444,6 +379,23 @@ class ProxyDownscaler(BaseEstimator):
     def _predict_rows(self, matrices: list[np.ndarray], groups: np.ndarray) -> np.ndarray:
         """The fine target of the rows of one block of the input fields."""
         return inference(self.module_, *self._row_inputs(matrices, groups), device=self.device_)
+
+    def _draw_rows(
+        self, matrices: list[np.ndarray], groups: np.ndarray, normals: BlockNormals
+    ) -> np.ndarray:
+        """Realisations of the rows' fine target: the residual noise of their group.
+
+        ``mean + sigma * eps``, or ``median * exp(sigma * eps)`` (a log-normal factor)
+        for a multiplicative model, ``eps`` from ``normals``.
+        """
+        predicted = self._predict_rows(matrices, groups)
+        sigma = np.exp(self.module_.log_sigma.detach().cpu().numpy())[groups]
+        multiplicative = self.mode_ == "multiplicative"
+        draws = []
+        for realization in range(normals.n):
+            noise = sigma * normals(realization, 0, predicted.shape[1])
+            draws.append(predicted * np.exp(noise) if multiplicative else predicted + noise)
+        return np.stack(draws)
 
     def _model_inputs(self, fields: list[xr.DataArray]) -> list[np.ndarray]:
         """The module's inputs for whole input fields, each sample's group from its date."""

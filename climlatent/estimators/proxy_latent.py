@@ -28,7 +28,9 @@ import xarray as xr
 
 from climlatent.batching import from_matrix, sample_coords, to_matrix
 from climlatent.checks import check_field, check_same_samples, get_variable
+from climlatent.draws import BlockNormals
 from climlatent.errors import InputDataError
+from climlatent.estimators._torch import inference
 from climlatent.estimators.downscaler import ProxyDownscaler
 from climlatent.fitted_range import FittedRange
 from climlatent.grid_order import GridOrder, grid_layout, in_layout
@@ -215,6 +217,28 @@ class ProxyLatentDownscaler(ProxyDownscaler):
         if self.target_input:
             inputs.append(self._coarse_target_matrix(matrices[-1]))
         return inputs
+
+    def _draw_rows(
+        self, matrices: list[np.ndarray], groups: np.ndarray, normals: BlockNormals
+    ) -> np.ndarray:
+        """Realisations of the rows: latent noise (stream 0), decoded, fine noise (1)."""
+        drivers, row_groups, *observed = self._row_inputs(matrices, groups)
+        n_latent = int(np.prod(self.module_.latent_spread.shape[1:]))
+        n_fine = self.module_.fine_spread.shape[1]
+        return np.stack(
+            [
+                inference(
+                    lambda d, lat, fine, g, *obs: self.module_.sample(d, lat, fine, g, *obs),
+                    drivers,
+                    normals(realization, 0, n_latent),
+                    normals(realization, 1, n_fine),
+                    row_groups,
+                    *observed,
+                    device=self.device_,
+                )
+                for realization in range(normals.n)
+            ]
+        )
 
     def _measure_residuals(
         self, y: np.ndarray, memberships: np.ndarray, x: np.ndarray, *observed: np.ndarray

@@ -29,11 +29,12 @@ import xarray as xr
 
 from climlatent._deprecation import renamed_arguments, renamed_method
 from climlatent.checks import get_variable
+from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import check_field_ranges, field_ranges
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators._train import train_module
-from climlatent.estimators.base import LATENT_DIM, REALIZATION_DIM, ArraySpec, BaseEstimator
+from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.vae_dlm import GeometricFlowVAE, induced_metric

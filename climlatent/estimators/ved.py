@@ -28,6 +28,7 @@ import torch
 import xarray as xr
 
 from climlatent._deprecation import renamed_arguments, renamed_method
+from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import (
     check_field_ranges,
@@ -43,7 +44,6 @@ from climlatent.estimators._torch import inference, load_numpy_state, state_to_n
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import (
     LATENT_DIM,
-    REALIZATION_DIM,
     ArraySpec,
     BaseEstimator,
     latent_rows,

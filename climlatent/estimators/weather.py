@@ -17,9 +17,10 @@ import xarray as xr
 
 from climlatent.batching import from_matrix, to_matrix
 from climlatent.checks import get_variable
+from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
 from climlatent.estimators._weather import block_bootstrap, fit_var
-from climlatent.estimators.base import REALIZATION_DIM, Estimator
+from climlatent.estimators.base import Estimator
 from climlatent.grid import find_member, find_time
 from climlatent.units import convert_units
 

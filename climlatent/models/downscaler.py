@@ -18,7 +18,8 @@ followed by a learned per-cell fine-scale structure, in one of two forms:
 
 With ``noise=True`` the module also learns a per-cell residual standard deviation
 :math:`\sigma(x)` (in log space for the multiplicative form) by Gaussian negative
-log-likelihood, and :meth:`ProxyDownscaler.sample` draws stochastic fine fields.
+log-likelihood; a stochastic fine field is the output with that noise added
+(``climlatent.ProxyDownscaler.downscale(..., n_samples=k)``).
 
 Seasonal fits (``n_groups > 1``, see :mod:`climlatent.grouping`): the physics (the
 proxy functions, the interpolation weights, the latent centre) is shared, while the
@@ -139,19 +140,6 @@ class ProxyDownscaler(nn.Module):
         """The downscaled field ``(batch, n_fine)`` (its median if multiplicative)."""
         predictor = self.predictor(drivers, group)
         return torch.exp(predictor) if self.mode == "multiplicative" else predictor
-
-    def sample(
-        self,
-        drivers: Tensor,
-        generator: torch.Generator | None = None,
-        group: Tensor | None = None,
-    ) -> Tensor:
-        """One stochastic fine field per batch row, with the learned residual noise."""
-        group = row_groups(group, drivers)
-        predictor = self.predictor(drivers, group)
-        eps = torch.randn(predictor.shape, generator=generator, device=predictor.device)
-        draw = predictor + torch.exp(self.log_sigma[group]) * eps
-        return torch.exp(draw) if self.mode == "multiplicative" else draw
 
     def training_losses(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
         """Squared error (or Gaussian NLL with ``noise``) on the fine valid cells."""

@@ -289,23 +289,24 @@ class ProxyLatentModel(nn.Module):
     def sample(
         self,
         drivers: Tensor,
-        generator: torch.Generator | None = None,
+        latent_noise: Tensor,
+        fine_noise: Tensor,
         group: Tensor | None = None,
         observed: Tensor | None = None,
     ) -> Tensor:
-        """One realisation per row, in physical units.
+        """One realisation per row, in physical units, from standard normal noise.
 
         The latent map is drawn around ``h(X)`` with the spread of ``e(y) - h(X)``
         (what the drivers, and ``observed``, leave unexplained at the coarse scale),
         decoded, and the fine residual spread of ``y - d(e(y))`` is added, both of
-        each row's group.
+        each row's group. ``latent_noise``: ``(batch, C * n_coarse)``;
+        ``fine_noise``: ``(batch, n_fine)``.
         """
         group = row_groups(group, drivers)
         mean = self.predict_latent(drivers, observed)
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device)
+        eps = latent_noise.reshape(mean.shape)
         fine = self.decode(mean + self.latent_spread[group] * eps, group)
-        eps_fine = torch.randn(fine.shape, generator=generator, device=fine.device)
-        return self.untransform(fine + self.fine_spread[group] * eps_fine)
+        return self.untransform(fine + self.fine_spread[group] * fine_noise)
 
     # -- training --------------------------------------------------------------------
 

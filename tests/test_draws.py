@@ -1,0 +1,38 @@
+"""Counter-based standard normal draws: the same numbers whatever the blocks."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from climlatent.draws import BlockNormals, Draws, standard_normal_rows
+
+
+def test_rows_drawn_in_any_blocks_are_the_rows_drawn_at_once():
+    whole = standard_normal_rows(3, 1, first_row=0, n_rows=40, n_cells=7)  # odd: padded rows
+    parts = [standard_normal_rows(3, 1, a, b - a, 7) for a, b in [(0, 1), (1, 18), (18, 40)]]
+    assert np.array_equal(np.concatenate(parts), whole)
+    runs = BlockNormals(Draws(n=2, seed=3), rows=((5, 3), (30, 2)))(1, stream=0, n_cells=7)
+    assert np.array_equal(runs, whole[[5, 6, 7, 30, 31]])
+    assert whole.dtype == np.float32
+
+
+def test_draws_are_standard_normal_and_apart_across_seeds_realisations_streams_rows():
+    draws = standard_normal_rows(0, 0, 0, 400, 51).ravel()
+    assert stats.kstest(draws, "norm").pvalue > 0.01
+    assert abs(draws.mean()) < 4 / np.sqrt(draws.size)
+    assert draws.std() == pytest.approx(1.0, abs=0.02)
+    others = [
+        standard_normal_rows(1, 0, 0, 400, 51),  # another seed
+        standard_normal_rows(0, 1, 0, 400, 51),  # another realisation
+        standard_normal_rows(0, 0, 0, 400, 51, stream=1),  # another stream
+        standard_normal_rows(0, 0, 1, 400, 51),  # one row on
+    ]
+    for other in others:
+        assert abs(np.corrcoef(draws, other.ravel())[0, 1]) < 4 / np.sqrt(draws.size)
+    pairs = standard_normal_rows(0, 0, 0, 10_000, 2)  # the two normals of one Box-Muller pair
+    assert abs(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1]) < 4 / np.sqrt(10_000)
+
+
+def test_negative_addresses_are_refused():
+    with pytest.raises(ValueError, match="non-negative"):
+        standard_normal_rows(-1, 0, 0, 2, 2)
