@@ -370,7 +370,10 @@ class _MappedModel:
     draws: Draws | None = None
 
     def __call__(
-        self, *blocks: np.ndarray, offsets: tuple[int, ...] | None = None, shape=None
+        self,
+        *blocks: np.ndarray,
+        offsets: tuple[int, ...] | None = None,
+        shape: tuple[int, ...] | None = None,
     ) -> np.ndarray:
         """The output for the field blocks ``(samples..., cells...)`` (and the groups).
 
@@ -387,7 +390,7 @@ class _MappedModel:
             self._check_shape(result, (n, self.target.count))
             return self.target.scatter(result).reshape(lead + self.target_shape)
         rows = _global_rows(lead, offsets or (0,) * len(lead), shape or lead)
-        normals = BlockNormals(self.draws, tuple(rows))
+        normals = BlockNormals(self.draws, rows)
         drawn = np.asarray(self.model._draw_rows(matrices, groups, normals), dtype=np.float32)
         self._check_shape(drawn, (self.draws.n, n, self.target.count))
         full = [self.target.scatter(realization) for realization in drawn]
@@ -401,7 +404,7 @@ class _MappedModel:
 
 def _global_rows(
     lead: tuple[int, ...], offsets: tuple[int, ...], shape: tuple[int, ...]
-) -> list[tuple[int, int]]:
+) -> tuple[tuple[int, int], ...]:
     """The rows of a block of the sample dims as runs ``(first global row, count)``.
 
     A block ``lead`` at ``offsets`` of the sample dims ``shape`` (C order) is one run
@@ -410,23 +413,17 @@ def _global_rows(
     Examples
     --------
     >>> _global_rows((2, 3), offsets=(1, 4), shape=(4, 10))  # members 1-2, steps 4-6
-    [(14, 3), (24, 3)]
+    ((14, 3), (24, 3))
     >>> _global_rows((), (), ())  # one sample
-    [(0, 1)]
+    ((0, 1),)
     """
     if not lead:
-        return [(0, 1)]
-    return [
-        (
-            int(
-                np.ravel_multi_index(
-                    tuple(o + i for o, i in zip(offsets, index + (0,), strict=True)), shape
-                )
-            ),
-            lead[-1],
-        )
+        return ((0, 1),)
+    starts = (
+        tuple(o + i for o, i in zip(offsets, index + (0,), strict=True))
         for index in np.ndindex(*lead[:-1])
-    ]
+    )
+    return tuple((int(np.ravel_multi_index(start, shape)), lead[-1]) for start in starts)
 
 
 def _lazy_blocks(
@@ -483,7 +480,7 @@ def _task(*blocks: np.ndarray, mapped: _MappedModel, block_info: dict | None = N
     ``block_info`` (from dask) places the block in the sample dims, for draws.
     """
     share_cores()
-    if mapped.draws is None or block_info is None:
+    if mapped.draws is None:
         return mapped(*blocks)
     output = block_info[None]
     sample = slice(1, len(output["shape"]) - len(mapped.target_shape))  # after realization
