@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import click
 
@@ -158,6 +159,7 @@ def _batch_command(method: str, summary: str) -> click.Command:
         connect_timeout: float,
         overwrite: bool,
         quiet: bool,
+        **draws: Any,
     ) -> None:
         from climlatent import batch
         from climlatent.memory import return_freed_memory
@@ -181,11 +183,21 @@ def _batch_command(method: str, summary: str) -> click.Command:
                 device=device,
                 progress=not quiet,
                 overwrite=overwrite,
+                **draws,
             )
         if not quiet:
             click.echo(f"wrote {store}")
 
     command.__doc__ = summary
+    if method == "downscale":
+        command = click.option(
+            "--n-samples",
+            type=int,
+            help="Stochastic realisations along 'realization' (a model fitted with noise).",
+        )(command)
+        command = click.option(
+            "--seed", default=0, show_default=True, help="Seed of the realisations."
+        )(command)
     return main.command(method)(command)
 
 

@@ -189,6 +189,28 @@ def test_proxy_latent_downscaler_downscales_members_lazily_to_zarr(tmp_path, tar
     assert written["chl"].attrs == expected.attrs
 
 
+def test_downscale_draws_the_estimators_realisations_into_zarr(tmp_path):
+    """``--n-samples``: the realisations of ``est.downscale(n_samples=, seed=)`` in
+    memory, written in blocks of 5 months and regions of 10; another seed is refused."""
+    world = cl.datasets.synthetic_biogeochem(
+        n_members=2, n_years=2, n_fine_lat=20, n_fine_lon=20, factor=10
+    )
+    est = cl.ProxyLatentDownscaler(channels=1, hidden=4, epochs=3, progress=False)
+    est.fit(world.coarse, world.fine, "chl", proxies={"tos": "exponential", "rsds": "quadratic"})
+    est.save(tmp_path / "latent.clm")
+    write_members(world.coarse, tmp_path / "coarse")
+    store = tmp_path / "draws.zarr"
+    args = ["downscale", tmp_path / "latent.clm", tmp_path / "coarse" / "*.nc", "-o", store]
+    args += ["--time-chunk", 5, "--time-per-region", 10, "--n-samples", 3, "-q"]
+    result = invoke(*args, "--seed", 7)
+    assert result.exit_code == 0, result.output
+    written = xr.open_zarr(store)["chl"].load()
+    expected = cl.load(tmp_path / "latent.clm").downscale(world.coarse, n_samples=3, seed=7)
+    assert written.dims[0] == "realization" and written.sizes["realization"] == 3
+    xr.testing.assert_allclose(written, expected["chl"], rtol=1e-5, atol=0)
+    assert_one_line_error(invoke(*args, "--seed", 8), "seed")
+
+
 def test_downscale_writes_the_selected_members(workspace, tmp_path):
     model = workspace / "downscaler.clm"
     if not model.exists():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import xarray as xr
 
@@ -94,9 +96,11 @@ def downscale(estimator: ProxyDownscaler, ds: xr.Dataset) -> xr.Dataset:
     return _lazy_predict(estimator, ds, "downscale")
 
 
-def _lazy_predict(estimator: BaseEstimator, ds: xr.Dataset, method: str) -> xr.Dataset:
+def _lazy_predict(
+    estimator: BaseEstimator, ds: xr.Dataset, method: str, **options: Any
+) -> xr.Dataset:
     if not isinstance(estimator, METHODS[method]):
         raise ClimlatentError(
             f"a {type(estimator).__name__} cannot {method}; that takes a {METHODS[method].__name__}"
         )
-    return getattr(estimator, method)(ds)
+    return getattr(estimator, method)(ds, **options)

@@ -89,7 +89,12 @@ def emulate_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: An
 def downscale_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: Any) -> Path:
     """Downscale every member of ``inputs`` with a saved ``ProxyDownscaler`` into zarr.
 
-    As :func:`emulate_to_zarr` (same options), with coarse driver files as inputs.
+    As :func:`emulate_to_zarr` (same options), with coarse driver files as inputs,
+    and two more keywords: ``n_samples`` (stochastic realisations of a model fitted
+    with ``noise=True``, along a ``realization`` dim; default the mean field) and
+    ``seed`` (default 0). A sample's draws depend on the seed and its place in the
+    ensemble only, not on the blocks or the workers; a store is resumed only with
+    the same ``n_samples`` and ``seed``.
 
     Examples
     --------
@@ -113,6 +118,8 @@ def _to_zarr(
     device: str = "auto",
     overwrite: bool = False,
     progress: bool = True,
+    n_samples: int | None = None,
+    seed: int = 0,
 ) -> Path:
     estimator = load(model)
     if not isinstance(estimator, METHODS[method]):
@@ -120,13 +127,16 @@ def _to_zarr(
             f"{str(model)!r} holds a {type(estimator).__name__}, which cannot {method} "
             f"(use 'climlatent {'downscale' if method == 'emulate' else 'emulate'}')"
         )
+    if n_samples is not None and method != "downscale":
+        raise ClimlatentError(f"n_samples: only downscale draws realisations, not {method}")
+    draws = {} if n_samples is None else {"n_samples": n_samples, "seed": seed}
     from climlatent.zarr_store import write_zarr
 
     placed = resolve_device(device)  # refuses "cuda" without a GPU, whatever the model
     if getattr(estimator, "module_", None) is not None:
         estimator.device_ = placed
         estimator.module_.to(placed)
-    steps = block_steps(estimator)
+    steps = max(1, block_steps(estimator) // (n_samples or 1))  # a block holds every draw
     # A region is one model batch of steps, split among the workers: a member's record
     # shorter than a region would otherwise be one block, computed by one worker alone.
     time_chunk = time_chunk or -(-steps // worker_count())
@@ -136,14 +146,14 @@ def _to_zarr(
     with xr.set_options(file_cache_maxsize=OPEN_FILES):
         ds, sources = _open_members(inputs, model_inputs(estimator), members, time_chunk)
         with ds:
-            out = _lazy_predict(estimator, ds, method)
+            out = _lazy_predict(estimator, ds, method, **draws)
             time, member = find_time(out), find_member(out)
             return write_zarr(
                 out,
                 store,
                 regions_dims=tuple(dim for dim in (member, time) if dim),
                 chunks={time: time_per_region} if time else {},
-                fingerprint=_fingerprint(model, method),
+                fingerprint=_fingerprint(model, method) | draws,  # another seed: refused
                 inputs=ds,
                 sources=sources,
                 overwrite=overwrite,
