@@ -15,6 +15,10 @@ epochs reached, data), a test or interval, and a verdict:
   still falling (best epoch within the last ``patience``): not converged models;
 - *not run yet*: no finished runs of the case.
 
+A verdict reached before an arm has its planned runs (`planned_runs`: 16 seeds per
+prior on the mixture p(theta), 8 elsewhere) says so: "(interim: runs 10 and 11 of 16
+and 16)"; it may change as runs land.
+
 Shares (disentangled: ``S_D >= 0.9``; over-regularised: ``L_REG < 0.1`` nats) are
 compared with a one-sided Fisher exact test, whose power against the paper's shares is
 computed exactly by enumerating both binomial outcomes; means (S_D, reconstruction
@@ -42,6 +46,7 @@ ALPHA, POWER = 0.05, 0.8
 # smaller cap stands for a larger one: darcy_study.carry_over)
 BUDGET = {"max_epochs": 3000, "patience": 10}
 DISENTANGLED, OVER_REGULARISED = 0.9, 0.1  # S_D and L_REG thresholds of the study
+SEEDS, MIXTURE_SEEDS = 8, 16  # the study's runs per arm: 16 for the priors on the mixture
 MIN_BOOTSTRAP_RUNS = 8  # fewer runs per arm: a bootstrap interval is not trusted
 
 
@@ -101,6 +106,29 @@ class ShareClaim:
     baseline: dict
     paper: tuple[float, float]  # the paper's shares: case, baseline
     paper_text: str
+
+
+def planned_runs(where: dict) -> int:
+    """The runs the study plans for the arm ``where`` selects.
+
+    Examples
+    --------
+    >>> planned_runs({"study": "prior", "distribution": "mixture", "prior": "standard"})
+    16
+    >>> planned_runs({"study": "labels", "distribution": "mixture", "labelled": 5})
+    8
+    """
+    mixture_prior = where.get("study") == "prior" and where.get("distribution") == "mixture"
+    return MIXTURE_SEEDS if mixture_prior else SEEDS
+
+
+def _interim(verdict: str, arms: Sequence[tuple[pd.DataFrame, dict]]) -> str:
+    """``verdict``, marked interim if an arm has fewer runs than the study plans."""
+    counts = [(len(runs), planned_runs(where)) for runs, where in arms]
+    if verdict == "not run yet" or all(n >= plan for n, plan in counts):
+        return verdict
+    done, plans = (" and ".join(str(c[i]) for c in counts) for i in (0, 1))
+    return f"{verdict} (interim: runs {done} of {plans})"
 
 
 def select_runs(runs: pd.DataFrame, where: dict) -> pd.DataFrame:
@@ -192,8 +220,10 @@ def share_row(runs: pd.DataFrame, claim: ShareClaim) -> dict:
         "ours": ours,
         "budget": _budget(case, base),
         "test": f"Fisher one-sided p = {p_value:.3g}; power vs paper {power:.2f}",
-        "verdict": (n1 and n0 and _convergence_verdict(case, base))
-        or verdict(n1 and n0, p_value, power),
+        "verdict": _interim(
+            (n1 and n0 and _convergence_verdict(case, base)) or verdict(n1 and n0, p_value, power),
+            [(case, claim.case), (base, claim.baseline)],
+        ),
     }
 
 
@@ -274,8 +304,8 @@ CLAIMS = [
 def reconstruction_row(runs: pd.DataFrame) -> dict:
     """HP reconstructs mixture test samples better (Fig. 11): bootstrap of the difference."""
     where = {"study": "prior", "distribution": "mixture"}
-    hp = select_runs(runs, {**where, "prior": "hierarchical"})
-    vae = select_runs(runs, {**where, "prior": "standard"})
+    arms = [{**where, "prior": prior} for prior in ("hierarchical", "standard")]
+    hp, vae = (select_runs(runs, arm) for arm in arms)
     row = {"claim": "HP reconstructs mixture test samples more accurately", "section": "5.3",
            "paper": "Fig. 11 (one example)", "budget": _budget(hp, vae)}  # fmt: skip
     if hp.empty or vae.empty:
@@ -287,11 +317,11 @@ def reconstruction_row(runs: pd.DataFrame) -> dict:
         **row,
         "ours": f"relative error {errors[1].mean():.2e} (HP) vs {errors[0].mean():.2e}",
         "test": f"VAE - HP = {diff:.2e}, 95 % bootstrap [{low:.2e}, {high:.2e}]",
-        "verdict": _convergence_verdict(hp, vae) or (
+        "verdict": _interim(_convergence_verdict(hp, vae) or (
             "inconclusive (underpowered)" if not enough else "reproduced" if low > 0
             else "inconclusive (interval includes 0)" if high > 0
             else "not reproduced (HP worse)"
-        ),
+        ), list(zip((hp, vae), arms, strict=True))),
     }  # fmt: skip
 
 

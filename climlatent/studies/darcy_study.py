@@ -53,7 +53,13 @@ import xarray as xr
 from climlatent.estimators.vae import VAE
 from climlatent.metrics.disentanglement import disentanglement_score, kl_disentanglement_score
 from climlatent.reference.darcy import generate
-from climlatent.studies.darcy_claims import BUDGET, select_runs, write_ledger
+from climlatent.studies.darcy_claims import (
+    BUDGET,
+    MIXTURE_SEEDS,
+    SEEDS,
+    select_runs,
+    write_ledger,
+)
 from climlatent.studies.run_ledger import RunLedger
 
 FIELDS = ["pressure", "u_x", "u_y"]
@@ -300,8 +306,8 @@ def plot(runs: pd.DataFrame, path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the study (or report its progress) and write runs.csv, summary.csv, study.png."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=8)
-    parser.add_argument("--mixture-seeds", type=int, default=16)
+    parser.add_argument("--seeds", type=int, default=SEEDS)
+    parser.add_argument("--mixture-seeds", type=int, default=MIXTURE_SEEDS)
     parser.add_argument("--max-epochs", type=int, default=BUDGET["max_epochs"])
     parser.add_argument("--patience", type=int, default=BUDGET["patience"])
     parser.add_argument("--n-test", type=int, default=512)
