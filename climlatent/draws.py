@@ -35,6 +35,17 @@ class Draws:
     n: int
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if not _whole(self.n) or self.n < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {self.n!r}")
+        if not _whole(self.seed) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+
+def _whole(value: object) -> bool:
+    """An integer (numpy's too), not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
 
 def standard_normal_rows(
     seed: int, realization: int, first_row: int, n_rows: int, n_cells: int, stream: int = 0

@@ -36,3 +36,12 @@ def test_draws_are_standard_normal_and_apart_across_seeds_realisations_streams_r
 def test_negative_addresses_are_refused():
     with pytest.raises(ValueError, match="non-negative"):
         standard_normal_rows(-1, 0, 0, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("n", "seed", "message"),
+    [(0, 0, "n_samples"), (2.5, 0, "n_samples"), (2, -1, "seed"), (2, 1.5, "seed")],
+)
+def test_bad_draw_counts_and_seeds_are_refused_at_once(n, seed, message):
+    with pytest.raises(ValueError, match=message):
+        Draws(n=n, seed=seed)
