@@ -16,7 +16,8 @@ Two measurements, printed as ratios from one run over member files written once
    runs it, one dask thread per core of one torch thread each, against the forward on
    as many torch threads: what a user of the machine gets). The time the
    pipeline takes beyond the forward is printed beside the time its reading of the
-   files alone takes, a floor the forward does not pay.
+   files alone takes, a floor the forward does not pay, and the time it takes before
+   any block runs (opening, checks, graph), a fixed cost of each run.
 2. The store writers on dask's threaded scheduler with 2 threads (``emulate_to_zarr``
    and ``downscale_to_zarr``: the model, the writing of each region, reading it back
    and hashing it, the next region computed while one is written), and
@@ -167,8 +168,11 @@ def throughput(
     time steps and computes the output blocks, each dropped once computed (as a zarr
     store writes and frees it); the bare forward runs in :func:`fastest_batch` rows and
     its outputs are discarded; ``read`` is the pipeline's reading of its inputs alone
-    (opening the files, reading and decoding every block). They run alternately on
-    ``threads`` cores: the pipeline as the command line runs it (dask's threaded
+    (opening the files, reading and decoding every block), and ``setup`` the part of
+    each pipeline run before any block runs (opening the files, checking the inputs
+    from their coordinates, building the graph): fixed costs, which a longer record
+    pays once. They run alternately on ``threads`` cores: the pipeline as the
+    command line runs it (dask's threaded
     scheduler with ``threads`` workers of one torch thread each), the forward with
     ``threads`` torch threads (its fastest batch found on as many). One untimed run of
     each comes first (the scan warms the forward up; the first run of the pipeline in a
@@ -186,12 +190,14 @@ def throughput(
     >>> rates = throughput(folder / "m.clm", files, "emulate", repeats=1)
     >>> rates["fields"], len(rates["pipeline"]), len(rates["raw"]), len(rates["read"])
     (365, 1, 1, 1)
+    >>> 0 < rates["setup"][0] < rates["pipeline"][0]
+    True
     """
     est = load(model)
     steps = batch.block_steps(est)
     with batch.open_members(files, batch.model_inputs(est)) as lazy:
         forward, tensor = _raw_forward(est, lazy.load())
-    pipeline, pipeline_system, raw, read = [], [], [], []
+    pipeline, pipeline_system, raw, read, setup = [], [], [], [], []
     with batch.scheduler("threads", n_workers=threads, torch_threads=1), torch.inference_mode():
         with LargestTensor() as probe:
             forward(tensor[:PROBE_ROWS])
@@ -201,6 +207,7 @@ def throughput(
             started, system = time.perf_counter(), _system_seconds()
             with batch.open_members(files, batch.model_inputs(est), time_chunk=steps) as lazy:
                 out = getattr(batch, method)(est, lazy)[est.target_].data
+                setup.append(time.perf_counter() - started)  # before any block runs
                 dask.array.store(out, _Discard(), lock=False)  # block by block, as a store
             pipeline.append(time.perf_counter() - started)
             pipeline_system.append(_system_seconds() - system)
@@ -213,13 +220,14 @@ def throughput(
                 arrays = [v.data for v in lazy.data_vars.values()]
                 dask.array.store(arrays, [_Discard()] * len(arrays), lock=False)
             read.append(time.perf_counter() - started)
-        del pipeline[0], raw[0], pipeline_system[0], read[0]
+        del pipeline[0], raw[0], pipeline_system[0], read[0], setup[0]
     return {
         "fields": len(tensor),
         "pipeline": pipeline,
         "pipeline_system": pipeline_system,
         "raw": raw,
         "read": read,
+        "setup": setup,
         "block_steps": steps,
         "fastest_batch": size,
         "probed_batch": cpu_batch_size(probe.bytes, PROBE_ROWS),
@@ -328,7 +336,9 @@ def _print_throughput(
     gap = statistics.median(rates["pipeline"]) - statistics.median(rates["raw"])
     print(
         f"   {'':9s} the pipeline's time beyond the raw forward: {gap:.2f} s, of which "
-        f"reading its inputs alone takes {statistics.median(rates['read']):.2f} s"
+        f"reading its inputs alone takes {statistics.median(rates['read']):.2f} s, and "
+        f"opening the files and building the graph, before any block runs, "
+        f"{statistics.median(rates['setup']):.2f} s"
     )
 
 
