@@ -6,7 +6,8 @@ Two measurements, printed as ratios from one run over member files written once
 1. Throughput (fields/s) of :func:`climlatent.batch.emulate` (an ``LLAAE``) and
    :func:`~climlatent.batch.downscale` (a ``ProxyDownscaler``) computing a lazy
    ensemble read from the files, in blocks of :func:`climlatent.batch.block_steps`
-   time steps (the command line's default), against the bare torch forward of the
+   time steps (the model batch: the command line's regions, which it splits among its
+   workers), against the bare torch forward of the
    same model on the same fields, already stacked into tensors, in the batch size
    that runs fastest (scanned over powers of two from 8 to ``INFERENCE_BATCH``, and
    printed beside the one the pipeline's probe chose), alternately, ``--repeats``
