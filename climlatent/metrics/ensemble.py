@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
-
-REALIZATION_DIM = "realization"
 
 
 def _paired(ensemble: xr.DataArray, truth: xr.DataArray, dim: str) -> tuple[np.ndarray, np.ndarray]:
