@@ -235,10 +235,18 @@ class _ValidCells:
         return matrix
 
     def scatter(self, matrix: np.ndarray) -> np.ndarray:
-        """Columns of valid cells -> full flattened grids with NaN in invalid cells."""
-        full = np.full((matrix.shape[0], self.size), np.nan, dtype=matrix.dtype)
+        """Columns of valid cells -> full flattened grids with NaN in invalid cells.
+
+        Each cell is written once: a run of valid cells from its columns, the gap
+        before it with NaN (a fill of the whole grid first would write it twice).
+        """
+        full = np.empty((matrix.shape[0], self.size), dtype=matrix.dtype)
+        end = 0
         for start, stop, column in self.runs:
+            full[:, end:start] = np.nan
             full[:, start:stop] = matrix[:, column : column + stop - start]
+            end = stop
+        full[:, end:] = np.nan
         return full
 
 

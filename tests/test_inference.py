@@ -85,3 +85,57 @@ def test_a_function_returning_a_row_per_batch_is_refused():
     x = np.ones((40, 6), np.float32)
     with pytest.raises(ValueError, match="returned 1 rows for 16"):
         inference(lambda t: t.sum(0, keepdim=True), x, device=torch.device("cpu"))
+
+
+class _Wide(torch.nn.Module):
+    """256 KiB of activations per row: batches of CPU_TENSOR_BYTES // 2**18 rows."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.wide = torch.nn.Linear(6, 2**16)
+        self.sizes = []
+
+    def forward(self, t):
+        self.sizes.append(len(t))
+        return self.wide(t).sum(1, keepdim=True)
+
+    def half(self, t):
+        self.sizes.append(len(t))
+        return self.wide(t)[:, :1]
+
+
+def test_a_module_is_probed_once_per_method_and_row_shape():
+    model, cpu = _Wide(), torch.device("cpu")
+    x = np.random.default_rng(3).normal(size=(100, 6)).astype(np.float32)
+    rows = CPU_TENSOR_BYTES // (2**16 * 4)
+    first = inference(model, x, device=cpu)
+    assert model.sizes[0] == PROBE_ROWS
+    model.sizes.clear()
+    again = inference(model, x, device=cpu)  # remembered: batches of `rows` from the start
+    assert model.sizes == [rows] * (100 // rows) + [100 % rows]
+    np.testing.assert_array_equal(again, first)
+    for call, rows_in in ((model.half, x), (model, x[:, None, :])):  # another method, shape
+        model.sizes.clear()
+        inference(call, rows_in, device=cpu)
+        assert model.sizes[0] == PROBE_ROWS
+
+
+def test_a_short_call_does_not_set_the_batch_of_later_ones():
+    model, cpu = _Wide(), torch.device("cpu")
+    inference(model, np.ones((3, 6), np.float32), device=cpu)  # probed on 3 rows only
+    model.sizes.clear()
+    inference(model, np.ones((40, 6), np.float32), device=cpu)
+    assert model.sizes[0] == PROBE_ROWS
+
+
+def test_remembered_batch_sizes_do_not_keep_a_module_alive():
+    import gc
+    import weakref
+
+    model = _Wide()
+    inference(model, np.ones((40, 6), np.float32), device=torch.device("cpu"))
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None

@@ -35,8 +35,8 @@ def model_inputs(estimator: BaseEstimator) -> list[str]:
 def block_steps(estimator: BaseEstimator) -> int:
     """Time steps per model call that a batch run chunks its inputs into by default.
 
-    Each call pays a fixed cost besides the model (a dask task, the probe of the
-    model's batch size, the output laid on the grid: a few ms) that a block of 365
+    Each call pays a fixed cost besides the model (a dask task, the output laid on
+    the grid, the model's batch size probed by the first: a few ms) that a block of 365
     steps of a small model does not amortise; a call is therefore ``INFERENCE_BATCH``
     steps (4096), which the model runs in batches of its own efficient size (see
     ``estimators._torch``), and fewer steps where their output would exceed

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Hashable, Mapping
 
 import numpy as np
 import torch
@@ -20,6 +21,11 @@ CPU_TENSOR_BYTES = 4 * 2**20
 PROBE_ROWS = 16  # rows of the first CPU batch, whose largest tensor sets the others
 CUDA_MEMORY_SHARE = 0.25  # of free device memory for one batch's inputs and activations
 ACTIVATION_FACTOR = 64  # device bytes per input byte assumed for activations
+#: CPU batch sizes found by a probe, remembered on the module they were probed for,
+#: per method and row shapes: a model run block by block probes once, not per block.
+_PROBED: weakref.WeakKeyDictionary[torch.nn.Module, dict[Hashable, int]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def inference_batch_size(device: torch.device, row_bytes: int) -> int:
@@ -125,7 +131,11 @@ def inference(
 
     On the CPU, the first batch is ``PROBE_ROWS`` rows, and the largest tensor it
     creates sets the rows of the others (`cpu_batch_size`): the model's efficient
-    batch, whatever its grid. On CUDA, batches are sized to the free device memory
+    batch, whatever its grid. For a module or a module's method, that size is
+    remembered on the module per row shapes, and later calls (the next block of a
+    lazy map) use it without probing: the probe traces every torch operation in
+    Python, which costs a block a few ms and holds the GIL that other threads'
+    blocks need. On CUDA, batches are sized to the free device memory
     (`inference_batch_size`), staged in pinned host memory and copied without
     blocking in both directions, and the host waits for the device once, at the end,
     so that transfers and kernels queue back to back.
@@ -182,10 +192,15 @@ def inference(
             row_bytes = sum(4 * int(np.prod(a.shape[1:])) for a in arrays)
             batch_size = inference_batch_size(device, row_bytes)
         elif batch_size is None:
-            done = min(PROBE_ROWS, n)
-            with LargestTensor() as probe:
-                run(0, done)
-            batch_size = cpu_batch_size(probe.bytes, done)
+            module, key = _probe_key(func, arrays)
+            batch_size = _PROBED.get(module, {}).get(key) if module is not None else None
+            if batch_size is None:
+                done = min(PROBE_ROWS, n)
+                with LargestTensor() as probe:
+                    run(0, done)
+                batch_size = cpu_batch_size(probe.bytes, done)
+                if module is not None and done == PROBE_ROWS:  # a full probe only
+                    _PROBED.setdefault(module, {})[key] = batch_size
         for start in range(done, n, batch_size):
             run(start, start + batch_size)
         if not results:
@@ -193,6 +208,22 @@ def inference(
         if cuda:
             torch.cuda.synchronize(device)
     return results[0].numpy()
+
+
+def _probe_key(
+    func: Callable[..., torch.Tensor], arrays: tuple[np.ndarray, ...]
+) -> tuple[torch.nn.Module | None, Hashable]:
+    """The module a probed batch size is remembered on, and its key there.
+
+    ``func`` is a module or a bound method of one (the key holds the method and each
+    array's row shape and dtype); for any other function (a lambda, a closure) the
+    module is None and the size is probed on every call.
+    """
+    module = getattr(func, "__self__", func)
+    if not isinstance(module, torch.nn.Module):
+        return None, None
+    rows = tuple((a.shape[1:], a.dtype.str) for a in arrays)
+    return module, (getattr(func, "__func__", None), rows)
 
 
 def state_to_numpy(module: torch.nn.Module, prefix: str = "module.") -> dict[str, np.ndarray]:
