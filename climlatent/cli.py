@@ -145,6 +145,17 @@ def _batch_command(method: str, summary: str) -> click.Command:
     @click.option(
         "--overwrite", is_flag=True, help="Start the store afresh, replacing one written before."
     )
+    @click.option(
+        "--memory",
+        type=click.Choice(["flat", "reuse"]),
+        default="flat",
+        show_default=True,
+        help=(
+            "What the run frees: 'flat' returns it to the system at once (peak memory "
+            "flat in members and years); 'reuse' keeps it for the next block (about twice "
+            "as fast, a peak 8-50 % higher that grows with the run)."
+        ),
+    )
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar or messages.")
     def command(
         model: str,
@@ -158,14 +169,16 @@ def _batch_command(method: str, summary: str) -> click.Command:
         time_per_region: int | None,
         connect_timeout: float,
         overwrite: bool,
+        memory: str,
         quiet: bool,
         **draws: Any,
     ) -> None:
         from climlatent import batch
-        from climlatent.memory import return_freed_memory
+        from climlatent.memory import return_freed_memory, reuse_freed_memory
 
         run = batch.emulate_to_zarr if method == "emulate" else batch.downscale_to_zarr
-        return_freed_memory()  # resident size flat over thousands of regions
+        # Each region returns what it freed once written, under either policy.
+        (reuse_freed_memory if memory == "reuse" else return_freed_memory)()
         with (
             _one_line_errors(),
             batch.scheduler(address, n_workers=workers, timeout=connect_timeout) as client,

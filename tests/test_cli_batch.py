@@ -164,6 +164,22 @@ def test_scheduler_address_writes_the_same_store_as_threads(workspace, tmp_path)
     assert_same_store(tmp_path / "remote.zarr", tmp_path / "threads.zarr")
 
 
+@pytest.mark.parametrize("policy", ["flat", "reuse"])
+def test_the_memory_policy_leaves_the_store_as_it_is(workspace, tmp_path, monkeypatch, policy):
+    import climlatent.memory
+
+    calls = []
+    for name in ("return_freed_memory", "reuse_freed_memory"):
+        monkeypatch.setattr(climlatent.memory, name, lambda name=name: calls.append(name))
+    args = ["emulate", workspace / "eof.clm", workspace / "members" / "*.nc", "--time-chunk", 200]
+    reference = invoke(*args, "--output", tmp_path / "reference.zarr", "-q")
+    chosen = invoke(*args, "--output", tmp_path / "chosen.zarr", "--memory", policy, "-q")
+    assert reference.exit_code == 0 and chosen.exit_code == 0, chosen.output
+    expected = "reuse_freed_memory" if policy == "reuse" else "return_freed_memory"
+    assert calls == ["return_freed_memory", expected]  # the default is flat
+    assert_same_store(tmp_path / "chosen.zarr", tmp_path / "reference.zarr")
+
+
 @pytest.mark.parametrize("target_input", [False, True], ids=["drivers", "drivers+chl"])
 def test_proxy_latent_downscaler_downscales_members_lazily_to_zarr(tmp_path, target_input):
     world = cl.datasets.synthetic_biogeochem(

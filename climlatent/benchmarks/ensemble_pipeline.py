@@ -25,6 +25,12 @@ Two measurements, printed as ratios from one run over member files written once
    ``emulate_to_zarr`` on a ``dask.distributed.LocalCluster`` of 2 single-threaded
    worker processes (cluster start-up excluded, and printed).
 
+``--memory`` sets the allocator's policy of the process first: glibc's own by default
+(a notebook's), or that of the command line's ``--memory flat`` or ``reuse``
+(:mod:`climlatent.memory`). Under glibc's own, a run's blocks are fresh pages or not
+as glibc's thresholds happen to stand, and the pipeline's system time varies from run
+to run (0.01-0.5 s on 2 cores, printed).
+
 Peak memory against the number of members and the length of the record is measured
 by :mod:`climlatent.benchmarks.batch_memory`.
 
@@ -49,7 +55,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from climlatent import batch
+from climlatent import batch, memory
 from climlatent.batching import to_matrix
 from climlatent.datasets import synthetic_biogeochem, synthetic_circulation
 from climlatent.estimators import LLAAE, ProxyDownscaler
@@ -272,7 +278,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--cores", type=int, default=os.cpu_count(), help="cores of the second throughput row"
     )
+    parser.add_argument(
+        "--memory",
+        choices=["glibc", "flat", "reuse"],
+        default="glibc",
+        help="the allocator's policy for this process: glibc's own (a notebook's), or the "
+        "command line's --memory flat or reuse (climlatent.memory)",
+    )
     args = parser.parse_args(argv)
+    policies = {"flat": memory.return_freed_memory, "reuse": memory.reuse_freed_memory}
+    if args.memory in policies:
+        policies[args.memory]()
     torch.set_num_threads(1)
     folder = Path(tempfile.mkdtemp(prefix="climlatent-ensemble-"))
     try:
@@ -289,7 +305,8 @@ def _report(args: argparse.Namespace, folder: Path) -> None:
     drivers = write_members(folder / "drivers", "biogeochem", n_members, args.years, fine_grid)
     print(
         f"{args.years} years of daily fields per member; emulation grid {grid[0]} x {grid[1]}, "
-        f"downscaling {fine_grid[0] // 4} x {fine_grid[1] // 4} -> {fine_grid[0]} x {fine_grid[1]}"
+        f"downscaling {fine_grid[0] // 4} x {fine_grid[1] // 4} -> {fine_grid[0]} x "
+        f"{fine_grid[1]}; allocator policy: {args.memory}"
     )
     for threads in sorted({1, args.cores}):
         print(
