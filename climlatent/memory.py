@@ -39,7 +39,8 @@ def return_freed_memory(threshold: int = TRIM_THRESHOLD) -> bool:
     only takes effect at start-up): free memory at the top of a heap beyond
     ``threshold`` bytes is returned, and arrays of ``MMAP_THRESHOLD`` bytes or more are
     always mapped on their own.
-    ``climlatent emulate`` and ``climlatent downscale`` call it.
+    ``climlatent emulate`` and ``climlatent downscale`` call it by default
+    (``--memory flat``).
 
     Parameters
     ----------
