@@ -184,9 +184,10 @@ def throughput(
     ``threads`` torch threads (its fastest batch found on as many). One untimed run of
     each comes first (the scan warms the forward up; the first run of the pipeline in a
     process maps its memory afresh, about 0.6 s of system time on 2 members of a 64 x
-    96 grid, which later runs reuse). The pipeline's system time is recorded too: its
-    blocks are fresh memory, whose pages fault in (and, where numpy asks for
-    transparent huge pages and the kernel compacts memory for them, stall).
+    96 grid, which later runs reuse). The pipeline's system time and page faults are
+    recorded too: its blocks are fresh memory or reused as the allocator's thresholds
+    stand (:mod:`climlatent.memory`), and fresh pages fault in (and, where numpy asks
+    for transparent huge pages and the kernel compacts memory for them, stall).
 
     Examples
     --------
@@ -204,20 +205,21 @@ def throughput(
     steps = batch.block_steps(est)
     with batch.open_members(files, batch.model_inputs(est)) as lazy:
         forward, tensor = _raw_forward(est, lazy.load())
-    pipeline, pipeline_system, raw, read, setup = [], [], [], [], []
+    pipeline, pipeline_system, pipeline_faults, raw, read, setup = [], [], [], [], [], []
     with batch.scheduler("threads", n_workers=threads, torch_threads=1), torch.inference_mode():
         with LargestTensor() as probe:
             forward(tensor[:PROBE_ROWS])
         torch.set_num_threads(threads)  # this thread's, the forward's: the pool has its own
         size = fastest_batch(forward, tensor)
         for _ in range(repeats + 1):  # the first, untimed, warms the pipeline up
-            started, system = time.perf_counter(), _system_seconds()
+            started, (system, faults) = time.perf_counter(), _kernel_usage()
             with batch.open_members(files, batch.model_inputs(est), time_chunk=steps) as lazy:
                 out = getattr(batch, method)(est, lazy)[est.target_].data
                 setup.append(time.perf_counter() - started)  # before any block runs
                 dask.array.store(out, _Discard(), lock=False)  # block by block, as a store
             pipeline.append(time.perf_counter() - started)
-            pipeline_system.append(_system_seconds() - system)
+            pipeline_system.append(_kernel_usage()[0] - system)
+            pipeline_faults.append(_kernel_usage()[1] - faults)
             started = time.perf_counter()
             for start in range(0, len(tensor), size):
                 forward(tensor[start : start + size])
@@ -227,11 +229,13 @@ def throughput(
                 arrays = [v.data for v in lazy.data_vars.values()]
                 dask.array.store(arrays, [_Discard()] * len(arrays), lock=False)
             read.append(time.perf_counter() - started)
-        del pipeline[0], raw[0], pipeline_system[0], read[0], setup[0]
+        for runs in (pipeline, raw, pipeline_system, pipeline_faults, read, setup):
+            del runs[0]
     return {
         "fields": len(tensor),
         "pipeline": pipeline,
         "pipeline_system": pipeline_system,
+        "pipeline_faults": pipeline_faults,
         "raw": raw,
         "read": read,
         "setup": setup,
@@ -248,9 +252,14 @@ class _Discard:
         pass
 
 
-def _system_seconds() -> float:
-    """CPU seconds this process has spent in the kernel (page faults, file reads)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+def _kernel_usage() -> tuple[float, int]:
+    """CPU seconds this process has spent in the kernel, and its minor page faults.
+
+    Fresh memory faults in page by page on first touch (huge pages where numpy asks
+    for them and the kernel finds them, after compacting memory if need be).
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_stime, usage.ru_minflt
 
 
 def _store_seconds(
@@ -349,7 +358,8 @@ def _print_throughput(
         f"{statistics.median(ratios):.2f} (runs {', '.join(f'{r:.2f}' for r in ratios)}; "
         f"goal >= {GOAL}); raw forward's fastest batch {rates['fastest_batch']} rows, "
         f"the pipeline's probed batch {rates['probed_batch']} rows; the pipeline's "
-        f"system time median {statistics.median(rates['pipeline_system']):.2f} s"
+        f"system time median {statistics.median(rates['pipeline_system']):.2f} s "
+        f"({statistics.median(rates['pipeline_faults']):.0f} page faults)"
     )
     gap = statistics.median(rates["pipeline"]) - statistics.median(rates["raw"])
     print(
