@@ -147,7 +147,7 @@ def _batch_command(method: str, summary: str) -> click.Command:
     )
     @click.option(
         "--memory",
-        type=click.Choice(["flat", "reuse"]),
+        type=click.Choice(["flat", "reuse"]),  # climlatent.memory.POLICIES
         default="flat",
         show_default=True,
         help=(
@@ -174,11 +174,10 @@ def _batch_command(method: str, summary: str) -> click.Command:
         **draws: Any,
     ) -> None:
         from climlatent import batch
-        from climlatent.memory import return_freed_memory, reuse_freed_memory
+        from climlatent.memory import use_memory_policy
 
         run = batch.emulate_to_zarr if method == "emulate" else batch.downscale_to_zarr
-        # Each region returns what it freed once written, under either policy.
-        (reuse_freed_memory if memory == "reuse" else return_freed_memory)()
+        use_memory_policy(memory)  # each region returns what it freed, under either
         with (
             _one_line_errors(),
             batch.scheduler(address, n_workers=workers, timeout=connect_timeout) as client,

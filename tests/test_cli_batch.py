@@ -169,14 +169,12 @@ def test_the_memory_policy_leaves_the_store_as_it_is(workspace, tmp_path, monkey
     import climlatent.memory
 
     calls = []
-    for name in ("return_freed_memory", "reuse_freed_memory"):
-        monkeypatch.setattr(climlatent.memory, name, lambda name=name: calls.append(name))
+    monkeypatch.setattr(climlatent.memory, "use_memory_policy", calls.append)
     args = ["emulate", workspace / "eof.clm", workspace / "members" / "*.nc", "--time-chunk", 200]
     reference = invoke(*args, "--output", tmp_path / "reference.zarr", "-q")
     chosen = invoke(*args, "--output", tmp_path / "chosen.zarr", "--memory", policy, "-q")
     assert reference.exit_code == 0 and chosen.exit_code == 0, chosen.output
-    expected = "reuse_freed_memory" if policy == "reuse" else "return_freed_memory"
-    assert calls == ["return_freed_memory", expected]  # the default is flat
+    assert calls == ["flat", policy]  # the default is flat
     assert_same_store(tmp_path / "chosen.zarr", tmp_path / "reference.zarr")
 
 

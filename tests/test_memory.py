@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc")
+glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc")
 
 #: After SETTING, take a 16 MiB array, write every page and free it, 20 times; print
 #: the minor page faults of the first time and of the 19 others.
@@ -31,16 +31,23 @@ def _faults(setting: str) -> tuple[int, int]:
     return first, others
 
 
+@glibc
 def test_a_freed_block_is_reused_without_faulting_in_again():
-    first, others = _faults("from climlatent.memory import reuse_freed_memory as policy\npolicy()")
+    first, others = _faults("import climlatent.memory as m\nm.use_memory_policy('reuse')")
     assert first >= 8  # 16 MiB: 8 huge pages at least
     assert others < 19  # not one fresh page per block
 
 
+@glibc
 def test_returned_blocks_fault_in_afresh_each_time():
     # The flat policy (as MALLOC_TRIM_THRESHOLD_=65536, which dask's nanny gives its
     # workers): the comparison the test above stands on.
-    first, others = _faults(
-        "from climlatent.memory import return_freed_memory\nreturn_freed_memory()"
-    )
+    first, others = _faults("import climlatent.memory as m\nm.use_memory_policy('flat')")
     assert others >= 19 * 8  # 8 huge pages at least per block
+
+
+def test_an_unknown_policy_is_refused_naming_the_known_ones():
+    from climlatent.memory import use_memory_policy
+
+    with pytest.raises(ValueError, match="unknown memory policy 'fast'; one of flat, reuse"):
+        use_memory_policy("fast")

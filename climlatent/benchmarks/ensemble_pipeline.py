@@ -295,9 +295,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "command line's --memory flat or reuse (climlatent.memory)",
     )
     args = parser.parse_args(argv)
-    policies = {"flat": memory.return_freed_memory, "reuse": memory.reuse_freed_memory}
-    if args.memory in policies:
-        policies[args.memory]()
+    if args.memory != "glibc":
+        memory.use_memory_policy(args.memory)
     torch.set_num_threads(1)
     folder = Path(tempfile.mkdtemp(prefix="climlatent-ensemble-"))
     try:
