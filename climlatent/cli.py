@@ -151,9 +151,10 @@ def _batch_command(method: str, summary: str) -> click.Command:
         default="flat",
         show_default=True,
         help=(
-            "What the run frees: 'flat' returns it to the system at once (peak memory "
-            "flat in members and years); 'reuse' keeps it for the next block (about twice "
-            "as fast, a peak 8-50 % higher that grows with the run)."
+            "What the run frees in this process (the threaded scheduler's workers): "
+            "'flat' returns it to the system at once (peak memory flat in members and "
+            "years); 'reuse' keeps it for the next block (about twice as fast, a peak "
+            "8-50 % higher that grows with the run)."
         ),
     )
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar or messages.")
