@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from climlatent._version import __version__
+from climlatent.memory import POLICIES
 
 
 @contextlib.contextmanager
@@ -147,7 +148,7 @@ def _batch_command(method: str, summary: str) -> click.Command:
     )
     @click.option(
         "--memory",
-        type=click.Choice(["flat", "reuse"]),  # climlatent.memory.POLICIES
+        type=click.Choice(list(POLICIES)),
         default="flat",
         show_default=True,
         help=(

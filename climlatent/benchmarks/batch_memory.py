@@ -33,6 +33,7 @@ from pathlib import Path
 
 from climlatent.benchmarks.ensemble_pipeline import fit_models, write_members
 from climlatent.benchmarks.regrid_cdo import run_measured
+from climlatent.memory import POLICIES
 
 GOAL = 1.10
 #: (members, years) of each case, in the order they run.
@@ -77,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--memory",
         nargs="+",
-        choices=["flat", "reuse"],
+        choices=list(POLICIES),
         default=["flat"],
         help="the commands' --memory policies, each measured on the same member files",
     )

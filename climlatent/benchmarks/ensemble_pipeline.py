@@ -218,8 +218,9 @@ def throughput(
                 setup.append(time.perf_counter() - started)  # before any block runs
                 dask.array.store(out, _Discard(), lock=False)  # block by block, as a store
             pipeline.append(time.perf_counter() - started)
-            pipeline_system.append(_kernel_usage()[0] - system)
-            pipeline_faults.append(_kernel_usage()[1] - faults)
+            system_after, faults_after = _kernel_usage()
+            pipeline_system.append(system_after - system)
+            pipeline_faults.append(faults_after - faults)
             started = time.perf_counter()
             for start in range(0, len(tensor), size):
                 forward(tensor[start : start + size])
@@ -289,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--memory",
-        choices=["glibc", "flat", "reuse"],
+        choices=["glibc", *memory.POLICIES],
         default="glibc",
         help="the allocator's policy for this process: glibc's own (a notebook's), or the "
         "command line's --memory flat or reuse (climlatent.memory)",
