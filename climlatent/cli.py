@@ -128,8 +128,8 @@ def _batch_command(method: str, summary: str) -> click.Command:
         "--time-chunk",
         type=int,
         help=(
-            "Time steps per model call [default: the model's batch, 4096 or 32 MiB of "
-            "output, split among the workers]."
+            "Time steps per model call [default: a region (4096 steps or 32 MiB of "
+            "output) split among the workers, at most 8 MiB of output]."
         ),
     )
     @click.option(

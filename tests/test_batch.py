@@ -327,26 +327,28 @@ def test_bad_member_inputs_are_named(member_files, tmp_path, change, message):
         assert str(bad) in str(info.value)
 
 
-@pytest.mark.parametrize(("workers", "calls_per_member"), [(1, 8), (2, 15)])
-def test_default_region_is_the_inference_batch_split_among_the_workers(
-    member_files, model_path, tmp_path, monkeypatch, workers, calls_per_member
+@pytest.mark.parametrize(("workers", "region", "calls_per_member"), [(1, 100, 8), (2, 160, 10)])
+def test_default_region_is_split_among_the_workers_in_calls_of_at_most_a_block(
+    member_files, model_path, tmp_path, monkeypatch, workers, region, calls_per_member
 ):
     est = cl.load(model_path)
     assert batch.block_steps(est) == 4096  # 6 x 8 cells: 192 bytes a step
     monkeypatch.setattr(batch.lazy, "BLOCK_BYTES", 6 * 8 * 4 * 100)  # 100 steps of float32
+    monkeypatch.setattr(batch.store, "REGION_BYTES", 6 * 8 * 4 * 160)  # 160 steps
     assert batch.block_steps(est) == 100
     calls = patch_predict(monkeypatch)
     pattern = str(member_files[0].parent / "*.nc")
     with batch.scheduler("threads", n_workers=workers):
         store = batch.emulate_to_zarr(model_path, pattern, tmp_path / "pr.zarr", progress=False)
-        # 730 days of each member in regions of 100 steps: a call of 100 (one worker:
-        # 7 and one of 30) or of 50 (two workers: 14 and one of 30)
-        assert xr.open_zarr(store)["pr"].encoding["chunks"] == (1, 100, 6, 8)
+        # 730 days of each member: one worker, calls of a block (100 steps: 7 and one of
+        # 30), one a region; two workers, a region of 160 split in calls of 80 (9 and one
+        # of 10), two a region
+        assert xr.open_zarr(store)["pr"].encoding["chunks"] == (1, region, 6, 8)
         assert len(calls) == 3 * calls_per_member
         small = batch.emulate_to_zarr(
             model_path, pattern, tmp_path / "small.zarr", time_chunk=30, progress=False
         )
-    assert xr.open_zarr(small)["pr"].encoding["chunks"] == (1, 90, 6, 8)  # 3 calls a region
+    assert xr.open_zarr(small)["pr"].encoding["chunks"] == (1, 150, 6, 8)  # 5 calls a region
 
 
 def test_member_files_open_at_once_are_a_window(ensemble, model_path, tmp_path, monkeypatch):

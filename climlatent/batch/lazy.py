@@ -12,8 +12,13 @@ from climlatent.estimators import BaseEstimator, Estimator, ProxyDownscaler
 from climlatent.estimators._torch import INFERENCE_BATCH
 
 METHODS = {"emulate": Estimator, "downscale": ProxyDownscaler}
-#: float32 output of one model call at most, by default (:func:`block_steps`).
-BLOCK_BYTES = 32 * 2**20
+#: float32 output of one model call at most, by default (:func:`block_steps`). glibc
+#: gives each worker thread heaps of 64 MiB at most: a block of 32 MiB, its inputs and
+#: the model's tensors did not fit one, each block spilled into a fresh heap unmapped
+#: when the block was freed, and the tensors of every batch faulted in afresh (0.3-1.4
+#: million page faults, 0.7-2.5 s of system time, per emulation of 4 members x 10
+#: years on a 32 x 48 grid); blocks of 8 MiB and their batches reuse one heap.
+BLOCK_BYTES = 8 * 2**20
 
 
 def model_inputs(estimator: BaseEstimator) -> list[str]:
@@ -32,7 +37,7 @@ def model_inputs(estimator: BaseEstimator) -> list[str]:
     return [estimator.proxy_]
 
 
-def block_steps(estimator: BaseEstimator) -> int:
+def block_steps(estimator: BaseEstimator, max_bytes: int | None = None) -> int:
     """Time steps per model call that a batch run chunks its inputs into by default.
 
     Each call pays a fixed cost besides the model (a dask task, the output laid on
@@ -40,8 +45,21 @@ def block_steps(estimator: BaseEstimator) -> int:
     steps of a small model does not amortise; a call is therefore ``INFERENCE_BATCH``
     steps (4096), which the model runs in batches of its own efficient size (see
     ``estimators._torch``), and fewer steps where their output would exceed
-    ``BLOCK_BYTES`` (a fine grid of 10**5 cells: 83 steps, whose model time dwarfs the
-    fixed cost).
+    ``max_bytes`` (``BLOCK_BYTES``: a fine grid of 10**5 cells, 20 steps, whose model
+    time dwarfs the fixed cost).
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        A fitted emulator or downscaler.
+    max_bytes : int, optional
+        float32 output of a block at most (a zarr region's in `emulate_to_zarr`);
+        default ``BLOCK_BYTES``.
+
+    Returns
+    -------
+    int
+        Time steps, between 1 and ``INFERENCE_BATCH``.
 
     Examples
     --------
@@ -49,11 +67,14 @@ def block_steps(estimator: BaseEstimator) -> int:
     >>> ds = cl.datasets.synthetic_circulation(n_years=1, n_lat=6, n_lon=8)
     >>> block_steps(cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(ds, "pr", "psl"))
     4096
+    >>> block_steps(cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(ds, "pr", "psl"),
+    ...             max_bytes=6 * 8 * 4 * 100)  # 100 steps of 6 x 8 float32 cells
+    100
     """
     downscaler = isinstance(estimator, ProxyDownscaler)
     output = estimator.fine_layout_ if downscaler else estimator.target_layout_
     step_bytes = np.dtype(np.float32).itemsize * output.mask.size
-    return max(1, min(INFERENCE_BATCH, BLOCK_BYTES // step_bytes))
+    return max(1, min(INFERENCE_BATCH, (max_bytes or BLOCK_BYTES) // step_bytes))
 
 
 def emulate(estimator: Estimator, ds: xr.Dataset) -> xr.Dataset:
