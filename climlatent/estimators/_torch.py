@@ -133,10 +133,11 @@ def inference(
     creates sets the rows of the others (`cpu_batch_size`): the model's efficient
     batch, whatever its grid. For a module or a module's method, that size is
     remembered on the module per row shapes, and later calls (the next block of a
-    lazy map) use it without probing: the probe traces every torch operation in
-    Python, which costs a block a few ms and holds the GIL that other threads'
-    blocks need. On CUDA, batches are sized to the free device memory
-    (`inference_batch_size`), staged in pinned host memory and copied without
+    lazy map) use it without probing, in the same batches (the first of
+    ``PROBE_ROWS`` rows), so that a call gives the bits the first call gave: the
+    probe traces every torch operation in Python, which costs a block a few ms and
+    holds the GIL that other threads' blocks need. On CUDA, batches are sized to the
+    free device memory (`inference_batch_size`), staged in pinned host memory and copied without
     blocking in both directions, and the host waits for the device once, at the end,
     so that transfers and kernels queue back to back.
 
@@ -194,8 +195,13 @@ def inference(
         elif batch_size is None:
             module, key = _probe_key(func, arrays)
             batch_size = _PROBED.get(module, {}).get(key) if module is not None else None
-            if batch_size is None:
-                done = min(PROBE_ROWS, n)
+            # The first batch is PROBE_ROWS rows, probed or not: a call's batches, and so
+            # its bits (a convolution's sums depend on the batch), do not depend on
+            # whether the model ran before.
+            done = min(PROBE_ROWS, n)
+            if batch_size is not None:
+                run(0, done)
+            else:
                 with LargestTensor() as probe:
                     run(0, done)
                 batch_size = cpu_batch_size(probe.bytes, done)
