@@ -17,7 +17,10 @@ METHODS = {"emulate": Estimator, "downscale": ProxyDownscaler}
 #: the model's tensors did not fit one, each block spilled into a fresh heap unmapped
 #: when the block was freed, and the tensors of every batch faulted in afresh (0.3-1.4
 #: million page faults, 0.7-2.5 s of system time, per emulation of 4 members x 10
-#: years on a 32 x 48 grid); blocks of 8 MiB and their batches reuse one heap.
+#: years on a 32 x 48 grid); blocks of 8 MiB and their batches reuse one heap (on 2
+#: threads: 344k faults -> 16), unless what the process allocated before has moved
+#: glibc's dynamic thresholds (1 million faults remain on 1 thread in
+#: `climlatent.benchmarks.ensemble_pipeline`, after its fastest-batch scan).
 BLOCK_BYTES = 8 * 2**20
 
 
