@@ -77,7 +77,8 @@ def block_steps(estimator: BaseEstimator, max_bytes: int | None = None) -> int:
     downscaler = isinstance(estimator, ProxyDownscaler)
     output = estimator.fine_layout_ if downscaler else estimator.target_layout_
     step_bytes = np.dtype(np.float32).itemsize * output.mask.size
-    return max(1, min(INFERENCE_BATCH, (max_bytes or BLOCK_BYTES) // step_bytes))
+    max_bytes = BLOCK_BYTES if max_bytes is None else max_bytes
+    return max(1, min(INFERENCE_BATCH, max_bytes // step_bytes))
 
 
 def emulate(estimator: Estimator, ds: xr.Dataset) -> xr.Dataset:

@@ -137,9 +137,9 @@ def inference(
     ``PROBE_ROWS`` rows), so that a call gives the bits the first call gave: the
     probe traces every torch operation in Python, which costs a block a few ms and
     holds the GIL that other threads' blocks need. On CUDA, batches are sized to the
-    free device memory (`inference_batch_size`), staged in pinned host memory and copied without
-    blocking in both directions, and the host waits for the device once, at the end,
-    so that transfers and kernels queue back to back.
+    free device memory (`inference_batch_size`), staged in pinned host memory and
+    copied without blocking in both directions, and the host waits for the device once,
+    at the end, so that transfers and kernels queue back to back.
 
     Parameters
     ----------
@@ -196,8 +196,8 @@ def inference(
             module, key = _probe_key(func, arrays)
             batch_size = _PROBED.get(module, {}).get(key) if module is not None else None
             # The first batch is PROBE_ROWS rows, probed or not: a call's batches, and so
-            # its bits (a convolution's sums depend on the batch), do not depend on
-            # whether the model ran before.
+            # its bits (a matrix product's sums depend on the rows it is blocked by), do
+            # not depend on whether the model ran before.
             done = min(PROBE_ROWS, n)
             if batch_size is not None:
                 run(0, done)
