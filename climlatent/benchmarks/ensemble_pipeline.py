@@ -17,10 +17,11 @@ Two measurements, printed as ratios from one run over member files written once
    pipeline on one dask thread, the forward on one torch thread: the pipeline's
    overhead per core), and on ``--cores`` (default: all of them; the pipeline as the
    command line runs it, one dask thread per core of one torch thread each, against
-   the forward on as many torch threads: what a user of the machine gets). The time the
-   pipeline takes beyond the forward is printed beside the time its reading of the
-   files alone takes, a floor the forward does not pay, and the time it takes before
-   any block runs (opening, checks, graph), a fixed cost of each run.
+   the faster of the forward on as many torch threads and the forward cut in as many
+   parts run side by side: what a user of the machine gets). The time the pipeline
+   takes beyond the forward is printed beside the time its reading of the files alone
+   takes, a floor the forward does not pay, and the time it takes before any block
+   runs (opening, checks, graph), a fixed cost of each run.
 2. The store writers on dask's threaded scheduler with 2 threads (``emulate_to_zarr``
    and ``downscale_to_zarr``: the model, the writing of each region, reading it back
    and hashing it, the next region computed while one is written), and
@@ -49,6 +50,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 
 import dask
@@ -72,7 +74,15 @@ from climlatent.persistence import load
 
 GOAL = 0.90
 #: What `throughput` times, run by run.
-RUNS = ("pipeline", "pipeline_system", "pipeline_faults", "raw", "read", "setup")
+RUNS = (
+    "pipeline",
+    "pipeline_system",
+    "pipeline_faults",
+    "raw_threads",
+    "raw_split",
+    "read",
+    "setup",
+)
 
 
 def write_members(
@@ -185,16 +195,19 @@ def throughput(
     pays once. Both run on ``threads`` cores, the pipeline as the command line runs it
     (dask's threaded scheduler with ``threads`` workers of one torch thread each), the
     forward on a thread of the same pool, set to ``threads`` torch threads while it
-    runs (its fastest batch found there): a thread's speed at the same batches was
-    measured to differ from another's by up to 1.6 times, either way, for the life of
-    the thread (on this 2-core machine, its allocator's heaps and where they lie), so
-    that a forward on the main thread against a pipeline on a pool thread compares
-    threads, not the pipeline. They alternate, the forward first in every other
-    repeat, so that a drift of the machine's speed weighs on both alike. One untimed
-    run of each comes first (the first run of the pipeline in a process maps its
-    memory afresh, about 0.6 s of system time on 2 members of a 64 x 96 grid, which
-    later runs reuse). The pipeline's system time and page faults are recorded too:
-    its blocks are fresh memory or reused as the allocator's thresholds stand
+    runs (its fastest batch found there), and, on more than one core, cut in
+    ``threads`` parts run side by side on the pool's threads of one torch thread each
+    (data parallel, as the pipeline's blocks are, in the fastest batch of one torch
+    thread; each run's faster of the two counts as ``raw``). A thread's speed at the
+    same batches was measured to differ from another's by up to 1.6 times, either way,
+    for the life of the thread (not the core it ran on, nor page faults: the cause was
+    not found), so that a forward on the main thread against a pipeline on a pool
+    thread compared threads, not the pipeline. They alternate, the forward first in
+    every other repeat, so that a drift of the machine's speed weighs on both alike.
+    One untimed run of each comes first (the first run of the pipeline in a process
+    maps its memory afresh, about 0.6 s of system time on 2 members of a 64 x 96 grid,
+    which later runs reuse). The pipeline's system time and page faults are recorded
+    too: its blocks are fresh memory or reused as the allocator's thresholds stand
     (:mod:`climlatent.memory`), and fresh pages fault in.
 
     Examples
@@ -219,11 +232,15 @@ def throughput(
             forward(tensor[:PROBE_ROWS])
         pool = dask.config.get("pool")
         size = pool.submit(_on_cores, threads, fastest_batch, forward, tensor).result()
+        part_size = pool.submit(fastest_batch, forward, tensor).result() if threads > 1 else size
         for repeat in range(repeats + 1):  # the first, untimed, warms both up
             for step in ("pipeline", "raw") if repeat % 2 else ("raw", "pipeline"):
                 if step == "raw":
                     raw = pool.submit(_on_cores, threads, _forward_seconds, forward, tensor, size)
-                    runs["raw"].append(raw.result())
+                    runs["raw_threads"].append(raw.result())
+                    if threads > 1:
+                        split = _split_forward_seconds(pool, threads, forward, tensor, part_size)
+                        runs["raw_split"].append(split)
                 else:
                     for key, value in _pipeline_run(est, files, method, steps).items():
                         runs[key].append(value)
@@ -233,12 +250,15 @@ def throughput(
                 dask.array.store(arrays, [_Discard()] * len(arrays), lock=False)
             runs["read"].append(time.perf_counter() - started)
     for values in runs.values():
-        del values[0]
+        del values[:1]
+    split = runs["raw_split"] or runs["raw_threads"]
+    runs["raw"] = [min(pair) for pair in zip(runs["raw_threads"], split, strict=True)]
     return {
         "fields": len(tensor),
         **runs,
         "block_steps": steps,
         "fastest_batch": size,
+        "fastest_part_batch": part_size,
         "probed_batch": cpu_batch_size(probe.bytes, PROBE_ROWS),
     }
 
@@ -268,6 +288,23 @@ def _forward_seconds(forward: Callable, tensor: torch.Tensor, size: int) -> floa
     with torch.inference_mode():
         for start in range(0, len(tensor), size):
             forward(tensor[start : start + size])
+    return time.perf_counter() - started
+
+
+def _split_forward_seconds(
+    pool: Executor, threads: int, forward: Callable, tensor: torch.Tensor, size: int
+) -> float:
+    """Seconds of ``forward`` over ``tensor`` cut in ``threads`` parts, one per pool thread.
+
+    The bare forward as data parallel, each thread of one torch thread as the
+    pipeline's are.
+    """
+    started = time.perf_counter()
+    parts = [
+        pool.submit(_forward_seconds, forward, part, size) for part in tensor.tensor_split(threads)
+    ]
+    for part in parts:
+        part.result()
     return time.perf_counter() - started
 
 
@@ -398,6 +435,13 @@ def _print_throughput(
         f"system time median {statistics.median(rates['pipeline_system']):.2f} s "
         f"({statistics.median(rates['pipeline_faults']):.0f} page faults)"
     )
+    if threads > 1:
+        print(
+            f"   {'':9s} raw forward medians: {statistics.median(rates['raw_threads']):.2f} s "
+            f"on {threads} torch threads, {statistics.median(rates['raw_split']):.2f} s cut "
+            f"in {threads} parts on as many threads of one torch thread, in batches of "
+            f"{rates['fastest_part_batch']} rows (each run counts the faster)"
+        )
     gap = statistics.median(rates["pipeline"]) - statistics.median(rates["raw"])
     print(
         f"   {'':9s} the pipeline's time beyond the raw forward: {gap:.2f} s, of which "
