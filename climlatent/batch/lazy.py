@@ -19,8 +19,8 @@ METHODS = {"emulate": Estimator, "downscale": ProxyDownscaler}
 #: million page faults, 0.7-2.5 s of system time, per emulation of 4 members x 10
 #: years on a 32 x 48 grid); blocks of 8 MiB and their batches reuse one heap (on 2
 #: threads: 344k faults -> 16), unless what the process allocated before has moved
-#: glibc's dynamic thresholds (1 million faults remain on 1 thread in
-#: `climlatent.benchmarks.ensemble_pipeline`, after its fastest-batch scan).
+#: glibc's dynamic thresholds (on 1 thread in `climlatent.benchmarks.ensemble_pipeline`
+#: 1 million faults remained in one session's runs, 23-83 in the next's).
 BLOCK_BYTES = 8 * 2**20
 
 
