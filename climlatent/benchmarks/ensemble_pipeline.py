@@ -221,6 +221,9 @@ def throughput(
     (365, 1, 1, 1)
     >>> 0 < rates["setup"][0] < rates["pipeline"][0]
     True
+    >>> both = throughput(folder / "m.clm", files, "emulate", repeats=1, threads=2)
+    >>> both["raw"] == [min(both["raw_threads"][0], both["raw_split"][0])]
+    True
     """
     est = load(model)
     steps = batch.block_steps(est)
