@@ -159,7 +159,8 @@ def _raw_forward(est: LLAAE | ProxyDownscaler, ds: xr.Dataset) -> tuple[Callable
 def fastest_batch(forward: Callable, tensor: torch.Tensor) -> int:
     """The batch size, a power of two up to ``INFERENCE_BATCH``, of the fastest forward.
 
-    Each size runs over (at most) the first 2048 rows, twice, the faster counting.
+    Each size runs over (at most) the first 2048 rows, twice, the faster counting,
+    without gradients (as `_forward_seconds`, whichever thread it runs on).
 
     Examples
     --------
@@ -172,10 +173,7 @@ def fastest_batch(forward: Callable, tensor: torch.Tensor) -> int:
         if size // 2 >= len(rows):  # one batch holds them all already
             break
         for _ in range(2):
-            started = time.perf_counter()
-            for start in range(0, len(rows), size):
-                forward(rows[start : start + size])
-            elapsed = time.perf_counter() - started
+            elapsed = _forward_seconds(forward, rows, int(size))
             seconds[int(size)] = min(elapsed, seconds.get(int(size), elapsed))
     return min(seconds, key=seconds.get)
 
