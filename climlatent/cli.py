@@ -125,6 +125,11 @@ def _batch_command(method: str, summary: str) -> click.Command:
         "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
     )
     @click.option(
+        "--amp",
+        is_flag=True,
+        help="Run the model in float16 autocast on CUDA (mixed precision; refused elsewhere).",
+    )
+    @click.option(
         "--time-chunk",
         type=int,
         help=(
@@ -167,6 +172,7 @@ def _batch_command(method: str, summary: str) -> click.Command:
         address: str,
         workers: int | None,
         device: str,
+        amp: bool,
         time_chunk: int | None,
         time_per_region: int | None,
         connect_timeout: float,
@@ -195,6 +201,7 @@ def _batch_command(method: str, summary: str) -> click.Command:
                 time_chunk=time_chunk,
                 time_per_region=time_per_region,
                 device=device,
+                amp=amp,
                 progress=not quiet,
                 overwrite=overwrite,
                 **draws,

@@ -47,7 +47,7 @@ import math
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pandas as pd
@@ -69,6 +69,7 @@ from climlatent.checkpoint import (
     set_rng_state,
 )
 from climlatent.errors import CheckpointError, ClimlatentError
+from climlatent.precision import mixed_precision
 
 __all__ = ["TrainingConfig", "TrainingResult", "fit", "resolve_device", "validation_split"]
 
@@ -593,6 +594,4 @@ class _Trainer:
             yield tuple(t[index].to(self.device, non_blocking=True) for t in data), len(index)
 
     def _autocast(self) -> AbstractContextManager:
-        if self.use_amp:
-            return torch.autocast(self.device.type, dtype=torch.float16)
-        return nullcontext()
+        return mixed_precision(self.device, self.use_amp)

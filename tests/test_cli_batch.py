@@ -288,6 +288,26 @@ def test_cuda_without_a_gpu_fails_with_one_line(workspace, tmp_path):
     assert not (tmp_path / "pr.zarr").exists()
 
 
+def test_amp_of_a_model_without_torch_fails_with_one_line(workspace, tmp_path):
+    args = ["emulate", workspace / "eof.clm", workspace / "members" / "*.nc"]
+    result = invoke(*args, "-o", tmp_path / "pr.zarr", "--amp")
+    assert_one_line_error(result, "amp: float16 autocast runs on CUDA only", "EOFRegression")
+    assert not (tmp_path / "pr.zarr").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_amp_on_the_cpu_fails_with_one_line(workspace, tmp_path):
+    world = cl.datasets.synthetic_biogeochem(n_members=2, n_years=2, n_fine_lat=16, n_fine_lon=16)
+    est = cl.ProxyDownscaler(epochs=1, device="cpu", progress=False)
+    est.fit(world.coarse, world.fine, "chl", proxies={"tos": "exponential"}).save(
+        tmp_path / "m.clm"
+    )
+    args = ["downscale", tmp_path / "m.clm", workspace / "coarse" / "*.nc"]
+    result = invoke(*args, "-o", tmp_path / "chl.zarr", "--amp")
+    assert_one_line_error(result, "runs on CUDA only; this ProxyDownscaler runs on cpu")
+    assert not (tmp_path / "chl.zarr").exists()
+
+
 def test_unreachable_scheduler_fails_with_one_line(workspace, tmp_path):
     args = ["emulate", workspace / "eof.clm", workspace / "members" / "*.nc"]
     args += ["-o", tmp_path / "pr.zarr", "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", 2]

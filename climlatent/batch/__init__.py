@@ -14,7 +14,7 @@ a small Dataset from its block and calls the estimator's own ``emulate`` or
 ``downscale``, so the checks, unit conversions and transforms are the estimator's.
 """
 
-from climlatent.batch.lazy import block_steps, downscale, emulate, model_inputs
+from climlatent.batch.lazy import block_steps, downscale, emulate, model_inputs, place
 from climlatent.batch.members import open_members
 from climlatent.batch.scheduler import SchedulerError, scheduler, worker_count
 from climlatent.batch.store import downscale_to_zarr, emulate_to_zarr
@@ -28,6 +28,7 @@ __all__ = [
     "emulate_to_zarr",
     "model_inputs",
     "open_members",
+    "place",
     "scheduler",
     "worker_count",
 ]

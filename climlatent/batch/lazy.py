@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 import xarray as xr
 
 from climlatent.errors import ClimlatentError
 from climlatent.estimators import BaseEstimator, Estimator, ProxyDownscaler
 from climlatent.estimators._torch import INFERENCE_BATCH
+from climlatent.training import resolve_device
 
 METHODS = {"emulate": Estimator, "downscale": ProxyDownscaler}
 #: float32 output of one model call at most, by default (:func:`block_steps`). glibc
@@ -81,13 +83,46 @@ def block_steps(estimator: BaseEstimator, max_bytes: int | None = None) -> int:
     return max(1, min(INFERENCE_BATCH, max_bytes // step_bytes))
 
 
-def emulate(estimator: Estimator, ds: xr.Dataset) -> xr.Dataset:
-    """``estimator.emulate(ds)``, refused for an estimator that is not an emulator.
+def place(estimator: BaseEstimator, device: str = "auto") -> torch.device:
+    """Move a fitted estimator's torch model to ``device``, for the runs that follow.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        A fitted estimator; one without a torch model (``EOFRegression``) stays as
+        it is.
+    device : {"auto", "cpu", "cuda"}
+        ``"auto"``: CUDA when there is a GPU. ``"cuda"`` without one is refused,
+        whatever the model.
+
+    Returns
+    -------
+    torch.device
+        Where the model now runs.
+
+    Examples
+    --------
+    >>> import climlatent as cl
+    >>> ds = cl.datasets.synthetic_circulation(n_years=1, n_lat=4, n_lon=4)
+    >>> est = cl.LLAAE(latent_dim=2, epochs=1, filters=(4,), progress=False)
+    >>> place(est.fit(ds, "pr", "psl"), "cpu"), next(est.module_.parameters()).device
+    (device(type='cpu'), device(type='cpu'))
+    """
+    placed = resolve_device(device)
+    if getattr(estimator, "module_", None) is not None:
+        estimator.device_ = placed
+        estimator.module_.to(placed)
+    return placed
+
+
+def emulate(estimator: Estimator, ds: xr.Dataset, amp: bool = False) -> xr.Dataset:
+    """``estimator.emulate(ds, amp=amp)``, refused for an estimator that is not an emulator.
 
     On a dask-backed ``ds`` the estimator's method is lazy: the inputs are checked
     once, from their coordinates, and each (member, time) chunk runs the model alone,
     the fitted model a single node of the graph (`climlatent.batching.map_model`).
-    An input without dask is emulated eagerly.
+    An input without dask is emulated eagerly. ``amp`` runs the model in CUDA's
+    float16 autocast, entered by whichever thread computes a block.
 
     Examples
     --------
@@ -100,11 +135,11 @@ def emulate(estimator: Estimator, ds: xr.Dataset) -> xr.Dataset:
     >>> bool(out["pr"].compute().equals(est.emulate(ds)["pr"]))
     True
     """
-    return _lazy_predict(estimator, ds, "emulate")
+    return _lazy_predict(estimator, ds, "emulate", amp=amp)
 
 
-def downscale(estimator: ProxyDownscaler, ds: xr.Dataset) -> xr.Dataset:
-    """``estimator.downscale(ds)``, refused for an estimator that is not a downscaler.
+def downscale(estimator: ProxyDownscaler, ds: xr.Dataset, amp: bool = False) -> xr.Dataset:
+    """``estimator.downscale(ds, amp=amp)``, refused for an estimator that is not a downscaler.
 
     Lazy on a dask-backed ``ds``, as `emulate`.
 
@@ -118,7 +153,7 @@ def downscale(estimator: ProxyDownscaler, ds: xr.Dataset) -> xr.Dataset:
     >>> out["chl"].chunks[1], out["chl"].shape == world.fine["chl"].shape
     ((12, 12), True)
     """
-    return _lazy_predict(estimator, ds, "downscale")
+    return _lazy_predict(estimator, ds, "downscale", amp=amp)
 
 
 def _lazy_predict(

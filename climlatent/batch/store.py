@@ -9,14 +9,13 @@ from typing import Any
 
 import xarray as xr
 
-from climlatent.batch.lazy import METHODS, _lazy_predict, block_steps, model_inputs
+from climlatent.batch.lazy import METHODS, _lazy_predict, block_steps, model_inputs, place
 from climlatent.batch.members import OPEN_FILES, _open_members
 from climlatent.batch.scheduler import worker_count
 from climlatent.errors import ClimlatentError
 from climlatent.grid import find_member, find_time
 from climlatent.io import PathLike
 from climlatent.persistence import MANIFEST, WEIGHTS, load
-from climlatent.training import resolve_device
 
 #: float32 output of a zarr region at most, by default: the unit of writing, hashing,
 #: resumption and memory, each region paying its write and manifest row; regions of
@@ -66,6 +65,10 @@ def emulate_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: An
         4096 steps; at least one call), so that workers share a region of small calls.
     device : {"auto", "cpu", "cuda"}
         Where a torch model runs.
+    amp : bool
+        Run a torch model in CUDA's float16 autocast (``est.emulate(ds, amp=True)``):
+        refused off CUDA, and for a block whose output float16 overflows; a store is
+        resumed only with the same ``amp``.
     overwrite : bool
         Start the store afresh, replacing one written before by this function (by
         another model, config or input).
@@ -124,6 +127,7 @@ def _to_zarr(
     time_chunk: int | None = None,
     time_per_region: int | None = None,
     device: str = "auto",
+    amp: bool = False,
     overwrite: bool = False,
     progress: bool = True,
     n_samples: int | None = None,
@@ -138,12 +142,10 @@ def _to_zarr(
     if n_samples is not None and method != "downscale":
         raise ClimlatentError(f"n_samples: only downscale draws realisations, not {method}")
     draws = {} if n_samples is None else {"n_samples": n_samples, "seed": seed}
+    precision = {"amp": True} if amp else {}  # the fingerprint of a float32 run as before
     from climlatent.zarr_store import write_zarr
 
-    placed = resolve_device(device)  # refuses "cuda" without a GPU, whatever the model
-    if getattr(estimator, "module_", None) is not None:
-        estimator.device_ = placed
-        estimator.module_.to(placed)
+    place(estimator, device)
     draws_per_step = n_samples or 1  # a block holds every draw of its steps
     steps = max(1, block_steps(estimator) // draws_per_step)
     region = max(1, block_steps(estimator, REGION_BYTES) // draws_per_step)
@@ -156,14 +158,14 @@ def _to_zarr(
     with xr.set_options(file_cache_maxsize=OPEN_FILES):
         ds, sources = _open_members(inputs, model_inputs(estimator), members, time_chunk)
         with ds:
-            out = _lazy_predict(estimator, ds, method, **draws)
+            out = _lazy_predict(estimator, ds, method, **draws, **precision)
             time, member = find_time(out), find_member(out)
             return write_zarr(
                 out,
                 store,
                 regions_dims=tuple(dim for dim in (member, time) if dim),
                 chunks={time: time_per_region} if time else {},
-                fingerprint=_fingerprint(model, method) | draws,  # another seed: refused
+                fingerprint=_fingerprint(model, method) | draws | precision,  # refused if other
                 inputs=ds,
                 sources=sources,
                 overwrite=overwrite,

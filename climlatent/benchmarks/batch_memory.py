@@ -43,11 +43,18 @@ KINDS = {"emulate": "circulation", "downscale": "biogeochem"}
 
 
 def measure(
-    method: str, model: Path, folder: Path, store: Path, repeats: int, memory: str = "flat"
+    method: str,
+    model: Path,
+    folder: Path,
+    store: Path,
+    repeats: int,
+    memory: str = "flat",
+    options: Sequence[str] = (),
 ) -> tuple[float, float]:
     """Lowest peak RSS (MB) of ``climlatent METHOD`` over ``folder``, and that run's seconds.
 
-    ``memory`` is the command's ``--memory`` policy.
+    ``memory`` is the command's ``--memory`` policy, ``options`` more of its options
+    (``--device cuda --amp``).
 
     Examples
     --------
@@ -60,7 +67,7 @@ def measure(
     True
     """
     command = [sys.executable, "-m", "climlatent", method, str(model), str(folder / "*.nc")]
-    command += ["--output", str(store), "--quiet", "--overwrite", "--memory", memory]
+    command += ["--output", str(store), "--quiet", "--overwrite", "--memory", memory, *options]
     runs = [run_measured(command) for _ in range(repeats)]
     seconds, peak = min(runs, key=lambda run: run[1])
     return peak, seconds
@@ -82,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=["flat"],
         help="the commands' --memory policies, each measured on the same member files",
     )
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--amp", action="store_true", help="the commands' --amp (on CUDA)")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="climlatent-batch-memory-"))
     try:
@@ -98,8 +107,10 @@ def _report(args: argparse.Namespace, folder: Path) -> None:
         f"ProxyDownscaler {grids['downscale'][0] // 4} x {grids['downscale'][1] // 4} -> "
         f"{grids['downscale'][0]} x {grids['downscale'][1]}; daily members; "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; --device "
+        f"{args.device}{' --amp' if args.amp else ''}"
     )
+    options = ["--device", args.device, *(["--amp"] if args.amp else [])]
     for method in args.methods:
         peaks = {}
         for n_members, n_years in CASES:
@@ -108,7 +119,7 @@ def _report(args: argparse.Namespace, folder: Path) -> None:
             for memory in args.memory:
                 store = folder / "out.zarr"
                 peak, seconds = measure(
-                    method, models[method], members, store, args.repeats, memory
+                    method, models[method], members, store, args.repeats, memory, options
                 )
                 peaks[memory, n_members, n_years] = peak
                 print(

@@ -28,6 +28,13 @@ Two measurements, printed as ratios from one run over member files written once
    ``emulate_to_zarr`` on a ``dask.distributed.LocalCluster`` of 2 single-threaded
    worker processes (cluster start-up excluded, and printed).
 
+``--device cuda`` runs both on the GPU, the model's float32 or, with ``--amp``, its
+float16 autocast (``est.emulate(ds, amp=True)``): the bare forward then copies each
+batch from pinned host memory to the device and its output back, and waits for the
+device once at the end (what :func:`climlatent.estimators._torch.inference` does), in
+the batch size that runs fastest among powers of two up to 65536 rows; it runs on one
+thread (the pipeline's threads share the GPU).
+
 ``--memory`` sets the allocator's policy of the process first: glibc's own by default
 (a notebook's), or that of the command line's ``--memory flat`` or ``reuse``
 (:mod:`climlatent.memory`). Under glibc's own, a run's blocks are fresh pages or not
@@ -52,6 +59,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 
 import dask
 import dask.array
@@ -71,8 +79,11 @@ from climlatent.estimators._torch import (
 )
 from climlatent.io import to_netcdf
 from climlatent.persistence import load
+from climlatent.precision import mixed_precision
 
 GOAL = 0.90
+#: Largest batch the bare forward's scan tries on CUDA (and rows it times each on).
+CUDA_LARGEST_BATCH = 2**16
 #: What `throughput` times, run by run.
 RUNS = (
     "pipeline",
@@ -147,19 +158,38 @@ def fit_models(folder: Path, grid: tuple[int, int], fine_grid: tuple[int, int]) 
     return {method: folder / f"{method}.clm" for method in models}
 
 
-def _raw_forward(est: LLAAE | ProxyDownscaler, ds: xr.Dataset) -> tuple[Callable, torch.Tensor]:
-    """The model's torch forward and its input tensor for the fields of ``ds``."""
+def _raw_forward(
+    est: LLAAE | ProxyDownscaler, ds: xr.Dataset, amp: bool = False
+) -> tuple[Callable, torch.Tensor]:
+    """The model's torch forward and its input tensor for the fields of ``ds``.
+
+    On CUDA the tensor is pinned in host memory, and the forward takes a batch of it
+    to the device, runs the model (in float16 autocast with ``amp``) and copies the
+    output back without blocking, as `inference` does.
+    """
     if isinstance(est, ProxyDownscaler):
         drivers = est._model_inputs(est._input_fields(ds, check_range=False))[0]
-        return est.module_, torch.from_numpy(drivers)
-    proxy = to_matrix(est.proxy_transform_.forward(est._prepare_proxy(ds)), est.proxy_layout_)
-    return est.module_.emulate, torch.from_numpy(est.proxy_features(proxy))
+        forward, tensor = est.module_, torch.from_numpy(drivers)
+    else:
+        proxy = to_matrix(est.proxy_transform_.forward(est._prepare_proxy(ds)), est.proxy_layout_)
+        forward, tensor = est.module_.emulate, torch.from_numpy(est.proxy_features(proxy))
+    if est.device_.type != "cuda":
+        return forward, tensor
+
+    def on_device(rows: torch.Tensor) -> torch.Tensor:
+        with mixed_precision(est.device_, amp):
+            out = forward(rows.to(est.device_, non_blocking=True))
+        return out.float().to("cpu", non_blocking=True)
+
+    return on_device, tensor.pin_memory()
 
 
-def fastest_batch(forward: Callable, tensor: torch.Tensor) -> int:
-    """The batch size, a power of two up to ``INFERENCE_BATCH``, of the fastest forward.
+def fastest_batch(
+    forward: Callable, tensor: torch.Tensor, largest: int = INFERENCE_BATCH, rows: int = 2048
+) -> int:
+    """The batch size, a power of two from 8 to ``largest``, of the fastest forward.
 
-    Each size runs over (at most) the first 2048 rows, twice, the faster counting,
+    Each size runs over (at most) the first ``rows`` rows, twice, the faster counting,
     without gradients (as `_forward_seconds`, whichever thread it runs on).
 
     Examples
@@ -167,19 +197,25 @@ def fastest_batch(forward: Callable, tensor: torch.Tensor) -> int:
     >>> fastest_batch(torch.nn.Linear(3, 2), torch.ones(64, 3)) in (8, 16, 32, 64)
     True
     """
-    rows = tensor[:2048]
+    head = tensor[:rows]
     seconds = {}
-    for size in 2 ** np.arange(3, int(np.log2(INFERENCE_BATCH)) + 1):
-        if size // 2 >= len(rows):  # one batch holds them all already
+    for size in 2 ** np.arange(3, int(np.log2(largest)) + 1):
+        if size // 2 >= len(head):  # one batch holds them all already
             break
         for _ in range(2):
-            elapsed = _forward_seconds(forward, rows, int(size))
+            elapsed = _forward_seconds(forward, head, int(size))
             seconds[int(size)] = min(elapsed, seconds.get(int(size), elapsed))
     return min(seconds, key=seconds.get)
 
 
 def throughput(
-    model: Path, files: Sequence[Path], method: str, repeats: int = 3, threads: int = 1
+    model: Path,
+    files: Sequence[Path],
+    method: str,
+    repeats: int = 3,
+    threads: int = 1,
+    device: str = "cpu",
+    amp: bool = False,
 ) -> dict:
     """Seconds of the lazy pipeline and of the bare forward, ``repeats`` runs of each.
 
@@ -206,7 +242,9 @@ def throughput(
     maps its memory afresh, about 0.6 s of system time on 2 members of a 64 x 96 grid,
     which later runs reuse). The pipeline's system time and page faults are recorded
     too: its blocks are fresh memory or reused as the allocator's thresholds stand
-    (:mod:`climlatent.memory`), and fresh pages fault in.
+    (:mod:`climlatent.memory`), and fresh pages fault in. On ``device`` ``"cuda"`` (with
+    ``amp``: float16 autocast) the forward is `_raw_forward`'s, on one thread, in the
+    fastest batch up to ``CUDA_LARGEST_BATCH`` rows.
 
     Examples
     --------
@@ -224,26 +262,29 @@ def throughput(
     True
     """
     est = load(model)
+    cuda = batch.place(est, device).type == "cuda"
     steps = batch.block_steps(est)
     with batch.open_members(files, batch.model_inputs(est)) as lazy:
-        forward, tensor = _raw_forward(est, lazy.load())
+        forward, tensor = _raw_forward(est, lazy.load(), amp)
     runs: dict[str, list] = {key: [] for key in RUNS}
+    split_parts = threads > 1 and not cuda
+    scan = {"largest": CUDA_LARGEST_BATCH, "rows": 2 * CUDA_LARGEST_BATCH} if cuda else {}
     with batch.scheduler("threads", n_workers=threads, torch_threads=1), torch.inference_mode():
         with LargestTensor() as probe:
             forward(tensor[:PROBE_ROWS])
         pool = dask.config.get("pool")
-        size = pool.submit(_on_cores, threads, fastest_batch, forward, tensor).result()
-        part_size = pool.submit(fastest_batch, forward, tensor).result() if threads > 1 else size
+        size = pool.submit(_on_cores, threads, fastest_batch, forward, tensor, **scan).result()
+        part_size = pool.submit(fastest_batch, forward, tensor).result() if split_parts else size
         for repeat in range(repeats + 1):  # the first, untimed, warms both up
             for step in ("pipeline", "raw") if repeat % 2 else ("raw", "pipeline"):
                 if step == "raw":
                     raw = pool.submit(_on_cores, threads, _forward_seconds, forward, tensor, size)
                     runs["raw_threads"].append(raw.result())
-                    if threads > 1:
+                    if split_parts:
                         split = _split_forward_seconds(pool, threads, forward, tensor, part_size)
                         runs["raw_split"].append(split)
                 else:
-                    for key, value in _pipeline_run(est, files, method, steps).items():
+                    for key, value in _pipeline_run(est, files, method, steps, amp).items():
                         runs[key].append(value)
             started = time.perf_counter()
             with batch.open_members(files, batch.model_inputs(est), time_chunk=steps) as lazy:
@@ -265,12 +306,12 @@ def throughput(
 
 
 def _pipeline_run(
-    est: LLAAE | ProxyDownscaler, files: Sequence[Path], method: str, steps: int
+    est: LLAAE | ProxyDownscaler, files: Sequence[Path], method: str, steps: int, amp: bool
 ) -> dict[str, float]:
     """One run of the lazy pipeline: its seconds (all, and before any block), kernel use."""
     started, (system, faults) = time.perf_counter(), _kernel_usage()
     with batch.open_members(files, batch.model_inputs(est), time_chunk=steps) as lazy:
-        out = getattr(batch, method)(est, lazy)[est.target_].data
+        out = getattr(batch, method)(est, lazy, amp=amp)[est.target_].data
         setup = time.perf_counter() - started  # before any block runs
         dask.array.store(out, _Discard(), lock=False)  # block by block, as a store
     seconds = time.perf_counter() - started
@@ -284,11 +325,16 @@ def _pipeline_run(
 
 
 def _forward_seconds(forward: Callable, tensor: torch.Tensor, size: int) -> float:
-    """Seconds of ``forward`` over the rows of ``tensor`` in batches of ``size``."""
+    """Seconds of ``forward`` over the rows of ``tensor`` in batches of ``size``.
+
+    With a GPU, until it has done what the forward queued.
+    """
     started = time.perf_counter()
     with torch.inference_mode():
         for start in range(0, len(tensor), size):
             forward(tensor[start : start + size])
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - started
 
 
@@ -337,14 +383,17 @@ def _kernel_usage() -> tuple[float, int]:
 
 
 def _store_seconds(
-    method: str, model: Path, files: Sequence[Path], store: Path, address: str
+    method: str, model: Path, files: Sequence[Path], store: Path, address: str, **options: Any
 ) -> tuple[float, float]:
-    """Seconds of ``METHOD_to_zarr`` on 2 workers of ``address``, and of their start-up."""
+    """Seconds of ``METHOD_to_zarr`` on 2 workers of ``address``, and of their start-up.
+
+    ``options``: the writer's ``device`` and ``amp``.
+    """
     started = time.perf_counter()
     with batch.scheduler(address, n_workers=2):
         startup = time.perf_counter() - started
         started = time.perf_counter()
-        getattr(batch, f"{method}_to_zarr")(model, list(files), store, progress=False)
+        getattr(batch, f"{method}_to_zarr")(model, list(files), store, progress=False, **options)
         return time.perf_counter() - started, startup
 
 
@@ -368,6 +417,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="the allocator's policy for this process: glibc's own (a notebook's), or the "
         "command line's --memory flat or reuse (climlatent.memory)",
     )
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--amp", action="store_true", help="float16 autocast (on CUDA)")
     args = parser.parse_args(argv)
     if args.memory != "glibc":
         memory.use_memory_policy(args.memory)
@@ -388,27 +439,29 @@ def _report(args: argparse.Namespace, folder: Path) -> None:
     print(
         f"{args.years} years of daily fields per member; emulation grid {grid[0]} x {grid[1]}, "
         f"downscaling {fine_grid[0] // 4} x {fine_grid[1] // 4} -> {fine_grid[0]} x "
-        f"{fine_grid[1]}; allocator policy: {args.memory}"
+        f"{fine_grid[1]}; allocator policy: {args.memory}; device {args.device}"
+        f"{' (amp)' if args.amp else ''}"
     )
+    options = {"device": args.device, "amp": args.amp}
     for threads in sorted({1, args.cores}):
         print(
             f"1) throughput on {threads} core(s), lazy pipeline from files vs bare torch "
             f"forward (median of {args.repeats}):"
         )
         for method, files in (("emulate", psl), ("downscale", drivers)):
-            _print_throughput(method, models[method], files, args.repeats, threads)
+            _print_throughput(method, models[method], files, args.repeats, threads, **options)
     fields = n_members * args.years * 365  # noleap calendar
     print(f"2) the store writers, {n_members} members ({fields} fields) each:")
     for method, files in (("emulate", psl), ("downscale", drivers)):
         seconds, _ = _store_seconds(
-            method, models[method], files, folder / f"{method}.zarr", "threads"
+            method, models[method], files, folder / f"{method}.zarr", "threads", **options
         )
         print(
             f"   {method}_to_zarr, threaded scheduler, 2 threads: {fields / seconds:8.0f} fields/s"
         )
         if method == "emulate":  # and on a LocalCluster
             local, startup = _store_seconds(
-                method, models[method], files, folder / "local.zarr", "local"
+                method, models[method], files, folder / "local.zarr", "local", **options
             )
             print(
                 f"   {method}_to_zarr, LocalCluster, 2 worker processes: {fields / local:8.0f} "
@@ -418,9 +471,9 @@ def _report(args: argparse.Namespace, folder: Path) -> None:
 
 
 def _print_throughput(
-    method: str, model: Path, files: Sequence[Path], repeats: int, threads: int
+    method: str, model: Path, files: Sequence[Path], repeats: int, threads: int, **options: Any
 ) -> None:
-    rates = throughput(model, files, method, repeats, threads)
+    rates = throughput(model, files, method, repeats, threads, **options)
     ratios = [raw / pipe for pipe, raw in zip(rates["pipeline"], rates["raw"], strict=True)]
     pipeline = rates["fields"] / statistics.median(rates["pipeline"])
     raw = rates["fields"] / statistics.median(rates["raw"])
@@ -436,7 +489,7 @@ def _print_throughput(
         f"system time median {statistics.median(rates['pipeline_system']):.2f} s "
         f"({statistics.median(rates['pipeline_faults']):.0f} page faults)"
     )
-    if threads > 1:
+    if rates["raw_split"]:
         print(
             f"   {'':9s} raw forward medians: {statistics.median(rates['raw_threads']):.2f} s "
             f"on {threads} torch threads, {statistics.median(rates['raw_split']):.2f} s cut "

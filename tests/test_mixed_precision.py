@@ -1,0 +1,129 @@
+"""Mixed precision at inference: float16 autocast on CUDA, refused elsewhere.
+
+On CUDA the float32 path matches the CPU's, and ``amp=True`` differs from float32 (it
+ran in float16: a test that cannot tell would pass with autocast off) by no more than
+float16's precision allows, eagerly and on dask's threads alike.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from test_batch import circulation_members, write_members
+
+import climlatent as cl
+from climlatent import batch
+from climlatent.batching import FieldLayout, map_model
+from climlatent.errors import ClimlatentError
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+#: float16 keeps 11 significant bits; a few layers of them, relative to the field's spread
+FLOAT16_TOLERANCE = 2e-2
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    ds = circulation_members(2)
+    est = cl.LLAAE(latent_dim=4, epochs=2, filters=(8, 16), device="cpu", progress=False)
+    return est.fit(ds, "pr", "psl"), ds
+
+
+@pytest.fixture(scope="module")
+def downscaler():
+    world = cl.datasets.synthetic_biogeochem(n_members=2, n_years=2, n_fine_lat=16, n_fine_lon=16)
+    est = cl.ProxyDownscaler(epochs=2, device="cpu", progress=False)
+    proxies = {"tos": "exponential", "rsds": "quadratic"}
+    return est.fit(world.coarse, world.fine, "chl", proxies=proxies), world.coarse
+
+
+def test_amp_is_refused_for_a_model_on_the_cpu(emulator, downscaler):
+    est, ds = emulator
+    with pytest.raises(ClimlatentError, match="runs on CUDA only; this LLAAE runs on cpu"):
+        est.emulate(ds, amp=True)
+    with pytest.raises(ClimlatentError, match="this LLAAE runs on cpu"):
+        batch.emulate(est, ds.chunk(time=365), amp=True)
+    est, coarse = downscaler
+    with pytest.raises(ClimlatentError, match="this ProxyDownscaler runs on cpu"):
+        est.downscale(coarse, amp=True)
+
+
+def test_amp_is_refused_for_a_model_without_torch():
+    ds = circulation_members(1)
+    est = cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(ds, "pr", "psl")
+    with pytest.raises(ClimlatentError, match="this EOFRegression has no torch model"):
+        est.emulate(ds, amp=True)
+
+
+class _Overflowing:
+    def _predict_rows(self, matrices, groups):
+        out = matrices[0].copy()
+        out[0, 0] = np.inf
+        return out
+
+
+def test_a_block_not_finite_under_amp_is_refused():
+    da = xr.DataArray(np.ones((4, 2, 2)), dims=("time", "lat", "lon"), name="psl")
+    da = da.assign_coords(lat=[0.0, 1.0], lon=[0.0, 1.0])
+    layout = FieldLayout.from_data(da)
+    assert np.isinf(map_model(_Overflowing(), [da], layout, layout).values).sum() == 1
+    with warnings.catch_warnings():  # autocast "cuda" on a machine without one
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(ClimlatentError, match="not finite at 1 of 16 values"):
+            map_model(_Overflowing(), [da], layout, layout, amp=True)
+
+
+def _assert_float16_close(amp, full):
+    """``amp`` ran in float16 (it differs) and is within float16's precision of ``full``."""
+    assert not np.array_equal(amp, full)
+    assert np.abs(amp - full).max() <= FLOAT16_TOLERANCE * full.std()
+
+
+@CUDA
+def test_cuda_emulation_matches_the_cpu_and_amp_stays_within_float16(emulator):
+    est, ds = emulator
+    cpu = est.emulate(ds)["pr"].values
+    batch.place(est, "cuda")
+    try:
+        full = est.emulate(ds)["pr"].values
+        np.testing.assert_allclose(full, cpu, rtol=1e-4, atol=1e-4 * cpu.std())
+        _assert_float16_close(est.emulate(ds, amp=True)["pr"].values, full)
+        with batch.scheduler("threads", n_workers=2):  # autocast entered on each thread
+            lazy = batch.emulate(est, ds.chunk(time=100), amp=True)["pr"].values
+        _assert_float16_close(lazy, full)
+    finally:
+        batch.place(est, "cpu")
+
+
+@CUDA
+def test_cuda_downscaling_matches_the_cpu_and_amp_leaves_it_in_float32(downscaler):
+    """The proxy downscaler gathers and combines cells elementwise, without a matrix
+    product or convolution: autocast has nothing to run in float16 (torch's lists)."""
+    est, coarse = downscaler
+    cpu = est.downscale(coarse)["chl"].values
+    batch.place(est, "cuda")
+    try:
+        full = est.downscale(coarse)["chl"].values
+        valid = np.isfinite(cpu)
+        np.testing.assert_allclose(full[valid], cpu[valid], rtol=1e-4, atol=1e-4 * cpu[valid].std())
+        np.testing.assert_array_equal(est.downscale(coarse, amp=True)["chl"].values, full)
+    finally:
+        batch.place(est, "cpu")
+
+
+@CUDA
+def test_a_store_written_with_amp_resumes_only_with_amp(emulator, tmp_path):
+    est, ds = emulator
+    files = write_members(ds, tmp_path / "members")
+    est.device = "cuda"  # where the saved model loads
+    try:
+        est.save(tmp_path / "m.clm")
+    finally:
+        est.device = "cpu"
+    store = tmp_path / "pr.zarr"
+    batch.emulate_to_zarr(tmp_path / "m.clm", files, store, amp=True, progress=False)
+    full = batch.emulate_to_zarr(tmp_path / "m.clm", files, tmp_path / "f.zarr", progress=False)
+    _assert_float16_close(xr.open_zarr(store)["pr"].values, xr.open_zarr(full)["pr"].values)
+    with pytest.raises(cl.zarr_store.StoreMismatchError, match="fingerprint"):
+        batch.emulate_to_zarr(tmp_path / "m.clm", files, store, progress=False)
