@@ -116,7 +116,7 @@ def test_stochastic_samples_are_the_median_times_the_addressed_lognormal_noise(w
     np.testing.assert_allclose(lazy.values, eager.values, rtol=1e-5)
     median = est.downscale(coarse_test)["chl"]
     valid = np.asarray(est.fine_layout_.mask).ravel()
-    sigma = np.exp(est.module_.log_sigma.detach().numpy()[0])
+    sigma = np.exp(est.module_.log_sigma.detach().cpu().numpy()[0])
     n_rows = coarse_test.sizes["member"] * coarse_test.sizes["time"]
     for realization in range(2):
         ratio = (eager.isel(realization=realization) / median).values.reshape(n_rows, -1)

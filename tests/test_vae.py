@@ -152,9 +152,12 @@ def test_dense_encoder_decoder_shapes_and_gradients():
 
 
 def test_estimator_trains_round_trips_and_keeps_metadata(darcy, tmp_path):
-    vae = VAE(latent_dim=2, epochs=6, batch_size=16, lr=3e-3, **SMALL).fit(darcy, FIELDS)
-    again = VAE(latent_dim=2, epochs=6, batch_size=16, lr=3e-3, **SMALL).fit(darcy, FIELDS)
-    assert vae.encode(darcy).equals(again.encode(darcy))  # seeded: identical runs
+    # Seeded runs are identical on the CPU; CUDA's convolution gradients are summed in
+    # no fixed order (two seeded runs there differed by 1 % after 6 epochs).
+    config = dict(latent_dim=2, epochs=6, batch_size=16, lr=3e-3, device="cpu", **SMALL)
+    vae = VAE(**config).fit(darcy, FIELDS)
+    again = VAE(**config).fit(darcy, FIELDS)
+    assert vae.encode(darcy).equals(again.encode(darcy))
     history = vae.history_
     assert history["train_reconstruction"].iloc[-1] < history["train_reconstruction"].iloc[0]
     z = vae.encode(darcy)

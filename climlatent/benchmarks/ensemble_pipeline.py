@@ -355,12 +355,12 @@ def _split_forward_seconds(
     return time.perf_counter() - started
 
 
-def _on_cores(threads: int, func: Callable, *args: object) -> object:
-    """``func(*args)`` on ``threads`` torch threads, then this thread's count again."""
+def _on_cores(threads: int, func: Callable, *args: object, **kwargs: object) -> object:
+    """``func(*args, **kwargs)`` on ``threads`` torch threads, then this thread's count again."""
     own = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return func(*args)
+        return func(*args, **kwargs)
     finally:
         torch.set_num_threads(own)
 

@@ -39,10 +39,8 @@ from __future__ import annotations
 
 import argparse
 import functools
-import multiprocessing
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +59,7 @@ from climlatent.studies.darcy_claims import (
     write_ledger,
 )
 from climlatent.studies.run_ledger import RunLedger
+from climlatent.studies.workers import study_workers
 
 FIELDS = ["pressure", "u_x", "u_y"]
 DISTRIBUTIONS = ("standard", "shifted", "mixture")
@@ -352,8 +351,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )  # fmt: skip
     print(f"{len(missing)} runs (at most {args.max_epochs} epochs, patience {args.patience}) "
           f"on {args.workers} processes ({len(ledger.rows)} done before)", flush=True)  # fmt: skip
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+    with study_workers(args.workers) as pool:
         checkpoints = args.checkpoints or args.output / "checkpoints"
         checkpoints.mkdir(parents=True, exist_ok=True)
         for row in pool.map(functools.partial(run_case, checkpoints=checkpoints), missing):

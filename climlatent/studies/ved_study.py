@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +47,7 @@ from threadpoolctl import threadpool_limits
 from climlatent.cca import CCARegression
 from climlatent.estimators.ved import VED
 from climlatent.reference.darcy import generate
+from climlatent.studies.workers import study_workers
 
 INPUT, OUTPUT = "log_permeability", "pressure"
 CCA_RANKS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
@@ -307,8 +306,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"CCA: {time.perf_counter() - started:.0f} s", flush=True)
     todo = jobs(args, args.n_train)
     print(f"{len(todo)} VED runs of <= {args.epochs} epochs on {args.workers} processes")
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+    with study_workers(args.workers) as pool:
         for row in pool.map(run_ved, todo):
             rows.append(row)
             print(
