@@ -5,7 +5,10 @@ ran in float16: a test that cannot tell would pass with autocast off) by no more
 float16's precision allows, eagerly and on dask's threads alike.
 """
 
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,3 +132,19 @@ def test_a_store_written_with_amp_resumes_only_with_amp(emulator, tmp_path):
     _assert_float16_close(xr.open_zarr(store)["pr"].values, xr.open_zarr(full)["pr"].values)
     with pytest.raises(cl.zarr_store.StoreMismatchError, match="fingerprint"):
         batch.emulate_to_zarr(tmp_path / "m.clm", files, store, progress=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_the_gpu_checks_script_refuses_a_machine_without_cuda(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}  # this python first
+    result = subprocess.run(
+        ["bash", "scripts/gpu_checks", str(tmp_path / "logs")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "no CUDA device here" in result.stderr
+    assert list((tmp_path / "logs").iterdir()) == []  # no step ran
