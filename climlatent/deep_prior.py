@@ -16,6 +16,7 @@ residual block carries the rest of the field's uncertainty.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,11 +66,15 @@ def observation_points(model: AuxVAE, observations: xr.DataArray) -> tuple[int, 
 
 
 class _Forward(torch.nn.Module):
-    """Latent vectors -> the observed values, in the variable's units."""
+    """Latent vectors -> the observed values, in the variable's units.
+
+    Decodes with a CPU copy of the model's decoder, in evaluation mode: the model's own
+    stays where it runs (moving it off CUDA would break the model's next decode).
+    """
 
     def __init__(self, model: AuxVAE, channel: int, flat: np.ndarray) -> None:
         super().__init__()
-        self.decoder = model.module_.decoder.eval().cpu()
+        self.decoder = copy.deepcopy(model.module_.decoder).cpu().eval()
         self.channel, self.flat = channel, torch.as_tensor(flat)
         self.mean, self.std = float(model.mean_[channel]), float(model.std_[channel])
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 import climlatent as cl
@@ -40,6 +41,21 @@ def test_map_estimate_recovers_the_generative_parameters(setup):
     theta = z[:2] * aux.aux_std_ + aux.aux_mean_
     print("theta", truth["theta"].values, "MAP", theta)
     np.testing.assert_allclose(theta, truth["theta"].values, atol=0.3)
+
+
+def test_map_estimate_leaves_the_model_as_it_was(setup):
+    """The forward map decodes with a CPU copy of the decoder: the model's own keeps its
+    device and its mode (on CUDA, a decoder moved to the CPU would break the next decode)."""
+    aux, _, observed, noise = setup
+    decoder = aux.module_.decoder
+    before = [p.detach().clone() for p in decoder.parameters()]
+    decoder.train()
+    try:
+        map_estimate(aux, observed, noise, steps=5)
+        assert aux.module_.decoder is decoder and decoder.training
+        assert all(torch.equal(a, b) for a, b in zip(before, decoder.parameters(), strict=True))
+    finally:
+        decoder.eval()
 
 
 def test_nuts_posterior_covers_the_truth_with_converged_chains(setup):

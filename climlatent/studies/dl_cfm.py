@@ -23,6 +23,8 @@ The Aux-VAE trains until its validation loss has not improved for 10 epochs
 (``--vae-epochs`` caps it; the epoch reached is recorded); the alignment of its guided
 block is scored on the held-out days as the mean correlation of each guided latent
 with its own factor and the largest absolute correlation with another factor.
+Both models train on the CPU on any machine (seeded, its rows reproduce there; the
+decoder's conditional mean is taken straight from the Aux-VAE's module).
 ``--seeds N --output DIR`` runs seeds 0 to N-1, one resumable row each in
 ``DIR/runs.partial.csv``, then rewrites the seed-002 claims ledger
 (:mod:`climlatent.studies.guided_latent_claims`) (also when every run is done).
@@ -78,7 +80,7 @@ def experiment(
     split = 365 * (n_years - 1)
     train, test = ds.isel(time=slice(0, split)), ds.isel(time=slice(split, None))
     aux = cl.AuxVAE(latent_dim=6, n_scales=2, epochs=vae_epochs, lr=2e-3, seed=seed,
-                    early_stopping_patience=10, validation_fraction=0.1,
+                    early_stopping_patience=10, validation_fraction=0.1, device="cpu",
                     progress=False)  # fmt: skip
     aux.fit(train, "psl", auxiliary=["circulation_factor"])
     held_out = aux.encode(test).values.reshape(-1, 6)[:, :3]
@@ -96,7 +98,7 @@ def experiment(
     torch.manual_seed(seed)
     flow = ConditionalFlowMatching(standard[0].shape[1], condition_dim=6, hidden=256)
     config = TrainingConfig(epochs=flow_epochs, batch_size=128, lr=1e-3, validation_fraction=0,
-                            seed=seed, progress=False)  # fmt: skip
+                            seed=seed, device="cpu", progress=False)  # fmt: skip
     fit(flow, (torch.tensor(residual_fields, dtype=torch.float32), codes), config)
     factors = test["circulation_factor"].values.reshape(-1, 3)
     guided = (factors - aux.aux_mean_) / aux.aux_std_
