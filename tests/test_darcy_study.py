@@ -1,5 +1,8 @@
 """The Darcy study's runs: checkpointed, resumed under a larger cap, carried over."""
 
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
 from climlatent.errors import CheckpointError
@@ -13,9 +16,11 @@ SCORES = ["epochs_run", "best_epoch", "reconstruction_error", "regularisation", 
 
 @pytest.fixture
 def small_study(monkeypatch):
-    """The study on 48 + 16 samples, a 1-epoch warm-up, a 2-epoch ramp, lr 3e-2."""
+    """The study on 48 + 16 samples, a 1-epoch warm-up, a 2-epoch ramp, lr 3e-2, on the
+    CPU (where a resumed run is bitwise the run done straight)."""
     options = darcy_study._options
-    monkeypatch.setattr(darcy_study, "_options", lambda *a: {**options(*a), "lr": 3e-2})
+    small = {"lr": 3e-2, "device": "cpu"}
+    monkeypatch.setattr(darcy_study, "_options", lambda *a: {**options(*a), **small})
     monkeypatch.setattr(darcy_study, "WARMUP", 1)
     monkeypatch.setattr(darcy_study, "RAMP", 2)
     monkeypatch.setattr(darcy_study, "N_TRAIN", 48)
@@ -47,3 +52,19 @@ def test_the_checkpoint_of_another_run_is_refused(small_study, tmp_path):
     theirs.rename(tmp_path / darcy_study.checkpoint_file(JOB))  # read on resume, so refused
     with pytest.raises(CheckpointError, match="seed: 2 -> 1"):
         darcy_study.run_case({**JOB, "max_epochs": 7}, checkpoints=tmp_path)
+
+
+def test_two_machines_halves_merge_into_the_committed_ledger(tmp_path):
+    """Known answer: the committed runs split in two overlapping halves (two machines'
+    ledgers), merged, give the committed rows and regenerate the committed claims."""
+    committed = Path(__file__).resolve().parents[1] / "docs" / "studies" / "darcy"
+    runs = pd.read_csv(committed / "runs.partial.csv")
+    here, there = tmp_path / "here", tmp_path / "there"
+    for folder, rows in ((here, runs.iloc[:40]), (there, runs.iloc[30:])):
+        folder.mkdir()
+        rows.to_csv(folder / "runs.partial.csv", index=False)
+    darcy_study.main(["--output", str(here), "--merge", str(there / "runs.partial.csv")])
+    merged = pd.read_csv(here / "runs.partial.csv")
+    pd.testing.assert_frame_equal(merged, runs)
+    for name in ("claims.md", "claims.csv"):
+        assert (here / name).read_text() == (committed / name).read_text()

@@ -32,7 +32,10 @@ interruption runs only the missing ones, each from its checkpoint (``--checkpoin
 written every epoch), ``--only prior/mixture`` runs one case first and ``--status``
 says how many runs of each case are done. Under a larger ``--max-epochs``, runs that
 converged under a smaller one count as they are, and runs that reached it go on from
-their checkpoints.
+their checkpoints. Runs train where ``device="auto"`` puts them (CUDA when present;
+each row records its ``device``): cases can run on several machines at once (``--only``
+apiece), and ``--merge OTHER/runs.partial.csv`` brings another machine's finished rows
+into this ledger (also while this study runs) and rewrites the claims.
 """
 
 from __future__ import annotations
@@ -139,6 +142,7 @@ def run_case(job: dict, checkpoints: Path | None = None) -> dict:
         "S_D": disentanglement_score(z, theta),
         "S_KL": float(kl_disentanglement_score(z, theta)),
         "seconds": time.perf_counter() - started,
+        "device": vae.device_.type,
     }
 
 
@@ -318,6 +322,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", metavar="STUDY/P_THETA",
                         help="run only these cases, e.g. prior/mixture labels/mixture")  # fmt: skip
     parser.add_argument("--status", action="store_true", help="print runs done per case")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="RUNS_CSV",
+                        help="add the finished runs of other machines' runs.partial.csv, "
+                        "rewrite the claims and stop")  # fmt: skip
     parser.add_argument("--checkpoints", type=Path, default=None,
                         help="folder of run checkpoints (default OUTPUT/checkpoints)")  # fmt: skip
     parser.add_argument("--output", type=Path, default=Path("darcy-study"))
@@ -334,6 +341,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ledger = RunLedger(args.output / "runs.partial.csv", KEY)  # one row per run: resumable
     if args.status:
         print(ledger.status(todo, CASE).to_string(index=False))
+        return
+    if args.merge:
+        added = sum(ledger.merge(path) for path in args.merge)
+        print(f"{added} runs merged into {ledger.path}")
+        write_ledger(args.output, budget)
         return
     carried = carry_over(ledger, todo)
     if carried:

@@ -4,7 +4,8 @@ Each run of a study is a job (a dict of its settings); its row is the job plus i
 results. :class:`RunLedger` keeps the rows in ``runs.partial.csv``, rewritten
 atomically after each run (a crash never leaves half a file), and tells which jobs of
 a plan are done, comparing the settings named by ``key`` (numbers as floats, so ``1``
-and ``1.0`` read back from CSV are one setting).
+and ``1.0`` read back from CSV are one setting). The runs of one study done on several
+machines (some on a GPU, say) come together with :meth:`RunLedger.merge`.
 """
 
 from __future__ import annotations
@@ -38,9 +39,7 @@ class RunLedger:
 
     def __init__(self, path: Path, key: Sequence[str]) -> None:
         self.path, self.key = Path(path), tuple(key)
-        self.rows: list[dict] = (
-            pd.read_csv(self.path).to_dict("records") if self.path.exists() else []
-        )
+        self.rows: list[dict] = _read(self.path)
 
     def identity(self, job: dict, key: Sequence[str] | None = None) -> tuple:
         """The settings ``key`` (default the ledger's) of a job or row, as compared.
@@ -60,8 +59,66 @@ class RunLedger:
         return [job for job in plan if self.identity(job) not in done]
 
     def append(self, row: dict) -> None:
-        """Add a finished run and rewrite the file atomically."""
+        """Add a finished run and rewrite the file atomically.
+
+        The file is read again first: rows merged into it since this ledger was
+        opened (by `merge`, from another process) are kept, not overwritten.
+        """
+        self._add(_read(self.path))
         self.rows.append(row)
+        self._write()
+
+    def merge(self, path: Path) -> int:
+        """Add the runs of another ledger file that this one lacks; how many were added.
+
+        Parameters
+        ----------
+        path : Path
+            A ``runs.partial.csv`` of the same study, written elsewhere (another
+            machine's runs). A run both hold stays as this ledger has it.
+
+        Returns
+        -------
+        int
+            Rows added.
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path``.
+        ValueError
+            Its rows lack a setting that identifies a run here (another study's).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> here, there = (RunLedger(folder / name, ["seed"]) for name in ("a.csv", "b.csv"))
+        >>> here.append({"seed": 0, "score": 0.5})
+        >>> there.append({"seed": 0, "score": 0.7}); there.append({"seed": 1, "score": 0.6})
+        >>> here.merge(there.path), [row["score"] for row in RunLedger(here.path, ["seed"]).rows]
+        (1, [0.5, 0.6])
+        """
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no study ledger at {str(path)!r}")
+        other = _read(Path(path))
+        lacking = [name for name in self.key if other and name not in other[0]]
+        if lacking:
+            raise ValueError(f"{str(path)!r} is another study's ledger: no {', '.join(lacking)}")
+        before = len(self.rows)
+        self._add(_read(self.path) + other)
+        self._write()
+        return len(self.rows) - before
+
+    def _add(self, rows: Sequence[dict]) -> None:
+        """Take the rows of runs this ledger does not hold yet."""
+        held = {self.identity(row) for row in self.rows}
+        for row in rows:
+            if self.identity(row) not in held:
+                held.add(self.identity(row))
+                self.rows.append(row)
+
+    def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(self.path.name + ".tmp")
         pd.DataFrame(self.rows).to_csv(partial, index=False)
@@ -83,6 +140,11 @@ class RunLedger:
         grouped = table.groupby(list(by), sort=False)["done"]
         counts = pd.DataFrame({"done": grouped.sum().astype(int), "planned": grouped.size()})
         return counts.reset_index()
+
+
+def _read(path: Path) -> list[dict]:
+    """The rows of a ledger file (none if it does not exist)."""
+    return pd.read_csv(path).to_dict("records") if path.exists() else []
 
 
 def _setting(value: object) -> object:
