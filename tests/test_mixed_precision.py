@@ -5,6 +5,7 @@ ran in float16: a test that cannot tell would pass with autocast off) by no more
 float16's precision allows, eagerly and on dask's threads alike.
 """
 
+import contextlib
 import subprocess
 import sys
 import warnings
@@ -86,20 +87,28 @@ def _assert_float16_close(amp, full):
     assert np.abs(amp[valid] - full[valid]).max() <= FLOAT16_TOLERANCE * full[valid].std()
 
 
+@contextlib.contextmanager
+def _on_cuda(est, predict):
+    """``est`` on CUDA for the block, which gets ``predict()`` there, checked against
+    the CPU's to float32's rounding; back on the CPU after (the fixtures are shared)."""
+    cpu = predict()
+    batch.place(est, "cuda")
+    try:
+        full = predict()
+        np.testing.assert_allclose(full, cpu, rtol=1e-4, atol=1e-4 * np.nanstd(cpu))
+        yield full
+    finally:
+        batch.place(est, "cpu")
+
+
 @CUDA
 def test_cuda_emulation_matches_the_cpu_and_amp_stays_within_float16(emulator):
     est, ds = emulator
-    cpu = est.emulate(ds)["pr"].values
-    batch.place(est, "cuda")
-    try:
-        full = est.emulate(ds)["pr"].values
-        np.testing.assert_allclose(full, cpu, rtol=1e-4, atol=1e-4 * np.nanstd(cpu))
+    with _on_cuda(est, lambda: est.emulate(ds)["pr"].values) as full:
         _assert_float16_close(est.emulate(ds, amp=True)["pr"].values, full)
         with batch.scheduler("threads", n_workers=2):  # autocast entered on each thread
             lazy = batch.emulate(est, ds.chunk(time=100), amp=True)["pr"].values
         _assert_float16_close(lazy, full)
-    finally:
-        batch.place(est, "cpu")
 
 
 @CUDA
@@ -107,14 +116,8 @@ def test_cuda_downscaling_matches_the_cpu_and_amp_leaves_it_in_float32(downscale
     """The proxy downscaler gathers and combines cells elementwise, without a matrix
     product or convolution: autocast has nothing to run in float16 (torch's lists)."""
     est, coarse = downscaler
-    cpu = est.downscale(coarse)["chl"].values
-    batch.place(est, "cuda")
-    try:
-        full = est.downscale(coarse)["chl"].values
-        np.testing.assert_allclose(full, cpu, rtol=1e-4, atol=1e-4 * np.nanstd(cpu))
+    with _on_cuda(est, lambda: est.downscale(coarse)["chl"].values) as full:
         np.testing.assert_array_equal(est.downscale(coarse, amp=True)["chl"].values, full)
-    finally:
-        batch.place(est, "cpu")
 
 
 @CUDA
