@@ -16,12 +16,12 @@ that they do not depend on the blocks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 import xarray as xr
 
 from climlatent.dask_threads import share_cores
@@ -29,9 +29,6 @@ from climlatent.draws import REALIZATION_DIM, BlockNormals, Draws
 from climlatent.errors import ClimlatentError, InputDataError
 from climlatent.graph_node import model_node
 from climlatent.grid import find_grid, grid_dataset
-from climlatent.precision import mixed_precision
-
-_CUDA = torch.device("cuda")  # where amp runs (the estimators refuse it elsewhere)
 
 
 @dataclass(frozen=True)
@@ -292,7 +289,7 @@ def map_model(
     target: FieldLayout,
     groups: xr.DataArray | None = None,
     draws: Draws | None = None,
-    amp: bool = False,
+    precision: Callable[[], AbstractContextManager] | None = None,
 ) -> xr.DataArray:
     """A model over the samples of its input fields, lazily block by block for dask.
 
@@ -322,11 +319,12 @@ def map_model(
         ``model._draw_rows``, whose noise comes from the seed, the realisation and
         each sample's position in the sample dims (the same numbers whatever the
         blocks).
-    amp : bool
-        Run the model under CUDA's float16 autocast
-        (:func:`climlatent.estimators._torch.mixed_precision`), entered in the thread
-        that computes each block; a block whose output is not finite then is refused
-        (float16 overflowed or underflowed where float32 would not have).
+    precision : callable, optional
+        Makes the context each block's model call runs in, entered by the thread that
+        computes the block: an estimator's mixed precision under ``amp``
+        (:func:`climlatent.precision.amp_context`). A block whose output is not finite
+        under it is refused (float16 overflowed or underflowed where float32 would not
+        have).
 
     Returns
     -------
@@ -360,7 +358,7 @@ def map_model(
         target.shape,
         groups is not None,
         draws,
-        amp,
+        precision,
     )
     if all(field.chunks is None for field in fields):
         rows = None if groups is None else groups.broadcast_like(samples).transpose(*sample)
@@ -387,7 +385,7 @@ class _MappedModel:
     target_shape: tuple[int, ...]
     grouped: bool  # the last block holds the groups of the samples
     draws: Draws | None = None
-    amp: bool = False  # CUDA's float16 autocast around the model
+    precision: Callable[[], AbstractContextManager] | None = None  # around the model
 
     def __call__(
         self,
@@ -406,13 +404,13 @@ class _MappedModel:
         groups = blocks[-1].reshape(n) if self.grouped else np.zeros(n, np.int64)
         matrices = [self.source.gather(block.reshape(n, -1), np.float32) for block in fields]
         if self.draws is None:
-            with mixed_precision(_CUDA, self.amp):
+            with self.precision() if self.precision else nullcontext():
                 result = np.asarray(self.model._predict_rows(matrices, groups), dtype=np.float32)
             self._check_shape(result, (n, self.target.count))
             return self.target.scatter(result).reshape(lead + self.target_shape)
         rows = _global_rows(lead, offsets or (0,) * len(lead), shape or lead)
         normals = BlockNormals(self.draws, rows)
-        with mixed_precision(_CUDA, self.amp):
+        with self.precision() if self.precision else nullcontext():
             drawn = np.asarray(self.model._draw_rows(matrices, groups, normals), dtype=np.float32)
         self._check_shape(drawn, (self.draws.n, n, self.target.count))
         full = [self.target.scatter(realization) for realization in drawn]
@@ -421,7 +419,7 @@ class _MappedModel:
     def _check_shape(self, result: np.ndarray, expected: tuple[int, ...]) -> None:
         if result.shape != expected:
             raise ValueError(f"model output has shape {result.shape}, expected {expected}")
-        finite = np.isfinite(result).sum() if self.amp else result.size
+        finite = np.isfinite(result).sum() if self.precision else result.size
         if finite < result.size:
             raise ClimlatentError(
                 f"amp: the model's output is not finite at {result.size - finite} of "

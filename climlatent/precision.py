@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
@@ -25,23 +27,21 @@ def mixed_precision(device: torch.device, amp: bool) -> AbstractContextManager:
     return torch.autocast(device.type, dtype=torch.float16) if amp else nullcontext()
 
 
-def cuda_amp(amp: bool, device: torch.device | None, owner: str) -> bool:
-    """``amp``, refused unless the model of ``owner`` runs on CUDA.
+def amp_context(device: torch.device | None, owner: str) -> Callable[[], AbstractContextManager]:
+    """The context a model's blocks run in under amp: float16 autocast on ``device``.
 
-    ``device`` is where the model runs (None: it has no torch model). On the CPU,
-    float16 autocast would be slower, not faster, so it is refused rather than
-    ignored.
+    ``device`` is where the model of ``owner`` runs (None: it has no torch model);
+    anything but CUDA is refused: on the CPU, float16 autocast would be slower, not
+    faster, so it is refused rather than ignored.
 
     Examples
     --------
-    >>> cuda_amp(False, torch.device("cpu"), "this model")
-    False
-    >>> cuda_amp(True, torch.device("cpu"), "it")
+    >>> amp_context(torch.device("cpu"), "it")
     Traceback (most recent call last):
     ...
     climlatent.errors.ClimlatentError: amp: float16 autocast runs on CUDA only; it runs on cpu
     """
-    if amp and (device is None or device.type != "cuda"):
+    if device is None or device.type != "cuda":
         where = "has no torch model" if device is None else f"runs on {device}"
         raise ClimlatentError(f"amp: float16 autocast runs on CUDA only; {owner} {where}")
-    return amp
+    return functools.partial(mixed_precision, device, True)

@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "climlatent"
-TORCH_SIDE = ["models", "training.py", "_epoch.py", "checkpoint.py", "distributed.py"]
+TORCH_SIDE = [
+    "models",
+    "training.py",
+    "_epoch.py",
+    "checkpoint.py",
+    "distributed.py",
+    "precision.py",
+]
 XARRAY_SIDE = [
     "io.py",
     "grid.py",

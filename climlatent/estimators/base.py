@@ -52,7 +52,6 @@ from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
 from climlatent.grid import find_grid, find_member, find_time
 from climlatent.grid_order import GridOrder, conform, grid_layout, in_layout
 from climlatent.io import add_history, carry_provenance, physical_attrs
-from climlatent.precision import cuda_amp
 from climlatent.units import convert_units, parse_units
 
 if TYPE_CHECKING:  # imports torch: only the torch estimators, which train, need it
@@ -405,10 +404,14 @@ class Estimator(BaseEstimator):
     def _map(self, ds: xr.Dataset, check_range: bool, amp: bool, call: str) -> xr.Dataset:
         """The target mapped from the proxy of ``ds``, its history line ending ``call``."""
         self._require_fitted()
-        amp = cuda_amp(amp, getattr(self, "device_", None), f"this {type(self).__name__}")
+        precision = None
+        if amp:  # torch's, imported only then: an EOFRegression's emulate needs none
+            from climlatent.precision import amp_context
+
+            precision = amp_context(getattr(self, "device_", None), f"this {type(self).__name__}")
         x = self._prepare_proxy(ds, check_range, blocks_checked=True)  # by _predict_rows
         x_in = self.proxy_transform_.forward(x) if self.proxy_transform_ else x
-        out = map_model(self, [x_in], self.proxy_layout_, self.target_layout_, amp=amp)
+        out = map_model(self, [x_in], self.proxy_layout_, self.target_layout_, precision=precision)
         return self._wrap(out.rename(self.target_), ds, call)
 
     def _predict_rows(self, matrices: list[np.ndarray], groups: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ from climlatent.grouping import Grouper, group_mean
 from climlatent.interpolation_kernel import interpolation_kernel
 from climlatent.models.downscaler import ProxyDownscaler as ProxyDownscalerModule
 from climlatent.models.proxies import make_proxy
-from climlatent.precision import cuda_amp
+from climlatent.precision import amp_context
 from climlatent.training import resolve_device
 from climlatent.units import convert_units, parse_units
 
@@ -340,7 +340,7 @@ class ProxyDownscaler(BaseEstimator):
         self._require_fitted()
         if n_samples is not None and not self.noise:
             raise ValueError("stochastic downscaling needs a model fitted with noise=True")
-        amp = cuda_amp(amp, self.device_, f"this {type(self).__name__}")
+        precision = amp_context(self.device_, f"this {type(self).__name__}") if amp else None
         fields = self._input_fields(coarse, check_range)
         out = map_model(
             self,
@@ -349,7 +349,7 @@ class ProxyDownscaler(BaseEstimator):
             self.fine_layout_,
             self._step_groups(fields[0]),
             None if n_samples is None else Draws(n_samples, seed),
-            amp,
+            precision,
         )
         call = f"downscale(coarse{'' if n_samples is None else f', n_samples={n_samples}'})"
         return self._wrap(out.rename(self.target_), coarse, call)
