@@ -102,7 +102,9 @@ def _on_cuda(est, predict):
 def test_cuda_emulation_matches_the_cpu_and_amp_stays_within_float16(emulator):
     est, ds = emulator
     with _on_cuda(est, lambda: est.emulate(ds)["pr"].values) as full:
-        _assert_float16_close(est.emulate(ds, amp=True)["pr"].values, full)
+        amp = est.emulate(ds, amp=True)
+        assert amp.attrs["history"].endswith("emulate(ds, amp=True)")
+        _assert_float16_close(amp["pr"].values, full)
         with batch.scheduler("threads", n_workers=2):  # autocast entered on each thread
             lazy = batch.emulate(est, ds.chunk(time=100), amp=True)["pr"].values
         _assert_float16_close(lazy, full)
@@ -114,7 +116,9 @@ def test_cuda_downscaling_matches_the_cpu_and_amp_leaves_it_in_float32(downscale
     product or convolution: autocast has nothing to run in float16 (torch's lists)."""
     est, coarse = downscaler
     with _on_cuda(est, lambda: est.downscale(coarse)["chl"].values) as full:
-        np.testing.assert_array_equal(est.downscale(coarse, amp=True)["chl"].values, full)
+        amp = est.downscale(coarse, amp=True)
+        assert amp.attrs["history"].endswith("downscale(coarse, amp=True)")
+        np.testing.assert_array_equal(amp["chl"].values, full)
 
 
 @CUDA

@@ -412,6 +412,7 @@ class Estimator(BaseEstimator):
         x = self._prepare_proxy(ds, check_range, blocks_checked=True)  # by _predict_rows
         x_in = self.proxy_transform_.forward(x) if self.proxy_transform_ else x
         out = map_model(self, [x_in], self.proxy_layout_, self.target_layout_, precision=precision)
+        call = call.replace(")", ", amp=True)") if amp else call  # in the history line
         return self._wrap(out.rename(self.target_), ds, call)
 
     def _predict_rows(self, matrices: list[np.ndarray], groups: np.ndarray) -> np.ndarray:

@@ -351,7 +351,10 @@ class ProxyDownscaler(BaseEstimator):
             None if n_samples is None else Draws(n_samples, seed),
             precision,
         )
-        call = f"downscale(coarse{'' if n_samples is None else f', n_samples={n_samples}'})"
+        options = ("" if n_samples is None else f", n_samples={n_samples}") + (
+            ", amp=True" if amp else ""
+        )
+        call = f"downscale(coarse{options})"
         return self._wrap(out.rename(self.target_), coarse, call)
 
     def input_variables(self) -> list[str]:
