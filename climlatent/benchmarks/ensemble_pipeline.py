@@ -196,6 +196,9 @@ def fastest_batch(
     --------
     >>> fastest_batch(torch.nn.Linear(3, 2), torch.ones(64, 3)) in (8, 16, 32, 64)
     True
+    >>> linear, rows = torch.nn.Linear(3, 2), torch.ones(64, 3)  # the CUDA scan's keywords:
+    >>> _on_cores(2, fastest_batch, linear, rows, largest=16) in (8, 16)  # on 2 threads
+    True
     """
     head = tensor[:rows]
     seconds = {}
