@@ -62,7 +62,7 @@ from climlatent.studies.darcy_claims import (
     write_ledger,
 )
 from climlatent.studies.run_ledger import RunLedger
-from climlatent.studies.workers import study_workers
+from climlatent.studies.workers import study_runs
 
 FIELDS = ["pressure", "u_x", "u_y"]
 DISTRIBUTIONS = ("standard", "shifted", "mixture")
@@ -363,20 +363,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         )  # fmt: skip
     print(f"{len(missing)} runs (at most {args.max_epochs} epochs, patience {args.patience}) "
           f"on {args.workers} processes ({len(ledger.rows)} done before)", flush=True)  # fmt: skip
-    with study_workers(args.workers) as pool:
-        checkpoints = args.checkpoints or args.output / "checkpoints"
-        checkpoints.mkdir(parents=True, exist_ok=True)
-        for row in pool.map(functools.partial(run_case, checkpoints=checkpoints), missing):
-            ledger.append(row)
-            write_ledger(args.output, budget)
-            print(
-                f"  {row['study']:6s} {row['distribution']:8s} {row['prior']:12s} "
-                f"labels={row['labelled']:3d} w={row['supervision_weight']:g} "
-                f"seed={row['seed']}: S_D={row['S_D']:.3f} S_KL={row['S_KL']:.3f} "
-                f"rec={row['reconstruction_error']:.4f} reg={row['regularisation']:.2f} "
-                f"epochs={row['epochs_run']} ({row['seconds']:.0f} s)",
-                flush=True,
-            )
+    checkpoints = args.checkpoints or args.output / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    run = functools.partial(run_case, checkpoints=checkpoints)
+    for row in study_runs(run, missing, args.workers):
+        ledger.append(row)
+        write_ledger(args.output, budget)
+        print(
+            f"  {row['study']:6s} {row['distribution']:8s} {row['prior']:12s} "
+            f"labels={row['labelled']:3d} w={row['supervision_weight']:g} "
+            f"seed={row['seed']}: S_D={row['S_D']:.3f} S_KL={row['S_KL']:.3f} "
+            f"rec={row['reconstruction_error']:.4f} reg={row['regularisation']:.2f} "
+            f"epochs={row['epochs_run']} ({row['seconds']:.0f} s)",
+            flush=True,
+        )
     runs = select_runs(pd.DataFrame(ledger.rows), budget)  # other budgets' rows stay apart
     if ledger.missing(todo):
         print(f"{len(ledger.missing(todo))} of {len(todo)} runs left; rerun to continue "

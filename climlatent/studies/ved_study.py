@@ -47,7 +47,7 @@ from threadpoolctl import threadpool_limits
 from climlatent.cca import CCARegression
 from climlatent.estimators.ved import VED
 from climlatent.reference.darcy import generate
-from climlatent.studies.workers import study_workers
+from climlatent.studies.workers import study_runs
 
 INPUT, OUTPUT = "log_permeability", "pressure"
 CCA_RANKS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
@@ -306,15 +306,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"CCA: {time.perf_counter() - started:.0f} s", flush=True)
     todo = jobs(args, args.n_train)
     print(f"{len(todo)} VED runs of <= {args.epochs} epochs on {args.workers} processes")
-    with study_workers(args.workers) as pool:
-        for row in pool.map(run_ved, todo):
-            rows.append(row)
-            print(
-                f"  VED r={row['latent_dim']:3d} beta={row['beta']:g} "
-                f"lambda={row['covariance_weight']:g}: error={row['relative_error']:.3f} "
-                f"({row['seconds']:.0f} s)",
-                flush=True,
-            )
+    for row in study_runs(run_ved, todo, args.workers):
+        rows.append(row)
+        print(
+            f"  VED r={row['latent_dim']:3d} beta={row['beta']:g} "
+            f"lambda={row['covariance_weight']:g}: error={row['relative_error']:.3f} "
+            f"({row['seconds']:.0f} s)",
+            flush=True,
+        )
     results = pd.DataFrame(rows)
     shared = results[
         (results["method"] == "VED")
