@@ -404,27 +404,30 @@ class _MappedModel:
         groups = blocks[-1].reshape(n) if self.grouped else np.zeros(n, np.int64)
         matrices = [self.source.gather(block.reshape(n, -1), np.float32) for block in fields]
         if self.draws is None:
-            with self.precision() if self.precision else nullcontext():
+            with self._model_context():
                 result = np.asarray(self.model._predict_rows(matrices, groups), dtype=np.float32)
             self._check_shape(result, (n, self.target.count))
             return self.target.scatter(result).reshape(lead + self.target_shape)
         rows = _global_rows(lead, offsets or (0,) * len(lead), shape or lead)
         normals = BlockNormals(self.draws, rows)
-        with self.precision() if self.precision else nullcontext():
+        with self._model_context():
             drawn = np.asarray(self.model._draw_rows(matrices, groups, normals), dtype=np.float32)
         self._check_shape(drawn, (self.draws.n, n, self.target.count))
         full = [self.target.scatter(realization) for realization in drawn]
         return np.stack(full).reshape((self.draws.n, *lead, *self.target_shape))
 
+    def _model_context(self) -> AbstractContextManager:
+        """What the model's call runs in: the precision's context, or nothing."""
+        return self.precision() if self.precision else nullcontext()
+
     def _check_shape(self, result: np.ndarray, expected: tuple[int, ...]) -> None:
         if result.shape != expected:
             raise ValueError(f"model output has shape {result.shape}, expected {expected}")
-        finite = np.isfinite(result).sum() if self.precision else result.size
-        if finite < result.size:
+        if self.precision and not np.isfinite(result).all():
+            bad = result.size - np.count_nonzero(np.isfinite(result))
             raise ClimlatentError(
-                f"amp: the model's output is not finite at {result.size - finite} of "
-                f"{result.size} values (float16 overflowed or underflowed); run it "
-                "without amp"
+                f"amp: the model's output is not finite at {bad} of {result.size} values "
+                "(float16 overflowed or underflowed); run it without amp"
             )
 
 

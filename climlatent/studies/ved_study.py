@@ -306,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"CCA: {time.perf_counter() - started:.0f} s", flush=True)
     todo = jobs(args, args.n_train)
     print(f"{len(todo)} VED runs of <= {args.epochs} epochs on {args.workers} processes")
-    for row in study_runs(run_ved, todo, args.workers):
+    for row in study_runs(run_ved, todo, args.workers, ordered=True):  # results.csv's order
         rows.append(row)
         print(
             f"  VED r={row['latent_dim']:3d} beta={row['beta']:g} "

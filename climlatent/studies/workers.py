@@ -11,12 +11,16 @@ import torch
 from climlatent.errors import ClimlatentError
 
 
-def study_runs(run: Callable[[dict], dict], jobs: Iterable[dict], n_workers: int) -> Iterator[dict]:
+def study_runs(
+    run: Callable[[dict], dict], jobs: Iterable[dict], n_workers: int, ordered: bool = False
+) -> Iterator[dict]:
     """Each job's result, ``run(job)``, as soon as that job ends (in the order they end).
 
     A study records each row as it is yielded: a run that ends while an earlier one
     goes on is recorded at once, not after it (a converged Darcy run deletes its
     checkpoint, so a row held back until the session ended would have been lost).
+    ``ordered``: in the jobs' order instead, for a study that writes its rows together
+    at the end (its files then keep one order, whichever run ends first).
 
     ``n_workers`` processes forked from this one share the study's data (generated
     once, by the parent) without copying it; one worker is this process, which forks
@@ -39,5 +43,6 @@ def study_runs(run: Callable[[dict], dict], jobs: Iterable[dict], n_workers: int
             "--workers 1"
         )
     with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for future in as_completed([pool.submit(run, job) for job in jobs]):
+        futures = [pool.submit(run, job) for job in jobs]
+        for future in futures if ordered else as_completed(futures):
             yield future.result()
