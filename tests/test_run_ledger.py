@@ -1,9 +1,11 @@
 """A study's ledger: runs done on several machines come together, none lost."""
 
+import threading
+
 import pandas as pd
 import pytest
 
-from climlatent.studies.run_ledger import RunLedger
+from climlatent.studies.run_ledger import RunLedger, _locked
 
 KEY = ["case", "seed"]
 
@@ -32,6 +34,23 @@ def test_a_run_appended_later_keeps_the_rows_merged_meanwhile(tmp_path):
     running.append({"case": "a", "seed": 1, "S_D": 0.6})
     rows = RunLedger(tmp_path / "runs.csv", KEY).rows
     assert [(row["case"], row["seed"]) for row in rows] == [("a", 0), ("b", 0), ("a", 1)]
+
+
+def test_a_run_waits_for_a_merge_in_progress_and_keeps_its_rows(tmp_path):
+    """The read-and-rewrite of a run's row waits while another process holds the folder."""
+    running = RunLedger(tmp_path / "runs.csv", KEY)
+    running.append({"case": "a", "seed": 0, "S_D": 0.5})
+    appending = threading.Thread(target=running.append, args=({"case": "a", "seed": 1},))
+    with _locked(tmp_path):  # a merge from another process, between its read and write
+        rows = RunLedger(tmp_path / "runs.csv", KEY).rows
+        appending.start()
+        appending.join(timeout=0.5)
+        assert appending.is_alive()  # the run's row waits for the lock
+        merged = [*rows, {"case": "b", "seed": 0, "S_D": 0.7}]
+        pd.DataFrame(merged).to_csv(tmp_path / "runs.csv", index=False)
+    appending.join(timeout=10)
+    table = pd.read_csv(tmp_path / "runs.csv")
+    assert table[KEY].values.tolist() == [["a", 0], ["b", 0], ["a", 1]]
 
 
 def test_a_missing_or_foreign_ledger_is_refused_by_name(tmp_path):

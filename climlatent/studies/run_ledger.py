@@ -5,13 +5,18 @@ results. :class:`RunLedger` keeps the rows in ``runs.partial.csv``, rewritten
 atomically after each run (a crash never leaves half a file), and tells which jobs of
 a plan are done, comparing the settings named by ``key`` (numbers as floats, so ``1``
 and ``1.0`` read back from CSV are one setting). The runs of one study done on several
-machines (some on a GPU, say) come together with :meth:`RunLedger.merge`.
+machines (some on a GPU, say) come together with :meth:`RunLedger.merge`. A run's row
+and a merge from another process read and rewrite the file in turn, each holding an
+exclusive lock on its folder (``flock``, POSIX; no lock file), so that neither
+overwrites the rows of the other.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -64,9 +69,10 @@ class RunLedger:
         The file is read again first: rows merged into it since this ledger was
         opened (by `merge`, from another process) are kept, not overwritten.
         """
-        self._add(_read(self.path))
-        self.rows.append(row)
-        self._write()
+        with _locked(self.path.parent):
+            self._add(_read(self.path))
+            self.rows.append(row)
+            self._write()
 
     def merge(self, path: Path) -> int:
         """Add the runs of another ledger file that this one lacks; how many were added.
@@ -106,8 +112,9 @@ class RunLedger:
         if lacking:
             raise ValueError(f"{str(path)!r} is another study's ledger: no {', '.join(lacking)}")
         before = len(self.rows)
-        self._add(_read(self.path) + other)
-        self._write()
+        with _locked(self.path.parent):
+            self._add(_read(self.path) + other)
+            self._write()
         return len(self.rows) - before
 
     def _add(self, rows: Sequence[dict]) -> None:
@@ -119,7 +126,6 @@ class RunLedger:
                 self.rows.append(row)
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(self.path.name + ".tmp")
         pd.DataFrame(self.rows).to_csv(partial, index=False)
         os.replace(partial, self.path)
@@ -140,6 +146,22 @@ class RunLedger:
         grouped = table.groupby(list(by), sort=False)["done"]
         counts = pd.DataFrame({"done": grouped.sum().astype(int), "planned": grouped.size()})
         return counts.reset_index()
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (created if need be) until the block ends.
+
+    The lock is ``flock`` on the folder itself: another process (or another open of
+    the folder) waits for it, and it ends with the process, however that ends.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # and the lock with it
 
 
 def _read(path: Path) -> list[dict]:
