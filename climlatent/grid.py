@@ -393,6 +393,7 @@ def check_same_grid(
     other: xr.Dataset | xr.DataArray,
     name: str,
     atol: float = 1e-6,
+    grids: tuple[GridInfo, GridInfo] | None = None,
 ) -> None:
     """Raise if ``other`` is not on the same horizontal grid as ``reference``.
 
@@ -404,6 +405,9 @@ def check_same_grid(
         Variable being checked, named in the message.
     atol : float
         Tolerance on coordinate values, in degrees.
+    grids : (GridInfo, GridInfo), optional
+        The grids of ``reference`` and ``other`` (`find_grid`), when found already: a
+        check of many ensemble members against the first finds each grid once.
 
     Examples
     --------
@@ -416,7 +420,7 @@ def check_same_grid(
     ...
     climlatent.errors.InputDataError: variable 'psl' is on a different grid ...
     """
-    ref, new = find_grid(reference, name), find_grid(other, name)
+    ref, new = grids or (find_grid(reference, name), find_grid(other, name))
     for ref_coord, new_coord in ((ref.lat, new.lat), (ref.lon, new.lon)):
         a, b = reference[ref_coord], other[new_coord]
         if a.shape != b.shape:

@@ -292,6 +292,17 @@ def test_member_on_another_grid_is_refused_naming_the_file(member_files, tmp_pat
         batch.open_members([member_files[0], moved], ["psl"])
 
 
+def test_each_member_grid_is_found_once(member_files, monkeypatch):
+    """Grid discovery (cf-xarray over every coordinate) once per member file, not per check."""
+    found = []
+    find_grid = cl.grid.find_grid
+    for module in ("climlatent.grid", "climlatent.batch.members"):
+        monkeypatch.setattr(f"{module}.find_grid", lambda *a: found.append(1) or find_grid(*a))
+    with batch.open_members(member_files, ["psl"]) as ds:
+        assert ds.sizes["member"] == len(member_files) > 1
+    assert len(found) == len(member_files)
+
+
 def test_catalog_entry_keeps_its_member_labels():
     source = f"{cl.catalog.default_catalog_path()}#synthetic_circulation"
     with batch.open_members(source, ["psl", "pr"], time_chunk=TIME_CHUNK) as ds:

@@ -12,7 +12,7 @@ from pathlib import Path
 import xarray as xr
 
 from climlatent.errors import InputDataError
-from climlatent.grid import check_same_grid, find_grid, find_member, find_time
+from climlatent.grid import GridInfo, check_same_grid, find_grid, find_member, find_time
 from climlatent.io import PathLike, SharedTimeAxis, carry_provenance, natural_key, open_dataset
 
 #: Member files a batch run holds open at once (xarray's file cache): each open netCDF
@@ -80,7 +80,7 @@ def _open_members(
     sources = _expand(inputs)
     time_coder = SharedTimeAxis()  # the members' common time axis decoded once
     with contextlib.ExitStack() as files:
-        parts, found, seen = [], [], {}
+        parts, found, seen, grids = [], [], {}, []
         for source in sources:
             ds = open_dataset(source, chunks=None, time_coder=time_coder)
             # Only the file's closer is kept, not the Dataset: its decoded time axis
@@ -89,9 +89,10 @@ def _open_members(
                 files.callback(ds._close)
             found.append(find_member(ds))
             dim = found[-1] or "member"
-            part = _member_part(source, ds, variables, dim, time_chunk)
+            part, grid = _member_part(source, ds, variables, dim, time_chunk)
+            grids.append(grid)
             if parts:
-                _check_like(sources[0], parts[0], source, part, variables[0])
+                _check_like(sources[0], parts[0], source, part, variables[0], (grids[0], grid))
                 # Equal to the first member's: the first's stand for all.
                 part = part.drop_vars(
                     [name for name, coord in part.coords.items() if dim not in coord.dims]
@@ -144,8 +145,12 @@ def _expand(inputs: PathLike | Sequence[PathLike]) -> list[str]:
 
 def _member_part(
     source: str, ds: xr.Dataset, variables: Sequence[str], member_dim: str, time_chunk: int
-) -> xr.Dataset:
-    """The source's ``variables``, chunked, with ``member_dim`` (added or renamed)."""
+) -> tuple[xr.Dataset, GridInfo]:
+    """The source's ``variables``, chunked, with ``member_dim`` (added or renamed).
+
+    Also returns the grid of the first variable (its horizontal dims are one chunk),
+    found once per member.
+    """
     missing = [name for name in variables if name not in ds.data_vars]
     if missing:
         raise InputDataError(
@@ -153,7 +158,8 @@ def _member_part(
             f"{', '.join(map(str, ds.data_vars)) or 'none'})"
         )
     part = carry_provenance(ds[list(variables)], ds)  # with their time and grid bounds
-    chunks = dict.fromkeys(find_grid(part[variables[0]], variables[0]).spatial_dims, -1)
+    grid = find_grid(part[variables[0]], variables[0])
+    chunks = dict.fromkeys(grid.spatial_dims, -1)
     time = find_time(part)
     if time is not None:
         chunks[time] = time_chunk
@@ -163,16 +169,24 @@ def _member_part(
     found = find_member(part)
     if found is None:
         label = source.rsplit("#", 1)[-1] if "#" in source else Path(source.rstrip("/")).stem
-        return part.expand_dims({member_dim: [label]})
-    return part.rename({found: member_dim}) if found != member_dim else part
+        return part.expand_dims({member_dim: [label]}), grid
+    return (part.rename({found: member_dim}) if found != member_dim else part), grid
 
 
 def _check_like(
-    first: str, reference: xr.Dataset, source: str, part: xr.Dataset, name: str
+    first: str,
+    reference: xr.Dataset,
+    source: str,
+    part: xr.Dataset,
+    name: str,
+    grids: tuple[GridInfo, GridInfo],
 ) -> None:
-    """Raise naming ``source`` unless it has the grid and time axis of ``first``."""
+    """Raise naming ``source`` unless it has the grid and time axis of ``first``.
+
+    ``grids``: the grids of ``name`` in ``first`` and in ``source``.
+    """
     try:
-        check_same_grid(reference[name], part[name], name)
+        check_same_grid(reference[name], part[name], name, grids=grids)
     except InputDataError as err:
         detail = str(err).rsplit(": ", 1)[-1]
         raise InputDataError(
