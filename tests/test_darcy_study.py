@@ -68,3 +68,12 @@ def test_two_machines_halves_merge_into_the_committed_ledger(tmp_path):
     pd.testing.assert_frame_equal(merged, runs)
     for name in ("claims.md", "claims.csv"):
         assert (here / name).read_text() == (committed / name).read_text()
+
+
+def test_a_cap_within_the_warm_up_and_ramp_is_refused_before_any_run(tmp_path, capsys):
+    """The best epoch is chosen after the ramp: a smaller cap has none (it failed after
+    training, on an empty argmin)."""
+    with pytest.raises(SystemExit):
+        darcy_study.main(["--max-epochs", "30", "--output", str(tmp_path / "out")])
+    assert "--max-epochs 30: a run needs more than the 30 epochs" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -329,6 +329,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="folder of run checkpoints (default OUTPUT/checkpoints)")  # fmt: skip
     parser.add_argument("--output", type=Path, default=Path("darcy-study"))
     args = parser.parse_args(argv)
+    if args.max_epochs <= WARMUP + RAMP:  # the best epoch is chosen after the ramp
+        parser.error(
+            f"--max-epochs {args.max_epochs}: a run needs more than the {WARMUP + RAMP} "
+            f"epochs of warm-up ({WARMUP}) and ramp to beta = 1 ({RAMP})"
+        )
     args.output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     budget = {"max_epochs": args.max_epochs, "patience": args.patience}
