@@ -1,5 +1,6 @@
 """The Darcy study's runs: checkpointed, resumed under a larger cap, carried over."""
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -8,6 +9,7 @@ import pytest
 from climlatent.errors import CheckpointError
 from climlatent.reference.darcy import generate
 from climlatent.studies import darcy_study
+from climlatent.studies.run_ledger import RunLedger
 
 JOB = {"study": "prior", "distribution": "mixture", "prior": "hierarchical", "labelled": 0,
        "seed": 1, "supervision_weight": 1.0, "patience": 50}  # fmt: skip
@@ -77,3 +79,26 @@ def test_a_cap_within_the_warm_up_and_ramp_is_refused_before_any_run(tmp_path, c
         darcy_study.main(["--max-epochs", "30", "--output", str(tmp_path / "out")])
     assert "--max-epochs 30: a run needs more than the 30 epochs" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_readme_counts_the_committed_runs():
+    """The README quotes the ledger: its Darcy "N of M runs are done" is the committed
+    runs.partial.csv counted against the study's default plan (it once lagged a row)."""
+    root = Path(__file__).resolve().parents[1]
+    ledger = RunLedger(root / "docs" / "studies" / "darcy" / "runs.partial.csv", darcy_study.KEY)
+    plan = [
+        {
+            **job,
+            "max_epochs": darcy_study.BUDGET["max_epochs"],
+            "patience": darcy_study.BUDGET["patience"],
+        }
+        for job in darcy_study.jobs(
+            darcy_study.SEEDS,
+            darcy_study.MIXTURE_SEEDS,
+            darcy_study.SUPERVISION_WEIGHTS,
+            darcy_study.LABEL_FRACTIONS,
+        )
+    ]
+    status = ledger.status(plan, darcy_study.CASE)
+    quoted = re.findall(r"(\d+) of (\d+) runs are done", (root / "README.md").read_text())
+    assert quoted == [(str(status["done"].sum()), str(status["planned"].sum()))]

@@ -67,6 +67,7 @@ from climlatent.studies.workers import study_runs
 FIELDS = ["pressure", "u_x", "u_y"]
 DISTRIBUTIONS = ("standard", "shifted", "mixture")
 LABEL_FRACTIONS = (0.01, 0.03, 0.08)  # 0 %: the VAE runs of the prior study
+SUPERVISION_WEIGHTS = (1.0, 100.0)  # Eq. 28 as written, and a weight that matters
 N_TRAIN, N_VALID = 512, 64  # the seed's 512 training samples, and a validation set
 WARMUP, RAMP = 10, 20  # epochs at beta_0, and of the ramp to beta = 1
 
@@ -317,7 +318,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--over-regularised", type=float, default=0.1)
     parser.add_argument("--disentangled", type=float, default=0.9)
-    parser.add_argument("--supervision-weights", type=float, nargs="+", default=[1.0, 100.0])
+    parser.add_argument(
+        "--supervision-weights", type=float, nargs="+", default=list(SUPERVISION_WEIGHTS)
+    )
     parser.add_argument("--label-fractions", type=float, nargs="+", default=LABEL_FRACTIONS)
     parser.add_argument("--only", nargs="+", metavar="STUDY/P_THETA",
                         help="run only these cases, e.g. prior/mixture labels/mixture")  # fmt: skip
