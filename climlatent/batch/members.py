@@ -80,7 +80,7 @@ def _open_members(
     sources = _expand(inputs)
     time_coder = SharedTimeAxis()  # the members' common time axis decoded once
     with contextlib.ExitStack() as files:
-        parts, found, seen, grids = [], [], {}, []
+        parts, found, seen, first_grid = [], [], {}, None
         for source in sources:
             ds = open_dataset(source, chunks=None, time_coder=time_coder)
             # Only the file's closer is kept, not the Dataset: its decoded time axis
@@ -90,9 +90,9 @@ def _open_members(
             found.append(find_member(ds))
             dim = found[-1] or "member"
             part, grid = _member_part(source, ds, variables, dim, time_chunk)
-            grids.append(grid)
+            first_grid = first_grid or grid
             if parts:
-                _check_like(sources[0], parts[0], source, part, variables[0], (grids[0], grid))
+                _check_like(sources[0], parts[0], source, part, variables[0], (first_grid, grid))
                 # Equal to the first member's: the first's stand for all.
                 part = part.drop_vars(
                     [name for name, coord in part.coords.items() if dim not in coord.dims]

@@ -318,9 +318,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--over-regularised", type=float, default=0.1)
     parser.add_argument("--disentangled", type=float, default=0.9)
-    parser.add_argument(
-        "--supervision-weights", type=float, nargs="+", default=list(SUPERVISION_WEIGHTS)
-    )
+    parser.add_argument("--supervision-weights", type=float, nargs="+", default=SUPERVISION_WEIGHTS)
     parser.add_argument("--label-fractions", type=float, nargs="+", default=LABEL_FRACTIONS)
     parser.add_argument("--only", nargs="+", metavar="STUDY/P_THETA",
                         help="run only these cases, e.g. prior/mixture labels/mixture")  # fmt: skip
