@@ -77,3 +77,30 @@ def test_ledger_tests_only_the_runs_of_its_budget(tmp_path):
     table = dc.write_ledger(tmp_path, {"max_epochs": 2000, "patience": 10})
     assert table.loc[0, "verdict"] == "reproduced" and table.loc[0, "ours"] == "8/16 vs 0/16"
     assert "32 runs of other budgets left out" in (tmp_path / "claims.md").read_text()
+
+
+def test_between_test_and_its_power_by_hand():
+    """Binomial tails of 8 runs by hand: P(X >= 3 | 0.1) = 1 - P(X = 0, 1 or 2 | 0.1)."""
+    tail = 1 - (0.9**8 + 8 * 0.1 * 0.9**7 + 28 * 0.01 * 0.9**6)
+    assert dc.between_test(3, 8) == pytest.approx(tail) and tail < 0.05
+    assert dc.between_test(5, 8) == pytest.approx(tail)  # the mirror image: X <= 5 at 0.9
+    assert dc.between_test(2, 8) > 0.05 and dc.between_test(6, 8) > 0.05
+    # 3, 4 or 5 of 8 reject at a true share of one half: (56 + 70 + 56) / 256
+    assert dc.between_power(0.5, 8) == pytest.approx(182 / 256)
+
+
+@pytest.mark.parametrize(
+    ("sd", "expected"),
+    [
+        ([0.95] * 4 + [0.7] * 4, "reproduced"),
+        ([0.7] * 8, "inconclusive (underpowered)"),  # power 0.71 against a half at 8 runs
+        ([0.95] * 2 + [0.7], "inconclusive (underpowered) (interim: runs 3 of 8)"),
+        ([], "not run yet"),
+    ],
+)
+def test_the_standard_case_claim(sd, expected):
+    runs = _runs([], sd).assign(distribution="standard")
+    row = dc.inconsistency_row(pd.concat([runs, _runs([0.95], [0.95])]))  # mixture ignored
+    assert row["verdict"] == expected
+    if sd:
+        assert row["ours"].startswith(f"{sum(v >= 0.9 for v in sd)}/{len(sd)} disentangled")
