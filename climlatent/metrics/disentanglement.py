@@ -193,8 +193,7 @@ class KLDisentanglement:
     Attributes
     ----------
     score : float
-        S_KL, the minimised kNN estimate of ``KL[p(theta) || q(a * (z - b))]`` (nats),
-        biased below zero (see :func:`kl_disentanglement_score`).
+        S_KL, the minimised kNN estimate of ``KL[p(theta) || q(a * (z - b))]`` (nats), biased low.
     scale, shift : np.ndarray
         The minimising ``a`` and ``b``, one per factor.
     permutation : tuple of int
@@ -258,11 +257,10 @@ def kl_disentanglement_score(
     clearly nonzero skewness, ``b`` the means). Lower is better: about 0 when the latents
     are a scaled, shifted copy of the factors, higher for a rotated latent space of
     non-Gaussian factors. It compares distributions only, so it cannot see a rotation of
-    isotropic Gaussian factors. The minimum of a noisy estimate is biased low: for
-    latents drawn independently from the factors' own distribution (then scaled and
-    shifted), 512 paired samples (halves of 256) gave means of -0.06 (uniform and
-    Gaussian factors) and -0.08 (a mixture of two Gaussians) over 12 seeds each, and
-    values from -0.19 to +0.08; differences of a tenth of a nat are within that noise.
+    isotropic Gaussian factors. The minimum of a noisy estimate is biased low: latents
+    drawn independently from the factors' own distribution, 512 paired samples (halves
+    of 256), gave means of -0.06 (uniform, Gaussian) and -0.08 (a two-Gaussian mixture)
+    over 12 seeds each, values -0.19 to +0.08: a tenth of a nat is within that noise.
 
     Parameters
     ----------
