@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from climlatent.checkpoint import load_checkpoint
 from climlatent.errors import CheckpointError
 from climlatent.reference.darcy import generate
 from climlatent.studies import darcy_study
@@ -102,3 +103,16 @@ def test_the_readme_counts_the_committed_runs():
     status = ledger.status(plan, darcy_study.CASE)
     quoted = re.findall(r"(\d+) of (\d+) runs are done", (root / "README.md").read_text())
     assert quoted == [(str(status["done"].sum()), str(status["planned"].sum()))]
+
+
+def test_status_reports_the_runs_in_flight_from_their_checkpoints(small_study, tmp_path):
+    darcy_study.run_case({**JOB, "max_epochs": 4}, checkpoints=tmp_path)  # at the cap: kept
+    broken = {**JOB, "seed": 2}
+    (tmp_path / darcy_study.checkpoint_file(broken)).write_bytes(b"cut short")
+    table = darcy_study.in_flight([JOB, broken, {**JOB, "seed": 3}], tmp_path)
+    assert table["seed"].tolist() == [1, 2]  # seed 3 has no checkpoint
+    run = table.iloc[0]
+    assert run["epochs"] == 4 and run["lr_drops"] == 0
+    losses = load_checkpoint(tmp_path / darcy_study.checkpoint_file(JOB))["history"]["valid_loss"]
+    assert run["best_valid_loss"] == losses[int(run["best_epoch"])]  # the epoch's own loss
+    assert "cannot read checkpoint" in table.iloc[1]["error"]

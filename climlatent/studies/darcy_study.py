@@ -51,6 +51,8 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from climlatent.checkpoint import load_checkpoint
+from climlatent.errors import CheckpointError
 from climlatent.estimators.vae import VAE
 from climlatent.metrics.disentanglement import disentanglement_score, kl_disentanglement_score
 from climlatent.reference.darcy import generate
@@ -145,6 +147,48 @@ def run_case(job: dict, checkpoints: Path | None = None) -> dict:
         "seconds": time.perf_counter() - started,
         "device": vae.device_.type,
     }
+
+
+def in_flight(jobs: Sequence[dict], checkpoints: Path) -> pd.DataFrame:
+    """Progress of the runs among ``jobs`` that have a checkpoint in ``checkpoints``.
+
+    One row per run: its case and seed, the epochs it has trained, its best epoch and
+    validation loss so far, the learning-rate drops it has made (of the one plateau
+    drop a run makes, see `_options`) and the minutes since its checkpoint was written
+    (a run whose process was stopped stays where it was). A checkpoint that cannot be
+    read is named in an ``error`` column, not skipped.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from climlatent.checkpoint import save_checkpoint
+    >>> job = {"study": "prior", "distribution": "mixture", "prior": "standard",
+    ...        "labelled": 0, "supervision_weight": 1.0, "seed": 3, "patience": 10}
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> save_checkpoint({"epoch": 812, "best": {"epoch": 805, "loss": -2.5},
+    ...                  "plateau": {"lr_drops": 1}}, folder / checkpoint_file(job))
+    >>> in_flight([job], folder)[["seed", "epochs", "best_epoch", "lr_drops"]].values.tolist()
+    [[3, 812, 805, 1]]
+    """
+    rows = []
+    for job in jobs:
+        path = checkpoints / checkpoint_file(job)
+        if not path.exists():
+            continue
+        row = {key: job[key] for key in (*CASE, "seed")}
+        try:
+            state = load_checkpoint(path)
+            row.update(
+                epochs=state["epoch"],
+                best_epoch=state["best"]["epoch"],
+                best_valid_loss=state["best"]["loss"],
+                lr_drops=state["plateau"]["lr_drops"],
+            )
+        except (CheckpointError, KeyError) as error:
+            row["error"] = str(error)
+        row["minutes_since_written"] = round((time.time() - path.stat().st_mtime) / 60, 1)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def checkpoint_file(job: dict) -> str:
@@ -322,7 +366,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--label-fractions", type=float, nargs="+", default=LABEL_FRACTIONS)
     parser.add_argument("--only", nargs="+", metavar="STUDY/P_THETA",
                         help="run only these cases, e.g. prior/mixture labels/mixture")  # fmt: skip
-    parser.add_argument("--status", action="store_true", help="print runs done per case")
+    parser.add_argument("--status", action="store_true",
+                        help="print runs done per case, and the progress of runs with a "
+                        "checkpoint")  # fmt: skip
     parser.add_argument("--merge", type=Path, nargs="+", metavar="RUNS_CSV",
                         help="add the finished runs of other machines' runs.partial.csv, "
                         "rewrite the claims and stop")  # fmt: skip
@@ -345,8 +391,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     ]
     ledger = RunLedger(args.output / "runs.partial.csv", KEY)  # one row per run: resumable
+    checkpoints = args.checkpoints or args.output / "checkpoints"
     if args.status:
         print(ledger.status(todo, CASE).to_string(index=False))
+        running = in_flight(ledger.missing(todo), checkpoints)
+        if not running.empty:
+            print(f"\nruns with a checkpoint in {checkpoints}:")
+            print(running.to_string(index=False))
         return
     if args.merge:
         added = sum(ledger.merge(path) for path in args.merge)
@@ -369,7 +420,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         )  # fmt: skip
     print(f"{len(missing)} runs (at most {args.max_epochs} epochs, patience {args.patience}) "
           f"on {args.workers} processes ({len(ledger.rows)} done before)", flush=True)  # fmt: skip
-    checkpoints = args.checkpoints or args.output / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     run = functools.partial(run_case, checkpoints=checkpoints)
     for row in study_runs(run, missing, args.workers):
