@@ -30,7 +30,8 @@ darcy_study``); runs are spread over ``--workers`` processes of one torch thread
 Each finished run is appended to ``runs.partial.csv``; the same command after an
 interruption runs only the missing ones, each from its checkpoint (``--checkpoints``,
 written every epoch), ``--only prior/mixture`` runs one case first and ``--status``
-says how many runs of each case are done. Under a larger ``--max-epochs``, runs that
+says how many runs of each case are done and how far the runs with a checkpoint have
+got (`in_flight`). Under a larger ``--max-epochs``, runs that
 converged under a smaller one count as they are, and runs that reached it go on from
 their checkpoints. Runs train where ``device="auto"`` puts them (CUDA when present;
 each row records its ``device``): cases can run on several machines at once (``--only``
