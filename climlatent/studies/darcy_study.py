@@ -174,7 +174,9 @@ def in_flight(jobs: Sequence[dict], checkpoints: Path) -> pd.DataFrame:
     rows = []
     for job in jobs:
         path = checkpoints / checkpoint_file(job)
-        if not path.exists():
+        try:
+            written = path.stat().st_mtime
+        except FileNotFoundError:  # none, or the run has just converged and removed it
             continue
         row = {key: job[key] for key in (*CASE, "seed")}
         try:
@@ -187,7 +189,7 @@ def in_flight(jobs: Sequence[dict], checkpoints: Path) -> pd.DataFrame:
             )
         except (CheckpointError, KeyError) as error:
             row["error"] = str(error)
-        row["minutes_since_written"] = round((time.time() - path.stat().st_mtime) / 60, 1)
+        row["minutes_since_written"] = round((time.time() - written) / 60, 1)
         rows.append(row)
     return pd.DataFrame(rows)
 
