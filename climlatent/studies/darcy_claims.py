@@ -306,12 +306,12 @@ CLAIMS = [
 ]
 
 
-def between_test(k: int, n: int, low: float = RARE, high: float = CONSISTENT) -> float:
-    """p-value of "the share is between ``low`` and ``high``" from ``k`` of ``n`` runs.
+def between_test(k: int, n: int) -> float:
+    """p-value of "the share is between ``RARE`` and ``CONSISTENT``" from ``k`` of ``n`` runs.
 
     An intersection-union test: two one-sided exact binomial tests, of "share <=
-    ``low``" (rejected by many runs) and of "share >= ``high``" (rejected by few), both
-    to be rejected; its p-value is the larger of the two.
+    ``RARE``" (rejected by many runs) and of "share >= ``CONSISTENT``" (rejected by
+    few), both to be rejected; its p-value is the larger of the two.
 
     Examples
     --------
@@ -320,7 +320,7 @@ def between_test(k: int, n: int, low: float = RARE, high: float = CONSISTENT) ->
     """
     if n == 0:
         return 1.0
-    return float(max(stats.binom.sf(k - 1, n, low), stats.binom.cdf(k, n, high)))
+    return float(max(stats.binom.sf(k - 1, n, RARE), stats.binom.cdf(k, n, CONSISTENT)))
 
 
 def between_power(share: float, n: int, alpha: float = ALPHA) -> float:
@@ -341,8 +341,6 @@ def inconsistency_row(runs: pd.DataFrame) -> dict:
     where = {"study": "prior", "distribution": "standard", "prior": "standard"}
     arm = select_runs(runs, where)
     n, k = len(arm), int((arm["S_D"] >= DISENTANGLED).sum())
-    p_value = between_test(k, n)
-    power = between_power(0.5, n) if n else 0.0
     reading = f"share between {RARE * 100:.0f} % and {CONSISTENT * 100:.0f} %, half for power"
     row = {
         "claim": "On the standard-normal p(theta), the standard prior disentangles in some "
@@ -354,6 +352,7 @@ def inconsistency_row(runs: pd.DataFrame) -> dict:
     }
     if not n:
         return {**row, "ours": "-", "test": "-", "verdict": "not run yet"}
+    p_value, power = between_test(k, n), between_power(0.5, n)
     return {
         **row,
         "ours": f"{k}/{n} disentangled; S_D {arm['S_D'].min():.2f}-{arm['S_D'].max():.2f}",
