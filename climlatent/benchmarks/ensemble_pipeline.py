@@ -91,6 +91,7 @@ RUNS = (
     "pipeline_faults",
     "raw_threads",
     "raw_split",
+    "raw_kept",
     "read",
     "setup",
 )
@@ -235,7 +236,9 @@ def throughput(
     runs (its fastest batch found there), and, on more than one core, cut in
     ``threads`` parts run side by side on the pool's threads of one torch thread each
     (data parallel, as the pipeline's blocks are, in the fastest batch of one torch
-    thread; each run's faster of the two counts as ``raw``). A thread's speed at the
+    thread; each run's faster of the two counts as ``raw``). ``raw_kept`` (on the CPU) is
+    the data-parallel forward keeping its output, a block of the pipeline's rows at a
+    time: what the pipeline must write beyond the bare forward. A thread's speed at the
     same batches was measured to differ from another's by up to 1.6 times, either way,
     for the life of the thread (not the core it ran on, nor page faults: the cause was
     not found), so that a forward on the main thread against a pipeline on a pool
@@ -256,7 +259,7 @@ def throughput(
     >>> LLAAE(latent_dim=2, epochs=1, filters=(4,), progress=False).fit(
     ...     synthetic_circulation(1, 1, 4, 6), "pr", "psl").save(folder / "m.clm")
     >>> rates = throughput(folder / "m.clm", files, "emulate", repeats=1)
-    >>> rates["fields"], len(rates["pipeline"]), len(rates["raw"]), len(rates["read"])
+    >>> rates["fields"], len(rates["pipeline"]), len(rates["raw_kept"]), len(rates["read"])
     (365, 1, 1, 1)
     >>> 0 < rates["setup"][0] < rates["pipeline"][0]
     True
@@ -286,6 +289,11 @@ def throughput(
                     if split_parts:
                         split = _split_forward_seconds(pool, threads, forward, tensor, part_size)
                         runs["raw_split"].append(split)
+                    if not cuda:  # on CUDA each batch's output is a new host tensor already
+                        kept = _split_forward_seconds(
+                            pool, threads, forward, tensor, part_size, kept=steps
+                        )
+                        runs["raw_kept"].append(kept)
                 else:
                     for key, value in _pipeline_run(est, files, method, steps, amp).items():
                         runs[key].append(value)
@@ -327,31 +335,50 @@ def _pipeline_run(
     }
 
 
-def _forward_seconds(forward: Callable, tensor: torch.Tensor, size: int) -> float:
+def _forward_seconds(
+    forward: Callable, tensor: torch.Tensor, size: int, kept: int | None = None
+) -> float:
     """Seconds of ``forward`` over the rows of ``tensor`` in batches of ``size``.
 
-    With a GPU, until it has done what the forward queued.
+    Each batch's output is dropped, or with ``kept`` copied into one new array per
+    ``kept`` rows, dropped when full: what the pipeline does with a block's output
+    (writing it costs the forward of the benchmark's proxy downscaler, which is bound
+    by memory, about 6 % on one core). With a GPU, until it has done what the forward
+    queued.
     """
     started = time.perf_counter()
     with torch.inference_mode():
-        for start in range(0, len(tensor), size):
-            forward(tensor[start : start + size])
+        for block in range(0, len(tensor), kept or len(tensor)):
+            rows = tensor[block : block + (kept or len(tensor))]
+            out = None
+            for start in range(0, len(rows), size):
+                result = forward(rows[start : start + size])
+                if kept:
+                    if out is None:
+                        out = torch.from_numpy(np.empty((len(rows), *result.shape[1:]), np.float32))
+                    out[start : start + size].copy_(result)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return time.perf_counter() - started
 
 
 def _split_forward_seconds(
-    pool: Executor, threads: int, forward: Callable, tensor: torch.Tensor, size: int
+    pool: Executor,
+    threads: int,
+    forward: Callable,
+    tensor: torch.Tensor,
+    size: int,
+    kept: int | None = None,
 ) -> float:
     """Seconds of ``forward`` over ``tensor`` cut in ``threads`` parts, one per pool thread.
 
     The bare forward as data parallel, each thread of one torch thread as the
-    pipeline's are.
+    pipeline's are; ``kept`` as in `_forward_seconds`.
     """
     started = time.perf_counter()
     parts = [
-        pool.submit(_forward_seconds, forward, part, size) for part in tensor.tensor_split(threads)
+        pool.submit(_forward_seconds, forward, part, size, kept)
+        for part in tensor.tensor_split(threads)
     ]
     for part in parts:
         part.result()
@@ -506,6 +533,14 @@ def _print_throughput(
         f"opening the files and building the graph, before any block runs, "
         f"{statistics.median(rates['setup']):.2f} s"
     )
+    if rates["raw_kept"]:
+        kept = [raw / pipe for pipe, raw in zip(rates["pipeline"], rates["raw_kept"], strict=True)]
+        print(
+            f"   {'':9s} the raw forward keeping its output in blocks of "
+            f"{rates['block_steps']} rows, as the pipeline must: median "
+            f"{statistics.median(rates['raw_kept']):.2f} s; ratio pipeline / kept forward "
+            f"median {statistics.median(kept):.2f} (runs {', '.join(f'{r:.2f}' for r in kept)})"
+        )
 
 
 if __name__ == "__main__":
