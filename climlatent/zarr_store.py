@@ -4,7 +4,9 @@ A batch run over an ensemble can take hours; :func:`write_zarr` makes it restart
 The store is created once (metadata, coordinates and the variables that do not vary
 along the region dimensions), then filled region by region in order, a region being
 one dask block along ``regions_dims`` (by default one member chunk by one time chunk);
-the next region is computed while one is written.
+the next region is computed while one is written. On a dask cluster (a
+``distributed.Client``) a worker writes each region, reads it back and hashes it, and
+only the checksums come to this process (:mod:`climlatent.store_cluster`).
 
 A manifest inside the store, ``.climlatent_manifest.json``, records what produced the
 data and its regions; it is written once, with the store::
@@ -78,6 +80,7 @@ from climlatent.store_checksums import (
     is_intact,
     stored_checksum,
 )
+from climlatent.store_cluster import cluster_client, fill_on_cluster
 from climlatent.store_lock import LOCK, StoreLockedError, acquire, new_record, release
 
 MANIFEST = ".climlatent_manifest.json"
@@ -184,7 +187,8 @@ def write_zarr(
     Notes
     -----
     The metadata is consolidated when the store is created; region writes leave it
-    unchanged. An empty folder at ``store`` counts as a new store.
+    unchanged. An empty folder at ``store`` counts as a new store. On a dask cluster
+    the workers write the regions: ``store`` must be on a file system they reach.
 
     Examples
     --------
@@ -479,11 +483,32 @@ def _fill_regions(
             _log_regions(target, [{"region": index, "status": "pending"} for index in corrupt])
     total = len(manifest["regions"])
 
-    def compute(entry: dict) -> tuple[xr.Dataset, xr.Dataset | None]:
+    def region(entry: dict) -> tuple[xr.Dataset, xr.Dataset | None]:
         block = encoded[list(var_dims)].isel(_slices(entry["region"]))
         read = None if inputs is None else input_block(inputs, entry["region"])
+        return block.drop_vars(list(block.coords)), read
+
+    def compute(entry: dict) -> tuple[xr.Dataset, xr.Dataset | None]:
         # One computation: the input is read once, for the model and for its checksum.
-        return dask.compute(block.drop_vars(list(block.coords)), read)
+        return dask.compute(*region(entry))
+
+    client = cluster_client()
+    if client is not None:  # each region written by a worker: only its checksums come here
+        store_region = dask.delayed(_store_region, pure=False)
+        tasks = (
+            (index, store_region(*region(entry), str(target), entry["region"], var_dims))
+            for index, entry in todo
+        )
+        with tqdm(
+            total=total, initial=total - len(todo), unit="region", disable=not progress
+        ) as bar:
+
+            def mark(index: int, checksums: dict[str, str | None]) -> None:
+                _log_completed(target, index, checksums)
+                bar.update()
+
+            fill_on_cluster(client, tasks, mark)
+        return
 
     # The next region is computed while this one is written, read back and hashed
     # (about as long as computing it, for a fine output grid): two regions are held
@@ -500,7 +525,8 @@ def _fill_regions(
             block, read = following.result()
             if position + 1 < len(todo):
                 following = ahead.submit(compute, todo[position + 1][1])
-            _write_region(target, group, var_dims, index, entry, block, read)
+            checksums = _store_region(block, read, str(target), entry["region"], var_dims)
+            _log_completed(target, index, checksums)
             del block, read
             release_free_memory()  # what the region freed, back to the system
             bar.update()
@@ -510,26 +536,28 @@ def _slices(region: dict) -> dict[str, slice]:
     return {dim: slice(*bounds) for dim, bounds in region.items()}
 
 
-def _write_region(
-    target: Path,
-    group: zarr.Group,
-    var_dims: dict[str, list[str]],
-    index: int,
-    entry: dict,
-    block: xr.Dataset,
-    read: xr.Dataset | None,
-) -> None:
-    """Write a computed region, read it back for its checksum and mark it complete."""
-    with _writing(target):
+def _store_region(
+    block: xr.Dataset, read: xr.Dataset | None, target: str, region: dict, var_dims: dict
+) -> dict[str, str | None]:
+    """Write a computed region and read it back: the checksums of its stored and input data.
+
+    On a cluster a worker runs it, where the region was computed.
+    """
+    with _writing(Path(target)):
         # mode "r+" reads the consolidated metadata and leaves all metadata as is.
-        block.to_zarr(target, region=_slices(entry["region"]), mode="r+", consolidated=True)
-        record = {
-            "region": index,
-            "status": "complete",
-            "checksum": stored_checksum(group, var_dims, entry["region"]),
+        block.to_zarr(target, region=_slices(region), mode="r+", consolidated=True)
+        group = zarr.open_group(target, mode="r", zarr_format=ZARR_FORMAT)
+        return {
+            "checksum": stored_checksum(group, var_dims, region),
             "input_checksum": None if read is None else input_checksum(read),
-            "completed_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+
+
+def _log_completed(target: Path, index: int, checksums: dict[str, str | None]) -> None:
+    """Mark a region written and read back complete, with its checksums and the time."""
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record = {"region": index, "status": "complete", **checksums, "completed_at": now}
+    with _writing(target):
         _log_regions(target, [record])
 
 

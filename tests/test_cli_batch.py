@@ -138,14 +138,25 @@ def assert_same_store(store, reference):
 
 
 @pytest.mark.slow
-def test_local_cluster_writes_the_same_store_as_threads(workspace, tmp_path):
+def test_local_cluster_writes_the_same_store_as_threads(workspace, tmp_path, monkeypatch):
+    to_zarr, region_writes = xr.Dataset.to_zarr, []
+
+    def region_write_here(self, *args, **kwargs):  # in this process only
+        if kwargs.get("region") is not None:
+            region_writes.append(kwargs["region"])
+        return to_zarr(self, *args, **kwargs)
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", region_write_here)
     args = ["emulate", workspace / "eof.clm", workspace / "members" / "*.nc", "--time-chunk", 200]
     threads = invoke(*args, "--output", tmp_path / "threads.zarr", "--quiet")
+    n_regions = len(read_manifest(tmp_path / "threads.zarr")["regions"])
+    assert len(region_writes) == n_regions > 1  # threads: each region written here
     local = invoke(
         *args, "--output", tmp_path / "local.zarr", "--scheduler", "local", "--workers", 2
     )
     assert threads.exit_code == 0 and local.exit_code == 0, local.output
     assert "2 workers" in local.stdout and f"wrote {tmp_path / 'local.zarr'}" in local.stdout
+    assert len(region_writes) == n_regions  # the cluster's regions: written by its workers
     assert_same_store(tmp_path / "local.zarr", tmp_path / "threads.zarr")
 
 

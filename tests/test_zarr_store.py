@@ -313,23 +313,51 @@ def test_unwritable_location_is_named_and_nothing_marked(tmp_path):
         locked.chmod(0o700)
 
 
-def test_full_disk_marks_only_written_regions(reference, tmp_path, monkeypatch):
-    store = tmp_path / "pr.zarr"
+def disk_full_at(number: int, region_writes: list):
+    """``Dataset.to_zarr`` recording each region written, the ``number``-th failing (ENOSPC)."""
     to_zarr = xr.Dataset.to_zarr
-    region_writes = []
 
     def disk_fills_up(self, *args, **kwargs):
         if kwargs.get("region") is not None:
             region_writes.append(kwargs["region"])
-            if len(region_writes) == 3:
+            if len(region_writes) == number:
                 raise OSError(errno.ENOSPC, "No space left on device")
         return to_zarr(self, *args, **kwargs)
 
-    monkeypatch.setattr(xr.Dataset, "to_zarr", disk_fills_up)
+    return disk_fills_up
+
+
+def test_full_disk_marks_only_written_regions(reference, tmp_path, monkeypatch):
+    store = tmp_path / "pr.zarr"
+    monkeypatch.setattr(xr.Dataset, "to_zarr", disk_full_at(3, []))
     with pytest.raises(StoreWriteError, match="No space left on device") as info:
         write_zarr(ensemble(), store, fingerprint=FINGERPRINT)
     assert str(store) in str(info.value)
     assert statuses(store) == ["complete"] * 2 + ["pending"] * (N_REGIONS - 2)
+
+    monkeypatch.undo()
+    write_zarr(ensemble(), store, fingerprint=FINGERPRINT)
+    assert stored_bytes(store) == stored_bytes(reference)
+
+
+def test_on_a_cluster_a_failed_region_write_marks_only_the_regions_before_it(
+    reference, tmp_path, monkeypatch
+):
+    from distributed import Client
+
+    store, region_writes = tmp_path / "pr.zarr", []
+    # The workers are threads of this process: they write with the patched method.
+    monkeypatch.setattr(xr.Dataset, "to_zarr", disk_full_at(3, region_writes))
+    with Client(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"):
+        with pytest.raises(StoreWriteError, match="No space left on device") as info:
+            write_zarr(ensemble(), store, fingerprint=FINGERPRINT)
+    assert str(store) in str(info.value)
+    # Two regions are in the cluster at a time, so the third write is of region 2, or
+    # of region 1 when region 2 was written first; the regions before it are complete.
+    complete = statuses(store).count("complete")
+    failed = read_manifest(store)["regions"][complete]["region"]
+    assert complete in (1, 2) and region_writes[2] == {d: slice(*b) for d, b in failed.items()}
+    assert statuses(store) == ["complete"] * complete + ["pending"] * (N_REGIONS - complete)
 
     monkeypatch.undo()
     write_zarr(ensemble(), store, fingerprint=FINGERPRINT)
