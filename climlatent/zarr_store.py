@@ -492,44 +492,37 @@ def _fill_regions(
         # One computation: the input is read once, for the model and for its checksum.
         return dask.compute(*region(entry))
 
-    client = cluster_client()
-    if client is not None:  # each region written by a worker: only its checksums come here
-        store_region = dask.delayed(_store_region, pure=False)
-        tasks = (
-            (index, store_region(*region(entry), str(target), entry["region"], var_dims))
-            for index, entry in todo
-        )
-        with tqdm(
-            total=total, initial=total - len(todo), unit="region", disable=not progress
-        ) as bar:
+    with tqdm(total=total, initial=total - len(todo), unit="region", disable=not progress) as bar:
 
-            def mark(index: int, checksums: dict[str, str | None]) -> None:
-                _log_completed(target, index, checksums)
-                bar.update()
-
-            fill_on_cluster(client, tasks, mark)
-        return
-
-    # The next region is computed while this one is written, read back and hashed
-    # (about as long as computing it, for a fine output grid): two regions are held
-    # at a time. Regions still complete in order: one whose computation fails is
-    # raised after the region before it is marked complete, and nothing after it is.
-    # On an error the region being computed is waited for (and dropped): the caller
-    # closes the input files next, which must not happen while they are read.
-    with (
-        concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="climlatent") as ahead,
-        tqdm(total=total, initial=total - len(todo), unit="region", disable=not progress) as bar,
-    ):
-        following = ahead.submit(compute, todo[0][1]) if todo else None
-        for position, (index, entry) in enumerate(todo):
-            block, read = following.result()
-            if position + 1 < len(todo):
-                following = ahead.submit(compute, todo[position + 1][1])
-            checksums = _store_region(block, read, str(target), entry["region"], var_dims)
+        def mark(index: int, checksums: dict[str, str | None]) -> None:
             _log_completed(target, index, checksums)
-            del block, read
-            release_free_memory()  # what the region freed, back to the system
             bar.update()
+
+        client = cluster_client()
+        if client is not None:  # each region written by a worker: only its checksums come here
+            store_region = dask.delayed(_store_region, pure=False)
+            tasks = (
+                (index, store_region(*region(entry), str(target), entry["region"], var_dims))
+                for index, entry in todo
+            )
+            fill_on_cluster(client, tasks, mark)
+            return
+
+        # The next region is computed while this one is written, read back and hashed
+        # (about as long as computing it, for a fine output grid): two regions are held
+        # at a time. Regions still complete in order: one whose computation fails is
+        # raised after the region before it is marked complete, and nothing after it is.
+        # On an error the region being computed is waited for (and dropped): the caller
+        # closes the input files next, which must not happen while they are read.
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="climlatent") as ahead:
+            following = ahead.submit(compute, todo[0][1]) if todo else None
+            for position, (index, entry) in enumerate(todo):
+                block, read = following.result()
+                if position + 1 < len(todo):
+                    following = ahead.submit(compute, todo[position + 1][1])
+                mark(index, _store_region(block, read, str(target), entry["region"], var_dims))
+                del block, read
+                release_free_memory()  # what the region freed, back to the system
 
 
 def _slices(region: dict) -> dict[str, slice]:
