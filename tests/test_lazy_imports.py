@@ -76,3 +76,16 @@ def test_estimator_names_resolve_lazily_and_registry_lists_them_all():
     assert set(estimators.__all__) <= set(dir(estimators))
     with pytest.raises(AttributeError, match="no attribute 'GAN'"):
         estimators.GAN  # noqa: B018
+
+
+def test_probing_the_batch_size_does_not_import_torch_dynamo():
+    # torch imports torch._dynamo (about 1 s) at the first call of a dispatch mode's
+    # __torch_dispatch__ unless the mode opts out, as the batch-size probe does.
+    code = (
+        "import sys\nimport numpy as np, torch\n"
+        "from climlatent.estimators._torch import inference\n"
+        "rows = inference(torch.nn.Linear(3, 2), np.ones((40, 3), np.float32),"
+        " device=torch.device('cpu'))\n"
+        "print(rows.shape, 'torch._dynamo' in sys.modules)"
+    )
+    assert _output_and_heavy_modules(code)[0] == "(40, 2) False"

@@ -103,6 +103,16 @@ class LargestTensor(TorchDispatchMode):
         super().__init__()
         self.bytes = 0
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        """No: nothing compiles inside a probe.
+
+        torch wraps the ``__torch_dispatch__`` of a mode that says yes in
+        ``torch._disable_dynamo``, whose first call imports ``torch._dynamo`` (1.1 s, once
+        per process: every command line run and every dask worker).
+        """
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, D105
         out = func(*args, **(kwargs or {}))
         inputs = {_storage(t) for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
