@@ -412,7 +412,7 @@ class ProxyLatentDownscaler(ProxyDownscaler):
                     growth.numpy(), y_t, module.neighbours.numpy(), RIDGE
                 )
                 module.weights.copy_(torch.from_numpy(kernel))
-            linear = module.gain * (growth[:, module.neighbours] * module.weights).sum(-1)
+            linear = module.gain * module.interpolate(growth)
             structure = group_mean(y_t - linear.numpy(), memberships)
             module.structure.copy_(torch.from_numpy(np.nan_to_num(structure)))
 

@@ -41,10 +41,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from climlatent.models.interpolation import CoarseToFine
+
 MODES = ("multiplicative", "additive")
 
 
-class ProxyDownscaler(nn.Module):
+class ProxyDownscaler(CoarseToFine):
     """Coarse drivers through proxy functions, interpolated and refined on the fine grid.
 
     Parameters
@@ -94,12 +96,10 @@ class ProxyDownscaler(nn.Module):
         learn_interpolation: bool = False,
         n_groups: int = 1,
     ) -> None:
-        super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        super().__init__(neighbours, weights, learn_interpolation)
         self.mode, self.floor, self.noise = mode, float(floor), bool(noise)
-        self.register_buffer("neighbours", neighbours.long())
-        self.weights = nn.Parameter(weights.clone().float(), requires_grad=learn_interpolation)
         self.proxies = nn.ModuleList(proxies)
         self.structure = nn.Parameter(structure.float().expand(n_groups, -1).clone())
         self.gain = nn.Parameter(
@@ -121,7 +121,7 @@ class ProxyDownscaler(nn.Module):
         latent = self.latent(drivers)
         if self.mode == "additive":
             latent = latent - self.latent_centre
-        return (latent[:, self.neighbours] * self.weights).sum(-1)
+        return self.interpolate(latent)
 
     def predictor(self, drivers: Tensor, group: Tensor | None = None) -> Tensor:
         """The linear predictor on the fine grid (log of the field if multiplicative).

@@ -69,6 +69,7 @@ from torch import Tensor, nn
 
 from climlatent.models.conv import GridScatter, ResidualBlock
 from climlatent.models.downscaler import group_entries, row_groups
+from climlatent.models.interpolation import CoarseToFine
 from climlatent.models.latents import make_latent
 
 LOSS_NAMES = ("autoencoder", "latent", "reconstruction", "reconstruction_proxy", "kl")
@@ -84,7 +85,7 @@ def _conv_net(n_in: int, hidden: int, n_out: int, blocks: int, slope: float) -> 
     )
 
 
-class ProxyLatentModel(nn.Module):
+class ProxyLatentModel(CoarseToFine):
     """Fine field <-> coarse latent map, with the latent predicted by growth laws.
 
     Parameters
@@ -160,16 +161,14 @@ class ProxyLatentModel(nn.Module):
         learn_interpolation: bool = False,
         n_groups: int = 1,
     ) -> None:
-        super().__init__()
         if channels < 1:
             raise ValueError(f"channels must be at least 1 (the growth latent), not {channels}")
+        super().__init__(neighbours, weights, learn_interpolation)
         self.alpha, self.beta = float(alpha), float(beta)
         self.log_growth, self.channels = bool(log_growth), int(channels)
         n_coarse, n_fine = aggregation.shape
         self.grid = GridScatter(fine_mask)
         self.register_buffer("aggregation", aggregation.float())
-        self.register_buffer("neighbours", neighbours.long())
-        self.weights = nn.Parameter(weights.clone().float(), requires_grad=learn_interpolation)
         self.register_buffer("scale", torch.tensor(float(scale)))
         self.register_buffer("floor", torch.tensor(float(floor)))
         self.register_buffer("growth_centre", torch.zeros(n_coarse))
@@ -263,7 +262,7 @@ class ProxyLatentModel(nn.Module):
 
     def anomaly(self, z: Tensor) -> Tensor:
         """``d(z) - s``: the part of the decoder that every group shares."""
-        fine = (z[:, :, self.neighbours] * self.weights).sum(-1)  # (batch, C, n_fine)
+        fine = self.interpolate(z)  # (batch, C, n_fine)
         out = self.gain * fine[:, 0]
         if self.refine is not None:
             image = fine.new_zeros(fine.shape[0], self.channels - 1, *self.grid.padded)
