@@ -68,3 +68,11 @@ def test_weights_changed_in_place_or_loaded_are_used_at_once():
         _reference(coarse.double().numpy(), other, other_weights),
         atol=2e-6,
     )
+
+
+def test_neighbours_outside_the_coarse_field_are_refused():
+    module = CoarseToFine(torch.tensor([[0, 5]]), torch.ones(1, 2), False)
+    with pytest.raises(ValueError, match="coarse cell 5 of a field of 3 cells"):
+        module.interpolate(torch.ones(2, 3))
+    with pytest.raises(ValueError, match="negative"):
+        CoarseToFine(torch.tensor([[0, -1]]), torch.ones(1, 2), False)

@@ -400,3 +400,30 @@ def test_cli_reports_a_bad_model_in_one_line(saved_eof, tmp_path, edit, pattern,
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert pattern in lines[0]
+
+
+@pytest.fixture(scope="module")
+def saved_downscaler(tmp_path_factory):
+    world = cl.datasets.synthetic_biogeochem(n_years=1, n_fine_lat=8, n_fine_lon=8, seed=1)
+    est = cl.ProxyDownscaler(epochs=1, progress=False).fit(
+        world.coarse, world.fine, "chl", proxies={"tos": "exponential"}
+    )
+    path = tmp_path_factory.mktemp("downscaler") / "model.clm"
+    est.save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("index", "pattern"),
+    [(-1, "negative coarse-cell indices"), (10**6, "names coarse cell 1000000 of 4")],
+)
+def test_interpolation_neighbours_outside_the_coarse_grid_refused(
+    saved_downscaler, tmp_path, index, pattern
+):
+    # the sparse product would read outside the coarse field (a gather wrapped -1 round)
+    folder = shutil.copytree(saved_downscaler, tmp_path / "model.clm")
+    set_tensor("module.neighbours", lambda t: np.full_like(t["module.neighbours"], index))(
+        folder
+    )
+    with pytest.raises(CheckpointError, match=pattern):
+        cl.load(folder)

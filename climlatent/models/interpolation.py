@@ -57,8 +57,11 @@ class CoarseToFine(nn.Module):
     def _index_kernel(self) -> None:
         """The CSR rows and columns of ``neighbours``, and each weight's entry among them."""
         n_fine, k = self.neighbours.shape
+        if self.neighbours.numel() and int(self.neighbours.min()) < 0:
+            raise ValueError("interpolation neighbours: negative coarse-cell indices")
         rows = torch.arange(n_fine, device=self.neighbours.device).repeat_interleave(k)
         width = int(self.neighbours.max()) + 1 if self.neighbours.numel() else 1
+        self.coarse_cells_named = width  # the coarse fields need this many cells at least
         entries, slot = torch.unique(
             rows * width + self.neighbours.reshape(-1), return_inverse=True
         )
@@ -93,8 +96,13 @@ class CoarseToFine(nn.Module):
 
         In float32 whatever autocast is active (the kernel is sparse and cheap).
         """
-        values = self._kernel_values()
         n_fine, n_coarse = len(self.kernel_crow) - 1, coarse.shape[-1]
+        if n_coarse < self.coarse_cells_named:  # the sparse product does not check
+            raise ValueError(
+                f"interpolation: the neighbours name coarse cell {self.coarse_cells_named - 1}"
+                f" of a field of {n_coarse} cells"
+            )
+        values = self._kernel_values()
         kernel = torch.sparse_csr_tensor(
             self.kernel_crow, self.kernel_col, values, (n_fine, n_coarse), check_invariants=False
         )  # sorted and distinct columns in each row, by construction
