@@ -343,8 +343,8 @@ def _forward_seconds(
     Each batch's output is dropped, or with ``kept`` copied into one new array per
     ``kept`` rows, dropped when full: what the pipeline does with a block's output
     (writing it costs the forward of the benchmark's proxy downscaler, which is bound
-    by memory, about 6 % on one core). With a GPU, until it has done what the forward
-    queued.
+    by memory, about a third more on one core: 0.56 against 0.42 s for 14600 fields of
+    64 x 96). With a GPU, until it has done what the forward queued.
     """
     started = time.perf_counter()
     with torch.inference_mode():
