@@ -1,5 +1,7 @@
 """The interpolation operator U as a sparse product, against numpy's gather and sum."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -76,3 +78,13 @@ def test_neighbours_outside_the_coarse_field_are_refused():
         module.interpolate(torch.ones(2, 3))
     with pytest.raises(ValueError, match="negative"):
         CoarseToFine(torch.tensor([[0, -1]]), torch.ones(1, 2), False)
+
+
+def test_a_pickled_module_interpolates_as_the_original():
+    neighbours, weights = _kernel(8)
+    module = CoarseToFine(torch.from_numpy(neighbours), torch.from_numpy(weights), False)
+    coarse = torch.from_numpy(np.random.default_rng(9).normal(size=(2, 12))).float()
+    expected = module.interpolate(coarse)
+    copy = pickle.loads(pickle.dumps(module))  # torch.save, process pools
+    torch.testing.assert_close(copy.interpolate(coarse), expected, rtol=0, atol=0)
+    copy.load_state_dict(module.state_dict())  # its load hook survived

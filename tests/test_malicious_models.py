@@ -422,8 +422,6 @@ def test_interpolation_neighbours_outside_the_coarse_grid_refused(
 ):
     # the sparse product would read outside the coarse field (a gather wrapped -1 round)
     folder = shutil.copytree(saved_downscaler, tmp_path / "model.clm")
-    set_tensor("module.neighbours", lambda t: np.full_like(t["module.neighbours"], index))(
-        folder
-    )
+    set_tensor("module.neighbours", lambda t: np.full_like(t["module.neighbours"], index))(folder)
     with pytest.raises(CheckpointError, match=pattern):
         cl.load(folder)

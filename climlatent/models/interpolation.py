@@ -52,7 +52,7 @@ class CoarseToFine(nn.Module):
         self.register_buffer("neighbours", neighbours.long())
         self.weights = nn.Parameter(weights.clone().float(), requires_grad=learn_interpolation)
         self._index_kernel()
-        self.register_load_state_dict_post_hook(lambda module, _: module._index_kernel())
+        self.register_load_state_dict_post_hook(_index_loaded_kernel)  # picklable: no lambda
 
     def _index_kernel(self) -> None:
         """The CSR rows and columns of ``neighbours``, and each weight's entry among them."""
@@ -110,3 +110,8 @@ class CoarseToFine(nn.Module):
         with torch.autocast(coarse.device.type, enabled=False):
             fine = (kernel @ rows.T).T
         return fine.reshape(*coarse.shape[:-1], n_fine)
+
+
+def _index_loaded_kernel(module: CoarseToFine, incompatible_keys: object) -> None:
+    """Index the kernel of the ``neighbours`` a state dict just loaded."""
+    module._index_kernel()
