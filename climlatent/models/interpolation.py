@@ -94,7 +94,7 @@ class CoarseToFine(nn.Module):
     def interpolate(self, coarse: Tensor) -> Tensor:
         """``U`` applied to coarse cells ``(..., n_coarse)``: fine cells ``(..., n_fine)``.
 
-        In float32 whatever autocast is active (the kernel is sparse and cheap).
+        In the weights' dtype whatever autocast is active (the kernel is sparse and cheap).
         """
         n_fine, n_coarse = len(self.kernel_crow) - 1, coarse.shape[-1]
         if n_coarse < self.coarse_cells_named:  # the sparse product does not check
