@@ -27,7 +27,7 @@ def test_interpolation_equals_the_gather_and_sum_with_repeated_neighbours(lead):
     neighbours, weights = _kernel(0)
     assert any(len(set(row)) < len(row) for row in neighbours.tolist())  # repeats
     coarse = np.random.default_rng(1).normal(size=(*lead, 12))
-    module = CoarseToFine(torch.from_numpy(neighbours), torch.from_numpy(weights), False)
+    module = CoarseToFine(torch.from_numpy(neighbours), torch.from_numpy(weights), 12, False)
     out = module.interpolate(torch.from_numpy(coarse).float())
     assert out.shape == (*lead, 40)
     np.testing.assert_allclose(out.numpy(), _reference(coarse, neighbours, weights), atol=2e-6)
@@ -37,7 +37,7 @@ def test_gradients_of_the_weights_and_the_coarse_field_are_the_gathers():
     neighbours, weights = _kernel(2)
     coarse = torch.from_numpy(np.random.default_rng(3).normal(size=(6, 12))).float()
     target = torch.from_numpy(np.random.default_rng(4).normal(size=(6, 40))).float()
-    module = CoarseToFine(torch.from_numpy(neighbours), torch.from_numpy(weights), True)
+    module = CoarseToFine(torch.from_numpy(neighbours), torch.from_numpy(weights), 12, True)
     x = coarse.clone().requires_grad_()
     ((module.interpolate(x) - target) ** 2).sum().backward()
     w_ref = torch.from_numpy(weights).float().requires_grad_()
@@ -50,7 +50,7 @@ def test_gradients_of_the_weights_and_the_coarse_field_are_the_gathers():
 def test_weights_changed_in_place_or_loaded_are_used_at_once():
     neighbours, weights = _kernel(5)
     coarse = torch.from_numpy(np.random.default_rng(6).normal(size=(3, 12))).float()
-    module = CoarseToFine(torch.from_numpy(neighbours), torch.from_numpy(weights), False)
+    module = CoarseToFine(torch.from_numpy(neighbours), torch.from_numpy(weights), 12, False)
     with torch.inference_mode():
         module.interpolate(coarse)  # the fixed kernel's values kept from here
     with torch.no_grad():
@@ -73,16 +73,18 @@ def test_weights_changed_in_place_or_loaded_are_used_at_once():
 
 
 def test_neighbours_outside_the_coarse_field_are_refused():
-    module = CoarseToFine(torch.tensor([[0, 5]]), torch.ones(1, 2), False)
-    with pytest.raises(ValueError, match="coarse cell 5 of a field of 3 cells"):
-        module.interpolate(torch.ones(2, 3))
+    with pytest.raises(ValueError, match="names coarse cell 5 of 3"):
+        CoarseToFine(torch.tensor([[0, 5]]), torch.ones(1, 2), 3, False)
     with pytest.raises(ValueError, match="negative"):
-        CoarseToFine(torch.tensor([[0, -1]]), torch.ones(1, 2), False)
+        CoarseToFine(torch.tensor([[0, -1]]), torch.ones(1, 2), 3, False)
+    module = CoarseToFine(torch.tensor([[0, 2]]), torch.ones(1, 2), 3, False)
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):  # a field of 2 cells
+        module.interpolate(torch.ones(4, 2))
 
 
 def test_a_pickled_module_interpolates_as_the_original():
     neighbours, weights = _kernel(8)
-    module = CoarseToFine(torch.from_numpy(neighbours), torch.from_numpy(weights), False)
+    module = CoarseToFine(torch.from_numpy(neighbours), torch.from_numpy(weights), 12, False)
     coarse = torch.from_numpy(np.random.default_rng(9).normal(size=(2, 12))).float()
     expected = module.interpolate(coarse)
     copy = pickle.loads(pickle.dumps(module))  # torch.save, process pools

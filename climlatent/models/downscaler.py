@@ -98,7 +98,7 @@ class ProxyDownscaler(CoarseToFine):
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        super().__init__(neighbours, weights, learn_interpolation)
+        super().__init__(neighbours, weights, n_coarse, learn_interpolation)
         self.mode, self.floor, self.noise = mode, float(floor), bool(noise)
         self.proxies = nn.ModuleList(proxies)
         self.structure = nn.Parameter(structure.float().expand(n_groups, -1).clone())

@@ -37,18 +37,23 @@ class CoarseToFine(nn.Module):
         ``(n_fine, k)`` coarse-cell indices of each fine cell.
     weights : torch.Tensor
         ``(n_fine, k)`` their weights.
+    n_coarse : int
+        Cells of the coarse fields; a neighbour outside them is refused.
     learn_interpolation : bool
         Whether the weights train.
 
     Examples
     --------
-    >>> module = CoarseToFine(torch.tensor([[0, 1], [1, 2]]), torch.full((2, 2), 0.5), False)
+    >>> module = CoarseToFine(torch.tensor([[0, 1], [1, 2]]), torch.full((2, 2), 0.5), 3, False)
     >>> module.interpolate(torch.tensor([[2.0, 4.0, 8.0]]))
     tensor([[3., 6.]])
     """
 
-    def __init__(self, neighbours: Tensor, weights: Tensor, learn_interpolation: bool) -> None:
+    def __init__(
+        self, neighbours: Tensor, weights: Tensor, n_coarse: int, learn_interpolation: bool
+    ) -> None:
         super().__init__()
+        self.n_coarse = int(n_coarse)
         self.register_buffer("neighbours", neighbours.long())
         self.weights = nn.Parameter(weights.clone().float(), requires_grad=learn_interpolation)
         self._index_kernel()
@@ -57,19 +62,23 @@ class CoarseToFine(nn.Module):
     def _index_kernel(self) -> None:
         """The CSR rows and columns of ``neighbours``, and each weight's entry among them."""
         n_fine, k = self.neighbours.shape
-        if self.neighbours.numel() and int(self.neighbours.min()) < 0:
-            raise ValueError("interpolation neighbours: negative coarse-cell indices")
+        if self.neighbours.numel():  # the sparse product does not check its indices
+            if int(self.neighbours.min()) < 0:
+                raise ValueError("interpolation neighbours: negative coarse-cell indices")
+            if int(self.neighbours.max()) >= self.n_coarse:
+                raise ValueError(
+                    f"interpolation neighbours: a fine cell names coarse cell "
+                    f"{int(self.neighbours.max())} of {self.n_coarse}"
+                )
         rows = torch.arange(n_fine, device=self.neighbours.device).repeat_interleave(k)
-        width = int(self.neighbours.max()) + 1 if self.neighbours.numel() else 1
-        self.coarse_cells_named = width  # the coarse fields need this many cells at least
         entries, slot = torch.unique(
-            rows * width + self.neighbours.reshape(-1), return_inverse=True
+            rows * self.n_coarse + self.neighbours.reshape(-1), return_inverse=True
         )
-        counts = torch.bincount(entries // width, minlength=n_fine)
+        counts = torch.bincount(entries // self.n_coarse, minlength=n_fine)
         crow = torch.zeros(n_fine + 1, dtype=torch.long, device=counts.device)
         torch.cumsum(counts, 0, out=crow[1:])
         self.register_buffer("kernel_crow", crow, persistent=False)
-        self.register_buffer("kernel_col", entries % width, persistent=False)
+        self.register_buffer("kernel_col", entries % self.n_coarse, persistent=False)
         self.register_buffer("kernel_slot", slot, persistent=False)
         self._fixed_values: tuple[tuple, Tensor] | None = None
 
@@ -96,19 +105,18 @@ class CoarseToFine(nn.Module):
 
         In the weights' dtype whatever autocast is active (the kernel is sparse and cheap).
         """
-        n_fine, n_coarse = len(self.kernel_crow) - 1, coarse.shape[-1]
-        if n_coarse < self.coarse_cells_named:  # the sparse product does not check
-            raise ValueError(
-                f"interpolation: the neighbours name coarse cell {self.coarse_cells_named - 1}"
-                f" of a field of {n_coarse} cells"
-            )
+        n_fine = len(self.kernel_crow) - 1
         values = self._kernel_values()
         kernel = torch.sparse_csr_tensor(
-            self.kernel_crow, self.kernel_col, values, (n_fine, n_coarse), check_invariants=False
+            self.kernel_crow,
+            self.kernel_col,
+            values,
+            (n_fine, self.n_coarse),
+            check_invariants=False,
         )  # sorted and distinct columns in each row, by construction
-        rows = coarse.reshape(-1, n_coarse).to(values.dtype)
+        rows = coarse.reshape(-1, coarse.shape[-1]).to(values.dtype)
         with torch.autocast(coarse.device.type, enabled=False):
-            fine = (kernel @ rows.T).T
+            fine = (kernel @ rows.T).T  # torch refuses a field of other than n_coarse cells
         return fine.reshape(*coarse.shape[:-1], n_fine)
 
 

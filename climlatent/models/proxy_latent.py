@@ -163,10 +163,10 @@ class ProxyLatentModel(CoarseToFine):
     ) -> None:
         if channels < 1:
             raise ValueError(f"channels must be at least 1 (the growth latent), not {channels}")
-        super().__init__(neighbours, weights, learn_interpolation)
+        n_coarse, n_fine = aggregation.shape
+        super().__init__(neighbours, weights, n_coarse, learn_interpolation)
         self.alpha, self.beta = float(alpha), float(beta)
         self.log_growth, self.channels = bool(log_growth), int(channels)
-        n_coarse, n_fine = aggregation.shape
         self.grid = GridScatter(fine_mask)
         self.register_buffer("aggregation", aggregation.float())
         self.register_buffer("scale", torch.tensor(float(scale)))
