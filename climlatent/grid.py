@@ -241,13 +241,45 @@ def _bounds_1d(coord: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndarra
     if isinstance(obj, xr.Dataset) and bounds_name in obj.variables:
         bnds = np.asarray(obj[bounds_name].values, dtype=float)
         return np.concatenate([bnds[:, 0], bnds[-1:, 1]])
-    centres = np.asarray(coord.values, dtype=float)
+    return _midpoint_edges(np.asarray(coord.values, dtype=float), coord.name)
+
+
+def _midpoint_edges(centres: np.ndarray, name: object) -> np.ndarray:
+    """Cell edges (n + 1) halfway between centres, the outer ones as far out."""
     if centres.size < 2:
         raise InputDataError(
-            f"coordinate {coord.name!r} has one point and no bounds: cell edges cannot be inferred"
+            f"coordinate {name!r} has one point and no bounds: cell edges cannot be inferred"
         )
     mid = 0.5 * (centres[1:] + centres[:-1])
     return np.concatenate([[2 * centres[0] - mid[0]], mid, [2 * centres[-1] - mid[-1]]])
+
+
+def _lon_widths(lon: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndarray:
+    """Cell widths in degrees of a 1-D longitude, taken on the circle.
+
+    From the CF bounds of each cell when present (a cell across the antimeridian,
+    ``[175, -175]``, is 10 degrees wide), otherwise from the midpoints between
+    neighbours around the circle: a regional grid across the antimeridian labelled
+    -180..180 and sorted (``-175 ... -160, 160 ... 175``) has its break between
+    -160 and 160, a gap wider than the spacing and than the gap around the back, and
+    its cells are as wide as once relabelled 0..360.
+    """
+    bounds_name = lon.attrs.get("bounds")
+    if isinstance(obj, xr.Dataset) and bounds_name in obj.variables:
+        bounds = np.asarray(obj[bounds_name].values, dtype=float)
+        width = np.abs(bounds[:, 1] - bounds[:, 0])
+        return np.where((width > 180) & (width < 360), 360 - width, width)
+    centres = np.asarray(lon.values, dtype=float)
+    order = np.argsort(centres, kind="stable")
+    ring = centres[order]
+    gaps = np.diff(ring)
+    if gaps.size and gaps.max() > max(360 - (ring[-1] - ring[0]), 1.5 * np.median(gaps)):
+        cut = int(gaps.argmax()) + 1
+        ring = np.concatenate([ring[cut:], ring[:cut] + 360])
+        order = np.concatenate([order[cut:], order[:cut]])
+    widths = np.empty_like(centres)
+    widths[order] = np.diff(_midpoint_edges(ring, lon.name))
+    return widths
 
 
 def cell_area(obj: xr.Dataset | xr.DataArray, radius: float = EARTH_RADIUS) -> xr.DataArray:
@@ -256,9 +288,11 @@ def cell_area(obj: xr.Dataset | xr.DataArray, radius: float = EARTH_RADIUS) -> x
     Rectilinear grids use the exact area of a latitude-longitude cell,
     ``R**2 * (sin(lat_north) - sin(lat_south)) * (lon_east - lon_west)``, with the edges
     taken from the CF ``bounds`` variables when present and inferred from midpoints
-    otherwise (latitude edges clipped to the poles). Curvilinear and rotated grids use
-    the area spanned by the local tangent vectors of the grid on the sphere (finite
-    differences of the cell centres), a second-order estimate.
+    otherwise (latitude edges clipped to the poles; longitudes on the circle, so that
+    a regional grid across the antimeridian, labelled -180..180, has its true widths).
+    Curvilinear and rotated grids use the area spanned by the local tangent vectors of
+    the grid on the sphere (finite differences of the cell centres), a second-order
+    estimate.
 
     Parameters
     ----------
@@ -284,9 +318,8 @@ def cell_area(obj: xr.Dataset | xr.DataArray, radius: float = EARTH_RADIUS) -> x
     lat, lon = obj[grid.lat], obj[grid.lon]
     if grid.kind == "rectilinear":
         lat_edges = np.clip(np.deg2rad(_bounds_1d(lat, obj)), -np.pi / 2, np.pi / 2)
-        lon_edges = np.deg2rad(_bounds_1d(lon, obj))
         band = np.abs(np.diff(np.sin(lat_edges)))
-        width = np.abs(np.diff(lon_edges))
+        width = np.deg2rad(_lon_widths(lon, obj))
         area = radius**2 * band[:, None] * width[None, :]
         dims = (lat.dims[0], lon.dims[0])
         coords = {grid.lat: lat, grid.lon: lon}

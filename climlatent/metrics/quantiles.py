@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-from climlatent.metrics.skill import rmse
+from climlatent.metrics.skill import paired, rmse
 
 __all__ = ["quantile_error"]
 
@@ -49,6 +49,7 @@ def quantile_error(
     """
     if not 0 <= q <= 1:
         raise ValueError(f"q must be in [0, 1], got {q}")
+    prediction, truth = paired(prediction, truth)
     predicted = prediction.quantile(q, dim, skipna=False).drop_vars("quantile")
     expected = truth.quantile(q, dim, skipna=False, keep_attrs=True).drop_vars("quantile")
     return rmse(predicted, expected).assign_attrs(

@@ -4,14 +4,24 @@ Every spatial average is weighted by the spherical cell area of the grid
 (:func:`climlatent.grid.cell_area`) and skips NaN cells (masked land or ocean), so a
 score on a lat/lon grid is not dominated by the many small high-latitude cells.
 
+The fields a score compares must lie on the same coordinates (a prediction on
+longitudes -180..180 against a truth on 0..360, or a time axis shifted by a day, is
+refused, not scored on the overlap), and every term of a score is taken over the same
+points: those where all of the fields are valid (a cell the prediction masks is left
+out of the truth's variance as well).
+
 A score is not the field it scores: it gets its own ``long_name`` and ``units``, and
 none of the field's other attributes (``standard_name``, ``cell_methods``, ...).
 """
 
 from __future__ import annotations
 
+import functools
+import operator
+
 import xarray as xr
 
+from climlatent.errors import InputDataError
 from climlatent.grid import cell_area, find_grid
 
 
@@ -19,6 +29,36 @@ def _score(da: xr.DataArray, long_name: str, units: str | None) -> xr.DataArray:
     """``da`` with only the attributes of a score: its long name and units (if known)."""
     attrs = {"long_name": long_name, **({"units": units} if units is not None else {})}
     return da.drop_attrs(deep=False).assign_attrs(attrs)
+
+
+def paired(*fields: xr.DataArray) -> tuple[xr.DataArray, ...]:
+    """The fields on the same coordinates, each NaN wherever any of them is.
+
+    Raises
+    ------
+    InputDataError
+        The fields' coordinates differ along a dim they share (named).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> a = xr.DataArray([1.0, np.nan, 3.0], dims="time", coords={"time": [0, 1, 2]})
+    >>> b = xr.DataArray([np.nan, 2.0, 3.0], dims="time", coords={"time": [0, 1, 2]})
+    >>> [field.values.tolist() for field in paired(a, b)]
+    [[nan, nan, 3.0], [nan, nan, 3.0]]
+    >>> paired(a, b.assign_coords(time=[1, 2, 3]))
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: the fields scored against each other are not on ...
+    """
+    try:
+        fields = xr.align(*fields, join="exact", copy=False)
+    except ValueError as error:
+        raise InputDataError(
+            f"the fields scored against each other are not on the same coordinates: {error}"
+        ) from None
+    valid = functools.reduce(operator.and_, (field.notnull() for field in fields))
+    return tuple(field.where(valid) for field in fields)
 
 
 def _squared(units: str | None) -> str | None:
@@ -59,6 +99,7 @@ def mse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = (
     >>> float(mse(a, a * 0))
     2.0
     """
+    prediction, truth = paired(prediction, truth)
     error = area_mean((prediction - truth) ** 2, dims)
     return _score(error, "mean squared error", _squared(truth.attrs.get("units")))
 
@@ -96,6 +137,7 @@ def mse_skill_score(
     >>> float(mse_skill_score(truth, truth, truth * 0 + 2))
     1.0
     """
+    prediction, truth, reference = paired(prediction, truth, reference)
     skill = 1 - mse(prediction, truth, dims) / mse(reference, truth, dims)
     return _score(skill, "mean squared error skill score", "1")
 
@@ -116,6 +158,7 @@ def r2(
     >>> float(r2(truth, truth)), float(r2(truth.mean("time") + 0 * truth, truth))
     (1.0, 0.0)
     """
+    prediction, truth = paired(prediction, truth)
     skill = mse_skill_score(prediction, truth, truth.mean(dims), dims)
     return _score(skill, "coefficient of determination", "1")
 
@@ -125,6 +168,9 @@ def r2_map(
 ) -> xr.DataArray:
     """Coefficient of determination ``1 - SSE / SST`` along ``dims`` in every cell.
 
+    Both sums run over the steps where the prediction and the truth are valid; NaN in
+    a cell with no such step or whose truth is constant there (R2 undefined).
+
     Examples
     --------
     >>> import xarray as xr
@@ -132,9 +178,11 @@ def r2_map(
     >>> float(r2_map(truth + 0.1, truth))
     0.985
     """
+    prediction, truth = paired(prediction, truth)
     sse = ((prediction - truth) ** 2).sum(dims)
-    sst = ((truth - truth.mean(dims)) ** 2).sum(dims)
-    return _score((1 - sse / sst).rename("r2"), "coefficient of determination", "1")
+    sst = ((truth - truth.mean(dims)) ** 2).sum(dims, min_count=1)
+    r2 = (1 - sse / sst.where(sst > 0)).rename("r2")
+    return _score(r2, "coefficient of determination", "1")
 
 
 def rmse_map(
@@ -149,6 +197,7 @@ def rmse_map(
     >>> float(rmse_map(xr.DataArray([1.0, 3.0], dims="time"), zeros))
     2.23606797749979
     """
+    prediction, truth = paired(prediction, truth)
     out = (((prediction - truth) ** 2).mean(dims) ** 0.5).rename("rmse")
     return _score(out, "root mean squared error", truth.attrs.get("units"))
 
@@ -163,4 +212,5 @@ def correlation(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time"
     >>> float(correlation(a, 2 * a + 1))
     1.0
     """
+    prediction, truth = paired(prediction, truth)
     return _score(xr.corr(prediction, truth, dim=dim), "Pearson correlation coefficient", "1")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-from climlatent.metrics.skill import rmse
+from climlatent.metrics.skill import paired, rmse
 
 __all__ = ["linear_trend", "trend_error"]
 
@@ -86,6 +86,7 @@ def trend_error(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time"
     >>> round(float(error), 12), error.attrs["units"]
     (0.3, 'K decade-1')
     """
+    prediction, truth = paired(prediction, truth)
     return rmse(linear_trend(prediction, dim), linear_trend(truth, dim)).assign_attrs(
         long_name=f"root mean squared error of the linear trend along {dim}"
     )

@@ -1,0 +1,98 @@
+"""Scores compare fields point for point: same coordinates, the same valid points."""
+
+import datetime
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from climlatent.errors import InputDataError
+from climlatent.grid import cell_area
+from climlatent.metrics import (
+    area_mean,
+    correlation,
+    mse,
+    mse_skill_score,
+    quantile_error,
+    r2,
+    r2_map,
+    rmse_map,
+    trend_error,
+)
+from conftest import rectilinear
+
+
+def _band_weights(da: xr.DataArray) -> np.ndarray:
+    """Exact spherical areas (up to a constant) of the cells of ``rectilinear``'s grid."""
+    lat = np.deg2rad(da.lat.values)
+    edges = np.concatenate([[1.5 * lat[0] - 0.5 * lat[1]], (lat[1:] + lat[:-1]) / 2])
+    edges = np.append(edges, 1.5 * lat[-1] - 0.5 * lat[-2])
+    return np.broadcast_to(np.diff(np.sin(edges))[:, None], da.shape[-2:])
+
+
+def test_r2_map_is_nan_where_the_prediction_is_missing_not_perfect():
+    truth = rectilinear(n_lat=2, n_lon=2, n_time=12)
+    prediction = truth + xr.ones_like(truth) * np.linspace(-1, 1, 12)[:, None, None]
+    prediction[:, 0, 0] = np.nan  # a cell with no prediction
+    prediction[3, 1, 1] = np.nan  # a missing step
+    score = r2_map(prediction, truth)
+    assert np.isnan(score[0, 0])
+    steps = np.arange(12) != 3
+    p, t = prediction.values[steps, 1, 1], truth.values[steps, 1, 1]
+    expected = 1 - np.sum((p - t) ** 2) / np.sum((t - t.mean()) ** 2)  # sklearn's r2_score
+    np.testing.assert_allclose(float(score[1, 1]), expected, rtol=1e-12)
+    assert np.isnan(r2_map(truth * 0 + 1, truth * 0 + 1)).all()  # constant truth: undefined
+
+
+def test_r2_and_skill_score_average_both_terms_over_the_same_cells():
+    truth = rectilinear(n_lat=6, n_lon=8, n_time=20, seed=3)
+    truth[:, 2, 3] *= 50  # a high-variance cell
+    prediction = 0.8 * truth + 0.1 * rectilinear(n_lat=6, n_lon=8, n_time=20, seed=4)
+    prediction[:, 2, 3] = np.nan  # another land mask in the prediction
+    p, t = prediction.values, truth.values
+    weights = np.broadcast_to(_band_weights(truth), t.shape) * np.isfinite(p)
+    sse = np.nansum(weights * (p - t) ** 2)
+    sst = np.nansum(weights * (t - t.mean(axis=0)) ** 2)
+    np.testing.assert_allclose(float(r2(prediction, truth)), 1 - sse / sst, rtol=1e-9)
+    reference = truth.mean("time")
+    np.testing.assert_allclose(
+        float(mse_skill_score(prediction, truth, reference, ("time",))), 1 - sse / sst, rtol=1e-9
+    )
+
+
+@pytest.mark.parametrize(
+    "score", [mse, r2, r2_map, rmse_map, correlation, quantile_error, trend_error]
+)
+def test_fields_on_other_coordinates_are_refused_naming_the_dim(score):
+    truth = rectilinear(n_lat=4, n_lon=8, n_time=10)
+    relabelled = truth.assign_coords(lon=((truth.lon + 180) % 360) - 180).sortby("lon")
+    with pytest.raises(InputDataError, match="'lon'"):
+        score(relabelled, truth)
+    shifted = truth.assign_coords(time=truth.time.values + datetime.timedelta(days=1))
+    with pytest.raises(InputDataError, match="'time'"):
+        score(shifted, truth)
+
+
+def test_area_of_a_regional_grid_across_the_antimeridian_labelled_minus_180_to_180():
+    east = np.array([160.0, 165.0, 170.0, 175.0, 180.0, 185.0, 190.0, 195.0])
+    field = xr.DataArray(
+        np.arange(8.0)[None, :] * np.ones((3, 1)),
+        dims=("lat", "lon"),
+        coords={"lat": [-5.0, 0.0, 5.0], "lon": east},
+    )
+    sorted_minus_180 = field.assign_coords(lon=((east + 180) % 360) - 180).sortby("lon")
+    np.testing.assert_allclose(
+        cell_area(sorted_minus_180).values,
+        cell_area(field)[:, [4, 5, 6, 7, 0, 1, 2, 3]].values,
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(float(area_mean(sorted_minus_180)), 3.5, rtol=1e-12)
+    with_bounds = sorted_minus_180.to_dataset(name="x")
+    lon = with_bounds.lon.values
+    bounds = np.stack([lon - 2.5, lon + 2.5], axis=1)
+    bounds[bounds > 180] -= 360  # the cell at 180 spans [177.5, -177.5]
+    with_bounds = with_bounds.assign(lon_bnds=(("lon", "bnds"), bounds))
+    with_bounds.lon.attrs["bounds"] = "lon_bnds"
+    np.testing.assert_allclose(
+        cell_area(with_bounds).values, cell_area(sorted_minus_180).values, rtol=1e-12
+    )
