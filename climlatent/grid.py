@@ -15,6 +15,7 @@ Three horizontal grid kinds are recognised:
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import cf_xarray  # noqa: F401  (registers the .cf accessor)
@@ -235,11 +236,27 @@ def find_vertical(obj: xr.Dataset | xr.DataArray) -> str | None:
     return None
 
 
+def bounds_name(coord: xr.DataArray) -> Hashable | None:
+    """The name of the CF bounds variable of ``coord``, or None.
+
+    Its ``bounds`` attribute, or where xarray moves it when it decodes the bounds as
+    coordinates (``decode_coords="all"``, as :func:`climlatent.io.open_dataset` opens
+    files): the coordinate's encoding.
+
+    Examples
+    --------
+    >>> lat = xr.DataArray([0.0], dims="lat", attrs={"bounds": "lat_bnds"})
+    >>> bounds_name(lat), bounds_name(lat.drop_attrs())
+    ('lat_bnds', None)
+    """
+    return coord.attrs.get("bounds", coord.encoding.get("bounds"))
+
+
 def _bounds_1d(coord: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndarray:
     """Cell edges (n + 1) of a 1-D coordinate, from its CF bounds or midpoints."""
-    bounds_name = coord.attrs.get("bounds")
-    if isinstance(obj, xr.Dataset) and bounds_name in obj.variables:
-        bnds = np.asarray(obj[bounds_name].values, dtype=float)
+    bounds = bounds_name(coord)
+    if isinstance(obj, xr.Dataset) and bounds in obj.variables:
+        bnds = np.asarray(obj[bounds].values, dtype=float)
         return np.concatenate([bnds[:, 0], bnds[-1:, 1]])
     return _midpoint_edges(np.asarray(coord.values, dtype=float), coord.name)
 
@@ -264,9 +281,9 @@ def _lon_widths(lon: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndarray
     -160 and 160, a gap wider than the spacing and than the gap around the back, and
     its cells are as wide as once relabelled 0..360.
     """
-    bounds_name = lon.attrs.get("bounds")
-    if isinstance(obj, xr.Dataset) and bounds_name in obj.variables:
-        bounds = np.asarray(obj[bounds_name].values, dtype=float)
+    name = bounds_name(lon)
+    if isinstance(obj, xr.Dataset) and name in obj.variables:
+        bounds = np.asarray(obj[name].values, dtype=float)
         width = np.abs(bounds[:, 1] - bounds[:, 0])
         return np.where((width > 180) & (width < 360), 360 - width, width)
     centres = np.asarray(lon.values, dtype=float)

@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from climlatent.errors import InputDataError
-from climlatent.grid import GridInfo, check_same_grid, find_grid
+from climlatent.grid import GridInfo, bounds_name, check_same_grid, find_grid
 
 __all__ = ["GridOrder", "canonical_order", "conform", "grid_layout", "in_layout"]
 
@@ -190,7 +190,7 @@ def _relabel_lon(
     if not shift.any():
         return obj
     out = obj.assign_coords({name: coord.copy(data=values.astype(coord.dtype))})
-    bounds = coord.attrs.get("bounds")
+    bounds = bounds_name(coord)
     if isinstance(out, xr.Dataset) and bounds in out.variables:
         bnds = out[bounds]
         out[bounds] = bnds + xr.DataArray(shift, dims=coord.dims).astype(bnds.dtype)

@@ -12,7 +12,9 @@ from climlatent.grid import (
     find_time,
     find_vertical,
     land_mask,
+    regular_grid,
 )
+from climlatent.io import open_dataset, to_netcdf
 from conftest import rectilinear
 
 
@@ -161,3 +163,14 @@ def test_check_same_grid_names_variable_and_coordinate():
         check_same_grid(a, a.assign_coords(lon=a.lon + 1), "tas")
     with pytest.raises(InputDataError, match="'lat' has shape"):
         check_same_grid(a, a.isel(lat=slice(1, None)), "tas")
+
+
+def test_cell_area_of_a_file_takes_its_bounds_from_the_encoding(tmp_path):
+    lat_edges, lon_edges = np.linspace(-60, 60, 7), np.linspace(0, 360, 9)
+    grid = regular_grid(lat_edges, lon_edges)
+    grid = grid.assign_coords(lat=grid.lat + 7.0, lon=grid.lon - 11.0)  # off-centre
+    to_netcdf(grid.assign(x=(("lat", "lon"), np.zeros((6, 8)))), tmp_path / "g.nc")
+    opened = open_dataset(tmp_path / "g.nc", chunks=None)
+    band = np.diff(np.sin(np.deg2rad(lat_edges)))
+    expected = EARTH_RADIUS**2 * band[:, None] * np.deg2rad(np.diff(lon_edges))[None, :]
+    np.testing.assert_allclose(cell_area(opened).values, expected, rtol=1e-12)

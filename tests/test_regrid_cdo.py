@@ -18,7 +18,7 @@ from climlatent.datasets import sample_data_path
 from climlatent.datasets.sample_data import a1b_north_america
 from climlatent.grid import regular_grid
 from climlatent.grid_spec import grid_from_spec
-from climlatent.io import to_netcdf
+from climlatent.io import open_dataset, to_netcdf
 from climlatent.regrid import Regridder
 
 pytestmark = pytest.mark.skipif(
@@ -138,3 +138,17 @@ def test_cli_regrid_equals_cdo_remapcon(tmp_path, destination):
     ours, theirs = read(tmp_path / "ours.nc", "tas"), read(tmp_path / "cdo.nc", "tas")
     assert ours.dtype == theirs.dtype == np.float32
     assert_same(ours, theirs)
+
+
+def test_a_file_opened_by_climlatent_is_regridded_on_its_own_bounds(tmp_path):
+    """Centres off the middle of their cells: the file's bounds, not the midpoints
+    between centres, make the cells (xarray moves ``bounds`` into the encoding when it
+    decodes them as coordinates, as ``climlatent.io.open_dataset`` does)."""
+    grid = regular_grid(np.linspace(-90, 90, 61), np.linspace(0, 360, 91))
+    grid = grid.assign_coords(lat=grid.lat + 1.0, lon=grid.lon - 1.5)  # bounds kept
+    to_netcdf(field(grid), tmp_path / "src.nc")
+    cdo("remapcon,r72x36", tmp_path / "src.nc", tmp_path / "cdo.nc")
+    src = open_dataset(tmp_path / "src.nc", chunks=None)
+    assert "bounds" not in src.lat.attrs  # where the regridder used to look only
+    ours = Regridder(src, grid_from_spec("r72x36"), "conservative", engine="climlatent")(src)
+    assert_same(ours["tas"], read(tmp_path / "cdo.nc", "tas"))

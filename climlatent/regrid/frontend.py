@@ -21,7 +21,7 @@ import xarray as xr
 from scipy import sparse
 
 from climlatent.errors import InputDataError
-from climlatent.grid import GridInfo, _bounds_1d, find_grid
+from climlatent.grid import GridInfo, _bounds_1d, bounds_name, find_grid
 from climlatent.grid_order import GridOrder, canonical_order
 from climlatent.io import add_history, to_netcdf
 from climlatent.regrid import backend, smm
@@ -35,7 +35,7 @@ def _grid_dataset(obj: xr.Dataset | xr.DataArray, grid: GridInfo) -> xr.Dataset:
     out = xr.Dataset(coords={name: obj[name].variable for name in dict.fromkeys(names)})
     if isinstance(obj, xr.Dataset):
         for name in (grid.lat, grid.lon):
-            bounds = obj[name].attrs.get("bounds")
+            bounds = bounds_name(obj[name])
             if bounds in obj.variables:
                 out[bounds] = obj[bounds].variable
     return out
@@ -364,7 +364,7 @@ class Regridder:
             return self._regrid_array(obj, find_grid(obj, obj.name), skipna, na_thres)
         grid = find_grid(obj)
         horizontal = set(grid.spatial_dims)
-        bounds = {obj[c].attrs.get("bounds") for c in (grid.lat, grid.lon)}
+        bounds = {bounds_name(obj[c]) for c in (grid.lat, grid.lon)}
         regridded, dropped = {}, []
         for name, var in obj.data_vars.items():
             if horizontal <= set(var.dims):
