@@ -84,13 +84,20 @@ def _compatible(a: pint.Unit, b: pint.Unit) -> bool:
 
 
 def _water_factor(source: pint.Unit, target: pint.Unit) -> float | None:
-    """Factor turning a depth rate into a mass flux (or back), else None."""
-    depth = ureg.Unit("m").dimensionality
-    mass = ureg.Unit("kg m-2").dimensionality
-    if source.dimensionality / target.dimensionality == depth / mass:
-        return WATER_DENSITY
-    if source.dimensionality / target.dimensionality == mass / depth:
-        return 1.0 / WATER_DENSITY
+    """Factor turning a depth of water into a mass per area (or back), else None.
+
+    Only between a depth rate and a mass flux (``mm/day``, ``kg m-2 s-1``) or a depth
+    and a mass per area (``mm``, ``kg m-2``): other pairs of units one density apart
+    (``m2 s-2`` and ``Pa``, ``mol m-3`` and ``mol kg-1``) are not water amounts.
+    """
+    pairs = (("m", "kg m-2"), ("m s-1", "kg m-2 s-1"))
+    for depth, mass in (
+        (ureg.Unit(a).dimensionality, ureg.Unit(b).dimensionality) for a, b in pairs
+    ):
+        if (source.dimensionality, target.dimensionality) == (depth, mass):
+            return WATER_DENSITY
+        if (source.dimensionality, target.dimensionality) == (mass, depth):
+            return 1.0 / WATER_DENSITY
     return None
 
 
