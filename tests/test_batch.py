@@ -318,6 +318,7 @@ def test_catalog_entry_keeps_its_member_labels():
         ("variable", "has no variable 'psl'"),
         ("duplicate", "is in both"),
         ("time", "different time axis"),
+        ("units", "'psl' of member file .* is in 'hPa', but in 'Pa'"),
     ],
 )
 def test_bad_member_inputs_are_named(member_files, tmp_path, change, message):
@@ -331,7 +332,10 @@ def test_bad_member_inputs_are_named(member_files, tmp_path, change, message):
     else:
         with xr.open_dataset(first) as ds:
             ds = ds.load().rename(member="realization")
-        ds = ds.drop_vars("psl") if change == "variable" else ds.isel(time=slice(1, None))
+        if change == "units":  # the same pressures in hPa: read as Pa, 100 times too small
+            ds["psl"] = (ds["psl"] / 100).assign_attrs(ds["psl"].attrs, units="hPa")
+        else:
+            ds = ds.drop_vars("psl") if change == "variable" else ds.isel(time=slice(1, None))
         bad = cl.io.to_netcdf(ds.assign_coords(realization=["r8"]), tmp_path / "bad.nc")
     with pytest.raises((InputDataError, FileNotFoundError), match=message) as info:
         batch.open_members([first, bad], ["psl"])

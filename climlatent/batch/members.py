@@ -9,7 +9,9 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import pint
 import xarray as xr
+from cf_xarray.units import units as ureg
 
 from climlatent.errors import InputDataError
 from climlatent.grid import GridInfo, check_same_grid, find_grid, find_member, find_time
@@ -93,6 +95,7 @@ def _open_members(
             first_grid = first_grid or grid
             if parts:
                 _check_like(sources[0], parts[0], source, part, variables[0], (first_grid, grid))
+                _check_units(sources[0], parts[0], source, part, variables)
                 # Equal to the first member's: the first's stand for all.
                 part = part.drop_vars(
                     [name for name, coord in part.coords.items() if dim not in coord.dims]
@@ -200,3 +203,26 @@ def _check_like(
             f"member file {source!r} is on a different time axis than {first!r}; "
             "members must share one time axis"
         )
+
+
+def _check_units(
+    first: str, reference: xr.Dataset, source: str, part: xr.Dataset, variables: Sequence[str]
+) -> None:
+    """Raise naming ``source`` and the variable unless its units are those of ``first``.
+
+    The members are read as one variable, in the first member's units: a member in
+    ``hPa`` beside one in ``Pa`` would be read 100 times too small.
+    """
+    for name in variables:
+        ours, theirs = (ds[name].attrs.get("units") for ds in (reference, part))
+        if ours == theirs:
+            continue
+        try:
+            same = ours is not None and theirs is not None and ureg.Unit(ours) == ureg.Unit(theirs)
+        except (pint.errors.PintError, ValueError, AttributeError, TypeError):
+            same = False
+        if not same:
+            raise InputDataError(
+                f"variable {name!r} of member file {source!r} is in {theirs!r}, but in "
+                f"{ours!r} in {first!r}; members must share their units (convert the file)"
+            )
