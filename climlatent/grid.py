@@ -64,9 +64,12 @@ class GridInfo:
 def _latitude_longitude(obj: xr.Dataset | xr.DataArray) -> tuple[str | None, str | None]:
     """The latitude and longitude coordinates cf-xarray finds, from one discovery."""
     found = obj.cf.coordinates
-    # Prefer a coordinate that is also a dimension coordinate or has most dims.
+    # Not the cell bounds of a coordinate (they may carry its units and standard_name);
+    # prefer a coordinate that is also a dimension coordinate or has most dims.
+    bounds = {bounds_name(obj[name]) for name in obj.coords}
     lat, lon = (
-        sorted(found.get(key, []), key=lambda n: -obj[n].ndim) for key in ("latitude", "longitude")
+        sorted((n for n in found.get(key, []) if n not in bounds), key=lambda n: -obj[n].ndim)
+        for key in ("latitude", "longitude")
     )
     return (lat[0] if lat else None), (lon[0] if lon else None)
 

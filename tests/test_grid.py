@@ -1,3 +1,4 @@
+import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
@@ -174,3 +175,20 @@ def test_cell_area_of_a_file_takes_its_bounds_from_the_encoding(tmp_path):
     band = np.diff(np.sin(np.deg2rad(lat_edges)))
     expected = EARTH_RADIUS**2 * band[:, None] * np.deg2rad(np.diff(lon_edges))[None, :]
     np.testing.assert_allclose(cell_area(opened).values, expected, rtol=1e-12)
+
+
+def test_bounds_with_the_units_and_standard_name_of_their_coordinate_are_not_the_grid(tmp_path):
+    """CF allows bounds to carry attributes of their coordinate (CMIP files do)."""
+    lat_edges, lon_edges = np.linspace(-60, 60, 7), np.linspace(0, 360, 9)
+    grid = regular_grid(lat_edges, lon_edges)
+    to_netcdf(grid.assign(x=(("lat", "lon"), np.zeros((6, 8)))), tmp_path / "g.nc")
+    with netCDF4.Dataset(tmp_path / "g.nc", "a") as nc:  # climlatent writes bounds without
+        for name in ("lat", "lon"):
+            bounds = nc[nc[name].bounds]
+            bounds.units, bounds.standard_name = nc[name].units, nc[name].standard_name
+    opened = open_dataset(tmp_path / "g.nc", chunks=None)
+    found = find_grid(opened)
+    assert (found.lat, found.lon, found.kind) == ("lat", "lon", "rectilinear")
+    assert float(cell_area(opened).sum()) == pytest.approx(
+        EARTH_RADIUS**2 * 2 * np.pi * 2 * np.sin(np.deg2rad(60)), rel=1e-12
+    )
