@@ -114,7 +114,10 @@ def test_errors_are_one_line_naming_what_is_wrong(tmp_path, source):
     out = tmp_path / "out.nc"
     no_grid = tmp_path / "no_grid.nc"
     to_netcdf(xr.Dataset({"x": ("time", np.arange(3.0))}), no_grid)
+    empty = tmp_path / "empty.nc"
+    to_netcdf(ds.isel(time=slice(0, 0)), empty)  # used to end in a ZeroDivisionError
     cases = [
+        ((empty, "r18x9", "-o", out), f"source '{empty}': time dim 'time' has no steps"),
         (
             (path, "n32", "-o", out),
             "destination grid 'n32' is neither a netCDF file nor a grid spec",

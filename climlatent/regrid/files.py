@@ -52,8 +52,11 @@ def _check_grid(ds: xr.Dataset, label: str) -> None:
 
 
 def _selected(ds: xr.Dataset, variables: Sequence[str] | None, source) -> xr.Dataset:
-    """``variables`` of the source (all by default), its grid checked."""
+    """``variables`` of the source (all by default), its grid and time steps checked."""
     _check_grid(ds, f"source {str(source)!r}")
+    time = find_time(ds)
+    if time in ds.dims and ds.sizes[time] == 0:
+        raise InputDataError(f"source {str(source)!r}: time dim {time!r} has no steps")
     if variables is None:
         return ds
     missing = [v for v in variables if v not in ds.data_vars]
