@@ -63,6 +63,28 @@ def test_missing_file_and_not_a_model(saved, tmp_path):
         cl.load(tmp_path / "nothing")
 
 
+def _edit_manifest(folder, edit) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    edit(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_transform_the_configuration_needs_must_be_in_the_files(fitted_eof, saved):
+    """A folder copied without its proxy transform (and the manifest entry) emulated
+    unstandardised proxies: 5 kg m-2 s-1 off."""
+    assert fitted_eof.proxy_transform == "standardize"
+    (saved / "proxy_transform.nc").unlink()
+    _edit_manifest(saved, lambda manifest: manifest["files"].pop("proxy_transform.nc"))
+    with pytest.raises(CheckpointError, match="proxy_transform='standardize' needs a Standardize"):
+        cl.load(saved)
+
+
+def test_a_target_without_units_is_refused(saved):
+    _edit_manifest(saved, lambda manifest: manifest["fitted"]["target_attrs"].pop("units"))
+    with pytest.raises(CheckpointError, match="target_attrs of 'pr' have no 'units'"):
+        cl.load(saved)
+
+
 def test_unknown_estimator_refused(saved):
     manifest = json.loads((saved / "manifest.json").read_text())
     manifest["estimator"] = "os.system"

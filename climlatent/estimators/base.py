@@ -531,6 +531,8 @@ class Estimator(BaseEstimator):
         """Set the fitted attributes from what :meth:`_fitted_metadata`/`_datasets` gave."""
         self.target_, self.proxy_ = fitted["target"], fitted["proxy"]
         self.target_attrs_ = fitted["target_attrs"]
+        if "units" not in self.target_attrs_:  # fit refuses a target without units
+            raise ValueError(f"target_attrs of {self.target_!r} have no 'units'")
         self.proxy_units_ = fitted["proxy_units"]
         self.calendar_ = fitted["calendar"]
         self.sample_dims_ = tuple(fitted["sample_dims"])
@@ -541,6 +543,14 @@ class Estimator(BaseEstimator):
             setattr(self, f"{role}_layout_", FieldLayout.from_dataset(datasets[f"{role}_grid"]))
             state = datasets.get(f"{role}_transform")
             tf = transforms.transform_from_dataset(state) if state is not None else None
+            kind = getattr(self, f"{role}_transform")
+            configured = _make_transform(kind, self.sample_dims_)
+            if type(tf) is not type(configured):  # a file missing, or another's
+                raise ValueError(
+                    f"the configuration's {role}_transform={kind!r} needs a "
+                    f"{type(configured).__name__} in {role}_transform.nc, but the files hold "
+                    f"{'none' if tf is None else type(tf).__name__}"
+                )
             setattr(self, f"{role}_transform_", tf)
 
     # -- boundary helpers ----------------------------------------------------------
