@@ -16,13 +16,12 @@ import numpy as np
 import xarray as xr
 
 from climlatent.batching import from_matrix, to_matrix
-from climlatent.checks import get_variable
 from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
 from climlatent.estimators._weather import block_bootstrap, fit_var
 from climlatent.estimators.base import Estimator
 from climlatent.grid import find_member, find_time
-from climlatent.units import convert_units
+from climlatent.grid_order import conform
 
 PC_DIM = "pc"
 
@@ -45,8 +44,9 @@ def weather_generator(
         A fitted estimator with a proxy EOF basis (``EOFRegression``, or ``LLAAE``
         with ``proxy_input="eofs"``).
     ds : xr.Dataset
-        Proxy and target on the estimator's grids, with a time axis and optionally a
-        member dim; the series to resample or to fit the VAR to.
+        Proxy and target on the estimator's grids (in any latitude order, longitude
+        convention or dim order), with a time axis and optionally a member dim; the
+        series to resample or to fit the VAR to.
     n_realizations : int
         Realisations to generate, each as long as ``ds``'s time axis.
     method : {"var", "bootstrap"}
@@ -136,10 +136,13 @@ def weather_generator(
 
 
 def _residuals(estimator: Estimator, ds: xr.Dataset, member: str | None, time: str) -> np.ndarray:
-    """Residual fields ``target - emulate(proxy)`` as (samples, *grid), member-major."""
-    y = get_variable(ds, estimator.target_, "target")
-    y = convert_units(y, estimator.target_attrs_["units"], estimator.target_)
-    emulated = estimator.emulate(ds)[estimator.target_]
+    """Residual fields ``target - emulate(proxy)`` as (samples, *grid), member-major.
+
+    The grid is the fitted one in its canonical order, the order of the simulated
+    target they are added to by position; a target on another grid is refused.
+    """
+    residual = estimator.dynamical_adjustment(ds)[f"{estimator.target_}_residual"]
+    residual = conform(residual, estimator.target_layout_.grid, estimator.target_)
     order = [d for d in (member, time) if d] + list(estimator.target_layout_.spatial_dims)
-    residual = (y - emulated).transpose(*order).values
-    return residual.reshape(-1, *residual.shape[len(order) - 2 :])
+    values = residual.transpose(*order).values
+    return values.reshape(-1, *values.shape[len(order) - 2 :])
