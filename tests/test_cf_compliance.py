@@ -258,7 +258,7 @@ def test_derived_scores_have_their_own_name_and_units(world):
         "rmse": rmse(out, truth),
         "mse_skill_score": mse_skill_score(out, truth, truth.mean("time")),
     }
-    units = {"rmse_map": "K", "mse": "(K)2", "rmse": "K"}
+    units = {"rmse_map": "K", "mse": "K2", "rmse": "K"}
     for name, score in scores.items():
         assert set(score.attrs) == {"long_name", "units"}, name
         assert score.attrs["units"] == units.get(name, "1"), name

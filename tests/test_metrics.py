@@ -51,7 +51,7 @@ def test_scores_have_their_own_long_name_and_units_not_the_fields_metadata():
     truth = rectilinear(n_time=20).assign_attrs(attrs)
     prediction = (truth + 0.1).assign_attrs(attrs)
     scores = [
-        (mse(prediction, truth, ("time",)), "mean squared error", "(K)2"),
+        (mse(prediction, truth, ("time",)), "mean squared error", "K2"),
         (rmse(prediction, truth, ("time",)), "root mean squared error", "K"),
         (rmse_map(prediction, truth), "root mean squared error", "K"),
         (

@@ -11,6 +11,7 @@ from climlatent.grid import cell_area
 from climlatent.metrics import (
     area_mean,
     correlation,
+    linear_trend,
     mse,
     mse_skill_score,
     quantile_error,
@@ -19,6 +20,7 @@ from climlatent.metrics import (
     rmse_map,
     trend_error,
 )
+from climlatent.units import parse_units
 from conftest import rectilinear
 
 
@@ -96,3 +98,28 @@ def test_area_of_a_regional_grid_across_the_antimeridian_labelled_minus_180_to_1
     np.testing.assert_allclose(
         cell_area(with_bounds).values, cell_area(sorted_minus_180).values, rtol=1e-12
     )
+
+
+def test_linear_trend_refuses_what_has_no_trend_naming_it():
+    field = rectilinear(n_time=3)
+    with pytest.raises(InputDataError, match="no dim 'tme'"):
+        linear_trend(field, "tme")
+    with pytest.raises(InputDataError, match="'time' of variable 'tas' holds no dates"):
+        linear_trend(field.assign_coords(time=np.arange(3.0)))
+    with pytest.raises(InputDataError, match="needs 2 steps or more"):
+        linear_trend(field.isel(time=[0]))
+
+
+@pytest.mark.parametrize(
+    ("units", "squared"), [("K", "K2"), ("degC", "K2"), ("kg m-2 s-1", "kg2 m-4 s-2")]
+)
+def test_score_units_are_udunits_strings_climlatent_parses(units, squared):
+    """A squared difference of degC is in K2 (differences of degC are kelvins)."""
+    truth = rectilinear(n_time=24).assign_attrs(units=units)
+    error = mse(truth + 1.0, truth)
+    assert error.attrs["units"] == squared
+    absolute = "K" if units == "degC" else units
+    assert parse_units(error) == parse_units(xr.DataArray(0.0, attrs={"units": absolute})) ** 2
+    time = xr.date_range("2000-01-01", periods=24, freq="MS", calendar="noleap", use_cftime=True)
+    trend = linear_trend(truth.assign_coords(time=time))
+    assert trend.attrs["units"] == f"{units} (10 year)-1"

@@ -41,7 +41,7 @@ def test_linear_trend_equals_polyfit_per_cell(calendar):
     expected[1, 2] = np.nan  # a cell with a missing value has no trend
     trend = linear_trend(field)
     np.testing.assert_allclose(trend.values, expected, rtol=1e-10)
-    assert trend.attrs["units"] == "K decade-1"
+    assert trend.attrs["units"] == "K (10 year)-1"
 
 
 def test_trend_error_equals_area_weighted_rms_of_polyfit_trends():
@@ -56,4 +56,4 @@ def test_trend_error_equals_area_weighted_rms_of_polyfit_trends():
     expected = polyfit_trends(prediction.values, years) - polyfit_trends(truth.values, years)
     error = trend_error(prediction, truth)
     np.testing.assert_allclose(float(error), weighted_rms(expected, truth.lat.values), rtol=1e-10)
-    assert error.attrs["units"] == "K decade-1"
+    assert error.attrs["units"] == "K (10 year)-1"

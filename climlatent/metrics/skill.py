@@ -19,7 +19,9 @@ from __future__ import annotations
 import functools
 import operator
 
+import pint
 import xarray as xr
+from cf_xarray.units import units as ureg
 
 from climlatent.errors import InputDataError
 from climlatent.grid import cell_area, find_grid
@@ -62,7 +64,26 @@ def paired(*fields: xr.DataArray) -> tuple[xr.DataArray, ...]:
 
 
 def _squared(units: str | None) -> str | None:
-    return units if units in (None, "1") else f"({units})2"
+    """CF units of a squared difference of fields in ``units`` (None if unknown).
+
+    Examples
+    --------
+    >>> _squared("K"), _squared("degC"), _squared("kg m-2 s-1"), _squared(None)
+    ('K2', 'K2', 'kg2 m-4 s-2', None)
+    """
+    if units is None:
+        return None
+    try:
+        unit = ureg.Unit(units)
+    except (pint.errors.PintError, ValueError, AttributeError, TypeError):
+        return f"({units})2"  # as UDUNITS writes a power of what it cannot name
+    difference = ureg.Quantity(1.0, unit) - ureg.Quantity(0.0, unit)  # degC: delta_degC
+    if difference.units != unit:  # an offset unit: differences in its absolute unit
+        absolute = difference.to_base_units()
+        if absolute.m != 1:  # degF
+            return f"({units})2"
+        unit = absolute.units
+    return format(unit**2, "cf")
 
 
 def area_mean(da: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:

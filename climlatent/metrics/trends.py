@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import xarray as xr
 
+from climlatent.errors import InputDataError
+from climlatent.grid import _is_datetime_like
 from climlatent.metrics.skill import paired, rmse
 
 __all__ = ["linear_trend", "trend_error"]
@@ -32,8 +34,13 @@ def linear_trend(da: xr.DataArray, dim: str = "time") -> xr.DataArray:
     -------
     xr.DataArray
         The slope of ``da`` against decimal years times 10, without ``dim``; NaN
-        where a cell has a missing value along ``dim``. Units ``"<units> decade-1"``
-        when ``da`` has units.
+        where a cell has a missing value along ``dim``. Units ``"<units> (10 year)-1"``
+        (UDUNITS has no decade) when ``da`` has units.
+
+    Raises
+    ------
+    InputDataError
+        ``dim`` is not a dim of ``da``, holds no dates, or has fewer than 2 steps.
 
     Examples
     --------
@@ -44,16 +51,25 @@ def linear_trend(da: xr.DataArray, dim: str = "time") -> xr.DataArray:
     ...     attrs={"units": "K"})
     >>> trend = linear_trend(warming)
     >>> round(float(trend), 12), trend.attrs["units"]
-    (1.0, 'K decade-1')
+    (1.0, 'K (10 year)-1')
     """
+    if dim not in da.dims:
+        raise InputDataError(f"variable {da.name!r} has no dim {dim!r} (dims: {da.dims})")
     time = da[dim]
+    if not _is_datetime_like(time):
+        raise InputDataError(
+            f"time coordinate {dim!r} of variable {da.name!r} holds no dates (decode it: "
+            "xarray's decode_cf, or open the file with decode_times=True)"
+        )
+    if da.sizes[dim] < 2:
+        raise InputDataError(f"variable {da.name!r}: a trend along {dim!r} needs 2 steps or more")
     years = time.dt.year + (time.dt.dayofyear - 1) / time.dt.days_in_year
     anomaly = years - years.mean()
     slope = (anomaly * (da - da.mean(dim))).sum(dim, skipna=False) / (anomaly**2).sum()
     units = da.attrs.get("units")
     attrs = {"long_name": f"linear trend along {dim}"}
     if units is not None:
-        attrs["units"] = f"{units} decade-1"
+        attrs["units"] = f"{units} (10 year)-1"
     return (YEARS_PER_DECADE * slope).assign_attrs(attrs)
 
 
@@ -84,7 +100,7 @@ def trend_error(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time"
     >>> warming = truth + 0.03 * np.arange(20.0)[:, None, None]  # 0.3 K per decade
     >>> error = trend_error(warming, truth)
     >>> round(float(error), 12), error.attrs["units"]
-    (0.3, 'K decade-1')
+    (0.3, 'K (10 year)-1')
     """
     prediction, truth = paired(prediction, truth)
     return rmse(linear_trend(prediction, dim), linear_trend(truth, dim)).assign_attrs(
