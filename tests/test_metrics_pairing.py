@@ -11,6 +11,8 @@ from climlatent.grid import cell_area
 from climlatent.metrics import (
     area_mean,
     correlation,
+    latent_factor_correlation,
+    linear_probe_r2,
     linear_trend,
     mse,
     mse_skill_score,
@@ -123,3 +125,13 @@ def test_score_units_are_udunits_strings_climlatent_parses(units, squared):
     time = xr.date_range("2000-01-01", periods=24, freq="MS", calendar="noleap", use_cftime=True)
     trend = linear_trend(truth.assign_coords(time=time))
     assert trend.attrs["units"] == f"{units} (10 year)-1"
+
+
+@pytest.mark.parametrize("diagnostic", [latent_factor_correlation, linear_probe_r2])
+def test_latent_diagnostics_refuse_missing_values(diagnostic):
+    """A NaN latent gave a NaN row (correlation) or a LinAlgError (the probe)."""
+    rng = np.random.default_rng(0)
+    latents = xr.DataArray(rng.normal(size=(50, 3)), dims=("time", "latent"))
+    factors = xr.DataArray(rng.normal(size=(50, 2)), dims=("time", "mode"))
+    with pytest.raises(InputDataError, match="the latents hold 1 NaN/inf"):
+        diagnostic(latents.where((latents.time != 7) | (latents.latent != 0)), factors)

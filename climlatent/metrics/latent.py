@@ -29,7 +29,12 @@ def _paired(
     if latents.size == 0:
         raise InputDataError("latents and factors share no samples (check their coordinates)")
     factors = factors.transpose(*[d for d in latents.dims if d != latent_dim], factor_dim)
-    return _stack(latents, latent_dim), _stack(factors, factor_dim)
+    z, f = _stack(latents, latent_dim), _stack(factors, factor_dim)
+    for values, role in ((z, "latents"), (f, "factors")):
+        bad = int((~np.isfinite(values)).sum())
+        if bad:
+            raise InputDataError(f"the {role} hold {bad} NaN/inf value(s) on shared samples")
+    return z, f
 
 
 def latent_factor_correlation(
