@@ -54,8 +54,16 @@ def open_members(
     FileNotFoundError
         A file, glob or catalog does not exist (the message names it).
     InputDataError
-        A source lacks a variable, has another grid or time axis than the first,
-        repeats a member, or a requested member is absent (the message names it).
+        A source lacks a variable, has another grid, time axis or units than the
+        first, repeats a member, or a requested member is absent (the message names
+        it).
+
+    Notes
+    -----
+    Close the ensemble (or open it in a ``with`` block) before its files are opened
+    again, by another ``open_members`` or a batch writer: with netCDF4 1.7 (netCDF-C
+    4.10, HDF5 2.2) a file held open by xarray and opened, closed and opened again
+    crashes the process in netCDF-C (pydata/xarray#8289), whatever climlatent does.
 
     Examples
     --------
