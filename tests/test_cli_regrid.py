@@ -116,8 +116,23 @@ def test_errors_are_one_line_naming_what_is_wrong(tmp_path, source):
     to_netcdf(xr.Dataset({"x": ("time", np.arange(3.0))}), no_grid)
     empty = tmp_path / "empty.nc"
     to_netcdf(ds.isel(time=slice(0, 0)), empty)  # used to end in a ZeroDivisionError
+    cyclic = tmp_path / "cyclic.nc"  # the file was not named
+    to_netcdf(xr.concat([ds, ds.isel(lon=[0]).assign_coords(lon=[365.0])], "lon"), cyclic)
+    corrupt = tmp_path / "corrupt.nc"  # netCDF-C's RuntimeError was a traceback
+    ds[["tas"]].to_netcdf(corrupt, encoding={"tas": {"zlib": True, "chunksizes": (1, 18, 36)}})
+    with open(corrupt, "r+b") as file:  # bytes smashed amid the compressed steps
+        file.seek(int(corrupt.stat().st_size * 0.6))
+        file.write(b"\xff" * 1024)
     cases = [
         ((empty, "r18x9", "-o", out), f"source '{empty}': time dim 'time' has no steps"),
+        (
+            (cyclic, "r18x9", "-o", out),
+            f"regridding '{cyclic}' to 'r18x9': source grid: longitude 'lon' cells span",
+        ),
+        (
+            (corrupt, "r18x9", "-o", out, "--time-chunk", 2),
+            f"regridding '{corrupt}' to 'r18x9': NetCDF: HDF error",
+        ),
         (
             (path, "n32", "-o", out),
             "destination grid 'n32' is neither a netCDF file nor a grid spec",

@@ -155,7 +155,10 @@ def regrid_file(
     blocks = _time_blocks(ds, time_chunk)
     if blocks is not None:  # opened again in blocks: each file read one block at a time
         ds = _selected(io.open_dataset(source, chunks=blocks), variables, source).chunk(blocks)
-    out = Regridder(ds, grid, method=method, engine="climlatent")(ds, skipna=skipna)
     named = "<grid>" if isinstance(destination, xr.Dataset) else str(destination)
     call = f"climlatent regrid {source} {named} --method {method}" + (" --skipna" * skipna)
-    return io.to_netcdf(out, output, call=call)
+    try:
+        out = Regridder(ds, grid, method=method, engine="climlatent")(ds, skipna=skipna)
+        return io.to_netcdf(out, output, call=call)
+    except (InputDataError, RuntimeError) as err:  # RuntimeError: netCDF-C's, reading
+        raise InputDataError(f"regridding {str(source)!r} to {named!r}: {err}") from err
