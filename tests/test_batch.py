@@ -319,6 +319,7 @@ def test_catalog_entry_keeps_its_member_labels():
         ("duplicate", "is in both"),
         ("time", "different time axis"),
         ("units", "'psl' of member file .* is in 'hPa', but in 'Pa'"),
+        ("order", "different grid than .*: the same cells in another order"),
     ],
 )
 def test_bad_member_inputs_are_named(member_files, tmp_path, change, message):
@@ -334,6 +335,8 @@ def test_bad_member_inputs_are_named(member_files, tmp_path, change, message):
             ds = ds.load().rename(member="realization")
         if change == "units":  # the same pressures in hPa: read as Pa, 100 times too small
             ds["psl"] = (ds["psl"] / 100).assign_attrs(ds["psl"].attrs, units="hPa")
+        elif change == "order":  # told to regrid it
+            ds = ds.sortby("lat", ascending=False)
         else:
             ds = ds.drop_vars("psl") if change == "variable" else ds.isel(time=slice(1, None))
         bad = cl.io.to_netcdf(ds.assign_coords(realization=["r8"]), tmp_path / "bad.nc")

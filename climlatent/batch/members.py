@@ -15,6 +15,7 @@ from cf_xarray.units import units as ureg
 
 from climlatent.errors import InputDataError
 from climlatent.grid import GridInfo, check_same_grid, find_grid, find_member, find_time
+from climlatent.grid_order import canonical_order
 from climlatent.io import PathLike, SharedTimeAxis, carry_provenance, natural_key, open_dataset
 
 #: Member files a batch run holds open at once (xarray's file cache): each open netCDF
@@ -200,6 +201,14 @@ def _check_like(
         check_same_grid(reference[name], part[name], name, grids=grids)
     except InputDataError as err:
         detail = str(err).rsplit(": ", 1)[-1]
+        try:  # the same cells in another order: no regridding needed
+            canonical_order(part[name], reference[name], name)
+            detail = (
+                "the same cells in another order (latitude reversed, longitudes in the "
+                "other convention or rotated); reorder it like the first (sortby)"
+            )
+        except InputDataError:
+            pass
         raise InputDataError(
             f"member file {source!r} is on a different grid than {first!r}: {detail}"
         ) from err
