@@ -252,11 +252,18 @@ class _ValidCells:
 
 
 def _attach_grid(out: xr.DataArray, layout: FieldLayout) -> xr.DataArray:
-    coords = {
-        name: coord
-        for name, coord in layout.grid.coords.items()
-        if set(coord.dims) <= set(layout.spatial_dims)
-    }
+    """``out`` with the layout's grid coordinates.
+
+    Without a ``bounds`` attribute naming a variable the layout does not keep (the
+    input's, put back by `carry_provenance` when ``out`` is on the input grid).
+    """
+    coords = {}
+    for name, coord in layout.grid.coords.items():
+        if set(coord.dims) <= set(layout.spatial_dims):
+            if coord.attrs.get("bounds", name) not in layout.grid.variables:
+                coord = coord.copy(deep=False)
+                coord.attrs = {k: v for k, v in coord.attrs.items() if k != "bounds"}
+            coords[name] = coord
     return out.assign_coords(coords)
 
 

@@ -67,6 +67,9 @@ def test_output_on_fine_grid_with_coords_and_attrs(world, fitted):
         np.isnan(chl.isel(member=0, time=0)), np.isnan(fine_test["chl"].isel(member=0, time=0))
     )
     assert "ProxyDownscaler" in out.attrs["history"]
+    assert "bounds" in fine_test["lat"].attrs  # the fine grid's, which the model does not keep
+    for name, coord in out.coords.items():  # no attribute naming an absent variable
+        assert coord.attrs.get("bounds", name) in out.variables, name
 
 
 def test_save_load_bit_identical(world, fitted, tmp_path):
