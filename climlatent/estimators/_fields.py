@@ -8,7 +8,8 @@ standard deviation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -16,6 +17,9 @@ import xarray as xr
 from climlatent.checks import get_variable
 from climlatent.errors import InputDataError
 from climlatent.fitted_range import FittedRange
+from climlatent.grid import find_grid
+from climlatent.grid_order import conform
+from climlatent.units import convert_units
 
 
 def variable_names(names: str | Sequence[str]) -> list[str]:
@@ -146,3 +150,111 @@ def grid_coords(ds: xr.Dataset, dims: tuple) -> xr.Dataset:
     ['x']
     """
     return xr.Dataset(coords={d: ds[d] for d in dims if d in ds.coords})
+
+
+def on_fitted_grid(
+    da: xr.DataArray,
+    grid: xr.Dataset,
+    dims: Sequence[str],
+    attrs: Mapping[str, Any] | None = None,
+    name: str | None = None,
+) -> xr.DataArray:
+    """New field ``da`` on the fitted ``grid``, grid ``dims`` last, in the fitted units.
+
+    A ``grid`` that `~climlatent.grid.find_grid` reads as latitude x longitude takes
+    the same cells in any order (latitude reversed, the other longitude convention,
+    transposed dims: `~climlatent.grid_order.conform`). On any other grid (``y, x`` of
+    a benchmark), each of ``dims`` with a fitted coordinate needs the same coordinate
+    values in ``da``. With a ``units`` entry in the fitted ``attrs``, ``da`` is
+    converted to those units (`~climlatent.units.convert_units`); without one (or
+    ``attrs=None``: not recorded) its values are taken as they are.
+
+    Parameters
+    ----------
+    da : xr.DataArray
+        New data, with the grid dims and any sample dims.
+    grid : xr.Dataset
+        The coordinates of the grid the model was fitted on (`grid_coords`).
+    dims : sequence of str
+        The fitted grid dims, in the fitted order.
+    attrs : mapping, optional
+        The attributes of the variable at fitting.
+    name : str, optional
+        Variable named in messages (``da.name`` by default).
+
+    Returns
+    -------
+    xr.DataArray
+        ``da`` with its grid dims last in the order ``dims``, labelled with the fitted
+        coordinates, in the fitted units.
+
+    Raises
+    ------
+    InputDataError
+        ``da`` lacks a grid dim or coordinate, is on another grid, or has units that
+        are missing or cannot be converted to the fitted ones.
+
+    Examples
+    --------
+    >>> grid = xr.Dataset(coords={"lat": [-10.0, 10.0], "lon": [0.0, 90.0, 180.0]})
+    >>> da = xr.DataArray(np.arange(6.0).reshape(1, 2, 3), dims=("time", "lat", "lon"),
+    ...     coords={"lat": [10.0, -10.0], "lon": [0.0, 90.0, 180.0]},
+    ...     attrs={"units": "degC"}, name="tas")
+    >>> out = on_fitted_grid(da, grid, ("lat", "lon"), {"units": "K"})
+    >>> out["lat"].values.tolist(), out.values[0, 0].tolist(), out.attrs["units"]
+    ([-10.0, 10.0], [276.15, 277.15, 278.15], 'K')
+    >>> on_fitted_grid(da, grid.assign_coords(lat=[0.0, 20.0]), ("lat", "lon"))
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: variable 'tas' is on a different grid ...
+    """
+    label = str(da.name) if name is None else name
+    dims = tuple(dims)
+    missing = [d for d in dims if d not in da.dims]
+    if missing:
+        raise InputDataError(
+            f"variable {label!r} has dims {da.dims}, without the grid dim(s) {missing} the "
+            f"model was fitted on"
+        )
+    if _latitude_longitude(grid, dims):
+        da = conform(da, grid, label)
+    else:
+        for dim in dims:
+            if dim in grid.coords:
+                _check_coordinate(da, grid[dim], label)
+    da = da.transpose(..., *dims)
+    units = (attrs or {}).get("units")
+    return da if units is None else convert_units(da, str(units), label)
+
+
+def _latitude_longitude(grid: xr.Dataset, dims: tuple[str, ...]) -> bool:
+    """Whether ``grid`` is a latitude x longitude grid on ``dims``."""
+    try:
+        found = find_grid(grid)
+    except InputDataError:
+        return False
+    return set(found.spatial_dims) == set(dims)
+
+
+def _check_coordinate(da: xr.DataArray, fitted: xr.DataArray, name: str) -> None:
+    """Refuse ``da`` unless its coordinate on ``fitted``'s dim holds the fitted values."""
+    dim = str(fitted.name)
+    if dim not in da.coords:
+        raise InputDataError(
+            f"variable {name!r} has no coordinate on its grid dim {dim!r}; the model was "
+            f"fitted on one: give it the fitted values"
+        )
+    new, old = np.asarray(da[dim].values), np.asarray(fitted.values)
+    same = new.shape == old.shape
+    kinds = new.dtype.kind + old.dtype.kind
+    if same and set(kinds) <= set("iufc") and set(kinds) & set("fc"):
+        scale = float(np.max(np.abs(old))) if old.size else 0.0
+        same = bool(np.allclose(new, old, rtol=1e-6, atol=1e-6 * max(scale, 1e-300)))
+    elif same:
+        same = bool(np.array_equal(new, old))
+    if not same:
+        raise InputDataError(
+            f"variable {name!r} is on another grid than the model was fitted on: its "
+            f"coordinate {dim!r} differs from the fitted one (select or interpolate it "
+            f"onto the fitted values)"
+        )

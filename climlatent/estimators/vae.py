@@ -31,6 +31,7 @@ from climlatent.estimators._fields import (
     field_ranges,
     grid_coords,
     gridded_fields,
+    on_fitted_grid,
     stack_fields,
     standardise,
     variable_names,
@@ -241,7 +242,12 @@ class VAE(BaseEstimator):
         return self
 
     def encode(self, ds: xr.Dataset) -> xr.DataArray:
-        """Posterior means of the fields of ``ds``: dims = sample dims + ``latent``."""
+        """Posterior means of the fields of ``ds``: dims = sample dims + ``latent``.
+
+        The fields may lay out a latitude x longitude grid in any order and come in
+        units convertible to the fitted ones; another grid is refused (on a grid
+        without latitude and longitude, the fitted coordinates are required).
+        """
         self._require_fitted()
         fields = self._fields(ds, self.variables_)
         x = standardise(stack_fields(fields), self.mean_, self.std_)
@@ -302,15 +308,22 @@ class VAE(BaseEstimator):
         )
 
     def _fields(self, ds: xr.Dataset, names: list[str]) -> list[xr.DataArray]:
+        """The fields ``names`` of ``ds``; once fitted, checked and put on the fitted grid.
+
+        New fields may lay out a latitude x longitude grid in any order and come in any
+        units convertible to the fitted ones; they are reordered and converted before
+        their range is checked (in the fitted units).
+        """
         fields = gridded_fields(ds, names, "field")
-        dims = fields[0].dims
         if self.is_fitted:
-            grid = {d: fields[0].sizes[d] for d in dims[-2:]}
-            if dims[-2:] != tuple(self.spatial_dims_) or list(grid.values()) != self.grid_size_:
-                raise InputDataError(
-                    f"fields are on grid {grid}, the model on "
-                    f"{dict(zip(self.spatial_dims_, self.grid_size_, strict=True))}"
-                )
+            grid = {d: fields[0].sizes[d] for d in fields[0].dims[-2:]}
+            fitted = dict(zip(self.spatial_dims_, self.grid_size_, strict=True))
+            if grid != fitted:  # the same dims and sizes, in any order
+                raise InputDataError(f"fields are on grid {grid}, the model on {fitted}")
+            fields = [
+                on_fitted_grid(da, self.grid_, self.spatial_dims_, self.attrs_.get(str(da.name)))
+                for da in fields
+            ]
             check_field_ranges(fields, self.ranges_, "field", self.range_tolerance)
         return fields
 

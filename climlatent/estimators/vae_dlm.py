@@ -31,7 +31,7 @@ from climlatent._deprecation import renamed_arguments, renamed_method
 from climlatent.checks import get_variable
 from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
-from climlatent.estimators._fields import check_field_ranges, field_ranges
+from climlatent.estimators._fields import check_field_ranges, field_ranges, on_fitted_grid
 from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
@@ -467,6 +467,7 @@ class VAEDLM(BaseEstimator):
                 f"fitted on time dim {self.dims_[-2]!r} and space dim {self.dims_[-1]!r} "
                 f"of length {self.n_space_}"
             )
+        da = on_fitted_grid(da, self.grid_, self.dims_[-1:], self.attrs_)  # space, units
         times = self._time_values(da)
         if not np.isclose(times[0], self.t0_, rtol=0, atol=1e-9 * max(1.0, abs(self.span_))):
             raise InputDataError(
@@ -581,8 +582,7 @@ class VAEDLM(BaseEstimator):
         self.n_space_ = int(fitted["n_space"])
         self.attrs_, self.time_attrs_ = fitted["attrs"], fitted["time_attrs"]
         self.t0_, self.span_ = float(fitted["t0"]), float(fitted["span"])
-        # None: saved before the training times were recorded
-        self.times_ = np.asarray(fitted["times"]) if "times" in fitted else None
+        self.times_ = np.asarray(fitted["times"]) if "times" in fitted else None  # None: older
         self.grid_ = datasets["grid"]
         self.ranges_ = fitted.get("ranges", {})  # absent from older models: no check
 

@@ -36,6 +36,7 @@ from climlatent.estimators._fields import (
     field_ranges,
     grid_coords,
     gridded_fields,
+    on_fitted_grid,
     stack_fields,
     standardise,
     variable_names,
@@ -244,6 +245,7 @@ class VED(BaseEstimator):
         self.input_size_ = list(fields_in[0].shape[-2:])
         self.output_size_ = list(fields_out[0].shape[-2:])
         self.attrs_ = {name: dict(ds[name].attrs) for name in names_out}
+        self.input_attrs_ = {name: dict(ds[name].attrs) for name in names_in}
         self.input_grid_ = grid_coords(ds, self.input_dims_)
         self.output_grid_ = grid_coords(ds, self.output_dims_)
         x = torch.from_numpy(standardise(x_raw, self.x_mean_, self.x_std_))
@@ -298,7 +300,9 @@ class VED(BaseEstimator):
         Parameters
         ----------
         ds : xr.Dataset
-            Holds the proxy variables on their fitted grid, with any sample dims.
+            Holds the proxy variables on their fitted grid, with any sample dims: a
+            latitude x longitude grid may hold its cells in another order, another grid
+            needs the fitted coordinates; units are converted to the fitted ones.
         check_range : bool
             Refuse proxy values beyond their training range by more than
             ``range_tolerance`` times its width (fill values, mislabelled units).
@@ -389,11 +393,17 @@ class VED(BaseEstimator):
         self._require_fitted()
         fields = gridded_fields(ds, self.inputs_, "input")
         grid = {d: fields[0].sizes[d] for d in fields[0].dims[-2:]}
-        if tuple(grid) != tuple(self.input_dims_) or list(grid.values()) != self.input_size_:
-            fitted = dict(zip(self.input_dims_, self.input_size_, strict=True))
+        fitted = dict(zip(self.input_dims_, self.input_size_, strict=True))
+        if grid != fitted:  # the same dims and sizes, in any order
             raise InputDataError(
                 f"input {self.inputs_[0]!r} is on grid {grid}, the model on {fitted}"
             )
+        # on the fitted grid, in the fitted units (None: saved before they were recorded)
+        attrs = self.input_attrs_ or {}
+        fields = [
+            on_fitted_grid(da, self.input_grid_, self.input_dims_, attrs.get(str(da.name)))
+            for da in fields
+        ]
         if check_range:
             check_field_ranges(fields, self.ranges_, "input", self.range_tolerance)
         sample = fields[0].dims[:-2]
@@ -424,6 +434,7 @@ class VED(BaseEstimator):
             "inputs": self.inputs_,
             "outputs": self.outputs_,
             "attrs": self.attrs_,
+            "input_attrs": self.input_attrs_,
             "sample_dims": list(self.sample_dims_),
             "input_dims": list(self.input_dims_),
             "output_dims": list(self.output_dims_),
@@ -438,6 +449,7 @@ class VED(BaseEstimator):
     def _restore(self, fitted: dict[str, Any], datasets: dict[str, xr.Dataset]) -> None:
         self.inputs_, self.outputs_ = fitted["inputs"], fitted["outputs"]
         self.attrs_ = fitted["attrs"]
+        self.input_attrs_ = fitted.get("input_attrs")  # absent from older models: no units
         self.sample_dims_ = tuple(fitted["sample_dims"])
         self.input_dims_ = tuple(fitted["input_dims"])
         self.output_dims_ = tuple(fitted["output_dims"])
