@@ -22,6 +22,7 @@ from climlatent.metrics import (
     rmse_map,
     trend_error,
 )
+from climlatent.metrics.spectra import log_spectral_distance
 from climlatent.units import parse_units
 from conftest import rectilinear
 
@@ -135,3 +136,12 @@ def test_latent_diagnostics_refuse_missing_values(diagnostic):
     factors = xr.DataArray(rng.normal(size=(50, 2)), dims=("time", "mode"))
     with pytest.raises(InputDataError, match="the latents hold 1 NaN/inf"):
         diagnostic(latents.where((latents.time != 7) | (latents.latent != 0)), factors)
+
+
+def test_log_spectral_distance_refuses_undefined_logs_and_other_grids():
+    """A constant field gave inf or nan; grids of other sizes a numpy broadcast error."""
+    noise = np.random.default_rng(0).normal(size=(4, 16, 16))
+    with pytest.raises(InputDataError, match="the fields have no power at wavenumber"):
+        log_spectral_distance(np.ones((4, 16, 16)), noise)
+    with pytest.raises(InputDataError, match=r"grid \(16, 16\) is not the reference's \(8, 8\)"):
+        log_spectral_distance(noise, noise[:, :8, :8])

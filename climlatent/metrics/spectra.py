@@ -56,6 +56,12 @@ def radial_power_spectrum(fields: object) -> np.ndarray:
 def log_spectral_distance(fields: object, reference: object) -> float:
     """Mean absolute difference of ``log10`` radial power spectra (0 for equal spectra).
 
+    Raises
+    ------
+    InputDataError
+        The grids differ, or a spectrum has no power in a wavenumber bin (constant
+        fields), where its logarithm is undefined.
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -64,4 +70,16 @@ def log_spectral_distance(fields: object, reference: object) -> float:
     (0.0, 2.0)
     """
     model, truth = radial_power_spectrum(fields), radial_power_spectrum(reference)
+    if model.shape != truth.shape:
+        raise InputDataError(
+            f"the fields' grid {np.shape(fields)[-2:]} is not the reference's "
+            f"{np.shape(reference)[-2:]}: their wavenumbers differ"
+        )
+    for spectrum, role in ((model, "fields"), (truth, "reference")):
+        if not (spectrum > 0).all():
+            raise InputDataError(
+                f"the {role} have no power at wavenumber(s) "
+                f"{(np.flatnonzero(spectrum <= 0) + 1).tolist()} (constant fields?): "
+                "their log spectrum is undefined"
+            )
     return float(np.mean(np.abs(np.log10(model) - np.log10(truth))))
