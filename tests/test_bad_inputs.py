@@ -123,6 +123,19 @@ def test_partial_nan_target_named(split):
         cl.EOFRegression().fit(train.assign(pr=pr), "pr", "psl")
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("call", ["encode", "reconstruct"])
+def test_a_target_to_encode_with_a_gap_in_a_used_cell_is_refused(fitted_eof, split, call, value):
+    """A NaN there turned its sample's reconstruction to NaN; an inf, to inf latents."""
+    _, test = split
+    used = np.isfinite(test["pr"].isel(member=0, time=0)).values
+    row, column = np.argwhere(used)[0]
+    pr = test["pr"].copy()
+    pr[dict(member=0, time=3, lat=int(row), lon=int(column))] = value
+    with pytest.raises(InputDataError, match="'pr' has 1 non-finite value"):
+        getattr(fitted_eof, call)(test.assign(pr=pr))
+
+
 def test_not_a_dataset(split):
     with pytest.raises(TypeError, match="xarray.Dataset"):
         cl.EOFRegression().fit(split[0]["pr"], "pr", "psl")

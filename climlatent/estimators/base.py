@@ -431,7 +431,7 @@ class Estimator(BaseEstimator):
         """
         self._require_fitted()
         y = self._prepare_target(ds)
-        z = self._encode(to_matrix(y, self.target_layout_))
+        z = self._encode(self._target_matrix(y))
         sample = self.target_layout_.sample_dims(y)
         shape = tuple(y.sizes[d] for d in sample) + (z.shape[1],)
         coords = {d: y[d] for d in sample if d in y.coords}
@@ -448,7 +448,7 @@ class Estimator(BaseEstimator):
         """Encode then decode the target field of ``ds`` (its reconstruction)."""
         self._require_fitted()
         y = self._prepare_target(ds)
-        rec = self._decode(self._encode(to_matrix(y, self.target_layout_)))
+        rec = self._decode(self._encode(self._target_matrix(y)))
         out = from_matrix(
             rec.astype(np.float32), self.target_layout_, sample_coords(y, self.target_layout_)
         )
@@ -570,6 +570,12 @@ class Estimator(BaseEstimator):
         y = self._check_new_field(y, "target", self.target_layout_)
         y = convert_units(y, self.target_attrs_["units"], self.target_)
         return self.target_transform_.forward(y) if self.target_transform_ else y
+
+    def _target_matrix(self, y: xr.DataArray) -> np.ndarray:
+        """The target's valid cells as rows, refusing NaN/inf there (it is encoded)."""
+        matrix = to_matrix(y, self.target_layout_)
+        check_finite(matrix, self.target_)
+        return matrix
 
     @staticmethod
     def _check_proxy_finite(x: xr.DataArray) -> None:
