@@ -19,7 +19,9 @@ from climlatent.metrics import (
     quantile_error,
     r2,
     r2_map,
+    rank_histogram,
     rmse_map,
+    spread_skill_ratio,
     trend_error,
 )
 from climlatent.metrics.spectra import log_spectral_distance
@@ -145,3 +147,12 @@ def test_log_spectral_distance_refuses_undefined_logs_and_other_grids():
         log_spectral_distance(np.ones((4, 16, 16)), noise)
     with pytest.raises(InputDataError, match=r"grid \(16, 16\) is not the reference's \(8, 8\)"):
         log_spectral_distance(noise, noise[:, :8, :8])
+
+
+@pytest.mark.parametrize("score", [rank_histogram, spread_skill_ratio])
+def test_ensemble_scores_name_a_dim_the_truth_lacks(score):
+    """It was a cryptic transpose error."""
+    truth = xr.DataArray(np.zeros(10), dims="time")
+    ensemble = xr.DataArray(np.zeros((4, 2, 10)), dims=("realization", "plev", "time"))
+    with pytest.raises(InputDataError, match=r"ensemble has dim\(s\) \['plev'\] that the truth"):
+        score(ensemble, truth)

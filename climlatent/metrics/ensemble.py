@@ -23,6 +23,12 @@ def _paired(ensemble: xr.DataArray, truth: xr.DataArray, dim: str) -> tuple[np.n
         raise InputDataError(f"ensemble has no {dim!r} dim (dims: {ensemble.dims})")
     if dim in truth.dims:
         raise InputDataError(f"truth must not have the ensemble dim {dim!r}")
+    extra = [d for d in ensemble.dims if d != dim and d not in truth.dims]
+    if extra:
+        raise InputDataError(
+            f"ensemble has dim(s) {extra} that the truth lacks (dims: {truth.dims}); "
+            "select or stack them first"
+        )
     ensemble, truth = xr.align(ensemble, truth, join="exact")
     members = ensemble.transpose(..., dim).broadcast_like(truth).transpose(*truth.dims, dim)
     values = members.values.reshape(-1, ensemble.sizes[dim])
