@@ -136,6 +136,28 @@ def test_standardize_statistics_and_zero_variance():
     np.testing.assert_allclose(out.std("time").isel(lat=2, lon=3), 1.0)
 
 
+@pytest.mark.parametrize(("value", "dtype", "n"), [(0.1, np.float64, 10), (-1.8, np.float32, 365)])
+def test_standardize_constant_cells_whose_std_is_round_off(value, dtype, n):
+    """Their std came out 1e-17 or 6e-6, not 0: a later value 0.01 away mapped to 7e14."""
+    field = xr.DataArray(np.full((n, 2), value, dtype), dims=("time", "x"), name="v")
+    transform = Standardize().fit(field)
+    np.testing.assert_array_equal(transform.state["std"], 1.0)
+    later = transform.forward(field.isel(time=[0]) + dtype(0.01))
+    np.testing.assert_allclose(later, 0.01, rtol=1e-4)
+
+
+def test_standardize_sums_float32_fields_in_float64():
+    """A century of daily float32 pressures: the float32 mean was 1.5 Pa off."""
+    rng = np.random.default_rng(0)
+    psl = xr.DataArray(
+        (101325 + 100 * rng.standard_normal((36500, 2))).astype(np.float32), dims=("time", "x")
+    )
+    transform = Standardize().fit(psl)
+    assert transform.state["mean"].dtype == np.float32
+    exact = psl.values.astype(np.float64).mean(axis=0)
+    np.testing.assert_allclose(transform.state["mean"], exact, rtol=0, atol=0.004)  # a ulp
+
+
 def _groupby_month_day(da):
     """Independent climatology: pandas groupby on (month, day) of each time stamp."""
     keys = pd.MultiIndex.from_tuples([(t.month, t.day) for t in da.indexes["time"]])
