@@ -38,8 +38,8 @@ class Draws:
     def __post_init__(self) -> None:
         if not _whole(self.n) or self.n < 1:
             raise ValueError(f"n_samples must be a positive integer, got {self.n!r}")
-        if not _whole(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not _whole(self.seed) or not 0 <= self.seed < 2**64:
+            raise ValueError(f"seed must be an integer in [0, 2**64), got {self.seed!r}")
 
 
 def _whole(value: object) -> bool:
@@ -86,7 +86,11 @@ def standard_normal_rows(
             f"{realization}, {first_row}, {stream}"
         )
     stride = RAW_PER_COUNTER * -(-n_cells // RAW_PER_COUNTER)  # even: whole pairs
-    bits = np.random.Philox(key=[seed, realization])
+    if seed >= 2**64:
+        raise ValueError(f"seed must be below 2**64, got {seed}")
+    # uint64: a list of Python ints holding one >= 2**63 became float64, and nearby
+    # seeds gave the same key
+    bits = np.random.Philox(key=np.array([seed, realization], dtype=np.uint64))
     bits.advance(stream * STREAM_STEPS + first_row * stride // RAW_PER_COUNTER)
     uniform = np.random.Generator(bits).random((n_rows, stride))
     radius = np.sqrt(-2.0 * np.log1p(-uniform[:, 0::2]))  # 1 - u in (0, 1]

@@ -40,8 +40,21 @@ def test_negative_addresses_are_refused():
 
 @pytest.mark.parametrize(
     ("n", "seed", "message"),
-    [(0, 0, "n_samples"), (2.5, 0, "n_samples"), (2, -1, "seed"), (2, 1.5, "seed")],
+    [
+        (0, 0, "n_samples"),
+        (2.5, 0, "n_samples"),
+        (2, -1, "seed"),
+        (2, 1.5, "seed"),
+        (2, 2**64, r"seed must be an integer in \[0, 2\*\*64\)"),  # was an OverflowError later
+    ],
 )
 def test_bad_draw_counts_and_seeds_are_refused_at_once(n, seed, message):
     with pytest.raises(ValueError, match=message):
         Draws(n=n, seed=seed)
+
+
+def test_seeds_beyond_2_to_the_63_are_distinct():
+    """Their Philox key became float64: 2**63, 2**63 + 1 and 2**63 + 1000 drew alike."""
+    drawn = [standard_normal_rows(seed, 0, 0, 3, 4) for seed in (2**63, 2**63 + 1, 2**64 - 1)]
+    assert not np.array_equal(drawn[0], drawn[1]) and not np.array_equal(drawn[1], drawn[2])
+    assert np.array_equal(drawn[0], standard_normal_rows(2**63, 0, 0, 3, 4))
