@@ -4,7 +4,8 @@ A velocity field ``v(x, t, c)`` is trained to carry draws ``x_0 ~ N(0, I)`` to d
 ``x_1`` along straight lines (Lipman et al. 2023; Tong et al. 2024, with independent
 coupling): ``x_t = (1 - (1 - sigma_min) t) x_0 + t x_1`` and the regression target
 ``u_t = x_1 - (1 - sigma_min) x_0``, so the loss is
-``E_{t ~ U[0, 1], x_0, x_1} || v(x_t, t, c) - u_t ||^2``. Sampling integrates
+``E_{t ~ U[0, 1], x_0, x_1} || v(x_t, t, c) - u_t ||^2``, reported and minimised
+divided by ``sqrt(dim)`` (a constant: the same minimiser). Sampling integrates
 ``dx/dt = v(x, t, c)`` from ``t = 0`` to 1 with the classical Runge-Kutta scheme.
 Conditioning ``c`` (e.g. the guided latents of an Aux-VAE) enters the network as an
 input, which is what DL-CFM uses to steer generation along named drivers.
@@ -86,7 +87,10 @@ class ConditionalFlowMatching(nn.Module):
         return (1 - scale * t) * x0 + t * x1, x1 - scale * x0
 
     def training_losses(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
-        """OT-CFM regression loss; ``batch`` is ``(x1,)`` or ``(x1, condition)``."""
+        """OT-CFM regression loss of a batch ``(x1,)`` or ``(x1, condition)``.
+
+        The batch mean of ``||v(x_t, t, c) - u_t||^2`` divided by ``sqrt(dim)``.
+        """
         x1 = batch[0]
         condition = batch[1] if len(batch) > 1 else None
         x0 = torch.randn_like(x1)

@@ -6,7 +6,9 @@ conservation form :math:`u_t = \nu u_{xx} - (u^2 / 2)_x`. In Fourier space
 :math:`L_k = -\nu k^2`, integrated exactly, and the advection
 :math:`N(\hat u)_k = -\tfrac{i k}{2} \widehat{u^2}_k` is computed on the grid (``rfft``
 along the last axis, all samples of a batch at once) with the 2/3 rule: modes with
-:math:`|m| > N / 3` are zero, so the quadratic term is free of aliasing. The time
+:math:`|m| > N / 3` are zero, so the quadratic term is free of aliasing (but for
+mode :math:`N / 3` itself when 3 divides :math:`N`, whose square folds back onto it: an
+error of the order of its squared amplitude, below 1e-11 in the benchmarks). The time
 stepper is the fourth-order exponential time-differencing Runge-Kutta scheme ETDRK4
 of Cox & Matthews (2002), with the coefficients computed by the contour integrals of
 Kassam & Trefethen (2005, SIAM J. Sci. Comput. 26, 1214). The mean (mode 0) has

@@ -175,7 +175,8 @@ def kle_basis(n_grid: int = N_GRID, length_scale: float = LENGTH_SCALE, terms: i
     antisymmetric under both reflections, the mode even in *y* first (so mode 2 varies
     along *x*, mode 3 along *y*); every mode's sign makes its inner product with
     :math:`1 + (x - \tfrac12) + 2 (y - \tfrac12) + 4 (x - \tfrac12)(y - \tfrac12)`
-    positive (mode 1 is positive, mode 2 increases with *x*). One more eigenpair than
+    positive (mode 1 is positive, mode 2 is odd in *x*, negative at small *x* and
+    positive at large *x*). One more eigenpair than
     requested is computed, so that a pair split by the truncation is resolved.
 
     Parameters
