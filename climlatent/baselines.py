@@ -7,9 +7,11 @@
 - :class:`ClimatologyCorrectedBilinear`: bilinear interpolation plus a fine-scale
   correction learned on the training period, per group of the year (calendar month
   by default, as xsdba's ``group=``; see :mod:`climlatent.grouping`): the mean
-  difference (additive) or mean ratio (multiplicative, for positive fields) of the
-  fine field to the interpolated coarse field. This is the bias-correction step of
-  BCSD, what xsdba users would try first.
+  difference (additive) or geometric-mean ratio (multiplicative, for positive fields:
+  the mean of ``log(fine / bilinear)`` over the cells' positive values) of the fine
+  field to the interpolated coarse field. The additive form is xsdba's ``Scaling``
+  per group, and the fine-scale correction of BCSD's spatial disaggregation; it maps
+  no quantiles (xsdba's EQM and QDM do).
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ class ClimatologyCorrectedBilinear(BilinearBaseline):
     Parameters
     ----------
     kind : {"additive", "multiplicative"}
-        Correct by the mean difference, or by the mean ratio (positive fields).
+        Correct by the mean difference, or by the geometric-mean ratio (positive
+        fields; zero fine values, dry days, are left out of the mean).
     group : str or Grouper
         The groups of the correction, as xsdba's ``group=``: ``"time.month"`` (the
         default), ``"time.season"``, ``"time.dayofyear"`` with a window of time
