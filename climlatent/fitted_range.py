@@ -154,11 +154,15 @@ def _check_block(
         where = labels.at(
             tuple(int(i) + start for i, (start, _) in zip(first, location, strict=True))
         )
+        whole = not block_info or tuple(block_info[0]["shape"]) == values.shape
+        count, which = (
+            (f"{n_bad}", "the first") if whole else (f"at least {n_bad}", "one in a block")
+        )  # a lazy field is checked block by block, in whatever order they are computed
         raise InputDataError(
-            f"{role} variable {fitted.name!r} has {n_bad} value(s) outside the plausible "
+            f"{role} variable {fitted.name!r} has {count} value(s) outside the plausible "
             f"range [{low:.4g}, {high:.4g}] {labels.units} (the fitted range "
             f"[{fitted.minimum:.4g}, {fitted.maximum:.4g}] widened {tolerance:g} times its "
-            f"width each side); the first is {float(values[first]):.4g} at {where}. An "
+            f"width each side); {which} is {float(values[first]):.4g} at {where}. An "
             f"unmasked fill value, or units that do not match the data? To apply the "
             f"model anyway, pass check_range=False"
         )
