@@ -64,11 +64,20 @@ class GridInfo:
 def _latitude_longitude(obj: xr.Dataset | xr.DataArray) -> tuple[str | None, str | None]:
     """The latitude and longitude coordinates cf-xarray finds, from one discovery."""
     found = obj.cf.coordinates
-    # Not the cell bounds of a coordinate (they may carry its units and standard_name);
-    # prefer a coordinate that is also a dimension coordinate or has most dims.
+    # Not cell bounds (they may carry their coordinate's units and standard_name): not
+    # named as a coordinate's bounds, nor spanning a dim no data variable has (the
+    # vertices of lat_bnds(lat, bnds) when lat has lost its bounds attribute). Then a
+    # coordinate with most dims first.
+    candidates = {n for key in ("latitude", "longitude") for n in found.get(key, [])}
     bounds = {bounds_name(obj[name]) for name in obj.coords}
+    fields = [obj] if isinstance(obj, xr.DataArray) else list(obj.data_vars.values())
+    data_dims = {d for da in fields if da.name not in candidates | bounds for d in da.dims}
+
+    def is_grid(name: Hashable) -> bool:
+        return name not in bounds and (not data_dims or set(obj[name].dims) <= data_dims)
+
     lat, lon = (
-        sorted((n for n in found.get(key, []) if n not in bounds), key=lambda n: -obj[n].ndim)
+        sorted(filter(is_grid, found.get(key, [])), key=lambda n: -obj[n].ndim)
         for key in ("latitude", "longitude")
     )
     return (lat[0] if lat else None), (lon[0] if lon else None)

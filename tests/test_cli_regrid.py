@@ -117,9 +117,13 @@ def test_errors_are_one_line_naming_what_is_wrong(tmp_path, source):
     empty = tmp_path / "empty.nc"
     to_netcdf(ds.isel(time=slice(0, 0)), empty)  # used to end in a ZeroDivisionError
     cyclic = tmp_path / "cyclic.nc"  # the file was not named
-    to_netcdf(xr.concat([ds, ds.isel(lon=[0]).assign_coords(lon=[365.0])], "lon"), cyclic)
+    lon = np.append(ds.lon.values, ds.lon.values[0] + 360.0)
+    lon_attrs = {key: value for key, value in ds.lon.attrs.items() if key != "bounds"}
+    repeated = ds.drop_vars("lon_bnds").isel(lon=[*range(ds.lon.size), 0])
+    to_netcdf(repeated.assign_coords(lon=("lon", lon, lon_attrs)), cyclic)
     corrupt = tmp_path / "corrupt.nc"  # netCDF-C's RuntimeError was a traceback
-    ds[["tas"]].to_netcdf(corrupt, encoding={"tas": {"zlib": True, "chunksizes": (1, 18, 36)}})
+    compressed = {"tas": {"zlib": True, "chunksizes": (1, 18, 36)}}
+    ds[["tas", "lat_bnds", "lon_bnds"]].to_netcdf(corrupt, encoding=compressed)
     with open(corrupt, "r+b") as file:  # bytes smashed amid the compressed steps
         file.seek(int(corrupt.stat().st_size * 0.6))
         file.write(b"\xff" * 1024)
@@ -127,7 +131,7 @@ def test_errors_are_one_line_naming_what_is_wrong(tmp_path, source):
         ((empty, "r18x9", "-o", out), f"source '{empty}': time dim 'time' has no steps"),
         (
             (cyclic, "r18x9", "-o", out),
-            f"regridding '{cyclic}' to 'r18x9': source grid: longitude 'lon' cells span",
+            f"regridding '{cyclic}' to 'r18x9': the dataset: longitude 'lon' holds one meridian",
         ),
         (
             (corrupt, "r18x9", "-o", out, "--time-chunk", 2),

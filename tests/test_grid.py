@@ -192,3 +192,17 @@ def test_bounds_with_the_units_and_standard_name_of_their_coordinate_are_not_the
     assert float(cell_area(opened).sum()) == pytest.approx(
         EARTH_RADIUS**2 * 2 * np.pi * 2 * np.sin(np.deg2rad(60)), rel=1e-12
     )
+
+
+def test_bounds_are_not_the_grid_even_when_no_coordinate_names_them():
+    """lat_bnds(lat, bnds) with units degrees_north beside a lat that lost its bounds
+    attribute (attrs dropped on a coordinate replaced by hand) was taken as the latitude."""
+    grid = regular_grid(np.linspace(-60, 60, 7), np.linspace(0, 360, 9))
+    for name in ("lat", "lon"):
+        grid[f"{name}_bnds"].attrs["units"] = grid[name].attrs["units"]
+    ds = grid.assign(x=(("lat", "lon"), np.zeros((6, 8)))).assign_coords(
+        lat=("lat", grid.lat.values, {"units": "degrees_north"}),
+        lon=("lon", grid.lon.values, {"units": "degrees_east"}),
+    )
+    found = find_grid(ds)
+    assert (found.lat, found.lon, found.kind) == ("lat", "lon", "rectilinear")
