@@ -338,9 +338,11 @@ def cf_encode(ds: xr.Dataset, complete_coords: bool = True) -> xr.Dataset:
       ``units: 1`` when numeric);
     - a ``bounds`` attribute naming a variable not in ``ds`` is dropped; when ``ds``
       holds one grid-mapping variable, the variables on the horizontal grid name it;
-    - encodings: ``_FillValue`` on floating-point data variables and none on
-      coordinates, bounds and grid mappings (as CF asks); times as float64, bounds in
-      the units of their coordinate; 64-bit integers as int32 where the values fit
+    - encodings: ``_FillValue`` on floating-point data variables, written unpacked
+      (a file's ``scale_factor``, ``add_offset``, integer dtype and ``missing_value``
+      dropped), and none on coordinates, bounds and grid mappings (as CF asks); times
+      as float64 (in days where a file counted months or years), bounds in the units
+      of their coordinate; 64-bit integers as int32 where the values fit
       (CF-1.8 has no 64-bit integers); no fixed text width narrower than the text
       (one inherited from the first of several files would cut ``r10`` to ``r1``).
 
@@ -394,7 +396,11 @@ def cf_encode(ds: xr.Dataset, complete_coords: bool = True) -> xr.Dataset:
         if _cut_by_encoding(var):
             var.encoding.pop("dtype")
         if name in plain:
-            if var.dtype.kind == "f":
+            if var.dtype.kind == "f":  # written unpacked, NaN as the one fill value
+                for key in ("scale_factor", "add_offset", "missing_value"):
+                    var.encoding.pop(key, None)
+                if np.dtype(var.encoding.get("dtype", var.dtype)).kind != "f":
+                    var.encoding.pop("dtype")
                 var.encoding["_FillValue"] = FILL_VALUE
         else:
             var.encoding["_FillValue"] = None
@@ -461,6 +467,9 @@ def _encode_times(out: xr.Dataset, bounds: set[Hashable]) -> None:
             if "units" not in var.encoding:
                 values = np.concatenate([np.ravel(v.values) for v in pair])
                 var.encoding["units"] = infer_datetime_units(values)
+        step, since, reference = var.encoding.get("units", "").partition(" since ")
+        if since and step.strip().rstrip("s") in ("month", "year", "common_year"):
+            var.encoding["units"] = f"days since {reference}"  # xarray encodes no months
         for item in pair:
             item.encoding.update(
                 {key: var.encoding[key] for key in ("units", "calendar") if key in var.encoding}

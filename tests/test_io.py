@@ -134,3 +134,38 @@ def test_unknown_calendar_file_named(tmp_path):
     xr.Dataset({"a": ("time", np.ones(3))}, coords={"time": time}).to_netcdf(tmp_path / "b.nc")
     with pytest.raises(InputDataError, match="b.nc.*bogus"):
         open_dataset(tmp_path / "b.nc")
+
+
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        {"dtype": "int16", "scale_factor": 0.01, "add_offset": 280.0, "_FillValue": -32767},
+        {"missing_value": -999.0},
+    ],
+    ids=["packed", "missing_value"],
+)
+def test_a_file_read_packed_or_with_missing_value_is_written_back(tmp_path, encoding):
+    """The file's packing (or missing_value) met climlatent's _FillValue 1e20: an
+    OverflowError, or 'conflicting _FillValue and missing_value'."""
+    tas = rectilinear(n_time=4).astype(np.float32)
+    tas[0, 0, 0] = np.nan
+    tas.to_dataset().to_netcdf(tmp_path / "in.nc", encoding={"tas": encoding})
+    opened = open_dataset(tmp_path / "in.nc", chunks=None)
+    to_netcdf(opened, tmp_path / "out.nc")
+    back = xr.open_dataset(tmp_path / "out.nc")["tas"]
+    np.testing.assert_array_equal(back.values, opened["tas"].values)  # NaN where it was
+    assert np.isnan(back.values[0, 0, 0]) and back.encoding["_FillValue"] == 1e20
+
+
+def test_a_360_day_file_counting_months_is_written_back(tmp_path):
+    """xarray reads 'months since' on a 360_day calendar but cannot encode it: KeyError."""
+    ds = xr.Dataset({"tas": ("time", np.arange(3.0), {"units": "K"})})
+    ds = ds.assign_coords(
+        time=("time", np.arange(3.0), {"units": "months since 2000-01-01", "calendar": "360_day"})
+    )
+    ds.to_netcdf(tmp_path / "in.nc")
+    opened = open_dataset(tmp_path / "in.nc", chunks=None)
+    to_netcdf(opened, tmp_path / "out.nc")
+    back = open_dataset(tmp_path / "out.nc", chunks=None)
+    assert [t.month for t in back.time.values] == [1, 2, 3]
+    assert back.time.encoding["units"] == "days since 2000-01-01"
