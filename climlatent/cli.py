@@ -25,7 +25,9 @@ def _one_line_errors() -> Iterator[None]:
 
     try:
         yield
-    except (ClimlatentError, OSError, ValueError) as err:
+    except (ClimlatentError, OSError, ValueError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and not str(err).startswith("NetCDF:"):
+            raise  # netCDF-C's errors (a corrupt file) only: not a bug's
         reason = " ".join(str(err).split()) or type(err).__name__
         click.echo(f"error: {reason}", err=True)
         sys.exit(1)

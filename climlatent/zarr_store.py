@@ -68,7 +68,7 @@ import zarr
 from tqdm.auto import tqdm
 
 from climlatent._version import __version__
-from climlatent.errors import ClimlatentError
+from climlatent.errors import ClimlatentError, InputDataError
 from climlatent.io import PathLike, add_history, cf_encode
 from climlatent.memory import release_free_memory
 from climlatent.store_changes import leaf_changes, section_changes
@@ -78,6 +78,7 @@ from climlatent.store_checksums import (
     input_block,
     input_checksum,
     is_intact,
+    region_label,
     stored_checksum,
 )
 from climlatent.store_cluster import cluster_client, fill_on_cluster
@@ -216,7 +217,7 @@ def write_zarr(
     with _claim(target, encoded, fresh, overwrite) as manifest:
         if inputs is not None:
             _check_inputs(target, manifest, inputs, sources or {})
-        _fill_regions(encoded, inputs, target, manifest, verify, progress)
+        _fill_regions(encoded, inputs, sources or {}, target, manifest, verify, progress)
     return target
 
 
@@ -452,12 +453,17 @@ def _create_store(
 def _fill_regions(
     encoded: xr.Dataset,
     inputs: xr.Dataset | None,
+    sources: Mapping[str, str],
     target: Path,
     manifest: dict,
     verify: bool,
     progress: bool,
 ) -> None:
-    """Compute, write and mark complete every region not (intact and) complete."""
+    """Compute, write and mark complete every region not (intact and) complete.
+
+    ``sources``: the file of each member label of ``inputs``, named when one cannot be
+    read.
+    """
     variables = manifest["layout"]["variables"]
     var_dims = {name: variables[name]["dims"] for name in manifest["region_variables"]}
     with _writing(target):
@@ -490,7 +496,11 @@ def _fill_regions(
 
     def compute(entry: dict) -> tuple[xr.Dataset, xr.Dataset | None]:
         # One computation: the input is read once, for the model and for its checksum.
-        return dask.compute(*region(entry))
+        try:
+            return dask.compute(*region(entry))
+        except RuntimeError as err:  # netCDF-C's, reading a corrupt or truncated file
+            where = "" if inputs is None else region_label(inputs, entry["region"], sources)
+            raise InputDataError(f"reading the inputs of {where or 'a region'}: {err}") from err
 
     with tqdm(total=total, initial=total - len(todo), unit="region", disable=not progress) as bar:
 

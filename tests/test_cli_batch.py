@@ -291,6 +291,22 @@ def test_bad_member_file_is_named(workspace, tmp_path, problem):
     assert not (tmp_path / "pr.zarr").exists()
 
 
+def test_an_unreadable_member_file_is_named_in_one_line(workspace, tmp_path):
+    """netCDF-C's RuntimeError ('NetCDF: HDF error') was a traceback naming no file."""
+    bad = tmp_path / "r9i1p1f1.nc"
+    member = circulation_members(1).assign_coords(member=["r9i1p1f1"])
+    member = member[["psl"]].assign_coords(lat_bnds=member.lat_bnds, lon_bnds=member.lon_bnds)
+    member.to_netcdf(bad, encoding={"psl": {"zlib": True, "chunksizes": (1, 5, 6, 8)}})
+    data = bytearray(bad.read_bytes())
+    for i in range(int(len(data) * 0.6), int(len(data) * 0.8)):  # amid the compressed steps
+        data[i] ^= 0x5A
+    bad.write_bytes(bytes(data))
+    first = workspace / "members" / "r1i1p1f1.nc"
+    store = tmp_path / "pr.zarr"
+    result = invoke("emulate", workspace / "eof.clm", first, bad, "-o", store, "--quiet")
+    assert_one_line_error(result, f"member r9i1p1f1 ({bad})", "NetCDF: HDF error")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_a_gpu_fails_with_one_line(workspace, tmp_path):
     args = ["emulate", workspace / "eof.clm", workspace / "members" / "*.nc"]
