@@ -21,13 +21,13 @@ from climlatent.memory import POLICIES
 @contextlib.contextmanager
 def _one_line_errors() -> Iterator[None]:
     """Report an expected error as one ``error:`` line on stderr and exit with status 1."""
-    from climlatent.errors import ClimlatentError
+    from climlatent.errors import ClimlatentError, is_netcdf_error
 
     try:
         yield
     except (ClimlatentError, OSError, ValueError, RuntimeError) as err:
-        if isinstance(err, RuntimeError) and not str(err).startswith("NetCDF:"):
-            raise  # netCDF-C's errors (a corrupt file) only: not a bug's
+        if isinstance(err, RuntimeError) and not is_netcdf_error(err):
+            raise  # a bug's
         reason = " ".join(str(err).split()) or type(err).__name__
         click.echo(f"error: {reason}", err=True)
         sys.exit(1)

@@ -29,6 +29,19 @@ class NotFittedError(ClimlatentError, RuntimeError):
     """An estimator method that needs a fitted model was called before ``fit``."""
 
 
+def is_netcdf_error(error: BaseException) -> bool:
+    """Whether ``error`` is netCDF-C's (a corrupt or truncated file), not a bug's.
+
+    netCDF4-python raises them as plain RuntimeErrors whose message starts "NetCDF:".
+
+    Examples
+    --------
+    >>> is_netcdf_error(RuntimeError("NetCDF: HDF error")), is_netcdf_error(RuntimeError("x"))
+    (True, False)
+    """
+    return isinstance(error, RuntimeError) and str(error).startswith("NetCDF:")
+
+
 class ClimlatentDeprecationWarning(DeprecationWarning):
     """A spelling of the API that still works but goes in the next release.
 

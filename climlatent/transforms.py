@@ -231,10 +231,10 @@ class Standardize(Transform, kind="standardize"):
     """Subtract the mean and divide by the standard deviation, per grid cell.
 
     Statistics are taken over the sample ``dims``, skipping NaNs, so masked cells stay
-    NaN. Cells with zero variance (a standard deviation within round-off of zero:
-    ``CONSTANT_RTOL`` of the mean) are divided by 1 rather than 0: they map to 0 (to
-    round-off) and back exactly. The statistics are summed in float64 and kept in the field's float
-    dtype. Output units are ``"1"``.
+    NaN. Cells with zero variance (a std within ``CONSTANT_RTOL`` of the mean: round-off)
+    are divided by 1 rather than 0: they map to 0 (to round-off) and back exactly. The
+    statistics are summed in float64 (a float32 sum of 36500 pressures near 101325 Pa
+    is 1.5 Pa off) and kept in the field's dtype. Output units are ``"1"``.
 
     Parameters
     ----------
@@ -258,16 +258,11 @@ class Standardize(Transform, kind="standardize"):
 
     def _fit(self, da: xr.DataArray) -> xr.Dataset:
         _check_dims(da, self.dims)
-        # Summed in float64 (a float32 sum of 36500 pressures near 101325 Pa is off by
-        # 1.5 Pa), stored in the field's dtype. A constant cell's std is round-off, not
-        # 0: below CONSTANT_RTOL of its mean it counts as zero variance.
         mean = da.mean(self.dims, skipna=True, dtype=np.float64)
         std = da.std(self.dims, skipna=True, dtype=np.float64)
         constant = std <= CONSTANT_RTOL * abs(mean)
         dtype = da.dtype if da.dtype.kind == "f" else np.float64
-        state = xr.Dataset(
-            {"mean": mean.astype(dtype), "std": std.where(~constant, 1).astype(dtype)}
-        )
+        state = xr.Dataset({"mean": mean, "std": std.where(~constant, 1)}).astype(dtype)
         with warnings.catch_warnings():  # dask warns on all-NaN (masked) cells: NaN is right
             warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
             return state.compute()

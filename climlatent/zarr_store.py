@@ -68,7 +68,7 @@ import zarr
 from tqdm.auto import tqdm
 
 from climlatent._version import __version__
-from climlatent.errors import ClimlatentError, InputDataError
+from climlatent.errors import ClimlatentError, InputDataError, is_netcdf_error
 from climlatent.io import PathLike, add_history, cf_encode
 from climlatent.memory import release_free_memory
 from climlatent.store_changes import leaf_changes, section_changes
@@ -498,7 +498,9 @@ def _fill_regions(
         # One computation: the input is read once, for the model and for its checksum.
         try:
             return dask.compute(*region(entry))
-        except RuntimeError as err:  # netCDF-C's, reading a corrupt or truncated file
+        except RuntimeError as err:
+            if not is_netcdf_error(err):
+                raise
             where = "" if inputs is None else region_label(inputs, entry["region"], sources)
             raise InputDataError(f"reading the inputs of {where or 'a region'}: {err}") from err
 

@@ -543,13 +543,11 @@ class Estimator(BaseEstimator):
             setattr(self, f"{role}_layout_", FieldLayout.from_dataset(datasets[f"{role}_grid"]))
             state = datasets.get(f"{role}_transform")
             tf = transforms.transform_from_dataset(state) if state is not None else None
-            kind = getattr(self, f"{role}_transform")
-            configured = _make_transform(kind, self.sample_dims_)
-            if type(tf) is not type(configured):  # a file missing, or another's
-                raise ValueError(
+            kind, held = getattr(self, f"{role}_transform"), type(tf).__name__
+            if type(tf) is not type(configured := _make_transform(kind, self.sample_dims_)):
+                raise ValueError(  # a file missing, or another's
                     f"the configuration's {role}_transform={kind!r} needs a "
-                    f"{type(configured).__name__} in {role}_transform.nc, but the files hold "
-                    f"{'none' if tf is None else type(tf).__name__}"
+                    f"{type(configured).__name__} in {role}_transform.nc, not a {held}"
                 )
             setattr(self, f"{role}_transform_", tf)
 
@@ -573,8 +571,7 @@ class Estimator(BaseEstimator):
 
     def _target_matrix(self, y: xr.DataArray) -> np.ndarray:
         """The target's valid cells as rows, refusing NaN/inf there (it is encoded)."""
-        matrix = to_matrix(y, self.target_layout_)
-        check_finite(matrix, self.target_)
+        check_finite(matrix := to_matrix(y, self.target_layout_), self.target_)
         return matrix
 
     @staticmethod

@@ -15,7 +15,7 @@ from pathlib import Path
 import xarray as xr
 
 from climlatent import io
-from climlatent.errors import InputDataError
+from climlatent.errors import InputDataError, is_netcdf_error
 from climlatent.grid import find_grid, find_time
 from climlatent.grid_spec import _EXAMPLES, grid_from_spec, is_grid_spec
 from climlatent.regrid import smm
@@ -160,5 +160,7 @@ def regrid_file(
     try:
         out = Regridder(ds, grid, method=method, engine="climlatent")(ds, skipna=skipna)
         return io.to_netcdf(out, output, call=call)
-    except (InputDataError, RuntimeError) as err:  # RuntimeError: netCDF-C's, reading
+    except (InputDataError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and not is_netcdf_error(err):
+            raise
         raise InputDataError(f"regridding {str(source)!r} to {named!r}: {err}") from err
