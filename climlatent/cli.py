@@ -319,7 +319,10 @@ def _end_without_collection() -> None:
     default="conservative",
     show_default=True,
 )
-@click.option("--variables", help="Comma-separated variables to regrid [default: all].")
+@click.option(
+    "--variables",
+    help="Comma-separated variables to write (those on the grid regridded) [default: all].",
+)
 @click.option("--time-chunk", type=int, help="Time steps per block [default: about 16 MiB].")
 @click.option(
     "--skipna", is_flag=True, help="Leave missing source cells out and renormalise (as CDO)."

@@ -116,8 +116,8 @@ def regrid_file(
     method : {"conservative", "bilinear", "nearest"}
         See `climlatent.regrid.Regridder`.
     variables : sequence of str, optional
-        Variables to regrid (default: every variable on the horizontal grid); the
-        variables without horizontal dims are kept.
+        Variables to write (default: all of them): those on the horizontal grid are
+        regridded, the others (without horizontal dims) written as they are.
     time_chunk : int, optional
         Time steps per block (default: about `smm.BLOCK_BYTES` of source per block).
     skipna : bool
