@@ -291,6 +291,15 @@ def test_bad_member_file_is_named(workspace, tmp_path, problem):
     assert not (tmp_path / "pr.zarr").exists()
 
 
+@pytest.mark.parametrize(("option", "value"), [("--time-chunk", 0), ("--time-per-region", -5)])
+def test_block_sizes_below_one_are_refused(workspace, tmp_path, option, value):
+    """0 fell back to the default silently; -5 was a cryptic dask error."""
+    args = ["emulate", workspace / "eof.clm", workspace / "members" / "*.nc"]
+    result = invoke(*args, "-o", tmp_path / "pr.zarr", option, value)
+    assert_one_line_error(result, f"{option[2:].replace('-', '_')} must be at least 1, not {value}")
+    assert not (tmp_path / "pr.zarr").exists()
+
+
 def test_an_unreadable_member_file_is_named_in_one_line(workspace, tmp_path):
     """netCDF-C's RuntimeError ('NetCDF: HDF error') was a traceback naming no file."""
     bad = tmp_path / "r9i1p1f1.nc"

@@ -133,6 +133,9 @@ def _to_zarr(
     n_samples: int | None = None,
     seed: int = 0,
 ) -> Path:
+    for name, value in (("time_chunk", time_chunk), ("time_per_region", time_per_region)):
+        if value is not None and value < 1:  # 0 fell back to the default silently
+            raise ValueError(f"{name} must be at least 1, not {value}")
     estimator = load(model)
     if not isinstance(estimator, METHODS[method]):
         raise ClimlatentError(
