@@ -93,7 +93,8 @@ def info(model: str) -> None:
 def fit(config: str, quiet: bool) -> None:
     """Fit the model described by the YAML file CONFIG and save it.
 
-    CONFIG names the estimator (EOFRegression, LLAAE or ProxyDownscaler), its
+    CONFIG names the estimator (EOFRegression, LLAAE, ProxyDownscaler or
+    ProxyLatentDownscaler), its
     options, the data (paths, globs or catalog.yaml#entry), the target and proxy
     variables, the output model path and, optionally, a training checkpoint file:
     rerun the command after an interruption and training resumes from it. See
