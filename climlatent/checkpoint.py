@@ -2,12 +2,14 @@
 
 A checkpoint holds tensors and plain Python types only, so that it loads with
 ``torch.load(..., weights_only=True)`` and never executes code. Its fingerprint
-records what determines the run (settings, data shapes, model configuration), so that
-a resumed run can refuse a checkpoint of another one.
+records what determines the run (settings, the data's shapes and a digest of its
+values, model configuration), so that a resumed run can refuse a checkpoint of
+another one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from collections.abc import Mapping, Sequence
@@ -164,22 +166,31 @@ def run_fingerprint(settings: Mapping[str, Any], tensors: Sequence[torch.Tensor]
         read from YAML compares equal to the same one written in Python.
     tensors : sequence of torch.Tensor
         The sample-major training data: their number of samples is kept as
-        ``"samples"`` and each tensor's dtype and per-sample shape in ``"tensors"``.
+        ``"samples"``, each tensor's dtype and per-sample shape in ``"tensors"`` and
+        the SHA-256 of their values in ``"data_sha256"`` (other data of the same shape,
+        another variable, another file, is another run).
 
     Returns
     -------
     dict
-        ``settings`` plus ``"samples"`` and ``"tensors"``; compare two with
-        `fingerprint_changes`.
+        ``settings`` plus ``"samples"``, ``"tensors"`` and ``"data_sha256"``; compare
+        two with `fingerprint_changes`.
 
     Examples
     --------
-    >>> run_fingerprint({"batch_size": 64, "filters": (8, 16)}, [torch.zeros(512, 3)])
+    >>> run = run_fingerprint({"batch_size": 64, "filters": (8, 16)}, [torch.zeros(512, 3)])
+    >>> {key: run[key] for key in ("batch_size", "filters", "samples", "tensors")}
     {'batch_size': 64, 'filters': [8, 16], 'samples': 512, 'tensors': ['float32[3]']}
+    >>> run["data_sha256"] == run_fingerprint({}, [torch.ones(512, 3)])["data_sha256"]
+    False
     """
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
     data = {
         "samples": len(tensors[0]),
         "tensors": [f"{str(t.dtype).removeprefix('torch.')}{list(t.shape[1:])}" for t in tensors],
+        "data_sha256": digest.hexdigest(),
     }
     return {key: _plain(value) for key, value in {**settings, **data}.items()}
 
@@ -196,7 +207,8 @@ def fingerprint_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) ->
     -------
     list of str
         ``"key: saved -> current"`` for every differing key, in the order of
-        ``current`` (then keys only ``saved`` has); empty when they agree.
+        ``current`` (then keys only ``saved`` has); empty when they agree. A checkpoint
+        written before fingerprints held ``"data_sha256"`` is not compared on it.
 
     Examples
     --------
@@ -212,7 +224,8 @@ def fingerprint_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) ->
     return [
         f"{key}: {shown(saved, key)} -> {shown(current, key)}"
         for key in keys
-        if key not in saved or key not in current or saved[key] != current[key]
+        if (key not in saved or key not in current or saved[key] != current[key])
+        and not (key == "data_sha256" and key not in saved)
     ]
 
 

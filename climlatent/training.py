@@ -281,7 +281,7 @@ def fit(
         the checkpoint's run.
     fingerprint : mapping, optional
         Further settings that determine the run (an estimator's configuration). With
-        the config and the data shapes they make the checkpoint's
+        the config and the data (shapes and a digest) they make the checkpoint's
         `~climlatent.checkpoint.run_fingerprint`; keys must not be config fields.
 
     Returns

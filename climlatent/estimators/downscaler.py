@@ -164,7 +164,7 @@ class ProxyDownscaler(BaseEstimator):
         ------
         CheckpointError
             ``resume`` and the checkpoint is damaged or from another run: other data
-            shapes, options (``epochs``, ``device``, ``progress`` aside) or proxies;
+            (values or shapes), options (``epochs``, ``device``, ``progress`` aside) or proxies;
             the message names the file and each difference.
         InputDataError
             Bad inputs, named; with a seasonal ``group``, a target without its time

@@ -204,8 +204,8 @@ class LLAAE(Estimator):
             As for `Estimator.fit`.
         CheckpointError
             ``resume`` and the checkpoint is damaged or from another run: other data
-            shapes or options (``epochs``, ``device``, ``progress`` aside); the message
-            names the file and each difference.
+            (values or shapes) or options (``epochs``, ``device``, ``progress`` aside); the
+            message names the file and each difference.
         TypeError
             The arguments fit neither form.
 

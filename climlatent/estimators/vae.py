@@ -185,8 +185,8 @@ class VAE(BaseEstimator):
             infinite values, a variable is constant, or the labels do not fit.
         CheckpointError
             ``resume`` and the checkpoint is damaged or from another run: other data
-            shapes or options (``epochs``, ``device``, ``progress`` aside); the message
-            names the file and each difference.
+            (values or shapes) or options (``epochs``, ``device``, ``progress`` aside); the
+            message names the file and each difference.
         TypeError
             ``target`` missing, or given twice (also as ``variables=``).
         """

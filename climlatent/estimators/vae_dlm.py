@@ -183,8 +183,8 @@ class VAEDLM(BaseEstimator):
             coordinate, NaN or infinite values, or is constant.
         CheckpointError
             ``resume`` and the checkpoint is damaged or from another run: other data
-            shapes or options (``epochs``, ``device``, ``progress`` aside); the message
-            names the file and each difference.
+            (values or shapes) or options (``epochs``, ``device``, ``progress`` aside); the
+            message names the file and each difference.
         """
         target = renamed_arguments(
             "VAEDLM.fit", {"target": target}, deprecated_names, {"variable": "target"}

@@ -209,8 +209,8 @@ class VED(BaseEstimator):
             holds NaN or infinite values, or a variable is constant.
         CheckpointError
             ``resume`` and the checkpoint is damaged or from another run: other data
-            shapes or options (``epochs``, ``device``, ``progress`` aside); the message
-            names the file and each difference.
+            (values or shapes) or options (``epochs``, ``device``, ``progress`` aside); the
+            message names the file and each difference.
         TypeError
             ``target`` or ``proxy`` missing, or given twice (also in the old spelling).
         """
