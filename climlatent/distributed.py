@@ -14,7 +14,10 @@ Gradients are all-reduced here rather than by wrapping the module in
 with ``backward(inputs=...)``, which DDP's reducer does not support. The arithmetic is
 DDP's: rank r of R takes samples ``r, r + R, ...`` of the shuffled order, so R ranks
 with batch size B see the same batches, split, as one process with batch size R * B,
-and the averaged gradient is that batch's gradient.
+and the averaged gradient is that batch's gradient. When R does not divide the
+training samples, each epoch's order is padded with its first samples (as
+``DistributedSampler`` does, so that every rank takes as many steps): the last batch
+then repeats up to R - 1 samples, and the run differs slightly from one process's.
 
 A training script needs no change to run on several processes::
 

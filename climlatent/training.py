@@ -75,6 +75,8 @@ __all__ = ["TrainingConfig", "TrainingResult", "fit", "resolve_device", "validat
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 CHECKPOINT_FORMAT = 4
+CHECKPOINT_KEYS = """format world_size fingerprint epoch module optimizers schedulers scaler
+rng history best stopped_early plateau""".split()  # what a checkpoint holds
 # TrainingConfig fields that a resumed run may change; the others must match its checkpoint
 RESUMABLE_CHANGES = ("epochs", "device", "progress", "checkpoint_path", "checkpoint_every")
 
@@ -92,8 +94,8 @@ class TrainingConfig:
     optimizer : {"adam", "adamw", "sgd"}
         Optimiser class, one instance per optimiser group.
     lr_decay, lr_decay_steps : float and int, optional
-        Multiply the learning rate by ``lr_decay`` every ``lr_decay_steps`` optimiser
-        steps of a group (as ``StepLR``). None keeps it constant.
+        Multiply the learning rate by ``lr_decay`` (in (0, 1]) every ``lr_decay_steps``
+        (>= 1) optimiser steps of a group (as ``StepLR``). None keeps it constant.
     validation_fraction : float
         Fraction of the samples held out for validation, drawn from ``seed``.
     early_stopping_patience : int, optional
@@ -165,9 +167,9 @@ class TrainingConfig:
             (f"optimizer must be one of {sorted(OPTIMIZERS)}", self.optimizer in OPTIMIZERS),
             ("validation_fraction must be in [0, 1)", 0 <= self.validation_fraction < 1),
             (
-                "lr_decay and lr_decay_steps >= 1 go together",
-                (self.lr_decay is None) == (self.lr_decay_steps is None)
-                and (self.lr_decay_steps or 1) >= 1,
+                "lr_decay in (0, 1] and lr_decay_steps >= 1 go together",
+                (self.lr_decay, self.lr_decay_steps) == (None, None)
+                or (0 < (self.lr_decay or 0) <= 1 and (self.lr_decay_steps or 0) >= 1),
             ),
             (
                 "early stopping needs patience >= 1 and validation_fraction > 0",
@@ -464,16 +466,17 @@ class _Trainer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a `state_dict`; raise on any mismatch."""
+        """Restore a `state_dict`; raise on any mismatch, before anything is loaded."""
+        missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, Mapping) or k not in state]
+        if missing:
+            raise ValueError(f"it is not a climlatent training checkpoint (no {missing})")
         if state["format"] != CHECKPOINT_FORMAT:
             raise ValueError(f"checkpoint format {state['format']}, expected {CHECKPOINT_FORMAT}")
-        if state["world_size"] != distributed.world_size():
+        if (written := state["world_size"]) != distributed.world_size():
             raise ValueError(
-                f"checkpoint written by {state['world_size']} processes, "
-                f"resumed by {distributed.world_size()}"
+                f"written by {written} processes, resumed by {distributed.world_size()}"
             )
-        changes = fingerprint_changes(state["fingerprint"], self.fingerprint)
-        if changes:
+        if changes := fingerprint_changes(state["fingerprint"], self.fingerprint):
             raise ValueError(
                 "it is from another run ("
                 + "; ".join(changes)

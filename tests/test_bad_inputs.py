@@ -9,6 +9,7 @@ import xarray as xr
 import climlatent as cl
 from climlatent.errors import InputDataError
 from climlatent.io import to_netcdf
+from climlatent.training import TrainingConfig
 
 
 def _drop_lat(ds):
@@ -160,6 +161,10 @@ def test_grid_dims_may_be_transposed(fitted_eof, split):
         (lambda: cl.VED(latent_dim=3.0), "latent_dim=3.0 is not an int"),
         (lambda: cl.ProxyDownscaler(range_tolerance=0.0), "range_tolerance=0.0 must be > 0"),
         (lambda: cl.VAEDLM(device=0), "device=0 is not a str"),
+        # a ZeroDivisionError inside StepLR; a zero or negative rate (gradient ascent)
+        (lambda: TrainingConfig(lr_decay=0.5, lr_decay_steps=0), "lr_decay_steps >= 1"),
+        (lambda: TrainingConfig(lr_decay=-1.0, lr_decay_steps=10), "lr_decay in (0, 1]"),
+        (lambda: TrainingConfig(lr_decay=0.0, lr_decay_steps=10), "lr_decay in (0, 1]"),
     ],
 )
 def test_parameters_are_checked_at_construction(make, message):

@@ -189,6 +189,16 @@ def test_a_checkpoint_from_before_the_data_digest_still_resumes(tmp_path):
     assert_same_fit(straight, case.fit(case.make(epochs=2), data, checkpoint=path, resume=True))
 
 
+def test_a_file_that_is_no_training_checkpoint_is_refused_before_anything_loads(tmp_path):
+    """Its message was a bare 'format', after the weights had been loaded."""
+    case, path = CASES["VED"], tmp_path / "run.pt"
+    torch.save({"module": {}, "epoch": 1}, path)
+    with pytest.raises(
+        CheckpointError, match=r"not a climlatent training checkpoint \(no \['format'"
+    ):
+        case.fit(case.make(epochs=2), case.data(), checkpoint=path, resume=True)
+
+
 def _rolled(ds):
     """``ds`` with each variable's values moved one step along its first long dim."""
 
