@@ -218,6 +218,33 @@ def test_0_360_longitudes_land_where_minus_180_180_ones_do(offline):
     np.testing.assert_allclose(mesh(ax).get_array().reshape(lat.size, lon.size), field(lat, lon))
 
 
+@pytest.mark.parametrize("labels", ["0-360", "minus-180-180"])
+def test_a_regional_grid_across_the_antimeridian_is_mapped_where_it_is(labels, offline):
+    """PlateCarree keeps its centre in proj4 'pm', which the map read as 0: the Pacific
+    grid was drawn global with the cells east of 180 smeared into one colour; labelled
+    -180..180 its span was taken as 358 degrees."""
+    lat, east = np.arange(-19.0, 20.0, 2.0), np.arange(141.0, 220.0, 2.0)
+    values = np.zeros((lat.size, east.size))
+    values[lat == 5.0, east == 199.0] = 1.0  # one hot cell at 199E 5N
+    lon = east if labels == "0-360" else (east + 180) % 360 - 180
+    ax = cl.plot.map(field(lat, lon, values).sortby("x"))
+    assert type(ax.projection) is ccrs.PlateCarree and ax.projection.proj4_params["pm"] % 360 == 180
+    extent = ax.get_extent(ccrs.PlateCarree(central_longitude=180))
+    np.testing.assert_allclose(extent, (-40, 40, -20, 20), atol=1.5)  # 140E..140W
+    corners = mesh(ax).get_coordinates()  # in the map's frame, centred on 180
+    row, column = np.unravel_index(np.argmax(mesh(ax).get_array()), values.shape)
+    cell = corners[row : row + 2, column : column + 2].reshape(-1, 2)
+    np.testing.assert_allclose(cell.mean(axis=0), (199 - 180, 5), atol=1e-9)
+
+
+def test_a_regional_grid_across_greenwich_labelled_0_360_is_regional():
+    """Its span was taken as 359 degrees: a global strip with the data at both edges."""
+    lat, lon = np.arange(35.5, 70.0, 1.0), np.arange(-19.5, 40.0, 1.0)
+    projection = cl.plot.choose_projection(field(lat, lon % 360).sortby("x"))
+    assert type(projection) is ccrs.LambertConformal
+    assert projection.proj4_params["lon_0"] == 10
+
+
 def test_map_refuses_a_field_with_extra_dims(europe):
     with pytest.raises(InputDataError, match=r"also has dims \['time'\]"):
         cl.plot.map(europe["tas"])
