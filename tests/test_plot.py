@@ -340,6 +340,20 @@ def test_latent_factor_heatmap(tmp_path):
     assert render(fig, tmp_path / "heatmap.png").std() > 0
 
 
+def test_latent_factor_scatter_pairs_the_samples_its_titles_correlate():
+    """It paired by position: samples in another order gave a panel titled r = 0.96 over
+    points correlated 0.04; factors of more samples failed in matplotlib."""
+    rng = np.random.default_rng(0)
+    time = np.arange(200)
+    factors = xr.DataArray(rng.normal(size=(300, 2)), dims=("time", "mode"))
+    factors = factors.assign_coords(time=np.arange(300))
+    latents = xr.DataArray(np.tanh(factors.values[:200, ::-1]), dims=("time", "latent"))
+    latents = latents.assign_coords(time=time).isel(time=rng.permutation(200))
+    fig = cl.plot.latent_factor_scatter(latents, factors)
+    x, y = fig.axes[1].collections[0].get_offsets().T  # latent 0 against factor 1
+    assert fig.axes[1].get_title() == f"r = {np.corrcoef(x, y)[0, 1]:.2f}" == "r = 0.96"
+
+
 def test_training_history(tmp_path):
     history = pd.DataFrame(
         {

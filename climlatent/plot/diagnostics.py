@@ -258,6 +258,7 @@ def latent_factor_scatter(
     """
     corr = latent_factor_correlation(latents, factors, latent_dim, factor_dim)
     n_latent, n_factor = corr.sizes[latent_dim], corr.sizes[factor_dim]
+    latents, factors = xr.align(latents, factors, join="inner")  # the samples corr pairs
     sample = [d for d in latents.dims if d != latent_dim]
     z = latents.transpose(*sample, latent_dim).values.reshape(-1, n_latent)
     theta = factors.transpose(*sample, factor_dim).values.reshape(-1, n_factor)
