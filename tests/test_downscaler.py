@@ -161,6 +161,8 @@ def test_bad_inputs(world):
         cl.ProxyDownscaler(epochs=1).fit(far, fine, "chl", LAWS)
     with pytest.raises(InputDataError, match="proxy variable 'sst' is not in the Dataset"):
         cl.ProxyDownscaler(epochs=1).fit(coarse, fine, "chl", {"sst": "exponential"})
+    with pytest.raises(ValueError, match=r"proxies \{'rsds': 'cubic'\}: the law must be one"):
+        cl.ProxyDownscaler(epochs=1).fit(coarse, fine, "chl", {**LAWS, "rsds": "cubic"})
     negative = fine.assign(chl=fine["chl"] - float(fine["chl"].max()))
     with pytest.raises(InputDataError, match="values <= 0"):
         cl.ProxyDownscaler(epochs=1).fit(coarse, negative, "chl", LAWS)

@@ -41,7 +41,7 @@ from climlatent.grid_order import GridOrder, grid_layout
 from climlatent.grouping import Grouper, group_mean
 from climlatent.interpolation_kernel import interpolation_kernel
 from climlatent.models.downscaler import ProxyDownscaler as ProxyDownscalerModule
-from climlatent.models.proxies import make_proxy
+from climlatent.models.proxies import PROXY_KINDS, make_proxy
 from climlatent.precision import amp_context
 from climlatent.training import resolve_device
 from climlatent.units import convert_units, parse_units
@@ -177,6 +177,13 @@ class ProxyDownscaler(BaseEstimator):
         self.sample_dims_ = check_sample_dims(y, "target", find_grid(y).spatial_dims, None)
         laws = dict(proxies) if proxies else {target: "identity"}
         mode = self.mode if self.mode != "auto" else ("multiplicative" if proxies else "additive")
+        unknown = {
+            name: law
+            for name, law in laws.items()
+            if isinstance(law, str) and law not in PROXY_KINDS
+        }
+        if unknown:  # make_proxy would not name the driver
+            raise ValueError(f"proxies {unknown}: the law must be one of {sorted(PROXY_KINDS)}")
         modules = [make_proxy(law) for law in laws.values()]
         units = {}
         for name, module in zip(laws, modules, strict=True):
