@@ -283,31 +283,52 @@ def _midpoint_edges(centres: np.ndarray, name: object) -> np.ndarray:
     return np.concatenate([[2 * centres[0] - mid[0]], mid, [2 * centres[-1] - mid[-1]]])
 
 
+def continuous_longitudes(lon: np.ndarray) -> np.ndarray:
+    """Longitudes relabelled to run without a break around the circle, if they have one.
+
+    A regional grid across the antimeridian labelled -180..180 (or across Greenwich
+    labelled 0..360) has its widest gap between neighbours, wider than 1.5 times the
+    median spacing, inside its labels: the labels are shifted by 360 so that the gap
+    falls at the back (``-175 ... -160, 160 ... 175`` becomes ``185 ... 200, 160 ...
+    175``), and the grid's extent, centre and cell widths are its own. Grids without
+    such a gap (global ones, and regional ones labelled without a break) come back as
+    given.
+
+    Examples
+    --------
+    >>> continuous_longitudes(np.array([-170.0, -160.0, 160.0, 170.0])).tolist()
+    [190.0, 200.0, 160.0, 170.0]
+    >>> continuous_longitudes(np.arange(0.0, 360.0, 90.0)).tolist()  # global: no break
+    [0.0, 90.0, 180.0, 270.0]
+    """
+    ring = np.unique(np.round(np.mod(lon[np.isfinite(lon)], 360.0), 6))
+    if ring.size < 3:
+        return lon
+    gaps = np.diff(np.append(ring, ring[0] + 360.0))
+    widest = int(np.argmax(gaps))
+    if gaps[widest] <= 1.5 * np.median(gaps):
+        return lon
+    start = ring[(widest + 1) % ring.size]  # the grid runs from here, eastwards
+    return start + np.mod(lon - start, 360.0)
+
+
 def _lon_widths(lon: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndarray:
     """Cell widths in degrees of a 1-D longitude, taken on the circle.
 
     From the CF bounds of each cell when present (a cell across the antimeridian,
     ``[175, -175]``, is 10 degrees wide), otherwise from the midpoints between
-    neighbours around the circle: a regional grid across the antimeridian labelled
-    -180..180 and sorted (``-175 ... -160, 160 ... 175``) has its break between
-    -160 and 160, a gap wider than the spacing and than the gap around the back, and
-    its cells are as wide as once relabelled 0..360.
+    neighbours of the `continuous_longitudes`: a regional grid across the antimeridian
+    labelled -180..180 has the widths it has once relabelled 0..360.
     """
     name = bounds_name(lon)
     if isinstance(obj, xr.Dataset) and name in obj.variables:
         bounds = np.asarray(obj[name].values, dtype=float)
         width = np.abs(bounds[:, 1] - bounds[:, 0])
         return np.where((width > 180) & (width < 360), 360 - width, width)
-    centres = np.asarray(lon.values, dtype=float)
+    centres = continuous_longitudes(np.asarray(lon.values, dtype=float))
     order = np.argsort(centres, kind="stable")
-    ring = centres[order]
-    gaps = np.diff(ring)
-    if gaps.size and gaps.max() > max(360 - (ring[-1] - ring[0]), 1.5 * np.median(gaps)):
-        cut = int(gaps.argmax()) + 1
-        ring = np.concatenate([ring[cut:], ring[:cut] + 360])
-        order = np.concatenate([order[cut:], order[:cut]])
     widths = np.empty_like(centres)
-    widths[order] = np.diff(_midpoint_edges(ring, lon.name))
+    widths[order] = np.diff(_midpoint_edges(centres[order], lon.name))
     return widths
 
 

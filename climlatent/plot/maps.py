@@ -26,7 +26,7 @@ from cartopy.mpl.geoaxes import GeoAxes
 from matplotlib.figure import Figure
 
 from climlatent.errors import InputDataError
-from climlatent.grid import GridInfo, find_grid
+from climlatent.grid import GridInfo, continuous_longitudes, find_grid
 from climlatent.plot._cartopy import coastline_feature
 
 DIVERGING_CMAP = "RdBu_r"
@@ -130,32 +130,6 @@ def _extent(lon: np.ndarray, lat: np.ndarray) -> tuple[float, float, float, floa
     )
 
 
-def _unbroken(lon: np.ndarray) -> np.ndarray:
-    """Longitudes relabelled to run without a break around the circle, if they have one.
-
-    A regional grid across the antimeridian labelled -180..180 (or across Greenwich
-    labelled 0..360) has its widest gap inside its labels: it is moved to the back
-    (``-175 ... -160, 160 ... 175`` becomes ``184 ... 200, 160 ... 175``), so that the
-    grid's extent and centre are its own. Grids without such a gap come back as given.
-
-    Examples
-    --------
-    >>> _unbroken(np.array([-170.0, -160.0, 160.0, 170.0])).tolist()
-    [190.0, 200.0, 160.0, 170.0]
-    >>> _unbroken(np.arange(0.0, 360.0, 90.0)).tolist()  # global: no break
-    [0.0, 90.0, 180.0, 270.0]
-    """
-    ring = np.unique(np.round(np.mod(lon[np.isfinite(lon)], 360.0), 6))
-    if ring.size < 3:
-        return lon
-    gaps = np.diff(np.append(ring, ring[0] + 360.0))
-    widest = int(np.argmax(gaps))
-    if gaps[widest] <= 1.5 * np.median(gaps):
-        return lon
-    start = ring[(widest + 1) % ring.size]  # the grid runs from here, eastwards
-    return start + np.mod(lon - start, 360.0)
-
-
 def _is_global(extent: tuple[float, float, float, float]) -> bool:
     return extent[1] - extent[0] >= 350
 
@@ -172,7 +146,7 @@ def choose_projection(da: xr.DataArray) -> ccrs.Projection:
     """
     grid = find_grid(da, da.name)
     lon = da[grid.lon].values
-    lon0, lon1, lat0, lat1 = _extent(_unbroken(lon), da[grid.lat].values)
+    lon0, lon1, lat0, lat1 = _extent(continuous_longitudes(lon), da[grid.lat].values)
     centre_lon = float(np.round(((lon0 + lon1) / 2 + 180) % 360 - 180))
     one_hemisphere = lat0 >= 15 or lat1 <= -15
     if _is_global((lon0, lon1, lat0, lat1)) or not one_hemisphere or lon1 - lon0 > 150:
