@@ -125,6 +125,14 @@ def mse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = (
     return _score(error, "mean squared error", _squared(truth.attrs.get("units")))
 
 
+def _skill(
+    prediction: xr.DataArray, truth: xr.DataArray, reference: xr.DataArray, dims: tuple[str, ...]
+) -> xr.DataArray:
+    """``1 - MSE(prediction) / MSE(reference)`` of fields already `paired`."""
+    sse = area_mean((prediction - truth) ** 2, dims)
+    return 1 - sse / area_mean((reference - truth) ** 2, dims)
+
+
 def rmse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:
     """Area-weighted root mean squared error over the grid and ``dims``.
 
@@ -159,7 +167,7 @@ def mse_skill_score(
     1.0
     """
     prediction, truth, reference = paired(prediction, truth, reference)
-    skill = 1 - mse(prediction, truth, dims) / mse(reference, truth, dims)
+    skill = _skill(prediction, truth, reference, dims)
     return _score(skill, "mean squared error skill score", "1")
 
 
@@ -179,8 +187,8 @@ def r2(
     >>> float(r2(truth, truth)), float(r2(truth.mean("time") + 0 * truth, truth))
     (1.0, 0.0)
     """
-    prediction, truth = paired(prediction, truth)
-    skill = mse_skill_score(prediction, truth, truth.mean(dims), dims)
+    prediction, truth = paired(prediction, truth)  # SST about the mean of valid steps
+    skill = _skill(prediction, truth, truth.mean(dims), dims)
     return _score(skill, "coefficient of determination", "1")
 
 
