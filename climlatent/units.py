@@ -5,10 +5,15 @@ Units are parsed with pint through cf-xarray's CF-aware registry (``degC``,
 carry units of the matching physical dimension (a sea-level pressure in ``K`` is
 refused). Precipitation given as a water depth rate (``mm/day``) converts to and from
 a mass flux (``kg m-2 s-1``) through the density of liquid water, as climate tools do.
+A number in the units, as UDUNITS allows it, scales them: CMIP's salinity in
+``0.001`` (``1e-3``), a trend in ``K (10 year)-1``.
 """
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pint
 import xarray as xr
 from cf_xarray.units import units as ureg
@@ -33,6 +38,42 @@ STANDARD_UNITS = {
 }
 
 
+#: A power of a parenthesised group, as UDUNITS writes it: ``(10 year)-1``.
+_GROUP_POWER = re.compile(r"\)\s*(-?\d+)")
+
+
+def units_quantity(text: str, name: str | None = None) -> pint.Quantity:
+    """The CF units string ``text`` as a pint quantity: its unit and its scale.
+
+    UDUNITS allows a number in units (``0.001``, ``K (10 year)-1``), which pint keeps
+    in a quantity's magnitude, not in a unit.
+
+    Raises
+    ------
+    InputDataError
+        ``text`` is not units (named as the units of variable ``name``), or scales an
+        offset unit (``10 degC``) or by a number that is not positive.
+
+    Examples
+    --------
+    >>> units_quantity("K (10 year)-1")
+    <Quantity(0.1, 'kelvin / year')>
+    >>> float(units_quantity("0.001").magnitude), str(units_quantity("kg m-2 s-1").units)
+    (0.001, 'kilogram / meter ** 2 / second')
+    """
+    try:
+        quantity = ureg.Quantity(_GROUP_POWER.sub(r")**\1", str(text)))
+    except (pint.errors.PintError, ValueError, AttributeError, TypeError) as err:
+        raise InputDataError(f"variable {name!r} has unknown units {text!r}") from err
+    scale = float(quantity.magnitude)
+    if not np.isfinite(scale) or scale <= 0 or (scale != 1 and not quantity._is_multiplicative):
+        raise InputDataError(
+            f"variable {name!r} has units {text!r}: a scale must be a positive number "
+            "before units without an offset"
+        )
+    return quantity
+
+
 def parse_units(da: xr.DataArray, name: str | None = None) -> pint.Unit:
     """Parse the ``units`` attribute of ``da``, checking it against its standard_name.
 
@@ -46,6 +87,7 @@ def parse_units(da: xr.DataArray, name: str | None = None) -> pint.Unit:
     Returns
     -------
     pint.Unit
+        The units without their scale (`units_quantity`).
 
     Raises
     ------
@@ -65,10 +107,7 @@ def parse_units(da: xr.DataArray, name: str | None = None) -> pint.Unit:
     text = da.attrs.get("units")
     if text is None or str(text).strip() == "":
         raise InputDataError(f"variable {label!r} has no 'units' attribute")
-    try:
-        unit = ureg.Unit(str(text))
-    except (pint.errors.PintError, ValueError, AttributeError, TypeError) as err:
-        raise InputDataError(f"variable {label!r} has unknown units {text!r}") from err
+    unit = units_quantity(text, label).units
     standard_name = da.attrs.get("standard_name")
     expected = STANDARD_UNITS.get(standard_name)
     if expected is not None and not _compatible(unit, ureg.Unit(expected)):
@@ -129,11 +168,13 @@ def convert_units(da: xr.DataArray, units: str, name: str | None = None) -> xr.D
     0.001
     """
     label = name or da.name
-    source = parse_units(da, label)
-    target = ureg.Unit(units)
+    parse_units(da, label)
+    source, target = units_quantity(da.attrs["units"], label), units_quantity(units)
     if source == target:
         return da.assign_attrs(units=units)
-    factor = 1.0
+    _check_salinity(source, target, da.attrs["units"], units, label)
+    factor = float(source.magnitude / target.magnitude)
+    source, target = source.units, target.units
     if source.dimensionality != target.dimensionality:
         water = _water_factor(source, target)
         if water is None:
@@ -141,7 +182,27 @@ def convert_units(da: xr.DataArray, units: str, name: str | None = None) -> xr.D
                 f"variable {label!r} is in {da.attrs['units']!r}, which cannot be converted "
                 f"to the {units!r} the model was fitted with"
             )
-        factor = water
+        factor *= water
         source = source * (ureg.Unit("kg m-3") if water > 1 else ureg.Unit("m3 kg-1"))
     magnitude = ureg.Quantity(da.data * factor, source).to(target).magnitude
     return da.copy(data=magnitude).assign_attrs(units=units)
+
+
+def _check_salinity(
+    source: pint.Quantity, target: pint.Quantity, text: str, units: str, label: str | None
+) -> None:
+    """Refuse to convert practical salinity (``psu``) to units other than ``1``.
+
+    CF gives practical salinity (PSS-78, about 35 in the ocean) units ``1``; a
+    salinity in ``0.001`` (``g/kg``, also about 35) is another quantity, which pint's
+    ``psu = []`` would scale by 1000.
+    """
+    plain = (ureg.Unit("practical_salinity_unit"), ureg.Unit("dimensionless"))
+    if ureg.Unit("practical_salinity_unit") in (source.units, target.units) and not all(
+        quantity.magnitude == 1 and quantity.units in plain for quantity in (source, target)
+    ):
+        raise InputDataError(
+            f"variable {label!r} in {text!r} cannot be converted to {units!r}: practical "
+            "salinity (psu) converts to '1' alone; a salinity in '0.001' (g/kg) is another "
+            "quantity"
+        )

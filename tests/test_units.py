@@ -53,3 +53,55 @@ def test_only_water_amounts_convert_through_the_density_of_water(units, target):
     UDUNITS refuses them (they were multiplied or divided by 1000)."""
     with pytest.raises(InputDataError, match=f"'v' is in '{units}'"):
         convert_units(xr.DataArray([1.0], attrs={"units": units}), target, "v")
+
+
+@pytest.mark.parametrize(
+    ("units", "target"),
+    [
+        ("0.001", "1"),  # CMIP6 salinity (g/kg)
+        ("1e-3", "1"),
+        ("1", "1e-3"),
+        ("K (10 year)-1", "K year-1"),  # linear_trend's units
+        ("kg m-2 s-1 (10 year)-1", "kg m-2 s-1 (100 year)-1"),
+        ("mm (10 day)-1", "mm s-1"),
+        ("1e-3 kg m-3", "kg m-3"),
+    ],
+)
+def test_a_number_in_the_units_scales_them_as_udunits_does(units, target):
+    cf_units = pytest.importorskip("cf_units")
+    values = np.array([35.0, -2.5])
+    expected = cf_units.Unit(units).convert(values, cf_units.Unit(target))
+    out = convert_units(xr.DataArray(values, attrs={"units": units}, name="so"), target)
+    np.testing.assert_allclose(out.values, expected, rtol=1e-12)
+    assert str(parse_units(out)) == str(parse_units(xr.DataArray(1, attrs={"units": target})))
+
+
+def test_a_scale_keeps_float32_fields_float32():
+    out = convert_units(xr.DataArray(np.float32([35.0]), attrs={"units": "0.001"}), "1")
+    assert out.dtype == np.float32
+
+
+def test_units_equal_up_to_spelling_convert_to_the_same_values():
+    same = convert_units(xr.DataArray([35.0], attrs={"units": "0.001"}), "1e-3")
+    assert same.values.tolist() == [35.0] and same.attrs["units"] == "1e-3"
+
+
+@pytest.mark.parametrize(
+    ("units", "target", "message"),
+    [
+        ("psu", "0.001", "practical salinity \\(psu\\) converts to '1' alone"),
+        ("0.001", "psu", "practical salinity"),
+        ("psu", "%", "practical salinity"),
+        ("10 degC", "K", "a scale must be a positive number before units without an offset"),
+        ("-1 K", "K", "a scale must be a positive number"),
+    ],
+)
+def test_salinities_and_scaled_offsets_are_refused(units, target, message):
+    """pint's psu is dimensionless 1: 35 psu would become 35000 in '0.001' (g/kg)."""
+    with pytest.raises(InputDataError, match=f"'so'.*{message}"):
+        convert_units(xr.DataArray([35.0], attrs={"units": units}), target, "so")
+
+
+def test_practical_salinity_converts_to_its_cf_canonical_units():
+    out = convert_units(xr.DataArray([35.0], attrs={"units": "psu"}), "1")
+    assert out.values.tolist() == [35.0]

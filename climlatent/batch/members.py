@@ -9,14 +9,13 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-import pint
 import xarray as xr
-from cf_xarray.units import units as ureg
 
 from climlatent.errors import InputDataError
 from climlatent.grid import GridInfo, check_same_grid, find_grid, find_member, find_time
 from climlatent.grid_order import canonical_order
 from climlatent.io import PathLike, SharedTimeAxis, carry_provenance, natural_key, open_dataset
+from climlatent.units import units_quantity
 
 #: Member files a batch run holds open at once (xarray's file cache): each open netCDF
 #: file keeps about 1 MB, and a region reads one member.
@@ -235,8 +234,8 @@ def _check_units(
         if ours == theirs:
             continue
         try:
-            same = ours is not None and theirs is not None and ureg.Unit(ours) == ureg.Unit(theirs)
-        except (pint.errors.PintError, ValueError, AttributeError, TypeError):
+            same = None not in (ours, theirs) and units_quantity(ours) == units_quantity(theirs)
+        except InputDataError:
             same = False
         if not same:
             raise InputDataError(
