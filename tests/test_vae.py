@@ -94,7 +94,7 @@ def test_losses_are_the_gaussian_likelihood_kl_and_label_density():
     with torch.no_grad():
         vae.output_log_var.copy_(torch.tensor([0.3, -0.2]))
     y = torch.randn(6, 2, 9, 9)
-    theta, labelled = torch.randn(6, 2), torch.tensor([1, 0, 0, 1, 0, 0])
+    theta, labelled = torch.randn(6, 2), torch.tensor([3, 0, 0, 3, 0, 0])  # 2 of 6 labelled
     torch.manual_seed(5)
     losses = vae.training_losses((y, theta, labelled))
     torch.manual_seed(5)
@@ -111,6 +111,29 @@ def test_losses_are_the_gaussian_likelihood_kl_and_label_density():
     np.testing.assert_allclose(float(losses["supervision"]), label_nll, rtol=1e-5)
     total = (nll.mean() + kl.mean() + 2.5 * label_nll) / 162
     np.testing.assert_allclose(float(losses["loss"]), total, rtol=1e-5)
+
+
+def test_the_label_term_of_every_batch_is_unbiased_for_the_mean_over_the_labels():
+    """Eq. 28's E_{p_l}[-log q]: batches of an epoch weighted by their size average to
+    the mean over the labelled samples, however the labels fall into batches (their
+    mean within each batch averaged 1/3 of it here: two batches of three hold none)."""
+    vae = _vae().eval()
+    y, theta = torch.randn(12, 2, 9, 9), torch.randn(12, 2)
+    flags = torch.zeros(12)
+    flags[[1, 2]] = 1.0
+    with torch.no_grad():
+        mean, log_var = vae.posterior(y)
+        label_mean = float(-gaussian_log_prob(theta, mean, log_var)[[1, 2]].mean())
+        weights = flags / flags.mean()
+        for order in (
+            torch.arange(12),
+            torch.randperm(12, generator=torch.Generator().manual_seed(1)),
+        ):
+            terms = [
+                float(vae.training_losses((y[rows], theta[rows], weights[rows]))["supervision"])
+                for rows in order.split(4)
+            ]
+            np.testing.assert_allclose(np.mean(terms), label_mean, rtol=1e-5)
 
 
 def test_no_labelled_sample_in_a_batch_adds_nothing():
@@ -205,6 +228,11 @@ def test_bad_labels_and_grids_are_named(darcy):
         VAE(latent_dim=3, epochs=1, **SMALL).fit(darcy, FIELDS, labels="theta")
     with pytest.raises(InputDataError, match="labelled has 3 flags for 96"):
         VAE(epochs=1, **SMALL).fit(darcy, FIELDS, labels="theta", labelled=[True] * 3)
+    with pytest.raises(InputDataError, match="labelled marks none of the 96 samples"):
+        VAE(epochs=1, **SMALL).fit(darcy, FIELDS, labels="theta", labelled=[False] * 96)
     vae = VAE(epochs=1, **SMALL).fit(darcy, FIELDS)
+    flags = np.isin(np.arange(96), [5, 50, 60, 90])
+    weights = vae._labels(darcy, "theta", flags, 96)[1].numpy()  # the inverse share, 96 / 4
+    assert weights.tolist() == np.where(flags, 24.0, 0.0).tolist()
     with pytest.raises(InputDataError, match="grid"):
         vae.encode(darcy.isel(x=slice(0, 9)))

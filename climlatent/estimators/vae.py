@@ -341,8 +341,11 @@ class VAE(BaseEstimator):
             raise InputDataError(f"labelled has {flags.size} flags for {n} samples")
         if not np.isfinite(values[flags]).all():
             raise InputDataError(f"labels {name!r} hold NaN/inf values on labelled samples")
+        if not flags.any():
+            raise InputDataError(f"labelled marks none of the {n} samples with labels {name!r}")
         values = np.where(flags[:, None], values, 0.0).astype(np.float32)
-        return [torch.from_numpy(values), torch.from_numpy(flags)]
+        weights = (flags / flags.mean()).astype(np.float32)  # the inverse labelled share
+        return [torch.from_numpy(values), torch.from_numpy(weights)]
 
     def _to_dataset(
         self, fields: np.ndarray, sample: tuple, shape: tuple, coords: dict, call: str
