@@ -138,7 +138,10 @@ def knn_kl_divergence(x: object, y: object, *, k: int = 1, adaptive: bool = True
     ``(d/n) sum_i log(nu_{k_i}(i) / rho_{l_i}(i)) + (1/n) sum_i [psi(l_i) - psi(k_i)]
     + log(m / (n - 1))``. Samples must come from continuous distributions: repeated points
     give zero distances and a meaningless estimate; an x that also appears among the y
-    drives the estimate towards minus infinity.
+    drives the estimate towards minus infinity. It converges slowly, from below, where
+    q is thin under p: ``KL(N(0, I) || N((1, -0.5), [[2, 0.6], [0.6, 0.5]])) = 1.98``
+    was estimated 1.17, 1.60, 1.74 from 1000, 4000, 64000 samples of each (k = 1; an
+    independent implementation gives the same).
 
     Parameters
     ----------
