@@ -265,10 +265,17 @@ def bounds_name(coord: xr.DataArray) -> Hashable | None:
 
 
 def _bounds_1d(coord: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndarray:
-    """Cell edges (n + 1) of a 1-D coordinate, from its CF bounds or midpoints."""
+    """Cell edges (n + 1) of a 1-D coordinate, from its CF bounds or midpoints.
+
+    Bounds written (lower, upper) for every cell of a descending coordinate are taken
+    in its direction, as CF writes them (each cell's second bound the next one's first).
+    """
     bounds = bounds_name(coord)
     if isinstance(obj, xr.Dataset) and bounds in obj.variables:
         bnds = np.asarray(obj[bounds].values, dtype=float)
+        direction = np.sign(np.diff(np.asarray(coord.values, dtype=float)[:2]))
+        if direction.size and np.all(np.sign(bnds[:, 1] - bnds[:, 0]) == -direction):
+            bnds = bnds[:, ::-1]
         return np.concatenate([bnds[:, 0], bnds[-1:, 1]])
     return _midpoint_edges(np.asarray(coord.values, dtype=float), coord.name)
 
@@ -449,8 +456,8 @@ def land_mask(ds: xr.Dataset, threshold: float = 50.0) -> xr.DataArray:
     Parameters
     ----------
     ds : xr.Dataset
-        Dataset holding a variable with ``standard_name: land_area_fraction`` (units
-        ``%`` or ``1``).
+        Dataset holding a variable with ``standard_name: land_area_fraction``, in
+        units convertible to ``%`` (``1``, ``percent``...).
     threshold : float
         Land fraction in percent above which a cell counts as land.
 
@@ -461,14 +468,17 @@ def land_mask(ds: xr.Dataset, threshold: float = 50.0) -> xr.DataArray:
     ...     {"standard_name": "land_area_fraction", "units": "%"})})
     >>> land_mask(ds).values.tolist()
     [False, True]
+    >>> fraction = (ds.sftlf / 100).assign_attrs(ds.sftlf.attrs, units="1")
+    >>> land_mask(ds.assign(sftlf=fraction)).values.tolist()
+    [False, True]
     """
     names = ds.cf.standard_names.get("land_area_fraction", [])
     if not names:
         raise InputDataError("the dataset has no variable with standard_name 'land_area_fraction'")
-    fraction = ds[names[0]]
-    units = fraction.attrs.get("units", "%")
-    scale = 1.0 if units == "%" else 100.0
-    return (fraction * scale > threshold).rename("land_mask")
+    from climlatent.units import convert_units  # pint: imported where units are converted
+
+    percent = convert_units(ds[names[0]], "%", names[0])
+    return (percent > threshold).rename("land_mask")
 
 
 def check_same_grid(

@@ -144,7 +144,7 @@ def test_sample_axes_found():
 
 
 def test_land_mask_percent_and_fraction():
-    for units, scale in (("%", 1.0), ("1", 0.01)):
+    for units, scale in (("%", 1.0), ("1", 0.01), ("percent", 1.0), ("0.01", 1.0)):
         ds = xr.Dataset(
             {
                 "sftlf": (
@@ -155,6 +155,32 @@ def test_land_mask_percent_and_fraction():
             }
         )
         assert land_mask(ds).values.tolist() == [False, True, True]
+    with pytest.raises(InputDataError, match="'sftlf' has no 'units'"):
+        land_mask(
+            ds.assign(
+                sftlf=ds.sftlf.drop_attrs().assign_attrs(standard_name=ds.sftlf.standard_name)
+            )
+        )
+
+
+@pytest.mark.parametrize("lat_bounds", ["in its direction", "lower, upper"])
+def test_cell_area_of_a_descending_latitude_whatever_the_order_of_its_bounds(lat_bounds):
+    """Bounds (lower, upper) on a latitude running N->S gave each row the next row's
+    area (89.5N: 3.0 times its own); the global total hid it."""
+    lat, lon = np.arange(89.5, -90, -1.0), np.arange(0.5, 360, 1.0)
+    upper, lower = lat + 0.5, lat - 0.5
+    bounds = np.stack([upper, lower] if lat_bounds == "in its direction" else [lower, upper], 1)
+    ds = xr.Dataset(
+        coords={
+            "lat": ("lat", lat, {"units": "degrees_north", "bounds": "lat_bnds"}),
+            "lon": ("lon", lon, {"units": "degrees_east"}),
+            "lat_bnds": (("lat", "bnds"), bounds),
+        }
+    )
+    exact = (
+        EARTH_RADIUS**2 * np.deg2rad(1.0) * (np.sin(np.deg2rad(upper)) - np.sin(np.deg2rad(lower)))
+    )
+    np.testing.assert_allclose(cell_area(ds).values[:, 0], exact, rtol=1e-10)
 
 
 def test_check_same_grid_names_variable_and_coordinate():

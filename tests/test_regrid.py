@@ -512,3 +512,15 @@ def test_coordinate_order_never_changes_an_answer(method, src_edges, dst_edges):
             np.testing.assert_array_equal(out["lon"], dst["lon"], err_msg=name)
             np.testing.assert_array_equal(out.values, reference.values, err_msg=name)
     assert int(reference.isnull().sum()) > 0  # the NaN cell spreads (and the region's edges)
+
+
+def test_a_source_flipped_north_to_south_with_its_bounds_regrids_as_before():
+    """Flipping a grid keeps each cell's (lower, upper) bounds: on the descending
+    latitude they run against it, and the edges taken from them were the next row's."""
+    src = with_field(grid(*GLOBAL_3), random_field(grid(*GLOBAL_3)))
+    dst = grid(*GLOBAL_25_OFFSET)
+    flipped = src.isel(lat=slice(None, None, -1))
+    assert (flipped.lat_bnds[:, 1] > flipped.lat_bnds[:, 0]).all()
+    expected = Regridder(src, dst, engine="climlatent")(src["tas"])
+    out = Regridder(flipped, dst, engine="climlatent")(flipped["tas"])
+    np.testing.assert_allclose(out.values, expected.values, rtol=1e-12)
