@@ -28,7 +28,7 @@ from climlatent.dask_threads import share_cores
 from climlatent.draws import REALIZATION_DIM, BlockNormals, Draws
 from climlatent.errors import ClimlatentError, InputDataError
 from climlatent.graph_node import model_node
-from climlatent.grid import find_grid, grid_dataset
+from climlatent.grid import find_grid, find_member, find_time, grid_dataset
 
 
 @dataclass(frozen=True)
@@ -353,8 +353,11 @@ def map_model(
     >>> out.chunks is not None, out.sum(["lat", "lon"]).values.tolist()
     (True, [8.0, 12.0, 16.0])
     """
-    sample = source.sample_dims(fields[0])
+    sample = stored = source.sample_dims(fields[0])
     spatial = source.spatial_dims
+    if draws is not None:  # draws by each sample's place in (member, time, ...)
+        sample = _draw_order(fields[0], sample)
+        fields = [field.transpose(*sample, ...) for field in fields]
     coords = {k: c for k, c in fields[0].coords.items() if set(c.dims) <= set(sample)}
     samples = fields[0].isel(dict.fromkeys(spatial, 0), drop=True)  # the sample dims
     mapped = _MappedModel(
@@ -378,7 +381,35 @@ def map_model(
     if draws is not None:
         sample, coords = (REALIZATION_DIM, *sample), {REALIZATION_DIM: np.arange(draws.n), **coords}
     out = xr.DataArray(data, dims=sample + target.spatial_dims, coords=coords)
+    if draws is not None:
+        out = out.transpose(REALIZATION_DIM, *stored, ...)
     return _attach_grid(out.rename(None), target)  # not the dask array's name
+
+
+def _draw_order(field: xr.DataArray, sample: tuple[str, ...]) -> tuple[str, ...]:
+    """The sample dims in the order that numbers samples for their draws.
+
+    The member dim first, then time, then the others as stored: a member's draws do
+    not depend on whether its file stores ``(time, member)`` or ``(member, time)``.
+
+    Raises
+    ------
+    InputDataError
+        A sample dim is named ``realization``, the draws' own dim.
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((3, 2)), dims=("time", "member"))
+    >>> _draw_order(da, ("time", "member"))
+    ('member', 'time')
+    """
+    if REALIZATION_DIM in sample:
+        raise InputDataError(
+            f"the inputs have a dim {REALIZATION_DIM!r}, the dim of the draws: rename it "
+            "(to 'member', say) to draw from them"
+        )
+    first = [dim for dim in (find_member(field), find_time(field)) if dim in sample]
+    return (*first, *(dim for dim in sample if dim not in first))
 
 
 @dataclass(frozen=True, eq=False)

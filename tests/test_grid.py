@@ -232,3 +232,16 @@ def test_bounds_are_not_the_grid_even_when_no_coordinate_names_them():
     )
     found = find_grid(ds)
     assert (found.lat, found.lon, found.kind) == ("lat", "lon", "rectilinear")
+
+
+def test_the_same_grid_stored_in_float32_is_the_same_grid():
+    """Many CMIP files store float32 coordinates: 2.5e-6 degrees off at 60 was refused."""
+    lat, lon = np.arange(-89.5, 90, 1.0) / 3 * 3.0001, np.arange(0.0, 360, 1.1)
+    a = xr.DataArray(
+        np.zeros((lat.size, lon.size)), dims=("lat", "lon"), coords={"lat": lat, "lon": lon}
+    )
+    single = a.assign_coords(lat=lat.astype(np.float32), lon=lon.astype(np.float32))
+    assert np.abs(single.lon.values - lon).max() > 1e-6
+    check_same_grid(a, single, "tas")
+    with pytest.raises(InputDataError, match="'lon' differs by up to 0.001 degrees"):
+        check_same_grid(a, a.assign_coords(lon=lon + 1e-3), "tas")

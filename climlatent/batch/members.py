@@ -131,6 +131,9 @@ def _open_members(
             missing = [label for label in members if label not in seen]
             if missing:
                 raise InputDataError(f"member(s) {missing} not found; the inputs hold {list(seen)}")
+            repeated = sorted({label for label in members if list(members).count(label) > 1})
+            if repeated:
+                raise InputDataError(f"members names {repeated} more than once")
             combined = combined.sel({member_dim: list(members)})
         # A fresh token, as in _member_part: dask would hash the (cftime) time index by
         # pickling it (0.03-0.3 s).
@@ -181,7 +184,8 @@ def _member_part(
     if found is None:
         label = source.rsplit("#", 1)[-1] if "#" in source else Path(source.rstrip("/")).stem
         return part.expand_dims({member_dim: [label]}), grid
-    return (part.rename({found: member_dim}) if found != member_dim else part), grid
+    part = part.rename({found: member_dim}) if found != member_dim else part
+    return part.transpose(member_dim, ...), grid
 
 
 def _check_like(

@@ -103,9 +103,9 @@ def downscale_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: 
     As :func:`emulate_to_zarr` (same options), with coarse driver files as inputs,
     and two more keywords: ``n_samples`` (stochastic realisations of a model fitted
     with ``noise=True``, along a ``realization`` dim; default the mean field) and
-    ``seed`` (default 0). A sample's draws depend on the seed and its place in the
-    ensemble only, not on the blocks or the workers; a store is resumed only with
-    the same ``n_samples`` and ``seed``.
+    ``seed`` (default 0). A sample's noise depends on the seed and its place in the
+    ensemble only (member, then time), not on the blocks or the workers; a store is
+    resumed only with the same ``n_samples`` and ``seed``.
 
     Examples
     --------
@@ -162,7 +162,7 @@ def _to_zarr(
         ds, sources = _open_members(inputs, model_inputs(estimator), members, time_chunk)
         with ds:
             out = _lazy_predict(estimator, ds, method, **draws, **precision)
-            time, member = find_time(out), find_member(out)
+            time, member = find_time(out), find_member(ds)  # not the draws' realization
             return write_zarr(
                 out,
                 store,

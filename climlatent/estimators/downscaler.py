@@ -318,9 +318,12 @@ class ProxyDownscaler(BaseEstimator):
             ``realization``; lazy for dask-backed ``coarse``, block by block.
         seed : int
             Seed of the stochastic draws. A sample's noise comes from the seed, the
-            realisation and the sample's position in ``coarse`` (`climlatent.draws`):
-            the same numbers eagerly or lazily, in any chunks, and the first ``k``
-            realisations do not depend on how many are drawn.
+            realisation and the sample's place in ``coarse`` (member, then time;
+            `climlatent.draws`): the same noise eagerly or lazily, in any chunks, and
+            the first ``k`` realisations do not depend on how many are drawn. (A model
+            with dense layers, `ProxyLatentDownscaler`, sums its products in blocks of
+            the rows a call holds: its fields may differ by float32 round-off, a few
+            1e-6 relative, from one chunking to another.)
         check_range : bool
             Refuse driver values beyond the fitted range by more than
             ``range_tolerance`` times its width (fill values, mislabelled units).

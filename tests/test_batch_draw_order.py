@@ -1,0 +1,69 @@
+"""Draws of an ensemble do not depend on how its files store or name the member dim."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import climlatent as cl
+from climlatent import batch
+from climlatent.errors import InputDataError
+from climlatent.zarr_store import read_manifest
+
+
+@pytest.fixture(scope="module")
+def world():
+    world = cl.datasets.synthetic_biogeochem(n_members=3, n_years=2, n_fine_lat=8, n_fine_lon=8)
+    coarse = world.coarse.assign_coords(member=["r1", "r2", "r3"])
+    fine = world.fine.assign_coords(member=["r1", "r2", "r3"])
+    est = cl.ProxyDownscaler(epochs=1, progress=False, noise=True, group="time.season")
+    return coarse, est.fit(coarse, fine, "chl", proxies={"tos": "exponential"})
+
+
+def test_draws_of_a_member_do_not_depend_on_the_stored_order_of_its_dims(world, tmp_path):
+    """Samples were numbered in the stored order: (time, member) drew other noise for
+    the same member and day (relative differences up to 278), means bitwise equal."""
+    coarse, est = world
+    expected = est.downscale(coarse, n_samples=2, seed=3)["chl"]
+    stored = coarse.transpose("time", "member", ...)
+    out = est.downscale(stored, n_samples=2, seed=3)["chl"]
+    assert out.dims == ("realization", "time", "member", "lat", "lon")
+    xr.testing.assert_identical(out.transpose(*expected.dims), expected)
+    est.save(tmp_path / "m.clm")
+    cl.io.to_netcdf(stored, tmp_path / "ens.nc")
+    with batch.open_members([tmp_path / "ens.nc"], ["tos"]) as ds:
+        assert ds["tos"].dims[0] == "member"  # as documented
+    store = batch.downscale_to_zarr(
+        tmp_path / "m.clm", tmp_path / "ens.nc", tmp_path / "o.zarr", n_samples=2, seed=3,
+        progress=False,
+    )  # fmt: skip
+    np.testing.assert_array_equal(xr.open_zarr(store)["chl"].values, expected.values)
+
+
+def test_regions_follow_the_members_of_an_ensemble_dim_of_any_name(world, tmp_path):
+    """With draws, a dim 'ensemble' lost to the draws' 'realization': 3 regions of all
+    members each, not one member each."""
+    coarse, est = world
+    est.save(tmp_path / "m.clm")
+    renamed = coarse.rename(member="ensemble")
+    renamed["ensemble"].attrs = {}
+    renamed.to_netcdf(tmp_path / "ens.nc")
+    store = batch.downscale_to_zarr(
+        tmp_path / "m.clm", tmp_path / "ens.nc", tmp_path / "o.zarr", n_samples=2,
+        time_per_region=8, progress=False,
+    )  # fmt: skip
+    manifest = read_manifest(store)
+    assert manifest["regions_dims"] == ["ensemble", "time"]
+    assert len(manifest["regions"]) == 3 * 3  # 24 months in regions of 8, member by member
+
+
+def test_an_input_dim_named_like_the_draws_is_refused(world):
+    coarse, est = world
+    with pytest.raises(InputDataError, match="a dim 'realization', the dim of the draws"):
+        est.downscale(coarse.rename(member="realization"), n_samples=2)
+
+
+def test_a_member_asked_for_twice_is_refused(world, tmp_path):
+    coarse, _ = world
+    cl.io.to_netcdf(coarse, tmp_path / "ens.nc")
+    with pytest.raises(InputDataError, match=r"members names \['r1'\] more than once"):
+        batch.open_members([tmp_path / "ens.nc"], ["tos"], members=["r1", "r2", "r1"])
