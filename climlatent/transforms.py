@@ -34,6 +34,7 @@ from climlatent._transforms import (
     _time_axis,
 )
 from climlatent.errors import InputDataError, NotFittedError
+from climlatent.units import difference_units
 
 _REGISTRY: dict[str, type[Transform]] = {}
 #: A standard deviation at most this fraction of the mean's magnitude is round-off of
@@ -285,15 +286,13 @@ class Anomalies(Transform, kind="anomalies"):
     The climatology is, per grid cell, the mean over ``dims`` (time and e.g. member)
     of the samples in each day of the year or month, skipping NaNs. The time axis is
     the ``time`` dimension, else the coordinate cf-xarray identifies as axis ``T``.
+    Anomalies are differences: of a field in degC, in K.
 
-    Day-of-year follows the calendar: 360 slots on ``360_day``, 365 on ``noleap``
-    and 366 on calendars with leap years (``standard``/``gregorian``,
-    ``proleptic_gregorian``, ``julian``, ``all_leap``, numpy datetime64). On those,
-    the slot is the calendar date in a leap year: 1 March is always slot 61 and
-    29 February (slot 60) gets leap days only; if the fit period has none, its
-    climatology is the mean of 28 February's and 1 March's. A ``dayofyear``
-    climatology applies only to data with the same number of slots (``360_day`` to
-    ``360_day`` only); a ``month`` climatology applies to any calendar.
+    Day-of-year follows the calendar: 360 slots on ``360_day``, 365 on ``noleap``,
+    else 366 (leap years: ``standard``, ``proleptic_gregorian``, ``julian``,
+    ``all_leap``, datetime64), the slot of a date in a leap year: 1 March is slot 61,
+    29 February (60) has leap days or the mean of 28 February's and 1 March's. A
+    ``dayofyear`` climatology applies to data of as many slots, a ``month`` one to any.
 
     Parameters
     ----------
@@ -333,6 +332,9 @@ class Anomalies(Transform, kind="anomalies"):
         self.freq, self.window = freq, window
         self.dims = None if dims is None else _as_dims(dims)
         super().__init__(freq=freq, dims=None if dims is None else list(self.dims), window=window)
+
+    def _forward_units(self, units: str) -> str:
+        return difference_units(units)
 
     def _fit(self, da: xr.DataArray) -> xr.Dataset:
         time, calendar = _time_axis(da)

@@ -17,6 +17,7 @@ import numpy as np
 import pint
 import xarray as xr
 from cf_xarray.units import units as ureg
+from pint.util import ParserHelper
 
 from climlatent.errors import InputDataError
 
@@ -46,7 +47,8 @@ def units_quantity(text: str, name: str | None = None) -> pint.Quantity:
     """The CF units string ``text`` as a pint quantity: its unit and its scale.
 
     UDUNITS allows a number in units (``0.001``, ``K (10 year)-1``), which pint keeps
-    in a quantity's magnitude, not in a unit.
+    in a quantity's magnitude, not in a unit. An offset unit within others stands for
+    its steps, as in UDUNITS: ``degC/day`` is ``K/day``, not 274.15 K a day.
 
     Raises
     ------
@@ -60,11 +62,20 @@ def units_quantity(text: str, name: str | None = None) -> pint.Quantity:
     <Quantity(0.1, 'kelvin / year')>
     >>> float(units_quantity("0.001").magnitude), str(units_quantity("kg m-2 s-1").units)
     (0.001, 'kilogram / meter ** 2 / second')
+    >>> str(units_quantity("degC (10 year)-1").units)
+    'delta_degree_Celsius / year'
     """
     try:
-        quantity = ureg.Quantity(_GROUP_POWER.sub(r")**\1", str(text)))
-    except (pint.errors.PintError, ValueError, AttributeError, TypeError) as err:
+        expression = _GROUP_POWER.sub(r")**\1", str(text))
+        for preprocess in ureg.preprocessors:  # cf-xarray's: "m-2" -> "m**-2", "%"...
+            expression = preprocess(expression)
+        parsed = ParserHelper.from_string(expression)
+        powers = {ureg.get_name(unit): power for unit, power in parsed.items()}
+    except (pint.errors.PintError, ValueError, AttributeError, TypeError, SyntaxError) as err:
         raise InputDataError(f"variable {name!r} has unknown units {text!r}") from err
+    if len(powers) > 1 or any(power != 1 for power in powers.values()):
+        powers = {_steps(unit): power for unit, power in powers.items()}
+    quantity = ureg.Quantity(float(parsed.scale), _unit(powers))
     scale = float(quantity.magnitude)
     if not np.isfinite(scale) or scale <= 0 or (scale != 1 and not quantity._is_multiplicative):
         raise InputDataError(
@@ -72,6 +83,39 @@ def units_quantity(text: str, name: str | None = None) -> pint.Quantity:
             "before units without an offset"
         )
     return quantity
+
+
+def _steps(unit: str) -> str:
+    """The unit of differences of values in ``unit``, ``delta_<unit>`` for an offset one.
+
+    An offset unit's 0 is not its base unit's 0 (``degree_Celsius``).
+    """
+    return f"delta_{unit}" if ureg.Quantity(0.0, unit).to_base_units().magnitude else unit
+
+
+def _unit(powers: dict[str, float]) -> pint.Unit:
+    """The pint unit of unit names raised to powers (dimensionless for none)."""
+    return ureg.Unit(" * ".join(f"{unit} ** {power:g}" for unit, power in powers.items()) or "1")
+
+
+def difference_units(units: str) -> str:
+    """Units of a difference of two values in ``units`` (an anomaly, a change).
+
+    A difference of 1 degC is 1 K: an offset unit's differences are in its base unit
+    (CF's "temperature: difference"); other units are their own.
+
+    Examples
+    --------
+    >>> difference_units("degC"), difference_units("hPa"), difference_units("degF")
+    ('K', 'hPa', '0.5555555555555556 K')
+    """
+    quantity = units_quantity(units)
+    if quantity._is_multiplicative:
+        return units
+    steps = ureg.Quantity(1.0, _unit({_steps(u): p for u, p in quantity.unit_items()}))
+    base = steps.to_base_units()
+    label, scale = format(base.units, "cf"), float(base.magnitude)
+    return label if scale == 1 else f"{scale!r} {label}"
 
 
 def parse_units(da: xr.DataArray, name: str | None = None) -> pint.Unit:

@@ -3,7 +3,8 @@ import pytest
 import xarray as xr
 
 from climlatent.errors import InputDataError
-from climlatent.units import convert_units, parse_units
+from climlatent.transforms import Anomalies
+from climlatent.units import convert_units, difference_units, parse_units
 
 
 @pytest.mark.parametrize(
@@ -65,6 +66,9 @@ def test_only_water_amounts_convert_through_the_density_of_water(units, target):
         ("kg m-2 s-1 (10 year)-1", "kg m-2 s-1 (100 year)-1"),
         ("mm (10 day)-1", "mm s-1"),
         ("1e-3 kg m-3", "kg m-3"),
+        ("degC/day", "K/day"),  # an offset unit within others: its steps, not 274.15 K
+        ("degC (10 year)-1", "K (10 year)-1"),  # linear_trend of a field in degC
+        ("degF s-1", "K s-1"),
     ],
 )
 def test_a_number_in_the_units_scales_them_as_udunits_does(units, target):
@@ -105,3 +109,29 @@ def test_salinities_and_scaled_offsets_are_refused(units, target, message):
 def test_practical_salinity_converts_to_its_cf_canonical_units():
     out = convert_units(xr.DataArray([35.0], attrs={"units": "psu"}), "1")
     assert out.values.tolist() == [35.0]
+
+
+@pytest.mark.parametrize(
+    ("units", "expected"),
+    [
+        ("degC", "K"),
+        ("degF", "0.5555555555555556 K"),
+        ("hPa", "hPa"),
+        ("K", "K"),
+        ("degC/day", "degC/day"),
+    ],
+)
+def test_differences_of_an_offset_unit_are_in_its_base_unit(units, expected):
+    assert difference_units(units) == expected
+
+
+def test_anomalies_of_a_field_in_degc_convert_as_differences():
+    """Labelled degC, a 0.25 degC anomaly converted to K read 273.4 K."""
+    time = xr.date_range("2000-01-01", periods=24, freq="MS", use_cftime=True)
+    tas = xr.DataArray(
+        20.0 + np.arange(24.0) / 4, coords={"time": time}, name="tas", attrs={"units": "degC"}
+    )
+    anomalies = Anomalies(freq="month").fit_forward(tas)
+    assert anomalies.attrs["units"] == "K"
+    np.testing.assert_array_equal(convert_units(anomalies, "K").values, anomalies.values)
+    np.testing.assert_allclose(np.abs(anomalies.values), 1.5)
