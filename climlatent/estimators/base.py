@@ -47,6 +47,7 @@ from climlatent.checks import (
 from climlatent.errors import InputDataError, NotFittedError
 from climlatent.estimators._config import check_config
 from climlatent.estimators._fit_forms import fit_call
+from climlatent.estimators._refit import all_or_nothing
 from climlatent.estimators._repr import html_repr, text_repr
 from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
 from climlatent.grid import find_grid, find_member, find_time
@@ -108,14 +109,16 @@ class BaseEstimator:
     A subclass is a dataclass whose fields are its configuration; it is registered by
     class name so that :func:`climlatent.load` can rebuild it without running code
     from the file. Subclasses supply the persistence hooks ``_fitted_metadata``,
-    ``_fitted_datasets``, ``_restore``, ``_state`` and ``_load_state``.
+    ``_fitted_datasets``, ``_restore``, ``_state`` and ``_load_state``. A ``fit`` that
+    fails leaves the previous fit or none (`_refit.all_or_nothing`).
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         REGISTRY[cls.__name__] = cls
-        # The dataclass decorator, applied after this, keeps a __repr__ the class has.
-        cls.__repr__ = BaseEstimator.__repr__
+        cls.__repr__ = BaseEstimator.__repr__  # which the dataclass decorator keeps
+        if "fit" in vars(cls):
+            cls.fit = all_or_nothing(cls.fit)
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -127,8 +130,6 @@ class BaseEstimator:
     def _repr_html_(self) -> str:
         """Jupyter's view: options, fitted or not, variables, grids, training history."""
         return html_repr(self)
-
-    # -- configuration -------------------------------------------------------------
 
     def get_config(self) -> dict[str, Any]:
         """The estimator's configuration as a JSON-serialisable dict."""
@@ -550,8 +551,6 @@ class Estimator(BaseEstimator):
                     f"{type(configured).__name__} in {role}_transform.nc, not a {held}"
                 )
             setattr(self, f"{role}_transform_", tf)
-
-    # -- boundary helpers ----------------------------------------------------------
 
     def _prepare_proxy(
         self, ds: xr.Dataset, check_range: bool = True, blocks_checked: bool = False
