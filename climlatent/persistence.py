@@ -171,10 +171,16 @@ def _replaceable(path: Path) -> bool:
         return False
 
 
-def _jsonable(attrs: dict) -> dict:
-    return {
-        k: (v.tolist() if isinstance(v, np.ndarray | np.generic) else v) for k, v in attrs.items()
-    }
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy arrays and scalars as lists and numbers, at every depth.
+
+    A target's netCDF attributes (``valid_min``, ``valid_range``) are numpy values.
+    """
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value.tolist() if isinstance(value, np.ndarray | np.generic) else value
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:

@@ -134,3 +134,17 @@ def test_unfitted_estimator(tmp_path, split):
         cl.EOFRegression().emulate(split[1])
     with pytest.raises(NotFittedError):
         cl.EOFRegression().save(tmp_path / "m.clm")
+
+
+def test_a_target_with_numeric_netcdf_attributes_saves(split, tmp_path):
+    """valid_min / valid_range read from netCDF are numpy values: saving raised TypeError
+    (not JSON serialisable), and `climlatent fit` lost the trained model."""
+    train, test = split
+    pr = train["pr"].assign_attrs(
+        valid_min=np.float32(0.0), valid_range=np.array([0.0, 1.0], np.float32), flag=np.int16(3)
+    )
+    est = cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=3).fit(train.assign(pr=pr), "pr", "psl")
+    est.save(tmp_path / "m.clm")
+    loaded = cl.load(tmp_path / "m.clm")
+    assert loaded.target_attrs_["valid_range"] == [0.0, 1.0]
+    np.testing.assert_array_equal(loaded.emulate(test)["pr"].values, est.emulate(test)["pr"].values)
