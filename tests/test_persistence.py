@@ -148,3 +148,22 @@ def test_a_target_with_numeric_netcdf_attributes_saves(split, tmp_path):
     loaded = cl.load(tmp_path / "m.clm")
     assert loaded.target_attrs_["valid_range"] == [0.0, 1.0]
     np.testing.assert_array_equal(loaded.emulate(test)["pr"].values, est.emulate(test)["pr"].values)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_model_configured_for_cuda_loads_onto_the_cpu_without_it(tmp_path):
+    """A model trained with device='cuda' could not be loaded here: 'weights.safetensors
+    is invalid: device cuda was requested but CUDA is not available'."""
+    world = cl.datasets.synthetic_biogeochem(n_years=1, n_fine_lat=8, n_fine_lon=8)
+    est = cl.ProxyDownscaler(epochs=1, progress=False)
+    est.fit(world.coarse, world.fine, "chl", proxies={"tos": "exponential"})
+    est.save(tmp_path / "m.clm")
+    manifest = json.loads((tmp_path / "m.clm" / "manifest.json").read_text())
+    manifest["config"]["device"] = "cuda"  # as saved by a fit on a GPU
+    (tmp_path / "m.clm" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.warns(RuntimeWarning, match="configured for device 'cuda'.*runs on the CPU"):
+        loaded = cl.load(tmp_path / "m.clm")
+    assert loaded.device_.type == "cpu"
+    np.testing.assert_array_equal(
+        loaded.downscale(world.coarse)["chl"].values, est.downscale(world.coarse)["chl"].values
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from collections.abc import Callable, Hashable, Mapping
 
@@ -11,6 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from climlatent.errors import CheckpointError
+from climlatent.training import resolve_device
 
 INFERENCE_BATCH = 4096  # rows per inference call at most
 #: Bytes of the largest tensor one CPU batch may create: a core's share of the last
@@ -26,6 +28,28 @@ ACTIVATION_FACTOR = 64  # device bytes per input byte assumed for activations
 _PROBED: weakref.WeakKeyDictionary[torch.nn.Module, dict[Hashable, int]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def loading_device(name: str) -> torch.device:
+    """Where a loaded model runs: its ``device`` option, resolved (`resolve_device`).
+
+    A model configured for CUDA (trained on a GPU) loads onto the CPU of a machine
+    without CUDA, with a warning: it computes the same numbers, to float tolerance.
+
+    Examples
+    --------
+    >>> loading_device("cpu")
+    device(type='cpu')
+    """
+    if name != "auto" and torch.device(name).type == "cuda" and not torch.cuda.is_available():
+        warnings.warn(
+            f"the model is configured for device {name!r}, but CUDA is not available: "
+            "it runs on the CPU",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return torch.device("cpu")
+    return resolve_device(name)
 
 
 def inference_batch_size(device: torch.device, row_bytes: int) -> int:

@@ -32,7 +32,7 @@ from climlatent.checks import (
 )
 from climlatent.draws import BlockNormals, Draws
 from climlatent.errors import InputDataError
-from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
+from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
@@ -499,7 +499,7 @@ class ProxyDownscaler(BaseEstimator):
         modules = [make_proxy(law) for law in self.laws_.values()]
         self.module_ = self._build(neighbours, torch.zeros(neighbours.shape), modules)
         load_numpy_state(self.module_, _with_group_axis(state, self.module_))
-        self.device_ = resolve_device(self.device)
+        self.device_ = loading_device(self.device)
         self.module_.to(self.device_).eval()
 
     def _state_spec(self) -> dict[str, ArraySpec]:

@@ -28,7 +28,7 @@ from climlatent.estimators._eof import (
     fit_eofs,
     fit_ridge,
 )
-from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
+from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import ArraySpec, Estimator
 from climlatent.models.llaae import LLAAE as LLAAEModule
@@ -331,7 +331,7 @@ class LLAAE(Estimator):
         mask = np.asarray(self.target_layout_.grid["valid_mask"].values, dtype=bool)
         self.module_ = self._build(mask, int(state["module.proxy_map.weight"].shape[1]))
         load_numpy_state(self.module_, state)
-        self.device_ = resolve_device(self.device)
+        self.device_ = loading_device(self.device)
         self.module_.to(self.device_).eval()
 
     def _state_spec(self) -> dict[str, ArraySpec]:

@@ -36,7 +36,7 @@ from climlatent.estimators._fields import (
     standardise,
     variable_names,
 )
-from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
+from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator, latent_rows
 from climlatent.fitted_range import RANGE_TOLERANCE
@@ -392,7 +392,7 @@ class VAE(BaseEstimator):
         self.mean_, self.std_ = state["mean"], state["std"]
         self.module_ = self._build()
         load_numpy_state(self.module_, state)
-        self.device_ = resolve_device(self.device)
+        self.device_ = loading_device(self.device)
         self.module_.to(self.device_).eval()
 
     def _state_spec(self) -> dict[str, ArraySpec]:

@@ -32,7 +32,7 @@ from climlatent.checks import get_variable
 from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import check_field_ranges, field_ranges, on_fitted_grid
-from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
+from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE
@@ -593,7 +593,7 @@ class VAEDLM(BaseEstimator):
         self.mean_, self.std_ = np.asarray(state["mean"]), np.asarray(state["std"])
         self.module_ = self._build()
         load_numpy_state(self.module_, state)
-        self.device_ = resolve_device(self.device)
+        self.device_ = loading_device(self.device)
         self.module_.to(self.device_).eval()
 
     def _state_spec(self) -> dict[str, ArraySpec]:

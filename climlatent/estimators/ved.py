@@ -41,7 +41,7 @@ from climlatent.estimators._fields import (
     standardise,
     variable_names,
 )
-from climlatent.estimators._torch import inference, load_numpy_state, state_to_numpy
+from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import (
     LATENT_DIM,
@@ -469,7 +469,7 @@ class VED(BaseEstimator):
         self.y_mean_, self.y_std_ = state["y_mean"], state["y_std"]
         self.module_ = self._build()
         load_numpy_state(self.module_, state)
-        self.device_ = resolve_device(self.device)
+        self.device_ = loading_device(self.device)
         self.module_.to(self.device_).eval()
 
     def _state_spec(self) -> dict[str, ArraySpec]:
