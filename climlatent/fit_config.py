@@ -53,7 +53,7 @@ import yaml
 
 from climlatent import distributed
 from climlatent.batch import open_members
-from climlatent.errors import ClimlatentError
+from climlatent.errors import CheckpointError, ClimlatentError
 from climlatent.estimators import (
     LLAAE,
     BaseEstimator,
@@ -61,6 +61,7 @@ from climlatent.estimators import (
     ProxyDownscaler,
     ProxyLatentDownscaler,
 )
+from climlatent.persistence import check_model_path
 
 ESTIMATORS = {
     cls.__name__: cls for cls in (EOFRegression, LLAAE, ProxyDownscaler, ProxyLatentDownscaler)
@@ -189,8 +190,11 @@ def load_fit_config(path: str | Path) -> FitConfig:
     )
     try:
         config.build()
+        check_model_path(config.output)  # before the training, not after
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where}: invalid {name} options: {err}") from err
+    except CheckpointError as err:
+        raise ConfigError(f"{where}: 'output': {err}") from err
     return config
 
 

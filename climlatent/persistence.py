@@ -122,16 +122,7 @@ def save_estimator(estimator: BaseEstimator, path: str | Path) -> Path:
     climlatent.errors.CheckpointError: ... is not a climlatent model; refusing to replace it ...
     """
     estimator._require_fitted()
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise CheckpointError(
-            f"cannot save a model to {str(target)!r}: folder {str(target.parent)!r} does not exist"
-        )
-    if (target.exists() or target.is_symlink()) and not _replaceable(target):
-        raise CheckpointError(
-            f"{str(target)!r} is not a climlatent model; refusing to replace it "
-            "(choose another path, or remove it first)"
-        )
+    target = check_model_path(path)
     workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         tmp = workdir / target.name
@@ -155,6 +146,37 @@ def save_estimator(estimator: BaseEstimator, path: str | Path) -> Path:
         tmp.rename(target)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    return target
+
+
+def check_model_path(path: str | Path) -> Path:
+    """``path`` as a place to save a model to: in a folder that exists, no other data there.
+
+    What `save_estimator` checks first; a command that trains a model checks it before.
+
+    Raises
+    ------
+    CheckpointError
+        ``path`` holds something other than a climlatent model, or its folder does
+        not exist.
+
+    Examples
+    --------
+    >>> check_model_path("/no/such/folder/m.clm")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.CheckpointError: cannot save a model to ...: folder '/no/such/folder' ...
+    """
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise CheckpointError(
+            f"cannot save a model to {str(target)!r}: folder {str(target.parent)!r} does not exist"
+        )
+    if (target.exists() or target.is_symlink()) and not _replaceable(target):
+        raise CheckpointError(
+            f"{str(target)!r} is not a climlatent model; refusing to replace it "
+            "(choose another path, or remove it first)"
+        )
     return target
 
 

@@ -101,6 +101,17 @@ def test_fit_config_errors_say_what_is_allowed(workspace, change, message):
     )
 
 
+def test_fit_refuses_an_output_it_cannot_write_before_training(workspace, monkeypatch):
+    """Training ran first, then the model was refused its output and lost."""
+    monkeypatch.setattr(cl.EOFRegression, "fit", lambda *a, **k: pytest.fail("trained"))
+    for output, message in (
+        ("members/r1i1p1f1.nc", "is not a climlatent model; refusing to replace it"),
+        ("no/such/folder/m.clm", "does not exist"),
+    ):
+        config = write_config(workspace, **{**EOF_CONFIG, "output": output})
+        assert_one_line_error(invoke("fit", config), "'output':", message)
+
+
 def test_missing_config_key_is_named(workspace):
     config = {key: value for key, value in EOF_CONFIG.items() if key != "target"}
     assert_one_line_error(invoke("fit", write_config(workspace, **config)), "missing key(s) target")
