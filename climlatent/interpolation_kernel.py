@@ -9,6 +9,7 @@ module applies it to the coarse latent.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import xarray as xr
 from scipy.spatial import cKDTree
 
@@ -49,17 +50,41 @@ def interpolation_kernel(
     src = coarse.grid.drop_vars("valid_mask")
     dst = fine.grid.drop_vars("valid_mask")
     regridder = Regridder(src, dst, "bilinear", engine="climlatent")
-    bilinear = regridder.weights[fine.mask][:, coarse.mask].toarray()
+    bilinear = sp.csr_matrix(regridder.weights)[fine.mask][:, coarse.mask]
     k = min(k, coarse.n_features)
-    _, neighbours = cKDTree(_unit_vectors(coarse)).query(_unit_vectors(fine), k=k)
-    neighbours = np.asarray(neighbours).reshape(fine.n_features, k)
-    weights = np.take_along_axis(bilinear, neighbours, axis=1)
+    _, nearest = cKDTree(_unit_vectors(coarse)).query(_unit_vectors(fine), k=k)
+    nearest = np.asarray(nearest).reshape(fine.n_features, k)
+    corners, corner_weights = _padded_rows(bilinear.tocsr())
+    # the bilinear corners first, then the nearest cells that are not corners: the
+    # nearest k by distance can miss corners where cells are narrow one way (polar rows)
+    candidates = np.concatenate([corners, nearest], axis=1)
+    repeated = (candidates[:, :, None] == candidates[:, None, :]) & np.tri(
+        candidates.shape[1], k=-1, dtype=bool
+    )
+    unusable = (candidates < 0) | repeated.any(axis=2)
+    order = np.argsort(unusable, axis=1, kind="stable")[:, :k]
+    neighbours = np.take_along_axis(candidates, order, axis=1)
+    matches = neighbours[:, :, None] == corners[:, None, :]
+    weights = (matches * corner_weights[:, None, :]).sum(axis=2)
     total = weights.sum(axis=1, keepdims=True)
-    nearest = np.zeros_like(weights)
-    nearest[:, 0] = 1.0
+    nearest_only = np.zeros_like(weights)
+    nearest_only[:, 0] = 1.0
     covered = total > 1e-9
-    weights = np.where(covered, weights / np.where(covered, total, 1.0), nearest)
+    neighbours = np.where(covered, neighbours, nearest)
+    weights = np.where(covered, weights / np.where(covered, total, 1.0), nearest_only)
     return neighbours, weights
+
+
+def _padded_rows(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """The nonzero columns of each row of ``matrix`` and their values, padded with -1, 0."""
+    counts = np.diff(matrix.indptr)
+    width = max(int(counts.max(initial=0)), 1)
+    columns = np.full((matrix.shape[0], width), -1, dtype=np.int64)
+    values = np.zeros((matrix.shape[0], width))
+    rows = np.repeat(np.arange(matrix.shape[0]), counts)
+    slots = np.arange(matrix.nnz) - np.repeat(matrix.indptr[:-1], counts)
+    columns[rows, slots], values[rows, slots] = matrix.indices, matrix.data
+    return columns, values
 
 
 def _unit_vectors(layout: FieldLayout) -> np.ndarray:
