@@ -161,6 +161,13 @@ def test_grid_dims_may_be_transposed(fitted_eof, split):
         (lambda: cl.VED(latent_dim=3.0), "latent_dim=3.0 is not an int"),
         (lambda: cl.ProxyDownscaler(range_tolerance=0.0), "range_tolerance=0.0 must be > 0"),
         (lambda: cl.VAEDLM(device=0), "device=0 is not a str"),
+        # sizes, counts and loss weights: an IndexError or a torch RuntimeError traceback,
+        # or a negative KL weight trained on
+        (lambda: cl.LLAAE(filters=()), "filters must hold at least one value"),
+        (lambda: cl.LLAAE(filters=(4, -1)), "filters=(4, -1) must be at least 1 each"),
+        (lambda: cl.ProxyLatentDownscaler(hidden=0), "hidden=0 must be at least 1"),
+        (lambda: cl.ProxyLatentDownscaler(beta=-1.0), "beta=-1.0 must be at least 0"),
+        (lambda: cl.VED(residual_blocks=-1), "residual_blocks=-1 must be at least 0"),
         # a ZeroDivisionError inside StepLR; a zero or negative rate (gradient ascent)
         (lambda: TrainingConfig(lr_decay=0.5, lr_decay_steps=0), "lr_decay_steps >= 1"),
         (lambda: TrainingConfig(lr_decay=-1.0, lr_decay_steps=10), "lr_decay in (0, 1]"),

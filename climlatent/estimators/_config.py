@@ -17,6 +17,25 @@ from typing import Any
 
 __all__ = ["check_config"]
 
+#: The least value of the options estimators share, by name: sizes (of a network, a
+#: latent space, a basis; every entry of ``filters``), counts of blocks or epochs, and
+#: loss weights and scales (a negative KL weight rewards a mismatch).
+LEAST = {
+    **dict.fromkeys(
+        ("base_channels", "channels", "extrinsic_dim", "filters", "geometry_hidden", "growth",
+         "hidden", "hidden_layers", "intrinsic_dim", "latent_dim", "layers", "n_proxy_eofs",
+         "n_scales", "n_target_eofs", "times_per_sample"),
+        1,
+    ),
+    **dict.fromkeys(
+        ("residual_blocks", "plateau_lr_drops", "ramp_epochs", "warmup_epochs",
+         "beta_warmup_epochs", "alignment_weight", "alpha", "beta", "beta_0", "beta_final",
+         "covariance_weight", "decorrelation_weight", "flow_alpha", "gamma_geo", "gamma_metric",
+         "supervision_weight", "weight_decay", "weight_l2", "ridge", "tau"),
+        0,
+    ),
+}  # fmt: skip
+
 
 def _matches(value: Any, kind: Any) -> bool:
     """Whether ``value`` is of the annotated type ``kind`` (the types configs use)."""
@@ -59,6 +78,10 @@ def check_config(estimator: Any) -> None:
     Traceback (most recent call last):
     ...
     ValueError: invalid LLAAE configuration: epochs must be >= 1
+    >>> cl.LLAAE(filters=(8, 0))
+    Traceback (most recent call last):
+    ...
+    ValueError: invalid LLAAE configuration: filters=(8, 0) must be at least 1 each
     """
     cls = type(estimator)
     hints = typing.get_type_hints(cls)
@@ -68,6 +91,16 @@ def check_config(estimator: Any) -> None:
         if not _matches(value, kind):
             described = "a finite float" if kind is float else _describe(kind)
             problems.append(f"{field.name}={value!r} is not {described}")
+    for name, least in LEAST.items():
+        value = getattr(estimator, name, least)
+        values = value if isinstance(value, tuple | list) else (value,)
+        if any(problem.startswith(f"{name}=") for problem in problems):
+            continue  # of the wrong type already
+        if not values:
+            problems.append(f"{name} must hold at least one value")
+        elif any(v < least for v in values):
+            each = " each" if isinstance(value, tuple | list) else ""
+            problems.append(f"{name}={value!r} must be at least {least}{each}")
     if getattr(estimator, "range_tolerance", 1.0) <= 0:  # see climlatent.fitted_range
         problems.append(f"range_tolerance={estimator.range_tolerance!r} must be > 0")
     if not problems and hasattr(estimator, "epochs"):  # trained (with torch): its loop's settings
