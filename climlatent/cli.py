@@ -123,7 +123,9 @@ def _batch_command(method: str, summary: str) -> click.Command:
         show_default=True,
         help="'threads', 'local' (a dask LocalCluster) or a scheduler address tcp://host:port.",
     )
-    @click.option("--workers", type=int, help="Threads or local workers [default: dask's].")
+    @click.option(
+        "--workers", type=click.IntRange(min=1), help="Threads or local workers [default: dask's]."
+    )
     @click.option(
         "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
     )
@@ -147,6 +149,7 @@ def _batch_command(method: str, summary: str) -> click.Command:
     )
     @click.option(
         "--connect-timeout",
+        type=click.FloatRange(min=0, min_open=True),
         default=10.0,
         show_default=True,
         help="Seconds to wait for a scheduler address.",

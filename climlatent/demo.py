@@ -58,8 +58,8 @@ def run_demo(
     ('pr_emulated.nc', True)
     """
     folder = Path(output)
+    ds = synthetic_circulation(n_members=n_members, n_years=n_years, seed=seed)  # checks them
     folder.mkdir(parents=True, exist_ok=True)
-    ds = synthetic_circulation(n_members=n_members, n_years=n_years, seed=seed)
     years = ds.time.dt.year
     cut = int(years[0]) + max(1, (2 * n_years) // 3)
     train, test = ds.sel(time=years < cut), ds.sel(time=years >= cut)

@@ -19,6 +19,20 @@ def test_demo_writes_netcdf_png_and_model(tmp_path):
     assert info.exit_code == 0 and "EOFRegression: psl -> pr" in info.output
 
 
+def test_demo_refuses_an_empty_ensemble_before_making_its_folder(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--output", str(tmp_path / "d"), "--members", "0"])
+    assert result.exit_code == 1 and "n_members must be a positive integer" in result.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_batch_options_out_of_range_are_refused(tmp_path):
+    """--workers 0 ran on dask's default count; --connect-timeout -1 was taken."""
+    for option, value in (("--workers", "0"), ("--connect-timeout", "-1")):
+        args = ["emulate", "m.clm", "in.nc", "-o", str(tmp_path / "o.zarr"), option, value]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output
+
+
 def test_info_on_corrupt_model_fails_with_one_line(tmp_path):
     CliRunner().invoke(main, ["demo", "--output", str(tmp_path), "--members", "1", "--years", "2"])
     manifest = tmp_path / "eof_regression.clm" / "manifest.json"

@@ -160,6 +160,7 @@ def test_errors_are_one_line_naming_what_is_wrong(tmp_path, source):
         ),
         ((path, "r18x9", "-o", out, "--time-chunk", 0), "time_chunk must be at least 1, not 0"),
         ((path, "r18x9", "-o", tmp_path / "missing" / "out.nc"), "output folder"),
+        ((path, "r18x9", "-o", path), f"the output '{path}' is the source file"),  # was replaced
     ]
     for args, message in cases:
         result = run(*args)

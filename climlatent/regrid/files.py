@@ -150,6 +150,8 @@ def regrid_file(
     >>> xr.open_dataset(out)["tas"].shape
     (4, 18, 36)
     """
+    if Path(output).exists() and Path(source).exists() and Path(output).samefile(source):
+        raise InputDataError(f"the output {str(output)!r} is the source file: write another")
     grid = destination if isinstance(destination, xr.Dataset) else destination_grid(destination)
     ds = _selected(io.open_dataset(source, chunks=None), variables, source)
     blocks = _time_blocks(ds, time_chunk)
