@@ -71,11 +71,11 @@ def units_quantity(text: str, name: str | None = None) -> pint.Quantity:
             expression = preprocess(expression)
         parsed = ParserHelper.from_string(expression)
         powers = {ureg.get_name(unit): power for unit, power in parsed.items()}
+        if len(powers) > 1 or any(power != 1 for power in powers.values()):
+            powers = {_steps(unit): power for unit, power in powers.items()}
+        quantity = ureg.Quantity(float(parsed.scale), _unit(powers))
     except (pint.errors.PintError, ValueError, AttributeError, TypeError, SyntaxError) as err:
         raise InputDataError(f"variable {name!r} has unknown units {text!r}") from err
-    if len(powers) > 1 or any(power != 1 for power in powers.values()):
-        powers = {_steps(unit): power for unit, power in powers.items()}
-    quantity = ureg.Quantity(float(parsed.scale), _unit(powers))
     scale = float(quantity.magnitude)
     if not np.isfinite(scale) or scale <= 0 or (scale != 1 and not quantity._is_multiplicative):
         raise InputDataError(
