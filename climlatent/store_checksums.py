@@ -61,33 +61,36 @@ def input_checksum(block: xr.Dataset) -> str:
     return digest({str(name): var.values for name, var in block.data_vars.items()})
 
 
-def region_label(inputs: xr.Dataset, region: dict, sources: Mapping[str, str]) -> str:
-    """``"member r1 (r1.nc)"`` for labels with a source, else each dim's label range.
+def region_label(
+    inputs: xr.Dataset, region: dict, sources: Mapping[str, str], ranges: bool = True
+) -> str:
+    """Each dim's labels in a region: ``"member r1 (r1.nc), time 10 to 12"``.
+
+    A label with a source (a member's file) is named with it; the others by range,
+    or, with ``ranges=False``, only where no label has a source.
 
     Examples
     --------
     >>> ds = xr.Dataset(coords={"member": ["r1", "r2"], "time": [10, 11, 12]})
     >>> region_label(ds, {"member": [0, 1], "time": [0, 3]}, {"r1": "r1.nc"})
-    'member r1 (r1.nc)'
+    'member r1 (r1.nc), time 10 to 12'
     >>> region_label(ds, {"member": [1, 2], "time": [1, 3]}, {})
     'member r2, time 11 to 12'
+    >>> region_label(ds, {"member": [0, 1], "time": [0, 3]}, {"r1": "r1.nc"}, ranges=False)
+    'member r1 (r1.nc)'
     """
     labels = {
         dim: inputs[dim].values[slice(*bounds)].tolist()
         for dim, bounds in region.items()
         if dim in inputs.coords
     }
-    named = [
-        f"{dim} {label} ({sources[str(label)]})"
-        for dim, values in labels.items()
-        for label in values
-        if str(label) in sources
-    ]
-    ranges = [
-        f"{dim} {values[0]}" + (f" to {values[-1]}" if len(values) > 1 else "")
-        for dim, values in labels.items()
-    ]
-    return ", ".join(named or ranges) or f"region {region}"
+    named, spans = [], []
+    for dim, values in labels.items():
+        if values and all(str(label) in sources for label in values):
+            named += [f"{dim} {label} ({sources[str(label)]})" for label in values]
+        elif values:
+            spans.append(f"{dim} {values[0]}" + (f" to {values[-1]}" if len(values) > 1 else ""))
+    return ", ".join(named + spans if ranges or not named else named) or f"region {region}"
 
 
 def changed_inputs(manifest: dict, inputs: xr.Dataset, sources: Mapping[str, str]) -> list[str]:
@@ -111,7 +114,7 @@ def changed_inputs(manifest: dict, inputs: xr.Dataset, sources: Mapping[str, str
             continue
         block = input_block(inputs, entry["region"]).compute()
         if input_checksum(block) != entry["input_checksum"]:
-            label = region_label(inputs, entry["region"], sources)
+            label = region_label(inputs, entry["region"], sources, ranges=False)
             if label not in changed:
                 changed.append(label)
     return changed

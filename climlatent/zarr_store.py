@@ -498,11 +498,12 @@ def _fill_regions(
         # One computation: the input is read once, for the model and for its checksum.
         try:
             return dask.compute(*region(entry))
-        except RuntimeError as err:
-            if not is_netcdf_error(err):
+        except (RuntimeError, InputDataError) as err:  # a file unread, or data refused
+            if isinstance(err, RuntimeError) and not is_netcdf_error(err):
                 raise
             where = "" if inputs is None else region_label(inputs, entry["region"], sources)
-            raise InputDataError(f"reading the inputs of {where or 'a region'}: {err}") from err
+            doing = "reading the inputs of" if isinstance(err, RuntimeError) else "in"
+            raise InputDataError(f"{doing} {where or 'a region'}: {err}") from err
 
     with tqdm(total=total, initial=total - len(todo), unit="region", disable=not progress) as bar:
 

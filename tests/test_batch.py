@@ -438,3 +438,23 @@ def test_lazy_fields_in_another_grid_layout_give_the_eager_numbers(ensemble, mod
     lazy = est.emulate(flipped.chunk(time=300, member=2))
     assert lazy["pr"].chunks is not None
     assert_identical_untimed(lazy.compute(), eager)
+
+
+def test_a_refused_value_in_a_store_run_names_its_member_file_and_time(
+    member_files, model_path, tmp_path
+):
+    """A NaN in one member's proxy was refused without saying where in the ensemble."""
+    with xr.open_dataset(member_files[1]) as ds:
+        bad = ds.load()
+    bad["psl"][0, 40, 2, 3] = np.nan
+    path = cl.io.to_netcdf(bad, tmp_path / "bad.nc")
+    with pytest.raises(InputDataError) as info:
+        batch.emulate_to_zarr(
+            model_path, [member_files[0], path], tmp_path / "o.zarr", time_per_region=100,
+            progress=False,
+        )  # fmt: skip
+    label = str(bad.member.values[0])
+    assert f"in member {label} ({path}), time " in str(info.value)
+    assert "variable 'psl' has 1 non-finite value(s)" in str(info.value)
+    time = bad.time.values
+    assert f"time {time[0]} to {time[99]}:" in str(info.value)
