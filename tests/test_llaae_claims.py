@@ -89,3 +89,15 @@ def test_run_ledger_resumes_and_counts(tmp_path):
     status = reread.status(todo, ["latent", "alpha", "beta"])
     assert status.done.sum() == 3 and status.planned.sum() == len(todo)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_significant_reversal_is_not_reproduced_whatever_the_power():
+    """Our (5, 0.2) lost clearly to (1, 1) at 5 seeds (power 0.17), yet read
+    'inconclusive (underpowered)'; the opposite test is adjusted for the 3 rivals."""
+    worse = _runs(5, {("gaussian", 5.0, 0.2): {"reconstruction_training": 30.0}}, noise=40.0)
+    row = claim_row(worse, next(c for c in CLAIMS if c.claim == BEST_INPUT))
+    assert row["verdict"] == "inconclusive (underpowered)"  # 30 within a spread of 40
+    clear = _runs(5, {("gaussian", 5.0, 0.2): {"reconstruction_training": 10.0}})
+    row = claim_row(clear, next(c for c in CLAIMS if c.claim == BEST_INPUT))
+    assert row["verdict"] == "not reproduced (reversed)"
+    assert "opposite direction p = " in row["test"] and "(x 3 rivals)" in row["test"]

@@ -232,18 +232,25 @@ def share_row(runs: pd.DataFrame, claim: ShareClaim) -> dict:
     }
 
 
-def verdict(n: int, p_value: float, power: float) -> str:
+def verdict(n: int, p_value: float, power: float, reverse_p: float | None = None) -> str:
     """The ledger's verdict from the number of runs, the p-value and the power.
+
+    ``reverse_p``, the p-value of the test in the opposite direction where one was
+    run: significant, the claim is "not reproduced (reversed)" whatever the power.
 
     Examples
     --------
     >>> verdict(32, 0.001, 0.96), verdict(32, 0.4, 0.96), verdict(6, 0.4, 0.3)
     ('reproduced', 'not reproduced', 'inconclusive (underpowered)')
+    >>> verdict(6, 0.99, 0.2, reverse_p=0.006)
+    'not reproduced (reversed)'
     """
     if not n:
         return "not run yet"
     if p_value < ALPHA:
         return "reproduced"
+    if reverse_p is not None and reverse_p < ALPHA:
+        return "not reproduced (reversed)"
     return "not reproduced" if power >= POWER else "inconclusive (underpowered)"
 
 

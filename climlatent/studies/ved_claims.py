@@ -199,9 +199,7 @@ def claim_row(runs: pd.DataFrame, claim: ArmClaim) -> dict:
         "test": f"Welch one-sided p = {p_value:.3g}; power vs {named} {power:.2f}; "
         f"difference {diff:.3g}, 95 % bootstrap [{low:.3g}, {high:.3g}]"
         + (f"; opposite direction p = {reverse_p:.3g}" if reversed_ else ""),
-        "verdict": "not reproduced (reversed)"
-        if reversed_
-        else verdict(min(len(a), len(b)), p_value, power),
+        "verdict": verdict(min(len(a), len(b)), p_value, power, reverse_p),
     }
 
 
