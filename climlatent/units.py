@@ -102,14 +102,18 @@ def difference_units(units: str) -> str:
     """Units of a difference of two values in ``units`` (an anomaly, a change).
 
     A difference of 1 degC is 1 K: an offset unit's differences are in its base unit
-    (CF's "temperature: difference"); other units are their own.
+    (CF's "temperature: difference"); other units, and units it cannot read, are their
+    own.
 
     Examples
     --------
     >>> difference_units("degC"), difference_units("hPa"), difference_units("degF")
     ('K', 'hPa', '0.5555555555555556 K')
     """
-    quantity = units_quantity(units)
+    try:
+        quantity = units_quantity(units)
+    except InputDataError:
+        return units
     if quantity._is_multiplicative:
         return units
     steps = ureg.Quantity(1.0, _unit({_steps(u): p for u, p in quantity.unit_items()}))

@@ -67,3 +67,25 @@ def test_scores_have_their_own_long_name_and_units_not_the_fields_metadata():
         assert set(score.attrs) == {"long_name", "units"}, score.attrs
         assert score.attrs["units"] == units
         assert score.attrs["long_name"] == long_name
+
+
+def test_spreads_of_temperatures_in_degc_are_in_kelvin():
+    """An RMSE of 2 labelled 'degC' reads as 275.15 K to a units library."""
+    from climlatent.metrics import quantile_error
+    from climlatent.metrics.extremes import fit_gev
+
+    truth = rectilinear().assign_attrs(units="degC")
+    prediction = truth + 2.0
+    for score in (
+        rmse(prediction, truth),
+        rmse_map(prediction, truth),
+        quantile_error(prediction, truth),
+    ):
+        assert score.attrs["units"] == "K"
+        np.testing.assert_allclose(score.values, 2.0)
+    assert mse(prediction, truth).attrs["units"] == "K2"
+    years = xr.DataArray(
+        np.random.default_rng(0).gumbel(20.0, 3.0, 40), dims="year", attrs={"units": "degC"}
+    )
+    gev = fit_gev(years, "year")
+    assert (gev["loc"].attrs["units"], gev["scale"].attrs["units"]) == ("degC", "K")

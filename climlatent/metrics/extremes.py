@@ -18,6 +18,7 @@ from scipy import special, stats
 from climlatent.checks import calendar_of
 from climlatent.errors import InputDataError
 from climlatent.grid import find_time
+from climlatent.units import difference_units
 
 __all__ = ["GEV_PARAMETERS", "annual_maxima", "fit_gev", "return_level"]
 
@@ -153,9 +154,10 @@ def fit_gev(
         kwargs={"method": method, "min_years": min_years},
     )
     units = {"units": maxima.attrs["units"]} if "units" in maxima.attrs else {}
+    steps = {"units": difference_units(units["units"])} if units else {}  # degC: K
     attrs = [
         {"long_name": "GEV location", **units},
-        {"long_name": "GEV scale", **units},
+        {"long_name": "GEV scale", **steps},
         {"long_name": "GEV shape (> 0: heavy upper tail; scipy's c = -shape_xi)", "units": "1"},
     ]
     variables = {

@@ -25,6 +25,7 @@ from cf_xarray.units import units as ureg
 
 from climlatent.errors import InputDataError
 from climlatent.grid import cell_area, find_grid
+from climlatent.units import difference_units
 
 
 def _score(da: xr.DataArray, long_name: str, units: str | None) -> xr.DataArray:
@@ -63,6 +64,19 @@ def paired(*fields: xr.DataArray) -> tuple[xr.DataArray, ...]:
     return tuple(field.where(valid) for field in fields)
 
 
+def _spread(units: str | None) -> str | None:
+    """CF units of a size of differences of fields in ``units`` (None if unknown).
+
+    An RMSE of temperatures in degC is in K: 2 "degC" would read as 275.15 K.
+
+    Examples
+    --------
+    >>> _spread("degC"), _spread("hPa"), _spread(None)
+    ('K', 'hPa', None)
+    """
+    return None if units is None else difference_units(units)
+
+
 def _squared(units: str | None) -> str | None:
     """CF units of a squared difference of fields in ``units`` (None if unknown).
 
@@ -71,19 +85,13 @@ def _squared(units: str | None) -> str | None:
     >>> _squared("K"), _squared("degC"), _squared("kg m-2 s-1"), _squared(None)
     ('K2', 'K2', 'kg2 m-4 s-2', None)
     """
-    if units is None:
+    spread = _spread(units)
+    if spread is None:
         return None
     try:
-        unit = ureg.Unit(units)
+        return format(ureg.Unit(spread) ** 2, "cf")
     except (pint.errors.PintError, ValueError, AttributeError, TypeError):
-        return f"({units})2"  # as UDUNITS writes a power of what it cannot name
-    difference = ureg.Quantity(1.0, unit) - ureg.Quantity(0.0, unit)  # degC: delta_degC
-    if difference.units != unit:  # an offset unit: differences in its absolute unit
-        absolute = difference.to_base_units()
-        if absolute.m != 1:  # degF
-            return f"({units})2"
-        unit = absolute.units
-    return format(unit**2, "cf")
+        return f"({spread})2"  # as UDUNITS writes a power of what it cannot name
 
 
 def area_mean(da: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:
@@ -145,7 +153,7 @@ def rmse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = 
     1.4142135623730951
     """
     error = mse(prediction, truth, dims) ** 0.5
-    return _score(error, "root mean squared error", truth.attrs.get("units"))
+    return _score(error, "root mean squared error", _spread(truth.attrs.get("units")))
 
 
 def mse_skill_score(
@@ -228,7 +236,7 @@ def rmse_map(
     """
     prediction, truth = paired(prediction, truth)
     out = (((prediction - truth) ** 2).mean(dims) ** 0.5).rename("rmse")
-    return _score(out, "root mean squared error", truth.attrs.get("units"))
+    return _score(out, "root mean squared error", _spread(truth.attrs.get("units")))
 
 
 def correlation(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time") -> xr.DataArray:
