@@ -379,11 +379,16 @@ def map_model(
     else:
         data = _lazy_blocks(mapped, fields, groups, samples, spatial)
     if draws is not None:
-        sample, coords = (REALIZATION_DIM, *sample), {REALIZATION_DIM: np.arange(draws.n), **coords}
+        realizations = xr.DataArray(np.arange(draws.n), dims=REALIZATION_DIM, attrs=DRAW_ATTRS)
+        sample, coords = (REALIZATION_DIM, *sample), {REALIZATION_DIM: realizations, **coords}
     out = xr.DataArray(data, dims=sample + target.spatial_dims, coords=coords)
     if draws is not None:
         out = out.transpose(REALIZATION_DIM, *stored, ...)
     return _attach_grid(out.rename(None), target)  # not the dask array's name
+
+
+#: The draws' coordinate, numbered from 0 (not CF's ``realization``, the member dim's).
+DRAW_ATTRS = {"long_name": "realisation of the model's noise", "units": "1"}
 
 
 def _draw_order(field: xr.DataArray, sample: tuple[str, ...]) -> tuple[str, ...]:

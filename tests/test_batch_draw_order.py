@@ -67,3 +67,13 @@ def test_a_member_asked_for_twice_is_refused(world, tmp_path):
     cl.io.to_netcdf(coarse, tmp_path / "ens.nc")
     with pytest.raises(InputDataError, match=r"members names \['r1'\] more than once"):
         batch.open_members([tmp_path / "ens.nc"], ["tos"], members=["r1", "r2", "r1"])
+
+
+def test_draws_say_their_seed_and_describe_their_dim(world):
+    coarse, est = world
+    out = est.downscale(coarse, n_samples=2, seed=7)
+    assert "downscale(coarse, n_samples=2, seed=7)" in out.attrs["history"]  # seed 1 and 2 alike
+    assert out["realization"].attrs == {
+        "long_name": "realisation of the model's noise",
+        "units": "1",
+    }

@@ -361,7 +361,7 @@ class ProxyDownscaler(BaseEstimator):
             None if n_samples is None else Draws(n_samples, seed),
             precision,
         )
-        options = ("" if n_samples is None else f", n_samples={n_samples}") + (
+        options = ("" if n_samples is None else f", n_samples={n_samples}, seed={seed}") + (
             ", amp=True" if amp else ""
         )
         call = f"downscale(coarse{options})"
