@@ -404,6 +404,8 @@ def cf_encode(ds: xr.Dataset, complete_coords: bool = True) -> xr.Dataset:
                 var.encoding["_FillValue"] = FILL_VALUE
         else:
             var.encoding["_FillValue"] = None
+        if name in bounds:  # a scalar coordinate (member) is no coordinate of bounds (CDO)
+            var.encoding["coordinates"] = None
     return out
 
 

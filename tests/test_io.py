@@ -169,3 +169,14 @@ def test_a_360_day_file_counting_months_is_written_back(tmp_path):
     back = open_dataset(tmp_path / "out.nc", chunks=None)
     assert [t.month for t in back.time.values] == [1, 2, 3]
     assert back.time.encoding["units"] == "days since 2000-01-01"
+
+
+def test_bounds_are_not_given_the_scalar_coordinates_of_the_fields(tmp_path):
+    """One member of an ensemble: xarray listed its scalar 'member' as a coordinate of
+    lat_bnds, lon_bnds and time_bnds, and CDO called them inconsistent."""
+    ds = cl.datasets.synthetic_circulation(n_members=2, n_years=1, n_lat=4, n_lon=6).isel(member=0)
+    path = to_netcdf(ds[["pr", "lat_bnds", "lon_bnds"]], tmp_path / "one.nc")
+    with netCDF4.Dataset(path) as nc:
+        assert "coordinates" not in nc["lat_bnds"].ncattrs()
+        assert "coordinates" not in nc["lon_bnds"].ncattrs()
+        assert "member" in nc["pr"].coordinates
