@@ -192,7 +192,8 @@ def load_fit_config(path: str | Path) -> FitConfig:
         config.build()
         check_model_path(config.output)  # before the training, not after
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where}: invalid {name} options: {err}") from err
+        said = str(err).removeprefix(f"invalid {name} configuration: ")
+        raise ConfigError(f"{where}: invalid {name} options: {said}") from err
     except CheckpointError as err:
         raise ConfigError(f"{where}: 'output': {err}") from err
     return config

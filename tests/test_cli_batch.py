@@ -91,7 +91,7 @@ def test_fit_writes_a_model_that_info_describes(workspace, config, described):
         ),
         ({"estimator": "GAN"}, "unknown estimator 'GAN'; one of EOFRegression, LLAAE"),
         ({"proxies": {"psl": "linear"}}, "EOFRegression does not take the key 'proxies'"),
-        ({"options": {"ridge": -1}}, "invalid EOFRegression options: ridge must be >= 0"),
+        ({"options": {"ridge": -1}}, "invalid EOFRegression options: ridge=-1 must be at least 0"),
         ({"data": "members/none*.nc"}, "no file matches"),
     ],
 )

@@ -180,7 +180,7 @@ EOF_CASES = [
     (
         "config-invalid-value",
         edit_manifest(lambda m, _: m["config"].__setitem__("n_proxy_eofs", 0)),
-        r"field 'config' is invalid: n_proxy_eofs must be a positive integer",
+        r"field 'config' is invalid: .* n_proxy_eofs=0 must be at least 1",
     ),
     ("fitted-str", set_field("fitted", "x"), r"'fitted' must be a dict"),
     (

@@ -57,14 +57,6 @@ class EOFRegression(Estimator):
     n_target_eofs: int = 20
     ridge: float = 0.0
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("n_proxy_eofs", "n_target_eofs"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.ridge < 0:
-            raise ValueError(f"ridge must be >= 0, got {self.ridge}")
-
     def _fit_arrays(
         self, x: np.ndarray, y: np.ndarray, proxy: FieldLayout, target: FieldLayout
     ) -> None:

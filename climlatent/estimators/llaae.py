@@ -119,10 +119,6 @@ class LLAAE(Estimator):
             raise ValueError(f"latent must be one of {LATENT_KINDS}, got {self.latent!r}")
         if self.proxy_input not in ("eofs", "field"):
             raise ValueError(f"proxy_input must be 'eofs' or 'field', got {self.proxy_input!r}")
-        if self.latent_dim < 1 or self.n_proxy_eofs < 1:
-            raise ValueError("latent_dim and n_proxy_eofs must be positive integers")
-        if self.alpha < 0 or self.beta < 0:
-            raise ValueError(f"alpha and beta must be >= 0, got {self.alpha}, {self.beta}")
 
     @classmethod
     def reference(cls, **overrides) -> LLAAE:

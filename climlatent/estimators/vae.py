@@ -206,7 +206,7 @@ class VAE(BaseEstimator):
             deprecated_names,
             {"variables": "target"},
             required=("target",),
-            stacklevel=3,
+            stacklevel=4,  # the caller of fit, beyond its all_or_nothing wrapper
         )["target"]
 
     def _prepare(self, ds: xr.Dataset, variables: str | Sequence[str]) -> np.ndarray:

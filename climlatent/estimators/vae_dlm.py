@@ -186,8 +186,8 @@ class VAEDLM(BaseEstimator):
             (values or shapes) or options (``epochs``, ``device``, ``progress`` aside); the
             message names the file and each difference.
         """
-        target = renamed_arguments(
-            "VAEDLM.fit", {"target": target}, deprecated_names, {"variable": "target"}
+        target = renamed_arguments(  # warns the caller of fit, beyond its wrapper
+            "VAEDLM.fit", {"target": target}, deprecated_names, {"variable": "target"}, stacklevel=3
         )["target"]
         variable = "u" if target is None else target
         self.__dict__.pop("target_", None)  # refitting starts afresh

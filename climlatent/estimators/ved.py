@@ -157,10 +157,6 @@ class VED(BaseEstimator):
             raise ValueError(
                 f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}"
             )
-        if self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
-        if self.beta < 0 or self.covariance_weight < 0:
-            raise ValueError("beta and covariance_weight must be >= 0")
 
     def fit(
         self,
@@ -221,6 +217,7 @@ class VED(BaseEstimator):
             {"inputs": "proxy", "outputs": "target"},
             deprecated_order,
             required=("target", "proxy"),
+            stacklevel=3,  # the caller of fit, beyond its all_or_nothing wrapper
         )
         names_in, names_out = variable_names(names["proxy"]), variable_names(names["target"])
         for attribute in ("target_", "module_"):  # refitting starts afresh
