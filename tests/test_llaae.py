@@ -67,6 +67,7 @@ def test_save_load_bit_identical(fitted_gev, small, tmp_path):
         == fitted_gev.emulate(test)["pr"].values.tobytes()
     )
     assert loaded.encode(test).values.tobytes() == fitted_gev.encode(test).values.tobytes()
+    assert loaded.encode(test)["latent"].attrs == {"long_name": "latent dimension"}
 
 
 def test_same_seed_same_model(small):
@@ -104,6 +105,7 @@ def test_sample_and_traverse(fitted_gev):
     samples = fitted_gev.sample(5, seed=1)["pr"]
     assert samples.dims == ("sample", "lat", "lon") and samples.sizes["sample"] == 5
     assert samples.attrs["units"] == "kg m-2 s-1"
+    assert samples["sample"].attrs == {"long_name": "prior draw"}  # CF: no bare coordinate
     trav = fitted_gev.traverse(latent=1, values=[-2.0, 0.0, 2.0])["pr"]
     assert trav.dims == ("value", "lat", "lon")
     zero = fitted_gev._decode(np.zeros((1, 4), np.float32))

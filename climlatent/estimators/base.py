@@ -436,7 +436,7 @@ class Estimator(BaseEstimator):
         sample = self.target_layout_.sample_dims(y)
         shape = tuple(y.sizes[d] for d in sample) + (z.shape[1],)
         coords = {d: y[d] for d in sample if d in y.coords}
-        coords[LATENT_DIM] = np.arange(z.shape[1])
+        coords[LATENT_DIM] = (LATENT_DIM, np.arange(z.shape[1]), {"long_name": "latent dimension"})
         return xr.DataArray(
             z.reshape(shape),
             dims=sample + (LATENT_DIM,),

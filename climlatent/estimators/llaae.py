@@ -393,7 +393,8 @@ class LLAAE(Estimator):
         3
         """
         z = np.random.default_rng(seed).standard_normal((n, self.latent_dim)).astype(np.float32)
-        return self._decoded(z, "sample", np.arange(n), f"sample({n}, seed={seed})")
+        draws = xr.DataArray(np.arange(n), dims="sample", attrs={"long_name": "prior draw"})
+        return self._decoded(z, "sample", draws, f"sample({n}, seed={seed})")
 
     def traverse(self, latent: int, values) -> xr.Dataset:
         """Decode latent vectors that are zero except dimension ``latent`` = each value.
