@@ -104,3 +104,24 @@ def test_the_standard_case_claim(sd, expected):
     assert row["verdict"] == expected
     if sd:
         assert row["ours"].startswith(f"{sum(v >= 0.9 for v in sd)}/{len(sd)} disentangled")
+
+
+def test_runs_on_the_same_seeds_are_compared_as_pairs():
+    """A seed's two runs share data, initialisation and batches: McNemar's test on the
+    seeds whose outcomes differ, not Fisher's on independent shares."""
+    hp, vae = [0.95] * 5 + [0.7] * 11, [0.7] * 16
+    runs = _runs(hp, vae).assign(seed=list(range(16)) * 2)
+    row = dc.share_row(runs, dc.CLAIMS[0])
+    assert row["test"].startswith("McNemar exact one-sided p = 0.0312 (seeds for/against 5/0)")
+    assert row["verdict"] == "reproduced"  # Fisher: p = 0.0217 on 5/16 vs 0/16 as well
+    unpaired = dc.share_row(_runs(hp, vae).assign(seed=range(32)), dc.CLAIMS[0])
+    assert unpaired["test"].startswith("Fisher one-sided p = 0.0217")
+
+
+def test_mcnemar_power_matches_a_simulation():
+    rng = np.random.default_rng(1)
+    x, y = rng.random((4000, 16)) < 0.5, rng.random((4000, 16)) < 0.1
+    gained, lost = (x & ~y).sum(1), (~x & y).sum(1)
+    simulated = np.mean([dc.mcnemar_p(g, b) < 0.05 for g, b in zip(gained, lost, strict=True)])
+    exact = dc.mcnemar_power(0.5, 0.1, 16)
+    assert abs(exact - simulated) < 4 * np.sqrt(exact * (1 - exact) / 4000) + 1e-3
