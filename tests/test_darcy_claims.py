@@ -107,7 +107,7 @@ def test_the_standard_case_claim(sd, expected):
 
 
 def test_runs_on_the_same_seeds_are_compared_as_pairs():
-    """A seed's two runs share data, initialisation and batches: McNemar's test on the
+    """A seed's two runs share data, split and initial weights: McNemar's test on the
     seeds whose outcomes differ, not Fisher's on independent shares."""
     hp, vae = [0.95] * 5 + [0.7] * 11, [0.7] * 16
     runs = _runs(hp, vae).assign(seed=list(range(16)) * 2)

@@ -22,14 +22,14 @@ and 16)"; it may change as runs land.
 Shares (disentangled: ``S_D >= 0.9``; over-regularised: ``L_REG < 0.1`` nats) are
 compared with a one-sided Fisher exact test, whose power against the paper's shares is
 computed exactly by enumerating both binomial outcomes; arms run on the same seeds are
-pairs (one seed: the same data, initialisation and batches; the two priors' runs of a
-seed often stop within an epoch of each other), compared with McNemar's exact test on
-the seeds whose outcomes differ, its power enumerated for pairs independent within;
-the claim of Sec. 5.1, that
-the standard VAE on the standard-normal p(theta) disentangles in some converged runs
-and not in others, is an exact binomial test that the share lies between ``RARE`` and
-``CONSISTENT`` (`between_test`); means (S_D, reconstruction error) get 95 %
-percentile-bootstrap intervals of the difference, trusted from 8 runs per arm.
+pairs (one seed: the same data, split and initial weights of the networks both priors
+share; the two priors' runs of a seed often stop within an epoch of each other),
+compared with McNemar's exact test on the seeds whose outcomes differ, its power
+enumerated for pairs independent within. The claim of Sec. 5.1, that the standard VAE
+on the standard-normal p(theta) disentangles in some converged runs and not in others,
+is an exact binomial test that the share lies between ``RARE`` and ``CONSISTENT``
+(`between_test`); means (S_D, reconstruction error) get 95 % percentile-bootstrap
+intervals of the difference, trusted from 8 runs per arm.
 """
 
 from __future__ import annotations
