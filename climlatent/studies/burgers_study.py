@@ -37,7 +37,7 @@ tables (``table.txt``, ``table.csv``, ``winners.csv``), ``study.png`` and the cl
 ledger (:mod:`climlatent.studies.burgers_claims`) are rewritten after each.
 
 Run ``python -m climlatent.studies.burgers_study --output docs/studies/burgers``;
-one torch thread; the data take about a minute, a run one to several minutes. One
+one torch thread; the data take about a minute, a run 0.2-5 minutes (median 1.1). One
 budget per output folder (the tables refuse two runs of one model and seed).
 """
 

@@ -12,12 +12,12 @@ a flow sample. Quality is the log-spectral distance (`climlatent.metrics.spectra
 each set of samples to the held-out truth, the ratio of grid-point variances, and the
 correlation of each sample's circulation-mode projection with the guided value asked.
 
-Measured (2 CPU cores, defaults: ``psl_noise=400`` Pa of unresolved smooth noise):
-seeds 0 / 1 / 2 log-spectral distance DL-CFM 0.104 / 0.110 / 0.083 against the
-decoder's 0.154 / 0.179 / 0.104, variance ratio 0.95 / 0.91 / 0.96 against 0.87 /
-0.80 / 0.91, guided correlation 0.99 for both. With the generator's default weak noise
-(100 Pa) there is little for the flow to add and the decoder is as good (0.054 vs
-0.036).
+Measured (2 CPU cores, the defaults: ``psl_noise=400`` Pa of unresolved smooth noise,
+``docs/studies/guided_latents/runs.partial.csv``): seeds 0 / 1 / 2 log-spectral distance
+DL-CFM 0.077 / 0.076 / 0.060 against the decoder's 0.123 / 0.134 / 0.102, variance
+ratio 0.99 / 1.03 / 1.02 against 0.89 / 0.87 / 0.92, guided correlation 0.998-0.9995
+for both. With the generator's default weak noise (100 Pa) there is little for the
+flow to add.
 
 The Aux-VAE trains until its validation loss has not improved for 10 epochs
 (``--vae-epochs`` caps it; the epoch reached is recorded); the alignment of its guided
