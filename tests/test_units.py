@@ -135,3 +135,21 @@ def test_anomalies_of_a_field_in_degc_convert_as_differences():
     assert anomalies.attrs["units"] == "K"
     np.testing.assert_array_equal(convert_units(anomalies, "K").values, anomalies.values)
     np.testing.assert_allclose(np.abs(anomalies.values), 1.5)
+
+
+@pytest.mark.parametrize(
+    "units", ["deg C", "degrees C", "degrees_C", "degree_C", "degrees_celsius", "degrees Celsius"]
+)
+def test_temperatures_spelled_with_degree_apart_are_temperatures(units):
+    """pint read 'deg C' as an angle times a Celsius step: 15 'deg C' became 0.26 K."""
+    out = convert_units(xr.DataArray([15.0], attrs={"units": units}), "K", "tos")
+    np.testing.assert_allclose(out.values, [288.15])
+
+
+def test_numbers_written_with_a_bare_point_and_odd_strings():
+    """'1.e-3' was read as per elementary charge cubed; '~' (cfgrib) raised an
+    AssertionError from pint's parser."""
+    out = convert_units(xr.DataArray([35.0], attrs={"units": "1.e-3"}), "1")
+    np.testing.assert_allclose(out.values, [0.035])
+    with pytest.raises(InputDataError, match="'v' has unknown units '~'"):
+        parse_units(xr.DataArray([1.0], attrs={"units": "~"}), "v")
