@@ -150,9 +150,11 @@ class BaseEstimator:
 
         save_estimator(self, path)
 
-    def _wrap(self, out: xr.DataArray, ds: xr.Dataset, call: str) -> xr.Dataset:
-        """Inverse-transform; the target's physical attributes, ``ds``'s provenance, history."""
-        if self.target_transform_ is not None:
+    def _wrap(
+        self, out: xr.DataArray, ds: xr.Dataset, call: str, physical: bool = False
+    ) -> xr.Dataset:
+        """Inverse-transform (unless ``physical``); the target's attributes, provenance, history."""
+        if self.target_transform_ is not None and not physical:
             out = self.target_transform_.inverse(out)
         out = in_layout(getattr(self, "target_order_", None), out)
         out = out.astype(np.float32, copy=False)  # new data already (map_model)

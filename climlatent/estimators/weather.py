@@ -122,7 +122,7 @@ def weather_generator(
         f"order={order}, block_length={block_length}, add_residuals={add_residuals}, "
         f"seed={seed})"
     )
-    result = estimator._wrap(target.rename(estimator.target_), ds, call)
+    result = estimator._wrap(target.rename(estimator.target_), ds, call, physical=True)
     result[f"{estimator.proxy_}_pc"] = xr.DataArray(
         sim_pcs.transpose(0, 2, 1).astype(np.float32),
         dims=(REALIZATION_DIM, PC_DIM, time),
