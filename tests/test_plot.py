@@ -20,6 +20,7 @@ import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 from cartopy.mpl.feature_artist import FeatureArtist  # noqa: E402
 from matplotlib.collections import QuadMesh  # noqa: E402
+from scipy import stats  # noqa: E402
 
 import climlatent as cl  # noqa: E402
 import climlatent.plot  # noqa: E402
@@ -321,8 +322,10 @@ def test_aggregate_posterior(tmp_path):
     scatter, marginal = fig.axes
     assert (scatter.get_xlabel(), scatter.get_ylabel()) == ("z[0]", "z[2]")
     assert len(scatter.collections) == 2
-    assert [line.get_label() for line in marginal.lines] == ["z[0]", "z[1]", "z[2]", "prior"]
+    assert [line.get_label() for line in marginal.lines] == ["z[0]", "z[1]", "z[2]", "N(0, 1)"]
     assert render(fig, tmp_path / "posterior.png").std() > 0
+    laplace = cl.plot.aggregate_posterior(z, prior=stats.laplace())  # a prior of one's own
+    assert laplace.axes[1].lines[-1].get_label() == "prior"
     with pytest.raises(InputDataError, match="no dimension 'code'"):
         cl.plot.aggregate_posterior(z, latent_dim="code")
 

@@ -139,7 +139,8 @@ def aggregate_posterior(
     latent_dim : str
         The latent dimension.
     prior : scipy.stats frozen distribution, optional
-        Each latent's prior; standard normal by default.
+        Each latent's prior; standard normal by default (labelled "N(0, 1)": a learned
+        prior, such as the hierarchical one, is no scipy distribution).
     seed : int
         Seed of the prior draws.
 
@@ -160,19 +161,20 @@ def aggregate_posterior(
     """
     if latent_dim not in latents.dims:
         raise InputDataError(f"latents have no dimension {latent_dim!r} (dims: {latents.dims})")
+    name = "prior" if prior is not None else "N(0, 1)"  # not a learned (hierarchical) prior
     prior = prior or stats.norm()
     z = latents.transpose(..., latent_dim).values.reshape(-1, latents.sizes[latent_dim])
     z = z[np.isfinite(z).all(axis=1)]
     drawn = prior.rvs(size=(len(z), 2), random_state=np.random.default_rng(seed))
     fig, (scatter, marginal) = plt.subplots(1, 2, figsize=(10, 4.5), layout="constrained")
-    scatter.scatter(*drawn.T, s=6, color="0.7", label="prior")
+    scatter.scatter(*drawn.T, s=6, color="0.7", label=name)
     scatter.scatter(z[:, pair[0]], z[:, pair[1]], s=6, alpha=0.6, label="aggregate posterior")
     scatter.set(xlabel=f"z[{pair[0]}]", ylabel=f"z[{pair[1]}]", aspect="equal")
     scatter.legend(loc="upper right")
     grid = np.linspace(min(z.min(), drawn.min()), max(z.max(), drawn.max()), 200)
     for k in range(z.shape[1]):
         marginal.plot(grid, stats.gaussian_kde(z[:, k])(grid), label=f"z[{k}]")
-    marginal.plot(grid, prior.pdf(grid), "k--", label="prior")
+    marginal.plot(grid, prior.pdf(grid), "k--", label=name)
     marginal.set(xlabel="latent value", ylabel="density")
     marginal.legend(loc="upper right")
     return fig
