@@ -14,6 +14,7 @@ differs from UDUNITS' by 2.1e-5 of itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 
 import numpy as np
 import pint
@@ -172,11 +173,16 @@ def parse_units(da: xr.DataArray, name: str | None = None) -> pint.Unit:
     >>> str(parse_units(da, "psl"))
     'hectopascal'
     """
-    label = name or da.name
+    return _checked_quantity(da, name or da.name).units
+
+
+def _checked_quantity(da: xr.DataArray, label: Hashable) -> pint.Quantity:
+    """`units_quantity` of ``da``'s units, present and fitting its standard_name."""
     text = da.attrs.get("units")
     if text is None or str(text).strip() == "":
         raise InputDataError(f"variable {label!r} has no 'units' attribute")
-    unit = units_quantity(text, label).units
+    quantity = units_quantity(text, label)
+    unit = quantity.units
     standard_name = da.attrs.get("standard_name")
     expected = STANDARD_UNITS.get(standard_name)
     if expected is not None and not _compatible(unit, ureg.Unit(expected)):
@@ -184,7 +190,7 @@ def parse_units(da: xr.DataArray, name: str | None = None) -> pint.Unit:
             f"variable {label!r} has units {text!r}, which do not fit its standard_name "
             f"{standard_name!r} (expected units convertible to {expected!r})"
         )
-    return unit
+    return quantity
 
 
 def _compatible(a: pint.Unit, b: pint.Unit) -> bool:
@@ -237,8 +243,7 @@ def convert_units(da: xr.DataArray, units: str, name: str | None = None) -> xr.D
     0.001
     """
     label = name or da.name
-    parse_units(da, label)
-    source, target = units_quantity(da.attrs["units"], label), units_quantity(units)
+    source, target = _checked_quantity(da, label), units_quantity(units)
     if source == target:
         return da.assign_attrs(units=units)
     _check_salinity(source, target, da.attrs["units"], units, label)
