@@ -85,17 +85,18 @@ def check_config(estimator: Any) -> None:
     """
     cls = type(estimator)
     hints = typing.get_type_hints(cls)
-    problems = []
+    problems, mistyped = [], set()
     for field in dataclasses.fields(estimator):
         value, kind = getattr(estimator, field.name), hints[field.name]
         if not _matches(value, kind):
             described = "a finite float" if kind is float else _describe(kind)
             problems.append(f"{field.name}={value!r} is not {described}")
+            mistyped.add(field.name)
     for name, least in LEAST.items():
-        value = getattr(estimator, name, least)
+        if name in mistyped or not hasattr(estimator, name):
+            continue
+        value = getattr(estimator, name)
         values = value if isinstance(value, tuple | list) else (value,)
-        if any(problem.startswith(f"{name}=") for problem in problems):
-            continue  # of the wrong type already
         if not values:
             problems.append(f"{name} must hold at least one value")
         elif any(v < least for v in values):
