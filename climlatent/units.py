@@ -6,7 +6,8 @@ carry units of the matching physical dimension (a sea-level pressure in ``K`` is
 refused). Precipitation given as a water depth rate (``mm/day``) converts to and from
 a mass flux (``kg m-2 s-1``) through the density of liquid water, as climate tools do.
 A number in the units, as UDUNITS allows it, scales them: CMIP's salinity in
-``0.001`` (``1e-3``), a trend in ``K (10 year)-1``. A year is pint's, 365.25 days:
+``0.001`` (``1e-3``), a trend in ``K (10 year)-1``. UDUNITS' fractions ``ppmv``,
+``ppb(v)`` and ``ppt(v)`` (parts per trillion) are theirs too. A year is pint's, 365.25 days:
 UDUNITS' is 365.242198781, so that a rate per year converted to one per second
 differs from UDUNITS' by 2.1e-5 of itself.
 """
@@ -52,6 +53,18 @@ _SPELLED_TEMPERATURE = re.compile(
 _TEMPERATURES = {"c": "degC", "celsius": "degC", "f": "degF", "fahrenheit": "degF", "k": "K"}
 #: A number written "1.e-3", whose "e" pint reads as the elementary charge.
 _BARE_POINT = re.compile(r"(\d)\.([eE])")
+#: UDUNITS' names for fractions and a bearing that pint lacks or reads otherwise
+#: ("ppt" would be a picopint): each stands for its value in UDUNITS.
+_UDUNITS_NAMES = {
+    "ppmv": "1e-6",
+    "ppb": "1e-9",
+    "ppbv": "1e-9",
+    "ppt": "1e-12",
+    "pptv": "1e-12",
+    "degrees_true": "degree",
+    "degree_true": "degree",
+}
+_UDUNITS_NAME = re.compile(rf"\b({'|'.join(_UDUNITS_NAMES)})\b")
 
 
 def units_quantity(text: str, name: str | None = None) -> pint.Quantity:
@@ -82,6 +95,7 @@ def units_quantity(text: str, name: str | None = None) -> pint.Quantity:
             lambda match: _TEMPERATURES.get(match[1].lower(), "K"), expression
         )
         expression = _BARE_POINT.sub(r"\1.0\2", expression)
+        expression = _UDUNITS_NAME.sub(lambda match: _UDUNITS_NAMES[match[1]], expression)
         for preprocess in ureg.preprocessors:  # cf-xarray's: "m-2" -> "m**-2", "%"...
             expression = preprocess(expression)
         parsed = ParserHelper.from_string(expression)

@@ -69,6 +69,11 @@ def test_only_water_amounts_convert_through_the_density_of_water(units, target):
         ("degC/day", "K/day"),  # an offset unit within others: its steps, not 274.15 K
         ("degC (10 year)-1", "K (10 year)-1"),  # linear_trend of a field in degC
         ("degF s-1", "K s-1"),
+        ("ppb", "ppm"),  # UDUNITS' fractions, which pint lacks
+        ("ppmv", "mol mol-1"),
+        ("ppt s-1", "ppbv s-1"),  # parts per trillion, not pint's picopint
+        ("pptv", "1"),
+        ("degrees_true", "degree"),  # a bearing
     ],
 )
 def test_a_number_in_the_units_scales_them_as_udunits_does(units, target):
@@ -153,3 +158,12 @@ def test_numbers_written_with_a_bare_point_and_odd_strings():
     np.testing.assert_allclose(out.values, [0.035])
     with pytest.raises(InputDataError, match="'v' has unknown units '~'"):
         parse_units(xr.DataArray([1.0], attrs={"units": "~"}), "v")
+
+
+def test_parts_per_trillion_are_a_fraction_not_a_volume():
+    co2 = xr.DataArray([410.0], attrs={"units": "ppm"}, name="co2")
+    sf6 = xr.DataArray([10.0], attrs={"units": "ppt"}, name="sf6")
+    np.testing.assert_allclose(convert_units(co2, "ppb").values, [410e3], rtol=1e-12)
+    np.testing.assert_allclose(convert_units(sf6, "1").values, [10e-12], rtol=1e-12)
+    with pytest.raises(InputDataError, match="sf6"):
+        convert_units(sf6, "m3")
