@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from xarray.coding.times import infer_datetime_units
 from climlatent._version import __version__
 from climlatent.errors import InputDataError
 from climlatent.grid import GridInfo, find_grid, find_member, find_time
+from climlatent.store_status import INCOMPLETE
 
 CONVENTIONS = "CF-1.8"
 FILL_VALUE = 1.0e20  # the CMIP fill value for floating-point fields
@@ -147,6 +149,12 @@ def open_dataset(
     FileNotFoundError
         The path, glob or catalog does not exist (the message names it).
 
+    Warns
+    -----
+    RuntimeWarning
+        A zarr store that ``write_zarr`` has not finished (its regions not yet written
+        read as missing values).
+
     Examples
     --------
     >>> import climlatent as cl, tempfile, os
@@ -172,7 +180,14 @@ def open_dataset(
         ):
             if not Path(text).exists():
                 raise FileNotFoundError(f"zarr store {text!r} does not exist")
-            return xr.open_zarr(text, chunks=chunks, decode_times=time_coder, decode_coords="all")
+            ds = xr.open_zarr(text, chunks=chunks, decode_times=time_coder, decode_coords="all")
+            if INCOMPLETE in ds.attrs:
+                warnings.warn(
+                    f"zarr store {text!r} is not finished: {ds.attrs[INCOMPLETE]}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            return ds
         paths = sorted(glob.glob(text), key=natural_key) if glob.has_magic(text) else [text]
         if not paths:
             raise FileNotFoundError(f"no file matches {text!r}")

@@ -19,18 +19,13 @@ data and its regions; it is written once, with the store::
      "regions_dims": ["member", "time"], "region_variables": ["pr"],
      "regions": [{"member": [0, 1], "time": [0, 365]}, ...]}
 
-How far the writing got is a log beside it, ``.climlatent_regions.jsonl``: one line
-appended (and synced) per region completed, so that the cost of marking a region is
-the same for the first region of a store as for its ten-thousandth::
-
-    {"region": 0, "status": "complete", "checksum": "sha256:...",
-     "input_checksum": "sha256:...", "completed_at": "2026-01-01T00:00:00Z"}
-
-The last line about a region says its state; a line cut short by a crash is ignored
-(that region is computed again). :func:`read_manifest` gives both as one document. A
-region is marked complete only after its data is written and read back for its
-checksum. A run killed at any point and restarted with the same call computes only
-the regions not yet stored and ends with the same bytes as an uninterrupted run; a
+How far the writing got is a log beside it, ``.climlatent_regions.jsonl``, one line
+per region completed (:mod:`climlatent.store_log`); :func:`read_manifest` gives both
+as one document. Until every region is written the store's global attributes say so
+(``climlatent_incomplete``, :mod:`climlatent.store_status`): its pending regions read
+as missing values. A region is marked complete only after its data is written and
+read back for its checksum. A run killed at any point and restarted with the same call computes only
+the regions not yet stored and ends with the same data as an uninterrupted run; a
 completed region whose stored bytes no longer match their checksum is rewritten; a
 store written from other data, by another model or by another tool is refused.
 
@@ -50,7 +45,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import datetime as _dt
 import errno
 import itertools
 import json
@@ -58,7 +52,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import dask
@@ -83,9 +77,10 @@ from climlatent.store_checksums import (
 )
 from climlatent.store_cluster import cluster_client, fill_on_cluster
 from climlatent.store_lock import LOCK, StoreLockedError, acquire, new_record, release
+from climlatent.store_log import PENDING, log_completed, log_regions, region_states
+from climlatent.store_status import INCOMPLETE, NOTE, mark_store
 
 MANIFEST = ".climlatent_manifest.json"
-REGIONS_LOG = ".climlatent_regions.jsonl"
 _FORMAT_PREFIX = "climlatent-zarr-manifest-"
 MANIFEST_FORMAT = f"{_FORMAT_PREFIX}3"
 # Version 2 of the zarr format: consolidated metadata and fixed-width strings are part
@@ -93,7 +88,6 @@ MANIFEST_FORMAT = f"{_FORMAT_PREFIX}3"
 ZARR_FORMAT = 2
 _RESTART = "restart it with --overwrite (command line) or overwrite=True (Python)"
 _LAYOUT_SECTIONS = ("dims", "variables", "coords", "attrs")
-_PENDING = {"status": "pending", "checksum": None, "input_checksum": None, "completed_at": None}
 
 
 class StoreMismatchError(ClimlatentError, ValueError):
@@ -272,7 +266,7 @@ def _new_manifest(
         "regions_dims": dims,
         "region_variables": names,
         "regions": [
-            {"region": dict(zip(dims, bounds, strict=True)), **_PENDING} for bounds in regions
+            {"region": dict(zip(dims, bounds, strict=True)), **PENDING} for bounds in regions
         ],
     }
 
@@ -342,28 +336,7 @@ def read_manifest(store: PathLike) -> dict:
     manifest = _read_manifest(target)
     if manifest["format"] != MANIFEST_FORMAT:
         return manifest
-    regions = [{"region": region, **_PENDING} for region in manifest["regions"]]
-    with contextlib.suppress(FileNotFoundError):
-        for line in (target / REGIONS_LOG).read_text(encoding="utf-8").splitlines():
-            record = _log_record(line, len(regions))
-            if record is not None:
-                regions[record.pop("region")].update({**_PENDING, **record})
-    return {**manifest, "regions": regions}
-
-
-def _log_record(line: str, n_regions: int) -> dict | None:
-    """A line of the regions log as a record, or None for a line cut short by a crash."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    valid = (
-        isinstance(record, dict)
-        and record.get("status") in ("complete", "pending")
-        and type(record.get("region")) is int
-        and 0 <= record["region"] < n_regions
-    )
-    return record if valid else None
+    return {**manifest, "regions": region_states(target, manifest["regions"])}
 
 
 def _read_manifest(target: Path) -> dict:
@@ -426,6 +399,7 @@ def _create_store(
     names = manifest["region_variables"]
     # Everything but the region variables is written now, with the metadata.
     skeleton = encoded.drop_vars(names).compute().assign({name: encoded[name] for name in names})
+    skeleton.attrs[INCOMPLETE] = NOTE
     with _writing(target):
         workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
@@ -486,8 +460,11 @@ def _fill_regions(
             stacklevel=3,
         )
         with _writing(target):
-            _log_regions(target, [{"region": index, "status": "pending"} for index in corrupt])
+            log_regions(target, [{"region": index, "status": "pending"} for index in corrupt])
     total = len(manifest["regions"])
+    if todo:  # resumed, or completed regions found corrupt
+        with _writing(target):
+            mark_store(target, True)
 
     def region(entry: dict) -> tuple[xr.Dataset, xr.Dataset | None]:
         block = encoded[list(var_dims)].isel(_slices(entry["region"]))
@@ -508,7 +485,8 @@ def _fill_regions(
     with tqdm(total=total, initial=total - len(todo), unit="region", disable=not progress) as bar:
 
         def mark(index: int, checksums: dict[str, str | None]) -> None:
-            _log_completed(target, index, checksums)
+            with _writing(target):
+                log_completed(target, index, checksums)
             bar.update()
 
         client = cluster_client()
@@ -519,23 +497,33 @@ def _fill_regions(
                 for index, entry in todo
             )
             fill_on_cluster(client, tasks, mark)
-            return
+        else:
+            _fill_in_order(todo, compute, target, var_dims, mark)
+    with _writing(target):
+        mark_store(target, False)
 
-        # The next region is computed while this one is written, read back and hashed
-        # (about as long as computing it, for a fine output grid): two regions are held
-        # at a time. Regions still complete in order: one whose computation fails is
-        # raised after the region before it is marked complete, and nothing after it is.
-        # On an error the region being computed is waited for (and dropped): the caller
-        # closes the input files next, which must not happen while they are read.
-        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="climlatent") as ahead:
-            following = ahead.submit(compute, todo[0][1]) if todo else None
-            for position, (index, entry) in enumerate(todo):
-                block, read = following.result()
-                if position + 1 < len(todo):
-                    following = ahead.submit(compute, todo[position + 1][1])
-                mark(index, _store_region(block, read, str(target), entry["region"], var_dims))
-                del block, read
-                release_free_memory()  # what the region freed, back to the system
+
+def _fill_in_order(
+    todo: list[tuple[int, dict]], compute: Callable, target: Path, var_dims: dict, mark: Callable
+) -> None:
+    """Compute and write the regions ``todo`` here, in order; ``mark`` each complete.
+
+    The next region is computed while this one is written, read back and hashed
+    (about as long as computing it, for a fine output grid): two regions are held at a
+    time. Regions still complete in order: one whose computation fails is raised after
+    the region before it is marked complete, and nothing after it is. On an error the
+    region being computed is waited for (and dropped): the caller closes the input
+    files next, which must not happen while they are read.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="climlatent") as ahead:
+        following = ahead.submit(compute, todo[0][1]) if todo else None
+        for position, (index, entry) in enumerate(todo):
+            block, read = following.result()
+            if position + 1 < len(todo):
+                following = ahead.submit(compute, todo[position + 1][1])
+            mark(index, _store_region(block, read, str(target), entry["region"], var_dims))
+            del block, read
+            release_free_memory()  # what the region freed, back to the system
 
 
 def _slices(region: dict) -> dict[str, slice]:
@@ -559,32 +547,11 @@ def _store_region(
         }
 
 
-def _log_completed(target: Path, index: int, checksums: dict[str, str | None]) -> None:
-    """Mark a region written and read back complete, with its checksums and the time."""
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    record = {"region": index, "status": "complete", **checksums, "completed_at": now}
-    with _writing(target):
-        _log_regions(target, [record])
-
-
 def _save_manifest(store: Path, manifest: dict) -> None:
     """Write the manifest file of a new store: its regions without their state."""
     regions = [entry["region"] for entry in manifest["regions"]]
     with open(store / MANIFEST, "w", encoding="utf-8") as file:
         json.dump({**manifest, "regions": regions}, file, indent=1)
-        file.flush()
-        os.fsync(file.fileno())
-
-
-def _log_regions(store: Path, records: list[dict]) -> None:
-    """Append records of region states to the regions log, synced to the disk."""
-    with open(store / REGIONS_LOG, "a+b") as file:
-        end = file.seek(0, os.SEEK_END)
-        if end:
-            file.seek(end - 1)
-            if file.read(1) != b"\n":
-                file.write(b"\n")  # end a line a crash cut short: it stays unreadable
-        file.write("".join(json.dumps(record) + "\n" for record in records).encode())
         file.flush()
         os.fsync(file.fileno())
 

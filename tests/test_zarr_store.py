@@ -20,10 +20,11 @@ import xarray as xr
 
 import climlatent as cl
 from climlatent.errors import ClimlatentError
+from climlatent.store_log import REGIONS_LOG
+from climlatent.store_status import INCOMPLETE, NOTE
 from climlatent.zarr_store import (
     LOCK,
     MANIFEST,
-    REGIONS_LOG,
     StoreMismatchError,
     StoreWriteError,
     read_manifest,
@@ -130,7 +131,7 @@ def test_round_trip_equals_dataset(reference):
         assert opened["time"].encoding["calendar"] == "noleap"
         assert opened["lat"].attrs["standard_name"] == "latitude"
         assert opened.attrs["Conventions"] == "CF-1.8" and opened.attrs["title"] == "test ensemble"
-        assert "write_zarr" in opened.attrs["history"]
+        assert "write_zarr" in opened.attrs["history"] and INCOMPLETE not in opened.attrs
     manifest = read_manifest(reference)
     assert manifest["fingerprint"] == FINGERPRINT
     assert manifest["regions_dims"] == ["member", "time"] and manifest["region_variables"] == ["pr"]
@@ -170,8 +171,14 @@ def test_resume_after_crash_recomputes_only_missing_regions(reference, tmp_path,
     with pytest.raises(RuntimeError, match="simulated crash"):
         write_zarr(ds, store, fingerprint=FINGERPRINT)
     assert statuses(store) == ["complete"] * crashing + ["pending"] * (N_REGIONS - crashing)
+    # A reader sees that the store is not finished: its pending regions read as NaN.
+    assert xr.open_zarr(store).attrs[INCOMPLETE] == NOTE
+    with pytest.warns(RuntimeWarning, match="is not finished"):
+        half = cl.io.open_dataset(store)
+    assert half["pr"].isel(member=1).isnull().all()
 
     write_zarr(ds, store, fingerprint=FINGERPRINT, progress=True)
+    assert INCOMPLETE not in xr.open_zarr(store).attrs
     assert f"{N_REGIONS}/{N_REGIONS}" in capsys.readouterr().err
     keys = [region_key(ds, index) for index in range(N_REGIONS)]
     assert computed_keys(log) == keys[: crashing + 1] + keys[crashing:]  # done ones once
