@@ -10,8 +10,9 @@ are ``regularisation`` times the mean variance of ``x`` and of ``y``), whitening
 decomposition of the whitened cross-covariance ``Wx Cxy Wy = U S V^T``:
 
 - canonical correlations: the diagonal of ``S``, largest first;
-- canonical variates (the code): ``u = (x - mean_x) Wx U_r``, unit variance and
-  uncorrelated;
+- canonical variates (the code): ``u = (x - mean_x) Wx U_r``, uncorrelated and of
+  unit variance without regularisation; with it they shrink and correlate a little
+  (``regularisation=0.1`` gave variances 0.95 to 0.36 on four components);
 - prediction: each canonical variate of ``y`` is regressed on its partner,
   ``v_hat = S_r u``, and mapped back to ``y``,
   ``y_hat = mean_y + v_hat V_r^T (Cyy + ry I)^(1/2)``.
