@@ -23,6 +23,7 @@ import cftime
 import numpy as np
 import xarray as xr
 
+from climlatent.cell_edges import bounds_name, latitude_edges, longitude_widths
 from climlatent.errors import InputDataError
 
 EARTH_RADIUS = 6_371_000.0  # m, the mean Earth radius used for cell areas
@@ -66,8 +67,7 @@ def _latitude_longitude(obj: xr.Dataset | xr.DataArray) -> tuple[str | None, str
     found = obj.cf.coordinates
     # Not cell bounds (they may carry their coordinate's units and standard_name): not
     # named as a coordinate's bounds, nor spanning a dim no data variable has (the
-    # vertices of lat_bnds(lat, bnds) when lat has lost its bounds attribute). Then a
-    # coordinate with most dims first.
+    # vertices of lat_bnds(lat, bnds) when lat has lost its bounds attribute).
     candidates = {n for key in ("latitude", "longitude") for n in found.get(key, [])}
     bounds = {bounds_name(obj[name]) for name in obj.coords}
     fields = [obj] if isinstance(obj, xr.DataArray) else list(obj.data_vars.values())
@@ -76,11 +76,18 @@ def _latitude_longitude(obj: xr.Dataset | xr.DataArray) -> tuple[str | None, str
     def is_grid(name: Hashable) -> bool:
         return name not in bounds and (not data_dims or set(obj[name].dims) <= data_dims)
 
-    lat, lon = (
-        sorted(filter(is_grid, found.get(key, [])), key=lambda n: -obj[n].ndim)
-        for key in ("latitude", "longitude")
-    )
-    return (lat[0] if lat else None), (lon[0] if lon else None)
+    lat, lon = ([n for n in found.get(key, []) if is_grid(n)] for key in ("latitude", "longitude"))
+    if not (lat and lon):
+        return (lat[0] if lat else None), (lon[0] if lon else None)
+
+    def rank(pair: tuple[Hashable, Hashable]) -> tuple[int, int, int]:
+        # The pair that most fields lie on (a file may hold two grids), then the one of
+        # the largest fields, then the one of most dims.
+        dims = set(obj[pair[0]].dims) | set(obj[pair[1]].dims)
+        on = [da for da in fields if dims <= set(da.dims)]
+        return len(on), sum(da.size for da in on), obj[pair[0]].ndim + obj[pair[1]].ndim
+
+    return max(((a, b) for a in lat for b in lon), key=rank)
 
 
 def find_grid(obj: xr.Dataset | xr.DataArray, name: str | None = None) -> GridInfo:
@@ -248,104 +255,13 @@ def find_vertical(obj: xr.Dataset | xr.DataArray) -> str | None:
     return None
 
 
-def bounds_name(coord: xr.DataArray) -> Hashable | None:
-    """The name of the CF bounds variable of ``coord``, or None.
-
-    Its ``bounds`` attribute, or where xarray moves it when it decodes the bounds as
-    coordinates (``decode_coords="all"``, as :func:`climlatent.io.open_dataset` opens
-    files): the coordinate's encoding.
-
-    Examples
-    --------
-    >>> lat = xr.DataArray([0.0], dims="lat", attrs={"bounds": "lat_bnds"})
-    >>> bounds_name(lat), bounds_name(lat.drop_attrs())
-    ('lat_bnds', None)
-    """
-    return coord.attrs.get("bounds", coord.encoding.get("bounds"))
-
-
-def _bounds_1d(coord: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndarray:
-    """Cell edges (n + 1) of a 1-D coordinate, from its CF bounds or midpoints.
-
-    Bounds written (lower, upper) for every cell of a descending coordinate are taken
-    in its direction, as CF writes them (each cell's second bound the next one's first).
-    """
-    bounds = bounds_name(coord)
-    if isinstance(obj, xr.Dataset) and bounds in obj.variables:
-        bnds = np.asarray(obj[bounds].values, dtype=float)
-        direction = np.sign(np.diff(np.asarray(coord.values, dtype=float)[:2]))
-        if direction.size and np.all(np.sign(bnds[:, 1] - bnds[:, 0]) == -direction):
-            bnds = bnds[:, ::-1]
-        return np.concatenate([bnds[:, 0], bnds[-1:, 1]])
-    return _midpoint_edges(np.asarray(coord.values, dtype=float), coord.name)
-
-
-def _midpoint_edges(centres: np.ndarray, name: object) -> np.ndarray:
-    """Cell edges (n + 1) halfway between centres, the outer ones as far out."""
-    if centres.size < 2:
-        raise InputDataError(
-            f"coordinate {name!r} has one point and no bounds: cell edges cannot be inferred"
-        )
-    mid = 0.5 * (centres[1:] + centres[:-1])
-    return np.concatenate([[2 * centres[0] - mid[0]], mid, [2 * centres[-1] - mid[-1]]])
-
-
-def continuous_longitudes(lon: np.ndarray) -> np.ndarray:
-    """Longitudes relabelled to run without a break around the circle, if they have one.
-
-    A regional grid across the antimeridian labelled -180..180 (or across Greenwich
-    labelled 0..360) has its widest gap between neighbours, wider than 1.5 times the
-    median spacing, inside its labels: the labels are shifted by 360 so that the gap
-    falls at the back (``-175 ... -160, 160 ... 175`` becomes ``185 ... 200, 160 ...
-    175``), and the grid's extent, centre and cell widths are its own. Grids without
-    such a gap (global ones, and regional ones labelled without a break) come back as
-    given.
-
-    Examples
-    --------
-    >>> continuous_longitudes(np.array([-170.0, -160.0, 160.0, 170.0])).tolist()
-    [190.0, 200.0, 160.0, 170.0]
-    >>> continuous_longitudes(np.arange(0.0, 360.0, 90.0)).tolist()  # global: no break
-    [0.0, 90.0, 180.0, 270.0]
-    """
-    ring = np.unique(np.round(np.mod(lon[np.isfinite(lon)], 360.0), 6))
-    if ring.size < 3:
-        return lon
-    gaps = np.diff(np.append(ring, ring[0] + 360.0))
-    widest = int(np.argmax(gaps))
-    if gaps[widest] <= 1.5 * np.median(gaps):
-        return lon
-    start = ring[(widest + 1) % ring.size]  # the grid runs from here, eastwards
-    return start + np.mod(lon - start, 360.0)
-
-
-def _lon_widths(lon: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndarray:
-    """Cell widths in degrees of a 1-D longitude, taken on the circle.
-
-    From the CF bounds of each cell when present (a cell across the antimeridian,
-    ``[175, -175]``, is 10 degrees wide), otherwise from the midpoints between
-    neighbours of the `continuous_longitudes`: a regional grid across the antimeridian
-    labelled -180..180 has the widths it has once relabelled 0..360.
-    """
-    name = bounds_name(lon)
-    if isinstance(obj, xr.Dataset) and name in obj.variables:
-        bounds = np.asarray(obj[name].values, dtype=float)
-        width = np.abs(bounds[:, 1] - bounds[:, 0])
-        return np.where((width > 180) & (width < 360), 360 - width, width)
-    centres = continuous_longitudes(np.asarray(lon.values, dtype=float))
-    order = np.argsort(centres, kind="stable")
-    widths = np.empty_like(centres)
-    widths[order] = np.diff(_midpoint_edges(centres[order], lon.name))
-    return widths
-
-
 def cell_area(obj: xr.Dataset | xr.DataArray, radius: float = EARTH_RADIUS) -> xr.DataArray:
     """Spherical cell areas in m2 on the horizontal grid of ``obj``.
 
     Rectilinear grids use the exact area of a latitude-longitude cell,
     ``R**2 * (sin(lat_north) - sin(lat_south)) * (lon_east - lon_west)``, with the edges
     taken from the CF ``bounds`` variables when present and inferred from midpoints
-    otherwise (latitude edges clipped to the poles; longitudes on the circle, so that
+    otherwise (`latitude_edges`: within the poles; longitudes on the circle, so that
     a regional grid across the antimeridian, labelled -180..180, has its true widths).
     Curvilinear and rotated grids use the area spanned by the local tangent vectors of
     the grid on the sphere (finite differences of the cell centres), a second-order
@@ -374,9 +290,9 @@ def cell_area(obj: xr.Dataset | xr.DataArray, radius: float = EARTH_RADIUS) -> x
     grid = find_grid(obj)
     lat, lon = obj[grid.lat], obj[grid.lon]
     if grid.kind == "rectilinear":
-        lat_edges = np.clip(np.deg2rad(_bounds_1d(lat, obj)), -np.pi / 2, np.pi / 2)
+        lat_edges = np.deg2rad(latitude_edges(lat, obj))
         band = np.abs(np.diff(np.sin(lat_edges)))
-        width = np.deg2rad(_lon_widths(lon, obj))
+        width = np.deg2rad(longitude_widths(lon, obj))
         area = radius**2 * band[:, None] * width[None, :]
         dims = (lat.dims[0], lon.dims[0])
         coords = {grid.lat: lat, grid.lon: lon}

@@ -40,7 +40,11 @@ def canonical_longitudes(lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     >>> canonical_longitudes(np.array([180.0, 270.0, 0.0, 90.0]))[1].tolist()
     [0.0, 90.0, 180.0, 270.0]
     """
-    lon = np.asarray(lon, float)
+    given = np.asarray(lon)
+    lon = given.astype(float)
+    # Spacings of a regular grid stored in float32 vary by a few of its steps at 360.
+    single = np.issubdtype(given.dtype, np.floating) and given.dtype.itemsize < 8
+    tolerance = max(1e-6, 1440.0 * float(np.finfo(given.dtype).eps)) if single else 1e-6
     wrapped = np.mod(lon, 360.0)  # exact for values already in [0, 360)
     wrapped[wrapped >= 360.0] -= 360.0
     key = np.round(wrapped, _LON_DECIMALS)
@@ -48,7 +52,7 @@ def canonical_longitudes(lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if index.size > 1:
         ascending = key[index]
         gaps = np.diff(np.append(ascending, ascending[0] + 360.0))
-        if np.ptp(gaps) > 1e-6:  # regional: start after the widest gap
+        if np.ptp(gaps) > tolerance:  # regional: start after the widest gap
             index = np.roll(index, -(int(np.argmax(gaps)) + 1))
     values = wrapped[index]
     values[values < values[0]] += 360.0
@@ -100,8 +104,8 @@ class GridOrder:
         if grid.kind != "rectilinear":
             return cls(grid, None, None, None, None, spatial)
         lat_index = np.argsort(np.asarray(obj[grid.lat].values, float), kind="stable")
+        lon_index, canonical_lon = canonical_longitudes(obj[grid.lon].values)  # its dtype
         caller_lon = np.asarray(obj[grid.lon].values, float)
-        lon_index, canonical_lon = canonical_longitudes(caller_lon)
         repeated = np.flatnonzero(np.diff(np.round(canonical_lon, 6)) == 0)
         if repeated.size:
             first, second = caller_lon[lon_index[repeated[0] : repeated[0] + 2]]

@@ -524,3 +524,69 @@ def test_a_source_flipped_north_to_south_with_its_bounds_regrids_as_before():
     expected = Regridder(src, dst, engine="climlatent")(src["tas"])
     out = Regridder(flipped, dst, engine="climlatent")(flipped["tas"])
     np.testing.assert_allclose(out.values, expected.values, rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["conservative", "bilinear"])
+def test_a_global_grid_with_float32_longitudes_is_global(method):
+    # A 0.1-degree grid stored in float32 (ERA5-Land's layout): its spacings vary by
+    # float32 round-off. It was taken as regional and cut at 64.3 E: NaN there.
+    src = grid(np.linspace(0.0, 2.0, 3), np.arange(-0.05, 360.0, 0.1))
+    src = with_field(src, smooth_field(src))
+    single = src.assign_coords(lon=src.lon.astype(np.float32)).drop_vars("lon_bnds")
+    single["lon"].attrs = dict(LON_ATTRS)
+    dst = grid(np.array([0.5, 1.5]), np.arange(0.0, 361.0, 1.0) + 0.25)
+    out = Regridder(single, dst, method)(single)["tas"]
+    reference = Regridder(src.drop_vars("lon_bnds"), dst, method)(src.drop_vars("lon_bnds"))
+    assert not out.isnull().any()
+    np.testing.assert_allclose(out, reference["tas"], rtol=0, atol=1e-5)
+
+
+def test_polar_rows_without_bounds_reach_the_pole_as_cdo_puts_them():
+    # Centres every 2 degrees up to 88: the outer edges by midpoints are at 89, which
+    # CDO moves to the pole (an edge beyond 88); the polar target cell was NaN.
+    lat = np.arange(-88.0, 88.1, 2.0)
+    src = xr.Dataset(
+        coords={"lat": ("lat", lat, LAT_ATTRS), "lon": ("lon", [90.0, 270.0], LON_ATTRS)}
+    )
+    values = np.repeat(np.sin(np.deg2rad(lat))[:, None], 2, axis=1)
+    src = with_field(src, values)
+    dst = grid(np.array([-90.0, -86.0, 86.0, 90.0]), np.array([0.0, 360.0]))
+    out = Regridder(src, dst, "conservative")(src)["tas"].values[:, 0]
+    band = np.diff(np.sin(np.deg2rad([86.0, 87.0, 90.0])))  # source cells 86 and 88 within
+    expected = (
+        band[0] * np.sin(np.deg2rad(86.0)) + band[1] * np.sin(np.deg2rad(88.0))
+    ) / band.sum()
+    np.testing.assert_allclose(out[[0, 2]], [-expected, expected], rtol=1e-12)
+
+
+@pytest.mark.parametrize("first", [-0.5, -180.5])
+def test_longitude_bounds_wrapping_the_seam_are_cells_one_degree_wide(first):
+    # Bounds [359.5, 0.5] for the cell at 0 (first=-0.5 written mod 360), or -180..180
+    # bounds of 0..359 centres: each cell was taken as 359 degrees wide, weights summed
+    # to 2 and a field of 280 K came out at 560 K.
+    src = grid(np.linspace(-90, 90, 19), np.linspace(-0.5, 359.5, 361))
+    wrapped = src.copy()
+    wrapped["lon_bnds"] = (src["lon_bnds"] - first) % 360.0 + first
+    field = random_field(src)
+    dst = grid(*GLOBAL_3)
+    expected = Regridder(src, dst, "conservative")(with_field(src, field))["tas"]
+    out = Regridder(wrapped, dst, "conservative")(with_field(wrapped, field))["tas"]
+    assert float(wrapped["lon_bnds"].max() - wrapped["lon_bnds"].min()) > 300  # it wraps
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+
+def test_a_dataset_on_two_grids_regrids_its_main_grid_and_names_the_other():
+    # Coordinates of a second grid named so as to come first (alat, zlon) were paired
+    # with the main grid's: every variable was dropped and an empty file written.
+    src = with_field(grid(*GLOBAL_3), random_field(grid(*GLOBAL_3)))
+    src = src.assign_coords(
+        alat=("alat", [10.0, 20.0], LAT_ATTRS), zlon=("zlon", [0.0, 10.0, 20.0], LON_ATTRS)
+    )
+    src["orog"] = (("alat", "zlon"), np.ones((2, 3)), {"units": "m"})
+    dst = grid(*GLOBAL_2_WEST)
+    with pytest.warns(UserWarning, match=r"\['orog'\] lie on another horizontal grid"):
+        out = Regridder(src, dst, "conservative")(src)
+    assert out["tas"].dims == ("lat", "lon") and out["tas"].shape == (90, 180)
+    assert out["orog"].dims == ("alat", "zlon")  # passed through, as said
+    with pytest.raises(InputDataError, match="no variable of the dataset lies on its grid"):
+        Regridder(src, dst, "conservative")(src.drop_vars(["tas", "orog"]))  # an empty file

@@ -25,8 +25,9 @@ import xarray as xr
 from cartopy.mpl.geoaxes import GeoAxes
 from matplotlib.figure import Figure
 
+from climlatent.cell_edges import continuous_longitudes
 from climlatent.errors import InputDataError
-from climlatent.grid import GridInfo, continuous_longitudes, find_grid
+from climlatent.grid import GridInfo, find_grid
 from climlatent.plot._cartopy import coastline_feature
 
 DIVERGING_CMAP = "RdBu_r"

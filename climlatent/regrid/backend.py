@@ -74,8 +74,8 @@ class GridGeometry:
 
     @property
     def is_global(self) -> bool:
-        """Whether the longitude edges span the full 360 degrees."""
-        return self.lon_edges is not None and bool(np.ptp(self.lon_edges) >= 360.0 - 1e-6)
+        """Whether the longitude edges span the full 360 degrees (see `close_ring`)."""
+        return self.lon_edges is not None and bool(np.ptp(self.lon_edges) >= 360.0 - 1e-9)
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
         """Latitude and longitude of every cell centre, 2-D ``(ny, nx)``."""
@@ -88,6 +88,29 @@ class GridGeometry:
         lat = self.lat if self.lat_edges is None else self.lat_edges
         lon = self.lon if self.lon_edges is None else self.lon_edges
         return (float(np.min(lat)), float(np.max(lat)), float(np.min(lon)), float(np.max(lon)))
+
+
+def close_ring(lon_edges: np.ndarray) -> np.ndarray:
+    """Longitude edges that span 360 degrees to within a hundredth of a cell, closed.
+
+    The edges of longitudes stored in float32 miss a whole turn by their round-off
+    (1e-5 degrees for a 0.1-degree grid), which would leave a sliver of the seam
+    uncovered; the last edge is put a whole turn from the first.
+
+    Examples
+    --------
+    >>> close_ring(np.array([-0.05, 179.95, 359.94999])).tolist()
+    [-0.05, 179.95, 359.95]
+    >>> close_ring(np.array([0.0, 10.0, 20.0])).tolist()  # regional: as it is
+    [0.0, 10.0, 20.0]
+    """
+    span = lon_edges[-1] - lon_edges[0]
+    slack = 0.01 * float(np.median(np.abs(np.diff(lon_edges))))
+    if abs(abs(span) - 360.0) > slack:
+        return lon_edges
+    closed = lon_edges.copy()
+    closed[-1] = closed[0] + np.copysign(360.0, span)
+    return closed
 
 
 def domains_overlap(src: GridGeometry, dst: GridGeometry) -> bool:

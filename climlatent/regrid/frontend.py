@@ -20,8 +20,9 @@ import numpy as np
 import xarray as xr
 from scipy import sparse
 
+from climlatent.cell_edges import bounds_name, latitude_edges, longitude_edges
 from climlatent.errors import InputDataError
-from climlatent.grid import GridInfo, _bounds_1d, bounds_name, find_grid
+from climlatent.grid import GridInfo, find_grid
 from climlatent.grid_order import GridOrder, canonical_order
 from climlatent.io import add_history, to_netcdf
 from climlatent.regrid import backend, smm
@@ -58,8 +59,8 @@ def _geometry(
     if not (edges and grid.kind == "rectilinear"):
         return backend.GridGeometry(lat, lon)
     try:
-        lat_edges = np.clip(_bounds_1d(obj[grid.lat], obj), -90.0, 90.0)
-        lon_edges = _bounds_1d(obj[grid.lon], obj)
+        lat_edges = latitude_edges(obj[grid.lat], obj)
+        lon_edges = backend.close_ring(longitude_edges(obj[grid.lon], obj))
     except InputDataError as err:
         raise InputDataError(f"{role} grid: {err}") from err
     if np.ptp(lon_edges) > 360.0 + 1e-6:
@@ -375,6 +376,26 @@ class Regridder:
             warnings.warn(
                 f"variables {dropped} have only one of the horizontal dims "
                 f"{grid.spatial_dims} and are dropped by the regridding",
+                stacklevel=2,
+            )
+        if not regridded:
+            raise InputDataError(
+                f"no variable of the dataset lies on its grid ({grid.lat!r}, {grid.lon!r}): "
+                "nothing to regrid"
+            )
+        all_bounds = {bounds_name(obj[c]) for c in obj.variables}
+        other_grid = {
+            d for key in ("latitude", "longitude") for c in obj.cf.coordinates.get(key, [])
+            if c not in all_bounds for d in obj[c].dims
+        } - horizontal  # fmt: skip
+        elsewhere = [
+            n for n, v in obj.data_vars.items() if other_grid & set(v.dims) and n not in all_bounds
+        ]
+        if elsewhere:
+            warnings.warn(
+                f"variables {elsewhere} lie on another horizontal grid than "
+                f"({grid.lat!r}, {grid.lon!r}) and pass through as they are; regrid them "
+                "on their own (select them first, or --variables on the command line)",
                 stacklevel=2,
             )
         kept = obj.drop_vars([n for n, v in obj.variables.items() if horizontal & set(v.dims)])
