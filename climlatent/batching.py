@@ -16,7 +16,7 @@ that they do not depend on the blocks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -143,6 +143,23 @@ def to_matrix(da: xr.DataArray, layout: FieldLayout, dtype=np.float32) -> np.nda
         return _ValidCells.of(layout.mask).gather(ordered.data.reshape(n_samples, -1), dtype)
     flat = ordered.data.reshape(n_samples, -1)[:, layout.mask]
     return np.asarray(flat, dtype=dtype)
+
+
+def in_sample_order(da: xr.DataArray, sample_dims: Sequence[Hashable]) -> xr.DataArray:
+    """``da`` with its sample dims first, in the order of ``sample_dims``.
+
+    Fields whose matrices pair row by row (a proxy and its target, the drivers of a
+    downscaling) must stack their samples in one order: `to_matrix` follows each
+    field's own, and a proxy stored (time, member) beside a target stored (member,
+    time) would pair one member's day with another's. The other dims keep their order.
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((3, 2, 4, 5)), dims=("time", "member", "lon", "lat"))
+    >>> in_sample_order(da, ("member", "time")).dims
+    ('member', 'time', 'lon', 'lat')
+    """
+    return da.transpose(*(d for d in sample_dims if d in da.dims), ...)
 
 
 def from_matrix(

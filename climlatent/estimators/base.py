@@ -32,6 +32,7 @@ from climlatent.batching import (
     FieldLayout,
     check_finite,
     from_matrix,
+    in_sample_order,
     map_model,
     sample_coords,
     to_matrix,
@@ -305,6 +306,7 @@ class Estimator(BaseEstimator):
         sample_dims = check_sample_dims(y, "target", _spatial(y), None)
         check_same_samples(y, x, time)
         check_sample_dims(x, "proxy", _spatial(x), sample_dims)
+        x = in_sample_order(x, sample_dims)  # rows pair: the target's sample order
         self._check_proxy_finite(x)
         y, x = GridOrder.of(y, target).canonical(y), GridOrder.of(x, proxy).canonical(x)
 

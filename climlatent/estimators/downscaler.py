@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from climlatent.batching import FieldLayout, map_model, to_matrix
+from climlatent.batching import FieldLayout, in_sample_order, map_model, to_matrix
 from climlatent.checks import (
     check_field,
     check_no_inf,
@@ -203,7 +203,10 @@ class ProxyDownscaler(BaseEstimator):
         self.target_transform_ = None
         grouper = Grouper.parse(self.group)
         self.groups_ = grouper.fitted_groups(y, "target")
-        drivers = [GridOrder.of(x).canonical(x) for x in self._drivers(coarse)]
+        drivers = [  # rows pair with the target's
+            in_sample_order(GridOrder.of(x).canonical(x), self.sample_dims_)
+            for x in self._drivers(coarse)
+        ]
         self.driver_ranges_ = {
             x.name: FittedRange.fit(x, "proxy", self.range_tolerance) for x in drivers
         }
@@ -421,6 +424,7 @@ class ProxyDownscaler(BaseEstimator):
 
     def _model_inputs(self, fields: list[xr.DataArray]) -> list[np.ndarray]:
         """The module's inputs for whole input fields, each sample's group from its date."""
+        fields = [in_sample_order(x, self.coarse_layout_.sample_dims(fields[0])) for x in fields]
         sample_dims = self.coarse_layout_.sample_dims(fields[0])
         grouper = Grouper.parse(self.group)
         groups = grouper.row_index(fields[0], sample_dims, "proxy", self.groups_)

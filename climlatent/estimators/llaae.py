@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from climlatent.batching import FieldLayout, from_matrix, to_matrix
+from climlatent.batching import FieldLayout, from_matrix, in_sample_order, to_matrix
 from climlatent.estimators._eof import (
     basis_from_state,
     basis_spec,
@@ -284,7 +284,7 @@ class LLAAE(Estimator):
         x_in = self.proxy_transform_.forward(x) if self.proxy_transform_ else x
         return self._tensors(
             to_matrix(x_in, self.proxy_layout_),
-            to_matrix(self._prepare_target(ds), self.target_layout_),
+            to_matrix(in_sample_order(self._prepare_target(ds), x_in.dims), self.target_layout_),
         )
 
     def _refit_proxy_map(self, y: np.ndarray, features: np.ndarray) -> None:

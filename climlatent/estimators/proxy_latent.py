@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from climlatent.batching import from_matrix, sample_coords, to_matrix
+from climlatent.batching import from_matrix, in_sample_order, sample_coords, to_matrix
 from climlatent.checks import check_field, check_same_samples, get_variable
 from climlatent.draws import BlockNormals
 from climlatent.errors import InputDataError
@@ -166,7 +166,8 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             self.driver_ranges_[self.target_] = FittedRange.fit(
                 observed, "coarse target", self.range_tolerance
             )
-            observed = to_matrix(self._coarse_target(coarse), self.coarse_layout_)
+            observed = in_sample_order(self._coarse_target(coarse), self.sample_dims_)
+            observed = to_matrix(observed, self.coarse_layout_)  # rows of the drivers
             inputs.append(self._coarse_target_matrix(observed))
         if self.target_input or self.noise:
             self._measure_residuals(y, memberships, *inputs)

@@ -28,6 +28,7 @@ import torch
 import xarray as xr
 
 from climlatent._deprecation import renamed_arguments, renamed_method
+from climlatent.batching import in_sample_order
 from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import (
@@ -223,8 +224,10 @@ class VED(BaseEstimator):
         for attribute in ("target_", "module_"):  # refitting starts afresh
             self.__dict__.pop(attribute, None)
         fields_in = gridded_fields(ds, names_in, "input")
-        fields_out = gridded_fields(ds, names_out, "output")
         sample_dims = fields_in[0].dims[:-2]
+        fields_out = [  # rows pair with the inputs'
+            in_sample_order(da, sample_dims) for da in gridded_fields(ds, names_out, "output")
+        ]
         shape_in = {d: fields_in[0].sizes[d] for d in sample_dims}
         shape_out = {d: fields_out[0].sizes[d] for d in fields_out[0].dims[:-2]}
         if shape_in != shape_out:
