@@ -21,6 +21,8 @@ from climlatent.grid import find_grid
 from climlatent.grid_order import conform
 from climlatent.units import convert_units
 
+LATENT_DIM = "latent"
+
 
 def variable_names(names: str | Sequence[str]) -> list[str]:
     """One name or several, as a list.
@@ -258,3 +260,28 @@ def _check_coordinate(da: xr.DataArray, fitted: xr.DataArray, name: str) -> None
             f"coordinate {dim!r} differs from the fitted one (select or interpolate it "
             f"onto the fitted values)"
         )
+
+
+def latent_rows(z: xr.DataArray, latent_dim: int) -> tuple[np.ndarray, tuple, tuple, dict]:
+    """Latent vectors ``z`` (last dim ``latent``) as float32 rows, with their sample layout.
+
+    Returns
+    -------
+    rows, sample_dims, sample_shape, sample_coords
+        ``(n, latent_dim)`` rows, and what rebuilds the sample dims of an output.
+
+    Examples
+    --------
+    >>> z = xr.DataArray(np.zeros((2, 3, 4)), dims=("member", "time", "latent"))
+    >>> rows, dims, shape, _ = latent_rows(z, 4)
+    >>> rows.shape, dims, shape
+    ((6, 4), ('member', 'time'), (2, 3))
+    """
+    if z.dims[-1] != LATENT_DIM or z.sizes[LATENT_DIM] != latent_dim:
+        raise InputDataError(
+            f"latents need a last dim {LATENT_DIM!r} of length {latent_dim}, got {dict(z.sizes)}"
+        )
+    sample = z.dims[:-1]
+    rows = np.asarray(z.values, np.float32).reshape(-1, latent_dim)
+    coords = {d: z[d] for d in sample if d in z.coords}
+    return rows, sample, tuple(z.sizes[d] for d in sample), coords

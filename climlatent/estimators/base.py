@@ -47,6 +47,7 @@ from climlatent.checks import (
 )
 from climlatent.errors import InputDataError, NotFittedError
 from climlatent.estimators._config import check_config
+from climlatent.estimators._fields import LATENT_DIM
 from climlatent.estimators._fit_forms import fit_call
 from climlatent.estimators._refit import all_or_nothing
 from climlatent.estimators._repr import html_repr, text_repr
@@ -59,37 +60,11 @@ from climlatent.units import convert_units, parse_units
 if TYPE_CHECKING:  # imports torch: only the torch estimators, which train, need it
     from climlatent.training import TrainingConfig
 
-LATENT_DIM = "latent"
 REGISTRY: dict[str, type[BaseEstimator]] = {}
 ArraySpec = tuple[tuple[int | str | None, ...], str]
 """A saved array's expected shape and dtype name. Per axis: an ``int``, that size; a
 ``str``, a size shared by every array of the state naming it, optionally plus a constant
 (``"modes+1"``); or ``None``, any size."""
-
-
-def latent_rows(z: xr.DataArray, latent_dim: int) -> tuple[np.ndarray, tuple, tuple, dict]:
-    """Latent vectors ``z`` (last dim ``latent``) as float32 rows, with their sample layout.
-
-    Returns
-    -------
-    rows, sample_dims, sample_shape, sample_coords
-        ``(n, latent_dim)`` rows, and what rebuilds the sample dims of an output.
-
-    Examples
-    --------
-    >>> z = xr.DataArray(np.zeros((2, 3, 4)), dims=("member", "time", "latent"))
-    >>> rows, dims, shape, _ = latent_rows(z, 4)
-    >>> rows.shape, dims, shape
-    ((6, 4), ('member', 'time'), (2, 3))
-    """
-    if z.dims[-1] != LATENT_DIM or z.sizes[LATENT_DIM] != latent_dim:
-        raise InputDataError(
-            f"latents need a last dim {LATENT_DIM!r} of length {latent_dim}, got {dict(z.sizes)}"
-        )
-    sample = z.dims[:-1]
-    rows = np.asarray(z.values, np.float32).reshape(-1, latent_dim)
-    coords = {d: z[d] for d in sample if d in z.coords}
-    return rows, sample, tuple(z.sizes[d] for d in sample), coords
 
 
 def _make_transform(kind: str, sample_dims: tuple[str, ...]) -> transforms.Transform | None:
@@ -257,10 +232,10 @@ class Estimator(BaseEstimator):
         ----------
         ds : xr.Dataset
             Training data holding both fields on their grids, with the same sample
-            dims (time, and member or others when present).
+            dims (time, and member or others when present), stored in any order.
         coarse, fine : xr.Dataset
-            The downscaler form's training data: the proxy on its (coarse) grid, the
-            target on its (fine) grid, with the same sample dims.
+            The downscaler form's: the proxy on its (coarse) grid, the target on its
+            (fine) grid.
         target : str
             Name of the field to produce (e.g. ``"pr"``).
         proxy : str

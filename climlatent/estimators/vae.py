@@ -31,6 +31,7 @@ from climlatent.estimators._fields import (
     field_ranges,
     grid_coords,
     gridded_fields,
+    latent_rows,
     on_fitted_grid,
     stack_fields,
     standardise,
@@ -38,7 +39,7 @@ from climlatent.estimators._fields import (
 )
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import train_module
-from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator, latent_rows
+from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder

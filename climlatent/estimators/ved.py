@@ -37,6 +37,7 @@ from climlatent.estimators._fields import (
     field_ranges,
     grid_coords,
     gridded_fields,
+    latent_rows,
     on_fitted_grid,
     stack_fields,
     standardise,
@@ -48,7 +49,6 @@ from climlatent.estimators.base import (
     LATENT_DIM,
     ArraySpec,
     BaseEstimator,
-    latent_rows,
 )
 from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
