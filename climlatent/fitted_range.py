@@ -24,6 +24,8 @@ from climlatent.graph_node import model_node
 __all__ = ["RANGE_TOLERANCE", "FittedRange"]
 
 RANGE_TOLERANCE = 5.0  # fitted widths allowed beyond the fitted range, each side
+#: Training values this many typical magnitudes from the median are fill values.
+GROSS = 1e6
 
 
 @dataclass(frozen=True)
@@ -57,14 +59,33 @@ class FittedRange:
     def fit(cls, da: xr.DataArray, role: str, tolerance: float | None) -> FittedRange:
         """The finite range of training data ``da``, after refusing outliers in it.
 
-        Values beyond its 0.1 and 99.9 % quantiles by more than ``tolerance`` times
-        their spread (an unmasked fill value in the training data) are refused as on
-        apply; None skips that check.
+        An unmasked fill value in the training data is refused, as on apply: values
+        beyond the 0.1 and 99.9 % quantiles by more than ``tolerance`` times their
+        spread, and, however many they are (up to half the values, when those
+        quantiles are fill values themselves), values farther from the median than
+        ``GROSS`` times the larger of its magnitude and the median absolute deviation.
+        None skips both checks.
+
+        Examples
+        --------
+        >>> psl = np.full(64, 1.0e5) + np.arange(64.0)
+        >>> psl[:2] = 1e20  # 3 % of the values: the 99.9 % quantile is one of them
+        >>> FittedRange.fit(xr.DataArray(psl, dims="cell", name="psl",
+        ...                 attrs={"units": "Pa"}), "proxy", 5.0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        climlatent.errors.InputDataError: proxy variable 'psl' has 2 value(s) outside ...
         """
         values = np.asarray(da.values, float)
         values = values[np.isfinite(values)]
-        low, high = np.quantile(values, [0.001, 0.999]) if values.size else (0.0, 0.0)
-        cls(str(da.name), float(low), float(high)).check(da, role, tolerance)
+        if tolerance is None or not values.size:
+            return cls.of(da)
+        low, high, median = np.quantile(values, [0.001, 0.999, 0.5])
+        cls(str(da.name), float(low), float(high)).check(da, role, tolerance, training=True)
+        spread = max(abs(median), float(np.median(np.abs(values - median))))
+        if spread > 0:  # GROSS / 2 widths of 2 spreads: GROSS + 1 spreads from the median
+            gross = cls(str(da.name), float(median - spread), float(median + spread))
+            gross.check(da, role, GROSS / 2, training=True)
         return cls.of(da)
 
     def bounds(self, tolerance: float) -> tuple[float, float]:
@@ -72,7 +93,9 @@ class FittedRange:
         width = max(self.maximum - self.minimum, 1e-6 * max(abs(self.maximum), 1e-30))
         return self.minimum - tolerance * width, self.maximum + tolerance * width
 
-    def check(self, da: xr.DataArray, role: str, tolerance: float | None) -> xr.DataArray:
+    def check(
+        self, da: xr.DataArray, role: str, tolerance: float | None, training: bool = False
+    ) -> xr.DataArray:
         """``da`` unchanged, or an `InputDataError` if it holds implausible values.
 
         Parameters
@@ -83,6 +106,8 @@ class FittedRange:
             Its role, named in the message.
         tolerance : float, optional
             Fitted widths allowed beyond the fitted range; None skips the check.
+        training : bool
+            ``da`` is training data (the message says to mask it, not to skip checks).
 
         Returns
         -------
@@ -93,7 +118,7 @@ class FittedRange:
             return da
         labels = _Labels.of(da)
         if da.chunks is None:
-            _check_block(np.asarray(da.values), self, role, tolerance, labels)
+            _check_block(np.asarray(da.values), self, role, tolerance, labels, training)
             return da
         import dask.array
 
@@ -104,6 +129,7 @@ class FittedRange:
             role=role,
             tolerance=tolerance,
             labels=model_node(labels, "labels"),
+            training=training,
             dtype=da.dtype,
             meta=da.data._meta,
         )
@@ -137,6 +163,7 @@ def _check_block(
     role: str,
     tolerance: float,
     labels: _Labels,
+    training: bool = False,
     block_info: dict | None = None,
 ) -> np.ndarray:
     """``values`` (a block of a field), or an `InputDataError` naming its first bad value."""
@@ -163,8 +190,12 @@ def _check_block(
             f"range [{low:.4g}, {high:.4g}] {labels.units} (the fitted range "
             f"[{fitted.minimum:.4g}, {fitted.maximum:.4g}] widened {tolerance:g} times its "
             f"width each side); {which} is {float(values[first]):.4g} at {where}. An "
-            f"unmasked fill value, or units that do not match the data? To apply the "
-            f"model anyway, pass check_range=False"
+            f"unmasked fill value, or units that do not match the data? "
+            + (
+                "Mask it (set its _FillValue, or .where()) before fitting"
+                if training
+                else "To apply the model anyway, pass check_range=False"
+            )
         )
     return values
 
