@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import climlatent as cl
+from climlatent.estimators._weather import block_bootstrap
 from climlatent.estimators.weather import weather_generator
 
 
@@ -95,3 +96,29 @@ def test_dynamical_adjustment_residual_recovers_forced_trend():
     raw_err = np.abs(cell_slopes(ds["tas"]) - expected).mean()
     print(f"mean per-cell trend error: residual {resid_err:.4f}, raw {raw_err:.4f} K/decade")
     assert resid_err < raw_err
+
+
+@pytest.mark.parametrize("method", ["var", "bootstrap"])
+def test_realisations_keep_the_seasons_of_their_dates(method):
+    # Blocks were drawn from any time of year and the VAR had no annual cycle, while
+    # the output carried the data's dates: its monthly climatology of tas was flat,
+    # 282.8-284.3 K, where the data's runs 275.1-291.6 K.
+    ds = cl.datasets.synthetic_circulation(n_members=2, n_years=10, n_lat=8, n_lon=8, seed=0)
+    est = cl.EOFRegression(n_proxy_eofs=3).fit(ds, "tas", "psl")
+    gen = weather_generator(est, ds, n_realizations=6, method=method, block_length=60, seed=0)
+    monthly = gen["tas"].mean(["lat", "lon", "realization"]).groupby("time.month").mean()
+    truth = ds["tas"].mean(["lat", "lon", "member"]).groupby("time.month").mean()
+    print(method, monthly.values.round(2), truth.values.round(2))
+    assert float(truth.max() - truth.min()) > 10.0  # a seasonal cycle to keep
+    np.testing.assert_allclose(monthly, truth, atol=0.6)
+
+
+def test_a_seasonal_bootstrap_draws_each_block_from_its_time_of_year():
+    phases = np.arange(3 * 365) / 365 % 1.0  # three years of days
+    days = np.arange(3 * 365, dtype=float).reshape(1, -1, 1)
+    drawn = block_bootstrap(days, 50, block_length=20, rng=np.random.default_rng(0), phases=phases)
+    source_day = drawn[:, ::20, 0].astype(int) % 365  # each block's first day of its year
+    target_day = np.arange(0, 3 * 365, 20) % 365
+    gap = np.abs(source_day - target_day) % 365
+    assert np.minimum(gap, 365 - gap).max() <= 10  # half a block
+    assert len(np.unique(drawn[:, 0, 0])) > 10  # still drawn at random among them

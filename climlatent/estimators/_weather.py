@@ -20,6 +20,7 @@ import numpy as np
 from scipy.linalg import solve_discrete_lyapunov
 
 from climlatent.estimators._eof import fit_ridge
+from climlatent.estimators._seasons import season_window
 
 _CRITERIA = ("aic", "bic")
 
@@ -31,6 +32,7 @@ def block_bootstrap(
     rng: np.random.Generator,
     n_steps: int | None = None,
     circular: bool = True,
+    phases: np.ndarray | None = None,
 ) -> np.ndarray:
     """Resample series by concatenating random contiguous blocks (moving block bootstrap).
 
@@ -58,6 +60,11 @@ def block_bootstrap(
         Length of each resampled series; defaults to ``n_time``.
     circular : bool, default True
         Whether blocks may wrap around within their member.
+    phases : np.ndarray, optional
+        Each time step's place in its year (`_seasons.year_phase`), shape (n_time,):
+        a block for output steps ``t0, t0 + 1, ...`` then starts at a step of the same
+        time of year (within `_seasons.season_window`), so that the output's seasons
+        are where its dates (those of the input) say. Needs ``n_steps <= n_time``.
 
     Returns
     -------
@@ -83,10 +90,33 @@ def block_bootstrap(
     n_blocks = -(-n_steps // block_length)
     n_starts = n_time if circular else n_time - block_length + 1
     members = rng.integers(n_members, size=(n_realizations, n_blocks))
-    starts = rng.integers(n_starts, size=(n_realizations, n_blocks))
+    if phases is None:
+        starts = rng.integers(n_starts, size=(n_realizations, n_blocks))
+    elif n_steps > n_time:
+        raise ValueError(f"n_steps ({n_steps}) exceeds the time steps with phases ({n_time})")
+    else:
+        starts = _seasonal_starts(phases, n_starts, block_length, n_blocks, n_realizations, rng)
     times = (starts[..., None] + np.arange(block_length)) % n_time
     blocks = series[members[..., None], times]  # (n_realizations, n_blocks, block_length, k)
     return blocks.reshape(n_realizations, -1, n_pcs)[:, :n_steps]
+
+
+def _seasonal_starts(
+    phases: np.ndarray,
+    n_starts: int,
+    block_length: int,
+    n_blocks: int,
+    n_realizations: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Block starts ``(n_realizations, n_blocks)``, each at the time of year of its block."""
+    window = season_window(phases, block_length)
+    starts = np.empty((n_realizations, n_blocks), np.int64)
+    for block in range(n_blocks):
+        gap = np.abs(phases[:n_starts] - phases[block * block_length]) % 1.0
+        candidates = np.flatnonzero(np.minimum(gap, 1.0 - gap) <= window + 1e-9)
+        starts[:, block] = rng.choice(candidates, size=n_realizations)
+    return starts
 
 
 @dataclass(frozen=True, eq=False)

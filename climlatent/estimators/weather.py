@@ -8,6 +8,12 @@ proxy does not explain is added back by resampling the residuals
 ``target - emulate(proxy)`` of the given data: jointly with the proxy blocks for the
 bootstrap (so each realisation is a block bootstrap of the true target), in
 independent blocks for the VAR.
+
+The realisations carry the dates of the given data, and their seasons are where those
+dates say: each block comes from the same time of year as the steps it fills (within
+15 days, or the same month of monthly data), and the VAR runs on anomalies about the
+PCs' annual cycle (3 harmonics), added back at each date. A time axis without dates
+has no seasons: blocks then come from anywhere.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import xarray as xr
 from climlatent.batching import from_matrix, to_matrix
 from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
+from climlatent.estimators._seasons import annual_cycle, fit_annual_cycle, year_phase
 from climlatent.estimators._weather import block_bootstrap, fit_var
 from climlatent.estimators.base import Estimator
 from climlatent.grid import find_member, find_time
@@ -100,13 +107,18 @@ def weather_generator(
     pcs = basis.project(to_matrix(x_in, estimator.proxy_layout_)).reshape(n_members, n_time, -1)
 
     rng = np.random.default_rng(seed)
+    phases = year_phase(x[time])  # blocks keep their time of year; None without dates
     index = np.arange(n_members * n_time, dtype=np.float64).reshape(n_members, n_time, 1)
+    draw = {"n_realizations": n_realizations, "block_length": block_length, "rng": rng}
     if method == "bootstrap":
-        drawn = block_bootstrap(np.concatenate([pcs, index], -1), n_realizations, block_length, rng)
+        drawn = block_bootstrap(np.concatenate([pcs, index], -1), phases=phases, **draw)
         sim_pcs, picks = drawn[..., :-1], drawn[..., -1]
     else:
-        sim_pcs = fit_var(pcs, order=order).simulate(n_realizations, n_time, rng)
-        picks = block_bootstrap(index, n_realizations, block_length, rng)[..., 0]
+        cycle = np.zeros((n_time, pcs.shape[-1]))
+        if phases is not None:  # the VAR runs on anomalies about the annual cycle
+            cycle = annual_cycle(fit_annual_cycle(pcs, phases), phases)
+        sim_pcs = fit_var(pcs - cycle, order=order).simulate(n_realizations, n_time, rng) + cycle
+        picks = block_bootstrap(index, phases=phases, **draw)[..., 0]
 
     x_sim = basis.reconstruct(sim_pcs.reshape(-1, sim_pcs.shape[-1]))
     y_sim = estimator._predict(x_sim)
