@@ -16,6 +16,8 @@ from climlatent.errors import InputDataError
 from climlatent.grid import check_monotonic, find_grid, find_time, find_vertical
 
 GREGORIAN = frozenset({"standard", "gregorian", "proleptic_gregorian"})
+#: CF calendars under another name: the same calendar.
+CALENDAR_ALIASES = {"365_day": "noleap", "366_day": "all_leap"}
 BOUNDS_DIMS = frozenset({"bnds", "bounds", "nv", "nbnd", "vertices", "nvertex"})
 KNOWN_CALENDARS = frozenset(
     {
@@ -177,22 +179,25 @@ def check_calendar(
 ) -> None:
     """Refuse a field on another calendar than the one the model was fitted on.
 
-    The three names of the Gregorian calendar are one calendar; ``reference`` says in
-    the message whose calendar ``fitted`` is.
+    The three names of the Gregorian calendar are one calendar, as are CF's other
+    aliases (``365_day`` is ``noleap``); ``reference`` says in the message whose
+    calendar ``fitted`` is.
 
     Examples
     --------
     >>> import xarray as xr
     >>> da = xr.DataArray([1.0], dims="time", name="tos")
     >>> check_calendar(da, "proxy", "standard", "proleptic_gregorian")
+    >>> check_calendar(da, "proxy", "365_day", "noleap")
     >>> check_calendar(da, "proxy", "360_day", "noleap")
     Traceback (most recent call last):
     ...
     climlatent.errors.InputDataError: proxy variable 'tos' is on the '360_day' calendar, ...
     """
-    if calendar is None or fitted is None or calendar == fitted:
+    if calendar is None or fitted is None:
         return
-    if {calendar, fitted} - GREGORIAN:
+    names = {CALENDAR_ALIASES.get(name.lower(), name.lower()) for name in (calendar, fitted)}
+    if len(names) > 1 and names - GREGORIAN:
         raise InputDataError(
             f"{role} variable {da.name!r} is on the {calendar!r} calendar, but {reference} "
             f"on {fitted!r}; convert it first (xarray's convert_calendar)"
