@@ -35,6 +35,7 @@ from xarray.coding.times import infer_datetime_units
 from climlatent._version import __version__
 from climlatent.errors import InputDataError
 from climlatent.grid import GridInfo, find_grid, find_member, find_time
+from climlatent.packing import PACKING, mask_invalid, unpack_valid_range
 from climlatent.store_status import INCOMPLETE
 
 CONVENTIONS = "CF-1.8"
@@ -142,7 +143,9 @@ def open_dataset(
     xr.Dataset
         The data, with times decoded to cftime objects; CF bounds and grid-mapping
         variables are coordinates (``decode_coords="all"``), so that they follow the
-        variables selected from it.
+        variables selected from it. Values of a netCDF variable beyond its CF
+        ``valid_range`` (``valid_min``, ``valid_max``) are missing, as netCDF4 and CDO
+        read them (such a variable is read into memory when ``chunks`` is None).
 
     Raises
     ------
@@ -196,12 +199,14 @@ def open_dataset(
             raise FileNotFoundError(f"netCDF file {path!r} does not exist")
     try:
         if len(paths) == 1:
-            return xr.open_dataset(
-                paths[0],
-                engine="netcdf4",
-                chunks=chunks,
-                decode_times=time_coder,
-                decode_coords="all",
+            return mask_invalid(
+                xr.open_dataset(
+                    paths[0],
+                    engine="netcdf4",
+                    chunks=chunks,
+                    decode_times=time_coder,
+                    decode_coords="all",
+                )
             )
         combined = xr.open_mfdataset(
             paths,
@@ -214,7 +219,7 @@ def open_dataset(
             coords="minimal",
             compat="override",
         )
-        return _in_natural_member_order(combined)  # by_coords sorts the labels as text
+        return mask_invalid(_in_natural_member_order(combined))  # by_coords sorts as text
     except ValueError as err:
         if "decode time" not in str(err):
             raise
@@ -412,7 +417,8 @@ def cf_encode(ds: xr.Dataset, complete_coords: bool = True) -> xr.Dataset:
             var.encoding.pop("dtype")
         if name in plain:
             if var.dtype.kind == "f":  # written unpacked, NaN as the one fill value
-                for key in ("scale_factor", "add_offset", "missing_value"):
+                unpack_valid_range(var)
+                for key in PACKING:
                     var.encoding.pop(key, None)
                 if np.dtype(var.encoding.get("dtype", var.dtype)).kind != "f":
                     var.encoding.pop("dtype")

@@ -180,3 +180,34 @@ def test_bounds_are_not_given_the_scalar_coordinates_of_the_fields(tmp_path):
         assert "coordinates" not in nc["lat_bnds"].ncattrs()
         assert "coordinates" not in nc["lon_bnds"].ncattrs()
         assert "member" in nc["pr"].coordinates
+
+
+def _packed_file(path, unsigned: bool) -> None:
+    """int16 packed with scale 0.01 and offset -100, valid_range in packed units (CF)."""
+    raw = np.array([0, 5000, 10000, 15000, 20000, 30000, -2], "i2")  # -2: 65534 unsigned
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("x", raw.size)
+        var = nc.createVariable("tas", "i2", ("x",), fill_value=np.int16(-1))
+        var.set_auto_maskandscale(False)
+        var.setncatts({"scale_factor": 0.01, "add_offset": -100.0, "units": "K"})
+        var.valid_range = np.array([0, 20000] if not unsigned else [0, -3], "i2")
+        if unsigned:
+            var._Unsigned = "true"
+        var[:] = raw
+
+
+@pytest.mark.parametrize("unsigned", [False, True])
+def test_packed_data_reads_and_writes_as_netcdf4_reads_it(tmp_path, unsigned):
+    # Written back, _Unsigned data was cast to integers (327.69 -> 328, NaN -> -9e18)
+    # and valid_range stayed in packed units over float data (good values masked);
+    # read, values beyond valid_range were numbers where CF and netCDF4 say missing.
+    _packed_file(tmp_path / "in.nc", unsigned)
+    with netCDF4.Dataset(tmp_path / "in.nc") as nc:
+        expected = np.ma.filled(nc["tas"][:].astype(float), np.nan)
+    assert np.isnan(expected).sum() == (1 if unsigned else 2)  # beyond valid_range
+    ds = open_dataset(tmp_path / "in.nc", chunks=None)
+    np.testing.assert_allclose(ds["tas"].values, expected, rtol=1e-6)
+    to_netcdf(ds, tmp_path / "out.nc")
+    with netCDF4.Dataset(tmp_path / "out.nc") as nc:
+        assert nc["tas"].dtype.kind == "f" and "_Unsigned" not in nc["tas"].ncattrs()
+        np.testing.assert_allclose(np.ma.filled(nc["tas"][:], np.nan), expected, rtol=1e-6)

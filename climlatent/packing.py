@@ -1,0 +1,70 @@
+"""CF packing and valid ranges of fields read from netCDF.
+
+A field stored packed (integers with ``scale_factor``, ``add_offset``, ``_Unsigned``)
+is read as floats and written back unpacked; its ``valid_range`` (``valid_min``,
+``valid_max``), in the packed integers' units, must then be given in the unpacked
+values' units, or CF readers would mask its good values. Values beyond those limits
+are missing (CF), as netCDF4 and CDO read them; xarray keeps them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+VALID_LIMITS = ("valid_range", "valid_min", "valid_max")  # CF: values beyond are missing
+PACKING = ("scale_factor", "add_offset", "missing_value", "_Unsigned")  # encoding of packing
+
+
+def mask_invalid(ds: xr.Dataset) -> xr.Dataset:
+    """Values outside a data variable's ``valid_range`` (``valid_min``, ``valid_max``) as NaN.
+
+    CF counts them as missing, as netCDF4 and CDO read them; xarray does not. The
+    limits of a variable read packed are given back unpacked (`unpack_valid_range`).
+
+    Examples
+    --------
+    >>> ds = xr.Dataset({"chl": ("x", [0.1, 5.0, 250.0], {"valid_max": 100.0})})
+    >>> mask_invalid(ds)["chl"].values.tolist()
+    [0.1, 5.0, nan]
+    """
+    for name, var in ds.data_vars.items():
+        limits = {key: var.attrs[key] for key in VALID_LIMITS if key in var.attrs}
+        if not limits or var.dtype.kind != "f":
+            continue
+        variable = var.variable.copy(deep=False)
+        unpack_valid_range(variable)
+        low, high = np.asarray(variable.attrs.get("valid_range", [-np.inf, np.inf]), float)
+        low = float(variable.attrs.get("valid_min", low))
+        high = float(variable.attrs.get("valid_max", high))
+        encoding = {k: v for k, v in var.encoding.items() if k not in (*PACKING, "dtype")}
+        ds[name] = var.where((var >= low) & (var <= high)).assign_attrs(variable.attrs)
+        ds[name].encoding = encoding
+    return ds
+
+
+def unpack_valid_range(var: xr.Variable) -> None:
+    """``valid_range``/``valid_min``/``valid_max`` of a field read packed, as unpacked values.
+
+    They are in the packed integers' units (CF); the field is written unpacked, where
+    CF readers would mask its good values by them.
+
+    Examples
+    --------
+    >>> var = xr.Variable("x", [0.0], {"valid_range": np.int16([0, 20000])})
+    >>> var.encoding = {"dtype": np.dtype("int16"), "scale_factor": 0.01, "add_offset": -100.0}
+    >>> unpack_valid_range(var)
+    >>> var.attrs["valid_range"].tolist()
+    [-100.0, 100.0]
+    """
+    packed = np.dtype(var.encoding.get("dtype", var.dtype))
+    if packed.kind not in "iu":
+        return
+    if str(var.encoding.get("_Unsigned", "false")).lower() == "true":
+        packed = np.dtype(f"u{packed.itemsize}")
+    scale, offset = var.encoding.get("scale_factor", 1.0), var.encoding.get("add_offset", 0.0)
+    for key in VALID_LIMITS:
+        if key in var.attrs:
+            raw = np.asarray(var.attrs[key]).astype(np.dtype(var.encoding.get("dtype", packed)))
+            value = raw.view(packed) * np.float64(scale) + np.float64(offset)
+            var.attrs[key] = value.astype(var.dtype)
