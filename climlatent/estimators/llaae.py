@@ -377,7 +377,10 @@ class LLAAE(Estimator):
     # -- generative use --------------------------------------------------------------
 
     def sample(self, n: int, seed: int = 0) -> xr.Dataset:
-        """Decode ``n`` draws from the standard-normal latent prior into target fields.
+        """Decode ``n`` draws from the latent prior into target fields.
+
+        The prior is N(0, I), or with ``latent="gaussian_hp"`` the learned hierarchical
+        prior the latents were trained under.
 
         Returns
         -------
@@ -392,7 +395,15 @@ class LLAAE(Estimator):
         >>> est.sample(3)["tas"].sizes["sample"]
         3
         """
-        z = np.random.default_rng(seed).standard_normal((n, self.latent_dim)).astype(np.float32)
+        self._require_fitted()
+        prior = getattr(self.module_.latent, "prior", None)
+        if prior is None:
+            z = np.random.default_rng(seed).standard_normal((n, self.latent_dim))
+        else:  # the generator on the device, as the prior draws there
+            generator = torch.Generator(self.device_).manual_seed(seed)
+            with torch.no_grad():
+                z = prior.sample(n, self.latent_dim, generator).cpu().numpy()
+        z = z.astype(np.float32)
         draws = xr.DataArray(np.arange(n), dims="sample", attrs={"long_name": "prior draw"})
         return self._decoded(z, "sample", draws, f"sample({n}, seed={seed})")
 
