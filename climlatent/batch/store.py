@@ -102,7 +102,8 @@ def downscale_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: 
 
     As :func:`emulate_to_zarr` (same options), with coarse driver files as inputs,
     and two more keywords: ``n_samples`` (stochastic realisations of a model fitted
-    with ``noise=True``, along a ``realization`` dim; default the mean field) and
+    with ``noise=True``, along a ``realization`` dim; default the model's deterministic
+    field: a multiplicative ProxyDownscaler's conditional median) and
     ``seed`` (default 0). A sample's noise depends on the seed and its place in the
     ensemble only (member, then time), not on the blocks or the workers; a store is
     resumed only with the same ``n_samples`` and ``seed``.

@@ -155,6 +155,10 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             parse_units(observed, target)
         return super().fit(coarse, fine, target, proxies, checkpoint=checkpoint, resume=resume)
 
+    def _statistic(self) -> str | None:
+        """The median when no smearing factor was measured (multiplicative, no noise)."""
+        return super()._statistic() if not self.noise else None
+
     def _after_training(
         self, coarse: xr.Dataset, y: np.ndarray, x: np.ndarray, memberships: np.ndarray
     ) -> None:
