@@ -10,8 +10,9 @@ attribute and dimension order of the input.
 :func:`map_model` applies a fitted model (matrices to a matrix) to fields block by
 block: dask-backed input stays lazy, memory is bounded by the chunk, not by the
 ensemble, and a block runs numpy and the model only. Stochastic realisations draw
-their noise from each sample's place in the ensemble (:mod:`climlatent.draws`), so
-that they do not depend on the blocks.
+each sample's noise from its member's label and its date
+(:mod:`climlatent.draw_addresses`), so that they do not depend on the blocks, nor on
+how an ensemble is split between runs.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ import numpy as np
 import xarray as xr
 
 from climlatent.dask_threads import share_cores
+from climlatent.draw_addresses import block_rows, draw_order, row_keys
 from climlatent.draws import REALIZATION_DIM, BlockNormals, Draws
 from climlatent.errors import ClimlatentError, InputDataError
 from climlatent.graph_node import model_node
-from climlatent.grid import find_grid, find_member, find_time, grid_dataset
+from climlatent.grid import find_grid, grid_dataset
 
 
 @dataclass(frozen=True)
@@ -372,11 +374,12 @@ def map_model(
     """
     sample = stored = source.sample_dims(fields[0])
     spatial = source.spatial_dims
-    if draws is not None:  # draws by each sample's place in (member, time, ...)
-        sample = _draw_order(fields[0], sample)
+    if draws is not None:  # rows addressed by member, date, then the other dims
+        sample = draw_order(fields[0], sample)
         fields = [field.transpose(*sample, ...) for field in fields]
     coords = {k: c for k, c in fields[0].coords.items() if set(c.dims) <= set(sample)}
     samples = fields[0].isel(dict.fromkeys(spatial, 0), drop=True)  # the sample dims
+    keys = None if draws is None else tuple(row_keys(samples))
     mapped = _MappedModel(
         model,
         _ValidCells.of(source.mask),
@@ -386,6 +389,7 @@ def map_model(
         groups is not None,
         draws,
         precision,
+        keys,
     )
     if all(field.chunks is None for field in fields):
         rows = None if groups is None else groups.broadcast_like(samples).transpose(*sample)
@@ -408,32 +412,6 @@ def map_model(
 DRAW_ATTRS = {"long_name": "realisation of the model's noise", "units": "1"}
 
 
-def _draw_order(field: xr.DataArray, sample: tuple[str, ...]) -> tuple[str, ...]:
-    """The sample dims in the order that numbers samples for their draws.
-
-    The member dim first, then time, then the others as stored: a member's draws do
-    not depend on whether its file stores ``(time, member)`` or ``(member, time)``.
-
-    Raises
-    ------
-    InputDataError
-        A sample dim is named ``realization``, the draws' own dim.
-
-    Examples
-    --------
-    >>> da = xr.DataArray(np.zeros((3, 2)), dims=("time", "member"))
-    >>> _draw_order(da, ("time", "member"))
-    ('member', 'time')
-    """
-    if REALIZATION_DIM in sample:
-        raise InputDataError(
-            f"the inputs have a dim {REALIZATION_DIM!r}, the dim of the draws: rename it "
-            "(to 'member', say) to draw from them"
-        )
-    first = [dim for dim in (find_member(field), find_time(field)) if dim in sample]
-    return (*first, *(dim for dim in sample if dim not in first))
-
-
 @dataclass(frozen=True, eq=False)
 class _MappedModel:
     """A model and the layouts of its matrices: what every block of a map needs."""
@@ -446,17 +424,13 @@ class _MappedModel:
     grouped: bool  # the last block holds the groups of the samples
     draws: Draws | None = None
     precision: Callable[[], AbstractContextManager] | None = None  # around the model
+    keys: tuple[np.ndarray, ...] | None = None  # each sample dim's part of a row's address
 
-    def __call__(
-        self,
-        *blocks: np.ndarray,
-        offsets: tuple[int, ...] | None = None,
-        shape: tuple[int, ...] | None = None,
-    ) -> np.ndarray:
+    def __call__(self, *blocks: np.ndarray, offsets: tuple[int, ...] | None = None) -> np.ndarray:
         """The output for the field blocks ``(samples..., cells...)`` (and the groups).
 
-        ``offsets`` and ``shape``: where the block starts in the whole sample dims,
-        and their sizes (default: the block is the whole).
+        ``offsets``: where the block starts in the whole sample dims (default: the
+        block is the whole).
         """
         lead = blocks[0].shape[: blocks[0].ndim - self.n_spatial]
         n = int(np.prod(lead))
@@ -468,7 +442,7 @@ class _MappedModel:
                 result = np.asarray(self.model._predict_rows(matrices, groups), dtype=np.float32)
             self._check_shape(result, (n, self.target.count))
             return self.target.scatter(result).reshape(lead + self.target_shape)
-        rows = _global_rows(lead, offsets or (0,) * len(lead), shape or lead)
+        rows = block_rows(list(self.keys), lead, offsets or (0,) * len(lead))
         normals = BlockNormals(self.draws, rows)
         with self._model_context():
             drawn = np.asarray(self.model._draw_rows(matrices, groups, normals), dtype=np.float32)
@@ -489,30 +463,6 @@ class _MappedModel:
                 f"amp: the model's output is not finite at {bad} of {result.size} values "
                 "(float16 overflowed or underflowed); run it without amp"
             )
-
-
-def _global_rows(
-    lead: tuple[int, ...], offsets: tuple[int, ...], shape: tuple[int, ...]
-) -> tuple[tuple[int, int], ...]:
-    """The rows of a block of the sample dims as runs ``(first global row, count)``.
-
-    A block ``lead`` at ``offsets`` of the sample dims ``shape`` (C order) is one run
-    per index of its leading dims: its last dim is contiguous.
-
-    Examples
-    --------
-    >>> _global_rows((2, 3), offsets=(1, 4), shape=(4, 10))  # members 1-2, steps 4-6
-    ((14, 3), (24, 3))
-    >>> _global_rows((), (), ())  # one sample
-    ((0, 1),)
-    """
-    if not lead:
-        return ((0, 1),)
-    starts = (
-        tuple(o + i for o, i in zip(offsets, index + (0,), strict=True))
-        for index in np.ndindex(*lead[:-1])
-    )
-    return tuple((int(np.ravel_multi_index(start, shape)), lead[-1]) for start in starts)
 
 
 def _lazy_blocks(
@@ -574,7 +524,7 @@ def _task(*blocks: np.ndarray, mapped: _MappedModel, block_info: dict | None = N
     output = block_info[None]
     sample = slice(1, len(output["shape"]) - len(mapped.target_shape))  # after realization
     offsets = tuple(start for start, _ in output["array-location"][sample])
-    return mapped(*blocks, offsets=offsets, shape=tuple(output["shape"][sample]))
+    return mapped(*blocks, offsets=offsets)
 
 
 def check_finite(matrix: np.ndarray, name: str) -> None:

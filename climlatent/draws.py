@@ -2,9 +2,10 @@
 
 A stochastic downscaling of a lazy ensemble draws its noise block by block. For the
 result not to depend on how the blocks are cut (by ``time_chunk``, by the scheduler,
-eagerly or lazily), the draws of a sample row must come from its place in the
-ensemble, not from the order the blocks run in. Philox is a counter-based generator:
-the draws of row ``r`` start at counter ``r * stride``, reached in constant time
+eagerly or lazily), the draws of a sample row must come from its address (its
+member's label and its date: :mod:`climlatent.draw_addresses`), not from the order
+the blocks run in. Philox is a counter-based generator: the draws of the row at
+address ``r`` start at counter ``r * stride``, reached in constant time
 (``Philox.advance``), whatever was drawn before; the Box-Muller transform turns each
 pair of uniforms into a pair of normals, so that every row uses a fixed number of
 them. A model that draws two kinds of noise (a latent map, then fine cells) takes them
@@ -60,8 +61,7 @@ def standard_normal_rows(
         Which realisation: each has its own stream (the Philox key is ``(seed,
         realization)``).
     first_row : int
-        Global index of the first row (a sample's position in the flattened sample
-        dims of the whole ensemble).
+        Address of the first row (`climlatent.draw_addresses`); the others follow it.
     n_rows, n_cells : int
         Rows and draws per row.
     stream : int

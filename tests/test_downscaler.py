@@ -4,6 +4,7 @@ import xarray as xr
 
 import climlatent as cl
 from climlatent.baselines import BilinearBaseline, ClimatologyCorrectedBilinear
+from climlatent.draw_addresses import block_rows, row_keys
 from climlatent.draws import standard_normal_rows
 from climlatent.errors import InputDataError
 from climlatent.estimators.downscaler import MEDIAN_NOTE
@@ -111,7 +112,7 @@ def test_stochastic_samples(world):
 
 def test_stochastic_samples_are_the_median_times_the_addressed_lognormal_noise(world):
     """Known answer: log(draw / median) / sigma is the standard normal draw of the
-    sample's row and cell (climlatent.draws); lazily in blocks, the same numbers."""
+    sample's address (its member and date) and cell; lazily in blocks, the same numbers."""
     _, (coarse, coarse_test), (fine, _) = world
     est = cl.ProxyDownscaler(epochs=5, noise=True).fit(coarse, fine, "chl", proxies=LAWS)
     eager = est.downscale(coarse_test, n_samples=2, seed=3)["chl"]
@@ -123,10 +124,14 @@ def test_stochastic_samples_are_the_median_times_the_addressed_lognormal_noise(w
     assert median.attrs["comment"] == MEDIAN_NOTE and "comment" not in eager.attrs
     valid = np.asarray(est.fine_layout_.mask).ravel()
     sigma = np.exp(est.module_.log_sigma.detach().cpu().numpy()[0])
-    n_rows = coarse_test.sizes["member"] * coarse_test.sizes["time"]
+    samples = coarse_test["tos"].isel(lat=0, lon=0, drop=True).transpose("member", "time")
+    addresses = [row for row, _ in block_rows(row_keys(samples), samples.shape, (0, 0))]
     for realization in range(2):
-        ratio = (eager.isel(realization=realization) / median).values.reshape(n_rows, -1)
-        expected = standard_normal_rows(3, realization, 0, n_rows, int(valid.sum()))
+        ratio = eager.isel(realization=realization) / median
+        ratio = ratio.transpose("member", "time", ...).values.reshape(len(addresses), -1)
+        expected = np.concatenate(  # each row's by its member's label and its date
+            [standard_normal_rows(3, realization, row, 1, int(valid.sum())) for row in addresses]
+        )
         np.testing.assert_allclose(np.log(ratio[:, valid]) / sigma, expected, atol=1e-4)
 
 

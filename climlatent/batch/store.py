@@ -97,6 +97,10 @@ def emulate_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: An
     return _to_zarr("emulate", model, inputs, store, **options)
 
 
+#: How draws address their noise: a store drawn otherwise (by position) is not resumed.
+NOISE = {"noise": "by member label and date"}
+
+
 def downscale_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: Any) -> Path:
     """Downscale every member of ``inputs`` with a saved ``ProxyDownscaler`` into zarr.
 
@@ -104,9 +108,9 @@ def downscale_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: 
     and two more keywords: ``n_samples`` (stochastic realisations of a model fitted
     with ``noise=True``, along a ``realization`` dim; default the model's deterministic
     field: a multiplicative ProxyDownscaler's conditional median) and
-    ``seed`` (default 0). A sample's noise depends on the seed and its place in the
-    ensemble only (member, then time), not on the blocks or the workers; a store is
-    resumed only with the same ``n_samples`` and ``seed``.
+    ``seed`` (default 0). A sample's noise depends on the seed, its member's label and
+    its date only, not on the blocks, the workers, or which members a run takes; a
+    store is resumed only with the same ``n_samples`` and ``seed``.
 
     Examples
     --------
@@ -169,7 +173,10 @@ def _to_zarr(
                 store,
                 regions_dims=tuple(dim for dim in (member, time) if dim),
                 chunks={time: time_per_region} if time else {},
-                fingerprint=_fingerprint(model, method) | draws | precision,  # refused if other
+                fingerprint=_fingerprint(model, method)
+                | draws
+                | (NOISE if draws else {})
+                | precision,  # refused if other
                 inputs=ds,
                 sources=sources,
                 overwrite=overwrite,

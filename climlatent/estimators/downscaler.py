@@ -327,9 +327,10 @@ class ProxyDownscaler(BaseEstimator):
             ``realization``; lazy for dask-backed ``coarse``, block by block.
         seed : int
             Seed of the stochastic draws. A sample's noise comes from the seed, the
-            realisation and the sample's place in ``coarse`` (member, then time;
-            `climlatent.draws`): the same noise eagerly or lazily, in any chunks, and
-            the first ``k`` realisations do not depend on how many are drawn. (A model
+            realisation, its member's label and its date
+            (`climlatent.draw_addresses`): the same noise eagerly or lazily, in any
+            chunks, for members or periods downscaled apart or together; the first
+            ``k`` realisations do not depend on how many are drawn. (A model
             with dense layers, `ProxyLatentDownscaler`, sums its products in blocks of
             the rows a call holds: its fields may differ by float32 round-off, a few
             1e-6 relative, from one chunking to another.)
