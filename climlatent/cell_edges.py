@@ -145,6 +145,12 @@ def longitude_widths(lon: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.nd
     ``[175, -175]``, is 10 degrees wide), otherwise from the midpoints between
     neighbours of the `continuous_longitudes`: a regional grid across the antimeridian
     labelled -180..180 has the widths it has once relabelled 0..360.
+
+    Examples
+    --------
+    >>> lon = xr.DataArray([170.0, 175.0, -180.0, -175.0], dims="lon", name="lon")
+    >>> longitude_widths(lon, lon).tolist()
+    [5.0, 5.0, 5.0, 5.0]
     """
     name = bounds_name(lon)
     if isinstance(obj, xr.Dataset) and name in obj.variables:
