@@ -85,11 +85,11 @@ def row_keys(samples: xr.DataArray) -> list[np.ndarray]:
             part = [_label_hash(label) << (TIME_BITS + OTHER_BITS) for label in coord.values]
         elif dim == time and coord is not None:
             part = [int(s) << OTHER_BITS for s in _seconds(coord)]
-        else:
-            shift = TIME_BITS + OTHER_BITS if dim == member else OTHER_BITS if dim == time else 0
-            part = [(i * (1 if dim in (member, time) else radix)) << shift
-                    for i in range(samples.sizes[dim])]  # fmt: skip
-            radix *= 1 if dim in (member, time) else samples.sizes[dim]
+        else:  # by position: a member dim without labels, a time without values, others
+            shift = {member: TIME_BITS + OTHER_BITS, time: OTHER_BITS}.get(dim, 0)
+            step = 1 if shift else radix  # the other dims in mixed radix
+            part = [(i * step) << shift for i in range(samples.sizes[dim])]
+            radix *= 1 if shift else samples.sizes[dim]
         if len(set(part)) < len(part):
             raise InputDataError(
                 f"two samples along {dim!r} would draw the same noise (labels hashing "
