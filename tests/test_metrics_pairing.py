@@ -147,6 +147,10 @@ def test_log_spectral_distance_refuses_undefined_logs_and_other_grids():
         log_spectral_distance(np.ones((4, 16, 16)), noise)
     with pytest.raises(InputDataError, match=r"grid \(16, 16\) is not the reference's \(8, 8\)"):
         log_spectral_distance(noise, noise[:, :8, :8])
+    # As many wavenumber bins on another domain gave a number (1.21 for 16 x 64).
+    wide = np.random.default_rng(1).normal(size=(4, 16, 64))
+    with pytest.raises(InputDataError, match=r"grid \(16, 64\) is not the reference's"):
+        log_spectral_distance(wide, noise)
 
 
 @pytest.mark.parametrize("score", [rank_histogram, spread_skill_ratio])
@@ -156,3 +160,27 @@ def test_ensemble_scores_name_a_dim_the_truth_lacks(score):
     ensemble = xr.DataArray(np.zeros((4, 2, 10)), dims=("realization", "plev", "time"))
     with pytest.raises(InputDataError, match=r"ensemble has dim\(s\) \['plev'\] that the truth"):
         score(ensemble, truth)
+
+
+def test_ensemble_scores_weight_each_cell_by_its_area():
+    """Pooled equally, the small polar cells of a 1-degree grid (the spread too small
+    there) outweighed the tropics: a spread-skill ratio of 0.84 for an area-weighted 0.94."""
+    rng = np.random.default_rng(0)
+    lat, lon, n_time, n_members = np.arange(-89.5, 90, 1.0), np.arange(0, 360, 45.0), 60, 10
+    centre = rng.normal(size=(n_time, lat.size, lon.size))
+    coords = {"lat": lat, "lon": lon}
+    truth = xr.DataArray(centre + rng.normal(size=centre.shape), dims=("time", "lat", "lon"),
+                         coords=coords)  # fmt: skip
+    spread = np.where(np.abs(lat) > 60, 0.3, 1.0)[None, None, :, None]
+    members = centre[None] + spread * rng.normal(size=(n_members, *centre.shape))
+    ensemble = xr.DataArray(members, dims=("realization", "time", "lat", "lon"), coords=coords)
+    weight = np.cos(np.deg2rad(lat))[None, :, None] * np.ones((n_time, 1, lon.size))
+    variance = members.var(0, ddof=1)
+    error = (members.mean(0) - truth.values) ** 2
+    expected = np.sqrt(
+        (n_members + 1) / n_members * (weight * variance).sum() / (weight * error).sum()
+    )
+    assert spread_skill_ratio(ensemble, truth) == pytest.approx(expected, rel=1e-9)
+    ranks = (members < truth.values).sum(0)  # no ties among continuous draws
+    frequency = np.bincount(ranks.ravel(), weight.ravel(), n_members + 1) / weight.sum()
+    np.testing.assert_allclose(rank_histogram(ensemble, truth), frequency, rtol=1e-9)
