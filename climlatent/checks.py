@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from climlatent.errors import InputDataError
-from climlatent.grid import check_monotonic, find_grid, find_time, find_vertical
+from climlatent.grid import check_monotonic, find_grid, find_member, find_time, find_vertical
 
 GREGORIAN = frozenset({"standard", "gregorian", "proleptic_gregorian"})
 #: CF calendars under another name: the same calendar.
@@ -250,7 +250,10 @@ def check_sample_dims(
 
 
 def check_same_samples(target: xr.DataArray, proxy: xr.DataArray, time: str | None) -> None:
-    """Raise unless target and proxy share the time axis (the samples to pair).
+    """Raise unless target and proxy share the time axis and members (the samples to pair).
+
+    Members pair by label: a fine file list in another order than the coarse one
+    (``r2, r1`` against ``r1, r2``) would train one member's drivers on another's target.
 
     Examples
     --------
@@ -262,6 +265,15 @@ def check_same_samples(target: xr.DataArray, proxy: xr.DataArray, time: str | No
     ...
     climlatent.errors.InputDataError: target 'pr' and proxy 'psl' are on different ...
     """
+    member = find_member(target)
+    if member is not None and member in target.coords and member in proxy.coords:
+        labels, proxy_labels = target[member].values, proxy[member].values
+        if labels.shape != proxy_labels.shape or not np.all(labels == proxy_labels):
+            raise InputDataError(
+                f"target {target.name!r} has members {labels.tolist()} and proxy "
+                f"{proxy.name!r} {proxy_labels.tolist()}: members pair by label; list or select "
+                f"them in one order (.sel({member}=...))"
+            )
     if time is None:
         return
     proxy_time = find_time(proxy)

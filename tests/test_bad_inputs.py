@@ -183,3 +183,14 @@ def test_more_eofs_than_the_data_allow_is_refused_by_name():
     ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1)
     with pytest.raises(InputDataError, match=r"n_proxy_eofs=5000 is more than 365 samples"):
         cl.EOFRegression(n_proxy_eofs=5000).fit(ds, "pr", "psl")
+
+
+@pytest.mark.parametrize("estimator", ["EOFRegression", "ProxyDownscaler"])
+def test_members_pair_by_label_not_by_position(estimator):
+    # Fine files listed r2, r1 beside coarse r1, r2 trained r1's drivers on r2's target
+    # (outputs 14 % off) without a word: only the time axes were compared.
+    world = cl.datasets.synthetic_biogeochem(n_members=2, n_years=1, n_fine_lat=8, n_fine_lon=8)
+    fine = world.fine.isel(member=[1, 0])
+    model = getattr(cl, estimator)(**({"epochs": 1} if estimator == "ProxyDownscaler" else {}))
+    with pytest.raises(InputDataError, match=r"members \['r2i1p1f1', 'r1i1p1f1'\].*pair by label"):
+        model.fit(world.coarse, fine, "chl")
