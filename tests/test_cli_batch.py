@@ -276,6 +276,16 @@ def test_a_downscaler_cannot_emulate(workspace, tmp_path):
     assert_one_line_error(result, "cannot emulate (use 'climlatent downscale')")
 
 
+def test_a_model_no_batch_run_takes_is_pointed_to_python(workspace, tmp_path):
+    """A VED was sent from emulate to downscale and back ('use climlatent emulate')."""
+    ds = circulation_members(n_members=1)
+    cl.VED(epochs=1, progress=False).fit(ds, target="tas", proxy="psl").save(tmp_path / "v.clm")
+    for method in ("emulate", "downscale"):
+        result = invoke(method, tmp_path / "v.clm", workspace / "members" / "*.nc", "-o",
+                        tmp_path / "x.zarr")  # fmt: skip
+        assert_one_line_error(result, f"VED, which a batch run cannot {method}", "in Python")
+
+
 @pytest.mark.parametrize("where", ["missing folder", "under a file"])
 def test_unwritable_output_fails_with_nothing_left(workspace, tmp_path, where):
     parent = tmp_path / "missing"

@@ -143,9 +143,16 @@ def _to_zarr(
             raise ValueError(f"{name} must be at least 1, not {value}")
     estimator = load(model)
     if not isinstance(estimator, METHODS[method]):
+        other = next((m for m, kind in METHODS.items() if isinstance(estimator, kind)), None)
+        advice = (
+            f"use 'climlatent {other}'"
+            if other
+            else "batch runs take EOFRegression and LLAAE (emulate) or ProxyDownscaler "
+            "models (downscale); apply this one in Python"
+        )
         raise ClimlatentError(
-            f"{str(model)!r} holds a {type(estimator).__name__}, which cannot {method} "
-            f"(use 'climlatent {'downscale' if method == 'emulate' else 'emulate'}')"
+            f"{str(model)!r} holds a {type(estimator).__name__}, which a batch run cannot "
+            f"{method} ({advice})"
         )
     if n_samples is not None and method != "downscale":
         raise ClimlatentError(f"n_samples: only downscale draws realisations, not {method}")
