@@ -458,3 +458,18 @@ def test_a_refused_value_in_a_store_run_names_its_member_file_and_time(
     assert "variable 'psl' has 1 non-finite value(s)" in str(info.value)
     time = bad.time.values
     assert f"time {time[0]} to {time[99]}:" in str(info.value)
+
+
+def test_an_ensemble_keeps_only_the_global_attributes_its_member_files_share(tmp_path):
+    """The first file's variant_label and tracking_id stood for every member."""
+    ds = circulation_members(n_members=2)
+    paths = write_members(ds, tmp_path)
+    for index, path in enumerate(paths, 1):
+        with xr.open_dataset(path) as opened:
+            member = opened.load()
+        member.attrs.update(variant_label=f"r{index}i1p1f1", institution="climlatent tests")
+        cl.io.to_netcdf(member, tmp_path / f"cmip{index}.nc")
+    files = [tmp_path / "cmip1.nc", tmp_path / "cmip2.nc"]
+    with batch.open_members(files, ["psl"]) as ensemble:
+        assert "variant_label" not in ensemble.attrs
+        assert ensemble.attrs["institution"] == "climlatent tests"

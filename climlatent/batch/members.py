@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from climlatent.errors import InputDataError
@@ -127,6 +128,13 @@ def _open_members(
             compat="override",
             join="override",
         )
+        # A member file's own attributes (variant_label, tracking_id, its history)
+        # would stand for every member: only those all the files share are kept.
+        combined.attrs = {
+            key: value
+            for key, value in parts[0].attrs.items()
+            if all(key in part.attrs and _same(part.attrs[key], value) for part in parts)
+        }
         if members is not None:
             missing = [label for label in members if label not in seen]
             if missing:
@@ -246,3 +254,8 @@ def _check_units(
                 f"variable {name!r} of member file {source!r} is in {theirs!r}, but in "
                 f"{ours!r} in {first!r}; members must share their units (convert the file)"
             )
+
+
+def _same(a: object, b: object) -> bool:
+    """Whether two attribute values are equal (arrays element by element)."""
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
