@@ -158,6 +158,11 @@ def _batch_command(method: str, summary: str) -> click.Command:
         "--overwrite", is_flag=True, help="Start the store afresh, replacing one written before."
     )
     @click.option(
+        "--no-range-check",
+        is_flag=True,
+        help="Apply the model to inputs beyond its fitted range (refused by default).",
+    )
+    @click.option(
         "--memory",
         type=click.Choice(list(POLICIES)),
         default="flat",
@@ -183,6 +188,7 @@ def _batch_command(method: str, summary: str) -> click.Command:
         time_per_region: int | None,
         connect_timeout: float,
         overwrite: bool,
+        no_range_check: bool,
         memory: str,
         quiet: bool,
         **draws: Any,
@@ -208,6 +214,7 @@ def _batch_command(method: str, summary: str) -> click.Command:
                 time_per_region=time_per_region,
                 device=device,
                 amp=amp,
+                check_range=not no_range_check,
                 progress=not quiet,
                 overwrite=overwrite,
                 **draws,

@@ -194,7 +194,8 @@ def _check_block(
             + (
                 "Mask it (set its _FillValue, or .where()) before fitting"
                 if training
-                else "To apply the model anyway, pass check_range=False"
+                else "To apply the model anyway, pass check_range=False (on the command "
+                "line: --no-range-check)"
             )
         )
     return values

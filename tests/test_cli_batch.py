@@ -276,6 +276,20 @@ def test_a_downscaler_cannot_emulate(workspace, tmp_path):
     assert_one_line_error(result, "cannot emulate (use 'climlatent downscale')")
 
 
+def test_inputs_beyond_the_fitted_range_are_applied_on_request(workspace, tmp_path):
+    """The refusal said to pass check_range=False, which the command did not take."""
+    ensemble = circulation_members()
+    hot = ensemble.assign(psl=ensemble["psl"] * 10)  # far beyond the fitted range
+    write_members(hot, tmp_path / "hot")
+    inputs = tmp_path / "hot" / "*.nc"
+    refused = invoke("emulate", workspace / "eof.clm", inputs, "-o", tmp_path / "a.zarr", "-q")
+    assert_one_line_error(refused, "outside the plausible range", "--no-range-check")
+    args = ("emulate", workspace / "eof.clm", inputs, "-o", tmp_path / "b.zarr", "-q")
+    assert invoke(*args, "--no-range-check").exit_code == 0
+    expected = cl.load(workspace / "eof.clm").emulate(hot, check_range=False)["pr"]
+    np.testing.assert_allclose(xr.open_zarr(tmp_path / "b.zarr")["pr"], expected, rtol=1e-6)
+
+
 def test_a_model_no_batch_run_takes_is_pointed_to_python(workspace, tmp_path):
     """A VED was sent from emulate to downscale and back ('use climlatent emulate')."""
     ds = circulation_members(n_members=1)

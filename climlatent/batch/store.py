@@ -69,6 +69,9 @@ def emulate_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: An
         Run a torch model in CUDA's float16 autocast (``est.emulate(ds, amp=True)``):
         refused off CUDA, and for a block whose output float16 overflows; a store is
         resumed only with the same ``amp``.
+    check_range : bool
+        Refuse inputs beyond the fitted range by more than the model's
+        ``range_tolerance`` (default ``True``; ``est.emulate(ds, check_range=...)``).
     overwrite : bool
         Start the store afresh, replacing one written before by this function (by
         another model, config or input).
@@ -133,6 +136,7 @@ def _to_zarr(
     time_per_region: int | None = None,
     device: str = "auto",
     amp: bool = False,
+    check_range: bool = True,
     overwrite: bool = False,
     progress: bool = True,
     n_samples: int | None = None,
@@ -173,7 +177,8 @@ def _to_zarr(
     with xr.set_options(file_cache_maxsize=OPEN_FILES):
         ds, sources = _open_members(inputs, model_inputs(estimator), members, time_chunk)
         with ds:
-            out = _lazy_predict(estimator, ds, method, **draws, **precision)
+            checks = {} if check_range else {"check_range": False}
+            out = _lazy_predict(estimator, ds, method, **draws, **precision, **checks)
             time, member = find_time(out), find_member(ds)  # not the draws' realization
             return write_zarr(
                 out,
