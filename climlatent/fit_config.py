@@ -174,6 +174,9 @@ def load_fit_config(path: str | Path) -> FitConfig:
             raise ConfigError(f"{where}: {name} does not take the key {key!r}")
     if not isinstance(raw.get("checkpoint", ""), str):
         raise ConfigError(f"{where}: 'checkpoint' must be a file path")
+    for key in ("target", "proxy", "output"):  # a list or mapping is no variable name
+        if key in raw and not isinstance(raw[key], str):
+            raise ConfigError(f"{where}: {key!r} must be one name, not {raw[key]!r}")
     if not isinstance(raw.get("proxies") or {}, dict):
         raise ConfigError(f"{where}: 'proxies' must map driver variables to proxy laws")
     base = file.parent

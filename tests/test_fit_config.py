@@ -55,3 +55,15 @@ def test_downscaler_form_refuses_growth_laws(folder):
     folder, _ = folder
     with pytest.raises(ConfigError, match="EOFRegression does not take the key 'proxies'"):
         _config(folder, estimator="EOFRegression", target="chl", proxies={"tos": "exponential"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("proxy", {"a": "b"}), ("target", ["chl"]), ("output", ["m.clm"])]
+)
+def test_a_name_given_as_a_list_or_mapping_is_refused_by_key(folder, key, value):
+    # proxy: {a: b} escaped as "TypeError: unhashable type: 'dict'"; target: [chl]
+    # looked for a variable "['chl']".
+    folder, _ = folder
+    keys = {"estimator": "EOFRegression", "target": "chl", "proxy": "tos", key: value}
+    with pytest.raises(ConfigError, match=f"'{key}' must be one name"):
+        _config(folder, **keys)
