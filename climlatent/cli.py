@@ -48,7 +48,13 @@ def main() -> None:
     help="Folder for the netCDF file, the figure and the saved model.",
 )
 @click.option("--members", default=3, show_default=True, help="Ensemble members.")
-@click.option("--years", default=30, show_default=True, help="Years (the last third held out).")
+@click.option(
+    "--years",
+    type=click.IntRange(min=2),
+    default=30,
+    show_default=True,
+    help="Years (those after the first two thirds held out).",
+)
 def demo(output: str, members: int, years: int) -> None:
     """Emulate precipitation from sea-level pressure and write CF netCDF + PNG."""
     from climlatent.demo import run_demo

@@ -40,7 +40,8 @@ def run_demo(
     output : str or path-like
         Folder for the files (created if missing).
     n_members, n_years : int
-        Size of the synthetic ensemble; the last third of the years is held out.
+        Size of the synthetic ensemble; the years after the first two thirds (rounded
+        down, at least one) are held out, so at least 2 years.
     seed : int
         Seed of the synthetic data.
 
@@ -58,6 +59,8 @@ def run_demo(
     ('pr_emulated.nc', True)
     """
     folder = Path(output)
+    if n_years < 2:  # before the folder is made
+        raise ValueError(f"n_years must be at least 2 (one to fit, one held out), not {n_years}")
     ds = synthetic_circulation(n_members=n_members, n_years=n_years, seed=seed)  # checks them
     folder.mkdir(parents=True, exist_ok=True)
     years = ds.time.dt.year

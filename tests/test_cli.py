@@ -1,9 +1,11 @@
 import json
 
 import netCDF4
+import pytest
 from click.testing import CliRunner
 
 from climlatent.cli import main
+from climlatent.demo import run_demo
 
 
 def test_demo_writes_netcdf_png_and_model(tmp_path):
@@ -22,6 +24,12 @@ def test_demo_writes_netcdf_png_and_model(tmp_path):
 def test_demo_refuses_an_empty_ensemble_before_making_its_folder(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--output", str(tmp_path / "d"), "--members", "0"])
     assert result.exit_code == 1 and "n_members must be a positive integer" in result.output
+    assert not (tmp_path / "d").exists()
+    # One year held none out: "proxy variable 'psl' is empty", and an empty folder.
+    result = CliRunner().invoke(main, ["demo", "--output", str(tmp_path / "d"), "--years", "1"])
+    assert result.exit_code == 2 and "'--years': 1 is not in the range x>=2" in result.output
+    with pytest.raises(ValueError, match="n_years must be at least 2"):
+        run_demo(tmp_path / "d", n_years=1)
     assert not (tmp_path / "d").exists()
 
 
