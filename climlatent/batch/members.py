@@ -128,12 +128,14 @@ def _open_members(
             compat="override",
             join="override",
         )
-        # A member file's own attributes (variant_label, tracking_id, its history)
-        # would stand for every member: only those all the files share are kept.
+        # A member file's own attributes (variant_label, tracking_id) would stand for
+        # every member: only those all the files share are kept, and the first file's
+        # history (its lines' times differ from file to file).
         combined.attrs = {
             key: value
             for key, value in parts[0].attrs.items()
-            if all(key in part.attrs and _same(part.attrs[key], value) for part in parts)
+            if key == "history"
+            or all(key in part.attrs and _same(part.attrs[key], value) for part in parts)
         }
         if members is not None:
             missing = [label for label in members if label not in seen]
