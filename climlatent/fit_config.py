@@ -46,6 +46,7 @@ option value) is reported by :class:`ConfigError` with what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,17 @@ from climlatent.persistence import check_model_path
 ESTIMATORS = {
     cls.__name__: cls for cls in (EOFRegression, LLAAE, ProxyDownscaler, ProxyLatentDownscaler)
 }
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader reading floats as YAML 1.2 does: ``1e-3`` is 0.001, not text."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
 REQUIRED = ("estimator", "data", "target", "output")
 KEYS = (*REQUIRED, "options", "proxy", "proxies", "fine", "checkpoint")
 
@@ -141,7 +153,7 @@ def load_fit_config(path: str | Path) -> FitConfig:
     """
     file = Path(path)
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as err:
         raise ConfigError(f"{str(file)!r} is not valid YAML: {err}") from err
     if not isinstance(raw, dict):

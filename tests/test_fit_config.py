@@ -67,3 +67,14 @@ def test_a_name_given_as_a_list_or_mapping_is_refused_by_key(folder, key, value)
     keys = {"estimator": "EOFRegression", "target": "chl", "proxy": "tos", key: value}
     with pytest.raises(ConfigError, match=f"'{key}' must be one name"):
         _config(folder, **keys)
+
+
+def test_floats_in_exponent_notation_are_numbers(folder):
+    """PyYAML reads 1e-3 (no point) as text: lr: 1e-3 was refused as not a float."""
+    folder, _ = folder
+    path = folder / "lr.yaml"
+    path.write_text(
+        "estimator: ProxyDownscaler\noptions: {lr: 1e-3, epochs: 1}\ndata: coarse/*.nc\n"
+        "fine: fine/*.nc\ntarget: chl\noutput: lr.clm\n"
+    )
+    assert load_fit_config(path).options == {"lr": 0.001, "epochs": 1}
