@@ -27,7 +27,7 @@ import xarray as xr
 
 from climlatent.dask_threads import share_cores
 from climlatent.draw_addresses import block_rows, draw_order, row_keys
-from climlatent.draws import REALIZATION_DIM, BlockNormals, Draws
+from climlatent.draws import DRAW_ATTRS, REALIZATION_DIM, BlockNormals, Draws
 from climlatent.errors import ClimlatentError, InputDataError
 from climlatent.graph_node import model_node
 from climlatent.grid import find_grid, grid_dataset
@@ -406,10 +406,6 @@ def map_model(
     if draws is not None:
         out = out.transpose(REALIZATION_DIM, *stored, ...)
     return _attach_grid(out.rename(None), target)  # not the dask array's name
-
-
-#: The draws' coordinate, numbered from 0 (not CF's ``realization``, the member dim's).
-DRAW_ATTRS = {"long_name": "realisation of the model's noise", "units": "1"}
 
 
 @dataclass(frozen=True, eq=False)

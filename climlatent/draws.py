@@ -21,6 +21,8 @@ import numpy as np
 RAW_PER_COUNTER = 4  # 64-bit outputs of one Philox counter step
 STREAM_STEPS = 2**128  # counter steps between streams: more than any ensemble's draws
 REALIZATION_DIM = "realization"  # CF: the axis of an ensemble of realisations
+#: The draws' coordinate, numbered from 0 (not CF's ``realization``, the member dim's).
+DRAW_ATTRS = {"long_name": "realisation of the model's noise", "units": "1"}
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import xarray as xr
 
 from climlatent._deprecation import renamed_arguments, renamed_method
 from climlatent.checks import get_variable
-from climlatent.draws import REALIZATION_DIM
+from climlatent.draws import DRAW_ATTRS, REALIZATION_DIM
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import check_field_ranges, field_ranges, on_fitted_grid
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
@@ -360,7 +360,7 @@ class VAEDLM(BaseEstimator):
         rng = np.random.default_rng(seed)
         u = rng.standard_normal((n_samples, self.intrinsic_dim)).astype(np.float32)
         fields = self._run(u, times, encode=False)
-        coords = {REALIZATION_DIM: np.arange(n_samples)}
+        coords = {REALIZATION_DIM: (REALIZATION_DIM, np.arange(n_samples), DRAW_ATTRS)}
         call = f"sample({n_samples}, seed={seed})"
         return self._to_dataset(fields, (REALIZATION_DIM,), (n_samples,), coords, times, call)
 

@@ -29,7 +29,7 @@ import xarray as xr
 
 from climlatent._deprecation import renamed_arguments, renamed_method
 from climlatent.batching import in_sample_order
-from climlatent.draws import REALIZATION_DIM
+from climlatent.draws import DRAW_ATTRS, REALIZATION_DIM
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import (
     check_field_ranges,
@@ -358,6 +358,8 @@ class VED(BaseEstimator):
         fields = np.concatenate(draws, axis=0)
         call = f"sample(ds, n_samples={n_samples}, seed={seed}, noise={noise})"
         dims, sizes = (REALIZATION_DIM, *sample), (n_samples, *shape)
+        draws = xr.DataArray(np.arange(n_samples), dims=REALIZATION_DIM, attrs=DRAW_ATTRS)
+        coords = {REALIZATION_DIM: draws, **coords}  # numbered as the downscalers' draws
         return self._to_dataset(fields, dims, sizes, coords, ds, call)
 
     # -- internals -------------------------------------------------------------------
