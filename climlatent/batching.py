@@ -438,7 +438,7 @@ class _MappedModel:
                 result = np.asarray(self.model._predict_rows(matrices, groups), dtype=np.float32)
             self._check_shape(result, (n, self.target.count))
             return self.target.scatter(result).reshape(lead + self.target_shape)
-        rows = block_rows(list(self.keys), lead, offsets or (0,) * len(lead))
+        rows = block_rows(self.keys, lead, offsets or (0,) * len(lead))
         normals = BlockNormals(self.draws, rows)
         with self._model_context():
             drawn = np.asarray(self.model._draw_rows(matrices, groups, normals), dtype=np.float32)

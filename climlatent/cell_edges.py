@@ -34,15 +34,19 @@ def bounds_name(coord: xr.DataArray) -> Hashable | None:
     return coord.attrs.get("bounds", coord.encoding.get("bounds"))
 
 
+def _has_bounds(coord: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> bool:
+    """Whether ``obj`` holds the CF bounds variable of ``coord``."""
+    return isinstance(obj, xr.Dataset) and bounds_name(coord) in obj.variables
+
+
 def _bounds_1d(coord: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndarray:
     """Cell edges (n + 1) of a 1-D coordinate, from its CF bounds or midpoints.
 
     Bounds written (lower, upper) for every cell of a descending coordinate are taken
     in its direction, as CF writes them (each cell's second bound the next one's first).
     """
-    bounds = bounds_name(coord)
-    if isinstance(obj, xr.Dataset) and bounds in obj.variables:
-        bnds = np.asarray(obj[bounds].values, dtype=float)
+    if _has_bounds(coord, obj):
+        bnds = np.asarray(obj[bounds_name(coord)].values, dtype=float)
         direction = np.sign(np.diff(np.asarray(coord.values, dtype=float)[:2]))
         if direction.size and np.all(np.sign(bnds[:, 1] - bnds[:, 0]) == -direction):
             bnds = bnds[:, ::-1]
@@ -65,7 +69,7 @@ def latitude_edges(lat: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndar
     [80.75, 83.25, 85.75, 90.0]
     """
     edges = _bounds_1d(lat, obj)
-    if not (isinstance(obj, xr.Dataset) and bounds_name(lat) in obj.variables):
+    if not _has_bounds(lat, obj):
         for end in (0, -1):
             if abs(edges[end]) > POLAR_EDGE:
                 edges[end] = np.copysign(90.0, edges[end])
@@ -89,7 +93,7 @@ def longitude_edges(lon: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.nda
     [-0.5, 0.5, 1.5]
     """
     edges = _bounds_1d(lon, obj)
-    if isinstance(obj, xr.Dataset) and bounds_name(lon) in obj.variables:
+    if _has_bounds(lon, obj):
         centres = np.asarray(lon.values, dtype=float)
         direction = np.sign(centres[-1] - centres[0]) or 1.0
         widths = np.diff(edges)
@@ -152,9 +156,8 @@ def longitude_widths(lon: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.nd
     >>> longitude_widths(lon, lon).tolist()
     [5.0, 5.0, 5.0, 5.0]
     """
-    name = bounds_name(lon)
-    if isinstance(obj, xr.Dataset) and name in obj.variables:
-        bounds = np.asarray(obj[name].values, dtype=float)
+    if _has_bounds(lon, obj):
+        bounds = np.asarray(obj[bounds_name(lon)].values, dtype=float)
         width = np.abs(bounds[:, 1] - bounds[:, 0])
         return np.where((width > 180) & (width < 360), 360 - width, width)
     centres = continuous_longitudes(np.asarray(lon.values, dtype=float))

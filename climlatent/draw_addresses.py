@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Sequence
 
 import cftime
 import numpy as np
@@ -100,7 +101,7 @@ def row_keys(samples: xr.DataArray) -> list[np.ndarray]:
 
 
 def block_rows(
-    keys: list[np.ndarray], lead: tuple[int, ...], offsets: tuple[int, ...]
+    keys: Sequence[np.ndarray], lead: tuple[int, ...], offsets: tuple[int, ...]
 ) -> tuple[tuple[int, int], ...]:
     """The addresses of a block's rows (C order) as runs ``(address, 1)``.
 

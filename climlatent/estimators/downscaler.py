@@ -379,8 +379,9 @@ class ProxyDownscaler(BaseEstimator):
             ", amp=True" if amp else ""
         )
         result = self._wrap(out.rename(self.target_), coarse, f"downscale(coarse{options})")
-        if n_samples is None and self._statistic() is not None:
-            result[self.target_].attrs["comment"] = self._statistic()
+        statistic = None if n_samples is not None else self._statistic()
+        if statistic is not None:
+            result[self.target_].attrs["comment"] = statistic
         return result
 
     def _statistic(self) -> str | None:
@@ -441,8 +442,8 @@ class ProxyDownscaler(BaseEstimator):
 
     def _model_inputs(self, fields: list[xr.DataArray]) -> list[np.ndarray]:
         """The module's inputs for whole input fields, each sample's group from its date."""
-        fields = [in_sample_order(x, self.coarse_layout_.sample_dims(fields[0])) for x in fields]
         sample_dims = self.coarse_layout_.sample_dims(fields[0])
+        fields = [in_sample_order(x, sample_dims) for x in fields]  # rows pair
         grouper = Grouper.parse(self.group)
         groups = grouper.row_index(fields[0], sample_dims, "proxy", self.groups_)
         return self._row_inputs([to_matrix(x, self.coarse_layout_) for x in fields], groups)
