@@ -114,6 +114,7 @@ def write_zarr(
     overwrite: bool = False,
     verify: bool = True,
     progress: bool = True,
+    call: str | None = None,
 ) -> Path:
     """Write ``ds`` to a zarr store region by region, resuming an interrupted run.
 
@@ -160,6 +161,9 @@ def write_zarr(
         those whose stored bytes differ (corrupt or partially overwritten chunks).
     progress : bool
         Show a progress bar over regions (``tqdm.auto``: a widget in Jupyter).
+    call : str, optional
+        What the store's ``history`` line records as the call that wrote it (e.g. the
+        command line); default this function's call.
 
     Returns
     -------
@@ -206,7 +210,8 @@ def write_zarr(
     """
     target = Path(store)
     fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True))
-    encoded = _prepare(ds, chunks, f"write_zarr(ds, {target.name!r}, fingerprint={fingerprint})")
+    call = call or f"write_zarr(ds, {target.name!r}, fingerprint={fingerprint})"
+    encoded = _prepare(ds, chunks, call)
     fresh = _new_manifest(encoded, regions_dims, fingerprint, inputs)
     with _claim(target, encoded, fresh, overwrite) as manifest:
         if inputs is not None:

@@ -4,6 +4,7 @@ data: the A1B/E1 sample files of iris-sample-data, a fitted model, its Python an
 CLI outputs."""
 
 import re
+import shlex
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,6 +15,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 import climlatent as cl
+from climlatent._version import __version__
 from climlatent.cli import main
 from climlatent.datasets import a1b_north_america, e1_north_america
 from climlatent.demo import run_demo
@@ -230,9 +232,13 @@ def test_python_and_cli_outputs_carry_the_same_attributes(world, method, model, 
         assert cli_attrs.pop("member") == {"standard_name": "realization"}
     assert api_attrs == cli_attrs
     api_calls, cli_calls = (history_calls(xr.open_dataset(p).attrs) for p in (api, cli_path))
-    # the same calls, and the CLI's zarr store written before the export
-    store_lines = [line for line in cli_calls if "write_zarr(" in line]
-    assert len(store_lines) == 1 and cli_calls.index(store_lines[0]) == len(cli_calls) - 2
+    # the same calls, and the command that wrote the CLI's zarr store before the export
+    store = folder / f"cli_{method}.zarr"
+    words = ["climlatent", method, f"{folder / model}.clm", str(folder / inputs), "--output"]
+    command = f"climlatent {__version__}: {shlex.join([*words, str(store)])}"
+    store_lines = [line for line in cli_calls if line.split(": ", 1)[1].startswith("climlatent ")]
+    assert store_lines == [command]
+    assert cli_calls.index(store_lines[0]) == len(cli_calls) - 2
     assert [line for line in cli_calls if line not in store_lines] == api_calls
 
 

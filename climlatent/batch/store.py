@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -161,6 +163,11 @@ def _to_zarr(
     if n_samples is not None and method != "downscale":
         raise ClimlatentError(f"n_samples: only downscale draws realisations, not {method}")
     draws = {} if n_samples is None else {"n_samples": n_samples, "seed": seed}
+    call = _command_line(
+        method, model, inputs, store, members=members, time_chunk=time_chunk,
+        time_per_region=time_per_region, device=device, amp=amp, check_range=check_range,
+        overwrite=overwrite, n_samples=n_samples, seed=seed,
+    )  # fmt: skip
     precision = {"amp": True} if amp else {}  # the fingerprint of a float32 run as before
     from climlatent.zarr_store import write_zarr
 
@@ -193,6 +200,7 @@ def _to_zarr(
                 sources=sources,
                 overwrite=overwrite,
                 progress=progress,
+                call=call,
             )
 
 
@@ -205,3 +213,41 @@ def _fingerprint(model: PathLike, method: str) -> dict:
         "weights_sha256": manifest["files"][WEIGHTS],
         "method": method,
     }
+
+
+def _command_line(
+    method: str,
+    model: PathLike,
+    inputs: PathLike | Sequence[PathLike],
+    store: PathLike,
+    **settings: Any,
+) -> str:
+    """The ``climlatent emulate|downscale`` command that does what this call does.
+
+    Examples
+    --------
+    >>> _command_line("downscale", "m.clm", ["r1.nc", "r 2.nc"], "o.zarr", members=None,
+    ...               time_chunk=None, time_per_region=None, device="auto", amp=False,
+    ...               check_range=False, overwrite=False, n_samples=3, seed=0).split(" --")
+    ["climlatent downscale m.clm r1.nc 'r 2.nc'", 'output o.zarr', 'n-samples 3', 'seed 0', \
+'no-range-check']
+    """
+    sources = [inputs] if isinstance(inputs, str | os.PathLike) else inputs
+    options = {
+        "--members": ",".join(settings["members"] or []) or None,
+        "--time-chunk": settings["time_chunk"],
+        "--time-per-region": settings["time_per_region"],
+        "--device": None if settings["device"] == "auto" else settings["device"],
+        "--n-samples": settings["n_samples"],
+        "--seed": None if settings["n_samples"] is None else settings["seed"],
+    }
+    flags = {
+        "--amp": settings["amp"],
+        "--no-range-check": not settings["check_range"],
+        "--overwrite": settings["overwrite"],
+    }
+    words = ["climlatent", method, str(model), *map(str, sources), "--output", str(store)]
+    words += [
+        text for key, value in options.items() if value is not None for text in (key, str(value))
+    ]
+    return shlex.join(words + [flag for flag, given in flags.items() if given])
