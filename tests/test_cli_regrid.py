@@ -158,6 +158,10 @@ def test_errors_are_one_line_naming_what_is_wrong(tmp_path, source):
             (path, "r18x9", "-o", out, "--variables", "tas,uas"),
             f"source '{path}' has no variable 'uas'; it has 'tas', 'pr', 'station'",
         ),
+        (
+            (path, "r18x9", "-o", out, "--variables", "station"),
+            f"source '{path}': none of the variables 'station' lies on its grid (dims lat, lon)",
+        ),
         ((path, "r18x9", "-o", out, "--time-chunk", 0), "time_chunk must be at least 1, not 0"),
         ((path, "r18x9", "-o", tmp_path / "missing" / "out.nc"), "output folder"),
         ((path, "r18x9", "-o", path), f"the output '{path}' is the source file"),  # was replaced

@@ -54,6 +54,7 @@ def _check_grid(ds: xr.Dataset, label: str) -> None:
 def _selected(ds: xr.Dataset, variables: Sequence[str] | None, source) -> xr.Dataset:
     """``variables`` of the source (all by default), its grid and time steps checked."""
     _check_grid(ds, f"source {str(source)!r}")
+    grid_dims = set(find_grid(ds).spatial_dims)
     time = find_time(ds)
     if time in ds.dims and ds.sizes[time] == 0:
         raise InputDataError(f"source {str(source)!r}: time dim {time!r} has no steps")
@@ -64,6 +65,11 @@ def _selected(ds: xr.Dataset, variables: Sequence[str] | None, source) -> xr.Dat
         raise InputDataError(
             f"source {str(source)!r} has no variable {', '.join(map(repr, missing))}; "
             f"it has {', '.join(map(repr, ds.data_vars))}"
+        )
+    if not any(grid_dims <= set(ds[name].dims) for name in variables):
+        raise InputDataError(
+            f"source {str(source)!r}: none of the variables {', '.join(map(repr, variables))} "
+            f"lies on its grid (dims {', '.join(sorted(grid_dims))}): nothing to regrid"
         )
     return ds[list(variables)]
 
