@@ -137,3 +137,11 @@ def test_output_written_as_cf_netcdf(fitted_eof, split, tmp_path):
 def test_bad_configuration(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         cl.EOFRegression(**bad)
+
+
+def test_eofs_refuse_a_cell_of_zero_weight_rather_than_reconstruct_it_as_nan():
+    x = np.random.default_rng(0).normal(size=(30, 4))
+    with pytest.raises(cl.errors.InputDataError, match="1 of 4 cells have weight 0 "):
+        fit_eofs(x, np.array([0.0, 1.0, 1.0, 1.0]), 3)
+    basis = fit_eofs(x, np.array([0.5, 1.0, 1.0, 1.0]), 4)  # positive weights: exact
+    np.testing.assert_allclose(basis.reconstruct(basis.project(x)), x, atol=1e-12)

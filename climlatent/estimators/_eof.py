@@ -148,7 +148,7 @@ def fit_eofs(x: np.ndarray, weights: np.ndarray, n_modes: int, name: str | None 
     x : np.ndarray
         Sample matrix, one row per sample.
     weights : np.ndarray
-        Non-negative cell weights (e.g. cell areas), shape (n_cells,).
+        Positive cell weights (e.g. cell areas), shape (n_cells,).
     n_modes : int
         Number of modes to keep; capped at the numerical rank of the anomaly matrix.
     name : str, optional
@@ -159,7 +159,8 @@ def fit_eofs(x: np.ndarray, weights: np.ndarray, n_modes: int, name: str | None 
     Raises
     ------
     InputDataError
-        ``name`` is given and ``n_modes`` exceeds what the data allow.
+        ``name`` is given and ``n_modes`` exceeds what the data allow, or a weight is
+        not positive (a cell of zero area has no weighted EOF to reconstruct it).
 
     Examples
     --------
@@ -175,8 +176,16 @@ def fit_eofs(x: np.ndarray, weights: np.ndarray, n_modes: int, name: str | None 
             f"{name}={n_modes} is more than {x.shape[0]} samples of {x.shape[1]} cells "
             f"allow (at most {limit} modes); lower it or give more data"
         )
+    weights = np.asarray(weights, np.float64)
+    if not np.all(weights > 0):
+        cells = np.flatnonzero(~(weights > 0))
+        raise InputDataError(
+            f"{cells.size} of {weights.size} cells have weight {weights[cells[0]]:g} (cell "
+            f"{cells[0]} of the valid cells): EOFs need positive cell areas; a cell of zero "
+            "area comes from degenerate bounds, such as latitude bounds [90, 90]"
+        )
     mean = x.mean(axis=0)
-    sqrt_weights = np.sqrt(np.asarray(weights, np.float64))
+    sqrt_weights = np.sqrt(weights)
     _, singular, vt = np.linalg.svd((x - mean) * sqrt_weights, full_matrices=False)
     total = float(np.sum(singular**2))
     rank = int(np.sum(singular > singular[0] * max(x.shape) * np.finfo(float).eps)) if total else 0
