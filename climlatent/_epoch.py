@@ -35,7 +35,12 @@ class LossMeans:
     def add(self, losses: Mapping[str, Tensor], size: int) -> None:
         """Add the losses of one batch of ``size`` samples."""
         if not self.sums:
-            self.sums = {key: torch.zeros((), device=loss.device) for key, loss in losses.items()}
+            self.sums = {  # at least float32, float64 for a float64 model's losses
+                key: torch.zeros(
+                    (), dtype=torch.promote_types(loss.dtype, torch.float32), device=loss.device
+                )
+                for key, loss in losses.items()
+            }
         for key, total in self.sums.items():
             total.add_(losses[key].detach(), alpha=size)  # one kernel per key and batch
         self.count += size

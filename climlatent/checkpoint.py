@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import zipfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -139,8 +140,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     Raises
     ------
     CheckpointError
-        If the file is missing, truncated or holds anything but weights-only types;
-        the message names the file.
+        If the file is missing, truncated, corrupted (a record failing its CRC-32) or
+        holds anything but weights-only types; the message names the file.
 
     Examples
     --------
@@ -150,6 +151,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     climlatent.errors.CheckpointError: cannot read checkpoint 'missing.pt': ...
     """
     try:
+        # torch.load does not check the archive's CRC-32s: a flipped bit in a tensor's
+        # record would load as a finite wrong weight and the resume would go on silently
+        with zipfile.ZipFile(path) as archive:
+            corrupted = archive.testzip()
+        if corrupted is not None:
+            raise ValueError(f"record {corrupted!r} fails its CRC-32 check (the file is corrupted)")
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise CheckpointError(f"cannot read checkpoint {os.fspath(path)!r}: {error}") from error

@@ -40,6 +40,7 @@ __all__ = [
     "all_reduce_gradients",
     "all_reduce_sum",
     "barrier",
+    "broadcast_buffers",
     "broadcast_module",
     "gather",
     "is_distributed",
@@ -183,6 +184,24 @@ def broadcast_module(module: nn.Module) -> None:
     if is_distributed():
         for tensor in module.state_dict().values():
             dist.broadcast(tensor, src=0)
+
+
+def broadcast_buffers(module: nn.Module) -> None:
+    """Copy rank 0's buffers (batch-norm running statistics) to every rank.
+
+    Gradients keep the parameters equal on every rank, not the buffers a forward pass
+    updates: without this, each rank's running statistics follow its own shard, the
+    validation loss averages different models, and rank 0 saves only its own. DDP
+    broadcasts rank 0's buffers before every forward pass (``broadcast_buffers=True``);
+    rank 0's buffers are then the same as here.
+
+    Examples
+    --------
+    >>> broadcast_buffers(nn.BatchNorm1d(2))  # no process group: nothing to do
+    """
+    if is_distributed():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def all_reduce_gradients(parameters: Sequence[nn.Parameter]) -> None:

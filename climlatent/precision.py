@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
@@ -25,6 +26,24 @@ def mixed_precision(device: torch.device, amp: bool) -> AbstractContextManager:
     torch.float32
     """
     return torch.autocast(device.type, dtype=torch.float16) if amp else nullcontext()
+
+
+def training_amp(amp: bool, device: torch.device) -> bool:
+    """Whether training runs in mixed precision: ``amp`` on CUDA; elsewhere off, warned.
+
+    Examples
+    --------
+    >>> training_amp(False, torch.device("cpu"))
+    False
+    """
+    if amp and device.type != "cuda":
+        warnings.warn(
+            f"amp=True is ignored: mixed precision trains on CUDA only, this run is on "
+            f"{device} and trains in the model's own precision",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return amp and device.type == "cuda"
 
 
 def amp_context(device: torch.device | None, owner: str) -> Callable[[], AbstractContextManager]:

@@ -69,7 +69,7 @@ from climlatent.checkpoint import (
     set_rng_state,
 )
 from climlatent.errors import CheckpointError, ClimlatentError
-from climlatent.precision import mixed_precision
+from climlatent.precision import mixed_precision, training_amp
 
 __all__ = ["TrainingConfig", "TrainingResult", "fit", "resolve_device", "validation_split"]
 
@@ -389,15 +389,14 @@ class _Trainer:
         }
         if hasattr(module, "lr_scale") and self.schedulers:
             raise ValueError("a module with lr_scale() cannot train with config.lr_decay")
-        self.use_amp = config.amp and device.type == "cuda"
+        self.use_amp = training_amp(config.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.use_amp)
         self.module, self.config, self.device = module, config, device
         self.fingerprint = fingerprint  # what determines the run, see run_fingerprint
         self.monitor = config.monitor or next(iter(self.groups))
         self.epoch = 0
         self.history: dict[str, list[float]] = {}
-        self.best_epoch: int | None = None
-        self.best_loss = math.inf
+        self.best_epoch, self.best_loss = None, math.inf
         self.best_state: dict[str, Tensor] | None = None
         self.stopped_early = False
         self.lr_drops = 0  # learning-rate drops at plateaus so far
@@ -423,6 +422,7 @@ class _Trainer:
                 losses = self._step(name, batch)
                 if position == 0:
                     train_means.add(losses, size)
+        distributed.broadcast_buffers(self.module)  # one model on every rank, as DDP's
         train_losses = train_means.means()
         diverged = [key for key in self.groups if not math.isfinite(train_losses[key])]
         if diverged:

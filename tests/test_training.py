@@ -1,6 +1,8 @@
 import dataclasses
 import random
 import re
+import struct
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -9,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from climlatent._epoch import LossMeans
 from climlatent.benchmarks.training_throughput import bare_loop
 from climlatent.errors import CheckpointError, InputDataError
 from climlatent.models import DenseAutoencoder
@@ -240,7 +243,18 @@ class _Foreign:
     pass
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "foreign_object"])
+def _flip_a_bit_of_the_largest_record(path) -> None:
+    """Flip one bit amid the bytes of the checkpoint archive's largest record (a tensor)."""
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        record = max(archive.infolist(), key=lambda info: info.file_size)
+    start = record.header_offset + 30  # the local header's fixed part, then name and extra
+    name, extra = struct.unpack("<HH", raw[record.header_offset + 26 : start])
+    raw[start + name + extra + record.file_size // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "foreign_object", "bit_flipped"])
 def test_damaged_checkpoint_raises_checkpoint_error(tmp_path, damage):
     path = tmp_path / "run" / "checkpoint.pt"
     data = regression_data(n=32)
@@ -250,6 +264,9 @@ def test_damaged_checkpoint_raises_checkpoint_error(tmp_path, damage):
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     elif damage == "garbage":
         path.write_bytes(b"not a checkpoint")
+    elif damage == "bit_flipped":  # torch.load reads it: a wrong weight, silently
+        _flip_a_bit_of_the_largest_record(path)
+        assert torch.load(path, weights_only=True)
     else:
         torch.save({"format": 1, "payload": _Foreign()}, path)
     with pytest.raises(CheckpointError, match=re.escape(str(path))):
@@ -309,3 +326,15 @@ def test_rejects_bad_input():
         fit(new_regressor(), (torch.zeros(10, 4), torch.zeros(9)), QUIET)
     with pytest.raises(ValueError, match="early stopping"):
         TrainingConfig(early_stopping_patience=3, validation_fraction=0.0)
+
+
+def test_amp_off_cuda_warns_that_it_is_ignored():
+    with pytest.warns(RuntimeWarning, match="amp=True is ignored: mixed precision trains on CUDA"):
+        fit(new_regressor(), regression_data(n=32), dataclasses.replace(QUIET, epochs=1, amp=True))
+
+
+def test_the_losses_of_a_float64_model_are_logged_in_float64():
+    means = LossMeans()
+    means.add({"loss": torch.tensor(1 + 1e-12, dtype=torch.float64)}, size=3)
+    means.add({"loss": torch.tensor(1.0, dtype=torch.float64)}, size=1)
+    assert means.means()["loss"] == (3 * (1 + 1e-12) + 1) / 4  # was 1.0: float32 sums
