@@ -2,8 +2,10 @@
 
 A stochastic downscaling draws the noise of a sample row from an address
 (:func:`climlatent.draws.standard_normal_rows`). The address is the sample's identity,
-not its position in the call: the hash of its member's label, its date in seconds
-since 0001-01-01 in its own calendar, and its place along any other sample dim. An
+not its position in the call: the hash of its member's label (a member dim's, or a
+scalar member coordinate's), its date in seconds since 0001-01-01 in its own calendar
+(the proleptic Gregorian 0001-01-01 for the standard calendar, whether the dates are
+cftime or datetime64), and its place along any other sample dim. An
 ensemble downscaled whole, member by member, period by period, in any blocks or on
 any workers, draws the same noise for the same member and day; two members or two
 days never share theirs. (Numbered by position, members run one at a time all drew
@@ -24,11 +26,15 @@ import xarray as xr
 
 from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
-from climlatent.grid import find_member, find_time
+from climlatent.grid import find_member, find_time, scalar_member
 
 #: Bits of an address: the member label's hash, the date's seconds, the other dims.
 MEMBER_BITS, TIME_BITS, OTHER_BITS = 40, 40, 20
 _EPOCH = "seconds since 0001-01-01 00:00:00"
+#: Calendars that are Julian before 1582-10-15 and Gregorian after (CF's ``standard``).
+_MIXED_GREGORIAN = ("standard", "gregorian")
+#: 1970-01-01 in seconds since 0001-01-01 of the proleptic Gregorian calendar (numpy's).
+_PROLEPTIC_1970 = 62135596800
 
 
 def draw_order(field: xr.DataArray, sample: tuple[str, ...]) -> tuple[str, ...]:
@@ -97,6 +103,11 @@ def row_keys(samples: xr.DataArray) -> list[np.ndarray]:
                 "alike, or dates less than a second apart)"
             )
         keys.append(np.array(part, dtype=object))
+    scalar = scalar_member(samples) if member is None else None
+    if scalar is not None and keys:  # a member selected as a scalar is still that member
+        keys[-1] = keys[-1] + (
+            _label_hash(samples[scalar].values.item()) << (TIME_BITS + OTHER_BITS)
+        )
     return keys[::-1]
 
 
@@ -129,7 +140,16 @@ def _seconds(time: xr.DataArray) -> np.ndarray:
         seconds = seconds.astype(np.int64)
     elif values.size and isinstance(values.flat[0], cftime.datetime):
         calendar = values.flat[0].calendar
-        seconds = np.round(np.asarray(cftime.date2num(values, _EPOCH, calendar=calendar), float))
+        if calendar.lower() in _MIXED_GREGORIAN:
+            # counted from 1970 and shifted to the proleptic 0001-01-01, as datetime64
+            # dates are: the mixed calendar's 0001-01-01 is Julian, two days before it,
+            # and one file decoded by xarray (datetime64) or by climlatent.io (cftime)
+            # drew different noise, a date sharing its noise with the date 2 days on
+            since_1970 = cftime.date2num(values, "seconds since 1970-01-01", calendar=calendar)
+            seconds = np.round(np.asarray(since_1970, float)) + _PROLEPTIC_1970
+        else:
+            seconds = np.asarray(cftime.date2num(values, _EPOCH, calendar=calendar), float)
+            seconds = np.round(seconds)
     elif np.issubdtype(values.dtype, np.integer):
         seconds = values  # numbered steps
     else:

@@ -237,6 +237,30 @@ def find_member(obj: xr.Dataset | xr.DataArray) -> str | None:
     return next((d for d in MEMBER_DIM_NAMES if d in obj.dims), None)
 
 
+def scalar_member(obj: xr.Dataset | xr.DataArray) -> str | None:
+    """Name of a scalar (0-d) member coordinate, as ``ds.sel(member="r2")`` leaves, or None.
+
+    A coordinate with CF ``standard_name: realization``, or one of the usual member
+    names but ``number`` (a scalar ``number`` is how cfgrib marks a product that is not
+    an ensemble, 0 in every file).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset(coords={"member": ("member", ["r1", "r2"])})
+    >>> scalar_member(ds.sel(member="r2")), scalar_member(ds)
+    ('member', None)
+    """
+    for name, coord in obj.coords.items():
+        if coord.ndim == 0 and (
+            coord.attrs.get("standard_name") == "realization"
+            or name in MEMBER_DIM_NAMES
+            and name != "number"
+        ):
+            return str(name)
+    return None
+
+
 def find_vertical(obj: xr.Dataset | xr.DataArray) -> str | None:
     """Name of the vertical dimension (CF axis ``Z``), or ``None``.
 

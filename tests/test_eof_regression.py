@@ -145,3 +145,15 @@ def test_eofs_refuse_a_cell_of_zero_weight_rather_than_reconstruct_it_as_nan():
         fit_eofs(x, np.array([0.0, 1.0, 1.0, 1.0]), 3)
     basis = fit_eofs(x, np.array([0.5, 1.0, 1.0, 1.0]), 4)  # positive weights: exact
     np.testing.assert_allclose(basis.reconstruct(basis.project(x)), x, atol=1e-12)
+
+
+def test_dynamical_adjustment_residual_is_a_difference():
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1, n_lat=4, n_lon=6)
+    ds["tas"] = (ds["tas"] - 273.15).assign_attrs(ds["tas"].attrs, units="degC")
+    est = cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(ds, "tas", "psl")
+    residual = est.dynamical_adjustment(ds)["tas_residual"]
+    assert residual.attrs["units"] == "K"
+    assert "standard_name" not in residual.attrs  # not an air temperature
+    in_kelvin = cl.units.convert_units(residual, "K")  # what a CF reader makes of it
+    np.testing.assert_allclose(in_kelvin.values, residual.values, atol=1e-6, equal_nan=True)
+    assert abs(float(residual.mean())) < 1e-3

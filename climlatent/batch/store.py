@@ -103,7 +103,7 @@ def emulate_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: An
 
 
 #: How draws address their noise: a store drawn otherwise (by position) is not resumed.
-NOISE = {"noise": "by member label and date"}
+NOISE = {"noise": "by member label and proleptic Gregorian date"}
 
 
 def downscale_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: Any) -> Path:

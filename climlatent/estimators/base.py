@@ -55,7 +55,7 @@ from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
 from climlatent.grid import find_grid, find_member, find_time
 from climlatent.grid_order import GridOrder, conform, grid_layout, in_layout
 from climlatent.io import add_history, carry_provenance, physical_attrs
-from climlatent.units import convert_units, parse_units
+from climlatent.units import convert_units, difference_units, parse_units
 
 if TYPE_CHECKING:  # imports torch: only the torch estimators, which train, need it
     from climlatent.training import TrainingConfig
@@ -464,13 +464,17 @@ class Estimator(BaseEstimator):
         name = self.target_
         induced = circulation[name]
         label = self.target_attrs_.get("long_name", name)
-        residual = (
-            (y - induced)
-            .astype(np.float32)
-            .assign_attrs(
-                units=self.target_attrs_["units"],
-                long_name=f"residual of {label} not explained by {self.proxy_}",
-            )
+        # a difference: in the units of differences (degC -> K, as CF's "temperature:
+        # difference"), and no longer the target's standard_name
+        residual = (y - induced).astype(np.float32)
+        residual.attrs = {
+            key: value
+            for key, value in physical_attrs(self.target_attrs_).items()
+            if key != "standard_name"
+        }
+        residual = residual.assign_attrs(
+            units=difference_units(self.target_attrs_["units"]),
+            long_name=f"residual of {label} not explained by {self.proxy_}",
         )
         induced = induced.assign_attrs(
             units=self.target_attrs_["units"], long_name=f"{label} induced by {self.proxy_}"
