@@ -6,12 +6,13 @@ by xarray (datetime64) or by ``climlatent.io`` (cftime, calendar ``standard``).
 
 from __future__ import annotations
 
+import cftime
 import numpy as np
 import pytest
 import xarray as xr
 
 import climlatent as cl
-from climlatent.draw_addresses import row_keys
+from climlatent.draw_addresses import _seconds, row_keys
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +59,19 @@ def test_scalar_member_keys_plain_arrays():
     base = xr.DataArray(np.zeros(3), dims="time", coords={"time": time})
     keys = {m: row_keys(base.assign_coords(member=m))[0] for m in ("r1i1p1f1", "r2i1p1f1")}
     assert set(keys["r1i1p1f1"]).isdisjoint(keys["r2i1p1f1"])
+
+
+def test_a_gregorian_date_has_one_address_however_it_is_decoded():
+    dates = ["1850-01-01", "1960-06-01T06:00", "2000-01-01", "2000-03-01"]
+    numpy_dates = xr.DataArray(np.array(dates, dtype="datetime64[ns]"), dims="time")
+    for calendar in ("standard", "gregorian", "proleptic_gregorian"):
+        cf_dates = xr.DataArray(
+            [
+                cftime.datetime(1850, 1, 1, calendar=calendar),
+                cftime.datetime(1960, 6, 1, 6, calendar=calendar),
+                cftime.datetime(2000, 1, 1, calendar=calendar),
+                cftime.datetime(2000, 3, 1, calendar=calendar),
+            ],
+            dims="time",
+        )
+        np.testing.assert_array_equal(_seconds(cf_dates), _seconds(numpy_dates))

@@ -52,6 +52,8 @@ def test_annual_maxima_match_a_pandas_groupby(calendar):
     da = daily_series(calendar)
     years = [date.year for date in da.time.values]
     expected = pd.Series(da.values).groupby(years).max()
+    if calendar == "360_day":  # 4 * 365 days: four years and 20 days of a fifth, left out
+        expected.iloc[-1] = np.nan
     result = annual_maxima(da)
     assert result.dims == ("year",)
     np.testing.assert_array_equal(result.year, expected.index)
@@ -128,3 +130,51 @@ def test_return_level_checks_its_inputs(params):
         return_level(params.drop_vars("shape_xi"))
     with pytest.raises(ValueError, match="exceed 1 year"):
         return_level(params, 1)
+
+
+def test_annual_maxima_leave_out_incomplete_years():
+    time = xr.date_range("2000-12-01", "2020-01-31", calendar="noleap", use_cftime=True)
+    values = np.random.default_rng(0).exponential(size=(time.size, 50))
+    da = xr.DataArray(values, dims=("time", "cell"), coords={"time": time}, name="pr")
+    maxima = annual_maxima(da)
+    assert maxima.isel(year=[0, -1]).isnull().all()  # December 2000, January 2020 only
+    assert maxima.isel(year=slice(1, -1)).notnull().all()
+    level = float(return_level(fit_gev(maxima, method="lmoments"), 20).mean())
+    # Gumbel(loc=log 365, scale=1): the 20-year level is 8.87; with the two one-month
+    # "years" it came out 8.71 and the shape -0.21 instead of 0
+    assert level == pytest.approx(np.log(365) - np.log(-np.log(1 - 1 / 20)), abs=0.08)
+    kept = annual_maxima(da, partial_years=True)
+    assert kept.notnull().all() and kept.sizes["year"] == 21
+
+
+@pytest.mark.parametrize(
+    ("start", "periods", "freq", "calendar"),
+    [
+        ("2001-01-01", 4 * 365, "D", "noleap"),
+        ("2001-01-01", 36, "MS", "360_day"),
+        ("2001-01-01", 3 * 365 * 4, "6h", "noleap"),
+    ],
+)
+def test_annual_maxima_of_whole_years_are_all_kept(start, periods, freq, calendar):
+    time = xr.date_range(start, periods=periods, freq=freq, calendar=calendar, use_cftime=True)
+    da = xr.DataArray(np.arange(time.size, dtype=float), dims="time", coords={"time": time})
+    assert annual_maxima(da).notnull().all()
+
+
+def test_annual_maxima_of_mid_month_stamps_are_all_kept():
+    time = xr.date_range("2001-01-01", periods=36, freq="MS", calendar="360_day", use_cftime=True)
+    mid = [date.replace(day=16) for date in time]
+    da = xr.DataArray(np.arange(36.0), dims="time", coords={"time": mid})
+    assert annual_maxima(da).notnull().all()
+
+
+def test_annual_maxima_of_numpy_dates():
+    time = xr.date_range("2000-01-01", "2003-12-31", freq="D")
+    da = xr.DataArray(np.arange(time.size, dtype=float), dims="time", coords={"time": time})
+    assert annual_maxima(da).notnull().all()
+    assert annual_maxima(da.isel(time=slice(40, None))).notnull().values.tolist() == [
+        False,
+        True,
+        True,
+        True,
+    ]

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
+import xarray as xr
 
 import climlatent as cl
+from climlatent.estimators._seasons import year_phase
 from climlatent.estimators._weather import block_bootstrap
 from climlatent.estimators.weather import weather_generator
 
@@ -122,3 +124,29 @@ def test_a_seasonal_bootstrap_draws_each_block_from_its_time_of_year():
     gap = np.abs(source_day - target_day) % 365
     assert np.minimum(gap, 365 - gap).max() <= 10  # half a block
     assert len(np.unique(drawn[:, 0, 0])) > 10  # still drawn at random among them
+
+
+def _phase_gap_days(calendar: str, n_time: int) -> np.ndarray:
+    time = xr.DataArray(
+        xr.date_range("2000-01-01", periods=n_time, calendar=calendar, use_cftime=True),
+        dims="time",
+    )
+    phases = year_phase(time)
+    index = np.arange(n_time, dtype=float).reshape(1, n_time, 1)
+    drawn = block_bootstrap(index, 200, 30, np.random.default_rng(1), phases=phases)
+    source = drawn[..., 0].astype(int)
+    gap = np.abs(phases[source] - phases[None]) % 1.0
+    return np.minimum(gap, 1.0 - gap) * (360 if calendar == "360_day" else 365)
+
+
+@pytest.mark.parametrize(
+    ("calendar", "n_time"), [("noleap", 911), ("360_day", 900), ("360_day", 1825)]
+)
+def test_seasonal_bootstrap_of_a_record_of_no_whole_years_keeps_the_time_of_year(calendar, n_time):
+    # a block wrapping from the record's end (mid-year) back to its start jumped up to
+    # half a year: July steps drew January data
+    assert _phase_gap_days(calendar, n_time).max() <= 16.0
+
+
+def test_seasonal_bootstrap_of_whole_years_still_wraps():
+    assert _phase_gap_days("noleap", 3 * 365).max() <= 16.0

@@ -95,10 +95,22 @@ def block_bootstrap(
     elif n_steps > n_time:
         raise ValueError(f"n_steps ({n_steps}) exceeds the time steps with phases ({n_time})")
     else:
+        if circular and not _wraps_in_season(phases, block_length):
+            # a record that is not whole years: a block wrapping from its end back to
+            # its start would jump to another time of year, so none wraps
+            n_starts = n_time - block_length + 1
         starts = _seasonal_starts(phases, n_starts, block_length, n_blocks, n_realizations, rng)
     times = (starts[..., None] + np.arange(block_length)) % n_time
     blocks = series[members[..., None], times]  # (n_realizations, n_blocks, block_length, k)
     return blocks.reshape(n_realizations, -1, n_pcs)[:, :n_steps]
+
+
+def _wraps_in_season(phases: np.ndarray, block_length: int) -> bool:
+    """Whether the step after the last of ``phases`` is at the time of year of the first."""
+    steps = np.diff(phases) % 1.0
+    step = float(np.median(steps[steps > 0])) if np.any(steps > 0) else 0.0
+    gap = abs(phases[-1] + step - phases[0]) % 1.0
+    return min(gap, 1.0 - gap) <= season_window(phases, block_length) + 1e-9
 
 
 def _seasonal_starts(
@@ -115,6 +127,13 @@ def _seasonal_starts(
     for block in range(n_blocks):
         gap = np.abs(phases[:n_starts] - phases[block * block_length]) % 1.0
         candidates = np.flatnonzero(np.minimum(gap, 1.0 - gap) <= window + 1e-9)
+        if not candidates.size:
+            raise ValueError(
+                f"no block of {block_length} steps of the series starts within "
+                f"{window * 365:.0f} days of the time of year of output step "
+                f"{block * block_length} without wrapping past the record's end (a record "
+                "of whole years wraps): use a shorter block_length or a longer record"
+            )
         starts[:, block] = rng.choice(candidates, size=n_realizations)
     return starts
 

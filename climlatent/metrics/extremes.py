@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import cftime
 import numpy as np
 import xarray as xr
 from scipy import special, stats
@@ -25,7 +26,9 @@ __all__ = ["GEV_PARAMETERS", "annual_maxima", "fit_gev", "return_level"]
 GEV_PARAMETERS = ("loc", "scale", "shape_xi")
 
 
-def annual_maxima(da: xr.DataArray, time_dim: str | None = None) -> xr.DataArray:
+def annual_maxima(
+    da: xr.DataArray, time_dim: str | None = None, partial_years: bool = False
+) -> xr.DataArray:
     """Block maxima per calendar year, on any CF calendar (cftime included).
 
     Parameters
@@ -35,13 +38,20 @@ def annual_maxima(da: xr.DataArray, time_dim: str | None = None) -> xr.DataArray
     time_dim : str, optional
         Name of the time dimension; found through CF metadata (a ``time`` coordinate,
         ``axis="T"``, datetime values, or the name ``time``) by default.
+    partial_years : bool
+        Keep the maximum of a year the time axis does not cover whole (its first
+        step more than one step after 1 January, or its last more than one step
+        before the next): the maximum of a part of a year is not an annual maximum,
+        and fitted as one it biases the GEV low. By default such a year is NaN,
+        which `fit_gev` skips.
 
     Returns
     -------
     xr.DataArray
         Maxima along a new ``year`` dimension (NaNs skipped; a year with no valid
-        value gives NaN), with the attributes of ``da`` and ``"time: maximum"``
-        appended to ``cell_methods``. Every year present counts, incomplete ones too.
+        value gives NaN, and so does an incomplete one unless ``partial_years``),
+        with the attributes of ``da`` and ``"time: maximum"`` appended to
+        ``cell_methods``.
 
     Raises
     ------
@@ -62,10 +72,42 @@ def annual_maxima(da: xr.DataArray, time_dim: str | None = None) -> xr.DataArray
             f"variable {da.name!r} has no time dimension {time or ''} (dims: {da.dims}); "
             "pass time_dim= or add CF metadata (axis='T') to the time coordinate"
         )
-    calendar_of(da, time)
+    calendar = calendar_of(da, time)
     maxima = da.groupby(da[time].dt.year.rename("year")).max(time, keep_attrs=True)
+    complete = _complete_years(da[time], calendar, maxima["year"].values)
+    if not (partial_years or complete.all()):
+        maxima = maxima.where(xr.DataArray(complete, dims="year")).assign_attrs(maxima.attrs)
     methods = " ".join(filter(None, (da.attrs.get("cell_methods"), f"{time}: maximum")))
     return maxima.assign_attrs(cell_methods=methods)
+
+
+def _complete_years(time: xr.DataArray, calendar: str, years: np.ndarray) -> np.ndarray:
+    """Whether the steps of each of ``years`` span it, to within one time step."""
+    values = time.values
+    if values.dtype.kind == "M":
+        epoch, day = np.datetime64("1970-01-01"), np.timedelta64(1, "D")
+        days = np.asarray((values - epoch) / day, float)
+
+        def new_year(year: int) -> float:
+            return float((np.datetime64(f"{year:04d}-01-01") - epoch) / day)
+
+    else:
+        units = "days since 0001-01-01 00:00:00"
+        days = np.asarray(cftime.date2num(values, units, calendar=calendar), float)
+
+        def new_year(year: int) -> float:
+            first = cftime.datetime(year, 1, 1, calendar=calendar)
+            return float(cftime.date2num(first, units, calendar=calendar))
+
+    distinct = np.unique(days)
+    step = float(np.median(np.diff(distinct))) if distinct.size > 1 else np.inf
+    of_step = time.dt.year.values
+    complete = np.ones(len(years), bool)
+    for i, year in enumerate(years):
+        inside = days[of_step == year]
+        start, end = new_year(int(year)), new_year(int(year) + 1)
+        complete[i] = inside.min() - start < step and end - inside.max() <= step
+    return complete
 
 
 def _lmoment_estimates(x: np.ndarray) -> tuple[float, float, float]:
