@@ -458,6 +458,8 @@ def check_same_grid(
     ref, new = grids or (find_grid(reference, name), find_grid(other, name))
     for ref_coord, new_coord in ((ref.lat, new.lat), (ref.lon, new.lon)):
         a, b = reference[ref_coord], other[new_coord]
+        if b.ndim > 1 and b.dims != a.dims and set(b.dims) == set(a.dims):
+            b = b.transpose(*a.dims)  # 2-D coordinates stored (x, y): the same cells
         if a.shape != b.shape:
             raise InputDataError(
                 f"variable {name!r} is on a different grid than the model was fitted on: "

@@ -217,9 +217,19 @@ def open_dataset(
             combine="by_coords",
             data_vars="minimal",
             coords="minimal",
-            compat="override",
+            # what the files do not concatenate (a curvilinear grid's 2-D latitude and
+            # longitude, bounds, a land fraction) must be equal: "override" took the
+            # first file's for all, and a file stored in another order was read with
+            # the first file's labels, its cells paired by position
+            compat="equals",
         )
         return mask_invalid(_in_natural_member_order(combined))  # by_coords sorts as text
+    except xr.MergeError as err:
+        raise InputDataError(
+            f"the files {', '.join(paths)} do not share the coordinates and variables they "
+            f"do not concatenate ({str(err).split('. You can skip', 1)[0]}): reorder or "
+            f"regrid them alike"
+        ) from err
     except ValueError as err:
         if "decode time" not in str(err):
             raise

@@ -104,6 +104,7 @@ def _open_members(
             first_grid = first_grid or grid
             if parts:
                 _check_like(sources[0], parts[0], source, part, variables[0], (first_grid, grid))
+                _check_other_grids(sources[0], parts[0], source, part, variables, dim, first_grid)
                 _check_units(sources[0], parts[0], source, part, variables)
                 # Equal to the first member's: the first's stand for all.
                 part = part.drop_vars(
@@ -233,6 +234,49 @@ def _check_like(
             f"member file {source!r} is on a different time axis than {first!r}; "
             "members must share one time axis"
         )
+
+
+def _check_other_grids(
+    first: str,
+    reference: xr.Dataset,
+    source: str,
+    part: xr.Dataset,
+    variables: Sequence[str],
+    member_dim: str,
+    first_grid: GridInfo,
+) -> None:
+    """Raise naming ``source`` unless every variable is on the grid it has in ``first``.
+
+    `_check_like` checks the first variable's grid; the members are then concatenated
+    with the first file's coordinates standing for all (``join="override"``), so a
+    variable on another grid (a proxy on its own coarse dims, stored north to south in
+    one file) would otherwise take the first file's labels, its cells paired by
+    position. Any other shared index (a vertical level, a mode) must be equal.
+    """
+    checked = set(first_grid.spatial_dims)
+    samples = {member_dim, find_member(reference), find_time(reference)}
+    for name in variables[1:]:
+        if set(reference[name].dims) <= checked | samples:
+            continue  # on the grid checked already (no grid discovery: once per file)
+        try:
+            grid = find_grid(reference[name], name)
+        except InputDataError:  # not gridded (a time series): its dims are compared below
+            continue
+        if set(grid.spatial_dims) <= checked:
+            continue
+        try:
+            _check_like(first, reference, source, part, name, (grid, find_grid(part[name], name)))
+        except InputDataError as err:
+            raise InputDataError(f"variable {name!r}: {err}") from err
+        checked |= set(grid.spatial_dims)
+    for dim, index in reference.indexes.items():
+        if dim in checked or dim in samples:
+            continue
+        if dim not in part.indexes or not index.equals(part.indexes[dim]):
+            raise InputDataError(
+                f"member file {source!r} has other {dim!r} coordinate values than {first!r}; "
+                f"members must share them (select or reorder it like the first)"
+            )
 
 
 def _check_units(

@@ -144,14 +144,23 @@ def standardise(raw: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarra
 
 
 def grid_coords(ds: xr.Dataset, dims: tuple) -> xr.Dataset:
-    """The coordinates of ``ds`` along the grid ``dims``, as a Dataset.
+    """The coordinates of ``ds`` that lie on the grid ``dims`` only, as a Dataset.
+
+    The dims' own coordinates and any other coordinate on them: the latitude and
+    longitude of a grid whose dims have no values of their own (2-D ``lat(y, x)`` of
+    an ocean model, or 1-D ``lat(y)``), which `on_fitted_grid` checks new data
+    against; without them any grid of the same size would pass, by position.
 
     Examples
     --------
     >>> list(grid_coords(xr.Dataset(coords={"x": [0, 1], "t": [5]}), ("y", "x")).coords)
     ['x']
+    >>> ds = xr.Dataset(coords={"lat": (("y", "x"), np.zeros((2, 3))), "t": [5]})
+    >>> list(grid_coords(ds, ("y", "x")).coords)
+    ['lat']
     """
-    return xr.Dataset(coords={d: ds[d] for d in dims if d in ds.coords})
+    names = [n for n, c in ds.coords.items() if c.dims and set(c.dims) <= set(dims)]
+    return xr.Dataset(coords={n: ds[n] for n in names})
 
 
 def on_fitted_grid(
