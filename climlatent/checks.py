@@ -61,8 +61,8 @@ def calendar_of(da: xr.DataArray, time: str) -> str:
     Raises
     ------
     InputDataError
-        The time coordinate is not decoded to datetimes (for example an unknown
-        calendar kept as numbers), or its calendar is not a CF calendar.
+        The time coordinate has no steps, is not decoded to datetimes (for example an
+        unknown calendar kept as numbers), or its calendar is not a CF calendar.
 
     Examples
     --------
@@ -72,9 +72,13 @@ def calendar_of(da: xr.DataArray, time: str) -> str:
     '360_day'
     """
     values = da[time].values
+    if not values.size:  # an empty selection has no dates to read a calendar from
+        raise InputDataError(
+            f"time {time!r} of variable {da.name!r} has no steps (empty selection?)"
+        )
     if values.dtype.kind == "M":
         return "proleptic_gregorian"
-    first = values.flat[0] if values.size else None
+    first = values.flat[0]
     if not isinstance(first, cftime.datetime):
         attrs = {**da[time].encoding, **da[time].attrs}
         raise InputDataError(

@@ -19,12 +19,12 @@ def weighted_rms(difference: np.ndarray, lat: np.ndarray) -> float:
 
 
 def decimal_years(times: np.ndarray) -> np.ndarray:
-    """Year plus elapsed fraction of it, from cftime's day of year and year length."""
+    """Year plus elapsed fraction of it: cftime's time since 1 January over the year's."""
     out = []
     for t in times:
         start = cftime.datetime(t.year, 1, 1, calendar=t.calendar)
-        length = (cftime.datetime(t.year + 1, 1, 1, calendar=t.calendar) - start).days
-        out.append(t.year + (t.dayofyr - 1) / length)
+        length = cftime.datetime(t.year + 1, 1, 1, calendar=t.calendar) - start
+        out.append(t.year + (t - start) / length)
     return np.array(out)
 
 

@@ -178,3 +178,9 @@ def test_annual_maxima_of_numpy_dates():
         True,
         True,
     ]
+
+
+def test_annual_maxima_of_an_empty_selection_says_so():
+    da = daily_series("noleap").isel(time=slice(0, 0))
+    with pytest.raises(InputDataError, match="has no steps"):
+        annual_maxima(da)

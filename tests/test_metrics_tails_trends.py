@@ -5,6 +5,7 @@ import pytest
 import xarray as xr
 from numpy_reference import decimal_years, polyfit_trends, weighted_rms
 
+from climlatent.errors import InputDataError
 from climlatent.metrics import linear_trend, quantile_error, trend_error
 from conftest import rectilinear
 
@@ -26,10 +27,13 @@ def test_quantile_error_refuses_a_probability_outside_0_1():
         quantile_error(truth, truth, q=90)
 
 
-@pytest.mark.parametrize("calendar", ["noleap", "360_day", "standard"])
-def test_linear_trend_equals_polyfit_per_cell(calendar):
+@pytest.mark.parametrize(
+    ("calendar", "freq"),
+    [("noleap", "MS"), ("360_day", "MS"), ("standard", "MS"), ("noleap", "6h")],
+)
+def test_linear_trend_equals_polyfit_per_cell(calendar, freq):
     rng = np.random.default_rng(0)
-    time = xr.date_range("1999-01-01", periods=30, freq="MS", calendar=calendar, use_cftime=True)
+    time = xr.date_range("1999-01-01", periods=30, freq=freq, calendar=calendar, use_cftime=True)
     field = rectilinear(n_lat=4, n_lon=3, n_time=30).assign_coords(time=time)
     field = field + 0.05 * np.arange(30.0)[:, None, None] * rng.normal(size=(1, 4, 3))
     field[5, 1, 2] = np.nan
@@ -40,7 +44,7 @@ def test_linear_trend_equals_polyfit_per_cell(calendar):
             expected[i, j] = 10 * np.polyfit(years, field.values[:, i, j], 1)[0]
     expected[1, 2] = np.nan  # a cell with a missing value has no trend
     trend = linear_trend(field)
-    np.testing.assert_allclose(trend.values, expected, rtol=1e-10)
+    np.testing.assert_allclose(trend.values, expected, rtol=1e-9)  # 6-hourly steps: hours count
     assert trend.attrs["units"] == "K (10 year)-1"
 
 
@@ -57,3 +61,9 @@ def test_trend_error_equals_area_weighted_rms_of_polyfit_trends():
     error = trend_error(prediction, truth)
     np.testing.assert_allclose(float(error), weighted_rms(expected, truth.lat.values), rtol=1e-10)
     assert error.attrs["units"] == "K (10 year)-1"
+
+
+def test_linear_trend_of_an_empty_selection_says_so():
+    field = rectilinear(n_lat=2, n_lon=2, n_time=4).isel(time=slice(0, 0))
+    with pytest.raises(InputDataError, match="needs 2 steps or more"):
+        linear_trend(field)

@@ -2,7 +2,7 @@
 
 A downscaled scenario should warm (or green) as fast as the truth, cell by cell. The
 trend of a cell is the least-squares slope of its values against the decimal year of
-each time step (``year + (day of year - 1) / days in year``, any CF calendar), in
+each time step (``year + (day of year - 1 + hour / 24) / days in year``, any CF calendar), in
 units per decade; the trend error is the area-weighted root mean square over the
 grid of the predicted minus the true trends (:func:`climlatent.metrics.rmse`).
 """
@@ -56,14 +56,15 @@ def linear_trend(da: xr.DataArray, dim: str = "time") -> xr.DataArray:
     if dim not in da.dims:
         raise InputDataError(f"variable {da.name!r} has no dim {dim!r} (dims: {da.dims})")
     time = da[dim]
+    if da.sizes[dim] < 2:
+        raise InputDataError(f"variable {da.name!r}: a trend along {dim!r} needs 2 steps or more")
     if not _is_datetime_like(time):
         raise InputDataError(
             f"time coordinate {dim!r} of variable {da.name!r} holds no dates (decode it: "
             "xarray's decode_cf, or open the file with decode_times=True)"
         )
-    if da.sizes[dim] < 2:
-        raise InputDataError(f"variable {da.name!r}: a trend along {dim!r} needs 2 steps or more")
-    years = time.dt.year + (time.dt.dayofyear - 1) / time.dt.days_in_year
+    day = time.dt.dayofyear - 1 + (time.dt.hour + time.dt.minute / 60) / 24
+    years = time.dt.year + day / time.dt.days_in_year
     anomaly = years - years.mean()
     slope = (anomaly * (da - da.mean(dim))).sum(dim, skipna=False) / (anomaly**2).sum()
     units = da.attrs.get("units")
