@@ -45,12 +45,49 @@ class LossMeans:
             total.add_(losses[key].detach(), alpha=size)  # one kernel per key and batch
         self.count += size
 
-    def means(self) -> dict[str, float]:
-        """Means over the samples of every rank."""
+    def means(
+        self, *, some_rank_empty: bool = False, device: torch.device | None = None
+    ) -> dict[str, float]:
+        """Means over the samples of every rank.
+
+        Parameters
+        ----------
+        some_rank_empty : bool
+            Whether a rank may have added no batch (fewer samples than ranks): the ranks
+            then first exchange their loss keys and dtypes (one more collective), and a
+            rank without samples contributes zero sums, made on ``device``. It must be
+            the same on every rank.
+        device : torch.device, optional
+            The device of the losses (the CPU by default).
+        """
+        if some_rank_empty:
+            layouts = distributed.gather({key: total.dtype for key, total in self.sums.items()})
+            layout = next(keys for keys in layouts if keys)
+            if not self.sums:
+                self.sums = {
+                    key: torch.zeros((), dtype=dtype, device=device)
+                    for key, dtype in layout.items()
+                }
         sums = torch.stack(list(self.sums.values()))
         totals = distributed.all_reduce_sum(torch.cat([sums, sums.new_tensor([self.count])]))
         values = (totals[:-1] / totals[-1]).tolist()
         return dict(zip(self.sums, values, strict=True))
+
+
+def shuffled(indices: Tensor, seed: int, epoch: int) -> Tensor:
+    """``indices`` in the epoch's random order, drawn from ``seed + epoch`` alone.
+
+    The order is ``DistributedSampler``'s (shuffled, one replica), the same on every
+    rank, and needs no state to resume.
+
+    Examples
+    --------
+    >>> shuffled(torch.arange(10, 15), seed=0, epoch=1).sort().values.tolist()
+    [10, 11, 12, 13, 14]
+    """
+    generator = torch.Generator()
+    generator.manual_seed(seed + epoch)
+    return indices[torch.randperm(len(indices), generator=generator)]
 
 
 def count_samples(tensors: Sequence[Tensor]) -> int:

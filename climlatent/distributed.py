@@ -3,21 +3,28 @@
 `climlatent.training.fit` calls `setup` first: under ``torchrun`` (the ``RANK``,
 ``WORLD_SIZE`` and ``MASTER_ADDR`` variables are set) it joins the process group with
 the NCCL backend on CUDA and gloo on the CPU; a group the caller initialised already
-is used as it is. Then each rank trains on its shard of every epoch's permutation
-(a ``DistributedSampler``), gradients are averaged across ranks after each backward
-pass (one bucketed all-reduce per optimiser group), logged losses are reduced to
-the global sample-weighted means, and rank 0 alone writes checkpoints.
+is used as it is. Then each optimiser step takes the next R * B samples of the epoch's
+shuffled order (R ranks, ``batch_size`` B per rank): the global batch that one process
+with batch size R * B takes. Rank r trains on its share, samples ``r, r + R, ...`` of
+that batch (`batch_shares`; in the last batch of an epoch a share may be smaller than
+another's, or empty). Gradients are all-reduced after each backward pass, each rank's
+weighted by its share of the global batch (one bucketed all-reduce per optimiser
+group), so that every step is the step of one process on the global batch; logged
+losses are reduced to the global sample-weighted means (validation splits its samples
+the same way; a rank without any adds nothing), and rank 0 alone writes checkpoints.
+R ranks with batch size B thus train exactly as one process with batch size R * B,
+whether or not R divides the training samples, up to the order of floating-point sums
+(two ranks agree with one process to 1e-5 in the tests, 1e-7 in the weights after 4
+epochs), for losses that average over a batch's samples (a batch-norm layer still
+normalises over each rank's share alone, as under DDP).
 
 Gradients are all-reduced here rather than by wrapping the module in
 ``DistributedDataParallel``: the training contract computes losses with
 ``training_losses`` (not ``forward``) and steps several optimiser groups on one batch
-with ``backward(inputs=...)``, which DDP's reducer does not support. The arithmetic is
-DDP's: rank r of R takes samples ``r, r + R, ...`` of the shuffled order, so R ranks
-with batch size B see the same batches, split, as one process with batch size R * B,
-and the averaged gradient is that batch's gradient. When R does not divide the
-training samples, each epoch's order is padded with its first samples (as
-``DistributedSampler`` does, so that every rank takes as many steps): the last batch
-then repeats up to R - 1 samples, and the run differs slightly from one process's.
+with ``backward(inputs=...)``, which DDP's reducer does not support. Nor does
+``DistributedSampler`` split the epochs: it pads the order with its first samples so
+that every rank takes as many samples, and a padded epoch counts up to R - 1 samples
+twice.
 
 A training script needs no change to run on several processes::
 
@@ -30,7 +37,7 @@ from __future__ import annotations
 
 import atexit
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -40,6 +47,7 @@ __all__ = [
     "all_reduce_gradients",
     "all_reduce_sum",
     "barrier",
+    "batch_shares",
     "broadcast_buffers",
     "broadcast_module",
     "gather",
@@ -204,34 +212,61 @@ def broadcast_buffers(module: nn.Module) -> None:
             dist.broadcast(buffer, src=0)
 
 
-def all_reduce_gradients(parameters: Sequence[nn.Parameter]) -> None:
-    """Average the gradients of ``parameters`` across ranks in one bucketed all-reduce.
+def all_reduce_gradients(
+    parameters: Sequence[nn.Parameter], size: int | None = None, total: int | None = None
+) -> None:
+    """Sum the gradients of ``parameters`` over ranks, weighted, in one bucketed all-reduce.
 
     Parameters
     ----------
     parameters : sequence of torch.nn.Parameter
-        Parameters whose ``.grad`` is set on every rank (the same ones everywhere).
+        The same parameters, in the same order, on every rank.
+    size, total : int, optional
+        This rank's samples in the global batch, and the global batch's samples over
+        all ranks. Each rank's gradient (of a loss averaged over its own samples) is
+        weighted by ``size / total``: the sum is the gradient of the loss averaged over
+        the global batch. None weights every rank by ``1 / world_size()``. A rank with
+        ``size`` 0 has no gradients and still joins the all-reduce.
+
+    Notes
+    -----
+    When ``total < world_size()`` (some rank has no sample) the ranks exchange which
+    parameters have a gradient: one without a gradient on every rank keeps None (an
+    optimiser skips it, as one process would), the others get the reduced gradient.
+    Otherwise every rank must have gradients for the same parameters.
 
     Examples
     --------
     >>> layer = nn.Linear(2, 1)
     >>> layer(torch.ones(1, 2)).sum().backward()
-    >>> all_reduce_gradients(list(layer.parameters()))  # world size 1: unchanged
+    >>> all_reduce_gradients(list(layer.parameters()), 1, 1)  # world size 1: unchanged
     >>> layer.bias.grad
     tensor([1.])
     """
     if not is_distributed():
         return
-    gradients = [p.grad for p in parameters if p.grad is not None]
-    if not gradients:
+    exchange = total is not None and total < world_size()  # some rank has no gradients
+    params = [p for p in parameters if exchange or p.grad is not None]
+    if not params:
         return
-    flat = torch.cat([g.reshape(-1) for g in gradients])
-    dist.all_reduce(flat)
-    flat /= world_size()
-    for gradient, reduced in zip(
-        gradients, flat.split([g.numel() for g in gradients]), strict=True
-    ):
-        gradient.copy_(reduced.view_as(gradient))
+    flat = torch.cat(
+        [(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1) for p in params]
+    )
+    if exchange:  # one flag per parameter: whether this rank has its gradient
+        flat = torch.cat([flat, flat.new_tensor([p.grad is not None for p in params])])
+    if size is None or total is None:
+        dist.all_reduce(flat)
+        flat /= world_size()
+    else:
+        flat *= size / total
+        dist.all_reduce(flat)
+    reduced = flat.split([p.numel() for p in params] + [len(params)] * exchange)
+    present = reduced[-1].tolist() if exchange else [1] * len(params)
+    for param, value, flag in zip(params, reduced, present, strict=False):
+        if param.grad is not None:
+            param.grad.copy_(value.view_as(param))
+        elif flag:  # a gradient on another rank only
+            param.grad = value.view_as(param).clone()
 
 
 def gather(value: object) -> list:
@@ -265,3 +300,33 @@ def all_reduce_sum(tensor: Tensor) -> Tensor:
     if is_distributed():
         dist.all_reduce(tensor)
     return tensor
+
+
+def batch_shares(order: Tensor, batch_size: int) -> Iterator[tuple[Tensor, int]]:
+    """The share of this rank in each global batch of ``world_size() * batch_size`` samples.
+
+    Parameters
+    ----------
+    order : torch.Tensor
+        The epoch's sample indices, in the order one process would take them.
+    batch_size : int
+        Samples per rank and step: a global batch holds ``world_size()`` times as many.
+
+    Yields
+    ------
+    share : torch.Tensor
+        Samples ``r, r + R, ...`` of the global batch for rank r of R, without padding:
+        in the last batch of an epoch a share may be one sample short of another, or
+        empty (when the batch has fewer samples than there are ranks).
+    total : int
+        The samples of the global batch, over all ranks.
+
+    Examples
+    --------
+    >>> [(share.tolist(), total) for share, total in batch_shares(torch.arange(5), 2)]
+    [([0, 1], 2), ([2, 3], 2), ([4], 1)]
+    """
+    own, ranks = rank(), world_size()
+    for start in range(0, len(order), ranks * batch_size):
+        batch = order[start : start + ranks * batch_size]
+        yield batch[own::ranks], len(batch)

@@ -54,11 +54,10 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import StepLR
-from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from climlatent import distributed
-from climlatent._epoch import LossMeans, count_samples, place, validation_split
+from climlatent._epoch import LossMeans, count_samples, place, shuffled, validation_split
 from climlatent.checkpoint import (
     fingerprint_changes,
     load_checkpoint,
@@ -88,7 +87,8 @@ class TrainingConfig:
     Parameters
     ----------
     epochs, batch_size : int
-        Passes over the training samples; samples per optimiser step.
+        Passes over the training samples; samples per optimiser step (per rank in a
+        data-parallel run, see `climlatent.distributed`).
     lr, weight_decay : float
         Initial learning rate and weight decay of every optimiser group.
     optimizer : {"adam", "adamw", "sgd"}
@@ -417,13 +417,15 @@ class _Trainer:
                     )
         self.module.train()
         train_means = LossMeans()
-        for batch, size in self._batches(data, self._shard(train)):
+        order = shuffled(train, self.config.seed, self.epoch)
+        for batch, size, total in self._batches(data, order):
             for position, name in enumerate(self.groups):
-                losses = self._step(name, batch)
-                if position == 0:
+                losses = self._step(name, batch, size, total)
+                if position == 0 and size:  # a rank without samples adds nothing
                     train_means.add(losses, size)
         distributed.broadcast_buffers(self.module)  # one model on every rank, as DDP's
-        train_losses = train_means.means()
+        empty = len(train) < distributed.world_size()  # a rank without training samples
+        train_losses = train_means.means(some_rank_empty=empty, device=self.device)
         diverged = [key for key in self.groups if not math.isfinite(train_losses[key])]
         if diverged:
             raise ClimlatentError(f"training diverged at epoch {self.epoch}: {diverged} not finite")
@@ -504,16 +506,22 @@ class _Trainer:
         plateau = state["plateau"]
         self.lr_drops, self.plateau_since = plateau["lr_drops"], plateau["since"]
 
-    def _step(self, name: str, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
-        """Compute the losses, then step group ``name`` on the loss of the same name."""
-        with self._autocast():
-            losses = self.module.training_losses(batch)
-        if name not in losses:
-            raise KeyError(f"training_losses() returned {sorted(losses)}, no loss {name!r}")
+    def _step(
+        self, name: str, batch: tuple[Tensor, ...], size: int, total: int
+    ) -> dict[str, Tensor]:
+        """Step group ``name`` on its loss over this rank's ``size`` of ``total`` samples."""
         optimizer, params = self.optimizers[name], self.groups[name]
         optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(losses[name]).backward(inputs=self.backward_inputs[name])
-        distributed.all_reduce_gradients(params)
+        losses = {}
+        if size:
+            with self._autocast():
+                losses = self.module.training_losses(batch)
+            if name not in losses:
+                raise KeyError(f"training_losses() returned {sorted(losses)}, no loss {name!r}")
+            self.scaler.scale(losses[name]).backward(inputs=self.backward_inputs[name])
+        else:  # no sample here: no gradient, but the all-reduce, and an AMP scale as elsewhere
+            self.scaler.scale(torch.zeros((), device=self.device))
+        distributed.all_reduce_gradients(params, size, total)
         if self.config.grad_clip is not None:
             self.scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(params, self.config.grad_clip)
@@ -527,12 +535,12 @@ class _Trainer:
     def _evaluate(self, data: tuple[Tensor, ...], indices: Tensor) -> dict[str, float]:
         self.module.eval()
         means = LossMeans()
-        for batch, size in self._batches(
-            data, indices[distributed.rank() :: distributed.world_size()]
-        ):
-            with self._autocast():
-                means.add(self.module.training_losses(batch), size)
-        return means.means()
+        for batch, size, _ in self._batches(data, indices):
+            if size:  # a rank has no share of a batch of fewer samples than ranks
+                with self._autocast():
+                    means.add(self.module.training_losses(batch), size)
+        empty = len(indices) < distributed.world_size()  # a rank without validation samples
+        return means.means(some_rank_empty=empty, device=self.device)
 
     def _track_best(self, valid_losses: Mapping[str, float]) -> None:
         if not valid_losses or self.epoch < self.config.early_stopping_start:
@@ -577,24 +585,13 @@ class _Trainer:
                 f"cannot resume from checkpoint {os.fspath(path)!r}: {error}"
             ) from error
 
-    def _shard(self, train: Tensor) -> Tensor:
-        """Part of the epoch's shuffled training order for this rank (seeded by epoch)."""
-        sampler = DistributedSampler(
-            range(len(train)),
-            num_replicas=distributed.world_size(),
-            rank=distributed.rank(),
-            seed=self.config.seed,
-        )
-        sampler.set_epoch(self.epoch)
-        return train[torch.tensor(list(sampler), dtype=torch.long)]
-
     def _batches(
         self, data: tuple[Tensor, ...], order: Tensor
-    ) -> Iterator[tuple[tuple[Tensor, ...], int]]:
-        order = order.to(data[0].device)
-        for start in range(0, len(order), self.config.batch_size):
-            index = order[start : start + self.config.batch_size]
-            yield tuple(t[index].to(self.device, non_blocking=True) for t in data), len(index)
+    ) -> Iterator[tuple[tuple[Tensor, ...], int, int]]:
+        shares = distributed.batch_shares(order.to(data[0].device), self.config.batch_size)
+        for index, total in shares:  # this rank's samples, maybe none; the global batch's
+            batch = tuple(t[index].to(self.device, non_blocking=True) for t in data)
+            yield batch, len(index), total
 
     def _autocast(self) -> AbstractContextManager:
         return mixed_precision(self.device, self.use_amp)

@@ -17,10 +17,14 @@ from climlatent.models import DenseAutoencoder
 from climlatent.training import TrainingConfig, fit
 
 CONFIG = TrainingConfig(epochs=4, batch_size=32, lr=1e-2, validation_fraction=0.125, progress=False)
+# samples and validation_fraction of runs whose samples do not split evenly over 2 ranks:
+# 219 training samples (the last batch of 27 splits 14 + 13), 193 (the last batch of 1
+# leaves rank 1 nothing), 1 validation sample (rank 1 validates nothing)
+UNEVEN = {"odd": (250, 0.125), "one_short": (221, 0.125), "tiny_valid": (64, 0.01)}
 
 
-def _data():
-    return (torch.randn(256, 12, generator=torch.Generator().manual_seed(1)),)
+def _data(n=256):
+    return (torch.randn(n, 12, generator=torch.Generator().manual_seed(1)),)
 
 
 def _model():
@@ -58,7 +62,10 @@ SCRIPT = textwrap.dedent(
     torch.set_num_threads(1)
     if hasattr(torch._C, "_set_print_stack_traces_on_fatal_signal"):  # C++ stacks on abort
         torch._C._set_print_stack_traces_on_fatal_signal(True)
-    data = (torch.randn(256, 12, generator=torch.Generator().manual_seed(1)),)
+    def samples(n):
+        return (torch.randn(n, 12, generator=torch.Generator().manual_seed(1)),)
+
+    data = samples(256)
     config = TrainingConfig(
         epochs=4, batch_size=16, lr=1e-2, validation_fraction=0.125, progress=False,
         checkpoint_path=f"{out}/straight.pt",
@@ -96,6 +103,25 @@ SCRIPT = textwrap.dedent(
         },
         open(f"{out}/normed{distributed.rank()}.json", "w"),
     )
+    # no padding: an uneven split trains as one process does (early stopping as well)
+    uneven = {}
+    stopping = dataclasses.replace(config, early_stopping_patience=1, checkpoint_path=None)
+    for name, (n, fraction) in UNEVEN.items():
+        uneven_model = model()
+        split = dataclasses.replace(stopping, validation_fraction=fraction)
+        run = fit(uneven_model, samples(n), split)
+        uneven[name] = {
+            "history": run.history.drop(columns="seconds").to_dict(orient="list"),
+            "best_epoch": run.best_epoch,
+            "weights": {k: v.tolist() for k, v in uneven_model.state_dict().items()},
+        }
+    # ... and resumes exactly (a short last batch, an empty share)
+    short = dataclasses.replace(stopping, checkpoint_path=f"{out}/short.pt")
+    fit(model(), samples(221), dataclasses.replace(short, epochs=2))
+    resumed = model()
+    fit(resumed, samples(221), short, resume=True)
+    uneven["resumed_one_short"] = {k: v.tolist() for k, v in resumed.state_dict().items()}
+    json.dump(uneven, open(f"{out}/uneven{distributed.rank()}.json", "w"))
     if distributed.is_main_process():
         json.dump(
             {
@@ -109,7 +135,7 @@ SCRIPT = textwrap.dedent(
             open(f"{out}/result.json", "w"),
         )
     """
-)
+).replace("UNEVEN", repr(UNEVEN))
 
 
 @pytest.mark.slow
@@ -136,7 +162,11 @@ def test_two_torchrun_ranks_train_like_one_process_with_twice_the_batch(tmp_path
     # resume under DDP continues exactly; rank 0 alone wrote whole checkpoints
     assert result["resume_identical"]
     assert result["resumed_train_loss"] == result["train_loss"]
-    assert sorted(p.name for p in tmp_path.glob("*.pt*")) == ["halves.pt", "straight.pt"]
+    assert sorted(p.name for p in tmp_path.glob("*.pt*")) == [
+        "halves.pt",
+        "short.pt",
+        "straight.pt",
+    ]
     # batch norm: one model on both ranks, whose validation loss is the one logged (each
     # rank's statistics followed its own shard, up to 0.14 apart, and the logged loss
     # averaged two models, 8 % off the saved one)
@@ -144,6 +174,25 @@ def test_two_torchrun_ranks_train_like_one_process_with_twice_the_batch(tmp_path
     assert normed[0]["buffers"] == normed[1]["buffers"]
     for rank in normed:
         np.testing.assert_allclose(rank["own"], rank["logged"], rtol=1e-6)
+    # samples that do not split evenly: no sample repeated (DistributedSampler's padding
+    # counted one twice per epoch, 1.4e-2 off in the weights, and an empty validation
+    # shard crashed), the same model on both ranks
+    uneven = [json.loads((tmp_path / f"uneven{rank}.json").read_text()) for rank in (0, 1)]
+    assert uneven[0] == uneven[1]
+    assert uneven[0]["resumed_one_short"] == uneven[0]["one_short"]["weights"]
+    for name, (n, fraction) in UNEVEN.items():
+        reference = _model()
+        config = dataclasses.replace(
+            CONFIG, validation_fraction=fraction, early_stopping_patience=1
+        )
+        run = fit(reference, _data(n), config)
+        history = run.history.drop(columns="seconds").to_dict(orient="list")
+        assert uneven[0][name]["history"].keys() == history.keys()
+        assert uneven[0][name]["best_epoch"] == run.best_epoch
+        for key, values in history.items():
+            np.testing.assert_allclose(uneven[0][name]["history"][key], values, rtol=1e-5)
+        for key, value in reference.state_dict().items():
+            np.testing.assert_allclose(uneven[0][name]["weights"][key], value.numpy(), atol=1e-5)
 
 
 def test_resuming_with_another_world_size_is_refused(tmp_path):

@@ -57,7 +57,7 @@ def bare_loop(module: nn.Module, tensors: Sequence[Tensor], config: TrainingConf
     n = len(tensors[0])
     module.train()
     for epoch in range(config.epochs):
-        generator = torch.Generator().manual_seed(config.seed + epoch)  # as DistributedSampler
+        generator = torch.Generator().manual_seed(config.seed + epoch)  # as _epoch.shuffled
         order = torch.randperm(n, generator=generator).to(tensors[0].device)
         for start in range(0, n, config.batch_size):
             batch = tuple(t[order[start : start + config.batch_size]] for t in tensors)
