@@ -15,6 +15,8 @@ Three horizontal grid kinds are recognised:
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Hashable
 from dataclasses import dataclass
 
@@ -132,6 +134,8 @@ def find_grid(obj: xr.Dataset | xr.DataArray, name: str | None = None) -> GridIn
             f"standard_name '{missing}' (or units 'degrees_{'north' if lat is None else 'east'}')"
         )
     lat_da, lon_da = obj[lat], obj[lon]
+    for coord, role in ((lat_da, "latitude"), (lon_da, "longitude")):
+        _check_degrees(coord, role, label)
     if np.any(np.abs(lat_da.values) > 90):
         raise InputDataError(f"{label}: latitude coordinate {lat!r} has values outside [-90, 90]")
     if lat_da.ndim == 1 and lon_da.ndim == 1:
@@ -150,6 +154,50 @@ def find_grid(obj: xr.Dataset | xr.DataArray, name: str | None = None) -> GridIn
         f"{label}: latitude {lat!r} has dims {lat_da.dims} and longitude {lon!r} has dims "
         f"{lon_da.dims}; expected both 1-D (rectilinear) or both 2-D on the same dims"
     )
+
+
+#: CF's spellings of degrees for latitude and longitude (``degrees_north``, ``degreeE``...).
+_DEGREES = re.compile(r"^deg(ree)?s?([ _]?(north|east|n|e))?$", re.IGNORECASE)
+
+
+def _check_degrees(coord: xr.DataArray, role: str, label: str) -> None:
+    """Refuse a latitude or longitude whose ``units`` are an angle other than degrees.
+
+    Cell areas, distances and the grid checks read the values as degrees: a latitude in
+    radians (within +-1.6) passed as a band of the equator, every cell of about the same
+    area. Units pint does not know, or without a dimension, are taken as degrees (as a
+    coordinate without units is).
+    """
+    units = str(coord.attrs.get("units", "")).strip()
+    if not units or _DEGREES.match(units) or not _is_other_angle_or_length(units):
+        return
+    raise InputDataError(
+        f"{label}: {role} coordinate {coord.name!r} is in {units!r}; climlatent reads "
+        f"{role}s in degrees ('degrees_{'north' if role == 'latitude' else 'east'}'): "
+        "convert it first"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _is_other_angle_or_length(units: str) -> bool:
+    """Whether ``units`` are an angle other than a degree (radians), or a length."""
+    import pint
+
+    from climlatent.units import units_quantity  # pint: imported where units are read
+
+    try:
+        quantity = units_quantity(units)
+    except InputDataError:
+        return False  # unknown to pint: not refused
+    if quantity.units.dimensionality == units_quantity("m").units.dimensionality:
+        return True
+    if quantity.unitless:  # "1": a number, not an angle
+        return False
+    try:
+        in_degrees = float(quantity.to("degree").magnitude)
+    except pint.errors.DimensionalityError:
+        return False
+    return not np.isclose(in_degrees, 1.0)
 
 
 def _grid_mappings(obj: xr.Dataset | xr.DataArray) -> set[str]:

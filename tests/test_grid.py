@@ -88,6 +88,35 @@ def test_descending_latitude_is_fine():
     assert find_grid(rectilinear().isel(lat=slice(None, None, -1))).kind == "rectilinear"
 
 
+@pytest.mark.parametrize(("role", "units"), [("lat", "radians"), ("lon", "rad"), ("lat", "km")])
+def test_latitude_or_longitude_in_other_units_than_degrees_is_refused(role, units):
+    """A latitude in radians passed as an equatorial band: areas 4.8e-4 of the sphere.
+
+    A 5-degree global grid given in radians weighted every cell alike (an area mean of
+    |lat| of 45.0 degrees against 32.7).
+    """
+    da = xr.DataArray(
+        np.zeros((36, 72)),
+        dims=("lat", "lon"),
+        coords={
+            "lat": ("lat", np.arange(-87.5, 90, 5.0), {"standard_name": "latitude"}),
+            "lon": ("lon", np.arange(2.5, 360, 5.0), {"standard_name": "longitude"}),
+        },
+        name="tas",
+    )
+    in_degrees = float(cell_area(da).sum())
+    assert in_degrees == pytest.approx(4 * np.pi * EARTH_RADIUS**2, rel=1e-12)
+    spellings = ("degrees_north", "degree", "degreesN", "1") if role == "lat" else (
+        "degrees_east", "degree", "degreesE", "1")  # fmt: skip
+    for spelled in spellings:  # degrees, or no angle
+        assert float(cell_area(da.assign_coords({role: da[role].assign_attrs(units=spelled)})
+                               ).sum()) == in_degrees  # fmt: skip
+    other = da.assign_coords({role: (da[role] * (np.pi / 180)).assign_attrs(units=units)})
+    name = "latitude" if role == "lat" else "longitude"
+    with pytest.raises(InputDataError, match=f"{name} coordinate '{role}' is in '{units}'"):
+        cell_area(other)
+
+
 def test_global_cell_areas_sum_to_sphere():
     da = xr.DataArray(
         np.zeros((90, 144)),

@@ -153,3 +153,20 @@ def test_vaedlm_refuses_a_relabelled_or_reversed_space_coordinate():
         model.emulate(ds.assign_coords(x=ds["x"] + 0.5))
     with pytest.raises(InputDataError, match="'u'.*'x'"):
         model.encode(ds.isel(x=slice(None, None, -1)))
+
+
+def test_a_benchmark_coordinate_is_compared_in_the_fitted_units():
+    """The same numbers in km for a grid fitted in m were taken for the fitted grid."""
+    ds = darcy(16, kle_terms=2, seed=0, n_grid=9, workers=1)
+    metres = ds.assign_coords(x=ds["x"].assign_attrs(units="m"), y=ds["y"].assign_attrs(units="m"))
+    model = VED(latent_dim=2, hidden=8, hidden_layers=1, epochs=1, progress=False, device="cpu")
+    model = model.fit(metres, target="pressure", proxy="log_permeability")
+    expected = model.emulate(metres)
+    with pytest.raises(InputDataError, match="'x' differs .* in 'm', converted from 'km'"):
+        model.emulate(metres.assign_coords(x=metres["x"].assign_attrs(units="km")))
+    with pytest.raises(InputDataError, match="grid coordinate 'y' is in 's', which cannot"):
+        model.emulate(metres.assign_coords(y=metres["y"].assign_attrs(units="s")))
+    centimetres = metres.assign_coords(x=(metres["x"] * 100).assign_attrs(units="cm"))
+    out = model.emulate(centimetres)  # the fitted grid, in other units
+    np.testing.assert_array_equal(out["pressure"].values, expected["pressure"].values)
+    assert out["x"].attrs["units"] == "m"

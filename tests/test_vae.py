@@ -236,3 +236,18 @@ def test_bad_labels_and_grids_are_named(darcy):
     assert weights.tolist() == np.where(flags, 24.0, 0.0).tolist()
     with pytest.raises(InputDataError, match="grid"):
         vae.encode(darcy.isel(x=slice(0, 9)))
+
+
+def test_decode_reads_the_latents_by_their_labels(darcy):
+    """Latents reordered with their labels decode as before, not by position.
+
+    ``vae.decode(z.isel(latent=[2, 0, 1]))`` fed each latent to another one's input: the
+    pressure 0.0088 off on a field of standard deviation 0.0058.
+    """
+    vae = VAE(latent_dim=3, epochs=1, **SMALL).fit(darcy.isel(sample=slice(0, 16)), FIELDS)
+    z = vae.encode(darcy.isel(sample=slice(0, 4)))
+    expected = vae.decode(z)
+    assert vae.decode(z.isel(latent=[2, 0, 1])).identical(expected)
+    np.testing.assert_array_equal(vae.decode(z.drop_vars("latent")).pressure, expected.pressure)
+    with pytest.raises(InputDataError, match=r"latents are labelled \[1, 2, 3\]"):
+        vae.decode(z.assign_coords(latent=[1, 2, 3]))

@@ -232,7 +232,7 @@ def on_fitted_grid(
     else:
         for dim in dims:
             if dim in grid.coords:
-                _check_coordinate(da, grid[dim], label)
+                da = _check_coordinate(da, grid[dim], label)
     da = da.transpose(..., *dims)
     units = (attrs or {}).get("units")
     return da if units is None else convert_units(da, str(units), label)
@@ -247,15 +247,26 @@ def _latitude_longitude(grid: xr.Dataset, dims: tuple[str, ...]) -> bool:
     return set(found.spatial_dims) == set(dims)
 
 
-def _check_coordinate(da: xr.DataArray, fitted: xr.DataArray, name: str) -> None:
-    """Refuse ``da`` unless its coordinate on ``fitted``'s dim holds the fitted values."""
+def _check_coordinate(da: xr.DataArray, fitted: xr.DataArray, name: str) -> xr.DataArray:
+    """``da`` labelled with ``fitted``, refused unless its coordinate holds the fitted values.
+
+    A coordinate in other ``units`` than the fitted one is compared in the fitted units:
+    the same positions in ``cm`` for ``m`` pass, the same numbers in ``km`` do not (they
+    did, a grid 1000 times as large taken for the fitted one).
+    """
     dim = str(fitted.name)
     if dim not in da.coords:
         raise InputDataError(
             f"variable {name!r} has no coordinate on its grid dim {dim!r}; the model was "
             f"fitted on one: give it the fitted values"
         )
+    units, fitted_units = da[dim].attrs.get("units"), fitted.attrs.get("units")
+    label = f"variable {name!r}: its grid coordinate {dim!r}"
     new, old = np.asarray(da[dim].values), np.asarray(fitted.values)
+    converted = ""
+    if new.dtype.kind in "iuf" and in_other_units(units, fitted_units):
+        new = in_fitted_units(new, units, fitted_units, label)
+        converted = f" in {fitted_units!r}, converted from {units!r}"
     same = new.shape == old.shape
     kinds = new.dtype.kind + old.dtype.kind
     if same and set(kinds) <= set("iufc") and set(kinds) & set("fc"):
@@ -266,9 +277,50 @@ def _check_coordinate(da: xr.DataArray, fitted: xr.DataArray, name: str) -> None
     if not same:
         raise InputDataError(
             f"variable {name!r} is on another grid than the model was fitted on: its "
-            f"coordinate {dim!r} differs from the fitted one (select or interpolate it "
-            f"onto the fitted values)"
+            f"coordinate {dim!r} differs from the fitted one{converted} (select or "
+            f"interpolate it onto the fitted values)"
         )
+    return da.assign_coords({dim: fitted}) if units != fitted_units else da
+
+
+def in_other_units(units: object, fitted_units: object) -> bool:
+    """Whether both units are given and differ as written.
+
+    Examples
+    --------
+    >>> in_other_units("m", "km"), in_other_units("m", None), in_other_units("m", " m")
+    (True, False, False)
+    """
+    return (
+        units is not None
+        and fitted_units is not None
+        and str(units).strip() != str(fitted_units).strip()
+    )
+
+
+def in_fitted_units(
+    values: np.ndarray, units: object, fitted_units: object, label: str
+) -> np.ndarray:
+    """Coordinate ``values`` in ``units``, converted to the ``fitted_units`` of a model.
+
+    Raises
+    ------
+    InputDataError
+        The units cannot be converted (another dimension), naming ``label``.
+
+    Examples
+    --------
+    >>> in_fitted_units(np.array([0.0, 500.0]), "ms", "s", "time 't'").tolist()
+    [0.0, 0.5]
+    """
+    try:
+        moved = convert_units(xr.DataArray(values, attrs={"units": str(units)}), str(fitted_units))
+    except InputDataError as err:
+        raise InputDataError(
+            f"{label} is in {units!r}, which cannot be converted to the {fitted_units!r} "
+            "the model was fitted on"
+        ) from err
+    return np.asarray(moved.values)
 
 
 def latent_rows(z: xr.DataArray, latent_dim: int) -> tuple[np.ndarray, tuple, tuple, dict]:
@@ -290,7 +342,32 @@ def latent_rows(z: xr.DataArray, latent_dim: int) -> tuple[np.ndarray, tuple, tu
         raise InputDataError(
             f"latents need a last dim {LATENT_DIM!r} of length {latent_dim}, got {dict(z.sizes)}"
         )
+    z = latent_order(z, latent_dim)
     sample = z.dims[:-1]
     rows = np.asarray(z.values, np.float32).reshape(-1, latent_dim)
     coords = {d: z[d] for d in sample if d in z.coords}
     return rows, sample, tuple(z.sizes[d] for d in sample), coords
+
+
+def latent_order(z: xr.DataArray, latent_dim: int) -> xr.DataArray:
+    """``z`` with its latents in the model's order, by their ``latent`` coordinate.
+
+    The encoders label the latents ``0 .. latent_dim - 1``; latents reordered with their
+    labels (``z.isel(latent=[2, 0, 1])``) were read by position, each latent fed to
+    another one's input. Without a coordinate, by position.
+
+    Examples
+    --------
+    >>> z = xr.DataArray([[5.0, 7.0]], dims=("sample", "latent"), coords={"latent": [1, 0]})
+    >>> latent_order(z, 2).values.tolist()
+    [[7.0, 5.0]]
+    """
+    if LATENT_DIM not in z.coords:
+        return z
+    labels = np.asarray(z[LATENT_DIM].values)
+    if labels.dtype.kind not in "iuf" or not np.array_equal(np.sort(labels), np.arange(latent_dim)):
+        raise InputDataError(
+            f"latents are labelled {labels.tolist()} along {LATENT_DIM!r}; the model's are "
+            f"0 .. {latent_dim - 1}"
+        )
+    return z.isel({LATENT_DIM: np.argsort(labels, kind="stable")})

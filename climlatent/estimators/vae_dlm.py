@@ -31,7 +31,18 @@ from climlatent._deprecation import renamed_arguments, renamed_method
 from climlatent.checks import get_variable
 from climlatent.draws import DRAW_ATTRS, REALIZATION_DIM
 from climlatent.errors import InputDataError
-from climlatent.estimators._fields import check_field_ranges, field_ranges, on_fitted_grid
+from climlatent.estimators._dlm_times import (
+    in_model_time_units,
+    requested_times,
+    time_attrs,
+    time_values,
+)
+from climlatent.estimators._fields import (
+    check_field_ranges,
+    field_ranges,
+    latent_order,
+    on_fitted_grid,
+)
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
@@ -192,7 +203,7 @@ class VAEDLM(BaseEstimator):
         variable = "u" if target is None else target
         self.__dict__.pop("target_", None)  # refitting starts afresh
         da = self._field(ds, variable)
-        times = self._time_values(da)
+        times = time_values(da, need_two=not self.is_fitted)
         values = self._values(da)
         self.variable_ = variable
         self.dims_ = tuple(str(d) for d in da.dims)
@@ -257,7 +268,8 @@ class VAEDLM(BaseEstimator):
                 f"latents need a last dim {LATENT_DIM!r} of length {self.intrinsic_dim}, "
                 f"got {dict(u.sizes)}"
             )
-        times = self._requested_times(times)
+        times = requested_times(times)
+        u = latent_order(u, self.intrinsic_dim)
         flat = np.asarray(u.values, np.float32).reshape(-1, self.intrinsic_dim)
         sample = tuple(u.dims[:-1])
         coords = {d: u[d] for d in sample if d in u.coords}
@@ -278,8 +290,9 @@ class VAEDLM(BaseEstimator):
             Holds the variable; only its first time (the initial state, which must be
             the first training time) is used.
         times : array-like, optional
-            Times in the units of the time coordinate; those of ``ds`` by default.
-            Times outside the training span are extrapolations.
+            Times in the units of ``ds``'s time coordinate (converted to the fitted
+            ones); those of ``ds`` by default. Times outside the training span are
+            extrapolations.
         check_range : bool
             Refuse fields with values beyond their training range by more than
             ``range_tolerance`` times its width (fill values, mislabelled units).
@@ -302,12 +315,14 @@ class VAEDLM(BaseEstimator):
         self._require_fitted()
         da = self._checked(ds, check_range)
         time_dim = self.dims_[-2]
-        times = da[time_dim].values if times is None else self._requested_times(times)
-        fields = self._run(self._initial(da), np.asarray(times, np.float64), encode=True)
+        times = da[time_dim].values if times is None else requested_times(times)
+        fitted_times = in_model_time_units(da, self.dims_[-2], self.time_attrs_, times)
+        fields = self._run(self._initial(da), fitted_times, encode=True)
         sample = tuple(da.dims[:-2])
         coords = {d: da[d] for d in sample if d in da.coords}
         shape = tuple(da.sizes[d] for d in sample)
-        out = self._to_dataset(fields, sample, shape, coords, times, "emulate(ds)")
+        units = da[time_dim].attrs.get("units")
+        out = self._to_dataset(fields, sample, shape, coords, times, "emulate(ds)", units)
         return carry_provenance(out, ds)
 
     predict = renamed_method("predict", "emulate")
@@ -333,8 +348,8 @@ class VAEDLM(BaseEstimator):
         seed : int
             Seed of the prior draws; the same seed gives the same trajectories.
         times : array-like, optional
-            Times in the units of the time coordinate; the training times by default
-            (required for models saved before they recorded them).
+            Times in the units of the training time coordinate; the training times by
+            default (required for models saved before they recorded them).
 
         Returns
         -------
@@ -356,7 +371,7 @@ class VAEDLM(BaseEstimator):
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         if times is None and self.times_ is None:  # saved before times were recorded
             raise InputDataError("this model did not record its training times: pass times=")
-        times = self.times_ if times is None else self._requested_times(times)
+        times = self.times_ if times is None else requested_times(times)
         rng = np.random.default_rng(seed)
         u = rng.standard_normal((n_samples, self.intrinsic_dim)).astype(np.float32)
         fields = self._run(u, times, encode=False)
@@ -376,7 +391,8 @@ class VAEDLM(BaseEstimator):
         ds : xr.Dataset
             Holds the variable; only its initial fields are used.
         times : array-like, optional
-            Times in the units of the time coordinate; those of ``ds`` by default.
+            Times in the units of ``ds``'s time coordinate (converted to the fitted
+            ones); those of ``ds`` by default.
 
         Returns
         -------
@@ -404,8 +420,9 @@ class VAEDLM(BaseEstimator):
             raise ValueError("the traditional VAE (manifold=False) has no latent manifold")
         da = self._checked(ds)
         time_dim, d = self.dims_[-2], self.intrinsic_dim
-        times = da[time_dim].values if times is None else self._requested_times(times)
-        tau, module = torch.from_numpy(self._scaled(times)).to(self.device_), self.module_
+        times = da[time_dim].values if times is None else requested_times(times)
+        fitted_times = in_model_time_units(da, self.dims_[-2], self.time_attrs_, times)
+        tau, module = torch.from_numpy(self._scaled(fitted_times)).to(self.device_), self.module_
 
         def metrics(rows: torch.Tensor) -> torch.Tensor:
             u, t = module.encode(rows).repeat_interleave(len(tau), dim=0), tau.repeat(len(rows))
@@ -422,7 +439,8 @@ class VAEDLM(BaseEstimator):
             name: (dims, values[..., k, :, :], {"long_name": names[name], "units": "1"})
             for k, name in enumerate(("induced", "learned")[: values.shape[-3]])
         }
-        time = xr.DataArray(np.asarray(times), dims=time_dim, attrs=self.time_attrs_)
+        attrs = time_attrs(self.time_attrs_, da[time_dim].attrs.get("units"))
+        time = xr.DataArray(np.asarray(times), dims=time_dim, attrs=attrs)
         coords = {dim: da[dim] for dim in sample if dim in da.coords}
         coords |= {time_dim: time, "latent_i": np.arange(d), "latent_j": np.arange(d)}
         return xr.Dataset(data, coords=coords)
@@ -468,37 +486,20 @@ class VAEDLM(BaseEstimator):
                 f"of length {self.n_space_}"
             )
         da = on_fitted_grid(da, self.grid_, self.dims_[-1:], self.attrs_)  # space, units
-        times = self._time_values(da)
+        times = in_model_time_units(
+            da, self.dims_[-2], self.time_attrs_, time_values(da, need_two=not self.is_fitted)
+        )
         if not np.isclose(times[0], self.t0_, rtol=0, atol=1e-9 * max(1.0, abs(self.span_))):
+            units = self.time_attrs_.get("units")
             raise InputDataError(
                 f"variable {self.variable_!r} starts at {self.dims_[-2]}={times[0]:g}; the "
                 f"model encodes initial states at {self.dims_[-2]}={self.t0_:g}"
+                + (f" (in the fitted units {units!r})" if units is not None else "")
             )
         self._values(da)  # NaN check
         if check_range:
             check_field_ranges([da], self.ranges_, "field", self.range_tolerance)
         return da
-
-    def _time_values(self, da: xr.DataArray) -> np.ndarray:
-        time = da.dims[-2]
-        if time not in da.coords:
-            raise InputDataError(
-                f"variable {da.name!r} has no coordinate for its time dim {time!r}"
-            )
-        values = np.asarray(da[time].values)
-        if values.dtype.kind not in "iuf":
-            raise InputDataError(
-                f"time coordinate {time!r} of variable {da.name!r} must be numeric, "
-                f"got dtype {values.dtype}"
-            )
-        values = values.astype(np.float64)
-        if len(values) > 1 and not (np.diff(values) > 0).all():
-            raise InputDataError(
-                f"time coordinate {time!r} of variable {da.name!r} must increase strictly"
-            )
-        if not self.is_fitted and len(values) < 2:
-            raise InputDataError(f"variable {da.name!r} needs at least two times to fit")
-        return values
 
     @staticmethod
     def _values(da: xr.DataArray) -> np.ndarray:
@@ -517,12 +518,6 @@ class VAEDLM(BaseEstimator):
 
     def _scaled(self, times: np.ndarray) -> np.ndarray:
         return ((np.asarray(times, np.float64) - self.t0_) / self.span_).astype(np.float32)
-
-    def _requested_times(self, times: Any) -> np.ndarray:
-        values = np.atleast_1d(np.asarray(times, dtype=np.float64))
-        if values.ndim != 1 or not len(values) or not np.isfinite(values).all():
-            raise InputDataError(f"times must be a non-empty 1-D array of finite numbers: {times}")
-        return values
 
     def _run(self, x: np.ndarray, times: np.ndarray, encode: bool) -> np.ndarray:
         """Decode rows ``x`` (initial fields, or local coordinates) at every time."""
@@ -547,11 +542,14 @@ class VAEDLM(BaseEstimator):
         coords: dict,
         times: np.ndarray,
         call: str,
+        time_units: Any = None,
     ) -> xr.Dataset:
         time_dim, space_dim = self.dims_[-2:]
         dims = tuple(sample) + (time_dim, space_dim)
         values = fields.reshape(tuple(shape) + fields.shape[1:]).astype(np.float32)
-        time = xr.DataArray(np.asarray(times), dims=time_dim, attrs=self.time_attrs_)
+        time = xr.DataArray(
+            np.asarray(times), dims=time_dim, attrs=time_attrs(self.time_attrs_, time_units)
+        )
         out = xr.Dataset(
             {self.variable_: (dims, values, physical_attrs(self.attrs_))},
             coords={**coords, time_dim: time, **self.grid_.coords},
