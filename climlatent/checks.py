@@ -47,6 +47,11 @@ def get_variable(ds: xr.Dataset, name: str, role: str) -> xr.DataArray:
     """
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"expected an xarray.Dataset holding {role} {name!r}, got {type(ds)}")
+    if not isinstance(name, str):  # a list of names is no name (nor hashable)
+        raise InputDataError(
+            f"{role} must be one variable name (a str), not {name!r} "
+            f"(data variables: {', '.join(map(str, ds.data_vars)) or 'none'})"
+        )
     if name not in ds.data_vars:
         raise InputDataError(
             f"{role} variable {name!r} is not in the Dataset (data variables: "
@@ -125,6 +130,11 @@ def check_field(
     ('time', 'noleap')
     """
     find_grid(da, da.name)
+    if da.dtype.kind not in "biuf":  # text, objects, dates: not a field of numbers
+        raise InputDataError(
+            f"{role} variable {da.name!r} holds {da.dtype} values, not numbers; "
+            f"convert it (.astype('float32')) or decode it first"
+        )
     for dim, size in da.sizes.items():
         if size == 0:
             raise InputDataError(

@@ -175,3 +175,33 @@ def test_bad_inputs(world):
     negative = fine.assign(chl=fine["chl"] - float(fine["chl"].max()))
     with pytest.raises(InputDataError, match="values <= 0"):
         cl.ProxyDownscaler(epochs=1).fit(coarse, negative, "chl", LAWS)
+
+
+def _two_member_world():
+    w = cl.datasets.synthetic_biogeochem(n_members=2, n_years=2, n_fine_lat=8, n_fine_lon=12)
+    return w.coarse, w.fine
+
+
+def test_proxies_not_a_mapping_refused_by_name():
+    coarse, fine = _two_member_world()
+    for proxies in ("tos", ["tos", "rsds"]):  # EOFRegression's proxies=name spelling
+        with pytest.raises(InputDataError, match="proxies must map each driver variable"):
+            cl.ProxyDownscaler(epochs=1).fit(coarse, fine, "chl", proxies=proxies)
+    with pytest.raises(InputDataError, match="target must be one variable name"):
+        cl.ProxyDownscaler(epochs=1).fit(coarse, fine, ["chl"], proxies=LAWS)
+
+
+def test_drivers_with_other_samples_or_grid_refused_by_name():
+    coarse, fine = _two_member_world()
+    shared = coarse.assign(rsds=coarse["rsds"].isel(member=0, drop=True))
+    with pytest.raises(InputDataError, match="proxy variable 'rsds' has sample dims"):
+        cl.ProxyDownscaler(epochs=1).fit(shared, fine, "chl", proxies=LAWS)
+    own = coarse.assign(rsds=coarse["rsds"].rename(lat="y", lon="x"))
+    with pytest.raises(InputDataError, match="proxy variable 'rsds' has horizontal dims"):
+        cl.ProxyDownscaler(epochs=1).fit(own, fine, "chl", proxies=LAWS)
+    est = cl.ProxyDownscaler(epochs=1, progress=False).fit(coarse, fine, "chl", proxies=LAWS)
+    for data in (shared, shared.chunk(time=5)):
+        with pytest.raises(InputDataError, match="proxy variable 'rsds' has sample dims"):
+            est.downscale(data)
+    with pytest.raises(InputDataError, match="proxy variable 'tos' holds object values"):
+        est.downscale(coarse.assign(tos=coarse["tos"].astype(object)))

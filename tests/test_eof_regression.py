@@ -157,3 +157,17 @@ def test_dynamical_adjustment_residual_is_a_difference():
     in_kelvin = cl.units.convert_units(residual, "K")  # what a CF reader makes of it
     np.testing.assert_allclose(in_kelvin.values, residual.values, atol=1e-6, equal_nan=True)
     assert abs(float(residual.mean())) < 1e-3
+
+
+def test_a_list_of_names_or_a_field_of_text_is_refused_by_name():
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1, n_lat=4, n_lon=6)
+    est = cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2)
+    with pytest.raises(cl.errors.InputDataError, match="target must be one variable name"):
+        est.fit(ds, ["pr"], "psl")
+    with pytest.raises(cl.errors.InputDataError, match="proxy must be one variable name"):
+        est.fit(ds, "pr", ["psl", "tas"])
+    with pytest.raises(cl.errors.InputDataError, match="proxy variable 'psl' holds <U"):
+        est.fit(ds.assign(psl=ds["psl"].astype(str)), "pr", "psl")
+    est.fit(ds, "pr", "psl")
+    with pytest.raises(cl.errors.InputDataError, match="proxy variable 'psl' holds object"):
+        est.emulate(ds.assign(psl=ds["psl"].astype(object)))

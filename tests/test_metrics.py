@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 import xarray as xr
 
+from climlatent.errors import InputDataError
 from climlatent.metrics import (
     area_mean,
     correlation,
@@ -11,6 +13,7 @@ from climlatent.metrics import (
     rmse,
     rmse_map,
 )
+from climlatent.metrics.ensemble import spread_skill_ratio
 from conftest import rectilinear
 
 
@@ -89,3 +92,40 @@ def test_spreads_of_temperatures_in_degc_are_in_kelvin():
     )
     gev = fit_gev(years, "year")
     assert (gev["loc"].attrs["units"], gev["scale"].attrs["units"]) == ("degC", "K")
+
+
+def test_dims_given_as_one_name_or_absent_are_handled_by_name():
+    truth = rectilinear(n_time=20).rename("pr")
+    np.testing.assert_allclose(
+        float(rmse(truth + 0.5, truth, "time")), float(rmse(truth + 0.5, truth, ("time",)))
+    )
+    np.testing.assert_allclose(
+        float(mse_skill_score(truth, truth, truth.mean("time"), "time")), 1.0
+    )
+
+    for score in (
+        lambda: mse(truth, truth, ("year",)),
+        lambda: r2(truth, truth, ("year",)),
+        lambda: r2_map(truth, truth, ("year",)),
+        lambda: rmse_map(truth, truth, ("year",)),
+        lambda: correlation(truth, truth, "year"),
+    ):
+        with pytest.raises(InputDataError, match="variable 'pr' has no dim 'year'"):
+            score()
+    with pytest.raises(TypeError, match=r"ds\['name'\]"):
+        mse(truth.to_dataset(), truth.to_dataset())
+
+
+def test_a_prediction_in_other_units_is_scored_in_the_truth_units():
+    truth = rectilinear() + 280.0
+    prediction = truth + 0.5 * rectilinear(seed=1)
+    in_celsius = (prediction - 273.15).assign_attrs(units="degC")  # was scored 273.15 K off
+    expected = rmse(prediction, truth, "time")
+    np.testing.assert_allclose(rmse(in_celsius, truth, "time"), expected, rtol=1e-12)
+    assert float(expected) < 1.0  # the scale of the error, not of 273.15 K
+    members = xr.concat([in_celsius, in_celsius + 0.1], "realization")
+    in_kelvin = (members + 273.15).assign_attrs(units="K")
+    same = [spread_skill_ratio(m, truth, "realization") for m in (members, in_kelvin)]
+    np.testing.assert_allclose(*(np.asarray(ratio) for ratio in same))
+    with pytest.raises(InputDataError, match="'tas' in 'm' cannot be scored against 'tas'"):
+        rmse(prediction.assign_attrs(units="m"), truth, "time")

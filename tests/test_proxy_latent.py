@@ -379,3 +379,16 @@ def test_day_of_year_window_save_load_and_unknown_groups(seasonal_world, tmp_pat
         np.testing.assert_array_equal(a.values, b.values)
     with pytest.raises(InputDataError, match="season 'DJF'"):
         loaded.downscale(seasonal_world.coarse)
+
+
+def test_coarse_target_on_its_own_dims_or_samples_refused_by_name():
+    w = cl.datasets.synthetic_biogeochem(n_members=2, n_years=2, n_fine_lat=8, n_fine_lon=12)
+    coarse, fine = w.coarse, w.fine
+    own = coarse.assign(chl=coarse["chl"].rename(lat="y", lon="x"))
+    est = cl.ProxyLatentDownscaler(epochs=1, target_input=True, progress=False)
+    with pytest.raises(InputDataError, match="coarse target variable 'chl' has horizontal"):
+        est.fit(own, fine, "chl", proxies=LAWS)
+    est.fit(coarse, fine, "chl", proxies=LAWS)
+    shared = coarse.assign(chl=coarse["chl"].isel(member=0, drop=True))
+    with pytest.raises(InputDataError, match="coarse target variable 'chl' has sample dims"):
+        est.downscale(shared)

@@ -32,6 +32,7 @@ from climlatent.checks import (
 )
 from climlatent.draws import BlockNormals, Draws
 from climlatent.errors import InputDataError
+from climlatent.estimators._drivers import check_alike, proxy_laws
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import ArraySpec, BaseEstimator
@@ -181,7 +182,7 @@ class ProxyDownscaler(BaseEstimator):
         parse_units(y, target)
         check_no_inf(y, "target")
         self.sample_dims_ = check_sample_dims(y, "target", find_grid(y).spatial_dims, None)
-        laws = dict(proxies) if proxies else {target: "identity"}
+        laws = proxy_laws(proxies, target)
         mode = self.mode if self.mode != "auto" else ("multiplicative" if proxies else "additive")
         unknown = {
             name: law
@@ -213,6 +214,9 @@ class ProxyDownscaler(BaseEstimator):
             in_sample_order(GridOrder.of(x).canonical(x), self.sample_dims_)
             for x in self._drivers(coarse)
         ]
+        for x in drivers[1:]:  # one coarse grid and the target's samples for all
+            check_alike(drivers[0], x, "proxy")
+        check_alike(y, drivers[0], "proxy", grid=False, single=True)
         self.driver_ranges_ = {
             x.name: FittedRange.fit(x, "proxy", self.range_tolerance) for x in drivers
         }
@@ -274,8 +278,6 @@ class ProxyDownscaler(BaseEstimator):
             offset = group_mean(target - predictor, memberships)
             self.module_.structure.copy_(torch.from_numpy(np.nan_to_num(offset)).float())
 
-    # -- boundary helpers ----------------------------------------------------------
-
     def _drivers(self, coarse: xr.Dataset, check_range: bool | None = None) -> list[xr.DataArray]:
         """The drivers in their law's units.
 
@@ -293,6 +295,8 @@ class ProxyDownscaler(BaseEstimator):
             x = convert_units(x, units, name)
             if check_range and self.driver_ranges_:
                 x = self.driver_ranges_[name].check(x, "proxy", self.range_tolerance)
+            if out and check_range is not None:  # on the fitted grid: the sample dims
+                check_alike(out[0], x, "proxy", grid=False)
             out.append(x)
         return out
 

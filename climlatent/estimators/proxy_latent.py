@@ -30,6 +30,7 @@ from climlatent.batching import from_matrix, in_sample_order, sample_coords, to_
 from climlatent.checks import check_field, check_same_samples, get_variable
 from climlatent.draws import BlockNormals
 from climlatent.errors import InputDataError
+from climlatent.estimators._drivers import check_alike, proxy_laws
 from climlatent.estimators._torch import inference
 from climlatent.estimators.downscaler import ProxyDownscaler
 from climlatent.fitted_range import FittedRange
@@ -153,6 +154,15 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             time, _ = check_field(observed, "coarse target")
             check_same_samples(get_variable(fine, target, "target"), observed, time)
             parse_units(observed, target)
+            first = next(iter(proxy_laws(proxies, target)))
+            if first != target:  # the drivers' grid and samples (the first is checked)
+                driver = get_variable(coarse, first, "proxy")
+                check_field(driver, "proxy")
+                check_alike(
+                    GridOrder.of(driver).canonical(driver),
+                    GridOrder.of(observed).canonical(observed),
+                    "coarse target",
+                )
         return super().fit(coarse, fine, target, proxies, checkpoint=checkpoint, resume=resume)
 
     def _statistic(self) -> str | None:
@@ -214,7 +224,11 @@ class ProxyLatentDownscaler(ProxyDownscaler):
     def _input_fields(self, coarse: xr.Dataset, check_range: bool) -> list[xr.DataArray]:
         """The drivers and, with ``target_input``, the coarse target."""
         fields = super()._input_fields(coarse, check_range)
-        return fields + [self._coarse_target(coarse, check_range)] if self.target_input else fields
+        if not self.target_input:
+            return fields
+        observed = self._coarse_target(coarse, check_range)
+        check_alike(fields[0], observed, "coarse target", grid=False)  # rows pair
+        return [*fields, observed]
 
     def _row_inputs(self, matrices: list[np.ndarray], groups: np.ndarray) -> list[np.ndarray]:
         """Driver matrix, groups and, with ``target_input``, the coarse target."""

@@ -25,7 +25,7 @@ from cf_xarray.units import units as ureg
 
 from climlatent.errors import InputDataError
 from climlatent.grid import cell_area, find_grid
-from climlatent.units import difference_units
+from climlatent.units import convert_units, difference_units
 
 
 def _score(da: xr.DataArray, long_name: str, units: str | None) -> xr.DataArray:
@@ -35,12 +35,15 @@ def _score(da: xr.DataArray, long_name: str, units: str | None) -> xr.DataArray:
 
 
 def paired(*fields: xr.DataArray) -> tuple[xr.DataArray, ...]:
-    """The fields on the same coordinates, each NaN wherever any of them is.
+    """The fields on the same coordinates and units, each NaN wherever any of them is.
+
+    Fields in other units than the truth (the second field) are converted to its units.
 
     Raises
     ------
     InputDataError
-        The fields' coordinates differ along a dim they share (named).
+        The fields' coordinates differ along a dim they share (named), or their units
+        cannot be converted to the truth's.
 
     Examples
     --------
@@ -54,6 +57,10 @@ def paired(*fields: xr.DataArray) -> tuple[xr.DataArray, ...]:
     ...
     climlatent.errors.InputDataError: the fields scored against each other are not on ...
     """
+    for field in fields:
+        if not isinstance(field, xr.DataArray):
+            raise TypeError(f"expected xarray.DataArrays (ds['name']) to score, got {type(field)}")
+    fields = in_units_of(fields, fields[min(1, len(fields) - 1)])  # the truth's
     try:
         fields = xr.align(*fields, join="exact", copy=False)
     except ValueError as error:
@@ -62,6 +69,35 @@ def paired(*fields: xr.DataArray) -> tuple[xr.DataArray, ...]:
         ) from None
     valid = functools.reduce(operator.and_, (field.notnull() for field in fields))
     return tuple(field.where(valid) for field in fields)
+
+
+def in_units_of(fields: tuple[xr.DataArray, ...], truth: xr.DataArray) -> tuple[xr.DataArray, ...]:
+    """``fields`` in the units of ``truth``; fields without units stay as they are.
+
+    A prediction in degC scored against a truth in K was 273.15 K off.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> k = xr.DataArray([273.15], attrs={"units": "K"}, name="tas")
+    >>> c = xr.DataArray([0.0], attrs={"units": "degC"}, name="tas")
+    >>> [float(f[0]) for f in in_units_of((c, k), k)]
+    [273.15, 273.15]
+    """
+    units = truth.attrs.get("units")
+    out = []
+    for field in fields:
+        own = field.attrs.get("units")
+        if units is not None and own is not None and str(own).strip() != str(units).strip():
+            try:
+                field = convert_units(field, str(units))
+            except InputDataError as err:
+                raise InputDataError(
+                    f"{field.name!r} in {own!r} cannot be scored against {truth.name!r} in "
+                    f"{units!r}: {err}"
+                ) from err
+        out.append(field)
+    return tuple(out)
 
 
 def _spread(units: str | None) -> str | None:
@@ -94,6 +130,32 @@ def _squared(units: str | None) -> str | None:
         return f"({spread})2"  # as UDUNITS writes a power of what it cannot name
 
 
+def _dims(da: xr.DataArray, dims: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``dims`` as a tuple (one name given as a str), refused naming what ``da`` has.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> da = xr.DataArray([[1.0]], dims=("time", "member"), name="pr")
+    >>> _dims(da, "time"), _dims(da, ["time", "member"])
+    (('time',), ('time', 'member'))
+    >>> _dims(da, ("year",))
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: variable 'pr' has no dim 'year' to score over ...
+    """
+    if not isinstance(da, xr.DataArray):
+        raise TypeError(f"expected an xarray.DataArray (ds['name']), got {type(da)}")
+    names = (dims,) if isinstance(dims, str) else tuple(dims)
+    missing = [d for d in names if d not in da.dims]
+    if missing:
+        raise InputDataError(
+            f"variable {da.name!r} has no dim {', '.join(map(repr, missing))} to score over "
+            f"(dims: {da.dims})"
+        )
+    return names
+
+
 def area_mean(da: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:
     """Area-weighted mean over the horizontal grid (and ``dims``), skipping NaNs.
 
@@ -112,6 +174,7 @@ def area_mean(da: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:
     >>> round(float(area_mean(da)), 12)  # the 60N cell has half the area of a 0N cell
     1.4
     """
+    dims = _dims(da, dims)
     grid = find_grid(da, da.name)
     weights = cell_area(da).where(da.notnull(), 0.0)
     return da.weighted(weights.fillna(0.0)).mean((*grid.spatial_dims, *dims))
@@ -196,6 +259,7 @@ def r2(
     (1.0, 0.0)
     """
     prediction, truth = paired(prediction, truth)  # SST about the mean of valid steps
+    dims = _dims(truth, dims)
     skill = _skill(prediction, truth, truth.mean(dims), dims)
     return _score(skill, "coefficient of determination", "1")
 
@@ -216,6 +280,7 @@ def r2_map(
     0.985
     """
     prediction, truth = paired(prediction, truth)
+    dims = _dims(truth, dims)
     sse = ((prediction - truth) ** 2).sum(dims)
     sst = ((truth - truth.mean(dims)) ** 2).sum(dims, min_count=1)
     r2 = (1 - sse / sst.where(sst > 0)).rename("r2")
@@ -235,6 +300,7 @@ def rmse_map(
     2.23606797749979
     """
     prediction, truth = paired(prediction, truth)
+    dims = _dims(truth, dims)
     out = (((prediction - truth) ** 2).mean(dims) ** 0.5).rename("rmse")
     return _score(out, "root mean squared error", _spread(truth.attrs.get("units")))
 
@@ -250,4 +316,5 @@ def correlation(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time"
     1.0
     """
     prediction, truth = paired(prediction, truth)
+    (dim,) = _dims(truth, (dim,) if isinstance(dim, str) else dim)
     return _score(xr.corr(prediction, truth, dim=dim), "Pearson correlation coefficient", "1")
