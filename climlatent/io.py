@@ -223,6 +223,9 @@ def open_dataset(
             # the first file's labels, its cells paired by position
             compat="equals",
         )
+        for dim, index in combined.indexes.items():  # files overlapping in time
+            if not index.is_unique:
+                raise ValueError(f"{dim} {index[index.duplicated()][0]} is in two files")
         return mask_invalid(_in_natural_member_order(combined))  # by_coords sorts as text
     except xr.MergeError as err:
         raise InputDataError(
@@ -230,10 +233,20 @@ def open_dataset(
             f"do not concatenate ({str(err).split('. You can skip', 1)[0]}): reorder or "
             f"regrid them alike"
         ) from err
-    except ValueError as err:
-        if "decode time" not in str(err):
+    except (ValueError, TypeError) as err:
+        if "decode time" in str(err):
+            raise InputDataError(
+                f"cannot decode the time axis of {', '.join(paths)}: {err}"
+            ) from err
+        if len(paths) == 1:
             raise
-        raise InputDataError(f"cannot decode the time axis of {', '.join(paths)}: {err}") from err
+        # xarray's combine by coordinates: a file stored north to south, overlapping
+        # or repeated times, calendars that differ between files
+        raise InputDataError(
+            f"cannot combine the files {', '.join(paths)} by their coordinates ({err}): "
+            "each file must hold its own time steps, in one calendar, on the same grid "
+            "in the same order"
+        ) from err
 
 
 def history_line(call: str) -> str:

@@ -211,3 +211,19 @@ def test_packed_data_reads_and_writes_as_netcdf4_reads_it(tmp_path, unsigned):
     with netCDF4.Dataset(tmp_path / "out.nc") as nc:
         assert nc["tas"].dtype.kind == "f" and "_Unsigned" not in nc["tas"].ncattrs()
         np.testing.assert_allclose(np.ma.filled(nc["tas"][:], np.nan), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("fault", ["north_to_south", "overlapping_times", "other_calendar"])
+def test_files_that_do_not_combine_by_their_coordinates_are_refused_naming_them(tmp_path, fault):
+    field = rectilinear(n_time=6).to_dataset()
+    first, second = field.isel(time=slice(0, 3)), field.isel(time=slice(3, None))
+    if fault == "north_to_south":
+        second = second.isel(lat=slice(None, None, -1))
+    elif fault == "overlapping_times":
+        second = field.isel(time=slice(2, None))
+    else:
+        second = second.convert_calendar("360_day", align_on="year")
+    paths = [to_netcdf(part, tmp_path / f"tas_{i}.nc") for i, part in enumerate((first, second))]
+    with pytest.raises(InputDataError, match="cannot combine the files .*tas_0.nc, .*tas_1.nc"):
+        open_dataset(str(tmp_path / "tas_*.nc"))
+    assert open_dataset([str(p) for p in paths[:1]])["tas"].sizes["time"] == 3  # one file: fine
