@@ -186,7 +186,9 @@ def write_zarr(
     Notes
     -----
     The metadata is consolidated when the store is created; region writes leave it
-    unchanged. An empty folder at ``store`` counts as a new store. On a dask cluster
+    unchanged. An empty folder at ``store`` counts as a new store; a new store that a
+    refusal or error stops before any region is complete is removed (the folder given
+    emptied), so that no output is left that holds nothing. On a dask cluster
     the workers write the regions: ``store`` must be on a file system they reach.
 
     Examples
@@ -286,21 +288,42 @@ def _blocks(ds: xr.Dataset, dim: str) -> list[list[int]]:
 def _claim(target: Path, encoded: xr.Dataset, fresh: dict, overwrite: bool) -> Iterator[dict]:
     """The manifest to fill (``fresh`` for a new store), the store locked meanwhile."""
     record = new_record()
-    new = not target.exists() or (target.is_dir() and not any(target.iterdir()))
+    new_folder = not target.exists()
+    new = new_folder or (target.is_dir() and not any(target.iterdir()))
     if not new:
         _read_manifest(target)  # refuse what write_zarr did not write before touching it
         with _writing(target):
             acquire(target, record)
+    created = False
     try:
         manifest = fresh
         if new or overwrite:
             _create_store(encoded, target, fresh, record, replace=not new)
+            created = new
         else:
             manifest = read_manifest(target)  # again: it is ours to change now
             _check_store(target, manifest, fresh)
         yield manifest
+    except BaseException:
+        created = created and _nothing_written(target)  # then no output to leave behind
+        raise
+    else:
+        created = False
     finally:
         release(target, record)
+        if created:  # a store this call made, refused before any region was written
+            shutil.rmtree(target, ignore_errors=True)
+            if not new_folder:
+                target.mkdir()  # the empty folder the caller gave
+
+
+def _nothing_written(target: Path) -> bool:
+    """Whether the store ``target`` has no complete region (or no readable manifest)."""
+    try:
+        regions = read_manifest(target)["regions"]
+    except (ClimlatentError, OSError, ValueError):
+        return True
+    return not any(entry["status"] == "complete" for entry in regions)
 
 
 def read_manifest(store: PathLike) -> dict:

@@ -185,6 +185,23 @@ def test_resume_after_crash_recomputes_only_missing_regions(reference, tmp_path,
     assert stored_bytes(store) == stored_bytes(reference)
 
 
+@pytest.mark.parametrize("given", ["path", "empty folder"])
+def test_a_new_store_stopped_before_any_region_is_complete_is_removed(tmp_path, given):
+    """No output that holds nothing: the rerun starts afresh (or fails the same way)."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    store = folder / "pr.zarr"
+    if given == "empty folder":
+        store.mkdir()
+    failing = ensemble(log=tmp_path / "blocks.log", fail=region_key(ensemble(), 0))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        write_zarr(failing, store, fingerprint=FINGERPRINT)
+    assert list(folder.iterdir()) == ([store] if given == "empty folder" else [])
+    assert not store.exists() or not any(store.iterdir())
+    write_zarr(ensemble(), store, fingerprint=FINGERPRINT)  # a new store, not a resume
+    assert statuses(store) == ["complete"] * N_REGIONS
+
+
 def start_writer(store: Path, log: Path) -> subprocess.Popen:
     """Another process writing ``ensemble()`` to ``store``, 0.4 s per block."""
     script = textwrap.dedent(
