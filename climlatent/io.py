@@ -5,9 +5,9 @@ Reading: netCDF files (one path, a glob or a list), zarr stores and catalog entr
 CF calendar (360_day, noleap, ...) survives.
 
 Writing: :func:`to_netcdf` completes the CF-1.8 metadata a checker and a downstream
-tool expect (:func:`cf_encode`), appends a ``history`` line, and writes to a temporary
-file in the target folder that is renamed into place only once complete: an error,
-whenever it happens, leaves no half-written file behind.
+tool expect (:func:`climlatent.cf_encoding.cf_encode`), appends a ``history`` line,
+and writes to a temporary file in the target folder that is renamed into place only
+once complete: an error, whenever it happens, leaves no half-written file behind.
 
 Provenance: an output computed from some data keeps that data's own description (its
 global attributes, scalar coordinates, time bounds, grid mapping: see
@@ -27,19 +27,16 @@ import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
-import cftime
 import numpy as np
 import xarray as xr
-from xarray.coding.times import infer_datetime_units
 
 from climlatent._version import __version__
+from climlatent.cf_encoding import cf_encode
 from climlatent.errors import InputDataError
-from climlatent.grid import GridInfo, find_grid, find_member, find_time
-from climlatent.packing import PACKING, mask_invalid, unpack_valid_range
+from climlatent.grid import find_member
+from climlatent.packing import mask_invalid
 from climlatent.store_status import INCOMPLETE
 
-CONVENTIONS = "CF-1.8"
-FILL_VALUE = 1.0e20  # the CMIP fill value for floating-point fields
 #: Attributes that describe a physical quantity rather than the data it came from.
 PHYSICAL_ATTRS = ("standard_name", "long_name", "units", "cell_methods")
 
@@ -365,182 +362,11 @@ def _same_axis(dim: Hashable, out: xr.Dataset, source: xr.Dataset) -> bool:
     return mine.equals(theirs)
 
 
-_COORD_ATTRS = {
-    "lat": {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"},
-    "lon": {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
-}
-
-
-def cf_encode(ds: xr.Dataset, complete_coords: bool = True) -> xr.Dataset:
-    """Complete the CF-1.8 metadata of ``ds`` for writing, without touching its values.
-
-    - ``Conventions`` names CF-1.8 (in place of another CF version; other conventions
-      stay); a missing ``title`` is made of the data variables' long names;
-    - with ``complete_coords``, latitude, longitude and time get their axis attributes
-      where missing, a member dimension ``standard_name: realization`` (and
-      ``units: 1`` when numeric);
-    - a ``bounds`` attribute naming a variable not in ``ds`` is dropped; when ``ds``
-      holds one grid-mapping variable, the variables on the horizontal grid name it;
-    - encodings: ``_FillValue`` on floating-point data variables, written unpacked
-      (a file's ``scale_factor``, ``add_offset``, integer dtype and ``missing_value``
-      dropped), and none on coordinates, bounds and grid mappings (as CF asks); times
-      as float64 (in days where a file counted months or years), bounds in the units
-      of their coordinate; 64-bit integers as int32 where the values fit
-      (CF-1.8 has no 64-bit integers); no fixed text width narrower than the text
-      (one inherited from the first of several files would cut ``r10`` to ``r1``).
-
-    Parameters
-    ----------
-    ds : xr.Dataset
-        Data to write.
-    complete_coords : bool
-        Add the coordinate attributes above; ``False`` leaves every attribute of the
-        variables as it is.
-
-    Returns
-    -------
-    xr.Dataset
-        A shallow copy of ``ds`` with the metadata and encodings to write.
-
-    Examples
-    --------
-    >>> import numpy as np, xarray as xr
-    >>> ds = xr.Dataset({"pr": (("lat", "lon"), np.ones((2, 2)), {"units": "kg m-2 s-1"})},
-    ...     coords={"lat": [0.0, 1.0], "lon": [0.0, 1.0]}, attrs={"Conventions": "CF-1.5"})
-    >>> encoded = cf_encode(ds)
-    >>> encoded.attrs, encoded["pr"].encoding["_FillValue"], encoded["lat"].encoding
-    ({'Conventions': 'CF-1.8', 'title': 'pr'}, 1e+20, {'_FillValue': None})
-    """
-    out = ds.copy()
-    out.attrs["Conventions"] = " ".join(
-        [CONVENTIONS, *(c for c in out.attrs.get("Conventions", "").split() if c[:3] != "CF-")]
-    )
-    try:
-        grid = find_grid(out)
-    except ValueError:
-        grid = None
-    if complete_coords:
-        _complete_coordinates(out, grid)
-    bounds = _drop_dangling_bounds(out)
-    # bounds as data variables: as coordinates, xarray lists them in a global attribute
-    out = out.reset_coords([name for name in bounds if name in out.coords])
-    mappings = {name for name, var in out.variables.items() if "grid_mapping_name" in var.attrs}
-    if grid is not None and len(mappings) == 1:
-        _name_grid_mapping(out, grid, next(iter(mappings)))
-    plain = [name for name in out.data_vars if name not in bounds | mappings]
-    out.attrs.setdefault(
-        "title",
-        ", ".join(str(out[n].attrs.get("long_name", n)) for n in plain) or "climlatent output",
-    )
-    _encode_times(out, bounds)
-    for name, var in out.variables.items():
-        if var.dtype.kind in "iu" and var.dtype.itemsize == 8 and _fits_int32(var):
-            var.encoding["dtype"] = "int32"
-        if _cut_by_encoding(var):
-            var.encoding.pop("dtype")
-        if name in plain:
-            if var.dtype.kind == "f":  # written unpacked, NaN as the one fill value
-                unpack_valid_range(var)
-                for key in PACKING:
-                    var.encoding.pop(key, None)
-                if np.dtype(var.encoding.get("dtype", var.dtype)).kind != "f":
-                    var.encoding.pop("dtype")
-                var.encoding["_FillValue"] = FILL_VALUE
-        else:
-            var.encoding["_FillValue"] = None
-        if name in bounds:  # a scalar coordinate (member) is no coordinate of bounds (CDO)
-            var.encoding["coordinates"] = None
-    return out
-
-
-def _characters(dtype: np.dtype) -> int:
-    return dtype.itemsize // (4 if dtype.kind == "U" else 1)
-
-
-def _cut_by_encoding(var: xr.Variable) -> bool:
-    """Whether text would be cut to the fixed width its encoding keeps from a file."""
-    stored = var.encoding.get("dtype")
-    if var.dtype.kind not in "US" or stored is None or np.dtype(stored).kind not in "US":
-        return False
-    return 1 < _characters(np.dtype(stored)) < _characters(var.dtype)  # 1: a char array
-
-
-def _complete_coordinates(out: xr.Dataset, grid: GridInfo | None) -> None:
-    """CF attributes of the latitude, longitude, time and member coordinates, in place."""
-    if grid is not None:
-        for key, name in (("lat", grid.lat), ("lon", grid.lon)):
-            out[name].attrs = {**_COORD_ATTRS[key], **out[name].attrs}
-    time = find_time(out)
-    if time is not None and time in out.coords:
-        out[time].attrs = {"standard_name": "time", "axis": "T", **out[time].attrs}
-    member = find_member(out)
-    if member is not None and member in out.coords:
-        units = {"units": "1"} if out[member].dtype.kind in "iuf" else {}
-        out[member].attrs = {"standard_name": "realization", **units, **out[member].attrs}
-
-
-def _drop_dangling_bounds(out: xr.Dataset) -> set[Hashable]:
-    """Drop ``bounds`` attributes naming no variable of ``out``; the names of the others."""
-    found = set()
-    for var in out.variables.values():
-        for holder in (var.attrs, var.encoding):
-            if "bounds" in holder:
-                if holder["bounds"] in out.variables:
-                    found.add(holder["bounds"])
-                else:
-                    del holder["bounds"]
-    return found
-
-
-def _name_grid_mapping(out: xr.Dataset, grid: GridInfo, mapping: Hashable) -> None:
-    """Name ``mapping`` in the variables on the horizontal grid that name none."""
-    for name in out.data_vars:
-        var = out.variables[name]
-        on_grid = set(grid.spatial_dims) <= set(var.dims)
-        if on_grid and "grid_mapping" not in var.attrs and "grid_mapping" not in var.encoding:
-            var.encoding["grid_mapping"] = mapping
-
-
-def _encode_times(out: xr.Dataset, bounds: set[Hashable]) -> None:
-    """Times as float64 (not int64), each bounds variable in its coordinate's units."""
-    for name, var in out.variables.items():
-        if not _is_time(var) or name in bounds:
-            continue
-        pair = [var]
-        ref = var.attrs.get("bounds", var.encoding.get("bounds"))
-        if ref is not None:
-            pair.append(out.variables[ref])
-            if "units" not in var.encoding:
-                values = np.concatenate([np.ravel(v.values) for v in pair])
-                var.encoding["units"] = infer_datetime_units(values)
-        step, since, reference = var.encoding.get("units", "").partition(" since ")
-        if since and step.strip().rstrip("s") in ("month", "year", "common_year"):
-            var.encoding["units"] = f"days since {reference}"  # xarray encodes no months
-        for item in pair:
-            item.encoding.update(
-                {key: var.encoding[key] for key in ("units", "calendar") if key in var.encoding}
-            )
-            if np.dtype(item.encoding.get("dtype", "int64")) == np.int64:
-                item.encoding["dtype"] = "float64"
-
-
-def _is_time(var: xr.Variable) -> bool:
-    """Whether ``var`` holds datetimes (numpy or cftime)."""
-    if var.dtype.kind != "O" or not var.size:
-        return var.dtype.kind == "M"
-    return isinstance(var[(0,) * var.ndim].values.item(), cftime.datetime)
-
-
-def _fits_int32(var: xr.Variable) -> bool:
-    """Whether an in-memory integer variable's values fit int32 (a lazy one: no)."""
-    if var.chunks is not None:
-        return False
-    limits = np.iinfo(np.int32)
-    return var.size == 0 or (limits.min <= var.values.min() and var.values.max() <= limits.max)
-
-
 def to_netcdf(
-    ds: xr.Dataset, path: PathLike, call: str | None = None, complete_coords: bool = True
+    ds: xr.Dataset | xr.DataArray,
+    path: PathLike,
+    call: str | None = None,
+    complete_coords: bool = True,
 ) -> Path:
     """Write ``ds`` as a CF-1.8 netCDF4 file, atomically.
 
@@ -551,8 +377,8 @@ def to_netcdf(
 
     Parameters
     ----------
-    ds : xr.Dataset
-        Data to write.
+    ds : xr.Dataset or xr.DataArray
+        Data to write (a DataArray as the Dataset of its one variable, by its name).
     path : str or path-like
         Target file.
     call : str, optional
@@ -567,6 +393,12 @@ def to_netcdf(
     pathlib.Path
         The written file.
 
+    Raises
+    ------
+    InputDataError
+        A DataArray without a name, or an attribute netCDF cannot hold (None, a bool, a
+        dict), naming the variable and the attribute.
+
     Examples
     --------
     >>> import numpy as np, xarray as xr, tempfile, os
@@ -578,8 +410,20 @@ def to_netcdf(
     target = Path(path)
     if not target.parent.is_dir():
         raise FileNotFoundError(f"output folder {str(target.parent)!r} does not exist")
+    if isinstance(ds, xr.DataArray):
+        if ds.name is None:
+            raise InputDataError("a DataArray without a name cannot be written: name it first")
+        ds = ds.to_dataset()
     call = call or f"to_netcdf(ds, {target.name!r})"
     encoded = cf_encode(add_history(ds, call), complete_coords)
+    for name, var in [(None, encoded), *encoded.variables.items()]:
+        for key, value in var.attrs.items():
+            if value is None or isinstance(value, bool | np.bool_ | Mapping):
+                where = "global attribute" if name is None else f"attribute of {name!r}"
+                raise InputDataError(
+                    f"{where} {key!r} is {value!r}, which a netCDF file cannot hold "
+                    "(text, numbers or arrays of them): drop it or write it as text"
+                )
     # A private folder beside the target: should a dask worker thread still be writing
     # when an error propagates, removing the folder keeps it from re-creating the file.
     workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))

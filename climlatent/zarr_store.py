@@ -62,8 +62,9 @@ import zarr
 from tqdm.auto import tqdm
 
 from climlatent._version import __version__
+from climlatent.cf_encoding import cf_encode
 from climlatent.errors import ClimlatentError, InputDataError, is_netcdf_error
-from climlatent.io import PathLike, add_history, cf_encode
+from climlatent.io import PathLike, add_history
 from climlatent.memory import release_free_memory
 from climlatent.store_changes import leaf_changes, section_changes
 from climlatent.store_checksums import (
@@ -119,7 +120,7 @@ def write_zarr(
     """Write ``ds`` to a zarr store region by region, resuming an interrupted run.
 
     A new store gets its metadata, coordinates, CF attributes (see
-    :func:`climlatent.io.cf_encode`) and a manifest first; then each region not yet
+    :func:`climlatent.cf_encoding.cf_encode`) and a manifest first; then each region not yet
     complete is computed (``ds.isel(region).compute()``, the next one while a region
     is written, so memory is bounded by two regions), written, and marked complete in
     the manifest with a checksum of the stored bytes. Calling again with the same

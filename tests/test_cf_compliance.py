@@ -16,11 +16,12 @@ from click.testing import CliRunner
 
 import climlatent as cl
 from climlatent._version import __version__
+from climlatent.cf_encoding import cf_encode
 from climlatent.cli import main
 from climlatent.datasets import a1b_north_america, e1_north_america
 from climlatent.demo import run_demo
 from climlatent.estimators.weather import weather_generator
-from climlatent.io import cf_encode, open_dataset, to_netcdf
+from climlatent.io import open_dataset, to_netcdf
 from climlatent.metrics import correlation, mse, mse_skill_score, r2_map, rmse, rmse_map
 from climlatent.regrid import Regridder
 from climlatent.studies.a1b_downscaling import coarse_grid

@@ -227,3 +227,15 @@ def test_files_that_do_not_combine_by_their_coordinates_are_refused_naming_them(
     with pytest.raises(InputDataError, match="cannot combine the files .*tas_0.nc, .*tas_1.nc"):
         open_dataset(str(tmp_path / "tas_*.nc"))
     assert open_dataset([str(p) for p in paths[:1]])["tas"].sizes["time"] == 3  # one file: fine
+
+
+def test_a_named_dataarray_is_written_and_unwritable_attributes_are_named(tmp_path):
+    field = rectilinear(n_time=2)
+    back = open_dataset(to_netcdf(field, tmp_path / "tas.nc"))
+    np.testing.assert_array_equal(back["tas"].values, field.values)
+    with pytest.raises(InputDataError, match="without a name"):
+        to_netcdf(field.rename(None), tmp_path / "x.nc")
+    for value in (None, True, {"a": 1}):
+        with pytest.raises(InputDataError, match=r"attribute of 'tas' 'flag' is"):
+            to_netcdf(field.assign_attrs(flag=value), tmp_path / "x.nc")
+    assert not (tmp_path / "x.nc").exists()
