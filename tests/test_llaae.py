@@ -157,3 +157,13 @@ def test_samples_of_a_hierarchical_prior_model_come_from_its_learned_prior():
     reconstructed = float(est.reconstruct(ds)["tas"].std(("member", "time")).mean())
     print(f"spread of samples {sampled:.2f}, of reconstructions {reconstructed:.2f}")
     assert sampled == pytest.approx(reconstructed, rel=0.15)
+
+
+def test_a_deterministic_latent_has_no_prior_to_sample_from(small):
+    # N(0, I) draws were decoded: the codes of latent="none" spread up to 3.3 with
+    # means up to 2.3 (nothing pulls them to N(0, I)), and sampled fields spread 3.2 K
+    # where reconstructions spread 6.5 K.
+    est = cl.LLAAE(latent="none", **FAST).fit(small[0], "pr", "psl")
+    with pytest.raises(ValueError, match="no latent prior"):
+        est.sample(3)
+    assert est.traverse(latent=0, values=[0.0])["pr"].sizes["value"] == 1
