@@ -239,6 +239,15 @@ def test_fit_trains_like_a_bare_torch_loop():
     assert_same_weights(*models)
 
 
+def test_bare_loop_draws_the_noise_fit_draws():
+    """A model that draws from the global generator (dropout) trains alike in both."""
+    config = dataclasses.replace(QUIET, epochs=2, validation_fraction=0.0)
+    models = [new_regressor(), new_regressor()]
+    fit(models[0], regression_data(n=64), config)
+    bare_loop(models[1], regression_data(n=64), config)
+    assert_same_weights(*models)
+
+
 class _Foreign:
     pass
 

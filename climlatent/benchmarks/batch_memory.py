@@ -51,7 +51,7 @@ def measure(
     memory: str = "flat",
     options: Sequence[str] = (),
 ) -> tuple[float, float]:
-    """Lowest peak RSS (MB) of ``climlatent METHOD`` over ``folder``, and that run's seconds.
+    """Lowest peak RSS (MiB) of ``climlatent METHOD`` over ``folder``, and that run's seconds.
 
     ``memory`` is the command's ``--memory`` policy, ``options`` more of its options
     (``--device cuda --amp``).
@@ -124,7 +124,7 @@ def _report(args: argparse.Namespace, folder: Path) -> None:
                 peaks[memory, n_members, n_years] = peak
                 print(
                     f"climlatent {method:9s} --memory {memory:5s} {n_members:3d} members x "
-                    f"{n_years:3d} years: peak RSS {peak:6.0f} MB, {seconds:6.1f} s"
+                    f"{n_years:3d} years: peak RSS {peak:6.0f} MiB, {seconds:6.1f} s"
                 )
             shutil.rmtree(members)
         for memory in args.memory:

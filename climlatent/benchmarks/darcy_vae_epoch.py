@@ -46,13 +46,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     vae.fit(data, ["pressure", "u_x", "u_y"])
     total = time.perf_counter() - started
     seconds = vae.history_["seconds"]
-    steady = seconds.iloc[1:].mean() if len(seconds) > 1 else seconds.iloc[0]
     print(f"device: {device} (torch {torch.__version__}, {torch.get_num_threads()} threads)")
     print(
         f"data: {args.samples} samples x 3 x 65 x 65, batch {args.batch_size}, {args.prior} prior"
     )
     print(f"first epoch     : {seconds.iloc[0]:8.2f} s")
-    print(f"later epochs    : {steady:8.2f} s each, {args.samples / steady:8.1f} samples/s")
+    if len(seconds) > 1:  # one epoch has no epoch after the warm-up to report
+        steady = seconds.iloc[1:].mean()
+        print(f"later epochs    : {steady:8.2f} s each, {args.samples / steady:8.1f} samples/s")
+    else:
+        print("later epochs    : none (--epochs 1: the first epoch includes the warm-up)")
     print(f"fit, everything : {total:8.2f} s for {args.epochs} epochs")
 
 

@@ -21,7 +21,9 @@ Two measurements, printed as ratios from one run over member files written once
    parts run side by side: what a user of the machine gets). The time the pipeline
    takes beyond the forward is printed beside the time its reading of the files alone
    takes, a floor the forward does not pay, and the time it takes before any block
-   runs (opening, checks, graph), a fixed cost of each run.
+   runs (opening, checks, graph), a fixed cost of each run. The untimed first run
+   checks every block of the pipeline's output against the eager method's (a
+   pipeline that skipped or misplaced blocks would not pass).
 2. The store writers on dask's threaded scheduler with 2 threads (``emulate_to_zarr``
    and ``downscale_to_zarr``: the model, the writing of each region, reading it back
    and hashing it, the next region computed while one is written), and
@@ -55,6 +57,7 @@ import resource
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -271,7 +274,9 @@ def throughput(
     cuda = batch.place(est, device).type == "cuda"
     steps = batch.block_steps(est)
     with batch.open_members(files, batch.model_inputs(est)) as lazy:
-        forward, tensor = _raw_forward(est, lazy.load(), amp)
+        eager = lazy.load()
+        forward, tensor = _raw_forward(est, eager, amp)
+        check = _Compare(getattr(batch, method)(est, eager, amp=amp)[est.target_].values, amp)
     runs: dict[str, list] = {key: [] for key in RUNS}
     split_parts = threads > 1 and not cuda
     scan = {"largest": CUDA_LARGEST_BATCH, "rows": 2 * CUDA_LARGEST_BATCH} if cuda else {}
@@ -295,8 +300,11 @@ def throughput(
                         )
                         runs["raw_kept"].append(kept)
                 else:
-                    for key, value in _pipeline_run(est, files, method, steps, amp).items():
+                    target = check if repeat == 0 else _Discard()
+                    for key, value in _pipeline_run(est, files, method, steps, amp, target).items():
                         runs[key].append(value)
+                    if repeat == 0:
+                        check.verify()
             started = time.perf_counter()
             with batch.open_members(files, batch.model_inputs(est), time_chunk=steps) as lazy:
                 arrays = [v.data for v in lazy.data_vars.values()]
@@ -317,14 +325,22 @@ def throughput(
 
 
 def _pipeline_run(
-    est: LLAAE | ProxyDownscaler, files: Sequence[Path], method: str, steps: int, amp: bool
+    est: LLAAE | ProxyDownscaler,
+    files: Sequence[Path],
+    method: str,
+    steps: int,
+    amp: bool,
+    target: Any = None,
 ) -> dict[str, float]:
-    """One run of the lazy pipeline: its seconds (all, and before any block), kernel use."""
+    """One run of the lazy pipeline: its seconds (all, and before any block), kernel use.
+
+    Each block goes to ``target`` (default: dropped, as a store frees it once written).
+    """
     started, (system, faults) = time.perf_counter(), _kernel_usage()
     with batch.open_members(files, batch.model_inputs(est), time_chunk=steps) as lazy:
         out = getattr(batch, method)(est, lazy, amp=amp)[est.target_].data
         setup = time.perf_counter() - started  # before any block runs
-        dask.array.store(out, _Discard(), lock=False)  # block by block, as a store
+        dask.array.store(out, target or _Discard(), lock=False)  # block by block, as a store
     seconds = time.perf_counter() - started
     system_after, faults_after = _kernel_usage()
     return {
@@ -400,6 +416,41 @@ class _Discard:
 
     def __setitem__(self, key: object, value: np.ndarray) -> None:
         pass
+
+
+class _Compare:
+    """A store target that checks each block against the eager method's output.
+
+    Examples
+    --------
+    >>> check = _Compare(np.arange(6.0).reshape(2, 3))
+    >>> check[0:1, :] = np.arange(3.0)[None]
+    >>> check.verify()
+    Traceback (most recent call last):
+    ...
+    RuntimeError: the pipeline wrote 3 of 6 values
+    >>> check[1:2, :] = np.arange(3.0, 6.0)[None]
+    >>> check.verify()
+    """
+
+    def __init__(self, expected: np.ndarray, amp: bool = False) -> None:
+        self.expected, self.rtol, self.written = expected, 1e-3 if amp else 1e-5, 0
+        self.atol = self.rtol * float(np.nanmax(np.abs(expected), initial=0.0))
+        self.lock = threading.Lock()
+
+    def __setitem__(self, key: Any, value: np.ndarray) -> None:
+        np.testing.assert_allclose(
+            value, self.expected[key], rtol=self.rtol, atol=self.atol, equal_nan=True,
+            err_msg="the lazy pipeline's output differs from the eager method's",
+        )  # fmt: skip
+        with self.lock:
+            self.written += np.asarray(value).size
+
+    def verify(self) -> None:
+        """Every output value written once, then the expected output freed."""
+        if self.written != self.expected.size:
+            raise RuntimeError(f"the pipeline wrote {self.written} of {self.expected.size} values")
+        self.expected = np.empty(0)
 
 
 def _kernel_usage() -> tuple[float, int]:

@@ -9,7 +9,9 @@ one-step file of the same grid give the fixed cost (start-up, imports, weights) 
 the memory floor; the peak above that floor is counted in blocks of the source.
 
 Goals: wall-time ratio climlatent/CDO <= 1.5; peak RSS above the floor a few blocks,
-the same for a longer record. Skipped, with a message, when ``cdo`` is not on PATH.
+the same for a longer record. Sizes are in MiB (2**20 bytes), as ``ru_maxrss`` counts
+(KiB). The outputs must have the same cells (coordinates to 1e-9 degrees) and NaN in
+the same cells. Skipped, with a message, when ``cdo`` is not on PATH.
 
 Run ``python -m climlatent.benchmarks.regrid_cdo --help`` (or ``climlatent bench
 regrid_cdo --help``) for the options.
@@ -75,12 +77,12 @@ print(time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(st
 
 
 def run_measured(command: Sequence[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one subprocess; its output is discarded.
+    """Wall seconds and peak RSS (MiB) of one subprocess; its output is discarded.
 
     Examples
     --------
-    >>> seconds, peak_mb = run_measured([sys.executable, "-c", "pass"])
-    >>> seconds > 0 and peak_mb > 1
+    >>> seconds, peak_mib = run_measured([sys.executable, "-c", "pass"])
+    >>> seconds > 0 and peak_mib > 1
     True
     """
     done = subprocess.run(
@@ -105,7 +107,7 @@ def commands(source: Path, folder: Path, grid: str, time_chunk: int | None) -> d
 def measure(
     source: Path, folder: Path, grid: str, repeats: int, time_chunk: int | None
 ) -> dict[str, tuple[float, float]]:
-    """Median wall seconds and peak RSS (MB) of each command, run alternately.
+    """Median wall seconds and peak RSS (MiB) of each command, run alternately.
 
     Examples
     --------
@@ -127,14 +129,38 @@ def measure(
 
 
 def max_difference(folder: Path, stem: str) -> float:
-    """Largest absolute difference between the two outputs (NaN where either is)."""
+    """Largest absolute difference between the two outputs, where both are numbers.
+
+    Raises
+    ------
+    AssertionError
+        The outputs differ in shape or in their cells' coordinates (by more than
+        1e-9 degrees), or one is NaN where the other is not: no difference to report.
+
+    Examples
+    --------
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> grid = regular_grid(np.linspace(-90.0, 90.0, 3), np.linspace(0.0, 360.0, 3))
+    >>> for tool, values in (("climlatent", [[1.0, 2.0], [3.0, np.nan]]),
+    ...                      ("cdo", [[1.5, 2.0], [3.0, np.nan]])):
+    ...     _ = to_netcdf(grid.assign(tas=(("lat", "lon"), values)), folder / f"{tool}_a.nc")
+    >>> max_difference(folder, "a")
+    0.5
+    """
     with (
         xr.open_dataset(folder / f"climlatent_{stem}.nc") as ours,
         xr.open_dataset(folder / f"cdo_{stem}.nc") as cdo,
     ):
         for coord in ("lat", "lon"):
-            np.testing.assert_array_equal(ours[coord].values, cdo[coord].values, err_msg=coord)
-        return float(np.nanmax(np.abs(ours["tas"].values - cdo["tas"].values)))
+            np.testing.assert_allclose(
+                ours[coord].values, cdo[coord].values, rtol=0, atol=1e-9, err_msg=coord
+            )
+        a, b = ours["tas"].values, cdo["tas"].values
+        assert a.shape == b.shape, f"shapes {a.shape} and {b.shape}"
+        nan_in_one = int((np.isnan(a) != np.isnan(b)).sum())
+        assert not nan_in_one, f"{nan_in_one} cells NaN in one output only"
+        both = ~np.isnan(a)
+        return float(np.abs(a[both] - b[both]).max()) if both.any() else 0.0
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -155,17 +181,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         folder = Path(tmp)
         floor_source = make_source(folder / "steps_1.nc", 1, args.resolution)
         field_bytes = 4 * round(180 / args.resolution) * round(360 / args.resolution)
-        field_mb = field_bytes / 1e6
+        field_mb = field_bytes / 2**20  # MiB, as the peaks
         block = args.time_chunk or max(1, smm.BLOCK_BYTES // field_bytes)  # as regrid_file
         print(
             f"conservative {args.resolution:g} degrees -> {args.grid}, float32, "
-            f"{field_mb:.2f} MB per step; block: {block} steps ({block * field_mb:.1f} MB)"
+            f"{field_mb:.2f} MiB per step; block: {block} steps ({block * field_mb:.1f} MiB)"
         )
         floor = measure(floor_source, folder, args.grid, args.repeats, args.time_chunk)
         print(
             f"fixed cost (1 step): climlatent {floor['climlatent regrid'][0]:.2f} s "
-            f"{floor['climlatent regrid'][1]:.0f} MB, cdo {floor['cdo remapcon'][0]:.2f} s "
-            f"{floor['cdo remapcon'][1]:.0f} MB"
+            f"{floor['climlatent regrid'][1]:.0f} MiB, cdo {floor['cdo remapcon'][0]:.2f} s "
+            f"{floor['cdo remapcon'][1]:.0f} MiB"
         )
         for n_time in args.time:
             source = make_source(folder / f"steps_{n_time}.nc", n_time, args.resolution)
@@ -173,10 +199,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             (ours_s, ours_mb), (cdo_s, cdo_mb) = result["climlatent regrid"], result["cdo remapcon"]
             above = ours_mb - floor["climlatent regrid"][1]
             print(
-                f"{n_time} steps ({n_time * field_mb:.0f} MB source): "
-                f"climlatent {ours_s:.2f} s {ours_mb:.0f} MB, cdo {cdo_s:.2f} s {cdo_mb:.0f} MB; "
+                f"{n_time} steps ({n_time * field_mb:.0f} MiB source): "
+                f"climlatent {ours_s:.2f} s {ours_mb:.0f} MiB, cdo {cdo_s:.2f} s {cdo_mb:.0f} MiB; "
                 f"ratio wall {ours_s / cdo_s:.2f} (goal <= {WALL_GOAL}), "
-                f"RSS {ours_mb / cdo_mb:.1f}x cdo, above the 1-step floor {above:.0f} MB = "
+                f"RSS {ours_mb / cdo_mb:.1f}x cdo, above the 1-step floor {above:.0f} MiB = "
                 f"{above / (block * field_mb):.1f} blocks; "
                 f"max |diff| {max_difference(folder, source.stem):.3g} K"
             )

@@ -3,7 +3,9 @@
 Both train the same `DenseAutoencoder` (same initial weights) on the same random data
 with the same optimiser and the same batches, without validation, progress bar or
 checkpoints. Runs alternate, after a warm-up, and the best of the repeats is kept.
-The goal is ``fit`` at >= 0.9 of the bare loop's samples per second.
+The goal is ``fit`` at >= 0.9 of the bare loop's samples per second. Each repeat's two
+models must end with the same weights (to 1e-6 relative on the CPU; on CUDA the
+difference is printed): a loop that skipped work would not pass.
 
 Run ``python -m climlatent.benchmarks.training_throughput --help`` for the options.
 """
@@ -19,17 +21,22 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
+from climlatent.checkpoint import seed_everything
 from climlatent.models import DenseAutoencoder
 from climlatent.training import TrainingConfig, fit, resolve_device
 
-__all__ = ["bare_loop", "main", "measure", "synchronize"]
+__all__ = ["bare_loop", "main", "measure", "synchronize", "weights_difference"]
+#: Largest relative weight difference between the two loops' models on the CPU.
+CPU_TOLERANCE = 1e-6
 
 
 def bare_loop(module: nn.Module, tensors: Sequence[Tensor], config: TrainingConfig) -> None:
     """Train ``module`` with a hand-written loop on the batches `fit` would draw.
 
     One Adam optimiser per parameter group of ``module.optimizer_groups()`` (or one for
-    all parameters), stepped in order on the loss of the same name, as `fit` does.
+    all parameters), stepped in order on the loss of the same name, and the global
+    random generators seeded from ``config.seed`` first, as `fit` does (a model that
+    draws noise, a VAE's sampling or dropout, then trains on the same draws).
 
     Parameters
     ----------
@@ -55,6 +62,7 @@ def bare_loop(module: nn.Module, tensors: Sequence[Tensor], config: TrainingConf
         for name, params in groups.items()
     }
     n = len(tensors[0])
+    seed_everything(config.seed)
     module.train()
     for epoch in range(config.epochs):
         generator = torch.Generator().manual_seed(config.seed + epoch)  # as _epoch.shuffled
@@ -101,14 +109,20 @@ def measure(
     Returns
     -------
     dict
-        ``{"bare": [...], "fit": [...]}``: samples per second of each timed run.
+        ``{"bare": [...], "fit": [...]}``: samples per second of each timed run, and
+        ``"difference"``: each repeat's `weights_difference` of the two models.
+
+    Raises
+    ------
+    RuntimeError
+        On the CPU, if the two loops' models differ by more than ``CPU_TOLERANCE``.
 
     Examples
     --------
     >>> rates = measure(n_samples=64, n_features=8, latent_dim=2, hidden=(4,),
     ...                 batch_size=16, epochs=1, repeats=1, device="cpu")
-    >>> sorted(rates)
-    ['bare', 'fit']
+    >>> sorted(rates), rates["difference"]
+    (['bare', 'difference', 'fit'], [0.0])
     """
     torch_device = resolve_device(device)
     data_generator = torch.Generator().manual_seed(seed)
@@ -132,17 +146,50 @@ def measure(
     }
     for run in loops.values():
         run(new_model(), replace(config, epochs=1))
-    rates: dict[str, list[float]] = {name: [] for name in loops}
+    rates: dict[str, list[float]] = {name: [] for name in (*loops, "difference")}
     for repeat in range(repeats):
         names = list(loops) if repeat % 2 == 0 else list(loops)[::-1]
+        models = {}
         for name in names:
-            model = new_model()
+            models[name] = model = new_model()
             synchronize(torch_device)
             started = time.perf_counter()
             loops[name](model, config)
             synchronize(torch_device)
             rates[name].append(n_samples * epochs / (time.perf_counter() - started))
+        rates["difference"].append(weights_difference(models["fit"], models["bare"]))
+        check_same_weights(rates["difference"][-1], torch_device)
     return rates
+
+
+def weights_difference(a: nn.Module, b: nn.Module) -> float:
+    """Largest absolute difference of the two modules' weights, relative to the largest.
+
+    Examples
+    --------
+    >>> a = nn.Linear(2, 2)
+    >>> weights_difference(a, a)
+    0.0
+    """
+    state_a, state_b = a.state_dict(), b.state_dict()
+    if list(state_a) != list(state_b):
+        raise ValueError(f"modules of other weights: {list(state_a)} and {list(state_b)}")
+    largest = max(float(v.detach().float().abs().max()) for v in state_a.values() if v.numel())
+    gap = max(
+        float((state_a[key].detach().float() - state_b[key].detach().float()).abs().max())
+        for key in state_a
+        if state_a[key].numel()
+    )
+    return gap / max(largest, 1e-30)
+
+
+def check_same_weights(difference: float, device: torch.device) -> None:
+    """Refuse a run whose two loops trained different weights (the CPU is deterministic)."""
+    if device.type == "cpu" and not difference <= CPU_TOLERANCE:
+        raise RuntimeError(
+            f"the timed loops trained different weights ({difference:.2e} relative): "
+            "they did not do the same work, so their speeds do not compare"
+        )
 
 
 def synchronize(device: torch.device) -> None:
@@ -196,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     ratio = max(rates["fit"]) / max(rates["bare"])
     print(f"ratio fit/bare  : {ratio:.3f} (goal >= 0.9)")
+    print(f"weights fit vs bare: {max(rates['difference']):.1e} relative (same work)")
 
 
 if __name__ == "__main__":
