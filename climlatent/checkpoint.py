@@ -93,7 +93,9 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     """
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # one state per GPU of the machine that wrote it: a resume on fewer GPUs (the
+        # device may change) restores those it has, not an IndexError
+        torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])
     name, key, position, has_gauss, gauss = state["numpy"]
     np.random.set_state((name, key.numpy().astype(np.uint32), position, has_gauss, gauss))  # noqa: NPY002
     random.setstate(state["python"])

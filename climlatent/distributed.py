@@ -2,10 +2,12 @@
 
 `climlatent.training.fit` calls `setup` first: under ``torchrun`` (the ``RANK``,
 ``WORLD_SIZE`` and ``MASTER_ADDR`` variables are set) it joins the process group with
-the NCCL backend on CUDA and gloo on the CPU; a group the caller initialised already
-is used as it is. Then each optimiser step takes the next R * B samples of the epoch's
-shuffled order (R ranks, ``batch_size`` B per rank): the global batch that one process
-with batch size R * B takes. Rank r trains on its share, samples ``r, r + R, ...`` of
+NCCL for CUDA tensors and gloo for CPU ones (gloo alone on a machine without CUDA),
+``cuda:LOCAL_RANK`` made each rank's current device; a group the caller initialised
+already is used as it is (its ranks must have set their CUDA device themselves).
+Then each optimiser step takes the next R * B samples of the epoch's shuffled order
+(R ranks, ``batch_size`` B per rank): the global batch that one process with batch
+size R * B takes. Rank r trains on its share, samples ``r, r + R, ...`` of
 that batch (`batch_shares`; in the last batch of an epoch a share may be smaller than
 another's, or empty). Gradients are all-reduced after each backward pass, each rank's
 weighted by its share of the global batch (one bucketed all-reduce per optimiser
@@ -84,9 +86,25 @@ def setup() -> bool:
         # gloo worker threads alive into the interpreter's teardown (see _leave_group).
         import torch.distributed.nn.functional  # noqa: F401
 
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(_backend())
         atexit.register(_leave_group)
     return dist.is_initialized()
+
+
+def _backend() -> str:
+    """The backend `setup` joins with; on a CUDA machine, first this rank's GPU made current.
+
+    NCCL for CUDA tensors and gloo for CPU ones, in one group: a run with
+    ``device="cpu"`` on a machine with GPUs all-reduces CPU tensors, which NCCL alone
+    refuses, and the object collectives (`gather`) and `barrier` run on gloo, not on the
+    current CUDA device. That device is ``LOCAL_RANK``'s: every rank left on ``cuda:0``
+    would put NCCL's communicators and ``resolve_device("auto")`` (an estimator's
+    ``device_``) there, where rank r trains on ``cuda:r``.
+    """
+    if not (torch.cuda.is_available() and dist.is_nccl_available()):
+        return "gloo"
+    torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    return "cpu:gloo,cuda:nccl"
 
 
 def _leave_group() -> None:

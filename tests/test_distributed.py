@@ -266,3 +266,76 @@ def test_leaving_the_group_after_training_joins_the_gloo_worker_threads(tmp_path
     in_run, left = run.stdout.splitlines()[-2:]
     assert "pt_gloo_runloop" in in_run
     assert "gloo" not in left, left
+
+
+class _Joined:
+    """Stands in for ``torch.distributed.init_process_group`` and ``set_device``."""
+
+    def __init__(self):
+        self.backend, self.device = None, None
+
+    def init(self, backend):
+        self.backend = backend
+
+    def set_device(self, index):
+        self.device = index
+
+
+def _torchrun_environment(monkeypatch, cuda):
+    joined = _Joined()
+    for key, value in {"RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "h", "MASTER_PORT": "1",
+                       "LOCAL_RANK": "1"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", joined.init)
+    monkeypatch.setattr(torch.cuda, "set_device", joined.set_device)
+    monkeypatch.setattr(distributed.atexit, "register", lambda function: None)
+    distributed.setup()
+    return joined
+
+
+def test_setup_on_gpus_makes_the_local_rank_current_and_joins_nccl_with_gloo(monkeypatch):
+    """Rank 1 of 2 on a GPU node: left on cuda:0, its object collectives (the rng states
+    gathered for a checkpoint) and barrier ran on rank 0's GPU, and an estimator's
+    ``resolve_device("auto")`` pointed there; a CPU run under NCCL alone could not
+    all-reduce at all."""
+    joined = _torchrun_environment(monkeypatch, cuda=True)
+    assert (joined.backend, joined.device) == ("cpu:gloo,cuda:nccl", 1)
+
+
+def test_setup_without_cuda_joins_gloo_and_sets_no_device(monkeypatch):
+    joined = _torchrun_environment(monkeypatch, cuda=False)
+    assert (joined.backend, joined.device) == ("gloo", None)
+
+
+def test_an_estimator_runs_its_module_where_fit_left_it(monkeypatch):
+    """Under torchrun rank r trains on cuda:r; ``device_`` resolved from the estimator's
+    ``device`` option said cuda:0 (the meta device stands in for the rank's GPU)."""
+    from climlatent.estimators import VED, _train
+
+    def fit_elsewhere(module, tensors, config, **options):
+        module.to("meta")
+        return __import__("climlatent.training").training.TrainingResult(
+            None, None, False, torch.arange(1), torch.arange(0)
+        )
+
+    monkeypatch.setattr(_train, "fit", fit_elsewhere)
+    est = VED(latent_dim=2, hidden=8, epochs=1, progress=False, device="cpu")
+    est.device_ = torch.device("cpu")
+    _train.train_module(est, torch.nn.Linear(2, 1), (torch.zeros(4, 2),))
+    assert est.device_ == torch.device("meta")
+
+
+def test_a_checkpoint_from_more_gpus_restores_the_rng_states_this_machine_has(monkeypatch):
+    from climlatent import checkpoint
+
+    state = checkpoint.rng_state()
+    state["cuda"] = [torch.zeros(16, dtype=torch.uint8)] * 4  # written on a 4-GPU node
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.extend)
+    checkpoint.set_rng_state(state)
+    assert len(restored) == 1

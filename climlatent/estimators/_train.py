@@ -27,7 +27,8 @@ def train_module(
 
     Every torch estimator trains through here, so that each records the same
     ``history_`` (a DataFrame, one row per epoch: ``train_<loss>``, ``valid_<loss>``,
-    ``lr``, ``seconds``) and ``best_epoch_`` (None without validation).
+    ``lr``, ``seconds``) and ``best_epoch_`` (None without validation), and runs the
+    module where it trained (``device_``, `trained_on`).
 
     Parameters
     ----------
@@ -75,4 +76,23 @@ def train_module(
     fingerprint = {"estimator": type(estimator).__name__, **options, **(settings or {})}
     result = fit(module, tensors, config, resume=resume, fingerprint=fingerprint)
     estimator.history_, estimator.best_epoch_ = result.history, result.best_epoch
+    estimator.device_ = trained_on(module)
     return result
+
+
+def trained_on(module: torch.nn.Module) -> torch.device:
+    """The device `fit` left ``module`` on: where the estimator runs it next.
+
+    Not the estimator's ``device`` option resolved again: under ``torchrun`` rank r
+    trains on ``cuda:r``, and ``resolve_device("auto")`` gives the current CUDA device,
+    ``cuda:0`` unless the rank made its own current (a group joined by the caller).
+
+    Examples
+    --------
+    >>> trained_on(torch.nn.Linear(2, 1))
+    device(type='cpu')
+    """
+    tensor = next(iter(module.parameters()), None)
+    if tensor is None:
+        tensor = next(iter(module.buffers()), torch.empty(0))
+    return tensor.device

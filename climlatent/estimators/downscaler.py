@@ -244,7 +244,7 @@ class ProxyDownscaler(BaseEstimator):
             torch.from_numpy(x_mat),
             *(_compact(memberships) if grouper.seasonal else ()),
         )
-        # sets history_ and best_epoch_
+        # sets history_, best_epoch_ and device_
         train_module(self, self.module_, tensors, checkpoint, resume, {"proxies": laws})
         self.module_.eval()
         self._after_training(coarse, y_mat, x_mat, memberships)

@@ -255,7 +255,7 @@ class LLAAE(Estimator):
         self.module_ = self._build(mask, self.feature_scale_.size)
         self.device_ = resolve_device(self.device)
         tensors = self._tensors(x, y)
-        # sets history_ and best_epoch_
+        # sets history_, best_epoch_ and device_
         train_module(self, self.module_, tensors, checkpoint, resume)
         if self.refit_proxy_map:
             self._refit_proxy_map(tensors[0].numpy(), tensors[2].numpy())

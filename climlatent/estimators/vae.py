@@ -45,7 +45,7 @@ from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.vae import GaussianVAE
 from climlatent.schedules import BetaSchedule
-from climlatent.training import TrainingConfig, resolve_device
+from climlatent.training import TrainingConfig
 
 __all__ = ["VAE"]
 
@@ -236,9 +236,8 @@ class VAE(BaseEstimator):
         """Build the module from the seed and train it on ``tensors`` (see `fit`)."""
         torch.manual_seed(self.seed)  # the initial weights
         self.module_ = self._build()
-        # sets history_ and best_epoch_
+        # sets history_, best_epoch_ and device_
         train_module(self, self.module_, tensors, checkpoint, resume)
-        self.device_ = resolve_device(self.device)
         self.module_.eval()
         return self
 

@@ -49,7 +49,6 @@ from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.vae_dlm import GeometricFlowVAE, induced_metric
-from climlatent.training import resolve_device
 
 __all__ = ["VAEDLM", "set_torch_threads"]
 
@@ -225,9 +224,8 @@ class VAEDLM(BaseEstimator):
             torch.manual_seed(self.seed)
             self.module_ = self._build()
         tensors = [torch.from_numpy(x), torch.from_numpy(tau.copy())]
-        # sets history_ and best_epoch_
+        # sets history_, best_epoch_ and device_
         train_module(self, self.module_, tensors, checkpoint, resume)
-        self.device_ = resolve_device(self.device)
         self.module_.eval()
         self.target_ = variable
         return self

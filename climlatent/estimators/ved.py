@@ -59,7 +59,6 @@ from climlatent.models.ved import (
     FieldMLPEncoder,
     VariationalEncoderDecoder,
 )
-from climlatent.training import resolve_device
 
 __all__ = ["VED"]
 
@@ -252,9 +251,8 @@ class VED(BaseEstimator):
         y = torch.from_numpy(standardise(y_raw, self.y_mean_, self.y_std_))
         torch.manual_seed(self.seed)  # the initial weights
         self.module_ = self._build()
-        # sets history_ and best_epoch_
+        # sets history_, best_epoch_ and device_
         train_module(self, self.module_, (x, y), checkpoint, resume)
-        self.device_ = resolve_device(self.device)
         self.module_.eval()
         self.target_ = names_out[0]
         return self
