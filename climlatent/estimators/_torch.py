@@ -21,7 +21,7 @@ INFERENCE_BATCH = 4096  # rows per inference call at most
 #: (a 65x65 decoder at 4096 rows runs at a third of its speed at 32 rows).
 CPU_TENSOR_BYTES = 4 * 2**20
 PROBE_ROWS = 16  # rows of the first CPU batch, whose largest tensor sets the others
-CUDA_MEMORY_SHARE = 0.25  # of free device memory for one batch's inputs and activations
+CUDA_MEMORY_SHARE = 0.25  # of device memory for one batch's inputs and activations
 ACTIVATION_FACTOR = 64  # device bytes per input byte assumed for activations
 #: CPU batch sizes found by a probe, remembered on the module they were probed for,
 #: per method and row shapes: a model run block by block probes once, not per block.
@@ -53,7 +53,11 @@ def loading_device(name: str) -> torch.device:
 
 
 def inference_batch_size(device: torch.device, row_bytes: int) -> int:
-    """Rows per CUDA inference call, sized to the free device memory.
+    """Rows per CUDA inference call, sized to the device's memory.
+
+    Its total memory, not the free: the free memory counts what torch's allocator keeps
+    cached as used, so it shrinks after earlier calls, and a seeded draw (``VED.sample``,
+    ``LLAAE.evaluate``) split into other batches would draw other numbers.
 
     Parameters
     ----------
@@ -65,16 +69,16 @@ def inference_batch_size(device: torch.device, row_bytes: int) -> int:
     Returns
     -------
     int
-        A quarter of the free device memory divided by ``ACTIVATION_FACTOR *
-        row_bytes``, between 1024 and 2**18 rows.
+        A quarter of the device memory divided by ``ACTIVATION_FACTOR * row_bytes``,
+        between 1024 and 2**18 rows.
 
     Examples
     --------
     >>> if torch.cuda.is_available():
     ...     assert inference_batch_size(torch.device("cuda"), row_bytes=4096) >= 1024
     """
-    free_bytes, _ = torch.cuda.mem_get_info(device)
-    rows = int(CUDA_MEMORY_SHARE * free_bytes) // (ACTIVATION_FACTOR * max(row_bytes, 1))
+    total_bytes = torch.cuda.get_device_properties(device).total_memory
+    rows = int(CUDA_MEMORY_SHARE * total_bytes) // (ACTIVATION_FACTOR * max(row_bytes, 1))
     return int(np.clip(rows, 1024, 2**18))
 
 
@@ -171,7 +175,7 @@ def inference(
     ``PROBE_ROWS`` rows), so that a call gives the bits the first call gave: the
     probe traces every torch operation in Python, which costs a block a few ms and
     holds the GIL that other threads' blocks need. On CUDA, batches are sized to the
-    free device memory (`inference_batch_size`), staged in pinned host memory and
+    device's memory (`inference_batch_size`), staged in pinned host memory and
     copied without blocking in both directions, and the host waits for the device once,
     at the end, so that transfers and kernels queue back to back.
 
