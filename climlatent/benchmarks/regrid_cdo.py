@@ -20,6 +20,7 @@ regrid_cdo --help``) for the options.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -183,9 +184,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         field_bytes = 4 * round(180 / args.resolution) * round(360 / args.resolution)
         field_mb = field_bytes / 2**20  # MiB, as the peaks
         block = args.time_chunk or max(1, smm.BLOCK_BYTES // field_bytes)  # as regrid_file
+        cores = len(os.sched_getaffinity(0))
         print(
             f"conservative {args.resolution:g} degrees -> {args.grid}, float32, "
-            f"{field_mb:.2f} MiB per step; block: {block} steps ({block * field_mb:.1f} MiB)"
+            f"{field_mb:.2f} MiB per step; block: {block} steps ({block * field_mb:.1f} MiB); "
+            f"threads: cdo 1 (no -P), climlatent dask's default ({cores} cores)"
         )
         floor = measure(floor_source, folder, args.grid, args.repeats, args.time_chunk)
         print(
