@@ -13,6 +13,14 @@ once. The main thread (dask's synchronous scheduler, eager calls) and the worker
 
 ``torch.set_num_threads`` also sets the count that threads started later take; the
 main thread, which has its own, keeps it.
+
+The thread count can change the last bit of a torch model's output: MKL and oneDNN
+sum a small batch (the few rows left at the end of a block) in another order on one
+thread than on two. So a dense torch model (LLAAE, ProxyLatentDownscaler) run eagerly,
+on the synchronous scheduler, or with other worker or ``torch_threads`` counts agrees
+to float32 rounding (one ulp, 1.2e-7 relative, in about 5e-5 of the values measured),
+not bit for bit; runs with the same setting are bitwise equal, and so are
+EOFRegression and ProxyDownscaler under any setting.
 """
 
 from __future__ import annotations
