@@ -417,7 +417,7 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             module.aggregation.copy_(torch.from_numpy(weights))
             y_t = module.transform(torch.from_numpy(np.nan_to_num(y, nan=1.0))).numpy()
             y_t = np.where(np.isfinite(y), y_t, np.nan)
-            anomaly = y_t - np.nanmean(y_t, axis=0)
+            anomaly = y_t - np.nanmean(y_t, axis=0, dtype=np.float64)  # float32 rows drift
             module.scale.copy_(torch.tensor(float(np.nanstd(anomaly)) or 1.0))
             y_t /= float(module.scale)
             phi = module.growth_terms(torch.from_numpy(x)).sum(1)

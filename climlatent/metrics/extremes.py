@@ -128,7 +128,7 @@ def _lmoment_estimates(x: np.ndarray) -> tuple[float, float, float]:
 
 def _fit_cell(x: np.ndarray, method: str, min_years: int) -> tuple[float, float, float]:
     """``(loc, scale, shape_xi)`` of one cell's maxima; NaN if too few or constant."""
-    x = x[np.isfinite(x)]
+    x = np.asarray(x[np.isfinite(x)], np.float64)  # float32 maxima: shape 2e-4 off
     if x.size < max(min_years, 3) or np.ptp(x) == 0:
         return math.nan, math.nan, math.nan
     c, loc, scale = _lmoment_estimates(x)

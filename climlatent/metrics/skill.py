@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import operator
 
+import numpy as np
 import pint
 import xarray as xr
 from cf_xarray.units import units as ureg
@@ -37,7 +38,9 @@ def _score(da: xr.DataArray, long_name: str, units: str | None) -> xr.DataArray:
 def paired(*fields: xr.DataArray) -> tuple[xr.DataArray, ...]:
     """The fields on the same coordinates and units, each NaN wherever any of them is.
 
-    Fields in other units than the truth (the second field) are converted to its units.
+    Fields in other units than the truth (the second field) are converted to its units,
+    and to float64: a score's sums run over every step and member, and float32 sums of
+    1.1 million pressures near 101325 Pa put their mean 694 Pa off (R2 0.92 for 0.86).
 
     Raises
     ------
@@ -68,7 +71,10 @@ def paired(*fields: xr.DataArray) -> tuple[xr.DataArray, ...]:
             f"the fields scored against each other are not on the same coordinates: {error}"
         ) from None
     valid = functools.reduce(operator.and_, (field.notnull() for field in fields))
-    return tuple(field.where(valid) for field in fields)
+    return tuple(
+        field.astype(np.promote_types(field.dtype, np.float64), copy=False).where(valid)
+        for field in fields
+    )
 
 
 def in_units_of(fields: tuple[xr.DataArray, ...], truth: xr.DataArray) -> tuple[xr.DataArray, ...]:
