@@ -151,6 +151,19 @@ def test_self_downscaling_of_temperature(world):
     assert int(out.isnull().sum()) == int(fine_test["tos"].isnull().sum())  # fills the edges
 
 
+def test_additive_form_refuses_a_target_varying_below_its_learning_steps(world):
+    """chl in kg m-3 (sd 6e-7) came out about 1000 times off; in mg m-3 it trains."""
+    _, (coarse, _), (fine, _) = world
+    with pytest.raises(InputDataError, match="target 'chl' varies by .* kg m-3 .*mg m-3"):
+        cl.ProxyDownscaler(epochs=1, progress=False).fit(coarse, fine, "chl")
+    in_mg = {name: ds.assign(chl=(ds["chl"] * 1e6).assign_attrs(units="mg m-3"))
+             for name, ds in (("coarse", coarse), ("fine", fine))}  # fmt: skip
+    est = cl.ProxyDownscaler(epochs=1, progress=False).fit(in_mg["coarse"], in_mg["fine"], "chl")
+    assert est.mode_ == "additive"
+    plain = cl.ProxyLatentDownscaler(channels=1, epochs=1, progress=False)
+    assert plain.fit(coarse, fine, "chl").mode_ == "additive"  # it learns on its own scale
+
+
 def test_bilinear_baseline_is_the_extrapolating_bilinear_regridder():
     w = cl.datasets.synthetic_biogeochem(n_years=1, n_fine_lat=16, n_fine_lon=16)
     out = BilinearBaseline().fit(w.coarse, w.fine, "chl").downscale(w.coarse)["chl"]

@@ -32,7 +32,7 @@ from climlatent.checks import (
 )
 from climlatent.draws import BlockNormals, Draws
 from climlatent.errors import InputDataError
-from climlatent.estimators._drivers import check_alike, proxy_laws
+from climlatent.estimators._drivers import check_additive_scale, check_alike, proxy_laws
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import ArraySpec, BaseEstimator
@@ -116,6 +116,7 @@ class ProxyDownscaler(BaseEstimator):
     device: str = "auto"
     progress: bool = True
     range_tolerance: float = RANGE_TOLERANCE
+    learns_in_target_units = True  # additive form (a class attribute, not an option)
 
     def __post_init__(self) -> None:
         self.group = str(Grouper.parse(self.group))  # a JSON-able configuration
@@ -128,8 +129,6 @@ class ProxyDownscaler(BaseEstimator):
             raise ValueError(
                 f"mode must be 'auto', 'multiplicative' or 'additive', got {self.mode!r}"
             )
-
-    # -- fitting -------------------------------------------------------------------
 
     def fit(
         self,
@@ -175,7 +174,8 @@ class ProxyDownscaler(BaseEstimator):
             the message names the file and each difference.
         InputDataError
             Bad inputs, named; with a seasonal ``group``, a target without its time
-            coordinate or with fewer than 2 time steps in a group.
+            coordinate or with fewer than 2 time steps in a group; in the additive form,
+            a target that varies by less than ``lr`` (`check_additive_scale`).
         """
         y = get_variable(fine, target, "target")
         time, calendar = check_field(y, "target")
@@ -205,6 +205,8 @@ class ProxyDownscaler(BaseEstimator):
                 f"target {target!r} has values <= 0; the multiplicative form "
                 f"needs a positive field (use mode='additive')"
             )
+        if mode == "additive" and type(self).learns_in_target_units:
+            check_additive_scale(y, target, self.lr)
         self.target_, self.drivers_, self.laws_, self.mode_ = target, units, laws, mode
         self.target_attrs_, self.calendar_ = dict(y.attrs), calendar
         self.target_transform_ = None
@@ -309,8 +311,6 @@ class ProxyDownscaler(BaseEstimator):
                     f"cells that hold data in the training period"
                 )
         return np.stack(matrices, axis=1)
-
-    # -- downscaling -----------------------------------------------------------------
 
     def downscale(
         self,
@@ -477,8 +477,6 @@ class ProxyDownscaler(BaseEstimator):
                     },
                 )
         return out
-
-    # -- persistence -----------------------------------------------------------------
 
     def _fitted_metadata(self) -> dict[str, Any]:
         return {

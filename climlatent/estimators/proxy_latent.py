@@ -118,6 +118,7 @@ class ProxyLatentDownscaler(ProxyDownscaler):
     noise: bool = True
     target_input: bool = False
     lr: float = 3e-3
+    learns_in_target_units = False  # it learns T(y) / q, the target on its own scale
 
     def __post_init__(self) -> None:
         super().__post_init__()
