@@ -229,6 +229,17 @@ def _water_factor(source: pint.Unit, target: pint.Unit) -> float | None:
     return None
 
 
+def in_other_units(units: object, other: object) -> bool:
+    """Whether both units are given and differ as written (then they need converting).
+
+    Examples
+    --------
+    >>> in_other_units("m", "km"), in_other_units("m", None), in_other_units("m", " m")
+    (True, False, False)
+    """
+    return units is not None and other is not None and str(units).strip() != str(other).strip()
+
+
 def convert_units(da: xr.DataArray, units: str, name: str | None = None) -> xr.DataArray:
     """Convert ``da`` to ``units``; the result's ``units`` attribute is ``units``.
 

@@ -13,7 +13,8 @@ import numpy as np
 import xarray as xr
 
 from climlatent.errors import InputDataError
-from climlatent.estimators._fields import in_fitted_units, in_other_units
+from climlatent.estimators._fields import in_fitted_units
+from climlatent.units import in_other_units
 
 
 def time_values(da: xr.DataArray, need_two: bool) -> np.ndarray:

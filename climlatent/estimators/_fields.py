@@ -19,7 +19,7 @@ from climlatent.errors import InputDataError
 from climlatent.fitted_range import FittedRange
 from climlatent.grid import find_grid
 from climlatent.grid_order import conform
-from climlatent.units import convert_units
+from climlatent.units import convert_units, in_other_units
 
 LATENT_DIM = "latent"
 
@@ -281,21 +281,6 @@ def _check_coordinate(da: xr.DataArray, fitted: xr.DataArray, name: str) -> xr.D
             f"interpolate it onto the fitted values)"
         )
     return da.assign_coords({dim: fitted}) if units != fitted_units else da
-
-
-def in_other_units(units: object, fitted_units: object) -> bool:
-    """Whether both units are given and differ as written.
-
-    Examples
-    --------
-    >>> in_other_units("m", "km"), in_other_units("m", None), in_other_units("m", " m")
-    (True, False, False)
-    """
-    return (
-        units is not None
-        and fitted_units is not None
-        and str(units).strip() != str(fitted_units).strip()
-    )
 
 
 def in_fitted_units(

@@ -26,7 +26,7 @@ from cf_xarray.units import units as ureg
 
 from climlatent.errors import InputDataError
 from climlatent.grid import cell_area, find_grid
-from climlatent.units import convert_units, difference_units
+from climlatent.units import convert_units, difference_units, in_other_units
 
 
 def _score(da: xr.DataArray, long_name: str, units: str | None) -> xr.DataArray:
@@ -94,7 +94,7 @@ def in_units_of(fields: tuple[xr.DataArray, ...], truth: xr.DataArray) -> tuple[
     out = []
     for field in fields:
         own = field.attrs.get("units")
-        if units is not None and own is not None and str(own).strip() != str(units).strip():
+        if in_other_units(own, units):
             try:
                 field = convert_units(field, str(units))
             except InputDataError as err:
@@ -322,5 +322,5 @@ def correlation(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time"
     1.0
     """
     prediction, truth = paired(prediction, truth)
-    (dim,) = _dims(truth, (dim,) if isinstance(dim, str) else dim)
+    (dim,) = _dims(truth, dim)
     return _score(xr.corr(prediction, truth, dim=dim), "Pearson correlation coefficient", "1")
