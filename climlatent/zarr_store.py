@@ -295,7 +295,7 @@ def _claim(target: Path, encoded: xr.Dataset, fresh: dict, overwrite: bool) -> I
         _read_manifest(target)  # refuse what write_zarr did not write before touching it
         with _writing(target):
             acquire(target, record)
-    created = False
+    created = remove = False
     try:
         manifest = fresh
         if new or overwrite:
@@ -306,13 +306,11 @@ def _claim(target: Path, encoded: xr.Dataset, fresh: dict, overwrite: bool) -> I
             _check_store(target, manifest, fresh)
         yield manifest
     except BaseException:
-        created = created and _nothing_written(target)  # then no output to leave behind
+        remove = created and _nothing_written(target)  # then no output to leave behind
         raise
-    else:
-        created = False
     finally:
         release(target, record)
-        if created:  # a store this call made, refused before any region was written
+        if remove:  # a store this call made, refused before any region was written
             shutil.rmtree(target, ignore_errors=True)
             if not new_folder:
                 target.mkdir()  # the empty folder the caller gave
