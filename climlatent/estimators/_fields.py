@@ -280,7 +280,7 @@ def _check_coordinate(da: xr.DataArray, fitted: xr.DataArray, name: str) -> xr.D
             f"coordinate {dim!r} differs from the fitted one{converted} (select or "
             f"interpolate it onto the fitted values)"
         )
-    return da.assign_coords({dim: fitted}) if units != fitted_units else da
+    return da.assign_coords({dim: fitted}) if converted else da  # labelled as fitted
 
 
 def in_fitted_units(
