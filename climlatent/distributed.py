@@ -230,21 +230,19 @@ def broadcast_buffers(module: nn.Module) -> None:
             dist.broadcast(buffer, src=0)
 
 
-def all_reduce_gradients(
-    parameters: Sequence[nn.Parameter], size: int | None = None, total: int | None = None
-) -> None:
+def all_reduce_gradients(parameters: Sequence[nn.Parameter], size: int, total: int) -> None:
     """Sum the gradients of ``parameters`` over ranks, weighted, in one bucketed all-reduce.
 
     Parameters
     ----------
     parameters : sequence of torch.nn.Parameter
         The same parameters, in the same order, on every rank.
-    size, total : int, optional
+    size, total : int
         This rank's samples in the global batch, and the global batch's samples over
         all ranks. Each rank's gradient (of a loss averaged over its own samples) is
         weighted by ``size / total``: the sum is the gradient of the loss averaged over
-        the global batch. None weights every rank by ``1 / world_size()``. A rank with
-        ``size`` 0 has no gradients and still joins the all-reduce.
+        the global batch. A rank with ``size`` 0 has no gradients and still joins the
+        all-reduce.
 
     Notes
     -----
@@ -263,7 +261,7 @@ def all_reduce_gradients(
     """
     if not is_distributed():
         return
-    exchange = total is not None and total < world_size()  # some rank has no gradients
+    exchange = total < world_size()  # some rank has no gradients
     params = [p for p in parameters if exchange or p.grad is not None]
     if not params:
         return
@@ -272,12 +270,8 @@ def all_reduce_gradients(
     )
     if exchange:  # one flag per parameter: whether this rank has its gradient
         flat = torch.cat([flat, flat.new_tensor([p.grad is not None for p in params])])
-    if size is None or total is None:
-        dist.all_reduce(flat)
-        flat /= world_size()
-    else:
-        flat *= size / total
-        dist.all_reduce(flat)
+    flat *= size / total
+    dist.all_reduce(flat)
     reduced = flat.split([p.numel() for p in params] + [len(params)] * exchange)
     present = reduced[-1].tolist() if exchange else [1] * len(params)
     for param, value, flag in zip(params, reduced, present, strict=False):
