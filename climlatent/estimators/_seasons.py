@@ -53,9 +53,20 @@ def season_window(phases: np.ndarray, block_length: int) -> float:
     >>> round(season_window(daily, 10) * 365, 6), round(season_window(daily, 90) * 365, 6)
     (5.0, 15.0)
     """
-    steps = np.diff(phases) % 1.0
-    step = float(np.median(steps[steps > 0])) if np.any(steps > 0) else 1.0
+    step = year_step(phases) or 1.0
     return max(0.5 * step, min(0.5 * block_length * step, SEASON_WINDOW))
+
+
+def year_step(phases: np.ndarray) -> float:
+    """The typical step between ``phases``, as a fraction of the year; 0 with none.
+
+    Examples
+    --------
+    >>> round(year_step(np.arange(10) / 365 % 1) * 365, 6), year_step(np.zeros(3))
+    (1.0, 0.0)
+    """
+    steps = np.diff(phases) % 1.0
+    return float(np.median(steps[steps > 0])) if np.any(steps > 0) else 0.0
 
 
 def _harmonics(phases: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.linalg import solve_discrete_lyapunov
 
 from climlatent.estimators._eof import fit_ridge
-from climlatent.estimators._seasons import season_window
+from climlatent.estimators._seasons import season_window, year_step
 
 _CRITERIA = ("aic", "bic")
 
@@ -107,9 +107,7 @@ def block_bootstrap(
 
 def _wraps_in_season(phases: np.ndarray, block_length: int) -> bool:
     """Whether the step after the last of ``phases`` is at the time of year of the first."""
-    steps = np.diff(phases) % 1.0
-    step = float(np.median(steps[steps > 0])) if np.any(steps > 0) else 0.0
-    gap = abs(phases[-1] + step - phases[0]) % 1.0
+    gap = abs(phases[-1] + year_step(phases) - phases[0]) % 1.0
     return min(gap, 1.0 - gap) <= season_window(phases, block_length) + 1e-9
 
 
