@@ -3,17 +3,17 @@
 A transform's ``state`` is an :class:`xarray.Dataset`: fitted parameters as variables
 with coordinates; kind, hyper-parameters (JSON) and fitted units as attributes. It goes
 through ``to_netcdf`` and back with :func:`transform_from_dataset`, without pickle.
+Here: standardising, anomalies and chains of transforms; the base class is in
+:mod:`climlatent.transform_base`, the transforms of precipitation in
+:mod:`climlatent.precipitation_transforms`, all importable from here.
 """
 
 from __future__ import annotations
 
-import abc
 import functools
-import json
 import operator
 import warnings
 from collections.abc import Sequence
-from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
@@ -24,208 +24,30 @@ from climlatent._transforms import (
     _MONTH_LENGTHS,
     _as_dims,
     _check_aligned,
-    _check_dataarray,
     _check_dims,
     _circular_window_sum,
-    _clip_round_off,
     _label,
-    _like,
     _then,
     _time_axis,
 )
-from climlatent.errors import InputDataError, NotFittedError
+from climlatent.errors import InputDataError
+from climlatent.precipitation_transforms import Log1p, PowerTransform
+from climlatent.transform_base import Transform, transform_from_dataset
 from climlatent.units import difference_units
 
-_REGISTRY: dict[str, type[Transform]] = {}
+__all__ = [
+    "Anomalies",
+    "Log1p",
+    "Pipeline",
+    "PowerTransform",
+    "Standardize",
+    "Transform",
+    "transform_from_dataset",
+]
+
 #: A standard deviation at most this fraction of the mean's magnitude is round-off of
 #: a constant cell (float64 sums of n identical values err by ~n * 1e-16 relative).
 CONSTANT_RTOL = 1e-10
-
-
-class Transform(abc.ABC):
-    """Base class: a fitted, invertible, serialisable map of a DataArray.
-
-    Subclasses register under a ``kind`` (``class X(Transform, kind="x")``) and
-    supply ``_fit`` (data -> state Dataset), ``_forward`` and ``_inverse``; the
-    public methods here do the checks and the metadata once. Outputs keep the
-    input's name, coordinates and attributes, with ``units`` updated where the
-    transform changes them. Dask input stays lazy; ``fit`` computes statistics.
-
-    Parameters
-    ----------
-    **params
-        Hyper-parameters, JSON-serialisable keyword arguments of the subclass's
-        constructor; kept as the ``params`` attribute and in the state.
-
-    Examples
-    --------
-    >>> import xarray as xr
-    >>> da = xr.DataArray([1.0, 2.0, 3.0], dims="time", name="tas", attrs={"units": "K"})
-    >>> t = Standardize().fit(da)
-    >>> t.inverse(t.forward(da)).values
-    array([1., 2., 3.])
-    """
-
-    kind: ClassVar[str]
-    _state_variables: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if kind is not None:
-            cls.kind = kind
-            _REGISTRY[kind] = cls
-
-    def __init__(self, **params: Any) -> None:
-        self.params = params
-        self._state: xr.Dataset | None = None
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{key}={value!r}" for key, value in self.params.items())
-        return f"{type(self).__name__}({args})"
-
-    @property
-    def state(self) -> xr.Dataset:
-        """Fitted parameters; raises :class:`~climlatent.errors.NotFittedError` before fit.
-
-        Examples
-        --------
-        >>> Standardize().fit(xr.DataArray([1.0, 3.0], dims="time")).state["mean"].item()
-        2.0
-        """
-        if self._state is None:
-            raise NotFittedError(
-                f"{type(self).__name__} is not fitted: call fit(da) first, "
-                "or rebuild it from its Dataset with transform_from_dataset"
-            )
-        return self._state
-
-    def fit(self, da: xr.DataArray) -> Transform:
-        """Learn the parameters from ``da``; return ``self``.
-
-        Examples
-        --------
-        >>> Standardize().fit(xr.DataArray([0.0, 2.0], dims="time")).state["std"].item()
-        1.0
-        """
-        _check_dataarray(da)
-        state = self._fit(da)
-        for variable in state.variables.values():
-            variable.encoding = {}
-        state.attrs.update(transform=self.kind, params=json.dumps(self.params, sort_keys=True))
-        if "units" in da.attrs:
-            state.attrs["input_units"] = da.attrs["units"]
-        self._state = state
-        return self
-
-    def forward(self, da: xr.DataArray) -> xr.DataArray:
-        """Map ``da`` to the transformed space, keeping its coordinates and attributes.
-
-        Examples
-        --------
-        >>> da = xr.DataArray([0.0, 2.0], dims="time", attrs={"units": "K"})
-        >>> out = Standardize().fit(da).forward(da)
-        >>> out.values, out.attrs["units"]
-        (array([-1.,  1.]), '1')
-        """
-        state = self.state
-        _check_dataarray(da)
-        fitted_units = state.attrs.get("input_units")
-        units = da.attrs.get("units", fitted_units)
-        if fitted_units is not None and units != fitted_units:
-            raise InputDataError(
-                f"variable {_label(da)} has units {units!r} but {type(self).__name__} "
-                f"was fitted on units {fitted_units!r}"
-            )
-        new_units = None if units is None else self._forward_units(units)
-        return _like(da, self._forward(da, state), new_units)
-
-    def inverse(self, da: xr.DataArray) -> xr.DataArray:
-        """Map transformed data back, restoring the fitted ``units``.
-
-        Examples
-        --------
-        >>> t = Standardize().fit(xr.DataArray([0.0, 2.0], dims="time", attrs={"units": "K"}))
-        >>> t.inverse(xr.DataArray([1.0], dims="time")).attrs["units"]
-        'K'
-        """
-        state = self.state
-        _check_dataarray(da)
-        return _like(da, self._inverse(da, state), state.attrs.get("input_units"))
-
-    def fit_forward(self, da: xr.DataArray) -> xr.DataArray:
-        """Fit on ``da`` and return ``forward(da)``.
-
-        Examples
-        --------
-        >>> Standardize().fit_forward(xr.DataArray([0.0, 2.0], dims="time")).values
-        array([-1.,  1.])
-        """
-        return self.fit(da).forward(da)
-
-    def to_dataset(self) -> xr.Dataset:
-        """Return a copy of the state, ready for ``to_netcdf``.
-
-        Examples
-        --------
-        >>> Standardize().fit(xr.DataArray([0.0, 2.0], dims="time")).to_dataset().attrs["transform"]
-        'standardize'
-        """
-        return self.state.copy(deep=True)
-
-    def _forward_units(self, units: str) -> str:
-        """Units of the transformed data, given the units of the input."""
-        return units
-
-    @classmethod
-    def _from_state(cls, state: xr.Dataset) -> Transform:
-        missing = sorted(set(cls._state_variables) - set(state.data_vars))
-        if missing:
-            raise InputDataError(f"{cls.__name__} state Dataset lacks variables {missing}")
-        transform = cls(**json.loads(state.attrs["params"]))
-        transform._state = state
-        return transform
-
-    @abc.abstractmethod
-    def _fit(self, da: xr.DataArray) -> xr.Dataset: ...
-
-    @abc.abstractmethod
-    def _forward(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray: ...
-
-    @abc.abstractmethod
-    def _inverse(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray: ...
-
-
-def transform_from_dataset(ds: xr.Dataset) -> Transform:
-    """Rebuild a fitted transform from the Dataset made by ``to_dataset``.
-
-    The ``transform`` attribute names a registered class; no code is executed.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        A state, e.g. read back with ``xr.open_dataset``; it is loaded into memory.
-
-    Returns
-    -------
-    Transform
-        The fitted transform, giving the same results as the one saved.
-
-    Examples
-    --------
-    >>> import xarray as xr
-    >>> da = xr.DataArray([0.0, 2.0], dims="time", name="tas")
-    >>> t = transform_from_dataset(Standardize().fit(da).to_dataset())
-    >>> t, t.forward(da).values
-    (Standardize(dims=['time']), array([-1.,  1.]))
-    """
-    kind = ds.attrs.get("transform")
-    cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise InputDataError(
-            f"Dataset attribute 'transform'={kind!r} names no known transform; "
-            f"expected one of {sorted(_REGISTRY)}"
-        )
-    return cls._from_state(ds.compute())
 
 
 class Standardize(Transform, kind="standardize"):
@@ -411,123 +233,6 @@ class Anomalies(Transform, kind="anomalies"):
             first_days = np.cumsum((0, *_MONTH_LENGTHS[_DAYS_IN_TABLE[calendar]][:-1]))
             slots = first_days[month - 1] + time.dt.day.values
         return xr.DataArray(slots, dims=time.dims, coords=time.coords, name=self.freq)
-
-
-class _NonNegativeTransform(Transform):
-    """Shared face of the precipitation transforms: x >= 0 in, x >= 0 back.
-
-    ``forward`` sets values in ``[-tolerance, 0)`` (round-off from regridding) to 0
-    and raises :class:`InputDataError` on anything more negative (on dask input when
-    computed); ``inverse`` clips negative transformed values, which a model can
-    produce, to 0 before mapping back.
-    """
-
-    def __init__(self, tolerance: float, **params: Any) -> None:
-        if tolerance < 0:
-            raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-        self.tolerance = float(tolerance)
-        super().__init__(**params, tolerance=self.tolerance)
-
-    def _fit(self, da: xr.DataArray) -> xr.Dataset:
-        return xr.Dataset()
-
-    def _forward(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
-        clipped = xr.apply_ufunc(
-            _clip_round_off,
-            da,
-            kwargs={"tolerance": self.tolerance, "label": _label(da), "kind": type(self).__name__},
-            dask="parallelized",
-            output_dtypes=[da.dtype],
-        )
-        return self._map(clipped)
-
-    def _inverse(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
-        return self._unmap(da.clip(min=0))
-
-    @abc.abstractmethod
-    def _map(self, x: xr.DataArray) -> xr.DataArray: ...
-
-    @abc.abstractmethod
-    def _unmap(self, y: xr.DataArray) -> xr.DataArray: ...
-
-
-class Log1p(_NonNegativeTransform, kind="log1p"):
-    """``log1p(x / scale)`` for precipitation; ``inverse`` is ``scale * expm1(y)``.
-
-    Output units are ``"1"``. Values down to ``-tolerance`` are regridding round-off
-    and become 0; more negative ones raise :class:`~climlatent.errors.InputDataError`.
-    ``inverse`` clips negative inputs to 0, so precipitation comes back >= 0.
-
-    Parameters
-    ----------
-    scale : float
-        Positive amount, in the data's units, where the map turns from linear to log.
-    tolerance : float
-        Largest negative round-off, in the data's units, silently set to 0.
-
-    Examples
-    --------
-    >>> import xarray as xr
-    >>> pr = xr.DataArray([0.0, 1.0, -1e-12], dims="time", name="pr", attrs={"units": "mm d-1"})
-    >>> out = Log1p(scale=1.0).fit_forward(pr)
-    >>> out.values.round(4), out.attrs["units"]
-    (array([0.    , 0.6931, 0.    ]), '1')
-    """
-
-    def __init__(self, scale: float = 1.0, tolerance: float = 1e-9) -> None:
-        if not scale > 0:
-            raise ValueError(f"scale must be > 0, got {scale}")
-        self.scale = float(scale)
-        super().__init__(tolerance, scale=self.scale)
-
-    def _map(self, x: xr.DataArray) -> xr.DataArray:
-        return np.log1p(x / self.scale)
-
-    def _unmap(self, y: xr.DataArray) -> xr.DataArray:
-        return self.scale * np.expm1(y)
-
-    def _forward_units(self, units: str) -> str:
-        return "1"
-
-
-class PowerTransform(_NonNegativeTransform, kind="power"):
-    """``x ** exponent`` for precipitation; ``inverse`` is ``y ** (1 / exponent)``.
-
-    The default exponent 1/3 (cube root) brings gamma-like daily precipitation close
-    to Gaussian (Wilson-Hilferty). Output units read ``"(<units>)^<exponent>"``, a
-    label rather than a UDUNITS string. Negative values are handled as in
-    :class:`Log1p`.
-
-    Parameters
-    ----------
-    exponent : float
-        Positive exponent.
-    tolerance : float
-        Largest negative round-off, in the data's units, silently set to 0.
-
-    Examples
-    --------
-    >>> import xarray as xr
-    >>> pr = xr.DataArray([0.0, 8.0, 27.0], dims="time", name="pr", attrs={"units": "mm d-1"})
-    >>> out = PowerTransform().fit_forward(pr)
-    >>> out.values.round(6), out.attrs["units"]
-    (array([0., 2., 3.]), '(mm d-1)^0.333333')
-    """
-
-    def __init__(self, exponent: float = 1 / 3, tolerance: float = 1e-9) -> None:
-        if not exponent > 0:
-            raise ValueError(f"exponent must be > 0, got {exponent}")
-        self.exponent = float(exponent)
-        super().__init__(tolerance, exponent=self.exponent)
-
-    def _map(self, x: xr.DataArray) -> xr.DataArray:
-        return x**self.exponent
-
-    def _unmap(self, y: xr.DataArray) -> xr.DataArray:
-        return y ** (1 / self.exponent)
-
-    def _forward_units(self, units: str) -> str:
-        return f"({units})^{self.exponent:g}"
 
 
 class Pipeline(Transform, kind="pipeline"):

@@ -1,0 +1,133 @@
+"""The transforms of a non-negative field (precipitation): log1p and a power law.
+
+Both take values >= 0 (negative round-off from regridding set to 0, anything more
+negative refused) and map back to values >= 0.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from climlatent._transforms import _clip_round_off, _label
+from climlatent.transform_base import Transform
+
+
+class _NonNegativeTransform(Transform):
+    """Shared face of the precipitation transforms: x >= 0 in, x >= 0 back.
+
+    ``forward`` sets values in ``[-tolerance, 0)`` (round-off from regridding) to 0
+    and raises :class:`InputDataError` on anything more negative (on dask input when
+    computed); ``inverse`` clips negative transformed values, which a model can
+    produce, to 0 before mapping back.
+    """
+
+    def __init__(self, tolerance: float, **params: Any) -> None:
+        if tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+        self.tolerance = float(tolerance)
+        super().__init__(**params, tolerance=self.tolerance)
+
+    def _fit(self, da: xr.DataArray) -> xr.Dataset:
+        return xr.Dataset()
+
+    def _forward(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        clipped = xr.apply_ufunc(
+            _clip_round_off,
+            da,
+            kwargs={"tolerance": self.tolerance, "label": _label(da), "kind": type(self).__name__},
+            dask="parallelized",
+            output_dtypes=[da.dtype],
+        )
+        return self._map(clipped)
+
+    def _inverse(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        return self._unmap(da.clip(min=0))
+
+    @abc.abstractmethod
+    def _map(self, x: xr.DataArray) -> xr.DataArray: ...
+
+    @abc.abstractmethod
+    def _unmap(self, y: xr.DataArray) -> xr.DataArray: ...
+
+
+class Log1p(_NonNegativeTransform, kind="log1p"):
+    """``log1p(x / scale)`` for precipitation; ``inverse`` is ``scale * expm1(y)``.
+
+    Output units are ``"1"``. Values down to ``-tolerance`` are regridding round-off
+    and become 0; more negative ones raise :class:`~climlatent.errors.InputDataError`.
+    ``inverse`` clips negative inputs to 0, so precipitation comes back >= 0.
+
+    Parameters
+    ----------
+    scale : float
+        Positive amount, in the data's units, where the map turns from linear to log.
+    tolerance : float
+        Largest negative round-off, in the data's units, silently set to 0.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> pr = xr.DataArray([0.0, 1.0, -1e-12], dims="time", name="pr", attrs={"units": "mm d-1"})
+    >>> out = Log1p(scale=1.0).fit_forward(pr)
+    >>> out.values.round(4), out.attrs["units"]
+    (array([0.    , 0.6931, 0.    ]), '1')
+    """
+
+    def __init__(self, scale: float = 1.0, tolerance: float = 1e-9) -> None:
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        self.scale = float(scale)
+        super().__init__(tolerance, scale=self.scale)
+
+    def _map(self, x: xr.DataArray) -> xr.DataArray:
+        return np.log1p(x / self.scale)
+
+    def _unmap(self, y: xr.DataArray) -> xr.DataArray:
+        return self.scale * np.expm1(y)
+
+    def _forward_units(self, units: str) -> str:
+        return "1"
+
+
+class PowerTransform(_NonNegativeTransform, kind="power"):
+    """``x ** exponent`` for precipitation; ``inverse`` is ``y ** (1 / exponent)``.
+
+    The default exponent 1/3 (cube root) brings gamma-like daily precipitation close
+    to Gaussian (Wilson-Hilferty). Output units read ``"(<units>)^<exponent>"``, a
+    label rather than a UDUNITS string. Negative values are handled as in
+    :class:`Log1p`.
+
+    Parameters
+    ----------
+    exponent : float
+        Positive exponent.
+    tolerance : float
+        Largest negative round-off, in the data's units, silently set to 0.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> pr = xr.DataArray([0.0, 8.0, 27.0], dims="time", name="pr", attrs={"units": "mm d-1"})
+    >>> out = PowerTransform().fit_forward(pr)
+    >>> out.values.round(6), out.attrs["units"]
+    (array([0., 2., 3.]), '(mm d-1)^0.333333')
+    """
+
+    def __init__(self, exponent: float = 1 / 3, tolerance: float = 1e-9) -> None:
+        if not exponent > 0:
+            raise ValueError(f"exponent must be > 0, got {exponent}")
+        self.exponent = float(exponent)
+        super().__init__(tolerance, exponent=self.exponent)
+
+    def _map(self, x: xr.DataArray) -> xr.DataArray:
+        return x**self.exponent
+
+    def _unmap(self, y: xr.DataArray) -> xr.DataArray:
+        return y ** (1 / self.exponent)
+
+    def _forward_units(self, units: str) -> str:
+        return f"({units})^{self.exponent:g}"
