@@ -85,9 +85,15 @@ def _then(out: xr.DataArray, op: Callable, param: xr.DataArray) -> xr.DataArray:
 
 
 def _like(da: xr.DataArray, result: xr.DataArray, units: str | None) -> xr.DataArray:
-    """``result``'s values with ``da``'s name, coordinates and attributes."""
+    """``result``'s values with ``da``'s name, coordinates and attributes.
+
+    A record of values set to a physical bound (``climlatent_clipped``, by an inner
+    step of a pipeline) goes with the values.
+    """
     out = da.copy(deep=False, data=result.transpose(*da.dims).data)
     out.attrs = dict(da.attrs)
+    if "climlatent_clipped" in result.attrs:
+        out.attrs["climlatent_clipped"] = result.attrs["climlatent_clipped"]
     out.encoding = {}
     if units is not None:
         out.attrs["units"] = units

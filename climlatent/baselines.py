@@ -26,6 +26,7 @@ from climlatent.errors import InputDataError
 from climlatent.grid import find_grid
 from climlatent.grouping import Grouper, group_mean
 from climlatent.io import add_history
+from climlatent.physical_bounds import clip_to_bounds
 from climlatent.regrid import Regridder
 
 
@@ -74,6 +75,7 @@ class BilinearBaseline:
         x = get_variable(coarse, self.target_, "coarse")
         check_field(x, "coarse")
         out = self._correct(self._interpolate(x)).rename(self.target_).assign_attrs(x.attrs)
+        out = clip_to_bounds(out)  # an additive correction can take chl or pr below 0
         return add_history(
             out.to_dataset().assign_attrs(coarse.attrs),
             f"{type(self).__name__}().downscale(coarse)",

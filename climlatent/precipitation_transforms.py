@@ -1,7 +1,8 @@
 """The transforms of a non-negative field (precipitation): log1p and a power law.
 
 Both take values >= 0 (negative round-off from regridding set to 0, anything more
-negative refused) and map back to values >= 0.
+negative refused) and map back to values >= 0, what a model put below 0 set to 0 and
+counted.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import numpy as np
 import xarray as xr
 
 from climlatent._transforms import _clip_round_off, _label
+from climlatent.errors import InputDataError
+from climlatent.physical_bounds import clip_to_bounds
 from climlatent.transform_base import Transform
 
 
@@ -21,8 +24,9 @@ class _NonNegativeTransform(Transform):
 
     ``forward`` sets values in ``[-tolerance, 0)`` (round-off from regridding) to 0
     and raises :class:`InputDataError` on anything more negative (on dask input when
-    computed); ``inverse`` clips negative transformed values, which a model can
-    produce, to 0 before mapping back.
+    computed). A model can produce transformed values below the image of 0, which map
+    back below 0: ``inverse`` sets those to 0 (a dry cell, as a censored model reads
+    it) and counts them in the attribute ``climlatent_clipped`` (`clip_to_bounds`).
     """
 
     def __init__(self, tolerance: float, **params: Any) -> None:
@@ -30,6 +34,9 @@ class _NonNegativeTransform(Transform):
             raise ValueError(f"tolerance must be >= 0, got {tolerance}")
         self.tolerance = float(tolerance)
         super().__init__(**params, tolerance=self.tolerance)
+
+    def inverse(self, da: xr.DataArray) -> xr.DataArray:  # noqa: D102 (the base's, clipped)
+        return clip_to_bounds(super().inverse(da), (0.0, None))
 
     def _fit(self, da: xr.DataArray) -> xr.Dataset:
         return xr.Dataset()
@@ -42,16 +49,17 @@ class _NonNegativeTransform(Transform):
             dask="parallelized",
             output_dtypes=[da.dtype],
         )
-        return self._map(clipped)
+        return self._map(clipped, state)
 
     def _inverse(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
-        return self._unmap(da.clip(min=0))
+        return self._unmap(da, state)
 
     @abc.abstractmethod
-    def _map(self, x: xr.DataArray) -> xr.DataArray: ...
+    def _map(self, x: xr.DataArray, state: xr.Dataset) -> xr.DataArray: ...
 
     @abc.abstractmethod
-    def _unmap(self, y: xr.DataArray) -> xr.DataArray: ...
+    def _unmap(self, y: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        """The inverse map, extended below the image of 0 (to values below 0)."""
 
 
 class Log1p(_NonNegativeTransform, kind="log1p"):
@@ -59,12 +67,15 @@ class Log1p(_NonNegativeTransform, kind="log1p"):
 
     Output units are ``"1"``. Values down to ``-tolerance`` are regridding round-off
     and become 0; more negative ones raise :class:`~climlatent.errors.InputDataError`.
-    ``inverse`` clips negative inputs to 0, so precipitation comes back >= 0.
+    ``inverse`` sets what maps back below 0 to 0, and counts it (``climlatent_clipped``).
 
     Parameters
     ----------
-    scale : float
+    scale : float, optional
         Positive amount, in the data's units, where the map turns from linear to log.
+        By default it is fitted: the mean of the data, so the map is the same on the
+        same data in any units (a fixed 1 is the identity on kg m-2 s-1, where daily
+        precipitation is ~3e-5, and a log on mm d-1).
     tolerance : float
         Largest negative round-off, in the data's units, silently set to 0.
 
@@ -75,19 +86,41 @@ class Log1p(_NonNegativeTransform, kind="log1p"):
     >>> out = Log1p(scale=1.0).fit_forward(pr)
     >>> out.values.round(4), out.attrs["units"]
     (array([0.    , 0.6931, 0.    ]), '1')
+
+    The fitted scale (the mean, 2 mm d-1 here) makes the same map in any units:
+
+    >>> mm = xr.DataArray([0.0, 2.0, 4.0], dims="time", name="pr", attrs={"units": "mm d-1"})
+    >>> si = (mm / 86400).assign_attrs(units="kg m-2 s-1")
+    >>> Log1p().fit_forward(mm).values.round(4), Log1p().fit_forward(si).values.round(4)
+    (array([0.    , 0.6931, 1.0986]), array([0.    , 0.6931, 1.0986]))
     """
 
-    def __init__(self, scale: float = 1.0, tolerance: float = 1e-9) -> None:
-        if not scale > 0:
+    def __init__(self, scale: float | None = None, tolerance: float = 1e-9) -> None:
+        if scale is not None and not scale > 0:
             raise ValueError(f"scale must be > 0, got {scale}")
-        self.scale = float(scale)
+        self.scale = None if scale is None else float(scale)
         super().__init__(tolerance, scale=self.scale)
 
-    def _map(self, x: xr.DataArray) -> xr.DataArray:
-        return np.log1p(x / self.scale)
+    def _fit(self, da: xr.DataArray) -> xr.Dataset:
+        if self.scale is not None:
+            return xr.Dataset()
+        mean = float(da.clip(min=0).mean(dtype=np.float64))
+        if not mean > 0:
+            raise InputDataError(
+                f"variable {_label(da)} has no positive values to fit the log1p scale "
+                f"from; give Log1p(scale=...) in its units"
+            )
+        units = {"units": da.attrs["units"]} if "units" in da.attrs else {}
+        return xr.Dataset({"scale": ((), mean, units)})
 
-    def _unmap(self, y: xr.DataArray) -> xr.DataArray:
-        return self.scale * np.expm1(y)
+    def _scale(self, state: xr.Dataset) -> float:
+        return self.scale if self.scale is not None else float(state["scale"])
+
+    def _map(self, x: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        return np.log1p(x / self._scale(state))
+
+    def _unmap(self, y: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        return self._scale(state) * np.expm1(y)
 
     def _forward_units(self, units: str) -> str:
         return "1"
@@ -123,11 +156,11 @@ class PowerTransform(_NonNegativeTransform, kind="power"):
         self.exponent = float(exponent)
         super().__init__(tolerance, exponent=self.exponent)
 
-    def _map(self, x: xr.DataArray) -> xr.DataArray:
+    def _map(self, x: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
         return x**self.exponent
 
-    def _unmap(self, y: xr.DataArray) -> xr.DataArray:
-        return y ** (1 / self.exponent)
+    def _unmap(self, y: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
+        return np.sign(y) * abs(y) ** (1 / self.exponent)
 
     def _forward_units(self, units: str) -> str:
         return f"({units})^{self.exponent:g}"

@@ -253,7 +253,7 @@ class Pipeline(Transform, kind="pipeline"):
     >>> pr = xr.DataArray([0.0, 1.0, 3.0], dims="time", name="pr")
     >>> pipe = Pipeline([Log1p(), Standardize()]).fit(pr)
     >>> sorted(pipe.to_dataset().data_vars)
-    ['step1_mean', 'step1_std']
+    ['step0_scale', 'step1_mean', 'step1_std']
     >>> pipe.inverse(pipe.forward(pr)).values.round(12)
     array([0., 1., 3.])
     """

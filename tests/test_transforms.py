@@ -36,6 +36,7 @@ TRANSFORMS = {
     "anomalies_window_member": lambda: Anomalies(window=31, dims=("time", "member")),
     "anomalies_month": lambda: Anomalies(freq="month"),
     "log1p": lambda: Log1p(scale=2.0),
+    "log1p_fitted": lambda: Log1p(),
     "power": lambda: PowerTransform(),
     "pipeline": lambda: Pipeline([PowerTransform(0.25), Anomalies(window=15), Standardize()]),
 }
@@ -46,6 +47,7 @@ FORWARD_UNITS = {
     "anomalies_window_member": "mm d-1",
     "anomalies_month": "mm d-1",
     "log1p": "1",
+    "log1p_fitted": "1",
     "power": "(mm d-1)^0.333333",
     "pipeline": "1",
 }
@@ -293,7 +295,7 @@ def test_float32_stays_float32(kind):
 def test_pipeline_state_is_flat_and_prefixed():
     da = make_field("noleap")
     state = Pipeline([Log1p(), Anomalies(freq="month"), Standardize()]).fit(da).to_dataset()
-    assert set(state.data_vars) == {"step1_climatology", "step2_mean", "step2_std"}
+    assert set(state.data_vars) == {"step0_scale", "step1_climatology", "step2_mean", "step2_std"}
     assert state.attrs["n_steps"] == 3
     assert state.attrs["step0_transform"] == "log1p"
     assert state.attrs["step1_calendar"] == "noleap"
@@ -343,11 +345,49 @@ def test_round_off_negatives_are_clipped_and_real_negatives_raise(transform):
 
 
 @pytest.mark.parametrize("transform", [Log1p(), PowerTransform()], ids=["log1p", "power"])
-def test_negative_transformed_values_invert_to_zero(transform):
+def test_negative_transformed_values_invert_to_zero_and_are_counted(transform):
     da = make_field("noleap")
     out = transform.fit(da).forward(da)
-    back = transform.inverse(out - 10.0)
+    shifted = out.where(out > 0.5, out - 1.0)  # the image of 0 is 0 for both maps
+    back = transform.inverse(shifted)
     assert float(back.min()) == 0.0
+    n_below = int((shifted < 0).sum())
+    assert 0 < n_below < int(np.isfinite(shifted).sum())
+    note = back.attrs["climlatent_clipped"]
+    assert note.startswith(f"{n_below} of {int(np.isfinite(da).sum())} values below the physical")
+    assert "bound 0 mm d-1" in note
+    assert "climlatent_clipped" not in transform.inverse(out).attrs  # round-off is no record
+    piped = Pipeline([transform, Standardize()]).fit(da)
+    standard = piped.forward(da)
+    # the note of the inner step reaches the pipeline's output
+    low = piped.steps[1].forward(shifted)
+    assert "climlatent_clipped" in piped.inverse(low).attrs
+    assert "climlatent_clipped" not in piped.inverse(standard).attrs
+
+
+def test_log1p_fitted_scale_is_the_mean_and_the_same_map_in_any_units():
+    """A fixed scale of 1 is the identity on kg m-2 s-1 (pr ~3e-5): the fitted scale,
+    the data's mean, maps the field the same in mm d-1 and in kg m-2 s-1."""
+    mm = make_field("noleap")
+    si = (mm / 86400.0).assign_attrs(units="kg m-2 s-1")
+    fitted_mm, fitted_si = Log1p().fit(mm), Log1p().fit(si)
+    np.testing.assert_allclose(float(fitted_mm.state["scale"]), float(mm.mean()), rtol=1e-12)
+    np.testing.assert_allclose(
+        fitted_mm.forward(mm).values, fitted_si.forward(si).values, rtol=1e-9, equal_nan=True
+    )
+    assert fitted_si.state["scale"].attrs["units"] == "kg m-2 s-1"
+    assert float(Log1p(scale=1.0).fit(si).forward(si).std()) < 1e-4  # the old identity
+    with pytest.raises(InputDataError, match="'pr' has no positive values"):
+        Log1p().fit(mm * 0)
+
+
+def test_log1p_saved_with_a_fixed_scale_loads_with_it():
+    """A state written before the scale was fitted: params scale=1.0, no variable."""
+    da = make_field("noleap")
+    old = Log1p(scale=1.0).fit(da).to_dataset()
+    assert "scale" not in old.data_vars
+    loaded = transform_from_dataset(old)
+    np.testing.assert_allclose(loaded.forward(da).values, np.log1p(da.values), equal_nan=True)
 
 
 def _undecoded_time(da):

@@ -1,5 +1,6 @@
 """VED (model, estimator, study) and regularised CCA against independent answers."""
 
+import copy
 import math
 
 import numpy as np
@@ -357,3 +358,16 @@ def test_study_runs_end_to_end(tmp_path):
     assert len(results.query("method == 'VED' and study == 'beta_lambda'")) == 2
     assert (tmp_path / "study.png").stat().st_size > 0
     assert (tmp_path / "needed.csv").exists()
+
+
+def test_draws_of_a_bounded_field_are_held_within_its_bounds_and_counted(fitted):
+    """VED's outputs go through the physical bounds of their standard_name: the toy's
+    pressure (about 1000) relabelled as a sea-ice fraction in '1' is all above 1."""
+    ved, test = fitted
+    bounded = copy.deepcopy(ved)
+    bounded.attrs_["p"] = {"units": "1", "standard_name": "sea_ice_area_fraction"}
+    draws = bounded.sample(test, 2, seed=1, noise=True)["p"]
+    assert np.all(draws.values == 1.0)
+    n = draws.size
+    assert draws.attrs["climlatent_clipped"].startswith(f"{n} of {n} values above the physical")
+    assert "climlatent_clipped" not in ved.sample(test, 2, seed=1, noise=True)["p"].attrs

@@ -51,10 +51,12 @@ from climlatent.estimators._fields import LATENT_DIM
 from climlatent.estimators._fit_forms import fit_call
 from climlatent.estimators._refit import all_or_nothing
 from climlatent.estimators._repr import html_repr, text_repr
+from climlatent.estimators._smearing import SMEARING_FILE, smearing_dataset, smearing_shift
 from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
 from climlatent.grid import find_grid, find_member, find_time
 from climlatent.grid_order import GridOrder, conform, grid_layout, in_layout
 from climlatent.io import add_history, carry_provenance, physical_attrs
+from climlatent.physical_bounds import CLIPPED_ATTR, clip_to_bounds
 from climlatent.units import convert_units, difference_units, parse_units
 
 if TYPE_CHECKING:  # imports torch: only the torch estimators, which train, need it
@@ -129,12 +131,18 @@ class BaseEstimator:
     def _wrap(
         self, out: xr.DataArray, ds: xr.Dataset, call: str, physical: bool = False
     ) -> xr.Dataset:
-        """Inverse-transform (unless ``physical``); the target's attributes, provenance, history."""
+        """The target, inverse-transformed (unless ``physical``) and in its bounds.
+
+        Values beyond the target's physical bounds are set to them, with a record
+        (`clip_to_bounds`); then the target's attributes, provenance and history.
+        """
         if self.target_transform_ is not None and not physical:
             out = self.target_transform_.inverse(out)
         out = in_layout(getattr(self, "target_order_", None), out)
         out = out.astype(np.float32, copy=False)  # new data already (map_model)
-        out.attrs = physical_attrs(self.target_attrs_)
+        clipped = {k: v for k, v in out.attrs.items() if k == CLIPPED_ATTR}  # by the inverse
+        out.attrs = {**physical_attrs(self.target_attrs_), **clipped}
+        out = clip_to_bounds(out)
         result = carry_provenance(out.to_dataset(name=self.target_), ds)
         return add_history(result, f"{type(self).__name__}({self._config_text()}).{call}")
 
@@ -294,6 +302,7 @@ class Estimator(BaseEstimator):
         y_mat = to_matrix(y_in, target_layout)
 
         self._fit_arrays(x_mat, y_mat, proxy_layout, target_layout, **training)
+        self.target_shift_ = smearing_shift(y_tf, y_mat, self._predict(x_mat))
         self.target_, self.proxy_ = target, proxy
         self.target_attrs_ = dict(y.attrs)
         self.proxy_units_ = str(x.attrs["units"])
@@ -399,7 +408,9 @@ class Estimator(BaseEstimator):
         """The target matrix of one block from its proxy matrix, checked finite first."""
         (x,) = matrices
         check_finite(x, self.proxy_)
-        return self._predict(x)
+        y = self._predict(x)
+        shift = getattr(self, "target_shift_", None)  # the mean of a log1p target
+        return y if shift is None else y + shift.astype(y.dtype)
 
     def encode(self, ds: xr.Dataset) -> xr.DataArray:
         """Latent representation of the target field of ``ds``.
@@ -506,6 +517,8 @@ class Estimator(BaseEstimator):
             "target_grid": self.target_layout_.to_dataset(),
             "target_layout": self.target_order_,
         }
+        if self.target_shift_ is not None:
+            out[SMEARING_FILE] = smearing_dataset(self.target_shift_)
         for role, tf in (("proxy", self.proxy_transform_), ("target", self.target_transform_)):
             if tf is not None:
                 out[f"{role}_transform"] = tf.to_dataset()
@@ -523,6 +536,8 @@ class Estimator(BaseEstimator):
         bounds = fitted.get("proxy_range")  # absent from models saved without it: no check
         self.proxy_range_ = FittedRange(self.proxy_, *bounds) if bounds else None
         self.target_order_ = datasets.get("target_layout")
+        smearing = datasets.get(SMEARING_FILE)  # absent from models saved without it
+        self.target_shift_ = None if smearing is None else smearing["log_smearing"].values
         for role in ("proxy", "target"):
             setattr(self, f"{role}_layout_", FieldLayout.from_dataset(datasets[f"{role}_grid"]))
             state = datasets.get(f"{role}_transform")

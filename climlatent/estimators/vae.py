@@ -44,6 +44,7 @@ from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.vae import GaussianVAE
+from climlatent.physical_bounds import clip_to_bounds
 from climlatent.schedules import BetaSchedule
 from climlatent.training import TrainingConfig
 
@@ -353,8 +354,9 @@ class VAE(BaseEstimator):
         fields = fields * self.std_.reshape(1, -1, 1, 1) + self.mean_.reshape(1, -1, 1, 1)
         dims = tuple(sample) + tuple(self.spatial_dims_)
         data = {
-            name: (dims, fields[:, i].reshape(shape + fields.shape[2:]).astype(np.float32),
-                   physical_attrs(self.attrs_[name]))
+            name: clip_to_bounds(xr.DataArray(
+                fields[:, i].reshape(shape + fields.shape[2:]).astype(np.float32), dims=dims,
+                attrs=physical_attrs(self.attrs_[name])))
             for i, name in enumerate(self.variables_)
         }  # fmt: skip
         out = xr.Dataset(data, coords={**coords, **self.grid_.coords})

@@ -49,6 +49,7 @@ from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.vae_dlm import GeometricFlowVAE, induced_metric
+from climlatent.physical_bounds import clip_to_bounds
 
 __all__ = ["VAEDLM", "set_torch_threads"]
 
@@ -548,8 +549,9 @@ class VAEDLM(BaseEstimator):
         time = xr.DataArray(
             np.asarray(times), dims=time_dim, attrs=time_attrs(self.time_attrs_, time_units)
         )
+        field = clip_to_bounds(xr.DataArray(values, dims=dims, attrs=physical_attrs(self.attrs_)))
         out = xr.Dataset(
-            {self.variable_: (dims, values, physical_attrs(self.attrs_))},
+            {self.variable_: field},
             coords={**coords, time_dim: time, **self.grid_.coords},
         )
         return add_history(out, f"VAEDLM({self._config_text()}).{call}")

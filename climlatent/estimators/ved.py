@@ -59,6 +59,7 @@ from climlatent.models.ved import (
     FieldMLPEncoder,
     VariationalEncoderDecoder,
 )
+from climlatent.physical_bounds import clip_to_bounds
 
 __all__ = ["VED"]
 
@@ -418,8 +419,9 @@ class VED(BaseEstimator):
         fields = fields * self.y_std_.reshape(1, -1, 1, 1) + self.y_mean_.reshape(1, -1, 1, 1)
         dims = tuple(sample) + tuple(self.output_dims_)
         data = {
-            name: (dims, fields[:, i].reshape(shape + fields.shape[2:]).astype(np.float32),
-                   physical_attrs(self.attrs_[name]))
+            name: clip_to_bounds(xr.DataArray(
+                fields[:, i].reshape(shape + fields.shape[2:]).astype(np.float32), dims=dims,
+                attrs=physical_attrs(self.attrs_[name])))
             for i, name in enumerate(self.outputs_)
         }  # fmt: skip
         out = carry_provenance(

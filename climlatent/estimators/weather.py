@@ -7,7 +7,10 @@ is mapped back to a proxy field and through the estimator. The target variabilit
 proxy does not explain is added back by resampling the residuals
 ``target - emulate(proxy)`` of the given data: jointly with the proxy blocks for the
 bootstrap (so each realisation is a block bootstrap of the true target), in
-independent blocks for the VAR.
+independent blocks for the VAR. Residuals add where the estimator's model is additive,
+after its target transform: with ``target_transform="log1p"`` precipitation stays
+positive, and what an additive model still puts beyond a physical bound is set to it,
+with a record (`climlatent.physical_bounds.clip_to_bounds`).
 
 The realisations carry the dates of the given data, and their seasons are where those
 dates say: each block comes from the same time of year as the steps it fills (within
@@ -17,6 +20,8 @@ has no seasons: blocks then come from anywhere.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -28,7 +33,8 @@ from climlatent.estimators._seasons import annual_cycle, fit_annual_cycle, year_
 from climlatent.estimators._weather import block_bootstrap, fit_var
 from climlatent.estimators.base import Estimator
 from climlatent.grid import find_member, find_time
-from climlatent.grid_order import conform
+from climlatent.physical_bounds import CLIPPED_ATTR
+from climlatent.transforms import Log1p
 
 PC_DIM = "pc"
 
@@ -77,7 +83,7 @@ def weather_generator(
     --------
     >>> import climlatent as cl
     >>> ds = cl.datasets.synthetic_circulation(n_members=1, n_years=3, n_lat=8, n_lon=8)
-    >>> est = cl.EOFRegression(n_proxy_eofs=3).fit(ds, "pr", "psl")
+    >>> est = cl.EOFRegression(n_proxy_eofs=3, target_transform="log1p").fit(ds, "pr", "psl")
     >>> gen = weather_generator(est, ds, n_realizations=2)
     >>> gen["pr"].dims, gen["psl_pc"].sizes["pc"]
     (('realization', 'time', 'lat', 'lon'), 3)
@@ -120,21 +126,29 @@ def weather_generator(
         sim_pcs = fit_var(pcs - cycle, order=order).simulate(n_realizations, n_time, rng) + cycle
         picks = block_bootstrap(index, phases=phases, **draw)[..., 0]
 
-    x_sim = basis.reconstruct(sim_pcs.reshape(-1, sim_pcs.shape[-1]))
-    y_sim = estimator._predict(x_sim)
+    y_sim = estimator._predict(basis.reconstruct(sim_pcs.reshape(-1, sim_pcs.shape[-1])))
+    if add_residuals:  # where the model is additive: after its target transform
+        y_sim = (
+            y_sim + _residuals(estimator, ds, x_in, (member, time))[picks.astype(np.int64).ravel()]
+        )
     samples = {REALIZATION_DIM: np.arange(n_realizations), time: x[time]}
     target = from_matrix(y_sim, estimator.target_layout_, samples)
-    if estimator.target_transform_ is not None:
-        target = estimator.target_transform_.inverse(target)
-    if add_residuals:
-        residual = _residuals(estimator, ds, member, time)
-        target = target + residual[picks.astype(np.int64).ravel()].reshape(target.shape)
     call = (
         f"weather_generator(ds, n_realizations={n_realizations}, method={method!r}, "
         f"order={order}, block_length={block_length}, add_residuals={add_residuals}, "
         f"seed={seed})"
     )
-    result = estimator._wrap(target.rename(estimator.target_), ds, call, physical=True)
+    result = estimator._wrap(target.rename(estimator.target_), ds, call)
+    clipped = result[estimator.target_].attrs.get(CLIPPED_ATTR)
+    if clipped and add_residuals and not isinstance(estimator.target_transform_, Log1p):
+        warnings.warn(
+            f"weather_generator: {clipped}: residuals added in "
+            f"{estimator.target_attrs_['units']} took them there, so the realisations' mean "
+            f"is above the data's; a model fitted with target_transform='log1p' adds them "
+            f"as factors",
+            UserWarning,
+            stacklevel=2,
+        )
     result[f"{estimator.proxy_}_pc"] = xr.DataArray(
         sim_pcs.transpose(0, 2, 1).astype(np.float32),
         dims=(REALIZATION_DIM, PC_DIM, time),
@@ -147,14 +161,16 @@ def weather_generator(
     return result
 
 
-def _residuals(estimator: Estimator, ds: xr.Dataset, member: str | None, time: str) -> np.ndarray:
-    """Residual fields ``target - emulate(proxy)`` as (samples, *grid), member-major.
+def _residuals(
+    estimator: Estimator, ds: xr.Dataset, x_in: xr.DataArray, samples: tuple[str | None, str]
+) -> np.ndarray:
+    """Residuals ``target - prediction(proxy)`` as rows, member-major.
 
-    The grid is the fitted one in its canonical order, the order of the simulated
-    target they are added to by position; a target on another grid is refused.
+    In the space the model predicts in, after its target transform: residuals of a
+    log1p-transformed precipitation add to a simulated day as factors, not as amounts
+    a dry day cannot give back. ``x_in`` is the transformed proxy of ``ds``, its sample
+    dims ``samples`` (member, time) first.
     """
-    residual = estimator.dynamical_adjustment(ds)[f"{estimator.target_}_residual"]
-    residual = conform(residual, estimator.target_layout_.grid, estimator.target_)
-    order = [d for d in (member, time) if d] + list(estimator.target_layout_.spatial_dims)
-    values = residual.transpose(*order).values
-    return values.reshape(-1, *values.shape[len(order) - 2 :])
+    y = estimator._prepare_target(ds).transpose(*[d for d in samples if d], ...)
+    prediction = estimator._predict(to_matrix(x_in, estimator.proxy_layout_))
+    return estimator._target_matrix(y) - prediction
