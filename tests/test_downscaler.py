@@ -1,6 +1,10 @@
+import hashlib
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
+from safetensors.numpy import load_file, save_file
 
 import climlatent as cl
 from climlatent.baselines import BilinearBaseline, ClimatologyCorrectedBilinear
@@ -151,17 +155,90 @@ def test_self_downscaling_of_temperature(world):
     assert int(out.isnull().sum()) == int(fine_test["tos"].isnull().sum())  # fills the edges
 
 
-def test_additive_form_refuses_a_target_varying_below_its_learning_steps(world):
-    """chl in kg m-3 (sd 6e-7) came out about 1000 times off; in mg m-3 it trains."""
-    _, (coarse, _), (fine, _) = world
-    with pytest.raises(InputDataError, match="target 'chl' varies by .* kg m-3 .*mg m-3"):
-        cl.ProxyDownscaler(epochs=1, progress=False).fit(coarse, fine, "chl")
-    in_mg = {name: ds.assign(chl=(ds["chl"] * 1e6).assign_attrs(units="mg m-3"))
-             for name, ds in (("coarse", coarse), ("fine", fine))}  # fmt: skip
-    est = cl.ProxyDownscaler(epochs=1, progress=False).fit(in_mg["coarse"], in_mg["fine"], "chl")
-    assert est.mode_ == "additive"
-    plain = cl.ProxyLatentDownscaler(channels=1, epochs=1, progress=False)
-    assert plain.fit(coarse, fine, "chl").mode_ == "additive"  # it learns on its own scale
+def _in_units(ds, factor, units):
+    """``ds`` with its chl (in kg m-3) multiplied by ``factor`` and labelled ``units``."""
+    return ds.assign(chl=(ds["chl"] * factor).assign_attrs(units=units))
+
+
+def test_additive_form_gives_the_same_field_in_any_units(world):
+    """Known answer: the fit does not depend on the target's units. With noise, chl in
+    kg m-3 (sd 7e-7) came out 1157 times its sd off (Adam's steps of lr, in the target's
+    units), where the same data in mg m-3 gave 0.42; its draws spread 0.13 kg m-3. The
+    model now learns (y - m) / q: the same field and draws in either, to float32."""
+    _, (coarse, coarse_test), (fine, fine_test) = world
+    fits = {}
+    for factor, units in ((1.0, "kg m-3"), (1e6, "mg m-3")):
+        train = [_in_units(ds, factor, units) for ds in (coarse, fine)]
+        est = cl.ProxyDownscaler(epochs=100, noise=True, progress=False).fit(*train, "chl")
+        test = _in_units(coarse_test, factor, units)
+        draws = est.downscale(test.isel(time=slice(0, 12)), n_samples=20, seed=1)["chl"]
+        fits[units] = est.downscale(test)["chl"] / factor, draws / factor
+    (kg, kg_draws), (mg, mg_draws) = fits.values()
+    truth = fine_test["chl"]
+    sd = float(truth.std())
+    print(f"max |kg - mg * 1e-6| = {float(abs(kg - mg).max()) / sd:.2g} sd")
+    np.testing.assert_allclose(kg.values, mg.values, rtol=1e-4, atol=1e-5 * sd)
+    np.testing.assert_allclose(kg_draws.values, mg_draws.values, rtol=1e-4, atol=1e-5 * sd)
+    rmse = float(np.sqrt(((kg - truth) ** 2).mean()))
+    spread = float(kg_draws.std("realization").mean())
+    print(f"held-out RMSE {rmse / sd:.3f} sd, draws' spread {spread / sd:.3f} sd")
+    assert rmse < 0.5 * sd  # 0.42 sd
+    assert 0.5 < spread / rmse < 1.5  # the residual noise, in kg m-3
+
+
+@pytest.mark.parametrize(("factor", "units"), [(1.0, "kg m-3"), (1e6, "mg m-3")])
+def test_additive_form_recovers_a_gain_and_offset_per_cell(factor, units):
+    """Known answer: a fine field a(x) * bilinear(coarse) + b(x), which the additive form
+    with bilinear weights holds exactly, is recovered with its gains a(x), in kg m-3
+    as in mg m-3 (learning in the target's units, kg m-3 came out 0.17 sd off, mg m-3
+    1.3e-7)."""
+    w = cl.datasets.synthetic_biogeochem(n_years=3, n_fine_lat=16, n_fine_lon=24, seed=5)
+    coarse = _in_units(w.coarse[["chl"]], factor, units)
+    regridder = cl.Regridder(w.coarse, w.fine, "bilinear", engine="climlatent", extrapolate=True)
+    bilinear = regridder(coarse["chl"], skipna=True).transpose(*w.fine["chl"].dims)
+    rng = np.random.default_rng(0)
+    gain = 0.5 + rng.random(bilinear.shape[-2:])
+    offset = float(bilinear.std()) * abs(rng.standard_normal(gain.shape))  # chl stays > 0
+    truth = (gain * bilinear + offset).where(w.fine["chl"].notnull())
+    fine = _in_units(w.fine[["chl"]].assign(chl=truth), 1.0, units)
+    est = cl.ProxyDownscaler(interpolation="bilinear", epochs=400, progress=False)
+    out = est.fit(coarse, fine, "chl").downscale(coarse)["chl"]
+    error = float(np.sqrt(((out - truth) ** 2).mean()) / truth.std())
+    print(f"{units}: RMSE {error:.2g} of the truth's sd")
+    assert error < 1e-5  # 1.2e-7: float32 round-off
+    valid = np.asarray(est.fine_layout_.mask).ravel()
+    fitted_gain = est.module_.gain.detach().cpu().numpy()[0]
+    np.testing.assert_allclose(fitted_gain, gain.ravel()[valid], rtol=1e-4)
+
+
+def test_a_model_saved_before_the_target_scale_downscales_as_it_did(tmp_path):
+    """A model saved before the additive form learned in units of the target's spread
+    holds its structure and log spread in the target's units and no ``target_centre``
+    or ``target_scale``: it loads with 0 and 1, and its field and draws are those of
+    the same model in the new form."""
+    w = cl.datasets.synthetic_biogeochem(n_years=2, n_fine_lat=8, n_fine_lon=12)
+    est = cl.ProxyDownscaler(epochs=5, noise=True, progress=False).fit(w.coarse, w.fine, "tos")
+    path = tmp_path / "m.clm"
+    est.save(path)
+    weights = path / "weights.safetensors"
+    state = load_file(weights)
+    scale, centre = state.pop("module.target_scale"), state.pop("module.target_centre")
+    assert float(scale[0]) != 1.0 and float(centre[0]) != 0.0
+    state["module.structure"] = state["module.structure"] * scale + centre  # in K
+    state["module.log_sigma"] = state["module.log_sigma"] + np.log(scale)
+    save_file(state, weights)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["files"]["weights.safetensors"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    old = cl.load(path)
+    assert float(old.module_.target_scale) == 1.0 and float(old.module_.target_centre) == 0.0
+    for kwargs in ({}, {"n_samples": 3, "seed": 2}):
+        np.testing.assert_allclose(
+            old.downscale(w.coarse, **kwargs)["tos"].values,
+            est.downscale(w.coarse, **kwargs)["tos"].values,
+            rtol=0,
+            atol=1e-4,  # K: float32 rounding of 290 K
+        )
 
 
 def test_bilinear_baseline_is_the_extrapolating_bilinear_regridder():

@@ -3,14 +3,16 @@
 A downscaler's drivers (and a coarse target given as an input) stack into one matrix,
 row by row and cell by cell: each must share the first driver's sample dims and
 coarse grid, or the rows of one would meet another's samples. ``proxies`` maps each
-driver to its law (`climlatent.models.proxies.PROXY_KINDS`). The additive form learns
-in the target's own units (`check_additive_scale`).
+driver to its law (`climlatent.models.proxies.PROXY_KINDS`). The additive forms (and
+`ProxyLatentDownscaler`'s log form) learn the target in units of its spread
+(`anomaly_scale`), whatever its physical units.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import xarray as xr
 
 from climlatent.errors import InputDataError
@@ -103,27 +105,34 @@ def check_alike(
             )
 
 
-def check_additive_scale(y: xr.DataArray, target: str, lr: float) -> None:
-    """Refuse an additive fit whose target varies by less than the optimiser's step.
+def anomaly_scale(y: np.ndarray) -> float:
+    """The spread of a target's anomalies: the scale a downscaler learns it in.
 
-    The additive form learns its fine-scale terms in the target's units, with Adam
-    steps of about ``lr`` each: chlorophyll in kg m-3 (about 1e-7) came out 1000 times
-    off (RMSE 1154 times the truth's sd), where the same field in mg m-3 gave 0.41.
+    The standard deviation of each cell's departures from its mean over the samples,
+    pooled over the cells: the size of what is left to learn once the mean state is
+    known, and of the residuals that the loss and ``lr`` deal in. A standard deviation
+    rather than a robust spread (median absolute deviation): a field that is mostly
+    zero (precipitation) has a median deviation of 0. It need only be right to an
+    order of magnitude, and is scaled with the target: its units do not matter.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        ``(n_samples, n_cells)``, NaN where a cell has no data; each cell with data in
+        some sample.
+
+    Returns
+    -------
+    float
+        The pooled anomaly sd; the sd of all values if no cell varies, 1 if none do.
 
     Examples
     --------
-    >>> chl = xr.DataArray([2e-7, 3e-7], attrs={"units": "kg m-3"})
-    >>> check_additive_scale(chl * 1e6, "chl", 1e-2)  # mg m-3
-    >>> check_additive_scale(chl, "chl", 1e-2)
-    Traceback (most recent call last):
-    ...
-    climlatent.errors.InputDataError: target 'chl' varies by 5e-08 kg m-3 (its sd), ...
+    >>> y = np.array([[1.0, 10.0], [3.0, np.nan], [2.0, 12.0]])
+    >>> round(anomaly_scale(y), 4), round(anomaly_scale(y * 1e-6) * 1e6, 4)
+    (0.8944, 0.8944)
+    >>> anomaly_scale(np.array([[1.0, 3.0], [1.0, 3.0]])), anomaly_scale(np.ones((2, 2)))
+    (1.0, 1.0)
     """
-    spread = float(y.std())
-    if spread < lr:
-        raise InputDataError(
-            f"target {target!r} varies by {spread:.3g} {y.attrs.get('units', '')} (its sd), "
-            f"less than the additive form's learning steps (lr={lr:g}), which learns in the "
-            "target's units: convert it to units in which it varies by about 1 or more "
-            "(chlorophyll in mg m-3), or use mode='multiplicative' for a positive field"
-        )
+    anomaly = y - np.nanmean(y, axis=0, dtype=np.float64)
+    return float(np.nanstd(anomaly)) or float(np.nanstd(y)) or 1.0

@@ -7,7 +7,8 @@ Section 4.4). ``fit(coarse, fine, target, proxies={"tos": "exponential", "rsds":
 (member, time, ...) of ``coarse`` carried through. Drivers are converted to the
 units their proxy function expects (sea surface temperature in K becomes degC for
 the exponential growth law); units that cannot be converted are refused. With no
-proxies, the target is downscaled from its own coarse field (additive form).
+proxies, the target is downscaled from its own coarse field (additive form), learned
+in units of its spread: chlorophyll in kg m-3 and in mg m-3 give the same field.
 ``group="time.month"`` (or ``"time.season"``, ``"time.dayofyear:31"``, see
 :mod:`climlatent.grouping`) makes the fit seasonal, as xsdba's ``group=``.
 """
@@ -32,7 +33,7 @@ from climlatent.checks import (
 )
 from climlatent.draws import BlockNormals, Draws
 from climlatent.errors import InputDataError
-from climlatent.estimators._drivers import check_additive_scale, check_alike, proxy_laws
+from climlatent.estimators._drivers import anomaly_scale, check_alike, proxy_laws
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import ArraySpec, BaseEstimator
@@ -42,6 +43,7 @@ from climlatent.grid_order import GridOrder, grid_layout
 from climlatent.grouping import Grouper, group_mean
 from climlatent.interpolation_kernel import interpolation_kernel
 from climlatent.models.downscaler import ProxyDownscaler as ProxyDownscalerModule
+from climlatent.models.downscaler import saved_state
 from climlatent.models.proxies import PROXY_KINDS, make_proxy
 from climlatent.precision import amp_context
 from climlatent.training import resolve_device
@@ -62,7 +64,8 @@ class ProxyDownscaler(BaseEstimator):
     ----------
     mode : {"auto", "multiplicative", "additive"}
         ``"auto"``: multiplicative (growth laws multiply, log-space loss) when proxies
-        are given, additive (gain and offset per fine cell) when the target is
+        are given, additive (gain and offset per fine cell, learned in units of the
+        target's anomaly sd: the same field whatever its units) when the target is
         downscaled from itself.
     noise : bool
         Learn a per-cell residual spread, enabling ``downscale(..., n_samples=k)``.
@@ -116,7 +119,6 @@ class ProxyDownscaler(BaseEstimator):
     device: str = "auto"
     progress: bool = True
     range_tolerance: float = RANGE_TOLERANCE
-    learns_in_target_units = True  # additive form (a class attribute, not an option)
 
     def __post_init__(self) -> None:
         self.group = str(Grouper.parse(self.group))  # a JSON-able configuration
@@ -174,8 +176,7 @@ class ProxyDownscaler(BaseEstimator):
             the message names the file and each difference.
         InputDataError
             Bad inputs, named; with a seasonal ``group``, a target without its time
-            coordinate or with fewer than 2 time steps in a group; in the additive form,
-            a target that varies by less than ``lr`` (`check_additive_scale`).
+            coordinate or with fewer than 2 time steps in a group.
         """
         y = get_variable(fine, target, "target")
         time, calendar = check_field(y, "target")
@@ -205,8 +206,6 @@ class ProxyDownscaler(BaseEstimator):
                 f"target {target!r} has values <= 0; the multiplicative form "
                 f"needs a positive field (use mode='additive')"
             )
-        if mode == "additive" and type(self).learns_in_target_units:
-            check_additive_scale(y, target, self.lr)
         self.target_, self.drivers_, self.laws_, self.mode_ = target, units, laws, mode
         self.target_attrs_, self.calendar_ = dict(y.attrs), calendar
         self.target_transform_ = None
@@ -264,18 +263,25 @@ class ProxyDownscaler(BaseEstimator):
     def _initialise_structure(self, y: np.ndarray, x: np.ndarray, memberships: np.ndarray) -> None:
         """Start ``s(x)`` at the per-cell mean misfit of the initial proxies (closed form).
 
-        In the additive form the coarse latent is first centred on its training mean,
-        so that the interpolation acts on anomalies and ``s(x)`` holds the mean state.
+        In the additive form the target is learned as ``(y - m) / q``, ``m`` its mean
+        and ``q`` its anomaly sd (`anomaly_scale`) over the training samples, and the
+        coarse latent is centred on its training mean and divided by ``q``, so that
+        the interpolation acts on anomalies and ``s(x)`` holds the mean state.
         ``memberships`` (``(n_samples, n_groups)``, one column of ones for a fit of the
         whole year): the mean is each group's, weighted by how often a sample enters it.
         """
         with torch.no_grad():
             if self.mode_ == "additive":
+                self.module_.target_centre.fill_(float(np.nanmean(y, dtype=np.float64)))
+                self.module_.target_scale.fill_(anomaly_scale(y))
                 latent = self.module_.latent(torch.from_numpy(x))
                 self.module_.latent_centre.copy_(latent.mean(dim=0))
             predictor = self.module_.predictor(torch.from_numpy(x)).numpy()
+            module = self.module_
             target = (
-                np.log(np.maximum(y, self.module_.floor)) if self.mode_ == "multiplicative" else y
+                np.log(np.maximum(y, module.floor))
+                if self.mode_ == "multiplicative"
+                else (y - float(module.target_centre)) / float(module.target_scale)
             )
             offset = group_mean(target - predictor, memberships)
             self.module_.structure.copy_(torch.from_numpy(np.nan_to_num(offset)).float())
@@ -436,7 +442,7 @@ class ProxyDownscaler(BaseEstimator):
         for a multiplicative model, ``eps`` from ``normals``.
         """
         predicted = self._predict_rows(matrices, groups)
-        sigma = np.exp(self.module_.log_sigma.detach().cpu().numpy())[groups]
+        sigma = self.module_.residual_spread().detach().cpu().numpy()[groups]
         multiplicative = self.mode_ == "multiplicative"
         draws = []
         for realization in range(normals.n):
@@ -522,7 +528,7 @@ class ProxyDownscaler(BaseEstimator):
         neighbours = torch.from_numpy(np.array(state["module.neighbours"]))
         modules = [make_proxy(law) for law in self.laws_.values()]
         self.module_ = self._build(neighbours, torch.zeros(neighbours.shape), modules)
-        load_numpy_state(self.module_, _with_group_axis(state, self.module_))
+        load_numpy_state(self.module_, saved_state(state, self.module_))
         self.device_ = loading_device(self.device)
         self.module_.to(self.device_).eval()
 
@@ -562,22 +568,6 @@ def _common_layout(drivers: list[xr.DataArray]) -> FieldLayout:
         compat="override",
     ).all("driver")
     return FieldLayout.from_data(drivers[0], valid=valid)
-
-
-def _with_group_axis(
-    state: dict[str, np.ndarray], module: torch.nn.Module
-) -> dict[str, np.ndarray]:
-    """The module's saved tensors, a ``(n_fine,)`` one where it expects ``(1, n_fine)``.
-
-    Models saved before seasonal fits hold their fine-scale terms without the group
-    axis.
-    """
-    out = {key: state[key] for key in state if key.startswith("module.")}
-    for name, tensor in module.state_dict().items():
-        key = f"module.{name}"
-        if tensor.dim() == 2 and np.ndim(out.get(key)) == 1:
-            out[key] = np.asarray(out[key])[None]
-    return out
 
 
 def _compact(memberships: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

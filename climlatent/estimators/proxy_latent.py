@@ -30,7 +30,7 @@ from climlatent.batching import from_matrix, in_sample_order, sample_coords, to_
 from climlatent.checks import check_field, check_same_samples, get_variable
 from climlatent.draws import BlockNormals
 from climlatent.errors import InputDataError
-from climlatent.estimators._drivers import check_alike, proxy_laws
+from climlatent.estimators._drivers import anomaly_scale, check_alike, proxy_laws
 from climlatent.estimators._torch import inference
 from climlatent.estimators.downscaler import ProxyDownscaler
 from climlatent.fitted_range import FittedRange
@@ -118,7 +118,6 @@ class ProxyLatentDownscaler(ProxyDownscaler):
     noise: bool = True
     target_input: bool = False
     lr: float = 3e-3
-    learns_in_target_units = False  # it learns T(y) / q, the target on its own scale
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -418,8 +417,9 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             module.aggregation.copy_(torch.from_numpy(weights))
             y_t = module.transform(torch.from_numpy(np.nan_to_num(y, nan=1.0))).numpy()
             y_t = np.where(np.isfinite(y), y_t, np.nan)
-            anomaly = y_t - np.nanmean(y_t, axis=0, dtype=np.float64)  # float32 rows drift
-            module.scale.copy_(torch.tensor(float(np.nanstd(anomaly)) or 1.0))
+            module.scale.copy_(torch.tensor(anomaly_scale(y_t)))  # as ProxyDownscaler's
+            if not module.log_growth:  # W sees the growth terms, the target's units, over q
+                module.growth_scale.copy_(module.scale)
             y_t /= float(module.scale)
             phi = module.growth_terms(torch.from_numpy(x)).sum(1)
             module.growth_centre.copy_(phi.mean(0))

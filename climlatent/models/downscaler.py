@@ -11,14 +11,19 @@ followed by a learned per-cell fine-scale structure, in one of two forms:
   :math:`\hat y = e^{s(x)} \prod_k g_k` interpolated: growth laws multiply. The loss
   is the squared error of :math:`\log y` (the likelihood of lognormal noise).
 - ``"additive"`` (a variable downscaled by itself, e.g. temperature):
-  :math:`\hat y = w(x)\, U (\sum_k g_k(d_k) - c) + s(x)`: the coarse latent's
-  anomaly from its training mean :math:`c` is interpolated, scaled by a per-cell gain
-  and added to the fine-scale mean state :math:`s(x)`; the loss is the squared error
-  of :math:`y`.
+  :math:`\hat y = m + q\,[w(x)\, U (\sum_k g_k(d_k) - c) / q + s(x)]`: the coarse
+  latent's anomaly from its training mean :math:`c` is interpolated, scaled by a
+  per-cell gain and added to the fine-scale mean state :math:`s(x)`; the loss is the
+  squared error of :math:`(y - m) / q`. The target's centre :math:`m` and scale
+  :math:`q` (buffers ``target_centre`` and ``target_scale``, fixed before training;
+  0 and 1 by default) put the learned terms in units of the target's spread: Adam's
+  steps of about ``lr`` then mean the same for chlorophyll in kg m-3 (spread 1e-7)
+  as in mg m-3, and the fitted field is the same in either, to float32 rounding.
 
 With ``noise=True`` the module also learns a per-cell residual standard deviation
-:math:`\sigma(x)` (in log space for the multiplicative form) by Gaussian negative
-log-likelihood; a stochastic fine field is the output with that noise added
+:math:`\sigma(x)` (in log space for the multiplicative form, in units of :math:`q`
+for the additive form: `residual_spread` gives it in the output's) by Gaussian
+negative log-likelihood; a stochastic fine field is the output with that noise added
 (``climlatent.ProxyDownscaler.downscale(..., n_samples=k)``).
 
 Seasonal fits (``n_groups > 1``, see :mod:`climlatent.grouping`): the physics (the
@@ -36,8 +41,10 @@ misfit over its groups, as if it were repeated once per group.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -62,7 +69,8 @@ class ProxyDownscaler(CoarseToFine):
     mode : {"multiplicative", "additive"}
         How the latent field combines with the fine-scale structure.
     structure : torch.Tensor
-        Initial fine-scale structure ``s(x)`` (log-scale in the multiplicative form).
+        Initial fine-scale structure ``s(x)`` (log-scale in the multiplicative form, in
+        units of ``target_scale`` from ``target_centre`` in the additive form).
     floor : float
         Smallest target value taken into the log (multiplicative form).
     noise : bool
@@ -82,6 +90,10 @@ class ProxyDownscaler(CoarseToFine):
     >>> model(torch.full((2, 1, 3), 20.0)).shape
     torch.Size([2, 3])
     """
+
+    #: Buffers that models saved before them lack, with the values that keep those
+    #: models' numbers (`saved_state`).
+    added_buffers: ClassVar[dict[str, float]] = {"target_centre": 0.0, "target_scale": 1.0}
 
     def __init__(
         self,
@@ -107,6 +119,8 @@ class ProxyDownscaler(CoarseToFine):
             requires_grad=mode == "additive" and not learn_interpolation,
         )
         self.register_buffer("latent_centre", torch.zeros(n_coarse))
+        self.register_buffer("target_centre", torch.tensor(0.0))
+        self.register_buffer("target_scale", torch.tensor(1.0))
         self.log_sigma = nn.Parameter(torch.zeros_like(self.structure), requires_grad=noise)
 
     def latent(self, drivers: Tensor) -> Tensor:
@@ -117,14 +131,31 @@ class ProxyDownscaler(CoarseToFine):
         return torch.stack(terms).sum(0)
 
     def interpolated(self, drivers: Tensor) -> Tensor:
-        """The coarse latent (its anomaly, additive form) interpolated: ``(batch, n_fine)``."""
+        """The coarse latent interpolated: ``(batch, n_fine)``.
+
+        In the additive form, its anomaly in units of the target's scale.
+        """
         latent = self.latent(drivers)
         if self.mode == "additive":
-            latent = latent - self.latent_centre
+            latent = (latent - self.latent_centre) / self.target_scale
         return self.interpolate(latent)
 
+    def scaled_target(self, y: Tensor) -> Tensor:
+        """What the predictor fits: ``(y - m) / q`` (additive), ``log y`` (multiplicative)."""
+        if self.mode == "multiplicative":
+            return torch.log(torch.clamp(y, min=self.floor))
+        return (y - self.target_centre) / self.target_scale
+
+    def residual_spread(self) -> Tensor:
+        """The residual sd per group and cell ``(n_groups, n_fine)``, in the output's units.
+
+        The log-space spread of the multiplicative form; the target's units otherwise.
+        """
+        sigma = self.log_sigma.exp()
+        return sigma if self.mode == "multiplicative" else sigma * self.target_scale
+
     def predictor(self, drivers: Tensor, group: Tensor | None = None) -> Tensor:
-        """The linear predictor on the fine grid (log of the field if multiplicative).
+        """The linear predictor on the fine grid: `scaled_target`'s estimate.
 
         ``group``: each sample's group ``(batch,)`` (integer); group 0 when omitted.
         """
@@ -144,16 +175,17 @@ class ProxyDownscaler(CoarseToFine):
     def forward(self, drivers: Tensor, group: Tensor | None = None) -> Tensor:
         """The downscaled field ``(batch, n_fine)`` (its median if multiplicative)."""
         predictor = self.predictor(drivers, group)
-        return predictor.exp_() if self.mode == "multiplicative" else predictor  # a new tensor
+        if self.mode == "multiplicative":
+            return predictor.exp_()  # a new tensor
+        return predictor * self.target_scale + self.target_centre
 
     def training_losses(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
-        """Squared error (or Gaussian NLL with ``noise``) on the fine valid cells."""
+        """Squared error (or Gaussian NLL with ``noise``) of `scaled_target` on valid cells."""
         y, weight, drivers = batch[:3]
         interpolated = self.interpolated(drivers)
         rows, group, count = group_entries(batch)
         y, interpolated, weight = y[rows], interpolated[rows], weight[rows] * count
-        target = torch.log(torch.clamp(y, min=self.floor)) if self.mode == "multiplicative" else y
-        residual = (target - self._combine(interpolated, group)) ** 2
+        residual = (self.scaled_target(y) - self._combine(interpolated, group)) ** 2
         n_valid = weight.sum().clamp(min=1)
         mse = (weight * residual).sum() / n_valid
         if not self.noise:
@@ -206,3 +238,31 @@ def group_entries(batch: tuple[Tensor, ...]) -> tuple[Tensor | slice, Tensor, Te
     y = batch[0]
     group = torch.zeros(len(y), dtype=torch.long, device=y.device)
     return slice(None), group, y.new_ones(len(y), 1)
+
+
+def saved_state(state: Mapping[str, np.ndarray], module: nn.Module) -> dict[str, np.ndarray]:
+    """A downscaler's saved module tensors (``module.<name>``), as ``module`` holds them now.
+
+    Models saved before seasonal fits hold their fine-scale terms ``(n_fine,)``, without
+    the group axis ``(1, n_fine)``. Models saved before a buffer of the module's
+    ``added_buffers`` lack it: it takes the value that leaves their numbers as they
+    were (``target_centre`` 0 and ``target_scale`` 1: the additive form learned in
+    the target's own units).
+
+    Examples
+    --------
+    >>> model = ProxyDownscaler(torch.zeros(2, 1), torch.ones(2, 1), 1, [], "additive",
+    ...                         torch.zeros(2))
+    >>> old = {"module.structure": np.zeros(2, np.float32)}
+    >>> state = saved_state(old, model)
+    >>> state["module.structure"].shape, float(state["module.target_scale"])
+    ((1, 2), 1.0)
+    """
+    out = {key: state[key] for key in state if key.startswith("module.")}
+    for name, tensor in module.state_dict().items():
+        key = f"module.{name}"
+        if tensor.dim() == 2 and np.ndim(out.get(key)) == 1:
+            out[key] = np.asarray(out[key])[None]
+    for name, value in getattr(module, "added_buffers", {}).items():
+        out.setdefault(f"module.{name}", np.array(value, np.float32))
+    return out

@@ -16,7 +16,10 @@ identity otherwise) and ``y = T(Y) / q`` on the fine grid (``q`` a fixed scale):
   (`climlatent.models.proxies`) to ``phi_k = log g_k(d_k)`` (``T = log``: growth laws
   multiply) or ``g_k(d_k)``; channel 0 is the *growth latent*
   ``h_0 = (sum_k phi_k - c) / q`` (unit coefficients, ``c`` the per-cell training
-  mean), the other channels a linear map ``h_j = sum_k W_jk phi_k + b_j``;
+  mean), the other channels a linear map ``h_j = sum_k W_jk phi_k / p + b_j``, ``p``
+  the buffer ``growth_scale``: ``q`` where ``T`` is the identity (the ``phi_k`` are
+  then in the target's units, and ``W`` learns the same numbers whatever they are),
+  1 where ``T = log`` (and in models saved before it);
 - decoder ``d``: the latent map is interpolated to the fine grid by a fixed kernel
   ``U`` (bilinear), and ``d(z) = s(x) + w(x) U z_0 + r(U z_{1:})``: a per-cell
   structure ``s``, the growth latent entering linearly (gain ``w = 1`` when
@@ -63,6 +66,7 @@ about ``sigma^2 / 2`` (4.4 % for a log spread of 0.3).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -140,6 +144,10 @@ class ProxyLatentModel(CoarseToFine):
     ['autoencoder', 'kl', 'latent', 'reconstruction', 'reconstruction_proxy']
     """
 
+    #: Buffers that models saved before them lack, with the values that keep those
+    #: models' numbers (`climlatent.models.downscaler.saved_state`).
+    added_buffers: ClassVar[dict[str, float]] = {"growth_scale": 1.0}
+
     def __init__(
         self,
         fine_mask: Tensor,
@@ -170,6 +178,7 @@ class ProxyLatentModel(CoarseToFine):
         self.grid = GridScatter(fine_mask)
         self.register_buffer("aggregation", aggregation.float())
         self.register_buffer("scale", torch.tensor(float(scale)))
+        self.register_buffer("growth_scale", torch.tensor(1.0))
         self.register_buffer("floor", torch.tensor(float(floor)))
         self.register_buffer("growth_centre", torch.zeros(n_coarse))
         self.register_buffer("coarse_centre", torch.zeros(n_coarse))
@@ -235,7 +244,7 @@ class ProxyLatentModel(CoarseToFine):
         if self.proxy_map is None:
             return growth
         # the growth laws are fitted to channel 0 alone: W and b see them as given
-        return torch.cat([growth, self.proxy_map(phi.detach())], dim=1)
+        return torch.cat([growth, self.proxy_map(phi.detach() / self.growth_scale)], dim=1)
 
     def encode(self, y: Tensor, weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Latent map of fine cells ``y``: a draw and the mean ``(batch, C, n_coarse)``, KL."""
