@@ -81,7 +81,7 @@ def grid_from_spec(spec: str) -> xr.Dataset:
             )
         lon = np.arange(nx) * (360.0 / nx)
         if ny % 2:  # odd: the poles are centres
-            lat = -90.0 + np.arange(ny) * (180.0 / (ny - 1))
+            lat = np.linspace(-90.0, 90.0, ny)  # -90 + 338 * (180 / 338) is 90 + 3e-14
         else:
             lat = -90.0 + (np.arange(ny) + 0.5) * (180.0 / ny)
         return _grid(lat, lon)

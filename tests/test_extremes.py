@@ -130,6 +130,8 @@ def test_return_level_checks_its_inputs(params):
         return_level(params.drop_vars("shape_xi"))
     with pytest.raises(ValueError, match="exceed 1 year"):
         return_level(params, 1)
+    with pytest.raises(ValueError, match="exceed 1 year"):  # gave a NaN level
+        return_level(params, [20, np.nan])
 
 
 def test_annual_maxima_leave_out_incomplete_years():

@@ -57,6 +57,16 @@ def test_odd_latitude_counts_have_half_cells_at_the_poles():
     )
 
 
+@pytest.mark.parametrize("ny", [73, 79, 339, 677, 1431])
+def test_odd_latitude_counts_have_centres_exactly_at_the_poles(ny):
+    """-90 + 338 * (180 / 338) is 90 + 3e-14: r4x339 had a latitude beyond the pole,
+    which climlatent's own grid check then refused (r4x79: 90 - 3e-14, not the pole)."""
+    lat = grid_from_spec(f"r4x{ny}").lat.values
+    assert lat[0] == -90.0 and lat[-1] == 90.0
+    np.testing.assert_allclose(np.diff(lat), 180 / (ny - 1), rtol=1e-12)
+    np.testing.assert_allclose(float(cell_area(grid_from_spec(f"r4x{ny}"), 1.0).sum()), 4 * np.pi)
+
+
 def test_is_grid_spec_only_recognises_the_forms():
     assert all(map(is_grid_spec, ["r180x90", "r1x2", "global_2", "global_0.25", "global_.5"]))
     assert not any(map(is_grid_spec, ["r180", "R180x90", "r180x90.nc", "global", "grid.nc"]))

@@ -184,3 +184,16 @@ def test_ensemble_scores_weight_each_cell_by_its_area():
     ranks = (members < truth.values).sum(0)  # no ties among continuous draws
     frequency = np.bincount(ranks.ravel(), weight.ravel(), n_members + 1) / weight.sum()
     np.testing.assert_allclose(rank_histogram(ensemble, truth), frequency, rtol=1e-9)
+
+
+def test_latent_factor_correlation_stays_within_minus_one_and_one():
+    """An exactly linear latent gave a correlation of 1 + 2e-16 (np.corrcoef: 1)."""
+    rng = np.random.default_rng(0)
+    factors = rng.normal(size=(997, 3))
+    latents = factors @ np.diag([2.0, -3.0, 1e-3]) + 5
+    corr = latent_factor_correlation(
+        xr.DataArray(latents, dims=("time", "latent")), xr.DataArray(factors, dims=("time", "mode"))
+    ).values
+    expected = np.corrcoef(latents, factors, rowvar=False)[:3, 3:]
+    assert np.all(np.abs(corr) <= 1.0)
+    np.testing.assert_allclose(corr, expected, rtol=0, atol=1e-15)

@@ -243,7 +243,7 @@ def return_level(params: xr.Dataset, return_period: float | Sequence[float] = 20
     if missing:
         raise InputDataError(f"GEV parameters {missing} are not in the Dataset")
     periods = np.asarray(return_period, dtype=float)
-    if np.any(periods <= 1):
+    if not np.all(periods > 1):  # NaN included
         raise ValueError(f"return periods must exceed 1 year, not {return_period}")
     rp = xr.DataArray(periods, dims=("return_period",) * periods.ndim, attrs={"units": "year"})
     rp = rp.assign_coords(return_period=rp)

@@ -69,7 +69,7 @@ def latent_factor_correlation(
     zc, fc = z - z.mean(0), f - f.mean(0)
     denom = np.outer(np.linalg.norm(zc, axis=0), np.linalg.norm(fc, axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        corr = (zc.T @ fc) / denom
+        corr = np.clip((zc.T @ fc) / denom, -1, 1)  # round-off: 1 + 2e-16
     return xr.DataArray(
         corr,
         dims=(latent_dim, factor_dim),

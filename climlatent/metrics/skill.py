@@ -205,9 +205,14 @@ def mse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = (
 def _skill(
     prediction: xr.DataArray, truth: xr.DataArray, reference: xr.DataArray, dims: tuple[str, ...]
 ) -> xr.DataArray:
-    """``1 - MSE(prediction) / MSE(reference)`` of fields already `paired`."""
+    """``1 - MSE(prediction) / MSE(reference)`` of fields already `paired`.
+
+    NaN where the reference's MSE is 0 (a perfect reference, or the mean of a constant
+    truth): the score is undefined there, not -inf.
+    """
     sse = area_mean((prediction - truth) ** 2, dims)
-    return 1 - sse / area_mean((reference - truth) ** 2, dims)
+    reference_mse = area_mean((reference - truth) ** 2, dims)
+    return 1 - sse / reference_mse.where(reference_mse > 0)
 
 
 def rmse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:
@@ -233,7 +238,8 @@ def mse_skill_score(
 ) -> xr.DataArray:
     """MSE skill score ``1 - MSE(prediction) / MSE(reference)``: 1 is perfect, 0 no better.
 
-    The reference is typically the training-period climatology.
+    The reference is typically the training-period climatology. Where the reference is
+    perfect (its MSE 0) the score is undefined: NaN.
 
     Examples
     --------
@@ -242,10 +248,29 @@ def mse_skill_score(
     ...     coords={"lat": [-1.0, 1.0], "lon": [0.0, 1.0]})
     >>> float(mse_skill_score(truth, truth, truth * 0 + 2))
     1.0
+    >>> float(mse_skill_score(truth * 0 + 2, truth, truth))
+    nan
     """
     prediction, truth, reference = paired(prediction, truth, reference)
     skill = _skill(prediction, truth, reference, dims)
     return _score(skill, "mean squared error skill score", "1")
+
+
+def _mean(truth: xr.DataArray, dims: tuple[str, ...]) -> xr.DataArray:
+    """Mean of ``truth`` over ``dims``, exactly the value of a cell constant along them.
+
+    A plain mean of a constant 280.1 K is 6e-14 K off: an SST of 3e-26 K2, which made
+    the R2 of a cell constant along time -7e25 rather than undefined.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> sst = xr.DataArray([271.35] * 7, dims="time")  # under sea ice
+    >>> float(_mean(sst, ("time",)) - 271.35), float(sst.mean("time") - 271.35)
+    (0.0, -5.684341886080802e-14)
+    """
+    low = truth.min(dims)
+    return low + (truth - low).mean(dims)
 
 
 def r2(
@@ -263,10 +288,12 @@ def r2(
     ...     coords={"lat": [-1.0, 1.0], "lon": [0.0, 1.0]})
     >>> float(r2(truth, truth)), float(r2(truth.mean("time") + 0 * truth, truth))
     (1.0, 0.0)
+
+    NaN where the truth is constant along ``dims`` in every cell (R2 undefined).
     """
     prediction, truth = paired(prediction, truth)  # SST about the mean of valid steps
     dims = _dims(truth, dims)
-    skill = _skill(prediction, truth, truth.mean(dims), dims)
+    skill = _skill(prediction, truth, _mean(truth, dims), dims)
     return _score(skill, "coefficient of determination", "1")
 
 
@@ -288,7 +315,7 @@ def r2_map(
     prediction, truth = paired(prediction, truth)
     dims = _dims(truth, dims)
     sse = ((prediction - truth) ** 2).sum(dims)
-    sst = ((truth - truth.mean(dims)) ** 2).sum(dims, min_count=1)
+    sst = ((truth - _mean(truth, dims)) ** 2).sum(dims, min_count=1)
     r2 = (1 - sse / sst.where(sst > 0)).rename("r2")
     return _score(r2, "coefficient of determination", "1")
 
@@ -323,4 +350,5 @@ def correlation(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time"
     """
     prediction, truth = paired(prediction, truth)
     (dim,) = _dims(truth, dim)
-    return _score(xr.corr(prediction, truth, dim=dim), "Pearson correlation coefficient", "1")
+    corr = xr.corr(prediction, truth, dim=dim).clip(-1, 1)  # round-off: 1 + 7e-16
+    return _score(corr, "Pearson correlation coefficient", "1")

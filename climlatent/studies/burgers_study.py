@@ -306,11 +306,11 @@ def summary_table(results: xr.Dataset) -> pd.DataFrame:
     """
     mean, sd = results["mean"], results["sd"]
     pooled = mean.mean("seed")
-    second_moment = (sd**2 + mean**2).mean("seed")
+    within, between = (sd**2).mean("seed"), ((mean - pooled) ** 2).mean("seed")
     table = xr.Dataset(
         {
             "mean": pooled,
-            "std": np.sqrt(second_moment - pooled**2),
+            "std": np.sqrt(within + between),  # E[x2] - E[x]2 went below 0: NaN
             "seed_std": mean.std("seed"),
             "seeds": mean.count("seed"),
         }  # fmt: skip
