@@ -431,6 +431,9 @@ def test_sample_layout_and_seeds(fitted, burgers):
     assert drawn.identical(fitted.sample(7, seed=3))
     assert not np.allclose(fitted.sample(7, seed=4)["u"], u)
     assert fitted.sample(2, times=[0.0, 0.5])["u"].sizes["t"] == 2
+    for times in ([0.5, 0.0], [0.0, 0.5, 0.5]):  # came out as the t coordinate as given
+        with pytest.raises(InputDataError, match="times must increase strictly"):
+            fitted.sample(2, times=times)
     with pytest.raises(ValueError, match="n_samples must be >= 1"):
         fitted.sample(0)
 

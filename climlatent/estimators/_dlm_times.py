@@ -54,14 +54,26 @@ def time_values(da: xr.DataArray, need_two: bool) -> np.ndarray:
 def requested_times(times: Any) -> np.ndarray:
     """``times`` asked for by a caller, as a non-empty 1-D float64 array of finite values.
 
+    They become the output's time coordinate, so they must increase strictly: repeated
+    or unordered times made a coordinate that the model itself refuses as input.
+
     Examples
     --------
     >>> requested_times(0.5).tolist()
     [0.5]
+    >>> requested_times([0.5, 0.5])
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: times must increase strictly (they are the output's \
+time coordinate): [0.5, 0.5]
     """
     values = np.atleast_1d(np.asarray(times, dtype=np.float64))
     if values.ndim != 1 or not len(values) or not np.isfinite(values).all():
         raise InputDataError(f"times must be a non-empty 1-D array of finite numbers: {times}")
+    if not np.all(np.diff(values) > 0):
+        raise InputDataError(
+            f"times must increase strictly (they are the output's time coordinate): {times}"
+        )
     return values
 
 
