@@ -128,20 +128,19 @@ class BaseEstimator:
 
         save_estimator(self, path)
 
-    def _wrap(
-        self, out: xr.DataArray, ds: xr.Dataset, call: str, physical: bool = False
-    ) -> xr.Dataset:
-        """The target, inverse-transformed (unless ``physical``) and in its bounds.
+    def _wrap(self, out: xr.DataArray, ds: xr.Dataset, call: str) -> xr.Dataset:
+        """The target, inverse-transformed and within its bounds, as a Dataset.
 
         Values beyond the target's physical bounds are set to them, with a record
-        (`clip_to_bounds`); then the target's attributes, provenance and history.
+        (`clip_to_bounds`, added to the inverse transform's); then the target's
+        attributes, provenance and history.
         """
-        if self.target_transform_ is not None and not physical:
+        if self.target_transform_ is not None:
             out = self.target_transform_.inverse(out)
         out = in_layout(getattr(self, "target_order_", None), out)
         out = out.astype(np.float32, copy=False)  # new data already (map_model)
-        clipped = {k: v for k, v in out.attrs.items() if k == CLIPPED_ATTR}  # by the inverse
-        out.attrs = {**physical_attrs(self.target_attrs_), **clipped}
+        note = out.attrs.get(CLIPPED_ATTR)
+        out.attrs = {**physical_attrs(self.target_attrs_), **({CLIPPED_ATTR: note} if note else {})}
         out = clip_to_bounds(out)
         result = carry_provenance(out.to_dataset(name=self.target_), ds)
         return add_history(result, f"{type(self).__name__}({self._config_text()}).{call}")

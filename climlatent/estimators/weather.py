@@ -75,9 +75,17 @@ def weather_generator(
     Returns
     -------
     xr.Dataset
-        The target with dims ``(realization, time, <grid>)`` on ``ds``'s time axis,
-        and the proxy PCs used, ``<proxy>_pc`` with dims ``(realization, pc, time)`` (CF's
-        order: other dims before time).
+        The target with dims ``(realization, time, <grid>)`` on ``ds``'s time axis
+        (within its physical bounds: values set to them counted in its attribute
+        ``climlatent_clipped``), and the proxy PCs used, ``<proxy>_pc`` with dims
+        ``(realization, pc, time)`` (CF's order: other dims before time).
+
+    Warns
+    -----
+    UserWarning
+        Residuals added in the target's units (a model without
+        ``target_transform="log1p"``) took values beyond a physical bound: set to it,
+        they raise the realisations' mean above the data's.
 
     Examples
     --------
