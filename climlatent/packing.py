@@ -47,7 +47,10 @@ def unpack_valid_range(var: xr.Variable) -> None:
     """``valid_range``/``valid_min``/``valid_max`` of a field read packed, as unpacked values.
 
     They are in the packed integers' units (CF); the field is written unpacked, where
-    CF readers would mask its good values by them.
+    CF readers would mask its good values by them. Each limit is unpacked by the very
+    operations that unpack the data (xarray's, in ``var.dtype``), so that a value on a
+    limit is equal to it: unpacked once in float64, a float32 field's good values on
+    the limit fell outside it by one float32 step and were masked.
 
     Examples
     --------
@@ -62,9 +65,14 @@ def unpack_valid_range(var: xr.Variable) -> None:
         return
     if str(var.encoding.get("_Unsigned", "false")).lower() == "true":
         packed = np.dtype(f"u{packed.itemsize}")
-    scale, offset = var.encoding.get("scale_factor", 1.0), var.encoding.get("add_offset", 0.0)
+    scale, offset = (var.encoding.get(key) for key in ("scale_factor", "add_offset"))
+    scale, offset = (np.asarray(x).item() if np.ndim(x) > 0 else x for x in (scale, offset))
     for key in VALID_LIMITS:
         if key in var.attrs:
             raw = np.asarray(var.attrs[key]).astype(np.dtype(var.encoding.get("dtype", packed)))
-            value = raw.view(packed) * np.float64(scale) + np.float64(offset)
-            var.attrs[key] = value.astype(var.dtype)
+            value = raw.view(packed).astype(var.dtype)  # as xarray unpacks the data:
+            if scale is not None:  # in place, in var.dtype, scale then offset
+                value *= scale
+            if offset is not None:
+                value += offset
+            var.attrs[key] = value

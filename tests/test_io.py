@@ -213,6 +213,35 @@ def test_packed_data_reads_and_writes_as_netcdf4_reads_it(tmp_path, unsigned):
         np.testing.assert_allclose(np.ma.filled(nc["tas"][:], np.nan), expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("scale", "offset", "limits"),
+    [(0.024630671, 161.1102, (-3346, 6351)), (0.06916457, -192.85687, (-13188, 11888))],
+)
+def test_packed_values_on_the_valid_range_are_kept_as_netcdf4_keeps_them(
+    tmp_path, scale, offset, limits
+):
+    # float32 scale_factor/add_offset: xarray unpacks in float32, the limits were
+    # unpacked in float64, and a good value on a limit fell one float32 step beyond it
+    low, high = limits
+    raw = np.array([low - 1, low, low + 1, 0, high - 1, high, high + 1], "i2")
+    with netCDF4.Dataset(tmp_path / "in.nc", "w") as nc:
+        nc.createDimension("x", raw.size)
+        var = nc.createVariable("tas", "i2", ("x",))
+        var.set_auto_maskandscale(False)
+        var.setncatts({"scale_factor": np.float32(scale), "add_offset": np.float32(offset)})
+        var.valid_range = np.array(limits, "i2")
+        var[:] = raw
+    with netCDF4.Dataset(tmp_path / "in.nc") as nc:
+        expected = np.ma.filled(nc["tas"][:].astype(float), np.nan)
+    assert np.isnan(expected).tolist() == [True] + [False] * 5 + [True]
+    for chunks in (None, "auto"):
+        ds = open_dataset(tmp_path / "in.nc", chunks=chunks)
+        np.testing.assert_array_equal(np.isnan(ds["tas"].values), np.isnan(expected))
+        np.testing.assert_allclose(ds["tas"].values, expected, rtol=1e-6)
+    with netCDF4.Dataset(to_netcdf(ds, tmp_path / "out.nc")) as nc:  # limits kept on write
+        np.testing.assert_array_equal(np.ma.getmaskarray(nc["tas"][:]), np.isnan(expected))
+
+
 @pytest.mark.parametrize("fault", ["north_to_south", "overlapping_times", "other_calendar"])
 def test_files_that_do_not_combine_by_their_coordinates_are_refused_naming_them(tmp_path, fault):
     field = rectilinear(n_time=6).to_dataset()
