@@ -385,6 +385,37 @@ def cell_area(obj: xr.Dataset | xr.DataArray, radius: float = EARTH_RADIUS) -> x
     )
 
 
+def area_weights(obj: xr.Dataset | xr.DataArray) -> xr.DataArray:
+    """Cell areas up to a common factor: the weights of an area mean.
+
+    `cell_area`, except on a rectilinear grid one cell wide or one cell tall (a
+    meridional or zonal section, or a single cell) without bounds: its cells' common
+    width (height) cannot be inferred from one midpoint, but it cancels in a weighted
+    mean, so it is taken as 1. A DataArray cannot carry the bounds that `cell_area`
+    would need there.
+
+    Examples
+    --------
+    >>> section = xr.DataArray([[1.0], [3.0]], dims=("lat", "lon"),
+    ...                        coords={"lat": [0.0, 60.0], "lon": [5.0]})
+    >>> weights = area_weights(section)
+    >>> round(float(weights[1, 0] / weights[0, 0]), 2)  # the 60N cell is half as wide
+    0.5
+    """
+    try:
+        return cell_area(obj)
+    except InputDataError:
+        grid = find_grid(obj)
+        lat, lon = obj[grid.lat], obj[grid.lon]
+        if grid.kind != "rectilinear" or (lat.size > 1 and lon.size > 1):
+            raise
+    band = np.abs(np.diff(np.sin(np.deg2rad(latitude_edges(lat, obj))))) if lat.size > 1 else 1.0
+    width = np.deg2rad(longitude_widths(lon, obj)) if lon.size > 1 else 1.0
+    weights = xr.DataArray(band * np.ones(lat.shape), dims=lat.dims, coords=lat.coords)
+    weights = weights * xr.DataArray(width * np.ones(lon.shape), dims=lon.dims, coords=lon.coords)
+    return weights.rename("cell_area").assign_attrs(long_name="relative grid cell area", units="1")
+
+
 def regular_grid(lat_edges: np.ndarray, lon_edges: np.ndarray) -> xr.Dataset:
     """A cell-centred latitude/longitude grid with CF attributes and bounds, from edges.
 

@@ -191,3 +191,21 @@ def test_r2_of_a_truth_constant_in_time_is_undefined(value):
     # only the varying cell counts: SSE 7 * 0.25 over its SST 28
     expected = [[np.nan, 1 - 1.75 / 28], [np.nan, np.nan]]
     np.testing.assert_allclose(r2_map(varying + 0.5, varying).values, expected, rtol=1e-12)
+
+
+def test_area_mean_of_a_section_weights_its_latitude_bands():
+    """A meridional section as a DataArray (no room for bounds) was refused ("one point
+    and no bounds"); its relative areas are the bands sin(north) - sin(south)."""
+    lat = np.array([0.0, 30.0, 60.0])
+    field = xr.DataArray(
+        [[1.0, 1.0], [2.0, 2.0], [5.0, 5.0]],
+        dims=("lat", "lon"),
+        coords={"lat": lat, "lon": [0.0, 10.0]},
+    )
+    band = np.diff(np.sin(np.deg2rad([-15.0, 15.0, 45.0, 75.0])))
+    expected = float((band * [1.0, 2.0, 5.0]).sum() / band.sum())
+    assert float(area_mean(field)) == pytest.approx(expected, rel=1e-12)
+    assert float(area_mean(field.isel(lon=[0]))) == pytest.approx(expected, rel=1e-12)
+    cell = field.isel(lat=[1], lon=[0])
+    assert float(area_mean(cell)) == 2.0
+    assert float(rmse(cell, cell + 3.0)) == 3.0

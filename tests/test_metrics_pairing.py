@@ -186,6 +186,40 @@ def test_ensemble_scores_weight_each_cell_by_its_area():
     np.testing.assert_allclose(rank_histogram(ensemble, truth), frequency, rtol=1e-9)
 
 
+@pytest.mark.parametrize("score", [rank_histogram, spread_skill_ratio])
+def test_ensemble_scores_weight_a_single_column_by_area(score):
+    """A single meridian was scored with every cell weighted equally (1.29 below), not
+    by area as documented and as the same data on two identical columns is (1.05): its
+    relative areas are its latitude bands, whatever its unknown width."""
+    rng = np.random.default_rng(0)
+    lat = np.arange(-80.0, 81.0, 20.0)
+    centre = rng.normal(size=(200, lat.size, 1, 1))
+    spread = np.where(np.abs(lat) < 50, 0.5, 2.0)[None, :, None, None]  # narrow in the tropics
+    members = np.repeat(centre + spread * rng.normal(size=(200, lat.size, 1, 4)), 2, axis=2)
+    centre = np.repeat(centre[..., 0] + rng.normal(size=(200, lat.size, 1)), 2, axis=-1)
+    coords = {"lat": lat, "lon": [0.0, 10.0]}
+    truth = xr.DataArray(centre, dims=("time", "lat", "lon"), coords=coords)
+    ensemble = xr.DataArray(members, dims=("time", "lat", "lon", "realization"), coords=coords)
+    band = np.diff(np.sin(np.deg2rad(np.arange(-90.0, 91.0, 20.0))))
+    variance, error = members.var(-1, ddof=1), (members.mean(-1) - centre) ** 2
+
+    def ratio(weight):
+        return np.sqrt(5 / 4 * (weight * variance).sum() / (weight * error).sum())
+
+    expected = ratio(band[None, :, None] * np.ones(truth.shape))
+    assert spread_skill_ratio(ensemble, truth) == pytest.approx(expected, rel=1e-9)
+    assert (round(expected, 2), round(ratio(np.ones(truth.shape)), 2)) == (1.05, 1.29)
+    np.testing.assert_allclose(
+        score(ensemble.isel(lon=[0]), truth.isel(lon=[0])), score(ensemble, truth), rtol=1e-9
+    )
+    with pytest.raises(InputDataError, match="longitude 'lon' has dims ()"):  # was unweighted
+        score(ensemble.isel(lon=0), truth.isel(lon=0))
+    # without a grid, every point counts once
+    plain = truth.isel(lon=0, drop=True).drop_vars("lat")
+    unweighted = spread_skill_ratio(ensemble.isel(lon=0, drop=True).drop_vars("lat"), plain)
+    assert unweighted == pytest.approx(ratio(np.ones(truth.shape)), rel=1e-9)
+
+
 def test_latent_factor_correlation_stays_within_minus_one_and_one():
     """An exactly linear latent gave a correlation of 1 + 2e-16 (np.corrcoef: 1)."""
     rng = np.random.default_rng(0)

@@ -19,7 +19,7 @@ import xarray as xr
 
 from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
-from climlatent.grid import cell_area
+from climlatent.grid import area_weights
 from climlatent.metrics.skill import in_units_of
 
 
@@ -45,10 +45,25 @@ def _paired(
     if not keep.any():
         raise InputDataError("no point where the truth and every member are finite")
     try:
-        area = cell_area(truth).broadcast_like(truth).transpose(*truth.dims).values.ravel()
+        area = area_weights(truth).broadcast_like(truth).transpose(*truth.dims).values.ravel()
     except InputDataError:  # no latitude-longitude grid: every point once
+        if any(truth[c].ndim for c in _horizontal_coords(truth)):
+            raise  # on a grid whose areas are unknown (one column): not unweighted
         area = np.ones(target.shape)
     return values[keep], target[keep], area[keep] / area[keep].mean()
+
+
+def _horizontal_coords(da: xr.DataArray) -> list[str]:
+    """The latitude and longitude coordinates of ``da`` (CF metadata or their names).
+
+    Examples
+    --------
+    >>> da = xr.DataArray([1.0, 2.0], dims="lat", coords={"lat": [0.0, 10.0], "lon": 5.0})
+    >>> _horizontal_coords(da)
+    ['lat', 'lon']
+    """
+    found = da.copy(deep=False).cf.guess_coord_axis().cf.coordinates
+    return [str(n) for key in ("latitude", "longitude") for n in found.get(key, [])]
 
 
 def rank_histogram(

@@ -25,7 +25,7 @@ import xarray as xr
 from cf_xarray.units import units as ureg
 
 from climlatent.errors import InputDataError
-from climlatent.grid import cell_area, find_grid
+from climlatent.grid import area_weights, find_grid
 from climlatent.units import convert_units, difference_units, in_other_units
 
 
@@ -182,7 +182,7 @@ def area_mean(da: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:
     """
     dims = _dims(da, dims)
     grid = find_grid(da, da.name)
-    weights = cell_area(da).where(da.notnull(), 0.0)
+    weights = area_weights(da).where(da.notnull(), 0.0)
     return da.weighted(weights.fillna(0.0)).mean((*grid.spatial_dims, *dims))
 
 
