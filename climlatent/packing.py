@@ -21,17 +21,25 @@ def mask_invalid(ds: xr.Dataset) -> xr.Dataset:
 
     CF counts them as missing, as netCDF4 and CDO read them; xarray does not. The
     limits of a variable read packed are given back unpacked (`unpack_valid_range`).
+    An integer variable with limits becomes floating point, to hold NaN (as xarray
+    makes one with a ``_FillValue``): float32 from 8 and 16 bits, float64 from more.
 
     Examples
     --------
     >>> ds = xr.Dataset({"chl": ("x", [0.1, 5.0, 250.0], {"valid_max": 100.0})})
     >>> mask_invalid(ds)["chl"].values.tolist()
     [0.1, 5.0, nan]
+    >>> flags = xr.Dataset({"qc": ("x", np.int16([1, 5, 9]), {"valid_range": np.int16([0, 5])})})
+    >>> out = mask_invalid(flags)["qc"]
+    >>> out.values.tolist(), out.dtype.name
+    ([1.0, 5.0, nan], 'float32')
     """
     for name, var in ds.data_vars.items():
         limits = {key: var.attrs[key] for key in VALID_LIMITS if key in var.attrs}
-        if not limits or var.dtype.kind != "f":
+        if not limits or var.dtype.kind not in "fiu":
             continue
+        if var.dtype.kind in "iu":  # not read packed (xarray unpacks those to float)
+            var = var.astype(np.promote_types(var.dtype, np.float32), keep_attrs=True)
         variable = var.variable.copy(deep=False)
         unpack_valid_range(variable)
         low, high = np.asarray(variable.attrs.get("valid_range", [-np.inf, np.inf]), float)

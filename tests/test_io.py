@@ -242,6 +242,25 @@ def test_packed_values_on_the_valid_range_are_kept_as_netcdf4_keeps_them(
         np.testing.assert_array_equal(np.ma.getmaskarray(nc["tas"][:]), np.isnan(expected))
 
 
+@pytest.mark.parametrize(("dtype", "floats"), [("i2", "float32"), ("i4", "float64")])
+def test_integer_values_beyond_their_valid_limits_are_missing_as_netcdf4_reads_them(
+    tmp_path, dtype, floats
+):
+    """An unpacked integer variable was never masked: 9 beyond valid_max 5 read as 9."""
+    with netCDF4.Dataset(tmp_path / "qc.nc", "w") as nc:
+        nc.createDimension("x", 4)
+        var = nc.createVariable("qc", dtype, ("x",))
+        var.valid_min, var.valid_max = np.array([0, 5], dtype)
+        var[:] = np.array([-1, 1, 5, 9], dtype)
+    with netCDF4.Dataset(tmp_path / "qc.nc") as nc:
+        expected = np.ma.filled(nc["qc"][:].astype(float), np.nan)
+    assert np.isnan(expected).tolist() == [True, False, False, True]
+    for chunks in (None, "auto"):
+        qc = open_dataset(tmp_path / "qc.nc", chunks=chunks)["qc"]
+        assert qc.dtype == floats
+        np.testing.assert_array_equal(qc.values, expected)
+
+
 @pytest.mark.parametrize("fault", ["north_to_south", "overlapping_times", "other_calendar"])
 def test_files_that_do_not_combine_by_their_coordinates_are_refused_naming_them(tmp_path, fault):
     field = rectilinear(n_time=6).to_dataset()
