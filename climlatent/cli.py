@@ -83,7 +83,7 @@ def gallery(output: str) -> None:
 
 
 @main.command()
-@click.argument("model", type=click.Path(exists=True))
+@click.argument("model", type=click.Path())  # a missing one: one error line, status 1
 def info(model: str) -> None:
     """Describe a saved model: estimator, variables, options (checked as by loading)."""
     from climlatent.estimators._repr import describe
@@ -94,7 +94,7 @@ def info(model: str) -> None:
 
 
 @main.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config", type=click.Path())  # checked by load_fit_config: status 1
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or messages.")
 def fit(config: str, quiet: bool) -> None:
     """Fit the model described by the YAML file CONFIG and save it.
@@ -247,14 +247,17 @@ emulate = _batch_command(
 
     INPUTS are member files, globs ('members/*.nc') or catalog entries
     (catalog.yaml#entry); each file is one member unless it holds a member dimension.
+    An EOFRegression or LLAAE fitted as a downscaler runs here, on coarse members.
     """,
 )
 downscale = _batch_command(
     "downscale",
-    """Downscale the coarse members in INPUTS with the saved ProxyDownscaler MODEL to zarr.
+    """Downscale the coarse members in INPUTS with a saved ProxyDownscaler MODEL to zarr.
 
     INPUTS are member files, globs ('coarse/*.nc') or catalog entries
-    (catalog.yaml#entry) holding the model's driver variables.
+    (catalog.yaml#entry) holding the model's driver variables. MODEL is a
+    ProxyDownscaler or a ProxyLatentDownscaler (an EOFRegression or LLAAE downscaler
+    runs with 'climlatent emulate').
     """,
 )
 

@@ -104,3 +104,19 @@ def test_bad_auxiliaries_are_named(circulation):
     bad = small.assign(circulation_factor=small["circulation_factor"].where(small.time.dt.day > 1))
     with pytest.raises(InputDataError, match="NaN"):
         cl.AuxVAE(**OPTIONS).fit(bad, "psl", auxiliary=["circulation_factor"])
+
+
+def test_residual_tail_samples_refuse_several_references_and_an_infinite_quantile():
+    """A two-sample reference was decoded at its first sample's drivers alone, the
+    second silently ignored (traverse refuses it); quantile=1 drew infinite norms and
+    returned fields finite nowhere."""
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1, n_lat=8, n_lon=8)
+    aux = cl.AuxVAE(latent_dim=5, n_scales=1, epochs=1, progress=False)
+    aux.fit(ds, "psl", auxiliary=["circulation_factor"])
+    one = aux.residual_tail_samples(ds.isel(time=[0]), 3, seed=0)["psl"]
+    assert one.shape == (3, 8, 8) and bool(np.isfinite(one).all())
+    with pytest.raises(InputDataError, match="holding one sample, got 2"):
+        aux.residual_tail_samples(ds.isel(time=[0, 100]), 3, seed=0)
+    for quantile in (1.0, -0.1):
+        with pytest.raises(ValueError, match=r"quantile must be in \[0, 1\)"):
+            aux.residual_tail_samples(ds.isel(time=[0]), 3, quantile=quantile)

@@ -94,3 +94,20 @@ def test_study_unknown_name_fails_naming_the_choices():
     message = result.stderr.strip()
     assert message.startswith("error: no study 'warp_drive'; choose one of")
     assert "darcy_study" in message and "llaae_study" in message
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["info", "missing.clm"], "'missing.clm' is not a climlatent model (no manifest.json)"),
+        (["fit", "."], "Is a directory: '.'"),
+    ],
+)
+def test_a_missing_model_or_a_folder_for_a_config_fails_with_one_line(args, reason):
+    """Click's own checks of these paths exited with status 2 and a usage text of four
+    lines, where the module promises status 1 and one error line for a bad model or
+    configuration (as emulate does for a missing model)."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("error: ") and reason in result.stderr

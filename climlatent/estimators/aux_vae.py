@@ -168,8 +168,21 @@ class AuxVAE(VAE):
         Residual vectors are drawn isotropically with a norm beyond the ``quantile`` of
         its chi distribution: unusual internal variability at the reference's driver
         values, for anomaly-style diagnostics.
+
+        Raises
+        ------
+        InputDataError
+            ``reference`` holds more than one sample (as for `traverse`).
+        ValueError
+            ``quantile`` is outside ``[0, 1)`` (at 1 every norm is infinite).
         """
-        z = self.encode(reference).values.reshape(-1, self.latent_dim)[:1]
+        if not 0 <= quantile < 1:
+            raise ValueError(f"quantile must be in [0, 1), got {quantile}")
+        z = self.encode(reference).values.reshape(-1, self.latent_dim)
+        if len(z) != 1:  # the draws sat at the first sample's drivers, the rest ignored
+            raise InputDataError(
+                f"residual_tail_samples needs a reference Dataset holding one sample, got {len(z)}"
+            )
         k, rng = len(self.guided_names_), np.random.default_rng(seed)
         free = self.latent_dim - k
         direction = rng.standard_normal((n, free))
