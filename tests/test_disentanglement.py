@@ -149,6 +149,20 @@ def test_sap_identity_permutation_rotation_and_nuisance():
     assert sap_score(np.column_stack([f, noise]), f) > best - 0.01
 
 
+@pytest.mark.parametrize(("scale", "offset"), [(1e-7, 0.0), (1e-3, 1e5), (1.0, 1e8)])
+def test_sap_and_dci_of_latents_in_any_units(scale, offset):
+    # latents of sd 1e-7 (or 1e-3 around 1e5) are the same code: SAP came out 0 (an
+    # absolute 1e-12 variance floor) and the trees of DCI, reading float32 with values
+    # within 1e-7 equal, found no split (D = 0, I = -0.006)
+    f = _factors("normal", n=600, d=2)
+    z = f[:, ::-1] * scale + offset
+    assert sap_score(z, f) == pytest.approx(sap_score(f[:, ::-1], f), abs=1e-9)  # 0.9999
+    unit, scaled = dci(f[:, ::-1], f), dci(z, f)
+    assert unit.disentanglement > 0.99 and unit.informativeness > 0.99  # measured 0.998
+    assert scaled.disentanglement == pytest.approx(unit.disentanglement, abs=1e-6)
+    assert scaled.informativeness == pytest.approx(unit.informativeness, abs=1e-6)
+
+
 # ------------------------------------------------------------------- total correlation
 
 

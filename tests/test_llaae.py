@@ -53,6 +53,23 @@ def test_evaluate_of_gev_latents_is_reproducible_and_leaves_the_global_rng(fitte
     assert fitted_gev.evaluate(small[1], seed=1)["kl"] != first["kl"]  # a Monte Carlo term
 
 
+def test_a_constant_proxy_cell_fed_raw_is_not_blown_up(small):
+    # proxy_input="field" without a proxy transform feeds cells divided by their sd;
+    # a cell held at 101325 Pa was divided by 0 + 1e-12: an input of 1e17, and the
+    # emulated pr spread 2.4e9 kg m-2 s-1 (truth 4.5e-5). Now it is divided by its value.
+    train = small[0]
+    psl = train["psl"].copy()
+    psl[..., 0, 0] = np.float32(101325.0)
+    options = {**FAST, "proxy_input": "field", "proxy_transform": "none"}
+    est = cl.LLAAE(**options).fit(train.assign(psl=psl), "pr", "psl")
+    assert est.feature_scale_[0] == 101325.0
+    x = psl.values.reshape(-1, psl[0, 0].size)
+    ratio = np.abs(x[:, 1:] / x[:, 1:].std(0)).max()  # the other cells' largest input, 150
+    assert np.abs(est.proxy_features(x)).max() == pytest.approx(ratio, rel=1e-5)
+    out = est.emulate(train.assign(psl=psl))["pr"]
+    assert float(out.std()) < float(train["pr"].std())  # measured 0.08 of it; was 5e13
+
+
 def test_deterministic_latent_has_zero_kl(small):
     est = cl.LLAAE(latent="none", **FAST).fit(small[0], "pr", "psl")
     assert (est.history_["train_kl"] == 0).all()

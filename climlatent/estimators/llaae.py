@@ -34,6 +34,7 @@ from climlatent.estimators.base import ArraySpec, Estimator
 from climlatent.models.llaae import LLAAE as LLAAEModule
 from climlatent.models.llaae import LOSS_NAMES
 from climlatent.training import TrainingConfig, resolve_device
+from climlatent.transforms import CONSTANT_RTOL
 
 LATENT_KINDS = ("none", "gaussian", "gaussian_hp", "gev", "gev_moments")
 
@@ -249,7 +250,11 @@ class LLAAE(Estimator):
             if self.proxy_input == "eofs"
             else None
         )
-        self.feature_scale_ = self._features(x).std(axis=0) + 1e-12
+        features = self._features(x)
+        scale, size = features.std(axis=0), np.abs(features.mean(axis=0))
+        # a constant feature (1e5 Pa in one cell) becomes +-1, not 1e17 over std + 1e-12
+        constant = scale <= CONSTANT_RTOL * size
+        self.feature_scale_ = np.where(constant, np.where(size > 0, size, 1.0), scale)
         mask = np.asarray(target.grid["valid_mask"].values, dtype=bool)
         torch.manual_seed(self.seed)
         self.module_ = self._build(mask, self.feature_scale_.size)

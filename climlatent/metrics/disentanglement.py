@@ -4,8 +4,7 @@ Every function takes ``latents`` of shape ``(n_samples, n_latent)`` and, where i
 them, ``factors`` of shape ``(n_samples, n_factors)`` (numpy arrays, or DataArrays with the
 sample dim first) and returns a float or a small dataclass.
 
-* :func:`disentanglement_score` -- S_D of Jacobsen & Duraisamy (2022), Eq. 6 (higher is
-  better, in ``[1/n_factors, 1]``).
+* :func:`disentanglement_score` -- S_D of Jacobsen & Duraisamy (2022), Eq. 6 (higher: better).
 * :func:`kl_disentanglement_score` -- S_KL of the same paper, Eq. 7: the kNN estimate of
   ``min_{a,b} KL[p(theta) || q(a * (z - b))]`` found by Nelder-Mead (lower is better, ~0 best).
 * :func:`total_correlation`, :func:`mutual_information_gap`, :func:`dci`,
@@ -483,12 +482,12 @@ def dci(
 ) -> DCIScores:
     """Disentanglement, completeness and informativeness (Eastwood & Williams 2018).
 
-    One regressor per factor predicts it from all latents, fitted on a random training
-    split: gradient boosted trees (``"gbt"``, scikit-learn defaults, as
-    disentanglement_lib) with ``R_ij`` the impurity importance of latent ``i`` for factor
-    ``j``, or a Lasso on standardised latents and factors (``"lasso"``) with
-    ``R_ij = |coef|``. Each column of R is normalised to sum to 1 (gbt importances already
-    do). Then, as in disentanglement_lib, with ``H_K`` the entropy in base ``K``:
+    One regressor per factor predicts it from all latents (both standardised: any scale or
+    offset of the latents scores alike), fitted on a random training split: gradient boosted
+    trees (``"gbt"``, scikit-learn defaults, as disentanglement_lib) with ``R_ij`` the impurity
+    importance of latent ``i`` for factor ``j``, or a Lasso (``"lasso"``) with ``R_ij = |coef|``.
+    Each column of R is normalised to sum to 1 (gbt importances already do). Then, as in
+    disentanglement_lib, with ``H_K`` the entropy in base ``K``:
 
     * disentanglement ``= sum_i rho_i (1 - H_s(R_i. / sum_j R_ij))``, weights
       ``rho_i = sum_j R_ij / sum_ij R_ij`` (so uninformative latents barely count);
@@ -531,18 +530,18 @@ def dci(
     test, train = order[:n_test], order[n_test:]
     if np.any(f[train].std(0) == 0) or np.any(f[test].std(0) == 0):
         raise InputDataError("a column of 'factors' is constant on the train or test split")
+    # also for trees: they read float32, values within 1e-7 equal (sd 1e-7 gave D = I = 0)
+    mean, std = z[train].mean(0), z[train].std(0)
+    std = np.where(std > 0, std, 1.0)
+    x_train, x_test = (z[train] - mean) / std, (z[test] - mean) / std
     if importance == "gbt":
         from sklearn.ensemble import GradientBoostingRegressor
 
         seed = None if random_state is None else int(random_state)
         models = [GradientBoostingRegressor(random_state=seed) for _ in range(f.shape[1])]
-        x_train, x_test = z[train], z[test]
     elif importance == "lasso":
         from sklearn.linear_model import Lasso
 
-        mean, std = z[train].mean(0), z[train].std(0)
-        std = np.where(std > 0, std, 1.0)
-        x_train, x_test = (z[train] - mean) / std, (z[test] - mean) / std
         models = [Lasso(alpha=alpha) for _ in range(f.shape[1])]
     else:
         raise InputDataError(f"'importance' must be 'gbt' or 'lasso', got {importance!r}")
@@ -569,8 +568,8 @@ def sap_score(latents: object, factors: object) -> float:
 
     As disentanglement_lib for continuous factors: the score matrix ``S_ij`` is the R2 of a
     linear fit of factor ``j`` on latent ``i`` alone, ``corr(z_i, theta_j)**2`` (0 for a
-    constant latent); SAP is the mean over factors of the difference between the two
-    largest ``S_ij``. In ``[0, 1]``, higher is better.
+    latent of variance below 1e-12 of the largest: relative, so any units score alike);
+    SAP is the mean over factors of the difference between the two largest ``S_ij``.
 
     Parameters
     ----------
@@ -580,7 +579,7 @@ def sap_score(latents: object, factors: object) -> float:
     Returns
     -------
     float
-        SAP.
+        SAP, in ``[0, 1]``: higher is better.
 
     Examples
     --------
@@ -595,6 +594,7 @@ def sap_score(latents: object, factors: object) -> float:
     zc, fc = z - z.mean(0), f - f.mean(0)
     var_z, cov = (zc**2).mean(0), zc.T @ fc / len(z)
     denom = np.outer(var_z, (fc**2).mean(0))
-    scores = np.divide(cov**2, denom, out=np.zeros_like(cov), where=var_z[:, None] > 1e-12)
+    active = (var_z > 1e-12 * var_z.max())[:, None]  # collapsed latents, at any scale
+    scores = np.divide(cov**2, denom, out=np.zeros_like(cov), where=active)
     top = np.sort(scores, axis=0)
     return float((top[-1] - top[-2]).mean())
