@@ -91,7 +91,8 @@ def clip_to_bounds(da: xr.DataArray, bounds: Bounds | None = None) -> xr.DataArr
 
     The record, appended to the attribute ``climlatent_clipped``, says how many of the
     finite values were beyond each bound and the farthest of them; of a dask-backed
-    ``da`` (which stays lazy) it says that such values are set to the bound, uncounted.
+    ``da`` (which stays lazy) it says that such values are set to the bound, uncounted,
+    and says it once (not again for a lazy ``da`` whose record says it already).
     Round-off beyond a bound (`ROUND_OFF`) is set to it without a record. NaN stays
     NaN; a ``da`` within its bounds comes back as it is.
 
@@ -129,11 +130,13 @@ def clip_to_bounds(da: xr.DataArray, bounds: Bounds | None = None) -> xr.DataArr
             return da  # within the bounds
     slack = ROUND_OFF * float(np.abs(finite).max()) if finite.size else 0.0
     units, notes = da.attrs.get("units", ""), []
+    earlier = da.attrs.get(CLIPPED_ATTR)
     for bound, side, sign, farthest in ((lower, "below", -1, np.min), (upper, "above", 1, np.max)):
         if bound is None:
             continue
-        if lazy:
-            notes.append(f"values {side} the physical bound {bound:g} {units} set to it, uncounted")
+        if lazy:  # once: a lazy field clipped again (a transform's inverse, then bounds)
+            note = f"values {side} the physical bound {bound:g} {units} set to it, uncounted"
+            notes += [] if note in str(earlier).split("; ") else [note]
             continue
         n_beyond = int(np.count_nonzero(sign * (finite - bound) > slack))
         if n_beyond:
@@ -143,6 +146,5 @@ def clip_to_bounds(da: xr.DataArray, bounds: Bounds | None = None) -> xr.DataArr
                 f"set to it"
             )
     if notes:
-        earlier = da.attrs.get(CLIPPED_ATTR)
         out.attrs[CLIPPED_ATTR] = "; ".join(([earlier] if earlier else []) + notes)
     return out

@@ -1,4 +1,5 @@
 import dask.array
+import dask.callbacks
 import netCDF4
 import numpy as np
 import pytest
@@ -113,6 +114,34 @@ def test_encode_and_reconstruct(fitted_eof, split):
     emu = fitted_eof.emulate(test)["pr"]
     # projection onto 12 EOFs is closer to the truth than the emulation from psl
     assert _mse(rec, test["pr"]) < _mse(emu, test["pr"])
+
+
+class _Computes(dask.callbacks.Callback):
+    """Counts the graphs dask computes."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def _start(self, dsk):
+        self.n += 1
+
+
+@pytest.mark.parametrize("call", ["encode", "reconstruct"])
+def test_a_lazy_target_is_read_once_to_encode(fitted_eof, split, call):
+    """The target was read twice: for a finite value anywhere, then for the matrix."""
+    _, test = split
+    lazy = test.chunk(time=100)
+    with _Computes() as computes:
+        out = getattr(fitted_eof, call)(lazy)
+    assert computes.n == 1
+    eager = getattr(fitted_eof, call)(test)
+    if call == "reconstruct":
+        out, eager = out["pr"], eager["pr"]
+    np.testing.assert_array_equal(out.values, eager.values)
+    all_nan = lazy.assign(pr=lazy["pr"] * np.nan)  # still refused, by the matrix's check
+    with pytest.raises(cl.errors.InputDataError, match="'pr' has .* non-finite value"):
+        getattr(fitted_eof, call)(all_nan)
 
 
 def test_units_of_proxy_converted(fitted_eof, split):

@@ -59,6 +59,26 @@ def test_lazy_field_stays_lazy_with_an_uncounted_record():
     assert out.values.tolist() == [0.0, 1.0, 3.0]
 
 
+def test_a_lazy_field_clipped_twice_is_recorded_once_as_the_eager_one():
+    """Log1p's inverse, then an estimator's output bounds: the record said it twice."""
+    attrs = {"standard_name": "precipitation_flux", "units": "mm d-1"}
+    da = xr.DataArray(np.array([-2.0, 1.0, 3.0]), dims="t", attrs=attrs)
+    lazy = clip_to_bounds(clip_to_bounds(da.chunk(t=2), (0.0, None)))
+    assert lazy.chunks is not None and lazy.values.tolist() == [0.0, 1.0, 3.0]
+    once = "values below the physical bound 0 mm d-1 set to it, uncounted"
+    assert lazy.attrs[CLIPPED_ATTR] == once
+    eager = clip_to_bounds(clip_to_bounds(da, (0.0, None)))
+    assert eager.attrs[CLIPPED_ATTR] == (
+        "1 of 3 values below the physical bound 0 mm d-1 (down to -2) set to it"
+    )
+    fraction = da.assign_attrs(standard_name="sea_ice_area_fraction", units="%").chunk(t=2)
+    twice = clip_to_bounds(clip_to_bounds(fraction, (0.0, None)))  # then its upper bound
+    assert twice.attrs[CLIPPED_ATTR] == (
+        "values below the physical bound 0 % set to it, uncounted; "
+        "values above the physical bound 100 % set to it, uncounted"
+    )
+
+
 def test_explicit_bounds_override_the_standard_name():
     da = xr.DataArray([-2.0, 1.0, 3.0], dims="t", attrs={"units": "mm d-1"})
     assert clip_to_bounds(da) is da

@@ -420,7 +420,7 @@ class Estimator(BaseEstimator):
             Dims: the sample dims of the target, then ``latent``.
         """
         self._require_fitted()
-        y = self._prepare_target(ds)
+        y = self._prepare_target(ds, blocks_checked=True)  # by _target_matrix
         z = self._encode(self._target_matrix(y))
         sample = self.target_layout_.sample_dims(y)
         shape = tuple(y.sizes[d] for d in sample) + (z.shape[1],)
@@ -437,7 +437,7 @@ class Estimator(BaseEstimator):
     def reconstruct(self, ds: xr.Dataset) -> xr.Dataset:
         """Encode then decode the target field of ``ds`` (its reconstruction)."""
         self._require_fitted()
-        y = self._prepare_target(ds)
+        y = self._prepare_target(ds, blocks_checked=True)  # by _target_matrix
         rec = self._decode(self._encode(self._target_matrix(y)))
         out = from_matrix(
             rec.astype(np.float32), self.target_layout_, sample_coords(y, self.target_layout_)
@@ -559,9 +559,9 @@ class Estimator(BaseEstimator):
             x = self.proxy_range_.check(x, "proxy", self.range_tolerance)
         return x
 
-    def _prepare_target(self, ds: xr.Dataset) -> xr.DataArray:
+    def _prepare_target(self, ds: xr.Dataset, blocks_checked: bool = False) -> xr.DataArray:
         y = get_variable(ds, self.target_, "target")
-        y = self._check_new_field(y, "target", self.target_layout_)
+        y = self._check_new_field(y, "target", self.target_layout_, blocks_checked)
         y = convert_units(y, self.target_attrs_["units"], self.target_)
         return self.target_transform_.forward(y) if self.target_transform_ else y
 
