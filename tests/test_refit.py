@@ -1,7 +1,10 @@
 """A refit that fails leaves the previous fit, or none: never a mix of the two."""
 
+import random
+
 import numpy as np
 import pytest
+import torch
 
 import climlatent as cl
 import climlatent.training
@@ -55,3 +58,38 @@ def test_an_eof_refit_refused_half_way_leaves_no_mixed_bases(circulation):
     with pytest.raises(InputDataError):
         est.fit(circulation.isel(time=slice(0, 4)), "pr", "psl")
     assert not est.is_fitted
+
+
+def _draws() -> tuple:
+    return random.random(), np.random.random(), torch.rand(1).item()  # noqa: NPY002
+
+
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_a_fit_leaves_the_callers_global_random_states_as_it_found_them(
+    circulation, monkeypatch, interrupted
+):
+    """A fit seeded the global generators from its seed: after any fit, the caller's
+    next np.random, torch and random draws were those of seed 0, whatever it had set."""
+    world = cl.datasets.synthetic_biogeochem(n_years=1, n_fine_lat=8, n_fine_lon=8)
+    fits = [
+        lambda: cl.VAE(latent_dim=2, n_scales=1, epochs=1, progress=False).fit(circulation, "psl"),
+        lambda: cl.ProxyDownscaler(epochs=1, noise=True, progress=False).fit(
+            world.coarse, world.fine, "chl", proxies={"tos": "exponential"}
+        ),
+    ]
+    if interrupted:
+
+        def interrupt(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(climlatent.training._Trainer, "run_epoch", interrupt)
+    for fit in fits:
+        random.seed(11), np.random.seed(12), torch.manual_seed(13)  # noqa: NPY002
+        expected = _draws()
+        random.seed(11), np.random.seed(12), torch.manual_seed(13)  # noqa: NPY002
+        if interrupted:
+            with pytest.raises(KeyboardInterrupt):
+                fit()
+        else:
+            fit()
+        assert _draws() == expected

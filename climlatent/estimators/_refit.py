@@ -1,10 +1,17 @@
-"""A fit that fails leaves its estimator as it was, or unfitted: never half refitted."""
+"""A fit that fails leaves its estimator as it was, or unfitted: never half refitted.
+
+And any fit leaves the caller's global random states as it found them.
+"""
 
 from __future__ import annotations
 
 import functools
+import random
+import sys
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 
 def all_or_nothing(fit: Callable[..., Any]) -> Callable[..., Any]:
@@ -14,6 +21,10 @@ def all_or_nothing(fit: Callable[..., Any]) -> Callable[..., Any]:
     keeps the previous fit; one that fails after, an interrupted training or a
     refusal once the new data's units, layouts or weights were set, removes all of
     the fitted state: the estimator is unfitted, and `predict`-like calls refuse.
+
+    Either way the global torch, numpy and python random states are given back as the
+    fit found them (`_random_states`): a torch estimator's fit seeds them from its
+    ``seed``, and the caller's next ``np.random`` or ``torch`` draw came from that seed.
 
     Examples
     --------
@@ -34,7 +45,7 @@ def all_or_nothing(fit: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fit)
     def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
-        before = _fitted_state(self)
+        before, restore = _fitted_state(self), _random_states()
         try:
             return fit(self, *args, **kwargs)
         except BaseException:
@@ -43,6 +54,8 @@ def all_or_nothing(fit: Callable[..., Any]) -> Callable[..., Any]:
                 for name in after:
                     delattr(self, name)
             raise
+        finally:
+            restore()
 
     return atomic
 
@@ -50,3 +63,34 @@ def all_or_nothing(fit: Callable[..., Any]) -> Callable[..., Any]:
 def _fitted_state(estimator: Any) -> dict[str, Any]:
     """The fitted attributes of ``estimator``: those named with a trailing underscore."""
     return {k: v for k, v in vars(estimator).items() if k.endswith("_") and not k.startswith("__")}
+
+
+def _random_states() -> Callable[[], None]:
+    """A function that restores the global random states of now: python, numpy, torch.
+
+    torch is not imported here: a fit that finds it unloaded (an ``EOFRegression``'s)
+    keeps numpy's and python's states. CUDA's are kept where CUDA was initialised.
+
+    Examples
+    --------
+    >>> restore = _random_states()
+    >>> first = np.random.random()
+    >>> restore()
+    >>> first == np.random.random()
+    True
+    """
+    torch = sys.modules.get("torch")
+    cuda = torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized()
+    python, numpy = random.getstate(), np.random.get_state()  # noqa: NPY002 (the caller's)
+    cpu = None if torch is None else torch.get_rng_state()
+    devices = torch.cuda.get_rng_state_all() if cuda else None
+
+    def restore() -> None:
+        random.setstate(python)
+        np.random.set_state(numpy)  # noqa: NPY002 (the caller's)
+        if cpu is not None:
+            torch.set_rng_state(cpu)
+        if devices is not None:
+            torch.cuda.set_rng_state_all(devices)
+
+    return restore

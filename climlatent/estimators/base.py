@@ -88,7 +88,8 @@ class BaseEstimator:
     class name so that :func:`climlatent.load` can rebuild it without running code
     from the file. Subclasses supply the persistence hooks ``_fitted_metadata``,
     ``_fitted_datasets``, ``_restore``, ``_state`` and ``_load_state``. A ``fit`` that
-    fails leaves the previous fit or none (`_refit.all_or_nothing`).
+    fails leaves the previous fit or none, and any fit the global random states as it
+    found them (`_refit.all_or_nothing`).
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
