@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from climlatent.errors import InputDataError
+from climlatent.physical_bounds import CLIPPED_ATTR
 
 # Days in the day-of-year table of each calendar. Calendars with leap years use the
 # table of a leap year, so a calendar date always has the same slot: 1 March is 61
@@ -92,8 +93,8 @@ def _like(da: xr.DataArray, result: xr.DataArray, units: str | None) -> xr.DataA
     """
     out = da.copy(deep=False, data=result.transpose(*da.dims).data)
     out.attrs = dict(da.attrs)
-    if "climlatent_clipped" in result.attrs:
-        out.attrs["climlatent_clipped"] = result.attrs["climlatent_clipped"]
+    if CLIPPED_ATTR in result.attrs:
+        out.attrs[CLIPPED_ATTR] = result.attrs[CLIPPED_ATTR]
     out.encoding = {}
     if units is not None:
         out.attrs["units"] = units
