@@ -29,7 +29,8 @@ import xarray as xr
 
 from climlatent._deprecation import renamed_arguments, renamed_method
 from climlatent.batching import in_sample_order
-from climlatent.draws import DRAW_ATTRS, REALIZATION_DIM
+from climlatent.draw_addresses import block_rows, draw_order, row_keys
+from climlatent.draws import DRAW_ATTRS, REALIZATION_DIM, BlockNormals, Draws
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import (
     check_field_ranges,
@@ -343,16 +344,28 @@ class VED(BaseEstimator):
         ``N(0, sigma^2)`` is added. The draws stack along a new first dim
         ``realization`` (as the downscalers' ``downscale(coarse, n_samples=k)``);
         ``n=`` is the old spelling of ``n_samples`` (deprecated).
+
+        A sample's draws come from its address (its member's label and its date,
+        `climlatent.draw_addresses`) and ``seed``, as the downscalers' draws do: the
+        same whether it is drawn alone or with others, in any order, and the first
+        ``k`` realisations of ``n_samples > k`` are those of ``n_samples=k``.
         """
         n_samples = renamed_arguments(
             "VED.sample", {"n_samples": n_samples}, old, {"n": "n_samples"},
             required=("n_samples",),
         )["n_samples"]  # fmt: skip
         x, sample, shape, coords = self._inputs(ds)
-        generator = torch.Generator(device=self.device_).manual_seed(seed)
+        normals = self._normals(ds, sample, shape, Draws(n_samples, seed))
+        n_outputs = len(self.outputs_) * int(np.prod(self.output_size_))
         draws = [
-            inference(lambda t: self.module_.sample(t, generator, noise), x, device=self.device_)
-            for _ in range(n_samples)
+            inference(
+                self.module_.sample,
+                x,
+                normals(realization, 0, self.latent_dim),
+                *((normals(realization, 1, n_outputs),) if noise else ()),
+                device=self.device_,
+            )
+            for realization in range(n_samples)
         ]
         fields = np.concatenate(draws, axis=0)
         call = f"sample(ds, n_samples={n_samples}, seed={seed}, noise={noise})"
@@ -362,6 +375,13 @@ class VED(BaseEstimator):
         return self._to_dataset(fields, dims, sizes, coords, ds, call)
 
     # -- internals -------------------------------------------------------------------
+
+    def _normals(self, ds: xr.Dataset, sample: tuple, shape: tuple, draws: Draws) -> BlockNormals:
+        """The standard normals of ``ds``'s samples, drawn by their addresses."""
+        first = ds[self.inputs_[0]]
+        samples = first.isel(dict.fromkeys(self.input_dims_, 0), drop=True).transpose(*sample)
+        draw_order(samples, sample)  # refuses a sample dim named as the draws'
+        return BlockNormals(draws, block_rows(row_keys(samples), shape, (0,) * len(shape)))
 
     def _build(self) -> VariationalEncoderDecoder:
         c_in, c_out = len(self.inputs_), len(self.outputs_)

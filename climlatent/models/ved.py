@@ -133,20 +133,19 @@ class VariationalEncoderDecoder(GaussianEncoderDecoder):
         """Decode the posterior mean of ``x``: the point prediction of ``y``."""
         return self.decode(self.encode(x))
 
-    def sample(
-        self, x: Tensor, generator: torch.Generator | None = None, noise: bool = False
-    ) -> Tensor:
-        """One predictive draw of ``y`` per row of ``x``: ``z ~ q(z|x)``, decoded.
+    def sample(self, x: Tensor, latent_noise: Tensor, output_noise: Tensor | None = None) -> Tensor:
+        """One predictive draw of ``y`` per row of ``x`` from the given standard normals.
 
-        With ``noise`` the output noise ``N(0, sigma^2)`` of ``p(y|z)`` is added.
+        ``z = mu + sigma * latent_noise`` (``(rows, latent)``), decoded; with
+        ``output_noise`` (``(rows, outputs...)``, any shape of that size) the output
+        noise of ``p(y|z)`` is added, ``sigma_y * output_noise``.
         """
         mean, log_var = self.posterior(x)
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device)
-        y = self.decode(mean + eps * (0.5 * log_var).exp())
-        if noise:
+        y = self.decode(mean + latent_noise.to(mean.dtype) * (0.5 * log_var).exp())
+        if output_noise is not None:
             shape = (1, -1) + (1,) * (y.dim() - 2)
             std = (0.5 * self.output_log_var).exp().view(shape)
-            y = y + std * torch.randn(y.shape, generator=generator, device=y.device)
+            y = y + std * output_noise.to(y.dtype).reshape(y.shape)
         return y
 
     def training_losses(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
