@@ -233,6 +233,21 @@ def test_smearing_shift_of_gaussian_residuals_is_half_their_variance():
     assert smearing_shift(Standardize(), residual, residual) is None
 
 
+def test_smearing_shift_leaves_out_the_samples_where_a_cell_has_no_data():
+    """A cell missing on some days (a target a data-masked model takes) gets the shift of
+    its other days, as scipy's logsumexp over them; it was NaN, and so every emulation."""
+    from scipy.special import logsumexp
+
+    from climlatent.estimators._smearing import smearing_shift
+    from climlatent.transforms import Log1p
+
+    residual = np.random.default_rng(1).normal(0.0, 0.5, size=(200, 3))
+    residual[:7, 1] = np.nan  # cell 1 has no data on 7 days
+    shift = smearing_shift(Log1p(), residual + 3.0, np.full_like(residual, 3.0))
+    reference = [logsumexp(r[np.isfinite(r)]) - np.log(np.isfinite(r).sum()) for r in residual.T]
+    np.testing.assert_allclose(shift, reference, rtol=1e-12)
+
+
 def test_log1p_emulation_is_the_conditional_mean_and_survives_saving(tmp_path):
     """Fitted in log1p space, the emulation mapped back was a conditional median: 25 %
     below the held-out mean. With Duan's smearing it is within 3 % of it; a saved and

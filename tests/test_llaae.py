@@ -70,6 +70,19 @@ def test_a_constant_proxy_cell_fed_raw_is_not_blown_up(small):
     assert float(out.std()) < float(train["pr"].std())  # measured 0.08 of it; was 5e13
 
 
+def test_log1p_emulation_of_a_cell_with_missing_days_is_finite():
+    """A land cell missing on 5 of 365 training days: its smearing shift was NaN, so its
+    emulation was NaN on every day; now it is finite there, as at the other cells."""
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1, n_lat=6, n_lon=8)
+    iy, ix = np.argwhere(np.isfinite(ds["pr"].isel(member=0, time=0).values))[0]
+    pr = ds["pr"].copy()
+    pr[0, :5, iy, ix] = np.nan
+    est = cl.LLAAE(latent_dim=2, epochs=1, filters=(4,), target_transform="log1p", device="cpu")
+    est.fit(ds.assign(pr=pr), "pr", "psl")
+    assert np.isfinite(est.target_shift_).all()
+    assert bool(np.isfinite(est.emulate(ds)["pr"].isel(lat=iy, lon=ix)).all())
+
+
 def test_deterministic_latent_has_zero_kl(small):
     est = cl.LLAAE(latent="none", **FAST).fit(small[0], "pr", "psl")
     assert (est.history_["train_kl"] == 0).all()

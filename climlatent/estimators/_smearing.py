@@ -28,13 +28,15 @@ def smearing_shift(
     """The shift ``log mean exp(target - prediction)`` per column; None unless log1p.
 
     ``target`` and ``prediction`` are the training sample matrices (samples, cells) in
-    the transformed space.
+    the transformed space; a cell's mean is over the samples where it has data (a
+    target NaN on some days, as a model trained with a data mask takes, leaves those
+    days out rather than the cell's shift, and so its every prediction, NaN).
     """
     if not isinstance(transform, Log1p):
         return None
     residual = target.astype(np.float64) - prediction.astype(np.float64)
-    top = residual.max(axis=0)  # log-mean-exp without overflow
-    return top + np.log(np.mean(np.exp(residual - top), axis=0))
+    top = np.nanmax(residual, axis=0)  # log-mean-exp without overflow
+    return top + np.log(np.nanmean(np.exp(residual - top), axis=0))
 
 
 def smearing_dataset(shift: np.ndarray) -> xr.Dataset:

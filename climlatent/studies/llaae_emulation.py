@@ -9,7 +9,11 @@ prints on the held-out years:
 - 20-year return levels of daily precipitation, truth vs emulation (area mean);
 - how well the latents recover the known circulation factors (linear probe R2 and the
   largest correlation of a latent with each factor);
-- dynamical adjustment of temperature: the forced trend recovered from the residual;
+
+and then, not held out:
+
+- dynamical adjustment of temperature: the forced trend recovered from the residual,
+  fitted and read on the whole record;
 - how the true GEV latent and the seed's Gaussian-with-GEV-moments latent differ.
 
 Run ``python -m climlatent.studies.llaae_emulation --help`` for the options.
