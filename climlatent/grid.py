@@ -362,10 +362,7 @@ def cell_area(obj: xr.Dataset | xr.DataArray, radius: float = EARTH_RADIUS) -> x
     grid = find_grid(obj)
     lat, lon = obj[grid.lat], obj[grid.lon]
     if grid.kind == "rectilinear":
-        lat_edges = np.deg2rad(latitude_edges(lat, obj))
-        band = np.abs(np.diff(np.sin(lat_edges)))
-        width = np.deg2rad(longitude_widths(lon, obj))
-        area = radius**2 * band[:, None] * width[None, :]
+        area = radius**2 * _band_times_width(obj, grid, unit_single_cells=False)
         dims = (lat.dims[0], lon.dims[0])
         coords = {grid.lat: lat, grid.lon: lon}
     else:
@@ -409,11 +406,29 @@ def area_weights(obj: xr.Dataset | xr.DataArray) -> xr.DataArray:
         lat, lon = obj[grid.lat], obj[grid.lon]
         if grid.kind != "rectilinear" or (lat.size > 1 and lon.size > 1):
             raise
-    band = np.abs(np.diff(np.sin(np.deg2rad(latitude_edges(lat, obj))))) if lat.size > 1 else 1.0
-    width = np.deg2rad(longitude_widths(lon, obj)) if lon.size > 1 else 1.0
-    weights = xr.DataArray(band * np.ones(lat.shape), dims=lat.dims, coords=lat.coords)
-    weights = weights * xr.DataArray(width * np.ones(lon.shape), dims=lon.dims, coords=lon.coords)
-    return weights.rename("cell_area").assign_attrs(long_name="relative grid cell area", units="1")
+    weights = xr.DataArray(
+        _band_times_width(obj, grid, unit_single_cells=True),
+        dims=(lat.dims[0], lon.dims[0]),
+        coords={grid.lat: lat, grid.lon: lon},
+        name="cell_area",
+    )
+    return weights.assign_attrs(long_name="relative grid cell area", units="1")
+
+
+def _band_times_width(
+    obj: xr.Dataset | xr.DataArray, grid: GridInfo, unit_single_cells: bool
+) -> np.ndarray:
+    """A rectilinear grid's ``sin`` latitude bands times longitude widths (radians).
+
+    With ``unit_single_cells`` a dim one cell long counts its cells as 1 (`area_weights`).
+    """
+    lat, lon = obj[grid.lat], obj[grid.lon]
+    band, width = np.ones(1), np.ones(1)
+    if not (unit_single_cells and lat.size == 1):
+        band = np.abs(np.diff(np.sin(np.deg2rad(latitude_edges(lat, obj)))))
+    if not (unit_single_cells and lon.size == 1):
+        width = np.deg2rad(longitude_widths(lon, obj))
+    return band[:, None] * width[None, :]
 
 
 def regular_grid(lat_edges: np.ndarray, lon_edges: np.ndarray) -> xr.Dataset:
