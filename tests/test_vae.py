@@ -15,6 +15,7 @@ from climlatent.models.priors import (
     HierarchicalPrior,
     gaussian_kl_standard,
     gaussian_log_prob,
+    prior_draws,
 )
 from climlatent.models.vae import GaussianVAE
 from climlatent.reference.darcy import generate
@@ -79,6 +80,28 @@ def test_hierarchical_bound_upper_bounds_the_kl_to_a_known_prior():
         torch.distributions.kl_divergence(q, torch.distributions.Normal(1.0, np.sqrt(0.26)))
     )
     assert float(bound.mean()) >= exact - 4 * float(bound.std()) / np.sqrt(n)
+
+
+def test_prior_draws_follow_the_prior_and_do_not_depend_on_how_many_are_drawn():
+    """A hierarchical prior whose p(z|xi) is N(1, 0.26) for every xi: its draws pass a
+    KS test against it; the first k of n draws are the draws of n = k (torch's randn of
+    one stream gave other draws for n = 3 than the first 3 of n = 40)."""
+    prior = HierarchicalPrior(1, hidden=4)
+    with torch.no_grad():
+        for layer in prior.prior_decoder:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.zero_()
+                layer.bias.zero_()
+        prior.prior_decoder[-1].bias.copy_(torch.tensor([1.0, np.log(0.26)]))
+        z = prior_draws(prior, 20_000, 1, seed=2).numpy().ravel()
+    assert stats.kstest(z, stats.norm(1.0, np.sqrt(0.26)).cdf).pvalue > 0.01
+    vae = _vae(prior="hierarchical")
+    vae.decoder = torch.nn.Identity()  # the module's samples are its latent draws
+    with torch.no_grad():
+        drawn = vae.sample(40, seed=5)
+        np.testing.assert_allclose(drawn[:3], vae.sample(3, seed=5), rtol=1e-6)
+        np.testing.assert_array_equal(drawn, prior_draws(vae.prior, 40, 2, seed=5))
+        assert not np.allclose(drawn, prior_draws(vae.prior, 40, 2, seed=6), atol=0.1)
 
 
 def _vae(prior="standard", schedule=None):

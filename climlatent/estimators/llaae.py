@@ -33,6 +33,7 @@ from climlatent.estimators._train import train_module
 from climlatent.estimators.base import ArraySpec, Estimator
 from climlatent.models.llaae import LLAAE as LLAAEModule
 from climlatent.models.llaae import LOSS_NAMES
+from climlatent.models.priors import StandardNormalPrior, prior_draws
 from climlatent.training import TrainingConfig, resolve_device
 from climlatent.transforms import CONSTANT_RTOL
 
@@ -387,6 +388,8 @@ class LLAAE(Estimator):
         The prior is N(0, I), or with ``latent="gaussian_hp"`` the learned hierarchical
         prior the latents were trained under. The deterministic LLAAE
         (``latent="none"``) has no prior: its codes were never pulled towards N(0, I).
+        Draw ``i`` comes from ``seed`` and ``i`` alone (`climlatent.models.priors.prior_draws`):
+        the first ``k`` of ``sample(n, seed)`` are ``sample(k, seed)``, to float round-off.
 
         Returns
         -------
@@ -413,14 +416,9 @@ class LLAAE(Estimator):
                 "a deterministic LLAAE (latent='none') has no latent prior to sample from: "
                 "fit a variational latent ('gaussian', 'gaussian_hp', 'gev', 'gev_moments')"
             )
-        prior = getattr(self.module_.latent, "prior", None)
-        if prior is None:
-            z = np.random.default_rng(seed).standard_normal((n, self.latent_dim))
-        else:  # the generator on the device, as the prior draws there
-            generator = torch.Generator(self.device_).manual_seed(seed)
-            with torch.no_grad():
-                z = prior.sample(n, self.latent_dim, generator).cpu().numpy()
-        z = z.astype(np.float32)
+        prior = getattr(self.module_.latent, "prior", None) or StandardNormalPrior()
+        with torch.no_grad():
+            z = prior_draws(prior, n, self.latent_dim, seed, self.device_).cpu().numpy()
         draws = xr.DataArray(np.arange(n), dims="sample", attrs={"long_name": "prior draw"})
         return self._decoded(z, "sample", draws, f"sample({n}, seed={seed})")
 

@@ -276,11 +276,14 @@ class VAE(BaseEstimator):
         return carry_provenance(self.decode(self.encode(ds)), ds)
 
     def sample(self, n: int, seed: int = 0) -> xr.Dataset:
-        """``n`` fields generated from latent draws of the prior (dim ``sample``)."""
+        """``n`` fields generated from latent draws of the prior (dim ``sample``).
+
+        Draw ``i`` comes from ``seed`` and ``i`` alone (`climlatent.models.priors.prior_draws`):
+        the first ``k`` of ``sample(n, seed)`` are ``sample(k, seed)``, to float round-off.
+        """
         self._require_fitted()
-        generator = torch.Generator(device=self.device_).manual_seed(seed)
         with torch.inference_mode():
-            fields = self.module_.sample(n, generator).float().cpu().numpy()
+            fields = self.module_.sample(n, seed).float().cpu().numpy()
         return self._to_dataset(fields, (SAMPLE,), (n,), {}, f"sample({n}, seed={seed})")
 
     # -- internals -------------------------------------------------------------------

@@ -348,7 +348,8 @@ class VED(BaseEstimator):
         A sample's draws come from its address (its member's label and its date,
         `climlatent.draw_addresses`) and ``seed``, as the downscalers' draws do: the
         same whether it is drawn alone or with others, in any order, and the first
-        ``k`` realisations of ``n_samples > k`` are those of ``n_samples=k``.
+        ``k`` realisations of ``n_samples > k`` are those of ``n_samples=k`` (to float
+        round-off).
         """
         n_samples = renamed_arguments(
             "VED.sample", {"n_samples": n_samples}, old, {"n": "n_samples"},

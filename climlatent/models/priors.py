@@ -23,12 +23,15 @@ import math
 import torch
 from torch import Tensor, nn
 
+from climlatent.draws import standard_normal_rows
+
 __all__ = [
     "HierarchicalPrior",
     "StandardNormalPrior",
     "gaussian_kl_standard",
     "gaussian_log_prob",
     "make_prior",
+    "prior_draws",
 ]
 
 LOG_2PI = math.log(2 * math.pi)
@@ -71,10 +74,13 @@ class StandardNormalPrior(nn.Module):
         """Per-sample ``KL[q(z|y) || p(z)]`` (``z`` is unused: the KL is exact)."""
         return gaussian_kl_standard(mean, log_var)
 
-    def sample(self, n: int, latent_dim: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` draws from the prior."""
-        device = next(iter(self.buffers()), torch.empty(0)).device
-        return torch.randn(n, latent_dim, generator=generator, device=device)
+    def noise_widths(self, latent_dim: int) -> tuple[int, ...]:
+        """The standard normals a draw takes: ``z`` itself."""
+        return (latent_dim,)
+
+    def from_normals(self, eps: Tensor) -> Tensor:
+        """Draws of ``z`` from standard normals ``(n, latent_dim)``: themselves."""
+        return eps
 
 
 def _gaussian_net(n_in: int, n_out: int, hidden: int) -> nn.Sequential:
@@ -103,7 +109,7 @@ class HierarchicalPrior(nn.Module):
     >>> z, mean, log_var = torch.randn(4, 2), torch.zeros(4, 2), torch.zeros(4, 2)
     >>> prior.regularisation(z, mean, log_var).shape
     torch.Size([4])
-    >>> prior.sample(3, 2).shape
+    >>> prior_draws(prior, 3, 2, seed=0).shape
     torch.Size([3, 2])
     """
 
@@ -132,13 +138,41 @@ class HierarchicalPrior(nn.Module):
             - gaussian_log_prob(z, z_mean, z_log_var)
         )
 
-    def sample(self, n: int, latent_dim: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` draws of ``z``: ``xi ~ N(0, I)``, then ``z ~ p_pi(z | xi)``."""
-        device = self.prior_decoder[0].weight.device
-        xi = torch.randn(n, self.sub_latent_dim, generator=generator, device=device)
+    def noise_widths(self, latent_dim: int) -> tuple[int, ...]:
+        """The standard normals a draw takes: ``xi``, then ``z``'s given ``xi``."""
+        return (self.sub_latent_dim, latent_dim)
+
+    def from_normals(self, xi: Tensor, eps: Tensor) -> Tensor:
+        """Draws of ``z``: ``xi ~ N(0, I)``, then ``z = mean(xi) + sd(xi) * eps``."""
         z_mean, z_log_var = self.conditional(xi)
-        noise = torch.randn(z_mean.shape, generator=generator, device=device)
-        return z_mean + noise * (0.5 * z_log_var).exp()
+        return z_mean + eps * (0.5 * z_log_var).exp()
+
+
+def prior_draws(
+    prior: StandardNormalPrior | HierarchicalPrior,
+    n: int,
+    latent_dim: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """``n`` draws of ``z`` from ``prior`` on ``device`` (the prior's).
+
+    Draw ``i`` takes the standard normals of row ``i`` of the Philox streams of ``seed``
+    (`climlatent.draws.standard_normal_rows`, one stream per `noise_widths` entry),
+    so the first ``k`` of ``n`` draws are the draws of ``n = k`` (to the round-off of
+    a hierarchical prior's network on another batch size), on any device.
+
+    Examples
+    --------
+    >>> prior = HierarchicalPrior(2)
+    >>> bool(torch.allclose(prior_draws(prior, 5, 2, seed=1)[:3], prior_draws(prior, 3, 2, 1)))
+    True
+    """
+    normals = [
+        torch.from_numpy(standard_normal_rows(seed, 0, 0, n, width, stream)).to(device)
+        for stream, width in enumerate(prior.noise_widths(latent_dim))
+    ]
+    return prior.from_normals(*normals)
 
 
 def make_prior(kind: str, latent_dim: int) -> nn.Module:

@@ -26,7 +26,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from climlatent.models.priors import LOG_2PI, gaussian_log_prob, make_prior
+from climlatent.models.priors import LOG_2PI, gaussian_log_prob, make_prior, prior_draws
 from climlatent.schedules import BetaSchedule
 
 __all__ = ["GaussianEncoderDecoder", "GaussianVAE"]
@@ -134,14 +134,10 @@ class GaussianVAE(GaussianEncoderDecoder):
         """Decode the posterior mean of ``y``."""
         return self.decode(self.encode(y))
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Output means of ``n`` latent draws from the prior."""
+    def sample(self, n: int, seed: int = 0) -> Tensor:
+        """Output means of ``n`` latent draws from the prior (`prior_draws`)."""
         device = self.output_log_var.device
-        if hasattr(self.prior, "prior_decoder"):
-            z = self.prior.sample(n, self.latent_dim, generator)
-        else:
-            z = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        return self.decode(z)
+        return self.decode(prior_draws(self.prior, n, self.latent_dim, seed, device))
 
     def training_losses(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
         """Negative ELBO (``beta``-weighted) and, with labels, the Eq. 28 term.
