@@ -18,6 +18,8 @@ from climlatent.grid import check_monotonic, find_grid, find_member, find_time, 
 GREGORIAN = frozenset({"standard", "gregorian", "proleptic_gregorian"})
 #: CF calendars under another name: the same calendar.
 CALENDAR_ALIASES = {"365_day": "noleap", "366_day": "all_leap"}
+#: Attributes of a field read packed and not unpacked (decoding moves them to .encoding).
+PACKING_ATTRS = ("scale_factor", "add_offset")
 BOUNDS_DIMS = frozenset({"bnds", "bounds", "nv", "nbnd", "vertices", "nvertex"})
 KNOWN_CALENDARS = frozenset(
     {
@@ -36,6 +38,10 @@ KNOWN_CALENDARS = frozenset(
 
 def get_variable(ds: xr.Dataset, name: str, role: str) -> xr.DataArray:
     """Return ``ds[name]``, or raise naming the variable, its role and what is there.
+
+    The variable must hold numbers (booleans, integers or floats, of any byte order and
+    layout), unpacked: values still carrying ``scale_factor``/``add_offset`` attributes
+    are packed values, which every estimator would have taken for physical ones.
 
     Examples
     --------
@@ -57,7 +63,20 @@ def get_variable(ds: xr.Dataset, name: str, role: str) -> xr.DataArray:
             f"{role} variable {name!r} is not in the Dataset (data variables: "
             f"{', '.join(map(str, ds.data_vars)) or 'none'})"
         )
-    return ds[name]
+    da = ds[name]
+    if da.dtype.kind not in "biuf":  # text, objects, dates: not a field of numbers
+        raise InputDataError(
+            f"{role} variable {name!r} holds {da.dtype} values, not numbers; "
+            f"convert it (.astype('float32')) or decode it first"
+        )
+    packing = [key for key in PACKING_ATTRS if key in da.attrs]
+    if packing:  # decoding moves them to .encoding: these values are still packed
+        raise InputDataError(
+            f"{role} variable {name!r} is packed ({', '.join(packing)} in its attributes) "
+            f"but was not unpacked; open the data with climlatent.io.open_dataset or "
+            f"decode it with xarray.decode_cf"
+        )
+    return da
 
 
 def calendar_of(da: xr.DataArray, time: str) -> str:
@@ -130,11 +149,6 @@ def check_field(
     ('time', 'noleap')
     """
     find_grid(da, da.name)
-    if da.dtype.kind not in "biuf":  # text, objects, dates: not a field of numbers
-        raise InputDataError(
-            f"{role} variable {da.name!r} holds {da.dtype} values, not numbers; "
-            f"convert it (.astype('float32')) or decode it first"
-        )
     for dim, size in da.sizes.items():
         if size == 0:
             raise InputDataError(

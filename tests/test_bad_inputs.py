@@ -50,6 +50,18 @@ def _all_nan_target(ds):
     return ds.assign(pr=ds["pr"] * np.nan)
 
 
+def _packed(name):
+    """``name`` as a file stores it packed (int16, scale_factor/add_offset), not unpacked."""
+
+    def pack(ds):
+        field = ds[name]
+        offset, scale = float(field.mean()), float(field.max() - field.min()) / 60000
+        packed = ((field - offset) / scale).round().astype("int16")
+        return ds.assign({name: packed.assign_attrs(scale_factor=scale, add_offset=offset)})
+
+    return pack
+
+
 # (label, how to break the data, where it is caught, message pattern)
 CASES = [
     ("missing latitude", _drop_lat, "emulate", "'psl' has no latitude"),
@@ -68,6 +80,8 @@ CASES = [
     ),
     ("NaNs in proxy at fit", _nan_proxy, "fit", "proxy variable 'psl' has 192 NaN"),
     ("missing latitude at fit", _drop_lat, "fit", "'pr' has no latitude"),
+    ("packed proxy", _packed("psl"), "emulate", "proxy variable 'psl' is packed \\(scale_factor"),
+    ("packed target at fit", _packed("pr"), "fit", "target variable 'pr' is packed"),
 ]
 
 
@@ -194,3 +208,33 @@ def test_members_pair_by_label_not_by_position(estimator):
     model = getattr(cl, estimator)(**({"epochs": 1} if estimator == "ProxyDownscaler" else {}))
     with pytest.raises(InputDataError, match=r"members \['r2i1p1f1', 'r1i1p1f1'\].*pair by label"):
         model.fit(world.coarse, fine, "chl")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shown"), [(object, "object"), ("datetime64[s]", "datetime64"), (complex, "complex")]
+)
+def test_an_image_estimator_refuses_a_field_of_other_things_than_numbers(dtype, shown):
+    """VED (as VAE, AuxVAE, VAEDLM) crashed deep in numpy ("ufunc 'isfinite' not
+    supported for the input types") where EOFRegression named the variable."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(8, 4, 4))
+    ds = xr.Dataset({"k": (("sample", "y", "x"), a, {"units": "1"}),
+                     "p": (("sample", "y", "x"), a.astype(dtype), {"units": "m"})})  # fmt: skip
+    with pytest.raises(InputDataError, match=f"variable 'p' holds {shown}.*not numbers"):
+        cl.VED(latent_dim=2, epochs=1, progress=False).fit(ds, target="p", proxy="k")
+
+
+def test_a_packed_field_decoded_gives_the_unpacked_fit(split):
+    """The refusal's remedy: xarray.decode_cf of the packed proxy is accepted, and its
+    emulation is that of the unpacked values (float64 reference) to their precision."""
+    train, test = split
+    packed = _packed("psl")(test)
+    assert packed["psl"].dtype == np.int16
+    attrs = packed["psl"].attrs
+    unpacked = packed["psl"].values * attrs["scale_factor"] + attrs["add_offset"]
+    reference = test.assign(psl=test["psl"].copy(data=unpacked))
+    est = cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=3).fit(train, "pr", "psl")
+    decoded = xr.decode_cf(packed)
+    np.testing.assert_allclose(
+        est.emulate(decoded)["pr"], est.emulate(reference)["pr"], rtol=1e-5, atol=1e-6
+    )

@@ -67,3 +67,17 @@ def test_linear_trend_of_an_empty_selection_says_so():
     field = rectilinear(n_lat=2, n_lon=2, n_time=4).isel(time=slice(0, 0))
     with pytest.raises(InputDataError, match="needs 2 steps or more"):
         linear_trend(field)
+
+
+@pytest.mark.parametrize("dtype", [">f2", "<f2", ">f4", ">i2"])
+def test_linear_trend_of_a_narrow_or_big_endian_field_equals_polyfit_of_its_values(dtype):
+    """Two years of daily float16 temperatures near 280 K summed to inf in float16: every
+    trend was NaN (silently, as for a missing value); float64 sums give polyfit's."""
+    time = xr.date_range("2001-01-01", periods=730, calendar="noleap", use_cftime=True)
+    field = 280 + 5 * rectilinear(n_lat=2, n_lon=3, n_time=730).assign_coords(time=time)
+    field = field + 0.001 * np.arange(730.0)[:, None, None]
+    stored = field.astype(dtype)
+    expected = polyfit_trends(stored.values.astype(np.float64), decimal_years(time.values))
+    trend = linear_trend(stored)
+    assert trend.dtype == np.float64
+    np.testing.assert_allclose(trend.values, expected, rtol=1e-9)

@@ -71,10 +71,23 @@ def paired(*fields: xr.DataArray) -> tuple[xr.DataArray, ...]:
             f"the fields scored against each other are not on the same coordinates: {error}"
         ) from None
     valid = functools.reduce(operator.and_, (field.notnull() for field in fields))
-    return tuple(
-        field.astype(np.promote_types(field.dtype, np.float64), copy=False).where(valid)
-        for field in fields
-    )
+    return tuple(in_float64(field).where(valid) for field in fields)
+
+
+def in_float64(field: xr.DataArray) -> xr.DataArray:
+    """``field`` in float64 (integers, booleans, float16 and float32; any byte order).
+
+    A score's sums and means run in the field's dtype: a float16 field of 730 daily
+    temperatures near 280 K summed to inf (a trend of NaN), and the spread of a
+    float16 ensemble came out 0.45 % off the spread of the same values in float64.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> in_float64(xr.DataArray(np.array([280.0], ">f2"))).dtype
+    dtype('float64')
+    """
+    return field.astype(np.promote_types(field.dtype, np.float64), copy=False)
 
 
 def in_units_of(fields: tuple[xr.DataArray, ...], truth: xr.DataArray) -> tuple[xr.DataArray, ...]:

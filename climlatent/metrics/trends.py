@@ -13,7 +13,7 @@ import xarray as xr
 
 from climlatent.errors import InputDataError
 from climlatent.grid import _is_datetime_like
-from climlatent.metrics.skill import paired, rmse
+from climlatent.metrics.skill import in_float64, paired, rmse
 
 __all__ = ["linear_trend", "trend_error"]
 
@@ -66,7 +66,8 @@ def linear_trend(da: xr.DataArray, dim: str = "time") -> xr.DataArray:
     day = time.dt.dayofyear - 1 + (time.dt.hour + time.dt.minute / 60) / 24
     years = time.dt.year + day / time.dt.days_in_year
     anomaly = years - years.mean()
-    slope = (anomaly * (da - da.mean(dim))).sum(dim, skipna=False) / (anomaly**2).sum()
+    values = in_float64(da)  # a float16 field's mean overflows: its trend was NaN
+    slope = (anomaly * (values - values.mean(dim))).sum(dim, skipna=False) / (anomaly**2).sum()
     units = da.attrs.get("units")
     attrs = {"long_name": f"linear trend along {dim}"}
     if units is not None:
