@@ -1,10 +1,16 @@
 """Aux-VAE: guided latents follow the named drivers, residual latents stay clear of them."""
 
+import hashlib
+import json
+
 import numpy as np
 import pytest
 import torch
+import xarray as xr
+from safetensors.numpy import load_file, save_file
 
 import climlatent as cl
+from climlatent.draws import standard_normal_rows
 from climlatent.errors import InputDataError
 from climlatent.models.aux_vae import cross_correlation, gaussian_kl
 
@@ -120,3 +126,39 @@ def test_residual_tail_samples_refuse_several_references_and_an_infinite_quantil
     for quantile in (1.0, -0.1):
         with pytest.raises(ValueError, match=r"quantile must be in \[0, 1\)"):
             aux.residual_tail_samples(ds.isel(time=[0]), 3, quantile=quantile)
+
+
+def test_prior_samples_keep_the_drivers_joint_distribution(circulation, tmp_path):
+    """Two drivers, bimodal and correlated 0.99: the guided latents of a prior draw are
+    a training sample's standardised drivers plus tau * N(0, 1), the residual ones
+    N(0, 1), from the Philox rows of the seed (independent N(0, 1) guided draws fell
+    between the modes, in combinations of the drivers never seen). A model saved before
+    it kept its training drivers refuses to sample."""
+    train, _ = circulation
+    rng = np.random.default_rng(3)
+    mode = np.where(rng.random(train.sizes["time"]) < 0.5, -2.0, 2.0) + rng.normal(0, 0.1, 730)
+    drivers = {"a": ("time", mode), "b": ("time", mode + rng.normal(0, 0.3, 730))}
+    ds = train.isel(member=0).assign(drivers)
+    aux = cl.AuxVAE(**{**OPTIONS, "epochs": 1}).fit(ds, "psl", auxiliary=["a", "b"])
+    u = np.c_[ds["a"].values, ds["b"].values]
+    u = (u - u.mean(0)) / u.std(0)
+    z = standard_normal_rows(4, 0, 0, 50, OPTIONS["latent_dim"], 0).astype(np.float64)
+    z[:, :2] = u[np.random.default_rng(4).integers(730, size=50)] + aux.tau * z[:, :2]
+    drawn = aux.sample(50, seed=4)["psl"]
+    decoded = aux.decode(xr.DataArray(z, dims=("sample", "latent")))["psl"]
+    np.testing.assert_allclose(drawn, decoded, rtol=1e-5)
+    np.testing.assert_allclose(aux.sample(5, seed=4)["psl"], drawn[:5], rtol=1e-5)
+    aux.save(tmp_path / "aux.clm")
+    np.testing.assert_array_equal(cl.load(tmp_path / "aux.clm").sample(50, seed=4)["psl"], drawn)
+    weights = tmp_path / "aux.clm" / "weights.safetensors"  # as saved before: no drivers
+    state = load_file(weights)
+    del state["aux_standard"]
+    save_file(state, weights)
+    manifest = json.loads((tmp_path / "aux.clm" / "manifest.json").read_text())
+    del manifest["fitted"]["auxiliary_samples"]
+    manifest["files"]["weights.safetensors"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    (tmp_path / "aux.clm" / "manifest.json").write_text(json.dumps(manifest))
+    old = cl.load(tmp_path / "aux.clm")
+    assert old.guided(ds).equals(aux.guided(ds))
+    with pytest.raises(InputDataError, match="saved before it kept its training auxiliaries"):
+        old.sample(5)

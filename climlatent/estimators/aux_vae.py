@@ -22,9 +22,11 @@ from scipy import stats
 
 from climlatent.checks import get_variable
 from climlatent.errors import InputDataError
+from climlatent.estimators._torch import inference
 from climlatent.estimators.base import ArraySpec
-from climlatent.estimators.vae import VAE
+from climlatent.estimators.vae import SAMPLE, VAE
 from climlatent.models.aux_vae import AuxiliaryVAE
+from climlatent.models.priors import StandardNormalPrior, prior_draws
 
 __all__ = ["AuxVAE"]
 
@@ -126,6 +128,7 @@ class AuxVAE(VAE):
         if constant:
             raise InputDataError(f"auxiliary {constant} constant: nothing to guide with")
         standard = ((u - self.aux_mean_) / self.aux_std_).astype(np.float32)
+        self.aux_standard_ = standard
         return self._train([torch.from_numpy(x), torch.from_numpy(standard)], checkpoint, resume)
 
     def guided(self, ds: xr.Dataset) -> xr.DataArray:
@@ -192,6 +195,42 @@ class AuxVAE(VAE):
         latents = np.concatenate([np.repeat(z[:, :k], n, axis=0), direction * radius], axis=1)
         return self.decode(xr.DataArray(latents, dims=("sample", "latent")))
 
+    def sample(self, n: int, seed: int = 0) -> xr.Dataset:
+        """``n`` fields decoded from draws of the model's prior (dim ``sample``).
+
+        The guided latents are drawn as the conditional prior has them: the
+        standardised auxiliaries ``u`` of a training sample drawn at random, plus
+        ``tau * N(0, 1)``, so the draws keep the drivers' joint distribution (their
+        correlations, several modes); the residual latents are ``N(0, I)``. Draw ``i``
+        comes from ``seed`` and ``i`` alone: ``sample(k)`` is the first ``k`` of
+        ``sample(n)``, to float round-off.
+
+        Raises
+        ------
+        InputDataError
+            The model was saved before it kept its training auxiliaries: refit it.
+
+        Examples
+        --------
+        >>> import climlatent as cl
+        >>> ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1)
+        >>> aux = cl.AuxVAE(latent_dim=5, n_scales=2, epochs=1, progress=False)
+        >>> aux.fit(ds, "psl", auxiliary=["circulation_factor"]).sample(4)["psl"].dims
+        ('sample', 'lat', 'lon')
+        """
+        self._require_fitted()
+        if self.aux_standard_ is None:
+            raise InputDataError(
+                "this AuxVAE was saved before it kept its training auxiliaries, which its "
+                "prior draws from: refit it to sample"
+            )
+        z = prior_draws(StandardNormalPrior(), n, self.latent_dim, seed).numpy()
+        rows = np.random.default_rng(seed).integers(len(self.aux_standard_), size=n)
+        k = len(self.guided_names_)
+        z[:, :k] = self.aux_standard_[rows] + self.tau * z[:, :k]
+        fields = inference(self.module_.decode, z, device=self.device_)
+        return self._to_dataset(fields, (SAMPLE,), (n,), {}, f"sample({n}, seed={seed})")
+
     # -- internals -------------------------------------------------------------------
 
     def _auxiliaries(self, ds: xr.Dataset, names: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -237,19 +276,29 @@ class AuxVAE(VAE):
             **super()._fitted_metadata(),
             "auxiliary": self.auxiliary_,
             "guided_names": self.guided_names_,
+            "auxiliary_samples": len(self.aux_standard_),
         }
 
     def _restore(self, fitted: dict[str, Any], datasets: dict[str, xr.Dataset]) -> None:
         super()._restore(fitted, datasets)
         self.auxiliary_, self.guided_names_ = fitted["auxiliary"], fitted["guided_names"]
+        self.aux_standard_ = None  # read with the weights, when it was saved
+        self._saved_auxiliaries = fitted.get("auxiliary_samples")  # None: saved before
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {**super()._state(), "aux_mean": self.aux_mean_, "aux_std": self.aux_std_}
+        auxiliaries = {"aux_mean": self.aux_mean_, "aux_std": self.aux_std_}
+        return {**super()._state(), **auxiliaries, "aux_standard": self.aux_standard_}
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.aux_mean_, self.aux_std_ = state["aux_mean"], state["aux_std"]
+        if self._saved_auxiliaries is not None:
+            self.aux_standard_ = state["aux_standard"]
         super()._load_state(state)
 
     def _state_spec(self) -> dict[str, ArraySpec]:
         aux = ((len(self.guided_names_),), "float64")
-        return {**super()._state_spec(), "aux_mean": aux, "aux_std": aux}
+        spec = {**super()._state_spec(), "aux_mean": aux, "aux_std": aux}
+        if self._saved_auxiliaries is not None:  # saved with its training auxiliaries
+            shape = (self._saved_auxiliaries, len(self.guided_names_))
+            spec["aux_standard"] = (shape, "float32")
+        return spec
