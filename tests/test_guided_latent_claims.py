@@ -52,15 +52,23 @@ def test_coverage_power_matches_simulation():
 
 
 def test_deep_prior_verdicts():
-    def coverage(k, n=40, r_hat=1.005):
-        return pd.DataFrame({"case": np.arange(n) // 2, "covered": np.arange(n) < k,
-                             "r_hat_max": r_hat, "ess_min": 300.0})  # fmt: skip
+    def coverage(k, n=40, r_hat=1.005, k2=None):
+        """``n`` cases of two parameters; the first ``k`` (``k2``) cases covered."""
+        covered = {"theta[1]": np.arange(n) < k, "theta[2]": np.arange(n) < (k2 or k)}
+        return pd.DataFrame([
+            {"case": case, "parameter": name, "covered": hits[case], "r_hat_max": r_hat,
+             "ess_min": 300.0} for case in range(n) for name, hits in covered.items()
+        ])  # fmt: skip
 
-    assert deep_prior_rows(coverage(72, n=80))[0]["verdict"] == "reproduced"
-    # 40 intervals: power 0.70 against 75 % coverage
+    assert deep_prior_rows(coverage(54, n=60))[0]["verdict"] == "reproduced"
+    # 40 cases: power 0.70 against 75 % coverage at the Bonferroni level 0.025
     assert deep_prior_rows(coverage(36))[0]["verdict"] == "inconclusive (underpowered)"
     assert deep_prior_rows(coverage(25))[0]["verdict"] == "not reproduced"
     assert deep_prior_rows(coverage(36, r_hat=1.2))[0]["verdict"].startswith("inconclusive")
+    # 104 of 120 pooled (binomial p = 0.22) hides a parameter covered 46 of 60 times
+    skewed = deep_prior_rows(coverage(46, n=60, k2=58))[0]
+    assert stats.binomtest(104, 120, 0.9).pvalue > 0.2
+    assert skewed["verdict"] == "not reproduced" and "theta[1] 46 of 60" in skewed["ours"]
 
 
 def test_ledger_files(tmp_path):
