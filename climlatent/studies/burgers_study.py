@@ -294,7 +294,9 @@ def summary_table(results: xr.Dataset) -> pd.DataFrame:
     """Mean and std over (seed, test trajectory), and std over seeds of the mean.
 
     The pooled standard deviation is that of all the runs' errors together (ddof 0),
-    from each run's mean and standard deviation (every run has the same test sets).
+    from each run's mean and standard deviation (every run has the same test sets); the
+    std over seeds is the sample standard deviation of the runs' means (ddof 1, as the
+    claims ledger's "±").
 
     Examples
     --------
@@ -302,7 +304,7 @@ def summary_table(results: xr.Dataset) -> pd.DataFrame:
     ...     {"model": "VAE", "seed": s, "err_ood1_t0": m, "sd_ood1_t0": 1.0, "zero_ood1_t0": 1.0}
     ...     for s, m in enumerate([1.0, 3.0])]))
     >>> summary_table(results)[["mean", "std", "seed_std"]].values.tolist()
-    [[2.0, 1.4142135623730951, 1.0]]
+    [[2.0, 1.4142135623730951, 1.4142135623730951]]
     """
     mean, sd = results["mean"], results["sd"]
     pooled = mean.mean("seed")
@@ -311,7 +313,7 @@ def summary_table(results: xr.Dataset) -> pd.DataFrame:
         {
             "mean": pooled,
             "std": np.sqrt(within + between),  # E[x2] - E[x]2 went below 0: NaN
-            "seed_std": mean.std("seed"),
+            "seed_std": mean.std("seed", ddof=1),
             "seeds": mean.count("seed"),
         }  # fmt: skip
     )
@@ -457,7 +459,7 @@ def plot(results: xr.Dataset, path: Path) -> None:
     for ax, name in zip(axes, sets, strict=True):
         for i, model in enumerate(mean["model"].values):
             per_seed = mean.sel(model=model, set=name)
-            ax.errorbar(per_seed["t"], per_seed.mean("seed"), yerr=per_seed.std("seed"),
+            ax.errorbar(per_seed["t"], per_seed.mean("seed"), yerr=per_seed.std("seed", ddof=1),
                         color=f"C{i}", marker="o", capsize=3, label=str(model))  # fmt: skip
         zero = results["zero"].sel(set=name)
         ax.plot(zero["t"], zero, "k--", lw=1, label="predicting zero")
