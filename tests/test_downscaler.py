@@ -186,6 +186,43 @@ def test_additive_form_gives_the_same_field_in_any_units(world):
     assert 0.5 < spread / rmse < 1.5  # the residual noise, in kg m-3
 
 
+def test_multiplicative_form_floors_trace_drivers_alike_in_any_units(world):
+    """The coarse chlorophyll as its own (identity) driver, with trace values of 1e-15
+    kg m-3 in a few coarse cells: the proxy terms' floor was 1e-12 in the driver's
+    units, so in kg m-3 they were raised to it and in mg m-3 (1e-9) they were not, and
+    the two fits differed. The floor is now a millionth of the term's mean: the same
+    field in either units, to float32."""
+    _, (coarse, _), (fine, _) = world
+    trace = coarse.copy(deep=True)
+    trace["chl"][:, 1, 2:4] = 1e-15
+    fields = []
+    for factor, units in ((1.0, "kg m-3"), (1e6, "mg m-3")):
+        train = [_in_units(ds, factor, units) for ds in (trace, fine)]
+        est = cl.ProxyDownscaler(epochs=20, mode="multiplicative", progress=False)
+        fields.append(est.fit(*train, "chl").downscale(train[0])["chl"] / factor)
+    sd = float(fine["chl"].std())
+    np.testing.assert_allclose(fields[0].values, fields[1].values, rtol=1e-4, atol=1e-5 * sd)
+
+
+def test_multiplicative_form_refuses_a_law_giving_negative_terms(world):
+    """Temperature in degC through a linear or identity law: 42 % of the terms < 0 were
+    taken at 1e-12, and the downscaled chlorophyll came out 4e8 times the truth. Both
+    are refused, at the fit and at the downscale, naming the driver."""
+    _, (coarse, _), (fine, _) = world
+    celsius = coarse.assign(tos=(coarse["tos"] - 290.0).assign_attrs(units="degC"))
+    for law in ("linear", "identity"):
+        est = cl.ProxyDownscaler(epochs=2, mode="multiplicative", progress=False)
+        with pytest.raises(InputDataError, match=f"'tos': its law '{law}' gives .* < 0"):
+            est.fit(celsius, fine, "chl", proxies={"tos": law})
+    est = cl.ProxyDownscaler(epochs=2, mode="multiplicative", progress=False)
+    est.fit(coarse, fine, "chl", proxies={"tos": "identity"})  # in K: positive
+    with pytest.raises(InputDataError, match="'tos': its law 'identity' gives 1 of"):
+        colder = coarse["tos"].copy(
+            data=np.where(coarse["tos"] == coarse["tos"].min(), -1.0, coarse["tos"])
+        )
+        est.downscale(coarse.assign(tos=colder.assign_attrs(units="K")), check_range=False)
+
+
 @pytest.mark.parametrize(("factor", "units"), [(1.0, "kg m-3"), (1e6, "mg m-3")])
 def test_additive_form_recovers_a_gain_and_offset_per_cell(factor, units):
     """Known answer: a fine field a(x) * bilinear(coarse) + b(x), which the additive form

@@ -10,10 +10,12 @@ driver to its law (`climlatent.models.proxies.PROXY_KINDS`). The additive forms 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 import xarray as xr
+from torch import nn
 
 from climlatent.errors import InputDataError
 from climlatent.grid import check_same_grid, find_grid
@@ -136,3 +138,37 @@ def anomaly_scale(y: np.ndarray) -> float:
     """
     anomaly = y - np.nanmean(y, axis=0, dtype=np.float64)
     return float(np.nanstd(anomaly)) or float(np.nanstd(y)) or 1.0
+
+
+def check_positive_terms(x: np.ndarray, proxies: Sequence[nn.Module], laws: Mapping) -> None:
+    """Refuse drivers with a proxy term < 0: the multiplicative form takes its log.
+
+    ``x``: the driver matrix ``(n, n_drivers, n_coarse)``; ``proxies`` the drivers' laws
+    as modules and ``laws`` their names by driver, in the same order. A term < 0 (a
+    temperature in degC through ``"identity"``, a standardised driver through
+    ``"linear"``) has no log: it was taken at the floor, and the downscaled field came
+    out orders of magnitude off. A term of 0 (no light) is taken at its floor
+    (`climlatent.models.proxies.log_terms`).
+
+    Examples
+    --------
+    >>> from climlatent.models.proxies import make_proxy
+    >>> x = np.array([[[1.5, -0.5, 0.0]]], np.float32)
+    >>> try:
+    ...     check_positive_terms(x, [make_proxy("identity")], {"tos": "identity"})
+    ... except InputDataError as error:
+    ...     print(str(error)[:64])
+    proxy variable 'tos': its law 'identity' gives 1 of 3 values < 0
+    """
+    with torch.no_grad():
+        for k, (proxy, (name, law)) in enumerate(zip(proxies, laws.items(), strict=True)):
+            device = next(iter(proxy.parameters()), torch.empty(0)).device
+            term = proxy(torch.from_numpy(np.ascontiguousarray(x[:, k])).to(device))
+            n_bad = int((term < 0).sum())
+            if n_bad:
+                raise InputDataError(
+                    f"proxy variable {name!r}: its law {law!r} gives {n_bad} of "
+                    f"{term.numel()} values < 0, which have no log, and the multiplicative "
+                    f"form takes the log of each term; use a positive law (e.g. "
+                    f"'exponential') or mode='additive'"
+                )

@@ -33,7 +33,12 @@ from climlatent.checks import (
 )
 from climlatent.draws import BlockNormals, Draws
 from climlatent.errors import InputDataError
-from climlatent.estimators._drivers import anomaly_scale, check_alike, proxy_laws
+from climlatent.estimators._drivers import (
+    anomaly_scale,
+    check_alike,
+    check_positive_terms,
+    proxy_laws,
+)
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import ArraySpec, BaseEstimator
@@ -44,7 +49,7 @@ from climlatent.grouping import Grouper, group_mean
 from climlatent.interpolation_kernel import interpolation_kernel
 from climlatent.models.downscaler import ProxyDownscaler as ProxyDownscalerModule
 from climlatent.models.downscaler import saved_state
-from climlatent.models.proxies import PROXY_KINDS, make_proxy
+from climlatent.models.proxies import PROXY_KINDS, make_proxy, term_floors
 from climlatent.precision import amp_context
 from climlatent.training import resolve_device
 from climlatent.units import convert_units, parse_units
@@ -230,11 +235,12 @@ class ProxyDownscaler(BaseEstimator):
             y, self.fine_layout_.sample_dims(y), "target", self.groups_
         )
         neighbours, weights = interpolation_kernel(self.coarse_layout_, self.fine_layout_)
-        x_mat = self._driver_matrix([to_matrix(x, self.coarse_layout_) for x in drivers])
+        x_mat = self._driver_matrix([to_matrix(x, self.coarse_layout_) for x in drivers], modules)
         torch.manual_seed(self.seed)
         self.module_ = self._build(
             torch.from_numpy(neighbours), torch.from_numpy(weights), modules, _floor(y_mat)
         )
+        self.module_.term_floor.copy_(term_floors(modules, torch.from_numpy(x_mat)))
         self._initialise_structure(y_mat, x_mat, memberships)
         self.device_ = resolve_device(self.device)
         weight = np.isfinite(y_mat).astype(np.float32)
@@ -248,6 +254,7 @@ class ProxyDownscaler(BaseEstimator):
         # sets history_, best_epoch_ and device_
         train_module(self, self.module_, tensors, checkpoint, resume, {"proxies": laws})
         self.module_.eval()
+        self._driver_matrix([x_mat[:, k] for k in range(len(laws))])  # the trained laws
         self._after_training(coarse, y_mat, x_mat, memberships)
         return self
 
@@ -308,15 +315,18 @@ class ProxyDownscaler(BaseEstimator):
             out.append(x)
         return out
 
-    def _driver_matrix(self, matrices: list[np.ndarray]) -> np.ndarray:
-        """The drivers' matrices stacked ``(n, n_drivers, n_coarse)``, refused with NaN/inf."""
+    def _driver_matrix(self, matrices: list[np.ndarray], proxies: list | None = None) -> np.ndarray:
+        """Drivers ``(n, n_drivers, n_coarse)``; refused: NaN/inf, log terms <= 0 (`proxies`)."""
         for name, mat in zip(self.drivers_, matrices, strict=True):
             if not np.isfinite(mat).all():
                 raise InputDataError(
                     f"proxy variable {name!r} has NaN/inf values in coarse "
                     f"cells that hold data in the training period"
                 )
-        return np.stack(matrices, axis=1)
+        x = np.stack(matrices, axis=1)
+        if self.mode_ == "multiplicative":
+            check_positive_terms(x, proxies or self.module_.proxies, self.laws_)
+        return x
 
     def downscale(
         self,

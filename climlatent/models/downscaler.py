@@ -49,6 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from climlatent.models.interpolation import CoarseToFine
+from climlatent.models.proxies import log_terms
 
 MODES = ("multiplicative", "additive")
 
@@ -93,7 +94,11 @@ class ProxyDownscaler(CoarseToFine):
 
     #: Buffers that models saved before them lack, with the values that keep those
     #: models' numbers (`saved_state`).
-    added_buffers: ClassVar[dict[str, float]] = {"target_centre": 0.0, "target_scale": 1.0}
+    added_buffers: ClassVar[dict[str, float]] = {
+        "target_centre": 0.0,
+        "target_scale": 1.0,
+        "term_floor": 1e-12,
+    }
 
     def __init__(
         self,
@@ -121,13 +126,14 @@ class ProxyDownscaler(CoarseToFine):
         self.register_buffer("latent_centre", torch.zeros(n_coarse))
         self.register_buffer("target_centre", torch.tensor(0.0))
         self.register_buffer("target_scale", torch.tensor(1.0))
+        self.register_buffer("term_floor", torch.full((len(proxies),), 1e-12))  # `term_floors`
         self.log_sigma = nn.Parameter(torch.zeros_like(self.structure), requires_grad=noise)
 
     def latent(self, drivers: Tensor) -> Tensor:
         """The coarse latent field ``(batch, n_coarse)``: summed (log-)proxy terms."""
         terms = [proxy(drivers[:, k]) for k, proxy in enumerate(self.proxies)]
         if self.mode == "multiplicative":
-            terms = [torch.log(torch.clamp(term, min=1e-12)) for term in terms]
+            terms = log_terms(terms, self.term_floor)
         return torch.stack(terms).sum(0)
 
     def interpolated(self, drivers: Tensor) -> Tensor:
@@ -247,7 +253,8 @@ def saved_state(state: Mapping[str, np.ndarray], module: nn.Module) -> dict[str,
     the group axis ``(1, n_fine)``. Models saved before a buffer of the module's
     ``added_buffers`` lack it: it takes the value that leaves their numbers as they
     were (``target_centre`` 0 and ``target_scale`` 1: the additive form learned in
-    the target's own units).
+    the target's own units; ``term_floor`` 1e-12, the proxy terms' floor before it was
+    relative to them).
 
     Examples
     --------
@@ -263,6 +270,7 @@ def saved_state(state: Mapping[str, np.ndarray], module: nn.Module) -> dict[str,
         key = f"module.{name}"
         if tensor.dim() == 2 and np.ndim(out.get(key)) == 1:
             out[key] = np.asarray(out[key])[None]
+    buffers = dict(module.named_buffers())
     for name, value in getattr(module, "added_buffers", {}).items():
-        out.setdefault(f"module.{name}", np.array(value, np.float32))
+        out.setdefault(f"module.{name}", np.full(buffers[name].shape, value, np.float32))
     return out

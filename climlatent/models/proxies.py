@@ -39,6 +39,8 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "log_terms",
+    "term_floors",
     "PROXY_KINDS",
     "ExponentialGrowth",
     "Identity",
@@ -323,3 +325,39 @@ def make_proxy(proxy: str | nn.Module, **options: float) -> nn.Module:
     if proxy not in PROXY_KINDS:
         raise ValueError(f"proxy must be one of {sorted(PROXY_KINDS)}, not {proxy!r}")
     return PROXY_KINDS[proxy](**options)
+
+
+def log_terms(terms: list[Tensor], floors: Tensor) -> list[Tensor]:
+    """``log`` of each driver's proxy term, a term below its floor taken at the floor.
+
+    ``floors`` ``(n_drivers,)``: a millionth of each term's mean over the training
+    drivers (`term_floors`), so that a law's zero (no light) and trace values are
+    floored alike in any units of the driver.
+
+    Examples
+    --------
+    >>> [t.tolist() for t in log_terms([torch.tensor([1.0, 0.0])], torch.tensor([1e-6]))]
+    [[0.0, -13.815510749816895]]
+    """
+    return [
+        torch.log(torch.maximum(term, floor)) for term, floor in zip(terms, floors, strict=True)
+    ]
+
+
+def term_floors(proxies: list[nn.Module], drivers: Tensor) -> Tensor:
+    """The floor of each proxy term: a millionth of its mean positive value on ``drivers``.
+
+    ``drivers`` ``(n, n_drivers, n_coarse)``; a term with no positive value gets 1e-12.
+
+    Examples
+    --------
+    >>> term_floors([Identity()], torch.tensor([[[2.0, 0.0, 4.0]]])) * 1e6
+    tensor([3.])
+    """
+    floors = []
+    with torch.no_grad():
+        for k, proxy in enumerate(proxies):
+            term = proxy(drivers[:, k]).double()
+            positive = term[term > 0]
+            floors.append(float(positive.mean()) * 1e-6 if positive.numel() else 1e-12)
+    return torch.tensor(floors, dtype=torch.float32)

@@ -75,6 +75,7 @@ from climlatent.models.conv import GridScatter, ResidualBlock
 from climlatent.models.downscaler import group_entries, row_groups
 from climlatent.models.interpolation import CoarseToFine
 from climlatent.models.latents import make_latent
+from climlatent.models.proxies import log_terms
 
 LOSS_NAMES = ("autoencoder", "latent", "reconstruction", "reconstruction_proxy", "kl")
 
@@ -146,7 +147,7 @@ class ProxyLatentModel(CoarseToFine):
 
     #: Buffers that models saved before them lack, with the values that keep those
     #: models' numbers (`climlatent.models.downscaler.saved_state`).
-    added_buffers: ClassVar[dict[str, float]] = {"growth_scale": 1.0}
+    added_buffers: ClassVar[dict[str, float]] = {"growth_scale": 1.0, "term_floor": 1e-12}
 
     def __init__(
         self,
@@ -180,6 +181,7 @@ class ProxyLatentModel(CoarseToFine):
         self.register_buffer("scale", torch.tensor(float(scale)))
         self.register_buffer("growth_scale", torch.tensor(1.0))
         self.register_buffer("floor", torch.tensor(float(floor)))
+        self.register_buffer("term_floor", torch.full((len(proxies),), 1e-12))  # `term_floors`
         self.register_buffer("growth_centre", torch.zeros(n_coarse))
         self.register_buffer("coarse_centre", torch.zeros(n_coarse))
         self.proxies = nn.ModuleList(proxies)
@@ -223,7 +225,7 @@ class ProxyLatentModel(CoarseToFine):
         """``phi_k`` per driver: ``(batch, n_proxies, n_coarse)``."""
         terms = [proxy(drivers[:, k]) for k, proxy in enumerate(self.proxies)]
         if self.log_growth:
-            terms = [torch.log(torch.clamp(term, min=1e-12)) for term in terms]
+            terms = log_terms(terms, self.term_floor)
         return torch.stack(terms, dim=1)
 
     def observed_latent(self, observed: Tensor) -> Tensor:
