@@ -25,7 +25,7 @@ from climlatent.checks import check_field, check_same_samples, get_variable
 from climlatent.errors import InputDataError
 from climlatent.grid import find_grid
 from climlatent.grouping import Grouper, group_mean
-from climlatent.io import add_history
+from climlatent.io import add_history, carry_provenance
 from climlatent.physical_bounds import clip_to_bounds
 from climlatent.regrid import Regridder
 
@@ -76,10 +76,9 @@ class BilinearBaseline:
         check_field(x, "coarse")
         out = self._correct(self._interpolate(x)).rename(self.target_).assign_attrs(x.attrs)
         out = clip_to_bounds(out)  # an additive correction can take chl or pr below 0
-        return add_history(
-            out.to_dataset().assign_attrs(coarse.attrs),
-            f"{type(self).__name__}().downscale(coarse)",
-        )
+        # the coarse data's time axis and bounds, scalar coordinates and global attributes
+        out = carry_provenance(out.to_dataset(), coarse)
+        return add_history(out, f"{self!r}.downscale(coarse)")
 
 
 @dataclasses.dataclass

@@ -16,6 +16,7 @@ import xarray as xr
 
 from climlatent._transforms import _check_dataarray, _label, _like
 from climlatent.errors import InputDataError, NotFittedError
+from climlatent.packing import VALID_LIMITS
 
 _REGISTRY: dict[str, type[Transform]] = {}
 
@@ -27,7 +28,10 @@ class Transform(abc.ABC):
     supply ``_fit`` (data -> state Dataset), ``_forward`` and ``_inverse``; the
     public methods here do the checks and the metadata once. Outputs keep the
     input's name, coordinates and attributes, with ``units`` updated where the
-    transform changes them. Dask input stays lazy; ``fit`` computes statistics.
+    transform changes them; ``forward`` drops the ``standard_name`` (a standardised
+    temperature or an anomaly is not ``air_temperature``) and the valid range (in the
+    input's units, it would mask the transformed values in a file). Dask input stays
+    lazy; ``fit`` computes statistics.
 
     Parameters
     ----------
@@ -119,7 +123,10 @@ class Transform(abc.ABC):
                 f"was fitted on units {fitted_units!r}"
             )
         new_units = None if units is None else self._forward_units(units)
-        return _like(da, self._forward(da, state), new_units)
+        out = _like(da, self._forward(da, state), new_units)
+        for key in ("standard_name", *VALID_LIMITS):  # the input's, not the output's
+            out.attrs.pop(key, None)
+        return out
 
     def inverse(self, da: xr.DataArray) -> xr.DataArray:
         """Map transformed data back, restoring the fitted ``units``.

@@ -2,14 +2,28 @@
 
 import re
 
+import netCDF4
+import numpy as np
 import xarray as xr
 
+from climlatent.io import to_netcdf
 from climlatent.physical_bounds import CLIPPED_ATTR
 
 
 def untimed(history: str) -> list[str]:
     """The history lines without their leading timestamps."""
     return [line.split(" ", 1)[1] for line in history.splitlines()]
+
+
+def written_and_read(da: xr.DataArray, folder) -> tuple[np.ndarray, dict]:
+    """``da`` written by `to_netcdf`, read back by netCDF4 as CF readers read it.
+
+    Its values (NaN where missing: a fill value, or beyond the ``valid_range``) and its
+    attributes in the file.
+    """
+    path = to_netcdf(da.rename("x"), folder / f"{da.name or 'x'}.nc")
+    with netCDF4.Dataset(path) as nc:
+        return np.ma.filled(nc["x"][:].astype(float), np.nan), nc["x"].__dict__
 
 
 def _bound_phrases(note: str) -> list[str]:

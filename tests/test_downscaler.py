@@ -347,3 +347,21 @@ def test_additive_climatology_correction_never_makes_chlorophyll_negative():
     n_clipped = int(note.split(" of ")[0])
     assert 0.02 < n_clipped / int(np.isfinite(chl).sum()) < 0.06
     assert "below the physical bound 0 kg m-3 (down to -8.38e-07)" in note
+
+
+def test_baseline_history_names_its_options_and_output_keeps_the_time_bounds():
+    """The history read ``ClimatologyCorrectedBilinear().downscale(coarse)`` (the default
+    options) whatever the options, and the coarse time bounds were dropped."""
+    w = cl.datasets.synthetic_biogeochem(n_years=1, n_fine_lat=8, n_fine_lon=8)
+    time = w.coarse["time"]
+    bounds = xr.DataArray(np.stack([time.values, time.values], 1), dims=("time", "bnds"))
+    coarse = w.coarse.assign_coords(time_bnds=bounds)
+    coarse["time"].attrs["bounds"] = "time_bnds"
+    base = ClimatologyCorrectedBilinear("multiplicative", group="time.season")
+    out = base.fit(coarse, w.fine, "chl").downscale(coarse)
+    call = out.attrs["history"].splitlines()[-1].split(": ", 1)[1]
+    assert call == "ClimatologyCorrectedBilinear(kind='multiplicative', group='time.season')" + (
+        ".downscale(coarse)"
+    )
+    xr.testing.assert_identical(out["time_bnds"], coarse["time_bnds"])
+    assert out["time"].attrs["bounds"] == "time_bnds"

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from provenance import written_and_read
 from scipy import stats
 
 from climlatent.errors import InputDataError
@@ -196,3 +197,22 @@ def test_float32_maxima_are_fitted_as_float64():
         got, want = fit_gev(da, method=method), fit_gev(da.astype(float), method=method)
         for name in ("shape_xi", *GEV_PARAMETERS):
             np.testing.assert_allclose(float(got[name]), float(want[name]), rtol=1e-9)
+
+
+def test_gev_parameters_and_return_levels_are_no_field_and_write_as_computed(tmp_path):
+    """The GEV parameters and return levels took the maxima's attributes: standard_name
+    'precipitation_flux', cell_methods 'time: maximum' and valid_range, by which a CF
+    reader masked every scale and shape (and the return levels beyond the range)."""
+    maxima = synthetic_maxima(n_years=60).isel(cell=slice(0, 3))
+    maxima.attrs.update(standard_name="precipitation_flux", cell_methods="time: maximum")
+    maxima.attrs["valid_range"] = np.float32([5.0, 18.0])
+    params = fit_gev(maxima, method="lmoments")
+    level = return_level(params, [10, 1000])
+    for name, da in [*params.items(), ("return_level", level)]:
+        assert set(da.attrs) == {"long_name", "units"}, name
+        values, attrs = written_and_read(da, tmp_path)
+        np.testing.assert_allclose(values, da.values, rtol=1e-6, err_msg=name)
+        assert "standard_name" not in attrs and "valid_range" not in attrs
+    loc, scale, xi = (float(params[name][0]) for name in GEV_PARAMETERS)
+    expected = stats.genextreme.isf(1e-3, -xi, loc, scale)
+    np.testing.assert_allclose(float(level[0, 1]), expected, rtol=1e-12)

@@ -209,3 +209,11 @@ def test_area_mean_of_a_section_weights_its_latitude_bands():
     cell = field.isel(lat=[1], lon=[0])
     assert float(area_mean(cell)) == 2.0
     assert float(rmse(cell, cell + 3.0)) == 3.0
+
+
+def test_area_mean_appends_area_mean_to_the_cell_methods():
+    """An area mean kept the field's cell_methods, as if it were the field of each cell."""
+    field = rectilinear(cell_methods="time: mean")
+    assert area_mean(field).attrs["cell_methods"] == "time: mean area: mean"
+    assert area_mean(field, ("time",)).attrs["cell_methods"] == "time: mean area: mean time: mean"
+    assert area_mean(field, ("time",)).attrs["standard_name"] == "air_temperature"

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from numpy_reference import decimal_years, polyfit_trends, weighted_rms
+from provenance import written_and_read
 
 from climlatent.errors import InputDataError
 from climlatent.metrics import linear_trend, quantile_error, trend_error
@@ -81,3 +82,19 @@ def test_linear_trend_of_a_narrow_or_big_endian_field_equals_polyfit_of_its_valu
     trend = linear_trend(stored)
     assert trend.dtype == np.float64
     np.testing.assert_allclose(trend.values, expected, rtol=1e-9)
+
+
+def test_linear_trend_is_described_as_a_trend_and_written_as_computed(tmp_path):
+    """The trend took the attributes of the field and of its time axis: standard_name
+    'time', axis 'T', and the field's valid_range of 200..330 K, by which a CF reader
+    masked every trend (96 of 96 in a file)."""
+    time = xr.date_range("2000-01-01", periods=30, freq="MS", calendar="noleap", use_cftime=True)
+    field = 280 + rectilinear(n_time=30, valid_range=np.float32([200, 330]))
+    field = field.assign_coords(time=time).assign_attrs(field.attrs)
+    field["time"].attrs = {"standard_name": "time", "axis": "T", "long_name": "time"}
+    trend = linear_trend(field)
+    assert trend.attrs == {"long_name": "linear trend along time", "units": "K (10 year)-1"}
+    values, attrs = written_and_read(trend, tmp_path)
+    expected = polyfit_trends(field.values, decimal_years(time.values))
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
+    assert "standard_name" not in attrs and "valid_range" not in attrs

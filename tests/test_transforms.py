@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from provenance import written_and_read
 
 from climlatent.errors import InputDataError, NotFittedError
 from climlatent.transforms import (
@@ -495,3 +496,18 @@ def test_bad_hyper_parameters_raise(make):
 def test_repr_shows_hyper_parameters():
     assert repr(Anomalies(freq="month")) == "Anomalies(freq='month', dims=None, window=None)"
     assert "PowerTransform(exponent=0.25" in repr(TRANSFORMS["pipeline"]())
+
+
+@pytest.mark.parametrize("kind", TRANSFORMS)
+def test_forward_output_is_no_longer_the_field_and_writes_as_computed(kind, tmp_path):
+    """A standardised field or an anomaly kept the field's standard_name and its
+    valid_range (0..100 mm d-1): in a file, CF readers masked every negative value
+    (nearly half of a standardised field)."""
+    da = field_for(kind, "noleap").assign_attrs(
+        standard_name="precipitation_flux", valid_range=np.float32([0.0, 100.0])
+    )
+    out = TRANSFORMS[kind]().fit_forward(da)
+    assert not {"standard_name", "valid_range"} & set(out.attrs)
+    values, attrs = written_and_read(out.transpose(*da.dims), tmp_path)
+    np.testing.assert_allclose(values, out.values, rtol=1e-6)
+    assert attrs["units"] == FORWARD_UNITS[kind] and "valid_range" not in attrs

@@ -19,6 +19,7 @@ from scipy import special, stats
 from climlatent.checks import calendar_of
 from climlatent.errors import InputDataError
 from climlatent.grid import find_time
+from climlatent.metrics.skill import as_score
 from climlatent.units import difference_units
 
 __all__ = ["GEV_PARAMETERS", "annual_maxima", "fit_gev", "return_level"]
@@ -161,7 +162,9 @@ def fit_gev(
     -------
     xr.Dataset
         ``loc`` and ``scale`` (in the units of ``maxima``) and ``shape_xi`` (climate
-        sign: > 0 heavy tail), on the other dims of ``maxima``.
+        sign: > 0 heavy tail), on the other dims of ``maxima``; with their long names
+        and units only (parameters are not the field: no ``standard_name``,
+        ``cell_methods`` or ``valid_range`` of ``maxima``).
 
     Raises
     ------
@@ -195,15 +198,15 @@ def fit_gev(
         output_dtypes=[float] * 3,
         kwargs={"method": method, "min_years": min_years},
     )
-    units = {"units": maxima.attrs["units"]} if "units" in maxima.attrs else {}
-    steps = {"units": difference_units(units["units"])} if units else {}  # degC: K
+    units = maxima.attrs.get("units")
+    steps = None if units is None else difference_units(units)  # degC: K
     attrs = [
-        {"long_name": "GEV location", **units},
-        {"long_name": "GEV scale", **steps},
-        {"long_name": "GEV shape (> 0: heavy upper tail; scipy's c = -shape_xi)", "units": "1"},
+        ("GEV location", units),
+        ("GEV scale", steps),
+        ("GEV shape (> 0: heavy upper tail; scipy's c = -shape_xi)", "1"),
     ]
     variables = {
-        name: da.assign_attrs(a) for name, da, a in zip(GEV_PARAMETERS, params, attrs, strict=True)
+        name: as_score(da, *a) for name, da, a in zip(GEV_PARAMETERS, params, attrs, strict=True)
     }
     return xr.Dataset(variables, attrs={"gev_fit_method": method})
 
@@ -224,7 +227,8 @@ def return_level(params: xr.Dataset, return_period: float | Sequence[float] = 20
     Returns
     -------
     xr.DataArray
-        The return level, with the ``units`` of ``params["loc"]``.
+        The return level, with the ``units`` of ``params["loc"]`` and a long name
+        alone (not the field's ``standard_name``, nor a ``valid_range`` it may exceed).
 
     Raises
     ------
@@ -256,5 +260,5 @@ def return_level(params: xr.Dataset, return_period: float | Sequence[float] = 20
         dask="parallelized",
         output_dtypes=[float],
     )
-    units = {"units": params["loc"].attrs["units"]} if "units" in params["loc"].attrs else {}
-    return level.rename("return_level").assign_attrs(long_name="GEV return level", **units)
+    units = params["loc"].attrs.get("units")
+    return as_score(level.rename("return_level"), "GEV return level", units)

@@ -29,8 +29,20 @@ from climlatent.grid import area_weights, find_grid
 from climlatent.units import convert_units, difference_units, in_other_units
 
 
-def _score(da: xr.DataArray, long_name: str, units: str | None) -> xr.DataArray:
-    """``da`` with only the attributes of a score: its long name and units (if known)."""
+def as_score(da: xr.DataArray, long_name: str, units: str | None) -> xr.DataArray:
+    """``da`` with only the attributes of a score: its long name and units (if known).
+
+    Also those of any statistic that is no longer the field it was computed from (a
+    trend, a GEV parameter, a return level): none of the field's ``standard_name``,
+    ``cell_methods`` or ``valid_range`` (in which a reader would mask its values).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> field = xr.DataArray([0.5], attrs={"standard_name": "air_temperature", "units": "K"})
+    >>> as_score(field, "trend", "K (10 year)-1").attrs
+    {'long_name': 'trend', 'units': 'K (10 year)-1'}
+    """
     attrs = {"long_name": long_name, **({"units": units} if units is not None else {})}
     return da.drop_attrs(deep=False).assign_attrs(attrs)
 
@@ -185,6 +197,12 @@ def area_mean(da: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:
     dims : tuple of str
         Further dims to average over (e.g. ``("time", "member")``).
 
+    Returns
+    -------
+    xr.DataArray
+        The mean, with the attributes of ``da`` and ``"area: mean"`` (then
+        ``"<dim>: mean"`` for each of ``dims``) appended to its ``cell_methods``.
+
     Examples
     --------
     >>> import numpy as np, xarray as xr
@@ -196,7 +214,9 @@ def area_mean(da: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:
     dims = _dims(da, dims)
     grid = find_grid(da, da.name)
     weights = area_weights(da).where(da.notnull(), 0.0)
-    return da.weighted(weights.fillna(0.0)).mean((*grid.spatial_dims, *dims))
+    mean = da.weighted(weights.fillna(0.0)).mean((*grid.spatial_dims, *dims))
+    methods = (da.attrs.get("cell_methods"), "area: mean", *(f"{dim}: mean" for dim in dims))
+    return mean.assign_attrs(cell_methods=" ".join(filter(None, methods)))
 
 
 def mse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = ()) -> xr.DataArray:
@@ -212,7 +232,7 @@ def mse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = (
     """
     prediction, truth = paired(prediction, truth)
     error = area_mean((prediction - truth) ** 2, dims)
-    return _score(error, "mean squared error", _squared(truth.attrs.get("units")))
+    return as_score(error, "mean squared error", _squared(truth.attrs.get("units")))
 
 
 def _skill(
@@ -240,7 +260,7 @@ def rmse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = 
     1.4142135623730951
     """
     error = mse(prediction, truth, dims) ** 0.5
-    return _score(error, "root mean squared error", _spread(truth.attrs.get("units")))
+    return as_score(error, "root mean squared error", _spread(truth.attrs.get("units")))
 
 
 def mse_skill_score(
@@ -266,7 +286,7 @@ def mse_skill_score(
     """
     prediction, truth, reference = paired(prediction, truth, reference)
     skill = _skill(prediction, truth, reference, dims)
-    return _score(skill, "mean squared error skill score", "1")
+    return as_score(skill, "mean squared error skill score", "1")
 
 
 def _mean(truth: xr.DataArray, dims: tuple[str, ...]) -> xr.DataArray:
@@ -307,7 +327,7 @@ def r2(
     prediction, truth = paired(prediction, truth)  # SST about the mean of valid steps
     dims = _dims(truth, dims)
     skill = _skill(prediction, truth, _mean(truth, dims), dims)
-    return _score(skill, "coefficient of determination", "1")
+    return as_score(skill, "coefficient of determination", "1")
 
 
 def r2_map(
@@ -330,7 +350,7 @@ def r2_map(
     sse = ((prediction - truth) ** 2).sum(dims)
     sst = ((truth - _mean(truth, dims)) ** 2).sum(dims, min_count=1)
     r2 = (1 - sse / sst.where(sst > 0)).rename("r2")
-    return _score(r2, "coefficient of determination", "1")
+    return as_score(r2, "coefficient of determination", "1")
 
 
 def rmse_map(
@@ -348,7 +368,7 @@ def rmse_map(
     prediction, truth = paired(prediction, truth)
     dims = _dims(truth, dims)
     out = (((prediction - truth) ** 2).mean(dims) ** 0.5).rename("rmse")
-    return _score(out, "root mean squared error", _spread(truth.attrs.get("units")))
+    return as_score(out, "root mean squared error", _spread(truth.attrs.get("units")))
 
 
 def correlation(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time") -> xr.DataArray:
@@ -364,4 +384,4 @@ def correlation(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time"
     prediction, truth = paired(prediction, truth)
     (dim,) = _dims(truth, dim)
     corr = xr.corr(prediction, truth, dim=dim).clip(-1, 1)  # round-off: 1 + 7e-16
-    return _score(corr, "Pearson correlation coefficient", "1")
+    return as_score(corr, "Pearson correlation coefficient", "1")

@@ -13,7 +13,7 @@ import xarray as xr
 
 from climlatent.errors import InputDataError
 from climlatent.grid import _is_datetime_like
-from climlatent.metrics.skill import in_float64, paired, rmse
+from climlatent.metrics.skill import as_score, in_float64, paired, rmse
 
 __all__ = ["linear_trend", "trend_error"]
 
@@ -35,7 +35,8 @@ def linear_trend(da: xr.DataArray, dim: str = "time") -> xr.DataArray:
     xr.DataArray
         The slope of ``da`` against decimal years times 10, without ``dim``; NaN
         where a cell has a missing value along ``dim``. Units ``"<units> (10 year)-1"``
-        (UDUNITS has no decade) when ``da`` has units.
+        (UDUNITS has no decade) when ``da`` has units, and no other attribute of ``da``
+        or of its time coordinate (a trend is not the field: `as_score`).
 
     Raises
     ------
@@ -69,10 +70,8 @@ def linear_trend(da: xr.DataArray, dim: str = "time") -> xr.DataArray:
     values = in_float64(da)  # a float16 field's mean overflows: its trend was NaN
     slope = (anomaly * (values - values.mean(dim))).sum(dim, skipna=False) / (anomaly**2).sum()
     units = da.attrs.get("units")
-    attrs = {"long_name": f"linear trend along {dim}"}
-    if units is not None:
-        attrs["units"] = f"{units} (10 year)-1"
-    return (YEARS_PER_DECADE * slope).assign_attrs(attrs)
+    per_decade = None if units is None else f"{units} (10 year)-1"
+    return as_score(YEARS_PER_DECADE * slope, f"linear trend along {dim}", per_decade)
 
 
 def trend_error(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time") -> xr.DataArray:
