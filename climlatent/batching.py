@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 import xarray as xr
 
-from climlatent.dask_threads import share_cores
+from climlatent.dask_threads import shared_cores
 from climlatent.draw_addresses import block_rows, draw_order, row_keys
 from climlatent.draws import DRAW_ATTRS, REALIZATION_DIM, BlockNormals, Draws
 from climlatent.errors import ClimlatentError, InputDataError
@@ -326,7 +326,7 @@ def map_model(
     caller): a block runs numpy and the model, nothing else. On dask the model is
     one node of the graph (:func:`climlatent.graph_node.model_node`), and a block
     computed by a thread of dask's threaded scheduler shares the cores with the
-    others (:func:`climlatent.dask_threads.share_cores`).
+    others (:func:`climlatent.dask_threads.shared_cores`).
 
     Parameters
     ----------
@@ -510,17 +510,17 @@ def _whole_cells(field: xr.DataArray, spatial: tuple[str, ...]) -> xr.DataArray:
 
 
 def _task(*blocks: np.ndarray, mapped: _MappedModel, block_info: dict | None = None) -> np.ndarray:
-    """One block as a dask task: the cores shared first on a threaded scheduler.
+    """One block as a dask task, on its share of the cores on a threaded scheduler.
 
     ``block_info`` (from dask) places the block in the sample dims, for draws.
     """
-    share_cores()
-    if mapped.draws is None:
-        return mapped(*blocks)
-    output = block_info[None]
-    sample = slice(1, len(output["shape"]) - len(mapped.target_shape))  # after realization
-    offsets = tuple(start for start, _ in output["array-location"][sample])
-    return mapped(*blocks, offsets=offsets)
+    offsets = None
+    if mapped.draws is not None:
+        output = block_info[None]
+        sample = slice(1, len(output["shape"]) - len(mapped.target_shape))  # after realization
+        offsets = tuple(start for start, _ in output["array-location"][sample])
+    with shared_cores():
+        return mapped(*blocks, offsets=offsets)
 
 
 def check_finite(matrix: np.ndarray, name: str) -> None:

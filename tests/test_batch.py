@@ -212,9 +212,24 @@ def test_threaded_scheduler_fixes_torch_threads_then_restores():
     assert torch.get_num_threads() == before
 
 
-def test_a_lazy_emulation_on_dask_threads_shares_the_cores_among_them():
+def _counting_blocks(est, monkeypatch, fail: bool = False) -> list[int]:
+    """The torch thread count each block of ``est`` runs on; every block raises if ``fail``."""
+    seen, predict = [], est._predict_rows
+
+    def counted(matrices, groups):
+        seen.append(torch.get_num_threads())
+        if fail:
+            raise OSError("simulated failure inside a block")
+        return predict(matrices, groups)
+
+    monkeypatch.setattr(est, "_predict_rows", counted)
+    return seen
+
+
+def test_a_lazy_emulation_on_dask_threads_shares_the_cores_among_them(monkeypatch):
     ds = circulation_members(2)
     est = cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=3).fit(ds, "pr", "psl")
+    eager, seen = est.emulate(ds), _counting_blocks(est, monkeypatch)
     cores, previous = dask.system.CPU_COUNT, torch.get_num_threads()
     torch.set_num_threads(2 * cores)  # what new threads would take: more than their share
     try:
@@ -223,11 +238,37 @@ def test_a_lazy_emulation_on_dask_threads_shares_the_cores_among_them():
             dask.config.set(scheduler="threads", pool=pool, num_workers=2),
         ):
             lazy = est.emulate(ds.chunk(time=73)).compute()
-            seen = _threads_seen_by_tasks()  # the same threads, as the blocks left them
+            after = _threads_seen_by_tasks()  # the same threads, once the blocks ended
+        later = ThreadPoolExecutor(1).submit(torch.get_num_threads).result()
     finally:
         torch.set_num_threads(previous)
-    assert seen == {max(1, cores // 2)}
-    xr.testing.assert_allclose(lazy, est.emulate(ds))
+    assert set(seen) == {max(1, cores // 2)}
+    # the threads, and those started later, keep the process's count (it was the share)
+    assert after == {2 * cores} and later == 2 * cores
+    xr.testing.assert_allclose(lazy, eager)
+
+
+def test_a_callers_thread_keeps_its_torch_threads_through_a_lazy_call(monkeypatch):
+    ds = circulation_members(1)
+    est = cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=3).fit(ds, "pr", "psl")
+    seen = _counting_blocks(est, monkeypatch, fail=True)
+    cores = dask.system.CPU_COUNT
+
+    def caller() -> tuple[int, int]:  # a user's thread computing on the synchronous scheduler
+        torch.set_num_threads(3 * cores)
+        with dask.config.set(scheduler="synchronous"), pytest.raises(OSError, match="simulated"):
+            est.emulate(ds.chunk(time=73)).compute()
+        return torch.get_num_threads(), ThreadPoolExecutor(1).submit(torch.get_num_threads).result()
+
+    previous = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            own, later = pool.submit(caller).result()
+    finally:
+        torch.set_num_threads(previous)
+    # the block ran on its share (dask's num_workers: one per core) and raised; before,
+    # the share was the caller's count for good, and that of every thread started after
+    assert seen == [1] and own == 3 * cores and later == 3 * cores
 
 
 def test_unreachable_scheduler_fails_fast_with_a_clear_error():

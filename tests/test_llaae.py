@@ -1,3 +1,5 @@
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -51,6 +53,39 @@ def test_evaluate_of_gev_latents_is_reproducible_and_leaves_the_global_rng(fitte
     assert first == second and first["kl"] > 0
     assert torch.equal(torch.random.get_rng_state(), state)
     assert fitted_gev.evaluate(small[1], seed=1)["kl"] != first["kl"]  # a Monte Carlo term
+
+
+def test_evaluate_in_two_threads_at_once_gives_each_its_own_draws(fitted_gev, small, monkeypatch):
+    expected = {seed: fitted_gev.evaluate(small[1], seed=seed)["kl"] for seed in (0, 1)}
+    state, losses = torch.random.get_rng_state(), fitted_gev.module_.training_losses
+    inside = {seed: threading.Event() for seed in (0, 1)}
+    done = threading.Event()
+
+    def interleaved(batch):  # seed 0 seeds, then seed 1 (if it can enter), then 0 draws
+        seed = int(threading.current_thread().name)
+        if not inside[seed].is_set():
+            inside[seed].set()
+            (inside[1] if seed == 0 else done).wait(timeout=1.0)
+        return losses(batch)
+
+    monkeypatch.setattr(fitted_gev.module_, "training_losses", interleaved)
+    found = {}
+
+    def run(seed: int) -> None:
+        found[seed] = fitted_gev.evaluate(small[1], seed=seed)["kl"]
+        if seed == 0:
+            done.set()
+
+    threads = [threading.Thread(target=run, args=(seed,), name=str(seed)) for seed in (0, 1)]
+    threads[0].start()
+    inside[0].wait()
+    threads[1].start()
+    for thread in threads:
+        thread.join()
+    # before: seed 0 gave 0.243 for 0.263 (seed 1's draws) and seed 1 0.231 for 0.243
+    # (a continuation of seed 0's), and torch's global state was left at seed 0's
+    assert found == expected
+    assert torch.equal(torch.random.get_rng_state(), state)
 
 
 def test_a_constant_proxy_cell_fed_raw_is_not_blown_up(small):

@@ -1,14 +1,17 @@
 """A fit that fails leaves its estimator as it was, or unfitted: never half refitted.
 
-And any fit leaves the caller's global random states as it found them.
+And any fit leaves the caller's global random states as it found them; it and the other
+calls that seed those states (`global_random_states`) run one at a time in a process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -23,7 +26,7 @@ def all_or_nothing(fit: Callable[..., Any]) -> Callable[..., Any]:
     the fitted state: the estimator is unfitted, and `predict`-like calls refuse.
 
     Either way the global torch, numpy and python random states are given back as the
-    fit found them (`_random_states`): a torch estimator's fit seeds them from its
+    fit found them (`global_random_states`): a torch estimator's fit seeds them from its
     ``seed``, and the caller's next ``np.random`` or ``torch`` draw came from that seed.
 
     Examples
@@ -45,17 +48,16 @@ def all_or_nothing(fit: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fit)
     def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
-        before, restore = _fitted_state(self), _random_states()
-        try:
-            return fit(self, *args, **kwargs)
-        except BaseException:
-            after = _fitted_state(self)
-            if after.keys() != before.keys() or any(after[k] is not before[k] for k in after):
-                for name in after:
-                    delattr(self, name)
-            raise
-        finally:
-            restore()
+        before = _fitted_state(self)
+        with global_random_states():
+            try:
+                return fit(self, *args, **kwargs)
+            except BaseException:
+                after = _fitted_state(self)
+                if after.keys() != before.keys() or any(after[k] is not before[k] for k in after):
+                    for name in after:
+                        delattr(self, name)
+                raise
 
     return atomic
 
@@ -63,6 +65,38 @@ def all_or_nothing(fit: Callable[..., Any]) -> Callable[..., Any]:
 def _fitted_state(estimator: Any) -> dict[str, Any]:
     """The fitted attributes of ``estimator``: those named with a trailing underscore."""
     return {k: v for k, v in vars(estimator).items() if k.endswith("_") and not k.startswith("__")}
+
+
+#: Held while a call seeds and draws from the global random states: two threads' fits
+#: (or `LLAAE.evaluate` calls) run one after the other, not interleaving their draws.
+_SEEDING = threading.RLock()
+
+
+@contextlib.contextmanager
+def global_random_states() -> Iterator[None]:
+    """Seed and draw from the global random states inside; they are given back after.
+
+    Python's, numpy's and torch's (`_random_states`), when the block returns or raises.
+    The block runs alone among those of other threads: a seed set in one thread would
+    otherwise reset the draws of another's, and each thread give back the states it
+    found, another's draws among them.
+
+    Examples
+    --------
+    >>> with global_random_states():
+    ...     np.random.seed(0)
+    ...     first = np.random.random()
+    >>> with global_random_states():
+    ...     np.random.seed(0)
+    ...     first == np.random.random()
+    True
+    """
+    with _SEEDING:
+        restore = _random_states()
+        try:
+            yield
+        finally:
+            restore()
 
 
 def _random_states() -> Callable[[], None]:

@@ -28,6 +28,7 @@ from climlatent.estimators._eof import (
     fit_eofs,
     fit_ridge,
 )
+from climlatent.estimators._refit import global_random_states
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import train_module
 from climlatent.estimators.base import ArraySpec, Estimator
@@ -374,8 +375,7 @@ class LLAAE(Estimator):
             losses = self.module_.training_losses((yb, wb, xb))  # means over the batch
             return torch.stack([losses[k] for k in LOSS_NAMES]).expand(len(yb), -1)
 
-        cuda = [self.device_] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
+        with global_random_states():  # alone: another thread's seed would reset the draws
             torch.manual_seed(seed)
             means = inference(batch_means, *tensors, device=self.device_)
         return dict(zip(LOSS_NAMES, means.mean(axis=0, dtype=float).tolist(), strict=True))
