@@ -125,3 +125,25 @@ def test_mcnemar_power_matches_a_simulation():
     simulated = np.mean([dc.mcnemar_p(g, b) < 0.05 for g, b in zip(gained, lost, strict=True)])
     exact = dc.mcnemar_power(0.5, 0.1, 16)
     assert abs(exact - simulated) < 4 * np.sqrt(exact * (1 - exact) / 4000) + 1e-3
+
+
+def test_reconstruction_pairs_the_seeds_and_ties_are_inconclusive():
+    """A seed's two priors share data, split and initial weights: a seed-level error
+    (sd 1e-4) common to both hides HP's 2e-6 gain from an unpaired bootstrap, not from
+    the bootstrap of the per-seed differences, which matches the t interval of the
+    paired differences (scipy) to bootstrap error. Equal errors tie: no 'HP worse'."""
+    rng = np.random.default_rng(2)
+    level, noise = rng.normal(1e-3, 1e-4, 16), rng.normal(0, 1e-6, 32)
+    runs = _runs([0.7] * 16, [0.7] * 16, epochs_run=1600, best_epoch=1500)
+    runs = runs.assign(seed=list(range(16)) * 2, max_epochs=3000)
+    runs["reconstruction_error"] = np.tile(level, 2) + noise - np.repeat([2e-6, 0.0], 16)
+    row = dc.reconstruction_row(runs)
+    assert row["verdict"] == "reproduced" and "(16 seed pairs)" in row["test"]
+    gaps = runs.reconstruction_error.to_numpy()[16:] - runs.reconstruction_error.to_numpy()[:16]
+    low, high = stats.t.interval(0.95, 15, gaps.mean(), stats.sem(gaps))
+    shown = [float(x) for x in row["test"].split("[")[1].rstrip("]").split(", ")]
+    assert shown == pytest.approx([low, high], abs=0.15 * (high - low))
+    unpaired = dc.reconstruction_row(runs.assign(seed=range(32)))
+    assert unpaired["verdict"] == "inconclusive (interval includes 0)"
+    tied = dc.reconstruction_row(runs.assign(reconstruction_error=1e-3))
+    assert tied["verdict"] == "inconclusive (interval includes 0)"

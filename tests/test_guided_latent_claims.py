@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from climlatent.studies.guided_latent_claims import (
+    aux_vae_rows,
     coverage_test,
     deep_prior_rows,
     dl_cfm_rows,
@@ -80,3 +81,12 @@ def test_ledger_files(tmp_path):
     lines = (study / "claims.md").read_text().splitlines()
     table = [line for line in lines if line.startswith("| ")]
     assert {line.replace("\\|", "").count("|") for line in table} == {8}  # 7 columns
+
+
+def test_values_without_spread_give_no_verdict():
+    """Eight identical correlations: the t statistic is x/0 (or round-off: three 0.95
+    have an sd of 1e-17), not evidence above 0.9 with power 1."""
+    runs = _runs(8, 0.05, np.random.default_rng(0)).assign(aligned_r=0.95)
+    row = aux_vae_rows(runs)[0]
+    assert row["verdict"] == "inconclusive (no spread)"
+    assert np.isnan(mean_above(np.array([0.95] * 3), 0.9, 0.05)).all()

@@ -101,3 +101,10 @@ def test_a_significant_reversal_is_not_reproduced_whatever_the_power():
     row = claim_row(clear, next(c for c in CLAIMS if c.claim == BEST_INPUT))
     assert row["verdict"] == "not reproduced (reversed)"
     assert "opposite direction p = " in row["test"] and "(x 3 rivals)" in row["test"]
+
+
+def test_runs_without_spread_give_no_verdict():
+    """Identical losses in every run: Welch's statistic is 0/0 (p NaN, or 0.5 from
+    round-off), and the power of a test without spread is not 1: no verdict."""
+    assert _verdict(_runs(8, {}, noise=0.0), BEST_INPUT) == "inconclusive (no spread)"
+    assert np.isnan(welch_power(1.0, np.full(5, 0.95), np.full(5, 0.95)))

@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from climlatent.studies import ved_claims as vc
 from climlatent.studies import ved_training_size as vts
@@ -163,3 +164,30 @@ def test_driver_runs_and_resumes_end_to_end(tmp_path, capsys):
     assert "4 of 4 runs done" in shown
     claims = pd.read_csv(tmp_path / "claims.csv")
     assert claims.loc[0, "verdict"] == "inconclusive (underpowered)"  # one seed
+
+
+def test_a_seeds_runs_are_compared_as_pairs():
+    """Both arms of a seed train on its pool: a seed-level shift common to both arms
+    (sd 0.05) hides a 0.02 gap from Welch's unpaired test, not from the paired t-test
+    over seeds (scipy's ttest_rel), whose p-value the row gives."""
+    runs = _runs(8, lambda arm, n: {"relative_error": 0.02 * (arm == "kl")}, noise=0.002)
+    shift = np.random.default_rng(3).normal(0.0, 0.05, 8)
+    runs["relative_error"] += shift[runs["seed"]]
+    row = _verdict(runs, 1)
+    pair = vc._side(runs, ("covariance", "relative_error"), 2000).join(
+        vc._side(runs, ("kl", "relative_error"), 2000)
+    )
+    kl, covariance = pair.iloc[:, 1], pair.iloc[:, 0]
+    paired = stats.ttest_rel(kl, covariance, alternative="greater").pvalue
+    assert stats.ttest_ind(kl, covariance, equal_var=False, alternative="greater").pvalue > 0.2
+    assert row["test"].startswith(f"paired t-test over 8 seeds, one-sided p = {paired:.3g};")
+    assert row["verdict"] == "reproduced"
+    # the growth claim pairs the seeds' gaps across the sizes too
+    growth = _verdict(_runs(8, _covariance_wins_with_data), 0)
+    assert growth["verdict"] == "reproduced" and "over 8 seeds" in growth["test"]
+
+
+def test_runs_without_spread_give_no_verdict():
+    """Identical errors in every run: the t statistic is 0/0, not a powered null."""
+    flat = _runs(8, noise=0.0)
+    assert _verdict(flat, 1)["verdict"] == "inconclusive (no spread)"

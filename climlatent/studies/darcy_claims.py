@@ -29,7 +29,8 @@ enumerated for pairs independent within. The claim of Sec. 5.1, that the standar
 on the standard-normal p(theta) disentangles in some converged runs and not in others,
 is an exact binomial test that the share lies between ``RARE`` and ``CONSISTENT``
 (`between_test`); means (S_D, reconstruction error) get 95 % percentile-bootstrap
-intervals of the difference, trusted from 8 runs per arm.
+intervals of the difference (on arms run on the same seeds, of the mean per-seed
+difference, seeds resampled), trusted from 8 runs per arm.
 """
 
 from __future__ import annotations
@@ -239,6 +240,26 @@ def _budget(*groups: pd.DataFrame) -> str:
     return f"{epochs_text(groups)}; 512 train / 512 test, 65x65"
 
 
+def seed_pairs(case: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame | None:
+    """The two arms' runs side by side, one row per seed, when they ran the same seeds.
+
+    Columns both arms have get the suffixes ``_case`` and ``_base``. None when a seed
+    is in one arm only or twice in one (no one-to-one pairing), or the arms are empty.
+
+    Examples
+    --------
+    >>> case = pd.DataFrame({"seed": [0, 1], "error": [1.0, 2.0]})
+    >>> seed_pairs(case, case.iloc[::-1])[["error_case", "error_base"]].to_numpy().tolist()
+    [[1.0, 1.0], [2.0, 2.0]]
+    >>> seed_pairs(case, case.iloc[:1]) is None
+    True
+    """
+    if "seed" not in case or case.empty or set(case["seed"]) != set(base["seed"]):
+        return None
+    pairs = case.merge(base, on="seed", suffixes=("_case", "_base"))
+    return pairs if len(pairs) == len(case) == len(base) else None
+
+
 def share_row(runs: pd.DataFrame, claim: ShareClaim) -> dict:
     """Test one share claim; a row of the ledger."""
     case, base = select_runs(runs, claim.case), select_runs(runs, claim.baseline)
@@ -254,9 +275,8 @@ def share_row(runs: pd.DataFrame, claim: ShareClaim) -> dict:
     else:
         p1, p0 = claim.paper
     ours = f"{int(flag(case).sum())}/{len(case)} vs {int(flag(base).sum())}/{len(base)}"
-    seeds = "seed" in runs and set(case.get("seed", [])) == set(base.get("seed", []))
-    pairs = case.assign(x=flag(case)).merge(base.assign(y=flag(base)), on="seed") if seeds else []
-    if n1 and len(pairs) == n1 == n0:  # the same seeds: paired runs
+    pairs = seed_pairs(case.assign(x=flag(case)), base.assign(y=flag(base)))
+    if pairs is not None:  # the same seeds: paired runs
         if claim.flag == "over_regularised":
             pairs = pairs.rename(columns={"x": "y", "y": "x"})
         gained, lost = int((pairs.x & ~pairs.y).sum()), int((~pairs.x & pairs.y).sum())
@@ -284,7 +304,9 @@ def verdict(n: int, p_value: float, power: float, reverse_p: float | None = None
     """The ledger's verdict from the number of runs, the p-value and the power.
 
     ``reverse_p``, the p-value of the test in the opposite direction where one was
-    run: significant, the claim is "not reproduced (reversed)" whatever the power.
+    run: significant, the claim is "not reproduced (reversed)" whatever the power. A
+    NaN p-value or power (a t-test on runs without spread, whose statistic is 0/0 or
+    x/0) gives no verdict.
 
     Examples
     --------
@@ -292,9 +314,13 @@ def verdict(n: int, p_value: float, power: float, reverse_p: float | None = None
     ('reproduced', 'not reproduced', 'inconclusive (underpowered)')
     >>> verdict(6, 0.99, 0.2, reverse_p=0.006)
     'not reproduced (reversed)'
+    >>> verdict(8, float("nan"), 1.0), verdict(8, 0.0, float("nan"))
+    ('inconclusive (no spread)', 'inconclusive (no spread)')
     """
     if not n:
         return "not run yet"
+    if np.isnan(p_value) or np.isnan(power):
+        return "inconclusive (no spread)"
     if p_value < ALPHA:
         return "reproduced"
     if reverse_p is not None and reverse_p < ALPHA:
@@ -420,7 +446,11 @@ def inconsistency_row(runs: pd.DataFrame) -> dict:
 
 
 def reconstruction_row(runs: pd.DataFrame) -> dict:
-    """HP reconstructs mixture test samples better (Fig. 11): bootstrap of the difference."""
+    """HP reconstructs mixture test samples better (Fig. 11): bootstrap of the difference.
+
+    Arms run on the same seeds (the same data, split and initial weights) are pairs:
+    the interval is that of the mean of the per-seed differences, seeds resampled.
+    """
     where = {"study": "prior", "distribution": "mixture"}
     arms = [{**where, "prior": prior} for prior in ("hierarchical", "standard")]
     hp, vae = (select_runs(runs, arm) for arm in arms)
@@ -430,14 +460,20 @@ def reconstruction_row(runs: pd.DataFrame) -> dict:
         return {**row, "ours": "-", "test": "-", "verdict": "not run yet"}
     enough = min(len(hp), len(vae)) >= MIN_BOOTSTRAP_RUNS
     errors = [g["reconstruction_error"].to_numpy() for g in (vae, hp)]
-    diff, low, high = bootstrap_difference(*errors)
+    pairs = seed_pairs(vae, hp)
+    if pairs is None:
+        diff, low, high = bootstrap_difference(*errors)
+    else:
+        gaps = pairs["reconstruction_error_case"] - pairs["reconstruction_error_base"]
+        diff, low, high = bootstrap_difference(gaps.to_numpy(), np.zeros(1))
+    design = "unpaired" if pairs is None else f"{len(pairs)} seed pairs"
     return {
         **row,
         "ours": f"relative error {errors[1].mean():.2e} (HP) vs {errors[0].mean():.2e}",
-        "test": f"VAE - HP = {diff:.2e}, 95 % bootstrap [{low:.2e}, {high:.2e}]",
+        "test": f"VAE - HP = {diff:.2e}, 95 % bootstrap ({design}) [{low:.2e}, {high:.2e}]",
         "verdict": _interim(_convergence_verdict(hp, vae) or (
             "inconclusive (underpowered)" if not enough else "reproduced" if low > 0
-            else "inconclusive (interval includes 0)" if high > 0
+            else "inconclusive (interval includes 0)" if high >= 0
             else "not reproduced (HP worse)"
         ), list(zip((hp, vae), arms, strict=True))),
     }  # fmt: skip

@@ -42,18 +42,23 @@ UNDER_COVERAGE = 0.15  # the miscalibration the coverage test should be able to 
 def mean_above(values: np.ndarray, threshold: float, effect: float) -> tuple[float, float]:
     """One-sided t-test of ``mean(values) > threshold`` and its power at ``threshold + effect``.
 
+    On paired runs ``values`` are the per-seed differences (a paired t-test). Values
+    without spread leave the test undefined: NaN p-value and power.
+
     Examples
     --------
     >>> p, power = mean_above(np.array([0.96, 0.97, 0.95, 0.98]), 0.9, 0.05)
     >>> p < 0.05, power > 0.8
     (True, True)
+    >>> mean_above(np.array([0.95, 0.95, 0.95]), 0.9, 0.05)
+    (nan, nan)
     """
     n = values.size
     if n < 2:
         return 1.0, 0.0
+    if np.ptp(values) == 0:  # the sd would be 0 or round-off (1e-17 for three 0.95)
+        return np.nan, np.nan
     se = values.std(ddof=1) / np.sqrt(n)
-    if se == 0:
-        return (0.0 if values.mean() > threshold else 1.0), 1.0
     p = float(stats.t.sf((values.mean() - threshold) / se, n - 1))
     power = float(stats.nct.sf(stats.t.ppf(1 - ALPHA, n - 1), n - 1, effect / se))
     return p, power

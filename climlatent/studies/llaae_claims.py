@@ -46,7 +46,8 @@ TABLE_1_ROWS = [f"{loss}_{part}" for loss in ("reconstruction", "reconstruction_
 def welch_power(effect: float, a: np.ndarray, b: np.ndarray, alpha: float = ALPHA) -> float:
     """Power of the one-sided Welch t-test to detect a mean gap ``effect`` > 0.
 
-    With the spreads of the samples ``a`` and ``b`` and their sizes (noncentral t).
+    With the spreads of the samples ``a`` and ``b`` and their sizes (noncentral t);
+    NaN where neither sample has any spread (the test is undefined).
 
     Examples
     --------
@@ -55,10 +56,10 @@ def welch_power(effect: float, a: np.ndarray, b: np.ndarray, alpha: float = ALPH
     >>> welch_power(0.0, a, b) < 0.1 < 0.9 < welch_power(3.0, a, b)
     True
     """
+    if np.ptp(a) == 0 and np.ptp(b) == 0:  # the spreads would be 0 or round-off
+        return np.nan
     va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
     se = np.sqrt(va + vb)
-    if se == 0:
-        return 1.0
     df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
     critical = stats.t.ppf(1 - alpha, df)
     return float(stats.nct.sf(critical, df, effect / se))
