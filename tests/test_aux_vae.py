@@ -74,9 +74,11 @@ def test_traversal_moves_the_field_along_its_driver_mode(circulation, fitted):
     guided, _ = fitted
     reference = test.isel(time=[0])
     name = "circulation_factor[1]"
-    out = guided.traverse(reference, name, [-2.0, 0.0, 2.0])["psl"]
-    assert out.dims == (name, "lat", "lon")
-    change = (out.isel({name: 2}) - out.isel({name: 0})).values.ravel()
+    traversal = guided.traverse(reference, name, [-2.0, 0.0, 2.0])
+    out = traversal["psl"]
+    assert out.dims == ("value", "lat", "lon") and out["value"].values.tolist() == [-2, 0, 2]
+    assert traversal.attrs["traversed_auxiliary"] == name  # a dim 'name' is no CF name
+    change = (out.isel(value=2) - out.isel(value=0)).values.ravel()
     mode = test["slp_mode"].sel(mode=1).values.ravel()
     assert np.corrcoef(change, mode)[0, 1] > 0.9  # the decoded change is that mode's pattern
     with pytest.raises(InputDataError, match="no guided coordinate 'nao'"):

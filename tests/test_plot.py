@@ -314,6 +314,9 @@ def test_latent_traversal(europe, offline, tmp_path):
     assert mesh(maps[0]).get_clim()[0] == -mesh(maps[0]).get_clim()[1]
     assert colourbar_labels(fig) == ["near-surface air temperature anomaly [K]"]
     assert render(fig, tmp_path / "traversal.png").std() > 0
+    guided = traversal.assign_attrs(traversed_auxiliary="nao")  # as AuxVAE.traverse gives
+    titles = [ax.get_title() for ax in cl.plot.latent_traversal(guided).axes]
+    assert titles[: len(values)] == [f"nao = {v:+.3g}" for v in values]
 
 
 def test_aggregate_posterior(tmp_path):

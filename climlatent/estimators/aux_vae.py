@@ -149,7 +149,10 @@ class AuxVAE(VAE):
         """Decode ``reference`` (one sample) with guided coordinate ``name`` set to ``values``.
 
         The other guided coordinates and the residual block stay at the reference's
-        encoding; the output has a dim ``name`` holding ``values`` (auxiliary units).
+        encoding. The output has a dim ``value`` holding ``values`` (in the auxiliary's
+        units), as `LLAAE.traverse`'s, and the attribute ``traversed_auxiliary``:
+        ``name``. (A dim named after a vector auxiliary's entry, ``mode[1]``, is no
+        netCDF/CF name.)
         """
         if name not in self.guided_names_:
             raise InputDataError(f"no guided coordinate {name!r}; have {self.guided_names_}")
@@ -160,8 +163,11 @@ class AuxVAE(VAE):
         latents = np.repeat(z.values.reshape(1, -1), len(values), axis=0)
         standard = (np.asarray(values, float) - self.aux_mean_[index]) / self.aux_std_[index]
         latents[:, index] = standard
-        traversal = xr.DataArray(latents, dims=(name, "latent"), coords={name: list(values)})
-        return self.decode(traversal)
+        value = xr.DataArray(
+            np.asarray(values, float), dims="value", attrs={"long_name": f"value of {name}"}
+        )
+        traversal = xr.DataArray(latents, dims=("value", "latent"), coords={"value": value})
+        return self.decode(traversal).assign_attrs(traversed_auxiliary=name)
 
     def residual_tail_samples(
         self, reference: xr.Dataset, n: int, quantile: float = 0.99, seed: int = 0

@@ -83,7 +83,8 @@ def latent_traversal(
     Parameters
     ----------
     traversal : xr.Dataset
-        From ``estimator.traverse(latent, values)``: the target with a ``value`` dim.
+        From ``estimator.traverse(latent, values)`` (or `AuxVAE.traverse`, titled by the
+        driver): the target with a ``value`` dim.
     variable : str, optional
         The variable to map; by default the first one.
     anomaly : bool
@@ -116,7 +117,8 @@ def latent_traversal(
     for ax in axes.ravel()[n:]:
         ax.remove()
     latent = traversal.attrs.get("traversed_latent", "k")
-    titles = [f"z[{latent}] = {float(v):+.3g}" for v in da["value"].values]
+    label = traversal.attrs.get("traversed_auxiliary", f"z[{latent}]")  # AuxVAE's: a driver
+    titles = [f"{label} = {float(v):+.3g}" for v in da["value"].values]
     map_panels([da.isel(value=i) for i in range(n)], titles, axes.ravel()[:n])
     return fig
 
