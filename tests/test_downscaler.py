@@ -365,3 +365,27 @@ def test_baseline_history_names_its_options_and_output_keeps_the_time_bounds():
     )
     xr.testing.assert_identical(out["time_bnds"], coarse["time_bnds"])
     assert out["time"].attrs["bounds"] == "time_bnds"
+
+
+@pytest.mark.parametrize("model", [cl.ProxyDownscaler, cl.ProxyLatentDownscaler])
+def test_seasonal_fit_leaves_a_cell_nan_in_the_group_it_had_no_data_in(model):
+    # a sea-ice cell, missing every January: its January structure was never trained
+    # (it kept the filler of its initialisation, 0 in log space: the old code gave
+    # 5.1e-07 and 0.0 there); as the monthly correction of the baseline, NaN
+    w = cl.datasets.synthetic_biogeochem(n_years=2, n_fine_lat=16, n_fine_lon=16)
+    chl = w.fine["chl"].copy()
+    j, i = (int(a[0]) for a in np.nonzero(np.isfinite(chl.isel(member=0, time=0)).values))
+    january = chl.time.dt.month == 1
+    chl[dict(lat=j, lon=i)] = chl[dict(lat=j, lon=i)].where(~january)
+    fine = w.fine.assign(chl=chl)
+    fitted = model(group="time.month", noise=True, epochs=2, progress=False)
+    fitted.fit(w.coarse, fine, "chl")
+    reference = ClimatologyCorrectedBilinear("multiplicative").fit(w.coarse, fine, "chl")
+    for out in (
+        fitted.downscale(w.coarse)["chl"],
+        fitted.downscale(w.coarse, n_samples=2)["chl"],
+        reference.downscale(w.coarse)["chl"],
+    ):
+        missing = np.isnan(out).any(set(out.dims) - {"time", "lat", "lon"})
+        expected = np.isnan(chl.isel(member=0, drop=True))
+        np.testing.assert_array_equal(missing.transpose(*expected.dims), expected)

@@ -254,6 +254,8 @@ class ProxyDownscaler(BaseEstimator):
         # sets history_, best_epoch_ and device_
         train_module(self, self.module_, tensors, checkpoint, resume, {"proxies": laws})
         self.module_.eval()
+        unseen = torch.from_numpy(np.isnan(group_mean(y_mat, memberships)))  # no data in group
+        self.module_.structure.data[unseen] = np.nan  # NaN out there, not the untrained filler
         self._driver_matrix([x_mat[:, k] for k in range(len(laws))])  # the trained laws
         self._after_training(coarse, y_mat, x_mat, memberships)
         return self
@@ -369,11 +371,12 @@ class ProxyDownscaler(BaseEstimator):
             The target with ``coarse``'s sample dims and coordinates on the fine grid
             (in the layout it had at ``fit``), CF attributes from training and a
             history line. A seasonal model downscales each sample with the structure
-            of its date's group. In the multiplicative form the field is the
-            conditional median, ``exp`` of the fitted log-space predictor, as its
-            ``comment`` says: the conditional mean, which the draws of ``n_samples``
-            average to, is ``exp(sigma**2 / 2)`` times larger (5 % at a log spread of
-            0.3; `ProxyLatentDownscaler` with ``noise`` gives the mean).
+            of its date's group: NaN in a cell that had no data in that group at fit.
+            In the multiplicative form the field is the conditional median, ``exp`` of
+            the fitted log-space predictor, as its ``comment`` says: the conditional
+            mean, which the draws of ``n_samples`` average to, is ``exp(sigma**2 / 2)``
+            times larger (5 % at a log spread of 0.3; `ProxyLatentDownscaler` with
+            ``noise`` gives the mean).
 
         Raises
         ------
