@@ -55,11 +55,15 @@ def test_annual_maxima_match_a_pandas_groupby(calendar):
     expected = pd.Series(da.values).groupby(years).max()
     if calendar == "360_day":  # 4 * 365 days: four years and 20 days of a fifth, left out
         expected.iloc[-1] = np.nan
-    result = annual_maxima(da)
+    result = annual_maxima(da, max_missing=20 / 360)  # the first year misses 20 days
     assert result.dims == ("year",)
     np.testing.assert_array_equal(result.year, expected.index)
     np.testing.assert_allclose(result.values, expected.values)
     assert result.attrs == {"units": "mm day-1", "cell_methods": "time: maximum"}
+    # by default no day may be missing: the first year's maximum (of 345 days) is NaN
+    strict = annual_maxima(da)
+    assert np.isnan(strict[0]) and np.array_equal(strict[1:], result[1:], equal_nan=True)
+    assert np.isnan(annual_maxima(da, max_missing=19 / 365)[0])
 
 
 def test_annual_maxima_find_a_cf_time_axis_and_keep_other_dims():

@@ -28,7 +28,10 @@ GEV_PARAMETERS = ("loc", "scale", "shape_xi")
 
 
 def annual_maxima(
-    da: xr.DataArray, time_dim: str | None = None, partial_years: bool = False
+    da: xr.DataArray,
+    time_dim: str | None = None,
+    partial_years: bool = False,
+    max_missing: float = 0.0,
 ) -> xr.DataArray:
     """Block maxima per calendar year, on any CF calendar (cftime included).
 
@@ -45,12 +48,18 @@ def annual_maxima(
         before the next): the maximum of a part of a year is not an annual maximum,
         and fitted as one it biases the GEV low. By default such a year is NaN,
         which `fit_gev` skips.
+    max_missing : float
+        The largest share of a year's time steps that may be NaN in a cell for its
+        maximum to count: the maximum of the days left is lower than the year's (a
+        cell missing every other day gave half a year's maximum). By default none may
+        be missing (xclim's ``"any"`` policy); 1 keeps every year with a valid value.
 
     Returns
     -------
     xr.DataArray
-        Maxima along a new ``year`` dimension (NaNs skipped; a year with no valid
-        value gives NaN, and so does an incomplete one unless ``partial_years``),
+        Maxima along a new ``year`` dimension (NaN for a cell's year with more
+        missing steps than ``max_missing`` allows, and for an incomplete year unless
+        ``partial_years``),
         with the attributes of ``da`` and ``"time: maximum"`` appended to
         ``cell_methods``.
 
@@ -58,6 +67,8 @@ def annual_maxima(
     ------
     InputDataError
         ``da`` has no time dimension, or its time axis is not decoded to dates.
+    ValueError
+        ``max_missing`` is not in [0, 1].
 
     Examples
     --------
@@ -65,7 +76,10 @@ def annual_maxima(
     >>> t = xr.date_range("2000-01-01", periods=720, calendar="360_day", use_cftime=True)
     >>> pr = xr.DataArray(range(720), dims="time", coords={"time": t}, name="pr")
     >>> annual_maxima(pr).values.tolist()
-    [359, 719]
+    [359.0, 719.0]
+    >>> gappy = pr.where(pr % 2 == 0)  # every other day missing
+    >>> annual_maxima(gappy).values.tolist(), annual_maxima(gappy, max_missing=0.5).values.tolist()
+    ([nan, nan], [358.0, 718.0])
     """
     time = time_dim or find_time(da)
     if time is None or time not in da.dims:
@@ -73,8 +87,13 @@ def annual_maxima(
             f"variable {da.name!r} has no time dimension {time or ''} (dims: {da.dims}); "
             "pass time_dim= or add CF metadata (axis='T') to the time coordinate"
         )
+    if not 0.0 <= max_missing <= 1.0:
+        raise ValueError(f"max_missing must be a share in [0, 1], got {max_missing!r}")
     calendar = calendar_of(da, time)
-    maxima = da.groupby(da[time].dt.year.rename("year")).max(time, keep_attrs=True)
+    years = da[time].dt.year.rename("year")
+    maxima = da.groupby(years).max(time, keep_attrs=True)
+    missing = da.isnull().groupby(years).mean(time)
+    maxima = maxima.where(missing <= max_missing).assign_attrs(maxima.attrs)
     complete = _complete_years(da[time], calendar, maxima["year"].values)
     if not (partial_years or complete.all()):
         maxima = maxima.where(xr.DataArray(complete, dims="year")).assign_attrs(maxima.attrs)
