@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from climlatent._deprecation import renamed_method
+from climlatent.estimators._config import check_config
 
 __all__ = ["CCARegression"]
 
@@ -94,6 +95,9 @@ class CCARegression:
     n_components: int = 2
     regularisation: float | tuple[float, float] = 1e-3
 
+    def __post_init__(self) -> None:
+        check_config(self)
+
     def fit(self, X: np.ndarray, Y: np.ndarray) -> CCARegression:
         """Fit on proxy samples ``X`` ``(n, p)`` and target samples ``Y`` ``(n, q)``.
 
@@ -115,8 +119,6 @@ class CCARegression:
             raise ValueError("CCA needs at least 2 samples")
         reg = self.regularisation
         reg_x, reg_y = (reg, reg) if np.isscalar(reg) else (float(reg[0]), float(reg[1]))
-        if min(reg_x, reg_y) < 0:
-            raise ValueError(f"regularisation must be >= 0, got {self.regularisation!r}")
         self.x_mean_, basis_x, coords_x, var_x, self.x_ridge_ = _reduce(x, reg_x)
         self.y_mean_, basis_y, coords_y, var_y, self.y_ridge_ = _reduce(y, reg_y)
         available = min(len(var_x), len(var_y))

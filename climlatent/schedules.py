@@ -32,10 +32,10 @@ class BetaSchedule:
     beta_final : float
         Weight after the ramp (1 for the ELBO).
     lr_drop_epoch : int, optional
-        From this epoch on the learning rate is multiplied by ``lr_factor`` (the seed's
-        ``r_1`` and ``c``). None keeps it.
+        From this epoch (>= 0) on the learning rate is multiplied by ``lr_factor`` (the
+        seed's ``r_1`` and ``c``). None keeps it.
     lr_factor : float
-        The multiplier.
+        The multiplier, in (0, 1].
 
     Examples
     --------
@@ -60,8 +60,10 @@ class BetaSchedule:
             raise ValueError("BetaSchedule needs 0 < beta_0 <= beta_final")
         if self.warmup_epochs < 0 or self.ramp_epochs < 0:
             raise ValueError("BetaSchedule epochs must be >= 0")
-        if not self.lr_factor > 0:
-            raise ValueError("BetaSchedule lr_factor must be > 0")
+        if not 0 < self.lr_factor <= 1:  # a factor above 1 would raise the rate
+            raise ValueError("BetaSchedule lr_factor must be in (0, 1]")
+        if self.lr_drop_epoch is not None and self.lr_drop_epoch < 0:
+            raise ValueError("BetaSchedule lr_drop_epoch must be >= 0")
 
     @classmethod
     def constant(cls, beta: float) -> BetaSchedule:

@@ -106,7 +106,7 @@ class TrainingConfig:
         weights still change with the epoch, as under a beta ramp, is not comparable).
     plateau_lr_drops, plateau_lr_factor : int and float
         On a plateau (patience used up) multiply the learning rate by
-        ``plateau_lr_factor`` and go on, up to ``plateau_lr_drops`` times; the next
+        ``plateau_lr_factor`` (in (0, 1]) and go on, up to ``plateau_lr_drops`` times; the next
         plateau stops. 0 stops at the first plateau.
     monitor : str, optional
         Loss key that defines the best epoch; the first optimiser group by default.
@@ -178,8 +178,8 @@ class TrainingConfig:
             ),
             ("early_stopping_start must be >= 0", self.early_stopping_start >= 0),
             (
-                "plateau_lr_drops must be >= 0 and plateau_lr_factor > 0",
-                self.plateau_lr_drops >= 0 and self.plateau_lr_factor > 0,
+                "plateau_lr_drops must be >= 0 and plateau_lr_factor in (0, 1]",
+                self.plateau_lr_drops >= 0 and 0 < self.plateau_lr_factor <= 1,
             ),
             ("seed must be in [0, 2**32)", 0 <= self.seed < 2**32),
             ("checkpoint_every must be >= 1", self.checkpoint_every >= 1),

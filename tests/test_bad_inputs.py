@@ -186,6 +186,23 @@ def test_grid_dims_may_be_transposed(fitted_eof, split):
         (lambda: TrainingConfig(lr_decay=0.5, lr_decay_steps=0), "lr_decay_steps >= 1"),
         (lambda: TrainingConfig(lr_decay=-1.0, lr_decay_steps=10), "lr_decay in (0, 1]"),
         (lambda: TrainingConfig(lr_decay=0.0, lr_decay_steps=10), "lr_decay in (0, 1]"),
+        # CCA was not checked: an inf ridge gave all-NaN emulations, a third entry was
+        # dropped, a NaN ridge failed as "SVD did not converge"
+        (lambda: cl.CCARegression(regularisation=np.inf), "regularisation=inf is not a finite"),
+        (
+            lambda: cl.CCARegression(regularisation=(0.1, 0.2, 0.3)),
+            "regularisation=(0.1, 0.2, 0.3) is not a finite float or a pair of finite floats",
+        ),
+        (lambda: cl.CCARegression(regularisation=(0.1, -1.0)), "must be at least 0 each"),
+        (lambda: cl.CCARegression(n_components=0), "n_components=0 must be at least 1"),
+        (lambda: cl.CCARegression(n_components=2.0), "n_components=2.0 is not an int"),
+        # "math domain error" at fit; a learning-rate "drop" that raised it, or one at a
+        # negative epoch; a beta schedule refused only once fit began
+        (lambda: cl.AuxVAE(tau=0.0), "tau=0.0 must be > 0"),
+        (lambda: cl.VAE(lr_factor=2.5), "BetaSchedule lr_factor must be in (0, 1]"),
+        (lambda: cl.VAE(lr_drop_epoch=-1), "BetaSchedule lr_drop_epoch must be >= 0"),
+        (lambda: cl.VAE(beta_0=0.0), "BetaSchedule needs 0 < beta_0 <= beta_final"),
+        (lambda: TrainingConfig(plateau_lr_factor=2.0), "plateau_lr_factor in (0, 1]"),
     ],
 )
 def test_parameters_are_checked_at_construction(make, message):

@@ -13,6 +13,7 @@ from climlatent.estimators.vae import VAE
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.priors import (
     HierarchicalPrior,
+    StandardNormalPrior,
     gaussian_kl_standard,
     gaussian_log_prob,
     prior_draws,
@@ -102,6 +103,17 @@ def test_prior_draws_follow_the_prior_and_do_not_depend_on_how_many_are_drawn():
         np.testing.assert_allclose(drawn[:3], vae.sample(3, seed=5), rtol=1e-6)
         np.testing.assert_array_equal(drawn, prior_draws(vae.prior, 40, 2, seed=5))
         assert not np.allclose(drawn, prior_draws(vae.prior, 40, 2, seed=6), atol=0.1)
+
+
+@pytest.mark.parametrize(
+    ("n", "seed", "message"),
+    [(0, 0, "n_samples"), (-1, 0, "n_samples"), (True, 0, "n_samples"), (2, 1.5, "seed")],
+)
+def test_prior_draws_refuse_a_bad_count_or_seed(n, seed, message):
+    """Seed 1.5 drew what seed 1 draws; a count of 0 failed in LLAAE.sample's reshape,
+    -1 as numpy's "negative dimensions are not allowed"."""
+    with pytest.raises(ValueError, match=message):
+        prior_draws(StandardNormalPrior(), n, 2, seed)
 
 
 def _vae(prior="standard", schedule=None):

@@ -114,6 +114,14 @@ def test_without_eofs_refused(world):
         weather_generator(est, ds, 1)
 
 
+@pytest.mark.parametrize("seed", [-1, 1.5, True])
+def test_a_bad_seed_is_refused_by_name(world, seed):
+    """numpy's "expected non-negative integer" named no option; True seeded as 1."""
+    ds, est = world
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        weather_generator(est, ds, n_realizations=1, seed=seed)
+
+
 def test_dynamical_adjustment_residual_recovers_forced_trend():
     ds = cl.datasets.synthetic_circulation(n_members=3, n_years=30, n_lat=8, n_lon=12, seed=5)
     est = cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=10).fit(ds, "tas", "psl")

@@ -23,18 +23,21 @@ __all__ = ["check_config"]
 LEAST = {
     **dict.fromkeys(
         ("base_channels", "channels", "extrinsic_dim", "filters", "geometry_hidden", "growth",
-         "hidden", "hidden_layers", "intrinsic_dim", "latent_dim", "layers", "n_proxy_eofs",
-         "n_scales", "n_target_eofs", "times_per_sample"),
+         "hidden", "hidden_layers", "intrinsic_dim", "latent_dim", "layers", "n_components",
+         "n_proxy_eofs", "n_scales", "n_target_eofs", "times_per_sample"),
         1,
     ),
     **dict.fromkeys(
         ("residual_blocks", "plateau_lr_drops", "ramp_epochs", "warmup_epochs",
          "beta_warmup_epochs", "alignment_weight", "alpha", "beta", "beta_0", "beta_final",
          "covariance_weight", "decorrelation_weight", "flow_alpha", "gamma_geo", "gamma_metric",
-         "supervision_weight", "weight_decay", "weight_l2", "ridge", "tau"),
+         "supervision_weight", "weight_decay", "weight_l2", "ridge", "regularisation"),
         0,
     ),
 }  # fmt: skip
+#: Options that must be above zero: a spread (``tau=0`` divides by a zero variance)
+#: and the range tolerance of `climlatent.fitted_range`.
+POSITIVE = ("range_tolerance", "tau")
 
 
 def _matches(value: Any, kind: Any) -> bool:
@@ -56,9 +59,12 @@ def _matches(value: Any, kind: Any) -> bool:
     if kind is str:
         return isinstance(value, str)
     if origin in (tuple, list) or kind in (tuple, list):
-        args = [a for a in typing.get_args(kind) if a is not Ellipsis]
-        items = isinstance(value, tuple | list)
-        return items and all(_matches(v, args[0]) for v in value) if args else items
+        args = typing.get_args(kind)
+        if not isinstance(value, tuple | list) or not args:
+            return isinstance(value, tuple | list)
+        if origin is tuple and Ellipsis not in args and len(value) != len(args):
+            return False  # a fixed-length tuple: (x, y) is not (x, y, z)
+        return all(_matches(v, args[0]) for v in value)
     if origin is dict or kind is dict:
         return isinstance(value, dict)
     return True  # a type configs do not use: nothing to check
@@ -102,10 +108,13 @@ def check_config(estimator: Any) -> None:
         elif any(v < least for v in values):
             each = " each" if isinstance(value, tuple | list) else ""
             problems.append(f"{name}={value!r} must be at least {least}{each}")
-    if getattr(estimator, "range_tolerance", 1.0) <= 0:  # see climlatent.fitted_range
-        problems.append(f"range_tolerance={estimator.range_tolerance!r} must be > 0")
+    for name in POSITIVE:
+        if name not in mistyped and getattr(estimator, name, 1.0) <= 0:
+            problems.append(f"{name}={getattr(estimator, name)!r} must be > 0")
     if not problems and hasattr(estimator, "epochs"):  # trained (with torch): its loop's settings
         try:
+            if hasattr(estimator, "schedule"):  # its beta and learning-rate schedule
+                estimator.schedule()
             estimator._training_config()
         except ValueError as error:
             problems.append(str(error).removeprefix("invalid TrainingConfig: "))
@@ -118,7 +127,10 @@ def _describe(kind: Any) -> str:
     if kind in names:
         return names[kind]
     if typing.get_origin(kind) in (tuple, list):
-        return "a list"
+        args = typing.get_args(kind)
+        fixed = typing.get_origin(kind) is tuple and Ellipsis not in args
+        each = _describe(args[0]).split(" ", 1)[-1]  # "a finite float" -> "finite float"
+        return f"a pair of {each}s" if fixed and len(args) == 2 else "a list"
     options = typing.get_args(kind)
     if options:
         return " or ".join(

@@ -18,7 +18,6 @@ the geometric terms), ``flow=False, manifold=False`` its traditional VAE; and
 from __future__ import annotations
 
 import dataclasses
-import operator
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +28,7 @@ import xarray as xr
 
 from climlatent._deprecation import renamed_arguments, renamed_method
 from climlatent.checks import get_variable
-from climlatent.draws import DRAW_ATTRS, REALIZATION_DIM
+from climlatent.draws import DRAW_ATTRS, REALIZATION_DIM, Draws
 from climlatent.errors import InputDataError
 from climlatent.estimators._dlm_times import (
     in_model_time_units,
@@ -366,8 +365,7 @@ class VAEDLM(BaseEstimator):
         ('realization', 't', 'x')
         """
         self._require_fitted()
-        if operator.index(n_samples) < 1:
-            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        Draws(n_samples, seed)  # a positive int (True is no count) and a seed numpy takes
         if times is None and self.times_ is None:  # saved before times were recorded
             raise InputDataError("this model did not record its training times: pass times=")
         times = self.times_ if times is None else requested_times(times)

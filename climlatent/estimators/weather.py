@@ -30,7 +30,7 @@ from climlatent.batching import from_matrix, to_matrix
 from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
 from climlatent.estimators._seasons import annual_cycle, fit_annual_cycle, year_phase
-from climlatent.estimators._weather import block_bootstrap, fit_var
+from climlatent.estimators._weather import _check_int, block_bootstrap, fit_var
 from climlatent.estimators.base import Estimator
 from climlatent.grid import find_member, find_time
 from climlatent.physical_bounds import CLIPPED_ATTR
@@ -70,7 +70,7 @@ def weather_generator(
         Add resampled residuals ``target - emulate(proxy)`` so that realisations carry
         the target's full variability, not only its proxy-induced part.
     seed : int
-        Seed of the random generator.
+        Seed of the random generator (>= 0).
 
     Returns
     -------
@@ -105,6 +105,7 @@ def weather_generator(
         )
     if method not in ("var", "bootstrap"):
         raise ValueError(f"method must be 'var' or 'bootstrap', got {method!r}")
+    _check_int(seed, "seed", minimum=0)  # numpy's errors do not name it; True seeds as 1
     x = estimator._prepare_proxy(ds)
     time, member = find_time(x), find_member(x)
     if time is None:

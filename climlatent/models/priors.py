@@ -23,7 +23,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from climlatent.draws import standard_normal_rows
+from climlatent.draws import Draws, standard_normal_rows
 
 __all__ = [
     "HierarchicalPrior",
@@ -168,6 +168,7 @@ def prior_draws(
     >>> bool(torch.allclose(prior_draws(prior, 5, 2, seed=1)[:3], prior_draws(prior, 3, 2, 1)))
     True
     """
+    Draws(n, seed)  # a positive int and a seed in [0, 2**64): 1.5 would draw as 1
     normals = [
         torch.from_numpy(standard_normal_rows(seed, 0, 0, n, width, stream)).to(device)
         for stream, width in enumerate(prior.noise_widths(latent_dim))
