@@ -135,7 +135,7 @@ def test_prior_samples_keep_the_drivers_joint_distribution(circulation, tmp_path
     a training sample's standardised drivers plus tau * N(0, 1), the residual ones
     N(0, 1), from the Philox rows of the seed (independent N(0, 1) guided draws fell
     between the modes, in combinations of the drivers never seen). A model saved before
-    it kept its training drivers refuses to sample."""
+    it kept its training drivers refuses to sample, and saves again as it was."""
     train, _ = circulation
     rng = np.random.default_rng(3)
     mode = np.where(rng.random(train.sizes["time"]) < 0.5, -2.0, 2.0) + rng.normal(0, 0.1, 730)
@@ -164,3 +164,6 @@ def test_prior_samples_keep_the_drivers_joint_distribution(circulation, tmp_path
     assert old.guided(ds).equals(aux.guided(ds))
     with pytest.raises(InputDataError, match="saved before it kept its training auxiliaries"):
         old.sample(5)
+    old.save(tmp_path / "again.clm")  # saved again as it was (it has no drivers to write)
+    again = cl.load(tmp_path / "again.clm")
+    assert again.guided(ds).equals(aux.guided(ds)) and again.aux_standard_ is None

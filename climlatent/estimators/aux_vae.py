@@ -278,12 +278,14 @@ class AuxVAE(VAE):
         )
 
     def _fitted_metadata(self) -> dict[str, Any]:
-        return {
+        fitted = {
             **super()._fitted_metadata(),
             "auxiliary": self.auxiliary_,
             "guided_names": self.guided_names_,
-            "auxiliary_samples": len(self.aux_standard_),
         }
+        if self.aux_standard_ is not None:  # None: loaded from a model saved before
+            fitted["auxiliary_samples"] = len(self.aux_standard_)
+        return fitted
 
     def _restore(self, fitted: dict[str, Any], datasets: dict[str, xr.Dataset]) -> None:
         super()._restore(fitted, datasets)
@@ -292,8 +294,10 @@ class AuxVAE(VAE):
         self._saved_auxiliaries = fitted.get("auxiliary_samples")  # None: saved before
 
     def _state(self) -> dict[str, np.ndarray]:
-        auxiliaries = {"aux_mean": self.aux_mean_, "aux_std": self.aux_std_}
-        return {**super()._state(), **auxiliaries, "aux_standard": self.aux_standard_}
+        state = {**super()._state(), "aux_mean": self.aux_mean_, "aux_std": self.aux_std_}
+        if self.aux_standard_ is not None:  # a model saved before saves again without it
+            state["aux_standard"] = self.aux_standard_
+        return state
 
     def _load_state(self, state: dict[str, np.ndarray]) -> None:
         self.aux_mean_, self.aux_std_ = state["aux_mean"], state["aux_std"]
