@@ -35,7 +35,15 @@ def _label(da: xr.DataArray) -> str:
 
 
 def _as_dims(dims: str | Sequence[str]) -> tuple[str, ...]:
-    return (dims,) if isinstance(dims, str) else tuple(dims)
+    """``dims`` as a tuple of distinct names, at least one (none: nothing was reduced)."""
+    names = (dims,) if isinstance(dims, str) else tuple(dims) if isinstance(dims, Sequence) else ()
+    if (
+        not names
+        or not all(isinstance(name, str) for name in names)
+        or len(set(names)) < len(names)
+    ):
+        raise ValueError(f"dims must be one or more distinct dimension names, got {dims!r}")
+    return names
 
 
 def _check_dataarray(da: Any) -> None:

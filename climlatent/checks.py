@@ -321,3 +321,45 @@ def check_same_samples(target: xr.DataArray, proxy: xr.DataArray, time: str | No
             f"target {target.name!r} and proxy {proxy.name!r} are on different time axes "
             f"({a.size} vs {b.size} steps, or different dates); align them first"
         )
+
+
+def check_int(name: str, value: int, low: int, high: int | None = None) -> None:
+    """Raise naming ``name`` unless ``value`` is an integer in [low, high].
+
+    Examples
+    --------
+    >>> check_int("window", 2.5, 1)
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: window must be an integer >= 1, got 2.5
+    """
+    integer = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    if not integer or value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"from {low} to {high}"
+        raise InputDataError(f"{name} must be an integer {bound}, got {value!r}")
+
+
+def check_number(
+    name: str, value: float, low: float | None = None, high: float | None = None
+) -> None:
+    """Raise naming ``name`` unless ``value`` is a finite number in the open (low, high).
+
+    Examples
+    --------
+    >>> check_number("exponent", float("inf"), low=0)
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: exponent must be a finite number, got inf
+    >>> check_number("credibility", 1.5, low=0, high=1)
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: credibility must be in (0, 1), got 1.5
+    """
+    number = isinstance(value, int | float | np.integer | np.floating)
+    if isinstance(value, bool) or not (number and np.isfinite(value)):
+        raise InputDataError(f"{name} must be a finite number, got {value!r}")
+    if (low is not None and value <= low) or (high is not None and value >= high):
+        bound = (
+            f"> {low}" if high is None else f"< {high}" if low is None else f"in ({low}, {high})"
+        )
+        raise InputDataError(f"{name} must be {bound}, got {value!r}")

@@ -115,13 +115,27 @@ def fit(config: str, quiet: bool) -> None:
         click.echo(f"wrote model: {path}")
 
 
+def _labels(context: click.Context, parameter: click.Parameter, value: str | None) -> list | None:
+    """The labels of a comma-separated list, none of them empty ("" selected every member)."""
+    if value is None:
+        return None
+    labels = value.split(",")
+    if not all(labels):
+        raise click.BadParameter(f"{value!r} holds an empty label")
+    return labels
+
+
 def _batch_command(method: str, summary: str) -> click.Command:
     """The ``emulate`` or ``downscale`` command: a saved model over member files to zarr."""
 
     @click.argument("model", type=click.Path())
     @click.argument("inputs", nargs=-1, required=True)
     @click.option("--output", "-o", required=True, help="zarr store (an interrupted run resumes).")
-    @click.option("--members", help="Comma-separated member labels to process [default: all].")
+    @click.option(
+        "--members",
+        callback=_labels,
+        help="Comma-separated member labels to process [default: all].",
+    )
     @click.option(
         "--scheduler",
         "address",
@@ -185,7 +199,7 @@ def _batch_command(method: str, summary: str) -> click.Command:
         model: str,
         inputs: tuple[str, ...],
         output: str,
-        members: str | None,
+        members: list[str] | None,
         address: str,
         workers: int | None,
         device: str,
@@ -215,7 +229,7 @@ def _batch_command(method: str, summary: str) -> click.Command:
                 model,
                 list(inputs),
                 output,
-                members=members.split(",") if members else None,
+                members=members,
                 time_chunk=time_chunk,
                 time_per_region=time_per_region,
                 device=device,
@@ -236,7 +250,7 @@ def _batch_command(method: str, summary: str) -> click.Command:
             help="Stochastic realisations along 'realization' (a model fitted with noise).",
         )(command)
         command = click.option(
-            "--seed", default=0, show_default=True, help="Seed of the realisations."
+            "--seed", type=int, help="Seed of the realisations (with --n-samples) [default: 0]."
         )(command)
     return main.command(method)(command)
 

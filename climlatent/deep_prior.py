@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from climlatent.checks import check_int, check_number
 from climlatent.errors import InputDataError
 from climlatent.estimators.aux_vae import AuxVAE
 
@@ -102,6 +103,7 @@ def map_estimate(
     >>> map_estimate(aux, wells.reset_index("well"), noise_std=0.01, steps=10).shape
     (3,)
     """
+    _check_options(noise_std, seed, steps=(steps, 1))
     forward = _Forward(model, *observation_points(model, observations))
     data = torch.as_tensor(observations.values, dtype=torch.float32)
     generator = torch.Generator().manual_seed(seed)
@@ -117,6 +119,18 @@ def map_estimate(
     with torch.no_grad():
         best = int(_negative_log_posterior(forward, z, data, noise_std).argmin())
     return z[best].detach().numpy()
+
+
+def _check_options(noise_std: float, seed: int, **counts: tuple[int, int]) -> None:
+    """Refuse, by name, a noise sd that is not a positive number and counts below their least.
+
+    A zero, NaN or negative sd was taken: the misfit was NaN or infinite (the "best"
+    restart was the first) or had the sign squared away.
+    """
+    check_number("noise_std", noise_std, low=0)
+    check_int("seed", seed, 0)
+    for name, (count, least) in counts.items():
+        check_int(name, count, least)
 
 
 def _negative_log_posterior(forward, z, data, noise_std) -> torch.Tensor:
@@ -192,6 +206,9 @@ def posterior(
     >>> post.intervals.dims, sorted(post.fields.data_vars)
     (('auxiliary', 'bound'), ['pressure_mean', 'pressure_std'])
     """
+    _check_options(noise_std, seed, num_samples=(num_samples, 1), warmup=(warmup, 0),
+                   chains=(chains, 1))  # fmt: skip
+    check_number("credibility", credibility, low=0, high=1)
     try:
         import pyro
         import pyro.distributions as dist

@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from climlatent._transforms import _clip_round_off, _label
+from climlatent.checks import check_number
 from climlatent.errors import InputDataError
 from climlatent.physical_bounds import clip_to_bounds
 from climlatent.transform_base import Transform
@@ -30,6 +31,7 @@ class _NonNegativeTransform(Transform):
     """
 
     def __init__(self, tolerance: float, **params: Any) -> None:
+        check_number("tolerance", tolerance)  # NaN: no value was ever refused
         if tolerance < 0:
             raise ValueError(f"tolerance must be >= 0, got {tolerance}")
         self.tolerance = float(tolerance)
@@ -96,8 +98,8 @@ class Log1p(_NonNegativeTransform, kind="log1p"):
     """
 
     def __init__(self, scale: float | None = None, tolerance: float = 1e-9) -> None:
-        if scale is not None and not scale > 0:
-            raise ValueError(f"scale must be > 0, got {scale}")
+        if scale is not None:
+            check_number("scale", scale, low=0)  # inf: every value mapped to 0
         self.scale = None if scale is None else float(scale)
         super().__init__(tolerance, scale=self.scale)
 
@@ -151,8 +153,7 @@ class PowerTransform(_NonNegativeTransform, kind="power"):
     """
 
     def __init__(self, exponent: float = 1 / 3, tolerance: float = 1e-9) -> None:
-        if not exponent > 0:
-            raise ValueError(f"exponent must be > 0, got {exponent}")
+        check_number("exponent", exponent, low=0)  # inf: values above 1 mapped to inf
         self.exponent = float(exponent)
         super().__init__(tolerance, exponent=self.exponent)
 

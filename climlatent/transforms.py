@@ -30,6 +30,7 @@ from climlatent._transforms import (
     _then,
     _time_axis,
 )
+from climlatent.checks import check_int
 from climlatent.errors import InputDataError
 from climlatent.precipitation_transforms import Log1p, PowerTransform
 from climlatent.transform_base import Transform, transform_from_dataset
@@ -149,7 +150,9 @@ class Anomalies(Transform, kind="anomalies"):
     ) -> None:
         if freq not in ("dayofyear", "month"):
             raise ValueError(f"freq must be 'dayofyear' or 'month', got {freq!r}")
-        if window is not None and (window < 1 or window % 2 == 0):
+        if window is not None:
+            check_int("window", window, 1)
+        if window is not None and window % 2 == 0:
             raise ValueError(f"window must be a positive odd number, got {window}")
         self.freq, self.window = freq, window
         self.dims = None if dims is None else _as_dims(dims)
@@ -260,9 +263,14 @@ class Pipeline(Transform, kind="pipeline"):
 
     def __init__(self, steps: Sequence[Transform]) -> None:
         super().__init__()
-        if not steps:
+        self.steps = list(steps or ())
+        if not self.steps:
             raise ValueError("a Pipeline needs at least one step")
-        self.steps = list(steps)
+        for i, step in enumerate(self.steps):
+            if not isinstance(step, Transform):
+                raise TypeError(f"Pipeline step {i} is not a Transform: {step!r}")
+            if any(step is other for other in self.steps[:i]):  # fitted twice: one state
+                raise ValueError(f"Pipeline step {i} is step {self.steps.index(step)} again")
 
     def __repr__(self) -> str:
         return f"Pipeline({self.steps!r})"

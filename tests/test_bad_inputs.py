@@ -7,6 +7,7 @@ import pytest
 import xarray as xr
 
 import climlatent as cl
+from climlatent.deep_prior import map_estimate, posterior
 from climlatent.errors import InputDataError
 from climlatent.io import to_netcdf
 from climlatent.training import TrainingConfig
@@ -208,6 +209,33 @@ def test_grid_dims_may_be_transposed(fitted_eof, split):
 def test_parameters_are_checked_at_construction(make, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         make()
+
+
+THETA = np.random.default_rng(0).normal(size=(40, 2))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        # checked before the model is used (here: none); a negative sd was squared away,
+        # 0 or NaN gave a NaN estimate, steps=0 or -3 the prior mean, all silently
+        (lambda: map_estimate(None, None, noise_std=-0.01), "noise_std must be > 0, got -0.01"),
+        (lambda: map_estimate(None, None, noise_std=0.0), "noise_std must be > 0, got 0.0"),
+        (lambda: map_estimate(None, None, noise_std=np.nan), "noise_std must be a finite number"),
+        (lambda: map_estimate(None, None, 0.1, steps=0), "steps must be an integer >= 1, got 0"),
+        (lambda: map_estimate(None, None, 0.1, seed=-1), "seed must be an integer >= 0, got -1"),
+        (lambda: posterior(None, None, 0.1, num_samples=0), "num_samples must be an integer >= 1"),
+        (lambda: posterior(None, None, 0.1, warmup=-1), "warmup must be an integer >= 0, got -1"),
+        (lambda: posterior(None, None, 0.1, chains=0), "chains must be an integer >= 1, got 0"),
+        (lambda: posterior(None, None, 0.1, credibility=1.5), "credibility must be in (0, 1)"),
+        (lambda: posterior(None, None, 0.1, credibility=0), "credibility must be in (0, 1), got 0"),
+        # 0.99 of 40 samples left none to train on: a scikit-learn error
+        (lambda: cl.metrics.dci(THETA, THETA, test_size=0.99), "leave 2 of the 40 samples"),
+    ],
+)
+def test_options_of_inference_and_metrics_are_checked_before_any_work(call, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call()
 
 
 def test_more_eofs_than_the_data_allow_is_refused_by_name():

@@ -310,6 +310,8 @@ def test_members_are_selected_and_named_from_files(ensemble, tmp_path):
         assert list(ds.member.values) == ["psl_c", "psl_a"]
     with pytest.raises(InputDataError, match=r"member\(s\) \['r9'\] not found"):
         batch.open_members(str(tmp_path / "psl_*.nc"), ["psl"], members=["r9"])
+    with pytest.raises(InputDataError, match=r"members selects none; the inputs hold \['psl_a'"):
+        batch.open_members(tmp_path / "psl_*.nc", ["psl"], members=[])  # was 0 members
 
 
 def test_members_of_a_glob_and_the_store_regions_are_in_natural_order(model_path, tmp_path):

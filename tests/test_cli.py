@@ -34,11 +34,22 @@ def test_demo_refuses_an_empty_ensemble_before_making_its_folder(tmp_path):
 
 
 def test_batch_options_out_of_range_are_refused(tmp_path):
-    """--workers 0 ran on dask's default count; --connect-timeout -1 was taken."""
-    for option, value in (("--workers", "0"), ("--connect-timeout", "-1")):
+    """--workers 0 ran on dask's default count; --connect-timeout -1 was taken; an empty
+    --members (or an empty label in it) ran every member."""
+    for option, value in (("--workers", "0"), ("--connect-timeout", "-1"), ("--members", ""),
+                          ("--members", "r1i1p1f1,")):  # fmt: skip
         args = ["emulate", "m.clm", "in.nc", "-o", str(tmp_path / "o.zarr"), option, value]
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output
+
+
+def test_a_seed_without_n_samples_is_refused():
+    """It was ignored: the deterministic field written, as if no seed were given."""
+    result = CliRunner().invoke(
+        main, ["downscale", "m.clm", "in.nc", "-o", "o.zarr", "--seed", "5"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: seed=5 seeds realisations: give n_samples too"
 
 
 def test_info_on_corrupt_model_fails_with_one_line(tmp_path):

@@ -478,19 +478,37 @@ def test_dataset_input_is_a_type_error():
 
 
 @pytest.mark.parametrize(
-    "make",
+    ("make", "message"),
     [
-        lambda: Anomalies(freq="season"),
-        lambda: Anomalies(window=4),
-        lambda: Log1p(scale=0.0),
-        lambda: PowerTransform(exponent=-1.0),
-        lambda: Log1p(tolerance=-1.0),
-        lambda: Pipeline([]),
+        (lambda: Anomalies(freq="season"), "freq must be"),
+        (lambda: Anomalies(window=4), "window must be a positive odd number"),
+        (lambda: Log1p(scale=0.0), "scale must be > 0"),
+        (lambda: PowerTransform(exponent=-1.0), "exponent must be > 0"),
+        (lambda: Log1p(tolerance=-1.0), "tolerance must be >= 0"),
+        (lambda: Pipeline([]), "at least one step"),
+        # each was taken: inf mapped every value to 0 (scale) or above 1 to inf
+        # (exponent); a NaN tolerance let every negative value through as round-off;
+        # dims=() standardised over no dim (all zeros); the others failed mid-fit
+        (lambda: Log1p(scale=float("inf")), "scale must be a finite number, got inf"),
+        (lambda: PowerTransform(exponent=float("inf")), "exponent must be a finite number"),
+        (lambda: PowerTransform(exponent=True), "exponent must be a finite number, got True"),
+        (lambda: Log1p(tolerance=float("nan")), "tolerance must be a finite number, got nan"),
+        (lambda: PowerTransform(tolerance="1"), "tolerance must be a finite number, got '1'"),
+        (lambda: Anomalies(window=3.0), "window must be an integer >= 1, got 3.0"),
+        (lambda: Anomalies(window=True), "window must be an integer >= 1, got True"),
+        (lambda: Standardize(dims=()), "dims must be one or more distinct dimension names"),
+        (lambda: Standardize(dims=["time", "time"]), r"distinct dimension names, got \['time'"),
+        (lambda: Anomalies(dims=5), "dims must be one or more distinct"),
+        (lambda: Pipeline([Log1p(), "x"]), "Pipeline step 1 is not a Transform: 'x'"),
+        (lambda: Pipeline([STEP, STEP]), "Pipeline step 1 is step 0 again"),
     ],
 )
-def test_bad_hyper_parameters_raise(make):
-    with pytest.raises(ValueError):
+def test_bad_hyper_parameters_raise_naming_the_option(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
         make()
+
+
+STEP = Log1p()
 
 
 def test_repr_shows_hyper_parameters():

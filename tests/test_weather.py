@@ -215,6 +215,9 @@ WHITE_NOISE = VARModel(np.zeros(1), np.zeros((1, 1, 1)), np.eye(1))
         (lambda: fit_var(GOOD, order=0), "order"),
         (lambda: fit_var(GOOD, ridge=-1.0), "ridge"),
         (lambda: fit_var(GOOD[:, :3], order=2), "series is too short"),
+        # was "too short for order 1: -20 lagged pairs", naming neither max_order nor 40
+        (lambda: select_order(GOOD, 40), "too short for max_order=40: 30 steps per member give 0"),
+        (lambda: fit_var(GOOD, order=40), "too short for order=40: 30 steps per member give 0"),
         (lambda: select_order(GOOD, 0), "max_order"),
         (lambda: select_order(GOOD, 2, criterion="hqic"), "criterion"),
         (lambda: VARModel(np.zeros(2), np.zeros((2, 2)), np.eye(2)), "coefs"),

@@ -139,6 +139,8 @@ def _open_members(
             or all(key in part.attrs and _same(part.attrs[key], value) for part in parts)
         }
         if members is not None:
+            if not list(members):  # no member: a store of none was written
+                raise InputDataError(f"members selects none; the inputs hold {list(seen)}")
             missing = [label for label in members if label not in seen]
             if missing:
                 raise InputDataError(f"member(s) {missing} not found; the inputs hold {list(seen)}")

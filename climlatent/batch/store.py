@@ -112,10 +112,10 @@ def downscale_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: 
     As :func:`emulate_to_zarr` (same options), with coarse driver files as inputs,
     and two more keywords: ``n_samples`` (stochastic realisations of a model fitted
     with ``noise=True``, along a ``realization`` dim; default the model's deterministic
-    field: a multiplicative ProxyDownscaler's conditional median) and
-    ``seed`` (default 0). A sample's noise depends on the seed, its member's label and
-    its date only, not on the blocks, the workers, or which members a run takes; a
-    store is resumed only with the same ``n_samples`` and ``seed``.
+    field: a multiplicative ProxyDownscaler's conditional median) and ``seed`` (with
+    ``n_samples`` only; default 0). A sample's noise depends on the seed, its member's
+    label and its date only, not on the blocks, the workers, or which members a run
+    takes; a store is resumed only with the same ``n_samples`` and ``seed``.
 
     Examples
     --------
@@ -142,11 +142,13 @@ def _to_zarr(
     overwrite: bool = False,
     progress: bool = True,
     n_samples: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> Path:
     for name, value in (("time_chunk", time_chunk), ("time_per_region", time_per_region)):
         if value is not None and value < 1:  # 0 fell back to the default silently
             raise ValueError(f"{name} must be at least 1, not {value}")
+    if n_samples is None and seed is not None:  # was ignored: the deterministic field
+        raise ClimlatentError(f"seed={seed!r} seeds realisations: give n_samples too")
     estimator = load(model)
     if not isinstance(estimator, METHODS[method]):
         other = next((m for m, kind in METHODS.items() if isinstance(estimator, kind)), None)
@@ -162,6 +164,7 @@ def _to_zarr(
         )
     if n_samples is not None and method != "downscale":
         raise ClimlatentError(f"n_samples: only downscale draws realisations, not {method}")
+    seed = 0 if seed is None else seed
     draws = {} if n_samples is None else {"n_samples": n_samples, "seed": seed}
     call = _command_line(
         method, model, inputs, store, members=members, time_chunk=time_chunk,

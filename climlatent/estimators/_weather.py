@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg import solve_discrete_lyapunov
 
+from climlatent.checks import check_int
 from climlatent.estimators._eof import fit_ridge
 from climlatent.estimators._seasons import season_window, year_step
 
@@ -80,12 +81,12 @@ def block_bootstrap(
     """
     series = _as_members(series)
     n_members, n_time, n_pcs = series.shape
-    _check_int(n_realizations, "n_realizations")
-    _check_int(block_length, "block_length")
+    check_int("n_realizations", n_realizations, 1)
+    check_int("block_length", block_length, 1)
     if block_length > n_time:
         raise ValueError(f"block_length ({block_length}) exceeds the series length ({n_time})")
     n_steps = n_time if n_steps is None else n_steps
-    _check_int(n_steps, "n_steps")
+    check_int("n_steps", n_steps, 1)
     _check_rng(rng)
     n_blocks = -(-n_steps // block_length)
     n_starts = n_time if circular else n_time - block_length + 1
@@ -217,7 +218,7 @@ class VARModel:
 
         Lag 0 is the stationary covariance of the process.
         """
-        _check_int(lag, "lag", minimum=0)
+        check_int("lag", lag, 0)
         self._require_stable()
         k = self.n_pcs
         innovations = np.zeros((k * self.order,) * 2)
@@ -261,9 +262,9 @@ class VARModel:
         >>> model.simulate(1, 3, np.random.default_rng(0)).ravel().tolist()
         [2.0, 2.0, 2.0]
         """
-        _check_int(n_realizations, "n_realizations")
-        _check_int(n_steps, "n_steps")
-        _check_int(burn_in, "burn_in", minimum=0)
+        check_int("n_realizations", n_realizations, 1)
+        check_int("n_steps", n_steps, 1)
+        check_int("burn_in", burn_in, 0)
         _check_rng(rng)
         p, n_total = self.order, burn_in + n_steps
         noise = rng.standard_normal((n_realizations, n_total, self.n_pcs))
@@ -307,7 +308,7 @@ def fit_var(series: np.ndarray, order: int = 1, ridge: float = 0.0) -> VARModel:
     0.8
     """
     series = _as_members(series)
-    _check_int(order, "order")
+    check_int("order", order, 1)
     if not (np.isfinite(ridge) and ridge >= 0):
         raise ValueError(f"ridge must be a finite number >= 0; got {ridge}")
     coef, residuals = _least_squares(series, order, first=order, ridge=ridge)
@@ -342,13 +343,13 @@ def select_order(series: np.ndarray, max_order: int, criterion: str = "bic") -> 
     2
     """
     series = _as_members(series)
-    _check_int(max_order, "max_order")
+    check_int("max_order", max_order, 1)
     if criterion not in _CRITERIA:
         raise ValueError(f"criterion must be one of {_CRITERIA}; got {criterion!r}")
     k = series.shape[2]
     scores = []
     for order in range(1, max_order + 1):
-        coef, residuals = _least_squares(series, order, first=max_order)
+        coef, residuals = _least_squares(series, order, first=max_order, option="max_order")
         n_obs = len(residuals)
         _, logdet = np.linalg.slogdet(residuals.T @ residuals / n_obs)
         penalty = 2.0 if criterion == "aic" else np.log(n_obs)
@@ -357,20 +358,20 @@ def select_order(series: np.ndarray, max_order: int, criterion: str = "bic") -> 
 
 
 def _least_squares(
-    series: np.ndarray, order: int, first: int, ridge: float = 0.0
+    series: np.ndarray, order: int, first: int, ridge: float = 0.0, option: str = "order"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Regress ``y[t]`` on ``[1, y[t-1], ..., y[t-order]]`` for t >= ``first``.
 
     Returns the coefficients of :func:`fit_ridge`, (1 + k order, k), and the
     residuals. Lagged pairs are built inside each member and stacked, so none
-    spans two members.
+    spans two members. ``option`` names the setting that ``first`` comes from.
     """
     n_members, n_time, k = series.shape
-    n_pairs = n_members * (n_time - first)
+    n_pairs = n_members * max(0, n_time - first)
     if n_pairs <= 1 + k * order:
         raise ValueError(
-            f"series is too short for order {order}: {n_pairs} lagged pairs for "
-            f"{1 + k * order} coefficients per equation"
+            f"series is too short for {option}={first}: {n_time} steps per member give "
+            f"{n_pairs} lagged pairs for {1 + k * order} coefficients per equation"
         )
     lagged = np.concatenate(
         [series[:, first - lag : n_time - lag] for lag in range(1, order + 1)], axis=2
@@ -406,11 +407,6 @@ def _as_members(series: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError("series contains NaN or infinite values")
     return array
-
-
-def _check_int(value: int, name: str, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
 
 
 def _check_rng(rng: np.random.Generator) -> None:

@@ -27,10 +27,11 @@ import numpy as np
 import xarray as xr
 
 from climlatent.batching import from_matrix, to_matrix
+from climlatent.checks import check_int
 from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
 from climlatent.estimators._seasons import annual_cycle, fit_annual_cycle, year_phase
-from climlatent.estimators._weather import _check_int, block_bootstrap, fit_var
+from climlatent.estimators._weather import block_bootstrap, fit_var
 from climlatent.estimators.base import Estimator
 from climlatent.grid import find_member, find_time
 from climlatent.physical_bounds import CLIPPED_ATTR
@@ -105,7 +106,7 @@ def weather_generator(
         )
     if method not in ("var", "bootstrap"):
         raise ValueError(f"method must be 'var' or 'bootstrap', got {method!r}")
-    _check_int(seed, "seed", minimum=0)  # numpy's errors do not name it; True seeds as 1
+    check_int("seed", seed, 0)  # numpy's errors do not name it; True seeds as 1
     x = estimator._prepare_proxy(ds)
     time, member = find_time(x), find_member(x)
     if time is None:

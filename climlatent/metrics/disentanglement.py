@@ -523,11 +523,11 @@ def dci(
     (1.0, 1.0, 1.0)
     """
     z, f = _pair(latents, factors, min_samples=10)
-    if not 0 < test_size < 1:
-        raise InputDataError(f"'test_size' must be in (0, 1), got {test_size!r}")
-    order = np.random.default_rng(random_state).permutation(z.shape[0])
-    n_test = max(2, int(round(test_size * z.shape[0])))
-    test, train = order[:n_test], order[n_test:]
+    n_test = max(2, int(round(test_size * len(z)))) if 0 < test_size < 1 else len(z)
+    if len(z) - n_test < 2:  # a train split of 0 samples failed inside scikit-learn
+        raise InputDataError(f"'test_size' must be in (0, 1) and leave 2 of the {len(z)} "
+                             f"samples to train on, got {test_size!r}")  # fmt: skip
+    test, train = np.split(np.random.default_rng(random_state).permutation(len(z)), [n_test])
     if np.any(f[train].std(0) == 0) or np.any(f[test].std(0) == 0):
         raise InputDataError("a column of 'factors' is constant on the train or test split")
     # also for trees: they read float32, values within 1e-7 equal (sd 1e-7 gave D = I = 0)

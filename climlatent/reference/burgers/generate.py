@@ -47,6 +47,7 @@ import numpy as np
 import xarray as xr
 
 from climlatent._version import __version__
+from climlatent.checks import check_int, check_number
 from climlatent.errors import InputDataError
 from climlatent.reference.burgers.solver import (
     auto_resolution,
@@ -383,23 +384,19 @@ def _validated(arguments: dict) -> dict:
         value = arguments[name]
         if name == "resolution" and value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-            raise InputDataError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        check_int(name, value, minimum)
         if name in params:
             params[name] = int(value)
     for name, positive in (("viscosity", True), ("t_final", True), ("noise", False)):
         value = arguments[name]
-        number = isinstance(value, int | float | np.integer | np.floating)
-        if isinstance(value, bool) or not number or not math.isfinite(value):
-            raise InputDataError(f"{name} must be a finite number, got {value!r}")
+        check_number(name, value)
         if value < 0 or (positive and value == 0):
             kind = "positive" if positive else "non-negative"
             raise InputDataError(f"{name} must be {kind}, got {value!r}")
         params[name] = float(value)
     if arguments["max_step"] is not None:
         value = arguments["max_step"]
-        if not isinstance(value, int | float | np.integer | np.floating) or not value > 0:
-            raise InputDataError(f"max_step must be a positive number, got {value!r}")
+        check_number("max_step", value, low=0)
         params["max_step"] = float(value)
     family = arguments["family"]
     if family not in FAMILIES:

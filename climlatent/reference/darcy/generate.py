@@ -8,6 +8,7 @@ import numpy as np
 import xarray as xr
 
 from climlatent._version import __version__
+from climlatent.checks import check_int, check_number
 from climlatent.errors import InputDataError
 from climlatent.reference.darcy.kle import LENGTH_SCALE, N_GRID, grid_coordinates, kle_basis
 from climlatent.reference.darcy.solver import face_velocities, node_velocities, solve_pressures
@@ -83,9 +84,9 @@ def sample_theta(
     >>> np.round(theta.mean(axis=0), 1), np.round(theta.var(axis=0), 1)
     (array([1., 1.]), array([0.5, 0.5]))
     """
-    _check_int("n", n, 1)
-    _check_int("terms", terms, 1)
-    _check_int("seed", seed, 0)
+    check_int("n", n, 1)
+    check_int("terms", terms, 1)
+    check_int("seed", seed, 0)
     _check_theta(theta)
     return _draw_theta(theta, np.random.default_rng(seed), int(n), int(terms))
 
@@ -128,9 +129,9 @@ def source_term(
     >>> float(f[0, 0]), float(f[-1, -1])
     (10.0, -10.0)
     """
-    _check_int("n_grid", n_grid, 2)
-    _check_number("strength", strength)
-    _check_number("width", width, low=0.0, high=0.5)
+    check_int("n_grid", n_grid, 2)
+    check_number("strength", strength)
+    check_number("width", width, low=0.0, high=0.5)
     x = grid_coordinates(n_grid)
     inside = x <= width * (1 + 1e-12)
     square = (inside[:, None] & inside[None, :]).astype(float)
@@ -213,15 +214,15 @@ def generate(
     >>> bool(np.allclose(ds.theta, sample_theta("mixture", 4, 2, seed=1)))
     True
     """
-    _check_int("n", n, 1)
-    _check_int("n_grid", n_grid, 2)
-    _check_int("kle_terms", kle_terms, 1, high=n_grid * n_grid)
-    _check_int("seed", seed, 0)
+    check_int("n", n, 1)
+    check_int("n_grid", n_grid, 2)
+    check_int("kle_terms", kle_terms, 1, high=n_grid * n_grid)
+    check_int("seed", seed, 0)
     if workers is not None:
-        _check_int("workers", workers, 1)
-    _check_number("mean_log_permeability", mean_log_permeability)
-    _check_number("source_strength", source_strength)
-    _check_number("source_width", source_width, low=0.0, high=0.5)
+        check_int("workers", workers, 1)
+    check_number("mean_log_permeability", mean_log_permeability)
+    check_number("source_strength", source_strength)
+    check_number("source_width", source_width, low=0.0, high=0.5)
     _check_theta(theta)
     source = source_term(n_grid, source_strength, source_width)
     basis = kle_basis(n_grid, length_scale, kle_terms)
@@ -366,22 +367,3 @@ def _describe(distribution: str | ThetaSampler) -> str:
     if callable(distribution):
         return f"callable {getattr(distribution, '__qualname__', repr(distribution))}"
     return f"{distribution}: {THETA_DISTRIBUTIONS[distribution]}"
-
-
-def _check_int(name: str, value: int, low: int, high: int | None = None) -> None:
-    """Raise naming ``name`` unless ``value`` is an integer in [low, high]."""
-    integer = isinstance(value, int | np.integer) and not isinstance(value, bool)
-    if not integer or value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"from {low} to {high}"
-        raise InputDataError(f"{name} must be an integer {bound}, got {value!r}")
-
-
-def _check_number(
-    name: str, value: float, low: float | None = None, high: float | None = None
-) -> None:
-    """Raise naming ``name`` unless ``value`` is a finite number in the open (low, high)."""
-    number = isinstance(value, int | float | np.integer | np.floating)
-    if isinstance(value, bool) or not (number and np.isfinite(value)):
-        raise InputDataError(f"{name} must be a finite number, got {value!r}")
-    if (low is not None and value <= low) or (high is not None and value >= high):
-        raise InputDataError(f"{name} must be in ({low}, {high}), got {value!r}")
