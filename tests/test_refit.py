@@ -1,10 +1,13 @@
 """A refit that fails leaves the previous fit, or none: never a mix of the two."""
 
 import random
+import threading
 
+import dask
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 import climlatent as cl
 import climlatent.training
@@ -93,3 +96,27 @@ def test_a_fit_leaves_the_callers_global_random_states_as_it_found_them(
         else:
             fit()
         assert _draws() == expected
+
+
+def test_a_fit_reading_a_lazy_input_whose_tasks_fit_does_not_wait_on_itself(circulation):
+    """A fit held the seeding lock from its start: a lazy input computed on dask's threaded
+    scheduler, whose tasks fit a torch model in the pool's threads, waited on it for good."""
+
+    def fit_inside(block):
+        cl.VAE(latent_dim=2, n_scales=1, epochs=1, progress=False).fit(circulation, "psl")
+        return block
+
+    lazy = circulation.isel(time=slice(0, 200)).chunk(time=100)
+    lazy["pr"] = xr.map_blocks(fit_inside, lazy["pr"])
+    fitted = {}
+
+    def fit():
+        with dask.config.set(scheduler="threads", num_workers=2):
+            est = cl.LLAAE(latent_dim=2, epochs=1, progress=False)
+            fitted["llaae"] = est.fit(lazy, "pr", "psl")
+
+    thread = threading.Thread(target=fit, daemon=True)
+    thread.start()
+    thread.join(timeout=300)
+    assert not thread.is_alive(), "the fit waits on the fits of its own input's tasks"
+    assert "llaae" in fitted

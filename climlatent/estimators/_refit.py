@@ -1,7 +1,10 @@
 """A fit that fails leaves its estimator as it was, or unfitted: never half refitted.
 
-And any fit leaves the caller's global random states as it found them; it and the other
-calls that seed those states (`global_random_states`) run one at a time in a process.
+And any fit leaves the caller's global random states as it found them; from the moment
+it seeds them (`seed_global`) to its end, it and the other calls that seed those states
+(`global_random_states`) run one at a time in a process. Its inputs are read before:
+a lazy input whose tasks fit (on dask's threaded scheduler) does not wait on the fit
+that reads it.
 """
 
 from __future__ import annotations
@@ -26,8 +29,11 @@ def all_or_nothing(fit: Callable[..., Any]) -> Callable[..., Any]:
     the fitted state: the estimator is unfitted, and `predict`-like calls refuse.
 
     Either way the global torch, numpy and python random states are given back as the
-    fit found them (`global_random_states`): a torch estimator's fit seeds them from its
-    ``seed``, and the caller's next ``np.random`` or ``torch`` draw came from that seed.
+    fit found them when it seeded them (`seed_global`): a torch estimator's fit seeds
+    them from its ``seed``, and the caller's next ``np.random`` or ``torch`` draw came
+    from that seed. A fit holds the lock of `global_random_states` from its seeding to
+    its end, not before: a fit that computes a lazy input on dask's threaded scheduler,
+    whose tasks fit other estimators in the pool's threads, waited on itself for good.
 
     Examples
     --------
@@ -49,7 +55,7 @@ def all_or_nothing(fit: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fit)
     def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
         before = _fitted_state(self)
-        with global_random_states():
+        with _seeding_scope():
             try:
                 return fit(self, *args, **kwargs)
             except BaseException:
@@ -70,6 +76,59 @@ def _fitted_state(estimator: Any) -> dict[str, Any]:
 #: Held while a call seeds and draws from the global random states: two threads' fits
 #: (or `LLAAE.evaluate` calls) run one after the other, not interleaving their draws.
 _SEEDING = threading.RLock()
+
+#: Per thread, the fits running (nested): None until the fit seeds, then its restore.
+_FITS = threading.local()
+
+
+@contextlib.contextmanager
+def _seeding_scope() -> Iterator[None]:
+    """A fit: where it seeds (`seed_global`), it holds `_SEEDING` to its end."""
+    fits = _FITS.__dict__.setdefault("stack", [])
+    fits.append(None)
+    try:
+        yield
+    finally:
+        restore = fits.pop()
+        if restore is not None:
+            try:
+                restore()
+            finally:
+                _SEEDING.release()
+
+
+def hold_global_states() -> None:
+    """From here to the end of the running fit, its thread alone draws from the global states.
+
+    Takes `_SEEDING` (once per fit) and the states to give back at the fit's end
+    (`all_or_nothing`); outside a fit, nothing.
+
+    Examples
+    --------
+    >>> class Draw:
+    ...     @all_or_nothing
+    ...     def fit(self):
+    ...         hold_global_states()
+    ...         np.random.seed(0)
+    ...         self.first_ = np.random.random()
+    ...         return self
+    >>> state = np.random.get_state()[1][0]
+    >>> _ = Draw().fit()
+    >>> bool(np.random.get_state()[1][0] == state)
+    True
+    """
+    fits = getattr(_FITS, "stack", [])
+    if fits and fits[-1] is None:
+        _SEEDING.acquire()
+        fits[-1] = _random_states()
+
+
+def seed_global(seed: int) -> None:
+    """Seed torch's global generator in a fit (initial weights, training): `hold_global_states`."""
+    import torch  # here: the numpy estimators never load torch
+
+    hold_global_states()
+    torch.manual_seed(seed)
 
 
 @contextlib.contextmanager

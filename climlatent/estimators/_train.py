@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from climlatent.estimators._refit import seed_global
 from climlatent.training import TrainingConfig, TrainingResult, fit
+
+__all__ = ["seed_global", "train_module"]
 
 if TYPE_CHECKING:
     from climlatent.estimators.base import BaseEstimator

@@ -40,7 +40,7 @@ from climlatent.estimators._drivers import (
     proxy_laws,
 )
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
-from climlatent.estimators._train import train_module
+from climlatent.estimators._train import seed_global, train_module
 from climlatent.estimators.base import ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
 from climlatent.grid import find_grid
@@ -236,7 +236,7 @@ class ProxyDownscaler(BaseEstimator):
         )
         neighbours, weights = interpolation_kernel(self.coarse_layout_, self.fine_layout_)
         x_mat = self._driver_matrix([to_matrix(x, self.coarse_layout_) for x in drivers], modules)
-        torch.manual_seed(self.seed)
+        seed_global(self.seed)
         self.module_ = self._build(
             torch.from_numpy(neighbours), torch.from_numpy(weights), modules, _floor(y_mat)
         )

@@ -30,7 +30,7 @@ from climlatent.estimators._eof import (
 )
 from climlatent.estimators._refit import global_random_states
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
-from climlatent.estimators._train import train_module
+from climlatent.estimators._train import seed_global, train_module
 from climlatent.estimators.base import ArraySpec, Estimator
 from climlatent.models.llaae import LLAAE as LLAAEModule
 from climlatent.models.llaae import LOSS_NAMES
@@ -258,7 +258,7 @@ class LLAAE(Estimator):
         constant = scale <= CONSTANT_RTOL * size
         self.feature_scale_ = np.where(constant, np.where(size > 0, size, 1.0), scale)
         mask = np.asarray(target.grid["valid_mask"].values, dtype=bool)
-        torch.manual_seed(self.seed)
+        seed_global(self.seed)
         self.module_ = self._build(mask, self.feature_scale_.size)
         self.device_ = resolve_device(self.device)
         tensors = self._tensors(x, y)

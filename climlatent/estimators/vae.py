@@ -38,7 +38,7 @@ from climlatent.estimators._fields import (
     variable_names,
 )
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
-from climlatent.estimators._train import train_module
+from climlatent.estimators._train import seed_global, train_module
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
@@ -235,7 +235,7 @@ class VAE(BaseEstimator):
         self, tensors: list[torch.Tensor], checkpoint: str | os.PathLike | None, resume: bool
     ) -> VAE:
         """Build the module from the seed and train it on ``tensors`` (see `fit`)."""
-        torch.manual_seed(self.seed)  # the initial weights
+        seed_global(self.seed)  # the initial weights
         self.module_ = self._build()
         # sets history_, best_epoch_ and device_
         train_module(self, self.module_, tensors, checkpoint, resume)

@@ -43,7 +43,7 @@ from climlatent.estimators._fields import (
     on_fitted_grid,
 )
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
-from climlatent.estimators._train import train_module
+from climlatent.estimators._train import seed_global, train_module
 from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
@@ -221,7 +221,7 @@ class VAEDLM(BaseEstimator):
         x = self._standardise(values)
         tau = np.broadcast_to(self._scaled(times), x.shape[:2]).astype(np.float32)
         with torch.random.fork_rng(devices=[]):  # initial weights from ``seed`` alone
-            torch.manual_seed(self.seed)
+            seed_global(self.seed)
             self.module_ = self._build()
         tensors = [torch.from_numpy(x), torch.from_numpy(tau.copy())]
         # sets history_, best_epoch_ and device_

@@ -45,7 +45,7 @@ from climlatent.estimators._fields import (
     variable_names,
 )
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
-from climlatent.estimators._train import train_module
+from climlatent.estimators._train import seed_global, train_module
 from climlatent.estimators.base import (
     LATENT_DIM,
     ArraySpec,
@@ -251,7 +251,7 @@ class VED(BaseEstimator):
         self.output_grid_ = grid_coords(ds, self.output_dims_)
         x = torch.from_numpy(standardise(x_raw, self.x_mean_, self.x_std_))
         y = torch.from_numpy(standardise(y_raw, self.y_mean_, self.y_std_))
-        torch.manual_seed(self.seed)  # the initial weights
+        seed_global(self.seed)  # the initial weights
         self.module_ = self._build()
         # sets history_, best_epoch_ and device_
         train_module(self, self.module_, (x, y), checkpoint, resume)
