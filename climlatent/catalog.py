@@ -26,6 +26,7 @@ from typing import Any
 
 import intake
 import xarray as xr
+import yaml
 from intake.source.base import DataSource, Schema
 
 from climlatent._version import __version__
@@ -90,7 +91,35 @@ def open_catalog(path: str | os.PathLike | None = None) -> intake.catalog.Catalo
             f"intake catalog {str(path)!r} not found; climlatent's catalog is "
             "catalogs/climlatent.yaml in the source tree: pass its path explicitly"
         )
-    return intake.open_catalog(str(path))
+    _check_drivers(path)
+    # No environment variable or shell command is expanded into an entry's arguments.
+    return intake.open_catalog(str(path), getenv=False, getshell=False)
+
+
+def _check_drivers(path: Path) -> None:
+    """Refuse a catalog that would make intake import or call anything but `DRIVERS`.
+
+    Intake imports every ``driver`` (and ``plugins`` module, and ``cls``) when it
+    opens a catalog, and calls it when an entry is read: a derived driver calls any
+    function it names, ``subprocess.check_output`` included.
+    """
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise InputDataError(f"intake catalog {str(path)!r} is not YAML: {err}") from err
+    if not isinstance(spec, dict) or "plugins" in spec:
+        raise InputDataError(
+            f"intake catalog {str(path)!r} must be a mapping without 'plugins': climlatent "
+            f"reads entries of the drivers {', '.join(DRIVERS)} only"
+        )
+    sources = spec.get("sources") or {}
+    for name, entry in sources.items() if isinstance(sources, dict) else [("sources", None)]:
+        driver = entry.get("driver") if isinstance(entry, dict) else None
+        if driver not in DRIVERS or "cls" in entry:
+            raise InputDataError(
+                f"intake catalog {str(path)!r}, entry {name!r}: driver {driver!r} is not "
+                f"one of climlatent's ({', '.join(DRIVERS)}), which alone it reads"
+            )
 
 
 def open_entry(name: str, path: str | os.PathLike | None = None, **parameters: Any) -> xr.Dataset:
@@ -207,3 +236,9 @@ class SampleDataSource(_DatasetSource):
 
     def _open(self) -> xr.Dataset:
         return open_sample_data(self.filename)
+
+
+#: The drivers a catalog opened by climlatent may name (see `_check_drivers`).
+DRIVERS = tuple(
+    f"{__name__}.{cls.__name__}" for cls in (SyntheticCirculationSource, SampleDataSource)
+)

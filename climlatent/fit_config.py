@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,35 @@ ESTIMATORS = {
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader reading floats as YAML 1.2 does: ``1e-3`` is 0.001, not text."""
+    """PyYAML's safe loader reading floats as YAML 1.2 does: ``1e-3`` is 0.001, not text.
+
+    A key given twice is refused (PyYAML keeps the last silently), and so is an alias
+    (``*name``): nested, a few lines of them stand for billions of values, which a
+    message showing the value would spell out.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        """The next node; an alias refused, naming its line."""
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, "aliases (*name) are not allowed in a fit configuration", mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        """The mapping of ``node``; a key given twice refused, naming it and its line."""
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # refused by PyYAML, naming it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(

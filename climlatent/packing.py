@@ -9,8 +9,11 @@ are missing (CF), as netCDF4 and CDO read them; xarray keeps them.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import xarray as xr
+from xarray.coding.common import lazy_elemwise_func
 
 VALID_LIMITS = ("valid_range", "valid_min", "valid_max")  # CF: values beyond are missing
 PACKING = ("scale_factor", "add_offset", "missing_value", "_Unsigned")  # encoding of packing
@@ -38,17 +41,31 @@ def mask_invalid(ds: xr.Dataset) -> xr.Dataset:
         limits = {key: var.attrs[key] for key in VALID_LIMITS if key in var.attrs}
         if not limits or var.dtype.kind not in "fiu":
             continue
-        if var.dtype.kind in "iu":  # not read packed (xarray unpacks those to float)
-            var = var.astype(np.promote_types(var.dtype, np.float32), keep_attrs=True)
+        # an integer one is not read packed (xarray unpacks those to float)
+        dtype = var.dtype if var.dtype.kind == "f" else np.promote_types(var.dtype, np.float32)
         variable = var.variable.copy(deep=False)
         unpack_valid_range(variable)
         low, high = np.asarray(variable.attrs.get("valid_range", [-np.inf, np.inf]), float)
         low = float(variable.attrs.get("valid_min", low))
         high = float(variable.attrs.get("valid_max", high))
         encoding = {k: v for k, v in var.encoding.items() if k not in (*PACKING, "dtype")}
-        ds[name] = var.where((var >= low) & (var <= high)).assign_attrs(variable.attrs)
-        ds[name].encoding = encoding
+        within = functools.partial(_within, low=low, high=high, dtype=dtype)
+        # Still lazy: the values of a file (of a header declaring billions) are read,
+        # and masked, a slice or a dask chunk at a time, when they are asked for.
+        data = variable._data  # xarray's lazily indexed file array, dask or numpy
+        data = (
+            within(data)
+            if isinstance(data, np.ndarray)
+            else lazy_elemwise_func(data, within, dtype)
+        )
+        ds[name] = xr.Variable(var.dims, data, variable.attrs, encoding)
     return ds
+
+
+def _within(values: np.ndarray, low: float, high: float, dtype: np.dtype) -> np.ndarray:
+    """``values`` as ``dtype``, NaN where they are not within ``[low, high]``."""
+    values = np.asarray(values).astype(dtype, copy=False)
+    return np.where((values >= low) & (values <= high), values, dtype.type(np.nan))
 
 
 def unpack_valid_range(var: xr.Variable) -> None:

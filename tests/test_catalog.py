@@ -91,3 +91,54 @@ def test_unknown_entry_names_it():
 def test_missing_catalog_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
         open_catalog(tmp_path / "nowhere.yaml")
+
+
+@pytest.mark.parametrize(
+    ("driver", "args"),
+    [
+        # intake read this entry by calling subprocess.check_output on the text of the
+        # file it names: the program in it ran
+        (
+            "intake.source.derived.GenericTransform",
+            {"targets": ["ran"], "transform": "subprocess.check_output", "transform_kwargs": {}},
+        ),
+        ("subprocess.Popen", {"args": ["touch", "ran"]}),
+        ("textfiles", {"urlpath": "../../etc/passwd"}),
+    ],
+)
+def test_a_catalog_entry_of_another_driver_is_refused_before_intake_imports_it(
+    tmp_path, driver, args
+):
+    script = tmp_path / "ran.sh"
+    script.write_text(f"#!/bin/sh\ntouch {tmp_path / 'RAN'}\n")
+    script.chmod(0o755)
+    (tmp_path / "command.txt").write_text(str(script))
+    path = tmp_path / "evil.yaml"
+    entries = {
+        "ran": {"driver": "textfiles", "args": {"urlpath": str(tmp_path / "command.txt")}},
+        "evil": {"driver": driver, "args": args},
+    }
+    path.write_text(json.dumps({"sources": entries}))
+    with pytest.raises(InputDataError, match=f"entry '(ran|evil)': driver '{driver}|textfiles"):
+        open_entry("evil", path=path)
+    assert not (tmp_path / "RAN").exists()
+
+
+@pytest.mark.parametrize("filename", ["/etc/hostname", "../../../../../../../../../etc/passwd"])
+def test_a_sample_file_outside_the_sample_folder_is_refused(tmp_path, filename):
+    """SampleDataSource(filename="/etc/hostname") opened /etc/hostname."""
+    path = tmp_path / "out.yaml"
+    entry = {"driver": "climlatent.catalog.SampleDataSource", "args": {"filename": filename}}
+    path.write_text(json.dumps({"sources": {"out": entry}}))
+    with pytest.raises(FileNotFoundError, match="is not a file of iris-sample-data"):
+        open_entry("out", path=path)
+
+
+def test_environment_variables_are_not_expanded_into_arguments(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIMLATENT_SECRET", "noleap")
+    path = tmp_path / "env.yaml"
+    args = {**SHORT, "n_lat": 4, "n_lon": 5, "calendar": "{{ env('CLIMLATENT_SECRET') }}"}
+    entry = {"driver": "climlatent.catalog.SyntheticCirculationSource", "args": args}
+    path.write_text(json.dumps({"sources": {"env": entry}}))
+    with pytest.raises(InputDataError, match="unknown calendar '{{env"):
+        open_entry("env", path=path)

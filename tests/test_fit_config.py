@@ -78,3 +78,21 @@ def test_floats_in_exponent_notation_are_numbers(folder):
         "fine: fine/*.nc\ntarget: chl\noutput: lr.clm\n"
     )
     assert load_fit_config(path).options == {"lr": 0.001, "epochs": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("estimator: EOFRegression\nestimator: LLAAE\n", "key 'estimator' is given twice"),
+        ("estimator: EOFRegression\noptions: {epochs: 1, epochs: 2}\n", "'epochs' is given twice"),
+        ("estimator: &e EOFRegression\ntarget: *e\n", r"aliases \(\*name\) are not allowed"),
+    ],
+)
+def test_repeated_keys_and_aliases_are_refused(tmp_path, text, message):
+    """A key given twice was read as its last value, silently (estimator: LLAAE fitted
+    in place of the EOFRegression read first); nested aliases, a 1 KB file standing
+    for 5e7 values, took 3.5 GB to spell out in the error message (MemoryError)."""
+    path = tmp_path / "config.yaml"
+    path.write_text(text + "data: m.nc\nproxy: psl\noutput: m.clm\n")
+    with pytest.raises(ConfigError, match=message):
+        load_fit_config(path)

@@ -1,5 +1,6 @@
 import shutil
 import subprocess
+import tracemalloc
 
 import dask.array
 import netCDF4
@@ -259,6 +260,27 @@ def test_integer_values_beyond_their_valid_limits_are_missing_as_netcdf4_reads_t
         qc = open_dataset(tmp_path / "qc.nc", chunks=chunks)["qc"]
         assert qc.dtype == floats
         np.testing.assert_array_equal(qc.values, expected)
+
+
+def test_a_field_with_valid_limits_opens_without_reading_it(tmp_path):
+    """A 6 KB file declaring 10 million unwritten values with a valid_min: open_dataset
+    (chunks=None, as open_members and regrid open every file) read and masked all of
+    them at once (40 MB here; 1.6 GB for a header of 4e8)."""
+    with netCDF4.Dataset(tmp_path / "huge.nc", "w") as nc:
+        nc.createDimension("x", 10**7)
+        var = nc.createVariable("tas", "f4", ("x",), chunksizes=(10**6,))
+        var.valid_min = np.float32(200.0)
+        var[:5] = np.float32([100, 250, 300, 150, 280])
+    tracemalloc.start()
+    try:
+        tas = open_dataset(tmp_path / "huge.nc", chunks=None)["tas"]
+        peak = tracemalloc.get_traced_memory()[1]
+        head = tas[:5].values
+    finally:
+        tracemalloc.stop()
+    assert peak < 4e6, peak
+    np.testing.assert_array_equal(head, np.float32([np.nan, 250, 300, np.nan, 280]))
+    assert head.dtype == np.float32 and tas.attrs["valid_min"] == 200.0
 
 
 @pytest.mark.parametrize("fault", ["north_to_south", "overlapping_times", "other_calendar"])

@@ -30,7 +30,8 @@ def sample_data_path(filename: str) -> Path:
     ImportError
         If ``iris-sample-data`` is not installed.
     FileNotFoundError
-        If the installed version does not ship the file.
+        If the installed version does not ship the file, or ``filename`` leads out of
+        its folder.
 
     Examples
     --------
@@ -45,7 +46,10 @@ def sample_data_path(filename: str) -> Path:
             "the real sample datasets need the PyPI package 'iris-sample-data': "
             "pip install iris-sample-data"
         ) from error
-    path = Path(iris_sample_data.path) / filename
+    folder = Path(iris_sample_data.path).resolve()
+    path = folder / filename
+    if not path.resolve().is_relative_to(folder):  # "/etc/passwd", "../../x", a link out
+        raise FileNotFoundError(f"{filename!r} is not a file of iris-sample-data ({folder})")
     if not path.is_file():
         raise FileNotFoundError(f"iris-sample-data has no file {filename!r} (looked for {path})")
     return path
