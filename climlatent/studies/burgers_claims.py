@@ -52,6 +52,7 @@ from climlatent.studies.burgers_study import EVAL_TIMES, LABELS, column
 from climlatent.studies.darcy_claims import (
     MIN_BOOTSTRAP_RUNS,
     bootstrap_difference,
+    bootstrap_mean,
     epochs_text,
     verdict,
 )
@@ -278,7 +279,7 @@ def generative_row(runs: pd.DataFrame) -> dict:
     if len(dlm) < 2:
         return _not_run(row, f"{len(dlm)} runs")
     ratio, inside = dlm["prior_energy_ratio"].to_numpy(), dlm["prior_in_range"].to_numpy()
-    mean, low, high = bootstrap_difference(ratio, np.zeros(1))  # interval of the mean
+    mean, low, high = bootstrap_mean(ratio)  # interval of the mean
     lower, upper = ENERGY_TOLERANCE
     if len(ratio) < MIN_BOOTSTRAP_RUNS:
         outcome = "inconclusive (underpowered)"

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from climlatent.studies.darcy_claims import ALPHA, bootstrap_difference, verdict
+from climlatent.studies.darcy_claims import ALPHA, bootstrap_mean, verdict
 from climlatent.studies.guided_latent_claims import mean_above
 from climlatent.studies.markdown import markdown_table
 
@@ -189,7 +189,7 @@ def claim_row(runs: pd.DataFrame, claim: ArmClaim) -> dict:
     p_value, power = mean_above(gaps, 0.0, effect)
     reverse_p = mean_above(-gaps, 0.0, effect)[0]
     reversed_ = p_value >= ALPHA and reverse_p < ALPHA
-    diff, low, high = bootstrap_difference(gaps, np.zeros(1))
+    diff, low, high = bootstrap_mean(gaps)
     if claim.margin:
         named = f"no true difference, margin {claim.margin:.0%} ({effect:.3g})"
     else:
@@ -277,7 +277,7 @@ def gaps(runs: pd.DataFrame) -> pd.DataFrame:
             _side(runs, ("kl", "relative_error"), n), how="inner"
         )
         gap = (pair.iloc[:, 1] - pair.iloc[:, 0]).to_numpy()
-        mean, low, high = bootstrap_difference(gap, np.zeros(1))
+        mean, low, high = bootstrap_mean(gap)
         out.append({"n_train": n, "seeds": len(gap), "kl - covariance": mean,
                     "95 % low": low, "95 % high": high})  # fmt: skip
     return pd.DataFrame(out)
