@@ -56,7 +56,10 @@ class BilinearBaseline:
         check_same_samples(y, x, time)
         self.target_ = target
         self.regridder_ = Regridder(x, y, "bilinear", engine="climlatent", extrapolate=True)
-        self._fit_correction(self._interpolate(x), y)
+        interpolated = self._interpolate(x)
+        if time in y.coords:  # the same dates (checked), labelled as the target's
+            interpolated = interpolated.assign_coords({time: y[time]})
+        self._fit_correction(interpolated, y)
         return self
 
     def _interpolate(self, x: xr.DataArray) -> xr.DataArray:

@@ -278,29 +278,40 @@ def check_sample_dims(
 
 
 def check_same_samples(target: xr.DataArray, proxy: xr.DataArray, time: str | None) -> None:
-    """Raise unless target and proxy share the time axis and members (the samples to pair).
+    """Raise unless target and proxy share the time axis and sample labels (the samples to pair).
 
-    Members pair by label: a fine file list in another order than the coarse one
-    (``r2, r1`` against ``r1, r2``) would train one member's drivers on another's target.
+    Samples pair by label: a fine file list in another order than the coarse one
+    (``r2, r1`` against ``r1, r2``) would train one member's drivers on another's
+    target, and so would scenarios or start dates stored in another order. Every dim
+    but the grids' with a coordinate in both must hold the same labels in the same
+    order; the time axis the same dates on one calendar, numpy's or cftime's (daily
+    means stamped 00:00 against 12:00 are refused, the first other date named).
 
     Examples
     --------
     >>> import xarray as xr
-    >>> a = xr.DataArray([1.0, 2.0], dims="time", coords={"time": [0, 1]}, name="pr")
+    >>> a = xr.DataArray(np.ones((2, 1, 1)), dims=("time", "lat", "lon"), name="pr",
+    ...     coords={"time": [0, 1], "lat": [0.0], "lon": [0.0]})
     >>> check_same_samples(a, a.rename("psl"), "time")
     >>> check_same_samples(a, a.rename("psl").assign_coords(time=[1, 2]), "time")
     Traceback (most recent call last):
     ...
-    climlatent.errors.InputDataError: target 'pr' and proxy 'psl' are on different ...
+    climlatent.errors.InputDataError: target 'pr' and proxy 'psl' are on different time axes \
+(2 of 2 steps at other dates, the first 0 vs 1); align them first
     """
+    spatial = {*find_grid(target, target.name).spatial_dims}
+    spatial |= {*find_grid(proxy, proxy.name).spatial_dims}
     member = find_member(target)
-    if member is not None and member in target.coords and member in proxy.coords:
-        labels, proxy_labels = target[member].values, proxy[member].values
+    for dim in target.dims:
+        if dim in spatial or dim == time or dim not in target.coords or dim not in proxy.coords:
+            continue
+        labels, proxy_labels = target[dim].values, proxy[dim].values
         if labels.shape != proxy_labels.shape or not np.all(labels == proxy_labels):
+            noun = "members" if dim == member else f"{dim!r} labels"
             raise InputDataError(
-                f"target {target.name!r} has members {labels.tolist()} and proxy "
-                f"{proxy.name!r} {proxy_labels.tolist()}: members pair by label; list or select "
-                f"them in one order (.sel({member}=...))"
+                f"target {target.name!r} has {noun} {labels.tolist()} and proxy "
+                f"{proxy.name!r} {proxy_labels.tolist()}: samples pair by label; list or "
+                f"select them in one order (.sel({dim}=...))"
             )
     if time is None:
         return
@@ -316,11 +327,38 @@ def check_same_samples(target: xr.DataArray, proxy: xr.DataArray, time: str | No
         check_calendar(
             proxy, "proxy", calendar_of(proxy, time), calendar_of(target, time), reference
         )
+    if {a.dtype.kind, b.dtype.kind} == {"M", "O"}:  # numpy against cftime dates: numpy's
+        # nanoseconds compare as integers (never equal), its microseconds as datetimes
+        a, b = (v.astype("datetime64[us]") if v.dtype.kind == "M" else v for v in (a, b))
     if a.shape != b.shape or not np.all(a == b):
         raise InputDataError(
             f"target {target.name!r} and proxy {proxy.name!r} are on different time axes "
-            f"({a.size} vs {b.size} steps, or different dates); align them first"
+            f"({_time_difference(a, b)}); align them first"
         )
+
+
+def _time_difference(a: np.ndarray, b: np.ndarray) -> str:
+    """How the time axes ``a`` and ``b`` differ: their extents, or the first other step.
+
+    Examples
+    --------
+    >>> t = np.array(["2000-01-01T00", "2000-01-02T00", "2000-01-03T00"], "datetime64[h]")
+    >>> _time_difference(t, t + np.timedelta64(12, "h"))
+    '3 of 3 steps at other dates, the first 2000-01-01T00 vs 2000-01-01T12'
+    >>> _time_difference(t, t[:2])
+    '3 steps, 2000-01-01T00 to 2000-01-03T00, vs 2, 2000-01-01T00 to 2000-01-02T00'
+    """
+    if a.shape != b.shape:
+        return f"{a.size} steps{_extent(a)}, vs {b.size}{_extent(b)}"
+    other = np.flatnonzero(a != b)
+    return (
+        f"{other.size} of {a.size} steps at other dates, the first {a[other[0]]} vs {b[other[0]]}"
+    )
+
+
+def _extent(times: np.ndarray) -> str:
+    """``", first to last"`` of a time axis; nothing for an empty one."""
+    return f", {times[0]} to {times[-1]}" if times.size else ""
 
 
 def check_int(name: str, value: int, low: int, high: int | None = None) -> None:

@@ -255,6 +255,52 @@ def test_members_pair_by_label_not_by_position(estimator):
         model.fit(world.coarse, fine, "chl")
 
 
+@pytest.mark.parametrize("estimator", ["EOFRegression", "ProxyDownscaler"])
+def test_scenarios_pair_by_label_not_by_position(estimator):
+    """Drivers stored high, low beside a target stored low, high were trained on the
+    other scenario's target, all 48 rows, without a word: only time and members were
+    compared. Put in one order, the fit is that of data stored in one order."""
+    world = cl.datasets.synthetic_biogeochem(n_years=1, n_fine_lat=8, n_fine_lon=8)
+
+    def scenarios(ds):
+        warm = ds.assign(tos=ds["tos"] + 3.0, chl=ds["chl"] * 2.0)
+        return xr.concat([ds.isel(member=0), warm.isel(member=0)], "scenario").assign_coords(
+            scenario=["low", "high"]
+        )
+
+    coarse, fine = scenarios(world.coarse), scenarios(world.fine)
+    options = {"ProxyDownscaler": {"epochs": 1, "progress": False}}.get(
+        estimator, {"n_proxy_eofs": 3, "n_target_eofs": 3}
+    )
+    model = getattr(cl, estimator)(**options)
+    reversed_ = coarse.isel(scenario=[1, 0])
+    labels = r"'scenario' labels \['low', 'high'\] and proxy 'chl' \['high', 'low'\]"
+    with pytest.raises(InputDataError, match=f"{labels}: samples pair by label"):
+        model.fit(reversed_, fine, "chl")
+    expected = getattr(cl, estimator)(**options).fit(coarse, fine, "chl").downscale(coarse)
+    realigned = model.fit(reversed_.sel(scenario=["low", "high"]), fine, "chl").downscale(coarse)
+    np.testing.assert_array_equal(realigned["chl"].values, expected["chl"].values)
+
+
+def test_a_sub_daily_offset_of_the_time_axes_is_named():
+    """Daily means stamped 00:00 (CMIP) against 12:00 (ERA5) were refused as "10 vs
+    10 steps, or different dates": the dates and how many differ are named."""
+    days = xr.date_range("2000-02-25", periods=10, calendar="noleap", use_cftime=True)
+    fine = xr.Dataset(
+        {"pr": (("time", "lat", "lon"), np.ones((10, 2, 2)), {"units": "kg m-2 s-1"})},
+        coords={"time": days, "lat": [0.0, 1.0], "lon": [0.0, 1.0]},
+    )
+    coarse = fine.rename(pr="psl").assign(psl=lambda ds: ds["psl"].assign_attrs(units="Pa"))
+    at_noon = coarse.assign_coords(time=days.shift(12, "h"))
+    offset = r"10 of 10 steps at other dates, the first 2000-02-25 00:00:00 vs 2000-02-25 12:00:00"
+    with pytest.raises(InputDataError, match=f"different time axes \\({offset}\\)"):
+        cl.EOFRegression().fit(at_noon, fine, "pr", "psl")
+    longer = xr.date_range("2000-02-25", periods=11, calendar="noleap", use_cftime=True)
+    extents = r"10 steps, 2000-02-25 00:00:00 to 2000-03-06 00:00:00, vs 11, .* to 2000-03-07 "
+    with pytest.raises(InputDataError, match=extents):
+        cl.EOFRegression().fit(coarse.reindex(time=longer, fill_value=1.0), fine, "pr", "psl")
+
+
 @pytest.mark.parametrize(
     ("dtype", "shown"), [(object, "object"), ("datetime64[s]", "datetime64"), (complex, "complex")]
 )

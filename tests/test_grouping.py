@@ -104,6 +104,26 @@ def test_correction_is_the_groupby_mean_misfit(world, group):
     np.testing.assert_allclose(out.values, expected.transpose(*out.dims).values, atol=1e-9)
 
 
+@pytest.mark.parametrize("time_unit", ["ns", "us"])
+def test_correction_of_dates_on_a_cftime_and_a_numpy_time_axis_is_the_same(world, time_unit):
+    """Coarse dates as cftime and fine as numpy datetime64, the same days: numpy's
+    nanoseconds compared as integers, refused as "different dates"; its microseconds
+    were accepted, but the misfit's time axis became a mixture of both, refused as "no
+    dates". The correction is that of one time axis."""
+    days = world.fine.indexes["time"].to_datetimeindex(time_unit=time_unit)
+    standard = xr.date_range(str(days[0]), periods=days.size, freq="MS", calendar="standard",
+                             use_cftime=True)  # fmt: skip
+    fine = world.fine.assign_coords(time=days)
+    mixed = ClimatologyCorrectedBilinear(group="time.season").fit(
+        world.coarse.assign_coords(time=standard), fine, "tos"
+    )
+    same = ClimatologyCorrectedBilinear(group="time.season").fit(
+        world.coarse.assign_coords(time=days), fine, "tos"
+    )
+    assert mixed.correction_.season.values.tolist() == ["DJF", "MAM", "JJA", "SON"]
+    np.testing.assert_array_equal(mixed.correction_.values, same.correction_.values)
+
+
 # -- a seasonal ProxyDownscaler --------------------------------------------------------
 
 
