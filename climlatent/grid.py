@@ -129,10 +129,15 @@ def find_grid(obj: xr.Dataset | xr.DataArray, name: str | None = None) -> GridIn
         lat, lon = lat or guessed[0], lon or guessed[1]
     if lat is None or lon is None:
         missing = "latitude" if lat is None else "longitude"
-        raise InputDataError(
-            f"{label} has no {missing} coordinate: give it a coordinate with "
-            f"standard_name '{missing}' (or units 'degrees_{'north' if lat is None else 'east'}')"
+        rotated = [repr(c) for c in obj.coords if obj[c].attrs.get("standard_name") in _ROTATED]
+        advice = (
+            f"it is on a rotated-pole grid ({', '.join(rotated)}), whose axes are not the "
+            "geographic ones: give it the 2-D latitude and longitude of its cells"
+            if rotated
+            else f"give it a coordinate with standard_name '{missing}' "
+            f"(or units 'degrees_{'north' if lat is None else 'east'}')"
         )
+        raise InputDataError(f"{label} has no {missing} coordinate: {advice}")
     lat_da, lon_da = obj[lat], obj[lon]
     for coord, role in ((lat_da, "latitude"), (lon_da, "longitude")):
         _check_degrees(coord, role, label)
@@ -155,6 +160,8 @@ def find_grid(obj: xr.Dataset | xr.DataArray, name: str | None = None) -> GridIn
         f"{lon_da.dims}; expected both 1-D (rectilinear) or both 2-D on the same dims"
     )
 
+
+_ROTATED = ("grid_latitude", "grid_longitude")  # CF standard names of rotated-pole axes
 
 #: CF's spellings of degrees for latitude and longitude (``degrees_north``, ``degreeE``...).
 _DEGREES = re.compile(r"^deg(ree)?s?([ _]?(north|east|n|e))?$", re.IGNORECASE)

@@ -46,7 +46,9 @@ def canonical_longitudes(lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     single = np.issubdtype(given.dtype, np.floating) and given.dtype.itemsize < 8
     tolerance = max(1e-6, 1440.0 * float(np.finfo(given.dtype).eps)) if single else 1e-6
     wrapped = np.mod(lon, 360.0)  # exact for values already in [0, 360)
-    wrapped[wrapped >= 360.0] -= 360.0
+    # 360, and the round-off just below it (np.arange(-180, 180, 3.6) puts -3e-13 for
+    # Greenwich, 359.9999999999997 wrapped): the meridian that starts the circle
+    wrapped[np.round(wrapped, _LON_DECIMALS) >= 360.0] -= 360.0
     key = np.round(wrapped, _LON_DECIMALS)
     index = np.argsort(key, kind="stable")
     if index.size > 1:

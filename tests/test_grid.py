@@ -72,6 +72,17 @@ def test_rotated_pole_recognised():
     assert grid.spatial_dims == ("rlat", "rlon")
 
 
+def test_rotated_pole_axes_without_geographic_coordinates_are_refused_as_rotated():
+    # iris-sample-data's rotated_pole.nc: grid_latitude/grid_longitude in "degrees" and a
+    # rotated_latitude_longitude mapping; labelled latitude they would pass as geographic
+    axes = _two_d("lat", "lon", rotated=True).drop_vars(["lat", "lon"]).rename("psl")
+    for coord in ("rlat", "rlon"):
+        axes[coord].attrs["units"] = "degrees"
+    with pytest.raises(InputDataError, match="rotated-pole grid \\('rlat', 'rlon'\\)") as error:
+        find_grid(axes, "psl")
+    assert "standard_name 'latitude'" not in str(error.value)
+
+
 def test_missing_latitude_is_refused_by_name():
     da = xr.DataArray(np.zeros((2, 3)), dims=("a", "b"), name="psl")
     with pytest.raises(InputDataError, match="'psl' has no latitude"):

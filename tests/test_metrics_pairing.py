@@ -80,6 +80,47 @@ def test_fields_on_other_coordinates_are_refused_naming_the_dim(score):
         score(shifted, truth)
 
 
+def _curvilinear(n_time: int = 200, seed: int = 0) -> tuple[xr.DataArray, xr.DataArray]:
+    """A truth and a 4-member ensemble on 2-D latitude/longitude (dims y, x, no index)."""
+    lat, lon = np.meshgrid(np.linspace(-59.9, 60.1, 6), np.arange(0.0, 360, 45.0), indexing="ij")
+    coords = {
+        "lat": (("y", "x"), lat, {"standard_name": "latitude", "units": "degrees_north"}),
+        "lon": (("y", "x"), lon, {"standard_name": "longitude", "units": "degrees_east"}),
+    }
+    rng = np.random.default_rng(seed)
+    signal = 3.0 * np.cos(np.deg2rad(lat)) * rng.normal(size=(n_time, *lat.shape))
+    truth = xr.DataArray(signal + rng.normal(size=signal.shape), dims=("time", "y", "x"))
+    members = signal[..., None] + rng.normal(size=(*signal.shape, 4))
+    ensemble = xr.DataArray(members, dims=("time", "y", "x", "realization"))
+    return ensemble.assign_coords(coords), truth.assign_coords(coords)
+
+
+def test_fields_on_a_curvilinear_grid_in_another_row_order_are_refused_not_paired_by_position():
+    ensemble, truth = _curvilinear()
+    flipped = ensemble.isel(y=slice(None, None, -1))  # the same cells, rows north to south
+    values = ensemble.transpose("time", "y", "x", "realization").values.reshape(-1, 4)
+    target = truth.values.ravel()
+    area = np.broadcast_to(cell_area(truth).values, truth.shape).ravel()
+    spread = np.average(values.var(axis=1, ddof=1), weights=area)
+    error = np.average((values.mean(axis=1) - target) ** 2, weights=area)
+    np.testing.assert_allclose(
+        spread_skill_ratio(ensemble, truth), np.sqrt(5 / 4 * spread / error), rtol=1e-12
+    )
+    # paired by position, the flipped ensemble scored 0.30 for 1.01
+    for score in (spread_skill_ratio, rank_histogram):
+        with pytest.raises(InputDataError, match="same grid.*'lat' differs by up to 120"):
+            score(flipped, truth)
+    with pytest.raises(InputDataError, match="not on the same grid.*'lat'"):
+        mse(flipped.isel(realization=0), truth)  # was: "has no latitude coordinate"
+    # float64 copies of float32 coordinates are the same grid, scored on the truth's cells
+    narrow = truth.assign_coords(lat=truth.lat.astype(np.float32), lon=truth.lon.astype(np.float32))
+    np.testing.assert_allclose(
+        mse(ensemble.isel(realization=0), narrow, ("time",)).values,
+        mse(ensemble.isel(realization=0), truth, ("time",)).values,
+        rtol=1e-6,
+    )
+
+
 def test_area_of_a_regional_grid_across_the_antimeridian_labelled_minus_180_to_180():
     east = np.array([160.0, 165.0, 170.0, 175.0, 180.0, 185.0, 190.0, 195.0])
     field = xr.DataArray(

@@ -385,6 +385,29 @@ def test_longitude_conventions_do_not_matter(method, converted):
 
 
 @pytest.mark.parametrize("method", ["conservative", "bilinear", "nearest"])
+def test_greenwich_stored_a_round_off_below_zero_is_the_same_cell_as_zero(method):
+    """np.arange(-180, 180, 3.6) puts Greenwich at -2.8e-13: it was sorted after 356.4."""
+    lat = np.linspace(-87.5, 87.5, 36)
+    east = xr.Dataset(coords={"lat": ("lat", lat, LAT_ATTRS), "lon": ("lon", np.arange(100) * 3.6)})
+    east["lon"].attrs = dict(LON_ATTRS)
+    values = smooth_field(east) + random_field(east)
+    west_lon = np.arange(-180.0, 180.0, 3.6)
+    assert -1e-12 < west_lon[50] < 0.0
+    west = xr.DataArray(
+        np.roll(values, 50, axis=1),
+        dims=("lat", "lon"),
+        coords={"lat": ("lat", lat, LAT_ATTRS), "lon": ("lon", west_lon, LON_ATTRS)},
+        name="tas",
+    )
+    dst = grid(np.linspace(-80, 80, 17), np.linspace(-30, 30, 13))
+    regridder = Regridder(with_field(east, values), dst, method, engine="climlatent")
+    expected = regridder(with_field(east, values))["tas"]
+    np.testing.assert_array_equal(regridder(west).values, expected.values)
+    own = Regridder(west, dst, method, engine="climlatent")(west)
+    np.testing.assert_allclose(own.values, expected.values, rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["conservative", "bilinear", "nearest"])
 @pytest.mark.parametrize(
     ("dst_lat", "dst_lon"),
     [([45.0, 55.0], [100.0, 110.0]), ([-5.0, 5.0], [105.0, 115.0]), ([40.0, 50.0], [2.0, 8.0])],

@@ -20,7 +20,7 @@ import xarray as xr
 from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
 from climlatent.grid import area_weights
-from climlatent.metrics.skill import in_float64, in_units_of
+from climlatent.metrics.skill import in_float64, in_units_of, on_grid_of
 
 
 def _paired(
@@ -37,7 +37,7 @@ def _paired(
             f"ensemble has dim(s) {extra} that the truth lacks (dims: {truth.dims}); "
             "select or stack them first"
         )
-    fields = (in_float64(field) for field in in_units_of((ensemble, truth), truth))
+    fields = (in_float64(f) for f in on_grid_of(in_units_of((ensemble, truth), truth), truth))
     ensemble, truth = xr.align(*fields, join="exact")
     members = ensemble.transpose(..., dim).broadcast_like(truth).transpose(*truth.dims, dim)
     values = members.values.reshape(-1, ensemble.sizes[dim])

@@ -25,7 +25,7 @@ import xarray as xr
 from cf_xarray.units import units as ureg
 
 from climlatent.errors import InputDataError
-from climlatent.grid import area_weights, find_grid
+from climlatent.grid import area_weights, check_same_grid, find_grid
 from climlatent.units import convert_units, difference_units, in_other_units
 
 
@@ -75,7 +75,8 @@ def paired(*fields: xr.DataArray) -> tuple[xr.DataArray, ...]:
     for field in fields:
         if not isinstance(field, xr.DataArray):
             raise TypeError(f"expected xarray.DataArrays (ds['name']) to score, got {type(field)}")
-    fields = in_units_of(fields, fields[min(1, len(fields) - 1)])  # the truth's
+    truth = fields[min(1, len(fields) - 1)]
+    fields = on_grid_of(in_units_of(fields, truth), truth)
     try:
         fields = xr.align(*fields, join="exact", copy=False)
     except ValueError as error:
@@ -84,6 +85,51 @@ def paired(*fields: xr.DataArray) -> tuple[xr.DataArray, ...]:
         ) from None
     valid = functools.reduce(operator.and_, (field.notnull() for field in fields))
     return tuple(in_float64(field).where(valid) for field in fields)
+
+
+def on_grid_of(fields: tuple[xr.DataArray, ...], truth: xr.DataArray) -> tuple[xr.DataArray, ...]:
+    """``fields`` with the latitude and longitude of ``truth``, once checked to be its own.
+
+    ``xr.align`` matches indexes only: on a curvilinear grid (2-D latitude and
+    longitude), or with latitude and longitude on dims without an index, fields pair
+    by position. A field holding the truth's latitude and longitude is refused unless
+    they are the truth's (`climlatent.grid.check_same_grid`; the same cells in another
+    order are refused too), and then takes the truth's (float32 copies of them no
+    longer drop from a difference); a field without them pairs by position.
+
+    Raises
+    ------
+    InputDataError
+        A field's latitude or longitude differs from the truth's.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> truth = xr.DataArray([[1.0], [2.0]], dims=("y", "x"), coords={
+    ...     "lat": (("y", "x"), [[0.0], [60.0]]), "lon": (("y", "x"), [[5.0], [5.0]])})
+    >>> on_grid_of((truth[::-1], truth), truth)
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: the fields scored against each other are not on ...
+    """
+    try:
+        grid = find_grid(truth, truth.name)
+    except InputDataError:  # no latitude-longitude grid: paired by their dims
+        return fields
+    grid_coords = {c: truth[c].variable for c in (grid.lat, grid.lon) if c not in truth.indexes}
+    out = []
+    for field in fields:
+        if field is not truth and grid_coords and {grid.lat, grid.lon} <= set(field.coords):
+            try:
+                check_same_grid(truth, field, str(field.name))
+            except InputDataError as err:
+                raise InputDataError(
+                    "the fields scored against each other are not on the same grid cell for "
+                    "cell, in the truth's order: " + str(err).rsplit(": ", 1)[-1]
+                ) from None
+            field = field.assign_coords(grid_coords)
+        out.append(field)
+    return tuple(out)
 
 
 def in_float64(field: xr.DataArray) -> xr.DataArray:
