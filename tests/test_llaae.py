@@ -135,6 +135,23 @@ def test_save_load_bit_identical(fitted_gev, small, tmp_path):
     assert loaded.encode(test)["latent"].attrs == {"long_name": "latent dimension"}
 
 
+def test_evaluate_scores_l1_with_beta_after_a_warm_up_fitted_or_loaded(small, tmp_path):
+    """L1 = reconstruction + alpha * reconstruction_proxy + beta * KL (weight_l2 = 0).
+
+    A warm-up left its weight on the model: fitted 2 of 5 warm-up epochs, evaluate()
+    weighed the KL by 0.4 * beta (the last epoch's); loaded, by 0 (the constructor's).
+    """
+    train, test = small
+    options = {**FAST, "epochs": 2, "alpha": 1.5, "beta": 2.0, "beta_warmup_epochs": 5}
+    fitted = cl.LLAAE(latent="gaussian", **options).fit(train, "pr", "psl")
+    fitted.save(tmp_path / "m.clm")
+    for model in (fitted, cl.load(tmp_path / "m.clm")):
+        scores = model.evaluate(test)
+        assert scores["kl"] > 0.01
+        l1 = scores["reconstruction"] + 1.5 * scores["reconstruction_proxy"] + 2.0 * scores["kl"]
+        np.testing.assert_allclose(scores["autoencoder"], l1, rtol=1e-6)
+
+
 def test_same_seed_same_model(small):
     a = cl.LLAAE(latent="gaussian", **FAST).fit(small[0], "pr", "psl")
     b = cl.LLAAE(latent="gaussian", **FAST).fit(small[0], "pr", "psl")

@@ -9,6 +9,7 @@ from scipy import stats
 
 import climlatent as cl
 from climlatent.errors import InputDataError
+from climlatent.estimators._train import train_module
 from climlatent.estimators.vae import VAE
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.priors import (
@@ -179,6 +180,26 @@ def test_no_labelled_sample_in_a_batch_adds_nothing():
     assert float(losses["supervision"]) == 0.0
 
 
+def test_nan_labels_of_unlabelled_samples_reach_neither_loss_nor_gradient():
+    """Unlabelled rows' labels are not read: NaN there gives the loss and the gradient
+    of zeros there (a where that masked the term only let 0 * NaN into the gradient)."""
+    y = torch.randn(4, 2, 9, 9)
+    flags = torch.tensor([2.0, 0.0, 2.0, 0.0])
+    theta = torch.randn(4, 2)
+    gaps = theta.clone()
+    gaps[flags == 0] = float("nan")
+    results = []
+    for labels in (torch.where(flags[:, None] > 0, theta, 0.0), gaps):
+        vae = _vae()
+        torch.manual_seed(3)
+        loss = vae.training_losses((y, labels, flags))["loss"]
+        grads = torch.autograd.grad(loss, list(vae.parameters()))
+        results.append((loss.item(), torch.cat([g.flatten() for g in grads])))
+    (loss_zeros, grad_zeros), (loss_gaps, grad_gaps) = results
+    assert np.isfinite(loss_gaps) and loss_gaps == loss_zeros
+    assert torch.isfinite(grad_gaps).all() and torch.equal(grad_gaps, grad_zeros)
+
+
 def test_beta_schedule_drives_beta_and_the_learning_rate_of_fit():
     schedule = BetaSchedule(beta_0=1e-4, warmup_epochs=2, ramp_epochs=2, lr_drop_epoch=3)
     vae = _vae(schedule=schedule)
@@ -271,6 +292,38 @@ def test_bad_labels_and_grids_are_named(darcy):
     assert weights.tolist() == np.where(flags, 24.0, 0.0).tolist()
     with pytest.raises(InputDataError, match="grid"):
         vae.encode(darcy.isel(x=slice(0, 9)))
+
+
+def test_label_weights_are_the_inverse_labelled_shares_of_the_split_fit_makes(darcy, monkeypatch):
+    """With a validation set, the label term of an epoch's training batches averages to
+    its mean over the labelled training samples (as ``fit`` splits them), and the
+    validation loss holds its mean over the labelled validation samples. Weights of
+    96 / 4 = 24, the inverse share among all samples, weighed the training term by
+    2 / 3 here: 2 of the 4 labels fall into the validation set (seed 1)."""
+    trained = {}
+
+    def spy(estimator, module, tensors, *args):
+        trained["tensors"] = tensors
+        trained["result"] = train_module(estimator, module, tensors, *args)
+        return trained["result"]
+
+    monkeypatch.setattr(cl.estimators.vae, "train_module", spy)
+    flags = np.isin(np.arange(96), [5, 50, 60, 90])
+    VAE(epochs=1, validation_fraction=0.25, seed=1, **SMALL).fit(
+        darcy, FIELDS, labels="theta", labelled=flags
+    )
+    weights = trained["tensors"][2].numpy()
+    train = trained["result"].train_indices.numpy()
+    valid = trained["result"].valid_indices.numpy()
+    assert sorted(set(np.flatnonzero(flags)) & set(valid)) == [50, 60]
+    assert weights[[5, 90]].tolist() == [36.0, 36.0]  # 72 training samples, 2 labelled
+    assert weights[[50, 60]].tolist() == [12.0, 12.0]  # 24 validation samples, 2 labelled
+    assert weights[train].mean() == 1.0 and weights[valid].mean() == 1.0
+    assert weights[~flags].max() == 0.0
+    with pytest.raises(InputDataError, match="all 2 labelled samples fall in the validation"):
+        VAE(epochs=1, validation_fraction=0.25, seed=1, **SMALL).fit(
+            darcy, FIELDS, labels="theta", labelled=np.isin(np.arange(96), [50, 60])
+        )
 
 
 def test_decode_reads_the_latents_by_their_labels(darcy):

@@ -264,6 +264,7 @@ class LLAAE(Estimator):
         tensors = self._tensors(x, y)
         # sets history_, best_epoch_ and device_
         train_module(self, self.module_, tensors, checkpoint, resume)
+        self.module_.end_training()  # evaluate() scores L1 with beta, as a loaded model does
         if self.refit_proxy_map:
             self._refit_proxy_map(tensors[0].numpy(), tensors[2].numpy())
         self.module_.eval()

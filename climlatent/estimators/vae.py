@@ -46,7 +46,7 @@ from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.vae import GaussianVAE
 from climlatent.physical_bounds import clip_to_bounds
 from climlatent.schedules import BetaSchedule
-from climlatent.training import TrainingConfig
+from climlatent.training import TrainingConfig, validation_split
 
 __all__ = ["VAE"]
 
@@ -163,7 +163,9 @@ class VAE(BaseEstimator):
             semi-supervised term (Eq. 28 of the seed) for the labelled samples.
         labelled : array-like of bool, optional
             Which samples have labels (over the sample dims, flattened in order);
-            all of them by default.
+            all of them by default. The label term of a batch is then an unbiased
+            estimate of its mean over the labelled samples of the training set, and
+            the validation loss holds its mean over those of the validation set.
         checkpoint : str or os.PathLike, optional
             Training checkpoint, rewritten after every epoch; the ``checkpoint_path``
             option by default.
@@ -348,7 +350,22 @@ class VAE(BaseEstimator):
         if not flags.any():
             raise InputDataError(f"labelled marks none of the {n} samples with labels {name!r}")
         values = np.where(flags[:, None], values, 0.0).astype(np.float32)
-        weights = (flags / flags.mean()).astype(np.float32)  # the inverse labelled share
+        # the inverse labelled share of the training set and of the validation set, as fit
+        # splits them: of all samples, it would weigh the term by the training set's share
+        config = self._training_config()
+        split = validation_split(
+            n, config.validation_fraction, torch.Generator().manual_seed(config.seed)
+        )
+        train, valid = (part.numpy() for part in split)
+        if not flags[train].any():
+            raise InputDataError(
+                f"labelled: all {flags.sum()} labelled samples fall in the validation set "
+                f"(validation_fraction={config.validation_fraction}, seed={config.seed})"
+            )
+        weights = np.zeros(n, np.float32)
+        for part in (train, valid):
+            if flags[part].any():
+                weights[part] = flags[part] / flags[part].mean()
         return [torch.from_numpy(values), torch.from_numpy(weights)]
 
     def _to_dataset(

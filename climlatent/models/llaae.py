@@ -60,7 +60,8 @@ class LLAAE(nn.Module):
         Passed to the latent head (e.g. ``{"xi": -0.5}`` for the GEV).
     beta_warmup_epochs : int
         Raise the KL weight linearly from 0 to ``beta`` over this many epochs (0: off),
-        against posterior collapse early in training.
+        against posterior collapse early in training. Outside training (a fitted or
+        loaded model) the weight is ``beta``: `end_training` restores it.
 
     Examples
     --------
@@ -93,7 +94,7 @@ class LLAAE(nn.Module):
         super().__init__()
         self.alpha, self.beta, self.weight_l2 = float(alpha), float(beta), float(weight_l2)
         self.beta_warmup_epochs = int(beta_warmup_epochs)
-        self.beta_now = self.beta if self.beta_warmup_epochs == 0 else 0.0
+        self.beta_now = self.beta  # the KL weight of L1; on_epoch_start sets a warm-up's
         self.grid = GridScatter(mask, multiple=2 ** len(filters))
         self.encoder = ConvEncoder(self.grid.padded, filters, residual_blocks, negative_slope)
         self.latent = make_latent(
@@ -138,6 +139,10 @@ class LLAAE(nn.Module):
         """Set the KL weight of this epoch (linear warm-up)."""
         if self.beta_warmup_epochs:
             self.beta_now = self.beta * min(1.0, epoch / self.beta_warmup_epochs)
+
+    def end_training(self) -> None:
+        """Restore the KL weight ``beta`` of ``L1`` after a warm-up left a lower one."""
+        self.beta_now = self.beta
 
     def training_losses(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
         """``L1``, ``L2`` and their parts for one batch ``(y, weight, x)``."""

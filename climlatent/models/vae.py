@@ -143,12 +143,13 @@ class GaussianVAE(GaussianEncoderDecoder):
         """Negative ELBO (``beta``-weighted) and, with labels, the Eq. 28 term.
 
         ``batch`` is ``(y,)`` or ``(y, theta, labelled)``: fields, label vectors
-        ``(batch, latent_dim)`` and per sample 0 (no label) or the inverse of the
-        labelled share of the training set (``N / n_labelled``; 1 when all are
-        labelled). ``sum(labelled * -log q(theta | y)) / batch`` is then an unbiased
-        estimate of the mean over the labelled samples in every batch: their mean
-        within the batch, weighted 1, would weigh the term by the chance that a batch
-        holds a label (0.43 for 5 labels among 516 samples in batches of 64).
+        ``(batch, latent_dim)`` (those of unlabelled samples are not read: NaN will do)
+        and per sample 0 (no label) or the inverse of the labelled share of the
+        training set (``N / n_labelled``; 1 when all are labelled).
+        ``sum(labelled * -log q(theta | y)) / batch`` is then an unbiased estimate of
+        the mean over the labelled samples in every batch: their mean within the batch,
+        weighted 1, would weigh the term by the chance that a batch holds a label (0.43
+        for 5 labels among 516 samples in batches of 64).
         """
         y = batch[0]
         mean, log_var = self.posterior(y)
@@ -159,9 +160,12 @@ class GaussianVAE(GaussianEncoderDecoder):
         objective = (nll + self.beta * reg).mean()
         losses = {"reconstruction": nll.mean() / n_values, "regularisation": reg.mean()}
         if len(batch) == 3:
-            theta, labelled = batch[1], batch[2].to(mean.dtype)
+            labelled = batch[2].to(mean.dtype)
+            # a NaN label of an unlabelled row, were it masked out of the term only, would
+            # still make the gradient NaN (0 * NaN in the backward pass)
+            theta = torch.where(labelled[:, None] > 0, batch[1], 0.0)
             supervision = -gaussian_log_prob(theta, mean, log_var)
-            term = torch.where(labelled > 0, labelled * supervision, 0.0).sum() / len(y)
+            term = (labelled * supervision).sum() / len(y)
             losses["supervision"] = term
             objective = objective + self.supervision_weight * term
         losses["loss"] = objective / n_values
