@@ -23,6 +23,7 @@ import xarray as xr
 
 from climlatent.checks import check_field, check_same_samples, get_variable
 from climlatent.errors import InputDataError
+from climlatent.estimators._refit import all_or_nothing
 from climlatent.grid import find_grid
 from climlatent.grouping import Grouper, group_mean
 from climlatent.io import add_history, carry_provenance
@@ -47,8 +48,14 @@ class BilinearBaseline:
     True
     """
 
+    @all_or_nothing
     def fit(self, coarse: xr.Dataset, fine: xr.Dataset, target: str) -> BilinearBaseline:
-        """Build the interpolation weights from the coarse to the fine grid of ``target``."""
+        """Build the interpolation weights from the coarse to the fine grid of ``target``.
+
+        A refit refused once it has set the new grids (a correction that the new
+        record cannot group) leaves the baseline unfitted, not the new interpolation
+        under the previous correction.
+        """
         x = get_variable(coarse, target, "coarse")
         y = get_variable(fine, target, "target")
         check_field(x, "coarse")

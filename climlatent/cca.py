@@ -110,7 +110,8 @@ class CCARegression:
         ------
         ValueError
             The arrays disagree on the number of rows, hold NaN/inf values, or have
-            fewer canonical pairs than ``n_components``.
+            fewer canonical pairs than ``n_components``. A refused refit keeps the
+            previous fit.
         """
         x, y = _matrix(X, "X"), _matrix(Y, "Y")
         if len(x) != len(y):
@@ -119,8 +120,8 @@ class CCARegression:
             raise ValueError("CCA needs at least 2 samples")
         reg = self.regularisation
         reg_x, reg_y = (reg, reg) if np.isscalar(reg) else (float(reg[0]), float(reg[1]))
-        self.x_mean_, basis_x, coords_x, var_x, self.x_ridge_ = _reduce(x, reg_x)
-        self.y_mean_, basis_y, coords_y, var_y, self.y_ridge_ = _reduce(y, reg_y)
+        x_mean, basis_x, coords_x, var_x, x_ridge = _reduce(x, reg_x)
+        y_mean, basis_y, coords_y, var_y, y_ridge = _reduce(y, reg_y)
         available = min(len(var_x), len(var_y))
         if not 1 <= self.n_components <= available:
             raise ValueError(
@@ -133,6 +134,7 @@ class CCARegression:
         cross = white_x.T @ white_y / (len(x) - 1)
         u, s, v_t = np.linalg.svd(cross, full_matrices=False)
         r = self.n_components
+        self.x_mean_, self.x_ridge_, self.y_mean_, self.y_ridge_ = x_mean, x_ridge, y_mean, y_ridge
         self.canonical_correlations_ = s[:r]
         self.x_weights_ = basis_x @ (u[:, :r] / np.sqrt(var_x)[:, None])
         self.y_weights_ = basis_y @ (v_t[:r].T / np.sqrt(var_y)[:, None])

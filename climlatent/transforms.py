@@ -276,9 +276,15 @@ class Pipeline(Transform, kind="pipeline"):
         return f"Pipeline({self.steps!r})"
 
     def _fit(self, da: xr.DataArray) -> xr.Dataset:
-        for step in self.steps[:-1]:
-            da = step.fit_forward(da)
-        self.steps[-1].fit(da)
+        previous = [(step, step._state) for step in self._transforms()]
+        try:
+            for step in self.steps[:-1]:
+                da = step.fit_forward(da)
+            self.steps[-1].fit(da)
+        except BaseException:  # a refused refit: every step keeps the previous fit
+            for step, state in previous:
+                step._state = state
+            raise
         parts, attrs = [], {"n_steps": len(self.steps)}
         for i, step in enumerate(self.steps):
             prefix = f"step{i}_"
@@ -287,6 +293,14 @@ class Pipeline(Transform, kind="pipeline"):
         state = xr.merge(parts, join="exact", compat="no_conflicts", combine_attrs="override")
         state.attrs = attrs
         return state
+
+    def _transforms(self) -> list[Transform]:
+        """The steps, and the steps of those that are pipelines: all that `fit` fits."""
+        return [
+            transform
+            for step in self.steps
+            for transform in (step, *(step._transforms() if isinstance(step, Pipeline) else ()))
+        ]
 
     def _forward(self, da: xr.DataArray, state: xr.Dataset) -> xr.DataArray:
         return functools.reduce(lambda x, step: step.forward(x), self.steps, da)

@@ -11,7 +11,12 @@ import xarray as xr
 
 import climlatent as cl
 import climlatent.training
+from climlatent.baselines import ClimatologyCorrectedBilinear
+from climlatent.cca import CCARegression
 from climlatent.errors import InputDataError, NotFittedError
+from climlatent.precipitation_transforms import Log1p, PowerTransform
+from climlatent.transform_base import transform_from_dataset
+from climlatent.transforms import Anomalies, Pipeline
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +66,54 @@ def test_an_eof_refit_refused_half_way_leaves_no_mixed_bases(circulation):
     with pytest.raises(InputDataError):
         est.fit(circulation.isel(time=slice(0, 4)), "pr", "psl")
     assert not est.is_fitted
+
+
+def test_a_cca_refit_refused_keeps_the_previous_fit():
+    """The refused refit had set the new data's means under the old weights: 12.9 off
+    on predictions of magnitude 8.3."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    y = x[:, :2] @ rng.normal(size=(2, 4)) + 0.1 * rng.normal(size=(200, 4))
+    cca = CCARegression(n_components=2).fit(x, y)
+    rank_one = np.outer(rng.normal(size=20), np.ones(3)) + 5.0  # 1 canonical pair
+    with pytest.raises(ValueError, match="between 1 and 1"):
+        cca.fit(rank_one, rng.normal(size=(20, 4)) + 3.0)
+    fresh = CCARegression(n_components=2).fit(x, y)
+    np.testing.assert_array_equal(cca.emulate(x), fresh.emulate(x))
+
+
+def test_a_baseline_refit_refused_after_it_set_new_grids_leaves_it_unfitted():
+    """The refused refit kept the 16 x 16 interpolation under the 8 x 8 correction: the
+    downscaled field of the new grid came out on a 0 x 0 grid."""
+    old = cl.datasets.synthetic_biogeochem(n_years=2, n_fine_lat=8, n_fine_lon=8)
+    new = cl.datasets.synthetic_biogeochem(n_years=2, n_fine_lat=16, n_fine_lon=16, seed=5)
+    est = ClimatologyCorrectedBilinear("multiplicative").fit(old.coarse, old.fine, "chl")
+    one_year = {"time": slice(0, 12)}  # one step a month: no monthly correction
+    with pytest.raises(InputDataError, match="at least 2 time steps"):
+        est.fit(new.coarse.isel(one_year), new.fine.isel(one_year), "chl")
+    with pytest.raises(InputDataError, match="not fitted"):
+        est.downscale(new.coarse)
+    fresh = ClimatologyCorrectedBilinear("multiplicative").fit(new.coarse, new.fine, "chl")
+    refitted = est.fit(new.coarse, new.fine, "chl").downscale(new.coarse)
+    np.testing.assert_array_equal(refitted["chl"], fresh.downscale(new.coarse)["chl"])
+
+
+def test_a_pipeline_refit_refused_keeps_every_steps_previous_fit(circulation):
+    """The refused refit had refitted the nested pipeline (a Log1p scale 3.13 times the
+    old) under the old climatology: forward 0.73 off, and the state no longer its map."""
+    pr = circulation["pr"]
+
+    def steps():
+        return [Pipeline([PowerTransform(), Log1p()]), Anomalies(dims=("member", "time"))]
+
+    pipeline = Pipeline(steps()).fit(pr)
+    with pytest.raises(InputDataError, match="no sample for dayofyear"):
+        pipeline.fit(pr.isel(time=slice(0, 100)) * 30.0)
+    fresh = Pipeline(steps()).fit(pr)
+    np.testing.assert_array_equal(pipeline.forward(pr), fresh.forward(pr))
+    xr.testing.assert_identical(pipeline.to_dataset(), fresh.to_dataset())
+    rebuilt = transform_from_dataset(pipeline.to_dataset())
+    np.testing.assert_array_equal(pipeline.forward(pr), rebuilt.forward(pr))
 
 
 def _draws() -> tuple:
