@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 import xarray as xr
 
-from climlatent.checks import check_field, check_same_samples, get_variable
+from climlatent.checks import check_calendar, check_field, check_same_samples, get_variable
 from climlatent.errors import InputDataError
 from climlatent.estimators._refit import all_or_nothing
 from climlatent.grid import find_grid
@@ -29,6 +29,7 @@ from climlatent.grouping import Grouper, group_mean
 from climlatent.io import add_history, carry_provenance
 from climlatent.physical_bounds import clip_to_bounds
 from climlatent.regrid import Regridder
+from climlatent.units import convert_units, in_other_units
 
 
 @dataclasses.dataclass
@@ -38,6 +39,8 @@ class BilinearBaseline:
     The same answer as ``Regridder(coarse, fine, "bilinear", engine="climlatent",
     extrapolate=True)(coarse, skipna=True)``: fine cells beyond the coarse centres
     (a same-domain fine grid's edges) take the nearest coarse value instead of NaN.
+    The coarse field is taken in the target's units, at ``fit`` and at ``downscale``
+    (converted where both name theirs), on the calendar it was fitted on.
 
     Examples
     --------
@@ -59,9 +62,11 @@ class BilinearBaseline:
         x = get_variable(coarse, target, "coarse")
         y = get_variable(fine, target, "target")
         check_field(x, "coarse")
-        time, _ = check_field(y, "target")
+        time, calendar = check_field(y, "target")
         check_same_samples(y, x, time)
-        self.target_ = target
+        if in_other_units(x.attrs.get("units"), y.attrs.get("units")):
+            x = convert_units(x, y.attrs["units"], target)  # the correction in the target's
+        self.target_, self.units_, self.calendar_ = target, x.attrs.get("units"), calendar
         self.regridder_ = Regridder(x, y, "bilinear", engine="climlatent", extrapolate=True)
         interpolated = self._interpolate(x)
         if time in y.coords:  # the same dates (checked), labelled as the target's
@@ -83,7 +88,10 @@ class BilinearBaseline:
         if not hasattr(self, "regridder_"):
             raise InputDataError(f"{type(self).__name__} is not fitted: call fit() first")
         x = get_variable(coarse, self.target_, "coarse")
-        check_field(x, "coarse")
+        _, calendar = check_field(x, "coarse")
+        check_calendar(x, "coarse", calendar, self.calendar_)  # a day of year is the fitted's
+        if self.units_ is not None:  # the correction's (fitted in kg m-3, added to mg m-3)
+            x = convert_units(x, self.units_, self.target_)
         out = self._correct(self._interpolate(x)).rename(self.target_).assign_attrs(x.attrs)
         out = clip_to_bounds(out)  # an additive correction can take chl or pr below 0
         # the coarse data's time axis and bounds, scalar coordinates and global attributes

@@ -367,6 +367,33 @@ def test_baseline_history_names_its_options_and_output_keeps_the_time_bounds():
     assert out["time"].attrs["bounds"] == "time_bnds"
 
 
+def test_baseline_takes_coarse_fields_in_the_target_units_at_fit_and_downscale():
+    """The correction is fine minus the interpolated coarse field: with the coarse field
+    in mg m-3 and the target in kg m-3 it learned the unit factor, and the output was
+    labelled mg m-3 with values in kg m-3; a downscale given mg m-3 added kg m-3
+    corrections to mg m-3 values. Both are now converted to the target's units."""
+    w = cl.datasets.synthetic_biogeochem(n_years=2, n_fine_lat=16, n_fine_lon=16)
+    in_mg = w.coarse.assign(chl=(w.coarse["chl"] * 1e6).assign_attrs(units="mg m-3"))
+    base = ClimatologyCorrectedBilinear("additive")
+    expected = base.fit(w.coarse, w.fine, "chl").downscale(w.coarse)["chl"]
+    for coarse_fit, coarse_new in ((w.coarse, in_mg), (in_mg, w.coarse), (in_mg, in_mg)):
+        out = base.fit(coarse_fit, w.fine, "chl").downscale(coarse_new)["chl"]
+        assert out.attrs["units"] == "kg m-3"
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-12)
+
+
+def test_baseline_refuses_a_coarse_field_on_another_calendar():
+    """A noleap day-of-year correction applied to 360_day dates took day N's correction
+    for day N, up to 5 days off late in the year, without a word; refused on any
+    calendar but the fitted one, as the estimators do."""
+    w = cl.datasets.synthetic_biogeochem(n_years=2, n_fine_lat=8, n_fine_lon=8)
+    base = ClimatologyCorrectedBilinear("additive").fit(w.coarse, w.fine, "chl")
+    other = w.coarse.convert_calendar("360_day", align_on="year")
+    message = "'360_day' calendar, but the model was fitted on 'noleap'"
+    with pytest.raises(InputDataError, match=message):
+        base.downscale(other)
+
+
 @pytest.mark.parametrize("model", [cl.ProxyDownscaler, cl.ProxyLatentDownscaler])
 def test_seasonal_fit_leaves_a_cell_nan_in_the_group_it_had_no_data_in(model):
     # a sea-ice cell, missing every January: its January structure was never trained
