@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from climlatent.atomic import written_atomically
 from climlatent.errors import CheckpointError
 
 __all__ = [
@@ -102,7 +103,10 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:
-    """Write ``state`` atomically: a temporary file, then ``os.replace``.
+    """Write ``state`` atomically (`climlatent.atomic.written_atomically`).
+
+    A failed write (a full disk) leaves the checkpoint written before as it was, and
+    no temporary file.
 
     Parameters
     ----------
@@ -110,6 +114,12 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:
         Tensors and plain Python types only.
     path : str or os.PathLike
         Destination file; its folder is created.
+
+    Raises
+    ------
+    CheckpointError
+        The file cannot be written (a full disk, a folder in its place); the message
+        names it.
 
     Examples
     --------
@@ -121,9 +131,11 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     """
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp"
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    try:
+        with written_atomically(path) as temporary:
+            torch.save(state, temporary)
+    except Exception as error:  # torch reports a full disk as a RuntimeError of its C++
+        raise CheckpointError(f"cannot write checkpoint {path!r}: {error}") from error
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

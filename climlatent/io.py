@@ -21,8 +21,6 @@ import datetime as _dt
 import glob
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 from climlatent._version import __version__
+from climlatent.atomic import written_atomically
 from climlatent.cf_encoding import cf_encode
 from climlatent.errors import InputDataError
 from climlatent.grid import find_member
@@ -398,6 +397,9 @@ def to_netcdf(
     InputDataError
         A DataArray without a name, or an attribute netCDF cannot hold (None, a bool, a
         dict), naming the variable and the attribute.
+    FileNotFoundError, IsADirectoryError
+        The target's folder does not exist, or the target is a folder (before any
+        data is computed).
 
     Examples
     --------
@@ -410,6 +412,8 @@ def to_netcdf(
     target = Path(path)
     if not target.parent.is_dir():
         raise FileNotFoundError(f"output folder {str(target.parent)!r} does not exist")
+    if target.is_dir():  # found before the (lazy) data is computed, not after
+        raise IsADirectoryError(f"output {str(target)!r} is a folder; name a file to write")
     if isinstance(ds, xr.DataArray):
         if ds.name is None:
             raise InputDataError("a DataArray without a name cannot be written: name it first")
@@ -424,13 +428,6 @@ def to_netcdf(
                     f"{where} {key!r} is {value!r}, which a netCDF file cannot hold "
                     "(text, numbers or arrays of them): drop it or write it as text"
                 )
-    # A private folder beside the target: should a dask worker thread still be writing
-    # when an error propagates, removing the folder keeps it from re-creating the file.
-    workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        tmp = workdir / target.name
+    with written_atomically(target) as tmp:
         encoded.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     return target

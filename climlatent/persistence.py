@@ -37,8 +37,6 @@ import hashlib
 import json
 import re
 import reprlib
-import shutil
-import tempfile
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -51,7 +49,8 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from climlatent._version import __version__
-from climlatent.errors import CheckpointError
+from climlatent.atomic import written_atomically
+from climlatent.errors import CheckpointError, is_netcdf_error
 from climlatent.estimators import estimator_class
 from climlatent.estimators.base import ArraySpec, BaseEstimator
 
@@ -106,7 +105,8 @@ def save_estimator(estimator: BaseEstimator, path: str | Path) -> Path:
     ------
     CheckpointError
         ``path`` holds something other than a climlatent model (a data folder, a
-        file), or its parent folder does not exist; nothing is written.
+        file), or its parent folder does not exist; nothing is written. Or a file
+        cannot be written (a full disk): the model saved before is left as it was.
 
     Examples
     --------
@@ -123,29 +123,27 @@ def save_estimator(estimator: BaseEstimator, path: str | Path) -> Path:
     """
     estimator._require_fitted()
     target = check_model_path(path)
-    workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    state = {k: np.ascontiguousarray(v) for k, v in estimator._state().items()}
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "climlatent_version": __version__,
+        "estimator": type(estimator).__name__,
+        "config": estimator.get_config(),
+        "fitted": _jsonable(estimator._fitted_metadata()),
+    }
     try:
-        tmp = workdir / target.name
-        tmp.mkdir()
-        state = {k: np.ascontiguousarray(v) for k, v in estimator._state().items()}
-        save_file(state, str(tmp / WEIGHTS))
-        for name, dataset in estimator._fitted_datasets().items():
-            dataset.to_netcdf(tmp / f"{name}.nc")
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "climlatent_version": __version__,
-            "estimator": type(estimator).__name__,
-            "config": estimator.get_config(),
-            "fitted": _jsonable(estimator._fitted_metadata()),
-            "files": {p.name: _sha256(p) for p in sorted(tmp.iterdir())},
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if target.exists():
-            target.rename(workdir / "replaced")
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        with written_atomically(target) as tmp:
+            tmp.mkdir()
+            save_file(state, str(tmp / WEIGHTS))
+            for name, dataset in estimator._fitted_datasets().items():
+                dataset.to_netcdf(tmp / f"{name}.nc")
+            manifest["files"] = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    except (OSError, RuntimeError, SafetensorError) as err:
+        if isinstance(err, RuntimeError) and not is_netcdf_error(err):
+            raise
+        raise CheckpointError(f"cannot save a model to {str(target)!r}: {err}") from err
     return target
 
 

@@ -62,6 +62,22 @@ def test_existing_file_survives_failed_overwrite(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nc"]
 
 
+def test_a_folder_at_the_output_path_is_refused_before_computing(tmp_path):
+    """The data was computed in full, then os.replace failed naming the temporary file."""
+    computed = []
+
+    def count(block):
+        computed.extend([block.shape] if block.size else [])  # not dask's empty probe
+        return block
+
+    lazy = dask.array.ones((4, 3), chunks=(2, 3)).map_blocks(count, dtype=float)
+    (tmp_path / "a.nc").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"output '.*a\.nc' is a folder"):
+        to_netcdf(xr.Dataset({"a": (("x", "y"), lazy)}), tmp_path / "a.nc")
+    assert computed == []
+    assert [p.name for p in tmp_path.iterdir()] == ["a.nc"] and (tmp_path / "a.nc").is_dir()
+
+
 def test_open_netcdf_glob_and_zarr(tmp_path):
     ds = cl.datasets.synthetic_circulation(n_members=1, n_years=2, n_lat=4, n_lon=5)
     first, second = ds.isel(time=slice(0, 365)), ds.isel(time=slice(365, None))

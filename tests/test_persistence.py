@@ -1,5 +1,8 @@
 import json
 import pickle
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -167,3 +170,46 @@ def test_a_model_configured_for_cuda_loads_onto_the_cpu_without_it(tmp_path):
     np.testing.assert_array_equal(
         loaded.downscale(world.coarse)["chl"].values, est.downscale(world.coarse)["chl"].values
     )
+
+
+# Saves a model and a checkpoint over good ones on a full disk: files over 4000 bytes
+# fail with EFBIG (SIGXFSZ ignored), as on a full file system.
+_FULL_DISK = """
+import resource, signal, sys, torch
+import climlatent as cl
+from climlatent.checkpoint import save_checkpoint
+model = cl.load("model.clm")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+for name, write in [("model.clm", lambda: model.save("model.clm")),
+                    ("run.pt", lambda: save_checkpoint({"w": torch.ones(5000)}, "run.pt"))]:
+    try:
+        write()
+    except Exception as error:
+        print(name, type(error).__name__, str(error).splitlines()[0])
+"""
+
+
+def test_a_full_disk_leaves_the_model_and_checkpoint_saved_before(fitted_eof, saved, split):
+    """On a full disk safetensors' SafetensorError and torch's RuntimeError ("enforce
+    fail at inline_container.cc") came out raw (a traceback from ``climlatent fit``),
+    and the checkpoint left a truncated ``run.pt.tmp`` beside the good one."""
+    from climlatent.checkpoint import load_checkpoint, save_checkpoint
+
+    save_checkpoint({"epoch": 3}, saved.parent / "run.pt")
+    before = {p: p.read_bytes() for p in saved.parent.rglob("*") if p.is_file()}
+    run = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_FULL_DISK)],
+        cwd=saved.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = run.stdout.splitlines()
+    assert len(lines) == 2, run.stdout
+    assert lines[0].startswith("model.clm CheckpointError cannot save a model to 'model.clm': ")
+    assert "File too large" in lines[0]  # the cause, EFBIG, is said
+    assert lines[1].startswith("run.pt CheckpointError cannot write checkpoint 'run.pt': ")
+    assert {p: p.read_bytes() for p in saved.parent.rglob("*") if p.is_file()} == before
+    assert load_checkpoint(saved.parent / "run.pt") == {"epoch": 3}
+    assert cl.load(saved).emulate(split[1]).equals(fitted_eof.emulate(split[1]))

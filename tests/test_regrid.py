@@ -465,6 +465,26 @@ def test_curvilinear_grids_are_refused_where_unsupported(method, role, message):
     assert out["tos" if role == "source" else "tas"].notnull().all()
 
 
+@pytest.mark.parametrize("fault", ["weight bit flipped", "truncated"])
+def test_a_corrupted_weights_file_is_refused_naming_it(tmp_path, fault):
+    """A bit flipped in the weights loaded silently as other weights (no checksum); a
+    truncated file raised scipy's ValueError or a grid error not naming the file."""
+    regridder = Regridder(grid(*GLOBAL_3), grid(*GLOBAL_2_WEST), engine="climlatent")
+    path = regridder.to_netcdf(tmp_path / "weights.nc")
+    data = bytearray(path.read_bytes())
+    if fault == "truncated":
+        del data[len(data) // 2 :]
+    else:
+        start = data.find(regridder.weights.tocoo().data[100:104].tobytes())
+        assert start > 0
+        data[start + 8] ^= 1  # the last bit of the 101st weight's mantissa
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        InputDataError, match=r"weights file '.*weights\.nc' is truncated or corrupted"
+    ):
+        Regridder.from_netcdf(path)
+
+
 def test_other_bad_inputs(tmp_path):
     src = grid(*GLOBAL_3)
     with pytest.raises(ValueError, match="method must be one of"):

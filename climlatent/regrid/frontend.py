@@ -21,7 +21,7 @@ import xarray as xr
 from scipy import sparse
 
 from climlatent.cell_edges import bounds_name, latitude_edges, longitude_edges
-from climlatent.errors import InputDataError
+from climlatent.errors import InputDataError, is_netcdf_error
 from climlatent.grid import GridInfo, find_grid
 from climlatent.grid_order import GridOrder, canonical_order
 from climlatent.io import add_history, to_netcdf
@@ -481,18 +481,34 @@ class Regridder:
         grids = [_prefixed(self._src_grid, "src_"), _prefixed(self._dst_grid, "dst_")]
         # CF-1.8 encodings, but no attributes added: the grids must read back unchanged.
         ds = xr.merge([weights, *grids], combine_attrs="override")
+        for var in ds.variables.values():  # each array's HDF5 checksum, checked as it is read
+            if var.ndim:
+                var.encoding["fletcher32"] = True
         return to_netcdf(ds, path, repr(self), complete_coords=False)
 
     @classmethod
     def from_netcdf(cls, path: str | os.PathLike) -> Regridder:
         """Load a regridder saved by :meth:`to_netcdf` without recomputing the weights.
 
+        Raises
+        ------
+        InputDataError
+            The file is truncated, corrupted (an array failing its checksum), not a
+            weights file, or its weights do not fit its grids; the message names it.
+
         Examples
         --------
         See :meth:`to_netcdf`.
         """
-        with xr.open_dataset(path, engine="netcdf4") as ds:
-            ds = ds.load()
+        try:
+            with xr.open_dataset(path, engine="netcdf4") as ds:
+                ds = ds.load()  # each array checked against its checksum, when it has one
+        except (OSError, RuntimeError) as err:
+            if isinstance(err, RuntimeError) and not is_netcdf_error(err):
+                raise
+            raise InputDataError(
+                f"weights file {str(path)!r} is truncated or corrupted: {err}"
+            ) from err
         missing = sorted({"row", "col", "S"} - set(ds.variables))
         missing += [
             f"attribute {a!r}" for a in ("regrid_method", "regrid_engine") if a not in ds.attrs
@@ -501,12 +517,15 @@ class Regridder:
             raise InputDataError(
                 f"{str(path)!r} is not a climlatent weights file: it lacks {', '.join(missing)}"
             )
-        src, dst = _unprefixed(ds, "src_"), _unprefixed(ds, "dst_")
-        shape = tuple(int(np.prod(_horizontal_shape(g, find_grid(g)))) for g in (dst, src))
-        weights = sparse.coo_array(
-            (ds["S"].values, (ds["row"].values - 1, ds["col"].values - 1)), shape=shape
-        )
-        extrapolate = ds.attrs.get("regrid_extrapolate", "none") == "nearest_s2d"
-        return cls(
-            src, dst, ds.attrs["regrid_method"], ds.attrs["regrid_engine"], weights, extrapolate
-        )
+        try:
+            src, dst = _unprefixed(ds, "src_"), _unprefixed(ds, "dst_")
+            shape = tuple(int(np.prod(_horizontal_shape(g, find_grid(g)))) for g in (dst, src))
+            weights = sparse.coo_array(
+                (ds["S"].values, (ds["row"].values - 1, ds["col"].values - 1)), shape=shape
+            )
+            extrapolate = ds.attrs.get("regrid_extrapolate", "none") == "nearest_s2d"
+            return cls(
+                src, dst, ds.attrs["regrid_method"], ds.attrs["regrid_engine"], weights, extrapolate
+            )
+        except (ValueError, LookupError) as err:  # InputDataError included
+            raise InputDataError(f"weights file {str(path)!r} is invalid: {err}") from err

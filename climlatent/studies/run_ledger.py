@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from climlatent.atomic import written_atomically
+
 
 class RunLedger:
     """The finished runs of a study in ``path``.
@@ -126,9 +128,8 @@ class RunLedger:
                 self.rows.append(row)
 
     def _write(self) -> None:
-        partial = self.path.with_name(self.path.name + ".tmp")
-        pd.DataFrame(self.rows).to_csv(partial, index=False)
-        os.replace(partial, self.path)
+        with written_atomically(self.path) as partial:
+            pd.DataFrame(self.rows).to_csv(partial, index=False)
 
     def status(self, plan: Sequence[dict], by: Sequence[str]) -> pd.DataFrame:
         """Runs done and planned per case (the settings ``by``).

@@ -1,0 +1,75 @@
+"""Write a file or folder in full or not at all: never half-written output.
+
+Shared by every writer of a single output (netCDF files, regridding weights, saved
+models, training checkpoints); it imports neither xarray nor torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def written_atomically(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path to write ``path`` to, renamed into place only on success.
+
+    The temporary path lies in a private folder beside ``path`` (same file system, so
+    the rename is atomic), which is removed whatever happens: an error, a full disk or
+    a ``KeyboardInterrupt`` leaves neither a partial file at ``path`` nor a temporary
+    one beside it, and what was at ``path`` before stays as it was. Should a thread
+    still be writing when an error propagates, removing the folder keeps it from
+    re-creating the file. A folder written replaces one at ``path``, moved into the
+    private folder first and deleted with it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file or folder to write; its parent folder must exist.
+
+    Yields
+    ------
+    pathlib.Path
+        Where to write: a path of the same name as ``path``, not yet existing.
+
+    Raises
+    ------
+    IsADirectoryError
+        A file was written and ``path`` is a folder (nothing there is changed).
+
+    Examples
+    --------
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with written_atomically(folder / "a.txt") as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> sorted(p.name for p in folder.iterdir()), (folder / "a.txt").read_text()
+    (['a.txt'], 'done')
+    >>> with written_atomically(folder / "a.txt") as tmp:
+    ...     _ = tmp.write_text("half")
+    ...     raise OSError(27, "File too large")
+    Traceback (most recent call last):
+    ...
+    OSError: [Errno 27] File too large
+    >>> sorted(p.name for p in folder.iterdir()), (folder / "a.txt").read_text()
+    (['a.txt'], 'done')
+    """
+    target = Path(path)
+    workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        tmp = workdir / target.name
+        yield tmp
+        replaced = workdir / "replaced"
+        if tmp.is_dir() and target.is_dir() and not target.is_symlink():
+            os.replace(target, replaced)
+        try:
+            os.replace(tmp, target)
+        except BaseException:  # the folder written before goes back where it was
+            if replaced.exists():
+                os.replace(replaced, target)
+            raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
