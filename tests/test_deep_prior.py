@@ -151,5 +151,4 @@ def test_map_gradient_and_nuts_match_the_closed_form_of_a_linear_decoder():
     post = posterior(model, observed, noise, num_samples=400, warmup=200)
     draws = post.guided.values[:, 0]  # the first latent (aux_mean 0, aux_std 1)
     sd = np.sqrt(covariance[0, 0])  # 0.66; 800 draws: the mean to 0.03, the sd to 4 %
-    print("NUTS mean, sd", draws.mean(), draws.std(), "exact", mode[0], sd)
     assert abs(draws.mean() - mode[0]) < 0.2 * sd and abs(draws.std() / sd - 1) < 0.15
