@@ -482,8 +482,8 @@ class Regridder:
         # CF-1.8 encodings, but no attributes added: the grids must read back unchanged.
         ds = xr.merge([weights, *grids], combine_attrs="override")
         for var in ds.variables.values():  # each array's HDF5 checksum, checked as it is read
-            if var.ndim:
-                var.encoding["fletcher32"] = True
+            if var.ndim:  # a filter needs chunks: a grid read contiguous from a file has none
+                var.encoding.update(fletcher32=True, contiguous=False, chunksizes=None)
         return to_netcdf(ds, path, repr(self), complete_coords=False)
 
     @classmethod
