@@ -188,6 +188,17 @@ def test_a_360_day_file_counting_months_is_written_back(tmp_path):
     assert back.time.encoding["units"] == "days since 2000-01-01"
 
 
+def test_hourly_times_with_a_float32_encoding_are_written_to_the_second(tmp_path):
+    """A file's float32 "days since 1850" holds whole days but not the hours of 2015:
+    hourly times written so came back up to 112 s off (32 of 48)."""
+    time = xr.date_range("2014-12-31", periods=48, freq="h")
+    ds = xr.Dataset({"tas": ("time", np.zeros(48, "f4"), {"units": "K"})}, coords={"time": time})
+    ds.time.encoding = {"units": "days since 1850-01-01", "dtype": np.dtype("float32")}
+    back = xr.open_dataset(to_netcdf(ds, tmp_path / "hourly.nc"))
+    np.testing.assert_array_equal(back.time.values, time.values)
+    assert back.time.encoding["dtype"] == np.float64
+
+
 def test_bounds_are_not_given_the_scalar_coordinates_of_the_fields(tmp_path):
     """One member of an ensemble: xarray listed its scalar 'member' as a coordinate of
     lat_bnds, lon_bnds and time_bnds, and CDO called them inconsistent."""
