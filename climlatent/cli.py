@@ -165,7 +165,10 @@ def _batch_command(method: str, summary: str) -> click.Command:
     @click.option(
         "--time-per-region",
         type=int,
-        help="Time steps per zarr chunk [default: the time chunks within one model batch].",
+        help=(
+            "Time steps per zarr chunk [default: the whole model calls within 32 MiB of "
+            "output, at most 4096 steps; at least one call]."
+        ),
     )
     @click.option(
         "--connect-timeout",

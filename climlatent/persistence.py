@@ -428,8 +428,9 @@ def load(path: str | Path) -> BaseEstimator:
 
     Returns
     -------
-    Estimator
-        The fitted estimator, giving bit-identical output to the one saved.
+    BaseEstimator
+        The fitted estimator, of its saved class (an `Estimator`, `VAE`, `VED`...),
+        giving bit-identical output to the one saved.
 
     Raises
     ------

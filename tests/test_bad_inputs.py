@@ -204,6 +204,12 @@ def test_grid_dims_may_be_transposed(fitted_eof, split):
         (lambda: cl.VAE(lr_drop_epoch=-1), "BetaSchedule lr_drop_epoch must be >= 0"),
         (lambda: cl.VAE(beta_0=0.0), "BetaSchedule needs 0 < beta_0 <= beta_final"),
         (lambda: TrainingConfig(plateau_lr_factor=2.0), "plateau_lr_factor in (0, 1]"),
+        # a name outside the documented set: refused by fit, or (one channel) never
+        (lambda: cl.ProxyLatentDownscaler(channels=1, latent="weibull"), "latent must be one"),
+        (lambda: cl.ProxyLatentDownscaler(latent="weibull"), "latent must be one of"),
+        (lambda: cl.VAE(prior="laplace"), "prior must be one of ('standard', 'hierarchical')"),
+        (lambda: cl.EOFRegression(target_transform="log"), "target_transform must be one of"),
+        (lambda: cl.LLAAE(proxy_transform="anomalies"), "proxy_transform must be one of"),
     ],
 )
 def test_parameters_are_checked_at_construction(make, message):

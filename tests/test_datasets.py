@@ -240,6 +240,9 @@ def test_default_size_is_small(ds):
         ({"freq": "fortnightly"}, "freq"),
         ({"pr_mean": -1.0}, "pr_mean"),
         ({"psl_noise": -1.0}, "psl_noise"),
+        ({"seed": -1}, "seed must be a non-negative integer"),  # was numpy's ValueError
+        ({"seed": 1.5}, "seed"),  # was a TypeError
+        ({"seed": True}, "seed"),  # was the dataset of seed 1
     ],
 )
 def test_invalid_parameters(kwargs, match):

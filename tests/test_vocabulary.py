@@ -195,6 +195,30 @@ def test_every_estimator_has_a_case_and_a_readme_row():
     assert set(readme_table()) == public_estimators()
 
 
+def documented_parameters(cls: type) -> set[str]:
+    """The names of the numpydoc Parameters sections of ``cls`` and its climlatent bases."""
+    names = set()
+    for klass in cls.__mro__:
+        doc = inspect.cleandoc(vars(klass).get("__doc__") or "")
+        section = re.search(r"^Parameters\n-+\n(.*?)(?:\n\n\w[\w ]*\n-+\n|\Z)", doc, re.S | re.M)
+        if klass.__module__.startswith("climlatent") and section:
+            for line in section.group(1).splitlines():  # a name line: not indented
+                if line and not line[0].isspace() and not line.startswith("**"):
+                    names |= {name.strip() for name in line.split(" :")[0].split(",")} - {""}
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(public_estimators()))
+def test_every_configuration_keyword_is_documented(name):
+    """The class docstring's Parameters are the constructor's: no option undocumented
+    (``range_tolerance`` of EOFRegression, LLAAE and ProxyDownscaler was) or stale."""
+    cls = getattr(cl, name, None) or getattr(baselines, name)
+    keywords = {
+        p.name for p in inspect.signature(cls).parameters.values() if p.kind != p.VAR_KEYWORD
+    }
+    assert documented_parameters(cls) == keywords
+
+
 @pytest.mark.parametrize("name", list(CASES) + ["CCARegression"])
 def test_the_readme_row_names_the_kind_and_calls(name):
     kind, fit, then = readme_table()[name]

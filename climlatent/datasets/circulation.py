@@ -182,8 +182,9 @@ def synthetic_circulation(
     Raises
     ------
     InputDataError
-        If a size is not a positive integer, the calendar is unknown, the
-        start or frequency cannot be parsed, or a coefficient is out of range.
+        If a size is not a positive integer, the seed is not a non-negative
+        integer, the calendar is unknown, the start or frequency cannot be parsed, or a
+        coefficient is out of range.
 
     Examples
     --------
@@ -290,10 +291,11 @@ def synthetic_circulation(
 def _validated_parameters(arguments: dict) -> dict:
     """Check the generator's arguments; return them JSON-ready with defaults resolved."""
     params = dict(arguments)
-    for name in ("n_members", "n_years", "n_lat", "n_lon", "n_modes"):
-        value = params[name]
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise InputDataError(f"{name} must be a positive integer, got {value!r}")
+    for name in ("n_members", "n_years", "n_lat", "n_lon", "n_modes", "seed"):
+        value, least = params[name], 0 if name == "seed" else 1
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            kind = "non-negative" if least == 0 else "positive"
+            raise InputDataError(f"{name} must be a {kind} integer, got {value!r}")
         params[name] = int(value)
     if params["n_lat"] < 2 or params["n_lon"] < 2:
         raise InputDataError(
@@ -322,7 +324,6 @@ def _validated_parameters(arguments: dict) -> dict:
         raise InputDataError(f"psl_noise must be non-negative, got {params['psl_noise']!r}")
     for name in ("warming_per_decade", "cc_scaling", "pr_mean", "pr_noise_shape", "psl_noise"):
         params[name] = float(params[name])
-    params["seed"] = int(params["seed"])
     params["mask_ocean"] = bool(params["mask_ocean"])
     return params
 

@@ -38,6 +38,15 @@ LEAST = {
 #: Options that must be above zero: a spread (``tau=0`` divides by a zero variance)
 #: and the range tolerance of `climlatent.fitted_range`.
 POSITIVE = ("range_tolerance", "tau")
+#: Options naming one of a set (listed as ``{"a", "b"}`` in each estimator's Parameters):
+#: another value was refused only by ``fit``, or never (``ProxyLatentDownscaler`` with one
+#: channel has no learned latent).
+CHOICES = {
+    "latent": ("none", "gaussian", "gaussian_hp", "gev", "gev_moments"),
+    "prior": ("standard", "hierarchical"),
+    "proxy_transform": ("none", "standardize", "log1p"),
+    "target_transform": ("none", "standardize", "log1p"),
+}
 
 
 def _matches(value: Any, kind: Any) -> bool:
@@ -111,6 +120,10 @@ def check_config(estimator: Any) -> None:
     for name in POSITIVE:
         if name not in mistyped and getattr(estimator, name, 1.0) <= 0:
             problems.append(f"{name}={getattr(estimator, name)!r} must be > 0")
+    for name, choices in CHOICES.items():
+        value = getattr(estimator, name, choices[0])
+        if name not in mistyped and value not in choices:
+            problems.append(f"{name} must be one of {choices}, got {value!r}")
     if not problems and hasattr(estimator, "epochs"):  # trained (with torch): its loop's settings
         try:
             if hasattr(estimator, "schedule"):  # its beta and learning-rate schedule

@@ -90,9 +90,10 @@ class ProxyDownscaler(BaseEstimator):
         one per group, and each sample is downscaled with its date's group. The
         model has the groups its training record holds (``groups_``), each with at
         least 2 time steps; it downscales dated data of those groups only.
-    epochs, batch_size, lr, validation_fraction, early_stopping_patience, seed,
-    device, progress :
+    epochs, batch_size, lr, validation_fraction, early_stopping_patience, seed, device, progress
         Passed to :class:`climlatent.training.TrainingConfig`.
+    range_tolerance : float
+        Drivers beyond their training range by more than this many widths of it are refused.
 
     Examples
     --------
@@ -164,9 +165,8 @@ class ProxyDownscaler(BaseEstimator):
         checkpoint : str or os.PathLike, optional
             Training checkpoint, rewritten after every epoch.
         resume : bool
-            Continue from ``checkpoint`` when the file exists, else start afresh. The
-            result equals that of an uninterrupted run; a larger ``epochs`` trains a
-            finished run further.
+            Continue from ``checkpoint`` when the file exists, else start afresh. The result
+            equals that of an uninterrupted run; a larger ``epochs`` trains a finished run further.
 
         Returns
         -------

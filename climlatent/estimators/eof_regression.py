@@ -41,6 +41,9 @@ class EOFRegression(Estimator):
         Ridge penalty on the regression coefficients (0: ordinary least squares).
     target_transform, proxy_transform : {"none", "standardize", "log1p"}
         Preprocessing of each field before the EOF analysis (fitted on training data).
+    range_tolerance : float
+        New proxy fields beyond their training range by more than this many widths of it
+        are refused (`climlatent.fitted_range`).
 
     Examples
     --------

@@ -38,8 +38,6 @@ from climlatent.models.priors import StandardNormalPrior, prior_draws
 from climlatent.training import TrainingConfig, resolve_device
 from climlatent.transforms import CONSTANT_RTOL
 
-LATENT_KINDS = ("none", "gaussian", "gaussian_hp", "gev", "gev_moments")
-
 
 @dataclasses.dataclass
 class LLAAE(Estimator):
@@ -77,6 +75,10 @@ class LLAAE(Estimator):
         (reference: 100, 64, 1e-3, 0.96 every 5000 steps).
     validation_fraction, early_stopping_patience, seed, device, amp, progress :
         Passed to :class:`climlatent.training.TrainingConfig`.
+    target_transform, proxy_transform : {"none", "standardize", "log1p"}
+        Preprocessing of each field (fitted on training data); both standardised by default.
+    range_tolerance : float
+        As for :class:`EOFRegression`.
 
     Examples
     --------
@@ -118,8 +120,6 @@ class LLAAE(Estimator):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.filters = tuple(int(f) for f in self.filters)
-        if self.latent not in LATENT_KINDS:
-            raise ValueError(f"latent must be one of {LATENT_KINDS}, got {self.latent!r}")
         if self.proxy_input not in ("eofs", "field"):
             raise ValueError(f"proxy_input must be 'eofs' or 'field', got {self.proxy_input!r}")
 

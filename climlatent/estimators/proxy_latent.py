@@ -92,9 +92,11 @@ class ProxyLatentDownscaler(ProxyDownscaler):
         ``"time.season"``, ``"time.dayofyear:31"``...): the structure ``s(x)``, the
         residual spreads and the smearing factor are one per group; growth laws,
         interpolation, encoder and refinement are shared.
-    epochs, batch_size, lr, validation_fraction, early_stopping_patience, seed,
-    device, progress, range_tolerance :
+    epochs, batch_size, lr, validation_fraction, early_stopping_patience, seed, device, progress
         As for :class:`climlatent.ProxyDownscaler`.
+    range_tolerance : float
+        As for :class:`climlatent.ProxyDownscaler`; with ``target_input``, for the coarse
+        target too.
 
     Examples
     --------

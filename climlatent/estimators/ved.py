@@ -101,7 +101,8 @@ class VED(BaseEstimator):
         Residual blocks of the ``"conv"`` encoder.
     layers, growth : int
         The ``"dense"`` architecture: layers per dense block and channels each adds.
-    epochs, batch_size, lr, weight_decay, lr_decay, lr_decay_steps, validation_fraction,
+    epochs, batch_size, lr, weight_decay, lr_decay, lr_decay_steps, validation_fraction
+        Training settings (`~climlatent.training.TrainingConfig`).
     early_stopping_patience, plateau_lr_drops, seed, device, progress, checkpoint_path
         Training settings (`~climlatent.training.TrainingConfig`): with a patience,
         each plateau of the validation loss divides the learning rate by 10 up to

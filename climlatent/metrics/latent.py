@@ -51,6 +51,8 @@ def latent_factor_correlation(
         Latent codes, e.g. from ``estimator.encode(ds)``: sample dims and ``latent_dim``.
     factors : xr.DataArray
         True factors on the same sample coordinates, with ``factor_dim``.
+    latent_dim, factor_dim : str
+        The dims indexing the latents and the factors; every other dim is a sample dim.
 
     Returns
     -------
@@ -93,6 +95,16 @@ def linear_probe_r2(
     factor_dim: str = "mode",
 ) -> xr.DataArray:
     """R2 of each factor regressed (least squares, with intercept) on all latents.
+
+    Parameters
+    ----------
+    latents, factors, latent_dim, factor_dim
+        As for `latent_factor_correlation`.
+
+    Returns
+    -------
+    xr.DataArray
+        ``(factor_dim,)`` R2 of each factor (1: a linear function of the latents).
 
     Examples
     --------

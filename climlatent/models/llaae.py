@@ -44,7 +44,7 @@ class LLAAE(nn.Module):
         Length of a proxy sample (grid cells or EOF principal components).
     latent_dim : int
         Size of the latent space.
-    latent : {"none", "gaussian", "gev", "gev_moments"}
+    latent : {"none", "gaussian", "gaussian_hp", "gev", "gev_moments"}
         Posterior family (``"none"``: the deterministic LLAAE).
     alpha, beta : float
         Weights of the proxy reconstruction and of the KL term in ``L1``.
