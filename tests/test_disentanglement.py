@@ -287,3 +287,24 @@ def test_bad_inputs_name_the_argument(call, match):
     f = _factors("normal", n=200, d=2)
     with pytest.raises(InputDataError, match=match):
         call(f @ ROTATE, f)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda z, f: sap_score(z, f),
+        lambda z, f: dci(z, f, importance="lasso"),
+        lambda z, f: total_correlation(f),
+        lambda z, f: kl_disentanglement_score(z, f),
+    ],
+    ids=["sap", "dci", "total_correlation", "kl"],
+)
+@pytest.mark.parametrize("value", [0.1, 280.1])
+def test_a_column_constant_at_a_value_whose_mean_rounds_is_refused(call, value):
+    """A constant 0.1 or 280.1 has a float64 std of 7e-17 or 1e-12, not 0: it was taken
+    for a varying column and scored (SAP 0.50, DCI informativeness 1.00 or 0.50, total
+    correlation 1e-16, S_KL 0.94) where a constant 1.0 is refused."""
+    f = _factors("normal", n=200, d=2)
+    f[:, 1] = value
+    with pytest.raises(InputDataError, match="constant"):
+        call(f.copy(), f)

@@ -1,6 +1,7 @@
 """Scores compare fields point for point: same coordinates, the same valid points."""
 
 import datetime
+import warnings
 
 import numpy as np
 import pytest
@@ -272,6 +273,44 @@ def test_latent_factor_correlation_stays_within_minus_one_and_one():
     expected = np.corrcoef(latents, factors, rowvar=False)[:3, 3:]
     assert np.all(np.abs(corr) <= 1.0)
     np.testing.assert_allclose(corr, expected, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("value", [0.1, 1.0, 280.1, 101325.3])
+def test_latent_diagnostics_of_a_constant_factor_or_latent_are_nan(value):
+    """A factor constant over the samples has no R2 or correlation: the probe gave it an
+    R2 of 1.0 (0.1), -inf (1.0), 0.56 (280.1) or 0.0 (101325.3), its float64 mean not
+    exactly the value; a constant latent's correlation with it was 1.0 (NaN at 1.0)."""
+    rng = np.random.default_rng(0)
+    latents, factors = rng.normal(size=(100, 3)), rng.normal(size=(100, 2))
+    factors[:, 1] = value
+    latents[:, 0] = value
+    z, f = (
+        xr.DataArray(latents, dims=("time", "latent")),
+        xr.DataArray(factors, dims=("time", "mode")),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r2, corr = linear_probe_r2(z, f).values, latent_factor_correlation(z, f).values
+    design = np.column_stack([np.ones(100), latents[:, 1:]])
+    residual = factors[:, 0] - design @ np.linalg.lstsq(design, factors[:, 0], rcond=None)[0]
+    expected_r2 = 1 - (residual**2).sum() / ((factors[:, 0] - factors[:, 0].mean()) ** 2).sum()
+    np.testing.assert_allclose(r2, [expected_r2, np.nan], rtol=1e-12)
+    assert np.isnan(corr[0]).all() and np.isnan(corr[:, 1]).all()
+    expected = np.corrcoef(latents[:, 1:], factors[:, 0], rowvar=False)[:2, 2]
+    np.testing.assert_allclose(corr[1:, 0], expected, rtol=0, atol=1e-15)
+
+
+def test_correlation_map_is_nan_where_a_field_is_constant_at_any_value():
+    """A prediction constant along time in a cell (0.1, 280.1 or 3e-5) got a correlation
+    of about 3e-17, counted as uncorrelated in a map's mean; a constant 1.0 got NaN."""
+    rng = np.random.default_rng(0)
+    truth = xr.DataArray(rng.normal(size=(100, 5)), dims=("time", "x"))
+    prediction = truth + rng.normal(size=(100, 5))
+    prediction[:, :4] = [0.1, 280.1, 3e-5, 1.0]
+    corr = correlation(prediction, truth).values
+    expected = np.corrcoef(prediction[:, 4], truth[:, 4])[0, 1]
+    np.testing.assert_allclose(corr, [np.nan] * 4 + [expected], rtol=1e-12)
+    np.testing.assert_array_equal(correlation(truth, prediction).values, corr)
 
 
 @pytest.mark.parametrize("dtype", [">f2", "<f2", ">f4"])

@@ -365,6 +365,16 @@ def test_weights_round_trip_through_netcdf(tmp_path, method, extrapolate):
     )
 
 
+def test_weights_of_grids_read_from_netcdf_files_are_saved(tmp_path):
+    """Coordinates read from a netCDF file keep ``contiguous=True`` in their encoding,
+    which HDF5 cannot checksum: saving their weights raised "NetCDF: Invalid argument"."""
+    grid(*GLOBAL_3).to_netcdf(tmp_path / "grid.nc")
+    with xr.open_dataset(tmp_path / "grid.nc") as src:
+        regridder = Regridder(src, grid(*GLOBAL_2_WEST), engine="climlatent")
+        loaded = Regridder.from_netcdf(regridder.to_netcdf(tmp_path / "weights.nc"))
+    assert (loaded.weights != regridder.weights).nnz == 0
+
+
 @pytest.mark.parametrize("method", ["conservative", "bilinear", "nearest"])
 @pytest.mark.parametrize("converted", ["source", "destination"])
 def test_longitude_conventions_do_not_matter(method, converted):

@@ -6,8 +6,6 @@ and row k of one was another member's day in the other: EOFRegression learnt a m
 6 K off where the truth is exact, a seasonal ProxyDownscaler 4.9 K instead of 0.5 K.
 """
 
-import warnings
-
 import numpy as np
 import pytest
 import xarray as xr
@@ -50,11 +48,9 @@ def test_a_field_stored_time_first_trains_the_same_model(circulation, estimator,
 
 @pytest.fixture(scope="module")
 def biogeochem():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return cl.datasets.synthetic_biogeochem(
-            n_members=2, n_years=1, n_fine_lat=12, n_fine_lon=12, factor=3
-        )
+    return cl.datasets.synthetic_biogeochem(
+        n_members=2, n_years=1, n_fine_lat=12, n_fine_lon=12, factor=3
+    )
 
 
 @pytest.mark.parametrize("stored_time_first", ["rsds", "chl"])

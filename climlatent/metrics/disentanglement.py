@@ -308,7 +308,7 @@ def kl_disentanglement_score(
             "S_KL compares distributions of the same dimension"
         )
     d = z.shape[1]
-    if np.any(z.std(0) == 0) or np.any(theta.std(0) == 0):
+    if np.any(np.ptp(z, 0) == 0) or np.any(np.ptp(theta, 0) == 0):
         raise InputDataError("a column of 'latents' or 'factors' is constant")
     if permute and d > 6:
         raise InputDataError(f"'permute' tries {d}! matchings; use it with at most 6 latents")
@@ -363,7 +363,7 @@ def total_correlation(
     0.2
     """
     z = _matrix(latents, "latents", min_samples=max(3, 2 * k + 4))
-    if np.any(z.std(0) == 0):
+    if np.any(np.ptp(z, 0) == 0):
         raise InputDataError("'latents' has a constant column; its total correlation is undefined")
     if method == "gaussian":
         # 0.5 (sum log C_ii - log det C) = -0.5 log det of the correlation matrix
@@ -528,7 +528,7 @@ def dci(
         raise InputDataError(f"'test_size' must be in (0, 1) and leave 2 of the {len(z)} "
                              f"samples to train on, got {test_size!r}")  # fmt: skip
     test, train = np.split(np.random.default_rng(random_state).permutation(len(z)), [n_test])
-    if np.any(f[train].std(0) == 0) or np.any(f[test].std(0) == 0):
+    if np.any(np.ptp(f[train], 0) == 0) or np.any(np.ptp(f[test], 0) == 0):
         raise InputDataError("a column of 'factors' is constant on the train or test split")
     # also for trees: they read float32, values within 1e-7 equal (sd 1e-7 gave D = I = 0)
     mean, std = z[train].mean(0), z[train].std(0)
@@ -589,7 +589,7 @@ def sap_score(latents: object, factors: object) -> float:
     1.0
     """
     z, f = _pair(latents, factors, min_samples=3, min_latents=2)
-    if np.any(f.std(0) == 0):
+    if np.any(np.ptp(f, 0) == 0):
         raise InputDataError("a column of 'factors' is constant")
     zc, fc = z - z.mean(0), f - f.mean(0)
     var_z, cov = (zc**2).mean(0), zc.T @ fc / len(z)

@@ -37,6 +37,16 @@ def _paired(
     return z, f
 
 
+def _centred(x: np.ndarray) -> np.ndarray:
+    """Columns of ``x`` less their means; NaN for a column constant over the samples.
+
+    A constant column has no variance, so its correlation and R2 are undefined: tested
+    on the values themselves, as the float64 mean of 100 values 0.1 is not exactly 0.1,
+    which put an R2 of 0.95 on a constant factor.
+    """
+    return np.where(np.ptp(x, axis=0) > 0, x - x.mean(0), np.nan)
+
+
 def latent_factor_correlation(
     latents: xr.DataArray,
     factors: xr.DataArray,
@@ -57,7 +67,8 @@ def latent_factor_correlation(
     Returns
     -------
     xr.DataArray
-        ``(latent_dim, factor_dim)`` correlation table.
+        ``(latent_dim, factor_dim)`` correlation table; NaN for a latent or a factor
+        constant over the samples (a collapsed latent: correlation undefined).
 
     Examples
     --------
@@ -68,10 +79,9 @@ def latent_factor_correlation(
     [1.0, 1.0]
     """
     z, f = _paired(latents, factors, latent_dim, factor_dim)
-    zc, fc = z - z.mean(0), f - f.mean(0)
+    zc, fc = _centred(z), _centred(f)
     denom = np.outer(np.linalg.norm(zc, axis=0), np.linalg.norm(fc, axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.clip((zc.T @ fc) / denom, -1, 1)  # round-off: 1 + 2e-16
+    corr = np.clip((zc.T @ fc) / denom, -1, 1)  # round-off: 1 + 2e-16
     return xr.DataArray(
         corr,
         dims=(latent_dim, factor_dim),
@@ -104,7 +114,8 @@ def linear_probe_r2(
     Returns
     -------
     xr.DataArray
-        ``(factor_dim,)`` R2 of each factor (1: a linear function of the latents).
+        ``(factor_dim,)`` R2 of each factor (1: a linear function of the latents); NaN
+        for a factor constant over the samples (R2 undefined).
 
     Examples
     --------
@@ -118,7 +129,7 @@ def linear_probe_r2(
     design = np.hstack([np.ones((z.shape[0], 1)), z])
     coef = np.linalg.lstsq(design, f, rcond=None)[0]
     sse = ((f - design @ coef) ** 2).sum(0)
-    sst = ((f - f.mean(0)) ** 2).sum(0)
+    sst = (_centred(f) ** 2).sum(0)
     return xr.DataArray(
         1 - sse / sst,
         dims=factor_dim,

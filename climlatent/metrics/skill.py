@@ -420,6 +420,10 @@ def rmse_map(
 def correlation(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time") -> xr.DataArray:
     """Pearson correlation along ``dim`` in every grid cell (a correlation map).
 
+    NaN in a cell where either field is constant along ``dim`` (correlation undefined):
+    tested on the values, as the float64 mean of a constant 0.1 is not exactly 0.1,
+    which gave such a cell a correlation of 3e-17 where a constant 1.0 gave NaN.
+
     Examples
     --------
     >>> import xarray as xr
@@ -429,5 +433,6 @@ def correlation(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time"
     """
     prediction, truth = paired(prediction, truth)
     (dim,) = _dims(truth, dim)
-    corr = xr.corr(prediction, truth, dim=dim).clip(-1, 1)  # round-off: 1 + 7e-16
+    varies = (prediction.max(dim) > prediction.min(dim)) & (truth.max(dim) > truth.min(dim))
+    corr = xr.corr(prediction, truth, dim=dim).clip(-1, 1).where(varies)  # round-off: 1 + 7e-16
     return as_score(corr, "Pearson correlation coefficient", "1")
