@@ -297,7 +297,7 @@ def check_same_samples(target: xr.DataArray, proxy: xr.DataArray, time: str | No
     Traceback (most recent call last):
     ...
     climlatent.errors.InputDataError: target 'pr' and proxy 'psl' are on different time axes \
-(2 of 2 steps at other dates, the first 0 vs 1); align them first
+(2 of 2 steps at other dates, the first 0 vs 1); select the 1 date(s) they share first ...
     """
     spatial = {*find_grid(target, target.name).spatial_dims}
     spatial |= {*find_grid(proxy, proxy.name).spatial_dims}
@@ -331,9 +331,17 @@ def check_same_samples(target: xr.DataArray, proxy: xr.DataArray, time: str | No
         # nanoseconds compare as integers (never equal), its microseconds as datetimes
         a, b = (v.astype("datetime64[us]") if v.dtype.kind == "M" else v for v in (a, b))
     if a.shape != b.shape or not np.all(a == b):
+        shared = int(np.isin(a, b).sum())  # xarray.align keeps these: none, an empty record
         raise InputDataError(
             f"target {target.name!r} and proxy {proxy.name!r} are on different time axes "
-            f"({_time_difference(a, b)}); align them first"
+            f"({_time_difference(a, b)}); "
+            + (
+                f"select the {shared} date(s) they share first (xarray.align(target, proxy) "
+                "keeps those)"
+                if shared
+                else "they share no date: select the same period, or stamp the same days "
+                "alike (daily means at 00:00 and at 12:00?)"
+            )
         )
 
 

@@ -192,7 +192,8 @@ def _check_block(
             f"width each side); {which} is {float(values[first]):.4g} at {where}. An "
             f"unmasked fill value, or units that do not match the data? "
             + (
-                "Mask it (set its _FillValue, or .where()) before fitting"
+                "Mask it before fitting (.where(), or a _FillValue attribute in its file, "
+                "which opening the file applies)"
                 if training
                 else "To apply the model anyway, pass check_range=False (on the command "
                 "line: --no-range-check)"

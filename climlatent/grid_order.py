@@ -210,8 +210,9 @@ def conform(
     """``da`` on the grid of ``reference`` in ``reference``'s order, or an error.
 
     The same cells in another order (latitude reversed, longitude in the other
-    convention or rotated, dims transposed) are reordered without changing a value;
-    another grid raises.
+    convention or rotated, dims transposed) are reordered without changing a value,
+    and labelled with ``reference``'s coordinates (a grid within ``atol`` of it, such
+    as latitudes converted from radians, is the fitted grid); another grid raises.
 
     Parameters
     ----------
@@ -238,8 +239,12 @@ def conform(
     >>> out.dims, out["lon"].values.tolist(), float(out.sel(lat=10.0, lon=270.0))
     (('lat', 'lon'), [0.0, 90.0, 180.0, 270.0], 2.0)
     """
-    order = canonical_order(da, reference, name, atol)
-    return GridOrder.of(reference, name).restore(order.canonical(da))
+    order, theirs = canonical_order(da, reference, name, atol), GridOrder.of(reference, name)
+    out = theirs.restore(order.canonical(da))
+    lat = theirs.grid.lat
+    if theirs.rectilinear and lat in out.coords:  # within atol: labelled as fitted, as lon is
+        out = out.assign_coords({lat: out[lat].copy(data=reference[lat].values)})
+    return out
 
 
 def canonical_order(

@@ -307,6 +307,33 @@ def test_a_sub_daily_offset_of_the_time_axes_is_named():
         cl.EOFRegression().fit(coarse.reindex(time=longer, fill_value=1.0), fine, "pr", "psl")
 
 
+def test_the_advice_on_time_axes_that_differ_pairs_the_shared_dates_or_says_there_are_none():
+    """ "align them first": xarray.align of axes that share no date (00:00 against 12:00)
+    left an empty record, refused again; where they share some, it pairs those."""
+    days = xr.date_range("2000-01-01", periods=40, calendar="noleap", use_cftime=True)
+    rng = np.random.default_rng(0)
+    psl = rng.normal(1e5, 500.0, (40, 3, 3))
+    coarse = xr.Dataset(
+        {"psl": (("time", "lat", "lon"), psl, {"units": "Pa"})},
+        coords={"time": days, "lat": [0.0, 1.0, 2.0], "lon": [0.0, 1.0, 2.0]},
+    )
+    fine = coarse.rename(psl="pr").assign(pr=lambda ds: (ds["pr"] * 1e-9).assign_attrs(units="1"))
+    with pytest.raises(InputDataError, match="they share no date: .* 00:00 and at 12:00"):
+        cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(
+            coarse.assign_coords(time=days.shift(12, "h")), fine, "pr", "psl"
+        )
+    later = coarse.isel(time=slice(10, None))
+    with pytest.raises(InputDataError, match=r"select the 30 date\(s\) they share first"):
+        cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(later, fine, "pr", "psl")
+    model = cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(
+        *xr.align(later, fine), "pr", "psl"
+    )
+    expected = cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(
+        later, fine.isel(time=slice(10, None)), "pr", "psl"
+    )
+    np.testing.assert_array_equal(model.emulate(later)["pr"], expected.emulate(later)["pr"])
+
+
 @pytest.mark.parametrize(
     ("dtype", "shown"), [(object, "object"), ("datetime64[s]", "datetime64"), (complex, "complex")]
 )

@@ -3,6 +3,7 @@ schedulers, and the checks on member files."""
 
 import os
 import pickle
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -393,6 +394,35 @@ def test_bad_member_inputs_are_named(member_files, tmp_path, change, message):
         batch.open_members([first, bad], ["psl"])
     if change != "duplicate":
         assert str(bad) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda ds: ds.sortby("lat", ascending=False),
+        lambda ds: ds.assign_coords(lon=ds.lon % 360).sortby("lon"),
+        lambda ds: ds.assign_coords(lon=ds.lon % 360).sortby(["lat", "lon"], ascending=False),
+    ],
+    ids=["latitude reversed", "longitudes from 0", "both"],
+)
+def test_member_in_another_layout_is_told_the_expression_that_reorders_it(
+    ensemble, member_files, model_path, tmp_path, layout
+):
+    """The advice, followed literally, gives the member the emulation of the first's layout.
+
+    It said "reorder it like the first (sortby)": for longitudes in another convention a
+    sortby keeps the other labels, and the member was refused again.
+    """
+    with xr.open_dataset(member_files[1]) as ds:
+        moved = cl.io.to_netcdf(layout(ds.load().drop_vars("lon_bnds")), tmp_path / "moved.nc")
+    with pytest.raises(InputDataError, match="the same cells in another order") as info:
+        batch.open_members([member_files[0], moved], ["psl"])
+    expression = re.search(r"reorder it like the first: ds = (ds.*)$", str(info.value)).group(1)
+    with xr.open_dataset(moved) as ds:
+        fixed = cl.io.to_netcdf(eval(expression, {"ds": ds.load()}), tmp_path / "fixed.nc")
+    store = batch.emulate_to_zarr(model_path, [member_files[0], fixed], tmp_path / "pr.zarr")
+    expected = cl.load(model_path).emulate(ensemble.isel(member=[0, 1]))["pr"]
+    np.testing.assert_allclose(xr.open_zarr(store)["pr"].values, expected.values, rtol=1e-6)
 
 
 @pytest.mark.parametrize(("workers", "region", "calls_per_member"), [(1, 100, 8), (2, 160, 10)])

@@ -175,6 +175,37 @@ def test_errors_are_one_line_naming_what_is_wrong(tmp_path, source):
     assert not out.exists()
 
 
+def test_bilinear_from_a_curvilinear_file_is_told_options_that_exist(tmp_path):
+    """The refusal said "use method='nearest' or engine='xesmf'": the command (and
+    regrid_file) has no engine; Regridder's is named. Its --method nearest, followed,
+    gives each destination cell the value of its great-circle nearest source centre."""
+    y, x = np.meshgrid(np.linspace(-40, 40, 9), np.linspace(0, 350, 36), indexing="ij")
+    lat, lon = y + 0.2 * np.sin(np.deg2rad(x)), x + 0.1 * y
+    ds = xr.Dataset(
+        {"tos": (("y", "x"), np.arange(lat.size, dtype=float).reshape(lat.shape), {"units": "K"})},
+        coords={
+            "lat": (("y", "x"), lat, {"standard_name": "latitude", "units": "degrees_north"}),
+            "lon": (("y", "x"), lon, {"standard_name": "longitude", "units": "degrees_east"}),
+        },
+    )
+    path = to_netcdf(ds, tmp_path / "curvilinear.nc")
+    result = run(path, "r18x9", "--output", tmp_path / "out.nc", "--method", "bilinear")
+    assert result.exit_code == 1
+    assert "use method='nearest', or Regridder(..., engine='xesmf')" in result.output
+    result = run(path, "r18x9", "--output", tmp_path / "out.nc", "--method", "nearest")
+    assert result.exit_code == 0, result.output
+    dst = grid_from_spec("r18x9")
+    dst_lat, dst_lon = (np.deg2rad(v) for v in np.meshgrid(dst.lat, dst.lon, indexing="ij"))
+    src_lat, src_lon = np.deg2rad(lat.ravel()), np.deg2rad(lon.ravel())
+    cosine = np.sin(dst_lat[..., None]) * np.sin(src_lat) + np.cos(dst_lat[..., None]) * np.cos(
+        src_lat
+    ) * np.cos(dst_lon[..., None] - src_lon)
+    with xr.open_dataset(tmp_path / "out.nc") as out:
+        np.testing.assert_array_equal(
+            out["tos"].values, ds["tos"].values.ravel()[cosine.argmax(-1)]
+        )
+
+
 def test_regrid_process_loads_neither_torch_nor_the_unused_probes(tmp_path, source):
     """In its own process the command imports what regridding needs: no torch; xarray's
     probes of pint, dask.distributed and scipy's FFT and the repr and CPU-affinity

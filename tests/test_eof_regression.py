@@ -6,6 +6,7 @@ import pytest
 from provenance import assert_identical_untimed
 
 import climlatent as cl
+from climlatent.errors import InputDataError
 from climlatent.estimators._eof import fit_eofs, fit_ridge
 from climlatent.io import to_netcdf
 
@@ -150,6 +151,26 @@ def test_units_of_proxy_converted(fitted_eof, split):
     np.testing.assert_allclose(
         fitted_eof.emulate(hpa)["pr"], fitted_eof.emulate(test)["pr"], rtol=1e-4, atol=1e-9
     )
+
+
+def test_latitudes_converted_from_radians_as_told_emulate_as_the_fitted_grid(fitted_eof, split):
+    """Latitudes stored in radians (float32) are refused ("convert it first"); converted,
+    they differ from the fitted ones by float32 round-off (1e-6 degrees), within the grid
+    check's tolerance: the emulation is that of the fitted grid. It was refused by the
+    proxy's standardisation ("cannot align objects with join='exact'").
+    """
+    _, test = split
+    lat = test["lat"]
+    in_radians = np.deg2rad(lat).astype("float32").assign_attrs(lat.attrs, units="radians")
+    radians = test.assign_coords(lat=in_radians)
+    with pytest.raises(InputDataError, match="latitude coordinate 'lat' is in 'radians'"):
+        fitted_eof.emulate(radians)
+    converted = radians.assign_coords(
+        lat=np.rad2deg(radians["lat"]).assign_attrs(lat.attrs, units="degrees_north")
+    )
+    assert 0 < float(abs(converted["lat"].values - lat.values).max()) < 1e-5
+    expected = fitted_eof.emulate(test)["pr"]
+    np.testing.assert_array_equal(fitted_eof.emulate(converted)["pr"].values, expected.values)
 
 
 def test_output_written_as_cf_netcdf(fitted_eof, split, tmp_path):

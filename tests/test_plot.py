@@ -1,5 +1,6 @@
 """climlatent.plot: every figure rendered to PNG and checked for what it must show."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -249,6 +250,20 @@ def test_a_regional_grid_across_greenwich_labelled_0_360_is_regional():
 def test_map_refuses_a_field_with_extra_dims(europe):
     with pytest.raises(InputDataError, match=r"also has dims \['time'\]"):
         cl.plot.map(europe["tas"])
+
+
+def test_a_map_of_the_reduction_a_refusal_suggests_is_that_mean(europe, offline):
+    """ "e.g. da.mean('member')" for a field with member and time: that mean, followed,
+    still had time and was refused again."""
+    tas = europe["tas"].expand_dims(member=["r1", "r2"]).copy()
+    tas[1] += 1.0
+    with pytest.raises(InputDataError, match=r"also has dims \['member', 'time'\]") as info:
+        cl.plot.map(tas)
+    suggested = re.search(r"e\.g\. (da\.mean\(.*\))$", str(info.value)).group(1)
+    reduced = eval(suggested, {"da": tas})
+    expected = europe["tas"].mean("time") + 0.5
+    shown = np.ma.filled(mesh(cl.plot.map(reduced)).get_array(), np.nan).reshape(expected.shape)
+    np.testing.assert_allclose(shown, expected.values, rtol=1e-6)  # float32 means
 
 
 def test_compare_maps_share_scales_and_centre_differences(europe, offline, tmp_path):

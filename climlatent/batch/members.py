@@ -220,8 +220,8 @@ def _check_like(
         try:  # the same cells in another order: no regridding needed
             canonical_order(part[name], reference[name], name)
             detail = (
-                "the same cells in another order (latitude reversed, longitudes in the "
-                "other convention or rotated); reorder it like the first (sortby)"
+                "the same cells in another order; reorder it like the first: "
+                f"ds = {_reordered(reference, part, grids)}"
             )
         except InputDataError:
             pass
@@ -236,6 +236,28 @@ def _check_like(
             f"member file {source!r} is on a different time axis than {first!r}; "
             "members must share one time axis"
         )
+
+
+def _reordered(reference: xr.Dataset, part: xr.Dataset, grids: tuple[GridInfo, GridInfo]) -> str:
+    """The expression that puts the cells of ``part`` in the order of ``reference``'s.
+
+    Both hold the same cells, each coordinate monotonic: ``part``'s latitudes may run
+    the other way, its longitudes in another convention (relabelled into the range
+    of ``reference``'s) or the other way.
+    """
+    (ref, new), steps = grids, []
+    for coord, other in ((ref.lat, new.lat), (ref.lon, new.lon)):
+        theirs, ours = (
+            np.asarray(ds[c].values, float) for ds, c in ((reference, coord), (part, other))
+        )
+        if coord == ref.lon and not np.allclose(np.sort(theirs), np.sort(ours)):
+            start = float(theirs.min())  # the first's range is [start, start + 360)
+            steps.append(f".assign_coords({other}=(ds[{other!r}] - {start!r}) % 360 + {start!r})")
+            ours = (ours - start) % 360 + start
+        ascending = bool(theirs.size < 2 or theirs[1] > theirs[0])
+        if not np.array_equal(np.sort(ours) if ascending else np.sort(ours)[::-1], ours):
+            steps.append(f".sortby({other!r}, ascending={ascending})")
+    return "ds" + "".join(steps)
 
 
 def _check_other_grids(

@@ -280,15 +280,17 @@ class LLAAE(Estimator):
             torch.from_numpy(a) for a in (np.nan_to_num(y), weight, self.proxy_features(x))
         )
 
-    def training_tensors(self, ds: xr.Dataset) -> tuple[torch.Tensor, ...]:
+    def training_tensors(
+        self, ds: xr.Dataset, check_range: bool = True
+    ) -> tuple[torch.Tensor, ...]:
         """The tensors ``(y, weight, proxy features)`` the fitted model trains on.
 
         Target cells (NaN set to 0), their data mask, and the standardised proxy
         features, after the fitted transforms: what :meth:`fit` hands the training loop,
-        for benchmarks and custom training.
+        for benchmarks and custom training; ``check_range`` as in `emulate`.
         """
         self._require_fitted()
-        x = self._prepare_proxy(ds)
+        x = self._prepare_proxy(ds, check_range)
         x_in = self.proxy_transform_.forward(x) if self.proxy_transform_ else x
         return self._tensors(
             to_matrix(x_in, self.proxy_layout_),

@@ -230,16 +230,14 @@ class VAEDLM(BaseEstimator):
         self.target_ = variable
         return self
 
-    def encode(self, ds: xr.Dataset) -> xr.DataArray:
+    def encode(self, ds: xr.Dataset, check_range: bool = True) -> xr.DataArray:
         """Posterior means of the local coordinates of the initial fields of ``ds``.
 
-        Returns
-        -------
-        xr.DataArray
-            Dims: the sample dims, then ``latent`` (length ``intrinsic_dim``).
+        Dims: the sample dims, then ``latent`` (length ``intrinsic_dim``);
+        ``check_range`` refuses values beyond the training range, as `emulate` does.
         """
         self._require_fitted()
-        da = self._checked(ds)
+        da = self._checked(ds, check_range)
         u = inference(self.module_.encode, self._initial(da), device=self.device_)
         sample = tuple(da.dims[:-2])
         shape = tuple(da.sizes[d] for d in sample) + (self.intrinsic_dim,)
@@ -376,7 +374,9 @@ class VAEDLM(BaseEstimator):
         call = f"sample({n_samples}, seed={seed})"
         return self._to_dataset(fields, (REALIZATION_DIM,), (n_samples,), coords, times, call)
 
-    def latent_metric(self, ds: xr.Dataset, times: Times | None = None) -> xr.Dataset:
+    def latent_metric(
+        self, ds: xr.Dataset, times: Times | None = None, check_range: bool = True
+    ) -> xr.Dataset:
         """Riemannian metrics of the latent manifold at the encodings of ``ds``.
 
         At the posterior means ``u`` of the initial fields and at each time: ``J^T J``,
@@ -390,6 +390,8 @@ class VAEDLM(BaseEstimator):
         times : array-like, optional
             Times in the units of ``ds``'s time coordinate (converted to the fitted
             ones); those of ``ds`` by default.
+        check_range : bool
+            Refuse values beyond the training range, as `emulate` does.
 
         Returns
         -------
@@ -415,7 +417,7 @@ class VAEDLM(BaseEstimator):
         self._require_fitted()
         if not self.manifold:
             raise ValueError("the traditional VAE (manifold=False) has no latent manifold")
-        da = self._checked(ds)
+        da = self._checked(ds, check_range)
         time_dim, d = self.dims_[-2], self.intrinsic_dim
         times = da[time_dim].values if times is None else requested_times(times)
         fitted_times = in_model_time_units(da, self.dims_[-2], self.time_attrs_, times)

@@ -260,15 +260,24 @@ class VED(BaseEstimator):
         self.target_ = names_out[0]
         return self
 
-    def posterior(self, ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray]:
+    def posterior(
+        self, ds: xr.Dataset, check_range: bool = True
+    ) -> tuple[xr.DataArray, xr.DataArray]:
         """Mean and standard deviation of ``q(z|x)`` for the input fields of ``ds``.
+
+        Parameters
+        ----------
+        ds : xr.Dataset
+            Holds the proxy variables, as for `emulate`.
+        check_range : bool
+            Refuse proxy values beyond their training range, as `emulate` does.
 
         Returns
         -------
         mean, std : xr.DataArray
             Dims: the sample dims of the inputs, then ``latent``.
         """
-        x, sample, shape, coords = self._inputs(ds)
+        x, sample, shape, coords = self._inputs(ds, check_range)
         out = inference(lambda t: torch.cat(self.module_.posterior(t), -1), x, device=self.device_)
         mean, log_var = np.split(out, 2, axis=-1)
         coords = {**coords, LATENT_DIM: np.arange(self.latent_dim)}
@@ -284,9 +293,9 @@ class VED(BaseEstimator):
 
         return wrap(mean, "mean"), wrap(np.exp(0.5 * log_var), "std")
 
-    def encode(self, ds: xr.Dataset) -> xr.DataArray:
-        """Posterior means of the latent code of the input fields of ``ds``."""
-        return self.posterior(ds)[0]
+    def encode(self, ds: xr.Dataset, check_range: bool = True) -> xr.DataArray:
+        """Posterior means of the latent code of the input fields of ``ds`` (`posterior`)."""
+        return self.posterior(ds, check_range)[0]
 
     def decode(self, z: xr.DataArray) -> xr.Dataset:
         """Output fields decoded from latent vectors ``z`` (last dim ``latent``)."""
@@ -337,6 +346,7 @@ class VED(BaseEstimator):
         n_samples: int | None = None,
         seed: int = 0,
         noise: bool = False,
+        check_range: bool = True,
         **old: Any,
     ) -> xr.Dataset:
         """``n_samples`` predictive draws of the target for each sample of ``ds``.
@@ -350,13 +360,14 @@ class VED(BaseEstimator):
         `climlatent.draw_addresses`) and ``seed``, as the downscalers' draws do: the
         same whether it is drawn alone or with others, in any order, and the first
         ``k`` realisations of ``n_samples > k`` are those of ``n_samples=k`` (to float
-        round-off).
+        round-off). ``check_range`` refuses proxy values beyond their training range, as
+        in `emulate`.
         """
         n_samples = renamed_arguments(
             "VED.sample", {"n_samples": n_samples}, old, {"n": "n_samples"},
             required=("n_samples",),
         )["n_samples"]  # fmt: skip
-        x, sample, shape, coords = self._inputs(ds)
+        x, sample, shape, coords = self._inputs(ds, check_range)
         normals = self._normals(ds, sample, shape, Draws(n_samples, seed))
         n_outputs = len(self.outputs_) * int(np.prod(self.output_size_))
         draws = [

@@ -49,6 +49,7 @@ def weather_generator(
     block_length: int = 30,
     add_residuals: bool = True,
     seed: int = 0,
+    check_range: bool = True,
 ) -> xr.Dataset:
     """New realisations of the target from resampled or simulated proxy series.
 
@@ -72,6 +73,9 @@ def weather_generator(
         the target's full variability, not only its proxy-induced part.
     seed : int
         Seed of the random generator (>= 0).
+    check_range : bool
+        Refuse proxy values beyond the fitted range by more than the estimator's
+        ``range_tolerance`` times its width (fill values, mislabelled units).
 
     Returns
     -------
@@ -107,7 +111,7 @@ def weather_generator(
     if method not in ("var", "bootstrap"):
         raise ValueError(f"method must be 'var' or 'bootstrap', got {method!r}")
     check_int("seed", seed, 0)  # numpy's errors do not name it; True seeds as 1
-    x = estimator._prepare_proxy(ds)
+    x = estimator._prepare_proxy(ds, check_range)
     time, member = find_time(x), find_member(x)
     if time is None:
         raise InputDataError(f"proxy variable {estimator.proxy_!r} has no time axis")

@@ -109,9 +109,10 @@ def _field2d(da: xr.DataArray) -> tuple[xr.DataArray, GridInfo]:
     da = da.squeeze([d for d in da.dims if d not in grid.spatial_dims and da.sizes[d] == 1])
     extra = [d for d in da.dims if d not in grid.spatial_dims]
     if extra:
+        reduced = extra[0] if len(extra) == 1 else extra  # all of them: a 2-D field
         raise InputDataError(
             f"a map needs a 2-D field, but {da.name!r} also has dims {extra}: "
-            f"select or reduce them first, e.g. da.mean({extra[0]!r})"
+            f"select or reduce them first, e.g. da.mean({reduced!r})"
         )
     return da.transpose(*grid.spatial_dims), grid
 

@@ -84,7 +84,8 @@ def _check_supported(src: GridInfo, dst: GridInfo, method: str, engine: str) -> 
                 f"method={method!r} (engine={engine!r}) needs a rectilinear {role} grid, but "
                 f"the {role} grid is {grid.kind} (latitude {grid.lat!r} on dims "
                 f"{grid.spatial_dims}); use method='nearest'"
-                + ("" if method == "conservative" else " or engine='xesmf'")
+                # regrid_file and `climlatent regrid` have no engine: Regridder's is named
+                + ("" if method == "conservative" else ", or Regridder(..., engine='xesmf')")
             )
 
 
