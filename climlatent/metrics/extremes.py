@@ -84,7 +84,8 @@ def annual_maxima(
     time = time_dim or find_time(da)
     if time is None or time not in da.dims:
         raise InputDataError(
-            f"variable {da.name!r} has no time dimension {time or ''} (dims: {da.dims}); "
+            f"variable {da.name!r} has no time dimension{f' {time!r}' if time else ''} "
+            f"(dims: {da.dims}); "
             "pass time_dim= or add CF metadata (axis='T') to the time coordinate"
         )
     if not 0.0 <= max_missing <= 1.0:
