@@ -284,7 +284,7 @@ class Grouper:
             raise InputDataError(
                 f"time axis {time.name!r} has {self.prop} {label!r}, a group without training "
                 f"data (group {str(self)!r} was fitted on {self.prop} "
-                f"{', '.join(map(str, np.asarray(groups.values)))})"
+                f"{_label_runs(np.asarray(groups.values).tolist())})"
             )
         return lookup[index]
 
@@ -429,6 +429,23 @@ class Grouper:
                 f"(numpy datetime64 or cftime), got {time.dtype} values of shape {time.shape}"
             )
         return time
+
+
+def _label_runs(labels: list) -> str:
+    """Group labels as text, runs of consecutive days or months as ranges.
+
+    Examples
+    --------
+    >>> _label_runs([1, 2, 3, 5, 7, 8]), _label_runs(["DJF", "JJA"])
+    ('1-3, 5, 7-8', 'DJF, JJA')
+    """
+    parts, start = [], 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or not isinstance(labels[i], int) or labels[i] != labels[i - 1] + 1:
+            first, last = labels[start], labels[i - 1]
+            parts.append(str(first) if start == i - 1 else f"{first}-{last}")
+            start = i
+    return ", ".join(parts)
 
 
 def group_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -189,3 +189,14 @@ def test_group_mean_of_float32_rows_sums_in_float64():
     out = group_mean(values, np.ones((len(values), 1)))
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, values.astype(float).mean(axis=0)[None], rtol=1e-7)
+
+
+def test_a_group_without_training_data_names_the_fitted_days_as_ranges():
+    """The refusal listed all 364 fitted days one by one."""
+    t = xr.date_range("2001-01-01", periods=730, calendar="noleap", use_cftime=True)
+    time = xr.DataArray(t, dims="time", name="time")
+    grouper = Grouper.parse("time.dayofyear")
+    groups = grouper.groups_of(time.where(time.dt.dayofyear != 60, drop=True))
+    with pytest.raises(InputDataError) as error:
+        grouper.index(time, groups)
+    assert str(error.value).endswith("was fitted on dayofyear 1-59, 61-365)")
