@@ -195,6 +195,20 @@ def test_log_spectral_distance_refuses_undefined_logs_and_other_grids():
         log_spectral_distance(wide, noise)
 
 
+def test_log_spectral_distance_of_dataarrays_takes_their_grid_dims_and_checks_their_grid():
+    """A DataArray stored (lat, lon, time) had its spectrum taken over (lon, time): 16
+    steps gave as many bins and a distance of 0.042 to itself stored (time, lat, lon); the
+    same shape over another domain (lon 0-60 for 0-30) gave a number."""
+    rng = np.random.default_rng(0)
+    coords = {"lat": np.linspace(-30, 30, 16), "lon": np.linspace(0, 30, 16)}
+    da = xr.DataArray(rng.normal(size=(16, 16, 16)), coords, ("time", "lat", "lon"), name="tas")
+    assert log_spectral_distance(da.transpose("lat", "lon", "time"), da) == 0.0
+    expected = log_spectral_distance(0.5 * da.values, da.values)
+    assert log_spectral_distance(0.5 * da.transpose("lon", "time", "lat"), da) == expected
+    with pytest.raises(InputDataError, match="not on the reference's grid: 'lon' differs by"):
+        log_spectral_distance(da.assign_coords(lon=np.linspace(0, 60, 16)), da)
+
+
 @pytest.mark.parametrize("score", [rank_histogram, spread_skill_ratio])
 def test_ensemble_scores_name_a_dim_the_truth_lacks(score):
     """It was a cryptic transpose error."""

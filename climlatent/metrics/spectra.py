@@ -8,8 +8,10 @@ which the log-spectral distance to the truth's spectrum counts.
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
 
 from climlatent.errors import InputDataError
+from climlatent.grid import check_same_grid, find_grid
 
 __all__ = ["log_spectral_distance", "radial_power_spectrum"]
 
@@ -56,6 +58,11 @@ def radial_power_spectrum(fields: object) -> np.ndarray:
 def log_spectral_distance(fields: object, reference: object) -> float:
     """Mean absolute difference of ``log10`` radial power spectra (0 for equal spectra).
 
+    ``fields`` and ``reference``: arrays whose last two dims are the grid, or
+    DataArrays with latitude and longitude, whose grid dims are taken wherever they
+    are and whose coordinates must be the same (a grid of the same shape over another
+    domain counts its wavenumbers per that domain).
+
     Raises
     ------
     InputDataError
@@ -69,6 +76,7 @@ def log_spectral_distance(fields: object, reference: object) -> float:
     >>> round(log_spectral_distance(noise, noise), 3), log_spectral_distance(0.1 * noise, noise)
     (0.0, 2.0)
     """
+    fields, reference = _on_one_grid(fields, reference)
     model, truth = radial_power_spectrum(fields), radial_power_spectrum(reference)
     if np.shape(fields)[-2:] != np.shape(reference)[-2:]:  # as many bins is not enough
         raise InputDataError(
@@ -83,3 +91,21 @@ def log_spectral_distance(fields: object, reference: object) -> float:
                 "their log spectrum is undefined"
             )
     return float(np.mean(np.abs(np.log10(model) - np.log10(truth))))
+
+
+def _on_one_grid(fields: object, reference: object) -> tuple[object, object]:
+    """DataArrays with a latitude-longitude grid: checked to share it, grid dims last."""
+    if not all(isinstance(f, xr.DataArray) for f in (fields, reference)):
+        return fields, reference
+    try:
+        grids = find_grid(reference, reference.name), find_grid(fields, fields.name)
+    except InputDataError:  # no latitude and longitude: the last two dims are the grid
+        return fields, reference
+    try:
+        check_same_grid(reference, fields, str(fields.name), grids=grids)
+    except InputDataError as error:
+        raise InputDataError(
+            "the fields are not on the reference's grid: " + str(error).rsplit(": ", 1)[-1]
+        ) from None
+    pairs = zip((fields, reference), grids[::-1], strict=True)
+    return tuple(f.transpose(..., *grid.spatial_dims) for f, grid in pairs)
