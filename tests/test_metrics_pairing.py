@@ -25,7 +25,7 @@ from climlatent.metrics import (
     spread_skill_ratio,
     trend_error,
 )
-from climlatent.metrics.spectra import log_spectral_distance
+from climlatent.metrics.spectra import log_spectral_distance, radial_power_spectrum
 from climlatent.units import parse_units
 from conftest import rectilinear
 
@@ -203,6 +203,8 @@ def test_log_spectral_distance_of_dataarrays_takes_their_grid_dims_and_checks_th
     coords = {"lat": np.linspace(-30, 30, 16), "lon": np.linspace(0, 30, 16)}
     da = xr.DataArray(rng.normal(size=(16, 16, 16)), coords, ("time", "lat", "lon"), name="tas")
     assert log_spectral_distance(da.transpose("lat", "lon", "time"), da) == 0.0
+    spectrum = radial_power_spectrum(da.values)
+    np.testing.assert_array_equal(radial_power_spectrum(da.transpose("lat", "lon", ...)), spectrum)
     expected = log_spectral_distance(0.5 * da.values, da.values)
     assert log_spectral_distance(0.5 * da.transpose("lon", "time", "lat"), da) == expected
     with pytest.raises(InputDataError, match="not on the reference's grid: 'lon' differs by"):

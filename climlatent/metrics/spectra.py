@@ -23,7 +23,8 @@ def radial_power_spectrum(fields: object) -> np.ndarray:
     ----------
     fields : array-like, shape (..., ny, nx)
         Fields on a regular grid (leading dims are samples); each field's mean is
-        removed first. Wavenumbers are counted in cycles per domain.
+        removed first. Wavenumbers are counted in cycles per domain. A DataArray with
+        latitude and longitude has its grid dims taken wherever they are.
 
     Returns
     -------
@@ -38,7 +39,7 @@ def radial_power_spectrum(fields: object) -> np.ndarray:
     >>> int(spectrum.argmax()) + 1
     3
     """
-    values = np.asarray(fields, dtype=float)
+    values = np.asarray(_grid_last(fields), dtype=float)
     if values.ndim < 2 or min(values.shape[-2:]) < 4:
         raise InputDataError(f"fields need two grid dims of at least 4 points, got {values.shape}")
     if not np.isfinite(values).all():
@@ -76,7 +77,8 @@ def log_spectral_distance(fields: object, reference: object) -> float:
     >>> round(log_spectral_distance(noise, noise), 3), log_spectral_distance(0.1 * noise, noise)
     (0.0, 2.0)
     """
-    fields, reference = _on_one_grid(fields, reference)
+    _check_one_grid(fields, reference)
+    fields, reference = _grid_last(fields), _grid_last(reference)
     model, truth = radial_power_spectrum(fields), radial_power_spectrum(reference)
     if np.shape(fields)[-2:] != np.shape(reference)[-2:]:  # as many bins is not enough
         raise InputDataError(
@@ -93,19 +95,27 @@ def log_spectral_distance(fields: object, reference: object) -> float:
     return float(np.mean(np.abs(np.log10(model) - np.log10(truth))))
 
 
-def _on_one_grid(fields: object, reference: object) -> tuple[object, object]:
-    """DataArrays with a latitude-longitude grid: checked to share it, grid dims last."""
+def _grid_last(fields: object) -> object:
+    """A DataArray with latitude and longitude with its grid dims last; else ``fields``."""
+    if not isinstance(fields, xr.DataArray):
+        return fields
+    try:
+        return fields.transpose(..., *find_grid(fields, fields.name).spatial_dims)
+    except InputDataError:  # no latitude and longitude: the last two dims are the grid
+        return fields
+
+
+def _check_one_grid(fields: object, reference: object) -> None:
+    """Refuse DataArrays with latitude and longitude on two grids."""
     if not all(isinstance(f, xr.DataArray) for f in (fields, reference)):
-        return fields, reference
+        return
     try:
         grids = find_grid(reference, reference.name), find_grid(fields, fields.name)
-    except InputDataError:  # no latitude and longitude: the last two dims are the grid
-        return fields, reference
+    except InputDataError:  # no latitude and longitude: compared by shape
+        return
     try:
         check_same_grid(reference, fields, str(fields.name), grids=grids)
     except InputDataError as error:
         raise InputDataError(
             "the fields are not on the reference's grid: " + str(error).rsplit(": ", 1)[-1]
         ) from None
-    pairs = zip((fields, reference), grids[::-1], strict=True)
-    return tuple(f.transpose(..., *grid.spatial_dims) for f, grid in pairs)
