@@ -186,6 +186,24 @@ def test_additive_form_gives_the_same_field_in_any_units(world):
     assert 0.5 < spread / rmse < 1.5  # the residual noise, in kg m-3
 
 
+@pytest.mark.parametrize("model", [cl.ProxyDownscaler, cl.ProxyLatentDownscaler])
+def test_own_coarse_field_is_taken_in_the_target_units(model):
+    """Metamorphic: with no proxies the coarse target drives the fine one, and a coarse
+    field in mg m-3 for a target in kg m-3 is the same data. It was fed in its own
+    units: 1e6 times the target's spread, so three epochs gave a field 2.9e5 times the
+    kg m-3 fit's largest value off (coarse in mg m-3) or 40 % off (fine in mg m-3).
+    It is now converted to the target's units: the same field, to float32."""
+    w = cl.datasets.synthetic_biogeochem(n_years=2, n_fine_lat=8, n_fine_lon=8, seed=4)
+    coarse_mg, fine_mg = (_in_units(ds, 1e6, "mg m-3") for ds in (w.coarse, w.fine))
+    options = {"epochs": 3, "batch_size": 8, "progress": False, "device": "cpu"}
+    expected = model(**options).fit(w.coarse, w.fine, "chl").downscale(w.coarse)["chl"]
+    for coarse, fine, factor in ((coarse_mg, w.fine, 1.0), (w.coarse, fine_mg, 1e6)):
+        out = model(**options).fit(coarse, fine, "chl").downscale(coarse)["chl"]
+        assert out.attrs["units"] == fine["chl"].attrs["units"]
+        scale = float(abs(expected).max())
+        np.testing.assert_allclose(out / factor, expected, rtol=1e-5, atol=1e-6 * scale)
+
+
 def test_multiplicative_form_floors_trace_drivers_alike_in_any_units(world):
     """The coarse chlorophyll as its own (identity) driver, with trace values of 1e-15
     kg m-3 in a few coarse cells: the proxy terms' floor was 1e-12 in the driver's

@@ -7,8 +7,9 @@ Section 4.4). ``fit(coarse, fine, target, proxies={"tos": "exponential", "rsds":
 (member, time, ...) of ``coarse`` carried through. Drivers are converted to the
 units their proxy function expects (sea surface temperature in K becomes degC for
 the exponential growth law); units that cannot be converted are refused. With no
-proxies, the target is downscaled from its own coarse field (additive form), learned
-in units of its spread: chlorophyll in kg m-3 and in mg m-3 give the same field.
+proxies, the target is downscaled from its own coarse field, taken in the fine field's
+units (additive form), learned in units of its spread: chlorophyll in kg m-3 and in
+mg m-3 give the same field.
 ``group="time.month"`` (or ``"time.season"``, ``"time.dayofyear:31"``, see
 :mod:`climlatent.grouping`) makes the fit seasonal, as xsdba's ``group=``.
 """
@@ -191,9 +192,7 @@ class ProxyDownscaler(BaseEstimator):
         laws = proxy_laws(proxies, target)
         mode = self.mode if self.mode != "auto" else ("multiplicative" if proxies else "additive")
         unknown = {
-            name: law
-            for name, law in laws.items()
-            if isinstance(law, str) and law not in PROXY_KINDS
+            n: law for n, law in laws.items() if isinstance(law, str) and law not in PROXY_KINDS
         }
         if unknown:  # make_proxy would not name the driver
             raise ValueError(f"proxies {unknown}: the law must be one of {sorted(PROXY_KINDS)}")
@@ -205,7 +204,8 @@ class ProxyDownscaler(BaseEstimator):
             check_same_samples(y, x, time)
             check_sample_dims(x, "proxy", find_grid(x).spatial_dims, self.sample_dims_)
             parse_units(x, name)
-            units[name] = getattr(module, "expected_units", None) or x.attrs["units"]
+            own = y if name == target else x  # the target's coarse field: in the fine's units
+            units[name] = getattr(module, "expected_units", None) or own.attrs["units"]
         if mode == "multiplicative" and bool((y <= 0).any()):
             raise InputDataError(
                 f"target {target!r} has values <= 0; the multiplicative form "

@@ -332,9 +332,9 @@ def total_correlation(
     ``method="gaussian"``: analytic for a Gaussian with the sample covariance ``C``,
     ``TC = 0.5 * (sum_i log C_ii - log det C)``; for two dims with correlation ``rho``
     this is ``-0.5 * log(1 - rho**2)``. ``method="knn"``: the adaptive kNN estimate
-    (:func:`knn_kl_divergence`) between one random half of the samples and the other half
-    with each column shuffled independently (a sample of the product of marginals).
-    TC is 0 for independent latents and grows as they become dependent.
+    (:func:`knn_kl_divergence`) between one random half of the latents, scaled to unit sd,
+    and the other half with each column shuffled (a sample of the product of marginals).
+    TC is 0 for independent latents and grows as they become dependent, in any units.
 
     Parameters
     ----------
@@ -372,7 +372,7 @@ def total_correlation(
             raise InputDataError("'latents' are linearly dependent (singular covariance)")
         return float(-0.5 * np.log(eig).sum())
     if method == "knn":
-        rng = np.random.default_rng(random_state)
+        z, rng = z / z.std(axis=0), np.random.default_rng(random_state)
         order = rng.permutation(z.shape[0])
         joint, rest = z[order[: len(z) // 2]], z[order[len(z) // 2 :]]
         product = np.column_stack([rng.permutation(col) for col in rest.T])
