@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 from safetensors.numpy import load_file, save_file
 
@@ -12,6 +13,8 @@ from climlatent.draw_addresses import block_rows, row_keys
 from climlatent.draws import standard_normal_rows
 from climlatent.errors import InputDataError
 from climlatent.estimators.downscaler import MEDIAN_NOTE
+from climlatent.models.downscaler import ProxyDownscaler as ProxyDownscalerModule
+from climlatent.models.downscaler import saved_state
 
 LAWS = {"tos": "exponential", "rsds": "quadratic"}
 
@@ -266,6 +269,31 @@ def test_additive_form_recovers_a_gain_and_offset_per_cell(factor, units):
     np.testing.assert_allclose(fitted_gain, gain.ravel()[valid], rtol=1e-4)
 
 
+def test_additive_form_with_another_driver_gives_the_same_field_in_any_units():
+    """Metamorphic: sea surface temperature drives chlorophyll additively. Its anomaly
+    was divided by the target's spread (1e-7 in kg m-3): inputs of 1e7 that the gain
+    could not learn down from 1, 1.5e5 target sd off after 100 epochs, where the target
+    in mg m-3 gave 0.62. A driver other than the target is now in its own spread."""
+    w = cl.datasets.synthetic_biogeochem(n_years=2, n_fine_lat=8, n_fine_lon=8, seed=4)
+    options = {"mode": "additive", "epochs": 3, "batch_size": 8, "progress": False}
+    fields = {}
+    for factor, units in ((1.0, "kg m-3"), (1e6, "mg m-3")):
+        fine = _in_units(w.fine, factor, units)
+        est = cl.ProxyDownscaler(**options).fit(w.coarse, fine, "chl", proxies={"tos": "identity"})
+        fields[units] = est.downscale(w.coarse)["chl"] / factor
+    sd = float(w.fine["chl"].std())
+    np.testing.assert_allclose(fields["kg m-3"], fields["mg m-3"], rtol=1e-4, atol=1e-5 * sd)
+
+
+def test_a_model_saved_before_the_latent_scale_divides_its_latent_by_the_target_scale():
+    """The additive latent was divided by the target's scale before it had its own."""
+    model = ProxyDownscalerModule(
+        torch.zeros(2, 1, dtype=torch.long), torch.ones(2, 1), 1, [], "additive", torch.zeros(2)
+    )
+    old = {"module.structure": np.zeros((1, 2), np.float32), "module.target_scale": 0.25}
+    assert float(saved_state(old, model)["module.latent_scale"][()]) == 0.25
+
+
 def test_a_model_saved_before_the_target_scale_downscales_as_it_did(tmp_path):
     """A model saved before the additive form learned in units of the target's spread
     holds its structure and log spread in the target's units and no ``target_centre``
@@ -278,6 +306,7 @@ def test_a_model_saved_before_the_target_scale_downscales_as_it_did(tmp_path):
     weights = path / "weights.safetensors"
     state = load_file(weights)
     scale, centre = state.pop("module.target_scale"), state.pop("module.target_centre")
+    del state["module.latent_scale"]  # added later still
     assert float(scale[0]) != 1.0 and float(centre[0]) != 0.0
     state["module.structure"] = state["module.structure"] * scale + centre  # in K
     state["module.log_sigma"] = state["module.log_sigma"] + np.log(scale)

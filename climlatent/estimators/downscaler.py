@@ -7,11 +7,11 @@ Section 4.4). ``fit(coarse, fine, target, proxies={"tos": "exponential", "rsds":
 (member, time, ...) of ``coarse`` carried through. Drivers are converted to the
 units their proxy function expects (sea surface temperature in K becomes degC for
 the exponential growth law); units that cannot be converted are refused. With no
-proxies, the target is downscaled from its own coarse field, taken in the fine field's
-units (additive form), learned in units of its spread: chlorophyll in kg m-3 and in
-mg m-3 give the same field.
-``group="time.month"`` (or ``"time.season"``, ``"time.dayofyear:31"``, see
-:mod:`climlatent.grouping`) makes the fit seasonal, as xsdba's ``group=``.
+proxies, the target is downscaled from its own coarse field (additive form, in the fine
+field's units), learned in units of its spread: chlorophyll in kg m-3 and in mg m-3
+give the same field. ``group="time.month"`` (or ``"time.season"``,
+``"time.dayofyear:31"``, see :mod:`climlatent.grouping`) makes the fit seasonal, as
+xsdba's ``group=``.
 """
 
 from __future__ import annotations
@@ -274,19 +274,19 @@ class ProxyDownscaler(BaseEstimator):
 
         In the additive form the target is learned as ``(y - m) / q``, ``m`` its mean
         and ``q`` its anomaly sd (`anomaly_scale`) over the training samples, and the
-        coarse latent is centred on its training mean and divided by ``q``, so that
-        the interpolation acts on anomalies and ``s(x)`` holds the mean state.
+        coarse latent is centred on its training mean and divided by ``q`` (by its own
+        anomaly sd for a driver other than the target), so that the interpolation acts
+        on anomalies and ``s(x)`` holds the mean state.
         ``memberships`` (``(n_samples, n_groups)``, one column of ones for a fit of the
         whole year): the mean is each group's, weighted by how often a sample enters it.
         """
         with torch.no_grad():
-            if self.mode_ == "additive":
-                self.module_.target_centre.fill_(float(np.nanmean(y, dtype=np.float64)))
-                self.module_.target_scale.fill_(anomaly_scale(y))
-                latent = self.module_.latent(torch.from_numpy(x))
-                self.module_.latent_centre.copy_(latent.mean(dim=0))
-            predictor = self.module_.predictor(torch.from_numpy(x)).numpy()
             module = self.module_
+            if self.mode_ == "additive":
+                module.target_centre.fill_(float(np.nanmean(y, dtype=np.float64)))
+                module.target_scale.fill_(anomaly_scale(y))
+                module.centre_latent(torch.from_numpy(x), own=list(self.laws_) == [self.target_])
+            predictor = module.predictor(torch.from_numpy(x)).numpy()
             target = (
                 np.log(np.maximum(y, module.floor))
                 if self.mode_ == "multiplicative"
@@ -566,9 +566,7 @@ class ProxyDownscaler(BaseEstimator):
 
     def _learns_interpolation(self) -> bool:
         """Whether the coarse-to-fine weights train: ``interpolation``, resolved by the form."""
-        return self.interpolation == "learned" or (
-            self.interpolation == "auto" and self.mode_ == "additive"
-        )
+        return {"learned": True, "auto": self.mode_ == "additive"}.get(self.interpolation, False)
 
 
 def _common_layout(drivers: list[xr.DataArray]) -> FieldLayout:

@@ -11,14 +11,17 @@ followed by a learned per-cell fine-scale structure, in one of two forms:
   :math:`\hat y = e^{s(x)} \prod_k g_k` interpolated: growth laws multiply. The loss
   is the squared error of :math:`\log y` (the likelihood of lognormal noise).
 - ``"additive"`` (a variable downscaled by itself, e.g. temperature):
-  :math:`\hat y = m + q\,[w(x)\, U (\sum_k g_k(d_k) - c) / q + s(x)]`: the coarse
+  :math:`\hat y = m + q\,[w(x)\, U (\sum_k g_k(d_k) - c) / p + s(x)]`: the coarse
   latent's anomaly from its training mean :math:`c` is interpolated, scaled by a
   per-cell gain and added to the fine-scale mean state :math:`s(x)`; the loss is the
   squared error of :math:`(y - m) / q`. The target's centre :math:`m` and scale
   :math:`q` (buffers ``target_centre`` and ``target_scale``, fixed before training;
   0 and 1 by default) put the learned terms in units of the target's spread: Adam's
   steps of about ``lr`` then mean the same for chlorophyll in kg m-3 (spread 1e-7)
-  as in mg m-3, and the fitted field is the same in either, to float32 rounding.
+  as in mg m-3, and the fitted field is the same in either, to float32 rounding. The
+  latent's scale :math:`p` (buffer ``latent_scale``) is :math:`q` for the target's
+  own coarse field (a gain of 1 carries its anomaly over) and the latent's anomaly
+  spread for other drivers, in units of their own (temperature for chlorophyll).
 
 With ``noise=True`` the module also learns a per-cell residual standard deviation
 :math:`\sigma(x)` (in log space for the multiplicative form, in units of :math:`q`
@@ -94,10 +97,11 @@ class ProxyDownscaler(CoarseToFine):
 
     #: Buffers that models saved before them lack, with the values that keep those
     #: models' numbers (`saved_state`).
-    added_buffers: ClassVar[dict[str, float]] = {
+    added_buffers: ClassVar[dict[str, float | str]] = {
         "target_centre": 0.0,
         "target_scale": 1.0,
         "term_floor": 1e-12,
+        "latent_scale": "target_scale",  # the scale the latent was divided by before
     }
 
     def __init__(
@@ -126,6 +130,7 @@ class ProxyDownscaler(CoarseToFine):
         self.register_buffer("latent_centre", torch.zeros(n_coarse))
         self.register_buffer("target_centre", torch.tensor(0.0))
         self.register_buffer("target_scale", torch.tensor(1.0))
+        self.register_buffer("latent_scale", torch.tensor(1.0))
         self.register_buffer("term_floor", torch.full((len(proxies),), 1e-12))  # `term_floors`
         self.log_sigma = nn.Parameter(torch.zeros_like(self.structure), requires_grad=noise)
 
@@ -136,14 +141,28 @@ class ProxyDownscaler(CoarseToFine):
             terms = log_terms(terms, self.term_floor)
         return torch.stack(terms).sum(0)
 
+    def centre_latent(self, drivers: Tensor, own: bool) -> None:
+        """Set the additive form's latent centre and scale from the training ``drivers``.
+
+        The centre: the latent's mean per coarse cell. The scale: the target's
+        (``own``: the latent is the target's own coarse field, carried over by a gain
+        of 1), else the latent's pooled anomaly sd: a driver other than the target in
+        units of its own spread (sea surface temperature in degC for chlorophyll in
+        kg m-3, spread 1e-7, came out 1.5e5 target sd off when divided by the target's).
+        """
+        latent = self.latent(drivers)
+        self.latent_centre.copy_(latent.mean(dim=0))
+        spread = float((latent - self.latent_centre).double().pow(2).mean().sqrt()) or 1.0
+        self.latent_scale.fill_(self.target_scale if own else spread)
+
     def interpolated(self, drivers: Tensor) -> Tensor:
         """The coarse latent interpolated: ``(batch, n_fine)``.
 
-        In the additive form, its anomaly in units of the target's scale.
+        In the additive form, its anomaly in units of the latent's scale.
         """
         latent = self.latent(drivers)
         if self.mode == "additive":
-            latent = (latent - self.latent_centre) / self.target_scale
+            latent = (latent - self.latent_centre) / self.latent_scale
         return self.interpolate(latent)
 
     def scaled_target(self, y: Tensor) -> Tensor:
@@ -254,7 +273,8 @@ def saved_state(state: Mapping[str, np.ndarray], module: nn.Module) -> dict[str,
     ``added_buffers`` lack it: it takes the value that leaves their numbers as they
     were (``target_centre`` 0 and ``target_scale`` 1: the additive form learned in
     the target's own units; ``term_floor`` 1e-12, the proxy terms' floor before it was
-    relative to them).
+    relative to them; a buffer named instead of a value, ``latent_scale``, takes that
+    buffer's: the latent was divided by the target's scale).
 
     Examples
     --------
@@ -272,5 +292,6 @@ def saved_state(state: Mapping[str, np.ndarray], module: nn.Module) -> dict[str,
             out[key] = np.asarray(out[key])[None]
     buffers = dict(module.named_buffers())
     for name, value in getattr(module, "added_buffers", {}).items():
+        value = out[f"module.{value}"] if isinstance(value, str) else value
         out.setdefault(f"module.{name}", np.full(buffers[name].shape, value, np.float32))
     return out
