@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def written_atomically(path: str | os.PathLike) -> Iterator[Path]:
+def written_atomically(path: str | os.PathLike, private_folder: bool = True) -> Iterator[Path]:
     """A temporary path to write ``path`` to, renamed into place only on success.
 
     The temporary path lies in a private folder beside ``path`` (same file system, so
@@ -30,11 +30,17 @@ def written_atomically(path: str | os.PathLike) -> Iterator[Path]:
     ----------
     path : str or os.PathLike
         The file or folder to write; its parent folder must exist.
+    private_folder : bool
+        False for a writer of one file in one thread (a training checkpoint every
+        epoch): a temporary file beside ``path`` instead, removed on failure, as a
+        folder made and removed costs 1-3 ms a write on a disk mounted with
+        ``discard``.
 
     Yields
     ------
     pathlib.Path
-        Where to write: a path of the same name as ``path``, not yet existing.
+        Where to write: a path of the same name as ``path``, not yet existing (with
+        ``private_folder=False``, a hidden empty file beside it).
 
     Raises
     ------
@@ -56,8 +62,21 @@ def written_atomically(path: str | os.PathLike) -> Iterator[Path]:
     OSError: [Errno 27] File too large
     >>> sorted(p.name for p in folder.iterdir()), (folder / "a.txt").read_text()
     (['a.txt'], 'done')
+    >>> with written_atomically(folder / "a.txt", private_folder=False) as tmp:
+    ...     _ = tmp.write_text("again")
+    >>> sorted(p.name for p in folder.iterdir()), (folder / "a.txt").read_text()
+    (['a.txt'], 'again')
     """
     target = Path(path)
+    if not private_folder:
+        descriptor, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        os.close(descriptor)
+        try:
+            yield Path(name)
+            os.replace(name, target)
+        finally:
+            Path(name).unlink(missing_ok=True)
+        return
     workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         tmp = workdir / target.name

@@ -132,7 +132,7 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
-        with written_atomically(path) as temporary:
+        with written_atomically(path, private_folder=False) as temporary:
             torch.save(state, temporary)
     except Exception as error:  # torch reports a full disk as a RuntimeError of its C++
         raise CheckpointError(f"cannot write checkpoint {path!r}: {error}") from error

@@ -128,7 +128,7 @@ class RunLedger:
                 self.rows.append(row)
 
     def _write(self) -> None:
-        with written_atomically(self.path) as partial:
+        with written_atomically(self.path, private_folder=False) as partial:
             pd.DataFrame(self.rows).to_csv(partial, index=False)
 
     def status(self, plan: Sequence[dict], by: Sequence[str]) -> pd.DataFrame:
