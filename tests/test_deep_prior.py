@@ -147,7 +147,9 @@ def test_map_gradient_and_nuts_match_the_closed_form_of_a_linear_decoder():
     )
     expected = h.T @ (h @ z + c - observed.values) / noise**2 + z
     np.testing.assert_allclose(gradient.numpy(), expected, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(map_estimate(model, observed, noise), mode, atol=1e-5)
+    # Adam (lr 0.05, 500 steps) ends within 3e-4 of the mode, 0.05 % of the posterior
+    # sd (0.66), on 1 or 2 threads; a wrong posterior puts it tenths away
+    np.testing.assert_allclose(map_estimate(model, observed, noise), mode, atol=2e-3)
     post = posterior(model, observed, noise, num_samples=400, warmup=200)
     draws = post.guided.values[:, 0]  # the first latent (aux_mean 0, aux_std 1)
     sd = np.sqrt(covariance[0, 0])  # 0.66; 800 draws: the mean to 0.03, the sd to 4 %
