@@ -197,6 +197,22 @@ def test_additive_form_gives_the_same_field_in_any_units(world):
         np.testing.assert_array_equal(kg, scaled)
 
 
+def test_additive_form_refuses_a_driver_not_in_the_target_units(world):
+    """Its growth latent adds each law's output to the target with a unit coefficient:
+    sea surface temperature through 'identity' for chlorophyll in kg m-3 came out 1.2e5
+    target sd off (1.35 in mg m-3), as did a chlorophyll driver in mg m-3."""
+    coarse, fine = (ds.isel(time=slice(0, 24)) for ds in (world.coarse, world.fine))
+    in_mg = (coarse["chl"] * 1e6).assign_attrs(units="mg m-3")
+    for name, data in (("tos", coarse), ("chl_mg", coarse.assign(chl_mg=in_mg))):
+        est = cl.ProxyLatentDownscaler(mode="additive", epochs=1, progress=False)
+        message = f"proxy variable '{name}' is in '(K|mg m-3)', not the target's"
+        with pytest.raises(InputDataError, match=message):
+            est.fit(data, fine, "chl", proxies={name: "identity"})
+    est = cl.ProxyLatentDownscaler(mode="additive", epochs=1, progress=False)
+    est.fit(coarse.assign(chl_kg=coarse["chl"]), fine, "chl", proxies={"chl_kg": "identity"})
+    assert est.drivers_ == {"chl_kg": "kg m-3"}
+
+
 def test_a_model_saved_before_the_growth_scale_downscales_as_it_did(world, tmp_path):
     """A model saved before ``W`` saw the growth terms over ``q`` (additive form) lacks
     ``growth_scale``: it loads with 1, and ``W`` in the target's units gives the field

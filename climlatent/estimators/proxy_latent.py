@@ -39,7 +39,7 @@ from climlatent.grouping import group_mean
 from climlatent.models.proxy_latent import ProxyLatentModel
 from climlatent.regrid import Regridder
 from climlatent.training import TrainingConfig
-from climlatent.units import convert_units, parse_units
+from climlatent.units import convert_units, in_other_units, parse_units
 
 CHANNEL_DIM = "latent"
 RIDGE = 1e-3  # of the kernel's least-squares start, per sample, on the standardised latent
@@ -151,6 +151,8 @@ class ProxyLatentDownscaler(ProxyDownscaler):
         ProxyLatentDownscaler
             ``self``, fitted.
         """
+        if self.mode == "additive":  # "auto" is additive for the target's own field alone
+            _check_additive_drivers(coarse, fine, target, proxies)
         if self.target_input:  # refused before training, not after
             observed = get_variable(coarse, target, "coarse target")
             time, _ = check_field(observed, "coarse target")
@@ -437,6 +439,28 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             linear = module.gain * module.interpolate(growth)
             structure = group_mean(y_t - linear.numpy(), memberships)
             module.structure.copy_(torch.from_numpy(np.nan_to_num(structure)))
+
+
+def _check_additive_drivers(
+    coarse: xr.Dataset, fine: xr.Dataset, target: str, proxies: dict[str, str] | None
+) -> None:
+    """Refuse a driver the additive form cannot take: one not in the target's units.
+
+    Its growth latent adds each law's output, with a unit coefficient, to the coarse
+    target's anomaly: sea surface temperature through 'identity' for chlorophyll in
+    kg m-3 came out 1.2e5 target sd off (1.35 in mg m-3). The target's own coarse
+    field is converted to its units.
+    """
+    units = get_variable(fine, target, "target").attrs.get("units")
+    for name in proxy_laws(proxies, target):
+        given = get_variable(coarse, name, "proxy").attrs.get("units")
+        if name != target and (given is None or in_other_units(given, units)):
+            raise InputDataError(
+                f"proxy variable {name!r} is in {given!r}, not the target's {units!r}: the "
+                "additive form adds each law's output to the target with a unit coefficient; "
+                "convert it, or for a driver of another quantity use mode='multiplicative' "
+                "(growth laws multiply) or ProxyDownscaler, which takes it in its own spread"
+            )
 
 
 def _separable(variance: np.ndarray, n: np.ndarray) -> np.ndarray:
