@@ -189,6 +189,24 @@ def test_annual_maxima_of_whole_years_are_all_kept(start, periods, freq, calenda
     assert annual_maxima(da).notnull().all()
 
 
+@pytest.mark.parametrize("calendar", ["standard", "noleap", "360_day"])
+@pytest.mark.parametrize("freq", ["QS-JAN", "YS", "YE"])
+def test_annual_maxima_of_quarterly_and_annual_data_are_all_kept(freq, calendar):
+    # steps of calendar quarters (90 to 92 days) or years (365 or 366) are one step each:
+    # measured against a median step in days, every year of quarters was left out, and
+    # every leap year of annual data (2000, 2004, 2008 of 12)
+    time = xr.date_range("1999-01-01", "2011-01-01", freq=freq, calendar=calendar,
+                         inclusive="left", use_cftime=True)  # fmt: skip
+    da = xr.DataArray(np.arange(time.size, dtype=float), dims="time", coords={"time": time})
+    maxima = annual_maxima(da)
+    expected = da.groupby(da.time.dt.year).max().values  # pandas' / xarray's year blocks
+    np.testing.assert_array_equal(maxima.values, expected)
+    assert maxima.year.values.tolist() == list(range(1999, 2011))
+    if freq == "QS-JAN":  # a year without its first quarter is still left out
+        gappy = annual_maxima(da.drop_isel(time=4 * 3))
+        assert gappy.isnull().values.tolist() == [y == 2002 for y in range(1999, 2011)]
+
+
 def test_annual_maxima_of_mid_month_stamps_are_all_kept():
     time = xr.date_range("2001-01-01", periods=36, freq="MS", calendar="360_day", use_cftime=True)
     mid = [date.replace(day=16) for date in time]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-import cftime
 import numpy as np
 import xarray as xr
 from scipy import optimize, special, stats
@@ -44,10 +43,11 @@ def annual_maxima(
         ``axis="T"``, datetime values, or the name ``time``) by default.
     partial_years : bool
         Keep the maximum of a year the time axis does not cover whole (its first
-        step more than one step after 1 January, or its last more than one step
-        before the next): the maximum of a part of a year is not an annual maximum,
-        and fitted as one it biases the GEV low. By default such a year is NaN,
-        which `fit_gev` skips.
+        step one step or more after 1 January, or its last more than one step
+        before the next, steps counted in the calendar's months: a quarter is 3
+        whether of 90 or 92 days, a year 12 whether of 365 or 366): the maximum
+        of a part of a year is not an annual maximum, and fitted as one it biases
+        the GEV low. By default such a year is NaN, which `fit_gev` skips.
     max_missing : float
         The largest share of a year's time steps that may be NaN in a cell for its
         maximum to count: the maximum of the days left is lower than the year's (a
@@ -90,44 +90,40 @@ def annual_maxima(
         )
     if not 0.0 <= max_missing <= 1.0:
         raise ValueError(f"max_missing must be a share in [0, 1], got {max_missing!r}")
-    calendar = calendar_of(da, time)
+    calendar_of(da, time)  # decoded dates on a CF calendar
     years = da[time].dt.year.rename("year")
     maxima = da.groupby(years).max(time, keep_attrs=True)
     missing = da.isnull().groupby(years).mean(time)
     maxima = maxima.where(missing <= max_missing).assign_attrs(maxima.attrs)
-    complete = _complete_years(da[time], calendar, maxima["year"].values)
+    complete = _complete_years(da[time], maxima["year"].values)
     if not (partial_years or complete.all()):
         maxima = maxima.where(xr.DataArray(complete, dims="year")).assign_attrs(maxima.attrs)
     methods = " ".join(filter(None, (da.attrs.get("cell_methods"), f"{time}: maximum")))
     return maxima.assign_attrs(cell_methods=methods)
 
 
-def _complete_years(time: xr.DataArray, calendar: str, years: np.ndarray) -> np.ndarray:
-    """Whether the steps of each of ``years`` span it, to within one time step."""
-    values = time.values
-    if values.dtype.kind == "M":
-        epoch, day = np.datetime64("1970-01-01"), np.timedelta64(1, "D")
-        days = np.asarray((values - epoch) / day, float)
+def _complete_years(time: xr.DataArray, years: np.ndarray) -> np.ndarray:
+    """Whether the steps of each of ``years`` span it, to within one time step.
 
-        def new_year(year: int) -> float:
-            return float((np.datetime64(f"{year:04d}-01-01") - epoch) / day)
-
-    else:
-        units = "days since 0001-01-01 00:00:00"
-        days = np.asarray(cftime.date2num(values, units, calendar=calendar), float)
-
-        def new_year(year: int) -> float:
-            first = cftime.datetime(year, 1, 1, calendar=calendar)
-            return float(cftime.date2num(first, units, calendar=calendar))
-
-    distinct = np.unique(days)
+    Counted in months of the calendar, whole from 1 January, so that a calendar step
+    is one length in any year: a quarter (90 to 92 days) is 3 months, a year (365 or
+    366 days) 12. A day is 1/31 of a month at the turn of every year (1/30 in a
+    ``360_day`` calendar), where the test looks.
+    """
+    t = time.dt
+    day = t.day - 1 + (t.hour + (t.minute + t.second / 60) / 60) / 24
+    first_year = int(t.year.min())
+    months = np.asarray(12 * (t.year - first_year) + t.month - 1 + day / t.days_in_month, float)
+    distinct = np.unique(months)
     step = float(np.median(np.diff(distinct))) if distinct.size > 1 else np.inf
-    of_step = time.dt.year.values
+    round_off = 1e-9 * step  # of the fractions of months: a step is no less, no more
+    of_step = t.year.values
     complete = np.ones(len(years), bool)
     for i, year in enumerate(years):
-        inside = days[of_step == year]
-        start, end = new_year(int(year)), new_year(int(year) + 1)
-        complete[i] = inside.min() - start < step and end - inside.max() <= step
+        inside = months[of_step == year]
+        start = 12.0 * (int(year) - first_year)
+        begun = inside.min() - start < step - round_off
+        complete[i] = begun and start + 12 - inside.max() <= step + round_off
     return complete
 
 
