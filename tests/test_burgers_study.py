@@ -173,6 +173,9 @@ def test_generative_claim_and_the_undefined_weighting():
     assert _verdicts(_runs(8, {}))[claim] == "reproduced"
     assert _verdicts(_runs(8, {}, prior_energy_ratio={DLM: 0.3}))[claim] == "not reproduced"
     assert _verdicts(_runs(3, {}))[claim] == "inconclusive (underpowered)"
+    # the energy within the tolerance, the range not: the verdict said "interval crosses"
+    out_of_range = _verdicts(_runs(8, {}, prior_in_range={DLM: 0.9}))[claim]
+    assert out_of_range == "inconclusive (a run below 99% in the training range)"
     assert _verdicts(_runs(8, {}))["VAE-DLM (weighted) is best on OOD 4"] == "not run yet"
 
 

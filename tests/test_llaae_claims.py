@@ -55,6 +55,23 @@ def test_the_strongest_rival_is_the_one_tested():
     assert "alpha=2.0" in row["ours"] and row["verdict"] == "not reproduced"
 
 
+def test_a_rival_with_a_run_without_a_score_is_still_tested():
+    """(5, 0.2) beats two settings by far and ties with (2, 0.5), one of whose runs has
+    no score: its p-value was NaN, passed over by the choice of the strongest rival, and
+    the claim read 'reproduced'; now the tie is tested on its 7 scored runs."""
+    shift = {("gaussian", 1.0, 1.0): {"reconstruction_training": 50.0},
+             ("gaussian", 5.0, 0.5): {"reconstruction_training": 50.0}}  # fmt: skip
+    runs = _runs(8, shift)
+    tied = runs.index[(runs.alpha == 2.0) & (runs.latent == "gaussian")][0]
+    runs.loc[tied, "reconstruction_training"] = np.nan
+    row = claim_row(runs, CLAIMS[0])
+    assert "alpha=2.0" in row["ours"] and row["budget"].startswith("8/7 seeds")
+    rival = runs[(runs.alpha == 2.0) & (runs.latent == "gaussian")].reconstruction_training
+    case = runs[(runs.alpha == 5.0) & (runs.beta == 0.2)].reconstruction_training
+    welch = stats.ttest_ind(rival.dropna(), case, equal_var=False, alternative="greater")
+    assert f"p = {welch.pvalue:.3g};" in row["test"] and row["verdict"] == "not reproduced"
+
+
 def test_gev_claim_uses_the_stated_difference():
     runs = _runs(8, {("gev", 2.0, 0.5): {"mig": 0.5}}, noise=0.01)
     assert _verdict(runs, GEV_MIG) == "reproduced"

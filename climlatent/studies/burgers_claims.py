@@ -287,6 +287,8 @@ def generative_row(runs: pd.DataFrame) -> dict:
         outcome = "reproduced"
     elif high < lower or low > upper:
         outcome = "not reproduced"
+    elif lower <= low and high <= upper:  # the energy holds, the range does not
+        outcome = f"inconclusive (a run below {IN_RANGE:.0%} in the training range)"
     else:
         outcome = "inconclusive (interval crosses the tolerance)"
     return {

@@ -128,8 +128,12 @@ CLAIMS = [
 
 def claim_row(runs: pd.DataFrame, claim: OrderClaim) -> dict:
     """Test one ordering claim against its strongest rival; a row of the ledger."""
-    case = select_runs(runs, claim.case)
-    rivals = [select_runs(runs, r) for r in claim.rivals]
+    # runs without a score (NaN) are left out: they would make a rival's p-value NaN,
+    # which `max` passes over, and the rival untested
+    case, *rivals = (
+        select_runs(runs, where).dropna(subset=[claim.metric])
+        for where in (claim.case, *claim.rivals)
+    )
     row = {"claim": claim.claim, "section": claim.section, "paper": claim.paper_text}
     ready = [r for r in rivals if len(r) >= 2]
     if len(case) < 2 or len(ready) < len(rivals):

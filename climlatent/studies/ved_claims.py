@@ -16,8 +16,8 @@ runs (a column of one arm against a column of another, at the largest training s
 run) and its power is computed against a *stated* effect: a fraction of the worse
 group's mean, named in the row. A seed's runs are pairs (both arms train on its pool,
 and the CCA error is computed on the same run's data), so the test is a one-sided
-paired t-test over seeds and the interval a percentile bootstrap of the mean per-seed
-difference, seeds resampled. The training-size claim compares the per-seed gap between
+paired t-test over seeds and the interval an expanded percentile bootstrap of the mean
+per-seed difference, seeds resampled. The training-size claim compares the per-seed gap between
 the arms (KL-only error minus covariance-only error, same seed, same data) at the
 largest size with that at the smallest, again paired by seed (a seed's training sets
 are nested). A non-inferiority claim ("no significant loss of accuracy") adds a margin to
@@ -268,8 +268,8 @@ def by_size(runs: pd.DataFrame) -> pd.DataFrame:
 def gaps(runs: pd.DataFrame) -> pd.DataFrame:
     """Per size: test error of the KL arm minus the covariance arm, with a 95 % interval.
 
-    The gap is taken per seed (same seed, same data); the interval is the percentile
-    bootstrap of its mean.
+    The gap is taken per seed (same seed, same data); the interval is the expanded
+    percentile bootstrap of its mean (:func:`climlatent.studies.darcy_claims.expanded_levels`).
     """
     out = []
     for n in _sizes(runs, {"kl", "covariance"}):
