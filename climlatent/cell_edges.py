@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from climlatent.errors import InputDataError
+from climlatent.monotonic import unwrapped_longitudes
 
 POLAR_EDGE = 88.0  # degrees: an outer latitude edge inferred beyond it is the pole's (CDO's)
 
@@ -39,19 +40,26 @@ def _has_bounds(coord: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> bool:
     return isinstance(obj, xr.Dataset) and bounds_name(coord) in obj.variables
 
 
-def _bounds_1d(coord: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndarray:
+def _bounds_1d(
+    coord: xr.DataArray, obj: xr.Dataset | xr.DataArray, centres: np.ndarray
+) -> np.ndarray:
     """Cell edges (n + 1) of a 1-D coordinate, from its CF bounds or midpoints.
 
-    Bounds written (lower, upper) for every cell of a descending coordinate are taken
-    in its direction, as CF writes them (each cell's second bound the next one's first).
+    ``centres`` are the coordinate's values running without a break (a longitude's
+    unwrapped). Bounds written (lower, upper) for every cell of a descending coordinate
+    are taken in its direction, as CF writes them (each cell's second bound the next
+    one's first); a longitude cell across the seam (``[175, -175]``) is taken on the
+    circle, within 180 degrees.
     """
     if _has_bounds(coord, obj):
         bnds = np.asarray(obj[bounds_name(coord)].values, dtype=float)
-        direction = np.sign(np.diff(np.asarray(coord.values, dtype=float)[:2]))
-        if direction.size and np.all(np.sign(bnds[:, 1] - bnds[:, 0]) == -direction):
+        direction = np.sign(np.diff(centres[:2]))
+        width = bnds[:, 1] - bnds[:, 0]
+        width -= 360.0 * np.round(width / 360.0)  # latitudes: unchanged, within 180
+        if direction.size and np.all(np.sign(width) == -direction):
             bnds = bnds[:, ::-1]
         return np.concatenate([bnds[:, 0], bnds[-1:, 1]])
-    return _midpoint_edges(np.asarray(coord.values, dtype=float), coord.name)
+    return _midpoint_edges(centres, coord.name)
 
 
 def latitude_edges(lat: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndarray:
@@ -68,7 +76,7 @@ def latitude_edges(lat: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndar
     >>> latitude_edges(lat, lat).tolist()
     [80.75, 83.25, 85.75, 90.0]
     """
-    edges = _bounds_1d(lat, obj)
+    edges = _bounds_1d(lat, obj, np.asarray(lat.values, dtype=float))
     if not _has_bounds(lat, obj):
         for end in (0, -1):
             if abs(edges[end]) > POLAR_EDGE:
@@ -79,10 +87,12 @@ def latitude_edges(lat: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndar
 def longitude_edges(lon: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndarray:
     """Cell edges (n + 1) of a 1-D longitude in degrees, running without a break.
 
-    From its CF bounds, or halfway between centres. Bounds that wrap around the circle
-    (``[359.5, 0.5]`` for the cell at 0, or -180..180 bounds of 0..360 centres) are
-    unwrapped, and the edges shifted by whole turns to lie about the first centre: a
-    cell is never 359 degrees wide.
+    From its CF bounds, or halfway between centres. Centres monotonic modulo 360 (a
+    regional grid across the antimeridian stored -180..180) are unwrapped first
+    (`unwrapped_longitudes`). Bounds that wrap around the circle (``[359.5, 0.5]`` for
+    the cell at 0, or -180..180 bounds of 0..360 centres) are unwrapped, and the edges
+    shifted by whole turns to lie about the first centre: a cell is never 359 degrees
+    wide.
 
     Examples
     --------
@@ -91,13 +101,21 @@ def longitude_edges(lon: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.nda
     ...                         "lon_bnds": (("lon", "bnds"), [[359.5, 0.5], [0.5, 1.5]])})
     >>> longitude_edges(ds["lon"], ds).tolist()
     [-0.5, 0.5, 1.5]
+    >>> lon = xr.DataArray([170.0, 180.0, -170.0], dims="lon", name="lon")
+    >>> longitude_edges(lon, lon).tolist()
+    [165.0, 175.0, 185.0, 195.0]
     """
-    edges = _bounds_1d(lon, obj)
+    given = np.asarray(lon.values, dtype=float)
+    unwrapped = unwrapped_longitudes(given)
+    centres = given if unwrapped is None else unwrapped
+    edges = _bounds_1d(lon, obj, centres)
     if _has_bounds(lon, obj):
-        centres = np.asarray(lon.values, dtype=float)
         direction = np.sign(centres[-1] - centres[0]) or 1.0
         widths = np.diff(edges)
-        widths[widths * direction < 0] += 360.0 * direction  # a cell across the seam
+        # a cell across the seam: [175, -175], or [180, -175] shifted by a turn (by
+        # `climlatent.grid_order`'s relabelling of its centre) to [540, 185]
+        widths[widths * direction < 0] += 360.0 * direction
+        widths[widths * direction > 360.0] -= 360.0 * direction
         edges = edges[0] + np.concatenate([[0.0], np.cumsum(widths)])
         edges += 360.0 * np.round((centres[0] - 0.5 * (edges[0] + edges[1])) / 360.0)
     return edges

@@ -13,7 +13,8 @@ import numpy as np
 import xarray as xr
 
 from climlatent.errors import InputDataError
-from climlatent.grid import check_monotonic, find_grid, find_member, find_time, find_vertical
+from climlatent.grid import find_grid, find_member, find_time, find_vertical
+from climlatent.monotonic import check_monotonic
 
 GREGORIAN = frozenset({"standard", "gregorian", "proleptic_gregorian"})
 #: CF calendars under another name: the same calendar.

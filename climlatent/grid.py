@@ -27,6 +27,7 @@ import xarray as xr
 
 from climlatent.cell_edges import bounds_name, latitude_edges, longitude_widths
 from climlatent.errors import InputDataError
+from climlatent.monotonic import check_monotonic
 
 EARTH_RADIUS = 6_371_000.0  # m, the mean Earth radius used for cell areas
 MEMBER_DIM_NAMES = ("member", "realization", "member_id", "ensemble", "ens", "number")
@@ -144,8 +145,8 @@ def find_grid(obj: xr.Dataset | xr.DataArray, name: str | None = None) -> GridIn
     if np.any(np.abs(lat_da.values) > 90):
         raise InputDataError(f"{label}: latitude coordinate {lat!r} has values outside [-90, 90]")
     if lat_da.ndim == 1 and lon_da.ndim == 1:
-        for coord in (lat, lon):
-            check_monotonic(obj[coord], name)
+        check_monotonic(lat_da, name)
+        check_monotonic(lon_da, name, longitude=True)
         return GridInfo(lat, lon, lat_da.dims[0], lon_da.dims[0], "rectilinear")
     if lat_da.ndim == 2 and lat_da.dims == lon_da.dims:
         y_dim, x_dim = lat_da.dims
@@ -210,41 +211,6 @@ def _is_other_angle_or_length(units: str) -> bool:
 def _grid_mappings(obj: xr.Dataset | xr.DataArray) -> set[str]:
     variables = obj.variables if isinstance(obj, xr.Dataset) else obj.coords.variables
     return {str(v.attrs.get("grid_mapping_name", "")) for v in variables.values()}
-
-
-def check_monotonic(coord: xr.DataArray, name: str | None = None) -> None:
-    """Raise if a 1-D coordinate is not strictly increasing or strictly decreasing.
-
-    Parameters
-    ----------
-    coord : xr.DataArray
-        A 1-D coordinate.
-    name : str, optional
-        Variable the coordinate belongs to, for the error message.
-
-    Examples
-    --------
-    >>> import xarray as xr
-    >>> check_monotonic(xr.DataArray([3.0, 2.0, 1.0], dims="lat", name="lat"))
-    >>> check_monotonic(xr.DataArray([1.0, 3.0, 2.0], dims="lat", name="lat"))
-    Traceback (most recent call last):
-    ...
-    climlatent.errors.InputDataError: coordinate 'lat' is not strictly monotonic ...
-    """
-    if coord.size < 2:
-        return
-    values = coord.values
-    if np.issubdtype(values.dtype, np.number):
-        step = np.diff(values)
-        ok = np.all(step > 0) or np.all(step < 0)
-    else:  # datetime-like and cftime objects compare elementwise (increasing only)
-        ok = bool(np.all(values[:-1] < values[1:]))
-    if not ok:
-        owner = f" of variable {name!r}" if name else ""
-        raise InputDataError(
-            f"coordinate {coord.name!r}{owner} is not strictly monotonic "
-            f"(sort it with .sortby({coord.name!r}) and drop duplicates first)"
-        )
 
 
 def find_time(obj: xr.Dataset | xr.DataArray) -> str | None:

@@ -17,6 +17,7 @@ TORCH_SIDE = [
 XARRAY_SIDE = [
     "io.py",
     "grid.py",
+    "monotonic.py",
     "units.py",
     "checks.py",
     "transforms.py",

@@ -288,3 +288,23 @@ def test_log1p_emulation_is_the_conditional_mean_and_survives_saving(tmp_path):
     est.save(tmp_path / "unsmeared.clm")
     assert not (tmp_path / "unsmeared.clm" / "target_smearing.nc").exists()
     assert float(cl.load(tmp_path / "unsmeared.clm").emulate(test)["pr"].mean()) == median
+
+
+def test_a_pacific_grid_stored_minus_180_180_is_fitted_as_its_0_360_form():
+    """Longitudes 163.75 ... 178.75, -173.75 ... -143.75 (across the date line, as
+    CORDEX stores them) were refused as not monotonic: the fit and emulation equal those
+    on the same cells stored 163.75 ... 216.25, labelled with the input's longitudes."""
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=2, n_lat=6, n_lon=8, seed=3)
+    east = ds.assign_coords(lon=ds.lon + 180.0, lon_bnds=ds.lon_bnds + 180.0)
+    names = ("lon", "lon_bnds")
+    wrapped = east.assign_coords(
+        {n: east[n].where(east[n] <= 180.0, east[n] - 360.0) for n in names}
+    )
+    assert (np.diff(wrapped.lon) < 0).any() and (np.diff(wrapped.lon) > 0).any()
+    outputs = []
+    for data in (east, wrapped):
+        est = cl.EOFRegression(n_proxy_eofs=3, n_target_eofs=4).fit(data, "tas", "psl")
+        out = est.emulate(data)["tas"]
+        np.testing.assert_array_equal(out.lon.values, data.lon.values)
+        outputs.append(out.values)
+    np.testing.assert_array_equal(outputs[1], outputs[0])

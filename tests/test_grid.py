@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from climlatent.cell_edges import longitude_edges
 from climlatent.errors import InputDataError
 from climlatent.grid import (
     EARTH_RADIUS,
@@ -93,6 +94,42 @@ def test_non_monotonic_coordinate_is_refused():
     da = rectilinear().isel(lat=[0, 2, 1, 3])
     with pytest.raises(InputDataError, match="'lat' of variable 'tas' is not strictly monotonic"):
         find_grid(da, "tas")
+
+
+@pytest.mark.parametrize("lon", [[10.0, 30.0, 20.0], [170.0, -170.0, 175.0], [0.0, 180.0, 0.0]])
+def test_longitudes_not_monotonic_even_on_the_circle_are_refused(lon):
+    da = xr.DataArray(np.zeros((2, 3)), dims=("lat", "lon"), coords={"lat": [0.0, 1.0], "lon": lon})
+    with pytest.raises(InputDataError, match="'lon' of variable 'tas' is not strictly monotonic"):
+        find_grid(da, "tas")
+
+
+@pytest.mark.parametrize("bounds", [None, "the seam at 180", "the seam at -180"])
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_grid_across_the_date_line_stored_minus_180_180_has_the_cells_of_its_0_360_form(
+    bounds, direction
+):
+    """160, 170, 180, -170, -160 (east, or the reverse) was refused as not monotonic;
+    its cells are those of 160 ... 200: the same edges (shifted by a turn past the
+    seam) and areas, labelled as given."""
+    east = regular_grid(np.arange(-30.0, 30.1, 15.0), np.arange(155.0, 205.1, 10.0))
+    east = east.isel(lon=slice(None, None, direction))
+    if bounds is None:
+        east = east.drop_vars(["lat_bnds", "lon_bnds"])
+    seam = 180.0 if bounds == "the seam at 180" else -180.0
+    wrapped = east.assign_coords(
+        {name: east[name].where(east[name] <= 180.0, east[name] - 360.0) for name in east.coords}
+    )
+    if bounds:
+        wrapped["lon_bnds"] = wrapped.lon_bnds.where(wrapped.lon_bnds != 180.0, seam)
+    assert wrapped.lon.values.tolist() == [160.0, 170.0, 180.0, -170.0, -160.0][::direction]
+    assert find_grid(wrapped).kind == "rectilinear"
+    turn = float(wrapped.lon[0] - east.lon[0])  # the edges lie about the first centre
+    np.testing.assert_array_equal(
+        longitude_edges(wrapped.lon, wrapped), longitude_edges(east.lon, east) + turn
+    )
+    area = cell_area(wrapped)
+    np.testing.assert_allclose(area.values, cell_area(east).values, rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(area.lon.values, wrapped.lon.values)
 
 
 def test_descending_latitude_is_fine():

@@ -136,6 +136,9 @@ def test_area_of_a_regional_grid_across_the_antimeridian_labelled_minus_180_to_1
         rtol=1e-12,
     )
     np.testing.assert_allclose(float(area_mean(sorted_minus_180)), 3.5, rtol=1e-12)
+    as_stored = field.assign_coords(lon=((east + 180) % 360) - 180)  # 160 ... 175, -180 ... -165
+    np.testing.assert_allclose(cell_area(as_stored).values, cell_area(field).values, rtol=1e-15)
+    np.testing.assert_allclose(float(area_mean(as_stored)), 3.5, rtol=1e-12)
     with_bounds = sorted_minus_180.to_dataset(name="x")
     lon = with_bounds.lon.values
     bounds = np.stack([lon - 2.5, lon + 2.5], axis=1)

@@ -220,16 +220,18 @@ def test_0_360_longitudes_land_where_minus_180_180_ones_do(offline):
     np.testing.assert_allclose(mesh(ax).get_array().reshape(lat.size, lon.size), field(lat, lon))
 
 
-@pytest.mark.parametrize("labels", ["0-360", "minus-180-180"])
+@pytest.mark.parametrize("labels", ["0-360", "minus-180-180", "minus-180-180 as stored"])
 def test_a_regional_grid_across_the_antimeridian_is_mapped_where_it_is(labels, offline):
     """PlateCarree keeps its centre in proj4 'pm', which the map read as 0: the Pacific
     grid was drawn global with the cells east of 180 smeared into one colour; labelled
-    -180..180 its span was taken as 358 degrees."""
+    -180..180 its span was taken as 358 degrees; stored 141 ... 179, -179 ... -141 (as
+    CORDEX stores it), unsorted, it was refused as not monotonic."""
     lat, east = np.arange(-19.0, 20.0, 2.0), np.arange(141.0, 220.0, 2.0)
     values = np.zeros((lat.size, east.size))
     values[lat == 5.0, east == 199.0] = 1.0  # one hot cell at 199E 5N
     lon = east if labels == "0-360" else (east + 180) % 360 - 180
-    ax = cl.plot.map(field(lat, lon, values).sortby("x"))
+    stored = field(lat, lon, values)
+    ax = cl.plot.map(stored if labels.endswith("as stored") else stored.sortby("x"))
     assert type(ax.projection) is ccrs.PlateCarree and ax.projection.proj4_params["pm"] % 360 == 180
     extent = ax.get_extent(ccrs.PlateCarree(central_longitude=180))
     np.testing.assert_allclose(extent, (-40, 40, -20, 20), atol=1.5)  # 140E..140W

@@ -175,3 +175,55 @@ def test_a_file_opened_by_climlatent_is_regridded_on_its_own_bounds(tmp_path):
     assert "bounds" not in src.lat.attrs  # where the regridder used to look only
     ours = Regridder(src, grid_from_spec("r72x36"), "conservative", engine="climlatent")(src)
     assert_same(ours["tas"], read(tmp_path / "cdo.nc", "tas"))
+
+
+def labelled_minus_180_180(grid: xr.Dataset) -> xr.Dataset:
+    """``grid`` with its longitudes and their bounds stored in (-180, 180], in order (the
+    cell east of the date line bounded by 180 and -177.5)."""
+    names = ("lon", "lon_bnds")
+    return grid.assign_coords({n: grid[n].where(grid[n] <= 180.0, grid[n] - 360.0) for n in names})
+
+
+INSIDE = regular_grid(np.arange(-20.0, 20.1, 4.0), np.arange(158.0, 202.1, 4.0))  # 180 a centre
+AROUND = regular_grid(np.arange(-40.0, 40.1, 4.0), np.arange(138.0, 222.1, 4.0))
+PACIFIC = labelled_minus_180_180(
+    regular_grid(np.arange(-30.0, 30.1, 2.0), np.arange(150.0, 210.1, 2.5))
+)  # 151.25 ... 178.75, -178.75 ... -151.25
+
+
+def curvilinear_file(path) -> str:
+    """The file's grid described cell by cell, as CDO reads a regional grid across the
+    date line right (as a 1-D ``lonlat`` grid there, CDO 2.1 leaves its cells empty)."""
+    cdo("setgridtype,curvilinear", path, f"{path}.curvilinear.nc")
+    return f"{path}.curvilinear.nc"
+
+
+@pytest.mark.parametrize("side", ["source", "destination"])
+def test_a_pacific_grid_stored_minus_180_180_is_regridded_as_remapcon(tmp_path, side):
+    """A regional grid across the date line stored -180..180 (170, 180, -170: CORDEX's
+    way) was refused as not monotonic. Conservative regridding onto and from it now
+    equals CDO's on the same cells, labelled as given."""
+    src, dst = (field(PACIFIC), INSIDE) if side == "source" else (field(AROUND), PACIFIC)
+    to_netcdf(src, tmp_path / "src.nc")
+    source = curvilinear_file(tmp_path / "src.nc") if side == "source" else tmp_path / "src.nc"
+    target = grid_file(dst, tmp_path / "dst.nc")
+    target = curvilinear_file(target) if side == "destination" else target
+    cdo(f"remapcon,{target}", source, tmp_path / "cdo.nc")
+    ours = Regridder(src, dst, "conservative", engine="climlatent")(src)["tas"]
+    theirs = read(tmp_path / "cdo.nc", "tas")
+    if side == "destination":  # CDO's output is on (y, x) with 2-D lat, lon
+        np.testing.assert_array_equal(theirs.lon[0].values, dst.lon.values)
+        theirs = theirs.rename(y="lat", x="lon").assign_coords(lat=dst.lat, lon=dst.lon)
+    assert not theirs.isnull().any()
+    assert_same(ours, theirs)
+
+
+@pytest.mark.parametrize("side", ["source", "destination"])
+def test_a_pacific_grid_stored_minus_180_180_is_regridded_as_remapbil(tmp_path, side):
+    """Bilinear onto and from the Pacific grid, without bounds, as CDO's ``remapbil``."""
+    src, dst = (field(PACIFIC), INSIDE) if side == "source" else (field(AROUND), PACIFIC)
+    src = src.drop_vars(["lat_bnds", "lon_bnds"])
+    to_netcdf(src, tmp_path / "src.nc")
+    cdo(f"remapbil,{grid_file(dst, tmp_path / 'dst.nc')}", tmp_path / "src.nc", tmp_path / "c.nc")
+    ours = Regridder(src, dst, "bilinear", engine="climlatent")(src)["tas"]
+    assert_same(ours, read(tmp_path / "c.nc", "tas"))
