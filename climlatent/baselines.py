@@ -21,8 +21,9 @@ import dataclasses
 import numpy as np
 import xarray as xr
 
+from climlatent._params import ParamsMixin
 from climlatent.checks import check_calendar, check_field, check_same_samples, get_variable
-from climlatent.errors import InputDataError
+from climlatent.errors import InputDataError, NotFittedError, not_fitted
 from climlatent.estimators._refit import all_or_nothing
 from climlatent.grid import find_grid
 from climlatent.grouping import Grouper, group_mean
@@ -32,8 +33,15 @@ from climlatent.regrid import Regridder
 from climlatent.units import convert_units, in_other_units
 
 
+class BaselineNotFittedError(NotFittedError, InputDataError):
+    """A baseline used before ``fit``: the `NotFittedError` of every estimator.
+
+    Also an `InputDataError`, which the baselines raised before, for code catching that.
+    """
+
+
 @dataclasses.dataclass
-class BilinearBaseline:
+class BilinearBaseline(ParamsMixin):
     """Bilinear interpolation of the coarse target to the fine grid.
 
     The same answer as ``Regridder(coarse, fine, "bilinear", engine="climlatent",
@@ -86,7 +94,7 @@ class BilinearBaseline:
     def downscale(self, coarse: xr.Dataset) -> xr.Dataset:
         """The target on the fine grid from its coarse field in ``coarse``."""
         if not hasattr(self, "regridder_"):
-            raise InputDataError(f"{type(self).__name__} is not fitted: call fit() first")
+            raise not_fitted(self, "downscale", BaselineNotFittedError)
         x = get_variable(coarse, self.target_, "coarse")
         _, calendar = check_field(x, "coarse")
         check_calendar(x, "coarse", calendar, self.calendar_)  # a day of year is the fitted's

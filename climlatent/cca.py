@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from climlatent._deprecation import renamed_method
+from climlatent._params import ParamsMixin
+from climlatent.errors import not_fitted
 from climlatent.estimators._config import check_config
 
 __all__ = ["CCARegression"]
@@ -55,7 +57,7 @@ def _reduce(data: np.ndarray, regularisation: float) -> tuple[np.ndarray, ...]:
 
 
 @dataclass
-class CCARegression:
+class CCARegression(ParamsMixin):
     """Regularised CCA: rank-``n_components`` prediction of ``Y`` from ``X``.
 
     Parameters
@@ -143,12 +145,12 @@ class CCARegression:
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Canonical variates of ``X``: its ``(n, n_components)`` latent code."""
-        self._require_fitted()
+        self._require_fitted("transform")
         return (_matrix(X, "X") - self.x_mean_) @ self.x_weights_
 
     def transform_y(self, Y: np.ndarray) -> np.ndarray:
         """Canonical variates of ``Y``."""
-        self._require_fitted()
+        self._require_fitted("transform_y")
         return (_matrix(Y, "Y") - self.y_mean_) @ self.y_weights_
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
@@ -157,7 +159,7 @@ class CCARegression:
         ``k`` may be below ``n_components``: the canonical pairs are nested, so the
         first ``k`` columns give the rank-``k`` prediction of the same fit.
         """
-        self._require_fitted()
+        self._require_fitted("decode")
         codes = np.asarray(codes, dtype=np.float64)
         k = codes.shape[-1]
         if not 1 <= k <= self.n_components:
@@ -187,6 +189,7 @@ class CCARegression:
         >>> np.allclose(cca.emulate(x), 2 * x[:, :2]), cca.emulate(x, 1).shape
         (True, (50, 2))
         """
+        self._require_fitted("emulate")
         k = self.n_components if n_components is None else n_components
         if not 1 <= k <= self.n_components:
             raise ValueError(f"n_components={k} must be between 1 and {self.n_components}")
@@ -194,9 +197,9 @@ class CCARegression:
 
     predict = renamed_method("predict", "emulate")
 
-    def _require_fitted(self) -> None:
+    def _require_fitted(self, method: str) -> None:
         if not hasattr(self, "x_weights_"):
-            raise RuntimeError("CCARegression is not fitted: call fit() first")
+            raise not_fitted(self, method)
 
 
 def _matrix(a: np.ndarray, name: str) -> np.ndarray:

@@ -29,6 +29,22 @@ class NotFittedError(ClimlatentError, RuntimeError):
     """An estimator method that needs a fitted model was called before ``fit``."""
 
 
+def not_fitted(
+    estimator: object, method: str, error: type[NotFittedError] = NotFittedError
+) -> NotFittedError:
+    """The error for ``method`` of ``estimator`` called before ``fit``, naming both.
+
+    Examples
+    --------
+    >>> import climlatent as cl
+    >>> raise not_fitted(cl.EOFRegression(), "emulate")
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.NotFittedError: EOFRegression is not fitted: call fit() before emulate()
+    """
+    return error(f"{type(estimator).__name__} is not fitted: call fit() before {method}()")
+
+
 def is_netcdf_error(error: BaseException) -> bool:
     """Whether ``error`` is netCDF-C's (a corrupt or truncated file), not a bug's.
 

@@ -121,7 +121,7 @@ def save_estimator(estimator: BaseEstimator, path: str | Path) -> Path:
     ...
     climlatent.errors.CheckpointError: ... is not a climlatent model; refusing to replace it ...
     """
-    estimator._require_fitted()
+    estimator._require_fitted("save")
     target = check_model_path(path)
     state = {k: np.ascontiguousarray(v) for k, v in estimator._state().items()}
     manifest = {

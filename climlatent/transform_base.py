@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import xarray as xr
 
+from climlatent._params import ParamsMixin
 from climlatent._transforms import _check_dataarray, _label, _like
 from climlatent.errors import InputDataError, NotFittedError
 from climlatent.packing import VALID_LIMITS
@@ -21,7 +22,7 @@ from climlatent.packing import VALID_LIMITS
 _REGISTRY: dict[str, type[Transform]] = {}
 
 
-class Transform(abc.ABC):
+class Transform(ParamsMixin, abc.ABC):
     """Base class: a fitted, invertible, serialisable map of a DataArray.
 
     Subclasses register under a ``kind`` (``class X(Transform, kind="x")``) and

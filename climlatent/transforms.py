@@ -275,6 +275,10 @@ class Pipeline(Transform, kind="pipeline"):
     def __repr__(self) -> str:
         return f"Pipeline({self.steps!r})"
 
+    def _parts(self) -> dict[str, Transform]:
+        """The steps, named as in the state (``step0``...): ``step0__dims`` is a parameter."""
+        return {f"step{i}": step for i, step in enumerate(self.steps)}
+
     def _fit(self, da: xr.DataArray) -> xr.Dataset:
         previous = [(step, step._state) for step in self._transforms()]
         try:

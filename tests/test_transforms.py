@@ -331,6 +331,46 @@ def test_use_before_fit_raises_not_fitted(kind, method):
             getattr(transform, method)(make_field())
 
 
+@pytest.mark.parametrize("kind", TRANSFORMS)
+def test_a_clone_is_unfitted_with_equal_params_and_refits_bit_for_bit(kind):
+    """``sklearn.base.clone``: a Pipeline's steps are cloned too, not shared, unfitted."""
+    clone = pytest.importorskip("sklearn.base").clone
+    da = field_for(kind, "noleap")
+    transform = TRANSFORMS[kind]().fit(da)
+    copy = clone(transform)
+    assert repr(copy) == repr(transform) and copy.params == transform.params
+    with pytest.raises(NotFittedError):
+        copy.forward(da)
+    if kind == "pipeline":
+        assert all(a is not b for a, b in zip(copy.steps, transform.steps, strict=True))
+        assert copy.get_params(deep=False).keys() == {"steps"}
+    else:
+        assert copy.get_params() == transform.get_params()
+    xr.testing.assert_identical(copy.fit(da).forward(da), transform.forward(da))
+
+
+def test_a_pipelines_step_parameters_are_nested_and_checked_as_its_constructor_does():
+    pipeline = TRANSFORMS["pipeline"]()
+    params = pipeline.get_params()
+    assert list(params) == [
+        "steps", "step0__exponent", "step0__tolerance", "step1__freq", "step1__dims",
+        "step1__window", "step2__dims",
+    ]  # fmt: skip
+    assert params["step1__window"] == 15 and params["step2__dims"] == ("time",)
+    pipeline.set_params(step0__exponent=0.5, step2__dims=["time", "member"])
+    assert repr(pipeline.steps[0]) == "PowerTransform(exponent=0.5, tolerance=1e-09)"
+    assert pipeline.steps[2].params == {"dims": ["time", "member"]}  # the state's, too
+    with pytest.raises(ValueError, match="window must be a positive odd number, got 2"):
+        pipeline.set_params(step0__exponent=2.0, step1__window=2)
+    assert pipeline.get_params()["step0__exponent"] == 0.5  # all refused, none changed
+    with pytest.raises(ValueError, match="invalid parameter 'step1__nope' for Pipeline"):
+        pipeline.set_params(step1__nope=1)
+    standardize = Standardize().set_params(dims="member")
+    assert repr(standardize) == "Standardize(dims=['member'])"  # as Standardize(dims="member")
+    with pytest.raises(ValueError, match="dims must be one or more distinct dimension names"):
+        standardize.set_params(dims=0)
+
+
 @pytest.mark.parametrize("transform", [Log1p(), PowerTransform()], ids=["log1p", "power"])
 def test_round_off_negatives_are_clipped_and_real_negatives_raise(transform):
     da = make_field("noleap")

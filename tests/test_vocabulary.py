@@ -255,6 +255,123 @@ def test_cca_is_an_emulator_on_sample_matrices():
     np.testing.assert_allclose(model.emulate(x), y, atol=1e-10)
 
 
+# -- scikit-learn's parameter protocol: get_params, set_params, clone -------------------
+
+
+def estimator_class(name: str) -> type:
+    return getattr(cl, name, None) or getattr(baselines, name)
+
+
+def sample_matrices() -> tuple[np.ndarray, np.ndarray]:
+    x = np.random.default_rng(2).normal(size=(60, 4))
+    return x, x[:, :2] @ np.array([[1.0, 2.0], [0.5, -1.0]])
+
+
+def fitted_and_output(name: str, est=None):
+    """The estimator of ``CASES[name]`` (or ``est``) fitted, and its kind's output."""
+    if name == "CCARegression":
+        x, y = sample_matrices()
+        est = (est or cl.CCARegression(n_components=2)).fit(x, y)
+        return est, est.emulate(x)
+    case = CASES[name]
+    data = case.data()
+    est = case.fit(est or case.make(), data)
+    return est, case.apply(est, data)
+
+
+def is_unfitted(est) -> bool:
+    """No fitted attribute (a public name ending in ``_``), scikit-learn's test."""
+    return not [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]
+
+
+@pytest.mark.parametrize("name", sorted(public_estimators()))
+def test_the_parameters_are_the_constructors_arguments_stored_under_their_names(name):
+    cls = estimator_class(name)
+    est = cls()
+    keywords = list(inspect.signature(cls).parameters)
+    assert list(est.get_params()) == keywords
+    assert all(est.get_params()[k] is getattr(est, k) for k in keywords)
+    rebuilt = cls(**est.get_params(deep=False))
+    assert rebuilt.get_params() == est.get_params() and is_unfitted(rebuilt)
+
+
+@pytest.mark.parametrize("name", sorted(public_estimators()))
+def test_set_params_refuses_what_the_constructor_refuses_naming_the_parameter(name):
+    """Each parameter set to NaN (every constructor refuses it, naming the parameter):
+    set_params raises the constructor's error and changes nothing."""
+    cls = estimator_class(name)
+    est = cls()
+    before = est.get_params()
+    for key in before:
+        with pytest.raises(Exception) as constructor:
+            cls(**{key: float("nan")})
+        assert key in str(constructor.value)
+        with pytest.raises(type(constructor.value), match=re.escape(str(constructor.value))):
+            est.set_params(**{key: float("nan")})
+        assert est.get_params() == before
+    with pytest.raises(ValueError, match=f"invalid parameter 'nope' for {name}") as unknown:
+        est.set_params(nope=1)
+    assert str(unknown.value).endswith("valid parameters are " + ", ".join(before))
+
+
+CHANGED = {  # -> the repr of the constructor's estimator: filters a tuple, group a str
+    "LLAAE": ({"filters": [8, 16], "latent_dim": 3}, "LLAAE(latent_dim=3, filters=(8, 16))"),
+    "ProxyDownscaler": (
+        {"group": "time.dayofyear:31"},
+        "ProxyDownscaler(group='time.dayofyear:31')",
+    ),
+    "EOFRegression": ({"ridge": 0.5}, "EOFRegression(ridge=0.5)"),
+    "CCARegression": (
+        {"regularisation": (0.1, 0.2)},
+        "CCARegression(n_components=2, regularisation=(0.1, 0.2))",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CHANGED)
+def test_set_params_gives_the_constructors_estimator(name):
+    params, expected = CHANGED[name]
+    est = estimator_class(name)().set_params(**params)
+    assert repr(est) == expected
+    assert est.get_params() == estimator_class(name)(**params).get_params()
+
+
+@pytest.mark.parametrize("name", sorted(public_estimators()))
+def test_a_clone_is_unfitted_with_equal_params_and_refits_bit_for_bit(name):
+    """``sklearn.base.clone`` of a fitted estimator: unfitted, the same parameters, and
+    fitted on the same data (the same seed) it gives the same numbers to the bit."""
+    clone = pytest.importorskip("sklearn.base").clone
+    est, out = fitted_and_output(name)
+    copy = clone(est)
+    assert type(copy) is type(est) and copy is not est
+    assert copy.get_params() == est.get_params() and is_unfitted(copy)
+    assert not is_unfitted(est)  # the original keeps its fit
+    _, copy_out = fitted_and_output(name, copy)
+    if isinstance(out, np.ndarray):
+        np.testing.assert_array_equal(copy_out, out)
+        return
+    assert list(copy_out.data_vars) == list(out.data_vars)
+    for variable in out.data_vars:
+        np.testing.assert_array_equal(copy_out[variable].values, out[variable].values)
+
+
+@pytest.mark.parametrize("name", sorted(public_estimators()))
+def test_every_estimator_used_before_fit_names_its_class_and_the_call(name):
+    """The baselines raised InputDataError (still caught as one), CCA a RuntimeError,
+    the others a NotFittedError saying "call fit() first" without the call."""
+    if name == "CCARegression":
+        call, apply = "emulate", lambda: cl.CCARegression().emulate(sample_matrices()[0])
+    else:
+        case = CASES[name]
+        call = CALLS[case.kind]
+        apply = lambda: case.apply(case.make(), case.data())  # noqa: E731
+    expected = re.escape(f"{name} is not fitted: call fit() before {call}()")
+    with pytest.raises(cl.errors.NotFittedError, match=f"^{expected}$") as refused:
+        apply()
+    if name in ("BilinearBaseline", "ClimatologyCorrectedBilinear"):
+        assert isinstance(refused.value, cl.errors.InputDataError)
+
+
 # -- the old spellings: same results, a warning with the new spelling -------------------
 
 

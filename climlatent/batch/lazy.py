@@ -36,7 +36,7 @@ def model_inputs(estimator: BaseEstimator) -> list[str]:
     >>> model_inputs(cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(ds, "pr", "psl"))
     ['psl']
     """
-    estimator._require_fitted()
+    estimator._require_fitted("model_inputs")
     if isinstance(estimator, ProxyDownscaler):
         return estimator.input_variables()
     return [estimator.proxy_]

@@ -133,6 +133,7 @@ class AuxVAE(VAE):
 
     def guided(self, ds: xr.Dataset) -> xr.DataArray:
         """Guided posterior means of the fields of ``ds``, in the auxiliaries' units."""
+        self._require_fitted("guided")
         z = self.encode(ds)
         k = len(self.guided_names_)
         values = z.isel(latent=slice(0, k)).values * self.aux_std_ + self.aux_mean_
@@ -154,6 +155,7 @@ class AuxVAE(VAE):
         ``name``. (A dim named after a vector auxiliary's entry, ``mode[1]``, is no
         netCDF/CF name.)
         """
+        self._require_fitted("traverse")
         if name not in self.guided_names_:
             raise InputDataError(f"no guided coordinate {name!r}; have {self.guided_names_}")
         z = self.encode(reference)
@@ -185,6 +187,7 @@ class AuxVAE(VAE):
         ValueError
             ``quantile`` is outside ``[0, 1)`` (at 1 every norm is infinite).
         """
+        self._require_fitted("residual_tail_samples")
         if not 0 <= quantile < 1:
             raise ValueError(f"quantile must be in [0, 1), got {quantile}")
         z = self.encode(reference).values.reshape(-1, self.latent_dim)
@@ -224,7 +227,7 @@ class AuxVAE(VAE):
         >>> aux.fit(ds, "psl", auxiliary=["circulation_factor"]).sample(4)["psl"].dims
         ('sample', 'lat', 'lon')
         """
-        self._require_fitted()
+        self._require_fitted("sample")
         if self.aux_standard_ is None:
             raise InputDataError(
                 "this AuxVAE was saved before it kept its training auxiliaries, which its "

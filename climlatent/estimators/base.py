@@ -28,6 +28,7 @@ import numpy as np
 import xarray as xr
 
 from climlatent import transforms
+from climlatent._params import ParamsMixin
 from climlatent.batching import (
     FieldLayout,
     check_finite,
@@ -45,7 +46,7 @@ from climlatent.checks import (
     check_sample_dims,
     get_variable,
 )
-from climlatent.errors import InputDataError, NotFittedError
+from climlatent.errors import InputDataError, not_fitted
 from climlatent.estimators._config import check_config
 from climlatent.estimators._fields import LATENT_DIM
 from climlatent.estimators._fit_forms import fit_call
@@ -81,7 +82,7 @@ def _make_transform(kind: str, sample_dims: tuple[str, ...]) -> transforms.Trans
 
 
 @dataclasses.dataclass
-class BaseEstimator:
+class BaseEstimator(ParamsMixin):
     """What every climlatent estimator shares: configuration, fitted state, output, I/O.
 
     A subclass is a dataclass whose fields are its configuration; it is registered by
@@ -119,9 +120,10 @@ class BaseEstimator:
         """Whether :meth:`fit` has run."""
         return hasattr(self, "target_")
 
-    def _require_fitted(self) -> None:
+    def _require_fitted(self, method: str) -> None:
+        """Refuse a call of ``method`` before :meth:`fit`, naming the class and method."""
         if not self.is_fitted:
-            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
+            raise not_fitted(self, method)
 
     def save(self, path: str) -> None:
         """Save the fitted estimator to the folder ``path`` (see :func:`climlatent.load`)."""
@@ -392,7 +394,7 @@ class Estimator(BaseEstimator):
 
     def _map(self, ds: xr.Dataset, check_range: bool, amp: bool, call: str) -> xr.Dataset:
         """The target mapped from the proxy of ``ds``, its history line ending ``call``."""
-        self._require_fitted()
+        self._require_fitted(call.partition("(")[0])
         precision = None
         if amp:  # torch's, imported only then: an EOFRegression's emulate needs none
             from climlatent.precision import amp_context
@@ -420,7 +422,7 @@ class Estimator(BaseEstimator):
         xr.DataArray
             Dims: the sample dims of the target, then ``latent``.
         """
-        self._require_fitted()
+        self._require_fitted("encode")
         y = self._prepare_target(ds, blocks_checked=True)  # by _target_matrix
         z = self._encode(self._target_matrix(y))
         sample = self.target_layout_.sample_dims(y)
@@ -437,7 +439,7 @@ class Estimator(BaseEstimator):
 
     def reconstruct(self, ds: xr.Dataset) -> xr.Dataset:
         """Encode then decode the target field of ``ds`` (its reconstruction)."""
-        self._require_fitted()
+        self._require_fitted("reconstruct")
         y = self._prepare_target(ds, blocks_checked=True)  # by _target_matrix
         rec = self._decode(self._encode(self._target_matrix(y)))
         out = from_matrix(
@@ -466,6 +468,7 @@ class Estimator(BaseEstimator):
         >>> sorted(est.dynamical_adjustment(ds).data_vars)
         ['tas_circulation', 'tas_residual']
         """
+        self._require_fitted("dynamical_adjustment")
         circulation = self.emulate(ds)
         y = get_variable(ds, self.target_, "target")
         y = self._check_new_field(y, "target", self.target_layout_)

@@ -384,7 +384,7 @@ class ProxyDownscaler(BaseEstimator):
             Bad drivers, named; a seasonal model given drivers without their time
             coordinate, or of a group it has no training data for.
         """
-        self._require_fitted()
+        self._require_fitted("downscale")
         if n_samples is not None and not self.noise:
             raise ValueError("stochastic downscaling needs a model fitted with noise=True")
         precision = amp_context(self.device_, f"this {type(self).__name__}") if amp else None
@@ -422,7 +422,7 @@ class ProxyDownscaler(BaseEstimator):
         ...     proxies={"tos": "exponential"}).input_variables()
         ['tos']
         """
-        self._require_fitted()
+        self._require_fitted("input_variables")
         return list(self.drivers_)
 
     def _input_fields(self, coarse: xr.Dataset, check_range: bool) -> list[xr.DataArray]:
@@ -483,7 +483,7 @@ class ProxyDownscaler(BaseEstimator):
         >>> est.proxy_parameters()["tos_b"].attrs["units"]
         'degC-1'
         """
-        self._require_fitted()
+        self._require_fitted("proxy_parameters")
         out = xr.Dataset()
         for name, module in zip(self.drivers_, self.module_.proxies, strict=True):
             table = module.parameters_table() if hasattr(module, "parameters_table") else {}

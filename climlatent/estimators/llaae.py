@@ -289,7 +289,7 @@ class LLAAE(Estimator):
         features, after the fitted transforms: what :meth:`fit` hands the training loop,
         for benchmarks and custom training; ``check_range`` as in `emulate`.
         """
-        self._require_fitted()
+        self._require_fitted("training_tensors")
         x = self._prepare_proxy(ds, check_range)
         x_in = self.proxy_transform_.forward(x) if self.proxy_transform_ else x
         return self._tensors(
@@ -372,6 +372,7 @@ class LLAAE(Estimator):
         >>> sorted(est.evaluate(ds))
         ['autoencoder', 'kl', 'latent', 'reconstruction', 'reconstruction_proxy']
         """
+        self._require_fitted("evaluate")
         tensors = [t.numpy() for t in self.training_tensors(ds)]
 
         def batch_means(yb: torch.Tensor, wb: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
@@ -413,7 +414,7 @@ class LLAAE(Estimator):
         >>> est.sample(3)["tas"].sizes["sample"]
         3
         """
-        self._require_fitted()
+        self._require_fitted("sample")
         if self.latent == "none":
             raise ValueError(
                 "a deterministic LLAAE (latent='none') has no latent prior to sample from: "
@@ -433,6 +434,7 @@ class LLAAE(Estimator):
         xr.Dataset
             The target on its grid with a ``value`` dim holding ``values``.
         """
+        self._require_fitted("traverse")
         if not 0 <= latent < self.latent_dim:
             raise ValueError(f"latent must be in [0, {self.latent_dim}), got {latent}")
         values = np.asarray(values, dtype=np.float32)
@@ -442,6 +444,5 @@ class LLAAE(Estimator):
         return out.assign_attrs(traversed_latent=latent)
 
     def _decoded(self, z: np.ndarray, dim: str, labels: np.ndarray, call: str) -> xr.Dataset:
-        self._require_fitted()
         out = from_matrix(self._decode(z), self.target_layout_, {dim: labels})
         return self._wrap(out.rename(self.target_), xr.Dataset(), call)

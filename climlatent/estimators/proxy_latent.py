@@ -347,7 +347,7 @@ class ProxyLatentDownscaler(ProxyDownscaler):
         >>> est.latent_maps(world.coarse)["tos_growth"].attrs["units"]
         'd-1'
         """
-        self._require_fitted()
+        self._require_fitted("latent_maps")
         fields = self._input_fields(coarse, check_range)
         layout = grid_layout(get_variable(coarse, next(iter(self.drivers_)), "proxy"))
         x, _, *observed = (torch.from_numpy(a).to(self.device_) for a in self._model_inputs(fields))

@@ -251,7 +251,7 @@ class VAE(BaseEstimator):
         units convertible to the fitted ones; another grid is refused (on a grid
         without latitude and longitude, the fitted coordinates are required).
         """
-        self._require_fitted()
+        self._require_fitted("encode")
         fields = self._fields(ds, self.variables_)
         x = standardise(stack_fields(fields), self.mean_, self.std_)
         z = inference(self.module_.encode, x, device=self.device_)
@@ -268,13 +268,14 @@ class VAE(BaseEstimator):
 
     def decode(self, z: xr.DataArray) -> xr.Dataset:
         """Fields decoded from latent vectors ``z`` (last dim ``latent``)."""
-        self._require_fitted()
+        self._require_fitted("decode")
         rows, sample, shape, coords = latent_rows(z, self.latent_dim)
         fields = inference(self.module_.decode, rows, device=self.device_)
         return self._to_dataset(fields, sample, shape, coords, "decode")
 
     def reconstruct(self, ds: xr.Dataset) -> xr.Dataset:
         """Decode the posterior means of the fields of ``ds``."""
+        self._require_fitted("reconstruct")
         return carry_provenance(self.decode(self.encode(ds)), ds)
 
     def sample(self, n: int, seed: int = 0) -> xr.Dataset:
@@ -283,7 +284,7 @@ class VAE(BaseEstimator):
         Draw ``i`` comes from ``seed`` and ``i`` alone (`climlatent.models.priors.prior_draws`):
         the first ``k`` of ``sample(n, seed)`` are ``sample(k, seed)``, to float round-off.
         """
-        self._require_fitted()
+        self._require_fitted("sample")
         with torch.inference_mode():
             fields = self.module_.sample(n, seed).float().cpu().numpy()
         return self._to_dataset(fields, (SAMPLE,), (n,), {}, f"sample({n}, seed={seed})")

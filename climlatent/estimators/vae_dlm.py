@@ -236,7 +236,7 @@ class VAEDLM(BaseEstimator):
         Dims: the sample dims, then ``latent`` (length ``intrinsic_dim``);
         ``check_range`` refuses values beyond the training range, as `emulate` does.
         """
-        self._require_fitted()
+        self._require_fitted("encode")
         da = self._checked(ds, check_range)
         u = inference(self.module_.encode, self._initial(da), device=self.device_)
         sample = tuple(da.dims[:-2])
@@ -258,7 +258,7 @@ class VAEDLM(BaseEstimator):
         xr.Dataset
             The variable with dims ``u``'s sample dims + time + space.
         """
-        self._require_fitted()
+        self._require_fitted("decode")
         if u.dims[-1] != LATENT_DIM or u.sizes[LATENT_DIM] != self.intrinsic_dim:
             raise InputDataError(
                 f"latents need a last dim {LATENT_DIM!r} of length {self.intrinsic_dim}, "
@@ -308,7 +308,7 @@ class VAEDLM(BaseEstimator):
         >>> model.emulate(ds, times=[0.0, 0.25, 0.5])["u"].sizes["t"]
         3
         """
-        self._require_fitted()
+        self._require_fitted("emulate")
         da = self._checked(ds, check_range)
         time_dim = self.dims_[-2]
         times = da[time_dim].values if times is None else requested_times(times)
@@ -325,6 +325,7 @@ class VAEDLM(BaseEstimator):
 
     def reconstruct(self, ds: xr.Dataset) -> xr.Dataset:
         """Trajectories at the times of ``ds`` decoded from its initial fields."""
+        self._require_fitted("reconstruct")
         out = self.emulate(ds)
         da = ds[self.variable_]
         out = out.assign_coords({d: da[d] for d in da.dims if d in da.coords})
@@ -362,7 +363,7 @@ class VAEDLM(BaseEstimator):
         >>> model.sample(5, seed=1)["u"].dims
         ('realization', 't', 'x')
         """
-        self._require_fitted()
+        self._require_fitted("sample")
         Draws(n_samples, seed)  # a positive int (True is no count) and a seed numpy takes
         if times is None and self.times_ is None:  # saved before times were recorded
             raise InputDataError("this model did not record its training times: pass times=")
@@ -414,7 +415,7 @@ class VAEDLM(BaseEstimator):
         >>> sorted(metric.data_vars), metric["learned"].dims
         (['induced', 'learned'], ('sample', 't', 'latent_i', 'latent_j'))
         """
-        self._require_fitted()
+        self._require_fitted("latent_metric")
         if not self.manifold:
             raise ValueError("the traditional VAE (manifold=False) has no latent manifold")
         da = self._checked(ds, check_range)

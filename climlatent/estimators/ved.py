@@ -277,6 +277,7 @@ class VED(BaseEstimator):
         mean, std : xr.DataArray
             Dims: the sample dims of the inputs, then ``latent``.
         """
+        self._require_fitted("posterior")
         x, sample, shape, coords = self._inputs(ds, check_range)
         out = inference(lambda t: torch.cat(self.module_.posterior(t), -1), x, device=self.device_)
         mean, log_var = np.split(out, 2, axis=-1)
@@ -295,11 +296,12 @@ class VED(BaseEstimator):
 
     def encode(self, ds: xr.Dataset, check_range: bool = True) -> xr.DataArray:
         """Posterior means of the latent code of the input fields of ``ds`` (`posterior`)."""
+        self._require_fitted("encode")
         return self.posterior(ds, check_range)[0]
 
     def decode(self, z: xr.DataArray) -> xr.Dataset:
         """Output fields decoded from latent vectors ``z`` (last dim ``latent``)."""
-        self._require_fitted()
+        self._require_fitted("decode")
         rows, sample, shape, coords = latent_rows(z, self.latent_dim)
         fields = inference(self.module_.decode, rows, device=self.device_)
         return self._to_dataset(fields, sample, shape, coords, xr.Dataset(), "decode(z)")
@@ -334,6 +336,7 @@ class VED(BaseEstimator):
         >>> ved.fit(ds, target="p", proxy="k").emulate(ds)["p"].dims
         ('sample', 'y', 'x')
         """
+        self._require_fitted("emulate")
         x, sample, shape, coords = self._inputs(ds, check_range)
         fields = inference(self.module_.predict, x, device=self.device_)
         return self._to_dataset(fields, sample, shape, coords, ds, "emulate(ds)")
@@ -367,6 +370,7 @@ class VED(BaseEstimator):
             "VED.sample", {"n_samples": n_samples}, old, {"n": "n_samples"},
             required=("n_samples",),
         )["n_samples"]  # fmt: skip
+        self._require_fitted("sample")
         x, sample, shape, coords = self._inputs(ds, check_range)
         normals = self._normals(ds, sample, shape, Draws(n_samples, seed))
         n_outputs = len(self.outputs_) * int(np.prod(self.output_size_))
@@ -424,7 +428,6 @@ class VED(BaseEstimator):
         self, ds: xr.Dataset, check_range: bool = True
     ) -> tuple[np.ndarray, tuple, tuple, dict]:
         """Standardised inputs, sample dims, their sizes and coords of a new Dataset."""
-        self._require_fitted()
         fields = gridded_fields(ds, self.inputs_, "input")
         grid = {d: fields[0].sizes[d] for d in fields[0].dims[-2:]}
         fitted = dict(zip(self.input_dims_, self.input_size_, strict=True))

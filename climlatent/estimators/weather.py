@@ -101,7 +101,7 @@ def weather_generator(
     >>> gen["pr"].dims, gen["psl_pc"].sizes["pc"]
     (('realization', 'time', 'lat', 'lon'), 3)
     """
-    estimator._require_fitted()
+    estimator._require_fitted("weather_generator")
     basis = getattr(estimator, "proxy_basis_", None)
     if basis is None:
         raise ValueError(
