@@ -19,6 +19,12 @@ from climlatent.errors import InputDataError
 class LossMeans:
     """Sample-weighted means of scalar losses, summed on the device, read back once.
 
+    Parameters
+    ----------
+    monitor : str, optional
+        A key the losses must hold (``TrainingConfig.monitor``): refused at the first
+        batch, naming the keys there are, rather than at the end of the epoch.
+
     Examples
     --------
     >>> means = LossMeans()
@@ -26,14 +32,24 @@ class LossMeans:
     >>> means.add({"loss": torch.tensor(5.0)}, size=1)
     >>> means.means()
     {'loss': 2.0}
+    >>> LossMeans(monitor="los").add({"loss": torch.tensor(1.0)}, size=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: monitor 'los' is not a loss of the model: its training_losses are ['loss']
     """
 
-    def __init__(self) -> None:
+    def __init__(self, monitor: str | None = None) -> None:
         self.sums: dict[str, Tensor] = {}
         self.count = 0
+        self.monitor = monitor
 
     def add(self, losses: Mapping[str, Tensor], size: int) -> None:
         """Add the losses of one batch of ``size`` samples."""
+        if self.monitor is not None and self.monitor not in losses:
+            raise ValueError(
+                f"monitor {self.monitor!r} is not a loss of the model: its training_losses "
+                f"are {sorted(losses)}"
+            )
         if not self.sums:
             self.sums = {  # at least float32, float64 for a float64 model's losses
                 key: torch.zeros(

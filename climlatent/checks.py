@@ -229,7 +229,8 @@ def check_calendar(
     if len(names) > 1 and names - GREGORIAN:
         raise InputDataError(
             f"{role} variable {da.name!r} is on the {calendar!r} calendar, but {reference} "
-            f"on {fitted!r}; convert it first (xarray's convert_calendar)"
+            f"on {fitted!r}; convert it first, e.g. da.convert_calendar({fitted!r}, "
+            "align_on='year')"
         )
 
 

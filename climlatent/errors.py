@@ -4,6 +4,11 @@ Every error raised at a boundary (bad input data, bad file) names the variable,
 dimension or file at fault, so that a user in Jupyter sees what to fix.
 """
 
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
 
 class ClimlatentError(Exception):
     """Base class of every exception raised by climlatent."""
@@ -56,6 +61,31 @@ def is_netcdf_error(error: BaseException) -> bool:
     (True, False)
     """
     return isinstance(error, RuntimeError) and str(error).startswith("NetCDF:")
+
+
+@contextlib.contextmanager
+def file_errors_as(
+    error: type[Exception], refusal: str, also: tuple[type[Exception], ...] = ()
+) -> Iterator[None]:
+    """Raise an OSError, netCDF-C's RuntimeError or one of ``also`` as ``error``.
+
+    The new error reads ``"{refusal}: {original}"`` and is chained to the original; any
+    other RuntimeError (a bug's) goes through as it is.
+
+    Examples
+    --------
+    >>> with file_errors_as(InputDataError, "weights file 'w.nc'"):
+    ...     raise RuntimeError("NetCDF: HDF error")
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: weights file 'w.nc': NetCDF: HDF error
+    """
+    try:
+        yield
+    except (OSError, RuntimeError, *also) as err:
+        if isinstance(err, RuntimeError) and not is_netcdf_error(err):
+            raise
+        raise error(f"{refusal}: {err}") from err
 
 
 class ClimlatentDeprecationWarning(DeprecationWarning):

@@ -334,18 +334,16 @@ def cell_area(obj: xr.Dataset | xr.DataArray, radius: float = EARTH_RADIUS) -> x
     """
     grid = find_grid(obj)
     lat, lon = obj[grid.lat], obj[grid.lon]
+    coords = {grid.lat: lat, grid.lon: lon}
     if grid.kind == "rectilinear":
         area = radius**2 * _band_times_width(obj, grid, unit_single_cells=False)
         dims = (lat.dims[0], lon.dims[0])
-        coords = {grid.lat: lat, grid.lon: lon}
     else:
         phi, lam = np.deg2rad(lat.values), np.deg2rad(lon.values)
         xyz = np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
-        d_y = np.gradient(xyz, axis=1)
-        d_x = np.gradient(xyz, axis=2)
+        d_y, d_x = np.gradient(xyz, axis=(1, 2))
         area = radius**2 * np.linalg.norm(np.cross(d_y, d_x, axis=0), axis=0)
         dims = lat.dims
-        coords = {grid.lat: lat, grid.lon: lon}
     return xr.DataArray(
         area,
         dims=dims,
@@ -494,6 +492,7 @@ def check_same_grid(
     name: str,
     atol: float = 1e-6,
     grids: tuple[GridInfo, GridInfo] | None = None,
+    refusal: str | None = None,
 ) -> None:
     """Raise if ``other`` is not on the same horizontal grid as ``reference``.
 
@@ -510,6 +509,8 @@ def check_same_grid(
     grids : (GridInfo, GridInfo), optional
         The grids of ``reference`` and ``other`` (`find_grid`), when found already: a
         check of many ensemble members against the first finds each grid once.
+    refusal : str, optional
+        The message's opening, before the coordinate at fault (default: not the fit's grid).
 
     Examples
     --------
@@ -523,14 +524,14 @@ def check_same_grid(
     climlatent.errors.InputDataError: variable 'psl' is on a different grid ...
     """
     ref, new = grids or (find_grid(reference, name), find_grid(other, name))
+    refusal = refusal or f"variable {name!r} is on a different grid than the model was fitted on"
     for ref_coord, new_coord in ((ref.lat, new.lat), (ref.lon, new.lon)):
         a, b = reference[ref_coord], other[new_coord]
         if b.ndim > 1 and b.dims != a.dims and set(b.dims) == set(a.dims):
             b = b.transpose(*a.dims)  # 2-D coordinates stored (x, y): the same cells
         if a.shape != b.shape:
             raise InputDataError(
-                f"variable {name!r} is on a different grid than the model was fitted on: "
-                f"{new_coord!r} has shape {b.shape}, expected {a.shape}"
+                f"{refusal}: {new_coord!r} has shape {b.shape}, expected {a.shape}"
             )
         if np.array_equal(a.values, b.values):  # the usual case: no float64 temporaries
             continue
@@ -539,8 +540,7 @@ def check_same_grid(
         if excess.size and excess.max() > 0:
             diff = float(np.max(np.abs(a - b)))
             raise InputDataError(
-                f"variable {name!r} is on a different grid than the model was fitted on: "
-                f"{new_coord!r} differs by up to {diff:g} degrees (regrid it first)"
+                f"{refusal}: {new_coord!r} differs by up to {diff:g} degrees (regrid it first)"
             )
 
 

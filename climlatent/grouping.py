@@ -28,7 +28,8 @@ grouped by month has one), each with at least ``MIN_STEPS`` distinct steps;
 :meth:`Grouper.index` the group of each step on applying (a step of a group without
 training data is refused). ``row_index`` and ``row_weights`` repeat them for the
 rows of a sample matrix (:func:`climlatent.batching.to_matrix`), and
-:func:`group_mean` is the weighted mean of rows per group.
+:func:`group_mean` is the weighted mean of rows per group, :func:`group_log_mean_exp` the
+log of the mean of their exponentials.
 """
 
 from __future__ import annotations
@@ -40,10 +41,11 @@ import cftime
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy.special import logsumexp
 
 from climlatent.errors import InputDataError
 
-__all__ = ["MIN_STEPS", "SEASONS", "Grouper", "group_mean"]
+__all__ = ["MIN_STEPS", "SEASONS", "Grouper", "group_log_mean_exp", "group_mean"]
 
 PROPERTIES = ("group", "month", "season", "dayofyear")  # xsdba's Grouper.prop
 SEASONS = ("DJF", "MAM", "JJA", "SON")
@@ -479,6 +481,32 @@ def group_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
         total = (np.where(finite[rows], values[rows], 0) * w).sum(axis=0, dtype=np.float64)
         count = (finite[rows] * w).sum(axis=0, dtype=np.float64)
         np.divide(total, count, out=out[g, ...], where=count > 0)
+    return out
+
+
+def group_log_mean_exp(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``log(group_mean(exp(values), weights))``, without overflow or underflow.
+
+    Each group's weighted log-sum-exp of its finite rows (`scipy.special.logsumexp`)
+    less the log of their total weight: finite wherever that mean is positive and
+    finite, even where ``exp(values)`` is not (beyond +-709). ``(n_groups, ...)``
+    float64, NaN where a group has no finite value.
+
+    Examples
+    --------
+    >>> group_log_mean_exp(np.array([1000.0, 1000.0 + np.log(3), np.nan]), np.ones((3, 1)))
+    array([1000.69314718])
+    """
+    out = np.full((weights.shape[1], *values.shape[1:]), np.nan)
+    finite = np.isfinite(values)
+    for g in range(weights.shape[1]):
+        rows = np.flatnonzero(weights[:, g])
+        w = weights[rows, g].astype(np.float64).reshape(-1, *[1] * (values.ndim - 1))
+        w = np.where(finite[rows], w, 0.0)
+        total = w.sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a cell without finite values
+            summed = logsumexp(np.where(finite[rows], values[rows], 0.0), axis=0, b=w)
+            out[g, ...] = np.where(total > 0, summed - np.log(total), np.nan)
     return out
 
 

@@ -31,7 +31,7 @@ import xarray as xr
 from climlatent._version import __version__
 from climlatent.atomic import written_atomically
 from climlatent.cf_encoding import cf_encode
-from climlatent.errors import InputDataError
+from climlatent.errors import InputDataError, is_netcdf_error
 from climlatent.grid import find_member
 from climlatent.packing import mask_invalid
 from climlatent.store_status import INCOMPLETE
@@ -400,6 +400,8 @@ def to_netcdf(
     FileNotFoundError, IsADirectoryError
         The target's folder does not exist, or the target is a folder (before any
         data is computed).
+    RuntimeError
+        netCDF-C's (a full disk, or a lazy input that fails to read), naming ``path``.
 
     Examples
     --------
@@ -429,5 +431,10 @@ def to_netcdf(
                     "(text, numbers or arrays of them): drop it or write it as text"
                 )
     with written_atomically(target) as tmp:
-        encoded.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
+        try:
+            encoded.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
+        except RuntimeError as err:  # netCDF-C's message names no file
+            if not is_netcdf_error(err):
+                raise
+            raise RuntimeError(f"{err} (while writing {str(target)!r})") from err
     return target

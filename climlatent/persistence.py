@@ -50,7 +50,7 @@ from safetensors.numpy import load_file, save_file
 
 from climlatent._version import __version__
 from climlatent.atomic import written_atomically
-from climlatent.errors import CheckpointError, is_netcdf_error
+from climlatent.errors import CheckpointError, file_errors_as
 from climlatent.estimators import estimator_class
 from climlatent.estimators.base import ArraySpec, BaseEstimator
 
@@ -132,7 +132,8 @@ def save_estimator(estimator: BaseEstimator, path: str | Path) -> Path:
         "config": estimator.get_config(),
         "fitted": _jsonable(estimator._fitted_metadata()),
     }
-    try:
+    refusal = f"cannot save a model to {str(target)!r}"
+    with file_errors_as(CheckpointError, refusal, also=(SafetensorError,)):
         with written_atomically(target) as tmp:
             tmp.mkdir()
             save_file(state, str(tmp / WEIGHTS))
@@ -140,10 +141,6 @@ def save_estimator(estimator: BaseEstimator, path: str | Path) -> Path:
                 dataset.to_netcdf(tmp / f"{name}.nc")
             manifest["files"] = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    except (OSError, RuntimeError, SafetensorError) as err:
-        if isinstance(err, RuntimeError) and not is_netcdf_error(err):
-            raise
-        raise CheckpointError(f"cannot save a model to {str(target)!r}: {err}") from err
     return target
 
 

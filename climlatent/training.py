@@ -109,7 +109,7 @@ class TrainingConfig:
         ``plateau_lr_factor`` (in (0, 1]) and go on, up to ``plateau_lr_drops`` times; the next
         plateau stops. 0 stops at the first plateau.
     monitor : str, optional
-        Loss key that defines the best epoch; the first optimiser group by default.
+        Key of ``training_losses`` that defines the best epoch; the first group's by default.
     seed : int
         Seeds the validation split, the batch order and the global torch, numpy and
         python generators, so that two runs give identical weights.
@@ -416,7 +416,7 @@ class _Trainer:
                         * self.config.plateau_lr_factor**self.lr_drops
                     )
         self.module.train()
-        train_means = LossMeans()
+        train_means = LossMeans(self.monitor)
         order = shuffled(train, self.config.seed, self.epoch)
         for batch, size, total in self._batches(data, order):
             for position, name in enumerate(self.groups):
@@ -534,7 +534,7 @@ class _Trainer:
     @torch.no_grad()
     def _evaluate(self, data: tuple[Tensor, ...], indices: Tensor) -> dict[str, float]:
         self.module.eval()
-        means = LossMeans()
+        means = LossMeans(self.monitor)
         for batch, size, _ in self._batches(data, indices):
             if size:  # a rank has no share of a batch of fewer samples than ranks
                 with self._autocast():

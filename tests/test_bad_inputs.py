@@ -129,6 +129,26 @@ def test_unknown_cftime_calendar_refused(fitted_eof, split):
         fitted_eof.emulate(bad)
 
 
+def test_the_calendar_advice_works_as_written(fitted_eof, split):
+    """It said "convert it first (xarray's convert_calendar)": convert_calendar to or
+    from 360_day raises without align_on."""
+    from climlatent.checks import check_calendar
+
+    def advice(refused: pytest.ExceptionInfo) -> str:
+        return re.search(r"da\.convert_calendar\(.*\)", str(refused.value)).group()
+
+    da = split[1].convert_calendar("360_day", align_on="year")
+    with pytest.raises(InputDataError) as refused:
+        fitted_eof.emulate(da)  # fitted on noleap
+    converted = eval(advice(refused), {"da": da})
+    assert converted.time.dt.calendar == "noleap"
+    assert fitted_eof.emulate(converted)["pr"].time.dt.calendar == "noleap"
+    da = split[1]["psl"]
+    with pytest.raises(InputDataError) as refused:
+        check_calendar(da, "proxy", "noleap", "360_day")
+    assert eval(advice(refused), {"da": da}).time.dt.calendar == "360_day"
+
+
 def test_partial_nan_target_named(split):
     train, _ = split
     land = np.isfinite(train["pr"].isel(member=0, time=0))

@@ -11,7 +11,7 @@ import xarray as xr
 import climlatent as cl
 from climlatent.baselines import ClimatologyCorrectedBilinear
 from climlatent.errors import InputDataError
-from climlatent.grouping import Grouper, group_mean
+from climlatent.grouping import Grouper, group_log_mean_exp, group_mean
 
 PANDAS_SEASON = {12: "DJF", 1: "DJF", 2: "DJF", 3: "MAM", 4: "MAM", 5: "MAM",
                  6: "JJA", 7: "JJA", 8: "JJA", 9: "SON", 10: "SON", 11: "SON"}  # fmt: skip
@@ -200,3 +200,28 @@ def test_a_group_without_training_data_names_the_fitted_days_as_ranges():
     with pytest.raises(InputDataError) as error:
         grouper.index(time, groups)
     assert str(error.value).endswith("was fitted on dayofyear 1-59, 61-365)")
+
+
+def test_group_log_mean_exp_is_the_log_of_the_mean_of_exp_at_any_scale():
+    """The proxy-latent smearing, log(group_mean(exp(q r))), was inf (log of an overflowed
+    mean) for log residuals past 709 and -inf below -745, taken to +-1.8e308 after."""
+    mpmath = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(40, 3))
+    values[[2, 7, 11], [0, 1, 1]] = np.nan
+    soft = rng.uniform(size=(40, 2)) * (rng.uniform(size=(40, 2)) < 0.7)
+    for weights in (np.eye(2)[rng.integers(0, 2, 40)], soft):
+        old = np.log(group_mean(np.exp(values), weights))
+        np.testing.assert_allclose(group_log_mean_exp(values, weights), old, rtol=1e-12)
+    weights = soft
+    for shift in (1000.0, -1000.0):
+        with np.errstate(over="ignore", divide="ignore"):
+            assert not np.isfinite(np.log(group_mean(np.exp(values + shift), weights))).any()
+        out = group_log_mean_exp(values + shift, weights)
+        for g, cell in np.ndindex(out.shape):
+            rows = np.flatnonzero((weights[:, g] > 0) & np.isfinite(values[:, cell]))
+            w, v = weights[rows, g], values[rows, cell] + shift
+            with mpmath.workdps(40):
+                exact = mpmath.log(mpmath.fsum(map(mpmath.fmul, w, map(mpmath.exp, v))) / sum(w))
+            assert out[g, cell] == pytest.approx(float(exact), rel=1e-15, abs=1e-12)
+    assert np.isnan(group_log_mean_exp(np.full((2, 1), np.nan), np.ones((2, 1)))).all()

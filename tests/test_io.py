@@ -51,6 +51,24 @@ def test_failure_during_write_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_netcdf_write_failure_names_the_file(tmp_path):
+    """A file over the size limit (as on a full disk) failed as 'NetCDF: HDF error' alone."""
+    resource = pytest.importorskip("resource")
+    signal = pytest.importorskip("signal")
+    ds = xr.Dataset({"a": ("x", np.arange(100_000.0))})
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a kill
+    resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, limits[1]))
+    try:
+        with pytest.raises(RuntimeError) as raised:
+            to_netcdf(ds, tmp_path / "a.nc")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert str(raised.value) == f"NetCDF: HDF error (while writing '{tmp_path / 'a.nc'}')"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_existing_file_survives_failed_overwrite(tmp_path):
     path = to_netcdf(xr.Dataset({"a": ("x", [1.0])}), tmp_path / "a.nc")
     bad = xr.Dataset(

@@ -122,6 +122,16 @@ def test_fields_on_a_curvilinear_grid_in_another_row_order_are_refused_not_paire
     )
 
 
+def test_a_scored_field_with_an_unreadable_grid_is_refused_with_the_whole_reason():
+    """The grid check's message was cut at its last ': ', leaving of a latitude in
+    radians only "...in the truth's order: convert it first"."""
+    ensemble, truth = _curvilinear()
+    field = ensemble.isel(realization=0).rename("tas")
+    field = field.assign_coords(lat=field.lat.assign_attrs(units="radians"))
+    with pytest.raises(InputDataError, match="variable 'tas': latitude coordinate 'lat' is in"):
+        mse(field, truth)
+
+
 def test_area_of_a_regional_grid_across_the_antimeridian_labelled_minus_180_to_180():
     east = np.array([160.0, 165.0, 170.0, 175.0, 180.0, 185.0, 190.0, 195.0])
     field = xr.DataArray(

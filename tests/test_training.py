@@ -337,6 +337,23 @@ def test_rejects_bad_input():
         TrainingConfig(early_stopping_patience=3, validation_fraction=0.0)
 
 
+@pytest.mark.parametrize("validation_fraction", [0.0, 0.25])
+def test_an_unknown_monitor_is_refused_at_the_first_batch_naming_the_losses(
+    validation_fraction,
+):
+    """A misspelt monitor trained a whole epoch, then failed as KeyError: 'los' (or,
+    without validation, was never looked at); a key the losses hold is taken."""
+    model = new_regressor()
+    config = dataclasses.replace(QUIET, monitor="los", validation_fraction=validation_fraction)
+    message = re.escape(
+        "monitor 'los' is not a loss of the model: its training_losses are ['loss']"
+    )
+    with pytest.raises(ValueError, match=message):
+        fit(model, regression_data(n=64), config)
+    assert model.calls == 1  # of 3 or 4 batches an epoch
+    fit(new_regressor(), regression_data(n=64), dataclasses.replace(config, monitor="loss"))
+
+
 def test_amp_off_cuda_warns_that_it_is_ignored():
     with pytest.warns(RuntimeWarning, match="amp=True is ignored: mixed precision trains on CUDA"):
         fit(new_regressor(), regression_data(n=32), dataclasses.replace(QUIET, epochs=1, amp=True))

@@ -213,20 +213,17 @@ def _check_like(
 
     ``grids``: the grids of ``name`` in ``first`` and in ``source``.
     """
+    refusal = f"member file {source!r} is on a different grid than {first!r}"
     try:
-        check_same_grid(reference[name], part[name], name, grids=grids)
+        check_same_grid(reference[name], part[name], name, grids=grids, refusal=refusal)
     except InputDataError as err:
-        detail = str(err).rsplit(": ", 1)[-1]
         try:  # the same cells in another order: no regridding needed
             canonical_order(part[name], reference[name], name)
-            detail = (
-                "the same cells in another order; reorder it like the first: "
-                f"ds = {_reordered(reference, part, grids)}"
-            )
         except InputDataError:
-            pass
+            raise err from None
         raise InputDataError(
-            f"member file {source!r} is on a different grid than {first!r}: {detail}"
+            f"{refusal}: the same cells in another order; reorder it like the first: "
+            f"ds = {_reordered(reference, part, grids)}"
         ) from err
     time = find_time(reference)
     if time is not None and not (

@@ -35,7 +35,7 @@ from climlatent.estimators._torch import inference
 from climlatent.estimators.downscaler import ProxyDownscaler
 from climlatent.fitted_range import FittedRange
 from climlatent.grid_order import GridOrder, grid_layout, in_layout
-from climlatent.grouping import group_mean
+from climlatent.grouping import group_log_mean_exp, group_mean
 from climlatent.models.proxy_latent import ProxyLatentModel
 from climlatent.regrid import Regridder
 from climlatent.training import TrainingConfig
@@ -314,7 +314,7 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             module.fine_spread.copy_(spread(widening * variance))
             if module.log_growth:  # log of the mean of exp(q (r - s_g))
                 q = float(module.scale)
-                smearing = np.log(group_mean(np.exp(q * proxy), memberships)) - q * structure
+                smearing = group_log_mean_exp(q * proxy, memberships) - q * structure
                 module.log_smearing.copy_(torch.from_numpy(np.nan_to_num(smearing)))
         module.to(self.device_)
 

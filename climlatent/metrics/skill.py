@@ -120,13 +120,11 @@ def on_grid_of(fields: tuple[xr.DataArray, ...], truth: xr.DataArray) -> tuple[x
     out = []
     for field in fields:
         if field is not truth and grid_coords and {grid.lat, grid.lon} <= set(field.coords):
-            try:
-                check_same_grid(truth, field, str(field.name))
-            except InputDataError as err:
-                raise InputDataError(
-                    "the fields scored against each other are not on the same grid cell for "
-                    "cell, in the truth's order: " + str(err).rsplit(": ", 1)[-1]
-                ) from None
+            refusal = (
+                "the fields scored against each other are not on the same grid cell for "
+                "cell, in the truth's order"
+            )
+            check_same_grid(truth, field, str(field.name), refusal=refusal)
             field = field.assign_coords(grid_coords)
         out.append(field)
     return tuple(out)

@@ -113,9 +113,5 @@ def _check_one_grid(fields: object, reference: object) -> None:
         grids = find_grid(reference, reference.name), find_grid(fields, fields.name)
     except InputDataError:  # no latitude and longitude: compared by shape
         return
-    try:
-        check_same_grid(reference, fields, str(fields.name), grids=grids)
-    except InputDataError as error:
-        raise InputDataError(
-            "the fields are not on the reference's grid: " + str(error).rsplit(": ", 1)[-1]
-        ) from None
+    refusal = "the fields are not on the reference's grid"
+    check_same_grid(reference, fields, str(fields.name), grids=grids, refusal=refusal)

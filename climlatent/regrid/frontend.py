@@ -21,7 +21,7 @@ import xarray as xr
 from scipy import sparse
 
 from climlatent.cell_edges import bounds_name, latitude_edges, longitude_edges
-from climlatent.errors import InputDataError, is_netcdf_error
+from climlatent.errors import InputDataError, file_errors_as
 from climlatent.grid import GridInfo, find_grid
 from climlatent.grid_order import GridOrder, canonical_order
 from climlatent.io import add_history, to_netcdf
@@ -501,15 +501,9 @@ class Regridder:
         --------
         See :meth:`to_netcdf`.
         """
-        try:
-            with xr.open_dataset(path, engine="netcdf4") as ds:
-                ds = ds.load()  # each array checked against its checksum, when it has one
-        except (OSError, RuntimeError) as err:
-            if isinstance(err, RuntimeError) and not is_netcdf_error(err):
-                raise
-            raise InputDataError(
-                f"weights file {str(path)!r} is truncated or corrupted: {err}"
-            ) from err
+        corrupt = f"weights file {str(path)!r} is truncated or corrupted"
+        with file_errors_as(InputDataError, corrupt), xr.open_dataset(path, engine="netcdf4") as ds:
+            ds = ds.load()  # each array checked against its checksum, when it has one
         missing = sorted({"row", "col", "S"} - set(ds.variables))
         missing += [
             f"attribute {a!r}" for a in ("regrid_method", "regrid_engine") if a not in ds.attrs
