@@ -175,6 +175,22 @@ def test_var_simulation_is_deterministic_and_starts_stationary():
     np.testing.assert_array_equal(first, noisy.simulate(2, 50, np.random.default_rng(9)))
 
 
+def test_var_simulation_is_stationary_from_its_first_step():
+    # rho = 0.995: started at the mean, the step after 100 burn-in steps had a variance
+    # of (1 - rho**202) / (1 - rho**2) = 63.8 of 100.25 (draws: 65, -16 standard errors)
+    slow = VARModel(np.zeros(1), np.array([[[0.995]]]), np.eye(1))
+    first = slow.simulate(4000, 1, np.random.default_rng(0))
+    variance = slow.autocovariance(0)[0, 0]
+    assert abs(first.var() - variance) < 4 * variance * np.sqrt(2 / 4000)
+    # VAR(2), no burn-in: the first two steps have the lag-0 and lag-1 covariances
+    var2 = VARModel(np.zeros(2), A2_VAR2, np.array([[1.0, 0.4], [0.4, 0.5]]))
+    x = var2.simulate(20000, 2, np.random.default_rng(1), burn_in=0)
+    sd = np.sqrt(np.diag(var2.autocovariance(0)))
+    scale = np.outer(sd, sd) / np.sqrt(20000)  # the standard error of a covariance, about
+    np.testing.assert_array_less(np.abs(_lag_cov(x, 0) - var2.autocovariance(0)), 4 * scale)
+    np.testing.assert_array_less(np.abs(_lag_cov(x, 1) - var2.autocovariance(1)), 4 * scale)
+
+
 def test_simulation_tolerates_round_off_negative_eigenvalues():
     sigma = np.ones((2, 2)) - 1e-12 * np.eye(2)  # rank one, eigenvalue -1e-12
     with pytest.raises(np.linalg.LinAlgError):

@@ -219,13 +219,17 @@ class VARModel:
         Lag 0 is the stationary covariance of the process.
         """
         check_int("lag", lag, 0)
+        k = self.n_pcs
+        stacked = self._stacked_covariance()
+        return (np.linalg.matrix_power(self.companion(), lag) @ stacked)[:k, :k]
+
+    def _stacked_covariance(self) -> np.ndarray:
+        """Stationary covariance (k p, k p) of the stacked lags ``(y[t], ..., y[t-p+1])``."""
         self._require_stable()
         k = self.n_pcs
         innovations = np.zeros((k * self.order,) * 2)
         innovations[:k, :k] = self.sigma
-        companion = self.companion()
-        stacked = solve_discrete_lyapunov(companion, innovations)
-        return (np.linalg.matrix_power(companion, lag) @ stacked)[:k, :k]
+        return solve_discrete_lyapunov(self.companion(), innovations)
 
     def autocorrelation(self, lag: int) -> np.ndarray:
         """Stationary lag-``lag`` correlation matrix ``Corr(y[t + lag], y[t])`` (k, k)."""
@@ -237,8 +241,12 @@ class VARModel:
     ) -> np.ndarray:
         """Draw independent series with Gaussian innovations.
 
-        Every realisation starts with all lags at the stationary mean and runs
-        ``burn_in`` discarded steps before the ``n_steps`` that are returned.
+        Every realisation starts from a draw of the stationary distribution of its
+        ``p`` lags (jointly, by the Lyapunov covariance) and runs ``burn_in`` discarded
+        steps before the ``n_steps`` that are returned, so that each series is
+        stationary from its first step (started at the stationary mean, its first
+        step lacked a share ``rho ** (2 * burn_in + 2)`` of the variance: 36 % at
+        ``rho = 0.995``).
 
         Parameters
         ----------
@@ -249,7 +257,7 @@ class VARModel:
         rng : numpy.random.Generator
             Source of randomness.
         burn_in : int, default 100
-            Steps discarded to forget the initial state.
+            Steps discarded after the initial state.
 
         Returns
         -------
@@ -269,8 +277,12 @@ class VARModel:
         p, n_total = self.order, burn_in + n_steps
         noise = rng.standard_normal((n_realizations, n_total, self.n_pcs))
         shocks = self.intercept + noise @ self._innovation_factor.T
+        start = rng.standard_normal((n_realizations, p * self.n_pcs))
+        start = (start @ _covariance_factor(self._stacked_covariance()).T).reshape(
+            n_realizations, p, self.n_pcs
+        )
         path = np.empty((n_realizations, p + n_total, self.n_pcs))
-        path[:, :p] = self.stationary_mean
+        path[:, :p] = self.stationary_mean + start[:, ::-1]  # oldest lag first
         for t in range(p, p + n_total):
             lags = path[:, t - p : t][:, ::-1]  # y[t-1], ..., y[t-p]
             path[:, t] = shocks[:, t - p] + np.einsum("rlj,lij->ri", lags, self.coefs)
