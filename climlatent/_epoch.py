@@ -14,6 +14,7 @@ from torch import Tensor
 
 from climlatent import distributed
 from climlatent.errors import InputDataError
+from climlatent.random_streams import stream_seed
 
 
 class LossMeans:
@@ -90,19 +91,21 @@ class LossMeans:
         return dict(zip(self.sums, values, strict=True))
 
 
-def shuffled(indices: Tensor, seed: int, epoch: int) -> Tensor:
-    """``indices`` in the epoch's random order, drawn from ``seed + epoch`` alone.
+def shuffled(indices: Tensor, seed: int, epoch: int, random_streams: int) -> Tensor:
+    """``indices`` in the epoch's random order, drawn from ``seed`` and ``epoch`` alone.
 
     The order is ``DistributedSampler``'s (shuffled, one replica), the same on every
-    rank, and needs no state to resume.
+    rank, and needs no state to resume. Its stream is the epoch's ``"order"`` stream of
+    version ``random_streams`` (`climlatent.random_streams.stream_seed`; version 1
+    seeds it with ``seed + epoch``).
 
     Examples
     --------
-    >>> shuffled(torch.arange(10, 15), seed=0, epoch=1).sort().values.tolist()
+    >>> shuffled(torch.arange(10, 15), seed=0, epoch=1, random_streams=2).sort().values.tolist()
     [10, 11, 12, 13, 14]
     """
     generator = torch.Generator()
-    generator.manual_seed(seed + epoch)
+    generator.manual_seed(stream_seed(seed, random_streams, "order", epoch))
     return indices[torch.randperm(len(indices), generator=generator)]
 
 

@@ -22,7 +22,8 @@ The manifest's schema (version 1), every field required and no other allowed:
 
 - ``format``: ``"climlatent-model"``; ``format_version``: the integer 1;
 - ``climlatent_version``: str; ``estimator``: the name of a registered estimator;
-- ``config``: the estimator's configuration fields, each of its declared type;
+- ``config``: the estimator's configuration fields, each of its declared type (one
+  left out takes its default, or its value in `BEFORE_FIELD` for a field added since);
 - ``fitted``: the estimator's fitted metadata, a dict;
 - ``files``: plain file name -> SHA-256 hex digest, ``weights.safetensors`` included;
 
@@ -59,6 +60,9 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 MAX_DEPTH = 32  # nesting of JSON lists and dicts in a manifest
+#: Configuration fields added since format 1, and the value a model saved without one had
+#: (`climlatent.random_streams`: a model trained before version 2 refits with version 1).
+BEFORE_FIELD = {"random_streams": 1}
 _FIELDS = (
     "format",
     "format_version",
@@ -450,7 +454,10 @@ def load(path: str | Path) -> BaseEstimator:
     folder = Path(path)
     manifest = _read_manifest(folder)  # imports the estimator's module, and only that
     with _refusing(f"{str(folder / MANIFEST)!r} field 'config'"):
-        estimator = estimator_class(manifest["estimator"])(**manifest["config"])
+        cls = estimator_class(manifest["estimator"])
+        fields = {field.name for field in dataclasses.fields(cls)}
+        before = {name: value for name, value in BEFORE_FIELD.items() if name in fields}
+        estimator = cls(**{**before, **manifest["config"]})
     datasets = {}
     for name in manifest["files"]:
         if name.endswith(".nc"):

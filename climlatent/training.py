@@ -69,6 +69,7 @@ from climlatent.checkpoint import (
 )
 from climlatent.errors import CheckpointError, ClimlatentError
 from climlatent.precision import mixed_precision, training_amp
+from climlatent.random_streams import VERSIONS, stream_seed
 
 __all__ = ["TrainingConfig", "TrainingResult", "fit", "resolve_device", "validation_split"]
 
@@ -110,9 +111,10 @@ class TrainingConfig:
         plateau stops. 0 stops at the first plateau.
     monitor : str, optional
         Key of ``training_losses`` that defines the best epoch; the first group's by default.
-    seed : int
-        Seeds the validation split, the batch order and the global torch, numpy and
-        python generators, so that two runs give identical weights.
+    seed, random_streams : int
+        Seed the validation split, the batch orders and the global torch, numpy and python
+        generators (two runs give identical weights), each its own stream: version 2 of
+        `climlatent.random_streams`, or 1, the overlapping streams of checkpoints before it.
     device : str
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:1"``...
@@ -150,6 +152,7 @@ class TrainingConfig:
     plateau_lr_factor: float = 0.1
     monitor: str | None = None
     seed: int = 0
+    random_streams: int = 2
     device: str = "auto"
     amp: bool = False
     progress: bool = True
@@ -182,6 +185,7 @@ class TrainingConfig:
                 self.plateau_lr_drops >= 0 and 0 < self.plateau_lr_factor <= 1,
             ),
             ("seed must be in [0, 2**32)", 0 <= self.seed < 2**32),
+            (f"random_streams must be one of {VERSIONS}", self.random_streams in VERSIONS),
             ("checkpoint_every must be >= 1", self.checkpoint_every >= 1),
         )
         problems = [message for message, ok in rules if not ok]
@@ -319,15 +323,13 @@ def fit(
     device = resolve_device(distributed.training_device(config.device))
     module.to(device)
     distributed.broadcast_module(module)
-    train_indices, valid_indices = validation_split(
-        n_samples, config.validation_fraction, torch.Generator().manual_seed(config.seed)
-    )
+    seed, streams = config.seed, config.random_streams
+    split = torch.Generator().manual_seed(stream_seed(seed, streams, "validation"))
+    train_indices, valid_indices = validation_split(n_samples, config.validation_fraction, split)
     data = place(tuple(tensors), device)
-    settings = {
-        name: value
-        for name, value in dataclasses.asdict(config).items()
-        if name not in RESUMABLE_CHANGES
-    }
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in RESUMABLE_CHANGES}
+    if streams == 1:  # as in the checkpoints written before random_streams: they resume
+        del settings["random_streams"]
     run = run_fingerprint({**settings, **(fingerprint or {})}, tensors)
     trainer = _Trainer(module, config, device, run)
     path = config.checkpoint_path
@@ -336,7 +338,7 @@ def fit(
     if resume and os.path.exists(path):
         trainer.resume(path)
     else:
-        seed_everything(config.seed + distributed.rank())
+        seed_everything(stream_seed(seed, streams, "noise", distributed.rank()))
     show = config.progress and distributed.is_main_process()
     with tqdm(total=config.epochs, initial=trainer.epoch, unit="epoch", disable=not show) as bar:
         while trainer.epoch < config.epochs and not trainer.stopped_early:
@@ -417,7 +419,7 @@ class _Trainer:
                     )
         self.module.train()
         train_means = LossMeans(self.monitor)
-        order = shuffled(train, self.config.seed, self.epoch)
+        order = shuffled(train, self.config.seed, self.epoch, self.config.random_streams)
         for batch, size, total in self._batches(data, order):
             for position, name in enumerate(self.groups):
                 losses = self._step(name, batch, size, total)

@@ -42,6 +42,9 @@ def test_conditional_samples_follow_a_known_gaussian_target():
     for value in (-1.0, 0.5):
         condition = torch.full((3000, 1), value)
         samples = flow.sample(condition, generator=torch.Generator().manual_seed(1)).numpy()
-        np.testing.assert_allclose(samples.mean(0), [2 * value + 1, -value], atol=0.08)
+        # 40 epochs at a constant lr leave the mean off by up to 0.12 by seed (0.04-0.12
+        # over 8 seeds and both random_streams versions; 3000 draws add 0.01): 0.15, where
+        # a flow blind to the condition is 0.75-1.5 off
+        np.testing.assert_allclose(samples.mean(0), [2 * value + 1, -value], atol=0.15)
         np.testing.assert_allclose(samples.std(0), [0.5, 0.2], rtol=0.2)
         assert abs(np.corrcoef(samples.T)[0, 1]) < 0.15

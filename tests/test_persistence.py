@@ -6,6 +6,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 
 import climlatent as cl
 from climlatent.errors import CheckpointError, NotFittedError
@@ -170,6 +171,29 @@ def test_a_model_configured_for_cuda_loads_onto_the_cpu_without_it(tmp_path):
     np.testing.assert_array_equal(
         loaded.downscale(world.coarse)["chl"].values, est.downscale(world.coarse)["chl"].values
     )
+
+
+def test_a_model_saved_before_random_streams_refits_with_version_1(tmp_path):
+    """A manifest without ``random_streams`` (every model saved before the field) loads
+    with version 1, the streams it trained with: a refit gives the weights of
+    ``random_streams=1``, not those of the new default, 2."""
+    world = cl.datasets.synthetic_biogeochem(n_years=1, n_fine_lat=8, n_fine_lon=8)
+    data = (world.coarse, world.fine, "chl")
+    options = dict(epochs=2, progress=False, device="cpu", noise=True, seed=4)
+    cl.ProxyDownscaler(**options).fit(*data, proxies={"tos": "exponential"}).save(tmp_path / "m")
+    assert cl.load(tmp_path / "m").random_streams == 2
+    _edit_manifest(tmp_path / "m", lambda manifest: manifest["config"].pop("random_streams"))
+    loaded = cl.load(tmp_path / "m")
+    assert loaded.random_streams == 1
+    loaded.fit(*data, proxies={"tos": "exponential"})
+    version = {v: cl.ProxyDownscaler(**options, random_streams=v) for v in (1, 2)}
+    for est in version.values():
+        est.fit(*data, proxies={"tos": "exponential"})
+    weights = {
+        name: est.module_.state_dict() for name, est in [("loaded", loaded), *version.items()]
+    }
+    assert all(torch.equal(t, weights[1][k]) for k, t in weights["loaded"].items())
+    assert not all(torch.equal(t, weights[2][k]) for k, t in weights["loaded"].items())
 
 
 # Saves a model and a checkpoint over good ones on a full disk: files over 4000 bytes

@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
-from climlatent._epoch import LossMeans
+from climlatent._epoch import LossMeans, shuffled
 from climlatent.benchmarks.training_throughput import bare_loop
 from climlatent.errors import CheckpointError, InputDataError
+from climlatent.estimators._refit import seed_global
 from climlatent.models import DenseAutoencoder
+from climlatent.random_streams import stream_seed
 from climlatent.training import TrainingConfig, fit, validation_split
 
 QUIET = TrainingConfig(epochs=4, batch_size=16, lr=1e-2, progress=False, device="cpu")
@@ -86,10 +88,12 @@ def losses_only(history: pd.DataFrame) -> pd.DataFrame:
     return history.drop(columns="seconds")
 
 
-def test_same_seed_same_weights_and_history():
+@pytest.mark.parametrize("streams", [1, 2])
+def test_same_seed_same_weights_and_history(streams):
     data = regression_data()
     runs = [(new_regressor(), seed) for seed in (3, 3, 4)]
-    results = [fit(model, data, dataclasses.replace(QUIET, seed=seed)) for model, seed in runs]
+    config = dataclasses.replace(QUIET, random_streams=streams)
+    results = [fit(model, data, dataclasses.replace(config, seed=seed)) for model, seed in runs]
     assert_same_weights(runs[0][0], runs[1][0])
     pd.testing.assert_frame_equal(
         losses_only(results[0].history), losses_only(results[1].history), check_exact=True
@@ -193,11 +197,14 @@ def test_validation_split_is_disjoint_and_reproducible(n_samples, fraction):
     assert not torch.equal(split(1)[1], valid) or n_samples < 10
 
 
-def test_fit_uses_the_documented_split():
+@pytest.mark.parametrize("streams", [1, 2])
+def test_fit_uses_the_documented_split(streams):
     data = regression_data(n=50)
     config = dataclasses.replace(QUIET, epochs=1, validation_fraction=0.2, seed=7)
+    config = dataclasses.replace(config, random_streams=streams)
     result = fit(new_regressor(), data, config)
-    train, valid = validation_split(50, 0.2, torch.Generator().manual_seed(7))
+    seed = 7 if streams == 1 else stream_seed(7, 2, "validation")  # version 1: the seed itself
+    train, valid = validation_split(50, 0.2, torch.Generator().manual_seed(seed))
     assert torch.equal(result.train_indices, train) and torch.equal(result.valid_indices, valid)
     no_validation = fit(new_regressor(), data, dataclasses.replace(config, validation_fraction=0))
     assert len(no_validation.valid_indices) == 0 and "valid_loss" not in no_validation.history
@@ -227,9 +234,11 @@ def test_single_group_computes_losses_once_per_batch():
     assert model.calls == 4 * 4
 
 
-def test_fit_trains_like_a_bare_torch_loop():
+@pytest.mark.parametrize("streams", [1, 2])
+def test_fit_trains_like_a_bare_torch_loop(streams):
     x = torch.randn(200, 16, generator=torch.Generator().manual_seed(0))
     config = dataclasses.replace(QUIET, epochs=2, batch_size=32, validation_fraction=0.0)
+    config = dataclasses.replace(config, random_streams=streams)
     models = []
     for _ in range(2):
         torch.manual_seed(0)
@@ -239,13 +248,100 @@ def test_fit_trains_like_a_bare_torch_loop():
     assert_same_weights(*models)
 
 
-def test_bare_loop_draws_the_noise_fit_draws():
+@pytest.mark.parametrize("streams", [1, 2])
+def test_bare_loop_draws_the_noise_fit_draws(streams):
     """A model that draws from the global generator (dropout) trains alike in both."""
-    config = dataclasses.replace(QUIET, epochs=2, validation_fraction=0.0)
+    config = dataclasses.replace(QUIET, epochs=2, validation_fraction=0.0, random_streams=streams)
     models = [new_regressor(), new_regressor()]
     fit(models[0], regression_data(n=64), config)
     bare_loop(models[1], regression_data(n=64), config)
     assert_same_weights(*models)
+
+
+def test_version_1_streams_replay_the_seeding_before_version_2():
+    """random_streams=1 is the old arithmetic, bit for bit: a dropout model trained on
+    splits, noise and orders seeded with seed, seed and seed + epoch (as before it)."""
+    data = regression_data(n=60)
+    config = dataclasses.replace(QUIET, epochs=3, seed=5, validation_fraction=0.25)
+    model = new_regressor()
+    result = fit(model, data, dataclasses.replace(config, random_streams=1))
+    old = new_regressor()
+    valid = torch.randperm(60, generator=torch.Generator().manual_seed(5))[:15].sort().values
+    train = torch.tensor(sorted(set(range(60)) - set(valid.tolist())))
+    torch.manual_seed(5), np.random.seed(5), random.seed(5)  # noqa: NPY002
+    optimizer = torch.optim.Adam(old.parameters(), lr=config.lr)
+    for epoch in range(3):
+        old.train()
+        order = train[torch.randperm(45, generator=torch.Generator().manual_seed(5 + epoch))]
+        for start in range(0, 45, config.batch_size):
+            loss = old.training_losses(tuple(t[order[start : start + 16]] for t in data))["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    assert torch.equal(result.valid_indices, valid)
+    assert_same_weights(model, old)
+
+
+class _NoiseRecorder(nn.Module):
+    """Records the standard normals each batch draws from the global torch generator."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+        self.draws: list[Tensor] = []
+
+    def training_losses(self, batch):
+        self.draws.append(torch.randn(len(batch[0])))
+        return {"loss": ((self.w - batch[0].mean()) ** 2).sum()}
+
+
+@pytest.mark.parametrize(("streams", "replayed"), [(1, True), (2, False)])
+def test_version_2_training_noise_is_not_the_initial_weights_stream(streams, replayed):
+    """Version 1's first noise draws are the very normals behind the initial weights
+    (seed_global and fit's noise both seed torch with ``seed``); version 2's are not."""
+    seed_global(11, streams)
+    weights_draws = torch.randn(16)
+    model = _NoiseRecorder()
+    config = dataclasses.replace(QUIET, epochs=1, seed=11, validation_fraction=0.0)
+    fit(model, (torch.zeros(16),), dataclasses.replace(config, random_streams=streams))
+    assert torch.equal(model.draws[0], weights_draws) is replayed
+    assert bool((model.draws[0] == weights_draws).any()) is replayed  # none shared in 2
+
+
+@pytest.mark.parametrize(("streams", "shared"), [(1, 49 * 9), (2, 0)])
+def test_version_2_batch_orders_of_neighbouring_seeds_never_coincide(streams, shared):
+    """Version 1 seeds epoch e's order with seed + e: seed s + 1 replays seed s's orders
+    one epoch later (49 of 50 epochs for each of 9 seed pairs). Version 2 shares none
+    at any epoch pair, and its epoch-0 order is not the split's permutation."""
+    indices = torch.arange(40)
+    orders = {
+        seed: [tuple(shuffled(indices, seed, epoch, streams).tolist()) for epoch in range(50)]
+        for seed in range(10)
+    }
+    coinciding = sum(len(set(orders[s]) & set(orders[s + 1])) for s in range(9))
+    assert coinciding == shared
+    split_permutation = torch.randperm(40, generator=torch.Generator().manual_seed(
+        stream_seed(3, streams, "validation")))  # fmt: skip
+    assert (orders[3][0] == tuple(split_permutation.tolist())) is (streams == 1)
+    assert len({order for seed_orders in orders.values() for order in seed_orders}) == (
+        10 * 50 - shared
+    )
+
+
+def test_a_checkpoint_of_version_1_resumes_only_as_version_1(tmp_path):
+    """Version 1 leaves random_streams out of the run fingerprint, as every checkpoint
+    written before the field did: those resume with random_streams=1, and a default
+    (version 2) fit refuses them, naming the field."""
+    path = tmp_path / "run.pt"
+    config = dataclasses.replace(QUIET, epochs=2, checkpoint_path=path, random_streams=1)
+    fit(new_regressor(), regression_data(), config)
+    assert "random_streams" not in torch.load(path, weights_only=True)["fingerprint"]
+    with pytest.raises(CheckpointError, match=r"random_streams: \(absent\) -> 2"):
+        fit(new_regressor(), regression_data(), dataclasses.replace(config, random_streams=2,
+            epochs=3), resume=True)  # fmt: skip
+    resumed = fit(new_regressor(), regression_data(), dataclasses.replace(config, epochs=3),
+                  resume=True)  # fmt: skip
+    assert len(resumed.history) == 3
 
 
 class _Foreign:

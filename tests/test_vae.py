@@ -294,12 +294,18 @@ def test_bad_labels_and_grids_are_named(darcy):
         vae.encode(darcy.isel(x=slice(0, 9)))
 
 
-def test_label_weights_are_the_inverse_labelled_shares_of_the_split_fit_makes(darcy, monkeypatch):
+@pytest.mark.parametrize(
+    ("streams", "in_train", "in_valid"), [(1, [5, 90], [50, 60]), (2, [5, 50], [4, 7])]
+)
+def test_label_weights_are_the_inverse_labelled_shares_of_the_split_fit_makes(
+    darcy, monkeypatch, streams, in_train, in_valid
+):
     """With a validation set, the label term of an epoch's training batches averages to
     its mean over the labelled training samples (as ``fit`` splits them), and the
     validation loss holds its mean over the labelled validation samples. Weights of
     96 / 4 = 24, the inverse share among all samples, weighed the training term by
-    2 / 3 here: 2 of the 4 labels fall into the validation set (seed 1)."""
+    2 / 3 here: 2 of the 4 labels fall into the validation set (seed 1, of each version
+    of the random streams: the split of the weights is the split fit makes)."""
     trained = {}
 
     def spy(estimator, module, tensors, *args):
@@ -308,22 +314,19 @@ def test_label_weights_are_the_inverse_labelled_shares_of_the_split_fit_makes(da
         return trained["result"]
 
     monkeypatch.setattr(cl.estimators.vae, "train_module", spy)
-    flags = np.isin(np.arange(96), [5, 50, 60, 90])
-    VAE(epochs=1, validation_fraction=0.25, seed=1, **SMALL).fit(
-        darcy, FIELDS, labels="theta", labelled=flags
-    )
+    flags = np.isin(np.arange(96), in_train + in_valid)
+    options = dict(epochs=1, validation_fraction=0.25, seed=1, random_streams=streams, **SMALL)
+    VAE(**options).fit(darcy, FIELDS, labels="theta", labelled=flags)
     weights = trained["tensors"][2].numpy()
     train = trained["result"].train_indices.numpy()
     valid = trained["result"].valid_indices.numpy()
-    assert sorted(set(np.flatnonzero(flags)) & set(valid)) == [50, 60]
-    assert weights[[5, 90]].tolist() == [36.0, 36.0]  # 72 training samples, 2 labelled
-    assert weights[[50, 60]].tolist() == [12.0, 12.0]  # 24 validation samples, 2 labelled
+    assert sorted(set(np.flatnonzero(flags)) & set(valid)) == in_valid
+    assert weights[in_train].tolist() == [36.0, 36.0]  # 72 training samples, 2 labelled
+    assert weights[in_valid].tolist() == [12.0, 12.0]  # 24 validation samples, 2 labelled
     assert weights[train].mean() == 1.0 and weights[valid].mean() == 1.0
     assert weights[~flags].max() == 0.0
     with pytest.raises(InputDataError, match="all 2 labelled samples fall in the validation"):
-        VAE(epochs=1, validation_fraction=0.25, seed=1, **SMALL).fit(
-            darcy, FIELDS, labels="theta", labelled=np.isin(np.arange(96), [50, 60])
-        )
+        VAE(**options).fit(darcy, FIELDS, labels="theta", labelled=np.isin(np.arange(96), in_valid))
 
 
 def test_decode_reads_the_latents_by_their_labels(darcy):

@@ -28,6 +28,7 @@ from climlatent.benchmarks.training_throughput import (
 )
 from climlatent.datasets import synthetic_circulation
 from climlatent.estimators import LLAAE
+from climlatent.random_streams import stream_seed
 from climlatent.training import resolve_device
 
 
@@ -67,7 +68,7 @@ def measure(
         return LLAAE(**{**options, "epochs": n_epochs}).fit(ds, "pr", "psl").module_
 
     def run_bare(n_epochs: int = epochs) -> torch.nn.Module:
-        torch.manual_seed(reference.seed)
+        torch.manual_seed(stream_seed(reference.seed, reference.random_streams, "weights"))
         module = reference._build(mask, tensors[2].shape[1]).to(reference.device_)
         bare_loop(module, tensors, dataclasses.replace(config, epochs=n_epochs))
         return module

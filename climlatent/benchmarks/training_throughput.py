@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from climlatent.checkpoint import seed_everything
 from climlatent.models import DenseAutoencoder
+from climlatent.random_streams import stream_seed
 from climlatent.training import TrainingConfig, fit, resolve_device
 
 __all__ = ["bare_loop", "main", "measure", "synchronize", "weights_difference"]
@@ -35,7 +36,8 @@ def bare_loop(module: nn.Module, tensors: Sequence[Tensor], config: TrainingConf
 
     One Adam optimiser per parameter group of ``module.optimizer_groups()`` (or one for
     all parameters), stepped in order on the loss of the same name, and the global
-    random generators seeded from ``config.seed`` first, as `fit` does (a model that
+    random generators seeded from ``config.seed``'s noise stream first, and each epoch's
+    order from its stream, as `fit` does by ``config.random_streams`` (a model that
     draws noise, a VAE's sampling or dropout, then trains on the same draws).
 
     Parameters
@@ -45,7 +47,8 @@ def bare_loop(module: nn.Module, tensors: Sequence[Tensor], config: TrainingConf
     tensors : sequence of torch.Tensor
         Sample-major training tensors.
     config : TrainingConfig
-        Uses ``epochs``, ``batch_size``, ``lr``, ``weight_decay`` and ``seed``.
+        Uses ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``seed`` and
+        ``random_streams``.
 
     Examples
     --------
@@ -62,10 +65,11 @@ def bare_loop(module: nn.Module, tensors: Sequence[Tensor], config: TrainingConf
         for name, params in groups.items()
     }
     n = len(tensors[0])
-    seed_everything(config.seed)
+    seed_everything(stream_seed(config.seed, config.random_streams, "noise", 0))
     module.train()
     for epoch in range(config.epochs):
-        generator = torch.Generator().manual_seed(config.seed + epoch)  # as _epoch.shuffled
+        order_seed = stream_seed(config.seed, config.random_streams, "order", epoch)
+        generator = torch.Generator().manual_seed(order_seed)  # as _epoch.shuffled
         order = torch.randperm(n, generator=generator).to(tensors[0].device)
         for start in range(0, n, config.batch_size):
             batch = tuple(t[order[start : start + config.batch_size]] for t in tensors)

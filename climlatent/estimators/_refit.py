@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from climlatent.random_streams import stream_seed
+
 
 def all_or_nothing(fit: Callable[..., Any]) -> Callable[..., Any]:
     """``fit`` that, when it raises (a refusal, a Ctrl-C), leaves no mix of two fits.
@@ -123,12 +125,16 @@ def hold_global_states() -> None:
         fits[-1] = _random_states()
 
 
-def seed_global(seed: int) -> None:
-    """Seed torch's global generator in a fit (initial weights, training): `hold_global_states`."""
+def seed_global(seed: int, random_streams: int) -> None:
+    """Seed torch's global generator for a fit's initial weights: `hold_global_states`.
+
+    From the ``"weights"`` stream of ``seed``, by version ``random_streams`` of
+    `climlatent.random_streams.stream_seed` (version 1: ``seed`` itself).
+    """
     import torch  # here: the numpy estimators never load torch
 
     hold_global_states()
-    torch.manual_seed(seed)
+    torch.manual_seed(stream_seed(seed, random_streams, "weights"))
 
 
 @contextlib.contextmanager

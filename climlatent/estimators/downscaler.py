@@ -82,17 +82,18 @@ class ProxyDownscaler(BaseEstimator):
         growth-law parameters identifiable).
     group : str or Grouper
         Seasonality, as xsdba's ``group=``: ``"time"`` (one fit for the whole year),
-        ``"time.month"``, ``"time.season"`` (DJF, MAM, JJA, SON) or
-        ``"time.dayofyear"``, with a centred window of time steps as
-        ``Grouper("time.dayofyear", window=31)`` or ``"time.dayofyear:31"`` (see
-        :mod:`climlatent.grouping`; kept as that string). The physics (proxy laws,
-        interpolation kernel) is shared; the fine-scale structure ``s(x)`` (with the
-        additive form's per-cell gain and, with ``noise``, the residual spread) is
-        one per group, and each sample is downscaled with its date's group. The
-        model has the groups its training record holds (``groups_``), each with at
-        least 2 time steps; it downscales dated data of those groups only.
+        ``"time.month"``, ``"time.season"`` (DJF, MAM, JJA, SON) or ``"time.dayofyear"``, with a
+        centred window of time steps as ``Grouper("time.dayofyear", window=31)`` or
+        ``"time.dayofyear:31"`` (see :mod:`climlatent.grouping`; kept as that string). The physics
+        (proxy laws, interpolation kernel) is shared; the fine-scale structure ``s(x)`` (with the
+        additive form's per-cell gain and, with ``noise``, the residual spread) is one per group,
+        and each sample is downscaled with its date's group. The model has the groups its training
+        record holds (``groups_``), each with at least 2 time steps; it downscales dated data of
+        those groups only.
     epochs, batch_size, lr, validation_fraction, early_stopping_patience, seed, device, progress
         Passed to :class:`climlatent.training.TrainingConfig`.
+    random_streams : {1, 2}
+        The training's random streams (`climlatent.random_streams`); 1: those before version 2.
     range_tolerance : float
         Drivers beyond their training range by more than this many widths of it are refused.
 
@@ -123,6 +124,7 @@ class ProxyDownscaler(BaseEstimator):
     validation_fraction: float = 0.1
     early_stopping_patience: int | None = None
     seed: int = 0
+    random_streams: int = 2
     device: str = "auto"
     progress: bool = True
     range_tolerance: float = RANGE_TOLERANCE
@@ -236,7 +238,7 @@ class ProxyDownscaler(BaseEstimator):
         )
         neighbours, weights = interpolation_kernel(self.coarse_layout_, self.fine_layout_)
         x_mat = self._driver_matrix([to_matrix(x, self.coarse_layout_) for x in drivers], modules)
-        seed_global(self.seed)
+        seed_global(self.seed, self.random_streams)
         self.module_ = self._build(
             torch.from_numpy(neighbours), torch.from_numpy(weights), modules, _floor(y_mat)
         )

@@ -75,6 +75,9 @@ class LLAAE(Estimator):
         (reference: 100, 64, 1e-3, 0.96 every 5000 steps).
     validation_fraction, early_stopping_patience, seed, device, amp, progress :
         Passed to :class:`climlatent.training.TrainingConfig`.
+    random_streams : {1, 2}
+        How the training's random streams derive from ``seed`` (`climlatent.random_streams`):
+        2, independent streams; 1, the overlapping ones before version 2.
     target_transform, proxy_transform : {"none", "standardize", "log1p"}
         Preprocessing of each field (fitted on training data); both standardised by default.
     range_tolerance : float
@@ -113,6 +116,7 @@ class LLAAE(Estimator):
     validation_fraction: float = 0.1
     early_stopping_patience: int | None = None
     seed: int = 0
+    random_streams: int = 2
     device: str = "auto"
     amp: bool = False
     progress: bool = True
@@ -258,7 +262,7 @@ class LLAAE(Estimator):
         constant = scale <= CONSTANT_RTOL * size
         self.feature_scale_ = np.where(constant, np.where(size > 0, size, 1.0), scale)
         mask = np.asarray(target.grid["valid_mask"].values, dtype=bool)
-        seed_global(self.seed)
+        seed_global(self.seed, self.random_streams)
         self.module_ = self._build(mask, self.feature_scale_.size)
         self.device_ = resolve_device(self.device)
         tensors = self._tensors(x, y)

@@ -45,6 +45,7 @@ from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
 from climlatent.models.vae import GaussianVAE
 from climlatent.physical_bounds import clip_to_bounds
+from climlatent.random_streams import stream_seed
 from climlatent.schedules import BetaSchedule
 from climlatent.training import TrainingConfig, validation_split
 
@@ -72,6 +73,9 @@ class VAE(BaseEstimator):
         Weight of the semi-supervised term when ``fit`` gets labels (1 in Eq. 28).
     epochs, batch_size, lr, validation_fraction, seed, device, progress, checkpoint_path
         Training settings (`~climlatent.training.TrainingConfig`).
+    random_streams : {1, 2}
+        How the training's random streams derive from ``seed`` (`climlatent.random_streams`):
+        2, independent streams; 1, the overlapping ones before version 2.
     early_stopping_patience, plateau_lr_drops : int, optional, and int
         Train to convergence: once the beta ramp is over (the loss is the ELBO from
         then on), a validation loss that has not improved for
@@ -115,6 +119,7 @@ class VAE(BaseEstimator):
     early_stopping_patience: int | None = None
     plateau_lr_drops: int = 0
     seed: int = 0
+    random_streams: int = 2
     device: str = "auto"
     progress: bool = True
     range_tolerance: float = RANGE_TOLERANCE
@@ -237,7 +242,7 @@ class VAE(BaseEstimator):
         self, tensors: list[torch.Tensor], checkpoint: str | os.PathLike | None, resume: bool
     ) -> VAE:
         """Build the module from the seed and train it on ``tensors`` (see `fit`)."""
-        seed_global(self.seed)  # the initial weights
+        seed_global(self.seed, self.random_streams)  # the initial weights
         self.module_ = self._build()
         # sets history_, best_epoch_ and device_
         train_module(self, self.module_, tensors, checkpoint, resume)
@@ -354,9 +359,10 @@ class VAE(BaseEstimator):
         # the inverse labelled share of the training set and of the validation set, as fit
         # splits them: of all samples, it would weigh the term by the training set's share
         config = self._training_config()
-        split = validation_split(
-            n, config.validation_fraction, torch.Generator().manual_seed(config.seed)
+        generator = torch.Generator().manual_seed(
+            stream_seed(config.seed, config.random_streams, "validation")
         )
+        split = validation_split(n, config.validation_fraction, generator)
         train, valid = (part.numpy() for part in split)
         if not flags[train].any():
             raise InputDataError(

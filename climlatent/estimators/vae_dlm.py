@@ -104,8 +104,8 @@ class VAEDLM(BaseEstimator):
         Stop once the validation loss has not improved for this many epochs (needs
         ``validation_fraction > 0``) and keep the best epoch's weights; ``best_epoch_``
         and ``len(history_)`` record where it stopped. None trains all ``epochs``.
-    seed, device, progress, checkpoint_path
-        Idem; ``device="auto"`` trains on CUDA when present.
+    seed, random_streams, device, progress, checkpoint_path
+        Idem (`climlatent.random_streams`); ``device="auto"`` trains on CUDA when present.
     range_tolerance : float
         New fields with values beyond their training range by more than this many
         widths of it are refused (`climlatent.fitted_range`).
@@ -146,6 +146,7 @@ class VAEDLM(BaseEstimator):
     validation_fraction: float = 0.0
     early_stopping_patience: int | None = None
     seed: int = 0
+    random_streams: int = 2
     device: str = "auto"
     progress: bool = True
     checkpoint_path: str | None = None
@@ -221,7 +222,7 @@ class VAEDLM(BaseEstimator):
         x = self._standardise(values)
         tau = np.broadcast_to(self._scaled(times), x.shape[:2]).astype(np.float32)
         with torch.random.fork_rng(devices=[]):  # initial weights from ``seed`` alone
-            seed_global(self.seed)
+            seed_global(self.seed, self.random_streams)
             self.module_ = self._build()
         tensors = [torch.from_numpy(x), torch.from_numpy(tau.copy())]
         # sets history_, best_epoch_ and device_

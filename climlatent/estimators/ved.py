@@ -107,6 +107,9 @@ class VED(BaseEstimator):
         Training settings (`~climlatent.training.TrainingConfig`): with a patience,
         each plateau of the validation loss divides the learning rate by 10 up to
         ``plateau_lr_drops`` times, and the next plateau stops training.
+    random_streams : {1, 2}
+        How the training's random streams derive from ``seed`` (`climlatent.random_streams`):
+        2, independent streams; 1, the overlapping ones before version 2.
     range_tolerance : float
         New fields with values beyond their training range by more than this many
         widths of it are refused (`climlatent.fitted_range`).
@@ -149,6 +152,7 @@ class VED(BaseEstimator):
     early_stopping_patience: int | None = None
     plateau_lr_drops: int = 0
     seed: int = 0
+    random_streams: int = 2
     device: str = "auto"
     progress: bool = True
     range_tolerance: float = RANGE_TOLERANCE
@@ -252,7 +256,7 @@ class VED(BaseEstimator):
         self.output_grid_ = grid_coords(ds, self.output_dims_)
         x = torch.from_numpy(standardise(x_raw, self.x_mean_, self.x_std_))
         y = torch.from_numpy(standardise(y_raw, self.y_mean_, self.y_std_))
-        seed_global(self.seed)  # the initial weights
+        seed_global(self.seed, self.random_streams)  # the initial weights
         self.module_ = self._build()
         # sets history_, best_epoch_ and device_
         train_module(self, self.module_, (x, y), checkpoint, resume)

@@ -221,6 +221,7 @@ def run(
         validation_fraction=0.1,
         early_stopping_patience=int(job["patience"]),
         seed=int(job["seed"]),
+        random_streams=1,
         device=device,
         progress=False,
         **options,

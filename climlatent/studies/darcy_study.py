@@ -116,6 +116,7 @@ def run_case(job: dict, checkpoints: Path | None = None) -> dict:
     vae = VAE(
         prior=job["prior"],
         seed=job["seed"],
+        random_streams=1,
         supervision_weight=job["supervision_weight"],
         **_options(job["max_epochs"], job["patience"]),
     )

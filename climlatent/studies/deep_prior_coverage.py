@@ -64,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     train = darcy.generate(512, kle_terms=2, n_grid=17, seed=0, workers=1)
     test = darcy.generate(args.cases, kle_terms=2, n_grid=17, seed=5, workers=1)
     aux = cl.AuxVAE(latent_dim=4, n_scales=2, epochs=args.epochs, lr=3e-3, batch_size=32,
-                    progress=False).fit(train, "pressure", auxiliary=["theta"])  # fmt: skip
+                    random_streams=1, progress=False)  # fmt: skip
+    aux.fit(train, "pressure", auxiliary=["theta"])
     rec = aux.reconstruct(test)["pressure"]
     error = float(np.sqrt(((rec - test["pressure"]) ** 2).mean() / test["pressure"].var()))
     noise = args.noise * float(test["pressure"].std())

@@ -83,8 +83,8 @@ def experiment(
     split = 365 * (n_years - 1)
     train, test = ds.isel(time=slice(0, split)), ds.isel(time=slice(split, None))
     aux = cl.AuxVAE(latent_dim=6, n_scales=2, epochs=vae_epochs, lr=2e-3, seed=seed,
-                    early_stopping_patience=10, validation_fraction=0.1, device="cpu",
-                    progress=False)  # fmt: skip
+                    random_streams=1, early_stopping_patience=10, validation_fraction=0.1,
+                    device="cpu", progress=False)  # fmt: skip
     aux.fit(train, "psl", auxiliary=["circulation_factor"])
     held_out = aux.encode(test).values.reshape(-1, 6)[:, :3]
     correlation = np.corrcoef(held_out.T, test["circulation_factor"].values.reshape(-1, 3).T)
@@ -104,7 +104,7 @@ def experiment(
     torch.manual_seed(seed)
     flow = ConditionalFlowMatching(standard[0].shape[1], condition_dim=6, hidden=256)
     config = TrainingConfig(epochs=flow_epochs, batch_size=128, lr=1e-3, validation_fraction=0,
-                            seed=seed, device="cpu", progress=False)  # fmt: skip
+                            seed=seed, random_streams=1, device="cpu", progress=False)  # fmt: skip
     fit(flow, (torch.tensor(residual_fields, dtype=torch.float32), codes), config)
     factors = test["circulation_factor"].values.reshape(-1, 3)
     guided = (factors - aux.aux_mean_) / aux.aux_std_

@@ -289,7 +289,7 @@ def peer_methods(settings: PeerSettings | None = None) -> dict[str, Method]:
             methods[f"xsdba {adjustment}"] = Method(
                 lambda world, a=adjustment: QuantileMappedBilinear(a, world.kind, world.group)
             )
-    quiet = {"seed": settings.seed, "progress": False}
+    quiet = {"seed": settings.seed, "random_streams": 1, "progress": False}
     methods["ProxyDownscaler"] = Method(
         lambda world: ProxyDownscaler(
             epochs=settings.proxy_epochs, batch_size=settings.proxy_batch_size, **quiet

@@ -93,6 +93,7 @@ def run(job: dict, latent_dim: int = 8, device: str = "cpu", data: dict = DATA) 
         epochs=int(job["max_epochs"]),
         early_stopping_patience=int(job["patience"]),
         seed=int(job["seed"]),
+        random_streams=1,
         device=device,
         progress=False,
     ).fit(train, "pr", "psl")

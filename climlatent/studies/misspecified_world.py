@@ -177,7 +177,7 @@ def _trend(log_chl: xr.DataArray) -> float:
 
 def models(epochs: int) -> dict[str, ProxyDownscaler]:
     """The two growth-law downscalers, each with calibrated noise."""
-    quiet = {"epochs": epochs, "progress": False, "noise": True, "seed": 0}
+    quiet = {"epochs": epochs, "progress": False, "noise": True, "seed": 0, "random_streams": 1}
     return {
         "ProxyDownscaler": ProxyDownscaler(**quiet),
         "ProxyLatentDownscaler": ProxyLatentDownscaler(channels=2, hidden=8, **quiet),

@@ -139,6 +139,7 @@ def run(job: dict, device: str = "cpu") -> dict:
         early_stopping_patience=int(job["patience"]),
         plateau_lr_drops=int(job["lr_drops"]),
         seed=int(job["seed"]),
+        random_streams=1,
         device=device,
         progress=False,
     ).fit(train, target=OUTPUT, proxy=INPUT)
