@@ -95,6 +95,7 @@ class BilinearBaseline(ParamsMixin):
         """The target on the fine grid from its coarse field in ``coarse``."""
         if not hasattr(self, "regridder_"):
             raise not_fitted(self, "downscale", BaselineNotFittedError)
+        self._check_fit_params("downscale")
         x = get_variable(coarse, self.target_, "coarse")
         _, calendar = check_field(x, "coarse")
         check_calendar(x, "coarse", calendar, self.calendar_)  # a day of year is the fitted's

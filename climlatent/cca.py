@@ -141,6 +141,7 @@ class CCARegression(ParamsMixin):
         self.x_weights_ = basis_x @ (u[:, :r] / np.sqrt(var_x)[:, None])
         self.y_weights_ = basis_y @ (v_t[:r].T / np.sqrt(var_y)[:, None])
         self.y_loadings_ = (v_t[:r] * np.sqrt(var_y)) @ basis_y.T
+        self._record_fit_params()
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -200,6 +201,7 @@ class CCARegression(ParamsMixin):
     def _require_fitted(self, method: str) -> None:
         if not hasattr(self, "x_weights_"):
             raise not_fitted(self, method)
+        self._check_fit_params(method)
 
 
 def _matrix(a: np.ndarray, name: str) -> np.ndarray:

@@ -34,6 +34,21 @@ class NotFittedError(ClimlatentError, RuntimeError):
     """An estimator method that needs a fitted model was called before ``fit``."""
 
 
+class StaleFitError(NotFittedError):
+    """A fitted estimator used after a parameter that shapes its fit was changed.
+
+    Its fit is not one of its current configuration (``set_params(n_target_eofs=3)``
+    on a 2-EOF fit): it is not fitted as it stands, so it is a `NotFittedError`,
+    caught where that is (a refit is one remedy). The message names each changed
+    parameter with its fitted and current values.
+
+    Examples
+    --------
+    >>> issubclass(StaleFitError, NotFittedError)
+    True
+    """
+
+
 def not_fitted(
     estimator: object, method: str, error: type[NotFittedError] = NotFittedError
 ) -> NotFittedError:

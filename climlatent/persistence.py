@@ -476,4 +476,5 @@ def load(path: str | Path) -> BaseEstimator:
             raise CheckpointError(
                 f"tensor {unread[0]!r} is not part of a {type(estimator).__name__}"
             )
+    estimator._record_fit_params()  # the saved configuration is the fit's
     return estimator

@@ -30,6 +30,8 @@ class _NonNegativeTransform(Transform):
     it) and counts them in the attribute ``climlatent_clipped`` (`clip_to_bounds`).
     """
 
+    _runtime_params = frozenset({"tolerance"})  # read by forward alone
+
     def __init__(self, tolerance: float, **params: Any) -> None:
         check_number("tolerance", tolerance)  # NaN: no value was ever refused
         if tolerance < 0:

@@ -71,6 +71,8 @@ class Transform(ParamsMixin, abc.ABC):
     def state(self) -> xr.Dataset:
         """Fitted parameters; raises :class:`~climlatent.errors.NotFittedError` before fit.
 
+        And a `~climlatent.errors.StaleFitError` once a parameter shaping them changed.
+
         Examples
         --------
         >>> from climlatent.transforms import Standardize
@@ -82,6 +84,7 @@ class Transform(ParamsMixin, abc.ABC):
                 f"{type(self).__name__} is not fitted: call fit(da) first, "
                 "or rebuild it from its Dataset with transform_from_dataset"
             )
+        self._check_fit_params()
         return self._state
 
     def fit(self, da: xr.DataArray) -> Transform:
@@ -101,6 +104,7 @@ class Transform(ParamsMixin, abc.ABC):
         if "units" in da.attrs:
             state.attrs["input_units"] = da.attrs["units"]
         self._state = state
+        self._record_fit_params()
         return self
 
     def forward(self, da: xr.DataArray) -> xr.DataArray:
@@ -176,6 +180,7 @@ class Transform(ParamsMixin, abc.ABC):
             raise InputDataError(f"{cls.__name__} state Dataset lacks variables {missing}")
         transform = cls(**json.loads(state.attrs["params"]))
         transform._state = state
+        transform._record_fit_params()  # the state's parameters are the fit's
         return transform
 
     @abc.abstractmethod

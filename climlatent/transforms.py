@@ -280,14 +280,16 @@ class Pipeline(Transform, kind="pipeline"):
         return {f"step{i}": step for i, step in enumerate(self.steps)}
 
     def _fit(self, da: xr.DataArray) -> xr.Dataset:
-        previous = [(step, step._state) for step in self._transforms()]
+        previous = [
+            (step, step._state, vars(step).get("_fit_params")) for step in self._transforms()
+        ]
         try:
             for step in self.steps[:-1]:
                 da = step.fit_forward(da)
             self.steps[-1].fit(da)
         except BaseException:  # a refused refit: every step keeps the previous fit
-            for step, state in previous:
-                step._state = state
+            for step, state, params in previous:
+                step._state, step._fit_params = state, params
             raise
         parts, attrs = [], {"n_steps": len(self.steps)}
         for i, step in enumerate(self.steps):
@@ -328,4 +330,5 @@ class Pipeline(Transform, kind="pipeline"):
             steps.append(transform_from_dataset(step))
         pipeline = cls(steps)
         pipeline._state = state
+        pipeline._record_fit_params()
         return pipeline

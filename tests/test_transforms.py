@@ -1,3 +1,5 @@
+import re
+
 import cftime
 import dask.array
 import numpy as np
@@ -6,7 +8,7 @@ import pytest
 import xarray as xr
 from provenance import written_and_read
 
-from climlatent.errors import InputDataError, NotFittedError
+from climlatent.errors import InputDataError, NotFittedError, StaleFitError
 from climlatent.transforms import (
     Anomalies,
     Log1p,
@@ -369,6 +371,46 @@ def test_a_pipelines_step_parameters_are_nested_and_checked_as_its_constructor_d
     assert repr(standardize) == "Standardize(dims=['member'])"  # as Standardize(dims="member")
     with pytest.raises(ValueError, match="dims must be one or more distinct dimension names"):
         standardize.set_params(dims=0)
+
+
+SHAPING = {  # kind -> a parameter that shapes the fit, another valid value
+    "standardize": ("dims", ("lat",)),
+    "standardize_member": ("dims", ("time",)),
+    "anomalies_doy": ("freq", "month"),
+    "anomalies_window_member": ("window", 15),
+    "anomalies_month": ("freq", "dayofyear"),
+    "log1p": ("scale", 3.0),
+    "log1p_fitted": ("scale", 1.0),
+    "power": ("exponent", 0.5),
+    "pipeline": ("step1__window", 31),
+}
+
+
+@pytest.mark.parametrize("kind", TRANSFORMS)
+def test_a_parameter_shaping_the_fit_changed_after_it_is_refused_until_set_back(kind):
+    """A fitted PowerTransform(1/3) set to 0.5 mapped with 0.5 and wrote a state of 1/3;
+    refused naming it (a step's as the pipeline's parameter); set back, bit for bit.
+    ``tolerance``, read by forward alone, changes freely; a rebuilt state is its fit."""
+    da = field_for(kind, "noleap")
+    transform = TRANSFORMS[kind]().fit(da)
+    out = transform.forward(da)
+    key, value = SHAPING[kind]
+    fitted = transform.get_params()[key]
+    transform.set_params(**{key: value})
+    message = f"was fitted with {key}={fitted!r}, now {key}={value!r}: refit it, or set it back"
+    for use in (transform.forward, transform.inverse, lambda _: transform.to_dataset()):
+        with pytest.raises(StaleFitError, match=re.escape(message)):
+            use(da)
+    transform.set_params(**{key: fitted})
+    tolerance = {"tolerance": 1e-6} if "tolerance" in transform.get_params() else {}
+    if kind == "pipeline":
+        tolerance = {"step0__tolerance": 1e-6}
+    xr.testing.assert_identical(transform.set_params(**tolerance).forward(da), out)
+    rebuilt = transform_from_dataset(transform.to_dataset())
+    xr.testing.assert_identical(rebuilt.forward(da), out)
+    with pytest.raises(StaleFitError, match=re.escape(message)):
+        rebuilt.set_params(**{key: value}).forward(da)
+    assert transform.set_params(**{key: value}).fit(da).forward(da).name == da.name  # refit
 
 
 @pytest.mark.parametrize("transform", [Log1p(), PowerTransform()], ids=["log1p", "power"])

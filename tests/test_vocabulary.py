@@ -372,6 +372,101 @@ def test_every_estimator_used_before_fit_names_its_class_and_the_call(name):
         assert isinstance(refused.value, cl.errors.InputDataError)
 
 
+# -- a fit is of the parameters it was made with --------------------------------------
+
+
+SHAPING = {  # a parameter that shapes the fit -> another valid value
+    "EOFRegression": ("n_target_eofs", 2),
+    "LLAAE": ("latent_dim", 3),
+    "ProxyDownscaler": ("group", "time.season"),
+    "ProxyLatentDownscaler": ("hidden", 8),
+    "ClimatologyCorrectedBilinear": ("kind", "multiplicative"),
+    "VED": ("latent_dim", 3),
+    "VAEDLM": ("intrinsic_dim", 3),
+    "VAE": ("latent_dim", 3),
+    "AuxVAE": ("tau", 0.2),
+    "CCARegression": ("regularisation", (0.1, 0.2)),
+}
+
+
+def applied(name: str, est):
+    """``est``'s output of the kind's call on its case's data (the same data each time)."""
+    if name == "CCARegression":
+        return est.emulate(sample_matrices()[0])
+    return CASES[name].apply(est, CASES[name].data())
+
+
+def assert_same_output(out, again) -> None:
+    if isinstance(out, np.ndarray):
+        np.testing.assert_array_equal(again, out)
+        return
+    assert list(again.data_vars) == list(out.data_vars)
+    for variable in out.data_vars:
+        np.testing.assert_array_equal(again[variable].values, out[variable].values)
+
+
+def test_every_estimator_but_the_parameterless_has_a_shaping_parameter():
+    assert set(SHAPING) == public_estimators() - {"BilinearBaseline"}
+    assert not cl.baselines.BilinearBaseline().get_params()
+
+
+@pytest.mark.parametrize("name", sorted(SHAPING))
+def test_a_parameter_shaping_the_fit_changed_after_it_is_refused_until_set_back(name, tmp_path):
+    """A 3-EOF fit saved, or used, as a 2-EOF model: refused naming the parameter, its
+    fitted and current values; set back (or refitted), the same numbers to the bit."""
+    est, out = fitted_and_output(name)
+    key, value = SHAPING[name]
+    fitted = est.get_params()[key]
+    call = "emulate" if name == "CCARegression" else CALLS[CASES[name].kind]
+    message = (
+        f"{name} was fitted with {key}={fitted!r}, now {key}={value!r}: refit it, or set it "
+        f"back with set_params({key}={fitted!r}), before "
+    )
+    for change in (lambda: est.set_params(**{key: value}), lambda: setattr(est, key, value)):
+        change()
+        with pytest.raises(cl.errors.StaleFitError, match=re.escape(message + call)) as refused:
+            applied(name, est)
+        assert isinstance(refused.value, cl.errors.NotFittedError)  # caught as one
+        if hasattr(est, "save"):
+            with pytest.raises(cl.errors.StaleFitError, match=re.escape(message + "save")):
+                est.save(tmp_path / "m.clm")
+            assert not (tmp_path / "m.clm").exists()
+        est.set_params(**{key: fitted})
+        assert_same_output(out, applied(name, est))
+    refitted = fitted_and_output(name, est.set_params(**{key: value}))[0]
+    applied(name, refitted)  # a refit is of the new value
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - set(vars(baselines))))
+def test_a_parameter_read_only_where_the_fit_is_used_changes_freely(name):
+    """``progress`` and ``range_tolerance`` (read by the range check) do not shape a
+    fit: changed, the fit is used with the same numbers, the new tolerance applied."""
+    est, out = fitted_and_output(name)
+    runtime = est._runtime_params & set(est.get_params())
+    changes = {"range_tolerance": 1e12, "progress": True, "device": "cpu", "checkpoint_path": None}
+    assert runtime and est.set_params(**{k: changes[k] for k in runtime}) is est
+    assert_same_output(out, applied(name, est))
+    case = CASES[name]
+    if case.kind == "emulator":  # refused at the default tolerance (the test above)
+        far = case.data().assign({case.proxy: case.data()[case.proxy] * 1e6})
+        assert case.target in est.emulate(far).data_vars
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - set(vars(baselines))))
+def test_a_loaded_model_is_of_its_saved_parameters(name, tmp_path):
+    """Loading records the saved configuration as the fit's: not refused, the same
+    numbers; a change of a shaping parameter is refused on the loaded model too."""
+    est, out = fitted_and_output(name)
+    est.set_params(progress=True) if "progress" in est.get_params() else None
+    est.save(tmp_path / "m.clm")
+    loaded = cl.load(tmp_path / "m.clm")
+    assert loaded.get_params() == est.get_params()
+    assert_same_output(out, applied(name, loaded))
+    key, value = SHAPING[name]
+    with pytest.raises(cl.errors.StaleFitError, match=f"with {key}="):
+        applied(name, loaded.set_params(**{key: value}))
+
+
 # -- the old spellings: same results, a warning with the new spelling -------------------
 
 

@@ -13,9 +13,12 @@ import dataclasses
 import math
 import types
 import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["check_config"]
+if TYPE_CHECKING:
+    from climlatent.transforms import Transform
+
+__all__ = ["check_config", "make_transform"]
 
 #: The least value of the options estimators share, by name: sizes (of a network, a
 #: latent space, a basis; every entry of ``filters``), counts of blocks or epochs, and
@@ -150,3 +153,22 @@ def _describe(kind: Any) -> str:
             "None" if option is type(None) else _describe(option) for option in options
         )
     return f"a {getattr(kind, '__name__', kind)}"
+
+
+def make_transform(kind: str, sample_dims: tuple[str, ...]) -> Transform | None:
+    """Build the preprocessing named by an estimator's configuration (unfitted).
+
+    Examples
+    --------
+    >>> make_transform("standardize", ("time",)), make_transform("none", ("time",))
+    (Standardize(dims=['time']), None)
+    """
+    from climlatent import transforms
+
+    if kind == "none":
+        return None
+    if kind == "standardize":
+        return transforms.Standardize(dims=sample_dims)
+    if kind == "log1p":
+        return transforms.Log1p()
+    raise ValueError(f"unknown transform {kind!r}: use 'none', 'standardize' or 'log1p'")

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from climlatent._params import fitting
 from climlatent.random_streams import stream_seed
 
 
@@ -36,6 +37,9 @@ def all_or_nothing(fit: Callable[..., Any]) -> Callable[..., Any]:
     from that seed. A fit holds the lock of `global_random_states` from its seeding to
     its end, not before: a fit that computes a lazy input on dask's threaded scheduler,
     whose tasks fit other estimators in the pool's threads, waited on itself for good.
+
+    A fit that returns has its parameters recorded as the fit's (`_params.fitting`):
+    the calls using it refuse once one that shapes it changes.
 
     Examples
     --------
@@ -57,7 +61,7 @@ def all_or_nothing(fit: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fit)
     def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
         before = _fitted_state(self)
-        with _seeding_scope():
+        with _seeding_scope(), fitting(self):
             try:
                 return fit(self, *args, **kwargs)
             except BaseException:

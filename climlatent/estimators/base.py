@@ -47,7 +47,7 @@ from climlatent.checks import (
     get_variable,
 )
 from climlatent.errors import InputDataError, not_fitted
-from climlatent.estimators._config import check_config
+from climlatent.estimators._config import check_config, make_transform
 from climlatent.estimators._fields import LATENT_DIM
 from climlatent.estimators._fit_forms import fit_call
 from climlatent.estimators._refit import all_or_nothing
@@ -70,17 +70,6 @@ ArraySpec = tuple[tuple[int | str | None, ...], str]
 (``"modes+1"``); or ``None``, any size."""
 
 
-def _make_transform(kind: str, sample_dims: tuple[str, ...]) -> transforms.Transform | None:
-    """Build the preprocessing named by an estimator's configuration."""
-    if kind == "none":
-        return None
-    if kind == "standardize":
-        return transforms.Standardize(dims=sample_dims)
-    if kind == "log1p":
-        return transforms.Log1p()
-    raise ValueError(f"unknown transform {kind!r}: use 'none', 'standardize' or 'log1p'")
-
-
 @dataclasses.dataclass
 class BaseEstimator(ParamsMixin):
     """What every climlatent estimator shares: configuration, fitted state, output, I/O.
@@ -92,6 +81,9 @@ class BaseEstimator(ParamsMixin):
     fails leaves the previous fit or none, and any fit the global random states as it
     found them (`_refit.all_or_nothing`).
     """
+
+    #: Read by the calls using a fit (the range check) or by training alone, not by the fit.
+    _runtime_params = frozenset({"range_tolerance", "progress", "device", "checkpoint_path"})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -121,9 +113,13 @@ class BaseEstimator(ParamsMixin):
         return hasattr(self, "target_")
 
     def _require_fitted(self, method: str) -> None:
-        """Refuse a call of ``method`` before :meth:`fit`, naming the class and method."""
+        """Refuse ``method`` before :meth:`fit`, or after a change of what shaped it.
+
+        Naming the class and method; the changed parameters (`_check_fit_params`).
+        """
         if not self.is_fitted:
             raise not_fitted(self, method)
+        self._check_fit_params(method)
 
     def save(self, path: str) -> None:
         """Save the fitted estimator to the folder ``path`` (see :func:`climlatent.load`)."""
@@ -295,8 +291,8 @@ class Estimator(BaseEstimator):
         self._check_proxy_finite(x)
         y, x = GridOrder.of(y, target).canonical(y), GridOrder.of(x, proxy).canonical(x)
 
-        x_tf = _make_transform(self.proxy_transform, sample_dims)
-        y_tf = _make_transform(self.target_transform, sample_dims)
+        x_tf = make_transform(self.proxy_transform, sample_dims)
+        y_tf = make_transform(self.target_transform, sample_dims)
         x_in = x_tf.fit(x).forward(x) if x_tf else x
         y_in = y_tf.fit(y).forward(y) if y_tf else y
         proxy_layout, target_layout = FieldLayout.from_data(x_in), FieldLayout.from_data(y_in)
@@ -546,7 +542,7 @@ class Estimator(BaseEstimator):
             state = datasets.get(f"{role}_transform")
             tf = transforms.transform_from_dataset(state) if state is not None else None
             kind, held = getattr(self, f"{role}_transform"), type(tf).__name__
-            if type(tf) is not type(configured := _make_transform(kind, self.sample_dims_)):
+            if type(tf) is not type(configured := make_transform(kind, self.sample_dims_)):
                 raise ValueError(  # a file missing, or another's
                     f"the configuration's {role}_transform={kind!r} needs a "
                     f"{type(configured).__name__} in {role}_transform.nc, not a {held}"
