@@ -37,6 +37,7 @@ from climlatent._deprecation import renamed_method
 from climlatent._params import ParamsMixin
 from climlatent.errors import not_fitted
 from climlatent.estimators._config import check_config
+from climlatent.estimators._eof import centred_rank, pattern_signs
 
 __all__ = ["CCARegression"]
 
@@ -49,8 +50,8 @@ def _reduce(data: np.ndarray, regularisation: float) -> tuple[np.ndarray, ...]:
     """
     mean = data.mean(axis=0)
     left, singular, right_t = np.linalg.svd(data - mean, full_matrices=False)
-    keep = singular > singular[0] * max(data.shape) * np.finfo(np.float64).eps
-    left, singular, basis = left[:, keep], singular[keep], right_t[keep].T
+    keep = centred_rank(singular, data.shape, np.sqrt(len(data)) * float(np.linalg.norm(mean)))
+    left, singular, basis = left[:, :keep], singular[:keep], right_t[:keep].T
     variances = singular**2 / (len(data) - 1)
     ridge = regularisation * variances.sum() / data.shape[1]
     return mean, basis, left * singular, variances + ridge, ridge
@@ -76,7 +77,8 @@ class CCARegression(ParamsMixin):
         ``(n_components,)`` canonical correlations, decreasing.
     x_weights_, y_weights_ : np.ndarray
         ``(p, n_components)`` and ``(q, n_components)``: centred data times these
-        gives the canonical variates.
+        gives the canonical variates; the largest-magnitude x weight of each pair is
+        positive, whatever the order of the samples.
     y_loadings_ : np.ndarray
         ``(n_components, q)``: maps canonical variates of ``Y`` back to ``Y``.
     x_mean_, y_mean_ : np.ndarray
@@ -134,13 +136,16 @@ class CCARegression(ParamsMixin):
         white_x = coords_x / np.sqrt(var_x)
         white_y = coords_y / np.sqrt(var_y)
         cross = white_x.T @ white_y / (len(x) - 1)
-        u, s, v_t = np.linalg.svd(cross, full_matrices=False)
         r = self.n_components
+        u, s, v_t = np.linalg.svd(cross, full_matrices=False)
+        x_weights = basis_x @ (u[:, :r] / np.sqrt(var_x)[:, None])
+        signs = pattern_signs(x_weights.T)  # a pair's sign: LAPACK's changes with sample order
+        v_t = v_t[:r] * signs[:, None]
         self.x_mean_, self.x_ridge_, self.y_mean_, self.y_ridge_ = x_mean, x_ridge, y_mean, y_ridge
         self.canonical_correlations_ = s[:r]
-        self.x_weights_ = basis_x @ (u[:, :r] / np.sqrt(var_x)[:, None])
-        self.y_weights_ = basis_y @ (v_t[:r].T / np.sqrt(var_y)[:, None])
-        self.y_loadings_ = (v_t[:r] * np.sqrt(var_y)) @ basis_y.T
+        self.x_weights_ = x_weights * signs
+        self.y_weights_ = basis_y @ (v_t.T / np.sqrt(var_y)[:, None])
+        self.y_loadings_ = (v_t * np.sqrt(var_y)) @ basis_y.T
         self._record_fit_params()
         return self
 

@@ -100,6 +100,33 @@ def test_ridge_matches_closed_form():
     np.testing.assert_allclose(coef[1:], np.linalg.inv(xc.T @ xc + 2.5 * np.eye(3)) @ xc.T @ yc)
 
 
+def test_a_cell_copied_with_an_offset_is_no_mode_and_the_regression_is_minimum_norm():
+    # cell 3 is cell 1 plus 1e5 (rounded once): 1e-11 apart after centring, it was a
+    # third mode (3e-22 of the variance) whose huge coefficient put the emulation 0.09 off
+    rng = np.random.default_rng(8)
+    base, y = rng.normal(size=(100, 2)), rng.normal(size=(100, 2))
+    y += base @ [[1.0, 0.0], [0.5, -1.0]]
+    fields = lambda b: np.column_stack([b, b[:, 0] + 1e5])  # noqa: E731
+    basis = fit_eofs(fields(base), np.ones(3), n_modes=3)
+    assert basis.eofs.shape == (2, 3)
+    new = rng.normal(size=(20, 2))
+    coef = fit_ridge(basis.project(fields(base)), y)
+    emulated = coef[0] + basis.project(fields(new)) @ coef[1:]
+    design = np.column_stack([np.ones(100), base])
+    reference = np.column_stack([np.ones(20), new]) @ np.linalg.lstsq(design, y, rcond=None)[0]
+    np.testing.assert_allclose(emulated, reference, atol=1e-9)
+
+
+def test_eof_signs_follow_the_data_not_the_order_of_its_samples():
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(200, 5)) @ rng.normal(size=(5, 12)) + rng.normal(size=(200, 12))
+    basis = fit_eofs(x, np.ones(12), n_modes=5)
+    peaks = basis.eofs[np.arange(5), np.argmax(np.abs(basis.eofs), axis=1)]
+    assert np.all(peaks > 0)  # the largest loading of each EOF is positive
+    for order in (x[::-1], x[rng.permutation(200)]):
+        np.testing.assert_allclose(fit_eofs(order, np.ones(12), 5).eofs, basis.eofs, atol=1e-12)
+
+
 def test_lazy_input_gives_lazy_identical_output(fitted_eof, split):
     _, test = split
     lazy = fitted_eof.emulate(test.chunk(time=100))

@@ -181,6 +181,38 @@ def test_cca_handles_more_columns_than_samples_and_refuses_bad_input():
         CCARegression(2).fit(x, y[:10])
 
 
+def test_cca_takes_a_column_copied_with_an_offset_as_no_new_direction():
+    # the copy is 1e-11 off after centring: a third direction, whitened to unit variance,
+    # put the emulation 0.007 off least squares on the two columns, and x = (a, a + 1e5)
+    # had a second pair (correlation 0.006) where it has one direction
+    rng = np.random.default_rng(6)
+    base = rng.normal(size=(100, 2))
+    y = base @ [[1.0, 0.0], [0.5, -1.0]] + rng.normal(size=(100, 2))
+    x = np.column_stack([base, base[:, 1] + 1e5])
+    cca = CCARegression(2, regularisation=0.0).fit(x, y)
+    new = rng.normal(size=(20, 2))
+    design = np.column_stack([np.ones(100), base])
+    reference = np.column_stack([np.ones(20), new]) @ np.linalg.lstsq(design, y, rcond=None)[0]
+    np.testing.assert_allclose(
+        cca.emulate(np.column_stack([new, new[:, 1] + 1e5])), reference, atol=1e-9
+    )
+    with pytest.raises(ValueError, match="between 1 and 1"):  # one direction in x
+        CCARegression(2, regularisation=0.0).fit(x[:, 1:], y)
+
+
+def test_cca_signs_follow_the_data_not_the_order_of_its_samples():
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(200, 5))
+    y = x[:, :3] + rng.normal(size=(200, 3))
+    cca = CCARegression(3, regularisation=0.0).fit(x, y)
+    peaks = cca.x_weights_[np.argmax(np.abs(cca.x_weights_), axis=0), np.arange(3)]
+    assert np.all(peaks > 0)  # the largest x weight of each pair is positive
+    order = rng.permutation(200)
+    again = CCARegression(3, regularisation=0.0).fit(x[order], y[order])
+    np.testing.assert_allclose(again.x_weights_, cca.x_weights_, atol=1e-12)
+    np.testing.assert_allclose(again.transform_y(y), cca.transform_y(y), atol=1e-12)
+
+
 # -- the estimator -------------------------------------------------------------------
 
 

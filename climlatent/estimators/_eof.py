@@ -35,7 +35,8 @@ class EOFBasis:
     sqrt_weights : np.ndarray
         Square roots of the cell weights, shape (n_cells,).
     eofs : np.ndarray
-        Orthonormal patterns in weighted space, shape (n_modes, n_cells).
+        Orthonormal patterns in weighted space, shape (n_modes, n_cells), each with its
+        largest-magnitude entry positive (`pattern_signs`).
     explained_variance_ratio : np.ndarray
         Fraction of the weighted variance each mode explains, shape (n_modes,).
 
@@ -150,7 +151,8 @@ def fit_eofs(x: np.ndarray, weights: np.ndarray, n_modes: int, name: str | None 
     weights : np.ndarray
         Positive cell weights (e.g. cell areas), shape (n_cells,).
     n_modes : int
-        Number of modes to keep; capped at the numerical rank of the anomaly matrix.
+        Number of modes to keep; capped at the numerical rank of the anomaly matrix,
+        judged against the round-off of the data before centring (`centred_rank`).
     name : str, optional
         The setting that chose ``n_modes`` as an exact count: then more modes than
         ``min(n_samples - 1, n_cells)`` are refused, naming it. None: at most
@@ -188,10 +190,45 @@ def fit_eofs(x: np.ndarray, weights: np.ndarray, n_modes: int, name: str | None 
     sqrt_weights = np.sqrt(weights)
     _, singular, vt = np.linalg.svd((x - mean) * sqrt_weights, full_matrices=False)
     total = float(np.sum(singular**2))
-    rank = int(np.sum(singular > singular[0] * max(x.shape) * np.finfo(float).eps)) if total else 0
-    k = max(1, min(n_modes, rank))
+    offset = np.sqrt(x.shape[0]) * float(np.linalg.norm(mean * sqrt_weights))
+    k = max(1, min(n_modes, centred_rank(singular, x.shape, offset)))
     explained = singular[:k] ** 2 / total if total else np.zeros(k)
-    return EOFBasis(mean, sqrt_weights, vt[:k], explained)
+    return EOFBasis(mean, sqrt_weights, vt[:k] * pattern_signs(vt[:k])[:, None], explained)
+
+
+def centred_rank(singular: np.ndarray, shape: tuple[int, ...], offset: float) -> int:
+    """Numerical rank of centred data of ``shape`` from its singular values, largest first.
+
+    Round-off is that of the data before centring, whose norm is at most
+    ``singular[0] + offset`` (``offset``: ``sqrt(n_samples)`` times the norm of the mean
+    removed); singular values above ``max(shape) * eps`` times that count, as in
+    :func:`numpy.linalg.matrix_rank`. Measured against the anomalies alone, a cell that
+    copies another plus 1e5 (1e-11 apart after centring) was a mode of its own.
+
+    Examples
+    --------
+    >>> centred_rank(np.array([1.0, 1e-12]), (100, 2), offset=0.0)
+    2
+    >>> centred_rank(np.array([1.0, 1e-12]), (100, 2), offset=1e5)
+    1
+    """
+    scale = (singular[0] if singular.size else 0.0) + offset
+    return int(np.sum(singular > scale * max(shape) * np.finfo(np.float64).eps))
+
+
+def pattern_signs(patterns: np.ndarray) -> np.ndarray:
+    """Signs (+-1) that make the largest-magnitude entry of each row of ``patterns`` positive.
+
+    Singular vectors are defined up to sign, and LAPACK's pick changes with the order
+    of the samples; this fixes it, as scikit-learn's ``svd_flip`` does.
+
+    Examples
+    --------
+    >>> pattern_signs(np.array([[0.6, -0.8], [0.6, 0.8]])).tolist()
+    [-1.0, 1.0]
+    """
+    rows = np.arange(len(patterns))
+    return np.where(patterns[rows, np.argmax(np.abs(patterns), axis=1)] < 0, -1.0, 1.0)
 
 
 def fit_ridge(x: np.ndarray, y: np.ndarray, ridge: float = 0.0) -> np.ndarray:

@@ -38,7 +38,10 @@ class EOFRegression(Estimator):
     n_target_eofs : int
         Target EOFs predicted; also the latent dimension of :meth:`encode`.
     ridge : float
-        Ridge penalty on the regression coefficients (0: ordinary least squares).
+        Ridge penalty on the regression coefficients (0: ordinary least squares), added
+        to the sums of squares of the proxy PCs: in the units of the transformed proxy,
+        so with ``proxy_transform="none"`` its effect changes with the proxy's units
+        (the same ridge shrank a proxy in hPa 10^4 times more than in Pa).
     target_transform, proxy_transform : {"none", "standardize", "log1p"}
         Preprocessing of each field before the EOF analysis (fitted on training data).
     range_tolerance : float
