@@ -21,6 +21,8 @@ def make_gallery(folder: str | Path = "docs/gallery", epochs: int = 300) -> list
     >>> [p.name for p in paths]
     ['emulation_maps.png', 'a1b_downscaling_rmse.png']
     """
+    import matplotlib.pyplot as plt
+
     from climlatent.plot import compare_maps
 
     out = Path(folder)
@@ -44,6 +46,7 @@ def make_gallery(folder: str | Path = "docs/gallery", epochs: int = 300) -> list
     )
     emulation = out / "emulation_maps.png"
     fig.savefig(emulation, dpi=80)
+    plt.close(fig)  # saved: not left open for pyplot (or Jupyter) to show again
     _, maps = experiment(epochs=epochs)
     a1b = out / "a1b_downscaling_rmse.png"
     rmse_maps_figure(maps, str(a1b))

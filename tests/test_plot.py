@@ -241,6 +241,38 @@ def test_a_regional_grid_across_the_antimeridian_is_mapped_where_it_is(labels, o
     np.testing.assert_allclose(cell.mean(axis=0), (199 - 180, 5), atol=1e-9)
 
 
+@pytest.mark.parametrize("projection", [ccrs.PlateCarree(), ccrs.Robinson()], ids=type)
+def test_a_regional_grid_across_the_edge_of_axes_one_chose_is_mapped_where_it_is(projection):
+    """Centred on the map's 0 degrees, the Pacific grid 141E..141W was cut in two at
+    the map's edge and drawn sorted -179..-141, 141..179: the two cells beside the cut
+    each spanned 141 degrees, joined across the globe (widths -38 to 322 degrees)."""
+    lat, east = np.arange(-19.0, 20.0, 2.0), np.arange(141.0, 220.0, 2.0)
+    values = np.zeros((lat.size, east.size))
+    values[lat == 5.0, east == 199.0] = 1.0  # one hot cell at 199E 5N
+    ax = plt.axes(projection=projection)
+    cl.plot.map(field(lat, east, values), ax)
+    corners = mesh(ax).get_coordinates()
+    np.testing.assert_allclose(np.diff(corners[..., 0], axis=1), 2.0)
+    row, column = np.unravel_index(np.argmax(mesh(ax).get_array()), values.shape)
+    centre = corners[row : row + 2, column : column + 2].reshape(-1, 2).mean(axis=0)
+    on_map = (mesh(ax).get_transform() - ax.transData).transform(centre)
+    lon, lat = ccrs.PlateCarree().transform_point(*on_map, projection)
+    np.testing.assert_allclose((lon, lat), (199.0 - 360, 5.0), atol=1e-6)
+
+
+def test_infinite_cells_are_blank_and_leave_the_colour_scale_to_the_finite_ones(offline):
+    """vmax was inf: matplotlib fell back to limits -0.1..0.1, every cell one colour."""
+    lat, lon = np.arange(35.5, 70.0, 5.0), np.arange(-19.5, 40.0, 5.0)
+    values = np.arange(lat.size * lon.size, dtype=float).reshape(lat.size, lon.size) + 1
+    values[0, 0], values[1, 1] = np.inf, -np.inf
+    shown = mesh(cl.plot.map(field(lat, lon, values)))
+    finite = values[np.isfinite(values)]
+    assert shown.get_clim() == (finite.min(), finite.max()) == (2.0, 84.0)
+    np.testing.assert_array_equal(
+        np.ma.getmaskarray(shown.get_array()).reshape(values.shape), ~np.isfinite(values)
+    )
+
+
 def test_a_regional_grid_across_greenwich_labelled_0_360_is_regional():
     """Its span was taken as 359 degrees: a global strip with the data at both edges."""
     lat, lon = np.arange(35.5, 70.0, 1.0), np.arange(-19.5, 40.0, 1.0)
@@ -306,6 +338,27 @@ def test_skill_maps(europe, offline, tmp_path):
     assert render(fig, tmp_path / "skill.png").std() > 0
 
 
+def test_skill_and_comparison_of_a_model_in_other_units_are_in_the_truths(europe, offline):
+    """A model in degC against a truth in K: its bias mapped -272.95 K (the RMSE beside
+    it 0.2 K); compare_maps shared one scale from 1.25 (degC) to 292 (K) and mapped
+    differences of -272.95. Differences of degC fields were labelled degC, not K."""
+    truth = europe["tas"].astype(float)
+    model = (truth - 273.15 + 0.2).assign_attrs(truth.attrs, units="degC")
+    fig = cl.plot.skill_maps(model, truth)
+    bias = [ax for ax in fig.axes if ax.get_title() == "bias"][0]
+    np.testing.assert_allclose(mesh(bias).get_array(), 0.2, rtol=1e-9)
+    assert colourbar_labels(fig)[1] == "mean bias [K]"
+    fig = cl.plot.compare_maps(truth.mean("time"), model.mean("time"))
+    maps = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    lo, hi = float(truth.mean("time").min()), float(truth.mean("time").max())
+    assert mesh(maps[0]).get_clim() == pytest.approx((lo, hi + 0.2), rel=1e-6)
+    np.testing.assert_allclose(mesh(maps[2]).get_array(), 0.2, rtol=1e-9)
+    in_celsius = truth.mean("time").assign_attrs(units="degC") - 273.15
+    fig = cl.plot.compare_maps(in_celsius, in_celsius + 0.2)
+    assert colourbar_labels(fig)[1] == "difference from truth [K]"
+    assert colourbar_labels(cl.plot.skill_maps(model, model - 0.1))[1] == "mean bias [K]"
+
+
 def test_return_level_maps(europe, offline, tmp_path):
     params = cl.metrics.fit_gev(cl.metrics.annual_maxima(europe["tas"]), method="lmoments")
     levels = cl.metrics.return_level(params, [10, 100])
@@ -331,6 +384,9 @@ def test_latent_traversal(europe, offline, tmp_path):
     assert mesh(maps[0]).get_clim()[0] == -mesh(maps[0]).get_clim()[1]
     assert colourbar_labels(fig) == ["near-surface air temperature anomaly [K]"]
     assert render(fig, tmp_path / "traversal.png").std() > 0
+    in_celsius = traversal.assign(tas=traversal["tas"].assign_attrs(units="degC"))
+    fig = cl.plot.latent_traversal(in_celsius, anomaly=True)  # a change of 1 degC is 1 K
+    assert colourbar_labels(fig) == ["near-surface air temperature anomaly [K]"]
     guided = traversal.assign_attrs(traversed_auxiliary="nao")  # as AuxVAE.traverse gives
     titles = [ax.get_title() for ax in cl.plot.latent_traversal(guided).axes]
     assert titles[: len(values)] == [f"nao = {v:+.3g}" for v in values]
@@ -348,6 +404,17 @@ def test_aggregate_posterior(tmp_path):
     assert laplace.axes[1].lines[-1].get_label() == "prior"
     with pytest.raises(InputDataError, match="no dimension 'code'"):
         cl.plot.aggregate_posterior(z, latent_dim="code")
+
+
+@pytest.mark.parametrize(("n_latents", "pair"), [(1, (0, 1)), (3, (0, 5)), (3, (-1, 0))])
+def test_aggregate_posterior_refuses_a_pair_outside_the_latents(n_latents, pair):
+    """A one-latent model's codes (or pair=(0, 5) of three) failed in numpy with
+    'IndexError: index 1 is out of bounds for axis 1 with size 1'; pair=(-1, 0)
+    plotted the last latent labelled z[-1]."""
+    z = xr.DataArray(np.zeros((50, n_latents)), dims=("time", "latent"))
+    message = rf"pair=\({pair[0]}, {pair[1]}\) names latents outside 0..{n_latents - 1}"
+    with pytest.raises(InputDataError, match=message):
+        cl.plot.aggregate_posterior(z, pair=pair)
 
 
 def test_latent_factor_heatmap(tmp_path):

@@ -24,7 +24,14 @@ from scipy import stats
 from climlatent.errors import InputDataError
 from climlatent.grid import find_grid
 from climlatent.metrics import latent_factor_correlation, r2_map, rmse_map
-from climlatent.plot.maps import colourbar_label, map, map_panels, panel_figure
+from climlatent.metrics.skill import as_score, paired
+from climlatent.plot.maps import (
+    colourbar_label,
+    map,
+    map_panels,
+    panel_figure,
+    units_of_differences,
+)
 
 MAX_PANEL_COLUMNS = 4
 
@@ -37,7 +44,8 @@ def skill_maps(
     Parameters
     ----------
     prediction, truth : xr.DataArray
-        Fields on the same grid and samples.
+        Fields on the same grid and samples; the prediction is scored in the truth's
+        units (converted where both name theirs), as `climlatent.metrics` scores it.
     dims : sequence of str, optional
         Dims the scores are computed over; by default every non-spatial dim of
         ``truth`` (time, member).
@@ -58,8 +66,9 @@ def skill_maps(
     """
     grid = find_grid(truth, truth.name)
     dims = tuple(d for d in truth.dims if d not in grid.spatial_dims) if dims is None else dims
-    bias = (prediction - truth).mean(dims)
-    bias = bias.rename("bias").assign_attrs(long_name="mean bias", units=truth.attrs.get("units"))
+    predicted, observed = paired(prediction, truth)
+    bias = (predicted - observed).mean(dims).rename("bias")
+    bias = as_score(bias, "mean bias", units_of_differences(truth))
     panels = [
         ("RMSE", rmse_map(prediction, truth, tuple(dims)), {"diverging": False, "vmin": 0.0}),
         ("bias", bias, {"diverging": True}),
@@ -109,7 +118,7 @@ def latent_traversal(
     if anomaly:
         long_name = da.attrs.get("long_name") or da.name
         da = (da - da.mean("value")).assign_attrs(
-            long_name=f"{long_name} anomaly", units=da.attrs.get("units")
+            long_name=f"{long_name} anomaly", units=units_of_differences(da)
         )
     n = da.sizes["value"]
     n_cols = min(n, MAX_PANEL_COLUMNS)
@@ -137,7 +146,7 @@ def aggregate_posterior(
     latents : xr.DataArray
         Latent codes, e.g. ``estimator.encode(ds)``: sample dims and ``latent_dim``.
     pair : tuple of int
-        The two latent dimensions of the scatter plot.
+        The two latent dimensions of the scatter plot (of the ``latent_dim`` positions).
     latent_dim : str
         The latent dimension.
     prior : scipy.stats frozen distribution, optional
@@ -163,9 +172,15 @@ def aggregate_posterior(
     """
     if latent_dim not in latents.dims:
         raise InputDataError(f"latents have no dimension {latent_dim!r} (dims: {latents.dims})")
+    n_latents = latents.sizes[latent_dim]
+    if not all(0 <= k < n_latents for k in pair):
+        raise InputDataError(
+            f"pair={tuple(pair)} names latents outside 0..{n_latents - 1}: the latents have "
+            f"{n_latents} along {latent_dim!r}"
+        )
     name = "prior" if prior is not None else "N(0, 1)"  # not a learned (hierarchical) prior
     prior = prior or stats.norm()
-    z = latents.transpose(..., latent_dim).values.reshape(-1, latents.sizes[latent_dim])
+    z = latents.transpose(..., latent_dim).values.reshape(-1, n_latents)
     z = z[np.isfinite(z).all(axis=1)]
     drawn = prior.rvs(size=(len(z), 2), random_state=np.random.default_rng(seed))
     fig, (scatter, marginal) = plt.subplots(1, 2, figsize=(10, 4.5), layout="constrained")

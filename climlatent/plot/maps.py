@@ -10,7 +10,8 @@ Projections (`choose_projection`): a grid spanning (nearly) all longitudes gets
 ``PlateCarree`` centred on the grid; a regional grid wholly poleward of 15 degrees
 and at most 150 degrees wide gets a ``LambertConformal`` fitted to it; any other
 regional grid gets ``PlateCarree``. Regional maps are cut to the grid's extent.
-Longitudes may run -180..180 or 0..360: they are taken relative to the map centre.
+Longitudes may run -180..180 or 0..360: a global field's are taken relative to the map
+centre, a regional field's relative to its own.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from matplotlib.figure import Figure
 from climlatent.cell_edges import continuous_longitudes
 from climlatent.errors import InputDataError
 from climlatent.grid import GridInfo, find_grid
+from climlatent.metrics.skill import in_units_of
 from climlatent.plot._cartopy import coastline_feature
+from climlatent.units import difference_units
 
 DIVERGING_CMAP = "RdBu_r"
 SEQUENTIAL_CMAP = "viridis"
@@ -59,6 +62,19 @@ def colourbar_label(da: xr.DataArray) -> str:
     return f"{text} [{units}]" if units is not None else str(text)
 
 
+def units_of_differences(da: xr.DataArray) -> str | None:
+    """Units of a difference of values of ``da`` (K for degC, see `difference_units`).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> units_of_differences(xr.DataArray(0.0, attrs={"units": "degC"}))
+    'K'
+    """
+    units = da.attrs.get("units")
+    return None if units is None else difference_units(units)
+
+
 def colour_scale(
     fields: Sequence[xr.DataArray],
     diverging: bool | None = None,
@@ -72,6 +88,7 @@ def colour_scale(
     ----------
     fields : sequence of xr.DataArray
         The fields sharing the scale; the first one's attributes pick the colormap.
+        The limits are those of the finite values (the map leaves NaN and inf blank).
     diverging : bool, optional
         Centre a diverging colormap on zero with limits ``-max|x|, max|x|``. By default
         when the fields take both signs.
@@ -87,9 +104,10 @@ def colour_scale(
     ColourScale(cmap='YlGnBu', vmin=1.0, vmax=3.0, extend='neither')
     """
     values = np.concatenate([np.ravel(da.values) for da in fields]).astype(float)
-    if not np.isfinite(values).any():
+    values = values[np.isfinite(values)]  # NaN and inf cells are left blank
+    if not values.size:
         raise InputDataError(f"variable {fields[0].name!r} has no finite values to map")
-    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    lo, hi = float(values.min()), float(values.max())
     if diverging is None:
         diverging = lo < 0 < hi
     if diverging:
@@ -136,6 +154,16 @@ def _is_global(extent: tuple[float, float, float, float]) -> bool:
     return extent[1] - extent[0] >= 350
 
 
+def _grid_extent(da: xr.DataArray, grid: GridInfo) -> tuple[float, float, float, float]:
+    """`_extent` of the grid's cells, longitudes taken without a break around the circle."""
+    return _extent(continuous_longitudes(da[grid.lon].values), da[grid.lat].values)
+
+
+def _centre_longitude(extent: tuple[float, float, float, float]) -> float:
+    """The whole degree in [-180, 180) nearest the middle of ``extent``'s longitudes."""
+    return float(np.round(((extent[0] + extent[1]) / 2 + 180) % 360 - 180))
+
+
 def choose_projection(da: xr.DataArray) -> ccrs.Projection:
     """The map projection for the grid of ``da`` (rules in the module docstring).
 
@@ -146,10 +174,8 @@ def choose_projection(da: xr.DataArray) -> ccrs.Projection:
     >>> type(choose_projection(ds["tas"])).__name__
     'LambertConformal'
     """
-    grid = find_grid(da, da.name)
-    lon = da[grid.lon].values
-    lon0, lon1, lat0, lat1 = _extent(continuous_longitudes(lon), da[grid.lat].values)
-    centre_lon = float(np.round(((lon0 + lon1) / 2 + 180) % 360 - 180))
+    lon0, lon1, lat0, lat1 = _grid_extent(da, find_grid(da, da.name))
+    centre_lon = _centre_longitude((lon0, lon1, lat0, lat1))
     one_hemisphere = lat0 >= 15 or lat1 <= -15
     if _is_global((lon0, lon1, lat0, lat1)) or not one_hemisphere or lon1 - lon0 > 150:
         return ccrs.PlateCarree(central_longitude=centre_lon)
@@ -165,9 +191,18 @@ def choose_projection(da: xr.DataArray) -> ccrs.Projection:
 def _centred(
     field: xr.DataArray, grid: GridInfo, ax: GeoAxes
 ) -> tuple[xr.DataArray, ccrs.PlateCarree]:
-    """``field`` with longitudes in [-180, 180) about the map's centre, and their CRS."""
-    params = ax.projection.proj4_params  # PlateCarree names its centre "pm", not "lon_0"
-    centre = float(params.get("lon_0", 0.0)) + float(params.get("pm", 0.0))
+    """``field`` with longitudes in [-180, 180) about a centre, and their CRS.
+
+    The centre is the map's for a global field (its seam at the map's edge) and the
+    field's own for a regional one, which so stays whole on axes the caller chose
+    with the region across their edge.
+    """
+    extent = _grid_extent(field, grid)
+    if _is_global(extent):
+        params = ax.projection.proj4_params  # PlateCarree names its centre "pm"
+        centre = float(params.get("lon_0", 0.0)) + float(params.get("pm", 0.0))
+    else:
+        centre = _centre_longitude(extent)
     lon = field[grid.lon]
     field = field.assign_coords({grid.lon: (lon - centre + 180) % 360 - 180})
     field = field.sortby(grid.lon) if lon.ndim == 1 else field
@@ -334,7 +369,8 @@ def compare_maps(
     truth, model : xr.DataArray
         2-D fields on the same grid, e.g. time means or return levels.
     baseline : xr.DataArray, optional
-        A baseline model's field, mapped beside the model.
+        A baseline model's field, mapped beside the model. The models are mapped in
+        the truth's units (converted where both name theirs).
     labels : sequence of str
         Panel titles for truth, model and baseline.
 
@@ -353,12 +389,12 @@ def compare_maps(
     >>> [ax.get_title() for ax in fig.axes[:5]]
     ['truth', 'model', 'baseline', 'model - truth', 'baseline - truth']
     """
-    models = [model] if baseline is None else [model, baseline]
+    models = list(in_units_of((model,) if baseline is None else (model, baseline), truth))
     fig, axes = panel_figure(truth, 2, len(models) + 1)
     map_panels([truth, *models], labels[: len(models) + 1], axes[0])
     differences = [
         (m - truth).assign_attrs(
-            long_name=f"difference from {labels[0]}", units=truth.attrs.get("units")
+            long_name=f"difference from {labels[0]}", units=units_of_differences(truth)
         )
         for m in models
     ]

@@ -117,12 +117,15 @@ def experiment(epochs: int = 600) -> tuple[dict[str, float], dict[str, xr.DataAr
 
 def rmse_maps_figure(maps: dict[str, xr.DataArray], path: str) -> None:
     """Cartopy maps (coastlines drawn offline) of each method's RMSE, on one scale."""
+    import matplotlib.pyplot as plt
+
     from climlatent.plot import map_panels, panel_figure
 
     fields = [m.assign_attrs(long_name="RMSE", units="K") for m in maps.values()]
     fig, axes = panel_figure(fields[0], 1, len(fields))
     map_panels(fields, [f"{name}: held-out 60 years" for name in maps], axes.ravel())
     fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
