@@ -134,18 +134,22 @@ def _unit(powers: dict[str, float]) -> pint.Unit:
     return ureg.Unit(" * ".join(f"{unit} ** {power:g}" for unit, power in powers.items()) or "1")
 
 
-def difference_units(units: str) -> str:
-    """Units of a difference of two values in ``units`` (an anomaly, a change).
+def difference_units(units: str | None) -> str | None:
+    """Units of a difference of two values in ``units`` (an anomaly, a change, an RMSE).
 
     A difference of 1 degC is 1 K: an offset unit's differences are in its base unit
     (CF's "temperature: difference"); other units, and units it cannot read, are their
-    own.
+    own; None (no units) stays None.
 
     Examples
     --------
     >>> difference_units("degC"), difference_units("hPa"), difference_units("degF")
     ('K', 'hPa', '0.5555555555555556 K')
+    >>> difference_units(None) is None
+    True
     """
+    if units is None:
+        return None
     try:
         quantity = units_quantity(units)
     except InputDataError:

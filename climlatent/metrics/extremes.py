@@ -224,7 +224,7 @@ def fit_gev(
         kwargs={"method": method, "min_years": min_years},
     )
     units = maxima.attrs.get("units")
-    steps = None if units is None else difference_units(units)  # degC: K
+    steps = difference_units(units)  # degC: K
     attrs = [
         ("GEV location", units),
         ("GEV scale", steps),

@@ -175,19 +175,6 @@ def in_units_of(fields: tuple[xr.DataArray, ...], truth: xr.DataArray) -> tuple[
     return tuple(out)
 
 
-def _spread(units: str | None) -> str | None:
-    """CF units of a size of differences of fields in ``units`` (None if unknown).
-
-    An RMSE of temperatures in degC is in K: 2 "degC" would read as 275.15 K.
-
-    Examples
-    --------
-    >>> _spread("degC"), _spread("hPa"), _spread(None)
-    ('K', 'hPa', None)
-    """
-    return None if units is None else difference_units(units)
-
-
 def _squared(units: str | None) -> str | None:
     """CF units of a squared difference of fields in ``units`` (None if unknown).
 
@@ -196,7 +183,7 @@ def _squared(units: str | None) -> str | None:
     >>> _squared("K"), _squared("degC"), _squared("kg m-2 s-1"), _squared(None)
     ('K2', 'K2', 'kg2 m-4 s-2', None)
     """
-    spread = _spread(units)
+    spread = difference_units(units)
     if spread is None:
         return None
     try:
@@ -304,7 +291,7 @@ def rmse(prediction: xr.DataArray, truth: xr.DataArray, dims: tuple[str, ...] = 
     1.4142135623730951
     """
     error = mse(prediction, truth, dims) ** 0.5
-    return as_score(error, "root mean squared error", _spread(truth.attrs.get("units")))
+    return as_score(error, "root mean squared error", difference_units(truth.attrs.get("units")))
 
 
 def mse_skill_score(
@@ -412,7 +399,7 @@ def rmse_map(
     prediction, truth = paired(prediction, truth)
     dims = _dims(truth, dims)
     out = (((prediction - truth) ** 2).mean(dims) ** 0.5).rename("rmse")
-    return as_score(out, "root mean squared error", _spread(truth.attrs.get("units")))
+    return as_score(out, "root mean squared error", difference_units(truth.attrs.get("units")))
 
 
 def correlation(prediction: xr.DataArray, truth: xr.DataArray, dim: str = "time") -> xr.DataArray:

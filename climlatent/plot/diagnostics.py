@@ -25,13 +25,8 @@ from climlatent.errors import InputDataError
 from climlatent.grid import find_grid
 from climlatent.metrics import latent_factor_correlation, r2_map, rmse_map
 from climlatent.metrics.skill import as_score, paired
-from climlatent.plot.maps import (
-    colourbar_label,
-    map,
-    map_panels,
-    panel_figure,
-    units_of_differences,
-)
+from climlatent.plot.maps import colourbar_label, map, map_panels, panel_figure
+from climlatent.units import difference_units
 
 MAX_PANEL_COLUMNS = 4
 
@@ -68,7 +63,7 @@ def skill_maps(
     dims = tuple(d for d in truth.dims if d not in grid.spatial_dims) if dims is None else dims
     predicted, observed = paired(prediction, truth)
     bias = (predicted - observed).mean(dims).rename("bias")
-    bias = as_score(bias, "mean bias", units_of_differences(truth))
+    bias = as_score(bias, "mean bias", difference_units(truth.attrs.get("units")))
     panels = [
         ("RMSE", rmse_map(prediction, truth, tuple(dims)), {"diverging": False, "vmin": 0.0}),
         ("bias", bias, {"diverging": True}),
@@ -118,7 +113,7 @@ def latent_traversal(
     if anomaly:
         long_name = da.attrs.get("long_name") or da.name
         da = (da - da.mean("value")).assign_attrs(
-            long_name=f"{long_name} anomaly", units=units_of_differences(da)
+            long_name=f"{long_name} anomaly", units=difference_units(da.attrs.get("units"))
         )
     n = da.sizes["value"]
     n_cols = min(n, MAX_PANEL_COLUMNS)

@@ -62,19 +62,6 @@ def colourbar_label(da: xr.DataArray) -> str:
     return f"{text} [{units}]" if units is not None else str(text)
 
 
-def units_of_differences(da: xr.DataArray) -> str | None:
-    """Units of a difference of values of ``da`` (K for degC, see `difference_units`).
-
-    Examples
-    --------
-    >>> import xarray as xr
-    >>> units_of_differences(xr.DataArray(0.0, attrs={"units": "degC"}))
-    'K'
-    """
-    units = da.attrs.get("units")
-    return None if units is None else difference_units(units)
-
-
 def colour_scale(
     fields: Sequence[xr.DataArray],
     diverging: bool | None = None,
@@ -394,7 +381,8 @@ def compare_maps(
     map_panels([truth, *models], labels[: len(models) + 1], axes[0])
     differences = [
         (m - truth).assign_attrs(
-            long_name=f"difference from {labels[0]}", units=units_of_differences(truth)
+            long_name=f"difference from {labels[0]}",
+            units=difference_units(truth.attrs.get("units")),
         )
         for m in models
     ]
