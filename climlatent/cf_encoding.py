@@ -15,12 +15,16 @@ import cftime
 import numpy as np
 import xarray as xr
 from xarray.coding.times import infer_datetime_units
+from xarray.conventions import CF_RELATED_DATA, encode_cf_variable
 
 from climlatent.grid import GridInfo, find_grid, find_member, find_time
 from climlatent.packing import PACKING, unpack_valid_range
 
 CONVENTIONS = "CF-1.8"
 FILL_VALUE = 1.0e20  # the CMIP fill value for floating-point fields
+# CF attributes of variables, not of a file: xr.merge of DataArrays gives the Dataset the
+# first one's (a global "units: K" of an RMSE map), which iris refuses as global attributes.
+_VARIABLE_ONLY_ATTRS = ("units", "standard_name", "long_name", "cell_methods", "coordinates")
 _COORD_ATTRS = {
     "lat": {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"},
     "lon": {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
@@ -31,12 +35,15 @@ def cf_encode(ds: xr.Dataset, complete_coords: bool = True) -> xr.Dataset:
     """Complete the CF-1.8 metadata of ``ds`` for writing, without touching its values.
 
     - ``Conventions`` names CF-1.8 (in place of another CF version; other conventions
-      stay); a missing ``title`` is made of the data variables' long names;
+      stay); a missing ``title`` is made of the data variables' long names; the
+      attributes that CF gives variables only (``units``, ``long_name``...) are
+      not written as global attributes;
     - with ``complete_coords``, latitude, longitude and time get their axis attributes
       where missing, a member dimension ``standard_name: realization`` (and
       ``units: 1`` when numeric);
     - a ``bounds`` attribute naming a variable not in ``ds`` is dropped; when ``ds``
       holds one grid-mapping variable, the variables on the horizontal grid name it;
+      each data variable names the auxiliary coordinates on its dimensions;
     - encodings: ``_FillValue`` on floating-point data variables, written unpacked
       (a file's ``scale_factor``, ``add_offset``, integer dtype and ``missing_value``
       dropped), and none on coordinates, bounds and grid mappings (as CF asks); times
@@ -68,6 +75,7 @@ def cf_encode(ds: xr.Dataset, complete_coords: bool = True) -> xr.Dataset:
     ({'Conventions': 'CF-1.8', 'title': 'pr'}, 1e+20, {'_FillValue': None})
     """
     out = ds.copy()
+    out.attrs = {k: v for k, v in out.attrs.items() if k not in _VARIABLE_ONLY_ATTRS}
     out.attrs["Conventions"] = " ".join(
         [CONVENTIONS, *(c for c in out.attrs.get("Conventions", "").split() if c[:3] != "CF-")]
     )
@@ -89,6 +97,7 @@ def cf_encode(ds: xr.Dataset, complete_coords: bool = True) -> xr.Dataset:
         ", ".join(str(out[n].attrs.get("long_name", n)) for n in plain) or "climlatent output",
     )
     _encode_times(out, bounds)
+    _name_coordinates(out, plain)
     for name, var in out.variables.items():
         if var.dtype.kind in "iu" and var.dtype.itemsize == 8 and _fits_int32(var):
             var.encoding["dtype"] = "int32"
@@ -184,6 +193,39 @@ def _encode_times(out: xr.Dataset, bounds: set[Hashable]) -> None:
             stored = np.dtype(item.encoding.get("dtype", "int64"))
             if stored == np.int64 or (stored.kind == "f" and stored.itemsize < 8):
                 item.encoding["dtype"] = "float64"
+        if len(pair) == 2 and "units" in var.encoding:
+            # as xarray writes the coordinate's units (tidied: "days since 1970-01-01" for
+            # "days since 1970-01-01 00:00:00"); it writes those of lazy bounds untidied,
+            # and the CF checker found bounds in other units than their time
+            pair[1].encoding["units"] = encode_cf_variable(var).attrs["units"]
+
+
+def _name_coordinates(out: xr.Dataset, plain: list[Hashable]) -> None:
+    """Name in each of the ``plain`` variables its auxiliary coordinates, in place.
+
+    As xarray would, but a coordinate whose name is part of a ``bounds`` name stays named:
+    xarray left ``forecast_reference_time`` (bounds ``forecast_reference_time_bnds``) out
+    of ``coordinates``, so that iris and xarray read it detached from the data.
+    """
+    related = {
+        word
+        for var in out.variables.values()
+        for holder in (var.attrs, var.encoding)
+        for key in CF_RELATED_DATA
+        for word in str(holder.get(key, "")).split()
+    }
+    auxiliary = [
+        name
+        for name in out.coords
+        if name not in out.dims and name not in related and " " not in str(name)
+    ]
+    for name in plain:
+        var = out.variables[name]
+        if "coordinates" in var.attrs or "coordinates" in var.encoding:
+            continue
+        found = sorted(str(c) for c in auxiliary if set(out[c].dims) <= set(var.dims))
+        if found:
+            var.encoding["coordinates"] = " ".join(found)
 
 
 def _is_time(var: xr.Variable) -> bool:

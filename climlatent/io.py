@@ -395,8 +395,8 @@ def to_netcdf(
     Raises
     ------
     InputDataError
-        A DataArray without a name, or an attribute netCDF cannot hold (None, a bool, a
-        dict), naming the variable and the attribute.
+        A DataArray without a name or named as one of its coordinates, or an attribute
+        netCDF cannot hold (None, a bool, a dict), naming the variable and the attribute.
     FileNotFoundError, IsADirectoryError
         The target's folder does not exist, or the target is a folder (before any
         data is computed).
@@ -419,6 +419,11 @@ def to_netcdf(
     if isinstance(ds, xr.DataArray):
         if ds.name is None:
             raise InputDataError("a DataArray without a name cannot be written: name it first")
+        if ds.name in ds.coords:  # as VAE.encode's "latent" on its "latent" dim
+            raise InputDataError(
+                f"a DataArray named as its coordinate {ds.name!r} cannot be written: "
+                "rename it first (da.rename('...'))"
+            )
         ds = ds.to_dataset()
     call = call or f"to_netcdf(ds, {target.name!r})"
     encoded = cf_encode(add_history(ds, call), complete_coords)

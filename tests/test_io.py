@@ -350,6 +350,8 @@ def test_a_named_dataarray_is_written_and_unwritable_attributes_are_named(tmp_pa
     np.testing.assert_array_equal(back["tas"].values, field.values)
     with pytest.raises(InputDataError, match="without a name"):
         to_netcdf(field.rename(None), tmp_path / "x.nc")
+    with pytest.raises(InputDataError, match="named as its coordinate 'time'"):
+        to_netcdf(field.rename("time"), tmp_path / "x.nc")
     for value in (None, True, {"a": 1}):
         with pytest.raises(InputDataError, match=r"attribute of 'tas' 'flag' is"):
             to_netcdf(field.assign_attrs(flag=value), tmp_path / "x.nc")

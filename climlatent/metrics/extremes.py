@@ -91,7 +91,10 @@ def annual_maxima(
     if not 0.0 <= max_missing <= 1.0:
         raise ValueError(f"max_missing must be a share in [0, 1], got {max_missing!r}")
     calendar_of(da, time)  # decoded dates on a CF calendar
+    # a plain label: with the time attributes it inherits, readers took the year
+    # numbers for times without units (iris; the CF checker called them an error)
     years = da[time].dt.year.rename("year")
+    years.attrs = {"long_name": "year"}
     maxima = da.groupby(years).max(time, keep_attrs=True)
     missing = da.isnull().groupby(years).mean(time)
     maxima = maxima.where(missing <= max_missing).assign_attrs(maxima.attrs)
