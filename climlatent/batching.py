@@ -27,7 +27,7 @@ import xarray as xr
 
 from climlatent.dask_threads import shared_cores
 from climlatent.draw_addresses import block_rows, draw_order, row_keys
-from climlatent.draws import DRAW_ATTRS, REALIZATION_DIM, BlockNormals, Draws
+from climlatent.draws import CONDITIONAL_DRAW, REALIZATION_DIM, BlockNormals, Draws, realizations
 from climlatent.errors import ClimlatentError, InputDataError
 from climlatent.graph_node import model_node
 from climlatent.grid import find_grid, grid_dataset
@@ -400,8 +400,8 @@ def map_model(
     else:
         data = _lazy_blocks(mapped, fields, groups, samples, spatial)
     if draws is not None:
-        realizations = xr.DataArray(np.arange(draws.n), dims=REALIZATION_DIM, attrs=DRAW_ATTRS)
-        sample, coords = (REALIZATION_DIM, *sample), {REALIZATION_DIM: realizations, **coords}
+        drawn = realizations(draws.n, CONDITIONAL_DRAW)
+        sample, coords = (REALIZATION_DIM, *sample), {REALIZATION_DIM: drawn, **coords}
     out = xr.DataArray(data, dims=sample + target.spatial_dims, coords=coords)
     if draws is not None:
         out = out.transpose(REALIZATION_DIM, *stored, ...)

@@ -24,6 +24,7 @@ import torch
 import xarray as xr
 
 from climlatent.checks import check_int, check_number
+from climlatent.draws import REALIZATION_DIM, realizations
 from climlatent.errors import InputDataError
 from climlatent.estimators.aux_vae import AuxVAE
 
@@ -147,7 +148,8 @@ class DeepPriorPosterior:
     fields : xr.Dataset
         ``<variable>_mean`` and ``<variable>_std`` maps of every model variable.
     guided : xr.DataArray
-        Draws of the guided parameters in their units, dims ``(draw, auxiliary)``.
+        Draws of the guided parameters in their units, dims ``(realization, auxiliary)``
+        (the draws numbered from 0, chain after chain).
     intervals : xr.DataArray
         Equal-tailed credible intervals, dims ``(auxiliary, bound)`` (lower, upper).
     r_hat, ess : xr.DataArray
@@ -238,10 +240,12 @@ def posterior(
     r_hat = split_gelman_rubin(z, chain_dim=0, sample_dim=1).numpy()
     ess = effective_sample_size(z, chain_dim=0, sample_dim=1).numpy()
     flat = z.reshape(-1, dim).numpy().astype(np.float32)
-    decoded = model.decode(xr.DataArray(flat, dims=("draw", "latent")))
+    decoded = model.decode(xr.DataArray(flat, dims=(REALIZATION_DIM, "latent")))
     fields = xr.Dataset(
         {
-            f"{name}_{stat}": getattr(decoded[name], stat)("draw").assign_attrs(decoded[name].attrs)
+            f"{name}_{stat}": getattr(decoded[name], stat)(REALIZATION_DIM).assign_attrs(
+                decoded[name].attrs
+            )
             for name in model.variables_
             for stat in ("mean", "std")
         }  # fmt: skip
@@ -249,12 +253,15 @@ def posterior(
     k = len(model.guided_names_)
     guided = xr.DataArray(
         flat[:, :k] * model.aux_std_ + model.aux_mean_,
-        dims=("draw", "auxiliary"),
-        coords={"auxiliary": model.guided_names_},
+        dims=(REALIZATION_DIM, "auxiliary"),
+        coords={
+            REALIZATION_DIM: realizations(len(flat), "draw of the posterior (NUTS)"),
+            "auxiliary": model.guided_names_,
+        },
         name="guided_parameters",
     )
     tail = (1 - credibility) / 2
-    intervals = guided.quantile([tail, 1 - tail], dim="draw").rename(quantile="bound")
+    intervals = guided.quantile([tail, 1 - tail], dim=REALIZATION_DIM).rename(quantile="bound")
     intervals = intervals.transpose("auxiliary", "bound").assign_coords(bound=["lower", "upper"])
     latent = {"latent": np.arange(dim)}
     return DeepPriorPosterior(

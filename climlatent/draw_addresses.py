@@ -43,7 +43,8 @@ def draw_order(field: xr.DataArray, sample: tuple[str, ...]) -> tuple[str, ...]:
     Raises
     ------
     InputDataError
-        A sample dim is named ``realization``, the draws' own dim.
+        A sample dim or a coordinate is named ``realization``, the draws' own dim (a
+        member selected from a ``realization`` dim leaves such a scalar coordinate).
 
     Examples
     --------
@@ -51,13 +52,40 @@ def draw_order(field: xr.DataArray, sample: tuple[str, ...]) -> tuple[str, ...]:
     >>> draw_order(da, ("time", "member"))
     ('member', 'time')
     """
-    if REALIZATION_DIM in sample:
-        raise InputDataError(
-            f"the inputs have a dim {REALIZATION_DIM!r}, the dim of the draws: rename it "
-            "(to 'member', say) to draw from them"
-        )
+    check_draw_dim_free(field)
     first = [dim for dim in (find_member(field), find_time(field)) if dim in sample]
     return (*first, *(dim for dim in sample if dim not in first))
+
+
+def check_draw_dim_free(obj: xr.Dataset | xr.DataArray, members_pooled: bool = False) -> None:
+    """Refuse inputs whose ``realization`` would clash with the dim of the draws.
+
+    A dim ``realization`` (its members kept beside the draws; not where they are pooled
+    into them, as the weather generator pools its members), or a coordinate of that
+    name without its dim (a member selected from such a dim).
+
+    Raises
+    ------
+    InputDataError
+        ``obj`` has such a dim or coordinate.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset(coords={"realization": ("realization", [1, 2])})
+    >>> check_draw_dim_free(ds, members_pooled=True)
+    >>> check_draw_dim_free(ds.isel(realization=0))
+    Traceback (most recent call last):
+    ...
+    climlatent.errors.InputDataError: the inputs have a coordinate 'realization', the dim \
+of the draws: rename it (to 'member', say: ds.rename(realization='member')) to draw from them
+    """
+    selected = REALIZATION_DIM in obj.coords and REALIZATION_DIM not in obj.dims
+    if selected or REALIZATION_DIM in obj.dims and not members_pooled:
+        kind = "coordinate" if selected else "dim"
+        raise InputDataError(
+            f"the inputs have a {kind} {REALIZATION_DIM!r}, the dim of the draws: rename "
+            f"it (to 'member', say: ds.rename({REALIZATION_DIM}='member')) to draw from them"
+        )
 
 
 def row_keys(samples: xr.DataArray) -> list[np.ndarray]:

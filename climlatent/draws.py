@@ -10,6 +10,16 @@ address ``r`` start at counter ``r * stride``, reached in constant time
 pair of uniforms into a pair of normals, so that every row uses a fixed number of
 them. A model that draws two kinds of noise (a latent map, then fine cells) takes them
 from two streams of the same key, 2**128 counter steps apart.
+
+Every output holding random draws (a stochastic downscaling, ``VED.sample``, the
+generative models' ``sample``, the weather generator, a deep prior's posterior) holds
+them along one dim, ``realization``, numbered ``0 .. n - 1`` by :func:`realizations`:
+CF's ``standard_name: realization``, an ensemble member index, as CMIP numbers its
+members. (Earlier releases named a prior's draws ``sample``, without a coordinate:
+``out.rename(realization="sample")`` gives code written for them their layout.) An input
+with a dim or a scalar coordinate ``realization`` is refused where draws are added to its
+dims (:func:`climlatent.draw_addresses.check_draw_dim_free`): draws and members never
+share a dim.
 """
 
 from __future__ import annotations
@@ -18,12 +28,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import xarray as xr
 
 RAW_PER_COUNTER = 4  # 64-bit outputs of one Philox counter step
 STREAM_STEPS = 2**128  # counter steps between streams: more than any ensemble's draws
 REALIZATION_DIM = "realization"  # CF: the axis of an ensemble of realisations
-#: The draws' coordinate, numbered from 0 (not CF's ``realization``, the member dim's).
-DRAW_ATTRS = {"long_name": "realisation of the model's noise", "units": "1"}
+#: What the draws along ``realization`` are, as their coordinate's ``long_name``.
+PRIOR_DRAW = "prior draw"
+CONDITIONAL_DRAW = "draw of the conditional distribution"
+
+
+def realizations(n: int, long_name: str) -> xr.DataArray:
+    """The coordinate of ``n`` draws: ``0 .. n - 1`` along ``realization``, CF's.
+
+    Examples
+    --------
+    >>> coord = realizations(3, PRIOR_DRAW)
+    >>> coord.dims, coord.values.tolist(), coord.attrs["standard_name"]
+    (('realization',), [0, 1, 2], 'realization')
+    """
+    attrs = {"standard_name": "realization", "long_name": long_name, "units": "1"}
+    return xr.DataArray(np.arange(n), dims=REALIZATION_DIM, attrs=attrs)
 
 
 @dataclass(frozen=True)

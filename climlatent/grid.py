@@ -26,6 +26,7 @@ import numpy as np
 import xarray as xr
 
 from climlatent.cell_edges import bounds_name, latitude_edges, longitude_widths
+from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
 from climlatent.monotonic import check_monotonic
 
@@ -244,18 +245,27 @@ def find_member(obj: xr.Dataset | xr.DataArray) -> str | None:
     """Name of the ensemble-member dimension, or ``None``.
 
     A dimension whose coordinate has CF ``standard_name: realization`` wins; otherwise
-    the usual dimension names (``member``, ``realization``, ``member_id``, ...).
+    the usual dimension names (``member``, ``realization``, ``member_id``, ...). Beside
+    another member dim, ``realization`` holds climlatent's draws
+    (:mod:`climlatent.draws`: an input with such a dim is not drawn from), so the other
+    one is the members': a downscaled ensemble's draws are not taken for its members.
 
     Examples
     --------
     >>> import xarray as xr
     >>> find_member(xr.DataArray([[1, 2]], dims=("realization", "time")))
     'realization'
+    >>> find_member(xr.DataArray([[[1, 2]]], dims=("realization", "ensemble", "time")))
+    'ensemble'
     """
-    for dim in obj.dims:
-        if dim in obj.coords and obj[dim].attrs.get("standard_name") == "realization":
-            return str(dim)
-    return next((d for d in MEMBER_DIM_NAMES if d in obj.dims), None)
+    cf = [
+        d
+        for d in obj.dims
+        if d in obj.coords and obj[d].attrs.get("standard_name") == "realization"
+    ]
+    found = [*cf, *(d for d in MEMBER_DIM_NAMES if d in obj.dims)]
+    members = [d for d in found if d != REALIZATION_DIM] or found
+    return str(members[0]) if members else None
 
 
 def scalar_member(obj: xr.Dataset | xr.DataArray) -> str | None:

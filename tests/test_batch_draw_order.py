@@ -7,6 +7,8 @@ import xarray as xr
 import climlatent as cl
 from climlatent import batch
 from climlatent.errors import InputDataError
+from climlatent.grid import find_member
+from climlatent.metrics import rank_histogram
 from climlatent.zarr_store import read_manifest
 
 
@@ -74,9 +76,43 @@ def test_draws_say_their_seed_and_describe_their_dim(world):
     out = est.downscale(coarse, n_samples=2, seed=7)
     assert "downscale(coarse, n_samples=2, seed=7)" in out.attrs["history"]  # seed 1 and 2 alike
     assert out["realization"].attrs == {
-        "long_name": "realisation of the model's noise",
+        "standard_name": "realization",
+        "long_name": "draw of the conditional distribution",
         "units": "1",
     }
+
+
+def test_draws_beside_an_ensemble_dim_leave_it_the_members_role(world, tmp_path):
+    """'realization' before 'ensemble' in the member names: the draws were taken for the
+    members, the written file naming the draws' axis CF's realization and the members'
+    nothing. Each member's draws stay its own: the ensemble dim is not pooled."""
+    coarse, est = world
+    renamed = coarse.rename(member="ensemble")
+    renamed["ensemble"].attrs = {}
+    out = est.downscale(renamed, n_samples=2, seed=3)
+    assert out["chl"].dims == ("realization", "ensemble", "time", "lat", "lon")
+    assert find_member(out) == "ensemble"
+    back = xr.open_dataset(cl.io.to_netcdf(out, tmp_path / "draws.nc"))
+    assert back["ensemble"].attrs == {"standard_name": "realization"}
+    assert back["realization"].attrs["standard_name"] == "realization"
+    expected = est.downscale(coarse, n_samples=2, seed=3)["chl"]
+    np.testing.assert_array_equal(back["chl"].values, expected.values)
+    median = est.downscale(renamed)["chl"]
+    histogram = rank_histogram(out["chl"], median)  # over the draws, member by member
+    assert histogram.sizes["rank"] == 3
+
+
+def test_a_member_selected_from_a_realization_dim_is_refused_until_renamed(world):
+    """Its scalar coordinate 'realization' met the draws' dim: xarray's ValueError
+    "dimension 'realization' already exists as a scalar variable". Renamed, the member
+    draws what it draws in its ensemble."""
+    coarse, est = world
+    one = coarse.rename(member="realization").isel(realization=1)
+    with pytest.raises(InputDataError, match="a coordinate 'realization', the dim of the draws"):
+        est.downscale(one, n_samples=2, seed=3)
+    alone = est.downscale(one.rename(realization="member"), n_samples=2, seed=3)["chl"]
+    together = est.downscale(coarse, n_samples=2, seed=3)["chl"]
+    np.testing.assert_array_equal(alone.values, together.isel(member=1).values)
 
 
 def test_members_and_periods_run_apart_draw_what_they_draw_together(world):

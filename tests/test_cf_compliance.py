@@ -98,6 +98,8 @@ def world(tmp_path_factory):
     to_netcdf(coarse_e1, folder / "coarse_e1.nc")
     downscaler = cl.ProxyDownscaler(epochs=2, batch_size=4)
     downscaler.fit(regridder(a1b), a1b, "air_temperature").save(folder / "downscaler.clm")
+    noisy = cl.ProxyDownscaler(epochs=2, batch_size=4, noise=True, progress=False)
+    noisy.fit(regridder(a1b), a1b, "air_temperature").save(folder / "noisy.clm")
     fields = xr.Dataset(
         {"p": (("sample", "y", "x"), np.random.default_rng(0).normal(size=(16, 9, 9)))},
         attrs={"source": "training fields"},
@@ -118,15 +120,18 @@ def world(tmp_path_factory):
     )
 
 
-def cli_export(world, method: str, model: str, inputs: str) -> Path:
+def cli_export(world, method: str, model: str, inputs: str, *options: str) -> Path:
     """``climlatent <method>`` of a saved model over input files, exported to netCDF."""
     folder = world.folder
-    store = folder / f"cli_{method}.zarr"
+    name = f"cli_{method}{''.join(options)}"
+    store = folder / f"{name}.zarr"
     result = CliRunner().invoke(
-        main, [method, str(folder / f"{model}.clm"), str(folder / inputs), "-o", str(store), "-q"]
+        main,
+        [method, str(folder / f"{model}.clm"), str(folder / inputs), "-o", str(store), "-q"]
+        + list(options),
     )
     assert result.exit_code == 0, result.output
-    return to_netcdf(open_dataset(store), folder / f"cli_{method}.nc", call="export")
+    return to_netcdf(open_dataset(store), folder / f"{name}.nc", call="export")
 
 
 def downscaled_e1(world):
@@ -156,6 +161,10 @@ WRITERS = {
     "vae_reconstruct": lambda world, path: to_netcdf(world.vae.reconstruct(world.fields), path),
     "weather": lambda world, path: to_netcdf(
         weather_generator(world.eof, world.circulation, n_realizations=2), path
+    ),
+    "vae_sample": lambda world, path: to_netcdf(world.vae.sample(3), path),
+    "zarr_downscale_draws": lambda world, path: cli_export(
+        world, "downscale", "noisy", "coarse_e1.nc", "--n-samples", "2"
     ),
     "regrid_output": lambda world, path: to_netcdf(world.coarse_e1, path),
     "regrid_weights": lambda world, path: world.regridder.to_netcdf(path),

@@ -116,7 +116,7 @@ def _linear_world(noise: float):
 
     def decode(latents: xr.DataArray) -> xr.Dataset:
         fields = decoder(torch.as_tensor(latents.values))[:, 0].detach().numpy()
-        return xr.Dataset({"p": (("draw", "y", "x"), fields * std + mean)})
+        return xr.Dataset({"p": ((latents.dims[0], "y", "x"), fields * std + mean)})
 
     model = SimpleNamespace(
         module_=SimpleNamespace(decoder=decoder), mean_=np.array([mean]),
@@ -151,6 +151,9 @@ def test_map_gradient_and_nuts_match_the_closed_form_of_a_linear_decoder():
     # sd (0.66), on 1 or 2 threads; a wrong posterior puts it tenths away
     np.testing.assert_allclose(map_estimate(model, observed, noise), mode, atol=2e-3)
     post = posterior(model, observed, noise, num_samples=400, warmup=200)
+    assert post.guided.dims[0] == "realization"  # was 'draw', no coordinate
+    assert post.guided["realization"].values.tolist() == list(range(800))
+    assert post.guided["realization"].attrs["standard_name"] == "realization"
     draws = post.guided.values[:, 0]  # the first latent (aux_mean 0, aux_std 1)
     sd = np.sqrt(covariance[0, 0])  # 0.66; 800 draws: the mean to 0.03, the sd to 4 %
     assert abs(draws.mean() - mode[0]) < 0.2 * sd and abs(draws.std() / sd - 1) < 0.15

@@ -185,9 +185,9 @@ def test_closed_form_refit_minimises_latent_loss(small):
 
 def test_sample_and_traverse(fitted_gev):
     samples = fitted_gev.sample(5, seed=1)["pr"]
-    assert samples.dims == ("sample", "lat", "lon") and samples.sizes["sample"] == 5
+    assert samples.dims == ("realization", "lat", "lon") and samples.sizes["realization"] == 5
     assert samples.attrs["units"] == "kg m-2 s-1"
-    assert samples["sample"].attrs == {"long_name": "prior draw"}  # CF: no bare coordinate
+    assert samples["realization"].attrs["long_name"] == "prior draw"  # no bare coordinate
     trav = fitted_gev.traverse(latent=1, values=[-2.0, 0.0, 2.0])["pr"]
     assert trav.dims == ("value", "lat", "lon")
     zero = fitted_gev._decode(np.zeros((1, 4), np.float32))
@@ -235,7 +235,7 @@ def test_samples_of_a_hierarchical_prior_model_come_from_its_learned_prior():
     ds = cl.datasets.synthetic_circulation(n_members=1, n_years=3, n_lat=8, n_lon=8)
     est = cl.LLAAE(latent_dim=2, latent="gaussian_hp", epochs=40, filters=(8,), progress=False)
     est.fit(ds, "tas", "psl")
-    sampled = float(est.sample(2000, seed=0)["tas"].std("sample").mean())
+    sampled = float(est.sample(2000, seed=0)["tas"].std("realization").mean())
     reconstructed = float(est.reconstruct(ds)["tas"].std(("member", "time")).mean())
     print(f"spread of samples {sampled:.2f}, of reconstructions {reconstructed:.2f}")
     assert sampled == pytest.approx(reconstructed, rel=0.15)

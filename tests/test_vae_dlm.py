@@ -423,7 +423,7 @@ def test_sample_layout_and_seeds(fitted, burgers):
     u = drawn["u"]
     assert u.dims == ("realization", "t", "x") and u.shape == (7, 11, 32)
     np.testing.assert_array_equal(u.realization.values, np.arange(7))
-    assert u.realization.attrs["long_name"] == "realisation of the model's noise"
+    assert u.realization.attrs["long_name"] == "prior draw"
     np.testing.assert_array_equal(u.t.values, burgers.t.values)
     np.testing.assert_array_equal(u.x.values, burgers.x.values)
     assert u.attrs == burgers.u.attrs and u.t.attrs == burgers.t.attrs

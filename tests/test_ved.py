@@ -259,7 +259,7 @@ def test_estimator_predicts_on_another_grid_with_metadata(fitted):
     draws = ved.sample(test, 4, seed=1)
     assert draws["p"].dims == ("realization", "sample", "yc", "xc")
     assert draws["realization"].values.tolist() == [0, 1, 2, 3]  # as the downscalers' draws
-    assert draws["realization"].attrs["long_name"] == "realisation of the model's noise"
+    assert draws["realization"].attrs["long_name"] == "draw of the conditional distribution"
     assert draws.equals(ved.sample(test, n_samples=4, seed=1))
     assert float(draws["p"].std("realization").mean()) > 0
     with pytest.warns(DeprecationWarning, match="write VED.sample\\(ds, n_samples=4"):

@@ -18,6 +18,7 @@ import climlatent as cl
 from climlatent import baselines, cca
 from climlatent.errors import ClimlatentDeprecationWarning
 from climlatent.estimators import registry
+from climlatent.estimators.weather import weather_generator
 from climlatent.reference.burgers import generate
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -60,7 +61,7 @@ def downscaled(est, data) -> xr.Dataset:
 
 def generated(est, ds) -> xr.Dataset:
     sampled = est.sample(2)
-    assert sampled.sizes["sample"] == 2
+    assert sampled.sizes["realization"] == 2
     return est.reconstruct(ds)
 
 
@@ -253,6 +254,49 @@ def test_cca_is_an_emulator_on_sample_matrices():
     y = x[:, :2] @ np.array([[1.0, 2.0], [0.5, -1.0]])
     model = cl.CCARegression(n_components=2, regularisation=0.0).fit(x, y)
     np.testing.assert_allclose(model.emulate(x), y, atol=1e-10)
+
+
+PRIOR, CONDITIONAL = "prior draw", "draw of the conditional distribution"
+DRAWN = {  # every call whose output holds random draws -> its case, options, call, draws
+    "ProxyDownscaler.downscale": (
+        "ProxyDownscaler", {"noise": True},
+        lambda est, data: est.downscale(data[0], n_samples=3), CONDITIONAL,
+    ),
+    "ProxyLatentDownscaler.downscale": (
+        "ProxyLatentDownscaler", {}, lambda est, data: est.downscale(data[0], n_samples=3),
+        CONDITIONAL,
+    ),
+    "VED.sample": ("VED", {}, lambda est, ds: est.sample(ds, n_samples=3), CONDITIONAL),
+    "VAEDLM.sample": ("VAEDLM", {}, lambda est, ds: est.sample(3), PRIOR),
+    "VAE.sample": ("VAE", {}, lambda est, ds: est.sample(3), PRIOR),
+    "AuxVAE.sample": ("AuxVAE", {}, lambda est, ds: est.sample(3), PRIOR),
+    "AuxVAE.residual_tail_samples": (
+        "AuxVAE", {}, lambda est, ds: est.residual_tail_samples(ds.isel(time=[0]), 3),
+        "draw of the prior's residual tail",
+    ),
+    "LLAAE.sample": ("LLAAE", {}, lambda est, ds: est.sample(3), PRIOR),
+    "weather_generator": (
+        "EOFRegression", {}, lambda est, ds: weather_generator(est, ds, n_realizations=3),
+        "realisation of the weather generator",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("call", DRAWN)
+def test_every_output_of_draws_holds_them_along_cf_realization(call):
+    """One draw dim for all: VAE, AuxVAE and LLAAE drew along 'sample' (no coordinate,
+    or long_name 'prior draw' alone), the others along 'realization' without CF's
+    standard_name (the weather generator's with no attributes at all)."""
+    name, options, draw, long_name = DRAWN[call]
+    case = CASES[name]
+    data = case.data()
+    out = draw(case.fit(case.make().set_params(**options), data), data)
+    assert out[case.target].dims[0] == "realization" and out.sizes["realization"] == 3
+    inputs = data[0] if isinstance(data, tuple) else data
+    assert "sample" not in out.dims or "sample" in inputs.dims  # only the inputs' own
+    coord = out["realization"]
+    assert coord.dtype.kind == "i" and coord.values.tolist() == [0, 1, 2]
+    assert coord.attrs == {"standard_name": "realization", "long_name": long_name, "units": "1"}
 
 
 # -- scikit-learn's parameter protocol: get_params, set_params, clone -------------------

@@ -5,6 +5,7 @@ import pytest
 import xarray as xr
 
 import climlatent as cl
+from climlatent.errors import InputDataError
 from climlatent.estimators._seasons import year_phase
 from climlatent.estimators._weather import block_bootstrap
 from climlatent.estimators.weather import weather_generator
@@ -104,6 +105,20 @@ def test_bootstrap_realisation_is_resampled_truth(world):
     truth = ds["pr"].transpose("member", "time", "lat", "lon").values.reshape(-1, 8, 12)
     diffs = [np.nanmax(np.abs(truth[i : i + 30] - first_block)) for i in range(len(truth) - 30)]
     assert min(diffs) < 1e-9  # a contiguous block of one member's true precipitation
+
+
+def test_members_along_realization_are_pooled_and_a_selected_one_refused(world):
+    """A member dim named 'realization' (CMIP's) is pooled into the draws as 'member'
+    is: the same realisations. A member selected from it left a scalar coordinate
+    'realization' that met the draws' dim in xarray ("already exists as a scalar
+    variable")."""
+    ds, est = world
+    options = {"n_realizations": 2, "method": "bootstrap", "seed": 3}
+    expected = weather_generator(est, ds, **options)["pr"]
+    cmip = ds.rename(member="realization")
+    xr.testing.assert_identical(weather_generator(est, cmip, **options)["pr"], expected)
+    with pytest.raises(InputDataError, match="a coordinate 'realization', the dim of the draws"):
+        weather_generator(est, cmip.isel(realization=0), **options)
 
 
 def test_without_eofs_refused(world):

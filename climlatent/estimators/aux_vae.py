@@ -21,10 +21,11 @@ import xarray as xr
 from scipy import stats
 
 from climlatent.checks import get_variable
+from climlatent.draws import REALIZATION_DIM, realizations
 from climlatent.errors import InputDataError
 from climlatent.estimators._torch import inference
 from climlatent.estimators.base import ArraySpec
-from climlatent.estimators.vae import SAMPLE, VAE
+from climlatent.estimators.vae import VAE
 from climlatent.models.aux_vae import AuxiliaryVAE
 from climlatent.models.priors import StandardNormalPrior, prior_draws
 
@@ -176,6 +177,8 @@ class AuxVAE(VAE):
     ) -> xr.Dataset:
         """Decode ``n`` residual draws from the prior's tail, the guided block fixed.
 
+        The draws lie along ``realization``.
+
         Residual vectors are drawn isotropically with a norm beyond the ``quantile`` of
         its chi distribution: unusual internal variability at the reference's driver
         values, for anomaly-style diagnostics.
@@ -202,10 +205,12 @@ class AuxVAE(VAE):
         chi = stats.chi(free)
         radius = chi.ppf(rng.uniform(quantile, 1.0, size=(n, 1)))
         latents = np.concatenate([np.repeat(z[:, :k], n, axis=0), direction * radius], axis=1)
-        return self.decode(xr.DataArray(latents, dims=("sample", "latent")))
+        draws = realizations(n, "draw of the prior's residual tail")
+        z = xr.DataArray(latents, dims=(REALIZATION_DIM, "latent"), coords={REALIZATION_DIM: draws})
+        return self.decode(z)
 
     def sample(self, n: int, seed: int = 0) -> xr.Dataset:
-        """``n`` fields decoded from draws of the model's prior (dim ``sample``).
+        """``n`` fields decoded from draws of the model's prior (dim ``realization``).
 
         The guided latents are drawn as the conditional prior has them: the
         standardised auxiliaries ``u`` of a training sample drawn at random, plus
@@ -225,7 +230,7 @@ class AuxVAE(VAE):
         >>> ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1)
         >>> aux = cl.AuxVAE(latent_dim=5, n_scales=2, epochs=1, progress=False)
         >>> aux.fit(ds, "psl", auxiliary=["circulation_factor"]).sample(4)["psl"].dims
-        ('sample', 'lat', 'lon')
+        ('realization', 'lat', 'lon')
         """
         self._require_fitted("sample")
         if self.aux_standard_ is None:
@@ -238,7 +243,7 @@ class AuxVAE(VAE):
         k = len(self.guided_names_)
         z[:, :k] = self.aux_standard_[rows] + self.tau * z[:, :k]
         fields = inference(self.module_.decode, z, device=self.device_)
-        return self._to_dataset(fields, (SAMPLE,), (n,), {}, f"sample({n}, seed={seed})")
+        return self._prior_draws(fields, f"sample({n}, seed={seed})")
 
     # -- internals -------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import torch
 import xarray as xr
 
 from climlatent.batching import FieldLayout, from_matrix, in_sample_order, to_matrix
+from climlatent.draws import PRIOR_DRAW, REALIZATION_DIM, realizations
 from climlatent.estimators._eof import (
     basis_from_state,
     basis_spec,
@@ -402,7 +403,8 @@ class LLAAE(Estimator):
         Returns
         -------
         xr.Dataset
-            The target on its grid with a ``sample`` dim, in the target's units.
+            The target on its grid with a ``realization`` dim (the draws, numbered from
+            0), in the target's units.
 
         Raises
         ------
@@ -415,7 +417,7 @@ class LLAAE(Estimator):
         >>> import climlatent as cl
         >>> ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1, n_lat=8, n_lon=8)
         >>> est = cl.LLAAE(latent_dim=2, epochs=1, filters=(8,)).fit(ds, "tas", "psl")
-        >>> est.sample(3)["tas"].sizes["sample"]
+        >>> est.sample(3)["tas"].sizes["realization"]
         3
         """
         self._require_fitted("sample")
@@ -427,8 +429,8 @@ class LLAAE(Estimator):
         prior = getattr(self.module_.latent, "prior", None) or StandardNormalPrior()
         with torch.no_grad():
             z = prior_draws(prior, n, self.latent_dim, seed, self.device_).cpu().numpy()
-        draws = xr.DataArray(np.arange(n), dims="sample", attrs={"long_name": "prior draw"})
-        return self._decoded(z, "sample", draws, f"sample({n}, seed={seed})")
+        draws = realizations(n, PRIOR_DRAW)
+        return self._decoded(z, REALIZATION_DIM, draws, f"sample({n}, seed={seed})")
 
     def traverse(self, latent: int, values) -> xr.Dataset:
         """Decode latent vectors that are zero except dimension ``latent`` = each value.
@@ -447,6 +449,8 @@ class LLAAE(Estimator):
         out = self._decoded(z, "value", values, f"traverse(latent={latent})")
         return out.assign_attrs(traversed_latent=latent)
 
-    def _decoded(self, z: np.ndarray, dim: str, labels: np.ndarray, call: str) -> xr.Dataset:
+    def _decoded(
+        self, z: np.ndarray, dim: str, labels: np.ndarray | xr.DataArray, call: str
+    ) -> xr.Dataset:
         out = from_matrix(self._decode(z), self.target_layout_, {dim: labels})
         return self._wrap(out.rename(self.target_), xr.Dataset(), call)

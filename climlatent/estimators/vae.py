@@ -24,6 +24,7 @@ import xarray as xr
 
 from climlatent._deprecation import renamed_arguments
 from climlatent.checks import get_variable
+from climlatent.draws import PRIOR_DRAW, REALIZATION_DIM, realizations
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import (
     check_field_ranges,
@@ -50,8 +51,6 @@ from climlatent.schedules import BetaSchedule
 from climlatent.training import TrainingConfig, validation_split
 
 __all__ = ["VAE"]
-
-SAMPLE = "sample"
 
 
 @dataclasses.dataclass
@@ -284,7 +283,7 @@ class VAE(BaseEstimator):
         return carry_provenance(self.decode(self.encode(ds)), ds)
 
     def sample(self, n: int, seed: int = 0) -> xr.Dataset:
-        """``n`` fields generated from latent draws of the prior (dim ``sample``).
+        """``n`` fields generated from latent draws of the prior (dim ``realization``).
 
         Draw ``i`` comes from ``seed`` and ``i`` alone (`climlatent.models.priors.prior_draws`):
         the first ``k`` of ``sample(n, seed)`` are ``sample(k, seed)``, to float round-off.
@@ -292,7 +291,7 @@ class VAE(BaseEstimator):
         self._require_fitted("sample")
         with torch.inference_mode():
             fields = self.module_.sample(n, seed).float().cpu().numpy()
-        return self._to_dataset(fields, (SAMPLE,), (n,), {}, f"sample({n}, seed={seed})")
+        return self._prior_draws(fields, f"sample({n}, seed={seed})")
 
     # -- internals -------------------------------------------------------------------
 
@@ -389,6 +388,12 @@ class VAE(BaseEstimator):
         out = xr.Dataset(data, coords={**coords, **self.grid_.coords})
         config = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return add_history(out, f"VAE({config}).{call}")
+
+    def _prior_draws(self, fields: np.ndarray, call: str) -> xr.Dataset:
+        """Standardised fields decoded from prior draws, along ``realization``."""
+        n = len(fields)
+        draws = {REALIZATION_DIM: realizations(n, PRIOR_DRAW)}
+        return self._to_dataset(fields, (REALIZATION_DIM,), (n,), draws, call)
 
     # -- persistence -------------------------------------------------------------------
 

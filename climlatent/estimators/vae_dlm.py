@@ -28,7 +28,7 @@ import xarray as xr
 
 from climlatent._deprecation import renamed_arguments, renamed_method
 from climlatent.checks import get_variable
-from climlatent.draws import DRAW_ATTRS, REALIZATION_DIM, Draws
+from climlatent.draws import PRIOR_DRAW, REALIZATION_DIM, Draws, realizations
 from climlatent.errors import InputDataError
 from climlatent.estimators._dlm_times import (
     in_model_time_units,
@@ -372,7 +372,7 @@ class VAEDLM(BaseEstimator):
         rng = np.random.default_rng(seed)
         u = rng.standard_normal((n_samples, self.intrinsic_dim)).astype(np.float32)
         fields = self._run(u, times, encode=False)
-        coords = {REALIZATION_DIM: (REALIZATION_DIM, np.arange(n_samples), DRAW_ATTRS)}
+        coords = {REALIZATION_DIM: realizations(n_samples, PRIOR_DRAW)}
         call = f"sample({n_samples}, seed={seed})"
         return self._to_dataset(fields, (REALIZATION_DIM,), (n_samples,), coords, times, call)
 

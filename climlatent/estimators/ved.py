@@ -30,7 +30,7 @@ import xarray as xr
 from climlatent._deprecation import renamed_arguments, renamed_method
 from climlatent.batching import in_sample_order
 from climlatent.draw_addresses import block_rows, draw_order, row_keys
-from climlatent.draws import DRAW_ATTRS, REALIZATION_DIM, BlockNormals, Draws
+from climlatent.draws import CONDITIONAL_DRAW, REALIZATION_DIM, BlockNormals, Draws, realizations
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import (
     check_field_ranges,
@@ -391,8 +391,7 @@ class VED(BaseEstimator):
         fields = np.concatenate(draws, axis=0)
         call = f"sample(ds, n_samples={n_samples}, seed={seed}, noise={noise})"
         dims, sizes = (REALIZATION_DIM, *sample), (n_samples, *shape)
-        draws = xr.DataArray(np.arange(n_samples), dims=REALIZATION_DIM, attrs=DRAW_ATTRS)
-        coords = {REALIZATION_DIM: draws, **coords}  # numbered as the downscalers' draws
+        coords = {REALIZATION_DIM: realizations(n_samples, CONDITIONAL_DRAW), **coords}
         return self._to_dataset(fields, dims, sizes, coords, ds, call)
 
     # -- internals -------------------------------------------------------------------

@@ -28,7 +28,8 @@ import xarray as xr
 
 from climlatent.batching import from_matrix, to_matrix
 from climlatent.checks import check_int
-from climlatent.draws import REALIZATION_DIM
+from climlatent.draw_addresses import check_draw_dim_free
+from climlatent.draws import REALIZATION_DIM, realizations
 from climlatent.errors import InputDataError
 from climlatent.estimators._seasons import annual_cycle, fit_annual_cycle, year_phase
 from climlatent.estimators._weather import block_bootstrap, fit_var
@@ -60,8 +61,9 @@ def weather_generator(
         with ``proxy_input="eofs"``).
     ds : xr.Dataset
         Proxy and target on the estimator's grids (in any latitude order, longitude
-        convention or dim order), with a time axis and optionally a member dim; the
-        series to resample or to fit the VAR to.
+        convention or dim order), with a time axis and optionally a member dim (pooled:
+        one named ``realization`` too); the series to resample or to fit the VAR to. A
+        scalar ``realization`` coordinate (a member selected) is refused: rename it.
     n_realizations : int
         Realisations to generate, each as long as ``ds``'s time axis.
     method : {"var", "bootstrap"}
@@ -81,9 +83,10 @@ def weather_generator(
     -------
     xr.Dataset
         The target with dims ``(realization, time, <grid>)`` on ``ds``'s time axis
-        (within its physical bounds: values set to them counted in its attribute
-        ``climlatent_clipped``), and the proxy PCs used, ``<proxy>_pc`` with dims
-        ``(realization, pc, time)`` (CF's order: other dims before time).
+        (``realization`` numbered from 0, CF's; within its physical bounds: values set
+        to them counted in its attribute ``climlatent_clipped``), and the proxy PCs
+        used, ``<proxy>_pc`` with dims ``(realization, pc, time)`` (CF's order: other
+        dims before time).
 
     Warns
     -----
@@ -111,6 +114,7 @@ def weather_generator(
     if method not in ("var", "bootstrap"):
         raise ValueError(f"method must be 'var' or 'bootstrap', got {method!r}")
     check_int("seed", seed, 0)  # numpy's errors do not name it; True seeds as 1
+    check_draw_dim_free(ds, members_pooled=True)  # a scalar realization: a member's label
     x = estimator._prepare_proxy(ds, check_range)
     time, member = find_time(x), find_member(x)
     if time is None:
@@ -145,7 +149,8 @@ def weather_generator(
         y_sim = (
             y_sim + _residuals(estimator, ds, x_in, (member, time))[picks.astype(np.int64).ravel()]
         )
-    samples = {REALIZATION_DIM: np.arange(n_realizations), time: x[time]}
+    drawn = realizations(n_realizations, "realisation of the weather generator")
+    samples = {REALIZATION_DIM: drawn, time: x[time]}
     target = from_matrix(y_sim, estimator.target_layout_, samples)
     call = (
         f"weather_generator(ds, n_realizations={n_realizations}, method={method!r}, "
