@@ -82,13 +82,13 @@ def run_demo(
 
 
 def _figure(emulated: xr.DataArray, truth: xr.DataArray, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # Not pyplot's: choosing its backend closed the caller's figures (a notebook's) and
+    # left its plots on Agg, drawn nowhere.
+    from matplotlib.figure import Figure
 
     per_day = 86400.0  # kg m-2 s-1 -> mm/day
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
+    fig = Figure(figsize=(15, 4), layout="constrained")
+    axes = fig.subplots(1, 3)
     (truth.mean(("member", "time")) * per_day).plot(
         ax=axes[0], cmap="YlGnBu", cbar_kwargs={"label": "mm/day"}
     )
@@ -105,5 +105,4 @@ def _figure(emulated: xr.DataArray, truth: xr.DataArray, path: Path) -> Path:
     axes[2].set_title("first 120 held-out days")
     axes[2].legend()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

@@ -53,6 +53,7 @@ from climlatent._version import __version__
 from climlatent.atomic import written_atomically
 from climlatent.errors import CheckpointError, file_errors_as
 from climlatent.estimators import estimator_class
+from climlatent.estimators._refit import global_random_states
 from climlatent.estimators.base import ArraySpec, BaseEstimator
 
 FORMAT = "climlatent-model"
@@ -464,17 +465,20 @@ def load(path: str | Path) -> BaseEstimator:
             with _refusing(f"model file {str(folder / name)!r}"):
                 with xr.open_dataset(folder / name) as dataset:
                     datasets[name[:-3]] = dataset.load()
-    with _refusing(f"{str(folder / MANIFEST)!r} field 'fitted' (with the model's grids)"):
-        estimator._restore(manifest["fitted"], datasets)
-    weights = folder / WEIGHTS
-    with _refusing(f"model file {str(weights)!r}"):
-        tensors = _Tensors(load_file(str(weights)))
-        _check_arrays(tensors, estimator._state_spec())
-        estimator._load_state(tensors)
-        unread = sorted(set(tensors) - tensors.read)
-        if unread:
-            raise CheckpointError(
-                f"tensor {unread[0]!r} is not part of a {type(estimator).__name__}"
-            )
+    # Building a torch model draws its initial weights (overwritten by the saved ones)
+    # from the global generator: the caller's next torch draw was another after a load.
+    with global_random_states():
+        with _refusing(f"{str(folder / MANIFEST)!r} field 'fitted' (with the model's grids)"):
+            estimator._restore(manifest["fitted"], datasets)
+        weights = folder / WEIGHTS
+        with _refusing(f"model file {str(weights)!r}"):
+            tensors = _Tensors(load_file(str(weights)))
+            _check_arrays(tensors, estimator._state_spec())
+            estimator._load_state(tensors)
+            unread = sorted(set(tensors) - tensors.read)
+            if unread:
+                raise CheckpointError(
+                    f"tensor {unread[0]!r} is not part of a {type(estimator).__name__}"
+                )
     estimator._record_fit_params()  # the saved configuration is the fit's
     return estimator

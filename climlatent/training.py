@@ -349,6 +349,7 @@ def fit(
             if path is not None and (trainer.epoch % config.checkpoint_every == 0 or last):
                 trainer.save(path)
     trainer.restore_best()
+    module.zero_grad(set_to_none=True)  # the last step's gradients: a copy of the weights
     history = pd.DataFrame(trainer.history, index=pd.RangeIndex(trainer.epoch, name="epoch"))
     return TrainingResult(
         history, trainer.best_epoch, trainer.stopped_early, train_indices, valid_indices

@@ -538,19 +538,24 @@ def _fill_in_order(
     The next region is computed while this one is written, read back and hashed
     (about as long as computing it, for a fine output grid): two regions are held at a
     time. Regions still complete in order: one whose computation fails is raised after
-    the region before it is marked complete, and nothing after it is. On an error the
-    region being computed is waited for (and dropped): the caller closes the input
-    files next, which must not happen while they are read.
+    the region before it is marked complete, and nothing after it is. Regions are
+    computed in the calling thread: in a new thread each call, dask's threaded
+    scheduler made a pool for it and kept it (by an ``atexit`` hook) call after call.
     """
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="climlatent") as ahead:
-        following = ahead.submit(compute, todo[0][1]) if todo else None
-        for position, (index, entry) in enumerate(todo):
-            block, read = following.result()
-            if position + 1 < len(todo):
-                following = ahead.submit(compute, todo[position + 1][1])
-            mark(index, _store_region(block, read, str(target), entry["region"], var_dims))
-            del block, read
-            release_free_memory()  # what the region freed, back to the system
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="climlatent") as writer:
+        writing = None  # the region being written: its index and future checksums
+        for index, entry in todo:
+            try:
+                block, read = compute(entry)
+            finally:  # the region before is complete (or raises) first
+                if writing is not None:
+                    mark(writing[0], writing[1].result())
+                    release_free_memory()  # what the region freed, back to the system
+            store = (block, read, str(target), entry["region"], var_dims)
+            writing = index, writer.submit(_store_region, *store)
+            del block, read, store
+        if writing is not None:
+            mark(writing[0], writing[1].result())
 
 
 def _slices(region: dict) -> dict[str, slice]:

@@ -1,9 +1,11 @@
 """Batch inference: lazy emulation/downscaling over member files, the model shipped once,
 schedulers, and the checks on member files."""
 
+import atexit
 import os
 import pickle
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -293,6 +295,22 @@ def test_emulate_to_zarr_equals_in_memory_emulation(ensemble, member_files, mode
     expected = cl.load(model_path).emulate(ensemble)
     xr.testing.assert_allclose(written["pr"].load(), expected["pr"], rtol=1e-6)
     assert list(written.member.values) == list(ensemble.member.values)
+
+
+def test_repeated_writes_on_the_threaded_scheduler_keep_one_pool(
+    member_files, model_path, tmp_path
+):
+    """Each call computed its regions in a thread of its own, for which dask's threaded
+    scheduler started a pool and registered its shutdown with atexit: one more pool
+    (and hook) kept for the life of the process per call."""
+    with dask.config.set(scheduler="threads"):
+        batch.emulate_to_zarr(model_path, member_files, tmp_path / "0.zarr", progress=False)
+        hooks, threads = atexit._ncallbacks(), len(threading.enumerate())
+        for call in range(1, 4):
+            batch.emulate_to_zarr(
+                model_path, member_files, tmp_path / f"{call}.zarr", progress=False
+            )
+        assert (atexit._ncallbacks(), len(threading.enumerate())) == (hooks, threads)
 
 
 def test_store_of_another_model_is_refused(ensemble, member_files, model_path, tmp_path):

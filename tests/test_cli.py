@@ -21,6 +21,24 @@ def test_demo_writes_netcdf_png_and_model(tmp_path):
     assert info.exit_code == 0 and "EOFRegression: psl -> pr" in info.output
 
 
+def test_the_demo_leaves_the_callers_matplotlib_backend_and_figures_alone(tmp_path):
+    """run_demo switched pyplot to Agg, which closed every open figure of the caller (a
+    notebook's plots) and left later ones on a backend that shows nothing."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    previous = matplotlib.get_backend()
+    plt.switch_backend("svg")
+    try:
+        figure = plt.figure()
+        run_demo(tmp_path, n_members=1, n_years=3)
+        assert matplotlib.get_backend() == "svg" and plt.get_fignums() == [figure.number]
+    finally:
+        plt.close("all")
+        plt.switch_backend(previous)
+    assert (tmp_path / "pr_emulated.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_demo_refuses_an_empty_ensemble_before_making_its_folder(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--output", str(tmp_path / "d"), "--members", "0"])
     assert result.exit_code == 1 and "n_members must be a positive integer" in result.output

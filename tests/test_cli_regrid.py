@@ -6,14 +6,16 @@ import sys
 
 import netCDF4
 import numpy as np
+import psutil
 import pytest
 import xarray as xr
 from click.testing import CliRunner
 
 from climlatent.cli import main
+from climlatent.errors import InputDataError
 from climlatent.grid_spec import grid_from_spec
 from climlatent.io import to_netcdf
-from climlatent.regrid import Regridder
+from climlatent.regrid import Regridder, regrid_file
 
 
 @pytest.fixture
@@ -173,6 +175,40 @@ def test_errors_are_one_line_naming_what_is_wrong(tmp_path, source):
             result.stderr
         )
     assert not out.exists()
+
+
+def open_files(folder) -> list[str]:
+    """The names of the files under ``folder`` that this process holds open."""
+    return sorted(f.path for f in psutil.Process().open_files() if f.path.startswith(str(folder)))
+
+
+def test_regrid_file_closes_its_inputs_on_return_and_on_every_refusal(tmp_path, source):
+    """The source and grid files stayed open while the refusal's traceback lived (a
+    notebook keeps the last one), and a successful call's until a garbage collection:
+    held open and opened again, a netCDF file can crash netCDF-C (pydata/xarray#8289)."""
+    path, ds = source
+    no_grid = tmp_path / "no_grid.nc"
+    to_netcdf(xr.Dataset({"x": ("time", np.arange(3.0))}), no_grid)
+    grid = tmp_path / "grid.nc"
+    to_netcdf(grid_from_spec("r18x9"), grid)
+    refused = [
+        ((path, grid, tmp_path / "o.nc"), {"variables": ["uas"]}),
+        ((no_grid, grid, tmp_path / "o.nc"), {}),
+        ((path, no_grid, tmp_path / "o.nc"), {}),
+        ((path, grid, tmp_path / "o.nc"), {"variables": ["station"]}),
+        ((path, grid, tmp_path), {"time_chunk": 2}),  # the output is a folder
+    ]
+    for args, options in refused:
+        with pytest.raises((InputDataError, IsADirectoryError)) as refusal:
+            regrid_file(*args, **options)
+        assert refusal.traceback and open_files(tmp_path) == [], (args, options)
+    gc.disable()  # what a garbage collection would close is still open
+    try:
+        for options in ({}, {"time_chunk": 2}):
+            regrid_file(path, grid, tmp_path / "out.nc", **options)
+            assert open_files(tmp_path) == [], options
+    finally:
+        gc.enable()
 
 
 def test_bilinear_from_a_curvilinear_file_is_told_options_that_exist(tmp_path):

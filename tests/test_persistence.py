@@ -196,6 +196,20 @@ def test_a_model_saved_before_random_streams_refits_with_version_1(tmp_path):
     assert not all(torch.equal(t, weights[2][k]) for k, t in weights["loaded"].items())
 
 
+def test_loading_leaves_the_callers_global_random_states_as_it_found_them(tmp_path):
+    """Building the loaded torch model drew its initial weights from the global
+    generator: after ``cl.load``, the caller's seeded ``torch.rand`` gave other numbers."""
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1, n_lat=8, n_lon=8)
+    est = cl.VED(latent_dim=2, hidden=8, epochs=1, progress=False, device="cpu")
+    est.fit(ds, target="tas", proxy="psl").save(tmp_path / "m.clm")
+    torch.manual_seed(13)
+    expected = torch.rand(4)
+    torch.manual_seed(13)
+    loaded = cl.load(tmp_path / "m.clm")
+    assert torch.equal(torch.rand(4), expected)
+    np.testing.assert_array_equal(loaded.emulate(ds)["tas"].values, est.emulate(ds)["tas"].values)
+
+
 # Saves a model and a checkpoint over good ones on a full disk: files over 4000 bytes
 # fail with EFBIG (SIGXFSZ ignored), as on a full file system.
 _FULL_DISK = """

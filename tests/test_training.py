@@ -112,6 +112,14 @@ def test_history_layout_and_epoch_hook():
     assert not result.stopped_early
 
 
+def test_a_trained_module_keeps_no_gradients():
+    """The last step's gradients stayed on every fitted model: as much memory again as
+    its weights, for as long as the model lived (and in its pickles)."""
+    model = new_regressor()
+    fit(model, regression_data(), QUIET)
+    assert [name for name, p in model.named_parameters() if p.grad is not None] == []
+
+
 @pytest.mark.parametrize(("stop_at", "every"), [(1, 1), (3, 2)])
 def test_resume_is_bit_identical_to_uninterrupted(tmp_path, stop_at, every):
     data = regression_data()

@@ -8,6 +8,7 @@ file. The output is written atomically as CF-1.8 netCDF by `climlatent.io.to_net
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,7 +41,11 @@ def destination_grid(text: str | os.PathLike) -> xr.Dataset:
             f"destination grid {text!r} is neither a netCDF file nor a grid spec {_EXAMPLES}"
         )
     grid = io.open_dataset(text, chunks=None)
-    _check_grid(grid, f"destination grid file {text!r}")
+    try:
+        _check_grid(grid, f"destination grid file {text!r}")
+    except InputDataError:
+        grid.close()  # not held open (and locked) by the refusal's traceback
+        raise
     return grid
 
 
@@ -158,17 +163,24 @@ def regrid_file(
     """
     if Path(output).exists() and Path(source).exists() and Path(output).samefile(source):
         raise InputDataError(f"the output {str(output)!r} is the source file: write another")
-    grid = destination if isinstance(destination, xr.Dataset) else destination_grid(destination)
-    ds = _selected(io.open_dataset(source, chunks=None), variables, source)
-    blocks = _time_blocks(ds, time_chunk)
-    if blocks is not None:  # opened again in blocks: each file read one block at a time
-        ds = _selected(io.open_dataset(source, chunks=blocks), variables, source).chunk(blocks)
-    named = "<grid>" if isinstance(destination, xr.Dataset) else str(destination)
-    call = f"climlatent regrid {source} {named} --method {method}" + (" --skipna" * skipna)
-    try:
-        out = Regridder(ds, grid, method=method, engine="climlatent")(ds, skipna=skipna)
-        return io.to_netcdf(out, output, call=call)
-    except (InputDataError, RuntimeError) as err:
-        if isinstance(err, RuntimeError) and not is_netcdf_error(err):
-            raise
-        raise InputDataError(f"regridding {str(source)!r} to {named!r}: {err}") from err
+    # The files opened here are closed on return and on every refusal: a refusal's
+    # traceback (kept by a notebook) held them open, and a netCDF file held open and
+    # opened again can crash netCDF-C (see `climlatent.batch.members.open_members`).
+    with contextlib.ExitStack() as files:
+        grid = destination
+        if not isinstance(destination, xr.Dataset):
+            grid = files.enter_context(destination_grid(destination))
+        ds = _selected(files.enter_context(io.open_dataset(source, chunks=None)), variables, source)
+        blocks = _time_blocks(ds, time_chunk)
+        if blocks is not None:  # opened again in blocks: each file read one block at a time
+            opened = files.enter_context(io.open_dataset(source, chunks=blocks))
+            ds = _selected(opened, variables, source).chunk(blocks)
+        named = "<grid>" if isinstance(destination, xr.Dataset) else str(destination)
+        call = f"climlatent regrid {source} {named} --method {method}" + (" --skipna" * skipna)
+        try:
+            out = Regridder(ds, grid, method=method, engine="climlatent")(ds, skipna=skipna)
+            return io.to_netcdf(out, output, call=call)
+        except (InputDataError, RuntimeError) as err:
+            if isinstance(err, RuntimeError) and not is_netcdf_error(err):
+                raise
+            raise InputDataError(f"regridding {str(source)!r} to {named!r}: {err}") from err
