@@ -391,12 +391,7 @@ def test_a_clone_is_unfitted_with_equal_params_and_refits_bit_for_bit(name):
     assert copy.get_params() == est.get_params() and is_unfitted(copy)
     assert not is_unfitted(est)  # the original keeps its fit
     _, copy_out = fitted_and_output(name, copy)
-    if isinstance(out, np.ndarray):
-        np.testing.assert_array_equal(copy_out, out)
-        return
-    assert list(copy_out.data_vars) == list(out.data_vars)
-    for variable in out.data_vars:
-        np.testing.assert_array_equal(copy_out[variable].values, out[variable].values)
+    assert_same_output(out, copy_out)
 
 
 @pytest.mark.parametrize("name", sorted(public_estimators()))
