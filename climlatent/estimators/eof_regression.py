@@ -36,7 +36,9 @@ class EOFRegression(Estimator):
         Proxy EOFs used as predictors: more than the training data allow (samples - 1,
         cells) is refused; a rank-deficient proxy keeps its numerical rank.
     n_target_eofs : int
-        Target EOFs predicted; also the latent dimension of :meth:`encode`.
+        Target EOFs predicted; also the latent dimension of :meth:`encode`. More than
+        the training data allow is refused, as for the proxy; a rank-deficient target
+        keeps its numerical rank, which is then the latent dimension.
     ridge : float
         Ridge penalty on the regression coefficients (0: ordinary least squares), added
         to the sums of squares of the proxy PCs: in the units of the transformed proxy,
