@@ -8,6 +8,10 @@ A saved model is a folder::
         weights.safetensors    the fitted numbers (safetensors: no code runs on load)
         *.nc                   the estimator's fitted grids (with NaN masks) and
                                transforms, one Dataset per file
+        history.nc             a torch estimator's training history (``history_``: one
+                               variable per column along ``epoch``, 0, 1, ...) and
+                               its ``best_epoch_`` as an attribute, if not None; absent
+                               from a model saved before it was kept
 
 A model folder may come from anyone, so loading trusts nothing in it and reads nothing
 outside it. The manifest is validated against the schema below (types of every field,
@@ -25,7 +29,8 @@ The manifest's schema (version 1), every field required and no other allowed:
 - ``config``: the estimator's configuration fields, each of its declared type (one
   left out takes its default, or its value in `BEFORE_FIELD` for a field added since);
 - ``fitted``: the estimator's fitted metadata, a dict;
-- ``files``: plain file name -> SHA-256 hex digest, ``weights.safetensors`` included;
+- ``files``: plain file name -> SHA-256 hex digest, ``weights.safetensors`` included
+  (and ``history.nc`` for an estimator with a training history);
 
 and no JSON value nests deeper than ``MAX_DEPTH``.
 """
@@ -45,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
@@ -60,6 +66,7 @@ FORMAT = "climlatent-model"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
+HISTORY = "history"  # the stem of the training history's file
 MAX_DEPTH = 32  # nesting of JSON lists and dicts in a manifest
 #: Configuration fields added since format 1, and the value a model saved without one had
 #: (`climlatent.random_streams`: a model trained before version 2 refits with version 1).
@@ -142,11 +149,54 @@ def save_estimator(estimator: BaseEstimator, path: str | Path) -> Path:
         with written_atomically(target) as tmp:
             tmp.mkdir()
             save_file(state, str(tmp / WEIGHTS))
-            for name, dataset in estimator._fitted_datasets().items():
+            datasets = estimator._fitted_datasets()
+            history = getattr(estimator, "history_", None)
+            if isinstance(history, pd.DataFrame):
+                best = getattr(estimator, "best_epoch_", None)
+                datasets[HISTORY] = _history_dataset(history, best)
+            for name, dataset in datasets.items():
                 dataset.to_netcdf(tmp / f"{name}.nc")
             manifest["files"] = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return target
+
+
+def _history_dataset(history: pd.DataFrame, best_epoch: int | None) -> xr.Dataset:
+    """The training ``history`` and ``best_epoch`` as the Dataset of ``history.nc``."""
+    attrs = {} if best_epoch is None else {"best_epoch": best_epoch}
+    return xr.Dataset.from_dataframe(history).assign_attrs(attrs)
+
+
+def _training_history(dataset: xr.Dataset) -> tuple[pd.DataFrame, int | None]:
+    """The ``history_`` and ``best_epoch_`` that `_history_dataset` wrote.
+
+    Raises
+    ------
+    ValueError
+        ``dataset`` is not one: other dims or attributes, a variable not a number per
+        epoch, epochs not numbered 0, 1, ..., or a best epoch not one of them.
+
+    Examples
+    --------
+    >>> history = pd.DataFrame({"train_loss": [2.0, 1.0]}, index=pd.RangeIndex(2, name="epoch"))
+    >>> _training_history(_history_dataset(history, 1))[0].equals(history)
+    True
+    """
+    epochs = dataset.sizes.get("epoch", 0)
+    if (
+        set(dataset.dims) != {"epoch"}
+        or set(dataset.coords) != {"epoch"}
+        or not np.array_equal(dataset["epoch"].values, np.arange(epochs))
+        or any(v.dims != ("epoch",) or v.dtype.kind not in "iuf" for v in dataset.values())
+        or set(dataset.attrs) - {"best_epoch"}
+    ):
+        raise ValueError("not a training history (one number per epoch 0, 1, ...)")
+    best = dataset.attrs.get("best_epoch")
+    if best is not None and not (isinstance(best, int | np.integer) and 0 <= best < epochs):
+        raise ValueError(f"best_epoch {best!r} is not one of its {epochs} epochs")
+    history = dataset.to_dataframe()
+    history.index = pd.RangeIndex(epochs, name="epoch")
+    return history, None if best is None else int(best)
 
 
 def check_model_path(path: str | Path) -> Path:
@@ -465,6 +515,10 @@ def load(path: str | Path) -> BaseEstimator:
             with _refusing(f"model file {str(folder / name)!r}"):
                 with xr.open_dataset(folder / name) as dataset:
                     datasets[name[:-3]] = dataset.load()
+    history = datasets.pop(HISTORY, None)  # absent from a model saved before it was kept
+    if history is not None:
+        with _refusing(f"model file {str(folder / f'{HISTORY}.nc')!r}"):
+            estimator.history_, estimator.best_epoch_ = _training_history(history)
     # Building a torch model draws its initial weights (overwritten by the saved ones)
     # from the global generator: the caller's next torch draw was another after a load.
     with global_random_states():

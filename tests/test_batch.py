@@ -570,3 +570,25 @@ def test_an_ensemble_keeps_only_the_global_attributes_its_member_files_share(tmp
     with batch.open_members(files, ["psl"]) as ensemble:
         assert "variant_label" not in ensemble.attrs
         assert ensemble.attrs["institution"] == "climlatent tests"
+
+
+def test_member_files_with_a_scalar_realization_are_labelled_by_it(tmp_path):
+    """CMIP files, one member each with a scalar realization: the ensemble kept the first
+    file's realization=1 for every member (labelled by file name); the distinct values
+    are now the labels, repeated ones each member's own coordinate."""
+    ds = circulation_members(n_members=3).isel(time=slice(0, 50))
+    for number, label in zip((3, 1, 2), ds.member.values, strict=True):
+        member = ds.sel(member=label).drop_vars("member")[["psl"]]
+        member = member.assign_coords(realization=np.int32(number))
+        cl.io.to_netcdf(member, tmp_path / f"psl_{label}.nc")
+    with batch.open_members(tmp_path / "psl_*.nc", ["psl"]) as ens:
+        assert ens.member.values.tolist() == [3, 1, 2] and "realization" not in ens.coords
+        np.testing.assert_array_equal(ens["psl"].values, ds["psl"].values)
+    with batch.open_members(tmp_path / "psl_*.nc", ["psl"], members=[2, 3]) as ens:
+        np.testing.assert_array_equal(ens["psl"].values, ds["psl"].values[[2, 0]])
+    member = ds.isel(member=1).drop_vars("member")[["psl"]].assign_coords(realization=3)
+    cl.io.to_netcdf(member, tmp_path / "psl_r9.nc")  # realization 3 twice
+    with batch.open_members(tmp_path / "psl_*.nc", ["psl"]) as ens:
+        assert ens.member.values.tolist() == [f"psl_r{i}i1p1f1" for i in (1, 2, 3)] + ["psl_r9"]
+        assert ens.realization.dims == ("member",)
+        assert ens.realization.values.tolist() == [3, 1, 2, 3]

@@ -356,3 +356,29 @@ def test_a_named_dataarray_is_written_and_unwritable_attributes_are_named(tmp_pa
         with pytest.raises(InputDataError, match=r"attribute of 'tas' 'flag' is"):
             to_netcdf(field.assign_attrs(flag=value), tmp_path / "x.nc")
     assert not (tmp_path / "x.nc").exists()
+
+
+@pytest.mark.parametrize("name", ["EOFRegression", "LLAAE", "VAE", "AuxVAE", "VED", "VAEDLM"])
+def test_every_encode_output_writes_to_netcdf_and_reads_back_as_it_was(name, tmp_path):
+    """VAE.encode and VAEDLM.encode named their output 'latent', as its dim: to_netcdf
+    refused it (and it could not become a Dataset); each encoder's latents are now named
+    after the variables encoded, ``<variables>_latent``."""
+    from test_fit_resume import CASES, circulation
+
+    if name == "EOFRegression":
+        data = circulation()
+        est = cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=3).fit(data, "pr", "psl")
+    else:
+        case, data = CASES[name], CASES[name].data()
+        est = case.make(epochs=1)
+        case.fit(est, data)
+    z = est.encode(data)
+    encoded = {"EOFRegression": "pr", "LLAAE": "pr", "VED": "psl", "VAEDLM": "u"}
+    assert z.name == f"{encoded.get(name, 'psl')}_latent"
+    assert z["latent"].values.tolist() == list(range(z.sizes["latent"]))
+    assert z["latent"].attrs == {"long_name": "latent dimension"}
+    assert z.attrs["units"] == "1" and z.attrs["long_name"].startswith(("latent", "posterior"))
+    back = open_dataset(to_netcdf(z, tmp_path / "z.nc"))[z.name].load()
+    xr.testing.assert_equal(back, z)  # the writer adds CF attributes to a member coordinate
+    assert back.dtype == z.dtype and back.attrs == z.attrs
+    assert back["latent"].attrs == z["latent"].attrs

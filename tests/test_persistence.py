@@ -1,3 +1,4 @@
+import hashlib
 import json
 import pickle
 import subprocess
@@ -5,11 +6,15 @@ import sys
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+import xarray as xr
+from test_fit_resume import CASES, circulation
 
 import climlatent as cl
 from climlatent.errors import CheckpointError, NotFittedError
+from climlatent.estimators._repr import history_summary
 
 
 @pytest.fixture
@@ -251,3 +256,51 @@ def test_a_full_disk_leaves_the_model_and_checkpoint_saved_before(fitted_eof, sa
     assert {p: p.read_bytes() for p in saved.parent.rglob("*") if p.is_file()} == before
     assert load_checkpoint(saved.parent / "run.pt") == {"epoch": 3}
     assert cl.load(saved).emulate(split[1]).equals(fitted_eof.emulate(split[1]))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_training_history_is_saved_with_the_model(name, tmp_path):
+    """A loaded model had no history_ (the repr no training row, training_history(loaded)
+    said "fit it first"): history.nc now holds it, every value, column, dtype and the
+    epoch index as they were, with best_epoch_."""
+    case = CASES[name]
+    est = case.make(epochs=2)
+    case.fit(est, case.data())
+    est.save(tmp_path / "m.clm")
+    loaded = cl.load(tmp_path / "m.clm")
+    pd.testing.assert_frame_equal(
+        loaded.history_, est.history_, check_exact=True, check_index_type=True
+    )
+    assert loaded.history_.index.equals(pd.RangeIndex(2, name="epoch"))
+    assert loaded.best_epoch_ == est.best_epoch_
+    summary = history_summary(est.history_, est.best_epoch_)
+    assert f"{summary}</td>" in loaded._repr_html_()
+    assert [ax.get_title() for ax in cl.plot.training_history(loaded).axes] == [
+        ax.get_title() for ax in cl.plot.training_history(est).axes
+    ]
+
+
+def test_a_model_saved_without_its_history_loads_and_says_so(tmp_path):
+    case = CASES["VED"]
+    est = case.make(epochs=2)
+    case.fit(est, case.data())
+    est.save(tmp_path / "m.clm")
+    history = xr.open_dataset(tmp_path / "m.clm" / "history.nc").load()
+    (tmp_path / "m.clm" / "history.nc").unlink()  # as saved before it was kept
+    _edit_manifest(tmp_path / "m.clm", lambda manifest: manifest["files"].pop("history.nc"))
+    old = cl.load(tmp_path / "m.clm")
+    assert not hasattr(old, "history_")
+    with pytest.raises(cl.errors.InputDataError, match="VED has no training history: the model "
+                       r"was saved without it \(by an older climlatent\); refit"):  # fmt: skip
+        cl.plot.training_history(old)
+    assert "not saved with the model" in old._repr_html_()
+    with pytest.raises(cl.errors.InputDataError, match="only the torch estimators record one"):
+        cl.plot.training_history(cl.EOFRegression(n_proxy_eofs=2).fit(circulation(), "pr", "psl"))
+    # a history.nc listed with its checksum but not a history is refused, naming it
+    file = tmp_path / "m.clm" / "history.nc"
+    for bad in (history.assign_attrs(best_epoch=7), history.isel(epoch=[1, 0])):
+        bad.to_netcdf(file)
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        _edit_manifest(file.parent, lambda m, d=digest: m["files"].update({file.name: d}))
+        with pytest.raises(CheckpointError, match=r"history\.nc' is invalid"):
+            cl.load(file.parent)

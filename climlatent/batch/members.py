@@ -13,7 +13,14 @@ import numpy as np
 import xarray as xr
 
 from climlatent.errors import InputDataError
-from climlatent.grid import GridInfo, check_same_grid, find_grid, find_member, find_time
+from climlatent.grid import (
+    GridInfo,
+    check_same_grid,
+    find_grid,
+    find_member,
+    find_time,
+    scalar_member,
+)
 from climlatent.grid_order import canonical_order
 from climlatent.io import PathLike, SharedTimeAxis, carry_provenance, natural_key, open_dataset
 from climlatent.units import units_quantity
@@ -36,8 +43,10 @@ def open_members(
     inputs : path, glob, ``"catalog.yaml#entry"``, or a sequence of them
         Sources of one or more members each. A source with a member dimension (found
         through CF metadata) keeps its labels; any other is one member named after
-        its file. The files of a glob are taken in natural order (``r2`` before
-        ``r10``).
+        its file, or, when every source is one member with a scalar member coordinate
+        (a CMIP file's ``realization``, found as `~climlatent.grid.scalar_member`
+        finds it) of one name and distinct values, labelled by its value. The files
+        of a glob are taken in natural order (``r2`` before ``r10``).
     variables : sequence of str
         Variables to keep (the model's inputs).
     members : sequence of str, optional
@@ -61,6 +70,11 @@ def open_members(
 
     Notes
     -----
+    A scalar member coordinate that does not label the members (values repeated) is
+    kept as a coordinate along the member dimension, each member's own value; as a
+    scalar only if every source has the same value; dropped if some source lacks it.
+    The first member's scalar value never stands for the others'.
+
     Close the ensemble (or open it in a ``with`` block) before its files are opened
     again, by another ``open_members`` or a batch writer: with netCDF4 1.7 (netCDF-C
     4.10, HDF5 2.2) a file held open by xarray and opened, closed and opened again
@@ -91,7 +105,7 @@ def _open_members(
     sources = _expand(inputs)
     time_coder = SharedTimeAxis()  # the members' common time axis decoded once
     with contextlib.ExitStack() as files:
-        parts, found, seen, first_grid = [], [], {}, None
+        parts, found, scalars, first_grid = [], [], [], None
         for source in sources:
             ds = open_dataset(source, chunks=None, time_coder=time_coder)
             # Only the file's closer is kept, not the Dataset: its decoded time axis
@@ -100,6 +114,8 @@ def _open_members(
                 files.callback(ds._close)
             found.append(find_member(ds))
             dim = found[-1] or "member"
+            scalar = None if found[-1] else scalar_member(ds)
+            scalars.append(None if scalar is None else (scalar, ds[scalar].values.item()))
             part, grid = _member_part(source, ds, variables, dim, time_chunk)
             first_grid = first_grid or grid
             if parts:
@@ -110,13 +126,15 @@ def _open_members(
                 part = part.drop_vars(
                     [name for name, coord in part.coords.items() if dim not in coord.dims]
                 )
-            for label in part[dim].values.tolist():
+            parts.append(part)
+        parts, seen = _with_scalar_labels(parts, scalars), {}
+        for source, part, dim in zip(sources, parts, found, strict=True):
+            for label in part[dim or "member"].values.tolist():
                 if label in seen:
                     raise InputDataError(
                         f"member {label!r} is in both {seen[label]!r} and {source!r}"
                     )
                 seen[label] = source
-            parts.append(part)
         member_dim = next((dim for dim in found if dim), "member")
         combined = xr.concat(
             [
@@ -155,6 +173,45 @@ def _open_members(
         # while netCDF-C opens the same file (which crashes it).
         combined.set_close(files.pop_all().close)
     return combined, seen
+
+
+def _with_scalar_labels(
+    parts: list[xr.Dataset], scalars: list[tuple[str, object] | None]
+) -> list[xr.Dataset]:
+    """The one-member ``parts`` labelled by their scalar member coordinates, if they can be.
+
+    ``scalars``: each source's scalar member coordinate, ``(name, value)``, or None
+    (a source with a member dim, or none). Only the first part holds its scalar.
+    Values of one name, distinct: the labels along ``member``; repeated: a coordinate
+    along it; the same in every source: the first's stands for all; a source without:
+    none (`open_members`, Notes).
+
+    Examples
+    --------
+    >>> parts = [xr.Dataset(coords={"member": [f]}) for f in ("a", "b")]
+    >>> parts[0] = parts[0].assign_coords(realization=1)
+    >>> both = _with_scalar_labels(parts, [("realization", 1), ("realization", 2)])
+    >>> [part.member.values.tolist() for part in both], "realization" in both[0].coords
+    ([[1], [2]], False)
+    >>> repeated = _with_scalar_labels(parts * 2, [("realization", 1), ("realization", 2)] * 2)
+    >>> [part.realization.values.tolist() for part in repeated]
+    [[1], [2], [1], [2]]
+    """
+    names = {scalar[0] for scalar in scalars if scalar is not None}
+    if None in scalars or len(names) != 1:
+        return [part.drop_vars(names, errors="ignore") for part in parts]
+    (name,), values = names, [scalar[1] for scalar in scalars]
+    if len(set(values)) == len(values):
+        return [
+            part.drop_vars(name, errors="ignore").assign_coords(member=[value])
+            for part, value in zip(parts, values, strict=True)
+        ]
+    if len(set(values)) == 1 or name == "member":  # "member": replaced by the file's name
+        return parts
+    return [
+        part.drop_vars(name, errors="ignore").assign_coords({name: ("member", [value])})
+        for part, value in zip(parts, values, strict=True)
+    ]
 
 
 def _expand(inputs: PathLike | Sequence[PathLike]) -> list[str]:

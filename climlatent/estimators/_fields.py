@@ -308,6 +308,44 @@ def in_fitted_units(
     return np.asarray(moved.values)
 
 
+def latent_name(encoded: Sequence[str]) -> str:
+    """The name of the latents of the variables ``encoded``: joined by ``_``, ``_latent``.
+
+    Examples
+    --------
+    >>> latent_name(["psl", "tas"])
+    'psl_tas_latent'
+    """
+    return "_".join(encoded) + "_latent"
+
+
+def latent_array(
+    z: np.ndarray, like: xr.DataArray, sample: tuple, encoded: Sequence[str], long_name: str
+) -> xr.DataArray:
+    """Latent codes ``z`` (one row per sample of ``like``) as what ``encode`` returns.
+
+    Dims: ``sample`` (with ``like``'s coordinates), then ``latent``, labelled ``0 ..``;
+    named by `latent_name`, not after its dim, so that it writes to netCDF as it is.
+
+    Examples
+    --------
+    >>> like = xr.DataArray(np.zeros((3, 2, 2)), dims=("time", "y", "x"))
+    >>> z = latent_array(np.zeros((3, 4)), like, ("time",), ["psl", "tas"], "code")
+    >>> z.name, z.dims, z["latent"].attrs["long_name"]
+    ('psl_tas_latent', ('time', 'latent'), 'latent dimension')
+    """
+    shape = tuple(like.sizes[d] for d in sample) + (z.shape[-1],)
+    coords = {d: like[d] for d in sample if d in like.coords}
+    coords[LATENT_DIM] = (LATENT_DIM, np.arange(z.shape[-1]), {"long_name": "latent dimension"})
+    return xr.DataArray(
+        z.reshape(shape),
+        dims=(*sample, LATENT_DIM),
+        coords=coords,
+        name=latent_name(encoded),
+        attrs={"long_name": long_name, "units": "1"},
+    )
+
+
 def latent_rows(z: xr.DataArray, latent_dim: int) -> tuple[np.ndarray, tuple, tuple, dict]:
     """Latent vectors ``z`` (last dim ``latent``) as float32 rows, with their sample layout.
 

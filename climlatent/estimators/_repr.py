@@ -119,11 +119,34 @@ def history_summary(history: pd.DataFrame, best_epoch: int | None = None) -> str
     return "; ".join(parts)
 
 
+def missing_history(estimator: BaseEstimator) -> str:
+    """Why ``estimator`` has no ``history_``: unfitted, saved without it, or not trained.
+
+    A fitted torch estimator (one with a ``module_``) without it was loaded from a
+    model saved before climlatent kept the history (`climlatent.persistence`).
+
+    Examples
+    --------
+    >>> from climlatent.estimators import EOFRegression
+    >>> missing_history(EOFRegression())
+    'fit it first (only the torch estimators record one, as history_)'
+    """
+    if not estimator.is_fitted:
+        return "fit it first (only the torch estimators record one, as history_)"
+    if hasattr(estimator, "module_"):
+        return "the model was saved without it (by an older climlatent); refit to record one"
+    return "only the torch estimators record one, as history_"
+
+
 def _training(estimator: BaseEstimator) -> str | None:
-    """The training history's one-line summary; None for an estimator without one."""
+    """The training history's one-line summary; None for an estimator without one.
+
+    A fitted torch estimator loaded from a model saved without it says so.
+    """
     history = getattr(estimator, "history_", None)
     if not isinstance(history, pd.DataFrame):
-        return None
+        torch_fitted = estimator.is_fitted and hasattr(estimator, "module_")
+        return "not saved with the model (saved by an older climlatent)" if torch_fitted else None
     return history_summary(history, getattr(estimator, "best_epoch_", None))
 
 

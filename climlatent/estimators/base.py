@@ -48,7 +48,7 @@ from climlatent.checks import (
 )
 from climlatent.errors import InputDataError, not_fitted
 from climlatent.estimators._config import check_config, make_transform
-from climlatent.estimators._fields import LATENT_DIM
+from climlatent.estimators._fields import latent_array
 from climlatent.estimators._fit_forms import fit_call
 from climlatent.estimators._refit import all_or_nothing
 from climlatent.estimators._repr import html_repr, text_repr
@@ -422,16 +422,8 @@ class Estimator(BaseEstimator):
         y = self._prepare_target(ds, blocks_checked=True)  # by _target_matrix
         z = self._encode(self._target_matrix(y))
         sample = self.target_layout_.sample_dims(y)
-        shape = tuple(y.sizes[d] for d in sample) + (z.shape[1],)
-        coords = {d: y[d] for d in sample if d in y.coords}
-        coords[LATENT_DIM] = (LATENT_DIM, np.arange(z.shape[1]), {"long_name": "latent dimension"})
-        return xr.DataArray(
-            z.reshape(shape),
-            dims=sample + (LATENT_DIM,),
-            coords=coords,
-            name=f"{self.target_}_latent",
-            attrs={"long_name": f"latent representation of {self.target_}", "units": "1"},
-        )
+        long_name = f"latent representation of {self.target_}"
+        return latent_array(z, y, sample, [self.target_], long_name)
 
     def reconstruct(self, ds: xr.Dataset) -> xr.Dataset:
         """Encode then decode the target field of ``ds`` (its reconstruction)."""

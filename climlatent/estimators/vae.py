@@ -32,6 +32,7 @@ from climlatent.estimators._fields import (
     field_ranges,
     grid_coords,
     gridded_fields,
+    latent_array,
     latent_rows,
     on_fitted_grid,
     stack_fields,
@@ -40,7 +41,7 @@ from climlatent.estimators._fields import (
 )
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import seed_global, train_module
-from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
+from climlatent.estimators.base import ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
@@ -259,16 +260,8 @@ class VAE(BaseEstimator):
         fields = self._fields(ds, self.variables_)
         x = standardise(stack_fields(fields), self.mean_, self.std_)
         z = inference(self.module_.encode, x, device=self.device_)
-        sample = fields[0].dims[:-2]
-        shape = tuple(fields[0].sizes[d] for d in sample) + (self.latent_dim,)
-        coords = {d: fields[0][d] for d in sample if d in fields[0].coords}
-        return xr.DataArray(
-            z.reshape(shape),
-            dims=sample + (LATENT_DIM,),
-            coords={**coords, LATENT_DIM: np.arange(self.latent_dim)},
-            name="latent",
-            attrs={"long_name": "posterior mean of the VAE latent", "units": "1"},
-        )
+        long_name = "posterior mean of the VAE latent"
+        return latent_array(z, fields[0], fields[0].dims[:-2], self.variables_, long_name)
 
     def decode(self, z: xr.DataArray) -> xr.Dataset:
         """Fields decoded from latent vectors ``z`` (last dim ``latent``)."""

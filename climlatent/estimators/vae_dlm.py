@@ -37,14 +37,16 @@ from climlatent.estimators._dlm_times import (
     time_values,
 )
 from climlatent.estimators._fields import (
+    LATENT_DIM,
     check_field_ranges,
     field_ranges,
+    latent_array,
     latent_order,
     on_fitted_grid,
 )
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import seed_global, train_module
-from climlatent.estimators.base import LATENT_DIM, ArraySpec, BaseEstimator
+from climlatent.estimators.base import ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.vae_dlm import GeometricFlowVAE, induced_metric
@@ -240,16 +242,8 @@ class VAEDLM(BaseEstimator):
         self._require_fitted("encode")
         da = self._checked(ds, check_range)
         u = inference(self.module_.encode, self._initial(da), device=self.device_)
-        sample = tuple(da.dims[:-2])
-        shape = tuple(da.sizes[d] for d in sample) + (self.intrinsic_dim,)
-        coords = {d: da[d] for d in sample if d in da.coords}
-        return xr.DataArray(
-            u.reshape(shape),
-            dims=sample + (LATENT_DIM,),
-            coords={**coords, LATENT_DIM: np.arange(self.intrinsic_dim)},
-            name="latent",
-            attrs={"long_name": "posterior mean of the VAE-DLM local coordinates", "units": "1"},
-        )
+        long_name = "posterior mean of the VAE-DLM local coordinates"
+        return latent_array(u, da, tuple(da.dims[:-2]), [self.variable_], long_name)
 
     def decode(self, u: xr.DataArray, times: Times) -> xr.Dataset:
         """Fields at ``times`` decoded from local coordinates ``u`` (last dim ``latent``).

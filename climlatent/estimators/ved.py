@@ -33,11 +33,13 @@ from climlatent.draw_addresses import block_rows, draw_order, row_keys
 from climlatent.draws import CONDITIONAL_DRAW, REALIZATION_DIM, BlockNormals, Draws, realizations
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import (
+    LATENT_DIM,
     check_field_ranges,
     field_moments,
     field_ranges,
     grid_coords,
     gridded_fields,
+    latent_name,
     latent_rows,
     on_fitted_grid,
     stack_fields,
@@ -46,11 +48,7 @@ from climlatent.estimators._fields import (
 )
 from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
 from climlatent.estimators._train import seed_global, train_module
-from climlatent.estimators.base import (
-    LATENT_DIM,
-    ArraySpec,
-    BaseEstimator,
-)
+from climlatent.estimators.base import ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE
 from climlatent.io import add_history, carry_provenance, physical_attrs
 from climlatent.models.dense_blocks import DenseDecoder, DenseEncoder
@@ -285,7 +283,8 @@ class VED(BaseEstimator):
         x, sample, shape, coords = self._inputs(ds, check_range)
         out = inference(lambda t: torch.cat(self.module_.posterior(t), -1), x, device=self.device_)
         mean, log_var = np.split(out, 2, axis=-1)
-        coords = {**coords, LATENT_DIM: np.arange(self.latent_dim)}
+        labels = np.arange(self.latent_dim)
+        coords = {**coords, LATENT_DIM: (LATENT_DIM, labels, {"long_name": "latent dimension"})}
 
         def wrap(values: np.ndarray, what: str) -> xr.DataArray:
             return xr.DataArray(
@@ -299,9 +298,12 @@ class VED(BaseEstimator):
         return wrap(mean, "mean"), wrap(np.exp(0.5 * log_var), "std")
 
     def encode(self, ds: xr.Dataset, check_range: bool = True) -> xr.DataArray:
-        """Posterior means of the latent code of the input fields of ``ds`` (`posterior`)."""
+        """Posterior means of the latent code of the input fields of ``ds`` (`posterior`).
+
+        Named by `~climlatent.estimators._fields.latent_name` after the inputs.
+        """
         self._require_fitted("encode")
-        return self.posterior(ds, check_range)[0]
+        return self.posterior(ds, check_range)[0].rename(latent_name(self.inputs_))
 
     def decode(self, z: xr.DataArray) -> xr.Dataset:
         """Output fields decoded from latent vectors ``z`` (last dim ``latent``)."""

@@ -22,6 +22,7 @@ from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 from climlatent.errors import InputDataError
+from climlatent.estimators._repr import missing_history
 from climlatent.grid import find_grid
 from climlatent.metrics import latent_factor_correlation, r2_map, rmse_map
 from climlatent.metrics.skill import as_score, paired
@@ -319,8 +320,7 @@ def training_history(history: pd.DataFrame | Any, best_epoch: int | None = None)
         history = getattr(estimator, "history_", None)
         if not isinstance(history, pd.DataFrame):
             raise InputDataError(
-                f"{type(estimator).__name__} has no training history: fit it first (only "
-                "the torch estimators record one, as history_)"
+                f"{type(estimator).__name__} has no training history: {missing_history(estimator)}"
             )
         if best_epoch is None:
             best_epoch = getattr(estimator, "best_epoch_", None)
