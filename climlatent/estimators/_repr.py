@@ -1,8 +1,14 @@
 """How an estimator shows itself: plain text anywhere, an HTML table in Jupyter.
 
 The plain text is the class and the options that differ from their defaults, as
-scikit-learn writes it (``VAE(latent_dim=2, epochs=2)``). The HTML adds whether it is
-fitted, its variables, its grids and a summary of its training history.
+scikit-learn writes it (``latent_dim=2`` is the default):
+
+>>> import climlatent as cl
+>>> cl.VAE(latent_dim=2, epochs=2), cl.VAE(latent_dim=4, epochs=2)
+(VAE(epochs=2), VAE(latent_dim=4, epochs=2))
+
+The HTML adds whether it is fitted, its variables, its grids and a summary of its
+training history.
 """
 
 from __future__ import annotations
