@@ -38,6 +38,22 @@ PRIOR_DRAW = "prior draw"
 CONDITIONAL_DRAW = "draw of the conditional distribution"
 
 
+def decoded_draws_comment(kind: str, noise: bool) -> str:
+    """What fields decoded from latent draws are, as their variables' ``comment``.
+
+    ``kind``: the latent draws, `PRIOR_DRAW` or `CONDITIONAL_DRAW`; ``noise``: whether
+    the decoder's output noise ``N(0, sigma^2)`` was added to its mean.
+
+    Examples
+    --------
+    >>> decoded_draws_comment(PRIOR_DRAW, noise=False)
+    "decoder mean of each prior draw, without the decoder's output noise"
+    """
+    if noise:
+        return f"decoder mean of each {kind} plus the decoder's output noise N(0, sigma^2)"
+    return f"decoder mean of each {kind}, without the decoder's output noise"
+
+
 def realizations(n: int, long_name: str) -> xr.DataArray:
     """The coordinate of ``n`` draws: ``0 .. n - 1`` along ``realization``, CF's.
 

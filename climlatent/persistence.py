@@ -19,7 +19,8 @@ the estimator's configuration fields, bounded nesting) before any other file is 
 file names must be plain names of regular files in the folder (no path, no ``..``, no
 symbolic link); every checksum is checked before a file is read; and every tensor's
 shape and dtype are checked against what the configuration and fitted metadata imply
-before it is loaded. Anything else is refused with a
+before it is loaded. A file the estimator does not read (another ``.nc``, a history
+beside a model that does not train) is refused too. Anything else is refused with a
 :class:`~climlatent.errors.CheckpointError` naming the file and the field or tensor.
 
 The manifest's schema (version 1), every field required and no other allowed:
@@ -396,20 +397,36 @@ def _show(value: Any) -> str:
     return reprlib.repr(value)
 
 
-class _Tensors(dict):
+class _Read(dict):
+    """What a model folder holds, by name, recording the names asked for (``[]``, ``get``).
+
+    Examples
+    --------
+    >>> held = _Read({"grid": 1, "extra": 2})
+    >>> held["grid"], held.get("transform"), sorted(held.read)
+    (1, None, ['grid', 'transform'])
+    """
+
+    def __init__(self, items: Mapping[str, Any] = types.MappingProxyType({})) -> None:
+        super().__init__(items)
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> Any:
+        value = super().__getitem__(name)
+        self.read.add(name)
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The entry ``name``, or ``default`` (the name is recorded either way)."""
+        self.read.add(name)
+        return super().get(name, default)
+
+
+class _Tensors(_Read):
     """The tensors of a weights file, recording which ones were read.
 
     Reading one that is not there raises :class:`CheckpointError` naming it.
     """
-
-    def __init__(self, tensors: Mapping[str, np.ndarray]) -> None:
-        super().__init__(tensors)
-        self.read: set[str] = set()
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        value = super().__getitem__(name)
-        self.read.add(name)
-        return value
 
     def __missing__(self, name: str) -> np.ndarray:
         raise CheckpointError(f"tensor {name!r} is missing")
@@ -488,7 +505,8 @@ def load(path: str | Path) -> BaseEstimator:
     ------
     CheckpointError
         The folder is not a model; its manifest breaks the schema; a file is missing,
-        a symbolic link, outside the folder, truncated or modified; a tensor is
+        a symbolic link, outside the folder, truncated, modified or not one the
+        estimator reads; a tensor is
         missing, unexpected, or of another shape or dtype than the model's; or it was
         written in a newer format. The message names the file and the field or tensor.
 
@@ -509,16 +527,13 @@ def load(path: str | Path) -> BaseEstimator:
         fields = {field.name for field in dataclasses.fields(cls)}
         before = {name: value for name, value in BEFORE_FIELD.items() if name in fields}
         estimator = cls(**{**before, **manifest["config"]})
-    datasets = {}
+    datasets = _Read()
     for name in manifest["files"]:
         if name.endswith(".nc"):
             with _refusing(f"model file {str(folder / name)!r}"):
                 with xr.open_dataset(folder / name) as dataset:
                     datasets[name[:-3]] = dataset.load()
     history = datasets.pop(HISTORY, None)  # absent from a model saved before it was kept
-    if history is not None:
-        with _refusing(f"model file {str(folder / f'{HISTORY}.nc')!r}"):
-            estimator.history_, estimator.best_epoch_ = _training_history(history)
     # Building a torch model draws its initial weights (overwritten by the saved ones)
     # from the global generator: the caller's next torch draw was another after a load.
     with global_random_states():
@@ -534,5 +549,16 @@ def load(path: str | Path) -> BaseEstimator:
                 raise CheckpointError(
                     f"tensor {unread[0]!r} is not part of a {type(estimator).__name__}"
                 )
+    # Only a torch estimator (one with a module_) trains, recording a history.
+    trained = hasattr(estimator, "module_")
+    used = {WEIGHTS, *(f"{name}.nc" for name in datasets.read | ({HISTORY} if trained else set()))}
+    unused = sorted(set(manifest["files"]) - used)
+    if unused:
+        raise CheckpointError(
+            f"model file {str(folder / unused[0])!r} is not part of a {type(estimator).__name__}"
+        )
+    if history is not None:
+        with _refusing(f"model file {str(folder / f'{HISTORY}.nc')!r}"):
+            estimator.history_, estimator.best_epoch_ = _training_history(history)
     estimator._record_fit_params()  # the saved configuration is the fit's
     return estimator

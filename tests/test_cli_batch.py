@@ -386,3 +386,33 @@ def test_unreachable_scheduler_fails_with_one_line(workspace, tmp_path):
     args += ["-o", tmp_path / "pr.zarr", "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", 2]
     assert_one_line_error(invoke(*args), "cannot reach the dask scheduler at 'tcp://127.0.0.1:1'")
     assert not (tmp_path / "pr.zarr").exists()
+
+
+def test_members_numbered_by_realization_are_selected_by_number(workspace, tmp_path):
+    """CMIP files labelled by their scalar realization (3, 1, 2): ``--members 2,3`` gave
+    the strings '2', '3', refused as not found among the inputs' [3, 1, 2], and
+    ``members=[2, 3]`` in Python failed writing its command line (a TypeError)."""
+    ensemble = circulation_members()
+    for number, label in zip((3, 1, 2), ensemble.member.values, strict=True):
+        member = ensemble.sel(member=label).drop_vars("member")
+        member = member.assign_coords(realization=np.int32(number))
+        cl.io.to_netcdf(member, tmp_path / f"{label}.nc")
+    args = ["emulate", workspace / "eof.clm", tmp_path / "*.nc", "-q", "--time-chunk", 365]
+    numbered = invoke(*args, "-o", tmp_path / "numbered.zarr", "--members", "2,3")
+    assert numbered.exit_code == 0, numbered.output
+    cl.batch.emulate_to_zarr(
+        workspace / "eof.clm", tmp_path / "*.nc", tmp_path / "python.zarr",
+        members=[2, 3], time_chunk=365, progress=False,
+    )  # fmt: skip
+    named = workspace / "members" / "*.nc"
+    reference = invoke(*args[:2], named, *args[3:], "-o", tmp_path / "named.zarr",
+                       "--members", "r3i1p1f1,r1i1p1f1")  # fmt: skip
+    assert reference.exit_code == 0, reference.output
+    stores = [xr.open_zarr(tmp_path / f"{name}.zarr") for name in ("numbered", "python", "named")]
+    assert stores[0].member.values.tolist() == stores[1].member.values.tolist() == [2, 3]
+    for store in stores[:2]:
+        np.testing.assert_array_equal(store["pr"].values, stores[2]["pr"].values)
+    assert_one_line_error(
+        invoke(*args, "-o", tmp_path / "none.zarr", "--members", "r2"),
+        "member(s) ['r2'] not found; the inputs hold [3, 1, 2]",
+    )

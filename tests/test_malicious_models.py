@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from click.testing import CliRunner
@@ -111,6 +112,25 @@ def garbage_grid(folder):
     edit_manifest(
         lambda m, f: m["files"].__setitem__("target_grid.nc", sha256(f / "target_grid.nc"))
     )(folder)
+
+
+def add_file(name, write):
+    """Write ``name`` with ``write(folder, path)`` and list it with its own checksum."""
+
+    def apply(folder):
+        write(folder, folder / name)
+        edit_manifest(lambda m, f: m["files"].__setitem__(name, sha256(f / name)))(folder)
+
+    return apply
+
+
+def copy_grid(folder, path):
+    shutil.copy(folder / "proxy_grid.nc", path)
+
+
+def training_history(folder, path):
+    history = pd.DataFrame({"train_loss": [2.0, 1.0]}, index=pd.RangeIndex(2, name="epoch"))
+    persistence._history_dataset(history, 1).to_netcdf(path)
 
 
 def truncate_weights(update_checksum):
@@ -216,6 +236,21 @@ EOF_CASES = [
     ("nested-100", deep_fitted(100), "deeper than"),
     ("garbage-netcdf", garbage_grid, r"model file '.*target_grid\.nc' is invalid"),
     (
+        "unused-netcdf",
+        add_file("extra.nc", copy_grid),
+        r"model file '.*extra\.nc' is not part of a EOFRegression",
+    ),
+    (
+        "unused-file",
+        add_file("notes.txt", lambda _, path: path.write_text("x")),
+        r"model file '.*notes\.txt' is not part of a EOFRegression",
+    ),
+    (
+        "history-of-an-untrained-model",
+        add_file("history.nc", training_history),
+        r"model file '.*history\.nc' is not part of a EOFRegression",
+    ),
+    (
         "tensor-wrong-shape",
         set_tensor("coef", lambda t: t["coef"][:-1]),
         r"weights\.safetensors' is invalid: tensor 'coef' is float64 \(6, 12\), expected float64 "
@@ -256,6 +291,11 @@ EOF_CASES = [
 ]
 
 LLAAE_CASES = [
+    (
+        "unused-netcdf",
+        add_file("extra.nc", copy_grid),
+        r"model file '.*extra\.nc' is not part of a LLAAE",
+    ),
     (
         "module-wrong-shape",
         set_tensor("module.latent.loc.weight", lambda t: np.zeros((3, 96), np.float32)),

@@ -255,6 +255,30 @@ def test_estimator_trains_round_trips_and_keeps_metadata(darcy, tmp_path):
     assert samples["u_y"].shape == (5, 17, 17)
 
 
+def test_prior_samples_say_they_are_decoder_means_and_draw_the_output_noise_on_request(darcy):
+    """VAE.sample returned decoder means of prior draws with nothing saying so and no
+    way to draw the likelihood's output noise N(0, sigma^2), which VED.sample adds with
+    ``noise=True``: the noise, in physical units, is ``std * exp(log_var / 2)`` times
+    standard normals, drawn by ``seed`` and draw alone."""
+    vae = VAE(latent_dim=2, epochs=1, batch_size=16, device="cpu", **SMALL).fit(darcy, FIELDS)
+    means, noisy = vae.sample(300, seed=3), vae.sample(300, seed=3, noise=True)
+    for name in FIELDS:
+        assert means[name].attrs["comment"] == (
+            "decoder mean of each prior draw, without the decoder's output noise"
+        )
+        assert noisy[name].attrs["comment"] == (
+            "decoder mean of each prior draw plus the decoder's output noise N(0, sigma^2)"
+        )
+    sigma = vae.std_ * np.exp(0.5 * vae.module_.output_log_var.detach().numpy())
+    for i, name in enumerate(FIELDS):
+        normals = ((noisy[name] - means[name]) / sigma[i]).values.ravel()  # 86700 values
+        assert abs(normals.mean()) < 0.02 and abs(normals.std() - 1) < 0.02
+        assert stats.kstest(normals, "norm").pvalue > 1e-3
+    first = vae.sample(3, seed=3, noise=True)
+    np.testing.assert_allclose(first["u_x"], noisy["u_x"][:3], rtol=1e-5, atol=1e-6)
+    assert not noisy["u_x"].equals(vae.sample(300, seed=4, noise=True)["u_x"])
+
+
 def test_fully_labelled_latents_follow_the_generative_parameters(darcy):
     """Eq. 28 with every sample labelled: the posterior means regress onto theta."""
     vae = VAE(latent_dim=2, epochs=25, batch_size=16, lr=3e-3, supervision_weight=100, **SMALL)

@@ -260,6 +260,15 @@ def test_estimator_predicts_on_another_grid_with_metadata(fitted):
     assert draws["p"].dims == ("realization", "sample", "yc", "xc")
     assert draws["realization"].values.tolist() == [0, 1, 2, 3]  # as the downscalers' draws
     assert draws["realization"].attrs["long_name"] == "draw of the conditional distribution"
+    assert draws["p"].attrs["comment"] == (  # as VAE.sample's: what the values are
+        "decoder mean of each draw of the conditional distribution, without the decoder's "
+        "output noise"
+    )
+    assert (
+        ved.sample(test, 1, seed=1, noise=True)["p"]
+        .attrs["comment"]
+        .endswith("plus the decoder's output noise N(0, sigma^2)")
+    )
     assert draws.equals(ved.sample(test, n_samples=4, seed=1))
     assert float(draws["p"].std("realization").mean()) > 0
     with pytest.warns(DeprecationWarning, match="write VED.sample\\(ds, n_samples=4"):

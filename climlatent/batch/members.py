@@ -6,7 +6,7 @@ import contextlib
 import glob
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ OPEN_FILES = 8
 def open_members(
     inputs: PathLike | Sequence[PathLike],
     variables: Sequence[str],
-    members: Sequence[str] | None = None,
+    members: Sequence[Hashable] | None = None,
     time_chunk: int = 365,
 ) -> xr.Dataset:
     """Open ensemble members lazily, combined along a member dimension.
@@ -49,8 +49,9 @@ def open_members(
         of a glob are taken in natural order (``r2`` before ``r10``).
     variables : sequence of str
         Variables to keep (the model's inputs).
-    members : sequence of str, optional
-        Labels of the members to keep, in this order (default: all).
+    members : sequence of str or int, optional
+        Labels of the members to keep, in this order (default: all). A string selects
+        a numbered member by its number (``"2"`` the member labelled ``2``).
     time_chunk : int
         Time steps per dask chunk; a chunk holds one member and the whole grid.
 
@@ -98,7 +99,7 @@ def open_members(
 def _open_members(
     inputs: PathLike | Sequence[PathLike],
     variables: Sequence[str],
-    members: Sequence[str] | None,
+    members: Sequence[Hashable] | None,
     time_chunk: int,
 ) -> tuple[xr.Dataset, dict[str, str]]:
     """As :func:`open_members`, with the source (file or entry) of each member label."""
@@ -159,13 +160,14 @@ def _open_members(
         if members is not None:
             if not list(members):  # no member: a store of none was written
                 raise InputDataError(f"members selects none; the inputs hold {list(seen)}")
-            missing = [label for label in members if label not in seen]
+            labels = [_as_label(label, combined[member_dim].dtype) for label in members]
+            missing = [label for label in labels if label not in seen]
             if missing:
                 raise InputDataError(f"member(s) {missing} not found; the inputs hold {list(seen)}")
-            repeated = sorted({label for label in members if list(members).count(label) > 1})
+            repeated = sorted({label for label in labels if labels.count(label) > 1})
             if repeated:
                 raise InputDataError(f"members names {repeated} more than once")
-            combined = combined.sel({member_dim: list(members)})
+            combined = combined.sel({member_dim: labels})
         # A fresh token, as in _member_part: dask would hash the (cftime) time index by
         # pickling it (0.03-0.3 s).
         combined = combined.chunk({member_dim: 1}, token=uuid.uuid4().hex)
@@ -173,6 +175,28 @@ def _open_members(
         # while netCDF-C opens the same file (which crashes it).
         combined.set_close(files.pop_all().close)
     return combined, seen
+
+
+def _as_label(label: Hashable, dtype: np.dtype) -> Hashable:
+    """``label`` read as a member label of ``dtype``: a numeric label from a string.
+
+    A command line gives ``--members 2`` as ``"2"``; members numbered ``1, 2, 3`` (a
+    numbered member dim, or CMIP's ``realization``) are labelled by integers. A string
+    that is not a number of ``dtype`` is kept (and then not found among the labels).
+
+    Examples
+    --------
+    >>> _as_label("2", np.dtype("int32")), _as_label("2.5", np.dtype("int64"))
+    (2, '2.5')
+    >>> _as_label("2", np.dtype("float64")), _as_label("r2i1p1f1", np.dtype("<U8"))
+    (2.0, 'r2i1p1f1')
+    """
+    if not isinstance(label, str) or dtype.kind not in "iuf":
+        return label
+    try:
+        return np.array(label).astype(dtype).item()
+    except ValueError:
+        return label
 
 
 def _with_scalar_labels(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +54,8 @@ def emulate_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: An
 
     Other Parameters
     ----------------
-    members : sequence of str, optional
-        Member labels to process (default: all).
+    members : sequence of str or int, optional
+        Member labels to process (default: all), as `open_members` selects them.
     time_chunk : int, optional
         Time steps per model call (one dask task); default a region's steps divided
         among the scheduler's workers, so that every worker has a block of each
@@ -133,7 +133,7 @@ def _to_zarr(
     inputs: PathLike | Sequence[PathLike],
     store: PathLike,
     *,
-    members: Sequence[str] | None = None,
+    members: Sequence[Hashable] | None = None,
     time_chunk: int | None = None,
     time_per_region: int | None = None,
     device: str = "auto",
@@ -237,7 +237,7 @@ def _command_line(
     """
     sources = [inputs] if isinstance(inputs, str | os.PathLike) else inputs
     options = {
-        "--members": ",".join(settings["members"] or []) or None,
+        "--members": ",".join(map(str, settings["members"] or [])) or None,
         "--time-chunk": settings["time_chunk"],
         "--time-per-region": settings["time_per_region"],
         "--device": None if settings["device"] == "auto" else settings["device"],

@@ -24,7 +24,7 @@ import xarray as xr
 
 from climlatent._deprecation import renamed_arguments
 from climlatent.checks import get_variable
-from climlatent.draws import PRIOR_DRAW, REALIZATION_DIM, realizations
+from climlatent.draws import PRIOR_DRAW, REALIZATION_DIM, decoded_draws_comment, realizations
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import (
     check_field_ranges,
@@ -275,16 +275,19 @@ class VAE(BaseEstimator):
         self._require_fitted("reconstruct")
         return carry_provenance(self.decode(self.encode(ds)), ds)
 
-    def sample(self, n: int, seed: int = 0) -> xr.Dataset:
+    def sample(self, n: int, seed: int = 0, noise: bool = False) -> xr.Dataset:
         """``n`` fields generated from latent draws of the prior (dim ``realization``).
 
-        Draw ``i`` comes from ``seed`` and ``i`` alone (`climlatent.models.priors.prior_draws`):
-        the first ``k`` of ``sample(n, seed)`` are ``sample(k, seed)``, to float round-off.
+        Each draw decodes ``z ~ p(z)`` to the decoder's mean; with ``noise`` the
+        decoder's output noise ``N(0, sigma^2)`` is added (as in `VED.sample`), as each
+        variable's ``comment`` says. Draw ``i`` comes from ``seed`` and ``i`` alone
+        (`climlatent.models.priors.prior_draws`): the first ``k`` of ``sample(n, seed)``
+        are ``sample(k, seed)``, to float round-off.
         """
         self._require_fitted("sample")
         with torch.inference_mode():
-            fields = self.module_.sample(n, seed).float().cpu().numpy()
-        return self._prior_draws(fields, f"sample({n}, seed={seed})")
+            fields = self.module_.sample(n, seed, noise).float().cpu().numpy()
+        return self._prior_draws(fields, f"sample({n}, seed={seed}, noise={noise})", noise)
 
     # -- internals -------------------------------------------------------------------
 
@@ -382,11 +385,14 @@ class VAE(BaseEstimator):
         config = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return add_history(out, f"VAE({config}).{call}")
 
-    def _prior_draws(self, fields: np.ndarray, call: str) -> xr.Dataset:
-        """Standardised fields decoded from prior draws, along ``realization``."""
+    def _prior_draws(self, fields: np.ndarray, call: str, noise: bool = False) -> xr.Dataset:
+        """Standardised fields decoded from prior draws (``noise``: with output noise)."""
         n = len(fields)
         draws = {REALIZATION_DIM: realizations(n, PRIOR_DRAW)}
-        return self._to_dataset(fields, (REALIZATION_DIM,), (n,), draws, call)
+        out = self._to_dataset(fields, (REALIZATION_DIM,), (n,), draws, call)
+        for name in self.variables_:
+            out[name].attrs["comment"] = decoded_draws_comment(PRIOR_DRAW, noise)
+        return out
 
     # -- persistence -------------------------------------------------------------------
 

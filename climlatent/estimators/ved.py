@@ -30,7 +30,14 @@ import xarray as xr
 from climlatent._deprecation import renamed_arguments, renamed_method
 from climlatent.batching import in_sample_order
 from climlatent.draw_addresses import block_rows, draw_order, row_keys
-from climlatent.draws import CONDITIONAL_DRAW, REALIZATION_DIM, BlockNormals, Draws, realizations
+from climlatent.draws import (
+    CONDITIONAL_DRAW,
+    REALIZATION_DIM,
+    BlockNormals,
+    Draws,
+    decoded_draws_comment,
+    realizations,
+)
 from climlatent.errors import InputDataError
 from climlatent.estimators._fields import (
     LATENT_DIM,
@@ -360,8 +367,9 @@ class VED(BaseEstimator):
     ) -> xr.Dataset:
         """``n_samples`` predictive draws of the target for each sample of ``ds``.
 
-        Each draw decodes ``z ~ q(z|x)``; with ``noise`` the decoder's output noise
-        ``N(0, sigma^2)`` is added. The draws stack along a new first dim
+        Each draw decodes ``z ~ q(z|x)`` to the decoder's mean; with ``noise`` the
+        decoder's output noise ``N(0, sigma^2)`` is added, as each variable's
+        ``comment`` says. The draws stack along a new first dim
         ``realization`` (as the downscalers' ``downscale(coarse, n_samples=k)``);
         ``n=`` is the old spelling of ``n_samples`` (deprecated).
 
@@ -394,7 +402,10 @@ class VED(BaseEstimator):
         call = f"sample(ds, n_samples={n_samples}, seed={seed}, noise={noise})"
         dims, sizes = (REALIZATION_DIM, *sample), (n_samples, *shape)
         coords = {REALIZATION_DIM: realizations(n_samples, CONDITIONAL_DRAW), **coords}
-        return self._to_dataset(fields, dims, sizes, coords, ds, call)
+        out = self._to_dataset(fields, dims, sizes, coords, ds, call)
+        for name in self.outputs_:
+            out[name].attrs["comment"] = decoded_draws_comment(CONDITIONAL_DRAW, noise)
+        return out
 
     # -- internals -------------------------------------------------------------------
 

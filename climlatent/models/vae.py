@@ -26,6 +26,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from climlatent.draws import standard_normal_rows
 from climlatent.models.priors import LOG_2PI, gaussian_log_prob, make_prior, prior_draws
 from climlatent.schedules import BetaSchedule
 
@@ -64,6 +65,15 @@ class GaussianEncoderDecoder(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         """Output means ``E[y | z]``."""
         return self.decoder(z)
+
+    def with_output_noise(self, y: Tensor, output_noise: Tensor) -> Tensor:
+        """Output means ``y`` plus the output noise of ``p(y|z)``, ``sigma_y * output_noise``.
+
+        ``output_noise``: standard normals, any shape of ``y``'s size.
+        """
+        shape = (1, -1) + (1,) * (y.dim() - 2)
+        std = (0.5 * self.output_log_var).exp().view(shape)
+        return y + std * output_noise.to(y.dtype).reshape(y.shape)
 
     def negative_log_likelihood(self, y: Tensor, mean: Tensor) -> Tensor:
         """Per-sample ``-log p(y | z)`` of the Gaussian output, summed over values."""
@@ -134,10 +144,19 @@ class GaussianVAE(GaussianEncoderDecoder):
         """Decode the posterior mean of ``y``."""
         return self.decode(self.encode(y))
 
-    def sample(self, n: int, seed: int = 0) -> Tensor:
-        """Output means of ``n`` latent draws from the prior (`prior_draws`)."""
+    def sample(self, n: int, seed: int = 0, noise: bool = False) -> Tensor:
+        """Output means of ``n`` latent draws from the prior (`prior_draws`).
+
+        With ``noise`` the output noise of ``p(y|z)`` is added, from the Philox stream
+        after the prior's: draw ``i`` still comes from ``seed`` and ``i`` alone.
+        """
         device = self.output_log_var.device
-        return self.decode(prior_draws(self.prior, n, self.latent_dim, seed, device))
+        y = self.decode(prior_draws(self.prior, n, self.latent_dim, seed, device))
+        if not noise:
+            return y
+        stream = len(self.prior.noise_widths(self.latent_dim))
+        normals = standard_normal_rows(seed, 0, 0, n, y[0].numel(), stream)
+        return self.with_output_noise(y, torch.from_numpy(normals).to(device))
 
     def training_losses(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
         """Negative ELBO (``beta``-weighted) and, with labels, the Eq. 28 term.

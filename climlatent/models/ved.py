@@ -142,11 +142,7 @@ class VariationalEncoderDecoder(GaussianEncoderDecoder):
         """
         mean, log_var = self.posterior(x)
         y = self.decode(mean + latent_noise.to(mean.dtype) * (0.5 * log_var).exp())
-        if output_noise is not None:
-            shape = (1, -1) + (1,) * (y.dim() - 2)
-            std = (0.5 * self.output_log_var).exp().view(shape)
-            y = y + std * output_noise.to(y.dtype).reshape(y.shape)
-        return y
+        return y if output_noise is None else self.with_output_noise(y, output_noise)
 
     def training_losses(self, batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
         """Negative ELBO (``beta``-weighted KL) plus ``lambda`` times the penalty.
