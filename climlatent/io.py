@@ -42,8 +42,12 @@ PHYSICAL_ATTRS = ("standard_name", "long_name", "units", "cell_methods")
 PathLike = str | os.PathLike
 
 
-def natural_key(text: object) -> tuple[str | int, ...]:
+def natural_key(text: object) -> tuple[str | tuple[int, str], ...]:
     """Sort key that orders the numbers in a label by value: ``r2`` before ``r10``.
+
+    Two texts share a key only if they are equal: ``r01`` and ``r1``, one value, are
+    ordered by their digits, not left in the order given (a glob's is the file
+    system's, which differs between two copies of one folder).
 
     Parameters
     ----------
@@ -53,15 +57,18 @@ def natural_key(text: object) -> tuple[str | int, ...]:
     Returns
     -------
     tuple
-        Text and integers alternating, starting with text (possibly empty).
+        Text and numbers alternating, starting with text (possibly empty); a number as
+        ``(value, digits)``.
 
     Examples
     --------
     >>> sorted(["r10i1p1f1.nc", "r2i1p1f1.nc", "r1i1p1f1.nc"], key=natural_key)
     ['r1i1p1f1.nc', 'r2i1p1f1.nc', 'r10i1p1f1.nc']
+    >>> sorted(["r1.nc", "r01.nc"], key=natural_key)
+    ['r01.nc', 'r1.nc']
     """
     parts = re.split(r"([0-9]+)", str(text))
-    return tuple(int(part) if i % 2 else part for i, part in enumerate(parts))
+    return tuple((int(part), part) if i % 2 else part for i, part in enumerate(parts))
 
 
 def _in_natural_member_order(ds: xr.Dataset) -> xr.Dataset:

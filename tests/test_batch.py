@@ -2,6 +2,7 @@
 schedulers, and the checks on member files."""
 
 import atexit
+import glob
 import os
 import pickle
 import re
@@ -350,6 +351,24 @@ def test_members_of_a_glob_and_the_store_regions_are_in_natural_order(model_path
     manifest = cl.zarr_store.read_manifest(store)
     first = [entry["region"]["member"][0] for entry in manifest["regions"]]
     assert first == sorted(first)  # regions written member by member, r1 first
+
+
+def test_members_of_one_natural_value_keep_one_order_whatever_the_listing(tmp_path, monkeypatch):
+    """r01.nc and r1.nc share the value 1: their members (named after the files) came in
+    the directory listing's order (tmpfs lists the newest file first), so two copies of
+    one folder gave two member orders, and a fit on them other weights."""
+    ensemble = circulation_members(n_members=2).isel(time=slice(0, 10))
+    for i, label in enumerate(["r1", "r01"]):
+        cl.io.to_netcdf(ensemble.isel(member=i, drop=True), tmp_path / f"{label}.nc")
+    pattern = str(tmp_path / "r*.nc")
+    listed = glob.glob(pattern)
+    orders = []
+    for listing in (listed, listed[::-1]):  # the two orders a file system may list
+        monkeypatch.setattr(glob, "glob", lambda _, listing=listing: list(listing))
+        with batch.open_members(pattern, ["psl"]) as ds:
+            orders.append(list(ds.member.values))
+            np.testing.assert_array_equal(ds["psl"].values, ensemble["psl"].values[::-1])
+    assert orders == [["r01", "r1"]] * 2
 
 
 def test_member_on_another_grid_is_refused_naming_the_file(member_files, tmp_path):
