@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import xarray as xr
+from scipy import stats
 
 from climlatent.errors import InputDataError
 from climlatent.metrics import (
@@ -13,7 +14,7 @@ from climlatent.metrics import (
     rmse,
     rmse_map,
 )
-from climlatent.metrics.ensemble import spread_skill_ratio
+from climlatent.metrics.ensemble import crps_ensemble, spread_skill_ratio
 from conftest import rectilinear
 
 
@@ -217,3 +218,94 @@ def test_area_mean_appends_area_mean_to_the_cell_methods():
     assert area_mean(field).attrs["cell_methods"] == "time: mean area: mean"
     assert area_mean(field, ("time",)).attrs["cell_methods"] == "time: mean area: mean time: mean"
     assert area_mean(field, ("time",)).attrs["standard_name"] == "air_temperature"
+
+
+def _pairwise_crps(members: np.ndarray, truth: np.ndarray, fair: bool) -> np.ndarray:
+    """``E|X - y| - E|X - X'| / 2`` by the double sum over members (last axis)."""
+    m = members.shape[-1]
+    pairs = np.abs(members[..., :, None] - members[..., None, :]).sum(axis=(-2, -1))
+    return np.abs(members - truth[..., None]).mean(-1) - pairs / (2 * m * (m - 1 if fair else m))
+
+
+@pytest.mark.parametrize("fair", [False, True])
+def test_crps_ensemble_equals_the_pairwise_double_sum_and_its_area_mean(fair):
+    truth = rectilinear(n_time=7) + 280.0
+    rng = np.random.default_rng(3)
+    members = truth.values[None] + rng.gamma(0.5, 2.0, size=(9, *truth.shape)) - 1.0
+    members[4, 2, 1, 3] = np.nan  # a member missing at one point
+    truth[5, 0, 0] = np.nan
+    ensemble = xr.DataArray(members, dims=("realization", *truth.dims), coords=truth.coords)
+    expected = _pairwise_crps(np.moveaxis(members, 0, -1), truth.values, fair)
+    score = crps_ensemble(ensemble, truth, fair=fair)
+    assert score.dims == truth.dims
+    np.testing.assert_allclose(score.values, expected, rtol=1e-12, atol=1e-12)
+    assert np.isnan(score[2, 1, 3]) and np.isnan(score[5, 0, 0])
+    lazy = crps_ensemble(ensemble.chunk(time=3, realization=4), truth.chunk(time=2), fair=fair)
+    np.testing.assert_allclose(lazy.compute().values, expected, rtol=1e-12, atol=1e-12)
+    band = np.diff(np.sin(np.deg2rad(np.arange(-60.0, 61.0, 20.0))))  # the cells' latitude bands
+    weight = np.broadcast_to(band[None, :, None], truth.shape) * np.isfinite(expected)
+    mean = np.nansum(weight * expected) / weight.sum()
+    np.testing.assert_allclose(crps_ensemble(ensemble, truth, fair=fair, dims=truth.dims), mean)
+    by_time = crps_ensemble(ensemble, truth, fair=fair, dims="time")
+    np.testing.assert_allclose(by_time, np.nanmean(expected, axis=0), rtol=1e-12)
+    plain = crps_ensemble(ensemble.drop_vars(["lat", "lon"]), truth.drop_vars(["lat", "lon"]),
+                          fair=fair, dims=("time", "lat", "lon"))  # fmt: skip
+    np.testing.assert_allclose(plain, np.nanmean(expected), rtol=1e-12)  # no grid: unweighted
+
+
+def test_fair_crps_of_a_large_gaussian_ensemble_is_the_closed_form():
+    """Gneiting & Raftery 2007: s (z (2 Phi(z) - 1) + 2 phi(z) - 1 / sqrt(pi)) for N(mu, s2)."""
+    mu, s, m = 3.0, 2.0, 20000
+    y = mu + s * np.array([-2.5, -0.5, 0.0, 1.0, 3.0])
+    rng = np.random.default_rng(0)
+    draws = mu + s * rng.normal(size=(y.size, m))
+    score = crps_ensemble(xr.DataArray(draws, dims=("time", "realization")),
+                          xr.DataArray(y, dims="time"), fair=True).values  # fmt: skip
+    z = (y - mu) / s
+    exact = s * (z * (2 * stats.norm.cdf(z) - 1) + 2 * stats.norm.pdf(z) - 1 / np.sqrt(np.pi))
+    w = (draws - mu) / s  # CLT: the fair score's error is the mean of its Hoeffding projection
+    spread = s * (w * (2 * stats.norm.cdf(w) - 1) + 2 * stats.norm.pdf(w))  # E|x - X'|
+    standard_error = (np.abs(draws - y[:, None]) - spread).std(axis=1) / np.sqrt(m)
+    assert np.all(np.abs(score - exact) < 4 * standard_error)
+    assert np.all(standard_error < 0.01 * exact)
+    quantiles = mu + s * stats.norm.ppf((np.arange(m) + 0.5) / m)  # the standard score
+    score = crps_ensemble(xr.DataArray(np.tile(quantiles, (y.size, 1)), dims=("time", "member")),
+                          xr.DataArray(y, dims="time"), dim="member")  # fmt: skip
+    np.testing.assert_allclose(score, exact, rtol=1e-7)
+
+
+def test_crps_of_one_member_is_the_absolute_error_and_fair_needs_two():
+    truth = rectilinear(n_time=4)
+    prediction = rectilinear(n_time=4, seed=1)
+    ensemble = prediction.expand_dims("realization", axis=-1)
+    score = crps_ensemble(ensemble, truth)
+    np.testing.assert_array_equal(score.values, np.abs(prediction.values - truth.values))
+    with pytest.raises(
+        InputDataError, match="fair continuous ranked probability score needs at least 2"
+    ):
+        crps_ensemble(ensemble, truth, fair=True)
+
+
+def test_crps_of_members_in_degc_is_the_kelvin_score_in_kelvin():
+    truth = rectilinear(n_time=6) + 280.0
+    in_kelvin = xr.concat([truth + 0.3 * rectilinear(n_time=6, seed=k) for k in (1, 2, 3)],
+                          "realization").assign_attrs(units="K")  # fmt: skip
+    in_celsius = (in_kelvin - 273.15).assign_attrs(units="degC")
+    expected = _pairwise_crps(in_kelvin.transpose(..., "realization").values, truth.values, False)
+    score = crps_ensemble(in_celsius, truth)
+    np.testing.assert_allclose(score.values, expected, rtol=1e-9)  # not 273.15 K off
+    assert score.attrs == {"long_name": "continuous ranked probability score", "units": "K"}
+    assert crps_ensemble(in_kelvin, truth.assign_attrs(units="degC")).attrs["units"] == "K"
+
+
+def test_crps_is_positive_and_the_fair_score_below_the_standard_one():
+    rng = np.random.default_rng(5)
+    members = rng.normal(size=(5000, 6)) * rng.uniform(0, 2, size=(5000, 1))
+    members[:10] = 1.5  # a collapsed ensemble: no spread, both scores the absolute error
+    ensemble = xr.DataArray(members, dims=("time", "realization"))
+    truth = xr.DataArray(rng.normal(size=5000), dims="time")
+    standard, fair = crps_ensemble(ensemble, truth), crps_ensemble(ensemble, truth, fair=True)
+    assert float(standard.min()) >= 0
+    assert np.all(fair.values[10:] < standard.values[10:])
+    np.testing.assert_allclose(fair[:10], np.abs(1.5 - truth[:10]), rtol=1e-15)
+    np.testing.assert_allclose(standard[:10], np.abs(1.5 - truth[:10]), rtol=1e-15)

@@ -11,7 +11,7 @@ from climlatent.metrics.disentanglement import (
     sap_score,
     total_correlation,
 )
-from climlatent.metrics.ensemble import rank_histogram, spread_skill_ratio
+from climlatent.metrics.ensemble import crps_ensemble, rank_histogram, spread_skill_ratio
 from climlatent.metrics.extremes import annual_maxima, fit_gev, return_level
 from climlatent.metrics.latent import latent_factor_correlation, linear_probe_r2
 from climlatent.metrics.quantiles import quantile_error
@@ -28,6 +28,7 @@ from climlatent.metrics.skill import (
 from climlatent.metrics.trends import linear_trend, trend_error
 
 __all__ = [
+    "crps_ensemble",
     "rank_histogram",
     "spread_skill_ratio",
     "DCIScores",

@@ -1,4 +1,4 @@
-"""Calibration of stochastic realisations: rank histograms and the spread-skill ratio.
+"""Stochastic realisations scored: rank histograms, the spread-skill ratio and the CRPS.
 
 An ensemble of ``n`` realisations is calibrated when the truth is statistically one
 more member: its rank among the members is uniform on ``0..n`` (a flat rank histogram,
@@ -9,7 +9,10 @@ member is missing are left out. On a latitude-longitude grid each point counts w
 its cell's area, as every spatial average of :mod:`climlatent.metrics.skill` does
 (pooled equally, the many small polar cells of a 1-degree grid outweighed the
 tropics: a spread-skill ratio of 0.84 for an area-weighted 0.94); fields without a
-grid count every point once.
+grid count every point once. The continuous ranked probability score (CRPS) of the
+ensemble's empirical distribution scores calibration and sharpness together
+(Gneiting & Raftery 2007, JASA 102:359); with ``m`` members it is the mean absolute
+error for ``m = 1``.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import xarray as xr
 from climlatent.draws import REALIZATION_DIM
 from climlatent.errors import InputDataError
 from climlatent.grid import area_weights
-from climlatent.metrics.skill import in_float64, in_units_of, on_grid_of
+from climlatent.metrics.skill import _dims, as_score, in_float64, in_units_of, on_grid_of
+from climlatent.units import difference_units
 
 
-def _paired(
+def _aligned(
     ensemble: xr.DataArray, truth: xr.DataArray, dim: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Members ``(n_points, n)``, truth and weights ``(n_points,)`` where all are finite."""
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """The ensemble and the truth in float64, in the truth's units, on its coordinates."""
     if dim not in ensemble.dims:
         raise InputDataError(f"ensemble has no {dim!r} dim (dims: {ensemble.dims})")
     if dim in truth.dims:
@@ -39,18 +43,31 @@ def _paired(
         )
     fields = (in_float64(f) for f in on_grid_of(in_units_of((ensemble, truth), truth), truth))
     ensemble, truth = xr.align(*fields, join="exact")
+    return ensemble, truth
+
+
+def _point_weights(truth: xr.DataArray) -> xr.DataArray:
+    """Each point's weight, on the truth's dims: its cell's area, or 1 without a grid."""
+    try:
+        return area_weights(truth).broadcast_like(truth).transpose(*truth.dims)
+    except InputDataError:  # no latitude-longitude grid: every point once
+        if any(truth[c].ndim for c in _horizontal_coords(truth)):
+            raise  # on a grid whose areas are unknown (one column): not unweighted
+        return xr.ones_like(truth)
+
+
+def _paired(
+    ensemble: xr.DataArray, truth: xr.DataArray, dim: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Members ``(n_points, n)``, truth and weights ``(n_points,)`` where all are finite."""
+    ensemble, truth = _aligned(ensemble, truth, dim)
     members = ensemble.transpose(..., dim).broadcast_like(truth).transpose(*truth.dims, dim)
     values = members.values.reshape(-1, ensemble.sizes[dim])
     target = truth.values.ravel()
     keep = np.isfinite(target) & np.isfinite(values).all(axis=1)
     if not keep.any():
         raise InputDataError("no point where the truth and every member are finite")
-    try:
-        area = area_weights(truth).broadcast_like(truth).transpose(*truth.dims).values.ravel()
-    except InputDataError:  # no latitude-longitude grid: every point once
-        if any(truth[c].ndim for c in _horizontal_coords(truth)):
-            raise  # on a grid whose areas are unknown (one column): not unweighted
-        area = np.ones(target.shape)
+    area = _point_weights(truth).values.ravel()
     return values[keep], target[keep], area[keep] / area[keep].mean()
 
 
@@ -146,3 +163,88 @@ def spread_skill_ratio(
     variance = np.average(values.var(axis=1, ddof=1), weights=weight)
     mse = np.average((values.mean(axis=1) - target) ** 2, weights=weight)
     return float(np.sqrt((n + 1) / n * variance / mse))
+
+
+def _crps(error: np.ndarray, fair: bool) -> np.ndarray:
+    """CRPS from the members' errors ``(..., m)``, sorted: ``O(m log m)`` per point.
+
+    ``E|X - y| - E|X - X'| / 2``, where the sum of ``|x_i - x_j|`` over all pairs is
+    ``2 sum_i (2 i - m - 1) x_(i)`` over the sorted members; a missing error gives NaN.
+    """
+    m = error.shape[-1]
+    rank_weights = 2.0 * np.arange(1, m + 1) - m - 1
+    pairs = m * (m - 1) if fair else m * m
+    return np.abs(error).mean(axis=-1) - np.sort(error, axis=-1) @ rank_weights / pairs
+
+
+def crps_ensemble(
+    prediction: xr.DataArray,
+    truth: xr.DataArray,
+    dim: str = REALIZATION_DIM,
+    fair: bool = False,
+    dims: str | tuple[str, ...] | None = None,
+) -> xr.DataArray:
+    """Continuous ranked probability score of an ensemble: ``E|X - y| - E|X - X'| / 2``.
+
+    Parameters
+    ----------
+    prediction : xr.DataArray
+        Realisations along ``dim``, on the truth's coordinates otherwise; converted to
+        the truth's units.
+    truth : xr.DataArray
+        The verifying field.
+    dim : str
+        The ensemble dim.
+    fair : bool
+        Divide the sum over pairs of ``m`` members by ``m (m - 1)`` rather than ``m ** 2``:
+        unbiased for the CRPS of the distribution the members are drawn from, the score
+        the ensemble would have with infinitely many (Ferro 2014, QJRMS 140:1917).
+    dims : str or tuple of str, optional
+        Dims of the truth to average the score over: area-weighted on a latitude-longitude
+        grid, each point once without one. None: the score at every point.
+
+    Returns
+    -------
+    xr.DataArray
+        The CRPS (0 is perfect) in the units of a difference of the truth's values; NaN
+        where the truth or any member is missing, and left out of the mean over ``dims``
+        (NaN where no point is left). Lazy for dask-backed fields.
+
+    Raises
+    ------
+    InputDataError
+        No member (fewer than two for the fair score), or fields the other scores
+        refuse (another grid or coordinates, units not convertible to the truth's).
+
+    Examples
+    --------
+    >>> members = xr.DataArray([[0.0, 1.0, 2.0, 3.0]], dims=("time", "realization"))
+    >>> truth = xr.DataArray([1.5], dims="time", attrs={"units": "degC"})
+    >>> score = crps_ensemble(members, truth)
+    >>> score.values.tolist(), score.attrs["units"]
+    ([0.375], 'K')
+    >>> round(float(crps_ensemble(members, truth, fair=True, dims="time")), 6)
+    0.166667
+    """
+    ensemble, truth = _aligned(prediction, truth, dim)
+    long_name = f"{'fair ' if fair else ''}continuous ranked probability score"
+    least = 2 if fair else 1
+    if ensemble.sizes[dim] < least:
+        raise InputDataError(
+            f"the {long_name} needs at least {least} realisations along {dim!r}, "
+            f"got {ensemble.sizes[dim]}"
+        )
+    error = (ensemble - truth).transpose(*truth.dims, dim)
+    if error.chunks is not None:
+        error = error.chunk({dim: -1})
+    score = xr.apply_ufunc(
+        _crps,
+        error,
+        input_core_dims=[[dim]],
+        dask="parallelized",
+        output_dtypes=[float],
+        kwargs={"fair": fair},
+    )
+    if dims is not None:
+        score = score.weighted(_point_weights(truth)).mean(_dims(score, dims))
+    return as_score(score.rename("crps"), long_name, difference_units(truth.attrs.get("units")))
