@@ -101,8 +101,9 @@ def rank_histogram(
     Returns
     -------
     xr.DataArray
-        ``(rank,)`` frequencies summing to 1; calibrated: each ``1 / (n + 1)``. Ties
-        between the truth and members are split at random (seeded, reproducible).
+        ``(rank,)`` frequencies summing to 1; calibrated: each ``1 / (n + 1)``. A truth
+        tied with ``k`` members counts ``1 / (k + 1)`` in each of the ``k + 1`` ranks it
+        could take: the mean histogram over random tie-breaks, without its noise.
 
     Examples
     --------
@@ -116,10 +117,10 @@ def rank_histogram(
     values, target, weight = _paired(ensemble, truth, dim)
     below = (values < target[:, None]).sum(axis=1)
     ties = (values == target[:, None]).sum(axis=1)
-    rng = np.random.default_rng(0)
-    rank = below + np.floor(rng.random(len(target)) * (ties + 1)).astype(int)
+    share = weight / (ties + 1)  # a tied truth counts equally in ranks below .. below + ties
     n = values.shape[1]
-    counts = np.bincount(rank, weights=weight, minlength=n + 1)
+    steps = np.bincount(below, share, n + 2) - np.bincount(below + ties + 1, share, n + 2)
+    counts = np.cumsum(steps)[: n + 1]
     return xr.DataArray(
         counts / counts.sum(),
         dims="rank",
