@@ -48,9 +48,10 @@ def _reduce(data: np.ndarray, regularisation: float) -> tuple[np.ndarray, ...]:
     The rows of the centred data are ``coords @ basis.T``; the covariance restricted
     to the span of ``basis`` is ``diag(variances)`` before regularisation.
     """
-    mean = data.mean(axis=0)
+    mean = data.mean(axis=0, dtype=np.float64)
     left, singular, right_t = np.linalg.svd(data - mean, full_matrices=False)
-    keep = centred_rank(singular, data.shape, np.sqrt(len(data)) * float(np.linalg.norm(mean)))
+    offset = np.sqrt(len(data)) * float(np.linalg.norm(mean))
+    keep = centred_rank(singular, data.shape, offset, data.dtype)
     left, singular, basis = left[:, :keep], singular[:keep], right_t[:keep].T
     variances = singular**2 / (len(data) - 1)
     ridge = regularisation * variances.sum() / data.shape[1]
@@ -210,7 +211,10 @@ class CCARegression(ParamsMixin):
 
 
 def _matrix(a: np.ndarray, name: str) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64)
+    """``a`` as a 2-D float array, in its own float dtype: its rounding bounds the rank."""
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float64)
     if a.ndim != 2:
         raise ValueError(f"{name} must be 2-D (samples, features), got shape {a.shape}")
     if not np.isfinite(a).all():

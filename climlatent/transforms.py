@@ -58,7 +58,12 @@ class Standardize(Transform, kind="standardize"):
     NaN. Cells with zero variance (a std within ``CONSTANT_RTOL`` of the mean: round-off)
     are divided by 1 rather than 0: they map to 0 (to round-off) and back exactly. The
     statistics are summed in float64 (a float32 sum of 36500 pressures near 101325 Pa
-    is 1.5 Pa off) and kept in the field's dtype. Output units are ``"1"``.
+    is 1.5 Pa off) and kept in the field's dtype. In memory, the deviations are squared
+    in units of a power of two near each cell's largest magnitude (an exact scaling):
+    numpy squares float32 deviations in float32, which overflowed above 1.8e19 (a
+    float32 field near 5e22 had std inf and standardised to zeros) and lost digits
+    below 1e-19 (near 5e-22, 8e-5 of the std); dask squares its chunks in float64.
+    Output units are ``"1"``.
 
     Parameters
     ----------
@@ -83,7 +88,12 @@ class Standardize(Transform, kind="standardize"):
     def _fit(self, da: xr.DataArray) -> xr.Dataset:
         _check_dims(da, self.dims)
         mean = da.mean(self.dims, skipna=True, dtype=np.float64)
-        std = da.std(self.dims, skipna=True, dtype=np.float64)
+        scaled, unit = da, 1.0
+        if isinstance(da.data, np.ndarray):  # numpy squares float32 deviations in float32
+            magnitude = abs(da).max(self.dims, skipna=True)
+            unit = 2.0 ** np.floor(np.log2(magnitude.where(magnitude > 0, 1)))
+            scaled = da / unit.astype(np.result_type(da.dtype, np.float32))
+        std = scaled.std(self.dims, skipna=True, dtype=np.float64) * unit
         constant = std <= CONSTANT_RTOL * abs(mean)
         dtype = da.dtype if da.dtype.kind == "f" else np.float64
         state = xr.Dataset({"mean": mean, "std": std.where(~constant, 1)}).astype(dtype)

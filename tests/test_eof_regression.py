@@ -100,6 +100,25 @@ def test_ridge_matches_closed_form():
     np.testing.assert_allclose(coef[1:], np.linalg.inv(xc.T @ xc + 2.5 * np.eye(3)) @ xc.T @ yc)
 
 
+@pytest.mark.parametrize("condition", [1e8, 1e12])
+def test_ridge_coefficients_match_the_svd_formula_on_ill_conditioned_data(condition):
+    # x = U S V^T + 3 with known U (centred), S and V: the ridge solution is
+    # V diag(s / (s^2 + ridge)) U^T y. The normal equations were 7e-5 and 6e-5 off
+    # (relative to the largest; predictions 9e-9, 4e-10), now 1e-8 and 3e-8
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 6))
+    u = np.linalg.qr(a - a.mean(0))[0]  # orthonormal columns, each of mean 0
+    v = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    s = np.logspace(0, -np.log10(condition), 6)
+    x = (u * s) @ v.T + 3.0
+    y = x @ rng.normal(size=(6, 2)) + 0.01 * rng.normal(size=(200, 2))
+    ridge = 1e-12
+    exact = v @ ((s / (s**2 + ridge))[:, None] * (u.T @ (y - y.mean(0))))
+    np.testing.assert_allclose(
+        fit_ridge(x, y, ridge)[1:], exact, rtol=0, atol=1e-6 * abs(exact).max()
+    )
+
+
 def test_a_cell_copied_with_an_offset_is_no_mode_and_the_regression_is_minimum_norm():
     # cell 3 is cell 1 plus 1e5 (rounded once): 1e-11 apart after centring, it was a
     # third mode (3e-22 of the variance) whose huge coefficient put the emulation 0.09 off
@@ -115,6 +134,24 @@ def test_a_cell_copied_with_an_offset_is_no_mode_and_the_regression_is_minimum_n
     design = np.column_stack([np.ones(100), base])
     reference = np.column_stack([np.ones(20), new]) @ np.linalg.lstsq(design, y, rcond=None)[0]
     np.testing.assert_allclose(emulated, reference, atol=1e-9)
+
+
+def test_a_float32_cell_copied_with_an_offset_is_no_mode():
+    # in float32 the copy is its rounding off after centring: a third mode (8e-9 of the
+    # variance), whose coefficient put the emulation 0.18 off least squares on the two
+    # stored cells, now 2e-4
+    rng = np.random.default_rng(8)
+    base, y = 10 * rng.normal(size=(200, 2)), rng.normal(size=(200, 2))
+    y += base @ [[0.1, 0.0], [0.05, -0.1]]
+    fields = lambda b: np.column_stack([b, b[:, 0] + 1e5]).astype(np.float32)  # noqa: E731
+    basis = fit_eofs(fields(base), np.ones(3), n_modes=3)
+    assert basis.eofs.shape == (2, 3)
+    new = fields(10 * rng.normal(size=(20, 2)))
+    coef = fit_ridge(basis.project(fields(base)), y)
+    emulated = coef[0] + basis.project(new) @ coef[1:]
+    design = np.column_stack([np.ones(200), fields(base)[:, :2]])
+    reference = np.column_stack([np.ones(20), new[:, :2]]) @ np.linalg.lstsq(design, y)[0]
+    np.testing.assert_allclose(emulated, reference, atol=1e-3)
 
 
 def test_eof_signs_follow_the_data_not_the_order_of_its_samples():

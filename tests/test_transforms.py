@@ -163,6 +163,22 @@ def test_standardize_sums_float32_fields_in_float64():
     np.testing.assert_allclose(transform.state["mean"], exact, rtol=0, atol=0.004)  # a ulp
 
 
+@pytest.mark.parametrize("scale", [5e22, 5e-22])
+def test_standardize_float32_fields_far_from_one_as_float64_and_dask(scale):
+    """In memory, float32 squares of deviations overflowed (std inf, all zeros out) or
+    lost 8e-5 of the std in subnormals; dask's chunks were already squared in float64."""
+    rng = np.random.default_rng(0)
+    values = (scale * (5 + rng.standard_normal((100, 2)))).astype(np.float32)
+    values[0, 1] = np.nan
+    field = xr.DataArray(values, dims=("time", "x"))
+    exact = np.nanstd(values.astype(np.float64), axis=0)
+    for data in (field, field.chunk(time=10)):
+        transform = Standardize().fit(data)
+        np.testing.assert_allclose(transform.state["std"], exact, rtol=1e-6)
+        out = transform.forward(data).values.astype(np.float64)
+        np.testing.assert_allclose(np.nanstd(out, axis=0), 1.0, rtol=1e-6)
+
+
 def _groupby_month_day(da):
     """Independent climatology: pandas groupby on (month, day) of each time stamp."""
     keys = pd.MultiIndex.from_tuples([(t.month, t.day) for t in da.indexes["time"]])

@@ -200,6 +200,24 @@ def test_cca_takes_a_column_copied_with_an_offset_as_no_new_direction():
         CCARegression(2, regularisation=0.0).fit(x[:, 1:], y)
 
 
+def test_cca_takes_the_float32_rounding_of_an_offset_copy_as_no_direction():
+    # float32 x = (a, b, b + 1e5): the copy is its rounding (1e-3) off after centring; it
+    # was a third direction with a third pair (correlation 0.068), the emulation 0.30
+    # off CCA on the two stored columns in float64, now 0.0017 (the rounding)
+    rng = np.random.default_rng(6)
+    base = rng.normal(size=(100, 2))
+    y = np.column_stack([base @ [[1.0, 0.0], [0.5, -1.0]], np.zeros(100)])
+    y += rng.normal(size=(100, 3))
+    x = np.column_stack([base, base[:, 1] + 1e5]).astype(np.float32)
+    reference = CCARegression(2, regularisation=0.0).fit(x[:, :2].astype(np.float64), y)
+    cca = CCARegression(2, regularisation=0.0).fit(x, y)
+    new = rng.normal(size=(20, 2))
+    new = np.column_stack([new, new[:, 1] + 1e5]).astype(np.float32)
+    np.testing.assert_allclose(cca.emulate(new), reference.emulate(new[:, :2]), atol=0.005)
+    with pytest.raises(ValueError, match="between 1 and 2"):  # two directions in x
+        CCARegression(3, regularisation=0.0).fit(x, y)
+
+
 def test_cca_signs_follow_the_data_not_the_order_of_its_samples():
     rng = np.random.default_rng(9)
     x = rng.normal(size=(200, 5))
