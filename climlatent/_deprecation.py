@@ -93,6 +93,7 @@ def renamed_arguments(
     positional: tuple[Any, ...] = (),
     required: tuple[str, ...] = (),
     stacklevel: int = 2,
+    first: str | None = "ds",
 ) -> dict[str, Any]:
     """The arguments of a call under their new names, old names and order still accepted.
 
@@ -104,7 +105,7 @@ def renamed_arguments(
     Parameters
     ----------
     call : str
-        The method as users write it (``"VED.fit"``); its first argument is ``ds``.
+        The method as users write it (``"VED.fit"``).
     new : mapping
         New name -> value as called, ``None`` when not given, in the order the
         replacement spelling lists them.
@@ -119,6 +120,9 @@ def renamed_arguments(
     stacklevel : int
         As for `warnings.warn`: 2 attributes the warning to the caller of the method
         that calls this one (3 when a helper of that method calls it).
+    first : str or None
+        The method's first argument, which keeps its name (``ds``); None when all of
+        its arguments may be renamed.
 
     Returns
     -------
@@ -162,13 +166,14 @@ def renamed_arguments(
     if missing:
         raise TypeError(f"{call}() missing the argument(s) {', '.join(map(repr, missing))}")
     if given:
-        spelled_old = [repr(value) for value in positional]
+        head = [first] if first else []
+        spelled_old = head + [repr(value) for value in positional]
         spelled_old += [f"{name}={value!r}" for name, value in old.items()]
         spelled_old += [f"{name}={value!r}" for name, value in new.items() if value is not None]
-        spelled_new = [f"{name}={value!r}" for name, value in values.items() if value is not None]
+        spelled_new = head + [f"{n}={v!r}" for n, v in values.items() if v is not None]
         warn_deprecated(
-            f"{call}(ds, {', '.join(spelled_old)})",
-            f"{call}(ds, {', '.join(spelled_new)})",
+            f"{call}({', '.join(spelled_old)})",
+            f"{call}({', '.join(spelled_new)})",
             stacklevel=stacklevel + 1,
         )
     return values

@@ -4,6 +4,7 @@ tables from per-run rows, verdicts on synthetic runs with known effects, resumab
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from climlatent.studies import burgers_claims as claims
 from climlatent.studies import burgers_study as study
@@ -136,6 +137,45 @@ def test_the_strongest_rival_is_the_one_tested():
     runs = _runs(8, {(DLM, "ood1"): -0.3, ("VAE extended", "ood1"): -0.3})
     row = claims.ledger(runs).set_index("claim").loc[OOD1]
     assert "vs VAE extended" in row["ours"] and row["verdict"] == "not reproduced"
+
+
+def test_an_ordering_significantly_the_other_way_is_reversed():
+    """The DLM 30 % worse than both rivals: 'reversed', as the sibling ledgers say, with
+    the opposite Welch p-value Bonferroni-adjusted for the two rivals (scipy's)."""
+    runs = _runs(8, {(DLM, "ood1"): 0.3})
+    row = claims.ledger(runs).set_index("claim").loc[OOD1]
+    assert row["verdict"] == "not reproduced (reversed)"  # was "not reproduced"
+    model, rival = (claims.run_errors(runs[runs["model"] == m], ["ood1"]) for m in (DLM, "VAE"))
+    opposite = stats.ttest_ind(rival, model, equal_var=False, alternative="less").pvalue
+    assert "vs VAE " in row["ours"] and f"opposite direction p = {2 * opposite:.3g}" in row["test"]
+    steady = _verdicts(_runs(8, {}, learned_diag={NO_STEADY: 100.0}))
+    assert steady[claims.DEGENERACY["learned_diag"][0]] == "not reproduced (reversed)"
+
+
+def test_a_run_missing_a_time_is_left_out_not_averaged_over_fewer():
+    """A run without its t = 1 error had the mean of its other four times: its error
+    counted, weighted unlike the others'. It is left out; the mean is by hand."""
+    runs = _runs(8, {(DLM, "ood1"): -0.3})
+    first = runs.index[runs["model"] == DLM][0]
+    runs.loc[first, [column("err", "ood1", t) for t in EVAL_TIMES]] = [0.9, 0.9, 0.9, 0.9, np.nan]
+    assert np.isnan(claims.run_errors(runs.loc[[first]], ["ood1"]).iloc[0])
+    kept = runs[(runs["model"] == DLM) & (runs.index != first)]
+    by_hand = np.mean(
+        [[row[column("err", "ood1", t)] for t in EVAL_TIMES] for _, row in kept.iterrows()]
+    )
+    row = claims.ledger(runs).set_index("claim").loc[OOD1]
+    assert row["ours"].startswith(f"{by_hand:.3g} ± ")  # was 0.32 with the run's 0.9
+    assert row["verdict"] == "reproduced" and row["budget"].startswith("7/8 seeds")
+
+
+def test_a_rival_without_spread_is_not_passed_over():
+    """The DLM ties exactly with the extended VAE (0/0: p NaN) and beats the VAE: the
+    NaN rival was passed over by max and the claim 'reproduced' against the VAE."""
+    runs = _runs(8, {})
+    errors = [column("err", "ood1", t) for t in EVAL_TIMES]
+    runs.loc[runs["model"].isin([DLM, "VAE extended"]), errors] = 0.2
+    row = claims.ledger(runs).set_index("claim").loc[OOD1]
+    assert "vs VAE extended" in row["ours"] and row["verdict"] == "inconclusive (no spread)"
 
 
 def test_an_ordering_of_errors_above_zero_is_marked():

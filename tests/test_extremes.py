@@ -207,6 +207,27 @@ def test_annual_maxima_of_quarterly_and_annual_data_are_all_kept(freq, calendar)
         assert gappy.isnull().values.tolist() == [y == 2002 for y in range(1999, 2011)]
 
 
+@pytest.mark.parametrize("calendar", ["standard", "noleap", "360_day"])
+@pytest.mark.parametrize(("freq", "per_year"), [("D", 365), ("7D", 52), ("MS", 12), ("QS-JAN", 4)])
+def test_annual_maxima_leave_out_a_year_with_a_step_missing_within_it(freq, per_year, calendar):
+    """The steps of one mid-year date, the largest of 2002, left out of the axis: 2002
+    came out as the maximum of the rest (only its ends were tested), now NaN; the other
+    years are numpy's maxima by hand, and every year of the whole axis is kept."""
+    time = xr.date_range("2001-01-01", "2004-01-01", freq=freq, calendar=calendar,
+                         inclusive="left", use_cftime=True)  # fmt: skip
+    values = np.random.default_rng(2).exponential(size=time.size)
+    years = np.array([date.year for date in time])
+    middle = np.flatnonzero(years == 2002)[per_year // 2]
+    values[middle] = 50.0  # the year's maximum, in the missing step
+    da = xr.DataArray(values, dims="time", coords={"time": time})
+    by_hand = [values[years == year].max() for year in (2001, 2002, 2003)]
+    np.testing.assert_array_equal(annual_maxima(da).values, by_hand)
+    gappy = annual_maxima(da.drop_isel(time=middle))
+    np.testing.assert_array_equal(gappy.values, [by_hand[0], np.nan, by_hand[2]])
+    kept = annual_maxima(da.drop_isel(time=middle), partial_years=True)
+    assert float(kept.sel(year=2002)) == np.sort(values[years == 2002])[-2]
+
+
 def test_annual_maxima_of_mid_month_stamps_are_all_kept():
     time = xr.date_range("2001-01-01", periods=36, freq="MS", calendar="360_day", use_cftime=True)
     mid = [date.replace(day=16) for date in time]

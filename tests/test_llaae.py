@@ -188,6 +188,7 @@ def test_sample_and_traverse(fitted_gev):
     assert samples.dims == ("realization", "lat", "lon") and samples.sizes["realization"] == 5
     assert samples.attrs["units"] == "kg m-2 s-1"
     assert samples["realization"].attrs["long_name"] == "prior draw"  # no bare coordinate
+    assert samples.attrs["comment"].startswith("decoder mean of each prior draw, without")
     trav = fitted_gev.traverse(latent=1, values=[-2.0, 0.0, 2.0])["pr"]
     assert trav.dims == ("value", "lat", "lon")
     zero = fitted_gev._decode(np.zeros((1, 4), np.float32))

@@ -426,8 +426,10 @@ def test_sample_layout_and_seeds(fitted, burgers):
     assert u.realization.attrs["long_name"] == "prior draw"
     np.testing.assert_array_equal(u.t.values, burgers.t.values)
     np.testing.assert_array_equal(u.x.values, burgers.x.values)
-    assert u.attrs == burgers.u.attrs and u.t.attrs == burgers.t.attrs
-    assert drawn.attrs["history"].endswith("sample(7, seed=3)")
+    attrs = dict(u.attrs)
+    assert attrs.pop("comment").startswith("decoder mean of each prior draw")
+    assert attrs == burgers.u.attrs and u.t.attrs == burgers.t.attrs
+    assert drawn.attrs["history"].endswith("sample(7, seed=3, noise=False)")
     assert drawn.identical(fitted.sample(7, seed=3))
     assert not np.allclose(fitted.sample(7, seed=4)["u"], u)
     assert fitted.sample(2, times=[0.0, 0.5])["u"].sizes["t"] == 2
@@ -446,6 +448,22 @@ def test_sample_prior_decodes_through_the_decoder(fitted):
     latent = xr.DataArray(u.astype(np.float32), dims=("realization", "latent"))
     decoded = fitted.decode(latent, [0.0, 1.0])["u"]
     np.testing.assert_allclose(drawn.values, decoded.values, rtol=1e-6, atol=1e-6)
+
+
+def test_sample_noise_is_the_learned_output_noise(fitted):
+    """``noise=True`` adds N(0, sigma^2) to the decoder means, sigma the likelihood's
+    (exp(output_log_var / 2) in standardised units, times the data's std); draw i's
+    noise depends on seed and i alone."""
+    means = fitted.sample(64, seed=5)["u"]
+    noisy = fitted.sample(64, seed=5, noise=True)["u"]
+    sigma = float(fitted.std_) * np.exp(0.5 * float(fitted.module_.output_log_var))
+    residual = (noisy - means).values.astype(np.float64) / sigma  # 64 x 11 x 32 values
+    assert abs(residual.mean()) < 0.02 and abs(residual.std() - 1) < 0.02
+    assert abs(np.corrcoef(residual.ravel(), means.values.ravel())[0, 1]) < 0.03
+    assert "without the decoder's output noise" in means.attrs["comment"]
+    assert "plus the decoder's output noise" in noisy.attrs["comment"]
+    first = fitted.sample(3, seed=5, noise=True)["u"]
+    np.testing.assert_allclose(first.values, noisy.values[:3], rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.slow

@@ -587,6 +587,10 @@ def test_vaedlm_old_spellings():
     assert same_weights(old, new) and same_weights(case.make().fit(ds), new)
     predicted = deprecated(lambda: new.predict(ds, [0.0, 0.5]), "VAEDLM.emulate()")
     assert predicted.equals(new.emulate(ds, [0.0, 0.5]))
+    drawn = deprecated(lambda: new.sample(n_samples=3, seed=1), "VAEDLM.sample(n=3)")
+    assert drawn.equals(new.sample(3, seed=1))  # sample(n) as VAE, AuxVAE and LLAAE
+    with pytest.raises(TypeError, match="got 'n' twice"):
+        new.sample(3, n_samples=3)
 
 
 @pytest.mark.parametrize("name", ["VAE", "AuxVAE"])

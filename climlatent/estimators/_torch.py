@@ -30,6 +30,21 @@ _PROBED: weakref.WeakKeyDictionary[torch.nn.Module, dict[Hashable, int]] = (
 )
 
 
+def set_torch_threads(n: int) -> int:
+    """Set the number of torch intra-op threads; return the previous number.
+
+    For scripts that must not import torch themselves (the data layers).
+
+    Examples
+    --------
+    >>> previous = set_torch_threads(1)
+    >>> _ = set_torch_threads(previous)
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    return previous
+
+
 def loading_device(name: str) -> torch.device:
     """Where a loaded model runs: its ``device`` option, resolved (`resolve_device`).
 

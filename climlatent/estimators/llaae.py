@@ -21,7 +21,7 @@ import torch
 import xarray as xr
 
 from climlatent.batching import FieldLayout, from_matrix, in_sample_order, to_matrix
-from climlatent.draws import PRIOR_DRAW, REALIZATION_DIM, realizations
+from climlatent.draws import PRIOR_DRAW, REALIZATION_DIM, decoded_draws_comment, realizations
 from climlatent.estimators._eof import (
     basis_from_state,
     basis_spec,
@@ -394,6 +394,9 @@ class LLAAE(Estimator):
     def sample(self, n: int, seed: int = 0) -> xr.Dataset:
         """Decode ``n`` draws from the latent prior into target fields.
 
+        Each field is the decoder's output for its draw (in the target's units), as its
+        ``comment`` says: the LLAAE is trained on squared errors and has no output noise
+        model to add.
         The prior is N(0, I), or with ``latent="gaussian_hp"`` the learned hierarchical
         prior the latents were trained under. The deterministic LLAAE
         (``latent="none"``) has no prior: its codes were never pulled towards N(0, I).
@@ -430,7 +433,9 @@ class LLAAE(Estimator):
         with torch.no_grad():
             z = prior_draws(prior, n, self.latent_dim, seed, self.device_).cpu().numpy()
         draws = realizations(n, PRIOR_DRAW)
-        return self._decoded(z, REALIZATION_DIM, draws, f"sample({n}, seed={seed})")
+        out = self._decoded(z, REALIZATION_DIM, draws, f"sample({n}, seed={seed})")
+        out[self.target_].attrs["comment"] = decoded_draws_comment(PRIOR_DRAW, noise=False)
+        return out
 
     def traverse(self, latent: int, values) -> xr.Dataset:
         """Decode latent vectors that are zero except dimension ``latent`` = each value.

@@ -18,6 +18,7 @@ the geometric terms), ``flow=False, manifold=False`` its traditional VAE; and
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +29,14 @@ import xarray as xr
 
 from climlatent._deprecation import renamed_arguments, renamed_method
 from climlatent.checks import get_variable
-from climlatent.draws import PRIOR_DRAW, REALIZATION_DIM, Draws, realizations
+from climlatent.draws import (
+    PRIOR_DRAW,
+    REALIZATION_DIM,
+    Draws,
+    decoded_draws_comment,
+    realizations,
+    standard_normal_rows,
+)
 from climlatent.errors import InputDataError
 from climlatent.estimators._dlm_times import (
     in_model_time_units,
@@ -44,7 +52,13 @@ from climlatent.estimators._fields import (
     latent_order,
     on_fitted_grid,
 )
-from climlatent.estimators._torch import inference, load_numpy_state, loading_device, state_to_numpy
+from climlatent.estimators._torch import (
+    inference,
+    load_numpy_state,
+    loading_device,
+    set_torch_threads,
+    state_to_numpy,
+)
 from climlatent.estimators._train import seed_global, train_module
 from climlatent.estimators.base import ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE
@@ -55,21 +69,6 @@ from climlatent.physical_bounds import clip_to_bounds
 __all__ = ["VAEDLM", "set_torch_threads"]
 
 Times = Sequence[float] | np.ndarray
-
-
-def set_torch_threads(n: int) -> int:
-    """Set the number of torch intra-op threads; return the previous number.
-
-    For scripts that must not import torch themselves (the data layers).
-
-    Examples
-    --------
-    >>> previous = set_torch_threads(1)
-    >>> _ = set_torch_threads(previous)
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    return previous
 
 
 @dataclasses.dataclass
@@ -327,27 +326,39 @@ class VAEDLM(BaseEstimator):
         history = out.attrs["history"].rsplit("emulate(ds)", 1)[0] + "reconstruct(ds)"
         return out.assign_attrs(history=history)
 
-    def sample(self, n_samples: int, seed: int = 0, times: Times | None = None) -> xr.Dataset:
-        """Trajectories decoded from ``n_samples`` draws of the prior ``u ~ N(0, I)``.
+    def sample(
+        self,
+        n: int | None = None,
+        seed: int = 0,
+        times: Times | None = None,
+        noise: bool = False,
+        **old: int,
+    ) -> xr.Dataset:
+        """Trajectories decoded from ``n`` draws of the prior ``u ~ N(0, I)``.
 
         The seed's generative use: local coordinates drawn from the prior are mapped to
-        the (time-evolving) latent manifold and decoded.
+        the (time-evolving) latent manifold and decoded to the decoder's mean.
 
         Parameters
         ----------
-        n_samples : int
+        n : int
             Number of trajectories, stacked along ``realization``.
         seed : int
-            Seed of the prior draws; the same seed gives the same trajectories.
+            Seed of the draws; the same seed gives the same trajectories.
         times : array-like, optional
             Times in the units of the training time coordinate; the training times by
             default (required for models saved before they recorded them).
+        noise : bool
+            Add the decoder's output noise ``N(0, sigma^2)`` (one learned ``sigma``,
+            independent across times and points; draw ``i``'s from ``seed`` and ``i``
+            alone), as the variable's ``comment`` says.
+        **old
+            ``n_samples=``, the previous name of ``n`` (deprecated: warns).
 
         Returns
         -------
         xr.Dataset
-            The variable with dims ``realization`` (coordinate ``0 .. n_samples - 1``),
-            time and space, with the training attributes and a history line.
+            The variable on ``realization`` (``0 .. n - 1``), time and space dims.
 
         Examples
         --------
@@ -358,17 +369,26 @@ class VAEDLM(BaseEstimator):
         >>> model.sample(5, seed=1)["u"].dims
         ('realization', 't', 'x')
         """
+        n = renamed_arguments(
+            "VAEDLM.sample", {"n": n}, old, {"n_samples": "n"}, required=("n",), first=None
+        )["n"]
         self._require_fitted("sample")
-        Draws(n_samples, seed)  # a positive int (True is no count) and a seed numpy takes
+        Draws(n, seed)  # a positive int (True is no count) and a seed numpy takes
         if times is None and self.times_ is None:  # saved before times were recorded
             raise InputDataError("this model did not record its training times: pass times=")
         times = self.times_ if times is None else requested_times(times)
         rng = np.random.default_rng(seed)
-        u = rng.standard_normal((n_samples, self.intrinsic_dim)).astype(np.float32)
+        u = rng.standard_normal((n, self.intrinsic_dim)).astype(np.float32)
         fields = self._run(u, times, encode=False)
-        coords = {REALIZATION_DIM: realizations(n_samples, PRIOR_DRAW)}
-        call = f"sample({n_samples}, seed={seed})"
-        return self._to_dataset(fields, (REALIZATION_DIM,), (n_samples,), coords, times, call)
+        if noise:
+            sigma = float(self.std_) * float((0.5 * self.module_.output_log_var).exp())
+            normals = standard_normal_rows(seed, 0, 0, n, fields[0].size, stream=1)
+            fields = fields + sigma * normals.reshape(fields.shape)
+        coords = {REALIZATION_DIM: realizations(n, PRIOR_DRAW)}
+        call = f"sample({n}, seed={seed}, noise={noise})"
+        out = self._to_dataset(fields, (REALIZATION_DIM,), (n,), coords, times, call)
+        out[self.variable_].attrs["comment"] = decoded_draws_comment(PRIOR_DRAW, noise)
+        return out
 
     def latent_metric(
         self, ds: xr.Dataset, times: Times | None = None, check_range: bool = True
@@ -443,22 +463,8 @@ class VAEDLM(BaseEstimator):
     # -- internals -----------------------------------------------------------------------
 
     def _build(self) -> GeometricFlowVAE:
-        return GeometricFlowVAE(
-            self.n_space_,
-            intrinsic_dim=self.intrinsic_dim,
-            extrinsic_dim=self.extrinsic_dim,
-            hidden=self.hidden,
-            geometry_hidden=self.geometry_hidden,
-            flow=self.flow,
-            manifold=self.manifold,
-            steady=self.steady,
-            alpha=self.alpha,
-            beta=self.beta,
-            flow_alpha=self.flow_alpha,
-            gamma_geo=self.gamma_geo,
-            gamma_metric=self.gamma_metric,
-            times_per_sample=self.times_per_sample,
-        )
+        names = list(inspect.signature(GeometricFlowVAE).parameters)[1:]  # after n_space
+        return GeometricFlowVAE(self.n_space_, **{name: getattr(self, name) for name in names})
 
     def _field(self, ds: xr.Dataset, name: str) -> xr.DataArray:
         da = get_variable(ds, name, "field")

@@ -43,11 +43,12 @@ def annual_maxima(
         ``axis="T"``, datetime values, or the name ``time``) by default.
     partial_years : bool
         Keep the maximum of a year the time axis does not cover whole (its first
-        step one step or more after 1 January, or its last more than one step
-        before the next, steps counted in the calendar's months: a quarter is 3
-        whether of 90 or 92 days, a year 12 whether of 365 or 366): the maximum
-        of a part of a year is not an annual maximum, and fitted as one it biases
-        the GEV low. By default such a year is NaN, which `fit_gev` skips.
+        step one step or more after 1 January, its last more than one step before
+        the next, or two of its steps 1.5 steps or more apart: a step missing
+        within it; steps counted in the calendar's months: a quarter is 3 whether
+        of 90 or 92 days, a year 12 whether of 365 or 366): the maximum of a part
+        of a year is not an annual maximum, and fitted as one it biases the GEV
+        low. By default such a year is NaN, which `fit_gev` skips.
     max_missing : float
         The largest share of a year's time steps that may be NaN in a cell for its
         maximum to count: the maximum of the days left is lower than the year's (a
@@ -111,7 +112,10 @@ def _complete_years(time: xr.DataArray, years: np.ndarray) -> np.ndarray:
     Counted in months of the calendar, whole from 1 January, so that a calendar step
     is one length in any year: a quarter (90 to 92 days) is 3 months, a year (365 or
     366 days) 12. A day is 1/31 of a month at the turn of every year (1/30 in a
-    ``360_day`` calendar), where the test looks.
+    ``360_day`` calendar), where the ends are tested. Within the year a day is 1/28
+    to 1/31 of a month, so two steps are taken for consecutive while less than 1.5
+    steps apart (the median step, 1/31 of a month for daily data: February's 1/28
+    passes, a missing day's 2/31 does not).
     """
     t = time.dt
     day = t.day - 1 + (t.hour + (t.minute + t.second / 60) / 60) / 24
@@ -123,10 +127,11 @@ def _complete_years(time: xr.DataArray, years: np.ndarray) -> np.ndarray:
     of_step = t.year.values
     complete = np.ones(len(years), bool)
     for i, year in enumerate(years):
-        inside = months[of_step == year]
+        inside = np.sort(months[of_step == year])
         start = 12.0 * (int(year) - first_year)
-        begun = inside.min() - start < step - round_off
-        complete[i] = begun and start + 12 - inside.max() <= step + round_off
+        begun = inside[0] - start < step - round_off
+        gapless = inside.size < 2 or np.diff(inside).max() < 1.5 * step
+        complete[i] = begun and gapless and start + 12 - inside[-1] <= step + round_off
     return complete
 
 

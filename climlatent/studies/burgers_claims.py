@@ -4,18 +4,22 @@ Reads the runs of :mod:`climlatent.studies.burgers_study` (``runs.partial.csv``)
 writes ``claims.md`` and ``claims.csv`` beside them: per claim, the paper's number,
 ours, the budget, a test and an interval, and a verdict as
 :func:`climlatent.studies.darcy_claims.verdict` gives it (reproduced: p < 0.05; not
-reproduced: p >= 0.05 with at least 80 % power against the paper's effect;
-inconclusive (underpowered); not run yet).
+reproduced: p >= 0.05 with at least 80 % power against the paper's effect, "reversed"
+where the opposite one-sided test, Bonferroni-adjusted for the rivals the tested one
+was chosen among, has p < 0.05, whatever the power; inconclusive (underpowered); not
+run yet).
 
 - **Orderings of the table** (a model has a lower error than its rivals on a set):
   each run's relative L1 error on the set, averaged over the five times, is one value
-  per training seed. The claim is tested against its strongest rival in our runs (the
-  one it is least significantly below: the largest p-value, so that the claim, which
-  needs every rival beaten, is an intersection-union test at level 0.05; the lowest
-  mean is not always that rival) with a one-sided Welch t-test over seeds, beside a 95 % bootstrap
-  interval of the rival's mean minus the model's; the power is against the paper's
-  own effect, its relative gap between the model and its best rival (set means over
-  the times) applied to our rival's mean.
+  per training seed (a run without an error at one of the times is left out, not
+  averaged over the others). The claim is tested against its strongest rival in our
+  runs (the one it is least significantly below: the largest p-value, so that the
+  claim, which needs every rival beaten, is an intersection-union test at level 0.05;
+  the lowest mean is not always that rival; a rival whose p-value is NaN, runs
+  without spread, is that rival) with a one-sided Welch t-test over seeds, beside a
+  95 % bootstrap interval of the rival's mean minus the model's; the power is against
+  the paper's own effect, its relative gap between the model and its best rival (set
+  means over the times) applied to our rival's mean.
 - **Errors relative to predicting zero.** Predicting zero everywhere has relative L1
   error exactly 1. Where the model's or its rival's mean error on the set is not
   below 1 the row is marked ``†``: an ordering among predictions no better than zero
@@ -50,6 +54,7 @@ from scipy import stats
 
 from climlatent.studies.burgers_study import EVAL_TIMES, LABELS, column
 from climlatent.studies.darcy_claims import (
+    ALPHA,
     MIN_BOOTSTRAP_RUNS,
     bootstrap_difference,
     bootstrap_mean,
@@ -128,13 +133,23 @@ def paper_error(model: str, name: str) -> float:
 def run_errors(runs: pd.DataFrame, sets: Sequence[str]) -> pd.Series:
     """Each run's mean relative L1 error over ``sets`` and the five times.
 
+    NaN for a run without an error at one of them: a mean over the others would weigh
+    the times unlike the other runs' (the early times, whose errors are lower, more).
+
     Examples
     --------
-    >>> runs = pd.DataFrame({f"err_ood1_t{t:g}": [0.2] for t in EVAL_TIMES})
+    >>> runs = pd.DataFrame({f"err_ood1_t{t:g}": [0.2, 0.4] for t in EVAL_TIMES})
+    >>> runs.loc[1, "err_ood1_t1"] = float("nan")
     >>> run_errors(runs, ["ood1"]).tolist()
-    [0.2]
+    [0.2, nan]
     """
-    return runs[[column("err", name, t) for name in sets for t in EVAL_TIMES]].mean(axis=1)
+    errors = runs[[column("err", name, t) for name in sets for t in EVAL_TIMES]]
+    return errors.mean(axis=1, skipna=False)
+
+
+def _scored(runs: pd.DataFrame, sets: Sequence[str]) -> pd.DataFrame:
+    """The runs with an error on every one of ``sets`` at every time (`run_errors`)."""
+    return runs[run_errors(runs, sets).notna()]
 
 
 def _model(runs: pd.DataFrame, label: str | None) -> pd.DataFrame:
@@ -151,10 +166,21 @@ def _budget(*groups: pd.DataFrame) -> str:
     )
 
 
-def _welch(a: np.ndarray, b: np.ndarray, effect: float) -> tuple[float, float]:
-    """One-sided Welch p-value of "mean a > mean b" and its power against ``effect``."""
-    p_value = float(stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
-    return p_value, welch_power(effect, a, b)
+def _welch(a: np.ndarray, b: np.ndarray, effect: float) -> tuple[float, float, float]:
+    """One-sided Welch p-values of "mean a > mean b" and of "mean a < mean b".
+
+    The power is that of the first test against ``effect``.
+    """
+    p_values = (stats.ttest_ind(a, b, equal_var=False, alternative=side).pvalue
+                for side in ("greater", "less"))  # fmt: skip
+    return *map(float, p_values), welch_power(effect, a, b)
+
+
+def _reversed_text(reverse_p: float, rivals: int = 1) -> str:
+    """The test's note of a significant opposite direction (Bonferroni over ``rivals``)."""
+    if not reverse_p < ALPHA:
+        return ""
+    return f"; opposite direction p = {reverse_p:.3g}" + (f" (x {rivals} rivals)" * (rivals > 1))
 
 
 def _not_run(row: dict, budget: str = "-") -> dict:
@@ -174,17 +200,23 @@ def order_row(runs: pd.DataFrame, claim: OrderClaim) -> dict:
         "paper": f"{case_paper:.3g} vs {paper_rival} {rival_paper:.3g} (gap {gap:.0%})"
         + paper_mark,
     }
-    case = _model(runs, OURS[claim.case])
-    rivals = {r: _model(runs, OURS[r]) for r in claim.rivals}
+    case = _scored(_model(runs, OURS[claim.case]), [claim.set])
+    rivals = {r: _scored(_model(runs, OURS[r]), [claim.set]) for r in claim.rivals}
     if OURS[claim.case] is None:
         return _not_run({**row, "vs zero": "-"}, "the seed does not define its weighting")
     if len(case) < 2 or any(len(r) < 2 for r in rivals.values()):
         return _not_run({**row, "vs zero": "-"}, f"{len(case)} runs")
     values = run_errors(case, [claim.set]).to_numpy()
     others = {r: run_errors(g, [claim.set]).to_numpy() for r, g in rivals.items()}
-    rival = max(others, key=lambda r: _welch(others[r], values, 0.0)[0])  # the hardest
+
+    def hardest(rival: str) -> float:  # the largest p-value; NaN (no spread) above all
+        p_value = _welch(others[rival], values, 0.0)[0]
+        return np.inf if np.isnan(p_value) else p_value
+
+    rival = max(others, key=hardest)
     other = others[rival]
-    p_value, power = _welch(other, values, gap * other.mean())
+    p_value, reverse_p, power = _welch(other, values, gap * other.mean())
+    reverse_p = min(1.0, reverse_p * len(others))  # the rival chosen among them
     diff, low, high = bootstrap_difference(other, values)
     worse = max(values.mean(), other.mean()) >= ZERO_ERROR
     return {
@@ -194,8 +226,9 @@ def order_row(runs: pd.DataFrame, claim: OrderClaim) -> dict:
         "vs zero": f"not below {ZERO_ERROR:g} {MARK}" if worse else f"below {ZERO_ERROR:g}",
         "budget": _budget(case, rivals[rival]),
         "test": f"Welch one-sided p = {p_value:.3g}; power vs paper gap {gap:.0%} "
-        f"{power:.2f}; rival - model = {diff:.3g} [{low:.3g}, {high:.3g}] (95 % bootstrap)",
-        "verdict": verdict(len(values), p_value, power) + (f" {MARK}" if worse else ""),
+        f"{power:.2f}; rival - model = {diff:.3g} [{low:.3g}, {high:.3g}] (95 % bootstrap)"
+        + _reversed_text(reverse_p, len(others)),
+        "verdict": verdict(len(values), p_value, power, reverse_p) + (f" {MARK}" if worse else ""),
     }
 
 
@@ -221,14 +254,15 @@ def degeneracy_row(runs: pd.DataFrame, metric: str) -> dict:
     if len(steady) < 2 or len(ablation) < 2:
         return _not_run(row, f"{len(steady)}/{len(ablation)} runs")
     a, b = (np.log10(np.maximum(g[metric].to_numpy(), FLOOR)) for g in (steady, ablation))
-    p_value, power = _welch(a, b, DECADE)
+    p_value, reverse_p, power = _welch(a, b, DECADE)
     return {
         **row,
         "ours": f"{metric} {steady[metric].mean():.3g} with, {ablation[metric].mean():.3g} "
         f"without (sphere baseline's diagonal {steady['sphere_diag'].mean():.3g})",
         "budget": _budget(steady, ablation),
-        "test": f"Welch one-sided on log10 p = {p_value:.3g}; power vs a stated decade {power:.2f}",
-        "verdict": verdict(len(a), p_value, power),
+        "test": f"Welch one-sided on log10 p = {p_value:.3g}; power vs a stated decade {power:.2f}"
+        + _reversed_text(reverse_p),
+        "verdict": verdict(len(a), p_value, power, reverse_p),
     }
 
 
@@ -256,8 +290,11 @@ def robustness_row(runs: pd.DataFrame) -> dict:
     if not below:
         return {**row, "ours": "-", "budget": _budget(steady, ablation), "test": "-",
                 "verdict": f"no set below predicting zero {MARK}"}  # fmt: skip
+    steady, ablation = _scored(steady, below), _scored(ablation, below)
+    if len(steady) < 2 or len(ablation) < 2:
+        return _not_run(row, f"{len(steady)}/{len(ablation)} runs with every error")
     a, b = run_errors(ablation, below).to_numpy(), run_errors(steady, below).to_numpy()
-    p_value, power = _welch(a, b, ROBUSTNESS_GAP * a.mean())
+    p_value, reverse_p, power = _welch(a, b, ROBUSTNESS_GAP * a.mean())
     diff, low, high = bootstrap_difference(a, b)
     return {
         **row,
@@ -265,8 +302,9 @@ def robustness_row(runs: pd.DataFrame) -> dict:
         f"{a.std(ddof=1):.2g} without",
         "budget": _budget(steady, ablation),
         "test": f"Welch one-sided p = {p_value:.3g}; power vs stated 15 % {power:.2f}; "
-        f"without - with = {diff:.3g} [{low:.3g}, {high:.3g}] (95 % bootstrap)",
-        "verdict": verdict(len(b), p_value, power),
+        f"without - with = {diff:.3g} [{low:.3g}, {high:.3g}] (95 % bootstrap)"
+        + _reversed_text(reverse_p),
+        "verdict": verdict(len(b), p_value, power, reverse_p),
     }
 
 
@@ -330,7 +368,7 @@ def comparison(runs: pd.DataFrame) -> pd.DataFrame:
         ours = _model(runs, label)
         for name in LABELS:
             paper = paper_error(model, name)
-            mine = run_errors(ours, [name]) if len(ours) else pd.Series(dtype=float)
+            mine = run_errors(ours, [name]).dropna() if len(ours) else pd.Series(dtype=float)
             out[(model, LABELS[name])] = {
                 "paper": f"{paper:.3g}" + (f" {MARK}" if paper >= ZERO_ERROR else ""),
                 "ours": f"{mine.mean():.3g} ± {mine.std():.2g}"
