@@ -1,8 +1,8 @@
 """The intake catalog of climlatent's datasets.
 
-``catalogs/climlatent.yaml`` (at the repository root) is a classic intake
-catalog. Its entries use the two intake drivers defined here, so that opening an
-entry through intake gives exactly what :mod:`climlatent.datasets` gives:
+``climlatent/data/climlatent.yaml`` (package data, installed with climlatent) is a
+classic intake catalog. Its entries use the two intake drivers defined here, so that
+opening an entry through intake gives exactly what :mod:`climlatent.datasets` gives:
 
 - :class:`SyntheticCirculationSource` (``driver:
   climlatent.catalog.SyntheticCirculationSource``): its ``args`` are the keyword
@@ -43,10 +43,10 @@ __all__ = [
 
 
 def default_catalog_path() -> Path:
-    """Path of the catalog shipped with climlatent, ``catalogs/climlatent.yaml``.
+    """Path of the catalog shipped with climlatent, ``climlatent/data/climlatent.yaml``.
 
-    The catalog lives at the repository root, beside the package, so it is
-    found in a source checkout or an editable install.
+    The catalog is package data, so it is found in an installed wheel as in a
+    source checkout.
 
     Returns
     -------
@@ -58,7 +58,7 @@ def default_catalog_path() -> Path:
     >>> default_catalog_path().name
     'climlatent.yaml'
     """
-    return Path(__file__).resolve().parent.parent / "catalogs" / "climlatent.yaml"
+    return Path(__file__).resolve().parent / "data" / "climlatent.yaml"
 
 
 def open_catalog(path: str | os.PathLike | None = None) -> intake.catalog.Catalog:
@@ -76,8 +76,7 @@ def open_catalog(path: str | os.PathLike | None = None) -> intake.catalog.Catalo
     Raises
     ------
     FileNotFoundError
-        If the catalog file does not exist (a non-editable install does not
-        carry ``catalogs/``: pass ``path`` explicitly).
+        If the catalog file does not exist.
 
     Examples
     --------
@@ -88,8 +87,8 @@ def open_catalog(path: str | os.PathLike | None = None) -> intake.catalog.Catalo
     path = default_catalog_path() if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"intake catalog {str(path)!r} not found; climlatent's catalog is "
-            "catalogs/climlatent.yaml in the source tree: pass its path explicitly"
+            f"intake catalog {str(path)!r} not found; climlatent's own is "
+            f"{str(default_catalog_path())!r}"
         )
     _check_drivers(path)
     # No environment variable or shell command is expanded into an entry's arguments.

@@ -7,6 +7,7 @@ dimension or file at fault, so that a user in Jupyter sees what to fix.
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator
 
 
@@ -28,6 +29,40 @@ class InputDataError(ClimlatentError, ValueError):
 
 class CheckpointError(ClimlatentError, OSError):
     """A saved model or training checkpoint is missing, truncated or tampered with."""
+
+
+class MissingDependencyError(ClimlatentError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+def require_extra(module: str, extra: str, purpose: str) -> None:
+    """Import ``module``, of climlatent's ``extra``, or raise `MissingDependencyError`.
+
+    Parameters
+    ----------
+    module : str
+        The optional package, as imported (``"zarr"``).
+    extra : str
+        The extra of climlatent that installs it (``"dask"``).
+    purpose : str
+        What needs it, the subject of the message.
+
+    Examples
+    --------
+    >>> try:
+    ...     require_extra("nonexistent", "dask", "a zarr store")
+    ... except MissingDependencyError as err:
+    ...     print(err)
+    a zarr store needs nonexistent, which is not installed: pip install 'climlatent[dask]'
+    """
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name != module:  # installed, but missing one of its own dependencies
+            raise
+        raise MissingDependencyError(
+            f"{purpose} needs {module}, which is not installed: pip install 'climlatent[{extra}]'"
+        ) from err
 
 
 class NotFittedError(ClimlatentError, RuntimeError):

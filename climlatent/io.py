@@ -31,7 +31,7 @@ import xarray as xr
 from climlatent._version import __version__
 from climlatent.atomic import written_atomically
 from climlatent.cf_encoding import cf_encode
-from climlatent.errors import InputDataError, is_netcdf_error
+from climlatent.errors import InputDataError, is_netcdf_error, require_extra
 from climlatent.grid import find_member
 from climlatent.packing import mask_invalid
 from climlatent.store_status import INCOMPLETE
@@ -186,6 +186,7 @@ def open_dataset(
         ):
             if not Path(text).exists():
                 raise FileNotFoundError(f"zarr store {text!r} does not exist")
+            require_extra("zarr", "dask", f"reading the zarr store {text!r}")
             ds = xr.open_zarr(text, chunks=chunks, decode_times=time_coder, decode_coords="all")
             if INCOMPLETE in ds.attrs:
                 warnings.warn(

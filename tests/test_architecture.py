@@ -1,6 +1,7 @@
 """The layering of DESIGN.md, checked on the source: data flows one way."""
 
 import ast
+import configparser
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,42 @@ def test_no_module_over_600_lines():
         p.name: n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 600
     }
     assert long == {}
+
+
+def _package_data() -> set[Path]:
+    """The files setup.cfg's ``package_data`` puts in the wheel beside the modules."""
+    config = configparser.ConfigParser()
+    config.read(PACKAGE.parent / "setup.cfg")
+    patterns = config["options.package_data"]["climlatent"].split()
+    return {path for pattern in patterns for path in PACKAGE.glob(pattern) if path.is_file()}
+
+
+def _paths_from_module_file():
+    """Each path a module builds from its own ``__file__``, evaluated as the module does."""
+    for module in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(module.read_text())
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Name) and node.id == "__file__"):
+                continue
+            while isinstance(parents[node], (ast.Call, ast.Attribute, ast.Subscript, ast.BinOp)):
+                node = parents[node]
+            code = compile(ast.Expression(node), str(module), "eval")
+            yield module, eval(code, {"Path": Path, "__file__": str(module)})
+
+
+@pytest.mark.parametrize("module, path", list(_paths_from_module_file()), ids=lambda p: p.name)
+def test_files_the_package_reads_beside_its_modules_ship_in_the_wheel(module, path):
+    assert path.is_relative_to(PACKAGE), f"{module.name} reads {path}, outside the package"
+    files = {p for p in path.rglob("*") if p.is_file()} if path.is_dir() else {path}
+    assert files and files <= _package_data()
+
+
+def test_every_data_file_of_the_package_ships_and_its_type_hints_are_marked():
+    data = {
+        p
+        for p in PACKAGE.rglob("*")
+        if p.is_file() and p.suffix not in {".py", ".pyc"} and "__pycache__" not in p.parts
+    }
+    assert PACKAGE / "py.typed" in data  # PEP 561: mypy reads the hints of an installed wheel
+    assert data == _package_data()

@@ -1,6 +1,8 @@
 """The batch commands: ``fit`` from YAML, ``emulate``/``downscale`` to zarr, resumption,
 schedulers, and every failure reported as one line with a non-zero exit status."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -385,6 +387,25 @@ def test_unreachable_scheduler_fails_with_one_line(workspace, tmp_path):
     args = ["emulate", workspace / "eof.clm", workspace / "members" / "*.nc"]
     args += ["-o", tmp_path / "pr.zarr", "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", 2]
     assert_one_line_error(invoke(*args), "cannot reach the dask scheduler at 'tcp://127.0.0.1:1'")
+    assert not (tmp_path / "pr.zarr").exists()
+
+
+@pytest.mark.parametrize(
+    "absent, scheduler, message",
+    [
+        ("zarr", "threads", "writing a zarr store (climlatent emulate) needs zarr"),
+        ("distributed", "local", "the dask scheduler 'local' needs distributed"),
+    ],
+)
+def test_an_absent_optional_dependency_is_named_with_its_extra_in_one_line(
+    workspace, tmp_path, monkeypatch, absent, scheduler, message
+):
+    """A base install (no ``dask`` extra) ended a batch run in a traceback from deep
+    inside: ModuleNotFoundError: No module named 'zarr' (or 'distributed')."""
+    monkeypatch.setitem(sys.modules, absent, None)  # imports of it fail, as if not installed
+    args = ["emulate", workspace / "eof.clm", workspace / "members" / "*.nc"]
+    result = invoke(*args, "-o", tmp_path / "pr.zarr", "--scheduler", scheduler)
+    assert_one_line_error(result, message, "pip install 'climlatent[dask]'")
     assert not (tmp_path / "pr.zarr").exists()
 
 

@@ -1,5 +1,6 @@
 import shutil
 import subprocess
+import sys
 import tracemalloc
 
 import dask.array
@@ -9,7 +10,7 @@ import pytest
 import xarray as xr
 
 import climlatent as cl
-from climlatent.errors import InputDataError
+from climlatent.errors import InputDataError, MissingDependencyError
 from climlatent.io import SharedTimeAxis, open_dataset, to_netcdf
 from conftest import rectilinear
 
@@ -108,6 +109,15 @@ def test_open_netcdf_glob_and_zarr(tmp_path):
     xr.testing.assert_allclose(both["psl"].load(), ds["psl"])
     ds.to_zarr(tmp_path / "store.zarr")
     xr.testing.assert_allclose(open_dataset(tmp_path / "store.zarr")["psl"].load(), ds["psl"])
+
+
+def test_a_zarr_store_without_zarr_installed_names_the_extra(tmp_path, monkeypatch):
+    """zarr is in the ``dask`` extra: a base install failed inside xarray's backend."""
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1, n_lat=4, n_lon=5)
+    ds.to_zarr(tmp_path / "store.zarr")
+    monkeypatch.setitem(sys.modules, "zarr", None)  # imports of it fail, as if not installed
+    with pytest.raises(MissingDependencyError, match=r"needs zarr.*'climlatent\[dask\]'"):
+        open_dataset(tmp_path / "store.zarr")
 
 
 def test_members_of_several_files_keep_their_whole_labels(tmp_path):

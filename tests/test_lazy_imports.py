@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "pyro", "matplotlib", "cartopy")
+#: Heavy, or of an extra that a base install lacks (zarr, distributed: ``[dask]``).
+HEAVY = ("torch", "pyro", "matplotlib", "cartopy", "zarr", "distributed", "xsdba", "ipywidgets")
 
 
 def _output_and_heavy_modules(code: str) -> list[str]:

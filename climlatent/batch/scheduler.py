@@ -14,7 +14,7 @@ import dask.threaded
 import torch
 
 from climlatent.dask_threads import configure_thread
-from climlatent.errors import ClimlatentError
+from climlatent.errors import ClimlatentError, require_extra
 from climlatent.graph_node import active_client
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ def scheduler(
             stack.enter_context(dask.config.set(settings))
             yield None
             return
+        require_extra("distributed", "dask", f"the dask scheduler {address!r}")
         from distributed import Client
 
         if address == "local":

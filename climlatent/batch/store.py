@@ -14,7 +14,7 @@ import xarray as xr
 from climlatent.batch.lazy import METHODS, _lazy_predict, block_steps, model_inputs, place
 from climlatent.batch.members import OPEN_FILES, _open_members
 from climlatent.batch.scheduler import worker_count
-from climlatent.errors import ClimlatentError
+from climlatent.errors import ClimlatentError, require_extra
 from climlatent.grid import find_member, find_time
 from climlatent.io import PathLike
 from climlatent.persistence import MANIFEST, WEIGHTS, load
@@ -144,6 +144,7 @@ def _to_zarr(
     n_samples: int | None = None,
     seed: int | None = None,
 ) -> Path:
+    require_extra("zarr", "dask", f"writing a zarr store (climlatent {method})")
     for name, value in (("time_chunk", time_chunk), ("time_per_region", time_per_region)):
         if value is not None and value < 1:  # 0 fell back to the default silently
             raise ValueError(f"{name} must be at least 1, not {value}")
