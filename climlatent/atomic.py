@@ -1,7 +1,8 @@
 """Write a file or folder in full or not at all: never half-written output.
 
 Shared by every writer of a single output (netCDF files, regridding weights, saved
-models, training checkpoints); it imports neither xarray nor torch.
+models, training checkpoints), with :func:`same_path` for a writer to refuse an output
+that is one of its inputs; it imports neither xarray nor torch.
 """
 
 from __future__ import annotations
@@ -92,3 +93,34 @@ def written_atomically(path: str | os.PathLike, private_folder: bool = True) -> 
             raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def same_path(first: str | os.PathLike, second: str | os.PathLike) -> bool:
+    """Whether two paths name one file or folder, however spelt or linked.
+
+    Parameters
+    ----------
+    first, second : str or os.PathLike
+        Paths, existing or not: ``./a.nc``, ``../x/a.nc`` and a link to ``a.nc`` are
+        ``a.nc``; a path that does not exist is compared by its absolute form, its
+        links resolved.
+
+    Returns
+    -------
+    bool
+        True where writing ``first`` replaces ``second``.
+
+    Examples
+    --------
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "a.nc").touch()
+    >>> (folder / "link.nc").symlink_to(folder / "a.nc")
+    >>> same_path(folder / "link.nc", f"{folder}/./a.nc"), same_path(folder / "b", folder / "a.nc")
+    (True, False)
+    >>> same_path(folder / "new.pt", folder / ".." / folder.name / "new.pt")
+    True
+    """
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one of them does not exist (yet)
+        return Path(first).resolve() == Path(second).resolve()

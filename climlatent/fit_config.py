@@ -34,7 +34,8 @@ A trained model (``LLAAE``, ``ProxyDownscaler``, ``ProxyLatentDownscaler``) take
 optional ``checkpoint`` file, rewritten after every epoch: rerun the same command after
 an interruption and training continues where it stopped, to the result of an
 uninterrupted run (a larger ``epochs`` trains a finished run further); a checkpoint of
-other data or options is refused, naming what differs (delete it to start afresh)::
+other data or options is refused, naming what differs (delete it to start afresh), and
+so is a checkpoint at the ``output`` path::
 
     checkpoint: llaae.pt
 
@@ -54,6 +55,7 @@ from typing import Any
 import yaml
 
 from climlatent import distributed
+from climlatent.atomic import same_path
 from climlatent.batch import open_members
 from climlatent.errors import CheckpointError, ClimlatentError
 from climlatent.estimators import (
@@ -221,6 +223,9 @@ def load_fit_config(path: str | Path) -> FitConfig:
     if not isinstance(raw.get("proxies") or {}, dict):
         raise ConfigError(f"{where}: 'proxies' must map driver variables to proxy laws")
     base = file.parent
+    if "checkpoint" in raw and same_path(base / raw["checkpoint"], base / raw["output"]):
+        # the model's save refused the checkpoint file found there, after the training
+        raise ConfigError(f"{where}: 'checkpoint' is the 'output' model path: name another file")
     config = FitConfig(
         estimator=name,
         options=options,

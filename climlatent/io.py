@@ -71,6 +71,33 @@ def natural_key(text: object) -> tuple[str | tuple[int, str], ...]:
     return tuple((int(part), part) if i % 2 else part for i, part in enumerate(parts))
 
 
+def glob_matches(pattern: str) -> list[str]:
+    """The files a path or glob names, as CDO takes them: the glob's matches, else the path.
+
+    The matches are in natural order (``r2`` before ``r10``); a file named with a
+    glob's characters (``tas[1].nc``) and matching nothing but itself is that file
+    (it was "no file matches"). As with CDO, a glob that matches other files
+    (``tas[1].nc`` matches ``tas1.nc``) is taken as the glob.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> for name in ("tas[1].nc", "tas2.nc", "tas10.nc"):
+    ...     open(os.path.join(folder, name), "w").close()
+    >>> [os.path.basename(p) for p in glob_matches(os.path.join(folder, "tas[1].nc"))]
+    ['tas[1].nc']
+    >>> [os.path.basename(p) for p in glob_matches(os.path.join(folder, "tas[0-9]*.nc"))]
+    ['tas2.nc', 'tas10.nc']
+    """
+    if not glob.has_magic(pattern):
+        return [pattern]
+    matches = sorted(glob.glob(pattern), key=natural_key)
+    if not matches and os.path.lexists(pattern):
+        return [pattern]
+    return matches
+
+
 def _in_natural_member_order(ds: xr.Dataset) -> xr.Dataset:
     """``ds`` with its members (if any) in natural order: ``r1, r2, ..., r10``."""
     member = find_member(ds)
@@ -154,6 +181,8 @@ def open_dataset(
     ------
     FileNotFoundError
         The path, glob or catalog does not exist (the message names it).
+    IsADirectoryError
+        A folder that is not a zarr store is given as a netCDF file (named).
 
     Warns
     -----
@@ -195,10 +224,15 @@ def open_dataset(
                     stacklevel=2,
                 )
             return ds
-        paths = sorted(glob.glob(text), key=natural_key) if glob.has_magic(text) else [text]
+        paths = glob_matches(text)
         if not paths:
             raise FileNotFoundError(f"no file matches {text!r}")
     for path in paths:
+        if Path(path).is_dir():  # was "does not exist"
+            raise IsADirectoryError(
+                f"{path!r} is a folder, not a netCDF file (a zarr store, with its .zgroup "
+                "or zarr.json, opens by its own path, not in a glob or list)"
+            )
         if not Path(path).is_file():
             raise FileNotFoundError(f"netCDF file {path!r} does not exist")
     try:

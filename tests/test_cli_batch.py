@@ -13,7 +13,7 @@ from test_batch import circulation_members, patch_predict, save_eof, write_membe
 
 import climlatent as cl
 from climlatent.cli import main
-from climlatent.zarr_store import read_manifest
+from climlatent.zarr_store import read_manifest, write_zarr
 
 
 @pytest.fixture(scope="module")
@@ -270,6 +270,27 @@ def test_store_of_another_model_is_refused(workspace, tmp_path):
     assert invoke("emulate", workspace / "eof.clm", inputs, "-o", store, "-q").exit_code == 0
     other = save_eof(circulation_members(), tmp_path / "other.clm", n_eofs=2)
     assert_one_line_error(invoke("emulate", other, inputs, "-o", store, "-q"), "fingerprint")
+
+
+@pytest.mark.parametrize("spelling", ["same", "./", "link"])
+def test_an_input_store_is_refused_as_its_own_output(workspace, tmp_path, spelling, monkeypatch):
+    """With --overwrite the input store was deleted before its regions were read: its
+    psl lost, a store of NaN pr left, and the error blamed psl's non-finite values."""
+    monkeypatch.chdir(tmp_path)
+    members = circulation_members()
+    write_zarr(
+        members[["psl"]], "psl.zarr", chunks={"member": 1}, fingerprint="psl", progress=False
+    )
+    (tmp_path / "link.zarr").symlink_to(tmp_path / "psl.zarr")
+    output = {"same": "psl.zarr", "./": "./psl.zarr/", "link": "link.zarr"}[spelling]
+    for overwrite in ([], ["--overwrite"]):
+        result = invoke(
+            "emulate", workspace / "eof.clm", "psl.zarr", "-o", output, "-q", *overwrite
+        )
+        assert_one_line_error(result, f"the output store '{output}' is the input 'psl.zarr'")
+    stored = xr.open_zarr(tmp_path / "psl.zarr")
+    assert list(stored.data_vars) == ["psl"]
+    np.testing.assert_array_equal(stored["psl"].values, members["psl"].values)
 
 
 def test_a_downscaler_cannot_emulate(workspace, tmp_path):

@@ -69,6 +69,18 @@ def test_a_name_given_as_a_list_or_mapping_is_refused_by_key(folder, key, value)
         _config(folder, **keys)
 
 
+@pytest.mark.parametrize("checkpoint", ["model.clm", "./sub/../model.clm"])
+def test_a_checkpoint_at_the_output_path_is_refused_before_training(folder, checkpoint):
+    """Training ran to its end, writing the checkpoint file at the output path; then
+    the model was refused that path (a file, not a model), and on every rerun again."""
+    folder, _ = folder
+    (folder / "sub").mkdir(exist_ok=True)
+    with pytest.raises(ConfigError, match="'checkpoint' is the 'output' model path"):
+        _config(folder, estimator="LLAAE", target="tos", checkpoint=checkpoint)
+    config = _config(folder, estimator="LLAAE", target="tos", checkpoint="model.pt")
+    assert config.checkpoint == folder / "model.pt" and config.output == folder / "model.clm"
+
+
 def test_floats_in_exponent_notation_are_numbers(folder):
     """PyYAML reads 1e-3 (no point) as text: lr: 1e-3 was refused as not a float."""
     folder, _ = folder

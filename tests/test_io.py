@@ -97,6 +97,31 @@ def test_a_folder_at_the_output_path_is_refused_before_computing(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.nc"] and (tmp_path / "a.nc").is_dir()
 
 
+@pytest.mark.parametrize("as_list", [False, True])
+@pytest.mark.parametrize("name", ["model.clm", "model.clm/", "*.clm"])
+def test_a_folder_given_as_a_netcdf_file_is_named_as_a_folder(tmp_path, name, as_list):
+    """A folder (a saved model, a data folder) was reported as not existing."""
+    (tmp_path / "model.clm").mkdir()
+    source = str(tmp_path / name)
+    with pytest.raises(IsADirectoryError, match=r"'.*model\.clm/?' is a folder, not a netCDF file"):
+        open_dataset([source] if as_list and "*" not in name else source)
+
+
+def test_a_file_named_with_glob_characters_is_that_file(tmp_path):
+    """``tas[1].nc`` was only a glob: "no file matches" though it exists, in
+    ``open_dataset`` and in ``climlatent emulate``; a glob matching other files is
+    taken as the glob (``tas1.nc``), as CDO takes it."""
+    for name, value in (("tas[1].nc", 280.0), ("tas1.nc", 300.0)):
+        ds = xr.Dataset({"tas": ("time", np.full(2, value), {"units": "K"})})
+        to_netcdf(ds.assign_coords(time=[0.0, 1.0]), tmp_path / name)
+    assert open_dataset(tmp_path / "tas[1].nc")["tas"].values.tolist() == [300.0, 300.0]
+    (tmp_path / "tas1.nc").unlink()
+    assert open_dataset(tmp_path / "tas[1].nc")["tas"].values.tolist() == [280.0, 280.0]
+    assert cl.batch.members._expand(str(tmp_path / "tas[1].nc")) == [str(tmp_path / "tas[1].nc")]
+    with pytest.raises(FileNotFoundError, match=r"no file matches '.*tas\[2\]\.nc'"):
+        open_dataset(tmp_path / "tas[2].nc")
+
+
 def test_open_netcdf_glob_and_zarr(tmp_path):
     ds = cl.datasets.synthetic_circulation(n_members=1, n_years=2, n_lat=4, n_lon=5)
     first, second = ds.isel(time=slice(0, 365)), ds.isel(time=slice(365, None))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import uuid
 from collections.abc import Hashable, Sequence
@@ -22,7 +21,7 @@ from climlatent.grid import (
     scalar_member,
 )
 from climlatent.grid_order import canonical_order
-from climlatent.io import PathLike, SharedTimeAxis, carry_provenance, natural_key, open_dataset
+from climlatent.io import PathLike, SharedTimeAxis, carry_provenance, glob_matches, open_dataset
 from climlatent.units import units_quantity
 
 #: Member files a batch run holds open at once (xarray's file cache): each open netCDF
@@ -242,9 +241,7 @@ def _expand(inputs: PathLike | Sequence[PathLike]) -> list[str]:
     """Sources as strings, globs replaced by their matches in natural order (r2, r10)."""
     sources = []
     for item in map(str, [inputs] if isinstance(inputs, str | os.PathLike) else inputs):
-        matches = [item]
-        if glob.has_magic(item) and "#" not in item:
-            matches = sorted(glob.glob(item), key=natural_key)
+        matches = [item] if "#" in item else glob_matches(item)
         if not matches:
             raise FileNotFoundError(f"no file matches {item!r}")
         sources.extend(matches)

@@ -11,10 +11,11 @@ from typing import Any
 
 import xarray as xr
 
+from climlatent.atomic import same_path
 from climlatent.batch.lazy import METHODS, _lazy_predict, block_steps, model_inputs, place
 from climlatent.batch.members import OPEN_FILES, _open_members
 from climlatent.batch.scheduler import worker_count
-from climlatent.errors import ClimlatentError, require_extra
+from climlatent.errors import ClimlatentError, InputDataError, require_extra
 from climlatent.grid import find_member, find_time
 from climlatent.io import PathLike
 from climlatent.persistence import MANIFEST, WEIGHTS, load
@@ -47,8 +48,9 @@ def emulate_to_zarr(model: PathLike, inputs: Any, store: PathLike, **options: An
         is read, and again for the regions a resume skips), is refused
         (``StoreMismatchError``, naming what differs), and so is a store another
         process is writing (``StoreLockedError``) or a path that cannot be written
-        (``StoreWriteError``, leaving nothing behind). No path is recorded: a folder of
-        member files moved together with its store resumes.
+        (``StoreWriteError``, leaving nothing behind), or one of the inputs, however
+        spelt or linked (``InputDataError``). No path is recorded: a folder of member
+        files moved together with its store resumes.
     **options
         Keywords below.
 
@@ -188,6 +190,12 @@ def _to_zarr(
     with xr.set_options(file_cache_maxsize=OPEN_FILES):
         ds, sources = _open_members(inputs, model_inputs(estimator), members, time_chunk)
         with ds:
+            # --overwrite deleted such an input before its regions were read
+            for source in dict.fromkeys(sources.values()):
+                if same_path(store, source):
+                    raise InputDataError(
+                        f"the output store {str(store)!r} is the input {source!r}: write another"
+                    )
             checks = {} if check_range else {"check_range": False}
             out = _lazy_predict(estimator, ds, method, **draws, **precision, **checks)
             time, member = find_time(out), find_member(ds)  # not the draws' realization

@@ -16,6 +16,7 @@ from pathlib import Path
 import xarray as xr
 
 from climlatent import io
+from climlatent.atomic import same_path
 from climlatent.errors import InputDataError, is_netcdf_error
 from climlatent.grid import find_grid, find_time
 from climlatent.grid_spec import _EXAMPLES, grid_from_spec, is_grid_spec
@@ -161,7 +162,7 @@ def regrid_file(
     >>> xr.open_dataset(out)["tas"].shape
     (4, 18, 36)
     """
-    if Path(output).exists() and Path(source).exists() and Path(output).samefile(source):
+    if same_path(output, source):
         raise InputDataError(f"the output {str(output)!r} is the source file: write another")
     # The files opened here are closed on return and on every refusal: a refusal's
     # traceback (kept by a notebook) held them open, and a netCDF file held open and
