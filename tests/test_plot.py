@@ -475,3 +475,38 @@ def test_latent_factor_scatter(tmp_path):
     np.testing.assert_array_equal(y, -x)
     assert fig.axes[2].get_xlabel() == "kle_term 0" and fig.axes[2].get_ylabel() == "latent 1"
     assert render(fig, tmp_path / "scatter.png").std() > 0
+
+
+def test_without_cartopy_the_charts_draw_and_a_map_names_the_extra():
+    """climlatent.plot imported cartopy whole, so a base install (no ``maps`` extra)
+    could not draw a training curve: ImportError at ``import climlatent.plot``."""
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["cartopy"] = None  # as if not installed
+        import matplotlib
+        matplotlib.use("Agg")
+        import pandas as pd
+        import climlatent.plot as plot
+        from climlatent.errors import MissingDependencyError
+        history = pd.DataFrame({"train_loss": [3.0, 2.0, 1.5], "valid_loss": [3.2, 2.4, 2.0]})
+        fig = plot.training_history(history, best_epoch=2)
+        lines = fig.axes[0].get_lines()
+        print([line.get_ydata().tolist() for line in lines[:2]])
+        try:
+            plot.map
+        except MissingDependencyError as err:
+            print(err)
+        try:
+            from climlatent.plot import compare_maps
+        except ImportError as err:
+            print(type(err).__name__, err)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    curves, attribute, imported = result.stdout.strip().splitlines()
+    assert curves == "[[3.0, 2.0, 1.5], [3.2, 2.4, 2.0]]"
+    message = "a map of climlatent.plot needs cartopy, which is not installed"
+    assert attribute == f"{message}: pip install 'climlatent[maps]'"
+    assert imported == f"MissingDependencyError {attribute}"

@@ -3,8 +3,10 @@
 Maps (`map`, `compare_maps`, `return_level_maps`, `skill_maps`, `latent_traversal`)
 are cartopy maps with coastlines drawn from data shipped in the package, so they render
 with no network. Importing this module also points cartopy's ``pre_existing_data_dir``
-at that data, unless the user set one (see `use_vendored_data`). Needs cartopy
-(``pip install 'climlatent[maps]'``).
+at that data, unless the user set one (see `use_vendored_data`). They need cartopy
+(``pip install 'climlatent[maps]'``); without it they raise `MissingDependencyError`,
+saying so, and the figures that are no maps (`training_history`,
+`aggregate_posterior`, `latent_factor_heatmap`, `latent_factor_scatter`) still draw.
 
 Examples
 --------
@@ -16,27 +18,32 @@ Examples
 'precipitation [kg m-2 s-1]'
 """
 
-from climlatent.plot._cartopy import coastline_feature, use_vendored_data
-from climlatent.plot.diagnostics import (
+from climlatent.errors import MissingDependencyError
+from climlatent.plot.charts import (
     aggregate_posterior,
+    colourbar_label,
     latent_factor_heatmap,
     latent_factor_scatter,
-    latent_traversal,
-    skill_maps,
     training_history,
 )
-from climlatent.plot.maps import (
-    choose_projection,
-    colour_scale,
-    colourbar_label,
-    compare_maps,
-    map,
-    map_panels,
-    panel_figure,
-    return_level_maps,
-)
 
-use_vendored_data()
+_maps_missing: MissingDependencyError | None = None
+try:
+    from climlatent.plot._cartopy import coastline_feature, use_vendored_data
+    from climlatent.plot.diagnostics import latent_traversal, skill_maps
+    from climlatent.plot.maps import (
+        choose_projection,
+        colour_scale,
+        compare_maps,
+        map,
+        map_panels,
+        panel_figure,
+        return_level_maps,
+    )
+except MissingDependencyError as err:  # the charts draw without cartopy
+    _maps_missing = err
+else:
+    use_vendored_data()
 
 __all__ = [
     "aggregate_posterior",
@@ -56,3 +63,10 @@ __all__ = [
     "training_history",
     "use_vendored_data",
 ]
+
+
+def __getattr__(name: str):
+    """A map's name without cartopy: the `MissingDependencyError` saying to install it."""
+    if _maps_missing is not None and name in __all__:
+        raise MissingDependencyError(str(_maps_missing))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

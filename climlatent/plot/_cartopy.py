@@ -18,15 +18,14 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-try:
-    import cartopy
-    import cartopy.crs as ccrs
-    import cartopy.feature as cfeature
-    from cartopy.io import shapereader
-except ImportError as err:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "climlatent.plot draws maps with cartopy: pip install 'climlatent[maps]'"
-    ) from err
+from climlatent.errors import require_extra
+
+require_extra("cartopy", "maps", "a map of climlatent.plot")
+
+import cartopy  # noqa: E402 (after the one-line refusal of a missing cartopy)
+import cartopy.crs as ccrs  # noqa: E402
+import cartopy.feature as cfeature  # noqa: E402
+from cartopy.io import shapereader  # noqa: E402
 
 VENDORED_DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "cartopy"
 SYSTEM_DATA_DIR = Path("/usr/share/cartopy/data")  # Debian's python-cartopy-data

@@ -31,6 +31,7 @@ from climlatent.errors import InputDataError
 from climlatent.grid import GridInfo, find_grid
 from climlatent.metrics.skill import in_units_of
 from climlatent.plot._cartopy import coastline_feature
+from climlatent.plot.charts import colourbar_label
 from climlatent.units import difference_units
 
 DIVERGING_CMAP = "RdBu_r"
@@ -46,20 +47,6 @@ class ColourScale:
     vmin: float
     vmax: float
     extend: str
-
-
-def colourbar_label(da: xr.DataArray) -> str:
-    """``"long_name [units]"`` (the name when there is no ``long_name``).
-
-    Examples
-    --------
-    >>> import xarray as xr
-    >>> colourbar_label(xr.DataArray(0.0, name="tas", attrs={"units": "K"}))
-    'tas [K]'
-    """
-    text = da.attrs.get("long_name") or da.name or ""
-    units = da.attrs.get("units")
-    return f"{text} [{units}]" if units is not None else str(text)
 
 
 def colour_scale(
