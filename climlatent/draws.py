@@ -82,7 +82,7 @@ class Draws:
 
     def __post_init__(self) -> None:
         if not _whole(self.n) or self.n < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {self.n!r}")
+            raise ValueError(f"the number of draws must be a positive integer, got {self.n!r}")
         if not _whole(self.seed) or not 0 <= self.seed < 2**64:
             raise ValueError(f"seed must be an integer in [0, 2**64), got {self.seed!r}")
 
