@@ -70,8 +70,8 @@ def test_negative_addresses_are_refused():
 @pytest.mark.parametrize(
     ("n", "seed", "message"),
     [
-        (0, 0, "n_samples"),
-        (2.5, 0, "n_samples"),
+        (0, 0, "number of draws must be a positive integer"),
+        (2.5, 0, "number of draws must be a positive integer"),
         (2, -1, "seed"),
         (2, 1.5, "seed"),
         (2, 2**64, r"seed must be an integer in \[0, 2\*\*64\)"),  # was an OverflowError later

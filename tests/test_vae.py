@@ -108,7 +108,12 @@ def test_prior_draws_follow_the_prior_and_do_not_depend_on_how_many_are_drawn():
 
 @pytest.mark.parametrize(
     ("n", "seed", "message"),
-    [(0, 0, "n_samples"), (-1, 0, "n_samples"), (True, 0, "n_samples"), (2, 1.5, "seed")],
+    [
+        (0, 0, "number of draws"),
+        (-1, 0, "number of draws"),
+        (True, 0, "number of draws"),
+        (2, 1.5, "seed"),
+    ],
 )
 def test_prior_draws_refuse_a_bad_count_or_seed(n, seed, message):
     """Seed 1.5 drew what seed 1 draws; a count of 0 failed in LLAAE.sample's reshape,

@@ -436,7 +436,11 @@ def test_sample_layout_and_seeds(fitted, burgers):
     for times in ([0.5, 0.0], [0.0, 0.5, 0.5]):  # came out as the t coordinate as given
         with pytest.raises(InputDataError, match="times must increase strictly"):
             fitted.sample(2, times=times)
-    for n, seed, message in [(0, 0, "n_samples"), (True, 0, "n_samples"), (2, 1.5, "seed")]:
+    for n, seed, message in [
+        (0, 0, "number of draws"),
+        (True, 0, "number of draws"),
+        (2, 1.5, "seed"),
+    ]:
         with pytest.raises(ValueError, match=f"{message} must be"):  # were numpy TypeErrors
             fitted.sample(n, seed)  # naming neither ("an integer is required")
 
