@@ -89,6 +89,7 @@ MANIFEST_FORMAT = f"{_FORMAT_PREFIX}3"
 ZARR_FORMAT = 2
 _RESTART = "restart it with --overwrite (command line) or overwrite=True (Python)"
 _LAYOUT_SECTIONS = ("dims", "variables", "coords", "attrs")
+SOURCE_CHUNKS = ("chunks", "preferred_chunks")  # a source's chunking, not the store's
 
 
 class StoreMismatchError(ClimlatentError, ValueError):
@@ -142,7 +143,8 @@ def write_zarr(
     chunks : mapping, optional
         Chunks applied with ``ds.chunk(chunks)`` before writing; they become the
         zarr chunks and the regions. Without it the Dataset's own dask chunks are
-        used (an in-memory Dataset is then one region: pass e.g. ``{"member": 1}``).
+        used (an in-memory Dataset is then one region: pass e.g. ``{"member": 1}``),
+        a dim chunked unevenly in its largest chunk throughout.
     fingerprint : str or dict
         What produced ``ds`` (model name, config hash), any JSON-serialisable value.
         A store is resumed only with an equal fingerprint.
@@ -224,14 +226,12 @@ def write_zarr(
 
 
 def _prepare(ds: xr.Dataset, chunks: Mapping[str, int] | None, call: str) -> xr.Dataset:
-    """CF-encode, chunk every variable with dask, drop chunk encodings of the source."""
+    """CF-encode, chunk every variable evenly (as zarr stores), drop the source's chunking."""
     encoded = cf_encode(add_history(ds, call)).chunk(dict(chunks or {})).unify_chunks()
+    uneven = {d: max(c) for d, c in encoded.chunks.items() if len(set(c[:-1])) > 1 or c[-1] > c[0]}
+    encoded = encoded.chunk(uneven)
     for var in encoded.variables.values():
-        var.encoding = {
-            key: value
-            for key, value in var.encoding.items()
-            if key not in ("chunks", "preferred_chunks")
-        }
+        var.encoding = {k: v for k, v in var.encoding.items() if k not in SOURCE_CHUNKS}
     return encoded
 
 
