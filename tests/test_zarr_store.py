@@ -164,7 +164,6 @@ def test_in_memory_dataset_split_by_chunks(reference, tmp_path):
     assert stored_bytes(store) == stored_bytes(reference)
 
 
-
 def test_variables_chunked_unevenly_are_written_in_their_largest_chunk(tmp_path):
     """Variables chunked 5 and 7 along time unify to 5, 2, 3, 4, 1, ... chunks, which
     zarr cannot store: the write failed with xarray's list of 200 chunk sizes."""
@@ -175,6 +174,7 @@ def test_variables_chunked_unevenly_are_written_in_their_largest_chunk(tmp_path)
     opened = xr.open_zarr(store)
     assert opened["pr"].encoding["chunks"][1] == opened["tas"].encoding["chunks"][1] == 5
     xr.testing.assert_equal(cl.io.open_dataset(store).compute(), ds)
+
 
 def test_resume_after_crash_recomputes_only_missing_regions(reference, tmp_path, capsys):
     store, log = tmp_path / "pr.zarr", tmp_path / "blocks.log"
