@@ -157,7 +157,10 @@ def continuous_longitudes(lon: np.ndarray) -> np.ndarray:
     if gaps[widest] <= 1.5 * np.median(gaps):
         return lon
     start = ring[(widest + 1) % ring.size]  # the grid runs from here, eastwards
-    return start + np.mod(lon - start, 360.0)
+    # cut in the middle of the gap, far from every centre (not at ``start``, which is
+    # rounded: a centre 1e-7 west of it went round the circle), and shift by whole turns
+    cut = start - 0.5 * gaps[widest]
+    return lon - 360.0 * np.floor((lon - cut) / 360.0)
 
 
 def longitude_widths(lon: xr.DataArray, obj: xr.Dataset | xr.DataArray) -> np.ndarray:

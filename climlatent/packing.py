@@ -75,7 +75,9 @@ def unpack_valid_range(var: xr.Variable) -> None:
     CF readers would mask its good values by them. Each limit is unpacked by the very
     operations that unpack the data (xarray's, in ``var.dtype``), so that a value on a
     limit is equal to it: unpacked once in float64, a float32 field's good values on
-    the limit fell outside it by one float32 step and were masked.
+    the limit fell outside it by one float32 step and were masked. A negative
+    ``scale_factor`` turns them round: the packed ``valid_max`` unpacks to the lowest
+    value (``valid_min``).
 
     Examples
     --------
@@ -101,3 +103,7 @@ def unpack_valid_range(var: xr.Variable) -> None:
             if offset is not None:
                 value += offset
             var.attrs[key] = value
+    if scale is not None and scale < 0:  # a negative scale turns the limits round
+        turned = {"valid_range": "valid_range", "valid_min": "valid_max", "valid_max": "valid_min"}
+        limits = {turned[key]: var.attrs.pop(key) for key in VALID_LIMITS if key in var.attrs}
+        var.attrs.update({key: np.flip(value) for key, value in limits.items()})

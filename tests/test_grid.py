@@ -2,11 +2,14 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from climlatent.cell_edges import longitude_edges
+from climlatent.cell_edges import longitude_edges, longitude_widths
 from climlatent.errors import InputDataError
 from climlatent.grid import (
     EARTH_RADIUS,
+    area_weights,
     cell_area,
     check_same_grid,
     find_grid,
@@ -173,6 +176,43 @@ def test_global_cell_areas_sum_to_sphere():
     )
     total = float(cell_area(da).sum())
     assert total == pytest.approx(4 * np.pi * EARTH_RADIUS**2, rel=1e-12)
+
+
+@st.composite
+def regional_longitudes(draw):
+    """Centres of a regional grid (under 290 degrees, unequal cells), running either way
+    from anywhere, and their labels in 0..360 or -180..180, float64 or float32."""
+    steps = np.array(draw(st.lists(st.floats(0.5, 1.0), min_size=2, max_size=9)))
+    span = draw(st.floats(0.1, 290.0 * steps.sum() / (steps.sum() + 2 * steps.max())))
+    centres = draw(st.floats(-360.0, 360.0)) + np.append(0.0, np.cumsum(steps)) * span / steps.sum()
+    centres = centres[::-1] if draw(st.booleans()) else centres
+    labels = np.mod(centres + draw(st.sampled_from([0.0, 180.0])), 360.0)
+    labels -= 180.0 if abs(labels[0] - np.mod(centres[0], 360.0)) > 1e-9 else 0.0
+    return centres, labels.astype(draw(st.sampled_from([np.float64, np.float32])))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(regional_longitudes())
+@example((10.7 + 0.5 * np.arange(9), np.float32(10.7 + 0.5 * np.arange(9))))
+def test_cell_widths_of_a_regional_grid_are_its_own_however_it_is_labelled(grid):
+    # Relabelled to run without a break, the westernmost centre moved by the rounding
+    # of its label to 6 decimals went round the circle: float32 longitudes 10.7, 11.2,
+    # ... 14.7 had widths 356, 0.5, ..., 0.5, 178.25 (area weights 712 and 356 times
+    # the others').
+    centres, labels = grid
+    lon = xr.DataArray(labels, dims="lon", name="lon")
+    da = xr.DataArray(
+        np.ones((1, lon.size)), dims=("lat", "lon"), coords={"lat": [10.0], "lon": lon}
+    )
+    order = np.argsort(centres)
+    east = centres[order]
+    mid = 0.5 * (east[1:] + east[:-1])
+    widths = np.empty_like(centres)
+    widths[order] = np.diff(np.concatenate([[2 * east[0] - mid[0]], mid, [2 * east[-1] - mid[-1]]]))
+    tolerance = 1e-4 if labels.dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(longitude_widths(lon, lon), widths, rtol=0, atol=tolerance)
+    # one latitude: its band counts as 1, the weights are the widths in radians
+    np.testing.assert_allclose(area_weights(da).values[0], np.deg2rad(widths), atol=tolerance / 50)
 
 
 def test_band_area_matches_analytic_from_bounds():

@@ -1,3 +1,5 @@
+import itertools
+import re
 import shutil
 import subprocess
 import sys
@@ -8,10 +10,12 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import climlatent as cl
 from climlatent.errors import InputDataError, MissingDependencyError
-from climlatent.io import SharedTimeAxis, open_dataset, to_netcdf
+from climlatent.io import SharedTimeAxis, natural_key, open_dataset, to_netcdf
 from conftest import rectilinear
 
 
@@ -296,13 +300,19 @@ def test_packed_data_reads_and_writes_as_netcdf4_reads_it(tmp_path, unsigned):
 
 @pytest.mark.parametrize(
     ("scale", "offset", "limits"),
-    [(0.024630671, 161.1102, (-3346, 6351)), (0.06916457, -192.85687, (-13188, 11888))],
+    [
+        (0.024630671, 161.1102, (-3346, 6351)),
+        (0.06916457, -192.85687, (-13188, 11888)),
+        (-0.5, 10.0, (-20, 30)),
+    ],
 )
 def test_packed_values_on_the_valid_range_are_kept_as_netcdf4_keeps_them(
     tmp_path, scale, offset, limits
 ):
     # float32 scale_factor/add_offset: xarray unpacks in float32, the limits were
-    # unpacked in float64, and a good value on a limit fell one float32 step beyond it
+    # unpacked in float64, and a good value on a limit fell one float32 step beyond it.
+    # A negative scale_factor unpacked valid_range (-20, 30) to (20, -5): every value
+    # was masked (netCDF4 masks the two beyond it), and written so.
     low, high = limits
     raw = np.array([low - 1, low, low + 1, 0, high - 1, high, high + 1], "i2")
     with netCDF4.Dataset(tmp_path / "in.nc", "w") as nc:
@@ -340,6 +350,85 @@ def test_integer_values_beyond_their_valid_limits_are_missing_as_netcdf4_reads_t
         qc = open_dataset(tmp_path / "qc.nc", chunks=chunks)["qc"]
         assert qc.dtype == floats
         np.testing.assert_array_equal(qc.values, expected)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(st.sampled_from(["i1", "i2", "u1", "u2", "i4"]), st.data())
+def test_packed_fields_read_as_netcdf4_reads_them(tmp_path, dtype, data):
+    """Random packed integers (values on the limits, a _FillValue or none, scale and
+    offset of either sign or none, valid_range or valid_min/max) read as netCDF4 reads
+    them: the same values (to float32 round-off), missing where it masks."""
+    whole = st.integers(int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
+    raw = np.array(data.draw(st.lists(whole, min_size=2, max_size=8)), dtype)
+    low = data.draw(whole)
+    high = data.draw(st.integers(low, int(np.iinfo(dtype).max)))
+    raw[:2] = low, high
+    fill = data.draw(st.one_of(st.none(), whole))
+    if fill is None:  # netCDF4 masks its default fill value, xarray does not
+        raw[raw == netCDF4.default_fillvals[dtype]] = low
+        assume(netCDF4.default_fillvals[dtype] not in raw)
+    scale = data.draw(st.sampled_from([None, 0.01, 2.5, 1 / 3, -0.5]))
+    offset = data.draw(st.sampled_from([None, 0.0, -100.0, 273.15]))
+    limits = data.draw(st.sampled_from(["valid_range", "valid_min", "valid_max", "both"]))
+    path = tmp_path / f"packed{len(list(tmp_path.iterdir()))}.nc"  # a file read before is cached
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("x", raw.size)
+        var = nc.createVariable("v", dtype, ("x",), fill_value=False if fill is None else fill)
+        var.set_auto_maskandscale(False)
+        var.setncatts(
+            {k: v for k, v in (("scale_factor", scale), ("add_offset", offset)) if v is not None}
+        )
+        if limits == "valid_range":
+            var.valid_range = np.array([low, high], dtype)
+        if limits in ("valid_min", "both"):
+            var.valid_min = np.array(low, dtype)
+        if limits in ("valid_max", "both"):
+            var.valid_max = np.array(high, dtype)
+        var[:] = raw
+    with netCDF4.Dataset(path) as nc:
+        expected = np.ma.filled(nc["v"][:].astype(float), np.nan)
+    with open_dataset(path, chunks=None) as ds:
+        got = ds["v"].values.astype(float)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(
+        got, expected, rtol=1e-6, atol=1e-6 * np.nanmax(np.abs(expected), initial=1)
+    )
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.lists(
+            st.one_of(
+                st.sampled_from(["r", "i", "_", ".nc", "0", "01", "007"]),
+                st.integers(0, 10**20).map(str),
+            ),
+            min_size=1,
+            max_size=5,
+        ).map("".join),
+        min_size=1,
+        max_size=8,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_natural_order_is_a_total_order_by_the_numbers_in_the_labels(labels, rng):
+    """Any labels sort to one order whatever order they come in; labels share a key only
+    when equal; labels differing in one number sort by its value."""
+    ordered = sorted(labels, key=natural_key)
+    shuffled = list(labels)
+    rng.shuffle(shuffled)
+    assert sorted(shuffled, key=natural_key) == ordered
+    for first, second in itertools.pairwise(ordered):
+        assert natural_key(first) <= natural_key(second)
+        assert (natural_key(first) == natural_key(second)) == (first == second)
+    numbers = [int(n) for n in re.findall(r"[0-9]+", "".join(labels))]
+    members = sorted((f"r{n}i1p1f1" for n in numbers), key=natural_key)
+    assert [int(re.match(r"r([0-9]+)", m).group(1)) for m in members] == sorted(numbers)
 
 
 def test_a_field_with_valid_limits_opens_without_reading_it(tmp_path):

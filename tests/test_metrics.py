@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from climlatent.errors import InputDataError
@@ -253,6 +255,23 @@ def test_crps_ensemble_equals_the_pairwise_double_sum_and_its_area_mean(fair):
     np.testing.assert_allclose(plain, np.nanmean(expected), rtol=1e-12)  # no grid: unweighted
 
 
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.integers(1, 3), st.integers(1, 6), st.booleans(), st.data())
+def test_crps_of_any_ensemble_is_the_pairwise_double_sum(n, m, fair, data):
+    """Ties, zeros, subnormals and values of 1e6: the sorted-member formula is the sum."""
+    value = st.one_of(st.floats(-1e6, 1e6), st.sampled_from([0.0, 1.0, -1.0, 5e-324]))
+    members = np.array(data.draw(st.lists(value, min_size=n * m, max_size=n * m))).reshape(n, m)
+    truth = np.array(data.draw(st.lists(value, min_size=n, max_size=n)))
+    if fair and m < 2:
+        m, members = 2, np.repeat(members, 2, axis=1)
+    score = crps_ensemble(
+        xr.DataArray(members, dims=("time", "realization")),
+        xr.DataArray(truth, dims="time"),
+        fair=fair,
+    )
+    np.testing.assert_allclose(score, _pairwise_crps(members, truth, fair), rtol=1e-9, atol=1e-9)
+
+
 def test_fair_crps_of_a_large_gaussian_ensemble_is_the_closed_form():
     """Gneiting & Raftery 2007: s (z (2 Phi(z) - 1) + 2 phi(z) - 1 / sqrt(pi)) for N(mu, s2)."""
     mu, s, m = 3.0, 2.0, 20000
@@ -332,3 +351,23 @@ def test_a_tied_truth_counts_equally_in_each_rank_it_could_take():
         for _ in range(200)
     )
     assert float(abs(pooled / 200 * 4 - 1).max()) < 0.01
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.integers(1, 12), st.integers(1, 5), st.data())
+def test_rank_histogram_is_the_mean_over_tie_breaks_whatever_the_member_order(n, m, data):
+    """Small integers, so that ties are common: the histogram sums to 1, is each truth's
+    rank averaged over every order of the members tied with it, and is the same for
+    members given in any order."""
+    value = st.integers(-2, 2).map(float)
+    members = np.array(data.draw(st.lists(value, min_size=n * m, max_size=n * m))).reshape(n, m)
+    truth = np.array(data.draw(st.lists(value, min_size=n, max_size=n)))
+    order = data.draw(st.permutations(range(m)))
+    expected = np.zeros(m + 1)
+    for row, target in zip(members, truth, strict=True):
+        below, ties = (row < target).sum(), (row == target).sum()
+        expected[below : below + ties + 1] += 1 / (ties + 1) / n
+    for columns in (list(range(m)), order):
+        ensemble = xr.DataArray(members[:, columns], dims=("time", "realization"))
+        hist = rank_histogram(ensemble, xr.DataArray(truth, dims="time"))
+        np.testing.assert_allclose(hist, expected, rtol=0, atol=1e-14)

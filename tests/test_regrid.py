@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import shapely
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.interpolate import RegularGridInterpolator
 
 from climlatent.errors import InputDataError
-from climlatent.grid import cell_area
+from climlatent.grid import EARTH_RADIUS, cell_area
 from climlatent.regrid import Regridder
 from climlatent.regrid.backend import xesmf_available
 
@@ -77,6 +79,44 @@ def test_conservative_regridding_conserves_the_area_integral(src_edges, dst_edge
     after = float((out["tas"] * cell_area(out)).sum())
     assert out["tas"].notnull().all()
     assert after == pytest.approx(before, rel=1e-10)
+
+
+@st.composite
+def global_grids(draw):
+    """A global grid of unequal cells (lon cells under 180 degrees) running either way,
+    starting anywhere, its longitudes labelled 0..360, -180..180 or as they run."""
+    cells = st.lists(st.floats(0.05, 1.0), min_size=1, max_size=7)
+    lat_edges = np.append(0.0, np.cumsum(draw(cells)))
+    lat_edges = -90.0 + 180.0 * lat_edges / lat_edges[-1]
+    lon_edges = np.append(
+        0.0, np.cumsum(draw(st.lists(st.floats(0.55, 1.0), min_size=3, max_size=7)))
+    )
+    lon_edges = draw(st.floats(-180.0, 360.0)) + 360.0 * lon_edges / lon_edges[-1]
+    lat_edges = lat_edges[::-1] if draw(st.booleans()) else lat_edges
+    lon_edges = lon_edges[::-1] if draw(st.booleans()) else lon_edges
+    ds = grid(lat_edges, lon_edges)
+    start = draw(st.sampled_from([None, 0.0, -180.0]))
+    if start is not None:  # each cell's centre and bounds moved by the same whole turns
+        turns = 360.0 * np.floor((ds["lon"].values - start) / 360.0)
+        ds["lon_bnds"].values -= turns[:, None]
+        ds = ds.assign_coords(lon=ds["lon"] - turns)
+    area = np.abs(np.diff(np.sin(np.deg2rad(lat_edges))))[:, None] * np.abs(np.diff(lon_edges))
+    return ds, area
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(global_grids(), global_grids())
+def test_conservative_regridding_between_any_two_global_grids_conserves(source, destination):
+    """The area integral of a random field (cell areas from the edges, not climlatent)
+    and a constant field are kept, whatever the grids' spacing, direction and labels."""
+    (src, src_area), (dst, dst_area) = source, destination
+    values = random_field(src)
+    regridder = Regridder(src, dst, engine="climlatent")
+    out = regridder(with_field(src, values))["tas"].values
+    np.testing.assert_allclose((out * dst_area).sum(), (values * src_area).sum(), rtol=1e-12)
+    constant = regridder(with_field(src, np.full(values.shape, 273.15)))["tas"].values
+    np.testing.assert_allclose(constant, 273.15, rtol=1e-12)
+    np.testing.assert_allclose(cell_area(dst).sum(), 4 * np.pi * EARTH_RADIUS**2, rtol=1e-12)
 
 
 @pytest.mark.parametrize("method", ["conservative", "bilinear", "nearest"])

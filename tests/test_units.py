@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from climlatent.errors import InputDataError
 from climlatent.transforms import Anomalies
@@ -167,3 +169,37 @@ def test_parts_per_trillion_are_a_fraction_not_a_volume():
     np.testing.assert_allclose(convert_units(sf6, "1").values, [10e-12], rtol=1e-12)
     with pytest.raises(InputDataError, match="sf6"):
         convert_units(sf6, "m3")
+
+
+KELVIN_PER_UNIT = {  # unit: (kelvin per unit step, kelvin at its 0)
+    "K": (1.0, 0.0),
+    "mK": (1e-3, 0.0),
+    "degC": (1.0, 273.15),
+    "degree_Celsius": (1.0, 273.15),
+    "celsius": (1.0, 273.15),
+    "degF": (5 / 9, 459.67 * 5 / 9),
+    "degree_Fahrenheit": (5 / 9, 459.67 * 5 / 9),
+    "degR": (5 / 9, 0.0),
+}
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    st.sampled_from(sorted(KELVIN_PER_UNIT)),
+    st.sampled_from(sorted(KELVIN_PER_UNIT)),
+    st.lists(st.floats(-1e4, 1e4), min_size=2, max_size=4),
+)
+def test_temperatures_convert_and_differences_are_in_steps_of_their_unit(units, target, values):
+    """Every pair of temperature units converts as the affine formula does and back, and
+    a difference of values in ``units`` is in `difference_units`: its steps in kelvin."""
+    values = np.array(values)
+    (step, zero), (target_step, target_zero) = KELVIN_PER_UNIT[units], KELVIN_PER_UNIT[target]
+    converted = convert_units(xr.DataArray(values, attrs={"units": units}), target)
+    expected = (step * values + zero - target_zero) / target_step
+    np.testing.assert_allclose(converted, expected, rtol=1e-12, atol=1e-9)
+    back = convert_units(converted, units)
+    np.testing.assert_allclose(back, values, rtol=1e-12, atol=1e-9)
+    change = xr.DataArray(values[1:] - values[0], attrs={"units": difference_units(units)})
+    np.testing.assert_allclose(
+        convert_units(change, "K"), step * (values[1:] - values[0]), rtol=1e-12, atol=1e-9
+    )
