@@ -287,6 +287,51 @@ def open_dataset(
         ) from err
 
 
+#: The most bytes of array that deflate, netCDF-4's compression, packs into a byte of file.
+MAX_EXPANSION = 1032
+
+
+def check_declared_size(path: PathLike) -> None:
+    """Refuse a netCDF file whose arrays declare more bytes than the file can hold.
+
+    An HDF5 chunk never written reads as the fill value, so a file of a few hundred
+    bytes can declare arrays of terabytes, which opening it with xarray (its dimension
+    coordinates, read into indexes) or loading it would allocate. Written data takes at
+    least one byte of file per `MAX_EXPANSION` bytes of array, compressed or not. Read
+    from the file's header only, before xarray opens it.
+
+    Raises
+    ------
+    ValueError
+        The arrays declare more than `MAX_EXPANSION` times the file's size.
+    OSError
+        The file is not netCDF.
+
+    Examples
+    --------
+    >>> import netCDF4, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "bomb.nc")
+    >>> with netCDF4.Dataset(path, "w") as nc:
+    ...     _ = nc.createDimension("lat", 10**12)
+    ...     _ = nc.createVariable("lat", "f8", ("lat",))
+    >>> check_declared_size(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: its arrays declare 8000000000000 bytes, more than ... of file can hold ...
+    """
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:
+        # a variable-length string's size is unknown: a pointer per element at least
+        declared = sum(v.size * getattr(v.dtype, "itemsize", 8) for v in nc.variables.values())
+    size = os.path.getsize(path)
+    if declared > MAX_EXPANSION * size:
+        raise ValueError(
+            f"its arrays declare {declared} bytes, more than its {size} bytes of file can hold "
+            f"(at most {MAX_EXPANSION} bytes of array a byte); refusing to allocate them"
+        )
+
+
 def history_line(call: str) -> str:
     """One CF ``history`` line: UTC timestamp, climlatent version and the call.
 

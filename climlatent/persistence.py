@@ -62,6 +62,7 @@ from climlatent.errors import CheckpointError, file_errors_as
 from climlatent.estimators import estimator_class
 from climlatent.estimators._refit import global_random_states
 from climlatent.estimators.base import ArraySpec, BaseEstimator
+from climlatent.io import check_declared_size
 
 FORMAT = "climlatent-model"
 FORMAT_VERSION = 1
@@ -531,6 +532,7 @@ def load(path: str | Path) -> BaseEstimator:
     for name in manifest["files"]:
         if name.endswith(".nc"):
             with _refusing(f"model file {str(folder / name)!r}"):
+                check_declared_size(folder / name)  # before xarray allocates its indexes
                 with xr.open_dataset(folder / name) as dataset:
                     datasets[name[:-3]] = dataset.load()
     history = datasets.pop(HISTORY, None)  # absent from a model saved before it was kept

@@ -66,7 +66,7 @@ from climlatent.cf_encoding import cf_encode
 from climlatent.errors import ClimlatentError, InputDataError, is_netcdf_error
 from climlatent.io import PathLike, add_history
 from climlatent.memory import release_free_memory
-from climlatent.store_changes import leaf_changes, section_changes
+from climlatent.store_changes import leaf_changes, section_changes, untiled_regions
 from climlatent.store_checksums import (
     changed_inputs,
     digest,
@@ -393,6 +393,8 @@ def _check_store(target: Path, manifest: dict, fresh: dict) -> None:
         manifest["inputs"] or {}, fresh["inputs"] or {}, _LAYOUT_SECTIONS
     ):
         refusal += f" was started from other inputs (differing {changes})"
+    elif problem := untiled_regions(manifest):
+        refusal += f" has a manifest that does not cover its data: {problem}"
     else:
         return
     raise StoreMismatchError(

@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
@@ -112,6 +113,16 @@ def garbage_grid(folder):
     edit_manifest(
         lambda m, f: m["files"].__setitem__("target_grid.nc", sha256(f / "target_grid.nc"))
     )(folder)
+
+
+def terabyte_grid(folder):
+    """target_grid.nc as 1 kB declaring an 8 TB latitude, its chunks never written."""
+    path = folder / "target_grid.nc"
+    path.unlink()
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("lat", 10**12)
+        nc.createVariable("lat", "f8", ("lat",))
+    edit_manifest(lambda m, f: m["files"].__setitem__("target_grid.nc", sha256(path)))(folder)
 
 
 def add_file(name, write):
@@ -235,6 +246,11 @@ EOF_CASES = [
     ("nested-100000", deep_fitted(100_000), "deeper than"),
     ("nested-100", deep_fitted(100), "deeper than"),
     ("garbage-netcdf", garbage_grid, r"model file '.*target_grid\.nc' is invalid"),
+    (
+        "netcdf-declaring-terabytes",  # read into xarray's index: a MemoryError
+        terabyte_grid,
+        r"target_grid\.nc' is invalid: its arrays declare 8000000000000 bytes, more than its",
+    ),
     (
         "unused-netcdf",
         add_file("extra.nc", copy_grid),

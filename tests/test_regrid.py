@@ -1,5 +1,6 @@
 import dask
 import dask.array as dsa
+import netCDF4
 import numpy as np
 import pytest
 import shapely
@@ -532,6 +533,45 @@ def test_a_corrupted_weights_file_is_refused_naming_it(tmp_path, fault):
     with pytest.raises(
         InputDataError, match=r"weights file '.*weights\.nc' is truncated or corrupted"
     ):
+        Regridder.from_netcdf(path)
+
+
+def _fractional_rows(ds):
+    return ds.assign(row=ds["row"] - 0.1)  # cell 2 read as cell 1 (truncated): 8.7 off
+
+
+def _one_nan_weight(ds):
+    return ds.assign(S=ds["S"].where(ds["n_s"] != 0))  # a NaN in one output cell
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_fractional_rows, "row and col must hold integer"),
+        (_one_nan_weight, "S must hold finite floating-point weights"),
+    ],
+    ids=["fractional-row", "nan-weight"],
+)
+def test_a_weights_file_of_wrong_values_is_refused_naming_it(tmp_path, edit, message):
+    # it loaded, and regridded into other cells or NaN, without a word
+    regridder = Regridder(grid(*GLOBAL_3), grid(*GLOBAL_2_WEST), engine="climlatent")
+    ds = xr.open_dataset(regridder.to_netcdf(tmp_path / "weights.nc")).load()
+    for variable in ds.variables.values():
+        variable.encoding = {}
+    edit(ds).to_netcdf(tmp_path / "edited.nc")
+    with pytest.raises(InputDataError, match=rf"weights file '.*edited\.nc' is invalid: {message}"):
+        Regridder.from_netcdf(tmp_path / "edited.nc")
+
+
+def test_a_weights_file_declaring_terabytes_is_refused_before_allocating(tmp_path):
+    # a chunk never written reads as fill values: 8 TB allocated (a MemoryError) from 1 kB
+    path = tmp_path / "weights.nc"
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("n_s", 10**12)
+        for name in ("row", "col", "S"):
+            nc.createVariable(name, "f8", ("n_s",))
+    assert path.stat().st_size < 10_000
+    with pytest.raises(InputDataError, match=r"declare 24000000000000 bytes, more than its"):
         Regridder.from_netcdf(path)
 
 

@@ -314,6 +314,46 @@ def test_refuses_store_of_other_data(reference, tmp_path, change, named):
     assert statuses(store) == statuses(reference)
 
 
+def _last_region_dropped(manifest):
+    manifest["regions"].pop()
+
+
+def _last_region_cut_short(manifest):
+    manifest["regions"][-1]["time"][1] -= 1
+
+
+def _no_region_variables(manifest):
+    manifest["region_variables"] = []
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (_last_region_dropped, f"its {N_REGIONS - 1} regions are not the {N_REGIONS} blocks"),
+        (
+            _last_region_cut_short,
+            f"its regions along time are .*not blocks from 0 to its size {N_TIME}",
+        ),
+        (_no_region_variables, r"its region variables \[\] are not \['pr'\]"),
+    ],
+    ids=["dropped", "cut-short", "no-variables"],
+)
+def test_refuses_a_manifest_whose_regions_do_not_cover_the_data(reference, tmp_path, edit, named):
+    # the resume wrote only the listed regions and marked the store complete: the last
+    # region's 560 unmasked pr values (member r2, times 40 to 59) read as missing values
+    store = tmp_path / "pr.zarr"
+    shutil.copytree(reference, store)
+    (store / "pr" / f"1.{N_TIME // TIME_CHUNK - 1}.0.0").unlink()  # the last region unwritten
+    (store / REGIONS_LOG).write_text(
+        "".join((store / REGIONS_LOG).read_text().splitlines(True)[:-1])
+    )
+    manifest = json.loads((store / MANIFEST).read_text())
+    edit(manifest)
+    (store / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(StoreMismatchError, match=f"does not cover its data: {named}"):
+        write_zarr(ensemble(), store, fingerprint=FINGERPRINT)
+
+
 @pytest.mark.parametrize("overwrite", [False, True])
 @pytest.mark.parametrize("kind", ["xarray store", "folder", "file"])
 def test_refuses_what_it_did_not_write(tmp_path, kind, overwrite):

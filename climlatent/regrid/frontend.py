@@ -24,7 +24,7 @@ from climlatent.cell_edges import bounds_name, latitude_edges, longitude_edges
 from climlatent.errors import InputDataError, file_errors_as
 from climlatent.grid import GridInfo, find_grid
 from climlatent.grid_order import GridOrder, canonical_order
-from climlatent.io import add_history, to_netcdf
+from climlatent.io import add_history, check_declared_size, to_netcdf
 from climlatent.regrid import backend, smm
 
 ENGINES = ("auto", "climlatent", "xesmf")
@@ -502,8 +502,13 @@ class Regridder:
         See :meth:`to_netcdf`.
         """
         corrupt = f"weights file {str(path)!r} is truncated or corrupted"
-        with file_errors_as(InputDataError, corrupt), xr.open_dataset(path, engine="netcdf4") as ds:
-            ds = ds.load()  # each array checked against its checksum, when it has one
+        with file_errors_as(InputDataError, corrupt):
+            try:
+                check_declared_size(path)  # before xarray allocates its indexes
+            except ValueError as err:
+                raise InputDataError(f"weights file {str(path)!r} is invalid: {err}") from err
+            with xr.open_dataset(path, engine="netcdf4") as ds:
+                ds = ds.load()  # each array checked against its checksum, when it has one
         missing = sorted({"row", "col", "S"} - set(ds.variables))
         missing += [
             f"attribute {a!r}" for a in ("regrid_method", "regrid_engine") if a not in ds.attrs
@@ -515,6 +520,11 @@ class Regridder:
         try:
             src, dst = _unprefixed(ds, "src_"), _unprefixed(ds, "dst_")
             shape = tuple(int(np.prod(_horizontal_shape(g, find_grid(g)))) for g in (dst, src))
+            # scipy truncates a fractional cell number (row 2.9 is cell 1) and keeps NaN
+            if {ds["row"].dtype.kind, ds["col"].dtype.kind} - set("iu"):
+                raise ValueError("row and col must hold integer (1-based) cell numbers")
+            if ds["S"].dtype.kind != "f" or not np.isfinite(ds["S"].values).all():
+                raise ValueError("S must hold finite floating-point weights")
             weights = sparse.coo_array(
                 (ds["S"].values, (ds["row"].values - 1, ds["col"].values - 1)), shape=shape
             )
