@@ -45,7 +45,14 @@ from scipy.special import logsumexp
 
 from climlatent.errors import InputDataError
 
-__all__ = ["MIN_STEPS", "SEASONS", "Grouper", "group_log_mean_exp", "group_mean"]
+__all__ = [
+    "MIN_STEPS",
+    "SEASONS",
+    "Grouper",
+    "group_log_mean_exp",
+    "group_mean",
+    "new_sample_variance",
+]
 
 PROPERTIES = ("group", "month", "season", "dayofyear")  # xsdba's Grouper.prop
 SEASONS = ("DJF", "MAM", "JJA", "SON")
@@ -482,6 +489,23 @@ def group_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
         count = (finite[rows] * w).sum(axis=0, dtype=np.float64)
         np.divide(total, count, out=out[g, ...], where=count > 0)
     return out
+
+
+def new_sample_variance(weights: np.ndarray) -> np.ndarray:
+    """``(n + 1) / (n - 1)`` per group: a new sample's residual variance over the fitted one.
+
+    ``n`` is a group's samples (``weights``, ``(n_rows, n_groups)``, summed). About a
+    per-group mean fitted to them, the samples' mean squared residual is ``(n - 1) / n``
+    of the noise variance, a new sample's ``(n + 1) / n`` (the mean's own error added);
+    ``n - 1`` is taken as at least 1.
+
+    Examples
+    --------
+    >>> new_sample_variance(np.ones((6, 1))).tolist()
+    [1.4]
+    """
+    n = weights.sum(axis=0, dtype=np.float64)
+    return (n + 1) / np.maximum(n - 1, 1)
 
 
 def group_log_mean_exp(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -142,6 +142,23 @@ def test_stochastic_samples_are_the_median_times_the_addressed_lognormal_noise(w
         np.testing.assert_allclose(np.log(ratio[:, valid]) / sigma, expected, atol=1e-4)
 
 
+def test_residual_spread_of_a_short_fit_is_the_known_noise(world):
+    """Known answer: chl has lognormal noise of sd 0.3 (``chl_noise``); temperature's spread
+    is its residual's. Sigma started at 1 (a factor e; the anomaly sd of tos): after 5
+    epochs 0.90 for chl and 2.1 K for tos, whose residual is 0.12 K."""
+    _, (coarse, _), (fine, _) = world
+    chl = cl.ProxyDownscaler(epochs=5, noise=True).fit(coarse, fine, "chl", proxies=LAWS)
+    sigma = np.median(chl.module_.residual_spread().detach().numpy()[0])  # its valid cells
+    tos = cl.ProxyDownscaler(epochs=5, noise=True).fit(coarse, fine, "tos")
+    spread = np.median(tos.module_.residual_spread().detach().numpy()[0])
+    residual = float(
+        np.sqrt(np.nanmedian(((tos.downscale(coarse) - fine)["tos"] ** 2).mean("time")))
+    )
+    print(f"chl: sigma {sigma:.3f}; tos: sigma {spread:.3f} K, residual rms {residual:.3f} K")
+    assert sigma == pytest.approx(0.3, abs=0.02)
+    assert residual / 1.5 < spread < residual * 1.5
+
+
 def test_self_downscaling_of_temperature(world):
     _, (coarse, coarse_test), (fine, fine_test) = world
     est = cl.ProxyDownscaler(epochs=100).fit(coarse, fine, "tos")
@@ -463,3 +480,36 @@ def test_seasonal_fit_leaves_a_cell_nan_in_the_group_it_had_no_data_in(model):
         missing = np.isnan(out).any(set(out.dims) - {"time", "lat", "lon"})
         expected = np.isnan(chl.isel(member=0, drop=True))
         np.testing.assert_array_equal(missing.transpose(*expected.dims), expected)
+
+
+def _lognormal_world(n_years, seed, sigma=0.3):
+    """Chlorophyll that the multiplicative form holds exactly: bilinear log growth laws
+    of the coarse drivers, a fixed structure and a monthly cycle, times noise e^(sigma eps)."""
+    w = cl.datasets.synthetic_biogeochem(
+        n_years=n_years, n_fine_lat=16, n_fine_lon=16, seed=seed, tos_anomaly=2.0
+    )
+    tos, rsds = w.coarse["tos"] - 273.15, w.coarse["rsds"]
+    log_growth = np.log(0.59) + 0.07 * tos + np.log(6e-3 * rsds - 4e-6 * rsds**2)
+    regridder = cl.Regridder(w.coarse, w.fine, "bilinear", engine="climlatent", extrapolate=True)
+    latent = regridder(log_growth.rename("chl"), skipna=True).transpose(*w.fine["chl"].dims)
+    structure = np.log(3e-7) + 0.5 * np.random.default_rng(100).standard_normal((16, 16))
+    cycle = 0.4 * np.cos(2 * np.pi * (latent.time.dt.month - 1) / 12)
+    noise = sigma * np.random.default_rng(seed).standard_normal(latent.shape)
+    chl = np.exp(latent + structure + cycle + noise).where(w.fine["chl"].notnull())
+    return w.coarse, w.fine[["chl"]].assign(chl=chl.assign_attrs(w.fine["chl"].attrs))
+
+
+def test_monthly_draws_have_the_spread_of_new_years():
+    """Known answer: with one structure per month fitted to n = 4 Januaries, the learned
+    spread about it is sqrt(3 / 4) of the noise's and a new January's misfit sqrt(5 / 4):
+    draws were too narrow by their ratio, a spread-skill ratio of 0.77 on 20 new years
+    (theory sqrt(3 / 5) = 0.775). Widened by sqrt(5 / 3), 0.99."""
+    coarse, fine = _lognormal_world(4, seed=0)
+    est = cl.ProxyDownscaler(
+        noise=True, group="time.month", validation_fraction=0.0, epochs=300, progress=False
+    ).fit(coarse, fine, "chl", proxies=LAWS)
+    new_coarse, new_fine = _lognormal_world(20, seed=7)
+    draws = est.downscale(new_coarse, n_samples=20, seed=1)["chl"]
+    ratio = cl.metrics.spread_skill_ratio(np.log(draws), np.log(new_fine["chl"]))
+    print(f"spread-skill ratio of the log draws on 20 new years: {ratio:.3f}")
+    assert ratio == pytest.approx(1.0, abs=0.05)

@@ -46,7 +46,7 @@ from climlatent.estimators.base import ArraySpec, BaseEstimator
 from climlatent.fitted_range import RANGE_TOLERANCE, FittedRange
 from climlatent.grid import find_grid
 from climlatent.grid_order import GridOrder, grid_layout
-from climlatent.grouping import Grouper, group_mean
+from climlatent.grouping import Grouper, group_mean, new_sample_variance
 from climlatent.interpolation_kernel import interpolation_kernel
 from climlatent.models.downscaler import ProxyDownscaler as ProxyDownscalerModule
 from climlatent.models.downscaler import saved_state
@@ -265,14 +265,18 @@ class ProxyDownscaler(BaseEstimator):
     def _after_training(
         self, coarse: xr.Dataset, y: np.ndarray, x: np.ndarray, memberships: np.ndarray
     ) -> None:
-        """What a subclass measures on the fitting samples once trained (nothing here).
+        """With ``noise``, widen the spread learned to a new sample's (`new_sample_variance`).
 
-        ``y`` and ``x`` are the target and driver matrices the module was trained on,
-        ``memberships`` each sample's weight in each group, and ``coarse`` the inputs.
+        ``y``, ``x``: the matrices trained on; ``memberships``: each sample's weight in each
+        group; ``coarse``: the inputs. Unwidened, six years of one month drew 18 % narrow.
         """
+        if self.noise:  # about s(x) fitted to a group's n samples: (n - 1) / n of the variance
+            log_sigma, widening = self.module_.log_sigma, new_sample_variance(memberships)
+            with torch.no_grad():
+                log_sigma += torch.from_numpy(np.log(widening)[:, None] / 2).to(log_sigma)
 
     def _initialise_structure(self, y: np.ndarray, x: np.ndarray, memberships: np.ndarray) -> None:
-        """Start ``s(x)`` at the per-cell mean misfit of the initial proxies (closed form).
+        """Start ``s(x)`` (and sigma) at the per-cell misfit of the initial proxies (closed form).
 
         In the additive form the target is learned as ``(y - m) / q``, ``m`` its mean
         and ``q`` its anomaly sd (`anomaly_scale`) over the training samples, and the
@@ -294,8 +298,7 @@ class ProxyDownscaler(BaseEstimator):
                 if self.mode_ == "multiplicative"
                 else (y - float(module.target_centre)) / float(module.target_scale)
             )
-            offset = group_mean(target - predictor, memberships)
-            self.module_.structure.copy_(torch.from_numpy(np.nan_to_num(offset)).float())
+            module.start_at(target - predictor, memberships)
 
     def _drivers(self, coarse: xr.Dataset, check_range: bool | None = None) -> list[xr.DataArray]:
         """The drivers in their law's units.
@@ -520,11 +523,7 @@ class ProxyDownscaler(BaseEstimator):
         }
 
     def _restore(self, fitted: dict[str, Any], datasets: dict[str, xr.Dataset]) -> None:
-        self.target_, self.drivers_, self.laws_ = (
-            fitted["target"],
-            fitted["drivers"],
-            fitted["laws"],
-        )
+        self.target_, self.drivers_, self.laws_ = (fitted[k] for k in ("target", "drivers", "laws"))
         self.mode_, self.target_attrs_ = fitted["mode"], fitted["target_attrs"]
         self.calendar_, self.target_transform_ = fitted["calendar"], None
         self.sample_dims_ = tuple(fitted.get("sample_dims", ()))  # absent from older models

@@ -35,7 +35,7 @@ from climlatent.estimators._torch import inference
 from climlatent.estimators.downscaler import ProxyDownscaler
 from climlatent.fitted_range import FittedRange
 from climlatent.grid_order import GridOrder, grid_layout, in_layout
-from climlatent.grouping import group_log_mean_exp, group_mean
+from climlatent.grouping import group_log_mean_exp, group_mean, new_sample_variance
 from climlatent.models.proxy_latent import ProxyLatentModel
 from climlatent.regrid import Regridder
 from climlatent.training import TrainingConfig
@@ -309,7 +309,7 @@ class ProxyLatentDownscaler(ProxyDownscaler):
             # per group g, the mean of (r - s_g)^2 is mean r^2 - 2 s_g mean r + s_g^2,
             # widened to a new sample's: s_g is fitted to the group's n samples
             mean, mean_square = group_mean(fine, memberships), group_mean(fine**2, memberships)
-            widening = ((n + 1) / np.maximum(n - 1, 1))[:, None]
+            widening = new_sample_variance(memberships)[:, None]
             variance = mean_square - 2 * structure * mean + structure**2
             module.fine_spread.copy_(spread(widening * variance))
             if module.log_growth:  # log of the mean of exp(q (r - s_g))
