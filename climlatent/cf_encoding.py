@@ -39,8 +39,9 @@ def cf_encode(ds: xr.Dataset, complete_coords: bool = True) -> xr.Dataset:
       attributes that CF gives variables only (``units``, ``long_name``...) are
       not written as global attributes;
     - with ``complete_coords``, latitude, longitude and time get their axis attributes
-      where missing, a member dimension ``standard_name: realization`` (and
-      ``units: 1`` when numeric);
+      where missing (on a rotated-pole grid its ``rlat`` and ``rlon``, not the 2-D
+      latitude and longitude), a member dimension ``standard_name: realization``
+      (and ``units: 1`` when numeric);
     - a ``bounds`` attribute naming a variable not in ``ds`` is dropped; when ``ds``
       holds one grid-mapping variable, the variables on the horizontal grid name it;
       each data variable names the auxiliary coordinates on its dimensions;
@@ -133,8 +134,13 @@ def _cut_by_encoding(var: xr.Variable) -> bool:
 def _complete_coordinates(out: xr.Dataset, grid: GridInfo | None) -> None:
     """CF attributes of the latitude, longitude, time and member coordinates, in place."""
     if grid is not None:
-        for key, name in (("lat", grid.lat), ("lon", grid.lon)):
-            out[name].attrs = {**_COORD_ATTRS[key], **out[name].attrs}
+        for key, name, dim in (("lat", grid.lat, grid.y_dim), ("lon", grid.lon, grid.x_dim)):
+            attrs = dict(_COORD_ATTRS[key])
+            if out[name].ndim != 1:  # 2-D: the axes are those of its dims (rlat, rlon)
+                axis = attrs.pop("axis")
+                if grid.kind == "rotated_pole" and dim in out.coords:
+                    out[dim].attrs = {"axis": axis, **out[dim].attrs}
+            out[name].attrs = {**attrs, **out[name].attrs}
     time = find_time(out)
     if time is not None and time in out.coords:
         out[time].attrs = {"standard_name": "time", "axis": "T", **out[time].attrs}

@@ -241,10 +241,12 @@ def conform(
     """
     order, theirs = canonical_order(da, reference, name, atol), GridOrder.of(reference, name)
     out = theirs.restore(order.canonical(da))
-    lat = theirs.grid.lat
-    if theirs.rectilinear and lat in out.coords:  # within atol: labelled as fitted, as lon is
-        out = out.assign_coords({lat: out[lat].copy(data=reference[lat].values)})
-    return out
+    if not theirs.rectilinear:
+        return out
+    # within atol (float32 coordinates of a CHIRPS or OISST file): labelled as fitted,
+    # in the fitted dtype (restore relabels longitudes in the caller's)
+    fitted = [name for name in (theirs.grid.lat, theirs.grid.lon) if name in out.coords]
+    return out.assign_coords({name: out[name].copy(data=reference[name].values) for name in fitted})
 
 
 def canonical_order(

@@ -44,6 +44,7 @@ import xarray as xr
 from scipy.special import logsumexp
 
 from climlatent.errors import InputDataError
+from climlatent.grid import find_time
 
 __all__ = [
     "MIN_STEPS",
@@ -358,7 +359,8 @@ class Grouper:
         Raises
         ------
         InputDataError
-            ``da`` has no 1-D coordinate named as the grouping's dim.
+            ``da`` has no 1-D coordinate named as the grouping's dim; when its time
+            axis has another name (ERA5's ``valid_time``), the group to give is named.
 
         Examples
         --------
@@ -370,9 +372,16 @@ class Grouper:
         """
         coord = da.coords.get(self.dim)
         if coord is None or coord.dims != (self.dim,):
+            time = find_time(da)
+            advice = (
+                f"its time axis is {time!r}: use group="
+                f"{str(Grouper(time + self.group[len(self.dim) :], self.window))!r}"
+                if time is not None and time != self.dim
+                else "seasonal models apply to dated data only"
+            )
             raise InputDataError(
                 f"group {str(self)!r} needs a time coordinate {self.dim!r}; {role} variable "
-                f"{da.name!r} has dims {da.dims} (seasonal models apply to dated data only)"
+                f"{da.name!r} has dims {da.dims} ({advice})"
             )
         return coord
 

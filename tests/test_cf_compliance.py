@@ -145,9 +145,45 @@ def error_maps(world):
     )
 
 
+def cordex_emulation(axes: bool) -> xr.Dataset:
+    """An emulation on a CORDEX rotated-pole grid: ``rlat``/``rlon`` (with their
+    ``axis``, as CORDEX files have them, or without), 2-D latitude and longitude, a
+    ``rotated_pole`` grid mapping. The axes were written on the 2-D latitude and
+    longitude: "'pr' has duplicate axis Y defined by [lat, rlat]", or rlat and rlon
+    of unknown axes ("not in the recommended order T, Z, Y, X")."""
+    rlat, rlon = np.arange(-3.0, 3.0), np.arange(-4.0, 4.0)
+    lon, lat = np.meshgrid(10.0 + rlon, 50.0 + rlat)
+    rng = np.random.default_rng(0)
+    fields = {
+        name: (("time", "rlat", "rlon"), rng.gamma(2.0, scale, (30, 6, 8)), attrs)
+        for name, scale, attrs in (
+            ("tas", 100.0, {"units": "K", "standard_name": "air_temperature"}),
+            ("pr", 1e-5, {"units": "kg m-2 s-1", "standard_name": "precipitation_flux"}),
+        )
+    }
+    ds = xr.Dataset(
+        fields,
+        coords={
+            "time": xr.date_range("2000-01-01", periods=30, use_cftime=True),
+            "rlat": ("rlat", rlat, {"standard_name": "grid_latitude", "units": "degrees"}),
+            "rlon": ("rlon", rlon, {"standard_name": "grid_longitude", "units": "degrees"}),
+            "lat": (("rlat", "rlon"), lat, {"standard_name": "latitude", "units": "degrees_north"}),
+            "lon": (("rlat", "rlon"), lon, {"standard_name": "longitude", "units": "degrees_east"}),
+            "rotated_pole": ((), 0, {"grid_mapping_name": "rotated_latitude_longitude",
+                                     "grid_north_pole_latitude": 39.25,
+                                     "grid_north_pole_longitude": -162.0}),
+        },
+    )  # fmt: skip
+    if axes:
+        ds["rlat"].attrs["axis"], ds["rlon"].attrs["axis"] = "Y", "X"
+    return cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(ds, "pr", "tas").emulate(ds)
+
+
 WRITERS = {
     "demo": lambda world, path: run_demo(path.parent / "demo", n_members=2, n_years=3).netcdf,
     "eof_emulate": lambda world, path: to_netcdf(world.eof.emulate(world.circulation), path),
+    "cordex_emulate": lambda world, path: to_netcdf(cordex_emulation(axes=True), path),
+    "rotated_pole_emulate": lambda world, path: to_netcdf(cordex_emulation(axes=False), path),
     "llaae_emulate": lambda world, path: to_netcdf(
         cl.LLAAE(latent_dim=2, epochs=1, filters=(8,))
         .fit(world.circulation, "pr", "psl")

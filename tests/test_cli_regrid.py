@@ -77,6 +77,23 @@ def test_destination_grid_taken_from_a_file_and_variables_selected(tmp_path, sou
         np.testing.assert_array_equal(nc["lat"][:], grid.lat.values)
 
 
+def test_variables_selected_keep_their_time_bounds(tmp_path, source):
+    """A CMIP file's ``time_bnds(time, bnds)``: selecting ``pr`` dropped it (its
+    ``bnds`` dim is not ``pr``'s), and the time axis lost its cells (a monthly mean's
+    month); they are written as the source has them."""
+    path, ds = source
+    edges = np.arange(8.0)
+    cmip = ds.assign_coords(time_bnds=(("time", "bnds"), np.stack([edges[:-1], edges[1:]], 1)))
+    cmip.time.attrs["bounds"] = "time_bnds"
+    to_netcdf(cmip, tmp_path / "cmip.nc")
+    result = run(tmp_path / "cmip.nc", "r18x9", "-o", tmp_path / "out.nc", "--variables", "pr")
+    assert result.exit_code == 0, result.output
+    with netCDF4.Dataset(tmp_path / "out.nc") as nc:
+        assert nc["time"].bounds == "time_bnds"
+        np.testing.assert_array_equal(nc["time_bnds"][:], cmip.time_bnds.values)
+        assert nc["lat_bnds"].shape == (9, 2) and "tas" not in nc.variables
+
+
 def test_a_glob_of_files_is_one_record(tmp_path, source):
     """The record split over three files (as CMIP decades are) gives the same output."""
     path, ds = source

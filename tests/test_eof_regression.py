@@ -237,6 +237,26 @@ def test_latitudes_converted_from_radians_as_told_emulate_as_the_fitted_grid(fit
     np.testing.assert_array_equal(fitted_eof.emulate(converted)["pr"].values, expected.values)
 
 
+def test_float32_grid_coordinates_emulate_as_the_fitted_float64_grid():
+    """CHIRPS, OISST and ERA5 files of the old CDS store latitude and longitude in
+    float32: the same grid as the float64 one of a file CDO or climlatent wrote, 1e-6
+    degrees off, within the grid check's tolerance. Its latitudes were labelled as
+    fitted but its longitudes kept in float32, refused by the proxy's standardisation
+    ("cannot align objects with join='exact'"); it emulates as the fitted grid."""
+    ds = cl.datasets.synthetic_circulation(n_members=1, n_years=1, n_lat=4, n_lon=6)
+    ds = ds.drop_vars(["lat_bnds", "lon_bnds"], errors="ignore")
+    chirps = ds.assign_coords(  # CHIRPS' 0.05 degree centres
+        lat=ds.lat.copy(data=-5.025 + 0.05 * np.arange(4)),
+        lon=ds.lon.copy(data=30.025 + 0.05 * np.arange(6)),
+    )
+    est = cl.EOFRegression(n_proxy_eofs=2, n_target_eofs=2).fit(chirps, "pr", "psl")
+    in_float32 = chirps.assign_coords(lat=chirps.lat.astype("f4"), lon=chirps.lon.astype("f4"))
+    assert 0 < abs(in_float32.lon.values - chirps.lon.values).max() < 1e-6
+    out = est.emulate(in_float32)["pr"]
+    np.testing.assert_array_equal(out.values, est.emulate(chirps)["pr"].values)
+    np.testing.assert_array_equal(out.lon.values, chirps.lon.values)
+
+
 def test_output_written_as_cf_netcdf(fitted_eof, split, tmp_path):
     _, test = split
     path = to_netcdf(fitted_eof.emulate(test), tmp_path / "pr.nc")

@@ -124,6 +124,23 @@ def test_correction_of_dates_on_a_cftime_and_a_numpy_time_axis_is_the_same(world
     np.testing.assert_array_equal(mixed.correction_.values, same.correction_.values)
 
 
+def test_era5_valid_time_axis_is_named_in_the_group_to_give(world):
+    """ERA5 from the new CDS dates its steps on ``valid_time``: the default group
+    'time.month' was refused as if the data had no dates ("seasonal models apply to
+    dated data only"); the refusal names the group to give, which fits the months'
+    correction of the same data on 'time'."""
+    coarse, fine = (data.rename(time="valid_time") for data in (world.coarse, world.fine))
+    with pytest.raises(InputDataError, match="its time axis is 'valid_time': use group="
+                       "'valid_time.dayofyear:5'"):  # fmt: skip
+        ClimatologyCorrectedBilinear(group="time.dayofyear:5").fit(coarse, fine, "tos")
+    on_valid_time = ClimatologyCorrectedBilinear(group="valid_time.month").fit(coarse, fine, "tos")
+    on_time = ClimatologyCorrectedBilinear().fit(world.coarse, world.fine, "tos")
+    np.testing.assert_array_equal(on_valid_time.correction_.values, on_time.correction_.values)
+    out = on_valid_time.downscale(coarse)["tos"]
+    expected = on_time.downscale(world.coarse)["tos"].rename(time="valid_time")
+    np.testing.assert_array_equal(out.values, expected.transpose(*out.dims).values)
+
+
 # -- a seasonal ProxyDownscaler --------------------------------------------------------
 
 

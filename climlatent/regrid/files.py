@@ -17,6 +17,7 @@ import xarray as xr
 
 from climlatent import io
 from climlatent.atomic import same_path
+from climlatent.cell_edges import bounds_name
 from climlatent.errors import InputDataError, is_netcdf_error
 from climlatent.grid import find_grid, find_time
 from climlatent.grid_spec import _EXAMPLES, grid_from_spec, is_grid_spec
@@ -77,7 +78,11 @@ def _selected(ds: xr.Dataset, variables: Sequence[str] | None, source) -> xr.Dat
             f"source {str(source)!r}: none of the variables {', '.join(map(repr, variables))} "
             f"lies on its grid (dims {', '.join(sorted(grid_dims))}): nothing to regrid"
         )
-    return ds[list(variables)]
+    selected = ds[list(variables)]
+    # with the CF bounds of their coordinates (a CMIP file's time_bnds), whose extra
+    # vertex dim ``ds[variables]`` drops
+    bounds = [bounds_name(coord) for coord in selected.coords.values()]
+    return selected.assign_coords({name: ds[name] for name in bounds if name in ds.variables})
 
 
 def _time_blocks(ds: xr.Dataset, time_chunk: int | None) -> dict[str, int] | None:
