@@ -38,6 +38,7 @@ from climlatent._params import ParamsMixin
 from climlatent.errors import not_fitted
 from climlatent.estimators._config import check_config
 from climlatent.estimators._eof import centred_rank, pattern_signs
+from climlatent.estimators._refit import all_or_nothing
 
 __all__ = ["CCARegression"]
 
@@ -103,6 +104,7 @@ class CCARegression(ParamsMixin):
     def __post_init__(self) -> None:
         check_config(self)
 
+    @all_or_nothing
     def fit(self, X: np.ndarray, Y: np.ndarray) -> CCARegression:
         """Fit on proxy samples ``X`` ``(n, p)`` and target samples ``Y`` ``(n, q)``.
 
@@ -116,7 +118,8 @@ class CCARegression(ParamsMixin):
         ValueError
             The arrays disagree on the number of rows, hold NaN/inf values, or have
             fewer canonical pairs than ``n_components``. A refused refit keeps the
-            previous fit.
+            previous fit; one interrupted (a Ctrl-C) once it set the new weights leaves
+            the estimator unfitted.
         """
         x, y = _matrix(X, "X"), _matrix(Y, "Y")
         if len(x) != len(y):

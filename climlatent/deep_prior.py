@@ -26,6 +26,7 @@ import xarray as xr
 from climlatent.checks import check_int, check_number
 from climlatent.draws import REALIZATION_DIM, realizations
 from climlatent.errors import InputDataError
+from climlatent.estimators._refit import global_random_states
 from climlatent.estimators.aux_vae import AuxVAE
 
 __all__ = ["DeepPriorPosterior", "map_estimate", "observation_points", "posterior"]
@@ -189,7 +190,8 @@ def posterior(
     credibility : float
         Mass of the equal-tailed intervals.
     seed : int
-        Seed of the first chain.
+        Seed of the first chain; python's, numpy's and torch's global random states are
+        left as the call found them.
 
     Returns
     -------
@@ -230,12 +232,15 @@ def posterior(
         pyro.sample("d", dist.Normal(forward(z)[0], noise_std).to_event(1), obs=data)
 
     draws = []
-    for chain in range(chains):
-        pyro.set_rng_seed(seed + chain)
-        mcmc = MCMC(NUTS(probabilistic_model), num_samples=num_samples, warmup_steps=warmup,
-                    disable_progbar=True)  # fmt: skip
-        mcmc.run()
-        draws.append(mcmc.get_samples()["z"])
+    # pyro seeds python's, numpy's and torch's global generators: the caller's are given
+    # back, also on a Ctrl-C, and no other thread's draws interleave with the chains'
+    with global_random_states():
+        for chain in range(chains):
+            pyro.set_rng_seed(seed + chain)
+            mcmc = MCMC(NUTS(probabilistic_model), num_samples=num_samples, warmup_steps=warmup,
+                        disable_progbar=True)  # fmt: skip
+            mcmc.run()
+            draws.append(mcmc.get_samples()["z"])
     z = torch.stack(draws)  # (chain, draw, latent)
     r_hat = split_gelman_rubin(z, chain_dim=0, sample_dim=1).numpy()
     ess = effective_sample_size(z, chain_dim=0, sample_dim=1).numpy()

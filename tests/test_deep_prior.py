@@ -1,5 +1,6 @@
 """Deep priors for an inverse problem with known truth: Darcy pressure at nine wells."""
 
+import random
 from types import SimpleNamespace
 
 import numpy as np
@@ -157,3 +158,31 @@ def test_map_gradient_and_nuts_match_the_closed_form_of_a_linear_decoder():
     draws = post.guided.values[:, 0]  # the first latent (aux_mean 0, aux_std 1)
     sd = np.sqrt(covariance[0, 0])  # 0.66; 800 draws: the mean to 0.03, the sd to 4 %
     assert abs(draws.mean() - mode[0]) < 0.2 * sd and abs(draws.std() / sd - 1) < 0.15
+
+
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_nuts_leaves_the_callers_global_random_states_as_it_found_them(monkeypatch, interrupted):
+    """pyro seeds python's, numpy's and torch's global generators per chain: after a
+    posterior (or a Ctrl-C in one), the caller's next draws were those of seed 1."""
+    import pyro.infer
+
+    model, observed, *_ = _linear_world(0.3)
+    if interrupted:
+
+        def interrupt(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(pyro.infer.MCMC, "get_samples", interrupt)
+
+    def draws():
+        return random.random(), np.random.random(), torch.rand(1).item()  # noqa: NPY002
+
+    random.seed(11), np.random.seed(12), torch.manual_seed(13)  # noqa: NPY002
+    expected = draws()
+    random.seed(11), np.random.seed(12), torch.manual_seed(13)  # noqa: NPY002
+    if interrupted:
+        with pytest.raises(KeyboardInterrupt):
+            posterior(model, observed, 0.3, num_samples=5, warmup=5, chains=2)
+    else:
+        posterior(model, observed, 0.3, num_samples=5, warmup=5, chains=2)
+    assert draws() == expected

@@ -10,6 +10,7 @@ import torch
 import xarray as xr
 
 import climlatent as cl
+import climlatent.cca
 import climlatent.training
 from climlatent.baselines import ClimatologyCorrectedBilinear
 from climlatent.cca import CCARegression
@@ -80,6 +81,31 @@ def test_a_cca_refit_refused_keeps_the_previous_fit():
         cca.fit(rank_one, rng.normal(size=(20, 4)) + 3.0)
     fresh = CCARegression(n_components=2).fit(x, y)
     np.testing.assert_array_equal(cca.emulate(x), fresh.emulate(x))
+
+
+def test_a_cca_refit_interrupted_between_its_halves_leaves_it_unfitted(monkeypatch):
+    """Ctrl-C while the refit computed the target's weights (a matrix product over the
+    grid) kept the new proxy weights under the old target weights, reported fitted."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(200, 3)), rng.normal(size=(200, 4))
+    cca = CCARegression(n_components=2).fit(x, y + x[:, :1])
+    old_weights = cca.x_weights_
+
+    class Interrupting:  # numpy, whose sqrt raises once the proxy's weights are set
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        def sqrt(self, values):
+            if cca.x_weights_ is not old_weights:
+                raise KeyboardInterrupt
+            return np.sqrt(values)
+
+    monkeypatch.setattr(climlatent.cca, "np", Interrupting())
+    with pytest.raises(KeyboardInterrupt):
+        cca.fit(2.0 * x, y - x[:, 1:2])
+    monkeypatch.undo()
+    with pytest.raises(NotFittedError):
+        cca.emulate(x)
 
 
 def test_a_baseline_refit_refused_after_it_set_new_grids_leaves_it_unfitted():

@@ -61,3 +61,22 @@ def test_a_missing_or_foreign_ledger_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="other.csv' is another study's ledger: no case"):
         here.merge(tmp_path / "other.csv")
     assert not here.path.exists()
+
+
+def test_an_interrupted_append_counts_no_run_the_file_lacks(tmp_path, monkeypatch):
+    """Ctrl-C while the file was rewritten: the file kept its one run, but the ledger
+    held two, and the study's next pass skipped the run it had not recorded."""
+    ledger = RunLedger(tmp_path / "runs.csv", KEY)
+    ledger.append({"case": "a", "seed": 0, "S_D": 0.5})
+    plan = [{"case": "a", "seed": 0}, {"case": "a", "seed": 1}]
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        ledger.append({"case": "a", "seed": 1, "S_D": 0.6})
+    monkeypatch.undo()
+    assert pd.read_csv(ledger.path)["seed"].tolist() == [0]
+    assert ledger.missing(plan) == [{"case": "a", "seed": 1}]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv"]

@@ -72,9 +72,7 @@ class RunLedger:
         opened (by `merge`, from another process) are kept, not overwritten.
         """
         with _locked(self.path.parent):
-            self._add(_read(self.path))
-            self.rows.append(row)
-            self._write()
+            self._write([*self._with(_read(self.path)), row])
 
     def merge(self, path: Path) -> int:
         """Add the runs of another ledger file that this one lacks; how many were added.
@@ -115,21 +113,28 @@ class RunLedger:
             raise ValueError(f"{str(path)!r} is another study's ledger: no {', '.join(lacking)}")
         before = len(self.rows)
         with _locked(self.path.parent):
-            self._add(_read(self.path) + other)
-            self._write()
+            self._write(self._with(_read(self.path) + other))
         return len(self.rows) - before
 
-    def _add(self, rows: Sequence[dict]) -> None:
-        """Take the rows of runs this ledger does not hold yet."""
+    def _with(self, rows: Sequence[dict]) -> list[dict]:
+        """The ledger's rows, then those of ``rows`` whose runs it does not hold yet."""
         held = {self.identity(row) for row in self.rows}
+        added = list(self.rows)
         for row in rows:
             if self.identity(row) not in held:
                 held.add(self.identity(row))
-                self.rows.append(row)
+                added.append(row)
+        return added
 
-    def _write(self) -> None:
+    def _write(self, rows: list[dict]) -> None:
+        """Rewrite the file with ``rows``, this ledger's once they are in it.
+
+        An interrupted write (a Ctrl-C, a full disk) leaves the file and the ledger as
+        they were: no run counts as done that the file does not hold.
+        """
         with written_atomically(self.path, private_folder=False) as partial:
-            pd.DataFrame(self.rows).to_csv(partial, index=False)
+            pd.DataFrame(rows).to_csv(partial, index=False)
+        self.rows = rows
 
     def status(self, plan: Sequence[dict], by: Sequence[str]) -> pd.DataFrame:
         """Runs done and planned per case (the settings ``by``).
