@@ -25,7 +25,7 @@ import xarray as xr
 
 from climlatent.checks import check_int, check_number
 from climlatent.draws import REALIZATION_DIM, realizations
-from climlatent.errors import InputDataError
+from climlatent.errors import InputDataError, require_extra
 from climlatent.estimators._refit import global_random_states
 from climlatent.estimators.aux_vae import AuxVAE
 
@@ -213,15 +213,11 @@ def posterior(
     _check_options(noise_std, seed, num_samples=(num_samples, 1), warmup=(warmup, 0),
                    chains=(chains, 1))  # fmt: skip
     check_number("credibility", credibility, low=0, high=1)
-    try:
-        import pyro
-        import pyro.distributions as dist
-        from pyro.infer import MCMC, NUTS
-        from pyro.ops.stats import effective_sample_size, split_gelman_rubin
-    except ImportError as error:  # an optional dependency
-        raise ImportError(
-            "posterior() needs pyro-ppl: pip install 'climlatent[inverse]'"
-        ) from error
+    require_extra("pyro", "inverse", "posterior()")
+    import pyro
+    import pyro.distributions as dist
+    from pyro.infer import MCMC, NUTS
+    from pyro.ops.stats import effective_sample_size, split_gelman_rubin
 
     forward = _Forward(model, *observation_points(model, observations))
     data = torch.as_tensor(observations.values, dtype=torch.float32)
